@@ -1,0 +1,141 @@
+/* io.c - safe descriptor I/O; see io.h. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/io.h"
+#include "base/banned.h"
+
+ssize_t
+io_read_full(int fd, void *buf, size_t n)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = read(fd, (char *)buf + got, n - got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+int
+io_write_full(int fd, const void *buf, size_t n)
+{
+	size_t done = 0;
+	ssize_t r;
+
+	while (done < n) {
+		r = write(fd, (const char *)buf + done, n - done);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+int
+io_pwrite_full(int fd, const void *buf, size_t n, off_t off)
+{
+	size_t done = 0;
+	ssize_t r;
+
+	while (done < n) {
+		r = pwrite(fd, (const char *)buf + done, n - done,
+		    off + (off_t)done);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+ssize_t
+io_pread_full(int fd, void *buf, size_t n, off_t off)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = pread(fd, (char *)buf + got, n - got, off + (off_t)got);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+static const struct {
+	const char	*name;
+	int		 value;
+} errno_names[] = {
+	{ "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EDQUOT", EDQUOT },
+	{ "EFBIG", EFBIG }, { "EACCES", EACCES }, { "EPERM", EPERM },
+	{ "EROFS", EROFS }, { "ENOENT", ENOENT }, { "EINTR", EINTR },
+};
+
+int
+io_fault(const char *site)
+{
+	static int parsed, fault_errno, fault_nth, calls;
+	static char fault_site[64];
+	const char *spec, *c1, *c2;
+	char num[32];
+	size_t i, len;
+
+	if (!parsed) {
+		parsed = 1;
+		spec = getenv("AUTOSYNC_FAULT");
+		if (spec == NULL || (c1 = strchr(spec, ':')) == NULL ||
+		    (size_t)(c1 - spec) >= sizeof(fault_site))
+			return 0;
+		memcpy(fault_site, spec, (size_t)(c1 - spec));
+		fault_site[c1 - spec] = '\0';
+		c2 = strchr(c1 + 1, ':');
+		len = c2 != NULL ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
+		if (len >= sizeof(num))
+			return 0;
+		memcpy(num, c1 + 1, len);
+		num[len] = '\0';
+		fault_errno = atoi(num);
+		for (i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]);
+		    i++)
+			if (strcmp(num, errno_names[i].name) == 0)
+				fault_errno = errno_names[i].value;
+		fault_nth = c2 != NULL ? atoi(c2 + 1) : 1;
+	}
+	if (fault_errno == 0 || strcmp(site, fault_site) != 0)
+		return 0;
+	return ++calls == fault_nth ? fault_errno : 0;
+}
+
+int
+io_fsync(int fd, const char *what, struct as_err *err)
+{
+	int e;
+
+	if ((e = io_fault("fsync")) != 0)
+		return as_err_sys(err, e, "fsync '%s'", what);
+	if (fsync(fd) == -1)
+		return as_err_sys(err, errno, "fsync '%s'", what);
+	return 0;
+}

@@ -1,0 +1,36 @@
+/*
+ * io.h - safe descriptor I/O: full reads and writes, EINTR retried,
+ * and named fault-injection sites for tests.
+ */
+#ifndef AS_IO_H
+#define AS_IO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+
+/*
+ * Read exactly n bytes unless end of file comes first.  Returns the number
+ * of bytes read (< n only at end of file), or -1 with errno set.
+ */
+ssize_t	io_read_full(int fd, void *buf, size_t n);
+/* Write all n bytes; returns 0, or -1 with errno set. */
+int	io_write_full(int fd, const void *buf, size_t n);
+/* pwrite all n bytes at off; returns 0, or -1 with errno set. */
+int	io_pwrite_full(int fd, const void *buf, size_t n, off_t off);
+/* pread up to n bytes at off until n or end of file; -1 with errno. */
+ssize_t	io_pread_full(int fd, void *buf, size_t n, off_t off);
+
+/*
+ * Named fault sites.  With AUTOSYNC_FAULT="site:errno[:nth]" in the
+ * environment (test builds and production alike: it costs one getenv at
+ * start-up), the nth call (default 1st) of io_fault("site") returns the
+ * errno value (a number or a name such as ENOSPC); all others return 0.
+ */
+int	io_fault(const char *site);
+
+/* fsync that reports through err, naming what was synced. */
+int	io_fsync(int fd, const char *what, struct as_err *err);
+
+#endif

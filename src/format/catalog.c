@@ -1,0 +1,499 @@
+/* catalog.c - snapshot catalogs in memory and on disk; see catalog.h. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "format/catalog.h"
+#include "format/path.h"
+#include "format/record.h"
+#include "format/stream.h"
+#include "base/xmalloc.h"
+#include "base/banned.h"
+
+#define HDR_FIXED	44
+#define ENT_FIXED	80
+
+void
+catalog_init(struct catalog *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->hdr.version = CAT_VERSION;
+}
+
+void
+cat_header_release(struct cat_header *h)
+{
+	if (h == NULL)
+		return;
+	free(h->source);
+	h->source = NULL;
+}
+
+void
+catalog_release(struct catalog *c)
+{
+	if (c == NULL)
+		return;
+	cat_header_release(&c->hdr);
+	free(c->ents);
+	free(c->ino_index);
+	buf_release(&c->strings);
+	buf_release(&c->xattrs);
+	buf_release(&c->hashes);
+	catalog_init(c);
+}
+
+static uint32_t
+add_string(struct buf *b, const char *s, size_t len)
+{
+	uint32_t off = (uint32_t)b->len;
+
+	if (b->len + len + 1 > UINT32_MAX)
+		fatal("catalog string arena exceeds 4 GiB");
+	buf_add(b, s, len);
+	buf_add_u8(b, 0);
+	return off;
+}
+
+struct cat_entry *
+catalog_add(struct catalog *c, const struct cat_entry_in *in)
+{
+	struct cat_entry *e;
+
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 1024;
+		c->ents = xreallocarray(c->ents, c->cap, sizeof(*c->ents));
+	}
+	e = &c->ents[c->n++];
+	*e = *in->st;
+	e->path_len = (uint16_t)in->path_len;
+	e->path_off = add_string(&c->strings, in->path, in->path_len);
+	e->aux_len = (uint16_t)in->aux_len;
+	e->aux_off = in->aux_len ? add_string(&c->strings, in->aux,
+	    in->aux_len) : e->path_off + e->path_len;
+	e->xattr_off = c->xattrs.len;
+	e->xattr_len = (uint32_t)in->xattr_len;
+	buf_add(&c->xattrs, in->xattrs, in->xattr_len);
+	e->hash_off = c->hashes.len;
+	e->nblocks = in->nblocks;
+	if (in->hashes != NULL)
+		buf_add(&c->hashes, in->hashes,
+		    (size_t)in->nblocks * CAT_HASH_LEN);
+	else if (in->nblocks != 0) {
+		buf_reserve(&c->hashes, (size_t)in->nblocks * CAT_HASH_LEN);
+		memset(c->hashes.data + c->hashes.len, 0,
+		    (size_t)in->nblocks * CAT_HASH_LEN);
+		c->hashes.len += (size_t)in->nblocks * CAT_HASH_LEN;
+	}
+	return e;
+}
+
+uint8_t *
+catalog_hashes_of(struct catalog *c, const struct cat_entry *e)
+{
+	return c->hashes.data + e->hash_off;
+}
+
+const char *
+catalog_path(const struct catalog *c, const struct cat_entry *e)
+{
+	return (const char *)c->strings.data + e->path_off;
+}
+
+const char *
+catalog_aux(const struct catalog *c, const struct cat_entry *e)
+{
+	return (const char *)c->strings.data + e->aux_off;
+}
+
+const uint8_t *
+catalog_xattrs(const struct catalog *c, const struct cat_entry *e)
+{
+	return c->xattrs.data + e->xattr_off;
+}
+
+long
+catalog_find(const struct catalog *c, const char *path, size_t len)
+{
+	size_t lo = 0, hi = c->n, mid;
+	int r;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		r = path_cmp(catalog_path(c, &c->ents[mid]),
+		    c->ents[mid].path_len, path, len);
+		if (r == 0)
+			return (long)mid;
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static size_t
+ino_slot(uint64_t ino, size_t cap)
+{
+	ino ^= ino >> 33;
+	ino *= UINT64_C(0xff51afd7ed558ccd);
+	ino ^= ino >> 33;
+	return (size_t)ino & (cap - 1);
+}
+
+long
+catalog_find_ino(struct catalog *c, uint64_t ino)
+{
+	size_t i, s;
+
+	if (c->ino_index == NULL) {
+		c->ino_cap = 16;
+		while (c->ino_cap < c->n * 2)
+			c->ino_cap *= 2;
+		c->ino_index = xcalloc(c->ino_cap, sizeof(*c->ino_index));
+		for (i = 0; i < c->n; i++) {
+			s = ino_slot(c->ents[i].ino, c->ino_cap);
+			while (c->ino_index[s] != 0 &&
+			    c->ents[c->ino_index[s] - 1].ino != c->ents[i].ino)
+				s = (s + 1) & (c->ino_cap - 1);
+			if (c->ino_index[s] == 0)	/* keep the first */
+				c->ino_index[s] = (uint32_t)i + 1;
+		}
+	}
+	s = ino_slot(ino, c->ino_cap);
+	while (c->ino_index[s] != 0) {
+		if (c->ents[c->ino_index[s] - 1].ino == ino)
+			return (long)c->ino_index[s] - 1;
+		s = (s + 1) & (c->ino_cap - 1);
+	}
+	return -1;
+}
+
+int
+catalog_check_order(const struct catalog *c, struct as_err *err)
+{
+	size_t i;
+
+	for (i = 1; i < c->n; i++)
+		if (path_cmp(catalog_path(c, &c->ents[i - 1]),
+		    c->ents[i - 1].path_len, catalog_path(c, &c->ents[i]),
+		    c->ents[i].path_len) >= 0)
+			return as_err_set(err, AS_E_MALFORMED, 0,
+			    "catalog entry %zu is out of order", i);
+	return 0;
+}
+
+void
+catalog_encode(const struct catalog *c, struct buf *out)
+{
+	uint64_t chain = REC_SEED_CATALOG;
+	uint8_t f[HDR_FIXED + 256 + AS_PATH_MAX_BUF];
+	size_t i, nl, sl, done, n;
+	const struct cat_entry *e;
+
+	nl = strlen(c->hdr.name);
+	sl = c->hdr.source ? strlen(c->hdr.source) : 0;
+	put_le32(f, CAT_VERSION);
+	put_le32(f + 4, c->hdr.kind);
+	put_le32(f + 8, c->hdr.block_size);
+	put_le32(f + 12, c->hdr.flags);
+	put_le64(f + 16, c->hdr.guid);
+	put_le64(f + 24, c->hdr.base_guid);
+	put_le64(f + 32, (uint64_t)c->hdr.time_ns);
+	put_le16(f + 40, (uint16_t)nl);
+	put_le16(f + 42, (uint16_t)sl);
+	memcpy(f + HDR_FIXED, c->hdr.name, nl);
+	if (sl)
+		memcpy(f + HDR_FIXED + nl, c->hdr.source, sl);
+	rec_encode(out, &chain, CAT_REC_HEADER, f, HDR_FIXED + nl + sl,
+	    NULL, 0);
+	for (i = 0; i < c->n; i++) {
+		struct buf tmp = BUF_INIT;
+		uint8_t ef[ENT_FIXED];
+		uint32_t inl;
+
+		e = &c->ents[i];
+		put_le32(ef, e->mode);
+		put_le32(ef + 4, e->uid);
+		put_le32(ef + 8, e->gid);
+		put_le32(ef + 12, e->nlink);
+		put_le32(ef + 16, e->flags);
+		put_le64(ef + 20, e->ino);
+		put_le64(ef + 28, e->size);
+		put_le64(ef + 36, e->rdev);
+		put_le64(ef + 44, (uint64_t)e->mtime_sec);
+		put_le64(ef + 52, (uint64_t)e->ctime_sec);
+		put_le32(ef + 60, e->mtime_nsec);
+		put_le32(ef + 64, e->ctime_nsec);
+		put_le32(ef + 68, e->nblocks);
+		put_le16(ef + 72, e->path_len);
+		put_le16(ef + 74, e->aux_len);
+		put_le32(ef + 76, e->xattr_len);
+		/* hashes that fit go inline; the rest in HASHES records */
+		inl = e->nblocks < CAT_HASHES_PER_REC / 2 ? e->nblocks :
+		    CAT_HASHES_PER_REC / 2;
+		buf_add(&tmp, ef, ENT_FIXED);
+		buf_add(&tmp, catalog_path(c, e), e->path_len);
+		buf_add(&tmp, catalog_aux(c, e), e->aux_len);
+		buf_add(&tmp, catalog_xattrs(c, e), e->xattr_len);
+		rec_encode(out, &chain, CAT_REC_ENTRY, tmp.data, tmp.len,
+		    c->hashes.data + e->hash_off, (size_t)inl * CAT_HASH_LEN);
+		buf_release(&tmp);
+		for (done = inl; done < e->nblocks; done += n) {
+			n = e->nblocks - done;
+			if (n > CAT_HASHES_PER_REC)
+				n = CAT_HASHES_PER_REC;
+			rec_encode(out, &chain, CAT_REC_HASHES,
+			    c->hashes.data + e->hash_off +
+			    done * CAT_HASH_LEN, n * CAT_HASH_LEN, NULL, 0);
+		}
+	}
+	put_le64(f, (uint64_t)c->n);
+	rec_encode(out, &chain, CAT_REC_END, f, 8, NULL, 0);
+}
+
+static int
+dec_header(struct cat_header *h, const struct rec *r, struct as_err *err)
+{
+	const uint8_t *p = r->payload;
+	uint16_t nl, sl;
+
+	if (r->type != CAT_REC_HEADER || r->len < HDR_FIXED)
+		return as_err_set(err, AS_E_MALFORMED, 0,
+		    "not an autosync catalog");
+	memset(h, 0, sizeof(*h));
+	h->version = le32(p);
+	if (h->version != CAT_VERSION)
+		return as_err_set(err, AS_E_UNSUPPORTED, 0,
+		    "catalog version %u is not supported", h->version);
+	h->kind = le32(p + 4);
+	h->block_size = le32(p + 8);
+	h->flags = le32(p + 12);
+	h->guid = le64(p + 16);
+	h->base_guid = le64(p + 24);
+	h->time_ns = (int64_t)le64(p + 32);
+	nl = le16(p + 40);
+	sl = le16(p + 42);
+	if (r->len != HDR_FIXED + (uint32_t)nl + sl || nl > 255 ||
+	    sl > AS_PATH_MAX || h->guid == 0)
+		return as_err_set(err, AS_E_MALFORMED,
+		    0, "catalog header is malformed");
+	if (h->block_size < AS_BLOCK_MIN || h->block_size > AS_BLOCK_MAX ||
+	    (h->block_size & (h->block_size - 1)) != 0)
+		return as_err_set(err, AS_E_MALFORMED, 0,
+		    "catalog block size %u is invalid", h->block_size);
+	memcpy(h->name, p + HDR_FIXED, nl);
+	h->name[nl] = '\0';
+	h->source = xstrndup((const char *)p + HDR_FIXED + nl, sl);
+	return 0;
+}
+
+int
+catalog_decode_header(struct cat_header *h, const uint8_t *data, size_t len,
+    struct as_err *err)
+{
+	struct rec_dec d;
+	struct rec r;
+	size_t used;
+	int rc;
+
+	rec_dec_init(&d, REC_SEED_CATALOG, "catalog");
+	rc = rec_dec_feed(&d, data, len, &used, &r, err);
+	if (rc == 0)
+		rc = as_err_set(err, AS_E_TRUNCATED, 0, "catalog truncated");
+	else if (rc == 1)
+		rc = dec_header(h, &r, err);
+	rec_dec_release(&d);
+	return rc;
+}
+
+/* One CAT_REC_ENTRY into c; hashes beyond the inline ones come later. */
+static int
+dec_entry(struct catalog *c, const struct rec *r, uint32_t *hashes_left,
+    struct as_err *err)
+{
+	const uint8_t *p = r->payload;
+	struct cat_entry st;
+	struct cat_entry_in in;
+	size_t hl, inl, pos = 0;
+	const char *n;
+	const uint8_t *v;
+	size_t nlen, vlen;
+	int x;
+
+	if (r->len < ENT_FIXED)
+		return as_err_set(err, AS_E_MALFORMED, 0,
+		    "catalog entry %zu is short", c->n);
+	memset(&st, 0, sizeof(st));
+	st.mode = le32(p);
+	st.uid = le32(p + 4);
+	st.gid = le32(p + 8);
+	st.nlink = le32(p + 12);
+	st.flags = le32(p + 16);
+	st.ino = le64(p + 20);
+	st.size = le64(p + 28);
+	st.rdev = le64(p + 36);
+	st.mtime_sec = (int64_t)le64(p + 44);
+	st.ctime_sec = (int64_t)le64(p + 52);
+	st.mtime_nsec = le32(p + 60);
+	st.ctime_nsec = le32(p + 64);
+	st.nblocks = le32(p + 68);
+	memset(&in, 0, sizeof(in));
+	in.st = &st;
+	in.path_len = le16(p + 72);
+	in.aux_len = le16(p + 74);
+	in.xattr_len = le32(p + 76);
+	in.nblocks = st.nblocks;
+	hl = (size_t)r->len - ENT_FIXED;
+	if (in.path_len + in.aux_len + in.xattr_len > hl)
+		return as_err_set(err, AS_E_MALFORMED, 0,
+		    "catalog entry %zu overruns its record", c->n);
+	hl -= in.path_len + in.aux_len + in.xattr_len;
+	if (hl % CAT_HASH_LEN != 0 || hl / CAT_HASH_LEN > st.nblocks)
+		return as_err_set(err, AS_E_MALFORMED, 0,
+		    "catalog entry %zu has a bad hash count", c->n);
+	inl = hl / CAT_HASH_LEN;
+	in.path = (const char *)p + ENT_FIXED;
+	in.aux = in.path + in.path_len;
+	in.xattrs = (const uint8_t *)in.aux + in.aux_len;
+	if (path_check(in.path, in.path_len, 1, err) == -1 ||
+	    memchr(in.aux, '\0', in.aux_len) != NULL)
+		return as_err_prefix(err, "catalog entry %zu", c->n);
+	if (st.size > (uint64_t)AS_SIZE_MAX || st.mtime_nsec >= 1000000000u ||
+	    st.ctime_nsec >= 1000000000u ||
+	    (uint64_t)st.nblocks * c->hdr.block_size > (uint64_t)AS_SIZE_MAX +
+	    c->hdr.block_size)
+		return as_err_set(err, AS_E_MALFORMED, 0,
+		    "catalog entry %zu has out-of-range fields", c->n);
+	while ((x = xattr_blob_next(in.xattrs, in.xattr_len, &pos, &n, &nlen,
+	    &v, &vlen)) == 1)
+		;
+	if (x == -1)
+		return as_err_set(err, AS_E_MALFORMED, 0,
+		    "catalog entry %zu has malformed xattrs", c->n);
+	/* add with inline hashes, zero-fill the rest for HASHES records */
+	in.hashes = NULL;
+	{
+		struct cat_entry *e = catalog_add(c, &in);
+		memcpy(catalog_hashes_of(c, e), in.xattrs + in.xattr_len,
+		    inl * CAT_HASH_LEN);
+	}
+	*hashes_left = st.nblocks - (uint32_t)inl;
+	return 0;
+}
+
+int
+catalog_decode(struct catalog *c, const uint8_t *data, size_t len,
+    struct as_err *err)
+{
+	struct rec_dec d;
+	struct rec r;
+	size_t used, off = 0;
+	uint32_t hashes_left = 0, n;
+	int rc, state = 0;	/* 0 header, 1 entries, 2 done */
+	struct cat_entry *last = NULL;
+
+	rec_dec_init(&d, REC_SEED_CATALOG, "catalog");
+	for (;;) {
+		rc = rec_dec_feed(&d, data + off, len - off, &used, &r, err);
+		off += used;
+		if (rc == -1)
+			goto fail;
+		if (rc == 0) {
+			as_err_set(err, AS_E_TRUNCATED, 0,
+			    "catalog truncated after %zu entries", c->n);
+			goto fail;
+		}
+		if (state == 2) {
+			as_err_set(err, AS_E_MALFORMED, 0,
+			    "catalog has data after its end");
+			goto fail;
+		}
+		if (state == 0) {
+			if (dec_header(&c->hdr, &r, err) == -1)
+				goto fail;
+			state = 1;
+		} else if (r.type == CAT_REC_HASHES) {
+			n = r.len / CAT_HASH_LEN;
+			if (last == NULL || r.len % CAT_HASH_LEN != 0 ||
+			    n == 0 || n > hashes_left) {
+				as_err_set(err, AS_E_MALFORMED, 0,
+				    "catalog has a misplaced hash record");
+				goto fail;
+			}
+			memcpy(catalog_hashes_of(c, last) + (size_t)(last->nblocks -
+			    hashes_left) * CAT_HASH_LEN, r.payload, r.len);
+			hashes_left -= n;
+		} else if (hashes_left != 0) {
+			as_err_set(err, AS_E_MALFORMED, 0,
+			    "catalog entry %zu lacks %u hashes", c->n,
+			    hashes_left);
+			goto fail;
+		} else if (r.type == CAT_REC_ENTRY) {
+			if (dec_entry(c, &r, &hashes_left, err) == -1)
+				goto fail;
+			last = &c->ents[c->n - 1];
+			if (c->n > 1 && path_cmp(catalog_path(c, last - 1),
+			    last[-1].path_len, catalog_path(c, last),
+			    last->path_len) >= 0) {
+				as_err_set(err, AS_E_MALFORMED, 0,
+				    "catalog entry %zu is out of order",
+				    c->n - 1);
+				goto fail;
+			}
+		} else if (r.type == CAT_REC_END) {
+			if (r.len != 8 || le64(r.payload) != c->n) {
+				as_err_set(err, AS_E_MALFORMED, 0,
+				    "catalog end does not match its entries");
+				goto fail;
+			}
+			state = 2;
+			if (off == len)
+				break;
+		} else {
+			as_err_set(err, AS_E_MALFORMED, 0,
+			    "catalog has an unknown record type 0x%x", r.type);
+			goto fail;
+		}
+	}
+	rec_dec_release(&d);
+	return 0;
+fail:
+	rec_dec_release(&d);
+	catalog_release(c);
+	return -1;
+}
+
+int
+xattr_blob_next(const uint8_t *blob, size_t len, size_t *pos,
+    const char **name, size_t *name_len, const uint8_t **value,
+    size_t *value_len)
+{
+	size_t p = *pos, nl, vl;
+
+	if (p == len)
+		return 0;
+	if (len - p < 6)
+		return -1;
+	nl = le16(blob + p);
+	vl = le32(blob + p + 2);
+	if (nl == 0 || nl > AS_XATTR_NAME_MAX || vl > AS_XATTR_VALUE_MAX ||
+	    len - p - 6 < nl + vl)
+		return -1;
+	*name = (const char *)blob + p + 6;
+	*name_len = nl;
+	*value = blob + p + 6 + nl;
+	*value_len = vl;
+	*pos = p + 6 + nl + vl;
+	return 1;
+}
+
+void
+xattr_blob_add(struct buf *blob, const char *name, size_t name_len,
+    const void *value, size_t value_len)
+{
+	buf_add_u16(blob, (uint16_t)name_len);
+	buf_add_u32(blob, (uint32_t)value_len);
+	buf_add(blob, name, name_len);
+	buf_add(blob, value, value_len);
+}

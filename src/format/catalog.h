@@ -1,0 +1,141 @@
+/*
+ * catalog.h - a snapshot of a tree on the portable engine, in memory and
+ * as a file.
+ *
+ * A catalog lists every entry of the tree in path_cmp() order with its
+ * metadata and, for regular files, an XXH3-128 hash of each block_size
+ * block (a hole hashes like zeros).  On disk it is a record file
+ * (record.h, seed REC_SEED_CATALOG): CAT_HEADER, CAT_ENTRY..., CAT_END.
+ * In memory the entries are fixed-size structs whose strings, xattrs and
+ * hashes live in three shared arenas, so a tree of 100k entries costs
+ * ~100 bytes per entry plus its paths and hashes.
+ */
+#ifndef AS_CATALOG_H
+#define AS_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+
+#define CAT_REC_HEADER	0x101
+#define CAT_REC_ENTRY	0x102
+#define CAT_REC_END	0x103
+#define CAT_REC_HASHES	0x104		/* continuation: more block hashes */
+#define CAT_HASHES_PER_REC 65536
+#define CAT_VERSION	1
+#define CAT_HASH_LEN	16		/* XXH3-128, big-endian digest bytes */
+
+#define CAT_EF_NOTPIT	0x01		/* content not point-in-time */
+
+struct cat_header {
+	uint32_t	 version;
+	uint32_t	 kind;		/* enum as_kind */
+	uint32_t	 block_size;
+	uint32_t	 flags;
+	uint64_t	 guid;		/* never 0 */
+	uint64_t	 base_guid;	/* snapshot it was taken relative to, or 0 */
+	int64_t		 time_ns;	/* creation time */
+	char		 name[256];	/* snapshot name */
+	char		*source;	/* owned: the dataset's path */
+};
+
+struct cat_entry {
+	uint64_t	ino;
+	uint64_t	size;
+	uint64_t	rdev;
+	int64_t		mtime_sec;
+	int64_t		ctime_sec;
+	uint32_t	mtime_nsec;
+	uint32_t	ctime_nsec;
+	uint32_t	mode;
+	uint32_t	uid;
+	uint32_t	gid;
+	uint32_t	nlink;
+	uint32_t	flags;		/* CAT_EF_* */
+	uint32_t	path_off;	/* into strings; NUL-terminated */
+	uint16_t	path_len;
+	uint16_t	aux_len;	/* symlink target length */
+	uint32_t	aux_off;	/* into strings; NUL-terminated */
+	uint32_t	xattr_len;	/* bytes of the xattr blob */
+	uint64_t	xattr_off;	/* into xattrs */
+	uint64_t	hash_off;	/* into hashes, in bytes */
+	uint32_t	nblocks;	/* hashes: CAT_HASH_LEN bytes each */
+};
+
+/*
+ * Entry fields as given to catalog_add(): the same values with plain
+ * pointers.  xattrs is a blob of records {u16 name_len, u32 value_len,
+ * name, value}, sorted by name (see xattr_blob_next()).
+ */
+struct cat_entry_in {
+	const struct cat_entry *st;	/* numeric fields; offsets ignored */
+	const char	*path;
+	size_t		 path_len;
+	const char	*aux;
+	size_t		 aux_len;
+	const uint8_t	*xattrs;
+	size_t		 xattr_len;
+	const uint8_t	*hashes;	/* nblocks * CAT_HASH_LEN bytes */
+	uint32_t	 nblocks;
+};
+
+struct catalog {
+	struct cat_header hdr;
+	struct cat_entry *ents;		/* sorted by path_cmp() */
+	size_t		 n;
+	size_t		 cap;
+	struct buf	 strings;
+	struct buf	 xattrs;
+	struct buf	 hashes;
+	uint32_t	*ino_index;	/* open-addressed: entry index + 1 */
+	size_t		 ino_cap;
+};
+
+void	catalog_init(struct catalog *c);
+void	catalog_release(struct catalog *c);
+/* Append a copy of an entry; the caller keeps path_cmp() order. */
+struct cat_entry *catalog_add(struct catalog *c, const struct cat_entry_in *in);
+/* Reserve room for nblocks hashes of the last-added entry and return it. */
+uint8_t	*catalog_hashes_of(struct catalog *c, const struct cat_entry *e);
+const char *catalog_path(const struct catalog *c, const struct cat_entry *e);
+const char *catalog_aux(const struct catalog *c, const struct cat_entry *e);
+const uint8_t *catalog_xattrs(const struct catalog *c,
+	    const struct cat_entry *e);
+/* Entry index for a path, or -1 (binary search). */
+long	catalog_find(const struct catalog *c, const char *path, size_t len);
+/*
+ * Entry index of the first entry with inode ino, or -1.  The index is
+ * built on first use; do not add entries afterwards.
+ */
+long	catalog_find_ino(struct catalog *c, uint64_t ino);
+/* 0 when entries are strictly in path_cmp() order, else -1 MALFORMED. */
+int	catalog_check_order(const struct catalog *c, struct as_err *err);
+
+/* Serialise the whole catalog as a record file into out. */
+void	catalog_encode(const struct catalog *c, struct buf *out);
+/*
+ * Parse a whole catalog file held in memory into c (initialised by the
+ * caller).  Validates framing, checksums, bounds, paths and order; on
+ * failure c is released and -1 is returned.
+ */
+int	catalog_decode(struct catalog *c, const uint8_t *data, size_t len,
+	    struct as_err *err);
+/* Parse only the header (the first record) of a catalog file. */
+int	catalog_decode_header(struct cat_header *h, const uint8_t *data,
+	    size_t len, struct as_err *err);
+void	cat_header_release(struct cat_header *h);
+
+/*
+ * Walk an xattr blob: returns 1 and fills name/value for the record at
+ * *pos and advances it, 0 at the end, -1 if the blob is malformed.
+ */
+int	xattr_blob_next(const uint8_t *blob, size_t len, size_t *pos,
+	    const char **name, size_t *name_len, const uint8_t **value,
+	    size_t *value_len);
+/* Append one xattr to a blob under construction. */
+void	xattr_blob_add(struct buf *blob, const char *name, size_t name_len,
+	    const void *value, size_t value_len);
+
+#endif

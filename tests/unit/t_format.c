@@ -1,0 +1,232 @@
+/* t_format.c - stream and catalog codecs: round trips, truncation, flips. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "format/catalog.h"
+#include "format/path.h"
+#include "format/stream.h"
+
+/* A small stream with every record type. */
+static void
+build_stream(struct buf *out)
+{
+	struct stream_enc e;
+	struct as_begin b = { .version = AS_STREAM_VERSION, .kind = AS_KIND_DIR,
+	    .block_size = AS_BLOCK_DEFAULT, .base_guid = 0, .target_guid = 42,
+	    .time_ns = 1, .name = "monday", .name_len = 6, .source = "/srv",
+	    .source_len = 4 };
+	struct as_entry root = { .op = AS_OP_ATTR, .mode = S_IFDIR | 0755 };
+	struct as_entry f = { .op = AS_OP_CREATE, .flags = AS_EF_XATTRS,
+	    .mode = S_IFREG | 0644, .nxattr = 1, .size = 10000,
+	    .path = "a/b", .path_len = 3 };
+	struct as_xattr x = { .name = "user.k", .name_len = 6,
+	    .value = (const uint8_t *)"v", .value_len = 1 };
+	struct as_entry l = { .op = AS_OP_CREATE, .mode = S_IFLNK | 0777,
+	    .path = "a/l", .path_len = 3, .aux = "../x", .aux_len = 4 };
+	static uint8_t data[100];
+
+	stream_enc_init(&e, out);
+	stream_enc_begin(&e, &b);
+	root.path = "";
+	stream_enc_entry(&e, &root);
+	stream_enc_entry(&e, &f);
+	stream_enc_xattr(&e, &x);
+	stream_enc_data(&e, 0, data, sizeof(data));
+	stream_enc_hole(&e, 100, 9000);
+	stream_enc_data(&e, 9100, data, sizeof(data));
+	stream_enc_entry(&e, &l);
+	stream_enc_end(&e);
+}
+
+/* Decode a whole buffer, feeding it in chunks of step bytes. */
+static int
+decode_all(const uint8_t *p, size_t len, size_t step, int *nrec,
+    struct as_err *err)
+{
+	struct stream_dec d;
+	struct as_rec r;
+	size_t off = 0, used, n;
+	int rc = 0;
+
+	*nrec = 0;
+	stream_dec_init(&d);
+	while (off < len) {
+		n = len - off < step ? len - off : step;
+		rc = stream_dec_feed(&d, p + off, n, &used, &r, err);
+		off += used;
+		if (rc == -1)
+			goto out;
+		if (rc == 1)
+			(*nrec)++;
+	}
+	rc = stream_dec_finish(&d, err);
+out:
+	stream_dec_release(&d);
+	return rc;
+}
+
+static void
+test_stream_roundtrip(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct as_err err;
+	int n;
+
+	(void)state;
+	build_stream(&b);
+	assert_int_equal(decode_all(b.data, b.len, b.len, &n, &err), 0);
+	assert_int_equal(n, 9);
+	assert_int_equal(decode_all(b.data, b.len, 1, &n, &err), 0);
+	assert_int_equal(n, 9);
+	buf_release(&b);
+}
+
+static void
+test_stream_truncation_every_byte(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct as_err err;
+	size_t cut;
+	int n;
+
+	(void)state;
+	build_stream(&b);
+	for (cut = 0; cut < b.len; cut++) {
+		assert_int_equal(decode_all(b.data, cut, 7, &n, &err), -1);
+		assert_int_equal(err.code, AS_E_TRUNCATED);
+	}
+	buf_release(&b);
+}
+
+static void
+test_stream_bitflip_every_bit(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct as_err err;
+	size_t i;
+	int bit, n;
+
+	(void)state;
+	build_stream(&b);
+	for (i = 0; i < b.len; i++)
+		for (bit = 0; bit < 8; bit++) {
+			b.data[i] ^= (uint8_t)(1 << bit);
+			assert_int_equal(decode_all(b.data, b.len, 4096, &n,
+			    &err), -1);
+			b.data[i] ^= (uint8_t)(1 << bit);
+		}
+	buf_release(&b);
+}
+
+static void
+test_stream_trailing_garbage(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct as_err err;
+	int n;
+
+	(void)state;
+	build_stream(&b);
+	buf_add_u8(&b, 0);
+	assert_int_equal(decode_all(b.data, b.len, 3, &n, &err), -1);
+	assert_int_equal(err.code, AS_E_MALFORMED);
+	buf_release(&b);
+}
+
+static void
+test_path_rules(void **state)
+{
+	static const struct { const char *p; int ok; } cases[] = {
+		{ "a", 1 }, { "a/b", 1 }, { "a b/\x1b[2J", 1 },
+		{ "/etc/x", 0 }, { "../x", 0 }, { "a/../../x", 0 },
+		{ "a/./../..", 0 }, { "//x", 0 }, { "a//b", 0 }, { ".", 0 },
+		{ "..", 0 }, { "a/", 0 }, { "a/..", 0 }, { "a/.", 0 },
+		{ ".autosync", 0 }, { ".autosync/x", 0 }, { "x/.autosync", 1 },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_int_equal(path_check(cases[i].p, strlen(cases[i].p), 0,
+		    NULL) == 0, cases[i].ok);
+	assert_int_equal(path_check("", 0, 0, NULL), -1);
+	assert_int_equal(path_check("", 0, 1, NULL), 0);
+	assert_true(path_cmp("a/b", 3, "a-b", 3) < 0);
+	assert_true(path_cmp("a", 1, "a/b", 3) < 0);
+	assert_true(path_cmp("a/z", 3, "aa", 2) < 0);
+}
+
+static void
+test_catalog_roundtrip(void **state)
+{
+	struct catalog c, d;
+	struct cat_entry st;
+	struct cat_entry_in in;
+	struct buf out = BUF_INIT, xb = BUF_INIT;
+	struct as_err err;
+	static uint8_t hashes[70000 * CAT_HASH_LEN];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(hashes); i++)
+		hashes[i] = (uint8_t)(i * 7);
+	catalog_init(&c);
+	c.hdr.kind = AS_KIND_DIR;
+	c.hdr.block_size = AS_BLOCK_DEFAULT;
+	c.hdr.guid = 7;
+	memcpy(c.hdr.name, "snap", 5);
+	memset(&st, 0, sizeof(st));
+	memset(&in, 0, sizeof(in));
+	in.st = &st;
+	st.mode = S_IFDIR | 0755;
+	in.path = "";
+	catalog_add(&c, &in);
+	st.mode = S_IFREG | 0644;
+	st.ino = 99;
+	in.path = "big";
+	in.path_len = 3;
+	in.hashes = hashes;
+	in.nblocks = 70000;
+	xattr_blob_add(&xb, "user.a", 6, "1", 1);
+	in.xattrs = xb.data;
+	in.xattr_len = xb.len;
+	catalog_add(&c, &in);
+	catalog_encode(&c, &out);
+	catalog_init(&d);
+	assert_int_equal(catalog_decode(&d, out.data, out.len, &err), 0);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.ents[1].nblocks, 70000);
+	assert_memory_equal(catalog_hashes_of(&d, &d.ents[1]), hashes,
+	    sizeof(hashes));
+	assert_int_equal(catalog_find(&d, "big", 3), 1);
+	assert_int_equal(catalog_find_ino(&d, 99), 1);
+	assert_int_equal(catalog_find(&d, "nope", 4), -1);
+	catalog_release(&d);
+	for (i = 0; i < out.len; i += 97) {
+		catalog_init(&d);
+		assert_int_equal(catalog_decode(&d, out.data, i, &err), -1);
+	}
+	catalog_release(&c);
+	buf_release(&out);
+	buf_release(&xb);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stream_roundtrip),
+		cmocka_unit_test(test_stream_truncation_every_byte),
+		cmocka_unit_test(test_stream_bitflip_every_bit),
+		cmocka_unit_test(test_stream_trailing_garbage),
+		cmocka_unit_test(test_path_rules),
+		cmocka_unit_test(test_catalog_roundtrip),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
