@@ -1,0 +1,966 @@
+/*
+ * dir_scan.c - walk a directory tree into a catalog; see dir.h.
+ *
+ * The walk is iterative: one frame per directory on the path from the
+ * root to the current entry, each holding its children's names (sorted
+ * bytewise, so that the output comes in path_cmp() order) on a shared
+ * stack.  Only the first SCAN_KEEP_FDS ancestors keep their descriptor;
+ * a deeper directory is reopened beneath the nearest one that kept it
+ * when the walk comes back to it, so that a deep tree costs neither
+ * stack nor descriptors.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "base/io.h"
+#include "base/xmalloc.h"
+#include "driver/dir.h"
+#include "driver/scan_util.h"
+#include "format/path.h"
+#include "format/stream.h"
+#include "base/banned.h"
+
+#define SCAN_KEEP_FDS	64
+#define DENTS_BUF	32768
+
+/* A directory being listed. */
+struct frame {
+	int		 fd;		/* -1: closed, reopen when needed */
+	uint32_t	 plen;		/* length of its path in s->path */
+	size_t		 first;		/* its children: s->kids[first..] */
+	size_t		 nkids;
+	size_t		 next;		/* next child to visit */
+	size_t		 names_mark;	/* s->names.len before its children */
+	uint64_t	 ino;		/* to check a reopened directory */
+	uint64_t	 dev;
+};
+
+struct scan {
+	const char	*root;
+	int		 rootfd;
+	int		 flags;
+	uint32_t	 bs;
+	uint64_t	 dev;		/* the root's file system */
+	const struct catalog *base;
+	size_t		 bpos;		/* merge cursor into base */
+	int		 base_hashes;	/* base block size equals ours */
+	struct catalog	*out;
+	struct dir_stats *st;
+	struct frame	*fr;
+	size_t		 nfr;
+	size_t		 frcap;
+	struct buf	 names;		/* children names, NUL-terminated */
+	size_t		*kids;		/* offsets into names */
+	size_t		 nkids;
+	size_t		 kidcap;
+	struct buf	 xattrs;	/* the current entry's blob */
+	struct buf	 hashes;	/* the current entry's block hashes */
+	struct scan_xa	 xa;
+	uint8_t		*rbuf;
+	size_t		 rlen;
+	char		 link[AS_PATH_MAX + 2];
+	uint64_t	 dents[DENTS_BUF / 8];	/* aligned for dirent64 */
+	char		 path[AS_PATH_MAX + AS_NAME_MAX + 2];
+};
+
+/* Helpers shared with dir_send.c (scan_util.h). */
+
+void
+scan_xa_init(struct scan_xa *x)
+{
+	memset(x, 0, sizeof(*x));
+	x->val = xmalloc(AS_XATTR_VALUE_MAX);
+}
+
+void
+scan_xa_release(struct scan_xa *x)
+{
+	if (x == NULL)
+		return;
+	buf_release(&x->names);
+	free(x->sorted);
+	free(x->val);
+	memset(x, 0, sizeof(*x));
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static ssize_t
+xa_list(int fd, const char *proc, char *p, size_t n)
+{
+	return proc != NULL ? listxattr(proc, p, n) : flistxattr(fd, p, n);
+}
+
+static ssize_t
+xa_get(int fd, const char *proc, const char *name, void *p, size_t n)
+{
+	return proc != NULL ? getxattr(proc, name, p, n) :
+	    fgetxattr(fd, name, p, n);
+}
+
+int
+scan_xattrs(int fd, int opath, struct scan_xa *x, struct buf *blob)
+{
+	char procbuf[64], *proc = NULL;
+	ssize_t n, v;
+	size_t i, cnt;
+	char *p, *end;
+
+	buf_reset(blob);
+	if (opath) {
+		/*
+		 * An O_PATH descriptor has no f*xattr on older kernels; the
+		 * magic link reaches the very inode (a symlink included)
+		 * without resolving any name again.
+		 */
+		snprintf(procbuf, sizeof(procbuf), "/proc/self/fd/%d", fd);
+		proc = procbuf;
+	}
+	for (;;) {
+		n = xa_list(fd, proc, NULL, 0);
+		if (n == -1) {
+			if (errno == ENOTSUP)
+				return 0;
+			return -1;
+		}
+		if (n == 0)
+			return 0;
+		buf_reset(&x->names);
+		buf_reserve(&x->names, (size_t)n + 1);
+		n = xa_list(fd, proc, (char *)x->names.data, (size_t)n);
+		if (n == -1 && errno == ERANGE)
+			continue;	/* grew meanwhile */
+		if (n == -1)
+			return -1;
+		break;
+	}
+	x->names.data[n] = '\0';
+	x->names.len = (size_t)n;
+	cnt = 0;
+	p = (char *)x->names.data;
+	end = p + n;
+	for (; p < end; p += strlen(p) + 1) {
+		if (*p == '\0')
+			continue;
+		if (cnt == x->cap) {
+			x->cap = x->cap ? x->cap * 2 : 16;
+			x->sorted = xreallocarray(x->sorted, x->cap,
+			    sizeof(*x->sorted));
+		}
+		x->sorted[cnt++] = p;
+	}
+	if (cnt > AS_XATTRS_MAX) {
+		errno = E2BIG;
+		return -1;
+	}
+	qsort(x->sorted, cnt, sizeof(*x->sorted), cmp_str);
+	for (i = 0; i < cnt; i++) {
+		v = xa_get(fd, proc, x->sorted[i], x->val,
+		    AS_XATTR_VALUE_MAX);
+		if (v == -1) {
+			if (errno == ENODATA)
+				continue;	/* removed meanwhile */
+			return -1;
+		}
+		if (strlen(x->sorted[i]) > AS_XATTR_NAME_MAX) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		xattr_blob_add(blob, x->sorted[i], strlen(x->sorted[i]),
+		    x->val, (size_t)v);
+	}
+	return 0;
+}
+
+void
+scan_hash(const void *p, size_t len, uint8_t out[CAT_HASH_LEN])
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(p, len));
+	memcpy(out, c.digest, CAT_HASH_LEN);
+}
+
+void
+scan_zero_hash(uint64_t len, uint8_t out[CAT_HASH_LEN])
+{
+	static const uint8_t zeros[65536];
+	XXH3_state_t *st;
+	XXH128_canonical_t c;
+	uint64_t n;
+
+	if (len <= sizeof(zeros)) {
+		scan_hash(zeros, (size_t)len, out);
+		return;
+	}
+	if ((st = XXH3_createState()) == NULL)
+		fatal("out of memory");
+	XXH3_128bits_reset(st);
+	while (len > 0) {
+		n = len < sizeof(zeros) ? len : sizeof(zeros);
+		XXH3_128bits_update(st, zeros, (size_t)n);
+		len -= n;
+	}
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+	XXH3_freeState(st);
+	memcpy(out, c.digest, CAT_HASH_LEN);
+}
+
+uint64_t
+scan_nblocks(uint64_t size, uint32_t block_size)
+{
+	return size / block_size + (size % block_size != 0);
+}
+
+int
+scan_hash_fd(int fd, uint64_t size, uint32_t bs, uint8_t *hashes,
+    uint8_t *rbuf, size_t rlen, uint64_t *nread)
+{
+	uint64_t nb = scan_nblocks(size, bs), b = 0, off, blen, end, i;
+	uint64_t dstart = 0, dend = 0;
+	uint8_t zh[CAT_HASH_LEN];
+	int have_zh = 0;
+	off_t r;
+	ssize_t got;
+
+	while (b < nb) {
+		off = b * bs;
+		blen = size - off < bs ? size - off : bs;
+		if (off >= dend) {
+			/* the next data extent at or after off */
+			r = lseek(fd, (off_t)off, SEEK_DATA);
+			if (r == -1 && errno == ENXIO)
+				dstart = dend = size;
+			else if (r == -1 && (errno == EINVAL ||
+			    errno == EOPNOTSUPP))
+				dstart = off, dend = size;	/* no holes */
+			else if (r == -1)
+				return -1;
+			else {
+				dstart = (uint64_t)r;
+				r = lseek(fd, r, SEEK_HOLE);
+				dend = r == -1 ? size : (uint64_t)r;
+			}
+			if (dstart > size)
+				dstart = size;
+			if (dend > size || dend <= off)
+				dend = size;
+		}
+		if (off + blen <= dstart) {
+			/* wholly in a hole: nothing to read */
+			if (blen == bs) {
+				if (!have_zh) {
+					scan_zero_hash(bs, zh);
+					have_zh = 1;
+				}
+				memcpy(hashes + b * CAT_HASH_LEN, zh,
+				    CAT_HASH_LEN);
+			} else
+				scan_zero_hash(blen, hashes + b * CAT_HASH_LEN);
+			b++;
+			continue;
+		}
+		end = (dend + bs - 1) / bs * bs;
+		if (end > size)
+			end = size;
+		if (end - off > rlen)
+			end = off + rlen;
+		got = io_pread_full(fd, rbuf, (size_t)(end - off), (off_t)off);
+		if (got == -1)
+			return -1;
+		*nread += (uint64_t)got;
+		if ((uint64_t)got < end - off)
+			memset(rbuf + got, 0, (size_t)(end - off - got));
+		for (i = 0; off + i < end; i += bs, b++)
+			scan_hash(rbuf + i, end - off - i < bs ?
+			    (size_t)(end - off - i) : bs,
+			    hashes + b * CAT_HASH_LEN);
+	}
+	return 0;
+}
+
+static int
+open_walk(int dirfd, const char *path, int flags)
+{
+	char comp[AS_NAME_MAX + 1];
+	const char *slash;
+	size_t n;
+	int cur = dirfd, next, e;
+
+	if (*path == '\0')
+		return openat(dirfd, ".", flags | O_CLOEXEC);
+	for (;;) {
+		slash = strchr(path, '/');
+		n = slash != NULL ? (size_t)(slash - path) : strlen(path);
+		if (n == 0 || n > AS_NAME_MAX || (n == 2 && path[0] == '.' &&
+		    path[1] == '.')) {
+			errno = EXDEV;
+			next = -1;
+		} else {
+			memcpy(comp, path, n);
+			comp[n] = '\0';
+			next = openat(cur, comp, (slash != NULL ? O_PATH |
+			    O_DIRECTORY : flags) | O_NOFOLLOW | O_CLOEXEC);
+		}
+		e = errno;
+		if (cur != dirfd)
+			close(cur);
+		errno = e;
+		if (next == -1 || slash == NULL)
+			return next;
+		cur = next;
+		path = slash + 1;
+	}
+}
+
+int
+scan_open_beneath(int dirfd, const char *path, int flags)
+{
+	static int no_openat2;
+	struct open_how how;
+	long fd;
+	int i;
+
+	if (!no_openat2) {
+		memset(&how, 0, sizeof(how));
+		how.flags = (uint64_t)(flags | O_CLOEXEC);
+		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+		    RESOLVE_NO_MAGICLINKS;
+		for (i = 0; i < 8; i++) {
+			fd = syscall(SYS_openat2, dirfd, *path ? path : ".",
+			    &how, sizeof(how));
+			/* EAGAIN: a rename raced the lookup; try again */
+			if (fd != -1 || errno != EAGAIN)
+				break;
+		}
+		if (fd != -1 || errno != ENOSYS)
+			return (int)fd;
+		no_openat2 = 1;
+	}
+	return open_walk(dirfd, path, flags);
+}
+
+int
+scan_open_file(int dirfd, const char *name)
+{
+	static int no_noatime;
+	int fd, fl = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+
+	if (!no_noatime) {
+		fd = openat(dirfd, name, fl | O_NOATIME);
+		/* O_NOATIME needs ownership or CAP_FOWNER */
+		if (fd != -1 || errno != EPERM)
+			return fd;
+	}
+	return openat(dirfd, name, fl);
+}
+
+void
+scan_fill(struct cat_entry *e, const struct stat *sb)
+{
+	uint32_t type = sb->st_mode & S_IFMT;
+
+	memset(e, 0, sizeof(*e));
+	e->ino = sb->st_ino;
+	e->mode = sb->st_mode;
+	e->uid = sb->st_uid;
+	e->gid = sb->st_gid;
+	e->nlink = (uint32_t)sb->st_nlink;
+	e->size = type == S_IFREG ? (uint64_t)sb->st_size : 0;
+	e->rdev = type == S_IFCHR || type == S_IFBLK ? sb->st_rdev : 0;
+	e->mtime_sec = sb->st_mtim.tv_sec;
+	e->mtime_nsec = (uint32_t)sb->st_mtim.tv_nsec;
+	e->ctime_sec = sb->st_ctim.tv_sec;
+	e->ctime_nsec = (uint32_t)sb->st_ctim.tv_nsec;
+}
+
+int
+scan_same(const struct cat_entry *e, const struct stat *sb)
+{
+	uint32_t type = sb->st_mode & S_IFMT;
+
+	return e->ino == sb->st_ino && (e->mode & S_IFMT) == type &&
+	    (type != S_IFREG || e->size == (uint64_t)sb->st_size) &&
+	    e->mtime_sec == sb->st_mtim.tv_sec &&
+	    e->mtime_nsec == (uint32_t)sb->st_mtim.tv_nsec &&
+	    e->ctime_sec == sb->st_ctim.tv_sec &&
+	    e->ctime_nsec == (uint32_t)sb->st_ctim.tv_nsec;
+}
+
+/* The walk. */
+
+static const char *
+disp(const struct scan *s)
+{
+	return s->path[0] != '\0' ? s->path : s->root;
+}
+
+/* The base entry at the current path, by a merge: paths only grow. */
+static const struct cat_entry *
+base_at(struct scan *s, size_t plen)
+{
+	const struct catalog *b = s->base;
+	const struct cat_entry *e;
+	int r;
+
+	if (b == NULL || (s->flags & DIR_SCAN_REHASH) != 0)
+		return NULL;
+	while (s->bpos < b->n) {
+		e = &b->ents[s->bpos];
+		r = path_cmp(catalog_path(b, e), e->path_len, s->path, plen);
+		if (r == 0)
+			return (e->flags & CAT_EF_NOTPIT) != 0 ? NULL : e;
+		if (r > 0)
+			return NULL;
+		s->bpos++;
+	}
+	return NULL;
+}
+
+static void
+add(struct scan *s, size_t plen, const struct cat_entry *st,
+    const char *aux, size_t auxlen, const uint8_t *xa, size_t xalen,
+    const uint8_t *hashes, uint32_t nblocks)
+{
+	struct cat_entry_in in;
+
+	memset(&in, 0, sizeof(in));
+	in.st = st;
+	in.path = s->path;
+	in.path_len = plen;
+	in.aux = aux;
+	in.aux_len = auxlen;
+	in.xattrs = xa;
+	in.xattr_len = xalen;
+	in.hashes = hashes;
+	in.nblocks = nblocks;
+	catalog_add(s->out, &in);
+}
+
+/* Add an entry whose attributes come unread from base (quick check). */
+static void
+add_reused(struct scan *s, size_t plen, const struct stat *sb,
+    const struct cat_entry *b)
+{
+	const struct catalog *bc = s->base;
+	struct cat_entry e;
+	int hashed;
+
+	scan_fill(&e, sb);
+	hashed = S_ISREG(sb->st_mode) && (s->flags & DIR_SCAN_NOHASH) == 0;
+	add(s, plen, &e, catalog_aux(bc, b), b->aux_len,
+	    catalog_xattrs(bc, b), b->xattr_len,
+	    hashed ? bc->hashes.data + b->hash_off : NULL,
+	    hashed ? b->nblocks : 0);
+}
+
+/* Xattrs of a non-directory, non-regular entry (or an unread file). */
+static int
+xattrs_opath(struct scan *s, int dirfd, const char *name,
+    struct as_err *err)
+{
+	int fd, e;
+
+	fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return 1;
+		return as_err_sys(err, errno, "open '%s'", disp(s));
+	}
+	if (scan_xattrs(fd, 1, &s->xa, &s->xattrs) == -1) {
+		e = errno;
+		close(fd);
+		return as_err_sys(err, e, "read xattrs of '%s'", disp(s));
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * Read the children of the directory fd onto the names stack, sorted.
+ */
+static int
+read_kids(struct scan *s, int fd, int at_root, size_t *first, size_t *n,
+    struct as_err *err)
+{
+	struct dirent64 *d;
+	ssize_t got, pos;
+	size_t len, i;
+	const char *nm;
+
+	*first = s->nkids;
+	for (;;) {
+		got = getdents64(fd, s->dents, sizeof(s->dents));
+		if (got == -1) {
+			if (errno == EINTR)
+				continue;
+			return as_err_sys(err, errno, "read directory '%s'",
+			    disp(s));
+		}
+		if (got == 0)
+			break;
+		for (pos = 0; pos < got; pos += d->d_reclen) {
+			d = (struct dirent64 *)((char *)s->dents + pos);
+			nm = d->d_name;
+			if (nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' &&
+			    nm[2] == '\0')))
+				continue;
+			if (at_root && strcmp(nm, AS_PRIVATE_DIR) == 0)
+				continue;
+			len = strlen(nm);
+			if (s->nkids == s->kidcap) {
+				s->kidcap = s->kidcap ? s->kidcap * 2 : 256;
+				s->kids = xreallocarray(s->kids, s->kidcap,
+				    sizeof(*s->kids));
+			}
+			s->kids[s->nkids++] = s->names.len;
+			buf_add(&s->names, nm, len + 1);
+		}
+	}
+	*n = s->nkids - *first;
+	/* offsets -> sort by the names they point at */
+	{
+		const char **tmp = xreallocarray(NULL, *n ? *n : 1,
+		    sizeof(*tmp));
+
+		for (i = 0; i < *n; i++)
+			tmp[i] = (const char *)s->names.data +
+			    s->kids[*first + i];
+		qsort(tmp, *n, sizeof(*tmp), cmp_str);
+		for (i = 0; i < *n; i++)
+			s->kids[*first + i] = (size_t)(tmp[i] -
+			    (const char *)s->names.data);
+		free(tmp);
+	}
+	return 0;
+}
+
+static int
+push(struct scan *s, int fd, size_t plen, const struct stat *sb,
+    struct as_err *err)
+{
+	struct frame *f;
+	size_t mark = s->names.len, first = 0, n = 0;
+
+	if (read_kids(s, fd, s->nfr == 0, &first, &n, err) == -1) {
+		s->names.len = mark;
+		s->nkids = first;
+		return -1;
+	}
+	if (s->nfr == s->frcap) {
+		s->frcap = s->frcap ? s->frcap * 2 : 64;
+		s->fr = xreallocarray(s->fr, s->frcap, sizeof(*s->fr));
+	}
+	f = &s->fr[s->nfr++];
+	f->fd = fd;
+	f->plen = (uint32_t)plen;
+	f->first = first;
+	f->nkids = n;
+	f->next = 0;
+	f->names_mark = mark;
+	f->ino = sb->st_ino;
+	f->dev = sb->st_dev;
+	/* beyond the kept ancestors, the parent gives its descriptor up */
+	if (s->nfr >= 2 && s->nfr - 2 >= SCAN_KEEP_FDS &&
+	    s->fr[s->nfr - 2].fd != -1) {
+		close(s->fr[s->nfr - 2].fd);
+		s->fr[s->nfr - 2].fd = -1;
+	}
+	return 0;
+}
+
+static void
+pop(struct scan *s)
+{
+	struct frame *f = &s->fr[--s->nfr];
+
+	if (f->fd != -1 && f->fd != s->rootfd)
+		close(f->fd);
+	s->names.len = f->names_mark;
+	s->nkids = f->first;
+}
+
+/*
+ * Reopen the top frame's directory beneath the nearest ancestor that
+ * kept its descriptor.  Returns 0, 1 when it is gone or was replaced
+ * (its remaining children vanished with it), -1 on error.
+ */
+static int
+reopen(struct scan *s, struct as_err *err)
+{
+	struct frame *f = &s->fr[s->nfr - 1], *a = f;
+	struct stat sb;
+	size_t skip;
+	int fd;
+
+	while (a > s->fr && a->fd == -1)
+		a--;
+	skip = a->plen ? a->plen + 1 : 0;
+	s->path[f->plen] = '\0';
+	fd = scan_open_beneath(a->fd, s->path + skip,
+	    O_RDONLY | O_DIRECTORY | O_NONBLOCK);
+	if (fd == -1) {
+		if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP ||
+		    errno == EXDEV)
+			return 1;
+		return as_err_sys(err, errno, "open '%s'", disp(s));
+	}
+	if (fstat(fd, &sb) == -1 || sb.st_ino != f->ino ||
+	    sb.st_dev != f->dev) {
+		close(fd);
+		return 1;
+	}
+	f->fd = fd;
+	return 0;
+}
+
+static int
+scan_dir(struct scan *s, int dirfd, const char *name, size_t plen,
+    struct as_err *err)
+{
+	const struct cat_entry *b;
+	struct cat_entry e;
+	struct stat sb;
+	int fd, e2;
+
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_NONBLOCK | O_CLOEXEC);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ENOTDIR || errno == ELOOP)
+			return 1;	/* replaced since the lstat */
+		return as_err_sys(err, errno, "open '%s'", disp(s));
+	}
+	if (fstat(fd, &sb) == -1) {
+		e2 = errno;
+		close(fd);
+		return as_err_sys(err, e2, "stat '%s'", disp(s));
+	}
+	b = base_at(s, plen);
+	if (b != NULL && scan_same(b, &sb))
+		add_reused(s, plen, &sb, b);
+	else {
+		if (scan_xattrs(fd, 0, &s->xa, &s->xattrs) == -1) {
+			e2 = errno;
+			close(fd);
+			return as_err_sys(err, e2, "read xattrs of '%s'",
+			    disp(s));
+		}
+		scan_fill(&e, &sb);
+		add(s, plen, &e, NULL, 0, s->xattrs.data, s->xattrs.len,
+		    NULL, 0);
+	}
+	if (sb.st_dev != s->dev) {
+		/* a mount point: another dataset */
+		close(fd);
+		return 0;
+	}
+	if (push(s, fd, plen, &sb, err) == -1) {
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+scan_reg(struct scan *s, int dirfd, const char *name, size_t plen,
+    const struct stat *lsb, struct as_err *err)
+{
+	const struct cat_entry *b;
+	struct cat_entry e;
+	struct stat a, z;
+	uint64_t nb;
+	int fd, tries, rc, e2, notpit = 0;
+
+	b = base_at(s, plen);
+	if (b != NULL && scan_same(b, lsb) &&
+	    ((s->flags & DIR_SCAN_NOHASH) != 0 || (s->base_hashes &&
+	    b->nblocks == scan_nblocks(b->size, s->bs)))) {
+		add_reused(s, plen, lsb, b);
+		return 0;
+	}
+	if ((s->flags & DIR_SCAN_NOHASH) != 0) {
+		if ((rc = xattrs_opath(s, dirfd, name, err)) != 0)
+			return rc == 1 ? 0 : -1;
+		scan_fill(&e, lsb);
+		add(s, plen, &e, NULL, 0, s->xattrs.data, s->xattrs.len,
+		    NULL, 0);
+		return 0;
+	}
+	fd = scan_open_file(dirfd, name);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ELOOP || errno == ENXIO)
+			return 1;	/* replaced since the lstat */
+		return as_err_sys(err, errno, "open '%s'", disp(s));
+	}
+	s->st->files_read++;
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (tries = 0;; tries++) {
+		if (fstat(fd, &a) == -1)
+			goto fail;
+		if (!S_ISREG(a.st_mode)) {
+			close(fd);
+			return 1;
+		}
+		nb = scan_nblocks((uint64_t)a.st_size, s->bs);
+		if (nb > UINT32_MAX) {
+			close(fd);
+			return as_err_set(err, AS_E_LIMIT, 0, "'%s' has more "
+			    "than 2^32 blocks of %u bytes", disp(s), s->bs);
+		}
+		if (scan_xattrs(fd, 0, &s->xa, &s->xattrs) == -1) {
+			e2 = errno;
+			close(fd);
+			return as_err_sys(err, e2, "read xattrs of '%s'",
+			    disp(s));
+		}
+		buf_reset(&s->hashes);
+		buf_reserve(&s->hashes, (size_t)nb * CAT_HASH_LEN + 1);
+		if (scan_hash_fd(fd, (uint64_t)a.st_size, s->bs,
+		    s->hashes.data, s->rbuf, s->rlen, &s->st->bytes_read) == -1)
+			goto fail;
+		if (fstat(fd, &z) == -1)
+			goto fail;
+		if (z.st_ino == a.st_ino && z.st_size == a.st_size &&
+		    z.st_mtim.tv_sec == a.st_mtim.tv_sec &&
+		    z.st_mtim.tv_nsec == a.st_mtim.tv_nsec &&
+		    z.st_ctim.tv_sec == a.st_ctim.tv_sec &&
+		    z.st_ctim.tv_nsec == a.st_ctim.tv_nsec)
+			break;
+		if (tries + 1 == SCAN_TRIES) {
+			notpit = 1;
+			break;
+		}
+	}
+	close(fd);
+	scan_fill(&e, &a);
+	if (notpit) {
+		e.flags |= CAT_EF_NOTPIT;
+		s->st->notpit++;
+	}
+	add(s, plen, &e, NULL, 0, s->xattrs.data, s->xattrs.len,
+	    s->hashes.data, (uint32_t)nb);
+	return 0;
+fail:
+	e2 = errno;
+	close(fd);
+	return as_err_sys(err, e2, "read '%s'", disp(s));
+}
+
+static int
+scan_other(struct scan *s, int dirfd, const char *name, size_t plen,
+    const struct stat *sb, struct as_err *err)
+{
+	const struct cat_entry *b;
+	struct cat_entry e;
+	ssize_t n;
+	int rc;
+
+	b = base_at(s, plen);
+	if (b != NULL && scan_same(b, sb)) {
+		add_reused(s, plen, sb, b);
+		return 0;
+	}
+	n = 0;
+	if (S_ISLNK(sb->st_mode)) {
+		n = readlinkat(dirfd, name, s->link, sizeof(s->link));
+		if (n == -1) {
+			if (errno == ENOENT)
+				return 0;
+			if (errno == EINVAL)
+				return 1;	/* no longer a symlink */
+			return as_err_sys(err, errno, "read link '%s'",
+			    disp(s));
+		}
+		if ((size_t)n > AS_PATH_MAX)
+			return as_err_set(err, AS_E_LIMIT, 0, "symlink '%s' "
+			    "has a target longer than %d bytes", disp(s),
+			    AS_PATH_MAX);
+		s->link[n] = '\0';
+	}
+	if ((rc = xattrs_opath(s, dirfd, name, err)) != 0)
+		return rc == 1 ? 0 : -1;
+	scan_fill(&e, sb);
+	add(s, plen, &e, s->link, (size_t)n, s->xattrs.data, s->xattrs.len,
+	    NULL, 0);
+	return 0;
+}
+
+/* One child of the top frame; s->path holds its path, plen bytes. */
+static int
+scan_child(struct scan *s, int dirfd, const char *name, size_t plen,
+    struct as_err *err)
+{
+	struct stat sb;
+	int tries, rc;
+
+	for (tries = 0; tries < SCAN_TRIES; tries++) {
+		if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW |
+		    AT_NO_AUTOMOUNT) == -1) {
+			if (errno == ENOENT)
+				return 0;
+			return as_err_sys(err, errno, "stat '%s'", disp(s));
+		}
+		if (tries == 0)
+			s->st->entries++;
+		switch (sb.st_mode & S_IFMT) {
+		case S_IFDIR:
+			rc = scan_dir(s, dirfd, name, plen, err);
+			break;
+		case S_IFREG:
+			rc = scan_reg(s, dirfd, name, plen, &sb, err);
+			break;
+		case S_IFLNK:
+		case S_IFIFO:
+		case S_IFSOCK:
+		case S_IFCHR:
+		case S_IFBLK:
+			rc = scan_other(s, dirfd, name, plen, &sb, err);
+			break;
+		default:
+			return as_err_set(err, AS_E_UNSUPPORTED, 0,
+			    "'%s' has unknown type 0%o", disp(s),
+			    sb.st_mode & S_IFMT);
+		}
+		if (rc != 1)
+			return rc;
+	}
+	return as_err_set(err, AS_E_NOTCONSISTENT, 0,
+	    "'%s' keeps changing its type", disp(s));
+}
+
+static int
+walk(struct scan *s, struct as_err *err)
+{
+	struct frame *f;
+	const char *name;
+	size_t nlen, plen;
+	int rc;
+
+	while (s->nfr > 0) {
+		f = &s->fr[s->nfr - 1];
+		if (f->next == f->nkids) {
+			pop(s);
+			continue;
+		}
+		if (f->fd == -1) {
+			if ((rc = reopen(s, err)) == -1)
+				return -1;
+			if (rc == 1) {
+				pop(s);
+				continue;
+			}
+		}
+		name = (const char *)s->names.data +
+		    s->kids[f->first + f->next++];
+		nlen = strlen(name);
+		plen = f->plen;
+		if (plen + (plen != 0) + nlen > AS_PATH_MAX) {
+			s->path[plen] = '\0';
+			return as_err_set(err, AS_E_LIMIT, 0, "path '%s/%s' "
+			    "is longer than %d bytes", disp(s), name,
+			    AS_PATH_MAX);
+		}
+		if (plen != 0)
+			s->path[plen++] = '/';
+		memcpy(s->path + plen, name, nlen + 1);
+		if (scan_child(s, f->fd, name, plen + nlen, err) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+dir_scan(const char *root, const struct catalog *base, uint32_t block_size,
+    int flags, struct catalog *out, struct dir_stats *st, struct as_err *err)
+{
+	struct scan *s;
+	struct dir_stats dummy;
+	struct cat_entry e;
+	struct stat sb;
+	int rc = -1, fd;
+
+	if (block_size < AS_BLOCK_MIN || block_size > AS_BLOCK_MAX ||
+	    (block_size & (block_size - 1)) != 0)
+		return as_err_set(err, AS_E_USAGE, 0,
+		    "invalid block size %u", block_size);
+	if (st == NULL) {
+		memset(&dummy, 0, sizeof(dummy));
+		st = &dummy;
+	}
+	out->hdr.kind = AS_KIND_DIR;
+	out->hdr.block_size = block_size;
+	free(out->hdr.source);
+	out->hdr.source = xstrdup(root);
+
+	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1)
+		return as_err_sys(err, errno, "open '%s'", root);
+	if (fstat(fd, &sb) == -1) {
+		rc = as_err_sys(err, errno, "stat '%s'", root);
+		close(fd);
+		return rc;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->root = root;
+	s->rootfd = fd;
+	s->flags = flags;
+	s->bs = block_size;
+	s->dev = sb.st_dev;
+	s->base = base;
+	s->base_hashes = base != NULL && base->hdr.block_size == block_size;
+	s->out = out;
+	s->st = st;
+	scan_xa_init(&s->xa);
+	s->rlen = block_size > SCAN_CHUNK ? block_size : SCAN_CHUNK;
+	s->rbuf = xmalloc(s->rlen);
+
+	st->entries++;
+	{
+		const struct cat_entry *b = base_at(s, 0);
+
+		if (b != NULL && scan_same(b, &sb))
+			add_reused(s, 0, &sb, b);
+		else if (scan_xattrs(fd, 0, &s->xa, &s->xattrs) == -1) {
+			as_err_sys(err, errno, "read xattrs of '%s'", root);
+			goto out;
+		} else {
+			scan_fill(&e, &sb);
+			add(s, 0, &e, NULL, 0, s->xattrs.data, s->xattrs.len,
+			    NULL, 0);
+		}
+	}
+	if (push(s, fd, 0, &sb, err) == -1)
+		goto out;
+	rc = walk(s, err);
+out:
+	while (s->nfr > 0)
+		pop(s);
+	close(fd);
+	scan_xa_release(&s->xa);
+	buf_release(&s->names);
+	buf_release(&s->xattrs);
+	buf_release(&s->hashes);
+	free(s->kids);
+	free(s->fr);
+	free(s->rbuf);
+	free(s);
+	return rc;
+}

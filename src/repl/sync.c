@@ -1,0 +1,474 @@
+/* sync.c - one local replication step; see sync.h. */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/io.h"
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "format/stream.h"
+#include "repl/endpoint.h"
+#include "repl/snapstore.h"
+#include "repl/sync.h"
+#include "base/banned.h"
+
+/* What the receiving child reports to its parent through a pipe. */
+struct recv_report {
+	struct as_err		err;
+	struct dir_recv_result	res;
+	int			rc;
+};
+
+static int64_t
+now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* dst equal to src, or one inside the other, would replicate into itself. */
+static int
+check_overlap(const char *src, const char *dst, struct as_err *err)
+{
+	size_t ls = strlen(src), ld = strlen(dst);
+
+	if (strcmp(src, dst) == 0)
+		return as_err_set(err, AS_E_USAGE, 0,
+		    "source and destination are the same directory '%s'", src);
+	if (ld > ls && strncmp(dst, src, ls) == 0 &&
+	    (dst[ls] == '/' || ls == 1))
+		return as_err_set(err, AS_E_USAGE, 0,
+		    "destination '%s' is inside the source '%s'", dst, src);
+	if (ls > ld && strncmp(src, dst, ld) == 0 &&
+	    (src[ld] == '/' || ld == 1))
+		return as_err_set(err, AS_E_USAGE, 0,
+		    "source '%s' is inside the destination '%s'", src, dst);
+	return 0;
+}
+
+/*
+ * Settle what earlier syncs left: this destination's pending catalog is
+ * adopted when the destination holds it, else discarded; pending catalogs
+ * that no destination record names (a crash before the receiver started)
+ * are discarded.
+ */
+static int
+settle_pending(struct snapstore *ss, const char *dst_abs, uint64_t held,
+    struct snap_dest *rec, struct sync_result *res, struct as_err *err)
+{
+	struct snap_list pl;
+	struct snap_dest *recs = NULL;
+	const struct snap_info *pi;
+	size_t i, j, nrecs = 0;
+	int named, rc = -1;
+
+	if (snapstore_list(ss, SNAP_LIST_PENDING, &pl, err) == -1)
+		return -1;
+	if (rec->pending[0] != '\0') {
+		pi = snap_list_by_name(&pl, rec->pending);
+		if (pi != NULL && held != 0 && pi->guid == held) {
+			if (snapstore_commit_pending(ss, rec->pending,
+			    err) == -1)
+				goto out;
+			res->adopted = 1;
+		} else if (pi != NULL) {
+			if (snapstore_discard_pending(ss, rec->pending,
+			    err) == -1)
+				goto out;
+			res->discarded = 1;
+		}
+		rec->pending[0] = '\0';
+		rec->held_guid = held;
+		if (snapstore_dest_put(ss, dst_abs, rec, err) == -1)
+			goto out;
+	}
+	if (snapstore_dest_list(ss, &recs, &nrecs, err) == -1)
+		goto out;
+	for (i = 0; i < pl.n; i++) {
+		named = 0;
+		for (j = 0; j < nrecs; j++)
+			if (strcmp(recs[j].pending, pl.v[i].name) == 0)
+				named = 1;
+		if (!named && strcmp(pl.v[i].name, rec->pending) != 0 &&
+		    snapstore_discard_pending(ss, pl.v[i].name, err) == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	snap_dest_free_list(recs, nrecs);
+	snap_list_release(&pl);
+	return rc;
+}
+
+/*
+ * Destroy sync's own snapshots other than keep, except those that a
+ * destination (one that still exists) holds or is receiving.
+ */
+static int
+prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
+    struct as_err *err)
+{
+	struct snap_list l;
+	struct snap_dest *recs = NULL;
+	struct stat st;
+	size_t i, j, nrecs = 0;
+	int held, rc = -1;
+
+	if (snapstore_list(ss, 0, &l, err) == -1)
+		return -1;
+	if (snapstore_dest_list(ss, &recs, &nrecs, err) == -1)
+		goto out;
+	for (i = 0; i < l.n; i++) {
+		if (l.v[i].guid == keep || strncmp(l.v[i].name,
+		    SNAP_AUTO_PREFIX, strlen(SNAP_AUTO_PREFIX)) != 0)
+			continue;
+		held = 0;
+		for (j = 0; j < nrecs; j++) {
+			if (recs[j].path != NULL &&
+			    lstat(recs[j].path, &st) == -1 && errno == ENOENT)
+				continue;	/* that destination is gone */
+			if (recs[j].held_guid == l.v[i].guid ||
+			    strcmp(recs[j].pending, l.v[i].name) == 0)
+				held = 1;
+		}
+		if (held)
+			continue;
+		if (snapstore_destroy(ss, l.v[i].name, err) == -1)
+			goto out;
+		(*pruned)++;
+	}
+	rc = 0;
+out:
+	snap_dest_free_list(recs, nrecs);
+	snap_list_release(&l);
+	return rc;
+}
+
+/* The receiving child: never returns. */
+static void
+receive_child(const char *dst, int in_fd, int report_fd, int flags)
+{
+	struct recv_report r;
+
+	memset(&r, 0, sizeof(r));
+	signal(SIGPIPE, SIG_IGN);
+	r.rc = dir_receive(dst, in_fd, flags, &r.res, &r.err);
+	if (r.rc == -1 && r.err.code == AS_E_OK)
+		as_err_set(&r.err, AS_E_INTERNAL, 0, "receive failed");
+	(void)io_write_full(report_fd, &r, sizeof(r));
+	_exit(r.rc == 0 ? 0 : as_exit_code(r.err.code));
+}
+
+/*
+ * Run the receiver in a child and the sender here.  Returns 0 when the
+ * receiver committed; otherwise -1 with the error that explains it: the
+ * sender's own failure, or the receiver's (an EPIPE on the sender is only
+ * the echo of the receiver's failure).
+ */
+static int
+transfer(const char *src, const char *dst, struct snapstore *ss,
+    struct catalog *target, const struct catalog *base, int rflags,
+    struct sync_result *res, struct as_err *err)
+{
+	struct recv_report r;
+	struct as_err serr;
+	int data[2], rep[2], status, src_rc, resave_rc = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(data, O_CLOEXEC) == -1)
+		return as_err_sys(err, errno, "pipe");
+	if (pipe2(rep, O_CLOEXEC) == -1) {
+		as_err_sys(err, errno, "pipe");
+		close(data[0]);
+		close(data[1]);
+		return -1;
+	}
+	fflush(NULL);
+	if ((pid = fork()) == -1) {
+		as_err_sys(err, errno, "fork");
+		close(data[0]);
+		close(data[1]);
+		close(rep[0]);
+		close(rep[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(data[1]);
+		close(rep[0]);
+		receive_child(dst, data[0], rep[1], rflags);
+	}
+	close(data[0]);
+	close(rep[1]);
+
+	as_err_clear(&serr);
+	src_rc = dir_send(src, target, base, data[1], DIR_SEND_LIVE,
+	    &res->send, &serr);
+	/*
+	 * The sender may have updated target to what it really sent.  Save
+	 * that before closing the stream, so that a pending catalog adopted
+	 * after a crash describes the destination exactly.
+	 */
+	if (src_rc == 0)
+		resave_rc = snapstore_save(ss, target, SNAP_SAVE_PENDING,
+		    &serr);
+	close(data[1]);
+
+	memset(&r, 0, sizeof(r));
+	n = io_read_full(rep[0], &r, sizeof(r));
+	close(rep[0]);
+	while (waitpid(pid, &status, 0) == -1) {
+		if (errno != EINTR)
+			return as_err_sys(err, errno, "wait for the receiver");
+	}
+	if (n != (ssize_t)sizeof(r)) {
+		r.rc = -1;
+		if (WIFSIGNALED(status))
+			as_err_set(&r.err, AS_E_INTERNAL, 0,
+			    "receiver killed by signal %d", WTERMSIG(status));
+		else
+			as_err_set(&r.err, AS_E_INTERNAL, 0,
+			    "receiver exited with status %d without a report",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	} else if (r.rc == 0 && (!WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)) {
+		r.rc = -1;
+		as_err_set(&r.err, AS_E_INTERNAL, 0,
+		    "receiver failed after its report");
+	}
+
+	if (r.rc == 0) {
+		if (src_rc == -1 || resave_rc == -1) {
+			/* committed anyway; the caller records it */
+			*err = serr;
+			return 1;
+		}
+		return 0;
+	}
+	if (src_rc == -1 && serr.sys_errno != EPIPE) {
+		*err = serr;
+		return -1;
+	}
+	*err = r.err;
+	return as_err_prefix(err, "receive '%s'", dst);
+}
+
+/* Run recover and read what dst holds: 1 held (*guid), 0 none, -1. */
+static int
+dest_state(const char *dst, int *recovered, uint64_t *guid,
+    struct as_err *err)
+{
+	struct cat_header h;
+	struct stat st;
+	int rc;
+
+	*guid = 0;
+	if (lstat(dst, &st) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		return as_err_sys(err, errno, "destination '%s'", dst);
+	}
+	rc = dir_recover(dst, err);
+	if (rc == -1)
+		return as_err_prefix(err, "recover '%s'", dst);
+	if (recovered != NULL)
+		*recovered = rc;
+	memset(&h, 0, sizeof(h));
+	rc = dir_held(dst, &h, err);
+	if (rc == -1)
+		return as_err_prefix(err, "destination '%s'", dst);
+	if (rc == 1) {
+		*guid = h.guid;
+		cat_header_release(&h);
+	}
+	return rc;
+}
+
+int
+sync_run(const char *src, const char *dst, const struct sync_opts *o,
+    struct sync_result *res, struct as_err *err)
+{
+	struct endpoint se, de;
+	struct snapstore ss;
+	struct snap_dest rec;
+	struct catalog base, target;
+	struct stat st;
+	struct as_err e2;
+	char *state = NULL, *src_abs = NULL, *dst_abs = NULL;
+	uint64_t held = 0, now_guid;
+	uint32_t bs;
+	int64_t t0, t1;
+	int rc = -1, have_base = 0, tr, rflags;
+
+	memset(res, 0, sizeof(*res));
+	memset(&ss, 0, sizeof(ss));
+	memset(&rec, 0, sizeof(rec));
+	memset(&se, 0, sizeof(se));
+	memset(&de, 0, sizeof(de));
+	ss.lock_fd = -1;
+	catalog_init(&base);
+	catalog_init(&target);
+	t0 = now_ns(CLOCK_MONOTONIC);
+
+	if (endpoint_parse(&se, src, err) == -1 ||
+	    endpoint_parse(&de, dst, err) == -1)
+		goto out;
+	if ((state = snapstore_state_dir(o->state_dir, err)) == NULL)
+		goto out;
+	if (lstat(se.path, &st) == -1) {
+		if (errno == ENOENT)
+			as_err_set(err, AS_E_NOTFOUND, errno,
+			    "source '%s' does not exist", se.path);
+		else
+			as_err_sys(err, errno, "source '%s'", se.path);
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		as_err_set(err, AS_E_NOTFOUND, ENOTDIR,
+		    "source '%s' is not a directory", se.path);
+		goto out;
+	}
+	if ((src_abs = snapstore_abspath(se.path, err)) == NULL ||
+	    (dst_abs = snapstore_abspath(de.path, err)) == NULL)
+		goto out;
+	if (check_overlap(src_abs, dst_abs, err) == -1)
+		goto out;
+	if (snapstore_open(&ss, state, src_abs, 1, err) == -1 ||
+	    snapstore_lock(&ss, err) == -1)
+		goto out;
+
+	/* 1. the destination */
+	if (dest_state(dst_abs, &res->recovered, &held, err) == -1)
+		goto out;
+
+	/* 2. a previous sync to it that did not finish */
+	if (snapstore_dest_get(&ss, dst_abs, &rec, err) == -1)
+		goto out;
+	if (settle_pending(&ss, dst_abs, held, &rec, res, err) == -1)
+		goto out;
+
+	/* 3. the base */
+	if (held != 0) {
+		have_base = snapstore_load_guid(&ss, held, &base, err);
+		if (have_base == -1)
+			goto out;
+		if (have_base == 0 && !(o->flags & SYNC_FORCE)) {
+			as_err_set(err, AS_E_CONFLICT, 0, "no common snapshot: "
+			    "'%s' holds %016" PRIx64 " which '%s' does not "
+			    "have; use -F for a full resend", dst, held, src);
+			goto out;
+		}
+	}
+	res->full = !have_base;
+	if (have_base) {
+		res->base_guid = base.hdr.guid;
+		snprintf(res->base_name, sizeof(res->base_name), "%s",
+		    base.hdr.name);
+	}
+
+	/* 4. the new snapshot */
+	bs = have_base ? base.hdr.block_size : o->block_size != 0 ?
+	    o->block_size : AS_BLOCK_DEFAULT;
+	target.hdr.time_ns = now_ns(CLOCK_REALTIME);
+	if (snapstore_auto_name(&ss, target.hdr.time_ns, target.hdr.name,
+	    sizeof(target.hdr.name), err) == -1)
+		goto out;
+	t1 = now_ns(CLOCK_MONOTONIC);
+	if (dir_scan(src_abs, have_base ? &base : NULL, bs, 0, &target,
+	    &res->scan, err) == -1) {
+		as_err_prefix(err, "scan '%s'", src);
+		goto out;
+	}
+	res->scan_ns = now_ns(CLOCK_MONOTONIC) - t1;
+	if (target.n <= 1) {
+		as_err_set(err, AS_E_NOTFOUND, 0, "source '%s' is empty: "
+		    "refusing to replicate an empty tree (is it mounted?)",
+		    src);
+		goto out;
+	}
+	target.hdr.guid = now_guid = snap_guid_new();
+	target.hdr.base_guid = have_base ? base.hdr.guid : 0;
+	if (target.hdr.kind == 0)
+		target.hdr.kind = AS_KIND_DIR;
+	if (target.hdr.source == NULL)
+		target.hdr.source = xstrdup(src_abs);
+	res->guid = now_guid;
+	snprintf(res->name, sizeof(res->name), "%s", target.hdr.name);
+	if (snapstore_save(&ss, &target, SNAP_SAVE_PENDING, err) == -1)
+		goto out;
+	snprintf(rec.pending, sizeof(rec.pending), "%s", target.hdr.name);
+	rec.held_guid = held;
+	if (snapstore_dest_put(&ss, dst_abs, &rec, err) == -1)
+		goto out;
+
+	/* 5. send and receive */
+	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
+	tr = transfer(src_abs, dst_abs, &ss, &target, have_base ? &base :
+	    NULL, rflags, res, err);
+	if (tr == -1) {
+		/*
+		 * Settle now when the destination says what it holds; if it
+		 * cannot tell, the next sync will.
+		 */
+		if (dest_state(dst_abs, NULL, &held, &e2) != -1) {
+			if (held == now_guid) {
+				if (snapstore_commit_pending(&ss,
+				    target.hdr.name, &e2) == 0) {
+					rec.held_guid = held;
+					rec.pending[0] = '\0';
+					(void)snapstore_dest_put(&ss, dst_abs,
+					    &rec, &e2);
+				}
+			} else if (snapstore_discard_pending(&ss,
+			    target.hdr.name, &e2) == 0) {
+				rec.held_guid = held;
+				rec.pending[0] = '\0';
+				(void)snapstore_dest_put(&ss, dst_abs, &rec,
+				    &e2);
+			}
+		}
+		goto out;
+	}
+
+	/* 6. commit, then prune */
+	if (snapstore_save(&ss, &target, SNAP_SAVE_REPLACE, tr == 1 ? &e2 :
+	    err) == -1 && tr == 0)
+		goto out;
+	rec.held_guid = now_guid;
+	rec.pending[0] = '\0';
+	if (snapstore_dest_put(&ss, dst_abs, &rec, tr == 1 ? &e2 : err) ==
+	    -1 && tr == 0)
+		goto out;
+	if (tr == 1)
+		goto out;
+	if (!(o->flags & SYNC_NO_PRUNE) &&
+	    prune(&ss, now_guid, &res->pruned, err) == -1) {
+		as_err_prefix(err, "prune snapshots of '%s'", src);
+		goto out;
+	}
+	rc = 0;
+out:
+	res->total_ns = now_ns(CLOCK_MONOTONIC) - t0;
+	catalog_release(&base);
+	catalog_release(&target);
+	snap_dest_release(&rec);
+	snapstore_release(&ss);
+	endpoint_release(&se);
+	endpoint_release(&de);
+	free(state);
+	free(src_abs);
+	free(dst_abs);
+	return rc;
+}

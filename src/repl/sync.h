@@ -1,0 +1,74 @@
+/*
+ * sync.h - one replication step, local to local: snapshot the source,
+ * send it (incrementally from the newest snapshot both sides share) and
+ * receive it into the destination, in one call.  The workhorse that the
+ * CLI's `sync` and, later, the service call.
+ *
+ * The steps:
+ *  1. recover an interrupted receive on the destination (dir_recover) and
+ *     read the snapshot it holds (dir_held);
+ *  2. settle a previous sync to this destination that crashed between the
+ *     receiver's commit and the catalog's: its pending catalog is adopted
+ *     when the destination holds its GUID, discarded otherwise;
+ *  3. the base is the source's snapshot with the held GUID; if the
+ *     destination holds a snapshot the source does not have: CONFLICT,
+ *     unless SYNC_FORCE (full resend, destination rolled back);
+ *  4. scan the source into a new catalog (new GUID, name
+ *     autosync_YYYY-MM-DD_HH:MM:SS in UTC), save it as pending;
+ *  5. a child process receives (dir_receive) from a pipe while this one
+ *     sends (dir_send, DIR_SEND_LIVE); the receiver's own error is what
+ *     is reported when it fails, not the sender's EPIPE;
+ *  6. commit the catalog and the destination record; then prune: every
+ *     other snapshot whose name starts with "autosync_" (sync's own) is
+ *     destroyed unless a destination still holds it (like syncoid; user
+ *     snapshots are never touched).  SYNC_NO_PRUNE keeps them.
+ *
+ * An empty or missing source is refused (NOTFOUND): an empty tree is
+ * most often a file system that is not mounted, and replicating it would
+ * empty the destination.
+ *
+ * Takes the source's catalog lock for the whole step (CONFLICT "busy").
+ * Forks once; the child never returns from sync_run().
+ */
+#ifndef AS_SYNC_H
+#define AS_SYNC_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "driver/dir.h"
+#include "repl/snapstore.h"
+
+#define SYNC_FORCE	0x01	/* -F: full resend / roll back the destination */
+#define SYNC_NO_PRUNE	0x02	/* keep sync's older snapshots */
+
+struct sync_opts {
+	const char	*state_dir;	/* --state-dir, or NULL */
+	int		 flags;		/* SYNC_* */
+	uint32_t	 block_size;	/* for a full sync; 0: the default */
+};
+
+struct sync_result {
+	int		 full;		/* 1: full stream, 0: incremental */
+	char		 name[SNAP_NAME_MAX + 1];	/* new snapshot */
+	uint64_t	 guid;
+	char		 base_name[SNAP_NAME_MAX + 1];	/* "" when full */
+	uint64_t	 base_guid;
+	struct dir_stats scan;		/* the source scan */
+	struct dir_stats send;		/* what the sender emitted */
+	int64_t		 scan_ns;	/* wall time of the scan */
+	int64_t		 total_ns;	/* wall time of the whole step */
+	unsigned	 pruned;	/* snapshots destroyed by pruning */
+	int		 recovered;	/* dir_recover repaired the destination */
+	int		 adopted;	/* a crashed sync's catalog adopted */
+	int		 discarded;	/* ... or discarded */
+};
+
+/*
+ * Run one step from src to dst (endpoint specs; see endpoint.h).  res is
+ * filled as far as the step got.  Returns 0, or -1 with err.
+ */
+int	sync_run(const char *src, const char *dst, const struct sync_opts *o,
+	    struct sync_result *res, struct as_err *err);
+
+#endif
