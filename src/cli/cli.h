@@ -29,6 +29,8 @@ int	cmd_sync(struct cli *, int, char **);
 int	cmd_verify(struct cli *, int, char **);
 int	cmd_recover(struct cli *, int, char **);
 
+/* Set the log level from -v and -q (after a subcommand's own -v). */
+void	cli_apply_verbosity(const struct cli *cli);
 /* Print "autosync: <err->msg>" (escaped) and return its exit status. */
 int	cli_error(const struct as_err *err);
 /*

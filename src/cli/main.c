@@ -1,8 +1,172 @@
-/* main.c - placeholder until the CLI lands. */
+/*
+ * main.c - autosync's entry point: global options, then the subcommand
+ * from a static table (git's git.c).  Each subcommand lives in a
+ * cmd_<group>.c with its own getopt_long and usage text.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "cli/cli.h"
+#include "base/banned.h"
+
+#ifndef AUTOSYNC_VERSION
+#define AUTOSYNC_VERSION "unknown"
+#endif
+
+static const struct cmd {
+	const char	*name;
+	cli_fn		 fn;
+	const char	*summary;
+} cmds[] = {
+	{ "snapshot",	cmd_snapshot,	"take a snapshot (catalog) of a tree" },
+	{ "snapshots",	cmd_snapshots,	"list snapshots" },
+	{ "destroy",	cmd_destroy,	"destroy a snapshot" },
+	{ "send",	cmd_send,	"write a full or incremental stream" },
+	{ "receive",	cmd_receive,	"apply a stream to a destination" },
+	{ "sync",	cmd_sync,	"snapshot, send and receive in one step" },
+	{ "verify",	cmd_verify,	"compare a destination with a snapshot" },
+	{ "recover",	cmd_recover,	"repair an interrupted receive" },
+};
+
+#define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
+
+static const char usage_main[] =
+"usage: autosync [--state-dir DIR] [-v | -q] COMMAND [ARGS]\n"
+"       autosync help [COMMAND]\n"
+"       autosync --version\n"
+"\n"
+"Global options:\n"
+"  --state-dir DIR  where snapshot catalogs live (default: $AUTOSYNC_STATE_DIR,\n"
+"                   /var/lib/autosync for root, ~/.local/state/autosync)\n"
+"  -v, --verbose    say more (repeat for debug output)\n"
+"  -q, --quiet      only errors\n"
+"  -h, --help       this text\n"
+"  --version        print the version\n"
+"\n"
+"Commands:\n";
+
+static void
+print_usage(FILE *f)
+{
+	size_t i;
+
+	fputs(usage_main, f);
+	for (i = 0; i < NCMDS; i++)
+		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+	fputs("\nSee 'autosync help COMMAND' and autosync(8).\n", f);
+}
+
+static const struct cmd *
+find_cmd(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NCMDS; i++)
+		if (strcmp(cmds[i].name, name) == 0)
+			return &cmds[i];
+	return NULL;
+}
+
+static int
+cmd_help(struct cli *cli, int argc, char **argv)
+{
+	const struct cmd *c;
+	char *hargv[3];
+
+	if (argc < 2) {
+		print_usage(stdout);
+		return 0;
+	}
+	if ((c = find_cmd(argv[1])) == NULL) {
+		log_error("help: '%s' is not an autosync command",
+		    cli_esc(argv[1]));
+		return 2;
+	}
+	hargv[0] = argv[1];
+	hargv[1] = "--help";
+	hargv[2] = NULL;
+	optind = 0;
+	return c->fn(cli, 2, hargv);
+}
+
+/* Check that everything written to stdout really got out. */
+static int
+finish_stdout(int rc)
+{
+	int e;
+
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout) && fclose(stdout) == 0)
+		return rc;
+	e = errno;
+	if (e != EPIPE)
+		log_error("write to standard output: %s",
+		    e != 0 ? strerror(e) : "I/O error");
+	return rc != 0 ? rc : as_exit_code(AS_E_IO);
+}
 
 int
-main(void)
+main(int argc, char **argv)
 {
-	return 0;
+	static const struct option longopts[] = {
+		{ "state-dir",	required_argument,	NULL, 's' },
+		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "quiet",	no_argument,		NULL, 'q' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ "version",	no_argument,		NULL, 'V' },
+		{ NULL,		0,			NULL, 0 }
+	};
+	struct cli cli;
+	const struct cmd *c;
+	int ch, rc;
+
+	memset(&cli, 0, sizeof(cli));
+	log_set_progname("autosync");
+	/* A reader that goes away is an EPIPE error, not a silent death. */
+	signal(SIGPIPE, SIG_IGN);
+
+	while ((ch = getopt_long(argc, argv, "+vqh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			cli.state_dir = optarg;
+			break;
+		case 'v':
+			cli.verbose++;
+			break;
+		case 'q':
+			cli.quiet = 1;
+			break;
+		case 'h':
+			print_usage(stdout);
+			return finish_stdout(0);
+		case 'V':
+			printf("autosync %s\n", AUTOSYNC_VERSION);
+			return finish_stdout(0);
+		default:
+			print_usage(stderr);
+			return 2;
+		}
+	}
+	cli_apply_verbosity(&cli);
+	argc -= optind;
+	argv += optind;
+	if (argc == 0) {
+		print_usage(stderr);
+		return 2;
+	}
+	optind = 0;	/* GNU getopt: start afresh for the subcommand */
+	if (strcmp(argv[0], "help") == 0)
+		return finish_stdout(cmd_help(&cli, argc, argv));
+	if ((c = find_cmd(argv[0])) == NULL) {
+		log_error("'%s' is not an autosync command; see 'autosync "
+		    "--help'", cli_esc(argv[0]));
+		return 2;
+	}
+	rc = c->fn(&cli, argc, argv);
+	return finish_stdout(rc);
 }

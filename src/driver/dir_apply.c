@@ -144,7 +144,7 @@ int
 beneath_parent(int rootfd, const char *path, const char **name,
     const char *what, struct as_err *err)
 {
-	char pbuf[AS_PATH_MAX_BUF];
+	char pbuf[AS_PATH_MAX_BUF + 32];
 	size_t plen, len = strlen(path);
 
 	plen = path_parent_len(path, len);

@@ -431,6 +431,28 @@ base_at(struct scan *s, size_t plen)
 	return NULL;
 }
 
+/*
+ * A regular file that is not at its base path may still be the same
+ * file: below a renamed directory, its own ctime does not change.
+ */
+static const struct cat_entry *
+base_by_ino(struct scan *s, const struct stat *sb)
+{
+	struct catalog *bw;
+	const struct cat_entry *e;
+	long i;
+
+	if (s->base == NULL || (s->flags & DIR_SCAN_REHASH) != 0 ||
+	    sb->st_nlink != 1)
+		return NULL;
+	/* the inode index is a cache; base's content does not change */
+	bw = (struct catalog *)(uintptr_t)s->base;
+	if ((i = catalog_find_ino(bw, sb->st_ino)) < 0)
+		return NULL;
+	e = &bw->ents[i];
+	return e->nlink == 1 && (e->flags & CAT_EF_NOTPIT) == 0 ? e : NULL;
+}
+
 static void
 add(struct scan *s, size_t plen, const struct cat_entry *st,
     const char *aux, size_t auxlen, const uint8_t *xa, size_t xalen,
@@ -688,6 +710,8 @@ scan_reg(struct scan *s, int dirfd, const char *name, size_t plen,
 	int fd, tries, rc, e2, notpit = 0;
 
 	b = base_at(s, plen);
+	if (b == NULL || b->ino != lsb->st_ino)
+		b = base_by_ino(s, lsb);
 	if (b != NULL && scan_same(b, lsb) &&
 	    ((s->flags & DIR_SCAN_NOHASH) != 0 || (s->base_hashes &&
 	    b->nblocks == scan_nblocks(b->size, s->bs)))) {

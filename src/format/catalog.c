@@ -91,7 +91,8 @@ catalog_add(struct catalog *c, const struct cat_entry_in *in)
 uint8_t *
 catalog_hashes_of(struct catalog *c, const struct cat_entry *e)
 {
-	return c->hashes.data + e->hash_off;
+	/* NULL + 0 is undefined: an arena may not be allocated yet */
+	return c->hashes.data == NULL ? NULL : c->hashes.data + e->hash_off;
 }
 
 const char *
@@ -109,7 +110,7 @@ catalog_aux(const struct catalog *c, const struct cat_entry *e)
 const uint8_t *
 catalog_xattrs(const struct catalog *c, const struct cat_entry *e)
 {
-	return c->xattrs.data + e->xattr_off;
+	return c->xattrs.data == NULL ? NULL : c->xattrs.data + e->xattr_off;
 }
 
 long
@@ -309,8 +310,8 @@ catalog_decode_header(struct cat_header *h, const uint8_t *data, size_t len,
 
 /* One CAT_REC_ENTRY into c; hashes beyond the inline ones come later. */
 static int
-dec_entry(struct catalog *c, const struct rec *r, uint32_t *hashes_left,
-    struct as_err *err)
+dec_entry(struct catalog *c, const struct rec *r, size_t left,
+    uint32_t *hashes_left, struct as_err *err)
 {
 	const uint8_t *p = r->payload;
 	struct cat_entry st;
@@ -353,12 +354,19 @@ dec_entry(struct catalog *c, const struct rec *r, uint32_t *hashes_left,
 		return as_err_set(err, AS_E_MALFORMED, 0,
 		    "catalog entry %zu has a bad hash count", c->n);
 	inl = hl / CAT_HASH_LEN;
+	/* the rest must come in HASHES records: bound it by the input left */
+	if ((uint64_t)(st.nblocks - inl) * CAT_HASH_LEN > left)
+		return as_err_set(err, AS_E_MALFORMED, 0,
+		    "catalog entry %zu claims %u hashes beyond the end of the "
+		    "file", c->n, st.nblocks);
 	in.path = (const char *)p + ENT_FIXED;
 	in.aux = in.path + in.path_len;
 	in.xattrs = (const uint8_t *)in.aux + in.aux_len;
-	if (path_check(in.path, in.path_len, 1, err) == -1 ||
-	    memchr(in.aux, '\0', in.aux_len) != NULL)
+	if (path_check(in.path, in.path_len, 1, err) == -1)
 		return as_err_prefix(err, "catalog entry %zu", c->n);
+	if (memchr(in.aux, '\0', in.aux_len) != NULL)
+		return as_err_set(err, AS_E_MALFORMED, 0,
+		    "catalog entry %zu has a NUL in its link target", c->n);
 	if (st.size > (uint64_t)AS_SIZE_MAX || st.mtime_nsec >= 1000000000u ||
 	    st.ctime_nsec >= 1000000000u ||
 	    (uint64_t)st.nblocks * c->hdr.block_size > (uint64_t)AS_SIZE_MAX +
@@ -375,8 +383,9 @@ dec_entry(struct catalog *c, const struct rec *r, uint32_t *hashes_left,
 	in.hashes = NULL;
 	{
 		struct cat_entry *e = catalog_add(c, &in);
-		memcpy(catalog_hashes_of(c, e), in.xattrs + in.xattr_len,
-		    inl * CAT_HASH_LEN);
+		if (inl != 0)
+			memcpy(catalog_hashes_of(c, e), in.xattrs +
+			    in.xattr_len, inl * CAT_HASH_LEN);
 	}
 	*hashes_left = st.nblocks - (uint32_t)inl;
 	return 0;
@@ -430,7 +439,8 @@ catalog_decode(struct catalog *c, const uint8_t *data, size_t len,
 			    hashes_left);
 			goto fail;
 		} else if (r.type == CAT_REC_ENTRY) {
-			if (dec_entry(c, &r, &hashes_left, err) == -1)
+			if (dec_entry(c, &r, len - off, &hashes_left,
+			    err) == -1)
 				goto fail;
 			last = &c->ents[c->n - 1];
 			if (c->n > 1 && path_cmp(catalog_path(c, last - 1),

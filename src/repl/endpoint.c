@@ -20,11 +20,16 @@ endpoint_parse(struct endpoint *ep, const char *spec, struct as_err *err)
 		return as_err_set(err, AS_E_USAGE, 0, "empty dataset path");
 	for (i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
 		n = strlen(later[i]);
-		if (strncmp(spec, later[i], n) == 0)
+		if (strncmp(spec, later[i], n) != 0)
+			continue;
+		if (later[i][n - 1] == '/')
 			return as_err_set(err, AS_E_USAGE, 0, "'%s': %.*s "
-			    "endpoints are not supported yet (write './%s' for "
-			    "a local directory of that name)", spec,
-			    (int)strcspn(later[i], ":"), later[i], spec);
+			    "endpoints are not supported yet", spec,
+			    (int)strcspn(later[i], ":"), later[i]);
+		return as_err_set(err, AS_E_USAGE, 0, "'%s': %.*s datasets "
+		    "are not supported yet (write './%s' for a local "
+		    "directory of that name)", spec,
+		    (int)strcspn(later[i], ":"), later[i], spec);
 	}
 	ep->kind = EP_LOCAL;
 	ep->spec = xstrdup(spec);

@@ -436,7 +436,7 @@ write_atomic(const char *dir, const char *final, const void *data,
     size_t len, struct as_err *err)
 {
 	char *tmp, *dst;
-	int fd, dfd, rc = -1;
+	int fd, dfd, f, rc = -1;
 
 	tmp = xasprintf("%s/.tmp.%ld.%s", dir, (long)getpid(), final);
 	dst = xasprintf("%s/%s", dir, final);
@@ -446,9 +446,9 @@ write_atomic(const char *dir, const char *final, const void *data,
 		as_err_sys(err, errno, "create '%s'", tmp);
 		goto out;
 	}
-	if (io_fault("snapstore_write") != 0 ||
+	if ((f = io_fault("snapstore_write")) != 0 ||
 	    io_write_full(fd, data, len) == -1) {
-		as_err_sys(err, errno != 0 ? errno : EIO, "write '%s'", tmp);
+		as_err_sys(err, f != 0 ? f : errno, "write '%s'", tmp);
 		close(fd);
 		unlink(tmp);
 		goto out;
@@ -561,7 +561,11 @@ snapstore_list(const struct snapstore *ss, int flags, struct snap_list *out,
 			}
 			si->entries = c.n;
 			for (i = 0; i < c.n; i++) {
-				if (S_ISREG(c.ents[i].mode))
+				/* a hard-linked file counts once, as in du */
+				if (S_ISREG(c.ents[i].mode) &&
+				    (c.ents[i].nlink < 2 ||
+				    catalog_find_ino(&c, c.ents[i].ino) ==
+				    (long)i))
 					si->bytes += c.ents[i].size;
 				if (c.ents[i].flags & CAT_EF_NOTPIT)
 					si->notpit++;

@@ -173,9 +173,9 @@ receive_child(const char *dst, int in_fd, int report_fd, int flags)
 
 /*
  * Run the receiver in a child and the sender here.  Returns 0 when the
- * receiver committed; otherwise -1 with the error that explains it: the
- * sender's own failure, or the receiver's (an EPIPE on the sender is only
- * the echo of the receiver's failure).
+ * receiver committed, 1 when it committed but the sender or the re-save
+ * of the pending catalog failed (err says why), otherwise -1 with the
+ * error that explains the failure.
  */
 static int
 transfer(const char *src, const char *dst, struct snapstore *ss,
@@ -257,9 +257,15 @@ transfer(const char *src, const char *dst, struct snapstore *ss,
 		}
 		return 0;
 	}
-	if (src_rc == -1 && serr.sys_errno != EPIPE) {
+	/*
+	 * A receiver that saw its stream end early failed because the
+	 * sender did: say why the sender stopped.  Any other receiver
+	 * failure came first, and the sender's error (EPIPE) is its echo.
+	 */
+	if (src_rc == -1 && serr.sys_errno != EPIPE &&
+	    r.err.code == AS_E_TRUNCATED) {
 		*err = serr;
-		return -1;
+		return as_err_prefix(err, "send '%s'", src);
 	}
 	*err = r.err;
 	return as_err_prefix(err, "receive '%s'", dst);
@@ -417,6 +423,20 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
 	tr = transfer(src_abs, dst_abs, &ss, &target, have_base ? &base :
 	    NULL, rflags, res, err);
+	if (tr == -1 && (o->flags & SYNC_FORCE) && have_base &&
+	    err->code == AS_E_CONFLICT) {
+		/*
+		 * An incremental stream can roll back metadata changes made
+		 * on the destination, not content it does not carry: the
+		 * receiver refused, so resend in full.
+		 */
+		res->full = 1;
+		res->retried_full = 1;
+		memset(&res->send, 0, sizeof(res->send));
+		as_err_clear(err);
+		tr = transfer(src_abs, dst_abs, &ss, &target, NULL, rflags,
+		    res, err);
+	}
 	if (tr == -1) {
 		/*
 		 * Settle now when the destination says what it holds; if it

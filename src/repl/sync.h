@@ -13,6 +13,8 @@
  *  3. the base is the source's snapshot with the held GUID; if the
  *     destination holds a snapshot the source does not have: CONFLICT,
  *     unless SYNC_FORCE (full resend, destination rolled back);
+ *     with SYNC_FORCE, an incremental that the receiver refuses because
+ *     the destination's content changed (CONFLICT) is resent in full;
  *  4. scan the source into a new catalog (new GUID, name
  *     autosync_YYYY-MM-DD_HH:MM:SS in UTC), save it as pending;
  *  5. a child process receives (dir_receive) from a pipe while this one
@@ -62,6 +64,7 @@ struct sync_result {
 	int		 recovered;	/* dir_recover repaired the destination */
 	int		 adopted;	/* a crashed sync's catalog adopted */
 	int		 discarded;	/* ... or discarded */
+	int		 retried_full;	/* -F: incremental refused, sent full */
 };
 
 /*

@@ -1,0 +1,58 @@
+# Thin wrapper over Meson + Ninja for newcomers; see README.md.
+#
+#   make            build build/autosync
+#   make deps       install the build and test dependencies (Debian 12, root)
+#   make demo       deps + build + scripts/demo.sh
+#   make check      unit tests (meson test) and end-to-end tests
+#   make install    PREFIX=/usr/local DESTDIR= ; binary and man page
+#   make clean      remove build/
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+BUILD	?= build
+MESON	?= meson
+NINJA	?= ninja
+
+DEB_PACKAGES = build-essential meson ninja-build pkg-config libxxhash-dev \
+	libzstd-dev libssl-dev libsqlite3-dev libcmocka-dev acl attr rsync \
+	libcap2-bin clang strace
+
+.PHONY: all build deps demo check install uninstall clean
+
+all: build
+
+$(BUILD)/build.ninja:
+	$(MESON) setup $(BUILD) --prefix=$(PREFIX)
+
+build: $(BUILD)/build.ninja
+	$(NINJA) -C $(BUILD)
+
+deps:
+	@if [ "$$(id -u)" -ne 0 ]; then \
+		echo "make deps: run as root (it uses apt-get)" >&2; exit 1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		$(DEB_PACKAGES)
+
+# As root, install what is missing first; as a user, assume it is there.
+demo:
+	@if [ "$$(id -u)" -eq 0 ] && ! dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; \
+	then $(MAKE) deps; fi
+	$(MAKE) build
+	AUTOSYNC=$(CURDIR)/$(BUILD)/autosync sh scripts/demo.sh
+
+check: build
+	$(MESON) test -C $(BUILD) --print-errorlogs
+	AUTOSYNC=$(CURDIR)/$(BUILD)/autosync bash tests/e2e/run-all.sh
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(BUILD)/autosync $(DESTDIR)$(PREFIX)/bin/autosync
+	install -m 644 doc/autosync.8 $(DESTDIR)$(PREFIX)/share/man/man8/autosync.8
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/autosync \
+		$(DESTDIR)$(PREFIX)/share/man/man8/autosync.8
+
+clean:
+	rm -rf $(BUILD)

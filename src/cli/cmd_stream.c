@@ -1,0 +1,238 @@
+/* cmd_stream.c - send, receive. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "cli/cli.h"
+#include "driver/dir.h"
+#include "format/catalog.h"
+#include "repl/snapstore.h"
+#include "base/banned.h"
+
+static const char usage_send[] =
+"usage: autosync send [-v] [-i BASE] DATASET@SNAP > STREAM\n"
+"\n"
+"Write the stream of snapshot SNAP of DATASET to standard output: full,\n"
+"or with -i the changes since snapshot BASE.  The tree is read live, so\n"
+"it must still match the snapshot: a file that changed since is an\n"
+"error (use 'autosync sync' to snapshot and send in one step).\n"
+"Refuses to write to a terminal.\n"
+"\n"
+"  -i BASE     incremental from BASE: '@base', 'base' or 'DATASET@base'\n"
+"  -v          print what was sent on standard error\n";
+
+static const char usage_receive[] =
+"usage: autosync receive [-v] [-F] [-n] [--recover-only] DEST < STREAM\n"
+"\n"
+"Apply a stream read from standard input to the directory DEST (created\n"
+"if missing).  A full stream needs an empty DEST; an incremental one\n"
+"needs DEST to hold its base snapshot.  Crash-safe: on any failure DEST\n"
+"is left at the snapshot it held.\n"
+"\n"
+"  -F, --force         roll back changes made in DEST since it was\n"
+"                      received, and let a full stream replace it\n"
+"  -n, --dry-run       read and validate the whole stream, change nothing\n"
+"  --recover-only      only repair an interrupted receive, read no stream\n"
+"  -v, --verbose       print what was received on standard error\n";
+
+static void
+print_stats(const char *verb, const struct dir_stats *st, int full)
+{
+	char b[32], s[32];
+
+	fprintf(stderr, "%s %s stream: %" PRIu64 " entries, %s of data "
+	    "(%s stream), %" PRIu64 " renames, %" PRIu64 " deletes\n", verb,
+	    full ? "full" : "incremental", st->entries_sent,
+	    cli_bytes(st->data_bytes, b, sizeof(b)),
+	    cli_bytes(st->stream_bytes, s, sizeof(s)), st->renames,
+	    st->deletes);
+}
+
+int
+cmd_send(struct cli *cli, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "incremental", required_argument,	NULL, 'i' },
+		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 }
+	};
+	struct as_err err;
+	struct snapstore ss;
+	struct catalog target, base;
+	struct dir_stats st;
+	const char *iarg = NULL;
+	char *state = NULL, *ds = NULL, *name = NULL, *bds = NULL;
+	char *bname = NULL, *babs = NULL, g[17], bg[17];
+	int ch, rc = 0, have_base = 0;
+
+	while ((ch = getopt_long(argc, argv, "i:vh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'i':
+			iarg = optarg;
+			break;
+		case 'v':
+			cli->verbose++;
+			break;
+		case 'h':
+			return cli_help(usage_send);
+		default:
+			return cli_usage_error(usage_send, "send: bad option");
+		}
+	}
+	cli_apply_verbosity(cli);
+	if (argc - optind != 1)
+		return cli_usage_error(usage_send,
+		    "send: expected one DATASET@SNAP");
+	if (isatty(STDOUT_FILENO))
+		return cli_usage_error(usage_send, "send: refusing to write a "
+		    "stream to a terminal; redirect standard output");
+	memset(&ss, 0, sizeof(ss));
+	ss.lock_fd = -1;
+	memset(&st, 0, sizeof(st));
+	catalog_init(&target);
+	catalog_init(&base);
+	as_err_clear(&err);
+	if (cli_split_snap(argv[optind], 1, &ds, &name, &err) == -1 ||
+	    (state = snapstore_state_dir(cli->state_dir, &err)) == NULL ||
+	    snapstore_open(&ss, state, ds, 0, &err) == -1 ||
+	    snapstore_load(&ss, name, &target, &err) == -1)
+		goto fail;
+	if (iarg != NULL) {
+		/* "@base", "base" or "DATASET@base" */
+		if (strchr(iarg, '@') == NULL)
+			bname = xstrdup(iarg);
+		else if (iarg[0] == '@')
+			bname = xstrdup(iarg + 1);
+		else {
+			if (cli_split_snap(iarg, 1, &bds, &bname, &err) == -1)
+				goto fail;
+			if ((babs = snapstore_abspath(bds, &err)) == NULL)
+				goto fail;
+			if (strcmp(babs, ss.dataset) != 0) {
+				as_err_set(&err, AS_E_USAGE, 0, "send: base "
+				    "'%s' is not a snapshot of '%s'", iarg,
+				    ds);
+				goto fail;
+			}
+		}
+		if (snapstore_load(&ss, bname, &base, &err) == -1)
+			goto fail;
+		if (base.hdr.guid == target.hdr.guid) {
+			as_err_set(&err, AS_E_USAGE, 0, "send: base and target "
+			    "are the same snapshot '%s'", name);
+			goto fail;
+		}
+		if (base.hdr.time_ns > target.hdr.time_ns)
+			log_warn("base '%s' is newer than '%s'", bname, name);
+		have_base = 1;
+	}
+	if (dir_send(ss.dataset, &target, have_base ? &base : NULL,
+	    STDOUT_FILENO, 0, &st, &err) == -1) {
+		as_err_prefix(&err, "send '%s@%s'", ds, name);
+		goto fail;
+	}
+	if (cli->verbose) {
+		print_stats("sent", &st, !have_base);
+		fprintf(stderr, "  snapshot '%s@%s' (guid %s)", cli_esc(ds),
+		    name, cli_guid(target.hdr.guid, g));
+		if (have_base)
+			fprintf(stderr, " from '%s' (guid %s)", bname,
+			    cli_guid(base.hdr.guid, bg));
+		fputc('\n', stderr);
+	}
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
+	catalog_release(&target);
+	catalog_release(&base);
+	snapstore_release(&ss);
+	free(state);
+	free(ds);
+	free(name);
+	free(bds);
+	free(bname);
+	free(babs);
+	return rc;
+}
+
+int
+cmd_receive(struct cli *cli, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "force",	no_argument,		NULL, 'F' },
+		{ "dry-run",	no_argument,		NULL, 'n' },
+		{ "recover-only", no_argument,		NULL, 'R' },
+		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 }
+	};
+	struct as_err err;
+	struct dir_recv_result res;
+	const char *dest;
+	char g[17], bg[17];
+	int ch, flags = 0, recover_only = 0, r;
+
+	while ((ch = getopt_long(argc, argv, "Fnvh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'F':
+			flags |= DIR_RECV_FORCE;
+			break;
+		case 'n':
+			flags |= DIR_RECV_DRYRUN;
+			break;
+		case 'R':
+			recover_only = 1;
+			break;
+		case 'v':
+			cli->verbose++;
+			break;
+		case 'h':
+			return cli_help(usage_receive);
+		default:
+			return cli_usage_error(usage_receive,
+			    "receive: bad option");
+		}
+	}
+	cli_apply_verbosity(cli);
+	if (argc - optind != 1)
+		return cli_usage_error(usage_receive,
+		    "receive: expected one DEST");
+	dest = argv[optind];
+	as_err_clear(&err);
+	if (recover_only) {
+		if ((r = dir_recover(dest, &err)) == -1) {
+			as_err_prefix(&err, "recover '%s'", dest);
+			return cli_error(&err);
+		}
+		if (cli->verbose)
+			fprintf(stderr, "%s '%s'\n", r ? "recovered" :
+			    "nothing to recover in", cli_esc(dest));
+		return 0;
+	}
+	if (isatty(STDIN_FILENO))
+		return cli_usage_error(usage_receive, "receive: refusing to "
+		    "read a stream from a terminal; redirect standard input");
+	memset(&res, 0, sizeof(res));
+	if (dir_receive(dest, STDIN_FILENO, flags, &res, &err) == -1) {
+		as_err_prefix(&err, "receive '%s'", dest);
+		return cli_error(&err);
+	}
+	if (cli->verbose) {
+		print_stats(flags & DIR_RECV_DRYRUN ? "validated" : "received",
+		    &res.st, res.base_guid == 0);
+		fprintf(stderr, "  snapshot '%s' (guid %s)%s%s\n",
+		    cli_esc(res.name),
+		    cli_guid(res.target_guid, g), res.base_guid != 0 ?
+		    " from guid " : "", res.base_guid != 0 ?
+		    cli_guid(res.base_guid, bg) : "");
+	}
+	return 0;
+}

@@ -1,0 +1,276 @@
+/* cmd_sync.c - sync, verify, recover. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "cli/cli.h"
+#include "driver/dir.h"
+#include "format/catalog.h"
+#include "repl/snapstore.h"
+#include "repl/sync.h"
+#include "repl/verify.h"
+#include "base/banned.h"
+
+static const char usage_sync[] =
+"usage: autosync sync [-v] [-F] [--no-prune] SRC DST\n"
+"\n"
+"Replicate the directory tree SRC to DST in one step: take a snapshot\n"
+"of SRC (named autosync_YYYY-MM-DD_HH:MM:SS, UTC), send what changed\n"
+"since the newest snapshot that DST holds (everything the first time)\n"
+"and apply it to DST, crash-safe.  Then destroy sync's older snapshots\n"
+"(names starting with autosync_) that no destination holds, like\n"
+"syncoid; snapshots you made with 'autosync snapshot' are kept.\n"
+"\n"
+"  -F, --force      if DST holds no snapshot that SRC has, or was\n"
+"                   modified since it was received, resend in full and\n"
+"                   roll DST back (changes made in DST are lost)\n"
+"  --no-prune       keep sync's older snapshots\n"
+"  -v, --verbose    print a summary: full or incremental, entries, bytes,\n"
+"                   renames, deletes, time and rate\n";
+
+static const char usage_verify[] =
+"usage: autosync verify [-v] SRC[@SNAP] DST\n"
+"\n"
+"Compare the tree DST with snapshot SNAP of SRC (default: the newest)\n"
+"by reading every file in DST.  Prints one line per difference,\n"
+"\"<kind> 'path'\", kind one of: missing extra type content target mode\n"
+"owner mtime xattr link.  Exits 0 when DST is identical, 1 otherwise.\n"
+"To name a SRC whose path contains '@' without a snapshot, end it with\n"
+"a lone '@': /data/a@b@ is the directory /data/a@b.\n"
+"\n"
+"  -v, --verbose    also say so when DST is identical\n";
+
+static const char usage_recover[] =
+"usage: autosync recover [-v] DEST\n"
+"\n"
+"Bring DEST to a consistent snapshot after an interrupted receive: roll\n"
+"a committed receive forward, or discard an uncommitted one.  'receive'\n"
+"and 'sync' do this by themselves first.\n";
+
+static double
+secs(int64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+int
+cmd_sync(struct cli *cli, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "force",	no_argument,		NULL, 'F' },
+		{ "no-prune",	no_argument,		NULL, 'P' },
+		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 }
+	};
+	struct as_err err;
+	struct sync_opts o;
+	struct sync_result r;
+	char g[17], bg[17], b1[32], b2[32], b3[32], rate[32];
+	double t;
+	int ch;
+
+	memset(&o, 0, sizeof(o));
+	while ((ch = getopt_long(argc, argv, "Fvh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'F':
+			o.flags |= SYNC_FORCE;
+			break;
+		case 'P':
+			o.flags |= SYNC_NO_PRUNE;
+			break;
+		case 'v':
+			cli->verbose++;
+			break;
+		case 'h':
+			return cli_help(usage_sync);
+		default:
+			return cli_usage_error(usage_sync, "sync: bad option");
+		}
+	}
+	cli_apply_verbosity(cli);
+	if (argc - optind != 2)
+		return cli_usage_error(usage_sync, "sync: expected SRC and DST");
+	o.state_dir = cli->state_dir;
+	as_err_clear(&err);
+	if (sync_run(argv[optind], argv[optind + 1], &o, &r, &err) == -1) {
+		if (r.recovered)
+			log_info("recovered an interrupted receive in '%s'",
+			    cli_esc(argv[optind + 1]));
+		return cli_error(&err);
+	}
+	if (r.recovered)
+		log_info("recovered an interrupted receive in '%s'",
+		    cli_esc(argv[optind + 1]));
+	if (r.retried_full)
+		log_info("the destination's content changed since it was "
+		    "received: resent in full");
+	if (r.adopted)
+		log_info("adopted the snapshot of an interrupted sync");
+	if (r.scan.notpit > 0 || r.send.notpit > 0)
+		log_warn("%" PRIu64 " files kept changing while read; "
+		    "snapshot '%s' is not point-in-time for them",
+		    r.scan.notpit > r.send.notpit ? r.scan.notpit :
+		    r.send.notpit, r.name);
+	if (!cli->verbose)
+		return 0;
+	t = secs(r.total_ns);
+	cli_bytes(t > 0 ? (uint64_t)((double)r.send.stream_bytes / t) : 0,
+	    rate, sizeof(rate));
+	printf("sync '%s' -> '%s': %s", cli_esc(argv[optind]),
+	    cli_esc(argv[optind + 1]), r.full ? "full" : "incremental");
+	if (!r.full)
+		printf(" from %s (%s)", r.base_name, cli_guid(r.base_guid, bg));
+	printf(" to %s (%s)\n", r.name, cli_guid(r.guid, g));
+	printf("  scanned %" PRIu64 " entries in %.2f s, %" PRIu64
+	    " files read (%s)\n", r.scan.entries, secs(r.scan_ns),
+	    r.scan.files_read, cli_bytes(r.scan.bytes_read, b1, sizeof(b1)));
+	printf("  sent %" PRIu64 " entries, %s of data, %s stream, %" PRIu64
+	    " renames, %" PRIu64 " deletes\n", r.send.entries_sent,
+	    cli_bytes(r.send.data_bytes, b2, sizeof(b2)),
+	    cli_bytes(r.send.stream_bytes, b3, sizeof(b3)), r.send.renames,
+	    r.send.deletes);
+	printf("  time %.2f s, %s/s", t, rate);
+	if (r.pruned > 0)
+		printf(", pruned %u older snapshot%s", r.pruned,
+		    r.pruned == 1 ? "" : "s");
+	printf("\n");
+	return 0;
+}
+
+struct verify_out {
+	uint64_t n;
+};
+
+static void
+print_diff(void *arg, const char *kind, const char *path)
+{
+	struct verify_out *vo = arg;
+
+	vo->n++;
+	printf("%s '%s'\n", kind, path[0] == '\0' ? "." : cli_esc(path));
+}
+
+int
+cmd_verify(struct cli *cli, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 }
+	};
+	struct as_err err;
+	struct snapstore ss;
+	struct snap_list l;
+	struct catalog c;
+	struct verify_out vo;
+	char *state = NULL, *ds = NULL, *name = NULL;
+	const char *dst;
+	uint64_t ndiff = 0;
+	int ch, rc = 0;
+
+	while ((ch = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'v':
+			cli->verbose++;
+			break;
+		case 'h':
+			return cli_help(usage_verify);
+		default:
+			return cli_usage_error(usage_verify,
+			    "verify: bad option");
+		}
+	}
+	cli_apply_verbosity(cli);
+	if (argc - optind != 2)
+		return cli_usage_error(usage_verify,
+		    "verify: expected SRC[@SNAP] and DST");
+	dst = argv[optind + 1];
+	memset(&ss, 0, sizeof(ss));
+	ss.lock_fd = -1;
+	memset(&vo, 0, sizeof(vo));
+	catalog_init(&c);
+	as_err_clear(&err);
+	if (cli_split_snap(argv[optind], 0, &ds, &name, &err) == -1 ||
+	    (state = snapstore_state_dir(cli->state_dir, &err)) == NULL ||
+	    snapstore_open(&ss, state, ds, 0, &err) == -1)
+		goto fail;
+	if (name == NULL) {
+		if (snapstore_list(&ss, 0, &l, &err) == -1)
+			goto fail;
+		if (l.n == 0) {
+			snap_list_release(&l);
+			as_err_set(&err, AS_E_NOTFOUND, 0, "verify: '%s' has "
+			    "no snapshots", ds);
+			goto fail;
+		}
+		name = xstrdup(l.v[l.n - 1].name);
+		snap_list_release(&l);
+	}
+	if (snapstore_load(&ss, name, &c, &err) == -1)
+		goto fail;
+	if (verify_tree(&c, dst, print_diff, &vo, &ndiff, NULL, &err) == -1) {
+		as_err_prefix(&err, "verify");
+		goto fail;
+	}
+	if (ndiff > 0) {
+		log_error("verify '%s': %" PRIu64 " difference%s from "
+		    "'%s@%s'", cli_esc(dst), ndiff, ndiff == 1 ? "" : "s",
+		    cli_esc(ds), name);
+		rc = 1;
+	} else if (cli->verbose)
+		printf("'%s' matches '%s@%s' (%zu entries)\n", cli_esc(dst),
+		    cli_esc(ds), name, c.n);
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
+	catalog_release(&c);
+	snapstore_release(&ss);
+	free(state);
+	free(ds);
+	free(name);
+	return rc;
+}
+
+int
+cmd_recover(struct cli *cli, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 }
+	};
+	struct as_err err;
+	int ch, r;
+
+	while ((ch = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'v':
+			cli->verbose++;
+			break;
+		case 'h':
+			return cli_help(usage_recover);
+		default:
+			return cli_usage_error(usage_recover,
+			    "recover: bad option");
+		}
+	}
+	cli_apply_verbosity(cli);
+	if (argc - optind != 1)
+		return cli_usage_error(usage_recover,
+		    "recover: expected one DEST");
+	as_err_clear(&err);
+	if ((r = dir_recover(argv[optind], &err)) == -1) {
+		as_err_prefix(&err, "recover '%s'", argv[optind]);
+		return cli_error(&err);
+	}
+	if (cli->verbose)
+		printf("%s '%s'\n", r ? "recovered" : "nothing to recover in",
+		    cli_esc(argv[optind]));
+	return 0;
+}

@@ -1,0 +1,1229 @@
+/*
+ * dir_recv.c - receive a stream into a directory tree: checks against
+ * what the destination holds, staging under DEST/.autosync/stage, and the
+ * semantic validation of the whole op list before the commit point
+ * (dir_apply.c).  See dir.h and dir_journal.h.
+ *
+ * Decisions:
+ * - The stream is checked as a whole before anything is applied: the
+ *   decoder (stream.h) checks framing and fields as records arrive; the
+ *   meaning of the ops (does a source exist, is a parent a directory, does
+ *   a create collide) is checked here after END, against a model of the
+ *   new tree built from the held catalog and the op list.  Any violation
+ *   discards the stage: the destination is untouched.
+ * - A CREATE whose parent directory was created earlier in the stream is
+ *   staged inside that staged directory, so a full receive stages whole
+ *   subtrees and only top-level new entries are renamed at apply.
+ * - Metadata of staged non-directories is set when their entry closes
+ *   (after all their data: chown clears setuid bits and capabilities);
+ *   staged directories stay 0700 until the last apply phase, so that a
+ *   default ACL cannot leak into children and a read-only mode cannot
+ *   stop their creation.
+ * - Drift (the destination changed since it was received) is found by a
+ *   NOHASH scan compared with held.cat: inode, type, size, mtime, ctime,
+ *   mode, owner, link count, xattrs, symlink target, device number, and
+ *   extra or missing paths.  With -F: extra entries are moved out and
+ *   deleted, changed metadata is reset to the held values, and an entry
+ *   whose content changed (a regular file with another inode, size or
+ *   mtime; another type, symlink target or device) or that vanished must
+ *   be deleted by the stream, or the receive is refused: its old content
+ *   is nowhere to be had, so only a full resend can restore it.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "base/io.h"
+#include "base/xmalloc.h"
+#include "driver/dir.h"
+#include "driver/dir_journal.h"
+#include "format/catalog.h"
+#include "format/path.h"
+#include "format/stream.h"
+#include "base/banned.h"
+
+/* Kinds of keys in the path index. */
+enum { K_NEW = 1, K_MOD, K_DEL, K_SRC };
+
+struct hslot {
+	uint32_t	op1;		/* op index + 1; 0: empty */
+	uint8_t		kind;
+};
+
+/* Drift items kept for the checks after END (-F). */
+enum { D_MISSING = 1, D_CONTENT, D_META };
+
+struct drift {
+	uint32_t	held;		/* index in the held catalog */
+	uint8_t		kind;
+};
+
+struct rs {
+	struct rcv	 r;
+	struct catalog	 held;
+	int		 have_held;	/* held.cat was read */
+	int		 use_held;	/* the stream is relative to it */
+	struct hslot	*h;
+	size_t		 hcap;
+	size_t		 hn;
+	struct drift	*drift;
+	size_t		 ndrift;
+	size_t		 capdrift;
+	/* the entry being received */
+	long		 cur;		/* op index, -1: none */
+	int		 curfd;		/* staged regular file */
+	int		 staging;	/* stage/ exists (not a dry run) */
+	int		 dry;
+};
+
+#define R(s)	(&(s)->r)
+
+/* --- path index -------------------------------------------------- */
+
+static const char *
+key_str(const struct rs *s, uint32_t i, uint8_t kind, size_t *len)
+{
+	const struct rop *o = &s->r.ops[i];
+
+	if (kind == K_SRC) {
+		*len = o->aux_len;
+		return rop_aux(&s->r, o);
+	}
+	*len = o->path_len;
+	return rop_path(&s->r, o);
+}
+
+static size_t
+hslot_of(const struct rs *s, uint8_t kind, const char *p, size_t len)
+{
+	return (size_t)XXH3_64bits_withSeed(p, len, kind) & (s->hcap - 1);
+}
+
+static long
+hfind(const struct rs *s, uint8_t kind, const char *p, size_t len)
+{
+	const char *k;
+	size_t i, kl;
+
+	if (s->hcap == 0)
+		return -1;
+	for (i = hslot_of(s, kind, p, len); s->h[i].op1 != 0;
+	    i = (i + 1) & (s->hcap - 1)) {
+		if (s->h[i].kind != kind)
+			continue;
+		k = key_str(s, s->h[i].op1 - 1, kind, &kl);
+		if (kl == len && memcmp(k, p, len) == 0)
+			return (long)s->h[i].op1 - 1;
+	}
+	return -1;
+}
+
+static void
+hinsert(struct rs *s, uint8_t kind, uint32_t op)
+{
+	const char *k;
+	size_t i, kl;
+
+	k = key_str(s, op, kind, &kl);
+	for (i = hslot_of(s, kind, k, kl); s->h[i].op1 != 0;
+	    i = (i + 1) & (s->hcap - 1))
+		;
+	s->h[i].op1 = op + 1;
+	s->h[i].kind = kind;
+	s->hn++;
+}
+
+/* Index op under kind; -1 when the key is taken already. */
+static int
+hadd(struct rs *s, uint8_t kind, uint32_t op)
+{
+	struct hslot *old = s->h;
+	size_t oldcap = s->hcap, i, kl;
+	const char *k;
+
+	if ((s->hn + 1) * 2 > s->hcap) {
+		s->hcap = oldcap ? oldcap * 2 : 1024;
+		s->h = xcalloc(s->hcap, sizeof(*s->h));
+		s->hn = 0;
+		for (i = 0; i < oldcap; i++)
+			if (old[i].op1 != 0)
+				hinsert(s, old[i].kind, old[i].op1 - 1);
+		free(old);
+	}
+	k = key_str(s, op, kind, &kl);
+	if (hfind(s, kind, k, kl) != -1)
+		return -1;
+	hinsert(s, kind, op);
+	return 0;
+}
+
+/* --- the model of the new tree ------------------------------------ */
+
+static uint32_t
+held_type(const struct rs *s, long k)
+{
+	return s->held.ents[k].mode & S_IFMT;
+}
+
+static long
+held_find(const struct rs *s, const char *p, size_t len)
+{
+	if (!s->use_held)
+		return len == 0 ? 0 : -1;
+	return catalog_find(&s->held, p, len);
+}
+
+/*
+ * The type of the object at new-tree path p (len bytes), 0 when there is
+ * none.  With skip_last, a create/rename/link target at p itself is
+ * ignored: the answer is what remains of the base there.  *blocked gets
+ * the type of a non-directory met on the way (0 if none).
+ */
+static uint32_t
+new_type(const struct rs *s, const char *p, size_t len, int skip_last,
+    uint32_t *blocked)
+{
+	char old[AS_PATH_MAX_BUF];
+	size_t oldlen = 0, start = 0, end, clen;
+	const struct rop *o;
+	uint32_t type = S_IFDIR;
+	int created = 0;
+	long j, k;
+
+	*blocked = 0;
+	while (start < len) {
+		for (end = start; end < len && p[end] != '/'; end++)
+			;
+		if (type != S_IFDIR) {
+			*blocked = type;
+			return 0;
+		}
+		j = (end == len && skip_last) ? -1 : hfind(s, K_NEW, p, end);
+		if (j >= 0) {
+			o = &s->r.ops[j];
+			if (o->op == AS_OP_RENAME) {
+				k = held_find(s, rop_aux(&s->r, o),
+				    o->aux_len);
+				if (k < 0)
+					return 0;
+				memcpy(old, rop_aux(&s->r, o), o->aux_len);
+				oldlen = o->aux_len;
+				type = held_type(s, k);
+				created = 0;
+			} else {
+				type = o->mode & S_IFMT;
+				created = 1;
+			}
+		} else if (created) {
+			return 0;
+		} else {
+			clen = end - start;
+			if (oldlen + 1 + clen >= sizeof(old))
+				return 0;
+			if (oldlen > 0)
+				old[oldlen++] = '/';
+			memcpy(old + oldlen, p + start, clen);
+			oldlen += clen;
+			if (hfind(s, K_DEL, old, oldlen) >= 0 ||
+			    hfind(s, K_SRC, old, oldlen) >= 0)
+				return 0;
+			if ((k = held_find(s, old, oldlen)) < 0)
+				return 0;
+			type = held_type(s, k);
+		}
+		start = end + 1;
+	}
+	return type;
+}
+
+static const char *
+type_word(uint32_t t)
+{
+	switch (t) {
+	case S_IFLNK:
+		return "a symlink";
+	case S_IFREG:
+		return "a regular file";
+	case S_IFDIR:
+		return "a directory";
+	default:
+		return "a special file";
+	}
+}
+
+/* The parent of new-tree path p must be a directory of the new tree. */
+static int
+check_parent(const struct rs *s, const char *p, size_t len,
+    struct as_err *err)
+{
+	size_t plen = path_parent_len(p, len);
+	uint32_t t, blocked;
+
+	t = new_type(s, p, plen, 0, &blocked);
+	if (t == S_IFDIR)
+		return 0;
+	if (t == S_IFLNK || blocked == S_IFLNK)
+		return as_err_set(err, AS_E_UNSAFE_PATH, 0, "'%s': a parent "
+		    "is a symlink; refusing to follow it", p);
+	if (t == 0 && blocked == 0)
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%s': the parent "
+		    "directory does not exist", p);
+	return as_err_set(err, AS_E_UNSAFE_PATH, 0, "'%s': a parent is %s, "
+	    "not a directory", p, type_word(t != 0 ? t : blocked));
+}
+
+/* Check the meaning of every op, after END and before the commit. */
+static int
+validate(struct rs *s, struct as_err *err)
+{
+	struct rcv *r = R(s);
+	const struct rop *o;
+	const char *p, *a, *q;
+	size_t i, plen, qlen;
+	uint32_t t, blocked, type;
+	long k, j;
+
+	for (i = 0; i < r->nops; i++) {
+		o = &r->ops[i];
+		p = rop_path(r, o);
+		a = rop_aux(r, o);
+		type = o->mode & S_IFMT;
+		switch (o->op) {
+		case AS_OP_CREATE:
+		case AS_OP_RENAME:
+		case AS_OP_LINK:
+			if (check_parent(s, p, o->path_len, err) == -1)
+				return -1;
+			if (new_type(s, p, o->path_len, 1, &blocked) != 0)
+				return as_err_set(err, AS_E_MALFORMED, 0,
+				    "'%s' is created but the destination "
+				    "keeps an entry there", p);
+			if (o->op == AS_OP_RENAME) {
+				k = held_find(s, a, o->aux_len);
+				if (k < 0)
+					return as_err_set(err, AS_E_MALFORMED,
+					    0, "rename source '%s' is not in "
+					    "the snapshot held by '%s'", a,
+					    r->dest);
+				if (held_type(s, k) != type)
+					return as_err_set(err, AS_E_MALFORMED,
+					    0, "rename of '%s' to '%s' changes "
+					    "its type", a, p);
+				if (hfind(s, K_DEL, a, o->aux_len) >= 0)
+					return as_err_set(err, AS_E_MALFORMED,
+					    0, "'%s' is both renamed and "
+					    "deleted", a);
+				if (r->st != NULL)
+					r->st->renames++;
+			}
+			if (o->op == AS_OP_LINK) {
+				t = new_type(s, a, o->aux_len, 0, &blocked);
+				if (t != S_IFREG)
+					return as_err_set(err,
+					    AS_E_UNSAFE_PATH, 0, "hard link "
+					    "'%s': target '%s' is not a "
+					    "regular file of the new tree", p,
+					    a);
+				j = hfind(s, K_NEW, a, o->aux_len);
+				if (j >= 0 && r->ops[j].op == AS_OP_LINK &&
+				    (size_t)j > i)
+					return as_err_set(err, AS_E_MALFORMED,
+					    0, "hard link '%s' names a link "
+					    "made later, '%s'", p, a);
+			}
+			break;
+		case AS_OP_PATCH:
+		case AS_OP_ATTR:
+			t = new_type(s, p, o->path_len, 0, &blocked);
+			if (t == 0 && blocked == S_IFLNK)
+				return as_err_set(err, AS_E_UNSAFE_PATH, 0,
+				    "'%s': a parent is a symlink; refusing to "
+				    "follow it", p);
+			if (t == 0)
+				return as_err_set(err, AS_E_MALFORMED, 0,
+				    "%s of '%s', which does not exist",
+				    as_op_name(o->op), p);
+			if (t != type)
+				return as_err_set(err, AS_E_MALFORMED, 0,
+				    "%s of '%s' as %s, but it is %s",
+				    as_op_name(o->op), p, type_word(type),
+				    type_word(t));
+			break;
+		case AS_OP_DELETE:
+			k = held_find(s, p, o->path_len);
+			if (k < 0)
+				return as_err_set(err, AS_E_MALFORMED, 0,
+				    "delete of '%s', which is not in the "
+				    "snapshot held by '%s'", p, r->dest);
+			if (held_type(s, k) != type)
+				return as_err_set(err, AS_E_MALFORMED, 0,
+				    "delete of '%s' as %s, but it is %s", p,
+				    type_word(type), type_word(held_type(s,
+				    k)));
+			if (type != S_IFDIR)
+				break;
+			/* every child must go: deleted or moved away */
+			for (j = k + 1; (size_t)j < s->held.n; j++) {
+				q = catalog_path(&s->held, &s->held.ents[j]);
+				qlen = s->held.ents[j].path_len;
+				if (qlen <= o->path_len || q[o->path_len] !=
+				    '/' || memcmp(q, p, o->path_len) != 0)
+					break;
+				plen = path_parent_len(q, qlen);
+				if (plen != o->path_len)
+					continue;
+				if (hfind(s, K_DEL, q, qlen) < 0 &&
+				    hfind(s, K_SRC, q, qlen) < 0)
+					return as_err_set(err, AS_E_MALFORMED,
+					    0, "delete of directory '%s' "
+					    "leaves '%s' in it", p, q);
+			}
+			break;
+		}
+	}
+	return 0;
+}
+
+/* --- ops ------------------------------------------------------------ */
+
+static uint32_t
+add_op(struct rs *s, uint8_t op, const char *path, size_t plen,
+    const char *aux, size_t alen)
+{
+	struct rcv *r = R(s);
+	struct rop *o;
+
+	if (r->nops == r->capops) {
+		r->capops = r->capops ? r->capops * 2 : 1024;
+		r->ops = xreallocarray(r->ops, r->capops, sizeof(*r->ops));
+	}
+	o = &r->ops[r->nops];
+	memset(o, 0, sizeof(*o));
+	o->op = op;
+	o->path_off = r->strs.len;
+	buf_add(&r->strs, path, plen);
+	buf_add_u8(&r->strs, 0);
+	o->path_len = (uint16_t)plen;
+	o->aux_off = r->strs.len;
+	buf_add(&r->strs, aux, alen);
+	buf_add_u8(&r->strs, 0);
+	o->aux_len = (uint16_t)alen;
+	o->xattr_off = r->xattrs.len;
+	o->top = (uint32_t)r->nops;
+	return (uint32_t)r->nops++;
+}
+
+/* "n<id>/rest": where a CREATE lives under stage/. */
+static void
+stage_rel(const struct rs *s, uint32_t i, char *out, size_t sz)
+{
+	const struct rop *o = &s->r.ops[i], *t = &s->r.ops[o->top];
+
+	snprintf(out, sz, "n%u%s", (unsigned)t->id, rop_path(&s->r, o) +
+	    t->path_len);
+}
+
+static int
+stage_create(struct rs *s, uint32_t i, const char *aux,
+    struct as_err *err)
+{
+	char srel[AS_PATH_MAX_BUF + 16];
+	struct rop *o = &s->r.ops[i];
+	const char *name, *path = rop_path(&s->r, o);
+	uint32_t type = o->mode & S_IFMT;
+	int pfd, fd, e;
+
+	stage_rel(s, i, srel, sizeof(srel));
+	if ((pfd = beneath_parent(s->r.stagefd, srel, &name, "stage",
+	    err)) == -1)
+		return as_err_prefix(err, "stage '%s'", path);
+	if ((e = io_fault("recv_stage")) != 0) {
+		close(pfd);
+		return as_err_sys(err, e, "stage '%s'", path);
+	}
+	switch (type) {
+	case S_IFDIR:
+		e = mkdirat(pfd, name, 0700) == -1 ? errno : 0;
+		break;
+	case S_IFREG:
+		fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		e = fd == -1 ? errno : 0;
+		if (fd != -1 && ftruncate(fd, (off_t)o->size) == -1) {
+			e = errno;
+			close(fd);
+		} else if (fd != -1)
+			s->curfd = fd;
+		break;
+	case S_IFLNK:
+		e = symlinkat(aux, pfd, name) == -1 ? errno : 0;
+		break;
+	default:
+		/* fifos, sockets, devices: made, never opened */
+		e = mknodat(pfd, name, type | 0600, (dev_t)o->rdev) == -1 ?
+		    errno : 0;
+		break;
+	}
+	close(pfd);
+	if (e != 0)
+		return as_err_sys(err, e, "stage '%s'", path);
+	return 0;
+}
+
+/* The entry is complete: set the metadata of a staged non-directory. */
+static int
+close_entry(struct rs *s, struct as_err *err)
+{
+	char srel[AS_PATH_MAX_BUF + 16];
+	struct rcv *r = R(s);
+	struct rop *o;
+	uint32_t type;
+	int fd, rc;
+
+	if (s->cur < 0)
+		return 0;
+	o = &r->ops[s->cur];
+	type = o->mode & S_IFMT;
+	rc = 0;
+	if (o->op == AS_OP_CREATE && type != S_IFDIR && s->staging) {
+		if (s->curfd != -1) {
+			fd = s->curfd;
+			s->curfd = -1;
+		} else {
+			stage_rel(s, (uint32_t)s->cur, srel, sizeof(srel));
+			fd = beneath_open(r->stagefd, srel, O_PATH |
+			    O_NOFOLLOW, "stage", err);
+		}
+		if (fd == -1)
+			rc = -1;
+		else {
+			rc = meta_apply(fd, type, o->uid, o->gid, o->mode,
+			    o->mtime_sec, o->mtime_nsec, r->xattrs.data +
+			    o->xattr_off, o->xattr_len,
+			    (o->flags & RO_XATTRS) != 0, rop_path(r, o), err);
+			close(fd);
+		}
+	}
+	if (o->op == AS_OP_CREATE && type != S_IFDIR &&
+	    o->xattr_off + o->xattr_len == r->xattrs.len) {
+		/* applied already: the journal need not carry them */
+		r->xattrs.len = o->xattr_off;
+		o->xattr_len = 0;
+	}
+	s->cur = -1;
+	return rc;
+}
+
+static int
+on_retry(struct rs *s, const struct as_entry *e, struct as_err *err)
+{
+	struct rcv *r = R(s);
+	struct rop *o;
+
+	if (s->cur < 0 || r->ops[s->cur].op != e->op)
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%.*s': a retry "
+		    "that does not follow its entry", (int)e->path_len,
+		    e->path);
+	o = &r->ops[s->cur];
+	o->mode = e->mode;
+	o->uid = e->uid;
+	o->gid = e->gid;
+	o->size = e->size;
+	o->mtime_sec = e->mtime_sec;
+	o->mtime_nsec = e->mtime_nsec;
+	o->flags = (uint8_t)((o->flags & ~RO_XATTRS) |
+	    ((e->flags & AS_EF_XATTRS) ? RO_XATTRS : 0));
+	/* the previous data of this entry is void */
+	if (o->xattr_off + o->xattr_len == r->xattrs.len)
+		r->xattrs.len = o->xattr_off;
+	o->xattr_off = r->xattrs.len;
+	o->xattr_len = 0;
+	if (o->op == AS_OP_PATCH) {
+		o->seg_first = (uint32_t)r->nsegs;
+		o->nseg = 0;
+	} else if (s->curfd != -1 && (ftruncate(s->curfd, 0) == -1 ||
+	    ftruncate(s->curfd, (off_t)o->size) == -1))
+		return as_err_sys(err, errno, "stage '%s'", rop_path(r, o));
+	return 0;
+}
+
+static int
+on_entry(struct rs *s, const struct as_entry *e, struct as_err *err)
+{
+	struct rcv *r = R(s);
+	struct rop *o;
+	uint32_t i, type = e->mode & S_IFMT;
+	size_t plen;
+	long j;
+
+	if (r->st != NULL)
+		r->st->entries_sent++;
+	if ((e->flags & AS_EF_RETRY) != 0)
+		return on_retry(s, e, err);
+	if (close_entry(s, err) == -1)
+		return -1;
+	if (r->nops >= RCV_OPS_MAX)
+		return as_err_set(err, AS_E_LIMIT, 0, "stream has more than "
+		    "%u entries", RCV_OPS_MAX);
+	i = add_op(s, e->op, e->path, e->path_len, e->aux, e->aux_len);
+	o = &r->ops[i];
+	o->mode = e->mode;
+	o->uid = e->uid;
+	o->gid = e->gid;
+	o->rdev = e->rdev;
+	o->size = e->size;
+	o->mtime_sec = e->mtime_sec;
+	o->mtime_nsec = e->mtime_nsec;
+	if ((e->flags & AS_EF_XATTRS) != 0)
+		o->flags |= RO_XATTRS;
+	o->seg_first = (uint32_t)r->nsegs;
+	s->cur = i;
+	switch (e->op) {
+	case AS_OP_CREATE:
+	case AS_OP_LINK:
+	case AS_OP_RENAME:
+		if (hadd(s, K_NEW, i) == -1)
+			return as_err_set(err, AS_E_MALFORMED, 0, "'%.*s' is "
+			    "created twice", (int)e->path_len, e->path);
+		if (e->op == AS_OP_RENAME) {
+			if (hadd(s, K_SRC, i) == -1)
+				return as_err_set(err, AS_E_MALFORMED, 0,
+				    "'%.*s' is renamed twice",
+				    (int)e->aux_len, e->aux);
+			o->id = r->next_id++;
+		}
+		break;
+	case AS_OP_PATCH:
+	case AS_OP_ATTR:
+		if (hadd(s, K_MOD, i) == -1)
+			return as_err_set(err, AS_E_MALFORMED, 0, "'%.*s' is "
+			    "changed twice", (int)e->path_len, e->path);
+		return 0;
+	case AS_OP_DELETE:
+		if (hadd(s, K_DEL, i) == -1)
+			return as_err_set(err, AS_E_MALFORMED, 0, "'%.*s' is "
+			    "deleted twice", (int)e->path_len, e->path);
+		return 0;
+	}
+	if (e->op != AS_OP_CREATE)
+		return 0;
+	/* inside a directory this stream created: stage it in there */
+	plen = path_parent_len(e->path, e->path_len);
+	j = plen > 0 ? hfind(s, K_NEW, e->path, plen) : -1;
+	if (j >= 0 && r->ops[j].op == AS_OP_CREATE) {
+		if ((r->ops[j].mode & S_IFMT) != S_IFDIR)
+			return as_err_set(err, AS_E_UNSAFE_PATH, 0, "'%.*s': "
+			    "its parent is %s made by this stream, not a "
+			    "directory", (int)e->path_len, e->path,
+			    type_word(r->ops[j].mode & S_IFMT));
+		o->top = r->ops[j].top;
+	} else {
+		o->flags |= RO_TOP;
+		o->id = r->next_id++;
+	}
+	if (!s->staging)
+		return 0;
+	(void)type;
+	return stage_create(s, i, e->aux_len ? rop_aux(r, o) : "", err);
+}
+
+static int
+on_xattr(struct rs *s, const struct as_xattr *x)
+{
+	struct rcv *r = R(s);
+	struct rop *o = &r->ops[s->cur];
+
+	xattr_blob_add(&r->xattrs, x->name, x->name_len, x->value,
+	    x->value_len);
+	o->xattr_len = (uint32_t)(r->xattrs.len - o->xattr_off);
+	return 0;
+}
+
+static int
+add_seg(struct rs *s, uint64_t off, uint64_t len, uint64_t spool)
+{
+	struct rcv *r = R(s);
+
+	if (r->nsegs >= UINT32_MAX)
+		return -1;
+	if (r->nsegs == r->capsegs) {
+		r->capsegs = r->capsegs ? r->capsegs * 2 : 1024;
+		r->segs = xreallocarray(r->segs, r->capsegs, sizeof(*r->segs));
+	}
+	r->segs[r->nsegs].off = off;
+	r->segs[r->nsegs].len = len;
+	r->segs[r->nsegs].spool = spool;
+	r->nsegs++;
+	r->ops[s->cur].nseg++;
+	return 0;
+}
+
+static int
+on_data(struct rs *s, const struct as_data *d, struct as_err *err)
+{
+	struct rcv *r = R(s);
+	struct rop *o = &r->ops[s->cur];
+	int e;
+
+	if (r->st != NULL)
+		r->st->data_bytes += d->len;
+	if (o->op == AS_OP_CREATE) {
+		if (!s->staging)
+			return 0;
+		if ((e = io_fault("recv_write")) != 0 ||
+		    (io_pwrite_full(s->curfd, d->data, d->len,
+		    (off_t)d->offset) == -1 && (e = errno) != 0))
+			return as_err_sys(err, e, "stage '%s'", rop_path(r, o));
+		return 0;
+	}
+	/* PATCH: spool the block, applied in place after the commit */
+	if (s->staging) {
+		if (r->spoolfd == -1 && (r->spoolfd = openat(r->stagefd,
+		    "spool", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600)) == -1)
+			return as_err_sys(err, errno, "create the spool of "
+			    "'%s'", r->dest);
+		if ((e = io_fault("recv_write")) != 0 ||
+		    (io_pwrite_full(r->spoolfd, d->data, d->len,
+		    (off_t)r->spool_len) == -1 && (e = errno) != 0))
+			return as_err_sys(err, e, "spool '%s'", rop_path(r, o));
+	}
+	if (add_seg(s, d->offset, d->len, r->spool_len) == -1)
+		return as_err_set(err, AS_E_LIMIT, 0, "too many data records");
+	r->spool_len += d->len;
+	return 0;
+}
+
+static int
+on_hole(struct rs *s, const struct as_hole *h, struct as_err *err)
+{
+	struct rop *o = &s->r.ops[s->cur];
+
+	/* a staged file was sized with ftruncate: its holes are there */
+	if (o->op != AS_OP_PATCH)
+		return 0;
+	if (add_seg(s, h->offset, h->len, RSEG_HOLE) == -1)
+		return as_err_set(err, AS_E_LIMIT, 0, "too many hole records");
+	return 0;
+}
+
+/* --- what the destination holds -------------------------------------- */
+
+static int
+load_held(struct rs *s, struct as_err *err)
+{
+	struct buf b = BUF_INIT;
+	struct stat sb;
+	ssize_t n;
+	int fd;
+
+	if (s->r.privfd == -1)
+		return 0;
+	fd = openat(s->r.privfd, "held.cat", O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return 0;
+		return as_err_sys(err, errno, "open the held catalog of '%s'",
+		    s->r.dest);
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		close(fd);
+		return as_err_set(err, AS_E_MALFORMED, 0, "the held catalog "
+		    "of '%s' is not a file", s->r.dest);
+	}
+	n = io_read_full(fd, buf_reserve(&b, (size_t)sb.st_size + 1),
+	    (size_t)sb.st_size);
+	close(fd);
+	if (n == -1) {
+		buf_release(&b);
+		return as_err_sys(err, errno, "read the held catalog of '%s'",
+		    s->r.dest);
+	}
+	if (catalog_decode(&s->held, b.data, (size_t)n, err) == -1) {
+		buf_release(&b);
+		return as_err_prefix(err, "held catalog of '%s'", s->r.dest);
+	}
+	buf_release(&b);
+	s->have_held = 1;
+	return 0;
+}
+
+/* Is dest empty but for .autosync?  1 yes, 0 no, -1 error. */
+static int
+dest_empty(struct rs *s, struct as_err *err)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, empty = 1;
+
+	if (s->r.destfd == -1)
+		return 1;
+	if ((fd = openat(s->r.destfd, ".", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return as_err_sys(err, errno, "read '%s'", s->r.dest);
+	}
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..")
+		    != 0 && strcmp(de->d_name, AS_PRIVATE_DIR) != 0) {
+			empty = 0;
+			break;
+		}
+	closedir(d);
+	return empty;
+}
+
+/* -F on a full stream: everything there now is moved out and deleted. */
+static int
+extras_all(struct rs *s, struct as_err *err)
+{
+	struct dirent *de;
+	DIR *d;
+	uint32_t i;
+	int fd;
+
+	if ((fd = openat(s->r.destfd, ".", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return as_err_sys(err, errno, "read '%s'", s->r.dest);
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") ==
+		    0 || strcmp(de->d_name, AS_PRIVATE_DIR) == 0)
+			continue;
+		i = add_op(s, RO_EXTRA, de->d_name, strlen(de->d_name), "", 0);
+		s->r.ops[i].id = s->r.next_id++;
+	}
+	closedir(d);
+	return 0;
+}
+
+static int
+content_differs(const struct cat_entry *h, const char *haux,
+    const struct cat_entry *c, const char *caux)
+{
+	uint32_t t = h->mode & S_IFMT;
+
+	if (t != (c->mode & S_IFMT))
+		return 1;
+	switch (t) {
+	case S_IFDIR:
+		return 0;
+	case S_IFLNK:
+		return h->aux_len != c->aux_len || memcmp(haux, caux,
+		    h->aux_len) != 0 || h->ino != c->ino;
+	case S_IFREG:
+		return h->ino != c->ino || h->size != c->size ||
+		    h->mtime_sec != c->mtime_sec ||
+		    h->mtime_nsec != c->mtime_nsec;
+	default:
+		return h->rdev != c->rdev || h->ino != c->ino;
+	}
+}
+
+static int
+meta_differs(const struct catalog *hc, const struct cat_entry *h,
+    const struct catalog *cc, const struct cat_entry *c)
+{
+	return h->mode != c->mode || h->uid != c->uid || h->gid != c->gid ||
+	    h->mtime_sec != c->mtime_sec || h->mtime_nsec != c->mtime_nsec ||
+	    h->ctime_sec != c->ctime_sec || h->ctime_nsec != c->ctime_nsec ||
+	    h->nlink != c->nlink || h->ino != c->ino ||
+	    h->xattr_len != c->xattr_len || memcmp(catalog_xattrs(hc, h),
+	    catalog_xattrs(cc, c), h->xattr_len) != 0;
+}
+
+static void
+add_drift(struct rs *s, size_t held, uint8_t kind)
+{
+	if (s->ndrift == s->capdrift) {
+		s->capdrift = s->capdrift ? s->capdrift * 2 : 64;
+		s->drift = xreallocarray(s->drift, s->capdrift,
+		    sizeof(*s->drift));
+	}
+	s->drift[s->ndrift].held = (uint32_t)held;
+	s->drift[s->ndrift].kind = kind;
+	s->ndrift++;
+}
+
+/*
+ * Compare the destination with held.cat.  Without -F any difference is a
+ * CONFLICT; with it, extras become RO_EXTRA ops now and the rest is kept
+ * for check_drift() after END.
+ */
+static int
+find_drift(struct rs *s, struct as_err *err)
+{
+	struct catalog now;
+	const struct catalog *h = &s->held;
+	const struct cat_entry *he, *ce;
+	const char *hp, *cp, *first = NULL;
+	char firstbuf[AS_PATH_MAX_BUF];
+	size_t i = 0, k = 0, count = 0, xlen = 0;
+	uint64_t xoff = 0;
+	int c, have_x = 0;
+	uint32_t n;
+
+	catalog_init(&now);
+	if (dir_scan(s->r.dest, NULL, h->hdr.block_size, DIR_SCAN_NOHASH,
+	    &now, NULL, err) == -1) {
+		catalog_release(&now);
+		return as_err_prefix(err, "check '%s' for changes", s->r.dest);
+	}
+	while (i < h->n || k < now.n) {
+		he = i < h->n ? &h->ents[i] : NULL;
+		ce = k < now.n ? &now.ents[k] : NULL;
+		hp = he != NULL ? catalog_path(h, he) : NULL;
+		cp = ce != NULL ? catalog_path(&now, ce) : NULL;
+		if (he == NULL)
+			c = 1;
+		else if (ce == NULL)
+			c = -1;
+		else
+			c = path_cmp(hp, he->path_len, cp, ce->path_len);
+		if (c < 0) {
+			/* in the snapshot, gone from the destination */
+			if (first == NULL)
+				first = hp;
+			count++;
+			add_drift(s, i, D_MISSING);
+			i++;
+			continue;
+		}
+		if (c > 0) {
+			/* on the destination only: below a known extra? */
+			if (!(have_x && ce->path_len > xlen && cp[xlen] == '/'
+			    && memcmp(cp, s->r.strs.data + xoff, xlen) ==
+			    0)) {
+				if (first == NULL)
+					first = cp;
+				count++;
+				n = add_op(s, RO_EXTRA, cp, ce->path_len, "",
+				    0);
+				s->r.ops[n].id = s->r.next_id++;
+				have_x = 1;
+				xoff = s->r.ops[n].path_off;
+				xlen = ce->path_len;
+			}
+			k++;
+			continue;
+		}
+		if (content_differs(he, catalog_aux(h, he), ce,
+		    catalog_aux(&now, ce))) {
+			if (first == NULL)
+				first = hp;
+			count++;
+			add_drift(s, i, D_CONTENT);
+		} else if (meta_differs(h, he, &now, ce)) {
+			if (first == NULL)
+				first = hp;
+			count++;
+			add_drift(s, i, D_META);
+		}
+		i++;
+		k++;
+	}
+	if (first != NULL)
+		snprintf(firstbuf, sizeof(firstbuf), "%s", first);
+	catalog_release(&now);
+	if (count > 0 && (s->r.flags & DIR_RECV_FORCE) == 0) {
+		if (count == 1)
+			return as_err_set(err, AS_E_CONFLICT, 0, "destination "
+			    "'%s' was modified since snapshot '%s': '%s' "
+			    "changed; use -F to roll back", s->r.dest,
+			    h->hdr.name, firstbuf);
+		return as_err_set(err, AS_E_CONFLICT, 0, "destination '%s' "
+		    "was modified since snapshot '%s': '%s' changed (and %zu "
+		    "more); use -F to roll back", s->r.dest, h->hdr.name,
+		    firstbuf, count - 1);
+	}
+	return 0;
+}
+
+/* Where old path p (held) ends up in the new tree; 0 if deleted. */
+static int
+new_path_of(const struct rs *s, const char *p, size_t len, char *out,
+    size_t sz)
+{
+	const struct rop *o;
+	size_t alen = len;
+	long j;
+
+	for (;;) {
+		if (hfind(s, K_DEL, p, alen) >= 0)
+			return 0;
+		if ((j = hfind(s, K_SRC, p, alen)) >= 0) {
+			o = &s->r.ops[j];
+			if ((size_t)o->path_len + (len - alen) >= sz)
+				return 0;
+			snprintf(out, sz, "%s%.*s", rop_path(&s->r, o),
+			    (int)(len - alen), p + alen);
+			return 1;
+		}
+		if (alen == 0)
+			break;
+		alen = path_parent_len(p, alen);
+	}
+	snprintf(out, sz, "%.*s", (int)len, p);
+	return 1;
+}
+
+/* -F, after END: decide what the drift means for this stream. */
+static int
+check_drift(struct rs *s, struct as_err *err)
+{
+	const struct cat_entry *he;
+	const char *p;
+	char np[AS_PATH_MAX_BUF];
+	size_t i;
+	uint32_t n;
+	struct rop *o;
+
+	for (i = 0; i < s->ndrift; i++) {
+		he = &s->held.ents[s->drift[i].held];
+		p = catalog_path(&s->held, he);
+		switch (s->drift[i].kind) {
+		case D_MISSING:
+			if (hfind(s, K_DEL, p, he->path_len) >= 0)
+				break;
+			return as_err_set(err, AS_E_CONFLICT, 0, "cannot roll "
+			    "back '%s': it was removed from the destination; "
+			    "resend it in full (autosync sync -F does)", p);
+		case D_CONTENT:
+			if (hfind(s, K_DEL, p, he->path_len) >= 0) {
+				/* move it out whole; the delete finds nothing */
+				n = add_op(s, RO_EXTRA, p, he->path_len, "",
+				    0);
+				s->r.ops[n].id = s->r.next_id++;
+				break;
+			}
+			return as_err_set(err, AS_E_CONFLICT, 0, "cannot roll "
+			    "back '%s': its content changed on the "
+			    "destination; resend it in full (autosync sync -F "
+			    "does)", p);
+		case D_META:
+			if (!new_path_of(s, p, he->path_len, np, sizeof(np)))
+				break;
+			n = add_op(s, AS_OP_ATTR, np, strlen(np), "", 0);
+			o = &s->r.ops[n];
+			o->flags = RO_RESET | RO_XATTRS;
+			o->mode = he->mode;
+			o->uid = he->uid;
+			o->gid = he->gid;
+			o->mtime_sec = he->mtime_sec;
+			o->mtime_nsec = he->mtime_nsec;
+			o->xattr_off = s->r.xattrs.len;
+			o->xattr_len = he->xattr_len;
+			buf_add(&s->r.xattrs, catalog_xattrs(&s->held, he),
+			    he->xattr_len);
+			break;
+		}
+	}
+	return 0;
+}
+
+static int
+on_begin(struct rs *s, const struct as_begin *b, struct dir_recv_result *res,
+    struct as_err *err)
+{
+	struct rcv *r = R(s);
+	const struct cat_header *hh = &s->held.hdr;
+	int force = (r->flags & DIR_RECV_FORCE) != 0, empty;
+
+	r->guid = b->target_guid;
+	r->base_guid = b->base_guid;
+	r->time_ns = b->time_ns;
+	r->block_size = b->block_size;
+	snprintf(r->name, sizeof(r->name), "%s", b->name);
+	r->source = xstrndup(b->source, b->source_len);
+	res->target_guid = b->target_guid;
+	res->base_guid = b->base_guid;
+	snprintf(res->name, sizeof(res->name), "%s", b->name);
+	if (b->kind != AS_KIND_DIR)
+		return as_err_set(err, AS_E_UNSUPPORTED, 0, "stream of dataset "
+		    "kind %u cannot be received into directory '%s'", b->kind,
+		    r->dest);
+	if (b->base_guid != 0) {
+		if (!s->have_held)
+			return as_err_set(err, AS_E_CONFLICT, 0, "stream is "
+			    "incremental from %016llx but '%s' holds no "
+			    "snapshot", (unsigned long long)b->base_guid,
+			    r->dest);
+		if (hh->guid != b->base_guid)
+			return as_err_set(err, AS_E_CONFLICT, 0, "stream is "
+			    "incremental from %016llx but '%s' holds %016llx "
+			    "('%s')", (unsigned long long)b->base_guid,
+			    r->dest, (unsigned long long)hh->guid, hh->name);
+		s->use_held = 1;
+		if (find_drift(s, err) == -1)
+			return -1;
+	} else {
+		if ((empty = dest_empty(s, err)) == -1)
+			return -1;
+		if ((s->have_held || !empty) && !force) {
+			if (s->have_held && hh->guid == b->target_guid)
+				return as_err_set(err, AS_E_CONFLICT, 0,
+				    "destination '%s' already holds snapshot "
+				    "'%s'", r->dest, hh->name);
+			return as_err_set(err, AS_E_CONFLICT, 0, "destination "
+			    "'%s' exists and is not empty; use -F to "
+			    "overwrite", r->dest);
+		}
+		if (!empty && extras_all(s, err) == -1)
+			return -1;
+	}
+	if (s->dry)
+		return 0;
+	if (mkdirat(r->privfd, "stage", 0700) == -1)
+		return as_err_sys(err, errno, "create '%s/%s/stage'", r->dest,
+		    AS_PRIVATE_DIR);
+	s->staging = 1;
+	r->stagefd = openat(r->privfd, "stage", O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC);
+	if (r->stagefd == -1)
+		return as_err_sys(err, errno, "open '%s/%s/stage'", r->dest,
+		    AS_PRIVATE_DIR);
+	return 0;
+}
+
+static int
+on_record(struct rs *s, const struct as_rec *rec, struct dir_recv_result *res,
+    struct as_err *err)
+{
+	switch (rec->type) {
+	case AS_REC_BEGIN:
+		return on_begin(s, &rec->u.begin, res, err);
+	case AS_REC_ENTRY:
+		return on_entry(s, &rec->u.entry, err);
+	case AS_REC_XATTR:
+		return on_xattr(s, &rec->u.xattr);
+	case AS_REC_DATA:
+		return on_data(s, &rec->u.data, err);
+	case AS_REC_HOLE:
+		return on_hole(s, &rec->u.hole, err);
+	case AS_REC_END:
+		return close_entry(s, err);
+	}
+	return 0;
+}
+
+/* Read, decode and stage the whole stream. */
+static int
+read_stream(struct rs *s, int in_fd, struct dir_recv_result *res,
+    struct as_err *err)
+{
+	struct stream_dec d;
+	struct as_rec rec;
+	uint8_t *buf;
+	size_t off, used;
+	ssize_t n;
+	int rc = -1, x;
+
+	buf = xmalloc(RCV_READ_CHUNK);
+	stream_dec_init(&d);
+	for (;;) {
+		n = read(in_fd, buf, RCV_READ_CHUNK);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			as_err_sys(err, errno, "read the stream");
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (s->r.st != NULL)
+			s->r.st->stream_bytes += (uint64_t)n;
+		for (off = 0; off < (size_t)n; off += used) {
+			x = stream_dec_feed(&d, buf + off, (size_t)n - off,
+			    &used, &rec, err);
+			if (x == -1)
+				goto out;
+			if (x == 1 && on_record(s, &rec, res, err) == -1)
+				goto out;
+			if (x == 0 && used == 0)
+				break;
+		}
+	}
+	rc = stream_dec_finish(&d, err);
+out:
+	stream_dec_release(&d);
+	free(buf);
+	return rc;
+}
+
+int
+dir_receive(const char *dest, int in_fd, int flags,
+    struct dir_recv_result *res, struct as_err *err)
+{
+	struct dir_recv_result dummy;
+	struct rs s;
+	struct stat sb;
+	int rc = -1;
+
+	if (res == NULL)
+		res = &dummy;
+	memset(res, 0, sizeof(*res));
+	memset(&s, 0, sizeof(s));
+	rcv_init(&s.r, dest, flags, &res->st);
+	catalog_init(&s.held);
+	s.cur = -1;
+	s.curfd = -1;
+	s.dry = (flags & DIR_RECV_DRYRUN) != 0;
+	if (rcv_open(&s.r, s.dry, err) == -1)
+		goto out;
+	if (!s.dry) {
+		if (rcv_recover(&s.r, err) == -1)
+			goto out;
+	} else if (s.r.privfd != -1 && fstatat(s.r.privfd, "journal", &sb,
+	    AT_SYMLINK_NOFOLLOW) == 0) {
+		as_err_set(err, AS_E_CONFLICT, 0, "destination '%s' has an "
+		    "unfinished receive; recover it first", dest);
+		goto out;
+	}
+	if (load_held(&s, err) == -1)
+		goto out;
+	if (read_stream(&s, in_fd, res, err) == -1)
+		goto fail;
+	if (close_entry(&s, err) == -1)
+		goto fail;
+	if (validate(&s, err) == -1 || check_drift(&s, err) == -1)
+		goto fail;
+	if (s.dry) {
+		rc = 0;
+		goto out;
+	}
+	if (rcv_commit(&s.r, err) == -1) {
+		/* not committed: drop the stage now, not at the next run */
+		if (s.r.privfd != -1 && fstatat(s.r.privfd, "journal", &sb,
+		    AT_SYMLINK_NOFOLLOW) == -1)
+			(void)rcv_discard_stage(&s.r, NULL);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+fail:
+	if (s.curfd != -1) {
+		close(s.curfd);
+		s.curfd = -1;
+	}
+	if (s.staging)
+		(void)rcv_discard_stage(&s.r, NULL);
+out:
+	if (s.curfd != -1)
+		close(s.curfd);
+	rcv_release(&s.r);
+	catalog_release(&s.held);
+	free(s.h);
+	free(s.drift);
+	return rc;
+}
