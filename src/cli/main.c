@@ -107,7 +107,8 @@ finish_stdout(int rc)
 	if (e != EPIPE)
 		log_error("write to standard output: %s",
 		    e != 0 ? strerror(e) : "I/O error");
-	return rc != 0 ? rc : as_exit_code(AS_E_IO);
+	return rc != 0 ? rc : as_exit_code(e != 0 ? as_errcode_from_errno(e) :
+	    AS_E_IO);
 }
 
 int

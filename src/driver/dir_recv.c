@@ -934,7 +934,8 @@ find_drift(struct rs *s, struct as_err *err)
 		k++;
 	}
 	if (first != NULL)
-		snprintf(firstbuf, sizeof(firstbuf), "%s", first);
+		snprintf(firstbuf, sizeof(firstbuf), "%s", first[0] != '\0' ?
+		    first : ".");
 	catalog_release(&now);
 	if (count > 0 && (s->r.flags & DIR_RECV_FORCE) == 0) {
 		if (count == 1)

@@ -180,7 +180,8 @@ match_paths(struct snd *s, int pass)
 			j++;
 			continue;
 		}
-		if (s->cp[i] == 0 && s->claim[j] == 0 && compatible(s, te, be)) {
+		if (s->cp[i] == 0 && s->claim[j] == 0 &&
+		    compatible(s, te, be)) {
 			if (pass == 0 && te->ino == be->ino) {
 				pair(s, i, j);
 				s->mflags[i] |= M_PASS0;
@@ -686,7 +687,8 @@ send_reg(struct snd *s, struct cat_entry *e, const struct cat_entry *b,
 		last = live && tries == SCAN_TRIES - 1;
 		if (fstat(fd, &a) == -1)
 			goto fail;
-		if (live && !scan_same(e, &a) && rehash(s, e, fd, &a, err) == -1)
+		if (live && !scan_same(e, &a) &&
+		    rehash(s, e, fd, &a, err) == -1)
 			goto out;
 		fl = (tries > 0 ? AS_EF_RETRY : 0) | (last ? AS_EF_NOTPIT : 0);
 		if (last) {

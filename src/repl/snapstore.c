@@ -595,7 +595,8 @@ snapstore_list(const struct snapstore *ss, int flags, struct snap_list *out,
 		as_err_sys(err, errno, "read '%s'", ss->dir);
 		goto out;
 	}
-	qsort(out->v, out->n, sizeof(*out->v), info_cmp);
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), info_cmp);
 	rc = 0;
 out:
 	closedir(d);
@@ -990,6 +991,7 @@ snapstore_datasets(const char *state, char ***out, size_t *n,
 	}
 	closedir(d);
 	free(dir);
-	qsort(*out, *n, sizeof(**out), str_cmp);
+	if (*n > 1)
+		qsort(*out, *n, sizeof(**out), str_cmp);
 	return 0;
 }

@@ -74,15 +74,17 @@ compare_pair(const struct catalog *sc, const struct cat_entry *a,
 	}
 	if (S_ISREG(a->mode)) {
 		if (a->size != b->size || a->nblocks != b->nblocks ||
-		    memcmp(sc->hashes.data + a->hash_off, dc->hashes.data +
-		    b->hash_off, (size_t)a->nblocks * CAT_HASH_LEN) != 0)
+		    (a->nblocks > 0 && memcmp(sc->hashes.data + a->hash_off,
+		    dc->hashes.data + b->hash_off,
+		    (size_t)a->nblocks * CAT_HASH_LEN) != 0))
 			DIFF("content");
 	} else if (S_ISCHR(a->mode) || S_ISBLK(a->mode)) {
 		if (a->rdev != b->rdev)
 			DIFF("content");
 	} else if (S_ISLNK(a->mode)) {
-		if (a->aux_len != b->aux_len || memcmp(catalog_aux(sc, a),
-		    catalog_aux(dc, b), a->aux_len) != 0)
+		if (a->aux_len != b->aux_len || (a->aux_len > 0 &&
+		    memcmp(catalog_aux(sc, a), catalog_aux(dc, b),
+		    a->aux_len) != 0))
 			DIFF("target");
 	}
 	if (!S_ISLNK(a->mode) && (a->mode & 07777) != (b->mode & 07777))
@@ -91,8 +93,9 @@ compare_pair(const struct catalog *sc, const struct cat_entry *a,
 		DIFF("owner");
 	if (a->mtime_sec != b->mtime_sec || a->mtime_nsec != b->mtime_nsec)
 		DIFF("mtime");
-	if (a->xattr_len != b->xattr_len || memcmp(catalog_xattrs(sc, a),
-	    catalog_xattrs(dc, b), a->xattr_len) != 0)
+	if (a->xattr_len != b->xattr_len || (a->xattr_len > 0 &&
+	    memcmp(catalog_xattrs(sc, a), catalog_xattrs(dc, b),
+	    a->xattr_len) != 0))
 		DIFF("xattr");
 	if (!S_ISDIR(a->mode) && (!ino_map_check(fwd, a->ino, b->ino) ||
 	    !ino_map_check(rev, b->ino, a->ino)))

@@ -210,10 +210,17 @@ test_expect_success 'a second sync of an unchanged tree keeps it identical' '
 	assert_same_tree src dst
 '
 
-test_expect_success 'an empty source tree' '
+test_expect_success 'sync refuses an empty source (an unmounted one?)' '
 	mkdir empty-src &&
 	touch -d @1234567890.987654321 empty-src &&
-	autosync sync empty-src empty-dst &&
+	test_expect_code 3 autosync sync empty-src empty-dst 2>err &&
+	test_grep -q "empty" err &&
+	! test -e empty-dst || test -z "$(ls -A empty-dst | grep -vx .autosync)"
+'
+
+test_expect_success 'an empty tree by snapshot, send and receive' '
+	autosync snapshot empty-src@e &&
+	autosync send empty-src@e | autosync receive empty-dst &&
 	assert_same_tree empty-src empty-dst
 '
 

@@ -31,13 +31,17 @@
  * order after the records are built:
  *	--no-rechain	keep the checks each record had in script order
  *	--seed stream|catalog|N
- *	--dup I  --drop I  --swap I:J  --splice FILE:I[:J]  (record I := FILE's J)
+ *	--dup I  --drop I  --swap I:J
+ *	--splice FILE:I[:J]	record I := record J (default I) of stream FILE
+ *	--insert FILE:I:J	insert record J of FILE before record I (I may
+ *				be the record count: append)
  *	--set-len I:V	framing length of record I
  *	--truncate N  --flip OFF:BIT  --append BYTES	(on the final bytes)
  *	--list		print "INDEX OFFSET TYPE LEN" per record instead
  * Indices and offsets may be negative: counted from the end.  With
  * rechaining (the default) the END counts that were not set explicitly
- * are recomputed after the record mutations, as a forger would.
+ * (and, with --in, those of every END record) are recomputed after the
+ * record mutations, as a forger would.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -76,8 +80,8 @@ struct mlist {
 };
 
 enum mut_kind {
-	M_DUP, M_DROP, M_SWAP, M_SPLICE, M_SETLEN, M_TRUNCATE, M_FLIP,
-	M_APPEND
+	M_DUP, M_DROP, M_SWAP, M_SPLICE, M_INSERT, M_SETLEN, M_TRUNCATE,
+	M_FLIP, M_APPEND
 };
 
 struct mut {
@@ -588,12 +592,13 @@ option(const char *opt, const char *arg)
 			die("--flip bit must be 0..7");
 	} else if (strcmp(opt, "--append") == 0) {
 		parse_bytes(arg, &mut_add(M_APPEND)->bytes);
-	} else if (strcmp(opt, "--splice") == 0) {
-		m = mut_add(M_SPLICE);
+	} else if (strcmp(opt, "--splice") == 0 ||
+	    strcmp(opt, "--insert") == 0) {
+		m = mut_add(strcmp(opt, "--splice") == 0 ? M_SPLICE : M_INSERT);
 		m->file = xstrdup(arg);
 		/* FILE:I or FILE:I:J; the file name may itself hold ':' */
 		if ((c = strrchr(m->file, ':')) == NULL)
-			die("--splice needs FILE:I[:J]");
+			die("%s needs FILE:I[:J]", opt);
 		*c = '\0';
 		m->a = m->b = (long long)parse_num(opt, c + 1);
 		if ((d = strrchr(m->file, ':')) != NULL &&
@@ -728,6 +733,8 @@ read_stream(const char *path, struct mlist *ml)
 			die("'%s': partial record at offset %zu", path, off);
 		r = list_add(ml, le16(b.data + off));
 		r->line = 0;
+		/* a forger that re-chains recounts END as well */
+		r->end_auto = r->type == AS_REC_END && len == 32;
 		buf_add(&r->payload, b.data + off + REC_HDR_LEN, len);
 		r->stale_hcheck = le16(b.data + off + 2);
 		r->stale_check = le64(b.data + off + REC_HDR_LEN + len);
@@ -866,6 +873,21 @@ record_mutations(struct mlist *ml)
 				buf_release(&other.v[k].payload);
 			free(other.v);
 			break;
+		case M_INSERT:
+			memset(&other, 0, sizeof(other));
+			read_stream(muts[i].file, &other);
+			a = muts[i].a == (long long)ml->n ? (long long)ml->n :
+			    index_of(muts[i].a, ml->n, "--insert");
+			b = index_of(muts[i].b, other.n, "--insert");
+			list_add(ml, 0);
+			memmove(&ml->v[a + 1], &ml->v[a],
+			    (ml->n - 1 - (size_t)a) * sizeof(*ml->v));
+			copy_rec(&ml->v[a], &other.v[b]);
+			ml->v[a].end_auto = 0;
+			for (k = 0; k < other.n; k++)
+				buf_release(&other.v[k].payload);
+			free(other.v);
+			break;
 		case M_SETLEN:
 			a = index_of(muts[i].a, ml->n, "--set-len");
 			ml->v[a].has_setlen = 1;
@@ -917,7 +939,9 @@ usage(void)
 {
 	fprintf(stderr, "usage: mkstream [--no-rechain] [--seed S] "
 	    "[--dup I] [--drop I] [--swap I:J]\n"
-	    "                [--splice FILE:I[:J]] [--set-len I:V] "
+	    "                [--splice FILE:I[:J]] [--insert FILE:I:J] "
+	    "[--set-len I:V]\n"
+	    "                "
 	    "[--truncate N] [--flip OFF:BIT]\n"
 	    "                [--append BYTES] [--list] "
 	    "[--in STREAM | SCRIPT]\n");
