@@ -35,23 +35,23 @@ RSYNC_CHECK=(rsync -naHAXc --numeric-ids --delete --exclude=/.autosync
 die() { echo "run.sh: $*" >&2; exit 1; }
 say() { printf '%s\n' "$*" >&2; }
 
-# --- timer: wall clock (perf_counter) and peak RSS of the command and every
-# descendant it waited for (wait4 rusage: the largest single process, in KiB).
+# --- timer: wall clock (perf_counter, around the command) and peak RSS
+# (GNU time's %M: ru_maxrss from wait4, i.e. the largest single process of
+# the command and the children it waited for, in KiB; it includes the
+# ~2 MiB of the forked time(1) itself, which the baseline below cancels).
+# Python cannot report RSS itself: a forked interpreter's high-water mark
+# survives execve.
 TIMER='
-import os, sys, time
-log = sys.argv[1]
-fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-t0 = time.perf_counter()
-pid = os.fork()
-if pid == 0:
-    os.dup2(fd, 1); os.dup2(fd, 2)
-    try:
-        os.execvp(sys.argv[2], sys.argv[2:])
-    finally:
-        os._exit(127)
-_, status, ru = os.wait4(pid, 0)
-t = time.perf_counter() - t0
-print("%.4f %d %d" % (t, ru.ru_maxrss, os.waitstatus_to_exitcode(status)))
+import os, subprocess, sys, time
+log, rss = sys.argv[1], sys.argv[2]
+with open(log, "ab") as f:
+    t0 = time.perf_counter()
+    rc = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss, "--"]
+                         + sys.argv[3:], stdout=f, stderr=f)
+    t = time.perf_counter() - t0
+with open(rss) as f:
+    m = f.read().split()
+print("%.4f %s %d" % (t, m[-1] if m else 0, rc))
 '
 
 # timed LOG CMD... -> sets T_WALL (s), T_RSS (KiB), T_RC
@@ -59,7 +59,7 @@ timed() {
 	local log=$1 out
 	shift
 	printf '\n$ %s\n' "$*" >>"$log"
-	out=$("$PY" -c "$TIMER" "$log" "$@")
+	out=$("$PY" -c "$TIMER" "$log" "$LOGS/rss.tmp" "$@")
 	read -r T_WALL T_RSS T_RC <<<"$out"
 	printf '# wall %ss, peak rss %s KiB, exit %s\n' \
 	    "$T_WALL" "$T_RSS" "$T_RC" >>"$log"
@@ -68,6 +68,7 @@ timed() {
 # --- checks ---------------------------------------------------------------
 command -v rsync >/dev/null || die "rsync is missing (apt-get install -y rsync)"
 command -v "$PY" >/dev/null || die "python3 is missing"
+[ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install -y time)"
 case $N in ''|*[!0-9]*|0) die "N must be a positive integer" ;; esac
 mkdir -p "$B" "$LOGS"
 fstype=$(stat -f -c %T "$B")
@@ -80,10 +81,15 @@ avail_kib=$(df -Pk "$B" | awk 'NR == 2 { print $4 }')
 [ "$avail_kib" -ge "$need_kib" ] ||
 	die "'$B' has $((avail_kib / 1024)) MiB free, needs $((need_kib / 1024))"
 
-# Is autosync there and able to sync a small tree correctly?
+# Is autosync there and able to sync a small tree correctly?  The binary is
+# copied first: a rebuild during the run must not change what is measured.
 have_as=0
+as_rev=
 if [ "$AUTOSYNC" != none ]; then
 	if [ -x "$AUTOSYNC" ]; then
+		as_rev="$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$top" status --porcelain -- src 2>/dev/null | grep -q . && echo ', src modified'), built $(date -r "$AUTOSYNC" '+%Y-%m-%d %H:%M')"
+		cp "$AUTOSYNC" "$B/autosync-under-test"
+		AUTOSYNC=$B/autosync-under-test
 		s=$B/smoke
 		rm -rf "$s"
 		mkdir -p "$s/src/d" "$s/state"
@@ -115,8 +121,19 @@ big_blocks=$(find "$B/src/big" -type f -printf '%s\n' |
 	awk '{ b += int(($1 + 65535) / 65536) } END { print b + 0 }')
 tree_bytes=$(du -sb "$B/src/tree" | cut -f1)
 big_bytes=$(du -sb "$B/src/big" | cut -f1)
-# warm cache: every source byte read once
-find "$B/src" -type f -print0 | xargs -0 cat >/dev/null
+
+# warm DIR...: read every directory, inode and data byte once more.  This
+# machine may page out clean page cache that has not been touched for a
+# while (e.g. DAMON "pageout" of cold unmapped pages), so "warm cache" is
+# re-established right before each timed command, for both tools alike.
+warm() {
+	local d
+	for d; do
+		[ -e "$d" ] || continue
+		find "$d" -printf '%s\n' >/dev/null
+		find "$d" -type f -print0 | xargs -0r cat >/dev/null
+	done
+}
 
 # --- one scenario -----------------------------------------------------------
 # Results, per scenario key: best wall and max peak RSS per tool.
@@ -133,6 +150,7 @@ run_as() {
 		return
 	fi
 	sync
+	warm "$B/src/$ds" "$B/dst-as/$ds" "$B/state-$ds"
 	timed "$log" env AUTOSYNC_STATE_DIR="$B/state-$ds" \
 	    "$AUTOSYNC" sync "$B/src/$ds" "$B/dst-as/$ds"
 	if [ "$T_RC" != 0 ]; then
@@ -173,6 +191,7 @@ run_rs() {
 	local -a cmd=("${RSYNC_TREE[@]}")
 	[ "$ds" = big ] && cmd=("${RSYNC_BIG[@]}")
 	sync
+	warm "$B/src/$ds" "$B/dst-rs/$ds"
 	timed "$log" "${cmd[@]}" "$B/src/$ds/" "$B/dst-rs/$ds/"
 	[ "$T_RC" = 0 ] || die "rsync failed (exit $T_RC), see $log"
 	if [ -z "${BEST_RS[$key]:-}" ] ||
@@ -240,12 +259,13 @@ for ds in tree big; do
 	[ -z "$d" ] || die "rsync destination '$ds' differs from the source: $d"
 done
 
-# Baseline RSS: autosync syncing an empty directory, so that the per-entry
-# figure does not count the binary and its libraries.
+# Baseline RSS: autosync syncing a tree of one small file, so that the
+# per-entry figure does not count the binary, its libraries and buffers.
 base_rss=0
 if [ $have_as = 1 ]; then
 	rm -rf "$B/empty" "$B/empty-dst" "$B/state-empty"
 	mkdir -p "$B/empty" "$B/state-empty"
+	echo x >"$B/empty/one"
 	timed "$LOGS/baseline.log" env AUTOSYNC_STATE_DIR="$B/state-empty" \
 	    "$AUTOSYNC" sync "$B/empty" "$B/empty-dst"
 	[ "$T_RC" = 0 ] && base_rss=$T_RSS
@@ -264,23 +284,25 @@ machine() {
 	echo "- bench dir: $B on $fs"
 	echo "- rsync: $(rsync --version | head -1)"
 	if [ $have_as = 1 ]; then
-		echo "- autosync: $AUTOSYNC ($(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$top" status --porcelain -- src 2>/dev/null | grep -q . && echo ', src modified'))"
+		echo "- autosync: $("$AUTOSYNC" --version 2>/dev/null | head -1) ($as_rev)"
 	else
 		echo "- autosync: not run (no working binary)"
 	fi
 	echo "- data (SCALE=$SCALE): tree $tree_entries entries, $((tree_bytes / 1048576)) MiB; big files $((big_bytes / 1048576)) MiB; best of N=$N, warm cache, local to local"
 }
 
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+
 row() {	# key title goal
 	local key=$1 title=$2 goal=$3 a=${BEST_AS[$1]:-} r=${BEST_RS[$1]:-}
 	local ratio=- verdict=- amem=- rmem=-
-	[ -n "${RSS_RS[$key]:-}" ] && rmem="$((RSS_RS[$key] / 1024)) MiB"
+	[ -n "${RSS_RS[$key]:-}" ] && rmem=$(mib "${RSS_RS[$key]}")
 	case ${STATUS_AS[$key]:-ok} in
 	ok) ;;
 	*) a="" ;;
 	esac
 	if [ -n "$a" ]; then
-		amem="$((RSS_AS[$key] / 1024)) MiB"
+		amem=$(mib "${RSS_AS[$key]}")
 		ratio=$(awk "BEGIN { printf \"%.2f\", $a / $r }")
 		if [ "$goal" != - ]; then
 			if awk "BEGIN { exit !($a / $r <= $goal) }"; then
@@ -326,7 +348,7 @@ report() {
 			per = (peak - base) * 1024 / n
 			hash = 16 * blocks / n
 			printf "Memory, tree: autosync peak RSS %.1f MiB over %d entries", peak / 1024, n
-			printf " (baseline: syncing an empty directory, %.1f MiB).\n", base / 1024
+			printf " (baseline: syncing a one-file tree, %.1f MiB).\n", base / 1024
 			printf "Per entry: %.0f bytes above the baseline (%.0f bytes raw), of which", per, peak * 1024 / n
 			printf " block hashes %.1f bytes (%d hashes x 16 bytes / entry);\n", hash, blocks
 			printf "the rest %.0f bytes/entry against the goal of 150: %s.\n", per - hash, (per - hash <= 150 ? "met" : "MISSED")
@@ -356,6 +378,7 @@ fi
 
 if [ "$KEEP" != 1 ]; then
 	rm -rf "$B/src" "$B/dst-as" "$B/dst-rs" "$B/state-tree" "$B/state-big" \
-	    "$B/empty" "$B/empty-dst" "$B/state-empty" "$B/smoke"
+	    "$B/empty" "$B/empty-dst" "$B/state-empty" "$B/smoke" \
+	    "$B/autosync-under-test"
 	say "data removed; logs kept in $LOGS"
 fi

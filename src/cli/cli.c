@@ -1,4 +1,5 @@
 /* cli.c - helpers the subcommands share; see cli.h. */
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +48,16 @@ cli_usage_error(const char *usage, const char *fmt, ...)
 	/* the first line of the usage text */
 	fprintf(stderr, "%.*s\n", (int)strcspn(usage, "\n"), usage);
 	return as_exit_code(AS_E_USAGE);
+}
+
+int
+cli_bad_option(const char *usage, const char *cmd, char **argv)
+{
+	if (optopt != 0)
+		return cli_usage_error(usage, "%s: unknown option or missing "
+		    "argument: '-%c'", cmd, optopt);
+	return cli_usage_error(usage, "%s: unknown option or missing "
+	    "argument: '%s'", cmd, argv[optind - 1]);
 }
 
 int

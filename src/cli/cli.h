@@ -13,7 +13,7 @@
 /* Global options, parsed by main() before the subcommand. */
 struct cli {
 	const char	*state_dir;	/* --state-dir, or NULL */
-	int		 verbose;	/* -v count (global and per command) */
+	int		 verbose;	/* -v count, global and command */
 	int		 quiet;		/* -q */
 };
 
@@ -38,6 +38,8 @@ int	cli_error(const struct as_err *err);
  */
 int	cli_usage_error(const char *usage, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
+/* After getopt_long returned '?': name the offending argument. */
+int	cli_bad_option(const char *usage, const char *cmd, char **argv);
 /* Print the usage text to stdout and return 0 (for -h). */
 int	cli_help(const char *usage);
 

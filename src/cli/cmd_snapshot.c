@@ -93,8 +93,8 @@ cmd_snapshot(struct cli *cli, int argc, char **argv)
 		switch (ch) {
 		case 'b':
 			if (parse_size(optarg, &bs) == -1)
-				return cli_usage_error(usage_snapshot, "snapshot: "
-				    "bad block size '%s'", optarg);
+				return cli_usage_error(usage_snapshot,
+				    "snapshot: bad block size '%s'", optarg);
 			break;
 		case 'v':
 			cli->verbose++;
@@ -102,8 +102,7 @@ cmd_snapshot(struct cli *cli, int argc, char **argv)
 		case 'h':
 			return cli_help(usage_snapshot);
 		default:
-			return cli_usage_error(usage_snapshot, "snapshot: "
-			    "bad option");
+			return cli_bad_option(usage_snapshot, "snapshot", argv);
 		}
 	}
 	cli_apply_verbosity(cli);
@@ -257,8 +256,8 @@ cmd_snapshots(struct cli *cli, int argc, char **argv)
 		case 'h':
 			return cli_help(usage_snapshots);
 		default:
-			return cli_usage_error(usage_snapshots, "snapshots: "
-			    "bad option");
+			return cli_bad_option(usage_snapshots, "snapshots",
+			    argv);
 		}
 	}
 	as_err_clear(&err);
@@ -331,8 +330,7 @@ cmd_destroy(struct cli *cli, int argc, char **argv)
 		case 'h':
 			return cli_help(usage_destroy);
 		default:
-			return cli_usage_error(usage_destroy, "destroy: "
-			    "bad option");
+			return cli_bad_option(usage_destroy, "destroy", argv);
 		}
 	}
 	cli_apply_verbosity(cli);

@@ -83,7 +83,7 @@ cmd_send(struct cli *cli, int argc, char **argv)
 		case 'h':
 			return cli_help(usage_send);
 		default:
-			return cli_usage_error(usage_send, "send: bad option");
+			return cli_bad_option(usage_send, "send", argv);
 		}
 	}
 	cli_apply_verbosity(cli);
@@ -197,8 +197,7 @@ cmd_receive(struct cli *cli, int argc, char **argv)
 		case 'h':
 			return cli_help(usage_receive);
 		default:
-			return cli_usage_error(usage_receive,
-			    "receive: bad option");
+			return cli_bad_option(usage_receive, "receive", argv);
 		}
 	}
 	cli_apply_verbosity(cli);

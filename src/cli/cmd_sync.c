@@ -89,12 +89,13 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 		case 'h':
 			return cli_help(usage_sync);
 		default:
-			return cli_usage_error(usage_sync, "sync: bad option");
+			return cli_bad_option(usage_sync, "sync", argv);
 		}
 	}
 	cli_apply_verbosity(cli);
 	if (argc - optind != 2)
-		return cli_usage_error(usage_sync, "sync: expected SRC and DST");
+		return cli_usage_error(usage_sync,
+		    "sync: expected SRC and DST");
 	o.state_dir = cli->state_dir;
 	as_err_clear(&err);
 	if (sync_run(argv[optind], argv[optind + 1], &o, &r, &err) == -1) {
@@ -181,8 +182,7 @@ cmd_verify(struct cli *cli, int argc, char **argv)
 		case 'h':
 			return cli_help(usage_verify);
 		default:
-			return cli_usage_error(usage_verify,
-			    "verify: bad option");
+			return cli_bad_option(usage_verify, "verify", argv);
 		}
 	}
 	cli_apply_verbosity(cli);
@@ -256,8 +256,7 @@ cmd_recover(struct cli *cli, int argc, char **argv)
 		case 'h':
 			return cli_help(usage_recover);
 		default:
-			return cli_usage_error(usage_recover,
-			    "recover: bad option");
+			return cli_bad_option(usage_recover, "recover", argv);
 		}
 	}
 	cli_apply_verbosity(cli);

@@ -23,14 +23,20 @@ static const struct cmd {
 	cli_fn		 fn;
 	const char	*summary;
 } cmds[] = {
-	{ "snapshot",	cmd_snapshot,	"take a snapshot (catalog) of a tree" },
+	{ "snapshot",	cmd_snapshot,
+	    "take a snapshot (catalog) of a tree" },
 	{ "snapshots",	cmd_snapshots,	"list snapshots" },
 	{ "destroy",	cmd_destroy,	"destroy a snapshot" },
-	{ "send",	cmd_send,	"write a full or incremental stream" },
-	{ "receive",	cmd_receive,	"apply a stream to a destination" },
-	{ "sync",	cmd_sync,	"snapshot, send and receive in one step" },
-	{ "verify",	cmd_verify,	"compare a destination with a snapshot" },
-	{ "recover",	cmd_recover,	"repair an interrupted receive" },
+	{ "send",	cmd_send,
+	    "write a full or incremental stream" },
+	{ "receive",	cmd_receive,
+	    "apply a stream to a destination" },
+	{ "sync",	cmd_sync,
+	    "snapshot, send and receive in one step" },
+	{ "verify",	cmd_verify,
+	    "compare a destination with a snapshot" },
+	{ "recover",	cmd_recover,
+	    "repair an interrupted receive" },
 };
 
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))
@@ -41,8 +47,9 @@ static const char usage_main[] =
 "       autosync --version\n"
 "\n"
 "Global options:\n"
-"  --state-dir DIR  where snapshot catalogs live (default: $AUTOSYNC_STATE_DIR,\n"
-"                   /var/lib/autosync for root, ~/.local/state/autosync)\n"
+"  --state-dir DIR  where snapshot catalogs live (default:\n"
+"                   $AUTOSYNC_STATE_DIR, /var/lib/autosync for root,\n"
+"                   ~/.local/state/autosync)\n"
 "  -v, --verbose    say more (repeat for debug output)\n"
 "  -q, --quiet      only errors\n"
 "  -h, --help       this text\n"
@@ -130,6 +137,7 @@ main(int argc, char **argv)
 	log_set_progname("autosync");
 	/* A reader that goes away is an EPIPE error, not a silent death. */
 	signal(SIGPIPE, SIG_IGN);
+	opterr = 0;	/* we name the bad option ourselves */
 
 	while ((ch = getopt_long(argc, argv, "+vqh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -149,7 +157,14 @@ main(int argc, char **argv)
 			printf("autosync %s\n", AUTOSYNC_VERSION);
 			return finish_stdout(0);
 		default:
-			print_usage(stderr);
+			if (optopt != 0)
+				log_error("unknown option or missing argument: "
+				    "'-%c'", optopt);
+			else
+				log_error("unknown option or missing argument: "
+				    "'%s'", cli_esc(argv[optind - 1]));
+			fprintf(stderr, "%.*s\n", (int)strcspn(usage_main,
+			    "\n"), usage_main);
 			return 2;
 		}
 	}

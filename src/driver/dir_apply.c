@@ -338,7 +338,6 @@ int
 rcv_open(struct rcv *r, int dry, struct as_err *err)
 {
 	struct stat sb;
-	int fd;
 
 	r->destfd = open(r->dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC);
@@ -361,14 +360,29 @@ rcv_open(struct rcv *r, int dry, struct as_err *err)
 		return as_err_sys(err, errno, "open destination '%s'",
 		    r->dest);
 	}
-	if (!dry && mkdirat(r->destfd, AS_PRIVATE_DIR, 0700) == -1 &&
+	return rcv_open_private(r, 0, dry, err);
+}
+
+/*
+ * Open DEST/.autosync (creating it when create) and take the receive lock.
+ * A missing private directory is not an error unless create: a receive
+ * creates it only once the stream's first record has been accepted, so
+ * that a refused stream leaves the destination untouched.
+ */
+int
+rcv_open_private(struct rcv *r, int create, int dry, struct as_err *err)
+{
+	struct stat sb;
+	int fd;
+
+	if (create && mkdirat(r->destfd, AS_PRIVATE_DIR, 0700) == -1 &&
 	    errno != EEXIST)
 		return as_err_sys(err, errno, "create '%s/%s'", r->dest,
 		    AS_PRIVATE_DIR);
 	r->privfd = openat(r->destfd, AS_PRIVATE_DIR, O_RDONLY | O_DIRECTORY |
 	    O_NOFOLLOW | O_CLOEXEC);
 	if (r->privfd == -1) {
-		if (errno == ENOENT && dry)
+		if (errno == ENOENT && !create)
 			return 0;
 		if (errno == ELOOP || errno == ENOTDIR)
 			return as_err_set(err, AS_E_UNSAFE_PATH, errno,

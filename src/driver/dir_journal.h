@@ -127,6 +127,8 @@ const char *rop_aux(const struct rcv *r, const struct rop *o);
  * privfd stays -1.
  */
 int	rcv_open(struct rcv *r, int dry, struct as_err *err);
+int	rcv_open_private(struct rcv *r, int create, int dry,
+	    struct as_err *err);
 /* With the lock held: roll forward or back; 1 did something, 0, -1. */
 int	rcv_recover(struct rcv *r, struct as_err *err);
 /* Commit point: journal the op list, then apply it and finish. */

@@ -1085,6 +1085,15 @@ on_begin(struct rs *s, const struct as_begin *b, struct dir_recv_result *res,
 	}
 	if (s->dry)
 		return 0;
+	if (r->privfd == -1) {
+		if (rcv_open_private(r, 1, 0, err) == -1)
+			return -1;
+		/* another receiver may have created it meanwhile */
+		if (faccessat(r->privfd, "held.cat", F_OK,
+		    AT_SYMLINK_NOFOLLOW) == 0)
+			return as_err_set(err, AS_E_CONFLICT, 0, "destination "
+			    "'%s' is busy: another receive started", r->dest);
+	}
 	if (mkdirat(r->privfd, "stage", 0700) == -1)
 		return as_err_sys(err, errno, "create '%s/%s/stage'", r->dest,
 		    AS_PRIVATE_DIR);
@@ -1183,7 +1192,7 @@ dir_receive(const char *dest, int in_fd, int flags,
 	if (rcv_open(&s.r, s.dry, err) == -1)
 		goto out;
 	if (!s.dry) {
-		if (rcv_recover(&s.r, err) == -1)
+		if (s.r.privfd != -1 && rcv_recover(&s.r, err) == -1)
 			goto out;
 	} else if (s.r.privfd != -1 && fstatat(s.r.privfd, "journal", &sb,
 	    AT_SYMLINK_NOFOLLOW) == 0) {

@@ -88,11 +88,18 @@ catalog_add(struct catalog *c, const struct cat_entry_in *in)
 	return e;
 }
 
+/*
+ * An arena that was never grown has no memory: NULL + 0, and memcpy or
+ * memcmp of 0 bytes at NULL, are undefined.  Zero-length views of such
+ * an arena point here instead.
+ */
+static uint8_t	empty_arena[1];
+
 uint8_t *
 catalog_hashes_of(struct catalog *c, const struct cat_entry *e)
 {
-	/* NULL + 0 is undefined: an arena may not be allocated yet */
-	return c->hashes.data == NULL ? NULL : c->hashes.data + e->hash_off;
+	return c->hashes.data == NULL ? empty_arena :
+	    c->hashes.data + e->hash_off;
 }
 
 const char *
@@ -110,7 +117,8 @@ catalog_aux(const struct catalog *c, const struct cat_entry *e)
 const uint8_t *
 catalog_xattrs(const struct catalog *c, const struct cat_entry *e)
 {
-	return c->xattrs.data == NULL ? NULL : c->xattrs.data + e->xattr_off;
+	return c->xattrs.data == NULL ? empty_arena :
+	    c->xattrs.data + e->xattr_off;
 }
 
 long

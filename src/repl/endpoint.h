@@ -15,7 +15,7 @@
 #include "base/err.h"
 
 enum endpoint_kind {
-	EP_LOCAL = 1,		/* a directory on this machine (dir driver) */
+	EP_LOCAL = 1,	/* a directory on this machine (dir driver) */
 };
 
 struct endpoint {

@@ -27,7 +27,7 @@
 
 #define CAT_SUFFIX	".cat"
 #define PENDING_SUFFIX	".cat.pending"
-#define CATALOG_MAX	(UINT64_C(1) << 36)	/* 64 GiB: refuse beyond */
+#define CATALOG_MAX	(UINT64_C(1) << 36)	/* refuse beyond 64 GiB */
 
 char *
 snapstore_state_dir(const char *opt, struct as_err *err)
@@ -278,8 +278,9 @@ snapstore_lock(struct snapstore *ss, struct as_err *err)
 
 		close(fd);
 		if (e == EWOULDBLOCK)
-			return as_err_set(err, AS_E_CONFLICT, 0, "'%s' is busy: "
-			    "another autosync process is using its catalogs",
+			return as_err_set(err, AS_E_CONFLICT, 0,
+			    "'%s' is busy: another autosync process is using "
+			    "its catalogs",
 			    ss->dataset);
 		return as_err_sys(err, e, "lock catalogs of '%s'",
 		    ss->dataset);

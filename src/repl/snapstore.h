@@ -72,10 +72,10 @@ struct snap_list {
 struct snap_dest {
 	uint64_t held_guid;	/* snapshot it holds, or 0 */
 	char	 pending[SNAP_NAME_MAX + 1]; /* pending snapshot, or "" */
-	char	*path;		/* owned: the destination, as recorded */
+	char	*path;		/* owned: the destination's path */
 };
 
-#define SNAP_LIST_SIZES		0x01	/* decode whole catalogs for sizes */
+#define SNAP_LIST_SIZES		0x01	/* read all: sizes */
 #define SNAP_LIST_PENDING	0x02	/* list pending catalogs instead */
 
 /*

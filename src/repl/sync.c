@@ -178,9 +178,10 @@ receive_child(const char *dst, int in_fd, int report_fd, int flags)
  * error that explains the failure.
  */
 static int
-transfer(const char *src, const char *dst, struct snapstore *ss,
-    struct catalog *target, const struct catalog *base, int rflags,
-    struct sync_result *res, struct as_err *err)
+transfer(const char *src, const char *dst, const char *src_name,
+    const char *dst_name, struct snapstore *ss, struct catalog *target,
+    const struct catalog *base, int rflags, struct sync_result *res,
+    struct as_err *err)
 {
 	struct recv_report r;
 	struct as_err serr;
@@ -265,10 +266,10 @@ transfer(const char *src, const char *dst, struct snapstore *ss,
 	if (src_rc == -1 && serr.sys_errno != EPIPE &&
 	    r.err.code == AS_E_TRUNCATED) {
 		*err = serr;
-		return as_err_prefix(err, "send '%s'", src);
+		return as_err_prefix(err, "send '%s'", src_name);
 	}
 	*err = r.err;
-	return as_err_prefix(err, "receive '%s'", dst);
+	return as_err_prefix(err, "receive '%s'", dst_name);
 }
 
 /* Run recover and read what dst holds: 1 held (*guid), 0 none, -1. */
@@ -421,8 +422,8 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 
 	/* 5. send and receive */
 	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
-	tr = transfer(src_abs, dst_abs, &ss, &target, have_base ? &base :
-	    NULL, rflags, res, err);
+	tr = transfer(src_abs, dst_abs, se.path, de.path, &ss, &target,
+	    have_base ? &base : NULL, rflags, res, err);
 	if (tr == -1 && (o->flags & SYNC_FORCE) && have_base &&
 	    err->code == AS_E_CONFLICT) {
 		/*
@@ -434,8 +435,8 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		res->retried_full = 1;
 		memset(&res->send, 0, sizeof(res->send));
 		as_err_clear(err);
-		tr = transfer(src_abs, dst_abs, &ss, &target, NULL, rflags,
-		    res, err);
+		tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
+		    &target, NULL, rflags, res, err);
 	}
 	if (tr == -1) {
 		/*

@@ -41,30 +41,30 @@
 #include "driver/dir.h"
 #include "repl/snapstore.h"
 
-#define SYNC_FORCE	0x01	/* -F: full resend / roll back the destination */
+#define SYNC_FORCE	0x01	/* -F: full resend, roll back dst */
 #define SYNC_NO_PRUNE	0x02	/* keep sync's older snapshots */
 
 struct sync_opts {
 	const char	*state_dir;	/* --state-dir, or NULL */
 	int		 flags;		/* SYNC_* */
-	uint32_t	 block_size;	/* for a full sync; 0: the default */
+	uint32_t	 block_size;	/* full sync; 0: the default */
 };
 
 struct sync_result {
-	int		 full;		/* 1: full stream, 0: incremental */
+	int		 full;		/* 1 full, 0 incremental */
 	char		 name[SNAP_NAME_MAX + 1];	/* new snapshot */
 	uint64_t	 guid;
-	char		 base_name[SNAP_NAME_MAX + 1];	/* "" when full */
+	char		 base_name[SNAP_NAME_MAX + 1]; /* "": full */
 	uint64_t	 base_guid;
 	struct dir_stats scan;		/* the source scan */
 	struct dir_stats send;		/* what the sender emitted */
 	int64_t		 scan_ns;	/* wall time of the scan */
-	int64_t		 total_ns;	/* wall time of the whole step */
+	int64_t		 total_ns;	/* wall time of the step */
 	unsigned	 pruned;	/* snapshots destroyed by pruning */
-	int		 recovered;	/* dir_recover repaired the destination */
-	int		 adopted;	/* a crashed sync's catalog adopted */
+	int		 recovered;	/* dir_recover repaired dst */
+	int		 adopted;	/* a crashed sync's catalog kept */
 	int		 discarded;	/* ... or discarded */
-	int		 retried_full;	/* -F: incremental refused, sent full */
+	int		 retried_full;	/* -F: incremental refused */
 };
 
 /*

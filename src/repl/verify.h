@@ -46,8 +46,8 @@ uint64_t verify_catalogs(const struct catalog *snap, struct catalog *dst,
  * *ndiff, or -1 with err when the scan fails.  st gets the scan's counters
  * (may be NULL).
  */
-int	verify_tree(const struct catalog *snap, const char *dest, verify_cb cb,
-	    void *arg, uint64_t *ndiff, struct dir_stats *st,
+int	verify_tree(const struct catalog *snap, const char *dest,
+	    verify_cb cb, void *arg, uint64_t *ndiff, struct dir_stats *st,
 	    struct as_err *err);
 
 #endif

@@ -12,6 +12,8 @@ BS=65536	# the default catalog block size (autosync snapshot --help)
 
 # step: snapshot the next sN, send it from the previous one, receive it
 # into dst, and check.  Sets size (stream bytes) and stats (send -v).
+# When a step fails, dst is rebuilt by a full receive of the new snapshot
+# so that one bug does not fail every later test.
 n=0
 step() {
 	local prev=s$n
@@ -23,7 +25,13 @@ step() {
 	echo "step s$n: $size stream bytes; $stats" &&
 	autosync receive dst <"s$n.as" &&
 	assert_same_tree src dst &&
-	autosync verify "src@s$n" dst
+	autosync verify "src@s$n" dst &&
+	return 0
+	echo "step s$n failed; dst reset to a full receive of s$n"
+	rm -rf dst &&
+	autosync send "src@s$n" >repair.as &&
+	autosync receive dst <repair.as
+	return 1
 }
 
 # stat_field NAME: a number from the send -v line ("renames", "deletes",
@@ -37,9 +45,9 @@ size_below() {	# LIMIT
 		{ echo "stream of $size bytes, expected < $1"; return 1; }
 }
 
-test_expect_success 'setup: every-kind plus a 64 MiB file, full receive' '
+test_expect_success 'setup: every-kind plus a 32 MiB file, full receive' '
 	mkfixture src every-kind &&
-	test_bytes $((64 << 20)) huge >src/huge &&
+	test_bytes $((32 << 20)) huge >src/huge &&
 	echo "a file that will become a directory" >src/shape &&
 	autosync snapshot src@s0 &&
 	autosync send src@s0 >s0.as &&
@@ -84,8 +92,8 @@ test_expect_success STRACE 'an unchanged tree: send reads no file' '
 	autosync destroy src@unchanged-scan
 '
 
-test_expect_success 'a few scattered 4 KiB writes in a 64 MiB file: only those blocks' '
-	for blk in 3 1000 5000 9999 12345 15000 16000 16383; do
+test_expect_success 'a few scattered 4 KiB writes in a 32 MiB file: only those blocks' '
+	for blk in 3 1000 2500 4999 6123 7000 8000 8191; do
 		test_bytes 4096 "w$blk" |
 		dd of=src/huge bs=4096 seek=$blk conv=notrunc status=none || exit 1
 	done &&
@@ -96,7 +104,7 @@ test_expect_success 'a few scattered 4 KiB writes in a 64 MiB file: only those b
 
 test_expect_success 'a 1% change of whole blocks: stream is about 1% plus headers' '
 	changed=0 &&
-	for blk in 7 77 177 277 377 477 577 677 777 877; do
+	for blk in 7 77 177 277 377; do
 		test_bytes $BS "b$blk" |
 		dd of=src/huge bs=$BS seek=$blk conv=notrunc status=none &&
 		changed=$((changed + BS)) || exit 1
@@ -129,12 +137,19 @@ test_expect_success 'a renamed directory, with its subtree' '
 	test -f dst/dir-renamed/big-moved
 '
 
-test_expect_success 'a deleted file and a deleted tree' '
-	rm src/regular-to-delete 2>/dev/null; rm src/no-newline &&
+test_expect_success 'a deleted file and a deleted directory tree' '
+	rm src/no-newline &&
+	rm -r src/dir-renamed/sub/subsub &&
+	step &&
+	size_below 4096 &&
+	test "$(stat_field deletes)" -ge 3 &&
+	test_path_is_missing dst/no-newline &&
+	test_path_is_missing dst/dir-renamed/sub/subsub
+'
+
+test_expect_success 'a deleted tree 200 levels deep' '
 	rm -r src/deep &&
 	step &&
-	size_below 8192 &&
-	test "$(stat_field deletes)" -ge 2 &&
 	test_path_is_missing dst/deep
 '
 
@@ -239,13 +254,17 @@ test_expect_success 'a sparse file gains and loses data' '
 	done
 '
 
-test_expect_success 'many changes at once (the mutate recipe)' '
-	mkdir -p src/dir src/dir/sub/subsub src/empty-dir &&
-	echo one >src/dir/one && : >src/empty &&
-	echo x >src/exact-page && echo 2 >src/pair-2 && ln -sf regular src/link-rel &&
-	step &&
-	mkfixture src mutate &&
-	step
+test_expect_success 'every kind of change at once (the mutate recipe)' '
+	mkfixture src2 every-kind &&
+	autosync snapshot src2@a &&
+	autosync send src2@a | autosync receive dst2 &&
+	assert_same_tree src2 dst2 &&
+	mkfixture src2 mutate &&
+	autosync snapshot src2@b &&
+	autosync send -i @a src2@b >m.as &&
+	autosync receive dst2 <m.as &&
+	assert_same_tree src2 dst2 &&
+	autosync verify src2@b dst2
 '
 
 test_expect_success 'the same through sync: incremental and identical' '
@@ -253,7 +272,7 @@ test_expect_success 'the same through sync: incremental and identical' '
 	autosync sync -v src dst-sync >out1 &&
 	test_grep -q full out1 &&
 	echo "another change" >>src/sync-file &&
-	mv src/one-moved-up src/one-moved-again &&
+	mv src/exact-page src/exact-page.moved &&
 	autosync sync -v src dst-sync >out2 &&
 	test_grep -q incremental out2 &&
 	test_grep -q " 1 renames" out2 &&
@@ -274,18 +293,18 @@ test_expect_success 'verify reports a changed file in DST (exit 1)' '
 test_expect_success 'verify reports mode, extra and missing entries' '
 	chmod 0777 dst/setgid &&
 	echo extra >dst/extra-file &&
-	rm dst/exact-page.renamed &&
+	rm dst/exact-page &&
 	test_expect_code 1 autosync verify "src@s$n" dst >out 2>err &&
 	test_grep -q "mode '\''setgid'\''" out &&
 	test_grep -q "extra '\''extra-file'\''" out &&
-	test_grep -q "missing '\''exact-page.renamed'\''" out &&
+	test_grep -q "missing '\''exact-page'\''" out &&
 	test_grep -q "differences" err
 '
 
 test_expect_success XATTR 'verify reports an xattr change' '
-	setfattr -n user.sneaky -v 1 dst/regular-hardlink &&
+	setfattr -n user.sneaky -v 1 dst/regular-link &&
 	test_expect_code 1 autosync verify "src@s$n" dst >out 2>err &&
-	test_grep -q "xattr '\''regular-hardlink'\''" out
+	test_grep -q "xattr '\''regular-link'\''" out
 '
 
 test_done
