@@ -1,0 +1,70 @@
+/*
+ * conn.h - a byte channel between two autosync processes.
+ *
+ * One struct conn hides whether the bytes go through a pair of pipes
+ * (local, or the stdio of "ssh host autosync serve --stdio"), a TCP socket
+ * or a TLS session.  Every read and write has a deadline: the idle timeout
+ * (no byte moved for that long => TIMEOUT), so that a vanished peer is
+ * reported, never waited for (RELIABILITY.md I10).  Connection errors are
+ * classified: a reset or EOF mid-message is TEMP (AS_E_IO or TRUNCATED),
+ * a failed authentication is AUTH.
+ */
+#ifndef AS_CONN_H
+#define AS_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/err.h"
+
+struct conn;
+
+struct conn_ops {
+	const char	*name;		/* "pipe", "ssh", "tcp", "tls" */
+	/* Like read(2)/write(2), -1 with errno; may move fewer bytes. */
+	ssize_t		(*read)(struct conn *c, void *buf, size_t n);
+	ssize_t		(*write)(struct conn *c, const void *buf, size_t n);
+	/* Descriptor to poll for readability/writability. */
+	int		(*rfd)(const struct conn *c);
+	int		(*wfd)(const struct conn *c);
+	/* Bytes already buffered inside the transport (TLS records). */
+	size_t		(*pending)(const struct conn *c);
+	/* Half-close the sending direction; the peer reads EOF. */
+	int		(*shutdown_write)(struct conn *c);
+	void		(*free)(struct conn *c);	/* closes everything */
+};
+
+struct conn {
+	const struct conn_ops *ops;
+	char		 peer[128];	/* "127.0.0.1:7010", "ssh host": messages */
+	int		 idle_ms;	/* 0: no deadline (tests only) */
+	uint64_t	 bytes_in;	/* counters for progress and tests */
+	uint64_t	 bytes_out;
+	void		*impl;		/* the transport's own state */
+};
+
+#define CONN_IDLE_DEFAULT_MS	60000
+
+/*
+ * A conn over two descriptors (may be the same).  Takes ownership: both are
+ * closed by conn_free.  child, when > 0, is a process (ssh) that conn_free
+ * reaps after closing, killing it (SIGTERM, then SIGKILL after 2 s) if it
+ * does not exit by itself.
+ */
+struct conn	*conn_from_fds(int rfd, int wfd, pid_t child, const char *peer);
+
+/* Read exactly n bytes; EOF before n is TRUNCATED ("peer closed"). */
+int	conn_read_full(struct conn *c, void *buf, size_t n, struct as_err *err);
+/*
+ * Read up to n bytes, at least 1; returns the count, 0 at EOF, -1 on
+ * error or timeout.
+ */
+ssize_t	conn_read_some(struct conn *c, void *buf, size_t n,
+	    struct as_err *err);
+int	conn_write_full(struct conn *c, const void *buf, size_t n,
+	    struct as_err *err);
+int	conn_shutdown_write(struct conn *c, struct as_err *err);
+void	conn_free(struct conn *c);
+
+#endif
