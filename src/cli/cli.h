@@ -28,6 +28,50 @@ int	cmd_receive(struct cli *, int, char **);
 int	cmd_sync(struct cli *, int, char **);
 int	cmd_verify(struct cli *, int, char **);
 int	cmd_recover(struct cli *, int, char **);
+int	cmd_serve(struct cli *, int, char **);
+int	cmd_keygen(struct cli *, int, char **);
+
+/*
+ * Transport options shared by sync, send and receive (cmd_remote.c):
+ * add CLI_REMOTE_LONGOPTS to a getopt_long table and pass what it returns
+ * to cli_remote_opt().
+ */
+enum {
+	CLI_OPT_KEY = 0x100,
+	CLI_OPT_CERT,
+	CLI_OPT_CA,
+	CLI_OPT_COMPRESS,
+	CLI_OPT_RATE,
+	CLI_OPT_PROGRESS,
+	CLI_OPT_TIMEOUT,
+};
+
+#define CLI_REMOTE_LONGOPTS						\
+	{ "key",	required_argument,	NULL, CLI_OPT_KEY },	\
+	{ "cert",	required_argument,	NULL, CLI_OPT_CERT },	\
+	{ "ca",		required_argument,	NULL, CLI_OPT_CA },	\
+	{ "compress",	required_argument,	NULL, CLI_OPT_COMPRESS }, \
+	{ "rate-limit",	required_argument,	NULL, CLI_OPT_RATE },	\
+	{ "progress",	optional_argument,	NULL, CLI_OPT_PROGRESS }, \
+	{ "timeout",	required_argument,	NULL, CLI_OPT_TIMEOUT }
+
+#define CLI_REMOTE_USAGE						\
+"Remote endpoints: ssh://[user@]host[:port]/path, tcp://host[:port]/path,\n" \
+"tls://host[:port]/path (see autosync-protocol.md).\n"			\
+"  --key FILE       tcp://: the pre-shared key; tls://: own private key\n" \
+"  --cert FILE      tls://: own certificate\n"				\
+"  --ca FILE        tls://: the CA that signed the server's certificate\n" \
+"  --compress zstd[:LEVEL]  compress the stream on the wire\n"		\
+"  --rate-limit RATE        at most RATE bytes/s (40M, 500K)\n"		\
+"  --progress[=json]        progress on stderr (default: on a terminal)\n" \
+"  --timeout SECS   give up after SECS without data (default 60)\n"
+
+struct remote_opts;
+/* Defaults: progress when stderr is a terminal. */
+void	cli_remote_init(struct remote_opts *ro);
+/* Apply one transport option; -1 with USAGE. */
+int	cli_remote_opt(int ch, const char *arg, struct remote_opts *ro,
+	    struct as_err *err);
 
 /* Set the log level from -v and -q (after a subcommand's own -v). */
 void	cli_apply_verbosity(const struct cli *cli);

@@ -10,13 +10,14 @@
 #include "cli/cli.h"
 #include "driver/dir.h"
 #include "format/catalog.h"
+#include "repl/remote.h"
 #include "repl/snapstore.h"
 #include "repl/sync.h"
 #include "repl/verify.h"
 #include "base/banned.h"
 
 static const char usage_sync[] =
-"usage: autosync sync [-v] [-F] [--no-prune] SRC DST\n"
+"usage: autosync sync [-v] [-F] [--no-prune] [transport options] SRC DST\n"
 "\n"
 "Replicate the directory tree SRC to DST in one step: take a snapshot\n"
 "of SRC (named autosync_YYYY-MM-DD_HH:MM:SS, UTC), send what changed\n"
@@ -30,7 +31,11 @@ static const char usage_sync[] =
 "                   roll DST back (changes made in DST are lost)\n"
 "  --no-prune       keep sync's older snapshots\n"
 "  -v, --verbose    print a summary: full or incremental, entries, bytes,\n"
-"                   renames, deletes, time and rate\n";
+"                   renames, deletes, time and rate\n"
+"\n"
+"One of SRC and DST may be remote: a push (remote DST) or a pull (remote\n"
+"SRC, whose snapshots the server keeps).\n"
+CLI_REMOTE_USAGE;
 
 static const char usage_verify[] =
 "usage: autosync verify [-v] SRC[@SNAP] DST\n"
@@ -65,18 +70,33 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 		{ "no-prune",	no_argument,		NULL, 'P' },
 		{ "verbose",	no_argument,		NULL, 'v' },
 		{ "help",	no_argument,		NULL, 'h' },
+		CLI_REMOTE_LONGOPTS,
 		{ NULL,		0,			NULL, 0 }
 	};
 	struct as_err err;
 	struct sync_opts o;
 	struct sync_result r;
+	struct remote_opts ro;
 	char g[17], bg[17], b1[32], b2[32], b3[32], rate[32];
 	double t;
 	int ch;
 
 	memset(&o, 0, sizeof(o));
+	cli_remote_init(&ro);
+	as_err_clear(&err);
 	while ((ch = getopt_long(argc, argv, "Fvh", lo, NULL)) != -1) {
 		switch (ch) {
+		case CLI_OPT_KEY:
+		case CLI_OPT_CERT:
+		case CLI_OPT_CA:
+		case CLI_OPT_COMPRESS:
+		case CLI_OPT_RATE:
+		case CLI_OPT_PROGRESS:
+		case CLI_OPT_TIMEOUT:
+			if (cli_remote_opt(ch, optarg, &ro, &err) == -1)
+				return cli_usage_error(usage_sync, "sync: %s",
+				    err.msg);
+			break;
 		case 'F':
 			o.flags |= SYNC_FORCE;
 			break;
@@ -97,6 +117,7 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(usage_sync,
 		    "sync: expected SRC and DST");
 	o.state_dir = cli->state_dir;
+	o.remote = &ro;
 	as_err_clear(&err);
 	if (sync_run(argv[optind], argv[optind + 1], &o, &r, &err) == -1) {
 		if (r.recovered)

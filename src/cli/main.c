@@ -37,6 +37,10 @@ static const struct cmd {
 	    "compare a destination with a snapshot" },
 	{ "recover",	cmd_recover,
 	    "repair an interrupted receive" },
+	{ "serve",	cmd_serve,
+	    "answer remote syncs (ssh, tcp, tls)" },
+	{ "keygen",	cmd_keygen,
+	    "make keys and certificates for tcp and tls" },
 };
 
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))

@@ -18,6 +18,7 @@
 #include "base/xmalloc.h"
 #include "format/stream.h"
 #include "repl/endpoint.h"
+#include "repl/remote.h"
 #include "repl/snapstore.h"
 #include "repl/sync.h"
 #include "base/banned.h"
@@ -64,8 +65,8 @@ check_overlap(const char *src, const char *dst, struct as_err *err)
  * that no destination record names (a crash before the receiver started)
  * are discarded.
  */
-static int
-settle_pending(struct snapstore *ss, const char *dst_abs, uint64_t held,
+int
+sync_settle(struct snapstore *ss, const char *dst_abs, uint64_t held,
     struct snap_dest *rec, struct sync_result *res, struct as_err *err)
 {
 	struct snap_list pl;
@@ -114,10 +115,12 @@ out:
 
 /*
  * Destroy sync's own snapshots other than keep, except those that a
- * destination (one that still exists) holds or is receiving.
+ * destination (one that still exists) holds or is receiving.  Records of
+ * remote destinations (not an absolute path) always count: there is no
+ * cheap way to tell that they are gone.
  */
-static int
-prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
+int
+sync_prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
     struct as_err *err)
 {
 	struct snap_list l;
@@ -136,7 +139,7 @@ prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
 			continue;
 		held = 0;
 		for (j = 0; j < nrecs; j++) {
-			if (recs[j].path != NULL &&
+			if (recs[j].path != NULL && recs[j].path[0] == '/' &&
 			    lstat(recs[j].path, &st) == -1 && errno == ENOENT)
 				continue;	/* that destination is gone */
 			if (recs[j].held_guid == l.v[i].guid ||
@@ -304,6 +307,167 @@ dest_state(const char *dst, int *recovered, uint64_t *guid,
 }
 
 int
+sync_snapshot(struct snapstore *ss, const char *src_abs, const char *spec,
+    const struct catalog *base, uint32_t block_size, struct catalog *target,
+    struct sync_result *res, struct as_err *err)
+{
+	int64_t t1;
+
+	target->hdr.time_ns = now_ns(CLOCK_REALTIME);
+	if (snapstore_auto_name(ss, target->hdr.time_ns, target->hdr.name,
+	    sizeof(target->hdr.name), err) == -1)
+		return -1;
+	t1 = now_ns(CLOCK_MONOTONIC);
+	if (dir_scan(src_abs, base, block_size, 0, target, &res->scan,
+	    err) == -1)
+		return as_err_prefix(err, "scan '%s'", spec);
+	res->scan_ns = now_ns(CLOCK_MONOTONIC) - t1;
+	if (target->n <= 1)
+		return as_err_set(err, AS_E_NOTFOUND, 0, "source '%s' is "
+		    "empty: refusing to replicate an empty tree (is it "
+		    "mounted?)", spec);
+	target->hdr.guid = snap_guid_new();
+	target->hdr.base_guid = base != NULL ? base->hdr.guid : 0;
+	if (target->hdr.kind == 0)
+		target->hdr.kind = AS_KIND_DIR;
+	if (target->hdr.source == NULL)
+		target->hdr.source = xstrdup(src_abs);
+	res->guid = target->hdr.guid;
+	snprintf(res->name, sizeof(res->name), "%s", target->hdr.name);
+	return 0;
+}
+
+/* The destination of a step: a local directory or a server. */
+struct dest {
+	const char	*abs;	/* local: absolute path; remote: the spec */
+	const char	*name;	/* as given, for messages */
+	struct remote	*r;	/* remote, or NULL */
+};
+
+static int
+dest_held(struct dest *d, int *recovered, uint64_t *guid, struct as_err *err)
+{
+	if (d->r == NULL)
+		return dest_state(d->abs, recovered, guid, err);
+	return remote_hold(d->r, guid, recovered, err);
+}
+
+struct resave {
+	struct snapstore	*ss;
+	struct catalog		*target;
+};
+
+static int
+resave(void *arg, struct as_err *err)
+{
+	struct resave *rs = arg;
+
+	return snapstore_save(rs->ss, rs->target, SNAP_SAVE_PENDING, err);
+}
+
+/* Step 5 towards a server: as transfer(). */
+static int
+remote_transfer(struct dest *d, const char *src, struct snapstore *ss,
+    struct catalog *target, const struct catalog *base, int force,
+    struct sync_result *res, struct as_err *err)
+{
+	struct xfer_src xs;
+	struct remote_xfer x;
+	struct resave rs;
+	int rc;
+
+	memset(&xs, 0, sizeof(xs));
+	xs.root = src;
+	xs.target = target;
+	xs.base = base;
+	xs.sflags = DIR_SEND_LIVE;
+	xs.fd = -1;
+	rs.ss = ss;
+	rs.target = target;
+	xs.after = resave;
+	xs.after_arg = &rs;
+	rc = remote_push(d->r, &xs, force, &x, err);
+	res->send = x.st;
+	res->wire_bytes = x.wire_bytes;
+	return rc;
+}
+
+/* Pull: the source is a server, the destination local. */
+static int
+pull_run(const struct endpoint *se, const struct endpoint *de,
+    const struct sync_opts *o, struct sync_result *res, struct as_err *err)
+{
+	struct remote_opts ro;
+	struct remote *r = NULL;
+	struct remote_xfer x;
+	struct proto_snap *v = NULL;
+	char *dst_abs = NULL, *id = NULL, host[256];
+	uint64_t held = 0;
+	size_t n = 0, i;
+	int rc = -1, found, rflags;
+
+	res->remote = 2;
+	if ((dst_abs = snapstore_abspath(de->path, err)) == NULL)
+		goto out;
+	if (dest_state(dst_abs, &res->recovered, &held, err) == -1)
+		goto out;
+	memset(&ro, 0, sizeof(ro));
+	if (o->remote != NULL)
+		ro = *o->remote;
+	if ((r = remote_open(se, &ro, err)) == NULL)
+		goto out;
+	/* Agree on the common snapshot before anything is sent. */
+	if (remote_snapshots(r, &v, &n, err) == -1) {
+		as_err_prefix(err, "list '%s'", se->spec);
+		goto out;
+	}
+	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
+	if (held != 0) {
+		found = 0;
+		for (i = 0; i < n; i++)
+			if (v[i].guid == held)
+				found = 1;
+		if (!found && !(o->flags & SYNC_FORCE)) {
+			as_err_set(err, AS_E_CONFLICT, 0, "no common snapshot: "
+			    "'%s' holds %016" PRIx64 " which '%s' does not "
+			    "have; use -F for a full resend", de->spec, held,
+			    se->spec);
+			goto out;
+		}
+		if (!found)
+			held = 0;
+	}
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	id = xasprintf("pull:%s:%s", host, dst_abs);
+	rc = remote_pull(r, held, id, dst_abs, rflags, &x, err);
+	if (rc == -1 && (o->flags & SYNC_FORCE) && held != 0 &&
+	    err->code == AS_E_CONFLICT && !x.committed) {
+		res->retried_full = 1;
+		as_err_clear(err);
+		rc = remote_pull(r, 0, id, dst_abs, rflags, &x, err);
+	}
+	res->full = x.full;
+	res->guid = x.guid;
+	res->base_guid = x.base_guid;
+	snprintf(res->name, sizeof(res->name), "%s", x.name);
+	for (i = 0; i < n; i++)
+		if (x.base_guid != 0 && v[i].guid == x.base_guid)
+			snprintf(res->base_name, sizeof(res->base_name), "%s",
+			    v[i].name);
+	res->send = x.st;
+	res->send.stream_bytes = x.raw_bytes;
+	res->wire_bytes = x.wire_bytes;
+out:
+	remote_close(r);
+	free(v);
+	free(id);
+	free(dst_abs);
+	return rc;
+}
+
+int
 sync_run(const char *src, const char *dst, const struct sync_opts *o,
     struct sync_result *res, struct as_err *err)
 {
@@ -311,12 +475,14 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	struct snapstore ss;
 	struct snap_dest rec;
 	struct catalog base, target;
+	struct remote_opts ro;
+	struct dest d;
 	struct stat st;
 	struct as_err e2;
 	char *state = NULL, *src_abs = NULL, *dst_abs = NULL;
 	uint64_t held = 0, now_guid;
 	uint32_t bs;
-	int64_t t0, t1;
+	int64_t t0;
 	int rc = -1, have_base = 0, tr, rflags;
 
 	memset(res, 0, sizeof(*res));
@@ -324,6 +490,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	memset(&rec, 0, sizeof(rec));
 	memset(&se, 0, sizeof(se));
 	memset(&de, 0, sizeof(de));
+	memset(&d, 0, sizeof(d));
 	ss.lock_fd = -1;
 	catalog_init(&base);
 	catalog_init(&target);
@@ -332,6 +499,15 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	if (endpoint_parse(&se, src, err) == -1 ||
 	    endpoint_parse(&de, dst, err) == -1)
 		goto out;
+	if (endpoint_is_remote(&se) && endpoint_is_remote(&de)) {
+		as_err_set(err, AS_E_USAGE, 0, "'%s' and '%s' are both "
+		    "remote: one side of a sync must be local", src, dst);
+		goto out;
+	}
+	if (endpoint_is_remote(&se)) {
+		rc = pull_run(&se, &de, o, res, err);
+		goto out;
+	}
 	if ((state = snapstore_state_dir(o->state_dir, err)) == NULL)
 		goto out;
 	if (lstat(se.path, &st) == -1) {
@@ -347,23 +523,39 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		    "source '%s' is not a directory", se.path);
 		goto out;
 	}
-	if ((src_abs = snapstore_abspath(se.path, err)) == NULL ||
-	    (dst_abs = snapstore_abspath(de.path, err)) == NULL)
+	if ((src_abs = snapstore_abspath(se.path, err)) == NULL)
 		goto out;
-	if (check_overlap(src_abs, dst_abs, err) == -1)
-		goto out;
+	d.name = de.spec;
+	if (endpoint_is_remote(&de)) {
+		res->remote = 1;
+		d.abs = de.spec;
+	} else {
+		if ((dst_abs = snapstore_abspath(de.path, err)) == NULL)
+			goto out;
+		if (check_overlap(src_abs, dst_abs, err) == -1)
+			goto out;
+		d.abs = dst_abs;
+		d.name = de.path;
+	}
 	if (snapstore_open(&ss, state, src_abs, 1, err) == -1 ||
 	    snapstore_lock(&ss, err) == -1)
 		goto out;
+	if (res->remote) {
+		memset(&ro, 0, sizeof(ro));
+		if (o->remote != NULL)
+			ro = *o->remote;
+		if ((d.r = remote_open(&de, &ro, err)) == NULL)
+			goto out;
+	}
 
 	/* 1. the destination */
-	if (dest_state(dst_abs, &res->recovered, &held, err) == -1)
+	if (dest_held(&d, &res->recovered, &held, err) == -1)
 		goto out;
 
 	/* 2. a previous sync to it that did not finish */
-	if (snapstore_dest_get(&ss, dst_abs, &rec, err) == -1)
+	if (snapstore_dest_get(&ss, d.abs, &rec, err) == -1)
 		goto out;
-	if (settle_pending(&ss, dst_abs, held, &rec, res, err) == -1)
+	if (sync_settle(&ss, d.abs, held, &rec, res, err) == -1)
 		goto out;
 
 	/* 3. the base */
@@ -388,42 +580,25 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	/* 4. the new snapshot */
 	bs = have_base ? base.hdr.block_size : o->block_size != 0 ?
 	    o->block_size : AS_BLOCK_DEFAULT;
-	target.hdr.time_ns = now_ns(CLOCK_REALTIME);
-	if (snapstore_auto_name(&ss, target.hdr.time_ns, target.hdr.name,
-	    sizeof(target.hdr.name), err) == -1)
+	if (sync_snapshot(&ss, src_abs, src, have_base ? &base : NULL, bs,
+	    &target, res, err) == -1)
 		goto out;
-	t1 = now_ns(CLOCK_MONOTONIC);
-	if (dir_scan(src_abs, have_base ? &base : NULL, bs, 0, &target,
-	    &res->scan, err) == -1) {
-		as_err_prefix(err, "scan '%s'", src);
-		goto out;
-	}
-	res->scan_ns = now_ns(CLOCK_MONOTONIC) - t1;
-	if (target.n <= 1) {
-		as_err_set(err, AS_E_NOTFOUND, 0, "source '%s' is empty: "
-		    "refusing to replicate an empty tree (is it mounted?)",
-		    src);
-		goto out;
-	}
-	target.hdr.guid = now_guid = snap_guid_new();
-	target.hdr.base_guid = have_base ? base.hdr.guid : 0;
-	if (target.hdr.kind == 0)
-		target.hdr.kind = AS_KIND_DIR;
-	if (target.hdr.source == NULL)
-		target.hdr.source = xstrdup(src_abs);
-	res->guid = now_guid;
-	snprintf(res->name, sizeof(res->name), "%s", target.hdr.name);
+	now_guid = target.hdr.guid;
 	if (snapstore_save(&ss, &target, SNAP_SAVE_PENDING, err) == -1)
 		goto out;
 	snprintf(rec.pending, sizeof(rec.pending), "%s", target.hdr.name);
 	rec.held_guid = held;
-	if (snapstore_dest_put(&ss, dst_abs, &rec, err) == -1)
+	if (snapstore_dest_put(&ss, d.abs, &rec, err) == -1)
 		goto out;
 
 	/* 5. send and receive */
 	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
-	tr = transfer(src_abs, dst_abs, se.path, de.path, &ss, &target,
-	    have_base ? &base : NULL, rflags, res, err);
+	if (d.r != NULL)
+		tr = remote_transfer(&d, src_abs, &ss, &target,
+		    have_base ? &base : NULL, rflags != 0, res, err);
+	else
+		tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
+		    &target, have_base ? &base : NULL, rflags, res, err);
 	if (tr == -1 && (o->flags & SYNC_FORCE) && have_base &&
 	    err->code == AS_E_CONFLICT) {
 		/*
@@ -435,28 +610,32 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		res->retried_full = 1;
 		memset(&res->send, 0, sizeof(res->send));
 		as_err_clear(err);
-		tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
-		    &target, NULL, rflags, res, err);
+		if (d.r != NULL)
+			tr = remote_transfer(&d, src_abs, &ss, &target, NULL,
+			    1, res, err);
+		else
+			tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
+			    &target, NULL, rflags, res, err);
 	}
 	if (tr == -1) {
 		/*
 		 * Settle now when the destination says what it holds; if it
-		 * cannot tell, the next sync will.
+		 * cannot tell (a server that went away), the next sync will.
 		 */
-		if (dest_state(dst_abs, NULL, &held, &e2) != -1) {
+		if (dest_held(&d, NULL, &held, &e2) != -1) {
 			if (held == now_guid) {
 				if (snapstore_commit_pending(&ss,
 				    target.hdr.name, &e2) == 0) {
 					rec.held_guid = held;
 					rec.pending[0] = '\0';
-					(void)snapstore_dest_put(&ss, dst_abs,
+					(void)snapstore_dest_put(&ss, d.abs,
 					    &rec, &e2);
 				}
 			} else if (snapstore_discard_pending(&ss,
 			    target.hdr.name, &e2) == 0) {
 				rec.held_guid = held;
 				rec.pending[0] = '\0';
-				(void)snapstore_dest_put(&ss, dst_abs, &rec,
+				(void)snapstore_dest_put(&ss, d.abs, &rec,
 				    &e2);
 			}
 		}
@@ -469,19 +648,20 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		goto out;
 	rec.held_guid = now_guid;
 	rec.pending[0] = '\0';
-	if (snapstore_dest_put(&ss, dst_abs, &rec, tr == 1 ? &e2 : err) ==
+	if (snapstore_dest_put(&ss, d.abs, &rec, tr == 1 ? &e2 : err) ==
 	    -1 && tr == 0)
 		goto out;
 	if (tr == 1)
 		goto out;
 	if (!(o->flags & SYNC_NO_PRUNE) &&
-	    prune(&ss, now_guid, &res->pruned, err) == -1) {
+	    sync_prune(&ss, now_guid, &res->pruned, err) == -1) {
 		as_err_prefix(err, "prune snapshots of '%s'", src);
 		goto out;
 	}
 	rc = 0;
 out:
 	res->total_ns = now_ns(CLOCK_MONOTONIC) - t0;
+	remote_close(d.r);
 	catalog_release(&base);
 	catalog_release(&target);
 	snap_dest_release(&rec);

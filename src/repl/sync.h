@@ -39,6 +39,7 @@
 
 #include "base/err.h"
 #include "driver/dir.h"
+#include "repl/remote.h"
 #include "repl/snapstore.h"
 
 #define SYNC_FORCE	0x01	/* -F: full resend, roll back dst */
@@ -48,6 +49,7 @@ struct sync_opts {
 	const char	*state_dir;	/* --state-dir, or NULL */
 	int		 flags;		/* SYNC_* */
 	uint32_t	 block_size;	/* full sync; 0: the default */
+	const struct remote_opts *remote; /* transport options, or NULL */
 };
 
 struct sync_result {
@@ -65,13 +67,47 @@ struct sync_result {
 	int		 adopted;	/* a crashed sync's catalog kept */
 	int		 discarded;	/* ... or discarded */
 	int		 retried_full;	/* -F: incremental refused */
+	int		 remote;	/* 1 push, 2 pull, 0 local */
+	uint64_t	 wire_bytes;	/* remote: frame bytes (compressed) */
 };
 
 /*
  * Run one step from src to dst (endpoint specs; see endpoint.h).  res is
  * filled as far as the step got.  Returns 0, or -1 with err.
+ *
+ * One side may be remote (remote.h): a push (local source, remote
+ * destination) runs the steps above with the destination's part (1 and
+ * 5) done by the server: HOLD, then RECEIVE; the destination record is
+ * keyed by the endpoint as given.  A pull (remote source, local
+ * destination) recovers and reads the local destination, and asks the
+ * server to do steps 2-4 and 6 on its own catalogs (SEND, COMMIT).  Both
+ * remote is USAGE.
  */
 int	sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	    struct sync_result *res, struct as_err *err);
+
+/*
+ * Pieces that serve's SEND shares with sync_run (the source side of a
+ * step), on a locked snapstore:
+ *
+ * sync_settle: step 2 for the destination record named dst_key, given
+ * what that destination holds (held); sets res->adopted/discarded.
+ */
+int	sync_settle(struct snapstore *ss, const char *dst_key, uint64_t held,
+	    struct snap_dest *rec, struct sync_result *res,
+	    struct as_err *err);
+/*
+ * sync_snapshot: step 4: scan src_abs (relative to base, may be NULL)
+ * into target (initialised by the caller) with a new GUID and automatic
+ * name; refuses an empty tree (NOTFOUND).  spec names the source in
+ * messages.  res->scan, scan_ns, guid and name are set.
+ */
+int	sync_snapshot(struct snapstore *ss, const char *src_abs,
+	    const char *spec, const struct catalog *base, uint32_t block_size,
+	    struct catalog *target, struct sync_result *res,
+	    struct as_err *err);
+/* sync_prune: step 6's pruning, keeping keep. */
+int	sync_prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
+	    struct as_err *err);
 
 #endif

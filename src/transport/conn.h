@@ -67,4 +67,42 @@ int	conn_write_full(struct conn *c, const void *buf, size_t n,
 int	conn_shutdown_write(struct conn *c, struct as_err *err);
 void	conn_free(struct conn *c);
 
+/*
+ * Extensions (transport implementers and poll loops).
+ *
+ * conn_from_fds() puts both descriptors in O_NONBLOCK and FD_CLOEXEC mode
+ * (so that a large write cannot outlive the deadline), and writes to a
+ * socket with MSG_NOSIGNAL.  A pipe whose reader died still raises SIGPIPE:
+ * the CLI ignores SIGPIPE once at start-up, then a write fails with EPIPE
+ * and is reported as IO ("connection to 'X' lost while writing").
+ *
+ * Read error classes: EOF inside conn_read_full is TRUNCATED; ECONNRESET,
+ * EPIPE are IO; no byte for idle_ms is TIMEOUT; a TLS record that fails
+ * its integrity check (ops return EBADMSG) is CHECKSUM.  All of them say "connection
+ * to '<peer>'" in the message.
+ */
+
+/* A conn with the given ops and state; idle_ms = CONN_IDLE_DEFAULT_MS. */
+struct conn	*conn_new(const struct conn_ops *ops, void *impl,
+		    const char *peer);
+/* A connected socket (ownership taken) as a "tcp" conn. */
+struct conn	*conn_from_socket(int fd, const char *peer);
+/* Set O_NONBLOCK and FD_CLOEXEC on fd; -1 with errno. */
+int		 conn_set_nonblock(int fd);
+/*
+ * Wait until fd is ready for events (POLLIN or POLLOUT), at most timeout_ms
+ * (<= 0: forever).  0 when ready (or in error/hang-up: the next read or write
+ * reports it), -1 with TIMEOUT ("connection to '<peer>' timed out...").
+ */
+int		 conn_poll_fd(int fd, short events, int timeout_ms,
+		    const char *peer, struct as_err *err);
+/* CLOCK_MONOTONIC in milliseconds. */
+uint64_t	 conn_now_ms(void);
+/*
+ * Reap pid: wait up to grace_ms for it to exit by itself, then SIGTERM,
+ * then SIGKILL 2 s later.  Returns its wait status, or -1 (ECHILD...).
+ * conn_free() calls this for the child of conn_from_fds() with 2000 ms.
+ */
+int		 conn_reap_child(pid_t pid, int grace_ms);
+
 #endif

@@ -3,7 +3,8 @@
 #
 # usage: tests/e2e/run-all.sh [-v] [GLOB...]
 #   GLOB  which scripts, matched against their names (default: t[0-9]*);
-#         "t2*" runs the dir family, "t8001*" one script
+#         "t2*" runs the dir family; a name without wildcards is a
+#         prefix ("t8001" runs t8001-faults-kill.sh)
 #   -v    pass -v to every script (show each test's output)
 #
 # Prints one line per script (ok/FAIL with its counts), the failing tests'
@@ -29,6 +30,9 @@ for t in t[0-9]*.sh; do
 	test -f "$t" || continue
 	for g in "${globs[@]}"; do
 		g=${g%.sh}
+		g=${g##*/}
+		# a plain name is a prefix: "t2002" runs t2002-dir-incremental
+		case "$g" in *[*?[]*) ;; *) g="$g*" ;; esac
 		# shellcheck disable=SC2053
 		if [[ ${t%.sh} == $g ]] || [[ $t == $g ]]; then
 			scripts+=("$t")

@@ -63,7 +63,7 @@ test_expect_success 'an unchanged tree: a stream of a few hundred bytes' '
 
 test_expect_success STRACE 'an unchanged tree: the scan stats each entry once and opens no file' '
 	nentries=$(find src | wc -l) &&
-	strace -f -qq -y -o scan.trace -e trace=openat,open,%stat \
+	test_strace -f -qq -y -o scan.trace -e trace=openat,open,%stat \
 		autosync snapshot src@unchanged-scan &&
 	python3 - scan.trace "$TRASH_DIRECTORY/src" "$nentries" <<-\EOF
 	import re, sys
@@ -85,7 +85,7 @@ test_expect_success STRACE 'an unchanged tree: the scan stats each entry once an
 '
 
 test_expect_success STRACE 'an unchanged tree: send reads no file' '
-	strace -f -qq -y -o send.trace -e trace=openat,open,read,pread64 \
+	test_strace -f -qq -y -o send.trace -e trace=openat,open,read,pread64 \
 		autosync send -i @s1 src@unchanged-scan >u.as &&
 	! grep -E "= [0-9]+<$TRASH_DIRECTORY/src/[^>]*>$" send.trace |
 		grep -v O_DIRECTORY &&

@@ -79,6 +79,7 @@ trial() {	# LABEL CMD DEST T_MS OLD NEW MODE
 	{ wait "$pid"; } 2>/dev/null
 	rc=$?
 	last_delay=$delay last_rc=$rc
+	test_wait_session "$pid" || return 1
 	case $rc in
 	0|137) ;;
 	*) echo "$label: '$cmd' exited $rc before the kill"; return 1 ;;

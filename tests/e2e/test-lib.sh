@@ -146,6 +146,27 @@ test_kill() {
 	return 0
 }
 
+# Wait (up to 10 s) until no process of session SID is left: after a
+# kill -9 of a process group, its children may still be exiting (and
+# holding locks) when the leader has been reaped.
+test_wait_session() {
+	local sid=$1 i stat rest line
+	for i in $(seq 100); do
+		rest=
+		for stat in /proc/[0-9]*/stat; do
+			# field 6 is the session; the command (field 2) may hold spaces
+			read -r line 2>/dev/null <"$stat" || continue
+			line=${line##*) }
+			set -- $line
+			test "$4" = "$sid" && { rest=t; break; }
+		done
+		test -z "$rest" && return 0
+		sleep 0.1
+	done
+	echo "test_wait_session: processes of session $sid still running" >&2
+	return 1
+}
+
 # mount "$@" with the mount point last, recorded for cleanup.
 test_mount() {
 	local mp
@@ -466,6 +487,12 @@ test_grep() {
 }
 
 file_size() { stat -c %s "$1"; }
+
+# strace with LeakSanitizer off: LSan needs ptrace itself and fails at
+# exit under a tracer (sanitizer builds in CI).
+test_strace() {
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace "$@"
+}
 
 # ---------------------------------------------------------------------------
 # Fixtures (RELIABILITY.md 2.1)

@@ -5,8 +5,16 @@
 #
 # Writes corpus/stream/ms-*.as (valid streams with every record type and
 # the hostile cases of RELIABILITY.md section 3A), corpus/catalog/ms-*.cat
-# and corpus/path/*.  Seeds taken from the real sender (send-*.as) are
-# left alone.  Files stay small (< 64 KiB each).
+# and corpus/path/*.  Files stay small (< 64 KiB each).
+#
+# The send-* seeds are left alone: they were made by the real sender from
+# a small tree with every kind of entry (0/1/4095/4096/4097-byte files, a
+# sparse file, a hard link, relative, absolute and dangling symlinks, a
+# FIFO, xattrs, a 255-byte name, a control-character name, depth 50):
+# send-full.as, then send-incr.as after renames, deletes, type changes,
+# chmod, xattr and block changes; send-empty.as of an empty tree; and the
+# catalogs send-*.cat from the state directory and DEST/.autosync.
+# Refresh them by hand when the format changes.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,0 +1,1065 @@
+/* remote.c - push and pull over a connection; see remote.h. */
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/io.h"
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "repl/remote.h"
+#include "transport/auth.h"
+#include "transport/compress.h"
+#include "transport/frame.h"
+#include "transport/keys.h"
+#include "transport/tcp.h"
+#include "transport/tls.h"
+#include "base/banned.h"
+
+#define PIPE_SIZE	(1 << 20)
+
+struct remote {
+	struct conn	*c;
+	pid_t		 ssh_pid;	/* ours to reap, or 0 */
+	struct tls_ctx	*tls;
+	uint32_t	 features;	/* negotiated */
+	char		*path;		/* the remote path */
+	struct remote_opts o;
+	struct ratelimit rl;
+	struct buf	 b;		/* scratch for control messages */
+};
+
+/* What the receiving child reports to its parent through a pipe. */
+struct recv_report {
+	struct as_err		err;
+	struct dir_recv_result	res;
+	int			rc;
+};
+
+/*
+ * The stream pumps.
+ */
+
+struct sender_thread {
+	const struct xfer_src	*s;
+	int			 fd;
+	struct xfer_sent	*out;
+	int			 after_rc;
+};
+
+static void *
+sender_main(void *arg)
+{
+	struct sender_thread *t = arg;
+
+	t->out->sender_rc = dir_send(t->s->root, t->s->target, t->s->base,
+	    t->fd, t->s->sflags, &t->out->st, &t->out->serr);
+	if (t->out->sender_rc == -1 && t->out->serr.code == AS_E_OK)
+		as_err_set(&t->out->serr, AS_E_INTERNAL, 0, "send failed");
+	if (t->out->sender_rc == 0 && t->s->after != NULL)
+		t->out->after_rc = t->s->after(t->s->after_arg,
+		    &t->out->aerr);
+	close(t->fd);
+	return NULL;
+}
+
+static int
+ms_of_ns(uint64_t ns)
+{
+	uint64_t ms = (ns + 999999) / 1000000;
+
+	return ms > 60000 ? 60000 : (int)ms;
+}
+
+int
+xfer_send(struct conn *c, const struct xfer_opts *o,
+    const struct xfer_src *s, struct xfer_sent *out, struct as_err *err)
+{
+	struct sender_thread th;
+	struct compressor *z = NULL;
+	struct proto_end end;
+	struct pollfd pfd[2];
+	struct buf zb = BUF_INIT, scratch = BUF_INIT;
+	pthread_t tid;
+	uint8_t *raw;
+	uint64_t now, wait_ns;
+	ssize_t n;
+	int p[2], in_fd, have_thread = 0, conn_failed = 0, r, e, tmo;
+	int read_failed = 0;
+
+	memset(&out->st, 0, sizeof(out->st));
+	as_err_clear(&out->serr);
+	out->sender_rc = 0;
+	out->after_rc = 0;
+	as_err_clear(&out->aerr);
+	out->raw_bytes = out->wire_bytes = 0;
+	out->stopped = 0;
+	out->early_type = 0;
+	buf_reset(&out->early);
+	raw = xmalloc(PROTO_CHUNK);
+	if ((o->features & PROTO_F_ZSTD) && o->zstd_level != 0)
+		z = compressor_new(o->zstd_level);
+
+	if (s->fd >= 0)
+		in_fd = s->fd;
+	else {
+		if (pipe2(p, O_CLOEXEC) == -1) {
+			as_err_sys(err, errno, "pipe");
+			free(raw);
+			compressor_free(z);
+			return -1;
+		}
+		(void)fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE);
+		memset(&th, 0, sizeof(th));
+		th.s = s;
+		th.fd = p[1];
+		th.out = out;
+		if ((e = pthread_create(&tid, NULL, sender_main, &th)) != 0) {
+			as_err_sys(err, e, "start the sender");
+			close(p[0]);
+			close(p[1]);
+			free(raw);
+			compressor_free(z);
+			return -1;
+		}
+		have_thread = 1;
+		in_fd = p[0];
+	}
+
+	for (;;) {
+		now = ratelimit_now_ns();
+		wait_ns = o->rl != NULL ? ratelimit_wait_ns(o->rl, now,
+		    PROTO_CHUNK) : 0;
+		pfd[0].fd = c->ops->rfd(c);
+		pfd[0].events = POLLIN;
+		pfd[0].revents = 0;
+		pfd[1].fd = in_fd;
+		pfd[1].events = wait_ns == 0 ? POLLIN : 0;
+		pfd[1].revents = 0;
+		tmo = wait_ns == 0 ? -1 : ms_of_ns(wait_ns);
+		if (c->ops->pending(c) > 0)
+			tmo = 0;
+		r = poll(pfd, 2, tmo);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			as_err_sys(err, errno, "poll");
+			conn_failed = 1;
+			break;
+		}
+		if (c->ops->pending(c) > 0 || (pfd[0].revents &
+		    (POLLIN | POLLHUP | POLLERR)) != 0) {
+			/* The receiver spoke first: it failed. */
+			if (frame_recv(c, &out->early_type, &out->early,
+			    PROTO_CTRL_MAX, err) == -1) {
+				conn_failed = 1;
+				break;
+			}
+			out->stopped = 1;
+			break;
+		}
+		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
+			continue;
+		n = read(in_fd, raw, PROTO_CHUNK);
+		if (n == -1) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			as_err_sys(&out->serr, errno, "read the stream");
+			read_failed = 1;
+			break;
+		}
+		if (n == 0)
+			break;
+		out->raw_bytes += (uint64_t)n;
+		if (z != NULL) {
+			buf_reset(&zb);
+			buf_add_u32(&zb, (uint32_t)n);
+			if (compress_block(z, raw, (size_t)n, &zb, err) == -1) {
+				conn_failed = 1;
+				break;
+			}
+			r = frame_send(c, PT_ZDATA, zb.data, zb.len, err);
+			out->wire_bytes += zb.len;
+		} else {
+			r = frame_send(c, PT_DATA, raw, (size_t)n, err);
+			out->wire_bytes += (uint64_t)n;
+		}
+		if (r == -1) {
+			conn_failed = 1;
+			break;
+		}
+		now = ratelimit_now_ns();
+		if (o->rl != NULL)
+			ratelimit_consume(o->rl, now, z != NULL ? zb.len :
+			    (uint64_t)n);
+		if (o->prog != NULL)
+			progress_update(o->prog, out->raw_bytes, now);
+	}
+
+	if (have_thread) {
+		close(in_fd);	/* a sender still writing gets EPIPE */
+		pthread_join(tid, NULL);
+	}
+	if (read_failed)
+		out->sender_rc = -1;
+	free(raw);
+	compressor_free(z);
+	buf_release(&zb);
+	if (conn_failed) {
+		buf_release(&scratch);
+		return -1;
+	}
+	memset(&end, 0, sizeof(end));
+	end.bytes = out->raw_bytes;
+	if (out->stopped) {
+		end.status = 1;
+		end.code = AS_E_IO;
+		snprintf(end.msg, sizeof(end.msg), "sender stopped: the "
+		    "receiver failed");
+	} else if (out->sender_rc == -1) {
+		end.status = 1;
+		end.code = (uint8_t)out->serr.code;
+		snprintf(end.msg, sizeof(end.msg), "%s", out->serr.msg);
+	}
+	r = proto_send_end(c, &end, &scratch, err);
+	buf_release(&scratch);
+	return r;
+}
+
+/* The receiving child: never returns. */
+static void
+receive_child(struct conn *c, const char *dst, int in_fd, int report_fd,
+    int flags)
+{
+	struct recv_report r;
+	int fd;
+
+	/* The connection is the parent's: drop our copies. */
+	fd = c->ops->rfd(c);
+	if (fd > 2)
+		close(fd);
+	fd = c->ops->wfd(c);
+	if (fd > 2)
+		close(fd);
+	memset(&r, 0, sizeof(r));
+	signal(SIGPIPE, SIG_IGN);
+	r.rc = dir_receive(dst, in_fd, flags, &r.res, &r.err);
+	if (r.rc == -1 && r.err.code == AS_E_OK)
+		as_err_set(&r.err, AS_E_INTERNAL, 0, "receive failed");
+	(void)io_write_full(report_fd, &r, sizeof(r));
+	_exit(r.rc == 0 ? 0 : as_exit_code(r.err.code));
+}
+
+/* Read the child's report (blocking) and reap it. */
+static void
+collect(pid_t pid, int rep, struct xfer_rcvd *out)
+{
+	struct recv_report r;
+	ssize_t n;
+	int status = 0;
+
+	memset(&r, 0, sizeof(r));
+	n = io_read_full(rep, &r, sizeof(r));
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(r)) {
+		r.rc = -1;
+		if (WIFSIGNALED(status))
+			as_err_set(&r.err, AS_E_INTERNAL, 0, "receiver killed "
+			    "by signal %d", WTERMSIG(status));
+		else
+			as_err_set(&r.err, AS_E_INTERNAL, 0, "receiver exited "
+			    "with status %d without a report",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	} else if (r.rc == 0 && (!WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)) {
+		r.rc = -1;
+		as_err_set(&r.err, AS_E_INTERNAL, 0, "receiver failed after "
+		    "its report");
+	}
+	out->recv_rc = r.rc;
+	out->rerr = r.err;
+	out->res = r.res;
+}
+
+int
+xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
+    int rflags, xfer_fail_fn fail, void *arg, struct xfer_rcvd *out,
+    struct as_err *err)
+{
+	struct decompressor *dz = NULL;
+	struct buf pl = BUF_INIT;
+	struct pollfd pfd[2];
+	uint8_t *raw = NULL, type;
+	const uint8_t *wp;
+	uint64_t now, wait_ns;
+	size_t wn, rawlen;
+	uint32_t decl;
+	pid_t pid;
+	int data[2], rep[2], r, tmo, pw = -1, gone = 0, rc = -1;
+	char tb[16];
+
+	memset(out, 0, sizeof(*out));
+	if (pipe2(data, O_CLOEXEC) == -1)
+		return as_err_sys(err, errno, "pipe");
+	if (pipe2(rep, O_CLOEXEC) == -1) {
+		as_err_sys(err, errno, "pipe");
+		close(data[0]);
+		close(data[1]);
+		return -1;
+	}
+	(void)fcntl(data[1], F_SETPIPE_SZ, PIPE_SIZE);
+	fflush(NULL);
+	if ((pid = fork()) == -1) {
+		as_err_sys(err, errno, "fork");
+		close(data[0]);
+		close(data[1]);
+		close(rep[0]);
+		close(rep[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(data[1]);
+		close(rep[0]);
+		receive_child(c, dest, data[0], rep[1], rflags);
+	}
+	close(data[0]);
+	close(rep[1]);
+	pw = data[1];
+	if (o->features & PROTO_F_ZSTD) {
+		dz = decompressor_new();
+		raw = xmalloc(PROTO_CHUNK);
+	}
+
+	for (;;) {
+		now = ratelimit_now_ns();
+		wait_ns = o->rl != NULL && !gone ? ratelimit_wait_ns(o->rl,
+		    now, PROTO_CHUNK) : 0;
+		pfd[0].fd = c->ops->rfd(c);
+		pfd[0].events = wait_ns == 0 ? POLLIN : 0;
+		pfd[0].revents = 0;
+		pfd[1].fd = gone ? -1 : rep[0];
+		pfd[1].events = POLLIN;
+		pfd[1].revents = 0;
+		tmo = wait_ns > 0 ? ms_of_ns(wait_ns) :
+		    c->idle_ms > 0 ? c->idle_ms : -1;
+		if (wait_ns == 0 && c->ops->pending(c) > 0)
+			tmo = 0;
+		r = poll(pfd, 2, tmo);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			as_err_sys(err, errno, "poll");
+			goto fail;
+		}
+		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+			/* The receiver finished before END_DATA. */
+			if (pw != -1) {
+				close(pw);
+				pw = -1;
+			}
+			collect(pid, rep[0], out);
+			gone = 1;
+			if (out->recv_rc != 0 && fail != NULL) {
+				out->told = 1;
+				if (fail(c, arg, &out->rerr, err) == -1)
+					goto fail_reaped;
+			}
+			continue;
+		}
+		if (r == 0 && wait_ns == 0 && c->ops->pending(c) == 0) {
+			as_err_set(err, AS_E_TIMEOUT, ETIMEDOUT, "connection "
+			    "to '%s' timed out: no data for %d ms", c->peer,
+			    c->idle_ms);
+			goto fail;
+		}
+		if (c->ops->pending(c) == 0 && (pfd[0].revents &
+		    (POLLIN | POLLHUP | POLLERR)) == 0)
+			continue;
+		if (frame_recv(c, &type, &pl, FRAME_MAX, err) == -1)
+			goto fail;
+		if (type == PT_END_DATA) {
+			if (proto_dec_end(&out->end, pl.data, pl.len,
+			    err) == -1) {
+				as_err_prefix(err, "'%s'", c->peer);
+				goto fail;
+			}
+			break;
+		}
+		if (type == PT_DATA) {
+			wp = pl.data;
+			wn = pl.len;
+		} else if (type == PT_ZDATA && dz != NULL) {
+			if (pl.len < 4) {
+				as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent "
+				    "a short ZDATA frame", c->peer);
+				goto fail;
+			}
+			decl = le32(pl.data);
+			if (decl > PROTO_CHUNK) {
+				as_err_set(err, AS_E_LIMIT, 0, "'%s' sent a "
+				    "ZDATA frame of %" PRIu32 " bytes (max %u)",
+				    c->peer, decl, PROTO_CHUNK);
+				goto fail;
+			}
+			if (decompress_block(dz, pl.data + 4, pl.len - 4,
+			    raw, decl, &rawlen, err) == -1 ||
+			    rawlen != decl) {
+				if (rawlen != decl)
+					as_err_set(err, AS_E_MALFORMED, 0,
+					    "ZDATA frame declares %" PRIu32
+					    " bytes and holds %zu", decl,
+					    rawlen);
+				as_err_prefix(err, "'%s'", c->peer);
+				goto fail;
+			}
+			wp = raw;
+			wn = rawlen;
+		} else {
+			as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent %s "
+			    "inside a stream", c->peer,
+			    proto_type_name(type, tb, sizeof(tb)));
+			goto fail;
+		}
+		out->raw_bytes += wn;
+		now = ratelimit_now_ns();
+		if (o->rl != NULL)
+			ratelimit_consume(o->rl, now, pl.len);
+		if (o->prog != NULL)
+			progress_update(o->prog, out->raw_bytes, now);
+		if (pw != -1 && wn > 0 && io_write_full(pw, wp, wn) == -1) {
+			/* The receiver went away: its report says why. */
+			close(pw);
+			pw = -1;
+		}
+	}
+	if (pw != -1) {
+		close(pw);
+		pw = -1;
+	}
+	if (!gone)
+		collect(pid, rep[0], out);
+	rc = 0;
+	goto out;
+fail:
+	if (pw != -1) {
+		close(pw);
+		pw = -1;
+	}
+	if (!gone)
+		collect(pid, rep[0], out);
+fail_reaped:
+	if (pw != -1)
+		close(pw);
+out:
+	close(rep[0]);
+	decompressor_free(dz);
+	free(raw);
+	buf_release(&pl);
+	return rc;
+}
+
+uint64_t
+xfer_estimate(const struct catalog *target, const struct catalog *base)
+{
+	const struct cat_entry *e, *b;
+	const char *p;
+	uint64_t sum = 0;
+	size_t i;
+	long j;
+
+	for (i = 0; i < target->n; i++) {
+		e = &target->ents[i];
+		if ((e->mode & S_IFMT) != S_IFREG)
+			continue;
+		if (base != NULL) {
+			p = catalog_path(target, e);
+			j = catalog_find(base, p, e->path_len);
+			if (j >= 0) {
+				b = &base->ents[j];
+				if (b->size == e->size && b->ino == e->ino &&
+				    b->mtime_sec == e->mtime_sec &&
+				    b->mtime_nsec == e->mtime_nsec)
+					continue;
+			}
+		}
+		sum += e->size;
+	}
+	return sum;
+}
+
+/*
+ * The active side.
+ */
+
+const char *
+remote_peer(const struct remote *r)
+{
+	return r->c != NULL ? r->c->peer : "?";
+}
+
+/* Spawn ssh with the greeting's pipes; the conn and the pid. */
+static int
+spawn_ssh(struct remote *r, const struct endpoint *ep, struct as_err *err)
+{
+	const char *argv[16], *prog, *rcmd;
+	char peer[300], line[1024];
+	size_t i, off;
+	int in[2], out[2];
+	pid_t pid;
+
+	prog = getenv("AUTOSYNC_SSH");
+	if (prog == NULL || *prog == '\0')
+		prog = "ssh";
+	rcmd = getenv("AUTOSYNC_REMOTE");
+	if (rcmd == NULL || *rcmd == '\0')
+		rcmd = "autosync";
+	if (ep->host == NULL || ep->host[0] == '-' ||
+	    (ep->user != NULL && ep->user[0] == '-'))
+		return as_err_set(err, AS_E_USAGE, 0, "refusing ssh host or "
+		    "user starting with '-'");
+	i = 0;
+	argv[i++] = prog;
+	if (ep->port != NULL) {
+		argv[i++] = "-p";
+		argv[i++] = ep->port;
+	}
+	if (ep->user != NULL) {
+		argv[i++] = "-l";
+		argv[i++] = ep->user;
+	}
+	argv[i++] = "--";
+	argv[i++] = ep->host;
+	argv[i++] = rcmd;
+	argv[i++] = "serve";
+	argv[i++] = "--stdio";
+	argv[i] = NULL;
+	for (i = 0, off = 0; argv[i] != NULL && off < sizeof(line); i++)
+		off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s",
+		    i > 0 ? " " : "", argv[i]);
+	log_debug("run: %s", line);
+
+	if (pipe2(in, O_CLOEXEC) == -1)
+		return as_err_sys(err, errno, "pipe");
+	if (pipe2(out, O_CLOEXEC) == -1) {
+		as_err_sys(err, errno, "pipe");
+		close(in[0]);
+		close(in[1]);
+		return -1;
+	}
+	fflush(NULL);
+	if ((pid = fork()) == -1) {
+		as_err_sys(err, errno, "fork");
+		close(in[0]);
+		close(in[1]);
+		close(out[0]);
+		close(out[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		/* dup2 clears FD_CLOEXEC on 0 and 1 only. */
+		if (dup2(in[0], 0) == -1 || dup2(out[1], 1) == -1)
+			_exit(126);
+		signal(SIGPIPE, SIG_DFL);
+		execvp(prog, (char *const *)argv);
+		fprintf(stderr, "autosync: cannot run '%s': %s\n", prog,
+		    strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	close(in[0]);
+	close(out[1]);
+	snprintf(peer, sizeof(peer), "%s%s%s", ep->user != NULL ? ep->user :
+	    "", ep->user != NULL ? "@" : "", ep->host);
+	r->c = conn_from_fds(out[0], in[1], 0, peer);
+	r->ssh_pid = pid;
+	return 0;
+}
+
+/* After a failed greeting over ssh: what ssh's exit status says. */
+static void
+ssh_diagnose(struct remote *r, struct as_err *err)
+{
+	char peer[sizeof(r->c->peer)];
+	int status;
+
+	if (r->ssh_pid <= 0 || (err != NULL && err->code != AS_E_IO &&
+	    err->code != AS_E_TRUNCATED))
+		return;
+	snprintf(peer, sizeof(peer), "%s", r->c->peer);
+	conn_free(r->c);
+	r->c = NULL;
+	status = conn_reap_child(r->ssh_pid, 2000);
+	r->ssh_pid = 0;
+	if (status == -1 || !WIFEXITED(status))
+		return;
+	log_debug("ssh exited with status %d", WEXITSTATUS(status));
+	if (WEXITSTATUS(status) == 127)
+		as_err_set(err, AS_E_NOTFOUND, 0, "'%s': autosync is not "
+		    "installed there, or not in the PATH of a non-interactive "
+		    "shell (ssh exit status 127)", peer);
+	else if (WEXITSTATUS(status) == 255)
+		as_err_set(err, AS_E_IO, 0, "ssh to '%s' failed (exit status "
+		    "255; ssh's message is above)", peer);
+	else if (WEXITSTATUS(status) != 0)
+		as_err_set(err, AS_E_IO, 0, "'%s': the remote command exited "
+		    "with status %d before the autosync protocol started",
+		    peer, WEXITSTATUS(status));
+}
+
+struct remote *
+remote_open(const struct endpoint *ep, const struct remote_opts *o,
+    struct as_err *err)
+{
+	struct remote *r;
+	struct tls_config tc;
+	struct psk key;
+	char peer[300];
+	uint32_t offer = 0;
+	int fd, idle;
+
+	if (!endpoint_is_remote(ep)) {
+		as_err_set(err, AS_E_INTERNAL, 0, "'%s' is not remote",
+		    ep->spec);
+		return NULL;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->o = *o;
+	r->path = xstrdup(ep->path);
+	buf_init(&r->b);
+	ratelimit_init(&r->rl, o->rate, 0);
+	idle = o->idle_ms > 0 ? o->idle_ms : CONN_IDLE_DEFAULT_MS;
+
+	switch (ep->kind) {
+	case EP_SSH:
+		if (spawn_ssh(r, ep, err) == -1)
+			goto fail;
+		break;
+	case EP_TCP:
+		if (o->key_file == NULL) {
+			as_err_set(err, AS_E_USAGE, 0, "'%s': tcp:// needs "
+			    "--key KEYFILE (the pre-shared key)", ep->spec);
+			goto fail;
+		}
+		memset(&key, 0, sizeof(key));
+		if (key_load(o->key_file, &key, err) == -1)
+			goto fail;
+		r->c = tcp_connect(ep->host, ep->port, idle, err);
+		if (r->c == NULL) {
+			key_clear(&key);
+			goto fail;
+		}
+		r->c->idle_ms = idle;
+		if (auth_client(r->c, &key, NULL, NULL, err) == -1) {
+			key_clear(&key);
+			goto fail;
+		}
+		key_clear(&key);
+		break;
+	case EP_TLS:
+		if (o->key_file == NULL || o->cert_file == NULL ||
+		    o->ca_file == NULL) {
+			as_err_set(err, AS_E_USAGE, 0, "'%s': tls:// needs "
+			    "--cert FILE, --key FILE and --ca FILE", ep->spec);
+			goto fail;
+		}
+		memset(&tc, 0, sizeof(tc));
+		tc.ca_file = o->ca_file;
+		tc.cert_file = o->cert_file;
+		tc.key_file = o->key_file;
+		if ((r->tls = tls_ctx_new(0, &tc, err)) == NULL)
+			goto fail;
+		fd = tcp_connect_fd(ep->host, ep->port, idle, peer,
+		    sizeof(peer), err);
+		if (fd == -1)
+			goto fail;
+		r->c = tls_client(r->tls, fd, peer, 0, NULL, err);
+		if (r->c == NULL)
+			goto fail;
+		break;
+	default:
+		as_err_set(err, AS_E_INTERNAL, 0, "bad endpoint kind");
+		goto fail;
+	}
+	r->c->idle_ms = idle;
+	if (o->zstd_level != 0)
+		offer |= PROTO_F_ZSTD;
+	if (proto_client_hello(r->c, offer, &r->features, err) == -1) {
+		ssh_diagnose(r, err);
+		goto fail;
+	}
+	log_debug("connected to '%s' (%s), features 0x%x", r->c->peer,
+	    r->c->ops->name, r->features);
+	return r;
+fail:
+	remote_close(r);
+	return NULL;
+}
+
+void
+remote_close(struct remote *r)
+{
+	int status;
+
+	if (r == NULL)
+		return;
+	if (r->c != NULL) {
+		(void)conn_shutdown_write(r->c, NULL);
+		conn_free(r->c);
+	}
+	if (r->ssh_pid > 0) {
+		status = conn_reap_child(r->ssh_pid, 5000);
+		if (status != -1)
+			log_debug("ssh exited with status %d",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
+	tls_ctx_free(r->tls);
+	buf_release(&r->b);
+	free(r->path);
+	free(r);
+}
+
+static void
+request_init(struct remote *r, struct proto_request *q, uint8_t op)
+{
+	memset(q, 0, sizeof(*q));
+	q->op = op;
+	snprintf(q->path, sizeof(q->path), "%s", r->path);
+}
+
+int
+remote_hold(struct remote *r, uint64_t *guid, int *recovered,
+    struct as_err *err)
+{
+	struct proto_request *q;
+	struct proto_result res;
+	int rc;
+
+	*guid = 0;
+	q = xmalloc(sizeof(*q));
+	request_init(r, q, OP_HOLD);
+	rc = proto_send_request(r->c, q, &r->b, err);
+	free(q);
+	if (rc == -1)
+		return -1;
+	rc = proto_expect(r->c, PT_RESULT, &r->b, NULL, err);
+	if (rc == -1)
+		return -1;
+	if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1)
+		return as_err_prefix(err, "'%s'", r->c->peer);
+	if (res.code != 0)
+		return proto_result_to_err(&res, r->c->peer, err);
+	if (recovered != NULL)
+		*recovered = (res.flags & RES_F_RECOVERED) != 0;
+	if ((res.flags & RES_F_HELD) && res.guid != 0 &&
+	    !(res.flags & RES_F_EMPTY)) {
+		*guid = res.guid;
+		return 1;
+	}
+	if ((res.flags & RES_F_EMPTY) && !(res.flags & RES_F_HELD))
+		return 0;
+	/* Never take silence for "holds nothing". */
+	return as_err_set(err, AS_E_MALFORMED, 0, "'%s' did not say what "
+	    "'%s' holds", r->c->peer, r->path);
+}
+
+static void
+xfer_opts_init(struct remote *r, struct xfer_opts *xo, struct progress *pg,
+    uint64_t total)
+{
+	memset(xo, 0, sizeof(*xo));
+	xo->features = r->features;
+	xo->zstd_level = r->o.zstd_level;
+	xo->rl = r->o.rate > 0 ? &r->rl : NULL;
+	progress_init(pg, r->o.progress, 2, total, ratelimit_now_ns());
+	xo->prog = r->o.progress != PROGRESS_NONE ? pg : NULL;
+}
+
+int
+remote_push(struct remote *r, const struct xfer_src *s, int force,
+    struct remote_xfer *x, struct as_err *err)
+{
+	struct proto_request *q;
+	struct proto_result res;
+	struct xfer_opts xo;
+	struct xfer_sent sent;
+	struct progress pg;
+	int rc;
+
+	memset(x, 0, sizeof(*x));
+	memset(&sent, 0, sizeof(sent));
+	buf_init(&sent.early);
+	q = xmalloc(sizeof(*q));
+	request_init(r, q, OP_RECEIVE);
+	q->flags = force ? REQ_F_FORCE : 0;
+	rc = proto_send_request(r->c, q, &r->b, err);
+	free(q);
+	if (rc == -1)
+		return -1;
+	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+		return -1;
+	if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1)
+		return as_err_prefix(err, "'%s'", r->c->peer);
+	if (res.code != 0)
+		return proto_result_to_err(&res, r->c->peer, err);
+	if (!(res.flags & RES_F_GO))
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' did not "
+		    "accept the stream", r->c->peer);
+
+	xfer_opts_init(r, &xo, &pg, s->target != NULL ?
+	    xfer_estimate(s->target, s->base) : 0);
+	rc = xfer_send(r->c, &xo, s, &sent, err);
+	if (xo.prog != NULL)
+		progress_finish(xo.prog, sent.raw_bytes, ratelimit_now_ns());
+	x->st = sent.st;
+	x->raw_bytes = sent.raw_bytes;
+	x->wire_bytes = sent.wire_bytes;
+	if (rc == -1) {
+		/* A sender error explains a broken connection better. */
+		if (sent.sender_rc == -1 && sent.serr.sys_errno != EPIPE)
+			*err = sent.serr;
+		goto out;
+	}
+	rc = -1;
+	if (sent.stopped) {
+		if (sent.early_type != PT_RESULT) {
+			as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent frame "
+			    "type %u during the stream", r->c->peer,
+			    sent.early_type);
+			goto out;
+		}
+		if (proto_dec_result(&res, sent.early.data, sent.early.len,
+		    err) == -1) {
+			as_err_prefix(err, "'%s'", r->c->peer);
+			goto out;
+		}
+	} else {
+		if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+			goto out;
+		if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1) {
+			as_err_prefix(err, "'%s'", r->c->peer);
+			goto out;
+		}
+	}
+	if (res.code == 0) {
+		if (s->target != NULL && res.guid != s->target->hdr.guid) {
+			as_err_set(err, AS_E_MALFORMED, 0, "'%s' says it "
+			    "received %016" PRIx64 ", not %016" PRIx64,
+			    r->c->peer, res.guid, s->target->hdr.guid);
+			goto out;
+		}
+		x->committed = 1;
+		x->guid = res.guid;
+		x->base_guid = res.base_guid;
+		x->full = res.base_guid == 0;
+		snprintf(x->name, sizeof(x->name), "%s", res.name);
+		if (sent.sender_rc == -1) {
+			*err = sent.serr;
+			rc = 1;
+		} else if (sent.after_rc == -1) {
+			*err = sent.aerr;
+			rc = 1;
+		} else
+			rc = 0;
+		goto out;
+	}
+	/*
+	 * A receiver that saw its stream end early failed because the
+	 * sender did: say why the sender stopped.
+	 */
+	if (sent.sender_rc == -1 && sent.serr.sys_errno != EPIPE &&
+	    res.code == AS_E_TRUNCATED) {
+		*err = sent.serr;
+		as_err_prefix(err, "send");
+		goto out;
+	}
+	proto_result_to_err(&res, r->c->peer, err);
+	as_err_prefix(err, "receive '%s'", r->path);
+out:
+	buf_release(&sent.early);
+	return rc;
+}
+
+int
+remote_snapshots(struct remote *r, struct proto_snap **v, size_t *n,
+    struct as_err *err)
+{
+	struct proto_request *q;
+	struct proto_result res;
+	size_t cap = 0;
+	int more = 1, rc;
+
+	*v = NULL;
+	*n = 0;
+	q = xmalloc(sizeof(*q));
+	request_init(r, q, OP_SNAPSHOTS);
+	rc = proto_send_request(r->c, q, &r->b, err);
+	free(q);
+	if (rc == -1)
+		return -1;
+	while (more) {
+		rc = proto_expect(r->c, PT_SNAPLIST, &r->b, &res, err);
+		if (rc == 1) {
+			if (res.code != 0)
+				proto_result_to_err(&res, r->c->peer, err);
+			else
+				as_err_set(err, AS_E_MALFORMED, 0, "'%s' "
+				    "ended a listing without its last part",
+				    r->c->peer);
+			rc = -1;
+		}
+		if (rc == -1 || proto_dec_snaplist(v, n, &cap, &more,
+		    r->b.data, r->b.len, err) == -1) {
+			free(*v);
+			*v = NULL;
+			*n = 0;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct pull_fail {
+	uint64_t	held;
+	struct buf	*scratch;
+};
+
+static int
+pull_fail(struct conn *c, void *arg, const struct as_err *rerr,
+    struct as_err *err)
+{
+	struct pull_fail *pf = arg;
+	struct proto_commit cm;
+
+	memset(&cm, 0, sizeof(cm));
+	cm.ok = 0;
+	cm.held_guid = pf->held;
+	cm.code = (uint8_t)rerr->code;
+	snprintf(cm.msg, sizeof(cm.msg), "%s", rerr->msg);
+	return proto_send_commit(c, &cm, pf->scratch, err);
+}
+
+int
+remote_pull(struct remote *r, uint64_t held, const char *id,
+    const char *dst, int rflags, struct remote_xfer *x, struct as_err *err)
+{
+	struct proto_request *q;
+	struct proto_result res, fin;
+	struct proto_commit cm;
+	struct xfer_opts xo;
+	struct xfer_rcvd *rc_out;
+	struct progress pg;
+	struct pull_fail pf;
+	struct buf scratch = BUF_INIT;
+	uint64_t in0;
+	int rc = -1, n;
+
+	memset(x, 0, sizeof(*x));
+	in0 = r->c->bytes_in;
+	rc_out = xcalloc(1, sizeof(*rc_out));
+	q = xmalloc(sizeof(*q));
+	request_init(r, q, OP_SEND);
+	q->guid = held;
+	q->flags = (rflags & DIR_RECV_FORCE) ? REQ_F_FORCE : 0;
+	q->zstd_level = (int8_t)r->o.zstd_level;
+	snprintf(q->id, sizeof(q->id), "%s", id);
+	n = proto_send_request(r->c, q, &r->b, err);
+	free(q);
+	if (n == -1)
+		goto out;
+	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+		goto out;
+	if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1) {
+		as_err_prefix(err, "'%s'", r->c->peer);
+		goto out;
+	}
+	if (res.code != 0) {
+		proto_result_to_err(&res, r->c->peer, err);
+		goto out;
+	}
+	if (!(res.flags & RES_F_GO) || res.guid == 0 ||
+	    (!(res.flags & RES_F_FULL) && (held == 0 ||
+	    res.base_guid != held))) {
+		as_err_set(err, AS_E_MALFORMED, 0, "'%s' offered a stream "
+		    "that does not fit what '%s' holds", r->c->peer, dst);
+		goto out;
+	}
+	x->guid = res.guid;
+	x->base_guid = (res.flags & RES_F_FULL) ? 0 : res.base_guid;
+	x->full = (res.flags & RES_F_FULL) != 0;
+	snprintf(x->name, sizeof(x->name), "%s", res.name);
+
+	xfer_opts_init(r, &xo, &pg, res.bytes);
+	pf.held = held;
+	pf.scratch = &scratch;
+	n = xfer_recv(r->c, &xo, dst, rflags, pull_fail, &pf, rc_out, err);
+	if (xo.prog != NULL)
+		progress_finish(xo.prog, rc_out->raw_bytes,
+		    ratelimit_now_ns());
+	x->st = rc_out->res.st;
+	x->raw_bytes = rc_out->raw_bytes;
+	x->wire_bytes = r->c->bytes_in - in0;
+	if (n == -1) {
+		/* The receiver's own error tells more than a broken link. */
+		if (rc_out->recv_rc == -1 && rc_out->told)
+			*err = rc_out->rerr;
+		goto out;
+	}
+	if (!rc_out->told) {
+		memset(&cm, 0, sizeof(cm));
+		if (rc_out->recv_rc == 0) {
+			cm.ok = 1;
+			cm.held_guid = rc_out->res.target_guid;
+		} else {
+			cm.held_guid = held;
+			cm.code = (uint8_t)rc_out->rerr.code;
+			snprintf(cm.msg, sizeof(cm.msg), "%s",
+			    rc_out->rerr.msg);
+		}
+		if (proto_send_commit(r->c, &cm, &scratch, err) == -1)
+			goto out;
+	}
+	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+		goto out;
+	if (proto_dec_result(&fin, r->b.data, r->b.len, err) == -1) {
+		as_err_prefix(err, "'%s'", r->c->peer);
+		goto out;
+	}
+	if (rc_out->recv_rc != 0) {
+		if (rc_out->rerr.code == AS_E_TRUNCATED &&
+		    rc_out->end.status == 1 && rc_out->end.code != 0) {
+			as_err_set(err, (enum as_errcode)rc_out->end.code, 0,
+			    "%s: send: %s", r->c->peer, rc_out->end.msg);
+			goto out;
+		}
+		*err = rc_out->rerr;
+		as_err_prefix(err, "receive '%s'", dst);
+		goto out;
+	}
+	if (rc_out->res.target_guid != res.guid) {
+		as_err_set(err, AS_E_MALFORMED, 0, "'%s' announced %016"
+		    PRIx64 " and sent %016" PRIx64, r->c->peer, res.guid,
+		    rc_out->res.target_guid);
+		goto out;
+	}
+	x->committed = 1;
+	if (fin.code != 0) {
+		proto_result_to_err(&fin, r->c->peer, err);
+		as_err_prefix(err, "received, but the source could not "
+		    "record it (the next sync will)");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(rc_out);
+	buf_release(&scratch);
+	return rc;
+}

@@ -1,0 +1,196 @@
+/*
+ * remote.h - replication over a connection: the active side's push and
+ * pull (remote_*), and the stream pumps that both sides share (xfer_*).
+ *
+ * Opening a remote (remote_open) connects the transport named by the
+ * endpoint and runs the protocol greeting:
+ *
+ *   ssh://  spawns $AUTOSYNC_SSH (default "ssh") from an argv vector,
+ *           never a shell string:
+ *             ssh [-p PORT] [-l USER] -- HOST autosync serve --stdio
+ *           ("autosync" is $AUTOSYNC_REMOTE when set).  Paths travel
+ *           inside the protocol, never on the ssh command line, so no
+ *           quoting can break.  An ssh that exits 127 before the
+ *           greeting means autosync is not installed there (NOTFOUND);
+ *           255 is ssh's own failure (IO).
+ *   tcp://  connects and runs the PSK handshake (auth.h) with --key.
+ *   tls://  connects and runs TLS 1.3 with --cert, --key and --ca.
+ *
+ * Every read and write has the idle deadline (--timeout).
+ *
+ * The pumps move one stream over the connection as DATA (or, when zstd
+ * was negotiated, ZDATA) frames of at most PROTO_CHUNK raw bytes,
+ * followed by END_DATA:
+ *
+ *   xfer_send  runs dir_send in a thread writing into a pipe (or reads a
+ *              caller's descriptor) and pumps pipe -> frames, honouring
+ *              the rate limit by poll timeouts (no sleeping), watching
+ *              the connection for the receiver's early failure;
+ *   xfer_recv  forks a child that runs dir_receive on a pipe and pumps
+ *              frames -> pipe; the receiver's own error is what it
+ *              reports.  Decompression is bounded by PROTO_CHUNK.
+ */
+#ifndef AS_REMOTE_H
+#define AS_REMOTE_H
+
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "driver/dir.h"
+#include "format/catalog.h"
+#include "repl/endpoint.h"
+#include "repl/proto.h"
+#include "transport/conn.h"
+#include "transport/progress.h"
+#include "transport/ratelimit.h"
+
+/* What the CLI's transport options say. */
+struct remote_opts {
+	const char	*key_file;	/* tcp: PSK file; tls: private key */
+	const char	*cert_file;	/* tls: own certificate */
+	const char	*ca_file;	/* tls: CA that signed the server's */
+	int		 idle_ms;	/* --timeout; 0: CONN_IDLE_DEFAULT_MS */
+	int		 zstd_level;	/* 0: no compression */
+	uint64_t	 rate;		/* bytes/s on the wire; 0: unlimited */
+	enum progress_mode progress;	/* on stderr */
+};
+
+/* Options of one transfer (both sides). */
+struct xfer_opts {
+	uint32_t	 features;	/* negotiated PROTO_F_* */
+	int		 zstd_level;	/* sender: > 0 compresses (if ZSTD) */
+	struct ratelimit *rl;		/* NULL: unlimited */
+	struct progress	*prog;		/* NULL: none */
+};
+
+/* What the sender pumps. */
+struct xfer_src {
+	const char	*root;		/* dir_send: the live tree */
+	struct catalog	*target;	/* dir_send: target (updated, LIVE) */
+	const struct catalog *base;	/* dir_send: base or NULL */
+	int		 sflags;	/* dir_send flags */
+	int		 fd;		/* >= 0: pump this descriptor instead */
+	/*
+	 * Run in the sender's thread after dir_send succeeded and before
+	 * the stream is closed (sync re-saves its pending catalog there).
+	 */
+	int		(*after)(void *arg, struct as_err *err);
+	void		*after_arg;
+};
+
+/* Outcome of xfer_send. */
+struct xfer_sent {
+	int		 sender_rc;	/* dir_send's return (0, -1) */
+	struct as_err	 serr;		/* its error */
+	struct dir_stats st;		/* its counters */
+	int		 after_rc;	/* after()'s return */
+	struct as_err	 aerr;		/* its error */
+	uint64_t	 raw_bytes;	/* stream bytes pumped */
+	uint64_t	 wire_bytes;	/* frame payload bytes sent */
+	int		 stopped;	/* the peer sent early_type first */
+	uint8_t		 early_type;
+	struct buf	 early;		/* its payload (caller releases) */
+};
+
+/*
+ * Pump a stream to the peer, then END_DATA (status 1 with the sender's
+ * error when dir_send failed).  When the peer sends a frame before
+ * END_DATA went out (a receiver that failed), the sender is stopped,
+ * END_DATA with status 1 is sent, and out->stopped is set with the frame
+ * in out->early.  Returns 0, or -1 when the connection failed (err).
+ */
+int	xfer_send(struct conn *c, const struct xfer_opts *o,
+	    const struct xfer_src *s, struct xfer_sent *out,
+	    struct as_err *err);
+
+/*
+ * Called by xfer_recv once when the receiver failed while data still
+ * flows, so that the sender hears it at once: the passive side sends a
+ * RESULT, the active side a COMMIT with ok = 0.
+ */
+typedef int	(*xfer_fail_fn)(struct conn *c, void *arg,
+		    const struct as_err *rerr, struct as_err *err);
+
+/* Outcome of xfer_recv. */
+struct xfer_rcvd {
+	int		 recv_rc;	/* dir_receive's return (0, -1) */
+	struct as_err	 rerr;		/* its error */
+	struct dir_recv_result res;
+	struct proto_end end;		/* the sender's END_DATA */
+	uint64_t	 raw_bytes;	/* stream bytes received */
+	int		 told;		/* fail() was called */
+};
+
+/*
+ * Receive a stream from the peer into dest (dir_receive with rflags in
+ * a child process).  Returns 0 when the exchange completed (see
+ * out->recv_rc), -1 when the connection failed (err; the receiver was
+ * stopped and left dest as it was).
+ */
+int	xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
+	    int rflags, xfer_fail_fn fail, void *arg, struct xfer_rcvd *out,
+	    struct as_err *err);
+
+/* The active side. */
+struct remote;
+
+/* Connect to ep (a remote endpoint) and greet; NULL with err. */
+struct remote	*remote_open(const struct endpoint *ep,
+		    const struct remote_opts *o, struct as_err *err);
+/* Close the connection and reap ssh. */
+void		 remote_close(struct remote *r);
+/* "host", "127.0.0.1:7010": for messages. */
+const char	*remote_peer(const struct remote *r);
+
+/*
+ * Push step 1: recover ep's path on the server and read what it holds.
+ * Returns 1 (*guid), 0 (explicitly nothing), -1.  *recovered is set when
+ * an interrupted receive was repaired.
+ */
+int	remote_hold(struct remote *r, uint64_t *guid, int *recovered,
+	    struct as_err *err);
+
+/* Outcome of a push or a pull. */
+struct remote_xfer {
+	int		 committed;	/* the destination holds the target */
+	uint64_t	 guid;		/* target */
+	uint64_t	 base_guid;
+	char		 name[PROTO_NAME_MAX + 1];
+	int		 full;
+	struct dir_stats st;		/* sender's (push) / receiver's */
+	uint64_t	 raw_bytes;
+	uint64_t	 wire_bytes;
+};
+
+/*
+ * Push: send the stream of s to ep's path (RECEIVE).  Returns 0 when
+ * the server committed it, 1 when it committed but the local sender
+ * reported an error afterwards (err), -1 with the error that explains
+ * the failure (the receiver's when it failed first).
+ */
+int	remote_push(struct remote *r, const struct xfer_src *s, int force,
+	    struct remote_xfer *x, struct as_err *err);
+
+/*
+ * Pull step 1: the snapshots of ep's dataset on the server (SNAPSHOTS).
+ * An empty list is what the server said explicitly.
+ */
+int	remote_snapshots(struct remote *r, struct proto_snap **v, size_t *n,
+	    struct as_err *err);
+
+/*
+ * Pull: ask the server to snapshot ep's path and send it from held (0:
+ * full), receive it into dst (dir_receive, rflags) and tell the server
+ * what dst holds afterwards (COMMIT).  id names this destination in the
+ * server's records.  Returns 0 when dst committed it, -1.
+ */
+int	remote_pull(struct remote *r, uint64_t held, const char *id,
+	    const char *dst, int rflags, struct remote_xfer *x,
+	    struct as_err *err);
+
+/* Estimated stream size for progress: file bytes that differ. */
+uint64_t xfer_estimate(const struct catalog *target,
+	    const struct catalog *base);
+
+#endif

@@ -1,0 +1,1380 @@
+/* serve.c - the passive side of the protocol; see serve.h. */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/io.h"
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "driver/dir.h"
+#include "format/stream.h"
+#include "repl/proto.h"
+#include "repl/remote.h"
+#include "repl/serve.h"
+#include "repl/snapstore.h"
+#include "repl/sync.h"
+#include "transport/auth.h"
+#include "transport/compress.h"
+#include "transport/frame.h"
+#include "transport/tcp.h"
+#include "transport/tls.h"
+#include "base/banned.h"
+
+/*
+ * Config.
+ */
+
+void
+serve_config_release(struct serve_config *cfg)
+{
+	size_t i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < cfg->nclients; i++) {
+		free(cfg->clients[i].name);
+		key_clear(&cfg->clients[i].key);
+	}
+	for (i = 0; i < cfg->ngrants; i++) {
+		free(cfg->grants[i].client);
+		free(cfg->grants[i].path);
+	}
+	free(cfg->clients);
+	free(cfg->grants);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static int
+client_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 0 && n <= KEY_ID_MAX && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWX"
+	    "YZabcdefghijklmnopqrstuvwxyz0123456789._@-") == n;
+}
+
+/*
+ * Lexically normalise an absolute path: no "..", no empty or "."
+ * components.  Allocated, or NULL.
+ */
+static char *
+norm_abs(const char *p)
+{
+	struct buf b = BUF_INIT;
+	const char *s, *e;
+	char *out;
+	size_t n;
+
+	if (p[0] != '/')
+		return NULL;
+	for (s = p; *s != '\0'; s = e) {
+		while (*s == '/')
+			s++;
+		if (*s == '\0')
+			break;
+		e = s + strcspn(s, "/");
+		n = (size_t)(e - s);
+		if (n == 1 && s[0] == '.')
+			continue;
+		if (n == 2 && s[0] == '.' && s[1] == '.') {
+			buf_release(&b);
+			return NULL;
+		}
+		buf_add_u8(&b, '/');
+		buf_add(&b, s, n);
+	}
+	if (b.len == 0)
+		buf_add_u8(&b, '/');
+	out = xstrndup((const char *)b.data, b.len);
+	buf_release(&b);
+	return out;
+}
+
+static int
+parse_fp(const char *s, char fp[65])
+{
+	size_t i, o = 0;
+
+	if (strncasecmp(s, "SHA256:", 7) == 0)
+		s += 7;
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] == ':')
+			continue;
+		if (!isxdigit((unsigned char)s[i]) || o >= 64)
+			return -1;
+		fp[o++] = (char)tolower((unsigned char)s[i]);
+	}
+	fp[o] = '\0';
+	return o == 64 ? 0 : -1;
+}
+
+int
+serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
+    const char *what, struct as_err *err)
+{
+	struct serve_config t;
+	struct serve_client *cl;
+	struct serve_grant *g;
+	char *copy, *line, *next, *w[6], *save;
+	size_t i, j, nw, ln = 0;
+	int rc = -1;
+
+	memset(&t, 0, sizeof(t));
+	if (len > SERVE_CONFIG_MAX)
+		return as_err_set(err, AS_E_LIMIT, 0, "%s: larger than %u "
+		    "bytes", what, SERVE_CONFIG_MAX);
+	if (memchr(text, '\0', len) != NULL)
+		return as_err_set(err, AS_E_USAGE, 0, "%s: holds a NUL byte",
+		    what);
+	copy = xstrndup(text, len);
+	for (line = copy; line != NULL; line = next) {
+		ln++;
+		next = strchr(line, '\n');
+		if (next != NULL)
+			*next++ = '\0';
+		if ((save = strchr(line, '#')) != NULL)
+			*save = '\0';
+		nw = 0;
+		for (save = line; nw < 6;) {
+			save += strspn(save, " \t\r");
+			if (*save == '\0')
+				break;
+			w[nw++] = save;
+			save += strcspn(save, " \t\r");
+			if (*save != '\0')
+				*save++ = '\0';
+		}
+		if (nw == 0)
+			continue;
+		if (nw == 6 || (save != NULL && save[strspn(save,
+		    " \t\r")] != '\0')) {
+			as_err_set(err, AS_E_USAGE, 0, "%s:%zu: too many "
+			    "words", what, ln);
+			goto out;
+		}
+		if (strcmp(w[0], "client") == 0 && nw == 4) {
+			if (!client_name_ok(w[1])) {
+				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: bad "
+				    "client name '%s'", what, ln, w[1]);
+				goto out;
+			}
+			for (i = 0; i < t.nclients; i++)
+				if (strcmp(t.clients[i].name, w[1]) == 0)
+					break;
+			if (i < t.nclients) {
+				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: client "
+				    "'%s' defined twice", what, ln, w[1]);
+				goto out;
+			}
+			if (t.nclients >= SERVE_CLIENTS_MAX) {
+				as_err_set(err, AS_E_LIMIT, 0, "%s:%zu: more "
+				    "than %d clients", what, ln,
+				    SERVE_CLIENTS_MAX);
+				goto out;
+			}
+			t.clients = xreallocarray(t.clients, t.nclients + 1,
+			    sizeof(*t.clients));
+			cl = &t.clients[t.nclients];
+			memset(cl, 0, sizeof(*cl));
+			if (strcmp(w[2], "key") == 0) {
+				cl->kind = SC_KEY;
+				if (key_load(w[3], &cl->key, err) == -1) {
+					as_err_prefix(err, "%s:%zu", what, ln);
+					goto out;
+				}
+				for (j = 0; j < t.nclients; j++)
+					if (t.clients[j].kind == SC_KEY &&
+					    strcmp(t.clients[j].key.id,
+					    cl->key.id) == 0)
+						break;
+				if (j < t.nclients) {
+					key_clear(&cl->key);
+					as_err_set(err, AS_E_USAGE, 0, "%s:%zu: "
+					    "key id '%s' is already client "
+					    "'%s''s", what, ln, cl->key.id,
+					    t.clients[j].name);
+					goto out;
+				}
+			} else if (strcmp(w[2], "cert") == 0 ||
+			    strcmp(w[2], "cert-fingerprint") == 0) {
+				cl->kind = SC_CERT;
+				if (parse_fp(w[3], cl->fp) == -1) {
+					as_err_set(err, AS_E_USAGE, 0, "%s:%zu: "
+					    "expected SHA256:<64 hex digits>",
+					    what, ln);
+					goto out;
+				}
+			} else {
+				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: expected "
+				    "'client NAME key FILE' or 'client NAME "
+				    "cert SHA256:HEX'", what, ln);
+				goto out;
+			}
+			cl->name = xstrdup(w[1]);
+			t.nclients++;
+		} else if (strcmp(w[0], "allow") == 0 && nw == 4) {
+			if (!client_name_ok(w[1])) {
+				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: bad "
+				    "client name '%s'", what, ln, w[1]);
+				goto out;
+			}
+			if (strcmp(w[3], "ro") != 0 && strcmp(w[3], "rw") != 0) {
+				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: expected "
+				    "'ro' or 'rw', not '%s'", what, ln, w[3]);
+				goto out;
+			}
+			if (t.ngrants >= SERVE_GRANTS_MAX) {
+				as_err_set(err, AS_E_LIMIT, 0, "%s:%zu: too "
+				    "many allow lines", what, ln);
+				goto out;
+			}
+			t.grants = xreallocarray(t.grants, t.ngrants + 1,
+			    sizeof(*t.grants));
+			g = &t.grants[t.ngrants];
+			if ((g->path = norm_abs(w[2])) == NULL) {
+				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: '%s' is "
+				    "not an absolute path without '..'", what,
+				    ln, w[2]);
+				goto out;
+			}
+			g->client = xstrdup(w[1]);
+			g->rw = strcmp(w[3], "rw") == 0;
+			t.ngrants++;
+		} else {
+			as_err_set(err, AS_E_USAGE, 0, "%s:%zu: expected "
+			    "'client NAME key FILE', 'client NAME cert "
+			    "SHA256:HEX' or 'allow NAME PATH ro|rw'", what, ln);
+			goto out;
+		}
+	}
+	*cfg = t;
+	memset(&t, 0, sizeof(t));
+	rc = 0;
+out:
+	serve_config_release(&t);
+	free(copy);
+	return rc;
+}
+
+int
+serve_config_load(struct serve_config *cfg, const char *path,
+    struct as_err *err)
+{
+	struct buf b = BUF_INIT;
+	struct stat st;
+	ssize_t n;
+	int fd, rc = -1;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return as_err_sys(err, errno, "config '%s'", path);
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
+	    st.st_size > SERVE_CONFIG_MAX) {
+		as_err_set(err, AS_E_USAGE, 0, "config '%s' is not a regular "
+		    "file of at most %u bytes", path, SERVE_CONFIG_MAX);
+		goto out;
+	}
+	n = io_read_full(fd, buf_reserve(&b, (size_t)st.st_size + 1),
+	    (size_t)st.st_size + 1);
+	if (n == -1) {
+		as_err_sys(err, errno, "read config '%s'", path);
+		goto out;
+	}
+	b.len = (size_t)n;
+	rc = serve_config_parse(cfg, (const char *)b.data, b.len, path, err);
+out:
+	close(fd);
+	buf_release(&b);
+	return rc;
+}
+
+/*
+ * Access.
+ */
+
+/* Refuse a symbolic link in any existing component of p below root. */
+static int
+check_beneath(const char *root, const char *p, struct as_err *err)
+{
+	struct stat st;
+	size_t rl = strlen(root), i;
+	char *tmp;
+	int rc = 0;
+
+	tmp = xstrdup(p);
+	for (i = rl; ; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		if (i > rl) {
+			tmp[i] = '\0';
+			if (lstat(tmp, &st) == -1) {
+				if (errno != ENOENT && errno != ENOTDIR)
+					rc = as_err_sys(err, errno, "'%s'",
+					    tmp);
+				break;
+			}
+			if (S_ISLNK(st.st_mode)) {
+				rc = as_err_set(err, AS_E_UNSAFE_PATH, 0,
+				    "'%s' is a symbolic link", tmp);
+				break;
+			}
+			tmp[i] = p[i];
+		}
+		if (p[i] == '\0')
+			break;
+	}
+	free(tmp);
+	return rc;
+}
+
+char *
+serve_resolve(const struct serve_grant *g, size_t ng, const char *client,
+    const char *root, const char *req, int need_rw, struct as_err *err)
+{
+	const struct serve_grant *best = NULL;
+	char *n = NULL, *rel = NULL, *out = NULL, *nroot = NULL;
+	size_t i, l, bl = 0;
+
+	if (req[0] == '\0' || strlen(req) > PROTO_PATH_MAX) {
+		as_err_set(err, AS_E_UNSAFE_PATH, 0, "bad path");
+		return NULL;
+	}
+	/* Relative requests (stdio) are taken from the current directory. */
+	rel = req[0] == '/' ? xstrdup(req) : xasprintf("/%s", req);
+	if ((n = norm_abs(rel)) == NULL) {
+		as_err_set(err, AS_E_UNSAFE_PATH, 0, "'%s': '..' is not "
+		    "allowed", req);
+		goto out;
+	}
+	if (root != NULL) {
+		if ((nroot = norm_abs(root)) == NULL) {
+			as_err_set(err, AS_E_UNSAFE_PATH, 0, "bad root '%s'",
+			    root);
+			goto out;
+		}
+		out = strcmp(n, "/") == 0 ? xstrdup(nroot) :
+		    strcmp(nroot, "/") == 0 ? xstrdup(n) :
+		    xasprintf("%s%s", nroot, n);
+		if (check_beneath(nroot, out, err) == -1) {
+			free(out);
+			out = NULL;
+		}
+		goto out;
+	}
+	if (g == NULL) {
+		out = req[0] == '/' ? xstrdup(n) : xstrdup(n + 1);
+		goto out;
+	}
+	for (i = 0; i < ng; i++) {
+		if (strcmp(g[i].client, client) != 0)
+			continue;
+		l = strlen(g[i].path);
+		if (strcmp(g[i].path, "/") != 0 && (strncmp(n, g[i].path,
+		    l) != 0 || (n[l] != '/' && n[l] != '\0')))
+			continue;
+		/* The longest root decides; rw wins among equals. */
+		if (best == NULL || l > bl || (l == bl && g[i].rw)) {
+			best = &g[i];
+			bl = l;
+		}
+	}
+	if (best == NULL) {
+		as_err_set(err, AS_E_UNSAFE_PATH, 0, "'%s' is not in a root "
+		    "granted to client '%s'", req, client);
+		goto out;
+	}
+	if (need_rw && !best->rw) {
+		as_err_set(err, AS_E_UNSAFE_PATH, 0, "'%s' is read-only for "
+		    "client '%s'", req, client);
+		goto out;
+	}
+	if (check_beneath(best->path, n, err) == -1)
+		goto out;
+	out = n;
+	n = NULL;
+out:
+	free(rel);
+	free(n);
+	free(nroot);
+	return out;
+}
+
+/*
+ * One session: the request loop.
+ */
+
+struct session {
+	struct conn		*c;
+	const char		*state;
+	const char		*client;	/* for logs and grants */
+	const struct serve_grant *grants;	/* NULL: everything */
+	size_t			 ngrants;
+	const char		*root;		/* quick mode */
+	int			 all;		/* stdio, no config: all */
+	uint32_t		 features;
+	struct buf		 b;
+	struct buf		 scratch;
+};
+
+static const char *
+op_name(uint8_t op)
+{
+	switch (op) {
+	case OP_HOLD:
+		return "HOLD";
+	case OP_SNAPSHOTS:
+		return "SNAPSHOTS";
+	case OP_RECEIVE:
+		return "RECEIVE";
+	case OP_SEND:
+		return "SEND";
+	}
+	return "?";
+}
+
+/* Answer with an error (logged as a refusal when it is one). */
+static int
+answer_err(struct session *s, const struct proto_request *q,
+    const struct as_err *e)
+{
+	struct as_err e2;
+	char esc[512];
+
+	if (e->code == AS_E_UNSAFE_PATH || e->code == AS_E_AUTH)
+		log_warn("refused %s '%s' from '%s' (client '%s'): %s",
+		    op_name(q->op), log_escape(q->path, esc, sizeof(esc)),
+		    s->c->peer, s->client, e->msg);
+	else
+		log_info("%s '%s' from '%s': %s", op_name(q->op),
+		    log_escape(q->path, esc, sizeof(esc)), s->c->peer, e->msg);
+	return proto_send_error(s->c, e, &s->scratch, &e2) == -1 ? -1 : 0;
+}
+
+static char *
+resolve(struct session *s, const struct proto_request *q, int need_rw,
+    struct as_err *err)
+{
+	static const struct serve_grant none;
+
+	/* Without grants or a root, nothing: unless told "all" (stdio). */
+	return serve_resolve(s->grants != NULL || s->all ? s->grants : &none,
+	    s->ngrants, s->client, s->root, q->path, need_rw, err);
+}
+
+static int
+do_hold(struct session *s, const struct proto_request *q)
+{
+	struct proto_result res;
+	struct cat_header h;
+	struct as_err err;
+	struct stat st;
+	char *p;
+	int rc, r;
+
+	as_err_clear(&err);
+	memset(&res, 0, sizeof(res));
+	if ((p = resolve(s, q, 1, &err)) == NULL)
+		return answer_err(s, q, &err);
+	if (lstat(p, &st) == -1) {
+		if (errno != ENOENT) {
+			as_err_sys(&err, errno, "destination '%s'", q->path);
+			free(p);
+			return answer_err(s, q, &err);
+		}
+		res.flags = RES_F_EMPTY;
+		free(p);
+		return proto_send_result(s->c, &res, &s->scratch, &err);
+	}
+	if ((r = dir_recover(p, &err)) == -1) {
+		as_err_prefix(&err, "recover '%s'", q->path);
+		free(p);
+		return answer_err(s, q, &err);
+	}
+	if (r == 1)
+		res.flags |= RES_F_RECOVERED;
+	memset(&h, 0, sizeof(h));
+	rc = dir_held(p, &h, &err);
+	free(p);
+	if (rc == -1) {
+		as_err_prefix(&err, "destination '%s'", q->path);
+		return answer_err(s, q, &err);
+	}
+	if (rc == 1) {
+		res.flags |= RES_F_HELD;
+		res.guid = h.guid;
+		res.time_ns = h.time_ns;
+		snprintf(res.name, sizeof(res.name), "%s", h.name);
+		cat_header_release(&h);
+	} else
+		res.flags |= RES_F_EMPTY;
+	return proto_send_result(s->c, &res, &s->scratch, &err);
+}
+
+static int
+recv_fail(struct conn *c, void *arg, const struct as_err *rerr,
+    struct as_err *err)
+{
+	struct session *s = arg;
+
+	return proto_send_error(c, rerr, &s->scratch, err);
+}
+
+static int
+do_receive(struct session *s, const struct proto_request *q)
+{
+	struct proto_result res;
+	struct xfer_opts xo;
+	struct xfer_rcvd *rc;
+	struct as_err err;
+	char *p, esc[512];
+	int r;
+
+	as_err_clear(&err);
+	if ((p = resolve(s, q, 1, &err)) == NULL)
+		return answer_err(s, q, &err);
+	memset(&res, 0, sizeof(res));
+	res.flags = RES_F_GO;
+	if (proto_send_result(s->c, &res, &s->scratch, &err) == -1) {
+		free(p);
+		return -1;
+	}
+	memset(&xo, 0, sizeof(xo));
+	xo.features = s->features;
+	rc = xcalloc(1, sizeof(*rc));
+	r = xfer_recv(s->c, &xo, p, (q->flags & REQ_F_FORCE) ?
+	    DIR_RECV_FORCE : 0, recv_fail, s, rc, &err);
+	log_escape(q->path, esc, sizeof(esc));
+	if (r == -1) {
+		log_warn("receive '%s' from '%s': %s", esc, s->c->peer,
+		    err.msg);
+		if (rc->recv_rc == 0)
+			log_info("receive '%s': the stream was committed "
+			    "before the connection failed", esc);
+		free(rc);
+		free(p);
+		return -1;
+	}
+	free(p);
+	if (rc->told) {
+		log_info("receive '%s' from '%s': %s", esc, s->c->peer,
+		    rc->rerr.msg);
+		free(rc);
+		return 0;
+	}
+	if (rc->recv_rc != 0) {
+		as_err_prefix(&rc->rerr, "receive '%s'", q->path);
+		r = answer_err(s, q, &rc->rerr);
+		free(rc);
+		return r;
+	}
+	memset(&res, 0, sizeof(res));
+	res.guid = rc->res.target_guid;
+	res.base_guid = rc->res.base_guid;
+	res.bytes = rc->raw_bytes;
+	snprintf(res.name, sizeof(res.name), "%s", rc->res.name);
+	log_info("received '%s' into '%s' from '%s' (%" PRIu64 " bytes)",
+	    rc->res.name, esc, s->c->peer, rc->raw_bytes);
+	free(rc);
+	return proto_send_result(s->c, &res, &s->scratch, &err);
+}
+
+/* The dataset path behind a request for a source: must be a directory. */
+static char *
+source_path(struct session *s, const struct proto_request *q,
+    struct as_err *err)
+{
+	struct stat st;
+	char *p, *abs;
+
+	if ((p = resolve(s, q, 0, err)) == NULL)
+		return NULL;
+	if (lstat(p, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		as_err_set(err, AS_E_NOTFOUND, errno, "source '%s' %s",
+		    q->path, errno == ENOENT ? "does not exist" :
+		    "is not a directory");
+		free(p);
+		return NULL;
+	}
+	abs = snapstore_abspath(p, err);
+	free(p);
+	return abs;
+}
+
+static int
+do_snapshots(struct session *s, const struct proto_request *q)
+{
+	struct snapstore ss;
+	struct snap_list l;
+	struct proto_snap v[PROTO_SNAPLIST_BATCH];
+	struct as_err err;
+	char *abs;
+	size_t i, k;
+	uint32_t n;
+
+	as_err_clear(&err);
+	memset(&ss, 0, sizeof(ss));
+	ss.lock_fd = -1;
+	if ((abs = source_path(s, q, &err)) == NULL)
+		return answer_err(s, q, &err);
+	if (snapstore_open(&ss, s->state, abs, 0, &err) == -1 ||
+	    snapstore_list(&ss, 0, &l, &err) == -1) {
+		free(abs);
+		snapstore_release(&ss);
+		return answer_err(s, q, &err);
+	}
+	free(abs);
+	snapstore_release(&ss);
+	i = 0;
+	do {
+		n = 0;
+		for (k = 0; k < PROTO_SNAPLIST_BATCH && i < l.n; k++, i++) {
+			memset(&v[n], 0, sizeof(v[n]));
+			v[n].guid = l.v[i].guid;
+			v[n].base_guid = l.v[i].base_guid;
+			v[n].time_ns = l.v[i].time_ns;
+			snprintf(v[n].name, sizeof(v[n].name), "%s",
+			    l.v[i].name);
+			n++;
+		}
+		proto_enc_snaplist(&s->scratch, v, n, i < l.n);
+		if (frame_send(s->c, PT_SNAPLIST, s->scratch.data,
+		    s->scratch.len, &err) == -1) {
+			snap_list_release(&l);
+			return -1;
+		}
+	} while (i < l.n);
+	snap_list_release(&l);
+	return 0;
+}
+
+struct resave {
+	struct snapstore	*ss;
+	struct catalog		*target;
+};
+
+static int
+resave(void *arg, struct as_err *err)
+{
+	struct resave *rs = arg;
+
+	return snapstore_save(rs->ss, rs->target, SNAP_SAVE_PENDING, err);
+}
+
+static int
+clamp_level(int l)
+{
+	if (l == 0)
+		return 0;
+	if (l > 19)
+		return 19;
+	if (l < -7)
+		return -7;
+	return l;
+}
+
+static int
+do_send(struct session *s, const struct proto_request *q)
+{
+	struct snapstore ss;
+	struct snap_dest rec;
+	struct catalog base, target;
+	struct sync_result *sr;
+	struct proto_result res;
+	struct proto_commit cm;
+	struct xfer_opts xo;
+	struct xfer_src xs;
+	struct xfer_sent sent;
+	struct resave rs;
+	struct as_err err, e2;
+	char *abs = NULL, esc[512];
+	uint32_t bs;
+	int rc = 0, have_base = 0, t;
+
+	as_err_clear(&err);
+	memset(&ss, 0, sizeof(ss));
+	memset(&rec, 0, sizeof(rec));
+	memset(&sent, 0, sizeof(sent));
+	buf_init(&sent.early);
+	ss.lock_fd = -1;
+	catalog_init(&base);
+	catalog_init(&target);
+	sr = xcalloc(1, sizeof(*sr));
+	log_escape(q->path, esc, sizeof(esc));
+	if (q->id[0] == '\0') {
+		as_err_set(&err, AS_E_MALFORMED, 0, "SEND without a "
+		    "destination name");
+		goto refuse;
+	}
+	if ((abs = source_path(s, q, &err)) == NULL)
+		goto refuse;
+	if (snapstore_open(&ss, s->state, abs, 1, &err) == -1 ||
+	    snapstore_lock(&ss, &err) == -1 ||
+	    snapstore_dest_get(&ss, q->id, &rec, &err) == -1 ||
+	    sync_settle(&ss, q->id, q->guid, &rec, sr, &err) == -1)
+		goto refuse;
+	if (q->guid != 0) {
+		have_base = snapstore_load_guid(&ss, q->guid, &base, &err);
+		if (have_base == -1)
+			goto refuse;
+		if (have_base == 0 && !(q->flags & REQ_F_FORCE)) {
+			as_err_set(&err, AS_E_CONFLICT, 0, "no common "
+			    "snapshot: the destination holds %016" PRIx64
+			    " which '%s' does not have; use -F for a full "
+			    "resend", q->guid, q->path);
+			goto refuse;
+		}
+	}
+	bs = have_base ? base.hdr.block_size : AS_BLOCK_DEFAULT;
+	if (sync_snapshot(&ss, abs, q->path, have_base ? &base : NULL, bs,
+	    &target, sr, &err) == -1 ||
+	    snapstore_save(&ss, &target, SNAP_SAVE_PENDING, &err) == -1)
+		goto refuse;
+	snprintf(rec.pending, sizeof(rec.pending), "%s", target.hdr.name);
+	rec.held_guid = q->guid;
+	if (snapstore_dest_put(&ss, q->id, &rec, &err) == -1)
+		goto refuse;
+
+	memset(&res, 0, sizeof(res));
+	res.flags = RES_F_GO | (have_base ? 0 : RES_F_FULL);
+	res.guid = target.hdr.guid;
+	res.base_guid = have_base ? base.hdr.guid : 0;
+	res.time_ns = target.hdr.time_ns;
+	res.bytes = xfer_estimate(&target, have_base ? &base : NULL);
+	snprintf(res.name, sizeof(res.name), "%s", target.hdr.name);
+	if (proto_send_result(s->c, &res, &s->scratch, &err) == -1) {
+		rc = -1;
+		goto out;
+	}
+	memset(&xo, 0, sizeof(xo));
+	xo.features = s->features;
+	xo.zstd_level = clamp_level(q->zstd_level);
+	memset(&xs, 0, sizeof(xs));
+	xs.root = abs;
+	xs.target = &target;
+	xs.base = have_base ? &base : NULL;
+	xs.sflags = DIR_SEND_LIVE;
+	xs.fd = -1;
+	rs.ss = &ss;
+	rs.target = &target;
+	xs.after = resave;
+	xs.after_arg = &rs;
+	if (xfer_send(s->c, &xo, &xs, &sent, &err) == -1) {
+		/* The pending catalog stays: the next SEND settles it. */
+		log_warn("send '%s' to '%s': %s", esc, s->c->peer, err.msg);
+		rc = -1;
+		goto out;
+	}
+	if (sent.sender_rc == -1)
+		log_warn("send '%s' to '%s': %s", esc, s->c->peer,
+		    sent.serr.msg);
+	if (sent.stopped) {
+		if (sent.early_type != PT_COMMIT) {
+			log_warn("send '%s': '%s' sent frame type %u during "
+			    "the stream", esc, s->c->peer, sent.early_type);
+			rc = -1;
+			goto out;
+		}
+		t = proto_dec_commit(&cm, sent.early.data, sent.early.len,
+		    &err);
+	} else {
+		t = proto_expect(s->c, PT_COMMIT, &s->b, NULL, &err);
+		if (t == 0)
+			t = proto_dec_commit(&cm, s->b.data, s->b.len, &err);
+	}
+	if (t == -1) {
+		log_warn("send '%s' to '%s': %s", esc, s->c->peer, err.msg);
+		rc = -1;
+		goto out;
+	}
+	memset(&res, 0, sizeof(res));
+	if (cm.ok && cm.held_guid == target.hdr.guid) {
+		if (snapstore_save(&ss, &target, SNAP_SAVE_REPLACE,
+		    &err) == -1)
+			goto refuse;
+		rec.held_guid = target.hdr.guid;
+		rec.pending[0] = '\0';
+		if (snapstore_dest_put(&ss, q->id, &rec, &err) == -1)
+			goto refuse;
+		if (sync_prune(&ss, target.hdr.guid, &sr->pruned, &e2) == -1)
+			log_warn("prune snapshots of '%s': %s", esc, e2.msg);
+		res.guid = target.hdr.guid;
+		log_info("sent '%s' as '%s' to '%s'", esc, target.hdr.name,
+		    s->c->peer);
+	} else {
+		(void)snapstore_discard_pending(&ss, target.hdr.name, &e2);
+		rec.held_guid = cm.held_guid;
+		rec.pending[0] = '\0';
+		(void)snapstore_dest_put(&ss, q->id, &rec, &e2);
+		res.guid = cm.held_guid;
+		if (!cm.ok)
+			log_info("send '%s' to '%s': the receiver failed: %s",
+			    esc, s->c->peer, cm.msg);
+	}
+	rc = proto_send_result(s->c, &res, &s->scratch, &err);
+	goto out;
+refuse:
+	rc = answer_err(s, q, &err);
+out:
+	buf_release(&sent.early);
+	catalog_release(&base);
+	catalog_release(&target);
+	snap_dest_release(&rec);
+	snapstore_release(&ss);
+	free(abs);
+	free(sr);
+	return rc;
+}
+
+/*
+ * The next frame, or 0 when the peer closed cleanly between requests.
+ * Returns 1 with a frame, 0 at EOF, -1 on error.
+ */
+static int
+next_frame(struct conn *c, uint8_t *type, struct buf *b, struct as_err *err)
+{
+	uint8_t hdr[5];
+	uint32_t len;
+	ssize_t n;
+
+	n = conn_read_some(c, hdr, 1, err);
+	if (n == 0)
+		return 0;
+	if (n == -1)
+		return -1;
+	if (conn_read_full(c, hdr + 1, 4, err) == -1)
+		return -1;
+	len = le32(hdr);
+	if (len == 0 || len - 1 > PROTO_CTRL_MAX)
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent a frame "
+		    "of %" PRIu32 " bytes where a request was expected",
+		    c->peer, len);
+	*type = hdr[4];
+	buf_reset(b);
+	if (len > 1) {
+		if (conn_read_full(c, buf_reserve(b, len - 1), len - 1,
+		    err) == -1)
+			return -1;
+		b->len = len - 1;
+	}
+	return 1;
+}
+
+static int
+session_run(struct session *s, struct as_err *err)
+{
+	struct proto_request *q;
+	struct as_err e2;
+	char tb[16];
+	uint8_t type;
+	int r, rc = -1;
+
+	if (proto_server_hello(s->c, PROTO_F_KNOWN, &s->features,
+	    err) == -1)
+		return -1;
+	q = xmalloc(sizeof(*q));
+	for (;;) {
+		r = next_frame(s->c, &type, &s->b, err);
+		if (r == 0) {
+			rc = 0;
+			break;
+		}
+		if (r == -1)
+			break;
+		if (type != PT_REQUEST) {
+			as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent %s "
+			    "where a request was expected", s->c->peer,
+			    proto_type_name(type, tb, sizeof(tb)));
+			(void)proto_send_error(s->c, err, &s->scratch, &e2);
+			break;
+		}
+		if (proto_dec_request(q, s->b.data, s->b.len, err) == -1) {
+			as_err_prefix(err, "'%s'", s->c->peer);
+			(void)proto_send_error(s->c, err, &s->scratch, &e2);
+			break;
+		}
+		switch (q->op) {
+		case OP_HOLD:
+			r = do_hold(s, q);
+			break;
+		case OP_RECEIVE:
+			r = do_receive(s, q);
+			break;
+		case OP_SNAPSHOTS:
+			r = do_snapshots(s, q);
+			break;
+		case OP_SEND:
+			r = do_send(s, q);
+			break;
+		default:
+			r = -1;
+		}
+		if (r == -1) {
+			as_err_set(err, AS_E_IO, 0, "session with '%s' ended "
+			    "by an error", s->c->peer);
+			break;
+		}
+	}
+	free(q);
+	return rc;
+}
+
+static void
+session_init(struct session *s, struct conn *c, const char *state,
+    const char *client)
+{
+	memset(s, 0, sizeof(*s));
+	s->c = c;
+	s->state = state;
+	s->client = client;
+	buf_init(&s->b);
+	buf_init(&s->scratch);
+}
+
+static void
+session_release(struct session *s)
+{
+	buf_release(&s->b);
+	buf_release(&s->scratch);
+}
+
+int
+serve_stdio(const struct serve_opts *o, struct as_err *err)
+{
+	struct serve_config cfg;
+	struct session s;
+	struct conn *c;
+	const char *ssh;
+	char *state, peer[128];
+	int rc;
+
+	memset(&cfg, 0, sizeof(cfg));
+	if ((state = snapstore_state_dir(o->state_dir, err)) == NULL)
+		return -1;
+	if (o->config != NULL && serve_config_load(&cfg, o->config,
+	    err) == -1) {
+		free(state);
+		return -1;
+	}
+	ssh = getenv("SSH_CONNECTION");
+	if (ssh != NULL && *ssh != '\0')
+		snprintf(peer, sizeof(peer), "ssh %.*s", (int)strcspn(ssh,
+		    " "), ssh);
+	else
+		snprintf(peer, sizeof(peer), "stdio");
+	c = conn_from_fds(STDIN_FILENO, STDOUT_FILENO, 0, peer);
+	if (o->idle_ms > 0)
+		c->idle_ms = o->idle_ms;
+	session_init(&s, c, state, o->client != NULL ? o->client : "ssh");
+	if (o->config != NULL) {
+		s.grants = cfg.grants;
+		s.ngrants = cfg.ngrants;
+	} else if (o->root != NULL)
+		s.root = o->root;
+	else
+		s.all = 1;
+	rc = session_run(&s, err);
+	session_release(&s);
+	conn_free(c);
+	serve_config_release(&cfg);
+	free(state);
+	return rc;
+}
+
+/*
+ * The listener.
+ */
+
+static volatile sig_atomic_t stop_flag;
+static int sig_pipe_w = -1;
+
+static void
+on_signal(int sig)
+{
+	int e = errno;
+	char ch = (char)sig;
+
+	if (sig == SIGTERM || sig == SIGINT)
+		stop_flag = 1;
+	if (sig_pipe_w != -1)
+		(void)write(sig_pipe_w, &ch, 1);
+	errno = e;
+}
+
+struct child {
+	pid_t	pid;
+	int	auth_fd;	/* -1 once authenticated (or gone) */
+};
+
+struct listener {
+	const struct serve_opts	*o;
+	struct serve_config	 cfg;
+	struct psk		*keys;		/* tcp: the clients' keys */
+	const char		**key_client;	/* ... and their names */
+	size_t			 nkeys;
+	struct tls_ctx		*tls;
+	char			*state;
+	struct child		*kids;
+	size_t			 nkids;
+	int			 lfd;
+	int			 sigr;
+};
+
+/* The authenticated connection's child: never returns. */
+static void
+conn_child(struct listener *L, int fd, const char *peer, int auth_w)
+{
+	struct auth_opts ao;
+	struct auth_result ar;
+	struct tls_peer who;
+	struct session s;
+	struct as_err err;
+	struct conn *c = NULL;
+	const char *client = NULL;
+	size_t i, matched = 0;
+	int rc;
+
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	close(L->lfd);
+	close(L->sigr);
+	close(sig_pipe_w);
+	for (i = 0; i < L->nkids; i++)
+		if (L->kids[i].auth_fd != -1)
+			close(L->kids[i].auth_fd);
+	as_err_clear(&err);
+	if (L->tls != NULL) {
+		memset(&who, 0, sizeof(who));
+		c = tls_server(L->tls, fd, peer, L->o->handshake_ms, &who,
+		    &err);
+		if (c == NULL) {
+			log_warn("refused '%s': %s", peer, err.msg);
+			_exit(1);
+		}
+		if (L->o->config != NULL) {
+			for (i = 0; i < L->cfg.nclients; i++)
+				if (L->cfg.clients[i].kind == SC_CERT &&
+				    strcmp(L->cfg.clients[i].fp,
+				    who.fingerprint) == 0)
+					client = L->cfg.clients[i].name;
+			if (client == NULL) {
+				log_warn("refused '%s': certificate '%s' "
+				    "(SHA256:%s) is not a configured client",
+				    peer, who.cn, who.fingerprint);
+				conn_free(c);
+				_exit(1);
+			}
+		} else
+			client = "default";
+	} else {
+		c = tcp_conn_from_fd(fd, peer);
+		memset(&ao, 0, sizeof(ao));
+		ao.timeout_ms = L->o->handshake_ms;
+		memset(&ar, 0, sizeof(ar));
+		if (auth_server(c, L->keys, L->nkeys, &matched, &ao, &ar,
+		    &err) == -1) {
+			log_warn("refused '%s': %s%s%s", peer, err.msg,
+			    ar.reason != NULL ? ": " : "",
+			    ar.reason != NULL ? ar.reason : "");
+			conn_free(c);
+			_exit(1);
+		}
+		client = L->key_client[matched];
+	}
+	(void)write(auth_w, "1", 1);
+	close(auth_w);
+	c->idle_ms = L->o->idle_ms > 0 ? L->o->idle_ms : CONN_IDLE_DEFAULT_MS;
+	log_info("'%s' authenticated as client '%s'", peer, client);
+	session_init(&s, c, L->state, client);
+	if (L->o->config != NULL) {
+		s.grants = L->cfg.grants;
+		s.ngrants = L->cfg.ngrants;
+	} else
+		s.root = L->o->root;
+	rc = session_run(&s, &err);
+	if (rc == -1)
+		log_warn("'%s': %s", peer, err.msg);
+	session_release(&s);
+	conn_free(c);
+	_exit(rc == 0 ? 0 : 1);
+}
+
+static void
+reap(struct listener *L)
+{
+	size_t i;
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < L->nkids; i++) {
+			if (L->kids[i].pid != pid)
+				continue;
+			if (L->kids[i].auth_fd != -1)
+				close(L->kids[i].auth_fd);
+			L->kids[i] = L->kids[--L->nkids];
+			break;
+		}
+	}
+}
+
+static size_t
+unauth_count(const struct listener *L)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < L->nkids; i++)
+		if (L->kids[i].auth_fd != -1)
+			n++;
+	return n;
+}
+
+static int
+listener_setup(struct listener *L, struct as_err *err)
+{
+	struct tls_config tc;
+	size_t i;
+
+	if (L->o->tls) {
+		if (L->o->cert_file == NULL || L->o->key_file == NULL ||
+		    L->o->ca_file == NULL)
+			return as_err_set(err, AS_E_USAGE, 0, "--tls needs "
+			    "--cert, --key and --ca");
+		memset(&tc, 0, sizeof(tc));
+		tc.ca_file = L->o->ca_file;
+		tc.cert_file = L->o->cert_file;
+		tc.key_file = L->o->key_file;
+		if ((L->tls = tls_ctx_new(1, &tc, err)) == NULL)
+			return -1;
+		if (L->o->config == NULL && L->o->root == NULL)
+			log_warn("no --config and no --root: nothing is "
+			    "reachable");
+		return 0;
+	}
+	if (L->o->config != NULL) {
+		for (i = 0; i < L->cfg.nclients; i++) {
+			if (L->cfg.clients[i].kind != SC_KEY)
+				continue;
+			L->keys = xreallocarray(L->keys, L->nkeys + 1,
+			    sizeof(*L->keys));
+			L->key_client = xreallocarray(L->key_client,
+			    L->nkeys + 1, sizeof(*L->key_client));
+			L->keys[L->nkeys] = L->cfg.clients[i].key;
+			L->key_client[L->nkeys] = L->cfg.clients[i].name;
+			L->nkeys++;
+		}
+		if (L->nkeys == 0)
+			log_warn("config '%s' names no client key: no tcp "
+			    "client can connect", L->o->config);
+		return 0;
+	}
+	if (L->o->key_file == NULL || L->o->root == NULL) {
+		log_warn("no --config and no --key/--root: nothing is "
+		    "reachable");
+		return 0;
+	}
+	L->keys = xcalloc(1, sizeof(*L->keys));
+	L->key_client = xcalloc(1, sizeof(*L->key_client));
+	if (key_load(L->o->key_file, &L->keys[0], err) == -1)
+		return -1;
+	L->key_client[0] = "default";
+	L->nkeys = 1;
+	return 0;
+}
+
+/* Write the port file atomically, so that a reader never sees half. */
+static int
+write_port(const char *path, const char *text, size_t n, struct as_err *err)
+{
+	char *tmp;
+	int fd, rc = -1;
+
+	tmp = xasprintf("%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd == -1) {
+		as_err_sys(err, errno, "port file '%s'", tmp);
+		goto out;
+	}
+	if (io_write_full(fd, text, n) == -1 || close(fd) == -1) {
+		as_err_sys(err, errno, "write '%s'", tmp);
+		goto out;
+	}
+	if (rename(tmp, path) == -1) {
+		as_err_sys(err, errno, "rename '%s'", tmp);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(tmp);
+	return rc;
+}
+
+int
+serve_listen(const struct serve_opts *o, struct as_err *err)
+{
+	struct listener L;
+	struct serve_opts oo;
+	struct sigaction sa;
+	struct pollfd *pfd = NULL;
+	struct stat st;
+	char peer[128], pbuf[16], drain[64];
+	size_t i, k, np, cap;
+	int sp[2], aw[2], fd, r, rc = -1, full_logged = 0, port;
+	pid_t pid;
+
+	memset(&L, 0, sizeof(L));
+	oo = *o;
+	if (oo.max_unauth <= 0)
+		oo.max_unauth = SERVE_MAX_UNAUTH;
+	if (oo.handshake_ms <= 0)
+		oo.handshake_ms = SERVE_HANDSHAKE_MS;
+	L.o = &oo;
+	L.lfd = L.sigr = -1;
+	if (oo.root != NULL && (stat(oo.root, &st) == -1 ||
+	    !S_ISDIR(st.st_mode)))
+		return as_err_set(err, AS_E_NOTFOUND, 0, "root '%s' is not "
+		    "a directory", oo.root);
+	if ((L.state = snapstore_state_dir(oo.state_dir, err)) == NULL)
+		return -1;
+	if (oo.config != NULL && serve_config_load(&L.cfg, oo.config,
+	    err) == -1)
+		goto out;
+	if (listener_setup(&L, err) == -1)
+		goto out;
+	if ((L.lfd = tcp_listen(oo.listen, err)) == -1)
+		goto out;
+	port = tcp_local_port(L.lfd);
+	log_info("listening on %s (%s, port %d)", oo.listen,
+	    L.tls != NULL ? "tls" : "tcp", port);
+	if (oo.port_file != NULL) {
+		r = snprintf(pbuf, sizeof(pbuf), "%d\n", port);
+		if (write_port(oo.port_file, pbuf, (size_t)r, err) == -1)
+			goto out;
+	}
+	if (pipe2(sp, O_CLOEXEC | O_NONBLOCK) == -1) {
+		as_err_sys(err, errno, "pipe");
+		goto out;
+	}
+	L.sigr = sp[0];
+	sig_pipe_w = sp[1];
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	cap = 0;
+	while (!stop_flag) {
+		if (cap < L.nkids + 2) {
+			cap = L.nkids + 16;
+			pfd = xreallocarray(pfd, cap, sizeof(*pfd));
+		}
+		np = 0;
+		pfd[np].fd = L.sigr;
+		pfd[np++].events = POLLIN;
+		pfd[np].fd = L.lfd;
+		pfd[np].events = unauth_count(&L) < (size_t)oo.max_unauth ?
+		    POLLIN : 0;
+		np++;
+		if (pfd[1].events == 0 && !full_logged) {
+			log_warn("%d connections in their handshake: not "
+			    "accepting more for now", oo.max_unauth);
+			full_logged = 1;
+		} else if (pfd[1].events != 0)
+			full_logged = 0;
+		for (i = 0; i < L.nkids; i++) {
+			pfd[np].fd = L.kids[i].auth_fd;
+			pfd[np++].events = POLLIN;
+		}
+		for (i = 0; i < np; i++)
+			pfd[i].revents = 0;
+		r = poll(pfd, np, -1);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			as_err_sys(err, errno, "poll");
+			goto out;
+		}
+		if (pfd[0].revents & POLLIN) {
+			while (read(L.sigr, drain, sizeof(drain)) > 0)
+				;
+			reap(&L);
+			continue;	/* the kids array changed */
+		}
+		for (i = 2; i < np; i++) {
+			if (pfd[i].revents == 0 || pfd[i].fd == -1)
+				continue;
+			/* A byte (authenticated) or EOF (gone): not pending. */
+			for (k = 0; k < L.nkids; k++)
+				if (L.kids[k].auth_fd == pfd[i].fd) {
+					close(L.kids[k].auth_fd);
+					L.kids[k].auth_fd = -1;
+				}
+		}
+		if (!(pfd[1].revents & POLLIN))
+			continue;
+		fd = tcp_accept_fd(L.lfd, 0, peer, sizeof(peer), err);
+		if (fd == -1)
+			continue;	/* nothing queued, or an aborted one */
+		if (pipe2(aw, O_CLOEXEC) == -1) {
+			log_warn("pipe: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		fflush(NULL);
+		if ((pid = fork()) == -1) {
+			log_warn("fork: %s", strerror(errno));
+			close(fd);
+			close(aw[0]);
+			close(aw[1]);
+			continue;
+		}
+		if (pid == 0) {
+			close(aw[0]);
+			conn_child(&L, fd, peer, aw[1]);
+		}
+		close(fd);
+		close(aw[1]);
+		L.kids = xreallocarray(L.kids, L.nkids + 1, sizeof(*L.kids));
+		L.kids[L.nkids].pid = pid;
+		L.kids[L.nkids].auth_fd = aw[0];
+		L.nkids++;
+		log_debug("connection from '%s' (child %d)", peer, (int)pid);
+	}
+	log_info("stopping");
+	rc = 0;
+out:
+	free(pfd);
+	for (i = 0; i < L.nkids; i++)
+		if (L.kids[i].auth_fd != -1)
+			close(L.kids[i].auth_fd);
+	free(L.kids);
+	if (L.lfd != -1)
+		close(L.lfd);
+	if (L.sigr != -1) {
+		close(L.sigr);
+		close(sig_pipe_w);
+		sig_pipe_w = -1;
+	}
+	if (L.o->config == NULL && L.keys != NULL)
+		key_clear(&L.keys[0]);
+	free(L.keys);
+	free(L.key_client);
+	tls_ctx_free(L.tls);
+	serve_config_release(&L.cfg);
+	free(L.state);
+	return rc;
+}

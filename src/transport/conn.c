@@ -1,0 +1,418 @@
+/*
+ * conn.c - a byte channel with deadlines; see conn.h.
+ *
+ * Every wait is a poll(2) bounded by the idle timeout, so a peer that
+ * vanishes without closing (a pulled cable, a stopped process) is reported
+ * as TIMEOUT instead of being waited for (RELIABILITY.md I10).
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/xmalloc.h"
+#include "transport/conn.h"
+#include "base/banned.h"
+
+struct fdconn {
+	int	rfd;
+	int	wfd;
+	int	wsock;		/* wfd is a socket: send(MSG_NOSIGNAL) */
+	pid_t	child;
+};
+
+static ssize_t
+fd_read(struct conn *c, void *buf, size_t n)
+{
+	struct fdconn *f = c->impl;
+
+	return read(f->rfd, buf, n);
+}
+
+static ssize_t
+fd_write(struct conn *c, const void *buf, size_t n)
+{
+	struct fdconn *f = c->impl;
+
+	if (f->wsock)
+		return send(f->wfd, buf, n, MSG_NOSIGNAL);
+	return write(f->wfd, buf, n);
+}
+
+static int
+fd_rfd(const struct conn *c)
+{
+	const struct fdconn *f = c->impl;
+
+	return f->rfd;
+}
+
+static int
+fd_wfd(const struct conn *c)
+{
+	const struct fdconn *f = c->impl;
+
+	return f->wfd;
+}
+
+static size_t
+fd_pending(const struct conn *c)
+{
+	return 0;
+}
+
+static int
+fd_shutdown_write(struct conn *c)
+{
+	struct fdconn *f = c->impl;
+
+	if (f->wfd < 0)
+		return 0;
+	if (f->wsock)
+		return shutdown(f->wfd, SHUT_WR);
+	if (f->wfd == f->rfd)
+		return 0;
+	if (close(f->wfd) == -1 && errno != EINTR) {
+		f->wfd = -1;
+		return -1;
+	}
+	f->wfd = -1;
+	return 0;
+}
+
+static void
+fd_free(struct conn *c)
+{
+	struct fdconn *f = c->impl;
+
+	if (f->wfd >= 0 && f->wfd != f->rfd)
+		close(f->wfd);
+	if (f->rfd >= 0)
+		close(f->rfd);
+	f->rfd = f->wfd = -1;
+	if (f->child > 0)
+		conn_reap_child(f->child, 2000);
+	free(f);
+	c->impl = NULL;
+}
+
+static const struct conn_ops fd_ops = {
+	.name = "pipe",
+	.read = fd_read,
+	.write = fd_write,
+	.rfd = fd_rfd,
+	.wfd = fd_wfd,
+	.pending = fd_pending,
+	.shutdown_write = fd_shutdown_write,
+	.free = fd_free,
+};
+
+static const struct conn_ops tcp_ops = {
+	.name = "tcp",
+	.read = fd_read,
+	.write = fd_write,
+	.rfd = fd_rfd,
+	.wfd = fd_wfd,
+	.pending = fd_pending,
+	.shutdown_write = fd_shutdown_write,
+	.free = fd_free,
+};
+
+static const struct conn_ops ssh_ops = {
+	.name = "ssh",
+	.read = fd_read,
+	.write = fd_write,
+	.rfd = fd_rfd,
+	.wfd = fd_wfd,
+	.pending = fd_pending,
+	.shutdown_write = fd_shutdown_write,
+	.free = fd_free,
+};
+
+static int
+is_socket(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == -1)
+		return 0;
+	return S_ISSOCK(st.st_mode);
+}
+
+int
+conn_set_nonblock(int fd)
+{
+	int fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) == -1)
+		return -1;
+	if ((fl & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
+		return -1;
+	if ((fl = fcntl(fd, F_GETFD)) == -1)
+		return -1;
+	if ((fl & FD_CLOEXEC) == 0 && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1)
+		return -1;
+	return 0;
+}
+
+struct conn *
+conn_new(const struct conn_ops *ops, void *impl, const char *peer)
+{
+	struct conn *c;
+
+	c = xcalloc(1, sizeof(*c));
+	c->ops = ops;
+	c->impl = impl;
+	c->idle_ms = CONN_IDLE_DEFAULT_MS;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer != NULL ? peer : "?");
+	return c;
+}
+
+static struct conn *
+fdconn_new(const struct conn_ops *ops, int rfd, int wfd, pid_t child,
+    const char *peer)
+{
+	struct fdconn *f;
+
+	f = xcalloc(1, sizeof(*f));
+	f->rfd = rfd;
+	f->wfd = wfd;
+	f->child = child;
+	f->wsock = wfd >= 0 && is_socket(wfd);
+	/* Best effort: a failure only loses the deadline on large writes. */
+	if (rfd >= 0)
+		(void)conn_set_nonblock(rfd);
+	if (wfd >= 0 && wfd != rfd)
+		(void)conn_set_nonblock(wfd);
+	return conn_new(ops, f, peer);
+}
+
+struct conn *
+conn_from_fds(int rfd, int wfd, pid_t child, const char *peer)
+{
+	return fdconn_new(child > 0 ? &ssh_ops : &fd_ops, rfd, wfd, child,
+	    peer);
+}
+
+struct conn *
+conn_from_socket(int fd, const char *peer)
+{
+	return fdconn_new(&tcp_ops, fd, fd, 0, peer);
+}
+
+uint64_t
+conn_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+conn_poll_fd(int fd, short events, int timeout_ms, const char *peer,
+    struct as_err *err)
+{
+	struct pollfd pfd;
+	uint64_t deadline = 0, now;
+	int r, left;
+
+	if (timeout_ms > 0)
+		deadline = conn_now_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		left = -1;
+		if (timeout_ms > 0) {
+			now = conn_now_ms();
+			left = now >= deadline ? 0 : (int)(deadline - now);
+		}
+		pfd.fd = fd;
+		pfd.events = events;
+		pfd.revents = 0;
+		r = poll(&pfd, 1, left);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			return as_err_sys(err, errno, "poll '%s'", peer);
+		}
+		if (r == 0)
+			return as_err_set(err, AS_E_TIMEOUT, ETIMEDOUT,
+			    "connection to '%s' timed out: no data for %d ms",
+			    peer, timeout_ms);
+		/* POLLERR/POLLHUP: let the read or write report it. */
+		return 0;
+	}
+}
+
+static int
+conn_wait(struct conn *c, short events, struct as_err *err)
+{
+	int fd;
+
+	fd = events == POLLIN ? c->ops->rfd(c) : c->ops->wfd(c);
+	if (fd < 0)
+		return as_err_set(err, AS_E_IO, EBADF, "connection to '%s' "
+		    "is closed for %s", c->peer,
+		    events == POLLIN ? "reading" : "writing");
+	return conn_poll_fd(fd, events, c->idle_ms, c->peer, err);
+}
+
+static int
+conn_io_error(struct conn *c, int e, const char *what, struct as_err *err)
+{
+	if (e == ECONNRESET || e == EPIPE)
+		return as_err_set(err, AS_E_IO, e, "connection to '%s' lost "
+		    "while %s: %s", c->peer, what, strerror(e));
+	if (e == ETIMEDOUT)
+		return as_err_set(err, AS_E_TIMEOUT, e, "connection to '%s' "
+		    "timed out while %s", c->peer, what);
+	if (e == EBADMSG)
+		return as_err_set(err, AS_E_CHECKSUM, e, "connection to '%s': "
+		    "a record failed its integrity check while %s", c->peer,
+		    what);
+	if (e == EPROTO)
+		return as_err_set(err, AS_E_IO, e, "connection to '%s': "
+		    "protocol error while %s", c->peer, what);
+	return as_err_set(err, as_errcode_from_errno(e), e, "connection to "
+	    "'%s': %s: %s", c->peer, what, strerror(e));
+}
+
+ssize_t
+conn_read_some(struct conn *c, void *buf, size_t n, struct as_err *err)
+{
+	ssize_t r;
+
+	if (n == 0)
+		return 0;
+	for (;;) {
+		if (c->ops->pending(c) == 0 &&
+		    conn_wait(c, POLLIN, err) == -1)
+			return -1;
+		r = c->ops->read(c, buf, n);
+		if (r > 0) {
+			c->bytes_in += (uint64_t)r;
+			return r;
+		}
+		if (r == 0)
+			return 0;
+		if (errno == EINTR || errno == EAGAIN ||
+		    errno == EWOULDBLOCK)
+			continue;
+		conn_io_error(c, errno, "reading", err);
+		return -1;
+	}
+}
+
+int
+conn_read_full(struct conn *c, void *buf, size_t n, struct as_err *err)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < n) {
+		r = conn_read_some(c, (uint8_t *)buf + got, n - got, err);
+		if (r == -1)
+			return -1;
+		if (r == 0)
+			return as_err_set(err, AS_E_TRUNCATED, 0,
+			    "connection to '%s': peer closed the connection "
+			    "(%zu of %zu bytes read)", c->peer, got, n);
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+int
+conn_write_full(struct conn *c, const void *buf, size_t n,
+    struct as_err *err)
+{
+	size_t done = 0;
+	ssize_t r;
+
+	while (done < n) {
+		r = c->ops->write(c, (const uint8_t *)buf + done, n - done);
+		if (r > 0) {
+			done += (size_t)r;
+			c->bytes_out += (uint64_t)r;
+			continue;
+		}
+		if (r == 0)
+			errno = EAGAIN;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			if (conn_wait(c, POLLOUT, err) == -1)
+				return -1;
+			continue;
+		}
+		return conn_io_error(c, errno, "writing", err);
+	}
+	return 0;
+}
+
+int
+conn_shutdown_write(struct conn *c, struct as_err *err)
+{
+	if (c->ops->shutdown_write(c) == -1)
+		return conn_io_error(c, errno, "closing", err);
+	return 0;
+}
+
+void
+conn_free(struct conn *c)
+{
+	if (c == NULL)
+		return;
+	if (c->ops != NULL && c->ops->free != NULL)
+		c->ops->free(c);
+	free(c);
+}
+
+static int
+wait_exit(pid_t pid, int ms, int *status)
+{
+	struct timespec ts = { 0, 10 * 1000000 };
+	uint64_t deadline;
+	pid_t r;
+
+	deadline = conn_now_ms() + (uint64_t)ms;
+	for (;;) {
+		r = waitpid(pid, status, WNOHANG);
+		if (r == pid)
+			return 1;
+		if (r == -1 && errno != EINTR)
+			return -1;	/* ECHILD: reaped elsewhere */
+		if (conn_now_ms() >= deadline)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+}
+
+int
+conn_reap_child(pid_t pid, int grace_ms)
+{
+	int status = 0, r;
+
+	if (pid <= 0)
+		return -1;
+	r = wait_exit(pid, grace_ms, &status);
+	if (r == 0) {
+		kill(pid, SIGTERM);
+		r = wait_exit(pid, 2000, &status);
+	}
+	if (r == 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			;
+		r = 1;
+	}
+	return r == 1 ? status : -1;
+}

@@ -1,0 +1,57 @@
+/* frame.c - length-prefixed messages over a conn; see frame.h. */
+#include <errno.h>
+#include <string.h>
+
+#include "transport/frame.h"
+#include "base/banned.h"
+
+int
+frame_send(struct conn *c, uint8_t type, const void *payload, size_t len,
+    struct as_err *err)
+{
+	uint8_t hdr[5];
+
+	if (len > FRAME_MAX)
+		return as_err_set(err, AS_E_LIMIT, 0, "frame of %zu bytes "
+		    "to '%s' above the limit of %u bytes", len, c->peer,
+		    FRAME_MAX);
+	put_le32(hdr, (uint32_t)(len + 1));
+	hdr[4] = type;
+	if (conn_write_full(c, hdr, sizeof(hdr), err) == -1)
+		return -1;
+	if (len > 0 && conn_write_full(c, payload, len, err) == -1)
+		return -1;
+	return 0;
+}
+
+int
+frame_recv(struct conn *c, uint8_t *type, struct buf *payload, size_t max,
+    struct as_err *err)
+{
+	uint8_t hdr[5];
+	uint32_t len;
+	size_t plen;
+
+	if (max > FRAME_MAX)
+		max = FRAME_MAX;
+	buf_reset(payload);
+	if (conn_read_full(c, hdr, sizeof(hdr), err) == -1)
+		return -1;
+	len = le32(hdr);
+	if (len == 0)
+		return as_err_set(err, AS_E_MALFORMED, 0, "frame from '%s' "
+		    "has length 0", c->peer);
+	plen = (size_t)len - 1;
+	if (plen > max)
+		return as_err_set(err, AS_E_LIMIT, 0, "frame from '%s' of "
+		    "%zu bytes above the limit of %zu bytes", c->peer, plen,
+		    max);
+	*type = hdr[4];
+	if (plen > 0) {
+		if (conn_read_full(c, buf_reserve(payload, plen), plen,
+		    err) == -1)
+			return -1;
+		payload->len = plen;
+	}
+	return 0;
+}
