@@ -12,6 +12,8 @@
 #include "cli/cli.h"
 #include "driver/dir.h"
 #include "format/catalog.h"
+#include "repl/endpoint.h"
+#include "repl/remote.h"
 #include "repl/snapstore.h"
 #include "base/banned.h"
 
@@ -28,7 +30,8 @@ static const char usage_send[] =
 "  -v          print what was sent on standard error\n";
 
 static const char usage_receive[] =
-"usage: autosync receive [-v] [-F] [-n] [--recover-only] DEST < STREAM\n"
+"usage: autosync receive [-v] [-F] [-n] [--recover-only] [transport options]\n"
+"                        DEST < STREAM\n"
 "\n"
 "Apply a stream read from standard input to the directory DEST (created\n"
 "if missing).  A full stream needs an empty DEST; an incremental one\n"
@@ -39,7 +42,10 @@ static const char usage_receive[] =
 "                      received, and let a full stream replace it\n"
 "  -n, --dry-run       read and validate the whole stream, change nothing\n"
 "  --recover-only      only repair an interrupted receive, read no stream\n"
-"  -v, --verbose       print what was received on standard error\n";
+"  -v, --verbose       print what was received on standard error\n"
+"\n"
+"DEST may be remote: the stream is sent to 'autosync serve' there.\n"
+CLI_REMOTE_USAGE;
 
 static void
 print_stats(const char *verb, const struct dir_stats *st, int full)
@@ -163,6 +169,52 @@ out:
 	return rc;
 }
 
+/* receive into a remote DEST: pump standard input to its server. */
+static int
+receive_remote(struct cli *cli, const char *dest, int flags,
+    int recover_only, const struct remote_opts *ro)
+{
+	struct endpoint ep;
+	struct remote *r = NULL;
+	struct remote_xfer x;
+	struct xfer_src xs;
+	struct as_err err;
+	char g[17];
+	int rc;
+
+	as_err_clear(&err);
+	if (recover_only || (flags & DIR_RECV_DRYRUN))
+		return cli_usage_error(usage_receive, "receive: -n and "
+		    "--recover-only work on a local DEST only");
+	if (endpoint_parse(&ep, dest, &err) == -1)
+		return cli_error(&err);
+	if (!endpoint_is_remote(&ep)) {
+		endpoint_release(&ep);
+		return cli_usage_error(usage_receive, "receive: '%s' is not a "
+		    "remote endpoint", cli_esc(dest));
+	}
+	if (isatty(STDIN_FILENO)) {
+		endpoint_release(&ep);
+		return cli_usage_error(usage_receive, "receive: refusing to "
+		    "read a stream from a terminal; redirect standard input");
+	}
+	memset(&xs, 0, sizeof(xs));
+	xs.fd = STDIN_FILENO;
+	if ((r = remote_open(&ep, ro, &err)) == NULL ||
+	    (rc = remote_push(r, &xs, (flags & DIR_RECV_FORCE) != 0, &x,
+	    &err)) == -1) {
+		remote_close(r);
+		endpoint_release(&ep);
+		return cli_error(&err);
+	}
+	remote_close(r);
+	endpoint_release(&ep);
+	if (cli->verbose)
+		fprintf(stderr, "received '%s' (guid %s) into '%s'\n",
+		    cli_esc(x.name), cli_guid(x.guid, g), cli_esc(dest));
+	return 0;
+}
+
 int
 cmd_receive(struct cli *cli, int argc, char **argv)
 {
@@ -172,16 +224,31 @@ cmd_receive(struct cli *cli, int argc, char **argv)
 		{ "recover-only", no_argument,		NULL, 'R' },
 		{ "verbose",	no_argument,		NULL, 'v' },
 		{ "help",	no_argument,		NULL, 'h' },
+		CLI_REMOTE_LONGOPTS,
 		{ NULL,		0,			NULL, 0 }
 	};
 	struct as_err err;
 	struct dir_recv_result res;
+	struct remote_opts ro;
 	const char *dest;
 	char g[17], bg[17];
 	int ch, flags = 0, recover_only = 0, r;
 
+	cli_remote_init(&ro);
+	as_err_clear(&err);
 	while ((ch = getopt_long(argc, argv, "Fnvh", lo, NULL)) != -1) {
 		switch (ch) {
+		case CLI_OPT_KEY:
+		case CLI_OPT_CERT:
+		case CLI_OPT_CA:
+		case CLI_OPT_COMPRESS:
+		case CLI_OPT_RATE:
+		case CLI_OPT_PROGRESS:
+		case CLI_OPT_TIMEOUT:
+			if (cli_remote_opt(ch, optarg, &ro, &err) == -1)
+				return cli_usage_error(usage_receive,
+				    "receive: %s", err.msg);
+			break;
 		case 'F':
 			flags |= DIR_RECV_FORCE;
 			break;
@@ -206,6 +273,8 @@ cmd_receive(struct cli *cli, int argc, char **argv)
 		    "receive: expected one DEST");
 	dest = argv[optind];
 	as_err_clear(&err);
+	if (strstr(dest, "://") != NULL)
+		return receive_remote(cli, dest, flags, recover_only, &ro);
 	if (recover_only) {
 		if ((r = dir_recover(dest, &err)) == -1) {
 			as_err_prefix(&err, "recover '%s'", dest);

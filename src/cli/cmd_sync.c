@@ -148,14 +148,19 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 	if (!r.full)
 		printf(" from %s (%s)", r.base_name, cli_guid(r.base_guid, bg));
 	printf(" to %s (%s)\n", r.name, cli_guid(r.guid, g));
-	printf("  scanned %" PRIu64 " entries in %.2f s, %" PRIu64
-	    " files read (%s)\n", r.scan.entries, secs(r.scan_ns),
-	    r.scan.files_read, cli_bytes(r.scan.bytes_read, b1, sizeof(b1)));
+	if (r.remote != 2)
+		printf("  scanned %" PRIu64 " entries in %.2f s, %" PRIu64
+		    " files read (%s)\n", r.scan.entries, secs(r.scan_ns),
+		    r.scan.files_read, cli_bytes(r.scan.bytes_read, b1,
+		    sizeof(b1)));
 	printf("  sent %" PRIu64 " entries, %s of data, %s stream, %" PRIu64
 	    " renames, %" PRIu64 " deletes\n", r.send.entries_sent,
 	    cli_bytes(r.send.data_bytes, b2, sizeof(b2)),
 	    cli_bytes(r.send.stream_bytes, b3, sizeof(b3)), r.send.renames,
 	    r.send.deletes);
+	if (r.remote != 0)
+		printf("  %s on the wire\n", cli_bytes(r.wire_bytes, b1,
+		    sizeof(b1)));
 	printf("  time %.2f s, %s/s", t, rate);
 	if (r.pruned > 0)
 		printf(", pruned %u older snapshot%s", r.pruned,

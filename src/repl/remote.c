@@ -1,6 +1,10 @@
 /* remote.c - push and pull over a connection; see remote.h. */
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -501,6 +505,22 @@ xfer_estimate(const struct catalog *target, const struct catalog *base)
  * The active side.
  */
 
+void
+xfer_nodelay(struct conn *c)
+{
+	int on = 1, fd;
+
+	/*
+	 * Requests and answers are small and wait for each other: Nagle
+	 * with delayed ACKs would add 40 ms to each exchange.  Bulk data
+	 * goes out in large frames anyway.
+	 */
+	fd = c->ops->wfd(c);
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
+		    sizeof(on));
+}
+
 const char *
 remote_peer(const struct remote *r)
 {
@@ -650,8 +670,12 @@ remote_open(const struct endpoint *ep, const struct remote_opts *o,
 			goto fail;
 		}
 		memset(&key, 0, sizeof(key));
-		if (key_load(o->key_file, &key, err) == -1)
+		if (key_load(o->key_file, &key, err) == -1) {
+			/* An unusable key cannot authenticate: AUTH. */
+			if (err != NULL && err->code == AS_E_MALFORMED)
+				err->code = AS_E_AUTH;
 			goto fail;
+		}
 		r->c = tcp_connect(ep->host, ep->port, idle, err);
 		if (r->c == NULL) {
 			key_clear(&key);
@@ -690,6 +714,8 @@ remote_open(const struct endpoint *ep, const struct remote_opts *o,
 		goto fail;
 	}
 	r->c->idle_ms = idle;
+	if (ep->kind != EP_SSH)
+		xfer_nodelay(r->c);
 	if (o->zstd_level != 0)
 		offer |= PROTO_F_ZSTD;
 	if (proto_client_hello(r->c, offer, &r->features, err) == -1) {

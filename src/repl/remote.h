@@ -189,6 +189,9 @@ int	remote_pull(struct remote *r, uint64_t held, const char *id,
 	    const char *dst, int rflags, struct remote_xfer *x,
 	    struct as_err *err);
 
+/* Set TCP_NODELAY on a socket conn (no-op for pipes). */
+void	xfer_nodelay(struct conn *c);
+
 /* Estimated stream size for progress: file bytes that differ. */
 uint64_t xfer_estimate(const struct catalog *target,
 	    const struct catalog *base);

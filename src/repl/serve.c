@@ -956,7 +956,7 @@ serve_stdio(const struct serve_opts *o, struct as_err *err)
 	struct conn *c;
 	const char *ssh;
 	char *state, peer[128];
-	int rc;
+	int rc, in = -1, out = -1, nul = -1;
 
 	memset(&cfg, 0, sizeof(cfg));
 	if ((state = snapstore_state_dir(o->state_dir, err)) == NULL)
@@ -972,7 +972,27 @@ serve_stdio(const struct serve_opts *o, struct as_err *err)
 		    " "), ssh);
 	else
 		snprintf(peer, sizeof(peer), "stdio");
-	c = conn_from_fds(STDIN_FILENO, STDOUT_FILENO, 0, peer);
+	/*
+	 * Move the protocol off descriptors 0 and 1, and put /dev/null
+	 * there: nothing printed by accident can corrupt the protocol.
+	 */
+	if ((in = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3)) == -1 ||
+	    (out = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)) == -1 ||
+	    (nul = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1 ||
+	    dup2(nul, STDIN_FILENO) == -1 || dup2(nul, STDOUT_FILENO) == -1) {
+		as_err_sys(err, errno, "set up standard input and output");
+		if (in != -1)
+			close(in);
+		if (out != -1)
+			close(out);
+		if (nul != -1)
+			close(nul);
+		serve_config_release(&cfg);
+		free(state);
+		return -1;
+	}
+	close(nul);
+	c = conn_from_fds(in, out, 0, peer);
 	if (o->idle_ms > 0)
 		c->idle_ms = o->idle_ms;
 	session_init(&s, c, state, o->client != NULL ? o->client : "ssh");
@@ -1094,6 +1114,7 @@ conn_child(struct listener *L, int fd, const char *peer, int auth_w)
 	}
 	(void)write(auth_w, "1", 1);
 	close(auth_w);
+	xfer_nodelay(c);
 	c->idle_ms = L->o->idle_ms > 0 ? L->o->idle_ms : CONN_IDLE_DEFAULT_MS;
 	log_info("'%s' authenticated as client '%s'", peer, client);
 	session_init(&s, c, L->state, client);

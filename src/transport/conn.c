@@ -289,13 +289,19 @@ ssize_t
 conn_read_some(struct conn *c, void *buf, size_t n, struct as_err *err)
 {
 	ssize_t r;
+	int must_poll;
 
 	if (n == 0)
 		return 0;
+	/*
+	 * Bytes buffered in the transport need no poll; but once a read says
+	 * EAGAIN (a partial TLS record is buffered), only the socket helps.
+	 */
+	must_poll = c->ops->pending(c) == 0;
 	for (;;) {
-		if (c->ops->pending(c) == 0 &&
-		    conn_wait(c, POLLIN, err) == -1)
+		if (must_poll && conn_wait(c, POLLIN, err) == -1)
 			return -1;
+		must_poll = 1;
 		r = c->ops->read(c, buf, n);
 		if (r > 0) {
 			c->bytes_in += (uint64_t)r;

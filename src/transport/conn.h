@@ -28,7 +28,11 @@ struct conn_ops {
 	/* Descriptor to poll for readability/writability. */
 	int		(*rfd)(const struct conn *c);
 	int		(*wfd)(const struct conn *c);
-	/* Bytes already buffered inside the transport (TLS records). */
+	/*
+	 * Nonzero when the transport holds bytes the socket no longer shows
+	 * (TLS records read ahead): do not wait for rfd then, read.  A read
+	 * may still return EAGAIN (a partial record): then poll rfd.
+	 */
 	size_t		(*pending)(const struct conn *c);
 	/* Half-close the sending direction; the peer reads EOF. */
 	int		(*shutdown_write)(struct conn *c);
@@ -78,8 +82,8 @@ void	conn_free(struct conn *c);
  *
  * Read error classes: EOF inside conn_read_full is TRUNCATED; ECONNRESET,
  * EPIPE are IO; no byte for idle_ms is TIMEOUT; a TLS record that fails
- * its integrity check (ops return EBADMSG) is CHECKSUM.  All of them say "connection
- * to '<peer>'" in the message.
+ * its integrity check (ops return EBADMSG) is CHECKSUM.  All of them say
+ * "connection to '<peer>'" in the message.
  */
 
 /* A conn with the given ops and state; idle_ms = CONN_IDLE_DEFAULT_MS. */

@@ -5,11 +5,14 @@
 #include "transport/frame.h"
 #include "base/banned.h"
 
+/* Frames up to this size are sent with one write. */
+#define FRAME_COALESCE	8192
+
 int
 frame_send(struct conn *c, uint8_t type, const void *payload, size_t len,
     struct as_err *err)
 {
-	uint8_t hdr[5];
+	uint8_t hdr[5], small[5 + FRAME_COALESCE];
 
 	if (len > FRAME_MAX)
 		return as_err_set(err, AS_E_LIMIT, 0, "frame of %zu bytes "
@@ -17,6 +20,17 @@ frame_send(struct conn *c, uint8_t type, const void *payload, size_t len,
 		    FRAME_MAX);
 	put_le32(hdr, (uint32_t)(len + 1));
 	hdr[4] = type;
+	/*
+	 * A small frame goes out in one write: header and payload in two
+	 * writes would let Nagle hold the payload until the peer's delayed
+	 * ACK (40 ms per control message).
+	 */
+	if (len <= FRAME_COALESCE) {
+		memcpy(small, hdr, sizeof(hdr));
+		if (len > 0)
+			memcpy(small + sizeof(hdr), payload, len);
+		return conn_write_full(c, small, sizeof(hdr) + len, err);
+	}
 	if (conn_write_full(c, hdr, sizeof(hdr), err) == -1)
 		return -1;
 	if (len > 0 && conn_write_full(c, payload, len, err) == -1)

@@ -21,6 +21,8 @@
 #include "transport/tls.h"
 #include "base/banned.h"
 
+#define TLS_READ_BUFSZ	(64 * 1024 + 512)
+
 /* Sent by the server once it accepted the client's certificate. */
 #define TLS_READY	0x01
 
@@ -107,6 +109,9 @@ tls_ctx_new(int server, const struct tls_config *cfg, struct as_err *err)
 	SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_options(t->ctx, SSL_OP_NO_COMPRESSION);
+	/* Read many records per read(2); SSL_has_pending covers them. */
+	SSL_CTX_set_read_ahead(t->ctx, 1);
+	SSL_CTX_set_default_read_buffer_len(t->ctx, TLS_READ_BUFSZ);
 	if (server) {
 		/* No tickets, no resumption: every connection is verified. */
 		SSL_CTX_set_num_tickets(t->ctx, 0);
@@ -271,7 +276,10 @@ tls_pending(const struct conn *c)
 	int n;
 
 	n = SSL_pending(t->ssl);
-	return n > 0 ? (size_t)n : 0;
+	if (n > 0)
+		return (size_t)n;
+	/* Read ahead but not yet decrypted: still no reason to poll. */
+	return SSL_has_pending(t->ssl) ? 1 : 0;
 }
 
 static int

@@ -7,7 +7,7 @@
 #
 # Prerequisites added: SSHD (root, openssh-server and -client), NETNS
 # (ip netns), NFT (nftables inside a namespace), TC (tc tbf inside a
-# namespace), ZSTD (the zstd program, for measuring compressibility).
+# namespace), ZSTD (the zstd program), OPENSSL (the openssl program).
 #
 #   net_free_port [--ns]          print a free TCP port on 127.0.0.1
 #   net_wait_listen PORT [PID] [--ns]   wait until something listens
@@ -80,6 +80,7 @@ test_lazy_prereq_() {
 			burst 32kbit latency 400ms; local r=$?
 		  ip netns del "$ns"; test "$r" = 0; } ;;
 	ZSTD)	command -v zstd ;;
+	OPENSSL) command -v openssl ;;
 	*)	net_orig_lazy_prereq_ "$1" ;;
 	esac
 }
@@ -205,15 +206,26 @@ net_ssh_wrapper_() {
 	cat >"$w" <<-EOF || return 1
 	#!/bin/sh
 	# ssh to the test sshd with the throwaway key "$1"; logs its argv.
+	# The test sshd's port unless the caller names one (ssh takes the
+	# first -p).  curve25519 alone: the default post-quantum key exchange
+	# costs 0.2 s a connection, and the tests make hundreds.
 	printf '%s' "\$0" >>'$NET_DIR/ssh-argv.log'
 	for a in "\$@"; do printf ' [%s]' "\$a"; done >>'$NET_DIR/ssh-argv.log'
 	echo >>'$NET_DIR/ssh-argv.log'
+	port=-p$SSHD_PORT
+	for a in "\$@"; do
+		case "\$a" in
+		--) break ;;
+		-p|-p*) port= ;;
+		esac
+	done
 	exec ssh -F none -i '$2' -o IdentitiesOnly=yes -o IdentityAgent=none \\
 		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \\
 		-o GlobalKnownHostsFile=/dev/null -o BatchMode=yes \\
 		-o LogLevel=ERROR -o ConnectTimeout=10 \\
+		-o KexAlgorithms=curve25519-sha256 \\
 		-o ServerAliveInterval=5 -o ServerAliveCountMax=3 \\
-		-p $SSHD_PORT "\$@"
+		\${port:+"\$port"} "\$@"
 	EOF
 	chmod 0755 "$w"
 }
@@ -431,6 +443,7 @@ net_proxy() {
 	for a in "$@"; do cmd="$cmd $(printf '%q' "$a")"; done
 	test_bg "$cmd </dev/null >>$(printf '%q' "$PROXY_LOG") 2>&1"
 	PROXY_PID=$test_bg_pid
+	PROXY_MARK=0
 	for i in $(seq 200); do
 		if test -s "$pf"; then
 			PROXY_PORT=$(cat "$pf")
@@ -444,12 +457,21 @@ net_proxy() {
 	return 1
 }
 
-# net_proxy_stat KEY: a number from the proxy's last "stat" log line
-# (c2s=, s2c=, fault=)
+# net_proxy_stat KEY: a value from the proxy's last "stat" log line
+# (c2s=, s2c=, c2s_secs=, s2c_secs=, fault=), once a connection ended
+# after net_proxy_mark (waits up to 10 s for it)
 net_proxy_stat() {
+	local i
+	for i in $(seq 200); do
+		test "$(grep -c '^stat ' "$PROXY_LOG")" -gt "${PROXY_MARK:-0}" && break
+		sleep 0.05
+	done
 	grep '^stat ' "$PROXY_LOG" | tail -n 1 | tr ' ' '\n' |
 		sed -n "s/^$1=//p"
 }
+
+# net_proxy_mark: the connections that ended so far are not the next one
+net_proxy_mark() { PROXY_MARK=$(grep -c '^stat ' "$PROXY_LOG"); }
 
 # ---------------------------------------------------------------------------
 # Small helpers for the tests

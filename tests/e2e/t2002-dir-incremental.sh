@@ -128,6 +128,16 @@ test_expect_success 'a file moved to another directory' '
 	test "$(stat_field renames)" -ge 1
 '
 
+test_expect_success 'truncate: shrink a big file, extend one with a hole' '
+	truncate -s $((1 << 20)) src/huge.renamed &&
+	truncate -s $((4 << 20)) src/hl-a &&
+	step &&
+	size_below 65536 &&
+	sparse_map src/hl-a >m.src && sparse_map dst/hl-a >m.dst &&
+	test_cmp m.src m.dst &&
+	test "$(du -B1 src/hl-a | cut -f1)" = "$(du -B1 dst/hl-a | cut -f1)"
+'
+
 test_expect_success 'a renamed directory, with its subtree' '
 	mv src/dir src/dir-renamed &&
 	step &&
@@ -230,16 +240,6 @@ test_expect_success ROOT 'owner only' '
 	step &&
 	size_below 4096 &&
 	test "$(stat -c %u:%g dst/exact-page)" = 777:888
-'
-
-test_expect_success 'truncate: shrink a big file, extend one with a hole' '
-	truncate -s $((10 << 20)) src/huge.renamed &&
-	truncate -s $((4 << 20)) src/hl-a &&
-	step &&
-	size_below 65536 &&
-	sparse_map src/hl-a >m.src && sparse_map dst/hl-a >m.dst &&
-	test_cmp m.src m.dst &&
-	test "$(du -B1 src/hl-a | cut -f1)" = "$(du -B1 dst/hl-a | cut -f1)"
 '
 
 test_expect_success 'a sparse file gains and loses data' '

@@ -157,6 +157,7 @@ test_expect_success 'sync: a destination holding a foreign snapshot is refused' 
 # A receive that is stalled reading its stream holds the lock.
 test_expect_success 'a concurrent receive of the same destination: busy' '
 	mkfifo feed &&
+	test_when_finished "exec 9>&-" &&
 	test_bg "autosync receive cdst <feed" &&
 	first=$test_bg_pid &&
 	exec 9>feed &&
@@ -175,6 +176,7 @@ test_expect_success 'a concurrent receive of the same destination: busy' '
 '
 
 test_expect_success 'recover does not break into a running receive' '
+	test_when_finished "exec 9>&-" &&
 	test_bg "autosync receive cdst2 <feed" &&
 	first=$test_bg_pid &&
 	exec 9>feed &&

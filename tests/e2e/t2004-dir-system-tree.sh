@@ -16,7 +16,8 @@ sync_real() {
 	autosync sync "$2" "$1" &&
 	assert_same_tree "$2" "$1" &&
 	autosync verify "$2" "$1" &&
-	test_path_is_missing "$2/.autosync"
+	test_path_is_missing "$2/.autosync" &&
+	assert_manifest "$2" "$1.before"
 }
 
 test_expect_success '/usr/sbin' '

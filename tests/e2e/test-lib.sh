@@ -44,7 +44,7 @@ TEST_DIRECTORY=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd) || exit 1
 TEST_ROOT=$(cd "$TEST_DIRECTORY/../.." && pwd) || exit 1
 TEST_NAME=$(basename "$0" .sh)
 
-verbose= immediate= debug= trace=
+verbose='' immediate='' debug='' trace=''
 for opt in $AUTOSYNC_TEST_OPTS "$@"; do
 	case "$opt" in
 	-v|--verbose)	verbose=t ;;
@@ -63,7 +63,7 @@ if test -t 1 && test -z "$NO_COLOR"; then
 	c_red=$(printf '\033[31m') c_green=$(printf '\033[32m')
 	c_yellow=$(printf '\033[33m') c_reset=$(printf '\033[0m')
 else
-	c_red= c_green= c_yellow= c_reset=
+	c_red='' c_green='' c_yellow='' c_reset=''
 fi
 
 say() { echo "$@"; }
@@ -89,6 +89,8 @@ TEST_PYTHON=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) ||
 test -x "$TEST_PYTHON" || TEST_PYTHON=$(command -v python3) ||
 	BAIL_OUT "python3 is required"
 python3() { "$TEST_PYTHON" "$@"; }
+# The library's own helpers need no site packages: skip site (faster).
+py_() { "$TEST_PYTHON" -S "$@"; }
 
 AUTOSYNC=${AUTOSYNC:-$TEST_ROOT/build/autosync}
 case "$AUTOSYNC" in
@@ -227,7 +229,7 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------
 # Prerequisites
 
-test_prereq_ok_= test_prereq_missing_=
+test_prereq_ok_='' test_prereq_missing_=''
 
 test_set_prereq() { test_prereq_ok_="$test_prereq_ok_ $1 "; }
 
@@ -304,7 +306,7 @@ test_failure_() {
 		echo "#	--- output (last 60 lines) ---"
 		tail -n 60 "$TEST_META/out.$test_count" | sed -e 's/^/#	/'
 	fi
-	test -z "$immediate" || { test_done_called=t; test_kept_=t;
+	test -z "$immediate" || { test_done_called=t;
 		echo "# stopped at the first failure (-i); trash kept in '$TRASH_DIRECTORY'";
 		test_cleanup_all_; exit 1; }
 }
@@ -499,7 +501,7 @@ test_strace() {
 
 # A deterministic stream of N bytes (seeded), fast and incompressible.
 test_bytes() {	# test_bytes N [seed]
-	python3 - "$1" "${2:-0}" <<-'EOF'
+	py_ - "$1" "${2:-0}" <<-'EOF'
 	import hashlib, sys
 	n, seed = int(sys.argv[1]), sys.argv[2].encode()
 	out = sys.stdout.buffer
@@ -515,7 +517,7 @@ test_bytes() {	# test_bytes N [seed]
 # Set a distinct nanosecond mtime (and atime) on every entry below DIR,
 # children before parents, symlinks themselves; DIR's own too.
 fixture_stamp_times() {	# DIR [base_seconds]
-	python3 - "$1" "${2:-1000000000}" <<-'EOF'
+	py_ - "$1" "${2:-1000000000}" <<-'EOF'
 	import os, sys
 	root, base = os.fsencode(sys.argv[1]), int(sys.argv[2])
 	paths = []
@@ -534,7 +536,7 @@ fixture_stamp_times() {	# DIR [base_seconds]
 
 # A UNIX socket bound at PATH (then the listener exits; the inode stays).
 mksocket() {
-	python3 - "$1" <<-'EOF'
+	py_ - "$1" <<-'EOF'
 	import os, socket, sys
 	d, n = os.path.split(os.path.abspath(sys.argv[1]))
 	os.chdir(d)
@@ -699,7 +701,7 @@ fixture_every_kind_() {
 
 fixture_many_() {
 	local d=$1 n=$2
-	python3 - "$d" "$n" <<-'EOF' || return 1
+	py_ - "$d" "$n" <<-'EOF' || return 1
 	import hashlib, os, sys
 	root, n = sys.argv[1], int(sys.argv[2])
 	def data(i, size):
@@ -771,7 +773,7 @@ mutate_every_kind_() {
 }
 
 mutate_many_() {
-	python3 - "$1" <<-'EOF'
+	py_ - "$1" <<-'EOF'
 	import hashlib, os, shutil, sys
 	root = sys.argv[1]
 	files = sorted(os.path.join(d, f) for d, _, fs in os.walk(root)
@@ -809,7 +811,7 @@ manifest() {
 		(cd "$dir" && getfattr -R -h -P -d -m - -e hex --absolute-names . \
 			>"$xattrs" 2>/dev/null)
 	fi
-	python3 - "$dir" "$xattrs" <<-'EOF'
+	py_ - "$dir" "$xattrs" <<-'EOF'
 	import hashlib, os, re, stat, sys
 	root = os.fsencode(sys.argv[1])
 	def esc(b):
@@ -844,7 +846,7 @@ manifest() {
 	for rel, st in entries:
 	    if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
 	        groups.setdefault((st.st_dev, st.st_ino), rel)
-	out = sys.stdout
+	lines = []
 	for rel, st in entries:
 	    m = st.st_mode
 	    full = os.path.join(root, rel) if rel else root
@@ -868,9 +870,10 @@ manifest() {
 	    if (st.st_dev, st.st_ino) in groups:
 	        group = esc(groups[(st.st_dev, st.st_ino)])
 	    x = ",".join(sorted(xa.get(rel, []))) or "-"
-	    out.write("%s %s %o %d %d %s %d %s %s %s %s\n" % (
+	    lines.append("%s %s %o %d %d %s %d %s %s %s %s\n" % (
 	        esc(rel), t, stat.S_IMODE(m), st.st_uid, st.st_gid, size,
 	        st.st_mtime_ns, target, digest, group, x))
+	sys.stdout.write("".join(lines))
 	EOF
 	local rc=$?
 	rm -f "$xattrs"
@@ -879,7 +882,7 @@ manifest() {
 
 # The data extents of a file, by SEEK_DATA/SEEK_HOLE: "start-end" per line.
 sparse_map() {
-	python3 - "$1" <<-'EOF'
+	py_ - "$1" <<-'EOF'
 	import os, sys
 	fd = os.open(sys.argv[1], os.O_RDONLY)
 	size, off = os.fstat(fd).st_size, 0

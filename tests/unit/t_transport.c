@@ -1144,6 +1144,17 @@ t_tcp(void **state)
 	assert_int_equal(err.code, AS_E_IO);
 	assert_null(tcp_connect("-oProxyCommand=x", "22", 2000, &err));
 	assert_int_equal(err.code, AS_E_USAGE);
+	/* all addresses */
+	lfd = tcp_listen(":0", &err);
+	assert_true(lfd >= 0);
+	snprintf(pstr, sizeof(pstr), "%d", tcp_local_port(lfd));
+	c = tcp_connect("localhost", pstr, 2000, &err);
+	assert_non_null(c);
+	s = tcp_accept(lfd, 2000, &err);
+	assert_non_null(s);
+	conn_free(c);
+	conn_free(s);
+	close(lfd);
 	/* IPv6 loopback, when the machine has it */
 	lfd = tcp_listen("[::1]:0", &err);
 	if (lfd >= 0) {
