@@ -109,6 +109,9 @@ cli_remote_opt(int ch, const char *arg, struct remote_opts *ro,
 		    cs.level : COMPRESS_DEFAULT_LEVEL) : 0;
 		return 0;
 	case CLI_OPT_RATE:
+		if (*arg == '\0')
+			return as_err_set(err, AS_E_USAGE, 0, "--rate-limit: "
+			    "expected a rate such as 40M (0 for none)");
 		return ratelimit_parse(arg, &ro->rate, err);
 	case CLI_OPT_PROGRESS:
 		if (progress_mode_parse(arg != NULL ? arg : "tty",

@@ -236,6 +236,39 @@ meta_apply(int fd, uint32_t type, uint32_t uid, uint32_t gid, uint32_t mode,
 }
 
 /*
+ * meta_apply after the commit point.  A failure that a retry cannot cure
+ * (the file system refuses that xattr, mode or owner) must not leave a
+ * journal that every later recover replays and fails on: note it in
+ * r->late_err, go on, and let the caller report it once the apply ends.
+ */
+static int
+meta_apply_late(struct rcv *r, int fd, uint32_t type, const struct rop *o,
+    const char *what, struct as_err *err)
+{
+	struct as_err e;
+
+	as_err_clear(&e);
+	if (meta_apply(fd, type, o->uid, o->gid, o->mode, o->mtime_sec,
+	    o->mtime_nsec, r->xattrs.data + o->xattr_off, o->xattr_len,
+	    (o->flags & RO_XATTRS) != 0, what, &e) == 0)
+		return 0;
+	switch (e.sys_errno) {
+	case EPERM:
+	case EACCES:
+	case ENOTSUP:
+	case E2BIG:
+	case ERANGE:
+	case EINVAL:
+		if (r->late_err.code == AS_E_OK)
+			r->late_err = e;
+		return 0;
+	}
+	if (err != NULL)
+		*err = e;
+	return -1;
+}
+
+/*
  * Remove path (file or whole tree) beneath rootfd without following
  * symlinks and with a constant number of descriptors: descend to the
  * first subdirectory, empty it, climb back by reopening from rootfd.
@@ -992,9 +1025,7 @@ patch_one(struct rcv *r, const struct rop *o, uint8_t *buf,
 			goto out;
 		}
 	}
-	if (meta_apply(fd, S_IFREG, o->uid, o->gid, o->mode, o->mtime_sec,
-	    o->mtime_nsec, r->xattrs.data + o->xattr_off, o->xattr_len,
-	    (o->flags & RO_XATTRS) != 0, path, err) == -1)
+	if (meta_apply_late(r, fd, S_IFREG, o, path, err) == -1)
 		goto out;
 	rc = 0;
 out:
@@ -1023,9 +1054,7 @@ attr_one(struct rcv *r, const struct rop *o, struct as_err *err)
 		    "attributes of '%s': its type differs on the destination",
 		    path);
 	}
-	rc = meta_apply(fd, type, o->uid, o->gid, o->mode, o->mtime_sec,
-	    o->mtime_nsec, r->xattrs.data + o->xattr_off, o->xattr_len,
-	    (o->flags & RO_XATTRS) != 0, path[0] ? path : ".", err);
+	rc = meta_apply_late(r, fd, type, o, path[0] ? path : ".", err);
 	close(fd);
 	return rc;
 }
@@ -1164,6 +1193,20 @@ finish(struct rcv *r, struct as_err *err)
 	return rcv_discard_stage(r, err);
 }
 
+/* After a finished apply: report a metadata change it could not make. */
+static int
+rcv_late_result(struct rcv *r, struct as_err *err)
+{
+	if (r->late_err.code == AS_E_OK)
+		return 0;
+	if (err != NULL) {
+		*err = r->late_err;
+		as_err_prefix(err, "received snapshot '%s' into '%s', but",
+		    r->name, r->dest);
+	}
+	return -1;
+}
+
 static int
 apply_from(struct rcv *r, int done, struct as_err *err)
 {
@@ -1202,8 +1245,18 @@ rcv_commit(struct rcv *r, struct as_err *err)
 		(void)unlinkat(r->privfd, "journal", 0);
 		return -1;
 	}
-	/* committed: from here on failures leave the journal for recovery */
-	return apply_from(r, PH_NONE, err);
+	/*
+	 * Committed: from here on the tree is rolled forward, never back.  A
+	 * transient failure (EIO on one fsync) is retried once from the
+	 * recorded phase so that the destination is consistent when we
+	 * return; if it fails again, the journal stays for recover.
+	 */
+	if (apply_from(r, PH_NONE, err) == -1 &&
+	    apply_from(r, read_phase(r), err) == -1)
+		return as_err_prefix(err, "snapshot '%s' is committed but not "
+		    "fully applied (run 'autosync recover %s')", r->name,
+		    r->dest);
+	return rcv_late_result(r, err);
 }
 
 static int
@@ -1267,7 +1320,8 @@ rcv_recover(struct rcv *r, struct as_err *err)
 	buf_release(&j);
 	if (rc == -1)
 		return as_err_prefix(err, "recover '%s'", r->dest);
-	if (apply_from(r, read_phase(r), err) == -1)
+	if (apply_from(r, read_phase(r), err) == -1 ||
+	    rcv_late_result(r, err) == -1)
 		return as_err_prefix(err, "recover '%s'", r->dest);
 	/* this context recovered someone else's op list: forget it */
 	r->nops = r->nsegs = 0;

@@ -113,6 +113,12 @@ struct rcv {
 	uint32_t	 next_id;
 
 	struct dir_stats *st;
+	/*
+	 * The first metadata change that failed after the commit point for
+	 * a reason a retry cannot cure (EPERM, ENOTSUP...): the apply goes on
+	 * so that the destination is never wedged, and this is reported.
+	 */
+	struct as_err	 late_err;
 };
 
 void	rcv_init(struct rcv *r, const char *dest, int flags,

@@ -81,6 +81,7 @@ struct rs {
 	int		 curfd;		/* staged regular file */
 	int		 staging;	/* stage/ exists (not a dry run) */
 	int		 dry;
+	uint64_t	 max_size;	/* largest regular file in the stream */
 };
 
 #define R(s)	(&(s)->r)
@@ -332,11 +333,16 @@ validate(struct rs *s, struct as_err *err)
 					    "regular file of the new tree", p,
 					    a);
 				j = hfind(s, K_NEW, a, o->aux_len);
-				if (j >= 0 && r->ops[j].op == AS_OP_LINK &&
-				    (size_t)j > i)
-					return as_err_set(err, AS_E_MALFORMED,
-					    0, "hard link '%s' names a link "
-					    "made later, '%s'", p, a);
+				/*
+				 * A link may only name what exists by now:
+				 * the held tree or an entry made earlier in
+				 * the stream (RELIABILITY.md #18).
+				 */
+				if (j >= 0 && (size_t)j > i)
+					return as_err_set(err,
+					    AS_E_UNSAFE_PATH, 0, "hard link "
+					    "'%s' names '%s', which the stream "
+					    "makes later", p, a);
 			}
 			break;
 		case AS_OP_PATCH:
@@ -536,6 +542,8 @@ on_retry(struct rs *s, const struct as_entry *e, struct as_err *err)
 	o->uid = e->uid;
 	o->gid = e->gid;
 	o->size = e->size;
+	if (e->size > s->max_size)
+		s->max_size = e->size;
 	o->mtime_sec = e->mtime_sec;
 	o->mtime_nsec = e->mtime_nsec;
 	o->flags = (uint8_t)((o->flags & ~RO_XATTRS) |
@@ -579,6 +587,8 @@ on_entry(struct rs *s, const struct as_entry *e, struct as_err *err)
 	o->gid = e->gid;
 	o->rdev = e->rdev;
 	o->size = e->size;
+	if (e->size > s->max_size)
+		s->max_size = e->size;
 	o->mtime_sec = e->mtime_sec;
 	o->mtime_nsec = e->mtime_nsec;
 	if ((e->flags & AS_EF_XATTRS) != 0)
@@ -1171,6 +1181,32 @@ out:
 	return rc;
 }
 
+/*
+ * A dry run stages nothing, so a file larger than the destination's file
+ * system allows would pass it and fail the real receive.  Ask the file
+ * system with an unnamed temporary file (O_TMPFILE: no directory entry,
+ * nothing to clean up), so that both agree (RELIABILITY.md #13).
+ */
+static int
+probe_size(struct rs *s, struct as_err *err)
+{
+	int fd, e;
+
+	if (s->r.destfd == -1 || s->max_size < (UINT64_C(1) << 32))
+		return 0;
+	fd = openat(s->r.destfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd == -1)
+		return 0;	/* no O_TMPFILE here: the real receive tells */
+	if (ftruncate(fd, (off_t)s->max_size) == -1) {
+		e = errno;
+		close(fd);
+		return as_err_sys(err, e, "a file of %llu bytes does not fit "
+		    "on '%s'", (unsigned long long)s->max_size, s->r.dest);
+	}
+	close(fd);
+	return 0;
+}
+
 int
 dir_receive(const char *dest, int in_fd, int flags,
     struct dir_recv_result *res, struct as_err *err)
@@ -1209,7 +1245,7 @@ dir_receive(const char *dest, int in_fd, int flags,
 	if (validate(&s, err) == -1 || check_drift(&s, err) == -1)
 		goto fail;
 	if (s.dry) {
-		rc = 0;
+		rc = probe_size(&s, err);
 		goto out;
 	}
 	if (rcv_commit(&s.r, err) == -1) {

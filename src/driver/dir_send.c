@@ -218,6 +218,59 @@ match_inodes(struct snd *s)
 	}
 }
 
+static long
+parent_of(const struct catalog *c, const struct cat_entry *e)
+{
+	const char *p = catalog_path(c, e);
+
+	return catalog_find(c, p, path_parent_len(p, e->path_len));
+}
+
+/*
+ * Hard-linked members are not matched by inode (a group has several
+ * names), so a member whose directory was renamed would look new and
+ * travel as DELETE + LINK, touching the directory for nothing.  Pair
+ * such a member with the base entry of the same inode found under its
+ * parent's base counterpart by the same name: it moves with its parent.
+ * Parents come first in path order, so their pairing is already known.
+ */
+static void
+match_moved_links(struct snd *s)
+{
+	const struct cat_entry *te, *be, *bp;
+	char path[AS_PATH_MAX_BUF];
+	const char *tp;
+	size_t i, nl, pl;
+	long tpi, bj;
+
+	for (i = 1; i < s->t->n; i++) {
+		te = &s->t->ents[i];
+		if (s->cp[i] != 0 || !is_linked(te))
+			continue;
+		if ((tpi = parent_of(s->t, te)) < 0 || s->cp[tpi] == 0)
+			continue;
+		tp = catalog_path(s->t, te);
+		pl = path_parent_len(tp, te->path_len);
+		nl = te->path_len - (pl != 0 ? pl + 1 : 0);
+		bp = &s->b->ents[s->cp[tpi] - 1];
+		if (bp->path_len + 1 + nl >= sizeof(path))
+			continue;
+		memcpy(path, catalog_path(s->b, bp), bp->path_len);
+		pl = bp->path_len;
+		if (pl != 0)
+			path[pl++] = '/';
+		memcpy(path + pl, tp + te->path_len - nl, nl);
+		bj = catalog_find(s->b, path, pl + nl);
+		if (bj <= 0 || s->claim[bj] != 0)
+			continue;
+		be = &s->b->ents[bj];
+		if (be->ino == te->ino && compatible(s, te, be)) {
+			pair(s, i, (size_t)bj);
+			s->mflags[i] |= M_PASS0;
+		}
+	}
+}
+
 /* Leaders of link groups: see the top of the file. */
 static void
 find_leaders(struct snd *s)
@@ -247,13 +300,6 @@ find_leaders(struct snd *s)
 	}
 }
 
-static long
-parent_of(const struct catalog *c, const struct cat_entry *e)
-{
-	const char *p = catalog_path(c, e);
-
-	return catalog_find(c, p, path_parent_len(p, e->path_len));
-}
 
 /* Whether the matched entry ti reaches its path without a RENAME. */
 static int
@@ -901,6 +947,7 @@ dir_send(const char *root, struct catalog *target,
 		pair(s, 0, 0);
 		match_paths(s, 0);
 		match_inodes(s);
+		match_moved_links(s);
 	}
 	find_leaders(s);
 	if (base != NULL)

@@ -280,6 +280,10 @@ dec_entry(struct stream_dec *d, const struct rec *r, struct as_rec *out,
 	type = e->mode & S_IFMT;
 	if (!type_ok(type) || (e->mode & ~(uint32_t)(S_IFMT | 07777)) != 0)
 		return BAD(AS_E_MALFORMED, "invalid mode 0%o", IDX, e->mode);
+	/* (uid_t)-1 means "leave unchanged" to chown(2): never an owner */
+	if (e->uid == UINT32_MAX || e->gid == UINT32_MAX)
+		return BAD(AS_E_MALFORMED, "owner %u:%u is reserved", IDX,
+		    e->uid, e->gid);
 	if (e->mtime_nsec >= 1000000000u)
 		return BAD(AS_E_MALFORMED, "nanoseconds %u out of range", IDX,
 		    e->mtime_nsec);
@@ -351,6 +355,7 @@ dec_entry(struct stream_dec *d, const struct rec *r, struct as_rec *out,
 	d->cur_size = e->size;
 	d->cur_pos = 0;
 	d->xattrs_left = e->nxattr;
+	d->xattr_type = type;
 	memcpy(d->cur_path, e->path, e->path_len);
 	d->cur_path_len = e->path_len;
 	d->nentries++;
@@ -384,6 +389,13 @@ dec_xattr(struct stream_dec *d, const struct rec *r, struct as_rec *out,
 	x->value = p + XATTR_FIXED + x->name_len;
 	if (memchr(x->name, '\0', x->name_len) != NULL)
 		return BAD(AS_E_MALFORMED, "xattr name contains NUL", IDX);
+	/* Linux allows user.* only on regular files and directories */
+	if (x->name_len >= 5 && memcmp(x->name, "user.", 5) == 0 &&
+	    d->xattr_type != S_IFREG && d->xattr_type != S_IFDIR)
+		return BAD(AS_E_MALFORMED, "xattr '%.*s' on a %s: only regular "
+		    "files and directories can carry user.* attributes", IDX,
+		    (int)x->name_len, x->name, d->xattr_type == S_IFLNK ?
+		    "symlink" : "special file");
 	d->xattrs_left--;
 	return 0;
 }

@@ -175,6 +175,7 @@ struct stream_dec {
 	uint64_t	 cur_size;
 	uint64_t	 cur_pos;	/* end of the last DATA/HOLE range */
 	uint32_t	 xattrs_left;
+	uint32_t	 xattr_type;	/* S_IFMT of the entry owning the xattrs */
 	char		 cur_path[AS_PATH_MAX_BUF];
 	uint16_t	 cur_path_len;
 	int		 cur_data_seen;

@@ -506,25 +506,31 @@ xfer_estimate(const struct catalog *target, const struct catalog *base)
  */
 
 void
-xfer_nodelay(struct conn *c)
+xfer_tune_socket(struct conn *c)
 {
+	unsigned int tmo;
 	int on = 1, fd;
 
+	fd = c->ops->wfd(c);
+	if (fd < 0)
+		return;
 	/*
 	 * Requests and answers are small and wait for each other: Nagle
 	 * with delayed ACKs would add 40 ms to each exchange.  Bulk data
 	 * goes out in large frames anyway.
 	 */
-	fd = c->ops->wfd(c);
-	if (fd >= 0)
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
-		    sizeof(on));
-}
-
-const char *
-remote_peer(const struct remote *r)
-{
-	return r->c != NULL ? r->c->peer : "?";
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	/*
+	 * Data the kernel accepted but the peer never acknowledged is no
+	 * progress: without this, a blackholed peer is noticed only once
+	 * the (megabytes of) socket buffer are full, long after the idle
+	 * timeout.
+	 */
+	if (c->idle_ms > 0) {
+		tmo = (unsigned int)c->idle_ms;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &tmo,
+		    sizeof(tmo));
+	}
 }
 
 /* Spawn ssh with the greeting's pipes; the conn and the pid. */
@@ -715,7 +721,7 @@ remote_open(const struct endpoint *ep, const struct remote_opts *o,
 	}
 	r->c->idle_ms = idle;
 	if (ep->kind != EP_SSH)
-		xfer_nodelay(r->c);
+		xfer_tune_socket(r->c);
 	if (o->zstd_level != 0)
 		offer |= PROTO_F_ZSTD;
 	if (proto_client_hello(r->c, offer, &r->features, err) == -1) {

@@ -189,8 +189,11 @@ int	remote_pull(struct remote *r, uint64_t held, const char *id,
 	    const char *dst, int rflags, struct remote_xfer *x,
 	    struct as_err *err);
 
-/* Set TCP_NODELAY on a socket conn (no-op for pipes). */
-void	xfer_nodelay(struct conn *c);
+/*
+ * Tune a socket conn (no-op for pipes): TCP_NODELAY, and TCP_USER_TIMEOUT
+ * at c->idle_ms so that unacknowledged data counts as no progress.
+ */
+void	xfer_tune_socket(struct conn *c);
 
 /* Estimated stream size for progress: file bytes that differ. */
 uint64_t xfer_estimate(const struct catalog *target,

@@ -479,8 +479,9 @@ do_hold(struct session *s, const struct proto_request *q)
 	struct cat_header h;
 	struct as_err err;
 	struct stat st;
+	uint64_t deadline;
 	char *p;
-	int rc, r;
+	int rc, r, waited = 0;
 
 	as_err_clear(&err);
 	memset(&res, 0, sizeof(res));
@@ -496,7 +497,24 @@ do_hold(struct session *s, const struct proto_request *q)
 		free(p);
 		return proto_send_result(s->c, &res, &s->scratch, &err);
 	}
-	if ((r = dir_recover(p, &err)) == -1) {
+	/*
+	 * A session whose client vanished without a word (a reset that
+	 * only the client saw) holds the lock until its idle timeout: wait
+	 * that long for it rather than answer "busy" to the retry.
+	 */
+	deadline = conn_now_ms() + (uint64_t)(s->c->idle_ms > 0 ?
+	    s->c->idle_ms : CONN_IDLE_DEFAULT_MS) + 2000;
+	while ((r = dir_recover(p, &err)) == -1 &&
+	    err.code == AS_E_CONFLICT && err.sys_errno == EWOULDBLOCK &&
+	    conn_now_ms() < deadline) {
+		if (!waited)
+			log_info("HOLD '%s' from '%s': waiting for a busy "
+			    "destination", q->path, s->c->peer);
+		waited = 1;
+		(void)poll(NULL, 0, 200);
+		as_err_clear(&err);
+	}
+	if (r == -1) {
 		as_err_prefix(&err, "recover '%s'", q->path);
 		free(p);
 		return answer_err(s, q, &err);
@@ -1114,8 +1132,8 @@ conn_child(struct listener *L, int fd, const char *peer, int auth_w)
 	}
 	(void)write(auth_w, "1", 1);
 	close(auth_w);
-	xfer_nodelay(c);
 	c->idle_ms = L->o->idle_ms > 0 ? L->o->idle_ms : CONN_IDLE_DEFAULT_MS;
+	xfer_tune_socket(c);
 	log_info("'%s' authenticated as client '%s'", peer, client);
 	session_init(&s, c, L->state, client);
 	if (L->o->config != NULL) {

@@ -57,6 +57,13 @@ mkdir -p "$NET_DIR" || BAIL_OUT "cannot create '$NET_DIR'"
 FAULTPROXY=$TEST_ROOT/tests/tools/faultproxy.py
 NET_NS=
 
+# Background servers die with this script even when it is SIGKILLed (a
+# timeout -k in CI): the parent-death signal survives exec.
+NET_PDEATH=
+if setpriv --pdeathsig KILL true 2>/dev/null; then
+	NET_PDEATH="setpriv --pdeathsig KILL "
+fi
+
 # ---------------------------------------------------------------------------
 # Prerequisites and cleanup: extend test-lib's without editing it.
 
@@ -277,7 +284,7 @@ net_sshd_start() {
 		SetEnv AUTOSYNC_STATE_DIR=$TRASH_DIRECTORY/.state-remote HOME=$HOME ASAN_OPTIONS=$ASAN_OPTIONS UBSAN_OPTIONS=$UBSAN_OPTIONS
 		EOF
 		/usr/sbin/sshd -t -f "$SSHD_DIR/sshd_config" || return 1
-		test_bg "/usr/sbin/sshd -D -e -f '$SSHD_DIR/sshd_config' 2>>'$log'"
+		test_bg "$NET_PDEATH/usr/sbin/sshd -D -e -f '$SSHD_DIR/sshd_config' 2>>'$log'"
 		SSHD_PID=$test_bg_pid
 		if net_wait_listen "$SSHD_PORT" "$SSHD_PID"; then
 			break
@@ -326,8 +333,19 @@ net_sshd_add_key() {
 # ---------------------------------------------------------------------------
 # Network namespace, nftables, tc
 
+# Namespaces of earlier runs that were killed (at-PID, PID gone).
+net_ns_gc_() {
+	local ns
+	for ns in $(ip netns list 2>/dev/null |
+			sed -n 's/^\(at-[0-9][0-9]*\)\( .*\)\{0,1\}$/\1/p'); do
+		kill -0 "${ns#at-}" 2>/dev/null || ip netns del "$ns" 2>/dev/null
+	done
+	return 0
+}
+
 net_ns_setup() {
 	test -z "$NET_NS" || return 0
+	net_ns_gc_
 	NET_NS=at-$$
 	ip netns add "$NET_NS" || { NET_NS=; return 1; }
 	ip -n "$NET_NS" link set lo up || return 1
@@ -406,7 +424,7 @@ net_serve() {
 		# net_kill_group and the cleanup reach the children it forks.
 		cmd=
 		test -z "$ns" || cmd="ip netns exec $NET_NS "
-		cmd="${cmd}setsid autosync serve --listen 127.0.0.1:$SERVE_PORT"
+		cmd="${cmd}setsid ${NET_PDEATH}autosync serve --listen 127.0.0.1:$SERVE_PORT"
 		for a in "$@"; do cmd="$cmd $(printf '%q' "$a")"; done
 		echo "# net_serve: $cmd" >>"$SERVE_LOG"
 		test_bg "$cmd </dev/null >>$(printf '%q' "$SERVE_LOG") 2>&1"
@@ -437,7 +455,7 @@ net_proxy() {
 	rm -f "$pf"
 	cmd=
 	test -z "$ns" || cmd="ip netns exec $NET_NS "
-	cmd="$cmd$(printf '%q' "$TEST_PYTHON") $(printf '%q' "$FAULTPROXY")"
+	cmd="$cmd$NET_PDEATH$(printf '%q' "$TEST_PYTHON") $(printf '%q' "$FAULTPROXY")"
 	cmd="$cmd --listen 127.0.0.1:0 --upstream 127.0.0.1:$up"
 	cmd="$cmd --port-file $(printf '%q' "$pf")"
 	for a in "$@"; do cmd="$cmd $(printf '%q' "$a")"; done
@@ -470,6 +488,19 @@ net_proxy_stat() {
 		sed -n "s/^$1=//p"
 }
 
+# net_proxy_fault_ms: when the proxy injected its last fault (epoch ms)
+net_proxy_fault_ms() {
+	grep '^fault ' "$PROXY_LOG" | tail -n 1 | tr ' ' '\n' | sed -n 's/^ms=//p'
+}
+
+# net_mtime_ms FILE: when FILE was last written (epoch ms); for a log,
+# when its last line was written
+net_mtime_ms() {
+	local t
+	t=$(stat -c %.3Y "$1") || return 1
+	echo "${t%.*}${t#*.}" | sed 's/^0*//'
+}
+
 # net_proxy_mark: the connections that ended so far are not the next one
 net_proxy_mark() { PROXY_MARK=$(grep -c '^stat ' "$PROXY_LOG"); }
 
@@ -493,6 +524,7 @@ net_bg() {
 	local name=$1 cmd= a
 	shift
 	if test "$1" = --ns; then cmd="ip netns exec $NET_NS "; shift; fi
+	cmd="$cmd$NET_PDEATH"
 	for a in "$@"; do cmd="$cmd$(printf '%q' "$a") "; done
 	BG_OUT=$NET_DIR/$name.out BG_ERR=$NET_DIR/$name.err
 	BG_T0=$(net_now_ms)

@@ -76,7 +76,7 @@ start_sink() {
 	SINK_DIR=$NET_DIR/sink-$1
 	mkdir -p "$SINK_DIR" && rm -f "$SINK_DIR"/*
 	test "$2" = --ns && pfx="ip netns exec $NET_NS "
-	test_bg "$pfx$TEST_PYTHON $NET_DIR/sink.py $SINK_DIR $SINK_DIR/port >$SINK_DIR/log 2>&1"
+	test_bg "$pfx$NET_PDEATH$TEST_PYTHON $NET_DIR/sink.py $SINK_DIR $SINK_DIR/port >$SINK_DIR/log 2>&1"
 	SINK_PID=$test_bg_pid
 	for i in $(seq 100); do
 		test -s "$SINK_DIR/port" && SINK_PORT=$(cat "$SINK_DIR/port") && return 0
@@ -300,6 +300,27 @@ test_expect_success PYTHON3 'proxy --max-seconds bounds its life' '
 	sleep 2 &&
 	wait $pid && ! kill -0 $pid 2>/dev/null &&
 	test_grep -q "max-seconds" "$PROXY_LOG"
+'
+
+test_expect_success 'servers die with a SIGKILLed test script (pdeathsig)' '
+	if test -z "$NET_PDEATH"; then
+		echo "no setpriv --pdeathsig here"
+	else
+		{ bash -c "${NET_PDEATH}sleep 60 & echo \$! >child.pid; exec sleep 60" & } &&
+		parent=$! &&
+		net_wait_for 5 test -s child.pid &&
+		child=$(cat child.pid) &&
+		kill -0 $child &&
+		{ kill -KILL $parent; wait $parent; } 2>/dev/null;
+		net_wait_for 5 eval "! kill -0 $child 2>/dev/null"
+	fi
+'
+
+test_expect_success NETNS 'namespaces of killed runs are removed by the next setup' '
+	ip netns add at-4194300 &&
+	net_ns_gc_ &&
+	! ip netns list | grep -q "^at-4194300\b" &&
+	ip netns list | grep -q "^$NET_NS\b"
 '
 
 test_done

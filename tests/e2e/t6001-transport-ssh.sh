@@ -102,31 +102,31 @@ evil_hosts() {
 
 test_expect_success 'a host or user starting with "-" is refused; ssh never runs (push)' '
 	evil_hosts >hosts &&
-	while IFS= read -r url; do
+	( while IFS= read -r url; do
 		argv_mark &&
 		test_expect_code 2 net_deadline 20 autosync sync small "$url" 2>err &&
 		cat err && test -s err &&
 		test_must_be_empty "$NET_DIR/ssh-argv.log" &&
 		test_path_is_missing "$PWNED" || { echo "FAILED: $url"; exit 1; }
-	done <hosts
+	done <hosts )
 '
 
 test_expect_success 'the same as a pull source' '
-	while IFS= read -r url; do
+	( while IFS= read -r url; do
 		argv_mark &&
 		test_expect_code 2 net_deadline 20 autosync sync "$url" pulled-evil 2>err &&
 		test_must_be_empty "$NET_DIR/ssh-argv.log" &&
 		test_path_is_missing pulled-evil &&
 		test_path_is_missing "$PWNED" || { echo "FAILED: $url"; exit 1; }
-	done <hosts
+	done <hosts )
 '
 
 test_expect_success 'the same with the system ssh (no AUTOSYNC_SSH)' '
-	while IFS= read -r url; do
+	( while IFS= read -r url; do
 		test_expect_code 2 env -u AUTOSYNC_SSH timeout -k 5 20 \
 			autosync sync small "$url" 2>err &&
 		test_path_is_missing "$PWNED" || { echo "FAILED: $url"; exit 1; }
-	done <hosts
+	done <hosts )
 '
 
 # Remote names that a shell would interpret: each must arrive as it is.
@@ -159,25 +159,25 @@ not_pwned() {
 test_expect_success 'paths with quotes, spaces, $(...), ;, backticks travel as data (push)' '
 	evil_names >names &&
 	mkdir remote/evil &&
-	while IFS= read -r name; do
+	( while IFS= read -r name; do
 		# (the names holding /tmp/at-pwned are three levels deep)
 		mkdir -p "remote/evil/$(dirname "$name")" &&
 		net_deadline 60 autosync sync small "$R/evil/$name" 2>err || {
 			cat err; echo "FAILED to push to: $name"; exit 1; }
 		assert_manifest "remote/evil/$name" small.manifest &&
 		not_pwned || { echo "FAILED: $name"; exit 1; }
-	done <names
+	done <names )
 '
 
 test_expect_success 'the same names as pull sources' '
 	mkdir pulled-names && i=0 &&
-	while IFS= read -r name; do
+	( while IFS= read -r name; do
 		i=$((i + 1)) &&
 		net_deadline 60 autosync sync "$R/evil/$name" "pulled-names/$i" 2>err || {
 			cat err; echo "FAILED to pull from: $name"; exit 1; }
 		assert_manifest "pulled-names/$i" small.manifest &&
 		not_pwned || { echo "FAILED: $name"; exit 1; }
-	done <names
+	done <names )
 '
 
 test_expect_success 'a newline in a remote path: refused or taken literally' '

@@ -128,10 +128,14 @@ test_expect_success 'a nested path under the root' '
 # refused_push KEYFILE NAME: push with KEYFILE is refused with AUTH and
 # the served root is exactly as it was (names, types, sizes).
 refused_push() {
-	net_ls_root root >ls.before &&
-	test_expect_code 21 net_deadline 30 \
-		autosync sync --key "$1" small "tcp://127.0.0.1:$SERVE_PORT/$2" 2>err &&
-	cat err &&
+	local rc
+	net_ls_root root >ls.before || return 1
+	net_deadline 30 autosync sync --key "$1" small \
+		"tcp://127.0.0.1:$SERVE_PORT/$2" 2>err
+	rc=$?
+	cat err
+	echo "exit $rc (want 21, AUTH)"
+	test $rc = 21 &&
 	net_ls_root root >ls.after &&
 	test_cmp ls.before ls.after &&
 	test_path_is_missing "root/$2" &&
@@ -181,7 +185,7 @@ test_expect_success 'a key file others may read (0644) is refused' '
 '
 
 test_expect_success 'serve refuses to start with an empty, short or open key' '
-	for k in empty.key half.key open.key; do
+	( for k in empty.key half.key open.key; do
 		port=$(net_free_port) &&
 		net_deadline 10 autosync serve --listen 127.0.0.1:$port \
 			--key "$T/$k" --root "$T/root" >serve.out 2>&1; rc=$?
@@ -189,7 +193,7 @@ test_expect_success 'serve refuses to start with an empty, short or open key' '
 		test $rc != 0 && net_not_crash $rc &&
 		test -s serve.out &&
 		net_port_closed $port || { echo "FAILED: serve with $k ($rc)"; exit 1; }
-	done
+	done )
 '
 
 test_expect_success 'a missing key file is refused' '
@@ -217,10 +221,10 @@ test_expect_success 'raw garbage, HTTP, a huge length: the server survives' '
 	head -c 65536 /dev/urandom >g5 &&
 	: >g6 &&
 	printf "\001" >g7 &&
-	for g in g1 g2 g3 g4 g5 g6 g7; do
+	( for g in g1 g2 g3 g4 g5 g6 g7; do
 		raw_send $g || { echo "cannot connect for $g"; exit 1; }
 		server_alive || { echo "server died after $g"; exit 1; }
-	done &&
+	done ) &&
 	net_ls_root root >ls.after &&
 	test_cmp ls.before ls.after
 '
@@ -234,7 +238,7 @@ test_expect_success 'garbage: the server logged the failures; a real client stil
 
 test_expect_success 'the right key against garbage replies: client fails cleanly' '
 	port=$(net_free_port) &&
-	test_bg "$TEST_PYTHON $NET_DIR/garbage-server.py $port" &&
+	test_bg "$NET_PDEATH$TEST_PYTHON $NET_DIR/garbage-server.py $port" &&
 	net_wait_listen $port $test_bg_pid &&
 	net_deadline 30 autosync sync --key keys/psk.key small \
 		"tcp://127.0.0.1:$port/x" 2>err; rc=$? &&
@@ -245,12 +249,82 @@ test_expect_success 'the right key against garbage replies: client fails cleanly
 	test_path_is_missing pulled-garbage
 '
 
+test_expect_success 'the handshake cut at many points, both ways: a clean failure' '
+	net_ls_root root >ls.before &&
+	for dir in c2s s2c; do
+		for n in 0 1 4 8 9 16 31 32 33 48 64 65 100 200; do
+			net_proxy cut-$dir-$n $SERVE_PORT --direction $dir --truncate $n \
+				--max-seconds 20 || return 1
+			t0=$(net_now_ms)
+			net_deadline 30 autosync sync --key keys/psk.key small \
+				"tcp://127.0.0.1:$PROXY_PORT/cut" 2>err
+			rc=$? ms=$(( $(net_now_ms) - t0 ))
+			net_kill $PROXY_PID
+			echo "$dir cut at $n: exit $rc after $ms ms: $(cat err)"
+			if test $rc = 0; then
+				# the cut came after the handshake and the tiny
+				# tree: it must then be complete
+				assert_same_tree small root/cut && rm -rf root/cut ||
+					echo "FAILED" >>cut.failed
+			else
+				net_not_crash $rc && test -s err && test $ms -lt 5000 ||
+					echo "FAILED: $dir $n" >>cut.failed
+			fi
+		done
+	done &&
+	test_path_is_missing cut.failed &&
+	net_ls_root root >ls.after && test_cmp ls.before ls.after &&
+	server_alive
+'
+
+# Holds N silent connections to PORT; prints, per connection, the ms
+# until the server closed it (or "open" after LIMIT s).
+cat >"$NET_DIR/silent.py" <<-'EOF'
+import selectors, socket, sys, time
+port, n, limit = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+sel = selectors.DefaultSelector()
+t0 = time.monotonic()
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    sel.register(s, selectors.EVENT_READ, i)
+left = n
+while left and time.monotonic() - t0 < limit:
+    for key, _ in sel.select(0.1):
+        try:
+            b = key.fileobj.recv(4096)
+        except OSError:
+            b = b""
+        if not b:
+            print("closed %d" % ((time.monotonic() - t0) * 1000), flush=True)
+            sel.unregister(key.fileobj)
+            key.fileobj.close()
+            left -= 1
+for key in list(sel.get_map().values()):
+    print("open", flush=True)
+EOF
+
+test_expect_success 'silent connections: closed by the handshake deadline, a client still served' '
+	test_bg "$NET_PDEATH$TEST_PYTHON $NET_DIR/silent.py $SERVE_PORT 40 16 >silent.out 2>&1" &&
+	silent_pid=$test_bg_pid &&
+	sleep 0.5 &&
+	t0=$(net_now_ms) &&
+	sync_tcp small "tcp://127.0.0.1:$SERVE_PORT/while-silent" &&
+	echo "the client took $(( $(net_now_ms) - t0 )) ms" &&
+	assert_same_tree small root/while-silent &&
+	wait $silent_pid &&
+	sort silent.out | uniq -c | head -n 5 &&
+	test_grep ! open silent.out &&
+	test $(grep -c closed silent.out) = 40 &&
+	test "$(sort -k2 -n silent.out | tail -n 1 | cut -d" " -f2)" -le 13000 &&
+	server_alive
+'
+
 # --- confinement under --root
 
 test_expect_success 'paths that leave the root by ".." are refused' '
 	net_ls_root root >ls.before &&
 	ls -A "$T" >"$NET_DIR/t.before" &&
-	for p in ../escape ../outside/x a/../../escape .. ./../escape \
+	( for p in ../escape ../outside/x a/../../escape .. ./../escape \
 		a/b/../../../escape; do
 		net_deadline 30 autosync sync --key keys/psk.key small \
 			"tcp://127.0.0.1:$SERVE_PORT/$p" 2>err; rc=$?
@@ -258,19 +332,19 @@ test_expect_success 'paths that leave the root by ".." are refused' '
 		test $rc != 0 && net_not_crash $rc &&
 		test_path_is_missing "$T/escape" &&
 		test_path_is_missing outside/x || { echo "FAILED: $p ($rc)"; exit 1; }
-	done &&
+	done ) &&
 	net_ls_root root >ls.after && test_cmp ls.before ls.after &&
 	ls -A "$T" >"$NET_DIR/t.after" && test_cmp "$NET_DIR/t.before" "$NET_DIR/t.after"
 '
 
 test_expect_success 'a pull cannot read outside the root by ".."' '
-	for p in ../outside ../../ "a/../../outside"; do
+	( for p in ../outside ../../ "a/../../outside"; do
 		net_deadline 30 autosync sync --key keys/psk.key \
 			"tcp://127.0.0.1:$SERVE_PORT/$p" pulled-escape 2>err; rc=$?
 		cat err
 		test $rc != 0 && net_not_crash $rc &&
 		test_path_is_missing pulled-escape || { echo "FAILED: $p"; exit 1; }
-	done
+	done )
 '
 
 test_expect_success 'a symlink in the root does not lead outside (push and pull)' '

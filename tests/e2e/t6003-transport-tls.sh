@@ -21,16 +21,16 @@ sync_tls() {
 		--key "$T/keys/client.key" --ca "$T/keys/ca.crt" "$@"
 }
 
-tls_url() { echo "tls://127.0.0.1:${2:-$SERVE_PORT}/$1"; }
+tls_url() { echo "tls://127.0.0.1:${2:-$TLS_PORT}/$1"; }
 
 test_expect_success 'setup: keygen makes the files, keys private' '
 	net_deadline 30 autosync keygen --out keys &&
-	for f in psk.key ca.crt server.crt server.key client.crt client.key; do
+	( for f in psk.key ca.crt server.crt server.key client.crt client.key; do
 		test_path_is_file keys/$f || exit 1
-	done &&
-	for f in psk.key server.key client.key; do
+	done ) &&
+	( for f in psk.key server.key client.key; do
 		test "$(stat -c %a keys/$f)" = 600 || { echo "mode of $f"; exit 1; }
-	done &&
+	done ) &&
 	net_deadline 30 autosync keygen --out keys2 &&
 	! cmp -s keys/ca.crt keys2/ca.crt &&
 	mkdir root &&
@@ -54,7 +54,8 @@ test_expect_success OPENSSL 'the certificates chain to the CA' '
 
 test_expect_success 'serve --tls starts' '
 	net_serve tls --tls --cert "$T/keys/server.crt" --key "$T/keys/server.key" \
-		--ca "$T/keys/ca.crt" --root "$T/root"
+		--ca "$T/keys/ca.crt" --root "$T/root" &&
+	TLS_PORT=$SERVE_PORT TLS_PID=$SERVE_PID TLS_LOG=$SERVE_LOG
 '
 
 test_expect_success 'push: full sync to tls:// gives the same tree' '
@@ -95,7 +96,7 @@ test_expect_success 'a client certificate from another CA is refused: 21' '
 		small "$(tls_url wrong-client)" 2>err &&
 	cat err &&
 	net_ls_root root >ls.after && test_cmp ls.before ls.after &&
-	test_grep -i "127.0.0.1" "$SERVE_LOG"
+	test_grep -i "127.0.0.1" "$TLS_LOG"
 '
 
 test_expect_success 'the same refusals for a pull; nothing created locally' '
@@ -127,10 +128,10 @@ test_expect_success 'the server certificate used as a client certificate is refu
 '
 
 test_expect_success OPENSSL 'TLS 1.3 only; no session without a client certificate' '
-	echo | net_deadline 10 openssl s_client -connect 127.0.0.1:$SERVE_PORT \
+	echo | net_deadline 10 openssl s_client -connect 127.0.0.1:$TLS_PORT \
 		-tls1_2 -CAfile keys/ca.crt -cert keys/client.crt -key keys/client.key \
 		>s12.out 2>&1; rc12=$? &&
-	echo | net_deadline 10 openssl s_client -connect 127.0.0.1:$SERVE_PORT \
+	echo | net_deadline 10 openssl s_client -connect 127.0.0.1:$TLS_PORT \
 		-tls1_3 -CAfile keys/ca.crt -cert keys/client.crt -key keys/client.key \
 		>s13.out 2>&1 &&
 	cat s13.out | head -n 40 &&
@@ -139,14 +140,14 @@ test_expect_success OPENSSL 'TLS 1.3 only; no session without a client certifica
 	test_grep -q "Verify return code: 0" s13.out &&
 	net_ls_root root >ls.before &&
 	printf "GARBAGE\n" | net_deadline 10 openssl s_client \
-		-connect 127.0.0.1:$SERVE_PORT -tls1_3 -CAfile keys/ca.crt \
+		-connect 127.0.0.1:$TLS_PORT -tls1_3 -CAfile keys/ca.crt \
 		>snocert.out 2>&1;
 	net_ls_root root >ls.after && test_cmp ls.before ls.after &&
-	net_wait_listen $SERVE_PORT $SERVE_PID
+	net_wait_listen $TLS_PORT $TLS_PID
 '
 
 test_expect_success 'file contents never cross the wire in clear' '
-	net_proxy rec $SERVE_PORT --record "$NET_DIR/tls-rec" &&
+	net_proxy rec $TLS_PORT --record "$NET_DIR/tls-rec" &&
 	sync_tls small "$(tls_url marked $PROXY_PORT)" &&
 	assert_same_tree small root/marked &&
 	sync_tls "$(tls_url marked $PROXY_PORT)" pulled-marked &&
@@ -176,7 +177,7 @@ test_expect_success 'a bit flipped on the TLS wire: AUTH or CHECKSUM, nothing co
 	sync_tls small "$(tls_url flipped)" &&
 	manifest root/flipped >flipped.before &&
 	test_bytes 3000000 flip >small/big-for-flip &&
-	net_proxy flip $SERVE_PORT --flip 1500000:3 &&
+	net_proxy flip $TLS_PORT --flip 1500000:3 &&
 	net_deadline 60 autosync sync --cert keys/client.crt \
 		--key keys/client.key --ca keys/ca.crt \
 		small "$(tls_url flipped $PROXY_PORT)" 2>err; rc=$? &&

@@ -25,7 +25,8 @@ fault per connection, at an exact byte offset of one direction:
   --record PREFIX   append what each direction carried (as forwarded,
                     after any flip) to PREFIX.c2s and PREFIX.s2c
 
-Logs one line per event on stderr: "accept", "fault", and per ended
+Logs one line per event on stderr: "accept", "fault" (with ms=, the wall
+clock in milliseconds since the epoch), and per ended
 connection "stat conn=K c2s=BYTES s2c=BYTES c2s_secs=S s2c_secs=S
 fault=KIND|none", where *_secs is the time from the first to the last
 byte of that direction (for throughput).
@@ -138,8 +139,9 @@ class Conn:
                 b = bytearray(data)
                 b[i] ^= 1 << a.bit
                 self.fault_done = "flip"
-                log("fault conn=%d flip byte=%d bit=%d %02x->%02x" %
-                    (self.n, a.at, a.bit, data[i], b[i]))
+                log("fault conn=%d flip byte=%d bit=%d %02x->%02x ms=%d" %
+                    (self.n, a.at, a.bit, data[i], b[i],
+                     time.time() * 1000))
                 return bytes(b)
             return data
         if end < a.at:
@@ -154,7 +156,8 @@ class Conn:
             except (ConnectionError, OSError):
                 pass
         self.fault_done = a.kind
-        log("fault conn=%d %s after=%d" % (self.n, a.kind, a.at))
+        log("fault conn=%d %s after=%d ms=%d" %
+            (self.n, a.kind, a.at, time.time() * 1000))
         if a.kind == "delay":
             await asyncio.sleep(a.ms / 1000.0)
             return data[a.at - start:]
