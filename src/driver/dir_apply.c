@@ -176,9 +176,9 @@ blob_has(const uint8_t *blob, size_t len, const char *name)
 }
 
 int
-meta_apply(int fd, uint32_t type, uint32_t uid, uint32_t gid, uint32_t mode,
-    int64_t msec, uint32_t mnsec, const uint8_t *xattrs, size_t xattr_len,
-    int full_set, const char *what, struct as_err *err)
+meta_apply(int fd, int fdio, uint32_t type, uint32_t uid, uint32_t gid,
+    uint32_t mode, int64_t msec, uint32_t mnsec, const uint8_t *xattrs,
+    size_t xattr_len, int full_set, const char *what, struct as_err *err)
 {
 	char proc[64], nbuf[AS_XATTR_NAME_MAX + 1], *list = NULL, *p;
 	struct timespec ts[2];
@@ -196,18 +196,20 @@ meta_apply(int fd, uint32_t type, uint32_t uid, uint32_t gid, uint32_t mode,
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	if ((e = io_fault("recv_meta")) != 0)
 		return as_err_sys(err, e, "set owner of '%s'", what);
-	if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)
-	    == -1)
+	if ((fdio ? fchown(fd, uid, gid) : fchownat(fd, "", uid, gid,
+	    AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) == -1)
 		return as_err_sys(err, errno, "set owner of '%s'", what);
 	if (full_set) {
-		ll = listxattr(proc, NULL, 0);
+		ll = fdio ? flistxattr(fd, NULL, 0) : listxattr(proc, NULL, 0);
 		if (ll > 0) {
 			list = xmalloc((size_t)ll + 1);
-			ll = listxattr(proc, list, (size_t)ll);
+			ll = fdio ? flistxattr(fd, list, (size_t)ll) :
+			    listxattr(proc, list, (size_t)ll);
 		}
 		for (p = list; ll > 0 && p < list + ll; p += strlen(p) + 1)
 			if (!blob_has(xattrs, xattr_len, p) &&
-			    removexattr(proc, p) == -1 && errno != ENODATA) {
+			    (fdio ? fremovexattr(fd, p) :
+			    removexattr(proc, p)) == -1 && errno != ENODATA) {
 				e = errno;
 				free(list);
 				return as_err_sys(err, e, "remove xattr '%s' "
@@ -219,18 +221,21 @@ meta_apply(int fd, uint32_t type, uint32_t uid, uint32_t gid, uint32_t mode,
 	    1) {
 		memcpy(nbuf, n, nl);
 		nbuf[nl] = '\0';
-		if (setxattr(proc, nbuf, v, vl, 0) == -1)
+		if ((fdio ? fsetxattr(fd, nbuf, v, vl, 0) :
+		    setxattr(proc, nbuf, v, vl, 0)) == -1)
 			return as_err_sys(err, errno, "set xattr '%s' of '%s'",
 			    nbuf, what);
 	}
 	/* Linux symlinks have no mode of their own */
-	if (type != S_IFLNK && chmod(proc, mode & 07777) == -1)
+	if (type != S_IFLNK && (fdio ? fchmod(fd, mode & 07777) :
+	    chmod(proc, mode & 07777)) == -1)
 		return as_err_sys(err, errno, "set mode of '%s'", what);
 	ts[0].tv_sec = 0;
 	ts[0].tv_nsec = UTIME_OMIT;
 	ts[1].tv_sec = (time_t)msec;
 	ts[1].tv_nsec = (long)mnsec;
-	if (utimensat(AT_FDCWD, proc, ts, 0) == -1)
+	if ((fdio ? futimens(fd, ts) : utimensat(AT_FDCWD, proc, ts, 0)) ==
+	    -1)
 		return as_err_sys(err, errno, "set times of '%s'", what);
 	return 0;
 }
@@ -242,13 +247,13 @@ meta_apply(int fd, uint32_t type, uint32_t uid, uint32_t gid, uint32_t mode,
  * r->late_err, go on, and let the caller report it once the apply ends.
  */
 static int
-meta_apply_late(struct rcv *r, int fd, uint32_t type, const struct rop *o,
-    const char *what, struct as_err *err)
+meta_apply_late(struct rcv *r, int fd, int fdio, uint32_t type,
+    const struct rop *o, const char *what, struct as_err *err)
 {
 	struct as_err e;
 
 	as_err_clear(&e);
-	if (meta_apply(fd, type, o->uid, o->gid, o->mode, o->mtime_sec,
+	if (meta_apply(fd, fdio, type, o->uid, o->gid, o->mode, o->mtime_sec,
 	    o->mtime_nsec, r->xattrs.data + o->xattr_off, o->xattr_len,
 	    (o->flags & RO_XATTRS) != 0, what, &e) == 0)
 		return 0;
@@ -450,10 +455,19 @@ rcv_open_private(struct rcv *r, int create, int dry, struct as_err *err)
 	return 0;
 }
 
-/* Write data to name.tmp in privfd, fsync, rename to name, fsync dir. */
+static int
+write_fd(void *arg, const void *p, size_t len)
+{
+	return io_write_full(*(int *)arg, p, len) == -1 ? -1 : 0;
+}
+
+/*
+ * Write data (or, when cat is set, the catalog encoded piecewise) to
+ * name.tmp in privfd, fsync, rename to name, fsync dir.
+ */
 static int
 write_atomic(struct rcv *r, const char *name, const void *data, size_t len,
-    struct as_err *err)
+    const struct catalog *cat, struct as_err *err)
 {
 	char tmp[64];
 	int fd, e;
@@ -466,7 +480,10 @@ write_atomic(struct rcv *r, const char *name, const void *data, size_t len,
 		return as_err_sys(err, errno, "create '%s/%s/%s'", r->dest,
 		    AS_PRIVATE_DIR, tmp);
 	if ((e = io_fault("recv_journal")) != 0 ||
-	    (io_write_full(fd, data, len) == -1 && (e = errno) != 0)) {
+	    (cat != NULL && catalog_encode_stream(cat, write_fd, &fd) == -1 &&
+	    (e = errno) != 0) ||
+	    (cat == NULL && io_write_full(fd, data, len) == -1 &&
+	    (e = errno) != 0)) {
 		close(fd);
 		return as_err_sys(err, e, "write '%s/%s/%s'", r->dest,
 		    AS_PRIVATE_DIR, tmp);
@@ -1025,7 +1042,7 @@ patch_one(struct rcv *r, const struct rop *o, uint8_t *buf,
 			goto out;
 		}
 	}
-	if (meta_apply_late(r, fd, S_IFREG, o, path, err) == -1)
+	if (meta_apply_late(r, fd, 1, S_IFREG, o, path, err) == -1)
 		goto out;
 	rc = 0;
 out:
@@ -1054,7 +1071,9 @@ attr_one(struct rcv *r, const struct rop *o, struct as_err *err)
 		    "attributes of '%s': its type differs on the destination",
 		    path);
 	}
-	rc = meta_apply_late(r, fd, type, o, path[0] ? path : ".", err);
+	/* directories are open O_RDONLY, the rest O_PATH */
+	rc = meta_apply_late(r, fd, type == S_IFDIR, type, o, path[0] ? path :
+	    ".", err);
 	close(fd);
 	return rc;
 }
@@ -1066,8 +1085,9 @@ is_dir_op(const struct rop *o)
 	    o->op == AS_OP_ATTR || o->op == AS_OP_RENAME);
 }
 
+/* Run one phase; *did: how many ops it had (0: it changed nothing). */
 static int
-run_phase(struct rcv *r, int ph, struct as_err *err)
+run_phase(struct rcv *r, int ph, size_t *did, struct as_err *err)
 {
 	uint32_t *idx;
 	uint8_t *buf = NULL;
@@ -1097,6 +1117,14 @@ run_phase(struct rcv *r, int ph, struct as_err *err)
 			rc = attach_one(r, &r->ops[idx[i]], err);
 		break;
 	case PH_FILES:
+		for (i = 0; i < r->nops; i++)
+			if (!is_dir_op(&r->ops[i]) &&
+			    r->ops[i].op != AS_OP_CREATE &&
+			    r->ops[i].op != AS_OP_DELETE &&
+			    r->ops[i].op != RO_EXTRA)
+				n++;
+		if (n == 0)
+			break;
 		buf = xmalloc(AS_DATA_MAX);
 		/* -F resets first, then links, then the stream's changes */
 		for (pass = 0; pass < 3 && rc == 0; pass++)
@@ -1128,6 +1156,7 @@ run_phase(struct rcv *r, int ph, struct as_err *err)
 	}
 	free(buf);
 	free(idx);
+	*did = n;
 	return rc;
 }
 
@@ -1151,43 +1180,58 @@ open_stage(struct rcv *r, struct as_err *err)
 	return 0;
 }
 
-/* Write held.cat for the tree as it is now, then drop the journal. */
+/*
+ * Write held.cat for the tree as it is now, then drop the journal.
+ *
+ * No syncfs here: every phase that changed something ended with one
+ * (mark_phase), so the tree is durable before held.cat names it.
+ * With no ops at all (an unchanged tree) the tree was not touched and
+ * r->prior, the scan made just before, is the new held.cat as it is.
+ */
 static int
 finish(struct rcv *r, struct as_err *err)
 {
-	struct catalog cat;
+	struct catalog scanned, *cat;
 	struct dir_stats st;
-	struct buf out = BUF_INIT;
 	int rc;
 
-	if (syncfs(r->destfd) == -1)
-		return as_err_sys(err, errno, "sync '%s'", r->dest);
-	catalog_init(&cat);
-	memset(&st, 0, sizeof(st));
-	if (dir_scan(r->dest, NULL, r->block_size, DIR_SCAN_NOHASH, &cat,
-	    &st, err) == -1) {
-		catalog_release(&cat);
-		return as_err_prefix(err, "record the snapshot held by '%s'",
-		    r->dest);
+	catalog_init(&scanned);
+	if (r->prior != NULL && r->nops == 0)
+		cat = r->prior;
+	else {
+		cat = &scanned;
+		memset(&st, 0, sizeof(st));
+		/* what the apply did not touch keeps its lstat-only path */
+		if (dir_scan(r->dest, r->prior, r->block_size,
+		    DIR_SCAN_NOHASH, cat, &st, err) == -1) {
+			catalog_release(cat);
+			return as_err_prefix(err, "record the snapshot held "
+			    "by '%s'", r->dest);
+		}
+		/* the scan before the apply is of no more use */
+		if (r->prior != NULL) {
+			catalog_release(r->prior);
+			r->prior = NULL;
+		}
 	}
-	cat.hdr.guid = r->guid;
-	cat.hdr.base_guid = r->base_guid;
-	cat.hdr.time_ns = r->time_ns;
-	cat.hdr.kind = AS_KIND_DIR;
-	cat.hdr.block_size = r->block_size;
-	snprintf(cat.hdr.name, sizeof(cat.hdr.name), "%s", r->name);
-	free(cat.hdr.source);
-	cat.hdr.source = xstrdup(r->source != NULL ? r->source : "");
-	catalog_encode(&cat, &out);
-	catalog_release(&cat);
-	rc = write_atomic(r, "held.cat", out.data, out.len, err);
-	buf_release(&out);
+	cat->hdr.guid = r->guid;
+	cat->hdr.base_guid = r->base_guid;
+	cat->hdr.time_ns = r->time_ns;
+	cat->hdr.kind = AS_KIND_DIR;
+	cat->hdr.block_size = r->block_size;
+	snprintf(cat->hdr.name, sizeof(cat->hdr.name), "%s", r->name);
+	free(cat->hdr.source);
+	cat->hdr.source = xstrdup(r->source != NULL ? r->source : "");
+	rc = write_atomic(r, "held.cat", NULL, 0, cat, err);
+	catalog_release(&scanned);
 	if (rc == -1)
 		return -1;
-	if (unlinkat(r->privfd, "journal", 0) == -1 && errno != ENOENT)
-		return as_err_sys(err, errno, "remove the journal of '%s'",
-		    r->dest);
-	if (io_fsync(r->privfd, AS_PRIVATE_DIR, err) == -1)
+	/* no journal (nothing to apply): nothing to remove durably */
+	if (unlinkat(r->privfd, "journal", 0) == -1) {
+		if (errno != ENOENT)
+			return as_err_sys(err, errno, "remove the journal of "
+			    "'%s'", r->dest);
+	} else if (io_fsync(r->privfd, AS_PRIVATE_DIR, err) == -1)
 		return -1;
 	(void)unlinkat(r->privfd, "journal.phase", 0);
 	return rcv_discard_stage(r, err);
@@ -1210,14 +1254,21 @@ rcv_late_result(struct rcv *r, struct as_err *err)
 static int
 apply_from(struct rcv *r, int done, struct as_err *err)
 {
+	size_t did;
 	int ph;
 
 	if (open_stage(r, err) == -1)
 		return -1;
 	for (ph = done + 1; ph < PH_DONE; ph++) {
-		if (run_phase(r, ph, err) == -1)
+		if (run_phase(r, ph, &did, err) == -1)
 			return -1;
-		if (mark_phase(r, ph, err) == -1)
+		/*
+		 * A phase without ops changed nothing: there is nothing to
+		 * make durable, and a replay that runs it again does nothing
+		 * either, so it needs neither a syncfs nor a record.
+		 * read_phase() takes the highest phase recorded.
+		 */
+		if (did > 0 && mark_phase(r, ph, err) == -1)
 			return -1;
 	}
 	return finish(r, err);
@@ -1229,6 +1280,23 @@ rcv_commit(struct rcv *r, struct as_err *err)
 	struct buf j = BUF_INIT;
 	int rc;
 
+	/*
+	 * Nothing to apply (the stream has no ops: the tree is already the
+	 * new snapshot) and the tree was scanned just before: no journal.
+	 * The only change is held.cat, replaced atomically (write_atomic:
+	 * tmp, fsync, rename, fsync of the directory), and both the old and
+	 * the new held.cat describe this very tree, so a crash at any point
+	 * leaves a consistent destination; the empty stage/ is removed by
+	 * the next recover.  Without r->prior (a full stream) the rescan
+	 * and the usual path apply.
+	 */
+	if (r->nops == 0 && r->nsegs == 0 && r->prior != NULL) {
+		if (finish(r, err) == -1)
+			return as_err_prefix(err, "snapshot '%s' is not "
+			    "recorded in '%s'", r->name, r->dest);
+		return 0;
+	}
+
 	/* everything staged reaches the disk before the journal names it */
 	if (r->spoolfd != -1 && fdatasync(r->spoolfd) == -1)
 		return as_err_sys(err, errno, "sync the spool of '%s'",
@@ -1239,7 +1307,7 @@ rcv_commit(struct rcv *r, struct as_err *err)
 	    io_fsync(r->privfd, AS_PRIVATE_DIR, err) == -1)
 		return -1;
 	journal_encode(r, &j);
-	rc = write_atomic(r, "journal", j.data, j.len, err);
+	rc = write_atomic(r, "journal", j.data, j.len, NULL, err);
 	buf_release(&j);
 	if (rc == -1) {
 		(void)unlinkat(r->privfd, "journal", 0);

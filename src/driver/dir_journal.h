@@ -114,6 +114,14 @@ struct rcv {
 
 	struct dir_stats *st;
 	/*
+	 * The destination as scanned (NOHASH) just before this receive,
+	 * borrowed from the caller, or NULL (full stream, recover).  finish()
+	 * rescans with it as the base, so that entries the apply did not
+	 * touch cost one lstat, and when there are no ops at all it is the
+	 * new held.cat as it is (only the header changes).
+	 */
+	struct catalog	*prior;
+	/*
 	 * The first metadata change that failed after the commit point for
 	 * a reason a retry cannot cure (EPERM, ENOTSUP...): the apply goes on
 	 * so that the destination is never wedged, and this is reported.
@@ -159,9 +167,11 @@ int	beneath_parent(int rootfd, const char *path, const char **name,
 /*
  * Set owner, xattrs (when RO_XATTRS: exactly that set), mode and mtime of
  * the object open as fd (any kind; O_PATH is fine), in that order: chown
- * clears setuid bits and capabilities.
+ * clears setuid bits and capabilities.  fdio: fd is open for I/O (not
+ * O_PATH), so the f* calls work on it directly instead of going through
+ * /proc/self/fd.
  */
-int	meta_apply(int fd, uint32_t type, uint32_t uid, uint32_t gid,
+int	meta_apply(int fd, int fdio, uint32_t type, uint32_t uid, uint32_t gid,
 	    uint32_t mode, int64_t msec, uint32_t mnsec, const uint8_t *xattrs,
 	    size_t xattr_len, int full_set, const char *what,
 	    struct as_err *err);

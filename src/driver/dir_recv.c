@@ -30,6 +30,7 @@
  *   is nowhere to be had, so only a full resend can restore it.
  */
 #include <sys/types.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <dirent.h>
 #include <errno.h>
@@ -69,6 +70,8 @@ struct rs {
 	struct rcv	 r;
 	struct catalog	 held;
 	int		 have_held;	/* held.cat was read */
+	struct catalog	 now;		/* the drift scan: dest before apply */
+	int		 have_now;
 	int		 use_held;	/* the stream is relative to it */
 	struct hslot	*h;
 	size_t		 hcap;
@@ -79,6 +82,7 @@ struct rs {
 	/* the entry being received */
 	long		 cur;		/* op index, -1: none */
 	int		 curfd;		/* staged regular file */
+	uint64_t	 curend;	/* end of its data written so far */
 	int		 staging;	/* stage/ exists (not a dry run) */
 	int		 dry;
 	uint64_t	 max_size;	/* largest regular file in the stream */
@@ -459,14 +463,18 @@ stage_create(struct rs *s, uint32_t i, const char *aux,
 		e = mkdirat(pfd, name, 0700) == -1 ? errno : 0;
 		break;
 	case S_IFREG:
+		/*
+		 * Sized when the entry closes (close_entry), and only when
+		 * its data ends short of the size: most files are written
+		 * to the end, and an empty one needs nothing.
+		 */
 		fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL |
 		    O_NOFOLLOW | O_CLOEXEC, 0600);
 		e = fd == -1 ? errno : 0;
-		if (fd != -1 && ftruncate(fd, (off_t)o->size) == -1) {
-			e = errno;
-			close(fd);
-		} else if (fd != -1)
+		if (fd != -1) {
 			s->curfd = fd;
+			s->curend = 0;
+		}
 		break;
 	case S_IFLNK:
 		e = symlinkat(aux, pfd, name) == -1 ? errno : 0;
@@ -491,7 +499,7 @@ close_entry(struct rs *s, struct as_err *err)
 	struct rcv *r = R(s);
 	struct rop *o;
 	uint32_t type;
-	int fd, rc;
+	int fd, fdio = 0, rc;
 
 	if (s->cur < 0)
 		return 0;
@@ -501,7 +509,16 @@ close_entry(struct rs *s, struct as_err *err)
 	if (o->op == AS_OP_CREATE && type != S_IFDIR && s->staging) {
 		if (s->curfd != -1) {
 			fd = s->curfd;
+			fdio = 1;
 			s->curfd = -1;
+			/* a trailing hole (or a file of holes): set the size */
+			if (s->curend < o->size &&
+			    ftruncate(fd, (off_t)o->size) == -1) {
+				rc = as_err_sys(err, errno, "stage '%s'",
+				    rop_path(r, o));
+				close(fd);
+				fd = -1;
+			}
 		} else {
 			stage_rel(s, (uint32_t)s->cur, srel, sizeof(srel));
 			fd = beneath_open(r->stagefd, srel, O_PATH |
@@ -510,7 +527,7 @@ close_entry(struct rs *s, struct as_err *err)
 		if (fd == -1)
 			rc = -1;
 		else {
-			rc = meta_apply(fd, type, o->uid, o->gid, o->mode,
+			rc = meta_apply(fd, fdio, type, o->uid, o->gid, o->mode,
 			    o->mtime_sec, o->mtime_nsec, r->xattrs.data +
 			    o->xattr_off, o->xattr_len,
 			    (o->flags & RO_XATTRS) != 0, rop_path(r, o), err);
@@ -556,9 +573,12 @@ on_retry(struct rs *s, const struct as_entry *e, struct as_err *err)
 	if (o->op == AS_OP_PATCH) {
 		o->seg_first = (uint32_t)r->nsegs;
 		o->nseg = 0;
-	} else if (s->curfd != -1 && (ftruncate(s->curfd, 0) == -1 ||
-	    ftruncate(s->curfd, (off_t)o->size) == -1))
-		return as_err_sys(err, errno, "stage '%s'", rop_path(r, o));
+	} else if (s->curfd != -1) {
+		if (ftruncate(s->curfd, 0) == -1)
+			return as_err_sys(err, errno, "stage '%s'",
+			    rop_path(r, o));
+		s->curend = 0;
+	}
 	return 0;
 }
 
@@ -691,6 +711,8 @@ on_data(struct rs *s, const struct as_data *d, struct as_err *err)
 		    (io_pwrite_full(s->curfd, d->data, d->len,
 		    (off_t)d->offset) == -1 && (e = errno) != 0))
 			return as_err_sys(err, e, "stage '%s'", rop_path(r, o));
+		if (d->offset + d->len > s->curend)
+			s->curend = d->offset + d->len;
 		return 0;
 	}
 	/* PATCH: spool the block, applied in place after the commit */
@@ -716,7 +738,7 @@ on_hole(struct rs *s, const struct as_hole *h, struct as_err *err)
 {
 	struct rop *o = &s->r.ops[s->cur];
 
-	/* a staged file was sized with ftruncate: its holes are there */
+	/* a staged file is sparse where nothing was written (close_entry) */
 	if (o->op != AS_OP_PATCH)
 		return 0;
 	if (add_seg(s, h->offset, h->len, RSEG_HOLE) == -1)
@@ -731,8 +753,10 @@ load_held(struct rs *s, struct as_err *err)
 {
 	struct buf b = BUF_INIT;
 	struct stat sb;
+	const uint8_t *data;
+	void *map;
 	ssize_t n;
-	int fd;
+	int fd, rc;
 
 	if (s->r.privfd == -1)
 		return 0;
@@ -749,19 +773,37 @@ load_held(struct rs *s, struct as_err *err)
 		return as_err_set(err, AS_E_MALFORMED, 0, "the held catalog "
 		    "of '%s' is not a file", s->r.dest);
 	}
-	n = io_read_full(fd, buf_reserve(&b, (size_t)sb.st_size + 1),
-	    (size_t)sb.st_size);
+	/*
+	 * Decoded straight from a mapping: the file is never held in memory
+	 * next to the catalog it decodes to.  held.cat is only ever replaced
+	 * by a rename (write_atomic) under the lock we hold, so the mapped
+	 * inode does not change.
+	 */
+	map = MAP_FAILED;
+	if (sb.st_size > 0)
+		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE,
+		    fd, 0);
+	if (map == MAP_FAILED) {
+		n = io_read_full(fd, buf_reserve(&b, (size_t)sb.st_size + 1),
+		    (size_t)sb.st_size);
+		data = b.data;
+	} else {
+		(void)madvise(map, (size_t)sb.st_size, MADV_SEQUENTIAL);
+		n = sb.st_size;
+		data = map;
+	}
 	close(fd);
 	if (n == -1) {
 		buf_release(&b);
 		return as_err_sys(err, errno, "read the held catalog of '%s'",
 		    s->r.dest);
 	}
-	if (catalog_decode(&s->held, b.data, (size_t)n, err) == -1) {
-		buf_release(&b);
-		return as_err_prefix(err, "held catalog of '%s'", s->r.dest);
-	}
+	rc = catalog_decode(&s->held, data, (size_t)n, err);
+	if (map != MAP_FAILED)
+		munmap(map, (size_t)sb.st_size);
 	buf_release(&b);
+	if (rc == -1)
+		return as_err_prefix(err, "held catalog of '%s'", s->r.dest);
 	s->have_held = 1;
 	return 0;
 }
@@ -874,7 +916,7 @@ add_drift(struct rs *s, size_t held, uint8_t kind)
 static int
 find_drift(struct rs *s, struct as_err *err)
 {
-	struct catalog now;
+	struct catalog *now;
 	const struct catalog *h = &s->held;
 	const struct cat_entry *he, *ce;
 	const char *hp, *cp, *first = NULL;
@@ -884,17 +926,26 @@ find_drift(struct rs *s, struct as_err *err)
 	int c, have_x = 0;
 	uint32_t n;
 
-	catalog_init(&now);
-	if (dir_scan(s->r.dest, NULL, h->hdr.block_size, DIR_SCAN_NOHASH,
-	    &now, NULL, err) == -1) {
-		catalog_release(&now);
+	/*
+	 * held.cat is the base: an entry whose inode, type, size, mtime and
+	 * ctime are as held keeps the held xattrs and symlink target unread
+	 * (setting an xattr moves the ctime; a symlink cannot be changed in
+	 * place), so an unchanged destination costs one lstat per entry.
+	 * The scan is kept (s->now) as the base of the rescan after apply.
+	 */
+	catalog_init(&s->now);
+	if (dir_scan(s->r.dest, h, h->hdr.block_size, DIR_SCAN_NOHASH,
+	    &s->now, NULL, err) == -1) {
+		catalog_release(&s->now);
 		return as_err_prefix(err, "check '%s' for changes", s->r.dest);
 	}
-	while (i < h->n || k < now.n) {
+	s->have_now = 1;
+	now = &s->now;
+	while (i < h->n || k < now->n) {
 		he = i < h->n ? &h->ents[i] : NULL;
-		ce = k < now.n ? &now.ents[k] : NULL;
+		ce = k < now->n ? &now->ents[k] : NULL;
 		hp = he != NULL ? catalog_path(h, he) : NULL;
-		cp = ce != NULL ? catalog_path(&now, ce) : NULL;
+		cp = ce != NULL ? catalog_path(now, ce) : NULL;
 		if (he == NULL)
 			c = 1;
 		else if (ce == NULL)
@@ -929,12 +980,12 @@ find_drift(struct rs *s, struct as_err *err)
 			continue;
 		}
 		if (content_differs(he, catalog_aux(h, he), ce,
-		    catalog_aux(&now, ce))) {
+		    catalog_aux(now, ce))) {
 			if (first == NULL)
 				first = hp;
 			count++;
 			add_drift(s, i, D_CONTENT);
-		} else if (meta_differs(h, he, &now, ce)) {
+		} else if (meta_differs(h, he, now, ce)) {
 			if (first == NULL)
 				first = hp;
 			count++;
@@ -946,7 +997,6 @@ find_drift(struct rs *s, struct as_err *err)
 	if (first != NULL)
 		snprintf(firstbuf, sizeof(firstbuf), "%s", first[0] != '\0' ?
 		    first : ".");
-	catalog_release(&now);
 	if (count > 0 && (s->r.flags & DIR_RECV_FORCE) == 0) {
 		if (count == 1)
 			return as_err_set(err, AS_E_CONFLICT, 0, "destination "
@@ -1056,6 +1106,7 @@ on_begin(struct rs *s, const struct as_begin *b, struct dir_recv_result *res,
 	r->time_ns = b->time_ns;
 	r->block_size = b->block_size;
 	snprintf(r->name, sizeof(r->name), "%s", b->name);
+	free(r->source);	/* a recovered journal may have set it */
 	r->source = xstrndup(b->source, b->source_len);
 	res->target_guid = b->target_guid;
 	res->base_guid = b->base_guid;
@@ -1222,6 +1273,7 @@ dir_receive(const char *dest, int in_fd, int flags,
 	memset(&s, 0, sizeof(s));
 	rcv_init(&s.r, dest, flags, &res->st);
 	catalog_init(&s.held);
+	catalog_init(&s.now);
 	s.cur = -1;
 	s.curfd = -1;
 	s.dry = (flags & DIR_RECV_DRYRUN) != 0;
@@ -1248,6 +1300,13 @@ dir_receive(const char *dest, int in_fd, int flags,
 		rc = probe_size(&s, err);
 		goto out;
 	}
+	/*
+	 * held.cat has served (validate, check_drift); the drift scan is
+	 * what the apply starts from.  One catalog less during the apply.
+	 */
+	catalog_release(&s.held);
+	if (s.have_now)
+		s.r.prior = &s.now;
 	if (rcv_commit(&s.r, err) == -1) {
 		/* not committed: drop the stage now, not at the next run */
 		if (s.r.privfd != -1 && fstatat(s.r.privfd, "journal", &sb,
@@ -1269,6 +1328,7 @@ out:
 		close(s.curfd);
 	rcv_release(&s.r);
 	catalog_release(&s.held);
+	catalog_release(&s.now);
 	free(s.h);
 	free(s.drift);
 	return rc;

@@ -37,6 +37,12 @@ void	scan_xa_release(struct scan_xa *x);
  * errno set (E2BIG: more than AS_XATTRS_MAX attributes).
  */
 int	scan_xattrs(int fd, int opath, struct scan_xa *x, struct buf *blob);
+/*
+ * The same for the object at path, read with llistxattr/lgetxattr: a
+ * final symlink is not followed.  ENOENT when it is gone.
+ */
+int	scan_xattrs_path(const char *path, struct scan_xa *x,
+	    struct buf *blob);
 
 /* XXH3-128 of p in canonical (big-endian) bytes. */
 void	scan_hash(const void *p, size_t len, uint8_t out[CAT_HASH_LEN]);

@@ -43,6 +43,31 @@ catalog_release(struct catalog *c)
 	catalog_init(c);
 }
 
+static void
+buf_trim(struct buf *b)
+{
+	if (b->data == NULL || b->cap == b->len)
+		return;
+	if (b->len == 0) {
+		buf_release(b);
+		return;
+	}
+	b->data = xrealloc(b->data, b->len);
+	b->cap = b->len;
+}
+
+void
+catalog_trim(struct catalog *c)
+{
+	if (c->ents != NULL && c->cap > c->n && c->n > 0) {
+		c->ents = xreallocarray(c->ents, c->n, sizeof(*c->ents));
+		c->cap = c->n;
+	}
+	buf_trim(&c->strings);
+	buf_trim(&c->xattrs);
+	buf_trim(&c->hashes);
+}
+
 static uint32_t
 add_string(struct buf *b, const char *s, size_t len)
 {
@@ -192,11 +217,17 @@ catalog_check_order(const struct catalog *c, struct as_err *err)
 	return 0;
 }
 
-void
-catalog_encode(const struct catalog *c, struct buf *out)
+/*
+ * Encode into out; with fn, hand out's content to fn whenever it holds
+ * CAT_ENCODE_CHUNK bytes, and at the end.
+ */
+static int
+encode(const struct catalog *c, struct buf *out,
+    int (*fn)(void *, const void *, size_t), void *arg)
 {
 	uint64_t chain = REC_SEED_CATALOG;
 	uint8_t f[HDR_FIXED + 256 + AS_PATH_MAX_BUF];
+	struct buf tmp = BUF_INIT;
 	size_t i, nl, sl, done, n;
 	const struct cat_entry *e;
 
@@ -217,7 +248,6 @@ catalog_encode(const struct catalog *c, struct buf *out)
 	rec_encode(out, &chain, CAT_REC_HEADER, f, HDR_FIXED + nl + sl,
 	    NULL, 0);
 	for (i = 0; i < c->n; i++) {
-		struct buf tmp = BUF_INIT;
 		uint8_t ef[ENT_FIXED];
 		uint32_t inl;
 
@@ -241,13 +271,13 @@ catalog_encode(const struct catalog *c, struct buf *out)
 		/* hashes that fit go inline; the rest in HASHES records */
 		inl = e->nblocks < CAT_HASHES_PER_REC / 2 ? e->nblocks :
 		    CAT_HASHES_PER_REC / 2;
+		buf_reset(&tmp);
 		buf_add(&tmp, ef, ENT_FIXED);
 		buf_add(&tmp, catalog_path(c, e), e->path_len);
 		buf_add(&tmp, catalog_aux(c, e), e->aux_len);
 		buf_add(&tmp, catalog_xattrs(c, e), e->xattr_len);
 		rec_encode(out, &chain, CAT_REC_ENTRY, tmp.data, tmp.len,
 		    c->hashes.data + e->hash_off, (size_t)inl * CAT_HASH_LEN);
-		buf_release(&tmp);
 		for (done = inl; done < e->nblocks; done += n) {
 			n = e->nblocks - done;
 			if (n > CAT_HASHES_PER_REC)
@@ -256,9 +286,38 @@ catalog_encode(const struct catalog *c, struct buf *out)
 			    c->hashes.data + e->hash_off +
 			    done * CAT_HASH_LEN, n * CAT_HASH_LEN, NULL, 0);
 		}
+		if (fn != NULL && out->len >= CAT_ENCODE_CHUNK) {
+			if (fn(arg, out->data, out->len) == -1) {
+				buf_release(&tmp);
+				return -1;
+			}
+			buf_reset(out);
+		}
 	}
+	buf_release(&tmp);
 	put_le64(f, (uint64_t)c->n);
 	rec_encode(out, &chain, CAT_REC_END, f, 8, NULL, 0);
+	if (fn != NULL && fn(arg, out->data, out->len) == -1)
+		return -1;
+	return 0;
+}
+
+void
+catalog_encode(const struct catalog *c, struct buf *out)
+{
+	(void)encode(c, out, NULL, NULL);
+}
+
+int
+catalog_encode_stream(const struct catalog *c,
+    int (*fn)(void *arg, const void *p, size_t len), void *arg)
+{
+	struct buf out = BUF_INIT;
+	int rc;
+
+	rc = encode(c, &out, fn, arg);
+	buf_release(&out);
+	return rc;
 }
 
 static int
@@ -410,6 +469,16 @@ catalog_decode(struct catalog *c, const uint8_t *data, size_t len,
 	int rc, state = 0;	/* 0 header, 1 entries, 2 done */
 	struct cat_entry *last = NULL;
 
+	/*
+	 * Every entry takes at least one record of REC_HDR_LEN + ENT_FIXED +
+	 * REC_TRAILER_LEN bytes: size the array once from that bound instead
+	 * of doubling (and copying) it, and trim it at the end.
+	 */
+	if (c->ents == NULL && len / (REC_HDR_LEN + ENT_FIXED +
+	    REC_TRAILER_LEN) > 0) {
+		c->cap = len / (REC_HDR_LEN + ENT_FIXED + REC_TRAILER_LEN);
+		c->ents = xreallocarray(NULL, c->cap, sizeof(*c->ents));
+	}
 	rec_dec_init(&d, REC_SEED_CATALOG, "catalog");
 	for (;;) {
 		rc = rec_dec_feed(&d, data + off, len - off, &used, &r, err);
@@ -475,6 +544,7 @@ catalog_decode(struct catalog *c, const uint8_t *data, size_t len,
 		}
 	}
 	rec_dec_release(&d);
+	catalog_trim(c);
 	return 0;
 fail:
 	rec_dec_release(&d);

@@ -42,11 +42,14 @@ struct cat_header {
 };
 
 struct cat_entry {
+	/* 64-bit fields first, then 32, then 16: no padding, 104 bytes */
 	uint64_t	ino;
 	uint64_t	size;
 	uint64_t	rdev;
 	int64_t		mtime_sec;
 	int64_t		ctime_sec;
+	uint64_t	xattr_off;	/* into xattrs */
+	uint64_t	hash_off;	/* into hashes, in bytes */
 	uint32_t	mtime_nsec;
 	uint32_t	ctime_nsec;
 	uint32_t	mode;
@@ -55,13 +58,11 @@ struct cat_entry {
 	uint32_t	nlink;
 	uint32_t	flags;		/* CAT_EF_* */
 	uint32_t	path_off;	/* into strings; NUL-terminated */
-	uint16_t	path_len;
-	uint16_t	aux_len;	/* symlink target length */
 	uint32_t	aux_off;	/* into strings; NUL-terminated */
 	uint32_t	xattr_len;	/* bytes of the xattr blob */
-	uint64_t	xattr_off;	/* into xattrs */
-	uint64_t	hash_off;	/* into hashes, in bytes */
 	uint32_t	nblocks;	/* hashes: CAT_HASH_LEN bytes each */
+	uint16_t	path_len;
+	uint16_t	aux_len;	/* symlink target length */
 };
 
 /*
@@ -95,6 +96,11 @@ struct catalog {
 
 void	catalog_init(struct catalog *c);
 void	catalog_release(struct catalog *c);
+/*
+ * Give back the slack of the entry array and the arenas (they grow by
+ * doubling) once a catalog is complete.  Entries keep their offsets.
+ */
+void	catalog_trim(struct catalog *c);
 /* Append a copy of an entry; the caller keeps path_cmp() order. */
 struct cat_entry *catalog_add(struct catalog *c, const struct cat_entry_in *in);
 /* Reserve room for nblocks hashes of the last-added entry and return it. */
@@ -115,6 +121,15 @@ int	catalog_check_order(const struct catalog *c, struct as_err *err);
 
 /* Serialise the whole catalog as a record file into out. */
 void	catalog_encode(const struct catalog *c, struct buf *out);
+/*
+ * The same bytes, handed to fn in pieces of about CAT_ENCODE_CHUNK (and
+ * the rest at the end), so that the encoded file is never whole in
+ * memory next to the catalog.  Stops at the first fn that returns -1
+ * and returns -1; 0 when all was written.
+ */
+#define CAT_ENCODE_CHUNK	(1u << 20)
+int	catalog_encode_stream(const struct catalog *c,
+	    int (*fn)(void *arg, const void *p, size_t len), void *arg);
 /*
  * Parse a whole catalog file held in memory into c (initialised by the
  * caller).  Validates framing, checksums, bounds, paths and order; on

@@ -555,8 +555,9 @@ do_receive(struct session *s, const struct proto_request *q)
 	struct xfer_opts xo;
 	struct xfer_rcvd *rc;
 	struct as_err err;
+	struct stat st;
 	char *p, esc[512];
-	int r;
+	int r, existed;
 
 	as_err_clear(&err);
 	if ((p = resolve(s, q, 1, &err)) == NULL)
@@ -569,10 +570,14 @@ do_receive(struct session *s, const struct proto_request *q)
 	}
 	memset(&xo, 0, sizeof(xo));
 	xo.features = s->features;
+	existed = lstat(p, &st) == 0;
 	rc = xcalloc(1, sizeof(*rc));
 	r = xfer_recv(s->c, &xo, p, (q->flags & REQ_F_FORCE) ?
 	    DIR_RECV_FORCE : 0, recv_fail, s, rc, &err);
 	log_escape(q->path, esc, sizeof(esc));
+	/* A failed first receive leaves no empty directory behind. */
+	if ((r == -1 || rc->recv_rc != 0) && !existed)
+		(void)rmdir(p);
 	if (r == -1) {
 		log_warn("receive '%s' from '%s': %s", esc, s->c->peer,
 		    err.msg);
@@ -1050,8 +1055,9 @@ on_signal(int sig)
 }
 
 struct child {
-	pid_t	pid;
-	int	auth_fd;	/* -1 once authenticated (or gone) */
+	pid_t		pid;
+	int		auth_fd;	/* -1 once authenticated (or gone) */
+	uint64_t	start_ms;	/* when it was accepted */
 };
 
 struct listener {
@@ -1177,6 +1183,26 @@ unauth_count(const struct listener *L)
 		if (L->kids[i].auth_fd != -1)
 			n++;
 	return n;
+}
+
+/* Kill the oldest child still in its handshake; the reaper removes it. */
+static void
+evict_oldest(struct listener *L)
+{
+	struct child *old = NULL;
+	size_t i;
+
+	for (i = 0; i < L->nkids; i++)
+		if (L->kids[i].auth_fd != -1 && (old == NULL ||
+		    L->kids[i].start_ms < old->start_ms))
+			old = &L->kids[i];
+	if (old == NULL)
+		return;
+	log_debug("dropping child %d: still in its handshake",
+	    (int)old->pid);
+	kill(old->pid, SIGKILL);
+	close(old->auth_fd);
+	old->auth_fd = -1;
 }
 
 static int
@@ -1325,15 +1351,8 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 		pfd[np].fd = L.sigr;
 		pfd[np++].events = POLLIN;
 		pfd[np].fd = L.lfd;
-		pfd[np].events = unauth_count(&L) < (size_t)oo.max_unauth ?
-		    POLLIN : 0;
+		pfd[np].events = POLLIN;
 		np++;
-		if (pfd[1].events == 0 && !full_logged) {
-			log_warn("%d connections in their handshake: not "
-			    "accepting more for now", oo.max_unauth);
-			full_logged = 1;
-		} else if (pfd[1].events != 0)
-			full_logged = 0;
 		for (i = 0; i < L.nkids; i++) {
 			pfd[np].fd = L.kids[i].auth_fd;
 			pfd[np++].events = POLLIN;
@@ -1368,6 +1387,20 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 		fd = tcp_accept_fd(L.lfd, 0, peer, sizeof(peer), err);
 		if (fd == -1)
 			continue;	/* nothing queued, or an aborted one */
+		if (unauth_count(&L) >= (size_t)oo.max_unauth) {
+			/*
+			 * At the cap, the oldest connection still in its
+			 * handshake makes room (OpenSSH's MaxStartups idea):
+			 * silent connections cannot lock clients out.
+			 */
+			evict_oldest(&L);
+			if (!full_logged)
+				log_warn("%d connections in their handshake: "
+				    "dropping the oldest for each new one",
+				    oo.max_unauth);
+			full_logged = 1;
+		} else
+			full_logged = 0;
 		if (pipe2(aw, O_CLOEXEC) == -1) {
 			log_warn("pipe: %s", strerror(errno));
 			close(fd);
@@ -1390,6 +1423,7 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 		L.kids = xreallocarray(L.kids, L.nkids + 1, sizeof(*L.kids));
 		L.kids[L.nkids].pid = pid;
 		L.kids[L.nkids].auth_fd = aw[0];
+		L.kids[L.nkids].start_ms = conn_now_ms();
 		L.nkids++;
 		log_debug("connection from '%s' (child %d)", peer, (int)pid);
 	}

@@ -1,6 +1,7 @@
 /* snapstore.c - snapshot catalogs in the state directory; see snapstore.h. */
 #include <sys/types.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
@@ -433,8 +434,15 @@ read_file(const char *path, struct buf *b, struct as_err *err)
 
 /* Write data to dir/final atomically. */
 static int
+write_fd(void *arg, const void *p, size_t len)
+{
+	return io_write_full(*(int *)arg, p, len) == -1 ? -1 : 0;
+}
+
+/* With cat set, the catalog is encoded piecewise instead of data. */
+static int
 write_atomic(const char *dir, const char *final, const void *data,
-    size_t len, struct as_err *err)
+    size_t len, const struct catalog *cat, struct as_err *err)
 {
 	char *tmp, *dst;
 	int fd, dfd, f, rc = -1;
@@ -448,7 +456,8 @@ write_atomic(const char *dir, const char *final, const void *data,
 		goto out;
 	}
 	if ((f = io_fault("snapstore_write")) != 0 ||
-	    io_write_full(fd, data, len) == -1) {
+	    (cat != NULL && catalog_encode_stream(cat, write_fd, &fd) == -1) ||
+	    (cat == NULL && io_write_full(fd, data, len) == -1)) {
 		as_err_sys(err, f != 0 ? f : errno, "write '%s'", tmp);
 		close(fd);
 		unlink(tmp);
@@ -639,18 +648,65 @@ snap_list_by_guid(const struct snap_list *l, uint64_t guid)
 	return NULL;
 }
 
+/*
+ * Map a catalog file read-only instead of reading it into the heap, so
+ * that it is not held next to the catalog decoded from it.  Catalog files
+ * are only ever replaced by a rename (write_atomic), never changed in
+ * place.  *map is NULL (and b holds the data) when it cannot be mapped.
+ */
+static int
+map_file(const char *path, void **map, size_t *len, struct buf *b,
+    struct as_err *err)
+{
+	struct stat st;
+	int fd;
+
+	*map = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return as_err_sys(err, errno, "open '%s'", path);
+	if (fstat(fd, &st) == -1) {
+		as_err_sys(err, errno, "stat '%s'", path);
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > CATALOG_MAX) {
+		close(fd);
+		return as_err_set(err, AS_E_LIMIT, 0,
+		    "'%s' is not a catalog file of sane size", path);
+	}
+	if (st.st_size > 0) {
+		*map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+		    fd, 0);
+		if (*map == MAP_FAILED)
+			*map = NULL;
+		else {
+			(void)madvise(*map, (size_t)st.st_size,
+			    MADV_SEQUENTIAL);
+			*len = (size_t)st.st_size;
+		}
+	}
+	close(fd);
+	if (*map == NULL)
+		return read_file(path, b, err);
+	return 0;
+}
+
 int
 snapstore_load(const struct snapstore *ss, const char *name,
     struct catalog *c, struct as_err *err)
 {
 	struct buf b = BUF_INIT;
 	char *path;
+	void *map;
+	size_t mlen;
 	int rc;
 
 	if (snap_name_check(name, err) == -1)
 		return -1;
 	path = snap_file(ss, name, 0);
-	if (read_file(path, &b, err) == -1) {
+	if (map_file(path, &map, &mlen, &b, err) == -1) {
 		if (err != NULL && err->sys_errno == ENOENT)
 			as_err_set(err, AS_E_NOTFOUND, ENOENT,
 			    "no snapshot '%s@%s'", ss->dataset, name);
@@ -659,7 +715,11 @@ snapstore_load(const struct snapstore *ss, const char *name,
 		catalog_release(c);
 		return -1;
 	}
-	rc = catalog_decode(c, b.data, b.len, err);
+	if (map != NULL) {
+		rc = catalog_decode(c, map, mlen, err);
+		munmap(map, mlen);
+	} else
+		rc = catalog_decode(c, b.data, b.len, err);
 	if (rc == -1)
 		as_err_prefix(err, "catalog '%s'", path);
 	else if (strcmp(c->hdr.name, name) != 0)
@@ -691,7 +751,6 @@ int
 snapstore_save(struct snapstore *ss, const struct catalog *c, int flags,
     struct as_err *err)
 {
-	struct buf b = BUF_INIT;
 	char *final, *path;
 	int rc, ex;
 
@@ -715,9 +774,7 @@ snapstore_save(struct snapstore *ss, const struct catalog *c, int flags,
 	}
 	final = xasprintf("%s%s", c->hdr.name, flags & SNAP_SAVE_PENDING ?
 	    PENDING_SUFFIX : CAT_SUFFIX);
-	catalog_encode(c, &b);
-	rc = write_atomic(ss->dir, final, b.data, b.len, err);
-	buf_release(&b);
+	rc = write_atomic(ss->dir, final, NULL, 0, c, err);
 	free(final);
 	if (rc == -1)
 		return as_err_prefix(err, "save snapshot '%s@%s'",
@@ -849,7 +906,7 @@ snapstore_dest_put(struct snapstore *ss, const char *dest,
 	text = xasprintf("autosync-dest 1\nheld %016" PRIx64 "\npending %s\n"
 	    "path %s", d->held_guid, d->pending[0] != '\0' ? d->pending : "-",
 	    dest);
-	rc = write_atomic(dir, key, text, strlen(text), err);
+	rc = write_atomic(dir, key, text, strlen(text), NULL, err);
 	free(text);
 	free(key);
 	free(dir);

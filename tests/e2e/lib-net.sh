@@ -579,5 +579,19 @@ net_rc_in() {
 	return 1
 }
 
+# net_logs_clean: no sanitizer report, assertion or crash in what the
+# background processes of this script logged ($NET_DIR/*.log, *.err)
+net_logs_clean() {
+	local f bad=0
+	for f in "$NET_DIR"/*.log "$NET_DIR"/*.err "$NET_DIR"/sshd/sshd.log; do
+		test -f "$f" || continue
+		if grep -El "ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|Assertion .* failed|internal error|INTERNAL" "$f"; then
+			grep -E -A 20 "Sanitizer|runtime error:|Assertion|internal error|INTERNAL" "$f" | head -n 60
+			bad=1
+		fi
+	done
+	return $bad
+}
+
 # net_has_serve: this autosync has the serve command
 net_has_serve() { autosync help 2>&1 | grep -q '^ *serve'; }

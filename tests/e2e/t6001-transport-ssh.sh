@@ -283,4 +283,8 @@ test_expect_success 'nothing ever created /tmp/at-pwned' '
 	not_pwned
 '
 
+test_expect_success 'no sanitizer report or internal error in the server logs' '
+	net_logs_clean
+'
+
 test_done

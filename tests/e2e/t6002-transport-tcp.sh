@@ -273,6 +273,11 @@ test_expect_success 'the handshake cut at many points, both ways: a clean failur
 		done
 	done &&
 	test_path_is_missing cut.failed &&
+	# A full receive cut after its request may leave the new, empty
+	# destination directory (as a killed local receive does), no more.
+	if test -d root/cut; then
+		empty_manifest_check root/cut && rm -rf root/cut
+	fi &&
 	net_ls_root root >ls.after && test_cmp ls.before ls.after &&
 	server_alive
 '
@@ -303,8 +308,8 @@ for key in list(sel.get_map().values()):
     print("open", flush=True)
 EOF
 
-test_expect_success 'silent connections: closed by the handshake deadline, a client still served' '
-	test_bg "$NET_PDEATH$TEST_PYTHON $NET_DIR/silent.py $SERVE_PORT 40 16 >silent.out 2>&1" &&
+test_expect_success 'silent connections are closed by the handshake deadline (10 s)' '
+	test_bg "$NET_PDEATH$TEST_PYTHON $NET_DIR/silent.py $SERVE_PORT 12 14 >silent.out 2>&1" &&
 	silent_pid=$test_bg_pid &&
 	sleep 0.5 &&
 	t0=$(net_now_ms) &&
@@ -312,10 +317,24 @@ test_expect_success 'silent connections: closed by the handshake deadline, a cli
 	echo "the client took $(( $(net_now_ms) - t0 )) ms" &&
 	assert_same_tree small root/while-silent &&
 	wait $silent_pid &&
-	sort silent.out | uniq -c | head -n 5 &&
+	sort silent.out | uniq -c &&
 	test_grep ! open silent.out &&
-	test $(grep -c closed silent.out) = 40 &&
-	test "$(sort -k2 -n silent.out | tail -n 1 | cut -d" " -f2)" -le 13000 &&
+	test $(grep -c closed silent.out) = 12 &&
+	test "$(sort -k2 -n silent.out | tail -n 1 | cut -d" " -f2)" -le 12000 &&
+	server_alive
+'
+
+test_expect_success 'more silent connections than --max-unauth do not starve a client (E56)' '
+	test_bg "$NET_PDEATH$TEST_PYTHON $NET_DIR/silent.py $SERVE_PORT 40 12 >silent2.out 2>&1" &&
+	silent_pid=$test_bg_pid &&
+	sleep 0.5 &&
+	t0=$(net_now_ms) &&
+	sync_tcp small "tcp://127.0.0.1:$SERVE_PORT/while-flood" &&
+	ms=$(( $(net_now_ms) - t0 )) &&
+	echo "the client took $ms ms" &&
+	assert_same_tree small root/while-flood &&
+	test_kill $silent_pid KILL && { wait $silent_pid; :; } &&
+	test $ms -lt 5000 &&
 	server_alive
 '
 
@@ -378,6 +397,10 @@ test_expect_success 'the server is still alive and no process was left behind' '
 	server_alive &&
 	sync_tcp small "tcp://127.0.0.1:$SERVE_PORT/final" &&
 	assert_same_tree small root/final
+'
+
+test_expect_success 'no sanitizer report or internal error in the server logs' '
+	net_logs_clean
 '
 
 test_done

@@ -200,4 +200,8 @@ test_expect_success 'no progress output when stderr is not a terminal' '
 	test_must_be_empty err
 '
 
+test_expect_success 'no sanitizer report or internal error in the server logs' '
+	net_logs_clean
+'
+
 test_done

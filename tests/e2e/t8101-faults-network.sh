@@ -266,8 +266,8 @@ test_expect_success 'bit flips in the pushed data: CHECKSUM (or AUTH), destinati
 test_expect_success 'a bit flip in pulled data: CHECKSUM (or AUTH), local copy unchanged' '
 	sync_at $P "tcp://127.0.0.1:$P/flip" pulled-flip &&
 	manifest pulled-flip >pulled-flip.before &&
-	rm root/flip/big1 && cp -a big/big1 root/flip/big1-renamed &&
 	echo changed >root/flip/a/f3 &&
+	test_bytes 8000000 pull-new >root/flip/new-for-pull &&
 	net_proxy pflip $P --direction s2c --flip 4000000:1 &&
 	sync_at $PROXY_PORT --timeout 10 "tcp://127.0.0.1:$PROXY_PORT/flip" pulled-flip 2>err; rc=$? &&
 	cat err && echo "exit $rc" &&
@@ -282,6 +282,10 @@ test_expect_success 'a bit flip in pulled data: CHECKSUM (or AUTH), local copy u
 test_expect_success 'the servers survived every fault' '
 	net_wait_listen $P $MAIN_PID &&
 	if test -n "$NS_PID"; then net_wait_listen $NP $NS_PID --ns; fi
+'
+
+test_expect_success 'no sanitizer report or internal error in the server logs' '
+	net_logs_clean
 '
 
 test_done
