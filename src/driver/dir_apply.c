@@ -1186,7 +1186,7 @@ open_stage(struct rcv *r, struct as_err *err)
  * No syncfs here: every phase that changed something ended with one
  * (mark_phase), so the tree is durable before held.cat names it.
  * With no ops at all (an unchanged tree) the tree was not touched and
- * r->prior, the scan made just before, is the new held.cat as it is.
+ * r->prior, checked against it just before, is the new held.cat as it is.
  */
 static int
 finish(struct rcv *r, struct as_err *err)
@@ -1196,7 +1196,7 @@ finish(struct rcv *r, struct as_err *err)
 	int rc;
 
 	catalog_init(&scanned);
-	if (r->prior != NULL && r->nops == 0)
+	if (r->prior != NULL && r->prior_exact && r->nops == 0)
 		cat = r->prior;
 	else {
 		cat = &scanned;
@@ -1287,10 +1287,11 @@ rcv_commit(struct rcv *r, struct as_err *err)
 	 * tmp, fsync, rename, fsync of the directory), and both the old and
 	 * the new held.cat describe this very tree, so a crash at any point
 	 * leaves a consistent destination; the empty stage/ is removed by
-	 * the next recover.  Without r->prior (a full stream) the rescan
-	 * and the usual path apply.
+	 * the next recover.  Without an exact r->prior (a full stream, -F)
+	 * the rescan and the usual path apply.
 	 */
-	if (r->nops == 0 && r->nsegs == 0 && r->prior != NULL) {
+	if (r->nops == 0 && r->nsegs == 0 && r->prior != NULL &&
+	    r->prior_exact) {
 		if (finish(r, err) == -1)
 			return as_err_prefix(err, "snapshot '%s' is not "
 			    "recorded in '%s'", r->name, r->dest);

@@ -114,13 +114,15 @@ struct rcv {
 
 	struct dir_stats *st;
 	/*
-	 * The destination as scanned (NOHASH) just before this receive,
-	 * borrowed from the caller, or NULL (full stream, recover).  finish()
-	 * rescans with it as the base, so that entries the apply did not
-	 * touch cost one lstat, and when there are no ops at all it is the
+	 * What the destination held before this receive (held.cat, checked
+	 * by the drift scan), borrowed from the caller, or NULL (full
+	 * stream, recover).  finish() rescans with it as the base, so that
+	 * entries the apply did not touch cost one lstat.  prior_exact: the
+	 * drift scan found no difference at all, so with no ops it is the
 	 * new held.cat as it is (only the header changes).
 	 */
 	struct catalog	*prior;
+	int		 prior_exact;
 	/*
 	 * The first metadata change that failed after the commit point for
 	 * a reason a retry cannot cure (EPERM, ENOTSUP...): the apply goes on

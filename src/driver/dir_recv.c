@@ -45,6 +45,7 @@
 #include "base/xmalloc.h"
 #include "driver/dir.h"
 #include "driver/dir_journal.h"
+#include "driver/scan_util.h"
 #include "format/catalog.h"
 #include "format/path.h"
 #include "format/stream.h"
@@ -70,8 +71,6 @@ struct rs {
 	struct rcv	 r;
 	struct catalog	 held;
 	int		 have_held;	/* held.cat was read */
-	struct catalog	 now;		/* the drift scan: dest before apply */
-	int		 have_now;
 	int		 use_held;	/* the stream is relative to it */
 	struct hslot	*h;
 	size_t		 hcap;
@@ -862,8 +861,9 @@ extras_all(struct rs *s, struct as_err *err)
 
 static int
 content_differs(const struct cat_entry *h, const char *haux,
-    const struct cat_entry *c, const char *caux)
+    const struct cat_entry_in *in)
 {
+	const struct cat_entry *c = in->st;
 	uint32_t t = h->mode & S_IFMT;
 
 	if (t != (c->mode & S_IFMT))
@@ -872,7 +872,7 @@ content_differs(const struct cat_entry *h, const char *haux,
 	case S_IFDIR:
 		return 0;
 	case S_IFLNK:
-		return h->aux_len != c->aux_len || memcmp(haux, caux,
+		return h->aux_len != in->aux_len || memcmp(haux, in->aux,
 		    h->aux_len) != 0 || h->ino != c->ino;
 	case S_IFREG:
 		return h->ino != c->ino || h->size != c->size ||
@@ -885,14 +885,16 @@ content_differs(const struct cat_entry *h, const char *haux,
 
 static int
 meta_differs(const struct catalog *hc, const struct cat_entry *h,
-    const struct catalog *cc, const struct cat_entry *c)
+    const struct cat_entry_in *in)
 {
+	const struct cat_entry *c = in->st;
+
 	return h->mode != c->mode || h->uid != c->uid || h->gid != c->gid ||
 	    h->mtime_sec != c->mtime_sec || h->mtime_nsec != c->mtime_nsec ||
 	    h->ctime_sec != c->ctime_sec || h->ctime_nsec != c->ctime_nsec ||
 	    h->nlink != c->nlink || h->ino != c->ino ||
-	    h->xattr_len != c->xattr_len || memcmp(catalog_xattrs(hc, h),
-	    catalog_xattrs(cc, c), h->xattr_len) != 0;
+	    h->xattr_len != in->xattr_len || (h->xattr_len != 0 &&
+	    memcmp(catalog_xattrs(hc, h), in->xattrs, h->xattr_len) != 0);
 }
 
 static void
@@ -908,107 +910,124 @@ add_drift(struct rs *s, size_t held, uint8_t kind)
 	s->ndrift++;
 }
 
+/* The drift check: a merge of held.cat with the entries as scanned. */
+struct drift_walk {
+	struct rs	*s;
+	const struct catalog *h;
+	size_t		 i;		/* next held entry */
+	size_t		 count;		/* differences */
+	char		 first[AS_PATH_MAX_BUF];
+	int		 have_x;	/* the last extra: below it is extra */
+	uint64_t	 xoff;
+	size_t		 xlen;
+};
+
+static void
+drift_note(struct drift_walk *w, const char *p, size_t len)
+{
+	if (w->count++ == 0)
+		snprintf(w->first, sizeof(w->first), "%.*s", (int)len,
+		    len != 0 ? p : ".");
+}
+
+static void
+drift_each(void *arg, const struct cat_entry_in *in)
+{
+	struct drift_walk *w = arg;
+	struct rs *s = w->s;
+	const struct catalog *h = w->h;
+	const struct cat_entry *he;
+	const char *hp;
+	uint32_t n;
+	int c = 1;
+
+	for (; w->i < h->n; w->i++) {
+		he = &h->ents[w->i];
+		hp = catalog_path(h, he);
+		if ((c = path_cmp(hp, he->path_len, in->path,
+		    in->path_len)) >= 0)
+			break;
+		/* in the snapshot, gone from the destination */
+		drift_note(w, hp, he->path_len);
+		add_drift(s, w->i, D_MISSING);
+	}
+	if (w->i == h->n || c > 0) {
+		/* on the destination only: below a known extra? */
+		if (w->have_x && in->path_len > w->xlen &&
+		    in->path[w->xlen] == '/' && memcmp(in->path,
+		    s->r.strs.data + w->xoff, w->xlen) == 0)
+			return;
+		drift_note(w, in->path, in->path_len);
+		n = add_op(s, RO_EXTRA, in->path, in->path_len, "", 0);
+		s->r.ops[n].id = s->r.next_id++;
+		w->have_x = 1;
+		w->xoff = s->r.ops[n].path_off;
+		w->xlen = in->path_len;
+		return;
+	}
+	he = &h->ents[w->i];
+	if (content_differs(he, catalog_aux(h, he), in)) {
+		drift_note(w, catalog_path(h, he), he->path_len);
+		add_drift(s, w->i, D_CONTENT);
+	} else if (meta_differs(h, he, in)) {
+		drift_note(w, catalog_path(h, he), he->path_len);
+		add_drift(s, w->i, D_META);
+	}
+	w->i++;
+}
+
 /*
  * Compare the destination with held.cat.  Without -F any difference is a
  * CONFLICT; with it, extras become RO_EXTRA ops now and the rest is kept
  * for check_drift() after END.
+ *
+ * The scan is merged with held.cat as it goes (dir_scan_each): no second
+ * catalog in memory.  held.cat is also the scan's base: an entry whose
+ * inode, type, size, mtime and ctime are as held keeps the held xattrs
+ * and symlink target unread (setting an xattr moves the ctime; a symlink
+ * cannot be changed in place), so an unchanged destination costs one
+ * lstat per entry.  With no difference at all, held.cat describes the
+ * destination exactly (every field of an entry is compared), which
+ * finish() relies on (r->prior_exact).
  */
 static int
 find_drift(struct rs *s, struct as_err *err)
 {
-	struct catalog *now;
+	struct drift_walk *w;
 	const struct catalog *h = &s->held;
-	const struct cat_entry *he, *ce;
-	const char *hp, *cp, *first = NULL;
-	char firstbuf[AS_PATH_MAX_BUF];
-	size_t i = 0, k = 0, count = 0, xlen = 0;
-	uint64_t xoff = 0;
-	int c, have_x = 0;
-	uint32_t n;
+	size_t count;
+	int rc;
 
-	/*
-	 * held.cat is the base: an entry whose inode, type, size, mtime and
-	 * ctime are as held keeps the held xattrs and symlink target unread
-	 * (setting an xattr moves the ctime; a symlink cannot be changed in
-	 * place), so an unchanged destination costs one lstat per entry.
-	 * The scan is kept (s->now) as the base of the rescan after apply.
-	 */
-	catalog_init(&s->now);
-	if (dir_scan(s->r.dest, h, h->hdr.block_size, DIR_SCAN_NOHASH,
-	    &s->now, NULL, err) == -1) {
-		catalog_release(&s->now);
+	w = xcalloc(1, sizeof(*w));
+	w->s = s;
+	w->h = h;
+	if (dir_scan_each(s->r.dest, h, h->hdr.block_size, DIR_SCAN_NOHASH,
+	    drift_each, w, NULL, err) == -1) {
+		free(w);
 		return as_err_prefix(err, "check '%s' for changes", s->r.dest);
 	}
-	s->have_now = 1;
-	now = &s->now;
-	while (i < h->n || k < now->n) {
-		he = i < h->n ? &h->ents[i] : NULL;
-		ce = k < now->n ? &now->ents[k] : NULL;
-		hp = he != NULL ? catalog_path(h, he) : NULL;
-		cp = ce != NULL ? catalog_path(now, ce) : NULL;
-		if (he == NULL)
-			c = 1;
-		else if (ce == NULL)
-			c = -1;
-		else
-			c = path_cmp(hp, he->path_len, cp, ce->path_len);
-		if (c < 0) {
-			/* in the snapshot, gone from the destination */
-			if (first == NULL)
-				first = hp;
-			count++;
-			add_drift(s, i, D_MISSING);
-			i++;
-			continue;
-		}
-		if (c > 0) {
-			/* on the destination only: below a known extra? */
-			if (!(have_x && ce->path_len > xlen && cp[xlen] == '/'
-			    && memcmp(cp, s->r.strs.data + xoff, xlen) ==
-			    0)) {
-				if (first == NULL)
-					first = cp;
-				count++;
-				n = add_op(s, RO_EXTRA, cp, ce->path_len, "",
-				    0);
-				s->r.ops[n].id = s->r.next_id++;
-				have_x = 1;
-				xoff = s->r.ops[n].path_off;
-				xlen = ce->path_len;
-			}
-			k++;
-			continue;
-		}
-		if (content_differs(he, catalog_aux(h, he), ce,
-		    catalog_aux(now, ce))) {
-			if (first == NULL)
-				first = hp;
-			count++;
-			add_drift(s, i, D_CONTENT);
-		} else if (meta_differs(h, he, now, ce)) {
-			if (first == NULL)
-				first = hp;
-			count++;
-			add_drift(s, i, D_META);
-		}
-		i++;
-		k++;
+	for (; w->i < h->n; w->i++) {
+		drift_note(w, catalog_path(h, &h->ents[w->i]),
+		    h->ents[w->i].path_len);
+		add_drift(s, w->i, D_MISSING);
 	}
-	if (first != NULL)
-		snprintf(firstbuf, sizeof(firstbuf), "%s", first[0] != '\0' ?
-		    first : ".");
+	count = w->count;
+	s->r.prior_exact = count == 0;
+	rc = 0;
 	if (count > 0 && (s->r.flags & DIR_RECV_FORCE) == 0) {
 		if (count == 1)
-			return as_err_set(err, AS_E_CONFLICT, 0, "destination "
+			rc = as_err_set(err, AS_E_CONFLICT, 0, "destination "
 			    "'%s' was modified since snapshot '%s': '%s' "
 			    "changed; use -F to roll back", s->r.dest,
-			    h->hdr.name, firstbuf);
-		return as_err_set(err, AS_E_CONFLICT, 0, "destination '%s' "
-		    "was modified since snapshot '%s': '%s' changed (and %zu "
-		    "more); use -F to roll back", s->r.dest, h->hdr.name,
-		    firstbuf, count - 1);
+			    h->hdr.name, w->first);
+		else
+			rc = as_err_set(err, AS_E_CONFLICT, 0, "destination "
+			    "'%s' was modified since snapshot '%s': '%s' "
+			    "changed (and %zu more); use -F to roll back",
+			    s->r.dest, h->hdr.name, w->first, count - 1);
 	}
-	return 0;
+	free(w);
+	return rc;
 }
 
 /* Where old path p (held) ends up in the new tree; 0 if deleted. */
@@ -1273,7 +1292,6 @@ dir_receive(const char *dest, int in_fd, int flags,
 	memset(&s, 0, sizeof(s));
 	rcv_init(&s.r, dest, flags, &res->st);
 	catalog_init(&s.held);
-	catalog_init(&s.now);
 	s.cur = -1;
 	s.curfd = -1;
 	s.dry = (flags & DIR_RECV_DRYRUN) != 0;
@@ -1301,12 +1319,11 @@ dir_receive(const char *dest, int in_fd, int flags,
 		goto out;
 	}
 	/*
-	 * held.cat has served (validate, check_drift); the drift scan is
-	 * what the apply starts from.  One catalog less during the apply.
+	 * After a drift check held.cat is the base of the rescan after the
+	 * apply, and with nothing changed, the new held.cat itself.
 	 */
-	catalog_release(&s.held);
-	if (s.have_now)
-		s.r.prior = &s.now;
+	if (s.use_held)
+		s.r.prior = &s.held;
 	if (rcv_commit(&s.r, err) == -1) {
 		/* not committed: drop the stage now, not at the next run */
 		if (s.r.privfd != -1 && fstatat(s.r.privfd, "journal", &sb,
@@ -1328,7 +1345,6 @@ out:
 		close(s.curfd);
 	rcv_release(&s.r);
 	catalog_release(&s.held);
-	catalog_release(&s.now);
 	free(s.h);
 	free(s.drift);
 	return rc;

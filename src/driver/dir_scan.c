@@ -55,6 +55,8 @@ struct scan {
 	size_t		 bpos;		/* merge cursor into base */
 	int		 base_hashes;	/* base block size equals ours */
 	struct catalog	*out;
+	void		(*each)(void *, const struct cat_entry_in *);
+	void		*each_arg;
 	struct dir_stats *st;
 	struct frame	*fr;
 	size_t		 nfr;
@@ -495,7 +497,10 @@ add(struct scan *s, size_t plen, const struct cat_entry *st,
 	in.xattr_len = xalen;
 	in.hashes = hashes;
 	in.nblocks = nblocks;
-	catalog_add(s->out, &in);
+	if (s->each != NULL)
+		s->each(s->each_arg, &in);
+	else
+		catalog_add(s->out, &in);
 }
 
 /* Add an entry whose attributes come unread from base (quick check). */
@@ -938,9 +943,39 @@ walk(struct scan *s, struct as_err *err)
 	return 0;
 }
 
+static int	scan_run(const char *, const struct catalog *, uint32_t, int,
+		    struct catalog *, void (*)(void *,
+		    const struct cat_entry_in *), void *, struct dir_stats *,
+		    struct as_err *);
+
 int
 dir_scan(const char *root, const struct catalog *base, uint32_t block_size,
     int flags, struct catalog *out, struct dir_stats *st, struct as_err *err)
+{
+	return scan_run(root, base, block_size, flags, out, NULL, NULL, st,
+	    err);
+}
+
+int
+dir_scan_each(const char *root, const struct catalog *base,
+    uint32_t block_size, int flags,
+    void (*fn)(void *arg, const struct cat_entry_in *in), void *arg,
+    struct dir_stats *st, struct as_err *err)
+{
+	struct catalog hdr;
+	int rc;
+
+	catalog_init(&hdr);
+	rc = scan_run(root, base, block_size, flags, &hdr, fn, arg, st, err);
+	catalog_release(&hdr);
+	return rc;
+}
+
+static int
+scan_run(const char *root, const struct catalog *base, uint32_t block_size,
+    int flags, struct catalog *out,
+    void (*each)(void *, const struct cat_entry_in *), void *each_arg,
+    struct dir_stats *st, struct as_err *err)
 {
 	struct scan *s;
 	struct dir_stats dummy;
@@ -978,6 +1013,8 @@ dir_scan(const char *root, const struct catalog *base, uint32_t block_size,
 	s->base = base;
 	s->base_hashes = base != NULL && base->hdr.block_size == block_size;
 	s->out = out;
+	s->each = each;
+	s->each_arg = each_arg;
 	s->st = st;
 	scan_xa_init(&s->xa);
 	s->rlen = block_size > SCAN_CHUNK ? block_size : SCAN_CHUNK;

@@ -77,6 +77,17 @@ int	scan_open_beneath(int dirfd, const char *path, int flags);
  */
 int	scan_open_file(int dirfd, const char *name);
 
+/*
+ * dir_scan() without building a catalog: every entry, in the same
+ * path_cmp() order, is handed to fn (its pointers are valid only during
+ * the call).  For a comparison against another catalog that needs no
+ * second catalog in memory.
+ */
+int	dir_scan_each(const char *root, const struct catalog *base,
+	    uint32_t block_size, int flags,
+	    void (*fn)(void *arg, const struct cat_entry_in *in), void *arg,
+	    struct dir_stats *st, struct as_err *err);
+
 /* The catalog's numeric fields from a stat (rdev only for devices). */
 void	scan_fill(struct cat_entry *e, const struct stat *sb);
 

@@ -277,7 +277,8 @@ encode(const struct catalog *c, struct buf *out,
 		buf_add(&tmp, catalog_aux(c, e), e->aux_len);
 		buf_add(&tmp, catalog_xattrs(c, e), e->xattr_len);
 		rec_encode(out, &chain, CAT_REC_ENTRY, tmp.data, tmp.len,
-		    c->hashes.data + e->hash_off, (size_t)inl * CAT_HASH_LEN);
+		    inl != 0 ? c->hashes.data + e->hash_off : NULL,
+		    (size_t)inl * CAT_HASH_LEN);
 		for (done = inl; done < e->nblocks; done += n) {
 			n = e->nblocks - done;
 			if (n > CAT_HASHES_PER_REC)

@@ -106,7 +106,7 @@ struct proto_request {
 	uint8_t		op;		/* OP_* */
 	uint32_t	flags;		/* REQ_F_* */
 	uint64_t	guid;		/* SEND: what the destination holds */
-	int8_t		zstd_level;	/* SEND: compression asked for, 0 none */
+	int8_t		zstd_level;	/* SEND: zstd level asked for; 0 none */
 	char		path[PROTO_PATH_MAX + 1];
 	char		id[PROTO_PATH_MAX + 1];	/* SEND: destination's name */
 };

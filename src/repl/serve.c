@@ -201,25 +201,25 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 						break;
 				if (j < t.nclients) {
 					key_clear(&cl->key);
-					as_err_set(err, AS_E_USAGE, 0, "%s:%zu: "
-					    "key id '%s' is already client "
-					    "'%s''s", what, ln, cl->key.id,
-					    t.clients[j].name);
+					as_err_set(err, AS_E_USAGE, 0,
+					    "%s:%zu: key id '%s' is already "
+					    "client '%s''s", what, ln,
+					    cl->key.id, t.clients[j].name);
 					goto out;
 				}
 			} else if (strcmp(w[2], "cert") == 0 ||
 			    strcmp(w[2], "cert-fingerprint") == 0) {
 				cl->kind = SC_CERT;
 				if (parse_fp(w[3], cl->fp) == -1) {
-					as_err_set(err, AS_E_USAGE, 0, "%s:%zu: "
-					    "expected SHA256:<64 hex digits>",
-					    what, ln);
+					as_err_set(err, AS_E_USAGE, 0,
+					    "%s:%zu: expected SHA256:<64 hex "
+					    "digits>", what, ln);
 					goto out;
 				}
 			} else {
-				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: expected "
-				    "'client NAME key FILE' or 'client NAME "
-				    "cert SHA256:HEX'", what, ln);
+				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: "
+				    "expected 'client NAME key FILE' or "
+				    "'client NAME cert SHA256:HEX'", what, ln);
 				goto out;
 			}
 			cl->name = xstrdup(w[1]);
@@ -230,9 +230,11 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 				    "client name '%s'", what, ln, w[1]);
 				goto out;
 			}
-			if (strcmp(w[3], "ro") != 0 && strcmp(w[3], "rw") != 0) {
-				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: expected "
-				    "'ro' or 'rw', not '%s'", what, ln, w[3]);
+			if (strcmp(w[3], "ro") != 0 &&
+			    strcmp(w[3], "rw") != 0) {
+				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: "
+				    "expected 'ro' or 'rw', not '%s'", what,
+				    ln, w[3]);
 				goto out;
 			}
 			if (t.ngrants >= SERVE_GRANTS_MAX) {
@@ -244,9 +246,9 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 			    sizeof(*t.grants));
 			g = &t.grants[t.ngrants];
 			if ((g->path = norm_abs(w[2])) == NULL) {
-				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: '%s' is "
-				    "not an absolute path without '..'", what,
-				    ln, w[2]);
+				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: '%s' "
+				    "is not an absolute path without '..'",
+				    what, ln, w[2]);
 				goto out;
 			}
 			g->client = xstrdup(w[1]);
