@@ -155,9 +155,9 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	};
 	struct serve_opts o;
 	struct as_err err;
-	char *end;
+	char *end, *root_abs = NULL;
 	long v;
-	int ch, stdio = 0, ms;
+	int ch, stdio = 0, ms, rc;
 
 	memset(&o, 0, sizeof(o));
 	as_err_clear(&err);
@@ -232,16 +232,27 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	if (!stdio && o.client != NULL)
 		return cli_usage_error(usage_serve, "serve: --client is for "
 		    "--stdio");
+	/*
+	 * The root is the boundary every request is resolved beneath: fix
+	 * it once, absolute and without symlinks, before serving anything.
+	 */
+	if (o.root != NULL) {
+		if ((root_abs = realpath(o.root, NULL)) == NULL) {
+			as_err_sys(&err, errno, "serve: root '%s'", o.root);
+			return cli_error(&err);
+		}
+		o.root = root_abs;
+	}
 	o.state_dir = cli->state_dir;
 	if (stdio) {
 		log_set_progname("autosync serve");
-		if (serve_stdio(&o, &err) == -1)
-			return cli_error(&err);
-		return 0;
+		rc = serve_stdio(&o, &err) == -1 ? cli_error(&err) : 0;
+		free(root_abs);
+		return rc;
 	}
-	if (serve_listen(&o, &err) == -1)
-		return cli_error(&err);
-	return 0;
+	rc = serve_listen(&o, &err) == -1 ? cli_error(&err) : 0;
+	free(root_abs);
+	return rc;
 }
 
 int

@@ -82,6 +82,14 @@ struct rs {
 	long		 cur;		/* op index, -1: none */
 	int		 curfd;		/* staged regular file */
 	uint64_t	 curend;	/* end of its data written so far */
+	/*
+	 * The stage directory the last entry was created in (O_PATH), kept
+	 * for its siblings: the stream comes in path order, so one lookup
+	 * serves a whole directory instead of one openat2 per entry.
+	 */
+	int		 pfd;
+	size_t		 pfd_len;
+	char		 pfd_rel[AS_PATH_MAX_BUF + 16];
 	int		 staging;	/* stage/ exists (not a dry run) */
 	int		 dry;
 	uint64_t	 max_size;	/* largest regular file in the stream */
@@ -439,6 +447,14 @@ stage_rel(const struct rs *s, uint32_t i, char *out, size_t sz)
 	    t->path_len);
 }
 
+static void
+stage_parent_drop(struct rs *s)
+{
+	if (s->pfd != -1)
+		close(s->pfd);
+	s->pfd = -1;
+}
+
 static int
 stage_create(struct rs *s, uint32_t i, const char *aux,
     struct as_err *err)
@@ -447,16 +463,26 @@ stage_create(struct rs *s, uint32_t i, const char *aux,
 	struct rop *o = &s->r.ops[i];
 	const char *name, *path = rop_path(&s->r, o);
 	uint32_t type = o->mode & S_IFMT;
+	size_t plen;
 	int pfd, fd, e;
 
 	stage_rel(s, i, srel, sizeof(srel));
-	if ((pfd = beneath_parent(s->r.stagefd, srel, &name, "stage",
-	    err)) == -1)
-		return as_err_prefix(err, "stage '%s'", path);
-	if ((e = io_fault("recv_stage")) != 0) {
-		close(pfd);
-		return as_err_sys(err, e, "stage '%s'", path);
+	plen = path_parent_len(srel, strlen(srel));
+	if (s->pfd != -1 && plen == s->pfd_len && memcmp(srel, s->pfd_rel,
+	    plen) == 0) {
+		pfd = s->pfd;
+		name = srel + plen + (plen != 0);
+	} else {
+		stage_parent_drop(s);
+		if ((pfd = beneath_parent(s->r.stagefd, srel, &name, "stage",
+		    err)) == -1)
+			return as_err_prefix(err, "stage '%s'", path);
+		s->pfd = pfd;
+		s->pfd_len = plen;
+		memcpy(s->pfd_rel, srel, plen);
 	}
+	if ((e = io_fault("recv_stage")) != 0)
+		return as_err_sys(err, e, "stage '%s'", path);
 	switch (type) {
 	case S_IFDIR:
 		e = mkdirat(pfd, name, 0700) == -1 ? errno : 0;
@@ -484,7 +510,6 @@ stage_create(struct rs *s, uint32_t i, const char *aux,
 		    errno : 0;
 		break;
 	}
-	close(pfd);
 	if (e != 0)
 		return as_err_sys(err, e, "stage '%s'", path);
 	return 0;
@@ -926,8 +951,8 @@ static void
 drift_note(struct drift_walk *w, const char *p, size_t len)
 {
 	if (w->count++ == 0)
-		snprintf(w->first, sizeof(w->first), "%.*s", (int)len,
-		    len != 0 ? p : ".");
+		snprintf(w->first, sizeof(w->first), "%.*s",
+		    len != 0 ? (int)len : 1, len != 0 ? p : ".");
 }
 
 static void
@@ -1294,6 +1319,7 @@ dir_receive(const char *dest, int in_fd, int flags,
 	catalog_init(&s.held);
 	s.cur = -1;
 	s.curfd = -1;
+	s.pfd = -1;
 	s.dry = (flags & DIR_RECV_DRYRUN) != 0;
 	if (rcv_open(&s.r, s.dry, err) == -1)
 		goto out;
@@ -1312,6 +1338,7 @@ dir_receive(const char *dest, int in_fd, int flags,
 		goto fail;
 	if (close_entry(&s, err) == -1)
 		goto fail;
+	stage_parent_drop(&s);
 	if (validate(&s, err) == -1 || check_drift(&s, err) == -1)
 		goto fail;
 	if (s.dry) {
@@ -1338,11 +1365,13 @@ fail:
 		close(s.curfd);
 		s.curfd = -1;
 	}
+	stage_parent_drop(&s);
 	if (s.staging)
 		(void)rcv_discard_stage(&s.r, NULL);
 out:
 	if (s.curfd != -1)
 		close(s.curfd);
+	stage_parent_drop(&s);
 	rcv_release(&s.r);
 	catalog_release(&s.held);
 	free(s.h);

@@ -200,11 +200,12 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 					    cl->key.id) == 0)
 						break;
 				if (j < t.nclients) {
-					key_clear(&cl->key);
+					/* Name the id before wiping it. */
 					as_err_set(err, AS_E_USAGE, 0,
-					    "%s:%zu: key id '%s' is already "
-					    "client '%s''s", what, ln,
+					    "%s:%zu: key id '%s' already "
+					    "belongs to client '%s'", what, ln,
 					    cl->key.id, t.clients[j].name);
+					key_clear(&cl->key);
 					goto out;
 				}
 			} else if (strcmp(w[2], "cert") == 0 ||

@@ -7,7 +7,7 @@
 #
 # Prerequisites added: SSHD (root, openssh-server and -client), NETNS
 # (ip netns), NFT (nftables inside a namespace), TC (tc tbf inside a
-# namespace), ZSTD (the zstd program), OPENSSL (the openssl program).
+# namespace), OPENSSL (the openssl program).
 #
 #   net_free_port [--ns]          print a free TCP port on 127.0.0.1
 #   net_wait_listen PORT [PID] [--ns]   wait until something listens
@@ -40,17 +40,30 @@
 #   autosync serve:
 #   net_serve NAME [--ns] ARGS... start "autosync serve --listen
 #                                 127.0.0.1:PORT ARGS" in the background,
-#                                 log in $NET_DIR/serve-NAME.log; wait
-#                                 until it listens.  Sets SERVE_PORT,
-#                                 SERVE_PID, SERVE_LOG.
+#                                 in a session of its own, log in
+#                                 $NET_DIR/serve-NAME.log; wait until it
+#                                 listens.  Sets SERVE_PORT, SERVE_PID,
+#                                 SERVE_LOG.
 #   net_kill PID [SIG]            kill a process this script started
+#   net_kill_group PID [SIG]      kill a net_serve server and its children
+#   net_has_serve                 this autosync has "serve" (else skip)
+#   net_logs_clean                no sanitizer report in the logs
 #
 #   fault proxy (tests/tools/faultproxy.py):
 #   net_proxy NAME UPSTREAM_PORT [--ns] OPTIONS...
 #                                 start it on a free port; sets
 #                                 PROXY_PORT, PROXY_PID, PROXY_LOG
+#   net_proxy_mark; net_proxy_stat KEY   wire counters of the next
+#                                 connection that ends (c2s, s2c, ...)
+#   net_proxy_fault_ms            when the last fault was injected
 #
+#   background commands and time:
+#   net_bg NAME [--ns] CMD...; net_bg_wait [SECONDS]   BG_RC, BG_MS
 #   net_deadline SECONDS CMD...   run CMD with a hard bound (timeout -k)
+#   net_wait_for SECONDS CMD...   poll CMD until it succeeds
+#   net_now_ms; net_mtime_ms FILE wall clock; when FILE was last written
+#   net_not_crash RC; net_rc_in RC CODE...   exit status checks
+#   net_ls_root DIR               a listing for "nothing was created"
 
 NET_DIR=$TRASH_DIRECTORY/.net
 mkdir -p "$NET_DIR" || BAIL_OUT "cannot create '$NET_DIR'"
@@ -86,7 +99,6 @@ test_lazy_prereq_() {
 		  ip netns exec "$ns" tc qdisc add dev lo root tbf rate 1mbit \
 			burst 32kbit latency 400ms; local r=$?
 		  ip netns del "$ns"; test "$r" = 0; } ;;
-	ZSTD)	command -v zstd ;;
 	OPENSSL) command -v openssl ;;
 	*)	net_orig_lazy_prereq_ "$1" ;;
 	esac

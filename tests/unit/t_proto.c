@@ -1,0 +1,809 @@
+/*
+ * t_proto.c - the replication protocol's messages (repl/proto.h) and the
+ * passive side's access rules (repl/serve.h).
+ *
+ * Every message is encoded, decoded and compared; every proper prefix of
+ * an encoding and every encoding with a byte appended must be refused
+ * with the output left untouched; lengths and counts above their bounds
+ * are refused.  The greeting is run over a socketpair against a banner, a
+ * reflected greeting and a peer that chooses what was not offered.  The
+ * serve.conf parser is checked for its exact messages, and serve_resolve
+ * for confinement beneath roots.
+ */
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "repl/proto.h"
+#include "repl/serve.h"
+#include "transport/conn.h"
+#include "transport/frame.h"
+#include "transport/keys.h"
+#include "base/banned.h"
+
+#define FILL	0xa5
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* Decode p/len into a fresh object of size sz through a common shape. */
+typedef int (*dec_fn)(void *out, const uint8_t *p, size_t len,
+    struct as_err *err);
+
+static int
+dec_hello(void *o, const uint8_t *p, size_t len, struct as_err *err)
+{
+	return proto_dec_hello(o, p, len, err);
+}
+
+static int
+dec_request(void *o, const uint8_t *p, size_t len, struct as_err *err)
+{
+	return proto_dec_request(o, p, len, err);
+}
+
+static int
+dec_result(void *o, const uint8_t *p, size_t len, struct as_err *err)
+{
+	return proto_dec_result(o, p, len, err);
+}
+
+static int
+dec_end(void *o, const uint8_t *p, size_t len, struct as_err *err)
+{
+	return proto_dec_end(o, p, len, err);
+}
+
+static int
+dec_commit(void *o, const uint8_t *p, size_t len, struct as_err *err)
+{
+	return proto_dec_commit(o, p, len, err);
+}
+
+/*
+ * Every proper prefix of enc, and enc with one byte appended, is
+ * MALFORMED and leaves the output as it was.
+ */
+static void
+check_prefixes(dec_fn dec, const struct buf *enc, size_t sz,
+    const char *name)
+{
+	struct as_err err;
+	uint8_t *out, *pat, *p;
+	char want[128];
+	size_t k;
+
+	out = malloc(sz);
+	pat = malloc(sz);
+	assert_non_null(out);
+	assert_non_null(pat);
+	memset(pat, FILL, sz);
+	/* A copy of exactly k bytes, so that ASan sees any over-read. */
+	for (k = 0; k < enc->len; k++) {
+		p = malloc(k > 0 ? k : 1);
+		assert_non_null(p);
+		memcpy(p, enc->data, k);
+		memset(out, FILL, sz);
+		as_err_clear(&err);
+		assert_int_equal(dec(out, p, k, &err), -1);
+		assert_int_equal(err.code, AS_E_MALFORMED);
+		assert_memory_equal(out, pat, sz);
+		free(p);
+	}
+	p = malloc(enc->len + 1);
+	assert_non_null(p);
+	memcpy(p, enc->data, enc->len);
+	p[enc->len] = 0;
+	memset(out, FILL, sz);
+	as_err_clear(&err);
+	assert_int_equal(dec(out, p, enc->len + 1, &err), -1);
+	assert_int_equal(err.code, AS_E_MALFORMED);
+	snprintf(want, sizeof(want), "%s message has 1 trailing bytes", name);
+	assert_string_equal(err.msg, want);
+	assert_memory_equal(out, pat, sz);
+	free(p);
+	free(out);
+	free(pat);
+}
+
+/* Decode p/len expecting failure with code, output untouched. */
+static void
+check_refused(dec_fn dec, const uint8_t *p, size_t len, size_t sz,
+    enum as_errcode code, const char *msg)
+{
+	struct as_err err;
+	uint8_t *out, *pat;
+
+	out = malloc(sz);
+	pat = malloc(sz);
+	assert_non_null(out);
+	assert_non_null(pat);
+	memset(out, FILL, sz);
+	memset(pat, FILL, sz);
+	as_err_clear(&err);
+	assert_int_equal(dec(out, p, len, &err), -1);
+	assert_int_equal(err.code, code);
+	if (msg != NULL)
+		assert_string_equal(err.msg, msg);
+	assert_memory_equal(out, pat, sz);
+	free(out);
+	free(pat);
+}
+
+/* A string field of n bytes of 'x', raw (the encoders would clip it). */
+static void
+add_raw_str(struct buf *b, size_t n, char ch)
+{
+	size_t i;
+
+	buf_add_u16(b, (uint16_t)n);
+	for (i = 0; i < n; i++)
+		buf_add_u8(b, (uint8_t)ch);
+}
+
+/* ---- HELLO ------------------------------------------------------------ */
+
+static void
+t_hello(void **state)
+{
+	struct proto_hello h, d;
+	struct buf b = BUF_INIT;
+	struct as_err err;
+
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	h.version = 7;
+	h.min_version = 3;
+	h.features = 0xdeadbeef;
+	h.role = PROTO_ROLE_ACTIVE;
+	snprintf(h.software, sizeof(h.software), "autosync 9.9");
+	proto_enc_hello(&b, &h);
+	assert_int_equal(b.len, 8 + 2 + 2 + 4 + 1 + 2 + strlen(h.software));
+	assert_memory_equal(b.data, PROTO_MAGIC, 8);
+	memset(&d, FILL, sizeof(d));
+	as_err_clear(&err);
+	assert_int_equal(proto_dec_hello(&d, b.data, b.len, &err), 0);
+	assert_int_equal(d.version, 7);
+	assert_int_equal(d.min_version, 3);
+	assert_int_equal(d.features, 0xdeadbeef);
+	assert_int_equal(d.role, PROTO_ROLE_ACTIVE);
+	assert_string_equal(d.software, "autosync 9.9");
+	check_prefixes(dec_hello, &b, sizeof(d), "HELLO");
+
+	/* Bad magic: the first prefixes already say "not a greeting". */
+	b.data[0] = 'X';
+	check_refused(dec_hello, b.data, b.len, sizeof(d), AS_E_MALFORMED,
+	    "not an autosync protocol greeting");
+	b.data[0] = 'A';
+
+	/* min_version above version. */
+	h.min_version = 8;
+	proto_enc_hello(&b, &h);
+	check_refused(dec_hello, b.data, b.len, sizeof(d), AS_E_MALFORMED,
+	    "HELLO with versions 8..7");
+
+	/* software longer than 63 bytes, written by hand. */
+	buf_reset(&b);
+	buf_add(&b, PROTO_MAGIC, 8);
+	buf_add_u16(&b, 1);
+	buf_add_u16(&b, 1);
+	buf_add_u32(&b, 0);
+	buf_add_u8(&b, 1);
+	add_raw_str(&b, 64, 'x');
+	check_refused(dec_hello, b.data, b.len, sizeof(d), AS_E_MALFORMED,
+	    NULL);
+	/* 63 is fine. */
+	buf_reset(&b);
+	buf_add(&b, PROTO_MAGIC, 8);
+	buf_add_u16(&b, 1);
+	buf_add_u16(&b, 1);
+	buf_add_u32(&b, 0);
+	buf_add_u8(&b, 1);
+	add_raw_str(&b, 63, 'x');
+	assert_int_equal(proto_dec_hello(&d, b.data, b.len, &err), 0);
+	assert_int_equal(strlen(d.software), 63);
+
+	/* A NUL inside a string. */
+	buf_reset(&b);
+	buf_add(&b, PROTO_MAGIC, 8);
+	buf_add_u16(&b, 1);
+	buf_add_u16(&b, 1);
+	buf_add_u32(&b, 0);
+	buf_add_u8(&b, 1);
+	buf_add_u16(&b, 3);
+	buf_add(&b, "a\0b", 3);
+	check_refused(dec_hello, b.data, b.len, sizeof(d), AS_E_MALFORMED,
+	    NULL);
+
+	/* The encoder clips an over-long field rather than overflow. */
+	memset(&h, 0, sizeof(h));
+	memset(h.software, 'y', sizeof(h.software) - 1);
+	proto_enc_hello(&b, &h);
+	assert_int_equal(proto_dec_hello(&d, b.data, b.len, &err), 0);
+	assert_int_equal(strlen(d.software), sizeof(h.software) - 1);
+	buf_release(&b);
+}
+
+/* ---- REQUEST ---------------------------------------------------------- */
+
+static void
+t_request(void **state)
+{
+	struct proto_request *q, *d;
+	struct buf b = BUF_INIT;
+	struct as_err err;
+	uint8_t op;
+
+	(void)state;
+	q = calloc(1, sizeof(*q));
+	d = calloc(1, sizeof(*d));
+	assert_non_null(q);
+	assert_non_null(d);
+	for (op = OP_HOLD; op <= OP_SEND; op++) {
+		memset(q, 0, sizeof(*q));
+		q->op = op;
+		q->flags = REQ_F_FORCE;
+		q->guid = 0x0123456789abcdefull;
+		q->zstd_level = -5;
+		snprintf(q->path, sizeof(q->path), "/pool/data %u", op);
+		snprintf(q->id, sizeof(q->id), "pull:host:/restore/%u", op);
+		proto_enc_request(&b, q);
+		memset(d, FILL, sizeof(*d));
+		as_err_clear(&err);
+		assert_int_equal(proto_dec_request(d, b.data, b.len, &err), 0);
+		assert_int_equal(d->op, op);
+		assert_int_equal(d->flags, REQ_F_FORCE);
+		assert_true(d->guid == 0x0123456789abcdefull);
+		assert_int_equal(d->zstd_level, -5);
+		assert_string_equal(d->path, q->path);
+		assert_string_equal(d->id, q->id);
+		check_prefixes(dec_request, &b, sizeof(*d), "REQUEST");
+	}
+
+	/* Longest path and id. */
+	memset(q, 0, sizeof(*q));
+	q->op = OP_SEND;
+	memset(q->path, 'p', PROTO_PATH_MAX);
+	memset(q->id, 'i', PROTO_PATH_MAX);
+	proto_enc_request(&b, q);
+	assert_int_equal(proto_dec_request(d, b.data, b.len, &err), 0);
+	assert_int_equal(strlen(d->path), PROTO_PATH_MAX);
+	assert_int_equal(strlen(d->id), PROTO_PATH_MAX);
+
+	/* A path of PROTO_PATH_MAX + 1 bytes, by hand. */
+	buf_reset(&b);
+	buf_add_u8(&b, OP_HOLD);
+	buf_add_u32(&b, 0);
+	buf_add_u64(&b, 0);
+	buf_add_u8(&b, 0);
+	add_raw_str(&b, PROTO_PATH_MAX + 1, 'p');
+	add_raw_str(&b, 0, 'i');
+	check_refused(dec_request, b.data, b.len, sizeof(*d), AS_E_MALFORMED,
+	    NULL);
+
+	/* Unknown op, unknown flags, empty path. */
+	memset(q, 0, sizeof(*q));
+	snprintf(q->path, sizeof(q->path), "/x");
+	q->op = 0;
+	proto_enc_request(&b, q);
+	check_refused(dec_request, b.data, b.len, sizeof(*d),
+	    AS_E_UNSUPPORTED, "unknown request 0");
+	q->op = OP_SEND + 1;
+	proto_enc_request(&b, q);
+	check_refused(dec_request, b.data, b.len, sizeof(*d),
+	    AS_E_UNSUPPORTED, "unknown request 5");
+	q->op = OP_HOLD;
+	q->flags = 0x80;
+	proto_enc_request(&b, q);
+	check_refused(dec_request, b.data, b.len, sizeof(*d),
+	    AS_E_UNSUPPORTED, "unknown request flags 0x80");
+	q->flags = 0;
+	q->path[0] = '\0';
+	proto_enc_request(&b, q);
+	check_refused(dec_request, b.data, b.len, sizeof(*d), AS_E_MALFORMED,
+	    "request with an empty path");
+	buf_release(&b);
+	free(q);
+	free(d);
+}
+
+/* ---- RESULT ----------------------------------------------------------- */
+
+static void
+t_result(void **state)
+{
+	struct proto_result r, d;
+	struct buf b = BUF_INIT;
+	struct as_err err, e;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.code = AS_E_CONFLICT;
+	r.class = AS_PERM;
+	r.flags = RES_F_HELD | RES_F_RECOVERED;
+	r.guid = 1;
+	r.base_guid = UINT64_MAX;
+	r.bytes = 1ull << 40;
+	r.time_ns = -42;
+	snprintf(r.name, sizeof(r.name), "autosync_2024-01-01_00:00:00");
+	snprintf(r.msg, sizeof(r.msg), "busy");
+	proto_enc_result(&b, &r);
+	memset(&d, FILL, sizeof(d));
+	as_err_clear(&err);
+	assert_int_equal(proto_dec_result(&d, b.data, b.len, &err), 0);
+	assert_int_equal(d.code, AS_E_CONFLICT);
+	assert_int_equal(d.class, AS_PERM);
+	assert_int_equal(d.flags, RES_F_HELD | RES_F_RECOVERED);
+	assert_true(d.guid == 1 && d.base_guid == UINT64_MAX);
+	assert_true(d.bytes == 1ull << 40);
+	assert_true(d.time_ns == -42);
+	assert_string_equal(d.name, r.name);
+	assert_string_equal(d.msg, "busy");
+	check_prefixes(dec_result, &b, sizeof(d), "RESULT");
+
+	/* Longest name and message. */
+	memset(r.name, 'n', PROTO_NAME_MAX);
+	r.name[PROTO_NAME_MAX] = '\0';
+	memset(r.msg, 'm', PROTO_MSG_MAX);
+	r.msg[PROTO_MSG_MAX] = '\0';
+	proto_enc_result(&b, &r);
+	assert_int_equal(proto_dec_result(&d, b.data, b.len, &err), 0);
+	assert_int_equal(strlen(d.name), PROTO_NAME_MAX);
+	assert_int_equal(strlen(d.msg), PROTO_MSG_MAX);
+
+	/* A name one byte too long, by hand. */
+	buf_reset(&b);
+	buf_add_u8(&b, 0);
+	buf_add_u8(&b, 0);
+	buf_add_u32(&b, 0);
+	buf_add_u64(&b, 0);
+	buf_add_u64(&b, 0);
+	buf_add_u64(&b, 0);
+	buf_add_u64(&b, 0);
+	add_raw_str(&b, PROTO_NAME_MAX + 1, 'n');
+	add_raw_str(&b, 0, 'm');
+	check_refused(dec_result, b.data, b.len, sizeof(d), AS_E_MALFORMED,
+	    NULL);
+	/* A message one byte too long. */
+	buf_reset(&b);
+	buf_add_u8(&b, 0);
+	buf_add_u8(&b, 0);
+	buf_add_u32(&b, 0);
+	buf_add_u64(&b, 0);
+	buf_add_u64(&b, 0);
+	buf_add_u64(&b, 0);
+	buf_add_u64(&b, 0);
+	add_raw_str(&b, 0, 'n');
+	add_raw_str(&b, PROTO_MSG_MAX + 1, 'm');
+	check_refused(dec_result, b.data, b.len, sizeof(d), AS_E_MALFORMED,
+	    NULL);
+
+	/* A code from a newer peer reads as INTERNAL. */
+	memset(&r, 0, sizeof(r));
+	r.code = 200;
+	proto_enc_result(&b, &r);
+	assert_int_equal(proto_dec_result(&d, b.data, b.len, &err), 0);
+	assert_int_equal(d.code, AS_E_INTERNAL);
+
+	/* To and from errors, keeping the class. */
+	as_err_set(&e, AS_E_TIMEOUT, 0, "no data for 60 s");
+	proto_result_from_err(&r, &e);
+	assert_int_equal(r.code, AS_E_TIMEOUT);
+	assert_int_equal(r.class, AS_TEMP);
+	proto_enc_result(&b, &r);
+	assert_int_equal(proto_dec_result(&d, b.data, b.len, &err), 0);
+	assert_int_equal(proto_result_to_err(&d, "host", &err), -1);
+	assert_int_equal(err.code, AS_E_TIMEOUT);
+	assert_string_equal(err.msg, "host: no data for 60 s");
+	proto_result_from_err(&r, NULL);
+	assert_int_equal(r.code, 0);
+	assert_int_equal(r.flags, 0);
+	/* A "failed" result without a code is still an error. */
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(proto_result_to_err(&d, "host", &err), -1);
+	assert_int_equal(err.code, AS_E_INTERNAL);
+	buf_release(&b);
+}
+
+/* ---- END_DATA and COMMIT ---------------------------------------------- */
+
+static void
+t_end_commit(void **state)
+{
+	struct proto_end e, ed;
+	struct proto_commit c, cd;
+	struct buf b = BUF_INIT;
+	struct as_err err;
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	e.status = 1;
+	e.code = AS_E_IO;
+	e.bytes = 123456789;
+	snprintf(e.msg, sizeof(e.msg), "read '/srv/x': Input/output error");
+	proto_enc_end(&b, &e);
+	memset(&ed, FILL, sizeof(ed));
+	as_err_clear(&err);
+	assert_int_equal(proto_dec_end(&ed, b.data, b.len, &err), 0);
+	assert_int_equal(ed.status, 1);
+	assert_int_equal(ed.code, AS_E_IO);
+	assert_true(ed.bytes == 123456789);
+	assert_string_equal(ed.msg, e.msg);
+	check_prefixes(dec_end, &b, sizeof(ed), "END_DATA");
+	e.status = 2;
+	proto_enc_end(&b, &e);
+	check_refused(dec_end, b.data, b.len, sizeof(ed), AS_E_MALFORMED,
+	    "END_DATA with status 2");
+	e.status = 0;
+	e.code = 250;
+	proto_enc_end(&b, &e);
+	assert_int_equal(proto_dec_end(&ed, b.data, b.len, &err), 0);
+	assert_int_equal(ed.code, AS_E_INTERNAL);
+
+	memset(&c, 0, sizeof(c));
+	c.ok = 1;
+	c.held_guid = 0xfeedfacecafebeefull;
+	proto_enc_commit(&b, &c);
+	memset(&cd, FILL, sizeof(cd));
+	assert_int_equal(proto_dec_commit(&cd, b.data, b.len, &err), 0);
+	assert_int_equal(cd.ok, 1);
+	assert_true(cd.held_guid == 0xfeedfacecafebeefull);
+	assert_int_equal(cd.code, 0);
+	assert_string_equal(cd.msg, "");
+	check_prefixes(dec_commit, &b, sizeof(cd), "COMMIT");
+	c.ok = 0;
+	c.code = AS_E_NOSPACE;
+	snprintf(c.msg, sizeof(c.msg), "no space left");
+	proto_enc_commit(&b, &c);
+	assert_int_equal(proto_dec_commit(&cd, b.data, b.len, &err), 0);
+	assert_int_equal(cd.ok, 0);
+	assert_int_equal(cd.code, AS_E_NOSPACE);
+	assert_string_equal(cd.msg, "no space left");
+	check_prefixes(dec_commit, &b, sizeof(cd), "COMMIT");
+	c.ok = 2;
+	proto_enc_commit(&b, &c);
+	check_refused(dec_commit, b.data, b.len, sizeof(cd), AS_E_MALFORMED,
+	    "COMMIT with ok = 2");
+	buf_release(&b);
+}
+
+/* ---- SNAPLIST --------------------------------------------------------- */
+
+static void
+t_snaplist(void **state)
+{
+	struct proto_snap in[3], *v = NULL;
+	struct buf b = BUF_INIT, t = BUF_INIT;
+	struct as_err err;
+	size_t n = 0, cap = 0, k, i;
+	int more = -1;
+
+	(void)state;
+	memset(in, 0, sizeof(in));
+	for (i = 0; i < 3; i++) {
+		in[i].guid = 100 + i;
+		in[i].base_guid = i == 0 ? 0 : 99 + i;
+		in[i].time_ns = (int64_t)i * 1000000000;
+		snprintf(in[i].name, sizeof(in[i].name), "snap%zu", i);
+	}
+	/* Two frames append; the first says more follow. */
+	proto_enc_snaplist(&b, in, 2, 1);
+	as_err_clear(&err);
+	assert_int_equal(proto_dec_snaplist(&v, &n, &cap, &more, b.data,
+	    b.len, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(more, 1);
+	proto_enc_snaplist(&b, in + 2, 1, 0);
+	assert_int_equal(proto_dec_snaplist(&v, &n, &cap, &more, b.data,
+	    b.len, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(more, 0);
+	assert_true(cap >= 3);
+	for (i = 0; i < 3; i++) {
+		assert_true(v[i].guid == in[i].guid);
+		assert_true(v[i].base_guid == in[i].base_guid);
+		assert_true(v[i].time_ns == in[i].time_ns);
+		assert_string_equal(v[i].name, in[i].name);
+	}
+
+	/* An empty listing is one explicit frame. */
+	proto_enc_snaplist(&b, NULL, 0, 0);
+	assert_int_equal(b.len, 5);
+	more = -1;
+	assert_int_equal(proto_dec_snaplist(&v, &n, &cap, &more, b.data,
+	    b.len, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(more, 0);
+
+	/* Every prefix and a trailing byte: refused, nothing appended. */
+	proto_enc_snaplist(&b, in, 3, 1);
+	for (k = 0; k <= b.len; k++) {
+		buf_reset(&t);
+		buf_add(&t, b.data, k < b.len ? k : b.len);
+		if (k == b.len)
+			buf_add_u8(&t, 0);
+		more = 7;
+		as_err_clear(&err);
+		assert_int_equal(proto_dec_snaplist(&v, &n, &cap, &more,
+		    t.data, t.len, &err), -1);
+		assert_int_equal(err.code, AS_E_MALFORMED);
+		assert_int_equal(n, 3);
+		assert_int_equal(more, 7);
+	}
+	assert_string_equal(err.msg, "SNAPLIST message has 1 trailing bytes");
+
+	/* more must be 0 or 1. */
+	proto_enc_snaplist(&b, in, 1, 0);
+	b.data[0] = 2;
+	assert_int_equal(proto_dec_snaplist(&v, &n, &cap, &more, b.data,
+	    b.len, &err), -1);
+	assert_string_equal(err.msg, "SNAPLIST with more = 2");
+
+	/* A guid of 0 is not a snapshot. */
+	proto_enc_snaplist(&b, in, 1, 0);
+	put_le64(b.data + 5, 0);
+	assert_int_equal(proto_dec_snaplist(&v, &n, &cap, &more, b.data,
+	    b.len, &err), -1);
+	assert_int_equal(err.code, AS_E_MALFORMED);
+
+	/* A count the frame cannot hold, before any allocation. */
+	buf_reset(&b);
+	buf_add_u8(&b, 0);
+	buf_add_u32(&b, UINT32_MAX);
+	assert_int_equal(proto_dec_snaplist(&v, &n, &cap, &more, b.data,
+	    b.len, &err), -1);
+	assert_int_equal(err.code, AS_E_MALFORMED);
+	assert_string_equal(err.msg, "SNAPLIST claims 4294967295 snapshots "
+	    "in 5 bytes");
+	/* More per frame than 8 batches, even with the bytes present. */
+	buf_reset(&b);
+	buf_add_u8(&b, 0);
+	buf_add_u32(&b, PROTO_SNAPLIST_BATCH * 8 + 1);
+	for (i = 0; i < PROTO_SNAPLIST_BATCH * 8 + 1; i++) {
+		buf_add_u64(&b, i + 1);
+		buf_add_u64(&b, 0);
+		buf_add_u64(&b, 0);
+		add_raw_str(&b, 0, 'x');
+	}
+	assert_int_equal(proto_dec_snaplist(&v, &n, &cap, &more, b.data,
+	    b.len, &err), -1);
+	assert_int_equal(err.code, AS_E_MALFORMED);
+	assert_int_equal(n, 3);
+
+	/* A name above PROTO_NAME_MAX. */
+	buf_reset(&b);
+	buf_add_u8(&b, 0);
+	buf_add_u32(&b, 1);
+	buf_add_u64(&b, 1);
+	buf_add_u64(&b, 0);
+	buf_add_u64(&b, 0);
+	add_raw_str(&b, PROTO_NAME_MAX + 1, 'n');
+	assert_int_equal(proto_dec_snaplist(&v, &n, &cap, &more, b.data,
+	    b.len, &err), -1);
+	assert_int_equal(err.code, AS_E_MALFORMED);
+
+	/* The total across frames is bounded: LIMIT. */
+	n = PROTO_SNAPLIST_MAX - 1;
+	proto_enc_snaplist(&b, in, 2, 1);
+	assert_int_equal(proto_dec_snaplist(&v, &n, &cap, &more, b.data,
+	    b.len, &err), -1);
+	assert_int_equal(err.code, AS_E_LIMIT);
+	assert_int_equal(n, PROTO_SNAPLIST_MAX - 1);
+	free(v);
+	buf_release(&b);
+	buf_release(&t);
+}
+
+static void
+t_type_name(void **state)
+{
+	char tb[16];
+
+	(void)state;
+	assert_string_equal(proto_type_name(PT_HELLO, tb, sizeof(tb)),
+	    "HELLO");
+	assert_string_equal(proto_type_name(PT_ZDATA, tb, sizeof(tb)),
+	    "ZDATA");
+	assert_string_equal(proto_type_name(0, tb, sizeof(tb)), "type 0");
+	assert_string_equal(proto_type_name(77, tb, sizeof(tb)), "type 77");
+}
+
+/* ---- the greeting over a socketpair ----------------------------------- */
+
+struct pair {
+	struct conn	*a;	/* the side under test */
+	struct conn	*b;	/* the test's hand-written peer */
+};
+
+static void
+pair_open(struct pair *p)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	p->a = conn_from_fds(sv[0], sv[0], 0, "peer");
+	p->b = conn_from_fds(sv[1], sv[1], 0, "test");
+	assert_non_null(p->a);
+	assert_non_null(p->b);
+	p->a->idle_ms = 2000;
+	p->b->idle_ms = 2000;
+}
+
+static void
+pair_close(struct pair *p)
+{
+	conn_free(p->a);
+	conn_free(p->b);
+}
+
+static void
+t_client_hello(void **state)
+{
+	struct proto_hello h;
+	struct pair p;
+	struct buf b = BUF_INIT;
+	struct as_err err;
+	uint32_t chosen = 0;
+	const char *banner = "Welcome to host\n";
+
+	(void)state;
+	/* A login banner where the greeting should be. */
+	pair_open(&p);
+	assert_int_equal(conn_write_full(p.b, banner, strlen(banner), &err),
+	    0);
+	assert_int_equal(conn_shutdown_write(p.b, &err), 0);
+	assert_int_equal(proto_client_hello(p.a, 0, &chosen, &err), -1);
+	assert_int_equal(err.code, AS_E_MALFORMED);
+	assert_string_equal(err.msg, "'peer' printed 'Welcome to host ' "
+	    "instead of speaking the autosync protocol (a login banner, or "
+	    "a shell start-up file that prints?)");
+	pair_close(&p);
+
+	/* An early close. */
+	pair_open(&p);
+	assert_int_equal(conn_shutdown_write(p.b, &err), 0);
+	assert_int_equal(proto_client_hello(p.a, 0, &chosen, &err), -1);
+	assert_int_equal(err.code, AS_E_IO);
+	assert_string_equal(err.msg, "'peer' closed the connection before "
+	    "the autosync protocol started");
+	pair_close(&p);
+
+	/* A greeting reflected back (role active). */
+	pair_open(&p);
+	memset(&h, 0, sizeof(h));
+	h.version = h.min_version = PROTO_VERSION;
+	h.role = PROTO_ROLE_ACTIVE;
+	assert_int_equal(proto_send_hello(p.b, PT_HELLO_OK, &h, &b, &err), 0);
+	assert_int_equal(proto_client_hello(p.a, 0, &chosen, &err), -1);
+	assert_int_equal(err.code, AS_E_AUTH);
+	assert_string_equal(err.msg, "'peer' answered with the wrong role 1 "
+	    "(a reflected greeting?)");
+	pair_close(&p);
+
+	/* Features that were not offered. */
+	pair_open(&p);
+	h.role = PROTO_ROLE_PASSIVE;
+	h.features = PROTO_F_ZSTD;
+	assert_int_equal(proto_send_hello(p.b, PT_HELLO_OK, &h, &b, &err), 0);
+	assert_int_equal(proto_client_hello(p.a, 0, &chosen, &err), -1);
+	assert_int_equal(err.code, AS_E_UNSUPPORTED);
+	pair_close(&p);
+
+	/* A version this side does not speak. */
+	pair_open(&p);
+	h.features = 0;
+	h.version = PROTO_VERSION + 1;
+	h.min_version = PROTO_VERSION + 1;
+	assert_int_equal(proto_send_hello(p.b, PT_HELLO_OK, &h, &b, &err), 0);
+	assert_int_equal(proto_client_hello(p.a, 0, &chosen, &err), -1);
+	assert_int_equal(err.code, AS_E_UNSUPPORTED);
+	pair_close(&p);
+
+	/* A refusal keeps the server's code. */
+	pair_open(&p);
+	as_err_set(&err, AS_E_AUTH, 0, "go away");
+	assert_int_equal(proto_send_error(p.b, &err, &b, &err), 0);
+	assert_int_equal(proto_client_hello(p.a, 0, &chosen, &err), -1);
+	assert_int_equal(err.code, AS_E_AUTH);
+	assert_string_equal(err.msg, "peer: go away");
+	pair_close(&p);
+
+	/* And a good one. */
+	pair_open(&p);
+	h.version = h.min_version = PROTO_VERSION;
+	h.features = PROTO_F_ZSTD;
+	assert_int_equal(proto_send_hello(p.b, PT_HELLO_OK, &h, &b, &err), 0);
+	assert_int_equal(proto_client_hello(p.a, PROTO_F_ZSTD, &chosen,
+	    &err), 0);
+	assert_int_equal(chosen, PROTO_F_ZSTD);
+	pair_close(&p);
+	buf_release(&b);
+}
+
+static void
+t_server_hello(void **state)
+{
+	struct proto_hello h;
+	struct proto_result r;
+	struct pair p;
+	struct buf b = BUF_INIT;
+	struct as_err err;
+	uint32_t chosen = 0;
+	uint8_t type;
+
+	(void)state;
+	/* A passive greeting sent to a server: refused with AUTH. */
+	pair_open(&p);
+	memset(&h, 0, sizeof(h));
+	h.version = h.min_version = PROTO_VERSION;
+	h.role = PROTO_ROLE_PASSIVE;
+	assert_int_equal(proto_send_hello(p.b, PT_HELLO, &h, &b, &err), 0);
+	assert_int_equal(proto_server_hello(p.a, PROTO_F_KNOWN, &chosen,
+	    &err), -1);
+	assert_int_equal(err.code, AS_E_AUTH);
+	assert_int_equal(frame_recv(p.b, &type, &b, PROTO_CTRL_MAX, &err), 0);
+	assert_int_equal(type, PT_RESULT);
+	assert_int_equal(proto_dec_result(&r, b.data, b.len, &err), 0);
+	assert_int_equal(r.code, AS_E_AUTH);
+	pair_close(&p);
+
+	/* A client that needs a newer version. */
+	pair_open(&p);
+	h.role = PROTO_ROLE_ACTIVE;
+	h.version = h.min_version = PROTO_VERSION + 1;
+	assert_int_equal(proto_send_hello(p.b, PT_HELLO, &h, &b, &err), 0);
+	assert_int_equal(proto_server_hello(p.a, PROTO_F_KNOWN, &chosen,
+	    &err), -1);
+	assert_int_equal(err.code, AS_E_UNSUPPORTED);
+	assert_int_equal(frame_recv(p.b, &type, &b, PROTO_CTRL_MAX, &err), 0);
+	assert_int_equal(type, PT_RESULT);
+	assert_int_equal(proto_dec_result(&r, b.data, b.len, &err), 0);
+	assert_int_equal(r.code, AS_E_UNSUPPORTED);
+	pair_close(&p);
+
+	/*
+	 * A newer client that still speaks ours: our version, and only the
+	 * features both know and the server allows.
+	 */
+	pair_open(&p);
+	h.version = PROTO_VERSION + 3;
+	h.min_version = PROTO_VERSION;
+	h.features = 0xffffffffu;
+	assert_int_equal(proto_send_hello(p.b, PT_HELLO, &h, &b, &err), 0);
+	assert_int_equal(proto_server_hello(p.a, 0, &chosen, &err), 0);
+	assert_int_equal(chosen, 0);
+	assert_int_equal(frame_recv(p.b, &type, &b, PROTO_CTRL_MAX, &err), 0);
+	assert_int_equal(type, PT_HELLO_OK);
+	assert_int_equal(proto_dec_hello(&h, b.data, b.len, &err), 0);
+	assert_int_equal(h.version, PROTO_VERSION);
+	assert_int_equal(h.role, PROTO_ROLE_PASSIVE);
+	assert_int_equal(h.features, 0);
+	pair_close(&p);
+
+	/* Something else than HELLO first. */
+	pair_open(&p);
+	assert_int_equal(frame_send(p.b, PT_DATA, "x", 1, &err), 0);
+	assert_int_equal(proto_server_hello(p.a, PROTO_F_KNOWN, &chosen,
+	    &err), -1);
+	assert_int_equal(err.code, AS_E_MALFORMED);
+	assert_string_equal(err.msg, "'peer' sent DATA where HELLO was "
+	    "expected");
+	pair_close(&p);
+	buf_release(&b);
+}
+
+/* ---- serve.conf ------------------------------------------------------- */
+
