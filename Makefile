@@ -47,13 +47,18 @@ check: build
 	AUTOSYNC=$(CURDIR)/$(BUILD)/autosync bash tests/e2e/run-all.sh
 
 install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 755 $(BUILD)/autosync $(DESTDIR)$(PREFIX)/bin/autosync
 	install -m 644 doc/autosync.8 $(DESTDIR)$(PREFIX)/share/man/man8/autosync.8
+	install -m 644 doc/autosync-stream.5 doc/autosync-serve.conf.5 \
+	    $(DESTDIR)$(PREFIX)/share/man/man5/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/autosync \
-		$(DESTDIR)$(PREFIX)/share/man/man8/autosync.8
+		$(DESTDIR)$(PREFIX)/share/man/man8/autosync.8 \
+		$(DESTDIR)$(PREFIX)/share/man/man5/autosync-stream.5 \
+		$(DESTDIR)$(PREFIX)/share/man/man5/autosync-serve.conf.5
 
 clean:
 	rm -rf $(BUILD)

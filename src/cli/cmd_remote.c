@@ -31,7 +31,7 @@ static const char usage_serve[] =
 "                   remote side of ssh://; a forced command works).\n"
 "                   Without --config every path the user can reach\n"
 "  --listen A:P     accept tcp:// (or, with --tls, tls://) connections\n"
-"  --config FILE    clients and their roots (see autosync-protocol.md):\n"
+"  --config FILE    clients and their roots (see autosync-serve.conf(5)):\n"
 "                     client NAME key FILE\n"
 "                     client NAME cert SHA256:HEX\n"
 "                     allow NAME PATH ro|rw\n"

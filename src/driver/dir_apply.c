@@ -8,12 +8,17 @@
  *   written to journal.tmp, fsync'ed, renamed to journal and the
  *   directory fsync'ed.  Before that rename a crash leaves the old tree
  *   (recovery deletes stage/); after it, recovery rolls forward.
- *   After each phase: syncfs(), then one byte appended to journal.phase
- *   and fdatasync'ed, so a replay starts at the first unfinished phase;
- *   every step of a phase checks the state first and is a no-op when it
- *   was done already.
- *   At the end: syncfs, held.cat (tmp, fsync, rename, fsync dir), unlink
- *   journal (fsync dir), unlink journal.phase, remove stage/.
+ *   After each phase that has ops: syncfs(), then one byte appended to
+ *   journal.phase and fdatasync'ed, so a replay starts at the first
+ *   unfinished phase; every step of a phase checks the state first and
+ *   is a no-op when it was done already.  A phase without ops changes
+ *   nothing, so it needs neither.
+ *   At the end: held.cat (tmp, fsync, rename, fsync dir; the last phase's
+ *   syncfs already made the tree durable), unlink journal (fsync dir),
+ *   unlink journal.phase, remove stage/.
+ *   A stream without ops after a clean drift check skips the journal:
+ *   only held.cat changes, atomically, and the old and the new one both
+ *   describe the tree as it is (rcv_commit).
  */
 #include <sys/types.h>
 #include <sys/file.h>

@@ -20,7 +20,8 @@
  *   default ACL cannot leak into children and a read-only mode cannot
  *   stop their creation.
  * - Drift (the destination changed since it was received) is found by a
- *   NOHASH scan compared with held.cat: inode, type, size, mtime, ctime,
+ *   NOHASH scan with held.cat as its base (unchanged entries: one lstat),
+ *   merged with held.cat as it goes: inode, type, size, mtime, ctime,
  *   mode, owner, link count, xattrs, symlink target, device number, and
  *   extra or missing paths.  With -F: extra entries are moved out and
  *   deleted, changed metadata is reset to the held values, and an entry

@@ -358,9 +358,10 @@ proto_dec_snaplist(struct proto_snap **v, size_t *n, size_t *cap, int *more,
 	cur_init(&c, p, len);
 	m = cur_u8(&c);
 	cnt = cur_u32(&c);
-	if (c.bad || m > 1)
-		return cur_done(&c, "SNAPLIST", err) == -1 ? -1 :
-		    as_err_set(err, AS_E_MALFORMED, 0, "SNAPLIST with "
+	if (c.bad)
+		return cur_done(&c, "SNAPLIST", err);
+	if (m > 1)
+		return as_err_set(err, AS_E_MALFORMED, 0, "SNAPLIST with "
 		    "more = %u", m);
 	/* Each entry takes at least 26 bytes: bound cnt by the frame. */
 	if (cnt > PROTO_SNAPLIST_BATCH * 8 || (size_t)cnt * 26 > len - c.off)

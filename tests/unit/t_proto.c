@@ -807,3 +807,399 @@ t_server_hello(void **state)
 
 /* ---- serve.conf ------------------------------------------------------- */
 
+
+static char tmpdir[] = "/tmp/t_proto.XXXXXX";
+
+/* tmpdir/name, into a static buffer of the caller's. */
+static char *
+tpath(char *out, size_t outsz, const char *name)
+{
+	snprintf(out, outsz, "%s/%s", tmpdir, name);
+	return out;
+}
+
+static void
+write_key(const char *name, const char *id, mode_t mode)
+{
+	struct psk k;
+	struct as_err err;
+	char p[256];
+
+	tpath(p, sizeof(p), name);
+	assert_int_equal(key_generate(&k, id, &err), 0);
+	assert_int_equal(key_write(p, &k, &err), 0);
+	assert_int_equal(chmod(p, mode), 0);
+	key_clear(&k);
+}
+
+static int
+rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int
+setup_dir(void **state)
+{
+	char p[256];
+
+	(void)state;
+	if (mkdtemp(tmpdir) == NULL)
+		return -1;
+	write_key("alice.key", "alice", 0600);
+	write_key("alice2.key", "alice", 0600);
+	write_key("bob.key", "bob", 0600);
+	write_key("open.key", "carol", 0644);
+	if (mkdir(tpath(p, sizeof(p), "root"), 0700) == -1 ||
+	    mkdir(tpath(p, sizeof(p), "root/sub"), 0700) == -1 ||
+	    symlink("/etc", tpath(p, sizeof(p), "root/link")) == -1)
+		return -1;
+	return 0;
+}
+
+static int
+teardown_dir(void **state)
+{
+	(void)state;
+	return nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Parse text; expect failure with code and the exact message. */
+static void
+conf_refused(const char *text, enum as_errcode code, const char *msg)
+{
+	struct serve_config cfg, pat;
+	struct as_err err;
+
+	memset(&cfg, FILL, sizeof(cfg));
+	memset(&pat, FILL, sizeof(pat));
+	as_err_clear(&err);
+	assert_int_equal(serve_config_parse(&cfg, text, strlen(text),
+	    "serve.conf", &err), -1);
+	assert_int_equal(err.code, code);
+	assert_string_equal(err.msg, msg);
+	assert_memory_equal(&cfg, &pat, sizeof(cfg));
+}
+
+static void
+t_conf_good(void **state)
+{
+	struct serve_config cfg;
+	struct as_err err;
+	char text[2048], k1[256], k2[256];
+	const char *fp = "SHA256:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:"
+	    "FF:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
+
+	(void)state;
+	snprintf(text, sizeof(text),
+	    "# clients\n"
+	    "\n"
+	    "client alice key %s   # the laptop\n"
+	    "\tclient bob key %s\r\n"
+	    "client web-1.example@x cert %s\n"
+	    "allow alice /srv//a/./b/ rw\n"
+	    "allow alice /srv/a/b/keep ro\n"
+	    "allow web-1.example@x / ro\n"
+	    "allow ssh /home/backup rw\n",
+	    tpath(k1, sizeof(k1), "alice.key"),
+	    tpath(k2, sizeof(k2), "bob.key"), fp);
+	memset(&cfg, 0, sizeof(cfg));
+	as_err_clear(&err);
+	assert_int_equal(serve_config_parse(&cfg, text, strlen(text),
+	    "serve.conf", &err), 0);
+	assert_int_equal(cfg.nclients, 3);
+	assert_string_equal(cfg.clients[0].name, "alice");
+	assert_int_equal(cfg.clients[0].kind, SC_KEY);
+	assert_string_equal(cfg.clients[0].key.id, "alice");
+	assert_int_equal(cfg.clients[0].key.len, KEY_LEN);
+	assert_string_equal(cfg.clients[1].key.id, "bob");
+	assert_int_equal(cfg.clients[2].kind, SC_CERT);
+	assert_string_equal(cfg.clients[2].fp, "00112233445566778899aabbccddee"
+	    "ff00112233445566778899aabbccddeeff");
+	assert_int_equal(cfg.ngrants, 4);
+	assert_string_equal(cfg.grants[0].client, "alice");
+	assert_string_equal(cfg.grants[0].path, "/srv/a/b");
+	assert_int_equal(cfg.grants[0].rw, 1);
+	assert_int_equal(cfg.grants[1].rw, 0);
+	assert_string_equal(cfg.grants[2].path, "/");
+	/* An allow line may name a client without a client line (stdio). */
+	assert_string_equal(cfg.grants[3].client, "ssh");
+	serve_config_release(&cfg);
+	assert_int_equal(cfg.nclients, 0);
+
+	/* Empty and comment-only configs are valid and grant nothing. */
+	assert_int_equal(serve_config_parse(&cfg, "# nothing\n\n", 11,
+	    "serve.conf", &err), 0);
+	assert_int_equal(cfg.nclients, 0);
+	assert_int_equal(cfg.ngrants, 0);
+	serve_config_release(&cfg);
+}
+
+static void
+t_conf_errors(void **state)
+{
+	static const char generic[] = "expected 'client NAME key FILE', "
+	    "'client NAME cert SHA256:HEX' or 'allow NAME PATH ro|rw'";
+	char text[1024], msg[1024], k1[256], k2[256], k3[256];
+
+	(void)state;
+	tpath(k1, sizeof(k1), "alice.key");
+	tpath(k2, sizeof(k2), "alice2.key");
+	tpath(k3, sizeof(k3), "open.key");
+
+	/* Unknown directive. */
+	snprintf(msg, sizeof(msg), "serve.conf:2: %s", generic);
+	conf_refused("# x\nroot /srv\n", AS_E_USAGE, msg);
+	conf_refused("# x\ndeny alice /srv rw\n", AS_E_USAGE, msg);
+	/* Missing fields. */
+	conf_refused("\nclient alice key\n", AS_E_USAGE, msg);
+	conf_refused("\nallow alice /srv\n", AS_E_USAGE, msg);
+	conf_refused("\nallow\n", AS_E_USAGE, msg);
+	/* client with neither key nor cert. */
+	conf_refused("client alice psk /k\n", AS_E_USAGE, "serve.conf:1: "
+	    "expected 'client NAME key FILE' or 'client NAME cert "
+	    "SHA256:HEX'");
+	/* Six words or more. */
+	conf_refused("allow alice /srv rw and more\n", AS_E_USAGE,
+	    "serve.conf:1: too many words");
+	/* Relative allow path, and '..'. */
+	conf_refused("allow alice srv/data rw\n", AS_E_USAGE, "serve.conf:1: "
+	    "'srv/data' is not an absolute path without '..'");
+	conf_refused("allow alice /srv/../etc rw\n", AS_E_USAGE,
+	    "serve.conf:1: '/srv/../etc' is not an absolute path without "
+	    "'..'");
+	/* Mode. */
+	conf_refused("allow alice /srv RW\n", AS_E_USAGE, "serve.conf:1: "
+	    "expected 'ro' or 'rw', not 'RW'");
+	/* Client names. */
+	conf_refused("allow al/ice /srv rw\n", AS_E_USAGE, "serve.conf:1: "
+	    "bad client name 'al/ice'");
+	conf_refused("client al:ice cert SHA256:00\n", AS_E_USAGE,
+	    "serve.conf:1: bad client name 'al:ice'");
+	/* Fingerprints. */
+	conf_refused("client web cert SHA256:0011\n", AS_E_USAGE,
+	    "serve.conf:1: expected SHA256:<64 hex digits>");
+	/* Key file readable by others (mode 0644). */
+	snprintf(text, sizeof(text), "client carol key %s\n", k3);
+	snprintf(msg, sizeof(msg), "serve.conf:1: key file '%s' is readable "
+	    "by others; chmod 600 it", k3);
+	conf_refused(text, AS_E_AUTH, msg);
+	/* Missing key file. */
+	snprintf(text, sizeof(text), "client carol key %s/none\n", tmpdir);
+	snprintf(msg, sizeof(msg), "serve.conf:1: key file '%s/none': No "
+	    "such file or directory", tmpdir);
+	conf_refused(text, AS_E_NOTFOUND, msg);
+	/* Duplicate client. */
+	snprintf(text, sizeof(text), "client alice key %s\n"
+	    "client alice cert SHA256:%064d\n", k1, 0);
+	conf_refused(text, AS_E_USAGE, "serve.conf:2: client 'alice' defined "
+	    "twice");
+	/* One key id for two clients. */
+	snprintf(text, sizeof(text), "client a1 key %s\nclient a2 key %s\n",
+	    k1, k2);
+	conf_refused(text, AS_E_USAGE, "serve.conf:2: key id 'alice' already "
+	    "belongs to client 'a1'");
+	/* A NUL byte. */
+	{
+		struct serve_config cfg;
+		struct as_err err;
+
+		assert_int_equal(serve_config_parse(&cfg, "allow\0x", 7,
+		    "serve.conf", &err), -1);
+		assert_string_equal(err.msg, "serve.conf: holds a NUL byte");
+	}
+}
+
+static void
+t_conf_load(void **state)
+{
+	struct serve_config cfg;
+	struct as_err err;
+	char p[256];
+
+	(void)state;
+	as_err_clear(&err);
+	assert_int_equal(serve_config_load(&cfg, tpath(p, sizeof(p),
+	    "missing.conf"), &err), -1);
+	assert_int_equal(err.code, AS_E_NOTFOUND);
+	/* A directory is not a config. */
+	assert_int_equal(serve_config_load(&cfg, tmpdir, &err), -1);
+	assert_int_equal(err.code, AS_E_USAGE);
+}
+
+/* ---- path confinement ------------------------------------------------- */
+
+static void
+resolve_ok(const struct serve_grant *g, size_t ng, const char *client,
+    const char *root, const char *req, int rw, const char *want)
+{
+	struct as_err err;
+	char *p;
+
+	as_err_clear(&err);
+	p = serve_resolve(g, ng, client, root, req, rw, &err);
+	if (p == NULL)
+		fail_msg("'%s' refused: %s", req, err.msg);
+	assert_string_equal(p, want);
+	free(p);
+}
+
+static void
+resolve_refused(const struct serve_grant *g, size_t ng, const char *client,
+    const char *root, const char *req, int rw, const char *msg)
+{
+	struct as_err err;
+	char *p;
+
+	as_err_clear(&err);
+	p = serve_resolve(g, ng, client, root, req, rw, &err);
+	if (p != NULL)
+		fail_msg("'%s' resolved to '%s'", req, p);
+	assert_int_equal(err.code, AS_E_UNSAFE_PATH);
+	if (msg != NULL)
+		assert_string_equal(err.msg, msg);
+}
+
+static void
+t_resolve_grants(void **state)
+{
+	struct serve_grant g[4];
+	char root[256], want[512], req[512], msg[1024];
+	char *longp;
+
+	(void)state;
+	g[0].client = "alice";
+	g[0].path = "/srv/a";
+	g[0].rw = 1;
+	g[1].client = "alice";
+	g[1].path = "/srv/a/keep";
+	g[1].rw = 0;
+	g[2].client = "bob";
+	g[2].path = "/srv/b";
+	g[2].rw = 0;
+	g[3].client = "eve";
+	g[3].path = "/";
+	g[3].rw = 0;
+
+	resolve_ok(g, 4, "alice", NULL, "/srv/a", 1, "/srv/a");
+	resolve_ok(g, 4, "alice", NULL, "/srv/a/x/y", 1, "/srv/a/x/y");
+	resolve_ok(g, 4, "alice", NULL, "//srv/./a//x/", 1, "/srv/a/x");
+	/* The longest root decides: keep is read-only. */
+	resolve_ok(g, 4, "alice", NULL, "/srv/a/keep/x", 0, "/srv/a/keep/x");
+	resolve_refused(g, 4, "alice", NULL, "/srv/a/keep/x", 1,
+	    "'/srv/a/keep/x' is read-only for client 'alice'");
+	resolve_ok(g, 4, "alice", NULL, "/srv/a/keeper", 1, "/srv/a/keeper");
+	/* A prefix of the name is not inside the root. */
+	resolve_refused(g, 4, "alice", NULL, "/srv/ab", 0,
+	    "'/srv/ab' is not in a root granted to client 'alice'");
+	resolve_refused(g, 4, "alice", NULL, "/srv", 0,
+	    "'/srv' is not in a root granted to client 'alice'");
+	/* Another client's root. */
+	resolve_refused(g, 4, "alice", NULL, "/srv/b/x", 0,
+	    "'/srv/b/x' is not in a root granted to client 'alice'");
+	resolve_refused(g, 4, "bob", NULL, "/srv/b/x", 1,
+	    "'/srv/b/x' is read-only for client 'bob'");
+	/* A client no grant names reaches nothing. */
+	resolve_refused(g, 4, "mallory", NULL, "/srv/a", 0,
+	    "'/srv/a' is not in a root granted to client 'mallory'");
+	/* '..' anywhere, even when it would stay inside. */
+	resolve_refused(g, 4, "alice", NULL, "/srv/a/../b/x", 0,
+	    "'/srv/a/../b/x': '..' is not allowed");
+	resolve_refused(g, 4, "alice", NULL, "/srv/a/x/..", 0,
+	    "'/srv/a/x/..': '..' is not allowed");
+	resolve_refused(g, 4, "alice", NULL, "/srv/a/x/../y", 0, NULL);
+	resolve_refused(g, 4, "alice", NULL, "..", 0, NULL);
+	/* "..." is a name, not a parent. */
+	resolve_ok(g, 4, "alice", NULL, "/srv/a/...", 0, "/srv/a/...");
+	/* The root "/" holds everything; still no '..'. */
+	resolve_ok(g, 4, "eve", NULL, "/etc/x", 0, "/etc/x");
+	resolve_refused(g, 4, "eve", NULL, "/etc/../x", 0, NULL);
+	/* Empty and over-long paths. */
+	resolve_refused(g, 4, "alice", NULL, "", 0, "bad path");
+	longp = malloc(PROTO_PATH_MAX + 2);
+	assert_non_null(longp);
+	memset(longp, 'a', PROTO_PATH_MAX + 1);
+	longp[0] = '/';
+	longp[PROTO_PATH_MAX + 1] = '\0';
+	resolve_refused(g, 4, "eve", NULL, longp, 0, "bad path");
+	free(longp);
+	/* No grants at all (no config over tcp/tls): nothing. */
+	resolve_refused(g, 0, "alice", NULL, "/srv/a", 0, NULL);
+
+	/* A symbolic link beneath a granted root. */
+	g[0].path = tpath(root, sizeof(root), "root");
+	snprintf(req, sizeof(req), "%s/link/passwd", root);
+	snprintf(msg, sizeof(msg), "'%s/link' is a symbolic link", root);
+	resolve_refused(g, 1, "alice", NULL, req, 0, msg);
+	snprintf(req, sizeof(req), "%s/sub/new/deeper", root);
+	snprintf(want, sizeof(want), "%s/sub/new/deeper", root);
+	resolve_ok(g, 1, "alice", NULL, req, 1, want);
+}
+
+static void
+t_resolve_root(void **state)
+{
+	char root[256], want[512], msg[1024];
+
+	(void)state;
+	tpath(root, sizeof(root), "root");
+	/* Quick mode: request paths are relative to the root. */
+	snprintf(want, sizeof(want), "%s/sub/x", root);
+	resolve_ok(NULL, 0, "default", root, "/sub/x", 1, want);
+	resolve_ok(NULL, 0, "default", root, "sub/x", 1, want);
+	resolve_ok(NULL, 0, "default", root, "/./sub//x/", 1, want);
+	resolve_ok(NULL, 0, "default", root, "/", 1, root);
+	/* An absolute server path is still beneath the root. */
+	snprintf(want, sizeof(want), "%s/etc/passwd", root);
+	resolve_ok(NULL, 0, "default", root, "/etc/passwd", 1, want);
+	/* No way out. */
+	resolve_refused(NULL, 0, "default", root, "/../etc", 1,
+	    "'/../etc': '..' is not allowed");
+	resolve_refused(NULL, 0, "default", root, "../etc", 1, NULL);
+	resolve_refused(NULL, 0, "default", root, "/sub/../../etc", 1, NULL);
+	snprintf(msg, sizeof(msg), "'%s/link' is a symbolic link", root);
+	resolve_refused(NULL, 0, "default", root, "/link/passwd", 1, msg);
+	resolve_refused(NULL, 0, "default", root, "/link", 0, msg);
+	/* A root of "/" adds nothing. */
+	resolve_ok(NULL, 0, "default", "/", "/a/b", 1, "/a/b");
+}
+
+static void
+t_resolve_all(void **state)
+{
+	(void)state;
+	/* stdio without config: taken as they come, '..' still refused. */
+	resolve_ok(NULL, 0, "ssh", NULL, "/pool/data", 1, "/pool/data");
+	resolve_ok(NULL, 0, "ssh", NULL, "backups/data", 1, "backups/data");
+	resolve_ok(NULL, 0, "ssh", NULL, "./backups//data/", 1,
+	    "backups/data");
+	resolve_refused(NULL, 0, "ssh", NULL, "../other", 1,
+	    "'../other': '..' is not allowed");
+	resolve_refused(NULL, 0, "ssh", NULL, "/pool/../etc", 1, NULL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(t_hello),
+		cmocka_unit_test(t_request),
+		cmocka_unit_test(t_result),
+		cmocka_unit_test(t_end_commit),
+		cmocka_unit_test(t_snaplist),
+		cmocka_unit_test(t_type_name),
+		cmocka_unit_test(t_client_hello),
+		cmocka_unit_test(t_server_hello),
+		cmocka_unit_test(t_conf_good),
+		cmocka_unit_test(t_conf_errors),
+		cmocka_unit_test(t_conf_load),
+		cmocka_unit_test(t_resolve_grants),
+		cmocka_unit_test(t_resolve_root),
+		cmocka_unit_test(t_resolve_all),
+	};
+
+	return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}

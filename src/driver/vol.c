@@ -1,0 +1,1405 @@
+/*
+ * vol.c - the volume engine: hash a volume, send changed blocks, receive
+ * into an image file or a block device through a journal; see vol.h.
+ */
+#include <sys/types.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include <linux/falloc.h>
+#include <linux/fs.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "base/buf.h"
+#include "base/io.h"
+#include "base/xmalloc.h"
+#include "driver/vol.h"
+#include "format/stream.h"
+#include "base/banned.h"
+
+#define VOL_READ_CHUNK	(8u << 20)	/* bytes per sequential read */
+#define VOL_OUT_FLUSH	(1u << 20)	/* stream bytes buffered */
+#define VOL_IN_BUF	(256u << 10)
+
+#define REC_MAGIC	"autosync-vol 1"
+#define JRN_MAGIC	"ASVOLJ01"
+#define JRN_HDR		48		/* magic, guids, size, bs, name_len */
+#define JRN_REC		24		/* type, pad, off, len */
+#define JRN_DATA	1
+#define JRN_ZERO	2
+#define JRN_COMMIT	3
+
+/* ------------------------------------------------------------------ */
+/* small helpers */
+
+static int
+all_zero(const uint8_t *p, size_t n)
+{
+	static const uint8_t z[64];
+
+	while (n >= sizeof(z)) {
+		if (memcmp(p, z, sizeof(z)) != 0)
+			return 0;
+		p += sizeof(z);
+		n -= sizeof(z);
+	}
+	return n == 0 || memcmp(p, z, n) == 0;
+}
+
+static void
+hash_block(const void *p, size_t n, uint8_t out[CAT_HASH_LEN])
+{
+	XXH128_canonical_t c;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(p, n));
+	memcpy(out, c.digest, CAT_HASH_LEN);
+}
+
+static int
+fsync_dir_of(const char *path, struct as_err *err)
+{
+	char *dir, *slash;
+	int fd, rc;
+
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) == NULL) {
+		free(dir);
+		dir = xstrdup(".");
+	} else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		as_err_sys(err, errno, "open '%s'", dir);
+		free(dir);
+		return -1;
+	}
+	rc = io_fsync(fd, dir, err);
+	close(fd);
+	free(dir);
+	return rc;
+}
+
+int
+vol_probe(const char *path, uint64_t *size, int *is_blk, struct as_err *err)
+{
+	struct stat st;
+	uint64_t sz;
+	int fd;
+
+	if (stat(path, &st) == -1) {
+		if (errno == ENOENT)
+			return as_err_set(err, AS_E_NOTFOUND, errno,
+			    "volume '%s' does not exist", path);
+		return as_err_sys(err, errno, "volume '%s'", path);
+	}
+	if (S_ISREG(st.st_mode)) {
+		*size = (uint64_t)st.st_size;
+		*is_blk = 0;
+		return 0;
+	}
+	if (!S_ISBLK(st.st_mode))
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' is neither a "
+		    "block device nor a regular file", path);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return as_err_sys(err, errno, "open '%s'", path);
+	if (ioctl(fd, BLKGETSIZE64, &sz) == -1) {
+		as_err_sys(err, errno, "size of '%s'", path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	*size = sz;
+	*is_blk = 1;
+	return 0;
+}
+
+static void
+header_fill(struct catalog *c, const char *path, uint32_t bs)
+{
+	c->hdr.version = CAT_VERSION;
+	c->hdr.kind = AS_KIND_VOL;
+	c->hdr.block_size = bs;
+	if (c->hdr.source == NULL)
+		c->hdr.source = xstrdup(path);
+}
+
+/* Add the single entry of a volume catalog; returns its hash array. */
+static uint8_t *
+add_entry(struct catalog *c, uint64_t size, uint32_t bs)
+{
+	struct cat_entry st;
+	struct cat_entry_in in;
+	struct cat_entry *e;
+	uint64_t nb = (size + bs - 1) / bs;
+
+	memset(&st, 0, sizeof(st));
+	memset(&in, 0, sizeof(in));
+	st.mode = S_IFREG | 0600;
+	st.size = size;
+	st.nlink = 1;
+	st.nblocks = (uint32_t)nb;
+	in.st = &st;
+	in.path = VOL_ENTRY_PATH;
+	in.path_len = strlen(VOL_ENTRY_PATH);
+	in.nblocks = (uint32_t)nb;
+	e = catalog_add(c, &in);
+	return catalog_hashes_of(c, e);
+}
+
+/* The volume's entry in a catalog, or NULL when it is not a volume's. */
+static const struct cat_entry *
+vol_entry(const struct catalog *c)
+{
+	if (c == NULL || c->hdr.kind != AS_KIND_VOL || c->n != 1 ||
+	    strcmp(catalog_path(c, &c->ents[0]), VOL_ENTRY_PATH) != 0)
+		return NULL;
+	return &c->ents[0];
+}
+
+static int
+check_bs(uint32_t bs, struct as_err *err)
+{
+	if (bs < AS_BLOCK_MIN || bs > AS_BLOCK_MAX || (bs & (bs - 1)) != 0)
+		return as_err_set(err, AS_E_USAGE, 0, "block size %u: must be "
+		    "a power of two from %u to %u", bs, AS_BLOCK_MIN,
+		    AS_BLOCK_MAX);
+	return 0;
+}
+
+static int
+check_nblocks(uint64_t size, uint32_t bs, const char *path,
+    struct as_err *err)
+{
+	if (size > (uint64_t)AS_SIZE_MAX ||
+	    (size + bs - 1) / bs > UINT32_MAX)
+		return as_err_set(err, AS_E_LIMIT, 0, "volume '%s' of %" PRIu64
+		    " bytes is too large for %u-byte blocks", path, size, bs);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* reading the source */
+
+struct walker {
+	const char	*path;
+	uint32_t	 bs;
+	uint64_t	 size;
+	/* called for each block, in order */
+	int		(*fn)(void *arg, uint64_t i, const uint8_t *p,
+			    size_t len, struct as_err *err);
+	void		*arg;
+	struct vol_stats *st;
+};
+
+/* Read the volume once, sequentially, in large reads. */
+static int
+walk(struct walker *w, struct as_err *err)
+{
+	uint8_t *buf;
+	uint64_t off = 0, i = 0;
+	size_t chunk, want, k, len;
+	ssize_t n;
+	int fd, rc = -1;
+
+	chunk = w->bs > VOL_READ_CHUNK ? w->bs : VOL_READ_CHUNK;
+	if ((fd = open(w->path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
+		return as_err_sys(err, errno, "open '%s'", w->path);
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	buf = xmalloc(chunk);
+	while (off < w->size) {
+		want = w->size - off < chunk ? (size_t)(w->size - off) : chunk;
+		n = io_pread_full(fd, buf, want, (off_t)off);
+		if (n == -1) {
+			as_err_sys(err, errno, "read '%s' at %" PRIu64,
+			    w->path, off);
+			goto out;
+		}
+		if ((size_t)n != want) {
+			as_err_set(err, AS_E_NOTCONSISTENT, 0, "volume '%s' "
+			    "shrank while it was read", w->path);
+			goto out;
+		}
+		w->st->bytes_read += (uint64_t)n;
+		for (k = 0; k < want; k += len, i++) {
+			len = want - k < w->bs ? want - k : w->bs;
+			if (w->fn(w->arg, i, buf + k, len, err) == -1)
+				goto out;
+		}
+		/* what was hashed is not needed again */
+		(void)posix_fadvise(fd, (off_t)off, (off_t)want,
+		    POSIX_FADV_DONTNEED);
+		off += want;
+	}
+	rc = 0;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+struct scan_ctx {
+	uint8_t		*hashes;
+};
+
+static int
+scan_block(void *arg, uint64_t i, const uint8_t *p, size_t len,
+    struct as_err *err)
+{
+	struct scan_ctx *s = arg;
+
+	hash_block(p, len, s->hashes + i * CAT_HASH_LEN);
+	return 0;
+}
+
+int
+vol_scan(const char *path, uint32_t bs, struct catalog *out,
+    struct vol_stats *st, struct as_err *err)
+{
+	struct walker w;
+	struct scan_ctx s;
+	int is_blk;
+
+	memset(&w, 0, sizeof(w));
+	if (check_bs(bs, err) == -1 ||
+	    vol_probe(path, &w.size, &is_blk, err) == -1 ||
+	    check_nblocks(w.size, bs, path, err) == -1)
+		return -1;
+	header_fill(out, path, bs);
+	s.hashes = add_entry(out, w.size, bs);
+	w.path = path;
+	w.bs = bs;
+	w.fn = scan_block;
+	w.arg = &s;
+	w.st = st;
+	st->blocks = (w.size + bs - 1) / bs;
+	return walk(&w, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* sending */
+
+struct snd {
+	struct stream_enc enc;
+	struct buf	 out;
+	int		 fd;
+	uint64_t	 hole_off;
+	uint64_t	 hole_len;	/* pending hole, 0: none */
+	struct vol_stats *st;
+	const uint8_t	*base_h;	/* base hashes, or NULL */
+	uint64_t	 base_nb;
+	uint64_t	 base_size;
+	uint32_t	 bs;
+	uint8_t		*target_h;
+	int		 live;
+	const char	*path;
+};
+
+static int
+snd_flush(struct snd *s, struct as_err *err)
+{
+	if (s->out.len == 0)
+		return 0;
+	if (io_write_full(s->fd, s->out.data, s->out.len) == -1)
+		return as_err_sys(err, errno, "write the stream");
+	s->st->stream_bytes += s->out.len;
+	buf_reset(&s->out);
+	return 0;
+}
+
+static void
+snd_hole_out(struct snd *s)
+{
+	if (s->hole_len == 0)
+		return;
+	stream_enc_hole(&s->enc, s->hole_off, s->hole_len);
+	s->st->hole_bytes += s->hole_len;
+	s->hole_len = 0;
+}
+
+/* Emit block i (its bytes p, len) unless base has the same hash. */
+static int
+snd_block(struct snd *s, uint64_t i, const uint8_t *p, size_t len,
+    const uint8_t *h, struct as_err *err)
+{
+	uint64_t off = i * s->bs;
+	size_t k, n;
+
+	if (s->base_h != NULL && i < s->base_nb &&
+	    memcmp(s->base_h + i * CAT_HASH_LEN, h, CAT_HASH_LEN) == 0)
+		return 0;
+	if (all_zero(p, len)) {
+		if (s->hole_len != 0 && s->hole_off + s->hole_len == off)
+			s->hole_len += len;
+		else {
+			snd_hole_out(s);
+			s->hole_off = off;
+			s->hole_len = len;
+		}
+		s->st->zero_blocks++;
+	} else {
+		snd_hole_out(s);
+		for (k = 0; k < len; k += n) {
+			n = len - k < AS_DATA_MAX ? len - k : AS_DATA_MAX;
+			stream_enc_data(&s->enc, off + k, p + k, (uint32_t)n);
+		}
+		s->st->data_bytes += len;
+		s->st->blocks_sent++;
+	}
+	if (s->out.len >= VOL_OUT_FLUSH)
+		return snd_flush(s, err);
+	return 0;
+}
+
+static int
+live_block(void *arg, uint64_t i, const uint8_t *p, size_t len,
+    struct as_err *err)
+{
+	struct snd *s = arg;
+	uint8_t *h = s->target_h + i * CAT_HASH_LEN;
+
+	hash_block(p, len, h);
+	return snd_block(s, i, p, len, h, err);
+}
+
+/* Not live: read only the blocks that differ, check them against target. */
+static int
+send_changed(struct snd *s, uint64_t size, struct as_err *err)
+{
+	uint8_t *buf, h[CAT_HASH_LEN];
+	uint64_t i, nb = (size + s->bs - 1) / s->bs, off;
+	size_t len;
+	ssize_t n;
+	int fd, rc = -1;
+
+	if ((fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
+		return as_err_sys(err, errno, "open '%s'", s->path);
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	buf = xmalloc(s->bs);
+	for (i = 0; i < nb; i++) {
+		if (s->base_h != NULL && i < s->base_nb &&
+		    memcmp(s->base_h + i * CAT_HASH_LEN, s->target_h +
+		    i * CAT_HASH_LEN, CAT_HASH_LEN) == 0)
+			continue;
+		off = i * s->bs;
+		len = size - off < s->bs ? (size_t)(size - off) : s->bs;
+		n = io_pread_full(fd, buf, len, (off_t)off);
+		if (n == -1) {
+			as_err_sys(err, errno, "read '%s' at %" PRIu64,
+			    s->path, off);
+			goto out;
+		}
+		s->st->bytes_read += (uint64_t)n;
+		if ((size_t)n != len) {
+			as_err_set(err, AS_E_CONFLICT, 0, "the volume changed "
+			    "since the snapshot was taken: '%s' shrank",
+			    s->path);
+			goto out;
+		}
+		hash_block(buf, len, h);
+		if (memcmp(h, s->target_h + i * CAT_HASH_LEN,
+		    CAT_HASH_LEN) != 0) {
+			as_err_set(err, AS_E_CONFLICT, 0, "the volume changed "
+			    "since the snapshot was taken: '%s' differs at "
+			    "block %" PRIu64, s->path, i);
+			goto out;
+		}
+		if (snd_block(s, i, buf, len, h, err) == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+int
+vol_send(const char *path, struct catalog *target,
+    const struct catalog *base, int out_fd, const struct vol_send_opts *o,
+    struct vol_stats *st, struct as_err *err)
+{
+	struct snd s;
+	struct walker w;
+	struct as_begin b;
+	struct as_entry en;
+	const struct cat_entry *be = NULL, *te;
+	uint64_t size;
+	uint32_t bs;
+	int is_blk, rc = -1;
+
+	memset(&s, 0, sizeof(s));
+	memset(&w, 0, sizeof(w));
+	buf_init(&s.out);
+	s.fd = out_fd;
+	s.st = st;
+	s.path = path;
+	s.live = (o->flags & VOL_SEND_LIVE) != 0;
+	if (base != NULL && (be = vol_entry(base)) == NULL)
+		return as_err_set(err, AS_E_USAGE, 0, "base snapshot '%s' is "
+		    "not a volume snapshot", base->hdr.name);
+	if (s.live) {
+		bs = base != NULL ? base->hdr.block_size : o->block_size != 0 ?
+		    o->block_size : AS_BLOCK_DEFAULT;
+		if (check_bs(bs, err) == -1 ||
+		    vol_probe(path, &size, &is_blk, err) == -1 ||
+		    check_nblocks(size, bs, path, err) == -1)
+			return -1;
+		if (target->n != 0)
+			return as_err_set(err, AS_E_INTERNAL, 0, "live send "
+			    "into a catalog with entries");
+		header_fill(target, path, bs);
+		s.target_h = add_entry(target, size, bs);
+	} else {
+		if ((te = vol_entry(target)) == NULL)
+			return as_err_set(err, AS_E_USAGE, 0, "snapshot '%s' "
+			    "is not a volume snapshot", target->hdr.name);
+		bs = target->hdr.block_size;
+		size = te->size;
+		s.target_h = (uint8_t *)target->hashes.data + te->hash_off;
+	}
+	if (base != NULL && base->hdr.block_size != bs)
+		return as_err_set(err, AS_E_USAGE, 0, "base '%s' has %u-byte "
+		    "blocks, the target %u", base->hdr.name,
+		    base->hdr.block_size, bs);
+	s.bs = bs;
+	if (be != NULL) {
+		s.base_h = (const uint8_t *)base->hashes.data + be->hash_off;
+		s.base_nb = be->nblocks;
+		s.base_size = be->size;
+	}
+	st->blocks = (size + bs - 1) / bs;
+	stream_enc_init(&s.enc, &s.out);
+	memset(&b, 0, sizeof(b));
+	b.version = AS_STREAM_VERSION;
+	b.kind = AS_KIND_VOL;
+	b.block_size = bs;
+	b.base_guid = base != NULL ? base->hdr.guid : 0;
+	b.target_guid = target->hdr.guid;
+	b.time_ns = target->hdr.time_ns;
+	b.name = target->hdr.name;
+	b.name_len = (uint16_t)strlen(target->hdr.name);
+	b.source = target->hdr.source != NULL ? target->hdr.source : "";
+	b.source_len = (uint16_t)strnlen(b.source, AS_PATH_MAX);
+	stream_enc_begin(&s.enc, &b);
+	memset(&en, 0, sizeof(en));
+	en.op = base != NULL ? AS_OP_PATCH : AS_OP_CREATE;
+	en.mode = S_IFREG | 0600;
+	en.size = size;
+	en.path = VOL_ENTRY_PATH;
+	en.path_len = (uint16_t)strlen(VOL_ENTRY_PATH);
+	en.aux = "";
+	stream_enc_entry(&s.enc, &en);
+	if (snd_flush(&s, err) == -1)
+		goto out;
+	if (s.live) {
+		w.path = path;
+		w.bs = bs;
+		w.size = size;
+		w.fn = live_block;
+		w.arg = &s;
+		w.st = st;
+		if (walk(&w, err) == -1)
+			goto out;
+	} else if (send_changed(&s, size, err) == -1)
+		goto out;
+	snd_hole_out(&s);
+	if (snd_flush(&s, err) == -1)
+		goto out;
+	if (o->before_end != NULL && o->before_end(o->arg, err) == -1)
+		goto out;
+	stream_enc_end(&s.enc);
+	if (snd_flush(&s, err) == -1)
+		goto out;
+	rc = 0;
+out:
+	buf_release(&s.out);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* destination state: the record and the journal */
+
+static char *
+path_key(const char *abs)
+{
+	static const char ok[] = "._,+=@:-";
+	struct buf b;
+	const unsigned char *p;
+	char hex[4];
+
+	buf_init(&b);
+	for (p = (const unsigned char *)abs; *p != '\0'; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr(ok, *p) != NULL)
+			buf_add(&b, p, 1);
+		else {
+			snprintf(hex, sizeof(hex), "%%%02X", *p);
+			buf_add(&b, hex, 3);
+		}
+	}
+	buf_add(&b, "", 1);
+	return (char *)b.data;
+}
+
+int
+vol_paths(const char *dest, const char *state, char **record,
+    char **journal, struct as_err *err)
+{
+	struct stat st;
+	char *abs, *key, *dir;
+
+	*record = *journal = NULL;
+	if (stat(dest, &st) == 0 && S_ISBLK(st.st_mode)) {
+		if (state == NULL)
+			return as_err_set(err, AS_E_USAGE, 0, "block device "
+			    "'%s': a state directory is needed", dest);
+		if ((abs = realpath(dest, NULL)) == NULL)
+			return as_err_sys(err, errno, "'%s'", dest);
+		dir = xasprintf("%s/volumes", state);
+		if (mkdir(state, 0700) == -1 && errno != EEXIST) {
+			as_err_sys(err, errno, "create '%s'", state);
+			free(dir);
+			free(abs);
+			return -1;
+		}
+		if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+			as_err_sys(err, errno, "create '%s'", dir);
+			free(dir);
+			free(abs);
+			return -1;
+		}
+		key = path_key(abs);
+		*record = xasprintf("%s/%s", dir, key);
+		*journal = xasprintf("%s/%s.journal", dir, key);
+		free(key);
+		free(dir);
+		free(abs);
+		return 0;
+	}
+	*record = xasprintf("%s.autosync", dest);
+	*journal = xasprintf("%s.autosync-journal", dest);
+	return 0;
+}
+
+struct vrec {
+	uint64_t	guid;
+	uint64_t	size;
+	uint32_t	block_size;
+	int		complete;
+	char		name[256];
+};
+
+/* 1 read, 0 none, -1 error. */
+static int
+rec_read(const char *path, struct vrec *r, struct as_err *err)
+{
+	char buf[1024], *line, *nl, *v;
+	ssize_t n;
+	int fd, magic = 0;
+
+	memset(r, 0, sizeof(*r));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		return as_err_sys(err, errno, "open '%s'", path);
+	}
+	n = io_read_full(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n == -1)
+		return as_err_sys(err, errno, "read '%s'", path);
+	buf[n] = '\0';
+	for (line = buf; *line != '\0'; line = nl + 1) {
+		if ((nl = strchr(line, '\n')) == NULL)
+			break;
+		*nl = '\0';
+		if (strcmp(line, REC_MAGIC) == 0) {
+			magic = 1;
+			continue;
+		}
+		if ((v = strchr(line, ' ')) == NULL)
+			continue;
+		*v++ = '\0';
+		if (strcmp(line, "guid") == 0)
+			r->guid = strtoull(v, NULL, 16);
+		else if (strcmp(line, "size") == 0)
+			r->size = strtoull(v, NULL, 10);
+		else if (strcmp(line, "block_size") == 0)
+			r->block_size = (uint32_t)strtoul(v, NULL, 10);
+		else if (strcmp(line, "state") == 0)
+			r->complete = strcmp(v, "complete") == 0;
+		else if (strcmp(line, "name") == 0)
+			snprintf(r->name, sizeof(r->name), "%s", v);
+	}
+	if (!magic)
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' is not a "
+		    "volume record", path);
+	return 1;
+}
+
+/* Write the record atomically: temporary file, fsync, rename, fsync dir. */
+static int
+rec_write(const char *path, const struct vrec *r, struct as_err *err)
+{
+	char *tmp, *text;
+	int fd, rc = -1;
+
+	tmp = xasprintf("%s.tmp", path);
+	text = xasprintf("%s\nguid %016" PRIx64 "\nname %s\nsize %" PRIu64
+	    "\nblock_size %u\nstate %s\n", REC_MAGIC, r->guid, r->name,
+	    r->size, r->block_size, r->complete ? "complete" : "incomplete");
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1) {
+		as_err_sys(err, errno, "create '%s'", tmp);
+		goto out;
+	}
+	if (io_write_full(fd, text, strlen(text)) == -1) {
+		as_err_sys(err, errno, "write '%s'", tmp);
+		close(fd);
+		goto out;
+	}
+	if (io_fsync(fd, tmp, err) == -1) {
+		close(fd);
+		goto out;
+	}
+	close(fd);
+	if (rename(tmp, path) == -1) {
+		as_err_sys(err, errno, "rename '%s'", tmp);
+		goto out;
+	}
+	rc = fsync_dir_of(path, err);
+out:
+	if (rc == -1)
+		(void)unlink(tmp);
+	free(tmp);
+	free(text);
+	return rc;
+}
+
+int
+vol_held(const char *dest, const char *state, uint64_t *guid, char *name,
+    struct as_err *err)
+{
+	struct vrec r;
+	char *rp, *jp;
+	int rc;
+
+	*guid = 0;
+	if (vol_paths(dest, state, &rp, &jp, err) == -1)
+		return -1;
+	rc = rec_read(rp, &r, err);
+	free(rp);
+	free(jp);
+	if (rc != 1)
+		return rc;
+	if (!r.complete || r.guid == 0)
+		return 0;
+	*guid = r.guid;
+	if (name != NULL)
+		snprintf(name, 256, "%s", r.name);
+	return 1;
+}
+
+/* Is the block device dev (st_rdev) mounted?  1 yes, 0 no. */
+static int
+dev_mounted(dev_t dev)
+{
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned ma, mi;
+	int found = 0;
+
+	if ((f = fopen("/proc/self/mountinfo", "re")) == NULL)
+		return 0;
+	while (getline(&line, &cap, f) != -1) {
+		/* id parent major:minor root mountpoint ... */
+		if (sscanf(line, "%*u %*u %u:%u", &ma, &mi) == 2 &&
+		    ma == major(dev) && mi == minor(dev)) {
+			found = 1;
+			break;
+		}
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* The destination, open for writing. */
+struct vdst {
+	const char	*path;
+	int		 fd;
+	int		 is_blk;
+	uint64_t	 dev_size;	/* block devices */
+};
+
+static int
+dst_open(struct vdst *d, const char *path, int create, struct as_err *err)
+{
+	struct stat st;
+	int fl = O_RDWR | O_CLOEXEC | O_NOCTTY;
+
+	d->path = path;
+	d->fd = -1;
+	d->is_blk = 0;
+	if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
+		d->is_blk = 1;
+		if (dev_mounted(st.st_rdev))
+			return as_err_set(err, AS_E_CONFLICT, 0, "block device "
+			    "'%s' is mounted: refusing to write to it", path);
+		if ((d->fd = open(path, fl | O_EXCL)) == -1) {
+			if (errno == EBUSY)
+				return as_err_set(err, AS_E_CONFLICT, errno,
+				    "block device '%s' is in use", path);
+			return as_err_sys(err, errno, "open '%s'", path);
+		}
+		if (ioctl(d->fd, BLKGETSIZE64, &d->dev_size) == -1) {
+			as_err_sys(err, errno, "size of '%s'", path);
+			close(d->fd);
+			d->fd = -1;
+			return -1;
+		}
+		return 0;
+	}
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' is neither a "
+		    "block device nor a regular file", path);
+	if ((d->fd = open(path, fl | O_NOFOLLOW | (create ? O_CREAT : 0),
+	    0600)) == -1)
+		return as_err_sys(err, errno, "open '%s'", path);
+	if (flock(d->fd, LOCK_EX | LOCK_NB) == -1) {
+		close(d->fd);
+		d->fd = -1;
+		return as_err_set(err, AS_E_CONFLICT, errno, "volume '%s' is "
+		    "busy: another receive holds it", path);
+	}
+	return 0;
+}
+
+/* Make len bytes at off read as zeros. */
+static int
+dst_zero(struct vdst *d, uint64_t off, uint64_t len, struct as_err *err)
+{
+	static const uint8_t z[65536];
+	uint64_t range[2], k, n;
+
+	if (d->is_blk) {
+		range[0] = off;
+		range[1] = len;
+		if (ioctl(d->fd, BLKZEROOUT, range) == 0)
+			return 0;
+	} else if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE |
+	    FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+		return 0;
+	for (k = 0; k < len; k += n) {
+		n = len - k < sizeof(z) ? len - k : sizeof(z);
+		if (io_pwrite_full(d->fd, z, (size_t)n, (off_t)(off + k)) ==
+		    -1)
+			return as_err_sys(err, errno, "write '%s'", d->path);
+	}
+	return 0;
+}
+
+static int
+dst_resize(struct vdst *d, uint64_t size, struct as_err *err)
+{
+	if (d->is_blk)
+		return 0;
+	if (ftruncate(d->fd, (off_t)size) == -1)
+		return as_err_sys(err, errno, "resize '%s' to %" PRIu64,
+		    d->path, size);
+	return 0;
+}
+
+/* The journal, as written by the receiver. */
+struct jrn {
+	const char	*path;
+	int		 fd;
+	struct buf	 b;
+	XXH3_state_t	*xs;
+	uint64_t	 nrec;
+	uint64_t	 bytes;
+};
+
+static int
+jrn_flush(struct jrn *j, struct as_err *err)
+{
+	if (j->b.len == 0)
+		return 0;
+	XXH3_64bits_update(j->xs, j->b.data, j->b.len);
+	if (io_write_full(j->fd, j->b.data, j->b.len) == -1)
+		return as_err_sys(err, errno, "write '%s'", j->path);
+	j->bytes += j->b.len;
+	buf_reset(&j->b);
+	return 0;
+}
+
+static int
+jrn_add(struct jrn *j, uint8_t type, uint64_t off, uint64_t len,
+    const void *data, struct as_err *err)
+{
+	uint8_t h[JRN_REC];
+
+	memset(h, 0, sizeof(h));
+	h[0] = type;
+	put_le64(h + 8, off);
+	put_le64(h + 16, len);
+	buf_add(&j->b, h, sizeof(h));
+	if (type == JRN_DATA)
+		buf_add(&j->b, data, (size_t)len);
+	j->nrec++;
+	if (j->b.len >= VOL_OUT_FLUSH)
+		return jrn_flush(j, err);
+	return 0;
+}
+
+/* Seal the journal: data, fsync, commit record, fsync, directory fsync. */
+static int
+jrn_commit(struct jrn *j, struct as_err *err)
+{
+	uint8_t h[JRN_REC];
+
+	if (jrn_flush(j, err) == -1 || io_fsync(j->fd, j->path, err) == -1)
+		return -1;
+	memset(h, 0, sizeof(h));
+	h[0] = JRN_COMMIT;
+	put_le64(h + 8, j->nrec);
+	put_le64(h + 16, XXH3_64bits_digest(j->xs));
+	if (io_write_full(j->fd, h, sizeof(h)) == -1)
+		return as_err_sys(err, errno, "write '%s'", j->path);
+	if (io_fsync(j->fd, j->path, err) == -1)
+		return -1;
+	return fsync_dir_of(j->path, err);
+}
+
+struct jhdr {
+	uint64_t	target_guid;
+	uint64_t	base_guid;
+	uint64_t	size;
+	uint32_t	block_size;
+	char		name[256];
+};
+
+static int
+jrn_begin(struct jrn *j, const struct jhdr *h, struct as_err *err)
+{
+	uint8_t f[JRN_HDR];
+	size_t nl = strlen(h->name);
+
+	if ((j->fd = open(j->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) == -1)
+		return as_err_sys(err, errno, "create '%s'", j->path);
+	if ((j->xs = XXH3_createState()) == NULL)
+		return as_err_set(err, AS_E_INTERNAL, ENOMEM, "out of memory");
+	XXH3_64bits_reset(j->xs);
+	memset(f, 0, sizeof(f));
+	memcpy(f, JRN_MAGIC, 8);
+	put_le64(f + 8, h->target_guid);
+	put_le64(f + 16, h->base_guid);
+	put_le64(f + 24, h->size);
+	put_le32(f + 32, h->block_size);
+	put_le32(f + 36, (uint32_t)nl);
+	buf_add(&j->b, f, sizeof(f));
+	buf_add(&j->b, h->name, nl);
+	return 0;
+}
+
+static void
+jrn_release(struct jrn *j)
+{
+	if (j->fd != -1)
+		close(j->fd);
+	j->fd = -1;
+	buf_release(&j->b);
+	if (j->xs != NULL)
+		XXH3_freeState(j->xs);
+	j->xs = NULL;
+}
+
+/* A reader over the journal file. */
+struct jread {
+	int		 fd;
+	uint8_t		*buf;
+	size_t		 cap, have, pos;
+	uint64_t	 off;		/* file offset of buf[0] */
+};
+
+/* Make n bytes available at r->buf + r->pos; 0 ok, -1 short. */
+static int
+jr_need(struct jread *r, size_t n)
+{
+	ssize_t got;
+
+	if (r->have - r->pos >= n)
+		return 0;
+	memmove(r->buf, r->buf + r->pos, r->have - r->pos);
+	r->off += r->pos;
+	r->have -= r->pos;
+	r->pos = 0;
+	if (n > r->cap) {
+		r->cap = n;
+		r->buf = xrealloc(r->buf, r->cap);
+	}
+	got = io_read_full(r->fd, r->buf + r->have, r->cap - r->have);
+	if (got > 0)
+		r->have += (size_t)got;
+	return r->have >= n ? 0 : -1;
+}
+
+/*
+ * Read a journal; with d == NULL only check that it is sealed (returns 1
+ * sealed, 0 not), else apply it to d (returns 1, or -1).
+ */
+static int
+jrn_scan(const char *path, struct jhdr *h, struct vdst *d,
+    struct vol_stats *st, struct as_err *err)
+{
+	struct jread r;
+	XXH3_state_t *xs = NULL;
+	uint64_t off, len, nrec = 0;
+	uint32_t nl;
+	uint8_t type;
+	int rc = -1;
+
+	memset(&r, 0, sizeof(r));
+	if ((r.fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return as_err_sys(err, errno, "open '%s'", path);
+	r.cap = VOL_OUT_FLUSH + JRN_REC;
+	r.buf = xmalloc(r.cap);
+	(void)posix_fadvise(r.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if ((xs = XXH3_createState()) == NULL) {
+		as_err_set(err, AS_E_INTERNAL, ENOMEM, "out of memory");
+		goto out;
+	}
+	XXH3_64bits_reset(xs);
+	if (jr_need(&r, JRN_HDR) == -1 || memcmp(r.buf, JRN_MAGIC, 8) != 0)
+		goto unsealed;
+	nl = le32(r.buf + 36);
+	if (nl > 255 || jr_need(&r, JRN_HDR + nl) == -1)
+		goto unsealed;
+	h->target_guid = le64(r.buf + 8);
+	h->base_guid = le64(r.buf + 16);
+	h->size = le64(r.buf + 24);
+	h->block_size = le32(r.buf + 32);
+	memcpy(h->name, r.buf + JRN_HDR, nl);
+	h->name[nl] = '\0';
+	XXH3_64bits_update(xs, r.buf, JRN_HDR + nl);
+	r.pos = JRN_HDR + nl;
+	if (d != NULL && dst_resize(d, h->size, err) == -1)
+		goto out;
+	for (;;) {
+		if (jr_need(&r, JRN_REC) == -1)
+			goto unsealed;
+		type = r.buf[r.pos];
+		off = le64(r.buf + r.pos + 8);
+		len = le64(r.buf + r.pos + 16);
+		if (type == JRN_COMMIT) {
+			if (off != nrec || len != XXH3_64bits_digest(xs))
+				goto unsealed;
+			break;
+		}
+		if ((type != JRN_DATA && type != JRN_ZERO) ||
+		    len > h->size || off > h->size - len ||
+		    (type == JRN_DATA && len > AS_DATA_MAX))
+			goto unsealed;
+		XXH3_64bits_update(xs, r.buf + r.pos, JRN_REC);
+		r.pos += JRN_REC;
+		if (type == JRN_DATA) {
+			if (jr_need(&r, (size_t)len) == -1)
+				goto unsealed;
+			XXH3_64bits_update(xs, r.buf + r.pos, (size_t)len);
+			if (d != NULL) {
+				if (io_pwrite_full(d->fd, r.buf + r.pos,
+				    (size_t)len, (off_t)off) == -1) {
+					as_err_sys(err, errno, "write '%s'",
+					    d->path);
+					goto out;
+				}
+				st->data_bytes += len;
+			}
+			r.pos += (size_t)len;
+		} else if (d != NULL) {
+			if (dst_zero(d, off, len, err) == -1)
+				goto out;
+			st->hole_bytes += len;
+		}
+		nrec++;
+	}
+	rc = 1;
+	goto out;
+unsealed:
+	if (d != NULL)
+		as_err_set(err, AS_E_MALFORMED, 0, "journal '%s' is damaged",
+		    path);
+	else
+		rc = 0;
+out:
+	if (xs != NULL)
+		XXH3_freeState(xs);
+	free(r.buf);
+	close(r.fd);
+	return rc;
+}
+
+/*
+ * Apply the sealed journal at jpath to d, fsync d, record the snapshot,
+ * remove the journal.
+ */
+static int
+jrn_apply(const char *jpath, const char *rpath, struct vdst *d,
+    struct vol_stats *st, struct as_err *err)
+{
+	struct jhdr h;
+	struct vrec r;
+
+	memset(&h, 0, sizeof(h));
+	if (jrn_scan(jpath, &h, d, st, err) == -1)
+		return -1;
+	if (io_fault("vol-apply") != 0)
+		return as_err_set(err, AS_E_IO, EIO, "injected fault");
+	if (io_fsync(d->fd, d->path, err) == -1)
+		return -1;
+	memset(&r, 0, sizeof(r));
+	r.guid = h.target_guid;
+	r.size = h.size;
+	r.block_size = h.block_size;
+	r.complete = 1;
+	snprintf(r.name, sizeof(r.name), "%s", h.name);
+	if (rec_write(rpath, &r, err) == -1)
+		return -1;
+	if (unlink(jpath) == -1)
+		return as_err_sys(err, errno, "remove '%s'", jpath);
+	return fsync_dir_of(jpath, err);
+}
+
+static int
+recover_open(const char *dest, const char *state, struct vdst *d,
+    int *did, struct vol_stats *st, struct as_err *err)
+{
+	struct jhdr h;
+	struct stat sb;
+	char *rp = NULL, *jp = NULL;
+	int rc = -1, sealed;
+
+	*did = 0;
+	if (vol_paths(dest, state, &rp, &jp, err) == -1)
+		return -1;
+	if (lstat(jp, &sb) == -1) {
+		rc = errno == ENOENT ? 0 : as_err_sys(err, errno, "'%s'", jp);
+		goto out;
+	}
+	memset(&h, 0, sizeof(h));
+	if ((sealed = jrn_scan(jp, &h, NULL, st, err)) == -1)
+		goto out;
+	*did = 1;
+	if (!sealed) {
+		if (unlink(jp) == -1) {
+			as_err_sys(err, errno, "remove '%s'", jp);
+			goto out;
+		}
+		rc = fsync_dir_of(jp, err);
+		goto out;
+	}
+	if (d->fd == -1 && dst_open(d, dest, 0, err) == -1)
+		goto out;
+	rc = jrn_apply(jp, rp, d, st, err);
+out:
+	free(rp);
+	free(jp);
+	return rc;
+}
+
+int
+vol_recover(const char *dest, const char *state, struct as_err *err)
+{
+	struct vdst d;
+	struct vol_stats st;
+	int did, rc;
+
+	memset(&st, 0, sizeof(st));
+	d.fd = -1;
+	rc = recover_open(dest, state, &d, &did, &st, err);
+	if (d.fd != -1)
+		close(d.fd);
+	return rc == -1 ? -1 : did;
+}
+
+/* ------------------------------------------------------------------ */
+/* receiving */
+
+struct rcv {
+	const char	*dest;
+	char		*rpath;
+	char		*jpath;
+	struct vdst	 d;
+	struct jrn	 j;
+	struct vrec	 held;		/* valid when have_held */
+	int		 have_held;
+	int		 flags;
+	int		 full;
+	int		 seen_entry;
+	int		 created;	/* dest did not exist */
+	int		 touched;	/* dest written (full stream) */
+	uint64_t	 size;
+	struct as_begin	 b;
+	char		 name[256];
+	struct vol_recv_result *res;
+};
+
+static int
+on_begin(struct rcv *s, const struct as_begin *b, struct as_err *err)
+{
+	if (b->kind != AS_KIND_VOL)
+		return as_err_set(err, AS_E_USAGE, 0, "not a volume stream "
+		    "(kind %u): receive it into a directory", b->kind);
+	s->b = *b;
+	snprintf(s->name, sizeof(s->name), "%s", b->name);
+	s->full = b->base_guid == 0;
+	s->res->target_guid = b->target_guid;
+	s->res->base_guid = b->base_guid;
+	snprintf(s->res->name, sizeof(s->res->name), "%s", b->name);
+	if (!s->full) {
+		if (!s->have_held || !s->held.complete || s->held.guid == 0)
+			return as_err_set(err, AS_E_CONFLICT, 0, "incremental "
+			    "stream from %016" PRIx64 " but '%s' holds no "
+			    "snapshot", b->base_guid, s->dest);
+		if (s->held.guid != b->base_guid)
+			return as_err_set(err, AS_E_CONFLICT, 0, "stream base "
+			    "%016" PRIx64 " does not match '%s', which holds "
+			    "%016" PRIx64, b->base_guid, s->dest,
+			    s->held.guid);
+		if (s->held.block_size != 0 &&
+		    s->held.block_size != b->block_size)
+			return as_err_set(err, AS_E_CONFLICT, 0, "stream has "
+			    "%u-byte blocks, '%s' was received with %u",
+			    b->block_size, s->dest, s->held.block_size);
+	}
+	return 0;
+}
+
+static int
+on_entry(struct rcv *s, const struct as_entry *e, struct as_err *err)
+{
+	struct jhdr h;
+	struct vrec r;
+	struct stat st;
+
+	if (s->seen_entry)
+		return as_err_set(err, AS_E_MALFORMED, 0, "volume stream "
+		    "with more than one entry");
+	s->seen_entry = 1;
+	if (e->path_len != strlen(VOL_ENTRY_PATH) ||
+	    memcmp(e->path, VOL_ENTRY_PATH, e->path_len) != 0 ||
+	    (e->mode & S_IFMT) != S_IFREG || e->nxattr != 0 ||
+	    e->op != (s->full ? AS_OP_CREATE : AS_OP_PATCH))
+		return as_err_set(err, AS_E_MALFORMED, 0, "volume stream "
+		    "entry must be a %s of '" VOL_ENTRY_PATH "'",
+		    s->full ? "create" : "patch");
+	s->size = e->size;
+	s->res->size = e->size;
+	if (s->d.is_blk && e->size > s->d.dev_size)
+		return as_err_set(err, AS_E_NOSPACE, 0, "block device '%s' "
+		    "holds %" PRIu64 " bytes, the volume needs %" PRIu64
+		    ": nothing was written", s->dest, s->d.dev_size, e->size);
+	if (!s->full) {
+		memset(&h, 0, sizeof(h));
+		h.target_guid = s->b.target_guid;
+		h.base_guid = s->b.base_guid;
+		h.size = e->size;
+		h.block_size = s->b.block_size;
+		snprintf(h.name, sizeof(h.name), "%s", s->name);
+		s->j.path = s->jpath;
+		return jrn_begin(&s->j, &h, err);
+	}
+	/* full: an existing volume must be ours (or -F) */
+	if (!(s->flags & VOL_RECV_FORCE)) {
+		if (s->have_held && s->held.complete && s->held.guid != 0)
+			return as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds "
+			    "snapshot %016" PRIx64 ": a full stream needs -F",
+			    s->dest, s->held.guid);
+		if (!s->have_held && (s->d.is_blk ||
+		    (fstat(s->d.fd, &st) == 0 && st.st_size > 0)))
+			return as_err_set(err, AS_E_CONFLICT, 0, "'%s' exists "
+			    "and was not received by autosync: use -F to "
+			    "overwrite it", s->dest);
+	}
+	memset(&r, 0, sizeof(r));
+	r.size = e->size;
+	r.block_size = s->b.block_size;
+	snprintf(r.name, sizeof(r.name), "%s", s->name);
+	s->touched = 1;
+	if (rec_write(s->rpath, &r, err) == -1)
+		return -1;
+	/* an image file starts over sparse: holes need no writes */
+	if (!s->d.is_blk && (dst_resize(&s->d, 0, err) == -1 ||
+	    dst_resize(&s->d, e->size, err) == -1))
+		return -1;
+	return 0;
+}
+
+static int
+on_record(struct rcv *s, const struct as_rec *rec, struct as_err *err)
+{
+	switch (rec->type) {
+	case AS_REC_BEGIN:
+		return on_begin(s, &rec->u.begin, err);
+	case AS_REC_ENTRY:
+		return on_entry(s, &rec->u.entry, err);
+	case AS_REC_XATTR:
+		return as_err_set(err, AS_E_MALFORMED, 0, "xattr record in a "
+		    "volume stream");
+	case AS_REC_DATA:
+		s->res->st.data_bytes += rec->u.data.len;
+		if (!s->full)
+			return jrn_add(&s->j, JRN_DATA, rec->u.data.offset,
+			    rec->u.data.len, rec->u.data.data, err);
+		if (io_pwrite_full(s->d.fd, rec->u.data.data, rec->u.data.len,
+		    (off_t)rec->u.data.offset) == -1)
+			return as_err_sys(err, errno, "write '%s'", s->dest);
+		return 0;
+	case AS_REC_HOLE:
+		s->res->st.hole_bytes += rec->u.hole.len;
+		if (!s->full)
+			return jrn_add(&s->j, JRN_ZERO, rec->u.hole.offset,
+			    rec->u.hole.len, NULL, err);
+		if (!s->d.is_blk)
+			return 0;
+		return dst_zero(&s->d, rec->u.hole.offset, rec->u.hole.len,
+		    err);
+	case AS_REC_END:
+		if (!s->seen_entry)
+			return as_err_set(err, AS_E_MALFORMED, 0, "volume "
+			    "stream without its entry");
+		return 0;
+	}
+	return 0;
+}
+
+static int
+read_stream(struct rcv *s, int in_fd, struct as_err *err)
+{
+	struct stream_dec d;
+	struct as_rec rec;
+	uint8_t *buf;
+	size_t off, used;
+	ssize_t n;
+	int x, rc = -1;
+
+	stream_dec_init(&d);
+	buf = xmalloc(VOL_IN_BUF);
+	for (;;) {
+		n = read(in_fd, buf, VOL_IN_BUF);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			as_err_sys(err, errno, "read the stream");
+			goto out;
+		}
+		if (n == 0)
+			break;
+		s->res->st.stream_bytes += (uint64_t)n;
+		for (off = 0; off < (size_t)n; off += used) {
+			x = stream_dec_feed(&d, buf + off, (size_t)n - off,
+			    &used, &rec, err);
+			if (x == -1)
+				goto out;
+			if (x == 1 && on_record(s, &rec, err) == -1)
+				goto out;
+			if (x == 0 && used == 0)
+				break;
+		}
+	}
+	rc = stream_dec_finish(&d, err);
+out:
+	stream_dec_release(&d);
+	free(buf);
+	return rc;
+}
+
+int
+vol_receive(const char *dest, const char *state, int in_fd, int flags,
+    struct vol_recv_result *res, struct as_err *err)
+{
+	struct rcv s;
+	struct stat sb;
+	struct vrec r;
+	int did, rc = -1, x;
+
+	memset(res, 0, sizeof(*res));
+	memset(&s, 0, sizeof(s));
+	s.dest = dest;
+	s.flags = flags;
+	s.res = res;
+	s.d.fd = -1;
+	s.j.fd = -1;
+	if (vol_paths(dest, state, &s.rpath, &s.jpath, err) == -1)
+		goto out;
+	if (stat(dest, &sb) == -1) {
+		if (errno != ENOENT) {
+			as_err_sys(err, errno, "'%s'", dest);
+			goto out;
+		}
+		s.created = 1;
+	}
+	if (dst_open(&s.d, dest, 1, err) == -1)
+		goto out;
+	if (recover_open(dest, state, &s.d, &did, &res->st, err) == -1)
+		goto out;
+	res->recovered = did;
+	memset(&res->st, 0, sizeof(res->st));
+	if ((x = rec_read(s.rpath, &s.held, err)) == -1)
+		goto out;
+	s.have_held = x;
+	if (read_stream(&s, in_fd, err) == -1)
+		goto out;
+	if (s.full) {
+		if (io_fsync(s.d.fd, dest, err) == -1)
+			goto out;
+		memset(&r, 0, sizeof(r));
+		r.guid = s.b.target_guid;
+		r.size = s.size;
+		r.block_size = s.b.block_size;
+		r.complete = 1;
+		snprintf(r.name, sizeof(r.name), "%s", s.name);
+		if (rec_write(s.rpath, &r, err) == -1)
+			goto out;
+	} else {
+		res->st.journal_bytes = s.j.bytes;
+		if (jrn_commit(&s.j, err) == -1)
+			goto out;
+		jrn_release(&s.j);
+		if (io_fault("vol-commit") != 0) {
+			as_err_set(err, AS_E_IO, EIO, "injected fault");
+			goto out;
+		}
+		res->st.data_bytes = res->st.hole_bytes = 0;
+		if (jrn_apply(s.jpath, s.rpath, &s.d, &res->st, err) == -1)
+			goto out;
+		res->st.journal_bytes = s.j.bytes;
+	}
+	rc = 0;
+out:
+	if (rc == -1 && s.j.fd != -1) {
+		/* never sealed: throw it away */
+		jrn_release(&s.j);
+		(void)unlink(s.jpath);
+	}
+	jrn_release(&s.j);
+	if (rc == -1 && s.created && !s.touched && s.d.fd != -1)
+		(void)unlink(dest);	/* nothing of ours in it */
+	if (s.d.fd != -1)
+		close(s.d.fd);
+	free(s.rpath);
+	free(s.jpath);
+	return rc;
+}

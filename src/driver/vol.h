@@ -1,0 +1,151 @@
+/*
+ * vol.h - the portable engine for volumes: a block device (partition,
+ * LVM volume, loop or NBD device) or a raw image file named with "vol:".
+ *
+ * A snapshot of a volume is a catalog (catalog.h) of kind AS_KIND_VOL
+ * with exactly one entry, path VOL_ENTRY_PATH, type S_IFREG, whose size
+ * is the volume's size in bytes and whose hashes are the XXH3-128 of
+ * each block_size block (the last block hashes its real length).  An
+ * all-zero block hashes like any block of zeros; it travels as HOLE.
+ *
+ * A volume stream (doc/autosync-stream.5 "VOLUME STREAMS") is BEGIN
+ * (kind vol), one ENTRY for VOL_ENTRY_PATH (op CREATE for a full
+ * stream, PATCH for an incremental one, size = the new volume size),
+ * DATA for each block whose hash differs from the base's, HOLE for
+ * every all-zero block that differs (adjacent ones merged), END.
+ *
+ * Destination state (see vol_paths()):
+ *   image file DEST:   DEST.autosync           the held-snapshot record
+ *                      DEST.autosync-journal   the apply journal
+ *   block device DEV:  STATE/volumes/<key>     the held-snapshot record
+ *                      STATE/volumes/<key>.journal
+ * where <key> is the device's absolute path with every byte outside
+ * [A-Za-z0-9._,+=@:-] written as %XX.
+ *
+ * None of these print; they fill struct as_err.  None keeps a descriptor
+ * open after returning.
+ */
+#ifndef AS_VOL_H
+#define AS_VOL_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "format/catalog.h"
+
+#define VOL_ENTRY_PATH	"volume"
+
+/* Counters; for -v output, tests and benchmarks. */
+struct vol_stats {
+	uint64_t	bytes_read;	/* volume bytes read (scan and send) */
+	uint64_t	blocks;		/* blocks in the target */
+	uint64_t	blocks_sent;	/* blocks sent as DATA */
+	uint64_t	zero_blocks;	/* blocks sent as (part of a) HOLE */
+	uint64_t	data_bytes;	/* DATA payload bytes emitted/applied */
+	uint64_t	hole_bytes;	/* HOLE bytes emitted/applied */
+	uint64_t	stream_bytes;	/* stream bytes written / read */
+	uint64_t	journal_bytes;	/* bytes spooled to the journal */
+};
+
+/*
+ * What a path given as "vol:PATH" is: fills *size (bytes) and *is_blk.
+ * A regular file or a block device; anything else is USAGE, a missing
+ * path NOTFOUND.
+ */
+int	vol_probe(const char *path, uint64_t *size, int *is_blk,
+	    struct as_err *err);
+
+/*
+ * Hash the volume at path into out (initialised by the caller; its
+ * header gets kind, block_size and, when NULL, source; guid, name and
+ * time are the caller's).  Reads the volume once, sequentially, in large
+ * reads with POSIX_FADV_SEQUENTIAL.
+ */
+int	vol_scan(const char *path, uint32_t block_size, struct catalog *out,
+	    struct vol_stats *st, struct as_err *err);
+
+#define VOL_SEND_LIVE	0x01	/* target is filled while reading: sync */
+
+struct vol_send_opts {
+	int		 flags;		/* VOL_SEND_* */
+	uint32_t	 block_size;	/* LIVE: block size of target */
+	/* called after the last DATA/HOLE, before END is written */
+	int		(*before_end)(void *arg, struct as_err *err);
+	void		*arg;
+};
+
+/*
+ * Write the stream that turns a volume holding base (NULL: nothing) into
+ * one holding target, to out_fd (not closed).
+ *
+ * Without VOL_SEND_LIVE, target is a complete catalog taken earlier:
+ * only the blocks whose hash differs from base are read, and each is
+ * hashed again; a mismatch is CONFLICT ("the volume changed since the
+ * snapshot was taken").  With VOL_SEND_LIVE, target holds only a header
+ * (guid, name, time): the whole volume is read once, hashed, compared
+ * with base and the entry is added to target, so that target describes
+ * the stream exactly.  A block size different from base's is USAGE.
+ */
+int	vol_send(const char *path, struct catalog *target,
+	    const struct catalog *base, int out_fd,
+	    const struct vol_send_opts *o, struct vol_stats *st,
+	    struct as_err *err);
+
+#define VOL_RECV_FORCE	0x01	/* -F: overwrite a volume we did not fill */
+
+struct vol_recv_result {
+	uint64_t	target_guid;	/* the snapshot now held */
+	uint64_t	base_guid;	/* what the stream was relative to */
+	uint64_t	size;		/* the volume's new size */
+	char		name[256];
+	int		recovered;	/* a crashed apply was settled first */
+	struct vol_stats st;
+};
+
+/*
+ * Apply the volume stream read from in_fd (not closed) to dest: an image
+ * file (created sparse when missing) or a block device.  state is the
+ * state directory (needed for block devices only).
+ *
+ * Checks before anything is written: the stream is a volume stream, its
+ * base is the snapshot dest holds (CONFLICT); a full stream into a
+ * volume that holds a snapshot or was not filled by autosync (an image
+ * file of nonzero size without record, any block device without record)
+ * needs VOL_RECV_FORCE; a block device is not mounted (CONFLICT) and is
+ * opened O_EXCL; a block device smaller than the stream's size is
+ * NOSPACE.
+ *
+ * An incremental stream is spooled to the journal, which is fsync'ed and
+ * sealed with a commit record; only then is it applied in place (DATA:
+ * pwrite; HOLE: fallocate PUNCH_HOLE|KEEP_SIZE on files, BLKZEROOUT on
+ * devices, else zeros written), dest fsync'ed, the record updated and
+ * the journal removed.  After a crash the volume is exactly the old or
+ * the new snapshot (vol_recover).  A full stream is written in place:
+ * the record says "incomplete" until it is done, and an incomplete
+ * volume holds no snapshot.
+ */
+int	vol_receive(const char *dest, const char *state, int in_fd,
+	    int flags, struct vol_recv_result *res, struct as_err *err);
+
+/*
+ * Settle a crashed apply: a sealed journal is replayed, an unsealed one
+ * discarded.  Returns 1 if it did something, 0 if not, -1 on error.
+ */
+int	vol_recover(const char *dest, const char *state, struct as_err *err);
+
+/*
+ * The snapshot dest holds: returns 1 and fills *guid (and name, when not
+ * NULL, of at least 256 bytes), 0 when it holds none (no record, or an
+ * incomplete full receive), -1 on error.
+ */
+int	vol_held(const char *dest, const char *state, uint64_t *guid,
+	    char *name, struct as_err *err);
+
+/*
+ * The record and journal paths of dest (allocated; free both).  dest
+ * need not exist; when it does not, it is taken as an image file.
+ */
+int	vol_paths(const char *dest, const char *state, char **record,
+	    char **journal, struct as_err *err);
+
+#endif
