@@ -9,7 +9,7 @@
 #include "base/banned.h"
 
 static const char *const later[] = {
-	"zfs:", "btrfs:", "vol:",
+	"zfs:", "btrfs:",
 };
 
 static const struct {
@@ -146,6 +146,15 @@ endpoint_parse(struct endpoint *ep, const char *spec, struct as_err *err)
 			return -1;
 		}
 		ep->spec = xstrdup(spec);
+		return 0;
+	}
+	if (strncmp(spec, "vol:", 4) == 0) {
+		if (spec[4] == '\0')
+			return as_err_set(err, AS_E_USAGE, 0, "'%s': expected "
+			    "vol:PATH", spec);
+		ep->kind = EP_VOL;
+		ep->spec = xstrdup(spec);
+		ep->path = xstrdup(spec + 4);
 		return 0;
 	}
 	for (i = 0; i < sizeof(later) / sizeof(later[0]); i++) {

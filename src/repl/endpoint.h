@@ -15,8 +15,12 @@
  * space, a control character or one of "/@[]" where it does not belong,
  * is refused (USAGE), so that it can never become an option of ssh.
  *
- * The "zfs:", "btrfs:" and "vol:" prefixes are recognised and refused
- * with USAGE "not supported yet".  A local directory whose name starts
+ *   vol:/path                    a local volume: a block device or an
+ *                                image file (vol driver, driver/vol.h);
+ *                                a regular file is a volume only so named
+ *
+ * The "zfs:" and "btrfs:" prefixes are recognised and refused with
+ * USAGE "not supported yet".  A local directory whose name starts
  * like one of these is named with a leading "./".
  */
 #ifndef AS_ENDPOINT_H
@@ -31,6 +35,7 @@ enum endpoint_kind {
 	EP_SSH,		/* ssh://[user@]host[:port]/path */
 	EP_TCP,		/* tcp://host[:port]/path */
 	EP_TLS,		/* tls://host[:port]/path */
+	EP_VOL,		/* vol:/path: a local volume (vol driver) */
 };
 
 struct endpoint {

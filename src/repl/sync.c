@@ -499,6 +499,16 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	if (endpoint_parse(&se, src, err) == -1 ||
 	    endpoint_parse(&de, dst, err) == -1)
 		goto out;
+	if (se.kind == EP_VOL || de.kind == EP_VOL) {
+		rc = sync_run_vol(&se, &de, o, res, err);
+		goto out;
+	}
+	if ((endpoint_is_remote(&se) && strncmp(se.path, "/vol:", 5) == 0) ||
+	    (endpoint_is_remote(&de) && strncmp(de.path, "/vol:", 5) == 0)) {
+		as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': remote volumes "
+		    "are not supported yet", src, dst);
+		goto out;
+	}
 	if (endpoint_is_remote(&se) && endpoint_is_remote(&de)) {
 		as_err_set(err, AS_E_USAGE, 0, "'%s' and '%s' are both "
 		    "remote: one side of a sync must be local", src, dst);

@@ -87,6 +87,17 @@ int	sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	    struct sync_result *res, struct as_err *err);
 
 /*
+ * The step between two local volumes (both endpoints EP_VOL, else
+ * USAGE), in sync_vol.c: the same six steps with the vol driver
+ * (driver/vol.h); the snapshot is taken while it is sent, so the source
+ * is read once.  sync_run() calls it for vol: endpoints.
+ */
+struct endpoint;
+int	sync_run_vol(const struct endpoint *se, const struct endpoint *de,
+	    const struct sync_opts *o, struct sync_result *res,
+	    struct as_err *err);
+
+/*
  * Pieces that serve's SEND shares with sync_run (the source side of a
  * step), on a locked snapstore:
  *

@@ -1,0 +1,324 @@
+/*
+ * sync_vol.c - one local replication step between two volumes (vol:);
+ * the volume counterpart of sync_run()'s steps, see sync.h.
+ *
+ * The source is read once: the snapshot is taken while the stream is
+ * written (vol_send with VOL_SEND_LIVE), and its catalog is saved as
+ * pending before the END record lets the receiver commit.
+ */
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/io.h"
+#include "base/xmalloc.h"
+#include "driver/vol.h"
+#include "format/stream.h"
+#include "repl/endpoint.h"
+#include "repl/snapstore.h"
+#include "repl/sync.h"
+#include "base/banned.h"
+
+struct vol_report {
+	struct as_err		err;
+	struct vol_recv_result	res;
+	int			rc;
+};
+
+struct vol_save {
+	struct snapstore	*ss;
+	struct catalog		*target;
+};
+
+static int64_t
+vnow_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int
+save_pending(void *arg, struct as_err *err)
+{
+	struct vol_save *vs = arg;
+
+	return snapstore_save(vs->ss, vs->target, SNAP_SAVE_PENDING, err);
+}
+
+static void
+vol_receive_child(const char *dst, const char *state, int in_fd,
+    int report_fd, int flags)
+{
+	struct vol_report r;
+
+	memset(&r, 0, sizeof(r));
+	signal(SIGPIPE, SIG_IGN);
+	r.rc = vol_receive(dst, state, in_fd, flags, &r.res, &r.err);
+	if (r.rc == -1 && r.err.code == AS_E_OK)
+		as_err_set(&r.err, AS_E_INTERNAL, 0, "receive failed");
+	(void)io_write_full(report_fd, &r, sizeof(r));
+	_exit(r.rc == 0 ? 0 : as_exit_code(r.err.code));
+}
+
+/*
+ * Receiver in a child, sender here.  0: committed; 1: committed but the
+ * sender side failed after END (err); -1: failed (err).
+ */
+static int
+vol_transfer(const char *src, const char *dst, const char *state,
+    struct snapstore *ss, struct catalog *target,
+    const struct catalog *base, int rflags, const struct sync_opts *o,
+    struct sync_result *res, struct vol_stats *sst, struct as_err *err)
+{
+	struct vol_report r;
+	struct vol_send_opts so;
+	struct vol_save vs;
+	struct as_err serr;
+	int data[2], rep[2], status, src_rc;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(data, O_CLOEXEC) == -1)
+		return as_err_sys(err, errno, "pipe");
+	if (pipe2(rep, O_CLOEXEC) == -1) {
+		as_err_sys(err, errno, "pipe");
+		close(data[0]);
+		close(data[1]);
+		return -1;
+	}
+	fflush(NULL);
+	if ((pid = fork()) == -1) {
+		as_err_sys(err, errno, "fork");
+		close(data[0]);
+		close(data[1]);
+		close(rep[0]);
+		close(rep[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(data[1]);
+		close(rep[0]);
+		vol_receive_child(dst, state, data[0], rep[1], rflags);
+	}
+	close(data[0]);
+	close(rep[1]);
+
+	as_err_clear(&serr);
+	memset(&so, 0, sizeof(so));
+	so.flags = VOL_SEND_LIVE;
+	so.block_size = o->block_size;
+	vs.ss = ss;
+	vs.target = target;
+	so.before_end = save_pending;
+	so.arg = &vs;
+	src_rc = vol_send(src, target, base, data[1], &so, sst, &serr);
+	close(data[1]);
+
+	memset(&r, 0, sizeof(r));
+	n = io_read_full(rep[0], &r, sizeof(r));
+	close(rep[0]);
+	while (waitpid(pid, &status, 0) == -1) {
+		if (errno != EINTR)
+			return as_err_sys(err, errno, "wait for the receiver");
+	}
+	if (n != (ssize_t)sizeof(r)) {
+		r.rc = -1;
+		if (WIFSIGNALED(status))
+			as_err_set(&r.err, AS_E_INTERNAL, 0,
+			    "receiver killed by signal %d", WTERMSIG(status));
+		else
+			as_err_set(&r.err, AS_E_INTERNAL, 0,
+			    "receiver exited with status %d without a report",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
+	res->recovered |= r.res.recovered;
+	if (r.rc == 0) {
+		if (src_rc == -1) {
+			*err = serr;
+			return 1;
+		}
+		return 0;
+	}
+	if (src_rc == -1 && serr.sys_errno != EPIPE &&
+	    r.err.code == AS_E_TRUNCATED) {
+		*err = serr;
+		return as_err_prefix(err, "send '%s'", src);
+	}
+	*err = r.err;
+	return as_err_prefix(err, "receive '%s'", dst);
+}
+
+int
+sync_run_vol(const struct endpoint *se, const struct endpoint *de,
+    const struct sync_opts *o, struct sync_result *res, struct as_err *err)
+{
+	struct snapstore ss;
+	struct snap_dest rec;
+	struct catalog base, target;
+	struct vol_stats sst;
+	struct as_err e2;
+	char *state = NULL, *src_abs = NULL, *dst_abs = NULL;
+	uint64_t held = 0, now_guid, size;
+	int64_t t0;
+	int rc = -1, have_base = 0, tr, is_blk, x;
+
+	t0 = vnow_ns(CLOCK_MONOTONIC);
+	memset(&ss, 0, sizeof(ss));
+	memset(&rec, 0, sizeof(rec));
+	memset(&sst, 0, sizeof(sst));
+	ss.lock_fd = -1;
+	catalog_init(&base);
+	catalog_init(&target);
+	if (se->kind != EP_VOL || de->kind != EP_VOL) {
+		as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a volume "
+		    "replicates to a volume: name both sides vol:PATH "
+		    "(remote volumes are not supported yet)", se->spec,
+		    de->spec);
+		goto out;
+	}
+	if ((state = snapstore_state_dir(o->state_dir, err)) == NULL)
+		goto out;
+	if (vol_probe(se->path, &size, &is_blk, err) == -1)
+		goto out;
+	if ((src_abs = snapstore_abspath(se->path, err)) == NULL ||
+	    (dst_abs = snapstore_abspath(de->path, err)) == NULL)
+		goto out;
+	if (strcmp(src_abs, dst_abs) == 0) {
+		as_err_set(err, AS_E_USAGE, 0, "source and destination are "
+		    "the same volume '%s'", src_abs);
+		goto out;
+	}
+	if (snapstore_open(&ss, state, src_abs, 1, err) == -1 ||
+	    snapstore_lock(&ss, err) == -1)
+		goto out;
+
+	/* 1. the destination */
+	if (access(dst_abs, F_OK) == 0) {
+		if ((x = vol_recover(dst_abs, state, err)) == -1) {
+			as_err_prefix(err, "recover '%s'", de->path);
+			goto out;
+		}
+		res->recovered = x;
+		if (vol_held(dst_abs, state, &held, NULL, err) == -1)
+			goto out;
+	}
+
+	/* 2. a previous sync to it that did not finish */
+	if (snapstore_dest_get(&ss, dst_abs, &rec, err) == -1 ||
+	    sync_settle(&ss, dst_abs, held, &rec, res, err) == -1)
+		goto out;
+
+	/* 3. the base */
+	if (held != 0) {
+		have_base = snapstore_load_guid(&ss, held, &base, err);
+		if (have_base == -1)
+			goto out;
+		if (have_base == 1 && base.hdr.kind != AS_KIND_VOL) {
+			as_err_set(err, AS_E_CONFLICT, 0, "snapshot '%s' of "
+			    "'%s' is not a volume snapshot", base.hdr.name,
+			    se->spec);
+			goto out;
+		}
+		if (have_base == 0 && !(o->flags & SYNC_FORCE)) {
+			as_err_set(err, AS_E_CONFLICT, 0, "no common snapshot: "
+			    "'%s' holds %016" PRIx64 " which '%s' does not "
+			    "have; use -F for a full resend", de->spec, held,
+			    se->spec);
+			goto out;
+		}
+	}
+	res->full = !have_base;
+	if (have_base) {
+		res->base_guid = base.hdr.guid;
+		snprintf(res->base_name, sizeof(res->base_name), "%s",
+		    base.hdr.name);
+	}
+
+	/* 4. the new snapshot's header; its blocks come with the send */
+	target.hdr.time_ns = vnow_ns(CLOCK_REALTIME);
+	if (snapstore_auto_name(&ss, target.hdr.time_ns, target.hdr.name,
+	    sizeof(target.hdr.name), err) == -1)
+		goto out;
+	target.hdr.guid = now_guid = snap_guid_new();
+	target.hdr.base_guid = have_base ? base.hdr.guid : 0;
+	target.hdr.source = xstrdup(src_abs);
+	res->guid = now_guid;
+	snprintf(res->name, sizeof(res->name), "%s", target.hdr.name);
+	snprintf(rec.pending, sizeof(rec.pending), "%s", target.hdr.name);
+	rec.held_guid = held;
+	if (snapstore_dest_put(&ss, dst_abs, &rec, err) == -1)
+		goto out;
+
+	/* 5. send and receive */
+	tr = vol_transfer(src_abs, dst_abs, state, &ss, &target,
+	    have_base ? &base : NULL, o->flags & SYNC_FORCE ?
+	    VOL_RECV_FORCE : 0, o, res, &sst, err);
+	res->scan.entries = 1;
+	res->scan.files_read = 1;
+	res->scan.bytes_read = sst.bytes_read;
+	res->scan_ns = vnow_ns(CLOCK_MONOTONIC) - t0;
+	res->send.entries_sent = 1;
+	res->send.files_read = 1;
+	res->send.bytes_read = sst.bytes_read;
+	res->send.data_bytes = sst.data_bytes;
+	res->send.stream_bytes = sst.stream_bytes;
+	if (tr == -1) {
+		if (vol_held(dst_abs, state, &held, NULL, &e2) != -1) {
+			if (held == now_guid) {
+				if (snapstore_commit_pending(&ss,
+				    target.hdr.name, &e2) == 0) {
+					rec.held_guid = held;
+					rec.pending[0] = '\0';
+					(void)snapstore_dest_put(&ss, dst_abs,
+					    &rec, &e2);
+				}
+			} else if (snapstore_discard_pending(&ss,
+			    target.hdr.name, &e2) == 0) {
+				rec.held_guid = held;
+				rec.pending[0] = '\0';
+				(void)snapstore_dest_put(&ss, dst_abs, &rec,
+				    &e2);
+			}
+		}
+		goto out;
+	}
+
+	/* 6. commit, then prune */
+	if (snapstore_save(&ss, &target, SNAP_SAVE_REPLACE, tr == 1 ? &e2 :
+	    err) == -1 && tr == 0)
+		goto out;
+	rec.held_guid = now_guid;
+	rec.pending[0] = '\0';
+	if (snapstore_dest_put(&ss, dst_abs, &rec, tr == 1 ? &e2 : err) ==
+	    -1 && tr == 0)
+		goto out;
+	if (tr == 1)
+		goto out;
+	if (!(o->flags & SYNC_NO_PRUNE) &&
+	    sync_prune(&ss, now_guid, &res->pruned, err) == -1) {
+		as_err_prefix(err, "prune snapshots of '%s'", se->spec);
+		goto out;
+	}
+	rc = 0;
+out:
+	res->total_ns = vnow_ns(CLOCK_MONOTONIC) - t0;
+	catalog_release(&base);
+	catalog_release(&target);
+	snap_dest_release(&rec);
+	snapstore_release(&ss);
+	free(state);
+	free(src_abs);
+	free(dst_abs);
+	return rc;
+}

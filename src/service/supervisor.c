@@ -1,0 +1,939 @@
+/*
+ * supervisor.c - the runs of services and the daemon loop (see
+ * supervisor.h).  One poll loop: the control socket, its clients and a
+ * signalfd for SIGCHLD, SIGTERM and SIGINT.  The store is only touched
+ * by this process; children report over a pipe.
+ */
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/io.h"
+#include "base/xmalloc.h"
+#include "repl/remote.h"
+#include "repl/sync.h"
+#include "service/control.h"
+#include "service/sched.h"
+#include "service/supervisor.h"
+#include "transport/compress.h"
+#include "transport/ratelimit.h"
+#include "base/banned.h"
+
+#define MAX_CLIENTS	32
+#define MAX_WAITERS	8
+#define TICK_MS		1000	/* re-read the store at least this often */
+
+/* What a run's child writes to its pipe: one write, < PIPE_BUF. */
+struct child_result {
+	int		 code;		/* enum as_errcode; AS_E_OK: success */
+	int		 sys_errno;
+	uint64_t	 bytes;
+	char		 msg[AS_ERR_MSGMAX];
+};
+
+struct job {
+	char		*name;
+	pid_t		 pid;		/* running child, or 0 */
+	int		 res_fd;	/* its result pipe */
+	int		 lock_fd;
+	int64_t		 run_id;
+	int64_t		 started;	/* wall ms */
+	int64_t		 start_mono;
+	int64_t		 end_mono;	/* of the last run here; -1 none */
+	int64_t		 retry_mono;	/* back-off deadline, or -1 */
+	enum svc_state	 prior;		/* state before the run */
+	int		 pending;	/* run requested (coalesced) */
+	int		 waiters[MAX_WAITERS];
+	int		 nwaiters;
+	int		 seen;
+	int64_t		 shown_next;	/* next_run last written */
+};
+
+struct client {
+	int		 fd;
+	size_t		 len;
+	char		 buf[CONTROL_LINE_MAX];
+};
+
+struct daemon {
+	const char	*state_dir;
+	struct store	*st;
+	struct job	*jobs;
+	size_t		 njobs;
+	struct client	 clients[MAX_CLIENTS];
+	int		 listen_fd;
+	int		 sig_fd;
+	int		 stopping;
+	supervisor_note_fn note;
+	sigset_t	 oldmask;
+};
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *
+path_in(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = xcalloc(1, n);
+
+	snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+char *
+supervisor_db_path(const char *state_dir)
+{
+	return path_in(state_dir, STORE_DB_NAME);
+}
+
+char *
+supervisor_sock_path(const char *state_dir)
+{
+	return path_in(state_dir, CONTROL_SOCK_NAME);
+}
+
+static int
+mkdir_0700(const char *p, struct as_err *err)
+{
+	if (mkdir(p, 0700) == -1 && errno != EEXIST)
+		return as_err_sys(err, errno, "create '%s'", p);
+	return 0;
+}
+
+struct store *
+supervisor_open_store(const char *state_dir, struct as_err *err)
+{
+	struct store *st;
+	char *p;
+
+	if (mkdir_0700(state_dir, err) == -1)
+		return NULL;
+	p = supervisor_db_path(state_dir);
+	st = store_open(p, err);
+	free(p);
+	return st;
+}
+
+/* Take run/NAME.lock; CONFLICT when a run of name holds it. */
+static int
+lock_service(const char *state_dir, const char *name, struct as_err *err)
+{
+	char *dir, *p;
+	size_t n;
+	int fd, e;
+
+	dir = path_in(state_dir, "run");
+	if (mkdir_0700(dir, err) == -1) {
+		free(dir);
+		return -1;
+	}
+	n = strlen(dir) + strlen(name) + 7;
+	p = xcalloc(1, n);
+	snprintf(p, n, "%s/%s.lock", dir, name);
+	free(dir);
+	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1) {
+		as_err_sys(err, errno, "open '%s'", p);
+		free(p);
+		return -1;
+	}
+	free(p);
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return as_err_set(err, AS_E_CONFLICT, 0, "service "
+			    "'%s' is busy: a run is in progress", name);
+		return as_err_sys(err, e, "lock service '%s'", name);
+	}
+	return fd;
+}
+
+/* The transport options from the service's properties. */
+static int
+run_opts(struct store *st, const char *name, struct remote_opts *ro,
+    struct as_err *err)
+{
+	struct compress_spec cs;
+	char *v = NULL;
+	int rc = -1;
+
+	memset(ro, 0, sizeof(*ro));
+	ro->progress = PROGRESS_NONE;
+	if (store_prop_get(st, name, "rate_limit", &v, err) == -1 ||
+	    ratelimit_parse(v, &ro->rate, err) == -1)
+		goto out;
+	free(v);
+	v = NULL;
+	if (store_prop_get(st, name, "compress", &v, err) == -1 ||
+	    compress_parse(v, &cs, err) == -1)
+		goto out;
+	ro->zstd_level = cs.algo == COMPRESS_ZSTD ? (cs.level != 0 ?
+	    cs.level : COMPRESS_DEFAULT_LEVEL) : 0;
+	rc = 0;
+out:
+	free(v);
+	return rc;
+}
+
+static unsigned
+retries_of(struct store *st, const char *name)
+{
+	char *v = NULL;
+	unsigned n = 5;
+
+	if (store_prop_get(st, name, "retries", &v, NULL) == 0)
+		n = (unsigned)strtoul(v, NULL, 10);
+	free(v);
+	return n > 0 ? n : 1;
+}
+
+/* One sync step; the result as a child_result. */
+static void
+do_sync(const char *state_dir, const char *src, const char *dst,
+    const struct remote_opts *ro, struct child_result *cr)
+{
+	struct sync_opts o;
+	struct sync_result r;
+	struct as_err err;
+
+	memset(&o, 0, sizeof(o));
+	memset(&r, 0, sizeof(r));
+	memset(cr, 0, sizeof(*cr));
+	as_err_clear(&err);
+	o.state_dir = state_dir;
+	o.remote = ro;
+	if (sync_run(src, dst, &o, &r, &err) == -1) {
+		cr->code = err.code != AS_E_OK ? err.code : AS_E_INTERNAL;
+		cr->sys_errno = err.sys_errno;
+		snprintf(cr->msg, sizeof(cr->msg), "%s", err.msg);
+	}
+	cr->bytes = r.remote != 0 ? r.wire_bytes : r.send.stream_bytes;
+}
+
+/* The class that decides retry or maintenance. */
+static enum as_errclass
+run_class(const struct child_result *cr)
+{
+	if (cr->code == AS_E_CONFLICT && strstr(cr->msg, "is busy") != NULL)
+		return AS_TEMP;
+	return as_errclass_of(cr->code);
+}
+
+/*
+ * Record the end of a run: the state it leaves the service in, and the
+ * next run time for display (the daemon refines it).
+ */
+static int
+finish(struct store *st, const char *name, int64_t run_id, int64_t started,
+    enum svc_state prior, const struct child_result *cr,
+    struct supervisor_run *out, struct as_err *err)
+{
+	struct run_result rr;
+	struct svc v;
+	struct sched sc;
+	enum svc_state state;
+	int64_t next = -1;
+
+	if (store_svc_get(st, name, &v, err) == -1)
+		return -1;
+	memset(&rr, 0, sizeof(rr));
+	rr.ended = wall_ms();
+	rr.ok = cr->code == AS_E_OK;
+	rr.code = (enum as_errcode)cr->code;
+	rr.msg = cr->msg;
+	rr.bytes = cr->bytes;
+	state = prior == SVC_DISABLED ? SVC_DISABLED : SVC_ONLINE;
+	if (sched_parse(v.schedule, &sc, NULL) == -1)
+		sc.kind = 0;
+	if (rr.ok) {
+		if (sc.kind == SCHED_ONCE && prior != SVC_DISABLED)
+			state = SVC_DONE;
+	} else if (run_class(cr) == AS_PERM ||
+	    v.consecutive + 1 >= retries_of(st, name))
+		state = SVC_MAINTENANCE;
+	if (state == SVC_ONLINE && sc.kind != 0) {
+		next = sched_next(&sc, rr.ended / 1000, started / 1000);
+		next = next >= 0 ? next * 1000 : -1;
+	}
+	svc_release(&v);
+	if (out != NULL) {
+		out->run_id = run_id;
+		out->ms = rr.ended - started;
+		out->bytes = cr->bytes;
+		out->state = state;
+	}
+	return store_run_end(st, name, run_id, started, &rr, state, next, err);
+}
+
+int
+supervisor_run_now(struct store *st, const char *state_dir, const char *name,
+    struct supervisor_run *out, struct as_err *err)
+{
+	struct remote_opts ro;
+	struct child_result cr;
+	struct svc v;
+	int64_t run_id, started;
+	enum svc_state prior;
+	int lock, rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (store_svc_get(st, name, &v, err) == -1)
+		return -1;
+	prior = v.state;
+	if (prior == SVC_MAINTENANCE) {
+		as_err_set(err, AS_E_CONFLICT, 0, "service '%s' is in "
+		    "maintenance: see 'autosync show %s', then 'autosync "
+		    "clear %s'", name, name, name);
+		goto out;
+	}
+	if (prior == SVC_RUNNING || prior == SVC_DONE)
+		prior = SVC_ONLINE;
+	if (run_opts(st, name, &ro, err) == -1 ||
+	    (lock = lock_service(state_dir, name, err)) == -1)
+		goto out;
+	started = wall_ms();
+	if (store_run_begin(st, name, started, (long)getpid(), &run_id,
+	    err) == -1) {
+		close(lock);
+		goto out;
+	}
+	do_sync(state_dir, v.source, v.dest, &ro, &cr);
+	close(lock);
+	if (finish(st, name, run_id, started, prior, &cr, out, err) == -1)
+		goto out;
+	if (cr.code != AS_E_OK) {
+		as_err_set(err, (enum as_errcode)cr.code, cr.sys_errno,
+		    "%s", cr.msg);
+		goto out;
+	}
+	rc = 0;
+out:
+	svc_release(&v);
+	return rc;
+}
+
+/* ---- the daemon -------------------------------------------------- */
+
+static void
+note(struct daemon *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+note(struct daemon *d, const char *fmt, ...)
+{
+	char buf[AS_ERR_MSGMAX + 128];
+	va_list ap;
+
+	if (d->note == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	d->note(buf);
+}
+
+static struct job *
+job_find(struct daemon *d, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < d->njobs; i++)
+		if (strcmp(d->jobs[i].name, name) == 0)
+			return &d->jobs[i];
+	return NULL;
+}
+
+/* Match the jobs to the services in the store. */
+static int
+reload(struct daemon *d, struct svc **vp, size_t *np, struct as_err *err)
+{
+	struct job *j;
+	size_t i, k;
+
+	if (store_svc_list(d->st, vp, np, err) == -1)
+		return -1;
+	for (i = 0; i < d->njobs; i++)
+		d->jobs[i].seen = 0;
+	for (k = 0; k < *np; k++) {
+		if ((j = job_find(d, (*vp)[k].name)) == NULL) {
+			d->jobs = xreallocarray(d->jobs, d->njobs + 1,
+			    sizeof(*d->jobs));
+			j = &d->jobs[d->njobs++];
+			memset(j, 0, sizeof(*j));
+			j->name = xstrdup((*vp)[k].name);
+			j->res_fd = j->lock_fd = -1;
+			j->end_mono = j->retry_mono = -1;
+			j->shown_next = -2;
+		}
+		j->seen = 1;
+	}
+	/* destroyed services: drop their jobs unless a run is going on */
+	for (i = 0; i < d->njobs; ) {
+		j = &d->jobs[i];
+		if (j->seen || j->pid != 0) {
+			i++;
+			continue;
+		}
+		for (k = 0; k < (size_t)j->nwaiters; k++) {
+			control_reply(j->waiters[k], "err NOTFOUND service "
+			    "destroyed");
+			close(j->waiters[k]);
+		}
+		free(j->name);
+		d->jobs[i] = d->jobs[--d->njobs];
+	}
+	return 0;
+}
+
+static void
+child_run(struct daemon *d, struct job *j, const struct svc *v,
+    const struct remote_opts *ro, int wfd, pid_t parent)
+{
+	struct child_result cr;
+	int i;
+
+	/* die with the daemon: no run outlives it unrecorded (§F 69) */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(1);
+	sigprocmask(SIG_SETMASK, &d->oldmask, NULL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	close(d->listen_fd);
+	close(d->sig_fd);
+	for (i = 0; i < MAX_CLIENTS; i++)
+		if (d->clients[i].fd >= 0)
+			close(d->clients[i].fd);
+	do_sync(d->state_dir, v->source, v->dest, ro, &cr);
+	(void)io_write_full(wfd, &cr, sizeof(cr));
+	_exit(0);
+}
+
+static void
+start_run(struct daemon *d, struct job *j, const struct svc *v)
+{
+	struct remote_opts ro;
+	struct as_err err;
+	struct child_result cr;
+	int p[2], i;
+	pid_t pid, parent = getpid();
+
+	as_err_clear(&err);
+	j->pending = 0;
+	j->prior = v->state == SVC_DISABLED ? SVC_DISABLED : SVC_ONLINE;
+	if (run_opts(d->st, j->name, &ro, &err) == -1 ||
+	    (j->lock_fd = lock_service(d->state_dir, j->name, &err)) == -1)
+		goto fail;
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		as_err_sys(&err, errno, "pipe");
+		goto fail_lock;
+	}
+	j->started = wall_ms();
+	j->start_mono = mono_ms();
+	if (store_run_begin(d->st, j->name, j->started, 0, &j->run_id,
+	    &err) == -1) {
+		close(p[0]);
+		close(p[1]);
+		goto fail_lock;
+	}
+	if ((pid = fork()) == -1) {
+		as_err_sys(&err, errno, "fork");
+		close(p[0]);
+		close(p[1]);
+		memset(&cr, 0, sizeof(cr));
+		cr.code = AS_E_IO;
+		snprintf(cr.msg, sizeof(cr.msg), "%s", err.msg);
+		(void)finish(d->st, j->name, j->run_id, j->started, j->prior,
+		    &cr, NULL, &err);
+		goto fail_lock;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		child_run(d, j, v, &ro, p[1], parent);
+	}
+	close(p[1]);
+	j->pid = pid;
+	j->res_fd = p[0];
+	note(d, "run %" PRId64 " of '%s' started (pid %ld)", j->run_id,
+	    j->name, (long)pid);
+	return;
+fail_lock:
+	close(j->lock_fd);
+	j->lock_fd = -1;
+fail:
+	note(d, "cannot start a run of '%s': %s", j->name, err.msg);
+	j->retry_mono = mono_ms() + SUPERVISOR_BACKOFF_BASE_MS;
+	for (i = 0; i < j->nwaiters; i++) {
+		control_reply(j->waiters[i], "err %s %s",
+		    as_errcode_name(err.code), err.msg);
+		close(j->waiters[i]);
+	}
+	j->nwaiters = 0;
+}
+
+/* A child exited: read its result and record the run. */
+static void
+end_run(struct daemon *d, struct job *j, int status)
+{
+	struct child_result cr;
+	struct supervisor_run out;
+	struct as_err err;
+	ssize_t n;
+	int i;
+
+	memset(&cr, 0, sizeof(cr));
+	n = io_read_full(j->res_fd, &cr, sizeof(cr));
+	if (n != (ssize_t)sizeof(cr)) {
+		memset(&cr, 0, sizeof(cr));
+		cr.code = AS_E_INTERNAL;
+		if (WIFSIGNALED(status))
+			snprintf(cr.msg, sizeof(cr.msg), "run killed by "
+			    "signal %d", WTERMSIG(status));
+		else
+			snprintf(cr.msg, sizeof(cr.msg), "run exited with "
+			    "status %d without a result", WEXITSTATUS(status));
+	}
+	cr.msg[sizeof(cr.msg) - 1] = '\0';
+	close(j->res_fd);
+	j->res_fd = -1;
+	close(j->lock_fd);
+	j->lock_fd = -1;
+	j->pid = 0;
+	j->end_mono = mono_ms();
+	memset(&out, 0, sizeof(out));
+	as_err_clear(&err);
+	if (finish(d->st, j->name, j->run_id, j->started, j->prior, &cr,
+	    &out, &err) == -1)
+		note(d, "record run of '%s': %s", j->name, err.msg);
+	j->retry_mono = -1;
+	if (cr.code != AS_E_OK && out.state == SVC_ONLINE) {
+		struct svc v;
+
+		if (store_svc_get(d->st, j->name, &v, &err) == 0) {
+			j->retry_mono = j->end_mono + sched_backoff(
+			    (unsigned)v.consecutive,
+			    SUPERVISOR_BACKOFF_BASE_MS,
+			    SUPERVISOR_BACKOFF_CAP_MS, (uint32_t)random());
+			svc_release(&v);
+		}
+	}
+	if (cr.code == AS_E_OK)
+		note(d, "run %" PRId64 " of '%s' ok, %" PRIu64 " bytes",
+		    j->run_id, j->name, cr.bytes);
+	else
+		note(d, "run %" PRId64 " of '%s' failed (%s): %s; state %s",
+		    j->run_id, j->name, as_errcode_name(cr.code), cr.msg,
+		    svc_state_name(out.state));
+	for (i = 0; i < j->nwaiters; i++) {
+		if (cr.code == AS_E_OK)
+			control_reply(j->waiters[i], "ok %" PRIu64, cr.bytes);
+		else
+			control_reply(j->waiters[i], "err %s %s",
+			    as_errcode_name(cr.code), cr.msg);
+		close(j->waiters[i]);
+	}
+	j->nwaiters = 0;
+}
+
+static void
+reap(struct daemon *d)
+{
+	pid_t pid;
+	size_t i;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (i = 0; i < d->njobs; i++)
+			if (d->jobs[i].pid == pid) {
+				end_run(d, &d->jobs[i], status);
+				break;
+			}
+}
+
+/*
+ * When j should run next on the monotonic clock (-1: not scheduled),
+ * and the wall time to show as next_run.
+ */
+static int64_t
+due_of(const struct job *j, const struct svc *v, int64_t now_mono,
+    int64_t now_wall, int64_t *show)
+{
+	struct sched sc;
+	int64_t due, last, t;
+
+	*show = -1;
+	if (v->state != SVC_ONLINE || sched_parse(v->schedule, &sc,
+	    NULL) == -1)
+		return -1;
+	if (j->retry_mono >= 0) {
+		*show = now_wall + (j->retry_mono - now_mono);
+		return j->retry_mono;
+	}
+	if (sc.kind == SCHED_EVERY && sc.at < 0) {
+		if (j->end_mono >= 0)
+			due = j->start_mono + sc.interval * 1000;
+		else if (v->last_start >= 0)
+			due = now_mono + (v->last_start + sc.interval * 1000 -
+			    now_wall);
+		else
+			due = now_mono;
+	} else if (sc.kind == SCHED_CONTINUOUS) {
+		if (j->end_mono >= 0)
+			due = j->end_mono + sc.interval * 1000;
+		else if (v->last_end >= 0)
+			due = now_mono + (v->last_end + sc.interval * 1000 -
+			    now_wall);
+		else
+			due = now_mono;
+	} else {
+		last = v->last_start >= 0 ? v->last_start / 1000 : -1;
+		if ((t = sched_next(&sc, now_wall / 1000, last)) < 0)
+			return -1;
+		due = now_mono + (t * 1000 - now_wall);
+	}
+	if (due < now_mono)
+		due = now_mono;
+	*show = now_wall + (due - now_mono);
+	return due;
+}
+
+static void
+client_close(struct client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->len = 0;
+}
+
+/* One request line from client c. */
+static void
+handle(struct daemon *d, struct client *c, char *line)
+{
+	struct svc v;
+	struct as_err err;
+	struct job *j;
+	char *arg;
+	size_t i;
+	int wait;
+
+	arg = line + strcspn(line, " ");
+	if (*arg != '\0')
+		*arg++ = '\0';
+	as_err_clear(&err);
+	if (strcmp(line, "ping") == 0) {
+		control_reply(c->fd, "ok");
+	} else if (strcmp(line, "reload") == 0) {
+		control_reply(c->fd, "ok");
+	} else if (strcmp(line, "list") == 0) {
+		for (i = 0; i < d->njobs; i++)
+			control_reply(c->fd, "* %s %s %ld", d->jobs[i].name,
+			    d->jobs[i].pid != 0 ? "running" : "idle",
+			    (long)d->jobs[i].pid);
+		control_reply(c->fd, "ok");
+	} else if ((wait = strcmp(line, "run-wait") == 0) ||
+	    strcmp(line, "run") == 0) {
+		if (store_svc_get(d->st, arg, &v, &err) == -1) {
+			control_reply(c->fd, "err %s %s",
+			    as_errcode_name(err.code), err.msg);
+			goto done;
+		}
+		if (v.state == SVC_MAINTENANCE) {
+			control_reply(c->fd, "err CONFLICT service '%s' is in "
+			    "maintenance: 'autosync clear %s' first", arg, arg);
+			svc_release(&v);
+			goto done;
+		}
+		svc_release(&v);
+		j = job_find(d, arg);
+		if (j == NULL) {
+			struct svc *vs = NULL;
+			size_t n = 0;
+
+			if (reload(d, &vs, &n, &err) == 0)
+				svc_list_free(vs, n);
+			j = job_find(d, arg);
+		}
+		if (j == NULL) {
+			control_reply(c->fd, "err NOTFOUND no service '%s'",
+			    arg);
+			goto done;
+		}
+		if (wait && j->nwaiters == MAX_WAITERS) {
+			control_reply(c->fd, "err LIMIT too many waiters");
+			goto done;
+		}
+		control_reply(c->fd, "* %s", j->pending || j->pid != 0 ?
+		    "coalesced" : "queued");
+		j->pending = 1;
+		j->retry_mono = -1;
+		if (wait) {
+			j->waiters[j->nwaiters++] = c->fd;
+			c->fd = -1;	/* answered when the run ends */
+			c->len = 0;
+			return;
+		}
+		control_reply(c->fd, "ok");
+	} else
+		control_reply(c->fd, "err USAGE unknown request '%s'", line);
+done:
+	client_close(c);
+}
+
+static void
+client_read(struct daemon *d, struct client *c)
+{
+	char *nl;
+	ssize_t r;
+
+	r = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+	if (r == -1 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (r <= 0) {
+		client_close(c);
+		return;
+	}
+	c->len += (size_t)r;
+	if ((nl = memchr(c->buf, '\n', c->len)) != NULL) {
+		*nl = '\0';
+		handle(d, c, c->buf);
+	} else if (c->len == sizeof(c->buf)) {
+		control_reply(c->fd, "err LIMIT request too long");
+		client_close(c);
+	}
+}
+
+static void
+accept_clients(struct daemon *d)
+{
+	int fd, i;
+
+	while ((fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		for (i = 0; i < MAX_CLIENTS; i++)
+			if (d->clients[i].fd < 0)
+				break;
+		if (i == MAX_CLIENTS) {
+			control_reply(fd, "err LIMIT too many clients");
+			close(fd);
+			continue;
+		}
+		d->clients[i].fd = fd;
+		d->clients[i].len = 0;
+	}
+}
+
+/* Stop: SIGTERM to the runs, wait for them, record them. */
+static void
+stop_runs(struct daemon *d)
+{
+	size_t i;
+	int status;
+	pid_t pid;
+
+	for (i = 0; i < d->njobs; i++)
+		if (d->jobs[i].pid != 0)
+			kill(d->jobs[i].pid, SIGTERM);
+	for (i = 0; i < d->njobs; i++) {
+		if (d->jobs[i].pid == 0)
+			continue;
+		while ((pid = waitpid(d->jobs[i].pid, &status, 0)) == -1 &&
+		    errno == EINTR)
+			;
+		end_run(d, &d->jobs[i], pid == -1 ? 0 : status);
+	}
+}
+
+static int
+daemon_lock(const char *state_dir, struct as_err *err)
+{
+	char *p = path_in(state_dir, "daemon.lock");
+	int fd, e;
+
+	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1) {
+		as_err_sys(err, errno, "open '%s'", p);
+		free(p);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			as_err_set(err, AS_E_CONFLICT, 0, "another daemon "
+			    "runs on '%s'", state_dir);
+		else
+			as_err_sys(err, e, "lock '%s'", p);
+		free(p);
+		return -1;
+	}
+	free(p);
+	return fd;
+}
+
+int
+supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
+    struct as_err *err)
+{
+	struct daemon d;
+	struct pollfd pfd[2 + MAX_CLIENTS];
+	struct signalfd_siginfo si;
+	struct svc *vs = NULL;
+	sigset_t mask;
+	size_t nv = 0, i;
+	unsigned nrec;
+	int64_t now_mono, now_wall, due, show, timeout;
+	int lock_fd = -1, rc = -1, n, k;
+	char *sock = NULL;
+	struct job *j;
+
+	memset(&d, 0, sizeof(d));
+	d.state_dir = state_dir;
+	d.note = notefn;
+	d.listen_fd = d.sig_fd = -1;
+	for (i = 0; i < MAX_CLIENTS; i++)
+		d.clients[i].fd = -1;
+	srandom((unsigned)(getpid() ^ wall_ms()));
+	if ((d.st = supervisor_open_store(state_dir, err)) == NULL ||
+	    (lock_fd = daemon_lock(state_dir, err)) == -1)
+		goto out;
+	if (store_integrity_check(d.st, err) == -1) {
+		as_err_prefix(err, "refusing to run: move the database aside "
+		    "and recreate the services");
+		goto out;
+	}
+	if (store_recover(d.st, wall_ms(), &nrec, err) == -1)
+		goto out;
+	if (nrec > 0)
+		note(&d, "%u interrupted run%s recorded; the next run of each "
+		    "service recovers its destination", nrec,
+		    nrec == 1 ? "" : "s");
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, &d.oldmask) == -1 ||
+	    (d.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) ==
+	    -1) {
+		as_err_sys(err, errno, "signalfd");
+		goto out;
+	}
+	sock = supervisor_sock_path(state_dir);
+	if ((d.listen_fd = control_listen(sock, err)) == -1)
+		goto out;
+	note(&d, "daemon started on '%s'", state_dir);
+	while (!d.stopping) {
+		svc_list_free(vs, nv);
+		vs = NULL;
+		nv = 0;
+		if (reload(&d, &vs, &nv, err) == -1)
+			goto out;
+		now_mono = mono_ms();
+		now_wall = wall_ms();
+		timeout = TICK_MS;
+		for (i = 0; i < nv; i++) {
+			if ((j = job_find(&d, vs[i].name)) == NULL ||
+			    j->pid != 0)
+				continue;
+			due = due_of(j, &vs[i], now_mono, now_wall, &show);
+			if (j->pending && vs[i].state != SVC_MAINTENANCE)
+				due = now_mono;
+			if (due >= 0 && due <= now_mono) {
+				start_run(&d, j, &vs[i]);
+				continue;
+			}
+			if (due >= 0 && due - now_mono < timeout)
+				timeout = due - now_mono;
+			if (show / 1000 != j->shown_next / 1000 &&
+			    store_svc_set_next(d.st, j->name, show,
+			    NULL) == 0)
+				j->shown_next = show;
+		}
+		pfd[0].fd = d.sig_fd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = d.listen_fd;
+		pfd[1].events = POLLIN;
+		for (k = 0; k < MAX_CLIENTS; k++) {
+			pfd[2 + k].fd = d.clients[k].fd;
+			pfd[2 + k].events = POLLIN;
+			pfd[2 + k].revents = 0;
+		}
+		n = poll(pfd, 2 + MAX_CLIENTS, (int)timeout);
+		if (n == -1 && errno != EINTR) {
+			as_err_sys(err, errno, "poll");
+			goto out;
+		}
+		if (n <= 0)
+			continue;
+		if (pfd[0].revents & POLLIN) {
+			while (read(d.sig_fd, &si, sizeof(si)) ==
+			    (ssize_t)sizeof(si))
+				if (si.ssi_signo == SIGTERM ||
+				    si.ssi_signo == SIGINT)
+					d.stopping = 1;
+			reap(&d);
+		}
+		if (pfd[1].revents & POLLIN)
+			accept_clients(&d);
+		for (k = 0; k < MAX_CLIENTS; k++)
+			if (d.clients[k].fd >= 0 &&
+			    (pfd[2 + k].revents & (POLLIN | POLLHUP | POLLERR)))
+				client_read(&d, &d.clients[k]);
+	}
+	note(&d, "stopping");
+	stop_runs(&d);
+	rc = 0;
+out:
+	svc_list_free(vs, nv);
+	for (i = 0; i < d.njobs; i++) {
+		for (k = 0; k < d.jobs[i].nwaiters; k++)
+			close(d.jobs[i].waiters[k]);
+		free(d.jobs[i].name);
+	}
+	free(d.jobs);
+	for (i = 0; i < MAX_CLIENTS; i++)
+		client_close(&d.clients[i]);
+	if (d.listen_fd >= 0) {
+		close(d.listen_fd);
+		unlink(sock);
+	}
+	if (d.sig_fd >= 0) {
+		close(d.sig_fd);
+		sigprocmask(SIG_SETMASK, &d.oldmask, NULL);
+	}
+	free(sock);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	store_close(d.st);
+	return rc;
+}
