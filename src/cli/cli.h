@@ -30,6 +30,19 @@ int	cmd_verify(struct cli *, int, char **);
 int	cmd_recover(struct cli *, int, char **);
 int	cmd_serve(struct cli *, int, char **);
 int	cmd_keygen(struct cli *, int, char **);
+/* cmd_service.c */
+int	cmd_create(struct cli *, int, char **);
+int	cmd_list(struct cli *, int, char **);
+int	cmd_show(struct cli *, int, char **);
+int	cmd_get(struct cli *, int, char **);
+int	cmd_set(struct cli *, int, char **);
+int	cmd_run(struct cli *, int, char **);
+int	cmd_enable(struct cli *, int, char **);
+int	cmd_disable(struct cli *, int, char **);
+int	cmd_clear(struct cli *, int, char **);
+int	cmd_destroy_any(struct cli *, int, char **);
+int	cmd_log(struct cli *, int, char **);
+int	cmd_daemon(struct cli *, int, char **);
 
 /*
  * Transport options shared by sync, send and receive (cmd_remote.c):

@@ -1,1 +1,758 @@
+/*
+ * cmd_service.c - the service: create, list, show, get, set, run,
+ * enable, disable, clear, destroy (of a service; destroy DS@SNAP is the
+ * snapshot's), log, daemon.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "cli/cli.h"
+#include "repl/snapstore.h"
+#include "service/control.h"
+#include "service/sched.h"
+#include "service/store.h"
+#include "service/supervisor.h"
 #include "base/banned.h"
+
+static const char usage_create[] =
+"usage: autosync create NAME --source SRC --dest DST SCHEDULE [options]\n"
+"\n"
+"Create a service that replicates SRC to DST (endpoints as for sync)\n"
+"on a schedule, run by 'autosync daemon'.  SCHEDULE is one of:\n"
+"  --every N{s,m,h,d} [--at HH:MM]   every N (at HH:MM and every N after)\n"
+"  --cron 'M H DOM MON DOW'          cron fields\n"
+"  --once-at YYYY-MM-DDTHH:MM[:SS]   once (then state done)\n"
+"  --continuous [INTERVAL]           one run after another (default 1s)\n"
+"Times of day are UTC unless --once-at ends in +HH:MM; TZ is not read.\n"
+"\n"
+"  --rate-limit RATE   at most RATE bytes/s on the wire (40M)\n"
+"  --compress SPEC     none, zstd or zstd:LEVEL\n"
+"  --keep-src N        snapshots kept at the source (0: all)\n"
+"  --keep-dst N        snapshots kept at the destination (0: all)\n"
+"  --trace-level N     log verbosity 0-4\n"
+"  --retries N         failures in a row before maintenance (default 5)\n"
+"  -N                  non-recursive (property recursive=off)\n"
+"  -X                  no '-latest' snapshot (property latest=off)\n";
+
+static const char usage_list[] =
+"usage: autosync list [--json]\n"
+"\n"
+"List the services: name, state, schedule, last success, next run.\n";
+
+static const char usage_show[] =
+"usage: autosync show NAME [--json]\n"
+"\n"
+"Every property of service NAME.  Read-only: name, source, dest, state,\n"
+"next_run, last_replic_time (seconds the last run took), last_success,\n"
+"last_error, last_errcode, successes, failures, consecutive_failures,\n"
+"bytes_sent (by the last run).  Settable with 'autosync set': schedule,\n"
+"rate_limit, compress, trace_level, retries, keep_src, keep_dst,\n"
+"recursive, latest.\n";
+
+static const char usage_get[] =
+"usage: autosync get NAME PROPERTY\n";
+
+static const char usage_set[] =
+"usage: autosync set NAME PROPERTY=VALUE...\n"
+"\n"
+"Change settable properties (see 'autosync show --help'); schedule\n"
+"takes the canonical form: 'every 15m', 'every 1d at 02:00',\n"
+"'cron 0 2 * * *', 'once 2026-12-24T02:00', 'continuous 1s'.\n";
+
+static const char usage_run[] =
+"usage: autosync run NAME [--wait]\n"
+"\n"
+"Run service NAME now: through the daemon when one runs (--wait: until\n"
+"the run ended), else in the foreground.  The exit status is the run's\n"
+"(transient errors and permanent ones differ, see autosync(8)).\n";
+
+static const char usage_state[] =
+"usage: autosync enable|disable|clear|destroy NAME\n"
+"\n"
+"enable: schedule NAME again; disable: stop scheduling it; clear: leave\n"
+"maintenance for online; destroy: forget the service (its replicas and\n"
+"snapshots stay).  'destroy DATASET@NAME' destroys a snapshot.\n";
+
+static const char usage_log[] =
+"usage: autosync log NAME\n"
+"\n"
+"The service's events, oldest first, one per line, UTC.\n";
+
+static const char usage_daemon[] =
+"usage: autosync daemon\n"
+"\n"
+"Run the services in the foreground until SIGTERM or SIGINT.  State:\n"
+"autosync.db in the state directory; control socket autosync.sock.\n";
+
+static char *
+state_dir(struct cli *cli, struct as_err *err)
+{
+	return snapstore_state_dir(cli->state_dir, err);
+}
+
+static struct store *
+open_store(struct cli *cli, char **sdir, struct as_err *err)
+{
+	struct store *st;
+
+	if ((*sdir = state_dir(cli, err)) == NULL)
+		return NULL;
+	if ((st = supervisor_open_store(*sdir, err)) == NULL) {
+		free(*sdir);
+		*sdir = NULL;
+	}
+	return st;
+}
+
+/* Tell a running daemon to read the store again; silent when none. */
+static void
+poke(const char *sdir)
+{
+	char *sock = supervisor_sock_path(sdir);
+
+	(void)control_request(sock, "reload", NULL, NULL, NULL, 0, 2000, NULL);
+	free(sock);
+}
+
+/* Only -h and --json; returns -1 to continue, else the exit status. */
+static int
+simple_opts(int argc, char **argv, const char *usage, const char *cmd,
+    int *json)
+{
+	static const struct option lo[] = {
+		{ "json",	no_argument,	NULL, 'j' },
+		{ "wait",	no_argument,	NULL, 'w' },
+		{ "help",	no_argument,	NULL, 'h' },
+		{ NULL,		0,		NULL, 0 }
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+		case 'w':
+			if (json == NULL)
+				return cli_bad_option(usage, cmd, argv);
+			*json = 1;
+			break;
+		case 'h':
+			return cli_help(usage);
+		default:
+			return cli_bad_option(usage, cmd, argv);
+		}
+	}
+	return -1;
+}
+
+enum {
+	O_SOURCE = 0x200, O_DEST, O_EVERY, O_AT, O_CRON, O_ONCE, O_CONT,
+	O_RATE, O_COMPRESS, O_KEEPSRC, O_KEEPDST, O_TRACE, O_RETRIES,
+};
+
+int
+cmd_create(struct cli *cli, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "source",	required_argument,	NULL, O_SOURCE },
+		{ "dest",	required_argument,	NULL, O_DEST },
+		{ "every",	required_argument,	NULL, O_EVERY },
+		{ "at",		required_argument,	NULL, O_AT },
+		{ "cron",	required_argument,	NULL, O_CRON },
+		{ "once-at",	required_argument,	NULL, O_ONCE },
+		{ "continuous",	optional_argument,	NULL, O_CONT },
+		{ "rate-limit",	required_argument,	NULL, O_RATE },
+		{ "compress",	required_argument,	NULL, O_COMPRESS },
+		{ "keep-src",	required_argument,	NULL, O_KEEPSRC },
+		{ "keep-dst",	required_argument,	NULL, O_KEEPDST },
+		{ "trace-level", required_argument,	NULL, O_TRACE },
+		{ "retries",	required_argument,	NULL, O_RETRIES },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 }
+	};
+	static const char *const pname[] = {
+		[O_RATE - O_RATE] = "rate_limit",
+		[O_COMPRESS - O_RATE] = "compress",
+		[O_KEEPSRC - O_RATE] = "keep_src",
+		[O_KEEPDST - O_RATE] = "keep_dst",
+		[O_TRACE - O_RATE] = "trace_level",
+		[O_RETRIES - O_RATE] = "retries",
+	};
+	const char *pval[6] = { NULL };
+	const char *src = NULL, *dst = NULL, *at = NULL;
+	char spec[SCHED_STR_MAX], canon[SCHED_STR_MAX], *sdir = NULL;
+	struct as_err err;
+	struct sched sc;
+	struct store *st = NULL;
+	const char *name;
+	int ch, nsched = 0, norec = 0, nolatest = 0, rc = 0;
+	size_t i;
+
+	spec[0] = '\0';
+	as_err_clear(&err);
+	while ((ch = getopt_long(argc, argv, "NXh", lo, NULL)) != -1) {
+		switch (ch) {
+		case O_SOURCE:
+			src = optarg;
+			break;
+		case O_DEST:
+			dst = optarg;
+			break;
+		case O_EVERY:
+			snprintf(spec, sizeof(spec), "every %s", optarg);
+			nsched++;
+			break;
+		case O_AT:
+			at = optarg;
+			break;
+		case O_CRON:
+			snprintf(spec, sizeof(spec), "cron %s", optarg);
+			nsched++;
+			break;
+		case O_ONCE:
+			snprintf(spec, sizeof(spec), "once %s", optarg);
+			nsched++;
+			break;
+		case O_CONT:
+			snprintf(spec, sizeof(spec), "continuous %s",
+			    optarg != NULL ? optarg : "1s");
+			nsched++;
+			break;
+		case O_RATE:
+		case O_COMPRESS:
+		case O_KEEPSRC:
+		case O_KEEPDST:
+		case O_TRACE:
+		case O_RETRIES:
+			pval[ch - O_RATE] = optarg;
+			break;
+		case 'N':
+			norec = 1;
+			break;
+		case 'X':
+			nolatest = 1;
+			break;
+		case 'h':
+			return cli_help(usage_create);
+		default:
+			return cli_bad_option(usage_create, "create", argv);
+		}
+	}
+	/* "--continuous 5s": a separate optional argument */
+	if (nsched == 1 && strcmp(spec, "continuous 1s") == 0 &&
+	    argc - optind == 2 && argv[optind + 1][0] >= '0' &&
+	    argv[optind + 1][0] <= '9') {
+		snprintf(spec, sizeof(spec), "continuous %s",
+		    argv[optind + 1]);
+		argc--;
+	}
+	if (argc - optind != 1)
+		return cli_usage_error(usage_create, "create: expected NAME");
+	name = argv[optind];
+	if (src == NULL || dst == NULL)
+		return cli_usage_error(usage_create, "create: --source and "
+		    "--dest are required");
+	if (nsched != 1)
+		return cli_usage_error(usage_create, "create: expected one of "
+		    "--every, --cron, --once-at, --continuous");
+	if (at != NULL) {
+		if (strncmp(spec, "every ", 6) != 0)
+			return cli_usage_error(usage_create, "create: --at "
+			    "goes with --every");
+		snprintf(canon, sizeof(canon), "%s at %s", spec, at);
+		snprintf(spec, sizeof(spec), "%s", canon);
+	}
+	if (store_name_check(name, &err) == -1 ||
+	    sched_parse(spec, &sc, &err) == -1)
+		return cli_usage_error(usage_create, "create: %s", err.msg);
+	for (i = 0; i < 6; i++)
+		if (pval[i] != NULL &&
+		    store_prop_check(pname[i], pval[i], &err) == -1)
+			return cli_usage_error(usage_create, "create: %s",
+			    err.msg);
+	sched_format(&sc, canon, sizeof(canon));
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    store_svc_create(st, name, src, dst, canon,
+	    (int64_t)time(NULL) * 1000, &err) == -1)
+		goto fail;
+	for (i = 0; i < 6; i++)
+		if (pval[i] != NULL && store_prop_set(st, name, pname[i],
+		    pval[i], &err) == -1)
+			goto fail;
+	if ((norec && store_prop_set(st, name, "recursive", "off",
+	    &err) == -1) ||
+	    (nolatest && store_prop_set(st, name, "latest", "off",
+	    &err) == -1))
+		goto fail;
+	poke(sdir);
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
+	store_close(st);
+	free(sdir);
+	return rc;
+}
+
+/* A time in ms for display: ISO UTC, or "-". */
+static const char *
+tstr(int64_t ms, char *buf, size_t bufsz)
+{
+	if (ms < 0)
+		return "-";
+	return cli_time(ms * 1000000, 1, buf, bufsz);
+}
+
+struct kv {
+	const char	*k;
+	char		 v[AS_ERR_MSGMAX];
+	int		 num;	/* JSON: a number, not a string */
+};
+
+#define NKV	32
+
+/* Every property of v, in display order; returns the count. */
+static size_t
+props_of(struct store *st, const struct svc *v, struct kv *kv)
+{
+	const struct store_propdef *pd;
+	char *val, t[64];
+	size_t n = 0, np, i;
+
+#define KV(key, isnum, ...) do {					\
+		kv[n].k = (key);					\
+		kv[n].num = (isnum);					\
+		snprintf(kv[n].v, sizeof(kv[n].v), __VA_ARGS__);	\
+		n++;							\
+	} while (0)
+	KV("name", 0, "%s", v->name);
+	KV("source", 0, "%s", v->source);
+	KV("dest", 0, "%s", v->dest);
+	KV("schedule", 0, "%s", v->schedule);
+	KV("state", 0, "%s", svc_state_name(v->state));
+	KV("next_run", 0, "%s", tstr(v->next_run, t, sizeof(t)));
+	if (v->last_start >= 0 && v->last_end >= v->last_start)
+		KV("last_replic_time", 1, "%.3f",
+		    (double)(v->last_end - v->last_start) / 1e3);
+	else
+		KV("last_replic_time", 0, "-");
+	KV("last_run", 0, "%s", tstr(v->last_start, t, sizeof(t)));
+	KV("last_success", 0, "%s", tstr(v->last_success, t, sizeof(t)));
+	KV("last_error", 0, "%s", v->last_error != NULL ? v->last_error : "-");
+	KV("last_errcode", 0, "%s", v->last_errcode != NULL ?
+	    v->last_errcode : "-");
+	KV("successes", 1, "%" PRIu64, v->successes);
+	KV("failures", 1, "%" PRIu64, v->failures);
+	KV("consecutive_failures", 1, "%" PRIu64, v->consecutive);
+	KV("bytes_sent", 1, "%" PRIu64, v->bytes_sent);
+	pd = store_propdefs(&np);
+	for (i = 0; i < np && n < NKV; i++) {
+		if (store_prop_get(st, v->name, pd[i].name, &val, NULL) == -1)
+			continue;
+		KV(pd[i].name, 0, "%s", val);
+		free(val);
+	}
+#undef KV
+	return n;
+}
+
+static void
+print_json_obj(const struct kv *kv, size_t n)
+{
+	size_t i;
+
+	printf("{");
+	for (i = 0; i < n; i++) {
+		printf("%s", i > 0 ? ", " : "");
+		cli_json_str(stdout, kv[i].k);
+		printf(": ");
+		if (kv[i].num)
+			printf("%s", kv[i].v);
+		else if (strcmp(kv[i].v, "-") == 0)
+			printf("null");
+		else
+			cli_json_str(stdout, kv[i].v);
+	}
+	printf("}");
+}
+
+int
+cmd_list(struct cli *cli, int argc, char **argv)
+{
+	struct as_err err;
+	struct store *st;
+	struct svc *v = NULL;
+	struct kv kv[NKV];
+	size_t n = 0, i, nk;
+	char *sdir = NULL, t1[64], t2[64];
+	int json = 0, rc;
+
+	if ((rc = simple_opts(argc, argv, usage_list, "list", &json)) >= 0)
+		return rc;
+	if (argc - optind != 0)
+		return cli_usage_error(usage_list, "list: no arguments");
+	as_err_clear(&err);
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    store_svc_list(st, &v, &n, &err) == -1) {
+		rc = cli_error(&err);
+		goto out;
+	}
+	rc = 0;
+	if (json)
+		printf("[");
+	else
+		printf("%-16s %-11s %-24s %-20s %s\n", "NAME", "STATE",
+		    "SCHEDULE", "LAST SUCCESS", "NEXT RUN");
+	for (i = 0; i < n; i++) {
+		if (json) {
+			nk = props_of(st, &v[i], kv);
+			printf("%s", i > 0 ? ",\n " : "");
+			print_json_obj(kv, nk);
+			continue;
+		}
+		printf("%-16s %-11s %-24s %-20s %s\n", v[i].name,
+		    svc_state_name(v[i].state), v[i].schedule,
+		    tstr(v[i].last_success, t1, sizeof(t1)),
+		    tstr(v[i].next_run, t2, sizeof(t2)));
+	}
+	if (json)
+		printf("]\n");
+out:
+	svc_list_free(v, n);
+	store_close(st);
+	free(sdir);
+	return rc;
+}
+
+int
+cmd_show(struct cli *cli, int argc, char **argv)
+{
+	struct as_err err;
+	struct store *st;
+	struct svc v;
+	struct kv kv[NKV];
+	size_t n, i;
+	char *sdir = NULL;
+	int json = 0, rc;
+
+	if ((rc = simple_opts(argc, argv, usage_show, "show", &json)) >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return cli_usage_error(usage_show, "show: expected NAME");
+	as_err_clear(&err);
+	memset(&v, 0, sizeof(v));
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    store_svc_get(st, argv[optind], &v, &err) == -1) {
+		rc = cli_error(&err);
+		goto out;
+	}
+	rc = 0;
+	n = props_of(st, &v, kv);
+	if (json) {
+		print_json_obj(kv, n);
+		printf("\n");
+	} else
+		for (i = 0; i < n; i++)
+			printf("%-22s %s\n", kv[i].k, cli_esc(kv[i].v));
+out:
+	svc_release(&v);
+	store_close(st);
+	free(sdir);
+	return rc;
+}
+
+int
+cmd_get(struct cli *cli, int argc, char **argv)
+{
+	struct as_err err;
+	struct store *st;
+	struct svc v;
+	struct kv kv[NKV];
+	size_t n, i;
+	char *sdir = NULL;
+	int rc;
+
+	if ((rc = simple_opts(argc, argv, usage_get, "get", NULL)) >= 0)
+		return rc;
+	if (argc - optind != 2)
+		return cli_usage_error(usage_get, "get: expected NAME and "
+		    "PROPERTY");
+	as_err_clear(&err);
+	memset(&v, 0, sizeof(v));
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    store_svc_get(st, argv[optind], &v, &err) == -1) {
+		rc = cli_error(&err);
+		goto out;
+	}
+	n = props_of(st, &v, kv);
+	for (i = 0; i < n; i++)
+		if (strcmp(kv[i].k, argv[optind + 1]) == 0)
+			break;
+	if (i == n) {
+		as_err_set(&err, AS_E_USAGE, 0, "get: unknown property '%s'",
+		    argv[optind + 1]);
+		rc = cli_error(&err);
+		goto out;
+	}
+	printf("%s\n", cli_esc(kv[i].v));
+	rc = 0;
+out:
+	svc_release(&v);
+	store_close(st);
+	free(sdir);
+	return rc;
+}
+
+int
+cmd_set(struct cli *cli, int argc, char **argv)
+{
+	struct as_err err;
+	struct store *st;
+	struct sched sc;
+	struct svc v;
+	char *sdir = NULL, *key, canon[SCHED_STR_MAX];
+	const char *val;
+	int i, rc;
+
+	if ((rc = simple_opts(argc, argv, usage_set, "set", NULL)) >= 0)
+		return rc;
+	if (argc - optind < 2)
+		return cli_usage_error(usage_set, "set: expected NAME and "
+		    "PROPERTY=VALUE");
+	as_err_clear(&err);
+	/* check everything before changing anything */
+	for (i = optind + 1; i < argc; i++) {
+		if ((val = strchr(argv[i], '=')) == NULL)
+			return cli_usage_error(usage_set, "set: expected "
+			    "PROPERTY=VALUE, not '%s'", cli_esc(argv[i]));
+		key = xstrdup(argv[i]);
+		key[val - argv[i]] = '\0';
+		val++;
+		rc = strcmp(key, "schedule") == 0 ?
+		    sched_parse(val, &sc, &err) :
+		    store_prop_check(key, val, &err);
+		free(key);
+		if (rc == -1)
+			return cli_usage_error(usage_set, "set: %s", err.msg);
+	}
+	memset(&v, 0, sizeof(v));
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    store_svc_get(st, argv[optind], &v, &err) == -1)
+		goto fail;
+	for (i = optind + 1; i < argc; i++) {
+		val = strchr(argv[i], '=');
+		key = xstrdup(argv[i]);
+		key[val - argv[i]] = '\0';
+		val++;
+		if (strcmp(key, "schedule") == 0) {
+			(void)sched_parse(val, &sc, NULL);
+			rc = store_svc_set_schedule(st, argv[optind],
+			    sched_format(&sc, canon, sizeof(canon)), &err);
+		} else
+			rc = store_prop_set(st, argv[optind], key, val, &err);
+		free(key);
+		if (rc == -1)
+			goto fail;
+	}
+	poke(sdir);
+	rc = 0;
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
+	svc_release(&v);
+	store_close(st);
+	free(sdir);
+	return rc;
+}
+
+int
+cmd_run(struct cli *cli, int argc, char **argv)
+{
+	struct as_err err;
+	struct store *st = NULL;
+	struct supervisor_run r;
+	char *sdir = NULL, *sock = NULL, req[CONTROL_LINE_MAX], out[64];
+	int wait = 0, rc;
+
+	if ((rc = simple_opts(argc, argv, usage_run, "run", &wait)) >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return cli_usage_error(usage_run, "run: expected NAME");
+	as_err_clear(&err);
+	if ((sdir = state_dir(cli, &err)) == NULL)
+		return cli_error(&err);
+	sock = supervisor_sock_path(sdir);
+	snprintf(req, sizeof(req), "%s %s", wait ? "run-wait" : "run",
+	    argv[optind]);
+	if (control_request(sock, req, NULL, NULL, out, sizeof(out), -1,
+	    &err) == 0) {
+		log_info("run of '%s' %s by the daemon", cli_esc(argv[optind]),
+		    wait ? "done" : "requested");
+		rc = 0;
+		goto out;
+	}
+	if (err.code != AS_E_NOTFOUND || (err.sys_errno != ENOENT &&
+	    err.sys_errno != ECONNREFUSED)) {
+		rc = cli_error(&err);
+		goto out;
+	}
+	/* no daemon: in the foreground */
+	as_err_clear(&err);
+	if ((st = supervisor_open_store(sdir, &err)) == NULL ||
+	    supervisor_run_now(st, sdir, argv[optind], &r, &err) == -1) {
+		rc = cli_error(&err);
+		goto out;
+	}
+	log_info("run of '%s': ok in %.3f s, %" PRIu64 " bytes",
+	    cli_esc(argv[optind]), (double)r.ms / 1e3, r.bytes);
+	rc = 0;
+out:
+	store_close(st);
+	free(sock);
+	free(sdir);
+	return rc;
+}
+
+static int
+state_verb(struct cli *cli, int argc, char **argv, const char *verb)
+{
+	struct as_err err;
+	struct store *st;
+	struct svc v;
+	char *sdir = NULL;
+	int64_t now = (int64_t)time(NULL) * 1000;
+	int rc;
+
+	if ((rc = simple_opts(argc, argv, usage_state, verb, NULL)) >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return cli_usage_error(usage_state, "%s: expected NAME", verb);
+	as_err_clear(&err);
+	memset(&v, 0, sizeof(v));
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    store_svc_get(st, argv[optind], &v, &err) == -1)
+		goto fail;
+	if (strcmp(verb, "destroy") == 0) {
+		if (v.state == SVC_RUNNING) {
+			as_err_set(&err, AS_E_CONFLICT, 0, "service '%s' is "
+			    "running: disable it and wait for the run to end",
+			    v.name);
+			goto fail;
+		}
+		rc = store_svc_destroy(st, v.name, &err);
+	} else if (strcmp(verb, "enable") == 0)
+		rc = v.state != SVC_DISABLED ? 0 :
+		    store_svc_set_state(st, v.name, SVC_ONLINE, now, &err);
+	else if (strcmp(verb, "disable") == 0)
+		rc = v.state == SVC_DISABLED ? 0 :
+		    store_svc_set_state(st, v.name, SVC_DISABLED, now, &err);
+	else
+		rc = store_svc_clear(st, v.name, now, &err);
+	if (rc == -1)
+		goto fail;
+	poke(sdir);
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
+	svc_release(&v);
+	store_close(st);
+	free(sdir);
+	return rc;
+}
+
+int
+cmd_enable(struct cli *cli, int argc, char **argv)
+{
+	return state_verb(cli, argc, argv, "enable");
+}
+
+int
+cmd_disable(struct cli *cli, int argc, char **argv)
+{
+	return state_verb(cli, argc, argv, "disable");
+}
+
+int
+cmd_clear(struct cli *cli, int argc, char **argv)
+{
+	return state_verb(cli, argc, argv, "clear");
+}
+
+/* destroy NAME (a service) or destroy [-f] DATASET@SNAP (a snapshot). */
+int
+cmd_destroy_any(struct cli *cli, int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (argv[i][0] == '-' || strchr(argv[i], '@') != NULL)
+			return cmd_destroy(cli, argc, argv);
+	return state_verb(cli, argc, argv, "destroy");
+}
+
+static void
+print_event(void *arg, int64_t id, int64_t t, const char *msg)
+{
+	char buf[64];
+
+	(void)arg;
+	(void)id;
+	printf("%s %s\n", tstr(t, buf, sizeof(buf)), cli_esc(msg));
+}
+
+int
+cmd_log(struct cli *cli, int argc, char **argv)
+{
+	struct as_err err;
+	struct store *st;
+	char *sdir = NULL;
+	int rc;
+
+	if ((rc = simple_opts(argc, argv, usage_log, "log", NULL)) >= 0)
+		return rc;
+	if (argc - optind != 1)
+		return cli_usage_error(usage_log, "log: expected NAME");
+	as_err_clear(&err);
+	rc = 0;
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    store_name_check(argv[optind], &err) == -1 ||
+	    store_events(st, argv[optind], 0, print_event, NULL, &err) == -1)
+		rc = cli_error(&err);
+	store_close(st);
+	free(sdir);
+	return rc;
+}
+
+static void
+daemon_note(const char *msg)
+{
+	log_info("%s", cli_esc(msg));
+}
+
+int
+cmd_daemon(struct cli *cli, int argc, char **argv)
+{
+	struct as_err err;
+	char *sdir;
+	int rc;
+
+	if ((rc = simple_opts(argc, argv, usage_daemon, "daemon", NULL)) >= 0)
+		return rc;
+	if (argc - optind != 0)
+		return cli_usage_error(usage_daemon, "daemon: no arguments");
+	as_err_clear(&err);
+	if ((sdir = state_dir(cli, &err)) == NULL)
+		return cli_error(&err);
+	rc = supervisor_daemon(sdir, daemon_note, &err) == -1 ?
+	    cli_error(&err) : 0;
+	free(sdir);
+	return rc;
+}

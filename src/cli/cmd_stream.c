@@ -11,6 +11,7 @@
 #include "base/xmalloc.h"
 #include "cli/cli.h"
 #include "driver/dir.h"
+#include "driver/vol.h"
 #include "format/catalog.h"
 #include "repl/endpoint.h"
 #include "repl/remote.h"
@@ -36,7 +37,8 @@ static const char usage_receive[] =
 "Apply a stream read from standard input to the directory DEST (created\n"
 "if missing).  A full stream needs an empty DEST; an incremental one\n"
 "needs DEST to hold its base snapshot.  Crash-safe: on any failure DEST\n"
-"is left at the snapshot it held.\n"
+"is left at the snapshot it held.  DEST may be vol:PATH, a block device\n"
+"or an image file (see autosync-stream(5) \"VOLUME STREAMS\").\n"
 "\n"
 "  -F, --force         roll back changes made in DEST since it was\n"
 "                      received, and let a full stream replace it\n"
@@ -215,6 +217,53 @@ receive_remote(struct cli *cli, const char *dest, int flags,
 	return 0;
 }
 
+/* receive into (or recover) the volume vol:PATH. */
+static int
+receive_vol(struct cli *cli, const char *dest, int flags, int recover_only)
+{
+	struct vol_recv_result res;
+	struct as_err err;
+	char *state, g[17];
+	int r;
+
+	as_err_clear(&err);
+	if (flags & DIR_RECV_DRYRUN)
+		return cli_usage_error(usage_receive, "receive: -n is not "
+		    "supported for volumes yet");
+	if ((state = snapstore_state_dir(cli->state_dir, &err)) == NULL)
+		return cli_error(&err);
+	if (recover_only) {
+		r = vol_recover(dest, state, &err);
+		free(state);
+		if (r == -1) {
+			as_err_prefix(&err, "recover '%s'", dest);
+			return cli_error(&err);
+		}
+		if (cli->verbose)
+			fprintf(stderr, "%s '%s'\n", r ? "recovered" :
+			    "nothing to recover in", cli_esc(dest));
+		return 0;
+	}
+	if (isatty(STDIN_FILENO)) {
+		free(state);
+		return cli_usage_error(usage_receive, "receive: refusing to "
+		    "read a stream from a terminal; redirect standard input");
+	}
+	r = vol_receive(dest, state, STDIN_FILENO, flags & DIR_RECV_FORCE ?
+	    VOL_RECV_FORCE : 0, &res, &err);
+	free(state);
+	if (r == -1) {
+		as_err_prefix(&err, "receive '%s'", dest);
+		return cli_error(&err);
+	}
+	if (cli->verbose)
+		fprintf(stderr, "received volume snapshot '%s' (guid %s): "
+		    "%" PRIu64 " bytes of data, %" PRIu64 " bytes of holes\n",
+		    cli_esc(res.name), cli_guid(res.target_guid, g),
+		    res.st.data_bytes, res.st.hole_bytes);
+	return 0;
+}
+
 int
 cmd_receive(struct cli *cli, int argc, char **argv)
 {
@@ -273,6 +322,8 @@ cmd_receive(struct cli *cli, int argc, char **argv)
 		    "receive: expected one DEST");
 	dest = argv[optind];
 	as_err_clear(&err);
+	if (strncmp(dest, "vol:", 4) == 0 && dest[4] != '\0')
+		return receive_vol(cli, dest + 4, flags, recover_only);
 	if (strstr(dest, "://") != NULL)
 		return receive_remote(cli, dest, flags, recover_only, &ro);
 	if (recover_only) {

@@ -26,7 +26,8 @@ static const struct cmd {
 	{ "snapshot",	cmd_snapshot,
 	    "take a snapshot (catalog) of a tree" },
 	{ "snapshots",	cmd_snapshots,	"list snapshots" },
-	{ "destroy",	cmd_destroy,	"destroy a snapshot" },
+	{ "destroy",	cmd_destroy_any,
+	    "destroy a snapshot (DS@SNAP) or a service" },
 	{ "send",	cmd_send,
 	    "write a full or incremental stream" },
 	{ "receive",	cmd_receive,
@@ -41,6 +42,17 @@ static const struct cmd {
 	    "answer remote syncs (ssh, tcp, tls)" },
 	{ "keygen",	cmd_keygen,
 	    "make keys and certificates for tcp and tls" },
+	{ "create",	cmd_create,	"create a service" },
+	{ "list",	cmd_list,	"list services" },
+	{ "show",	cmd_show,	"show a service's properties" },
+	{ "get",	cmd_get,	"print one property of a service" },
+	{ "set",	cmd_set,	"change properties of a service" },
+	{ "run",	cmd_run,	"run a service now" },
+	{ "enable",	cmd_enable,	"schedule a service again" },
+	{ "disable",	cmd_disable,	"stop scheduling a service" },
+	{ "clear",	cmd_clear,	"return a service from maintenance" },
+	{ "log",	cmd_log,	"a service's events" },
+	{ "daemon",	cmd_daemon,	"run the services (foreground)" },
 };
 
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))

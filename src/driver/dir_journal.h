@@ -117,7 +117,9 @@ struct rcv {
 	 * What the destination held before this receive (held.cat, checked
 	 * by the drift scan), borrowed from the caller, or NULL (full
 	 * stream, recover).  finish() rescans with it as the base, so that
-	 * entries the apply did not touch cost one lstat.  prior_exact: the
+	 * entries the apply did not touch cost one lstat, then releases it
+	 * (catalog_release: the caller's later release is a no-op) so that
+	 * two catalogs are not kept past the rescan.  prior_exact: the
 	 * drift scan found no difference at all, so with no ops it is the
 	 * new held.cat as it is (only the header changes).
 	 */

@@ -33,7 +33,7 @@
 
 #define REC_MAGIC	"autosync-vol 1"
 #define JRN_MAGIC	"ASVOLJ01"
-#define JRN_HDR		48		/* magic, guids, size, bs, name_len */
+#define JRN_HDR		48	/* magic, guids, size, bs, name_len */
 #define JRN_REC		24		/* type, pad, off, len */
 #define JRN_DATA	1
 #define JRN_ZERO	2

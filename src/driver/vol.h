@@ -37,11 +37,11 @@
 
 /* Counters; for -v output, tests and benchmarks. */
 struct vol_stats {
-	uint64_t	bytes_read;	/* volume bytes read (scan and send) */
+	uint64_t	bytes_read;	/* volume bytes read */
 	uint64_t	blocks;		/* blocks in the target */
 	uint64_t	blocks_sent;	/* blocks sent as DATA */
-	uint64_t	zero_blocks;	/* blocks sent as (part of a) HOLE */
-	uint64_t	data_bytes;	/* DATA payload bytes emitted/applied */
+	uint64_t	zero_blocks;	/* blocks sent in a HOLE */
+	uint64_t	data_bytes;	/* DATA bytes sent/applied */
 	uint64_t	hole_bytes;	/* HOLE bytes emitted/applied */
 	uint64_t	stream_bytes;	/* stream bytes written / read */
 	uint64_t	journal_bytes;	/* bytes spooled to the journal */
@@ -64,7 +64,7 @@ int	vol_probe(const char *path, uint64_t *size, int *is_blk,
 int	vol_scan(const char *path, uint32_t block_size, struct catalog *out,
 	    struct vol_stats *st, struct as_err *err);
 
-#define VOL_SEND_LIVE	0x01	/* target is filled while reading: sync */
+#define VOL_SEND_LIVE	0x01	/* fill target while reading */
 
 struct vol_send_opts {
 	int		 flags;		/* VOL_SEND_* */
@@ -91,14 +91,14 @@ int	vol_send(const char *path, struct catalog *target,
 	    const struct vol_send_opts *o, struct vol_stats *st,
 	    struct as_err *err);
 
-#define VOL_RECV_FORCE	0x01	/* -F: overwrite a volume we did not fill */
+#define VOL_RECV_FORCE	0x01	/* -F: overwrite any volume */
 
 struct vol_recv_result {
 	uint64_t	target_guid;	/* the snapshot now held */
 	uint64_t	base_guid;	/* what the stream was relative to */
 	uint64_t	size;		/* the volume's new size */
 	char		name[256];
-	int		recovered;	/* a crashed apply was settled first */
+	int		recovered;	/* a crash was settled first */
 	struct vol_stats st;
 };
 

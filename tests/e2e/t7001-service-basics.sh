@@ -1,0 +1,142 @@
+#!/bin/bash
+test_description='service: create, list, show, set, get, destroy; a daemon
+that keeps a tree in sync; maintenance after repeated failures and clear;
+kill -9 of the daemon, then a restart that carries on'
+. "$(dirname "$0")/test-lib.sh"
+
+DB=$AUTOSYNC_STATE_DIR/autosync.db
+
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds
+wait_for() {
+	local deadline=$((SECONDS + $1)); shift
+	while ! "$@" 2>/dev/null; do
+		test $SECONDS -lt $deadline || {
+			echo "wait_for: timed out: $*" >&2; return 1; }
+		sleep 0.1
+	done
+}
+
+prop_ge() {	# NAME PROP N
+	local v
+	v=$(autosync get "$1" "$2") && test "$v" -ge "$3"
+}
+
+prop_is() {	# NAME PROP VALUE
+	test "$(autosync get "$1" "$2")" = "$3"
+}
+
+same() { assert_same_tree "$1" "$2" >/dev/null 2>&1; }
+
+start_daemon() {
+	test_bg 'autosync daemon 2>>daemon.log' &&
+	daemon_pid=$test_bg_pid &&
+	wait_for 10 test -S "$AUTOSYNC_STATE_DIR/autosync.sock"
+}
+
+test_expect_success 'create, list, show, get, set, destroy' '
+	mkdir src0 &&
+	autosync create one --source "$PWD/src0" --dest "$PWD/dst0" \
+		--every 15m --rate-limit 10M --keep-dst 7 -X &&
+	autosync create two --source "$PWD/src0" --dest "$PWD/dst1" \
+		--cron "0 2 * * *" &&
+	autosync create three --source "$PWD/src0" --dest "$PWD/dst2" \
+		--once-at 2036-12-24T02:00 &&
+	autosync create four --source "$PWD/src0" --dest "$PWD/dst3" \
+		--every 1d --at 02:30 &&
+	test_must_fail autosync create one --source a --dest b --every 1m &&
+	test_must_fail autosync create bad --source a --dest b &&
+	test_must_fail autosync create bad --source a --dest b --every 0s &&
+	test_must_fail autosync create -- -x --source a --dest b --every 1m &&
+	autosync list >list.out &&
+	test_grep "^one  *online  *every 15m" list.out &&
+	test_grep "^four .*every 1d at 02:30" list.out &&
+	test_grep "^three .*once 2036-12-24T02:00:00Z" list.out &&
+	autosync list --json | python3 -m json.tool >/dev/null &&
+	autosync show one --json | python3 -m json.tool >/dev/null &&
+	prop_is one rate_limit 10M &&
+	prop_is one keep_dst 7 &&
+	prop_is one latest off &&
+	prop_is one state online &&
+	prop_is one successes 0 &&
+	autosync set one rate_limit=20M trace_level=3 "schedule=every 2h" &&
+	prop_is one rate_limit 20M &&
+	prop_is one trace_level 3 &&
+	prop_is one schedule "every 2h" &&
+	test_must_fail autosync set one state=online &&
+	test_must_fail autosync set one trace_level=9 &&
+	test_must_fail autosync set one "schedule=sometimes" &&
+	prop_is one trace_level 3 &&
+	test_must_fail autosync get one nosuch &&
+	autosync disable one && prop_is one state disabled &&
+	autosync enable one && prop_is one state online &&
+	for s in one two three four; do autosync destroy $s || return 1; done &&
+	test_must_fail autosync show one &&
+	autosync list --json >l.json && test "$(cat l.json)" = "[]"
+'
+
+test_expect_success 'run in the foreground without a daemon' '
+	mkfixture src small &&
+	autosync create fg --source "$PWD/src" --dest "$PWD/fgdst" --every 1d &&
+	autosync run fg &&
+	assert_same_tree src fgdst &&
+	prop_is fg successes 1 &&
+	autosync log fg >log.out &&
+	test_grep "run 1 ok" log.out &&
+	autosync destroy fg
+'
+
+test_expect_success 'a daemon keeps a 1s service in sync' '
+	autosync create live --source "$PWD/src" --dest "$PWD/dst" --every 1s &&
+	start_daemon &&
+	wait_for 20 same src dst &&
+	echo changed >src/a/new-file &&
+	wait_for 20 same src dst &&
+	wait_for 10 prop_ge live successes 2 &&
+	autosync show live --json >show.json &&
+	python3 -m json.tool show.json >/dev/null &&
+	python3 -c "
+import json, sys
+d = json.load(open(\"show.json\"))
+assert d[\"state\"] in (\"online\", \"running\"), d
+assert d[\"successes\"] >= 2 and d[\"failures\"] == 0, d
+assert d[\"last_success\"] is not None and d[\"last_replic_time\"] >= 0, d
+assert d[\"next_run\"] is not None, d
+" &&
+	autosync run live --wait &&
+	test_must_fail autosync daemon
+'
+
+test_expect_success 'a failing destination: maintenance after retries, clear' '
+	: >notadir &&
+	mkfixture src2 small &&
+	autosync create bad --source "$PWD/src2" --dest "$PWD/notadir/dst" \
+		--every 1s --retries 3 &&
+	wait_for 30 prop_is bad state maintenance &&
+	prop_is bad failures 3 &&
+	prop_is bad consecutive_failures 3 &&
+	prop_is bad last_errcode IO &&
+	test_must_fail autosync run bad &&
+	rm notadir && mkdir notadir &&
+	autosync clear bad &&
+	wait_for 20 prop_ge bad successes 1 &&
+	prop_is bad consecutive_failures 0 &&
+	assert_same_tree src2 notadir/dst
+'
+
+test_expect_success 'kill -9 of the daemon, restart: runs carry on' '
+	n=$(autosync get live successes) &&
+	test_kill $daemon_pid KILL &&
+	wait "$daemon_pid" 2>/dev/null
+	start_daemon &&
+	echo after-restart >src/a/restart-file &&
+	wait_for 20 same src dst &&
+	wait_for 10 prop_ge live successes $((n + 1)) &&
+	prop_is live failures 0 &&
+	if command -v sqlite3 >/dev/null; then
+		test "$(sqlite3 "$DB" "PRAGMA integrity_check")" = ok
+	fi &&
+	test_kill $daemon_pid TERM &&
+	wait "$daemon_pid"
+'
+
+test_done
