@@ -692,8 +692,10 @@ cmd_destroy_any(struct cli *cli, int argc, char **argv)
 {
 	int i;
 
+	/* a path or a snapshot is never a service name */
 	for (i = 1; i < argc; i++)
-		if (argv[i][0] == '-' || strchr(argv[i], '@') != NULL)
+		if (argv[i][0] == '-' || strchr(argv[i], '@') != NULL ||
+		    strchr(argv[i], '/') != NULL)
 			return cmd_destroy(cli, argc, argv);
 	return state_verb(cli, argc, argv, "destroy");
 }

@@ -198,7 +198,8 @@ test_expect_success 'destroy removes one snapshot' '
 test_expect_success 'destroy of a missing snapshot: not found (3)' '
 	test_expect_code 3 autosync destroy src@three 2>err &&
 	one_line_error err &&
-	test_expect_code 2 autosync destroy src 2>err
+	test_expect_code 2 autosync destroy ./src 2>err &&
+	test_expect_code 3 autosync destroy no-such-service 2>err
 '
 
 test_expect_success 'destroy keeps a snapshot a sync destination holds unless -f' '
