@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <stdint.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -161,10 +163,20 @@ out:
 
 /* The receiving child: never returns. */
 static void
-receive_child(const char *dst, int in_fd, int report_fd, int flags)
+receive_child(const char *dst, int in_fd, int report_fd, int flags,
+    struct catalog *target, const struct catalog *base)
 {
 	struct recv_report r;
 
+	/*
+	 * The forked receiver inherits the sender's catalogs, the largest
+	 * allocations of the run; it never reads them.  Give the memory back
+	 * (the arenas are mmap'ed, so freeing really unmaps them) so that
+	 * peak memory is one side's, not both.
+	 */
+	catalog_release(target);
+	catalog_release((struct catalog *)(uintptr_t)base);
+	malloc_trim(0);
 	memset(&r, 0, sizeof(r));
 	signal(SIGPIPE, SIG_IGN);
 	r.rc = dir_receive(dst, in_fd, flags, &r.res, &r.err);
@@ -212,7 +224,7 @@ transfer(const char *src, const char *dst, const char *src_name,
 	if (pid == 0) {
 		close(data[1]);
 		close(rep[0]);
-		receive_child(dst, data[0], rep[1], rflags);
+		receive_child(dst, data[0], rep[1], rflags, target, base);
 	}
 	close(data[0]);
 	close(rep[1]);
