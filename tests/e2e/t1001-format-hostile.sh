@@ -410,6 +410,15 @@ test_expect_success '9: snapshot names with control bytes, "/", "@" or spaces gi
 # --- 10. degenerate streams -----------------------------------------------
 
 # within_1s WANT KIND FILE: as hostile, and the receive took under a second.
+# The bound is about hangs and loops, not speed: it includes the oracle's
+# fingerprint of the destination, and a sanitizer build on a loaded
+# 2-core CI machine starts slowly, so those get 5 s.
+if ldd "$AUTOSYNC" 2>/dev/null | grep -q libasan; then
+	FAST_MS=5000
+else
+	FAST_MS=1000
+fi
+
 within_1s() {
 	local t0 t1 ms_
 	t0=$EPOCHREALTIME
@@ -417,7 +426,7 @@ within_1s() {
 	t1=$EPOCHREALTIME
 	ms_=$(( (${t1/./} - ${t0/./}) / 1000 ))
 	echo "$(basename "$3"): ${ms_} ms"
-	test "$ms_" -lt 1000 || { echo "$3 took ${ms_} ms" >&2; return 1; }
+	test "$ms_" -lt "$FAST_MS" || { echo "$3 took ${ms_} ms" >&2; return 1; }
 }
 
 test_expect_success '10: empty, header-only and BEGIN-only streams fail fast' '
