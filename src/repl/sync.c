@@ -22,14 +22,22 @@
 #include "repl/endpoint.h"
 #include "repl/remote.h"
 #include "repl/snapstore.h"
+#include "repl/rchild.h"
 #include "repl/sync.h"
 #include "base/banned.h"
 
 /* What the receiving child reports to its parent through a pipe. */
 struct recv_report {
-	struct as_err		err;
+	struct rchild_report	hdr;	/* first: see rchild.h */
 	struct dir_recv_result	res;
-	int			rc;
+};
+
+/* What the receiving child needs. */
+struct recv_args {
+	const char		*dst;
+	int			 flags;
+	struct catalog		*target;
+	const struct catalog	*base;
 };
 
 static int64_t
@@ -163,9 +171,9 @@ out:
 
 /* The receiving child: never returns. */
 static void
-receive_child(const char *dst, int in_fd, int report_fd, int flags,
-    struct catalog *target, const struct catalog *base)
+receive_child(void *arg, int in_fd, int report_fd)
 {
+	struct recv_args *a = arg;
 	struct recv_report r;
 
 	/*
@@ -174,16 +182,12 @@ receive_child(const char *dst, int in_fd, int report_fd, int flags,
 	 * (the arenas are mmap'ed, so freeing really unmaps them) so that
 	 * peak memory is one side's, not both.
 	 */
-	catalog_release(target);
-	catalog_release((struct catalog *)(uintptr_t)base);
+	catalog_release(a->target);
+	catalog_release((struct catalog *)(uintptr_t)a->base);
 	malloc_trim(0);
 	memset(&r, 0, sizeof(r));
-	signal(SIGPIPE, SIG_IGN);
-	r.rc = dir_receive(dst, in_fd, flags, &r.res, &r.err);
-	if (r.rc == -1 && r.err.code == AS_E_OK)
-		as_err_set(&r.err, AS_E_INTERNAL, 0, "receive failed");
-	(void)io_write_full(report_fd, &r, sizeof(r));
-	_exit(r.rc == 0 ? 0 : as_exit_code(r.err.code));
+	r.hdr.rc = dir_receive(a->dst, in_fd, a->flags, &r.res, &r.hdr.err);
+	rchild_exit(report_fd, &r.hdr, sizeof(r));
 }
 
 /*
@@ -198,93 +202,29 @@ transfer(const char *src, const char *dst, const char *src_name,
     const struct catalog *base, int rflags, struct sync_result *res,
     struct as_err *err)
 {
+	struct recv_args a = { dst, rflags, target, base };
 	struct recv_report r;
+	struct rchild c;
 	struct as_err serr;
-	int data[2], rep[2], status, src_rc, resave_rc = 0;
-	ssize_t n;
-	pid_t pid;
+	int src_rc;
 
-	if (pipe2(data, O_CLOEXEC) == -1)
-		return as_err_sys(err, errno, "pipe");
-	if (pipe2(rep, O_CLOEXEC) == -1) {
-		as_err_sys(err, errno, "pipe");
-		close(data[0]);
-		close(data[1]);
+	if (rchild_start(&c, receive_child, &a, err) == -1)
 		return -1;
-	}
-	fflush(NULL);
-	if ((pid = fork()) == -1) {
-		as_err_sys(err, errno, "fork");
-		close(data[0]);
-		close(data[1]);
-		close(rep[0]);
-		close(rep[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		close(data[1]);
-		close(rep[0]);
-		receive_child(dst, data[0], rep[1], rflags, target, base);
-	}
-	close(data[0]);
-	close(rep[1]);
-
 	as_err_clear(&serr);
-	src_rc = dir_send(src, target, base, data[1], DIR_SEND_LIVE,
+	src_rc = dir_send(src, target, base, c.data_fd, DIR_SEND_LIVE,
 	    &res->send, &serr);
 	/*
 	 * The sender may have updated target to what it really sent.  Save
 	 * that before closing the stream, so that a pending catalog adopted
 	 * after a crash describes the destination exactly.
 	 */
-	if (src_rc == 0)
-		resave_rc = snapstore_save(ss, target, SNAP_SAVE_PENDING,
-		    &serr);
-	close(data[1]);
-
-	memset(&r, 0, sizeof(r));
-	n = io_read_full(rep[0], &r, sizeof(r));
-	close(rep[0]);
-	while (waitpid(pid, &status, 0) == -1) {
-		if (errno != EINTR)
-			return as_err_sys(err, errno, "wait for the receiver");
-	}
-	if (n != (ssize_t)sizeof(r)) {
-		r.rc = -1;
-		if (WIFSIGNALED(status))
-			as_err_set(&r.err, AS_E_INTERNAL, 0,
-			    "receiver killed by signal %d", WTERMSIG(status));
-		else
-			as_err_set(&r.err, AS_E_INTERNAL, 0,
-			    "receiver exited with status %d without a report",
-			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-	} else if (r.rc == 0 && (!WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0)) {
-		r.rc = -1;
-		as_err_set(&r.err, AS_E_INTERNAL, 0,
-		    "receiver failed after its report");
-	}
-
-	if (r.rc == 0) {
-		if (src_rc == -1 || resave_rc == -1) {
-			/* committed anyway; the caller records it */
-			*err = serr;
-			return 1;
-		}
-		return 0;
-	}
-	/*
-	 * A receiver that saw its stream end early failed because the
-	 * sender did: say why the sender stopped.  Any other receiver
-	 * failure came first, and the sender's error (EPIPE) is its echo.
-	 */
-	if (src_rc == -1 && serr.sys_errno != EPIPE &&
-	    r.err.code == AS_E_TRUNCATED) {
-		*err = serr;
-		return as_err_prefix(err, "send '%s'", src_name);
-	}
-	*err = r.err;
-	return as_err_prefix(err, "receive '%s'", dst_name);
+	if (src_rc == 0 && snapstore_save(ss, target, SNAP_SAVE_PENDING,
+	    &serr) == -1)
+		src_rc = -1;
+	if (rchild_finish(&c, &r.hdr, sizeof(r), err) == -1)
+		return -1;
+	return rchild_verdict(&r.hdr, src_rc, &serr, src_name, dst_name,
+	    err);
 }
 
 /* Run recover and read what dst holds: 1 held (*guid), 0 none, -1. */

@@ -25,13 +25,20 @@
 #include "format/stream.h"
 #include "repl/endpoint.h"
 #include "repl/snapstore.h"
+#include "repl/rchild.h"
 #include "repl/sync.h"
 #include "base/banned.h"
 
 struct vol_report {
-	struct as_err		err;
+	struct rchild_report	hdr;	/* first: see rchild.h */
 	struct vol_recv_result	res;
-	int			rc;
+};
+
+/* What the receiving child needs. */
+struct vol_recv_args {
+	const char	*dst;
+	const char	*state;
+	int		 flags;
 };
 
 struct vol_save {
@@ -57,18 +64,15 @@ save_pending(void *arg, struct as_err *err)
 }
 
 static void
-vol_receive_child(const char *dst, const char *state, int in_fd,
-    int report_fd, int flags)
+vol_receive_child(void *arg, int in_fd, int report_fd)
 {
+	struct vol_recv_args *a = arg;
 	struct vol_report r;
 
 	memset(&r, 0, sizeof(r));
-	signal(SIGPIPE, SIG_IGN);
-	r.rc = vol_receive(dst, state, in_fd, flags, &r.res, &r.err);
-	if (r.rc == -1 && r.err.code == AS_E_OK)
-		as_err_set(&r.err, AS_E_INTERNAL, 0, "receive failed");
-	(void)io_write_full(report_fd, &r, sizeof(r));
-	_exit(r.rc == 0 ? 0 : as_exit_code(r.err.code));
+	r.hdr.rc = vol_receive(a->dst, a->state, in_fd, a->flags, &r.res,
+	    &r.hdr.err);
+	rchild_exit(report_fd, &r.hdr, sizeof(r));
 }
 
 /*
@@ -81,39 +85,16 @@ vol_transfer(const char *src, const char *dst, const char *state,
     const struct catalog *base, int rflags, const struct sync_opts *o,
     struct sync_result *res, struct vol_stats *sst, struct as_err *err)
 {
+	struct vol_recv_args a = { dst, state, rflags };
 	struct vol_report r;
 	struct vol_send_opts so;
 	struct vol_save vs;
+	struct rchild c;
 	struct as_err serr;
-	int data[2], rep[2], status, src_rc;
-	ssize_t n;
-	pid_t pid;
+	int src_rc;
 
-	if (pipe2(data, O_CLOEXEC) == -1)
-		return as_err_sys(err, errno, "pipe");
-	if (pipe2(rep, O_CLOEXEC) == -1) {
-		as_err_sys(err, errno, "pipe");
-		close(data[0]);
-		close(data[1]);
+	if (rchild_start(&c, vol_receive_child, &a, err) == -1)
 		return -1;
-	}
-	fflush(NULL);
-	if ((pid = fork()) == -1) {
-		as_err_sys(err, errno, "fork");
-		close(data[0]);
-		close(data[1]);
-		close(rep[0]);
-		close(rep[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		close(data[1]);
-		close(rep[0]);
-		vol_receive_child(dst, state, data[0], rep[1], rflags);
-	}
-	close(data[0]);
-	close(rep[1]);
-
 	as_err_clear(&serr);
 	memset(&so, 0, sizeof(so));
 	so.flags = VOL_SEND_LIVE;
@@ -122,41 +103,11 @@ vol_transfer(const char *src, const char *dst, const char *state,
 	vs.target = target;
 	so.before_end = save_pending;
 	so.arg = &vs;
-	src_rc = vol_send(src, target, base, data[1], &so, sst, &serr);
-	close(data[1]);
-
-	memset(&r, 0, sizeof(r));
-	n = io_read_full(rep[0], &r, sizeof(r));
-	close(rep[0]);
-	while (waitpid(pid, &status, 0) == -1) {
-		if (errno != EINTR)
-			return as_err_sys(err, errno, "wait for the receiver");
-	}
-	if (n != (ssize_t)sizeof(r)) {
-		r.rc = -1;
-		if (WIFSIGNALED(status))
-			as_err_set(&r.err, AS_E_INTERNAL, 0,
-			    "receiver killed by signal %d", WTERMSIG(status));
-		else
-			as_err_set(&r.err, AS_E_INTERNAL, 0,
-			    "receiver exited with status %d without a report",
-			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-	}
+	src_rc = vol_send(src, target, base, c.data_fd, &so, sst, &serr);
+	if (rchild_finish(&c, &r.hdr, sizeof(r), err) == -1)
+		return -1;
 	res->recovered |= r.res.recovered;
-	if (r.rc == 0) {
-		if (src_rc == -1) {
-			*err = serr;
-			return 1;
-		}
-		return 0;
-	}
-	if (src_rc == -1 && serr.sys_errno != EPIPE &&
-	    r.err.code == AS_E_TRUNCATED) {
-		*err = serr;
-		return as_err_prefix(err, "send '%s'", src);
-	}
-	*err = r.err;
-	return as_err_prefix(err, "receive '%s'", dst);
+	return rchild_verdict(&r.hdr, src_rc, &serr, src, dst, err);
 }
 
 int
