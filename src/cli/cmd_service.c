@@ -34,12 +34,12 @@ static const char usage_create[] =
 "\n"
 "  --rate-limit RATE   at most RATE bytes/s on the wire (40M)\n"
 "  --compress SPEC     none, zstd or zstd:LEVEL\n"
-"  --keep-src N        snapshots kept at the source (0: all)\n"
-"  --keep-dst N        snapshots kept at the destination (0: all)\n"
-"  --trace-level N     log verbosity 0-4\n"
+"  --keep-src N        snapshots kept at the source (0: all; only 0 yet)\n"
+"  --keep-dst N        snapshots kept at the destination (0: all; only 0 yet)\n"
+"  --trace-level N     log verbosity 0-4 (only 1 yet)\n"
 "  --retries N         failures in a row before maintenance (default 5)\n"
-"  -N                  non-recursive (property recursive=off)\n"
-"  -X                  no '-latest' snapshot (property latest=off)\n";
+"  -N                  non-recursive (not implemented yet)\n"
+"  -X                  no '-latest' snapshot (not implemented yet)\n";
 
 static const char usage_list[] =
 "usage: autosync list [--json]\n"
@@ -276,6 +276,9 @@ cmd_create(struct cli *cli, int argc, char **argv)
 		    store_prop_check(pname[i], pval[i], &err) == -1)
 			return cli_usage_error(usage_create, "create: %s",
 			    err.msg);
+	if ((norec && store_prop_check("recursive", "off", &err) == -1) ||
+	    (nolatest && store_prop_check("latest", "off", &err) == -1))
+		return cli_usage_error(usage_create, "create: %s", err.msg);
 	sched_format(&sc, canon, sizeof(canon));
 	if ((st = open_store(cli, &sdir, &err)) == NULL ||
 	    store_svc_create(st, name, src, dst, canon,

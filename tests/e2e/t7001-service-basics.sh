@@ -36,7 +36,7 @@ start_daemon() {
 test_expect_success 'create, list, show, get, set, destroy' '
 	mkdir src0 &&
 	autosync create one --source "$PWD/src0" --dest "$PWD/dst0" \
-		--every 15m --rate-limit 10M --keep-dst 7 -X &&
+		--every 15m --rate-limit 10M &&
 	autosync create two --source "$PWD/src0" --dest "$PWD/dst1" \
 		--cron "0 2 * * *" &&
 	autosync create three --source "$PWD/src0" --dest "$PWD/dst2" \
@@ -54,18 +54,25 @@ test_expect_success 'create, list, show, get, set, destroy' '
 	autosync list --json | python3 -m json.tool >/dev/null &&
 	autosync show one --json | python3 -m json.tool >/dev/null &&
 	prop_is one rate_limit 10M &&
-	prop_is one keep_dst 7 &&
-	prop_is one latest off &&
+	prop_is one keep_dst 0 &&
+	prop_is one latest on &&
+	test_must_fail autosync create five --source "$PWD/src0" \
+		--dest "$PWD/dst4" --every 1m --keep-dst 7 2>err &&
+	test_grep "not implemented yet" err &&
+	test_must_fail autosync create five --source "$PWD/src0" \
+		--dest "$PWD/dst4" --every 1m -X &&
+	test_must_fail autosync get five state &&
 	prop_is one state online &&
 	prop_is one successes 0 &&
-	autosync set one rate_limit=20M trace_level=3 "schedule=every 2h" &&
+	autosync set one rate_limit=20M "schedule=every 2h" &&
 	prop_is one rate_limit 20M &&
-	prop_is one trace_level 3 &&
+	test_must_fail autosync set one trace_level=3 &&
+	prop_is one trace_level 1 &&
 	prop_is one schedule "every 2h" &&
 	test_must_fail autosync set one state=online &&
 	test_must_fail autosync set one trace_level=9 &&
 	test_must_fail autosync set one "schedule=sometimes" &&
-	prop_is one trace_level 3 &&
+	prop_is one trace_level 1 &&
 	test_must_fail autosync get one nosuch &&
 	autosync disable one && prop_is one state disabled &&
 	autosync enable one && prop_is one state online &&
