@@ -327,10 +327,8 @@ cmd_receive(struct cli *cli, int argc, char **argv)
 	if (strstr(dest, "://") != NULL)
 		return receive_remote(cli, dest, flags, recover_only, &ro);
 	if (recover_only) {
-		if ((r = dir_recover(dest, &err)) == -1) {
-			as_err_prefix(&err, "recover '%s'", dest);
+		if ((r = dir_recover(dest, &err)) == -1)
 			return cli_error(&err);
-		}
 		if (cli->verbose)
 			fprintf(stderr, "%s '%s'\n", r ? "recovered" :
 			    "nothing to recover in", cli_esc(dest));

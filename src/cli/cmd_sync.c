@@ -290,10 +290,8 @@ cmd_recover(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(usage_recover,
 		    "recover: expected one DEST");
 	as_err_clear(&err);
-	if ((r = dir_recover(argv[optind], &err)) == -1) {
-		as_err_prefix(&err, "recover '%s'", argv[optind]);
+	if ((r = dir_recover(argv[optind], &err)) == -1)
 		return cli_error(&err);
-	}
 	if (cli->verbose)
 		printf("%s '%s'\n", r ? "recovered" : "nothing to recover in",
 		    cli_esc(argv[optind]));

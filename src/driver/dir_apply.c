@@ -1378,7 +1378,7 @@ rcv_recover(struct rcv *r, struct as_err *err)
 	if (read_file_at(r->privfd, "journal", J_FILE_MAX, &j, &absent,
 	    err) == -1) {
 		buf_release(&j);
-		return as_err_prefix(err, "recover '%s'", r->dest);
+		return -1;
 	}
 	if (absent) {
 		buf_release(&j);
@@ -1387,16 +1387,16 @@ rcv_recover(struct rcv *r, struct as_err *err)
 		/* uncommitted: roll back */
 		(void)unlinkat(r->privfd, "journal.phase", 0);
 		if (rcv_discard_stage(r, err) == -1)
-			return as_err_prefix(err, "recover '%s'", r->dest);
+			return -1;
 		return 1;
 	}
 	rc = journal_decode(r, j.data, j.len, err);
 	buf_release(&j);
 	if (rc == -1)
-		return as_err_prefix(err, "recover '%s'", r->dest);
+		return -1;
 	if (apply_from(r, read_phase(r), err) == -1 ||
 	    rcv_late_result(r, err) == -1)
-		return as_err_prefix(err, "recover '%s'", r->dest);
+		return -1;
 	/* this context recovered someone else's op list: forget it */
 	r->nops = r->nsegs = 0;
 	buf_reset(&r->strs);
@@ -1417,12 +1417,14 @@ dir_recover(const char *dest, struct as_err *err)
 	/* dry open: never creates .autosync where there is none */
 	if (rcv_open(&r, 1, err) == -1) {
 		rcv_release(&r);
-		return -1;
+		return as_err_prefix(err, "recover '%s'", dest);
 	}
 	rc = 0;
 	if (r.privfd != -1 && r.lockfd != -1)
 		rc = rcv_recover(&r, err);
 	rcv_release(&r);
+	if (rc == -1)
+		return as_err_prefix(err, "recover '%s'", dest);
 	return rc;
 }
 

@@ -1325,8 +1325,10 @@ dir_receive(const char *dest, int in_fd, int flags,
 	if (rcv_open(&s.r, s.dry, err) == -1)
 		goto out;
 	if (!s.dry) {
-		if (s.r.privfd != -1 && rcv_recover(&s.r, err) == -1)
+		if (s.r.privfd != -1 && rcv_recover(&s.r, err) == -1) {
+			as_err_prefix(err, "recover '%s'", dest);
 			goto out;
+		}
 	} else if (s.r.privfd != -1 && fstatat(s.r.privfd, "journal", &sb,
 	    AT_SYMLINK_NOFOLLOW) == 0) {
 		as_err_set(err, AS_E_CONFLICT, 0, "destination '%s' has an "

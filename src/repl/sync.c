@@ -242,9 +242,9 @@ dest_state(const char *dst, int *recovered, uint64_t *guid,
 			return 0;
 		return as_err_sys(err, errno, "destination '%s'", dst);
 	}
-	rc = dir_recover(dst, err);
+	rc = dir_recover(dst, err);	/* names dst in its errors */
 	if (rc == -1)
-		return as_err_prefix(err, "recover '%s'", dst);
+		return -1;
 	if (recovered != NULL)
 		*recovered = rc;
 	memset(&h, 0, sizeof(h));
