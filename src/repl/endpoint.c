@@ -8,10 +8,6 @@
 #include "repl/proto.h"
 #include "base/banned.h"
 
-static const char *const later[] = {
-	"zfs:", "btrfs:",
-};
-
 static const struct {
 	const char		*scheme;
 	enum endpoint_kind	 kind;
@@ -157,14 +153,23 @@ endpoint_parse(struct endpoint *ep, const char *spec, struct as_err *err)
 		ep->path = xstrdup(spec + 4);
 		return 0;
 	}
-	for (i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
-		n = strlen(later[i]);
-		if (strncmp(spec, later[i], n) != 0)
-			continue;
-		return as_err_set(err, AS_E_USAGE, 0, "'%s': %.*s datasets "
-		    "are not supported yet (write './%s' for a local "
-		    "directory of that name)", spec,
-		    (int)strcspn(later[i], ":"), later[i], spec);
+	if (strncmp(spec, "zfs:", 4) == 0) {
+		if (spec[4] == '\0' || spec[4] == '/' || spec[4] == '-')
+			return as_err_set(err, AS_E_USAGE, 0, "'%s': expected "
+			    "zfs:POOL/DATASET", spec);
+		ep->kind = EP_ZFS;
+		ep->spec = xstrdup(spec);
+		ep->path = xstrdup(spec + 4);
+		return 0;
+	}
+	if (strncmp(spec, "btrfs:", 6) == 0) {
+		if (spec[6] != '/')
+			return as_err_set(err, AS_E_USAGE, 0, "'%s': expected "
+			    "btrfs:/ABSOLUTE/PATH of a subvolume", spec);
+		ep->kind = EP_BTRFS;
+		ep->spec = xstrdup(spec);
+		ep->path = xstrdup(spec + 6);
+		return 0;
 	}
 	if (strstr(spec, "://") != NULL &&
 	    strchr(spec, '/') == strstr(spec, "://") + 1)

@@ -19,9 +19,13 @@
  *                                image file (vol driver, driver/vol.h);
  *                                a regular file is a volume only so named
  *
- * The "zfs:" and "btrfs:" prefixes are recognised and refused with
- * USAGE "not supported yet".  A local directory whose name starts
- * like one of these is named with a leading "./".
+ *   zfs:POOL/DATASET             a ZFS dataset (zfs driver); path is
+ *                                the dataset name
+ *   btrfs:/path                  a btrfs subvolume (btrfs driver); path
+ *                                is the subvolume's absolute path
+ *
+ * A local directory whose name starts like one of these is named with
+ * a leading "./".
  */
 #ifndef AS_ENDPOINT_H
 #define AS_ENDPOINT_H
@@ -36,6 +40,8 @@ enum endpoint_kind {
 	EP_TCP,		/* tcp://host[:port]/path */
 	EP_TLS,		/* tls://host[:port]/path */
 	EP_VOL,		/* vol:/path: a local volume (vol driver) */
+	EP_ZFS,		/* zfs:pool/dataset (zfs driver) */
+	EP_BTRFS,	/* btrfs:/path of a subvolume (btrfs driver) */
 };
 
 struct endpoint {

@@ -455,6 +455,14 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		rc = sync_run_vol(&se, &de, o, res, err);
 		goto out;
 	}
+	if (se.kind == EP_ZFS || de.kind == EP_ZFS) {
+		rc = sync_run_zfs(&se, &de, o, res, err);
+		goto out;
+	}
+	if (se.kind == EP_BTRFS || de.kind == EP_BTRFS) {
+		rc = sync_run_btrfs(&se, &de, o, res, err);
+		goto out;
+	}
 	if ((endpoint_is_remote(&se) && strncmp(se.path, "/vol:", 5) == 0) ||
 	    (endpoint_is_remote(&de) && strncmp(de.path, "/vol:", 5) == 0)) {
 		as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': remote volumes "

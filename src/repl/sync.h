@@ -98,6 +98,17 @@ int	sync_run_vol(const struct endpoint *se, const struct endpoint *de,
 	    struct as_err *err);
 
 /*
+ * The step when either endpoint is a ZFS dataset (sync_zfs.c) or a
+ * btrfs subvolume (sync_btrfs.c); sync_run() calls them.
+ */
+int	sync_run_zfs(const struct endpoint *se, const struct endpoint *de,
+	    const struct sync_opts *o, struct sync_result *res,
+	    struct as_err *err);
+int	sync_run_btrfs(const struct endpoint *se, const struct endpoint *de,
+	    const struct sync_opts *o, struct sync_result *res,
+	    struct as_err *err);
+
+/*
  * Pieces that serve's SEND shares with sync_run (the source side of a
  * step), on a locked snapstore:
  *
