@@ -17,7 +17,7 @@
 #include "base/banned.h"
 
 static const char usage_sync[] =
-"usage: autosync sync [-v] [-F] [--no-prune] [transport options] SRC DST\n"
+"usage: autosync sync [-v] [-F] [-N] [--no-prune] [transport options] SRC DST\n"
 "\n"
 "Replicate the directory tree SRC to DST in one step: take a snapshot\n"
 "of SRC (named autosync_YYYY-MM-DD_HH:MM:SS, UTC), send what changed\n"
@@ -29,6 +29,8 @@ static const char usage_sync[] =
 "  -F, --force      if DST holds no snapshot that SRC has, or was\n"
 "                   modified since it was received, resend in full and\n"
 "                   roll DST back (changes made in DST are lost)\n"
+"  -N, --no-recursive  replicate only SRC itself: no ZFS child datasets,\n"
+"                   no nested btrfs subvolumes\n"
 "  --no-prune       keep sync's older snapshots\n"
 "  -v, --verbose    print a summary: full or incremental, entries, bytes,\n"
 "                   renames, deletes, time and rate\n"
@@ -67,6 +69,7 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "force",	no_argument,		NULL, 'F' },
+		{ "no-recursive", no_argument,		NULL, 'N' },
 		{ "no-prune",	no_argument,		NULL, 'P' },
 		{ "verbose",	no_argument,		NULL, 'v' },
 		{ "help",	no_argument,		NULL, 'h' },
@@ -84,7 +87,7 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	cli_remote_init(&ro);
 	as_err_clear(&err);
-	while ((ch = getopt_long(argc, argv, "Fvh", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "FNvh", lo, NULL)) != -1) {
 		switch (ch) {
 		case CLI_OPT_KEY:
 		case CLI_OPT_CERT:
@@ -99,6 +102,9 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 			break;
 		case 'F':
 			o.flags |= SYNC_FORCE;
+			break;
+		case 'N':
+			o.flags |= SYNC_NO_RECURSE;
 			break;
 		case 'P':
 			o.flags |= SYNC_NO_PRUNE;

@@ -469,6 +469,13 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		    "are not supported yet", src, dst);
 		goto out;
 	}
+	if (o->flags & SYNC_NO_RECURSE) {
+		/* Directories have no children yet: file systems mounted
+		 * below a source are part of its tree. */
+		as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': -N applies to "
+		    "zfs: and btrfs: endpoints", src, dst);
+		goto out;
+	}
 	if (endpoint_is_remote(&se) && endpoint_is_remote(&de)) {
 		as_err_set(err, AS_E_USAGE, 0, "'%s' and '%s' are both "
 		    "remote: one side of a sync must be local", src, dst);
