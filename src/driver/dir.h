@@ -115,8 +115,10 @@ int	dir_receive(const char *dest, int in_fd, int flags,
 
 /*
  * Bring dest to a consistent state after a crash: roll a committed
- * journal forward, or discard uncommitted staging.  Returns 1 if it did
- * something, 0 if there was nothing to do, -1 on error.
+ * journal forward, or discard uncommitted staging.  Takes the lock,
+ * creating DEST/.autosync/lock when it is missing (never .autosync
+ * itself).  Returns 1 if it did something, 0 if there was nothing to do,
+ * -1 on error.
  */
 int	dir_recover(const char *dest, struct as_err *err);
 

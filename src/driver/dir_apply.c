@@ -1419,8 +1419,21 @@ dir_recover(const char *dest, struct as_err *err)
 		rcv_release(&r);
 		return as_err_prefix(err, "recover '%s'", dest);
 	}
+	/*
+	 * .autosync without its lock file (lost, or removed by hand) may
+	 * still hold a journal or staging: take the lock the way a receive
+	 * does, creating the file, rather than take "no lock" for "nothing
+	 * to do".  Only a missing .autosync means there is nothing here.
+	 */
+	if (r.privfd != -1 && r.lockfd == -1) {
+		close_fd(&r.privfd);
+		if (rcv_open_private(&r, 0, 0, err) == -1) {
+			rcv_release(&r);
+			return as_err_prefix(err, "recover '%s'", dest);
+		}
+	}
 	rc = 0;
-	if (r.privfd != -1 && r.lockfd != -1)
+	if (r.privfd != -1)
 		rc = rcv_recover(&r, err);
 	rcv_release(&r);
 	if (rc == -1)

@@ -191,4 +191,49 @@ test_expect_success "kill -9 during a full sync ($(( (TRIALS + 3) / 4 )) trials)
 	assert_manifest src m2
 '
 
+# lost_lock DEST STREAM: DEST left with a committed journal (the receive
+# killed on its first fdatasync: the journal.phase record after the
+# first phase) and no lock file, as when .autosync/lock was lost.
+lost_lock() {
+	rm -rf "$1" &&
+	test_strace -f -qq -o /dev/null -e trace=fdatasync \
+		-e inject=fdatasync:signal=SIGKILL:when=1 \
+		autosync receive "$1" <"$2" 2>/dev/null
+	test $? = 137 || { echo "lost_lock: the receive was not killed"; return 1; }
+	test -f "$1/.autosync/journal" ||
+		{ echo "lost_lock: no committed journal"; return 1; }
+	rm "$1/.autosync/lock"
+}
+
+test_expect_success STRACE 'recover without a lock file rolls a committed journal forward' '
+	lost_lock "$D/nolock" full.as &&
+	autosync recover "$D/nolock" &&
+	test -f "$D/nolock/.autosync/lock" &&
+	! test -e "$D/nolock/.autosync/journal" &&
+	! test -e "$D/nolock/.autosync/stage" &&
+	assert_manifest "$D/nolock" m1
+'
+
+test_expect_success 'recover without a lock file drops uncommitted staging' '
+	rm -rf "$D/nolock" &&
+	autosync receive "$D/nolock" <full.as &&
+	mkdir "$D/nolock/.autosync/stage" &&
+	echo junk >"$D/nolock/.autosync/stage/n0" &&
+	rm "$D/nolock/.autosync/lock" &&
+	autosync recover "$D/nolock" &&
+	! test -e "$D/nolock/.autosync/stage" &&
+	assert_manifest "$D/nolock" m1
+'
+
+test_expect_success STRACE 'receive and sync recover without a lock file' '
+	lost_lock "$D/nolock" full.as &&
+	autosync receive "$D/nolock" <incr.as &&
+	assert_manifest "$D/nolock" m2 &&
+	lost_lock "$D/nolock" full.as &&
+	autosync sync src "$D/nolock" &&
+	! test -e "$D/nolock/.autosync/journal" &&
+	assert_manifest "$D/nolock" m2 &&
+	rm -rf "$D/nolock"
+'
+
 test_done
