@@ -45,6 +45,8 @@ struct vol_stats {
 	uint64_t	hole_bytes;	/* HOLE bytes emitted/applied */
 	uint64_t	stream_bytes;	/* stream bytes written / read */
 	uint64_t	journal_bytes;	/* bytes spooled to the journal */
+	int		cloned;		/* read from a FICLONE copy */
+	int		changed;	/* written while it was read */
 };
 
 /*
