@@ -499,6 +499,79 @@ vol_scan(const char *path, uint32_t bs, struct catalog *out,
 	return rc;
 }
 
+struct verify_ctx {
+	const uint8_t	*want;		/* the snapshot's hashes */
+	uint32_t	 bs;
+	uint64_t	 ndiff;
+	void		(*cb)(void *, uint64_t, uint64_t);
+	void		*arg;
+};
+
+static int
+verify_block(void *arg, uint64_t i, const uint8_t *p, size_t len,
+    struct as_err *err)
+{
+	struct verify_ctx *v = arg;
+	uint8_t h[CAT_HASH_LEN];
+
+	(void)err;
+	if (p == NULL)
+		zero_hash(v->bs, len, h);
+	else
+		hash_block(p, len, h);
+	if (memcmp(h, v->want + i * CAT_HASH_LEN, CAT_HASH_LEN) != 0) {
+		v->ndiff++;
+		if (v->cb != NULL)
+			v->cb(v->arg, i, (uint64_t)len);
+	}
+	return 0;
+}
+
+int
+vol_verify(const struct catalog *snap, const char *path,
+    void (*cb)(void *arg, uint64_t block, uint64_t len), void *arg,
+    uint64_t *ndiff, int *size_differs, struct vol_stats *st,
+    struct as_err *err)
+{
+	const struct cat_entry *e;
+	struct verify_ctx v;
+	struct walker w;
+	struct vsrc src;
+	int rc;
+
+	*ndiff = 0;
+	*size_differs = 0;
+	if ((e = vol_entry(snap)) == NULL)
+		return as_err_set(err, AS_E_USAGE, 0, "snapshot '%s' is not a "
+		    "volume snapshot", snap->hdr.name);
+	if (vsrc_open(&src, path, 0, err) == -1)
+		return -1;
+	/* a device may be larger than the volume it holds */
+	if (src.is_blk ? src.size < e->size : src.size != e->size)
+		*size_differs = 1;
+	memset(&v, 0, sizeof(v));
+	v.want = (const uint8_t *)snap->hashes.data + e->hash_off;
+	v.bs = snap->hdr.block_size;
+	v.cb = cb;
+	v.arg = arg;
+	memset(&w, 0, sizeof(w));
+	w.path = path;
+	w.fd = src.fd;
+	w.is_blk = src.is_blk;
+	w.bs = v.bs;
+	w.size = src.size < e->size ? src.size : e->size;
+	/* a shorter volume: its last block is compared at its length */
+	if (w.size < e->size)
+		w.size -= w.size % v.bs;
+	w.fn = verify_block;
+	w.arg = &v;
+	w.st = st;
+	rc = walk(&w, err);
+	vsrc_close(&src);
+	*ndiff = v.ndiff;
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* sending */
 
