@@ -13,6 +13,7 @@
 #include "base/xmalloc.h"
 #include "cli/cli.h"
 #include "driver/dir.h"
+#include "driver/vol.h"
 #include "format/catalog.h"
 #include "format/stream.h"
 #include "repl/snapstore.h"
@@ -24,7 +25,10 @@ static const char usage_snapshot[] =
 "Record a snapshot of the directory tree DATASET: a catalog of every\n"
 "entry, its metadata and block hashes, kept in the state directory.\n"
 "Unchanged files (same inode, size, mtime and ctime as in the newest\n"
-"snapshot) are not read again.\n"
+"snapshot) are not read again.  DATASET may be vol:PATH, a block device\n"
+"or an image file: its size and a hash per block (the whole volume is\n"
+"read; an image file on btrfs or xfs is cloned first, so the snapshot\n"
+"is point-in-time).\n"
 "\n"
 "  -b, --block-size SIZE  hash block size for the first snapshot\n"
 "                         (4096..16777216, a power of two; default 65536)\n"
@@ -69,6 +73,92 @@ parse_size(const char *s, uint32_t *out)
 	return 0;
 }
 
+/* "vol:PATH" -> "PATH" in place; 1 when it was a volume. */
+static int
+strip_vol(char *ds)
+{
+	if (strncmp(ds, "vol:", 4) != 0 || ds[4] == '\0')
+		return 0;
+	memmove(ds, ds + 4, strlen(ds + 4) + 1);
+	return 1;
+}
+
+/*
+ * snapshot vol:PATH@name: hash the volume.  Its block size is the newest
+ * snapshot's (so that an incremental send from it works), else -b's.
+ */
+static int
+snapshot_vol(struct cli *cli, const char *path, const char *name,
+    uint32_t bs, int bs_given)
+{
+	struct as_err err;
+	struct snapstore ss;
+	struct snap_list l;
+	struct catalog c;
+	struct vol_stats st;
+	struct timespec ts;
+	char *state = NULL, g[17], b[32];
+	uint64_t size;
+	int rc = 0, ex, is_blk;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.lock_fd = -1;
+	memset(&st, 0, sizeof(st));
+	catalog_init(&c);
+	as_err_clear(&err);
+	if (vol_probe(path, &size, &is_blk, &err) == -1 ||
+	    (state = snapstore_state_dir(cli->state_dir, &err)) == NULL ||
+	    snapstore_open(&ss, state, path, 1, &err) == -1 ||
+	    snapstore_lock(&ss, &err) == -1)
+		goto fail;
+	if ((ex = snapstore_exists(&ss, name, &err)) == -1)
+		goto fail;
+	if (ex == 1) {
+		as_err_set(&err, AS_E_CONFLICT, EEXIST,
+		    "snapshot 'vol:%s@%s' already exists", path, name);
+		goto fail;
+	}
+	if (snapstore_list(&ss, 0, &l, &err) == -1)
+		goto fail;
+	if (l.n > 0) {
+		if (bs_given && bs != l.v[l.n - 1].block_size)
+			log_warn("'vol:%s' has %u-byte block snapshots: -b %u "
+			    "ignored", cli_esc(path), l.v[l.n - 1].block_size,
+			    bs);
+		bs = l.v[l.n - 1].block_size;
+	}
+	snap_list_release(&l);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (vol_scan(ss.dataset, bs, &c, &st, &err) == -1) {
+		as_err_prefix(&err, "snapshot 'vol:%s'", path);
+		goto fail;
+	}
+	c.hdr.guid = snap_guid_new();
+	c.hdr.time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	snprintf(c.hdr.name, sizeof(c.hdr.name), "%s", name);
+	if (snapstore_save(&ss, &c, 0, &err) == -1)
+		goto fail;
+	if (st.changed)
+		log_warn("'vol:%s' was written while it was read: snapshot "
+		    "'%s' is not point-in-time (freeze it first: fsfreeze, "
+		    "an LVM snapshot, or an image on btrfs or xfs)",
+		    cli_esc(path), name);
+	if (cli->verbose)
+		fprintf(stderr, "created 'vol:%s@%s' (guid %s): %" PRIu64
+		    " blocks of %u bytes, %s read%s\n", cli_esc(path), name,
+		    cli_guid(c.hdr.guid, g), st.blocks, bs,
+		    cli_bytes(st.bytes_read, b, sizeof(b)), st.cloned ?
+		    ", from a reflink copy (point-in-time)" : "");
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
+	catalog_release(&c);
+	snapstore_release(&ss);
+	free(state);
+	return rc;
+}
+
 int
 cmd_snapshot(struct cli *cli, int argc, char **argv)
 {
@@ -87,7 +177,7 @@ cmd_snapshot(struct cli *cli, int argc, char **argv)
 	struct stat sb;
 	char *state = NULL, *ds = NULL, *name = NULL, g[17], b[32];
 	uint32_t bs = AS_BLOCK_DEFAULT;
-	int ch, rc = 0, have_base = 0, ex;
+	int ch, rc = 0, have_base = 0, ex, bs_given = 0;
 
 	while ((ch = getopt_long(argc, argv, "b:vh", lo, NULL)) != -1) {
 		switch (ch) {
@@ -95,6 +185,7 @@ cmd_snapshot(struct cli *cli, int argc, char **argv)
 			if (parse_size(optarg, &bs) == -1)
 				return cli_usage_error(usage_snapshot,
 				    "snapshot: bad block size '%s'", optarg);
+			bs_given = 1;
 			break;
 		case 'v':
 			cli->verbose++;
@@ -118,6 +209,10 @@ cmd_snapshot(struct cli *cli, int argc, char **argv)
 	if (cli_split_snap(argv[optind], 1, &ds, &name, &err) == -1 ||
 	    snap_name_check(name, &err) == -1)
 		goto fail;
+	if (strip_vol(ds)) {
+		rc = snapshot_vol(cli, ds, name, bs, bs_given);
+		goto out;
+	}
 	if (stat(ds, &sb) == -1) {
 		as_err_sys(&err, errno, "snapshot '%s'", ds);
 		goto fail;
@@ -272,8 +367,10 @@ cmd_snapshots(struct cli *cli, int argc, char **argv)
 	} else {
 		nds = (size_t)(argc - optind);
 		dss = xcalloc(nds, sizeof(*dss));
-		for (i = 0; i < nds; i++)
+		for (i = 0; i < nds; i++) {
 			dss[i] = xstrdup(argv[optind + (int)i]);
+			(void)strip_vol(dss[i]);
+		}
 	}
 	if (json)
 		fputs("[", stdout);
@@ -341,8 +438,10 @@ cmd_destroy(struct cli *cli, int argc, char **argv)
 	ss.lock_fd = -1;
 	memset(&l, 0, sizeof(l));
 	as_err_clear(&err);
-	if (cli_split_snap(argv[optind], 1, &ds, &name, &err) == -1 ||
-	    snap_name_check(name, &err) == -1 ||
+	if (cli_split_snap(argv[optind], 1, &ds, &name, &err) == -1)
+		goto fail;
+	(void)strip_vol(ds);
+	if (snap_name_check(name, &err) == -1 ||
 	    (state = snapstore_state_dir(cli->state_dir, &err)) == NULL ||
 	    snapstore_open(&ss, state, ds, 0, &err) == -1 ||
 	    snapstore_list(&ss, 0, &l, &err) == -1)

@@ -13,6 +13,7 @@
 #include "driver/dir.h"
 #include "driver/vol.h"
 #include "format/catalog.h"
+#include "format/stream.h"
 #include "repl/endpoint.h"
 #include "repl/remote.h"
 #include "repl/snapstore.h"
@@ -25,6 +26,8 @@ static const char usage_send[] =
 "or with -i the changes since snapshot BASE.  The tree is read live, so\n"
 "it must still match the snapshot: a file that changed since is an\n"
 "error (use 'autosync sync' to snapshot and send in one step).\n"
+"DATASET may be vol:PATH: only the blocks whose hash differs from BASE\n"
+"are read, and each must still match the snapshot.\n"
 "Refuses to write to a terminal.\n"
 "\n"
 "  -i BASE     incremental from BASE: '@base', 'base' or 'DATASET@base'\n"
@@ -75,10 +78,12 @@ cmd_send(struct cli *cli, int argc, char **argv)
 	struct snapstore ss;
 	struct catalog target, base;
 	struct dir_stats st;
+	struct vol_stats vst;
+	struct vol_send_opts vo;
 	const char *iarg = NULL;
 	char *state = NULL, *ds = NULL, *name = NULL, *bds = NULL;
-	char *bname = NULL, *babs = NULL, g[17], bg[17];
-	int ch, rc = 0, have_base = 0;
+	char *bname = NULL, *babs = NULL, g[17], bg[17], b1[32], b2[32];
+	int ch, rc = 0, have_base = 0, is_vol = 0;
 
 	while ((ch = getopt_long(argc, argv, "i:vh", lo, NULL)) != -1) {
 		switch (ch) {
@@ -104,11 +109,17 @@ cmd_send(struct cli *cli, int argc, char **argv)
 	memset(&ss, 0, sizeof(ss));
 	ss.lock_fd = -1;
 	memset(&st, 0, sizeof(st));
+	memset(&vst, 0, sizeof(vst));
 	catalog_init(&target);
 	catalog_init(&base);
 	as_err_clear(&err);
-	if (cli_split_snap(argv[optind], 1, &ds, &name, &err) == -1 ||
-	    (state = snapstore_state_dir(cli->state_dir, &err)) == NULL ||
+	if (cli_split_snap(argv[optind], 1, &ds, &name, &err) == -1)
+		goto fail;
+	if (strncmp(ds, "vol:", 4) == 0 && ds[4] != '\0') {
+		memmove(ds, ds + 4, strlen(ds + 4) + 1);
+		is_vol = 1;
+	}
+	if ((state = snapstore_state_dir(cli->state_dir, &err)) == NULL ||
 	    snapstore_open(&ss, state, ds, 0, &err) == -1 ||
 	    snapstore_load(&ss, name, &target, &err) == -1)
 		goto fail;
@@ -121,6 +132,8 @@ cmd_send(struct cli *cli, int argc, char **argv)
 		else {
 			if (cli_split_snap(iarg, 1, &bds, &bname, &err) == -1)
 				goto fail;
+			if (is_vol && strncmp(bds, "vol:", 4) == 0)
+				memmove(bds, bds + 4, strlen(bds + 4) + 1);
 			if ((babs = snapstore_abspath(bds, &err)) == NULL)
 				goto fail;
 			if (strcmp(babs, ss.dataset) != 0) {
@@ -140,6 +153,34 @@ cmd_send(struct cli *cli, int argc, char **argv)
 		if (base.hdr.time_ns > target.hdr.time_ns)
 			log_warn("base '%s' is newer than '%s'", bname, name);
 		have_base = 1;
+	}
+	if (is_vol) {
+		memset(&vo, 0, sizeof(vo));
+		if (target.hdr.kind != AS_KIND_VOL) {
+			as_err_set(&err, AS_E_USAGE, 0, "send: '%s@%s' is not "
+			    "a volume snapshot", ds, name);
+			goto fail;
+		}
+		if (vol_send(ss.dataset, &target, have_base ? &base : NULL,
+		    STDOUT_FILENO, &vo, &vst, &err) == -1) {
+			as_err_prefix(&err, "send 'vol:%s@%s'", ds, name);
+			goto fail;
+		}
+		if (cli->verbose)
+			fprintf(stderr, "sent %s volume stream of 'vol:%s@%s' "
+			    "(guid %s): %" PRIu64 " of %" PRIu64 " blocks, %s "
+			    "of data, %s stream\n", have_base ? "incremental" :
+			    "full", cli_esc(ds), name,
+			    cli_guid(target.hdr.guid, g), vst.blocks_sent +
+			    vst.zero_blocks, vst.blocks, cli_bytes(
+			    vst.data_bytes, b1, sizeof(b1)), cli_bytes(
+			    vst.stream_bytes, b2, sizeof(b2)));
+		goto out;
+	}
+	if (target.hdr.kind == AS_KIND_VOL) {
+		as_err_set(&err, AS_E_USAGE, 0, "send: '%s@%s' is a volume "
+		    "snapshot: name it vol:%s@%s", ds, name, ds, name);
+		goto fail;
 	}
 	if (dir_send(ss.dataset, &target, have_base ? &base : NULL,
 	    STDOUT_FILENO, 0, &st, &err) == -1) {

@@ -13,6 +13,7 @@
 #include "repl/remote.h"
 #include "repl/snapstore.h"
 #include "repl/sync.h"
+#include "driver/vol.h"
 #include "repl/verify.h"
 #include "base/banned.h"
 
@@ -41,6 +42,7 @@ CLI_REMOTE_USAGE;
 
 static const char usage_verify[] =
 "usage: autosync verify [-v] SRC[@SNAP] DST\n"
+"       autosync verify [-v] vol:SRC[@SNAP] vol:DST\n"
 "\n"
 "Compare the tree DST with snapshot SNAP of SRC (default: the newest)\n"
 "by reading every file in DST.  Prints one line per difference,\n"
@@ -48,6 +50,11 @@ static const char usage_verify[] =
 "owner mtime xattr link.  Exits 0 when DST is identical, 1 otherwise.\n"
 "To name a SRC whose path contains '@' without a snapshot, end it with\n"
 "a lone '@': /data/a@b@ is the directory /data/a@b.\n"
+"\n"
+"With vol:, every block of the volume DST is read and compared with\n"
+"SNAP of the volume SRC (default: the snapshot DST holds, else the\n"
+"newest): \"content block N (LEN bytes)\" per block, \"size\" when the\n"
+"sizes differ.\n"
 "\n"
 "  -v, --verbose    also say so when DST is identical\n";
 
@@ -188,6 +195,95 @@ print_diff(void *arg, const char *kind, const char *path)
 	printf("%s '%s'\n", kind, path[0] == '\0' ? "." : cli_esc(path));
 }
 
+static void
+print_block(void *arg, uint64_t block, uint64_t len)
+{
+	struct verify_out *vo = arg;
+
+	vo->n++;
+	printf("content block %" PRIu64 " (%" PRIu64 " bytes)\n", block,
+	    len);
+}
+
+/*
+ * verify vol:SRC[@SNAP] vol:DST: compare DST's blocks with a snapshot of
+ * SRC: SNAP, else the one DST holds, else SRC's newest.
+ */
+static int
+verify_vol(struct cli *cli, const char *ds, const char *name,
+    const char *dst)
+{
+	struct as_err err;
+	struct snapstore ss;
+	struct snap_list l;
+	const struct snap_info *si;
+	struct catalog c;
+	struct verify_out vo;
+	struct vol_stats st;
+	char *state = NULL, *snap = NULL, held_name[256];
+	uint64_t ndiff = 0, held = 0;
+	int rc = 0, sized;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.lock_fd = -1;
+	memset(&vo, 0, sizeof(vo));
+	memset(&st, 0, sizeof(st));
+	memset(&l, 0, sizeof(l));
+	catalog_init(&c);
+	as_err_clear(&err);
+	if ((state = snapstore_state_dir(cli->state_dir, &err)) == NULL ||
+	    snapstore_open(&ss, state, ds, 0, &err) == -1 ||
+	    snapstore_list(&ss, 0, &l, &err) == -1)
+		goto fail;
+	if (name != NULL)
+		snap = xstrdup(name);
+	else {
+		if (vol_recover(dst, state, &err) == -1 ||
+		    vol_held(dst, state, &held, held_name, &err) == -1)
+			goto fail;
+		if (held != 0 && (si = snap_list_by_guid(&l, held)) != NULL)
+			snap = xstrdup(si->name);
+		else if (l.n > 0)
+			snap = xstrdup(l.v[l.n - 1].name);
+		else {
+			as_err_set(&err, AS_E_NOTFOUND, 0, "verify: 'vol:%s' "
+			    "has no snapshots", ds);
+			goto fail;
+		}
+	}
+	if (snapstore_load(&ss, snap, &c, &err) == -1)
+		goto fail;
+	if (vol_verify(&c, dst, print_block, &vo, &ndiff, &sized, &st,
+	    &err) == -1) {
+		as_err_prefix(&err, "verify 'vol:%s'", dst);
+		goto fail;
+	}
+	if (sized) {
+		printf("size '%s'\n", cli_esc(dst));
+		ndiff++;
+	}
+	if (ndiff > 0) {
+		log_error("verify 'vol:%s': %" PRIu64 " difference%s from "
+		    "'vol:%s@%s'", cli_esc(dst), ndiff, ndiff == 1 ? "" : "s",
+		    cli_esc(ds), snap);
+		rc = 1;
+	} else if (cli->verbose)
+		printf("'vol:%s' matches 'vol:%s@%s' (%" PRIu64 " blocks)\n",
+		    cli_esc(dst), cli_esc(ds), snap, st.blocks != 0 ?
+		    st.blocks : (c.ents[0].size + c.hdr.block_size - 1) /
+		    c.hdr.block_size);
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
+	catalog_release(&c);
+	snap_list_release(&l);
+	snapstore_release(&ss);
+	free(state);
+	free(snap);
+	return rc;
+}
+
 int
 cmd_verify(struct cli *cli, int argc, char **argv)
 {
@@ -227,8 +323,18 @@ cmd_verify(struct cli *cli, int argc, char **argv)
 	memset(&vo, 0, sizeof(vo));
 	catalog_init(&c);
 	as_err_clear(&err);
-	if (cli_split_snap(argv[optind], 0, &ds, &name, &err) == -1 ||
-	    (state = snapstore_state_dir(cli->state_dir, &err)) == NULL ||
+	if (cli_split_snap(argv[optind], 0, &ds, &name, &err) == -1)
+		goto fail;
+	if ((strncmp(ds, "vol:", 4) == 0) != (strncmp(dst, "vol:", 4) == 0)) {
+		as_err_set(&err, AS_E_USAGE, 0, "verify: a volume is verified "
+		    "against a volume: name both vol:PATH");
+		goto fail;
+	}
+	if (strncmp(ds, "vol:", 4) == 0) {
+		rc = verify_vol(cli, ds + 4, name, dst + 4);
+		goto out;
+	}
+	if ((state = snapstore_state_dir(cli->state_dir, &err)) == NULL ||
 	    snapstore_open(&ss, state, ds, 0, &err) == -1)
 		goto fail;
 	if (name == NULL) {

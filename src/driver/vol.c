@@ -191,35 +191,207 @@ check_nblocks(uint64_t size, uint32_t bs, const char *path,
 /* ------------------------------------------------------------------ */
 /* reading the source */
 
+/*
+ * The source as it is read: the volume itself, or a FICLONE copy of an
+ * image file (an unnamed O_TMPFILE in the image's directory, so that a
+ * crash leaves nothing behind) taken before the first read, which makes
+ * the snapshot point-in-time on btrfs and xfs.  Without a clone, what
+ * can tell that the volume was written while it was read is recorded
+ * first (ctime and mtime of a file, the sectors-written counter of a
+ * block device).
+ */
+struct vsrc {
+	int		 fd;
+	int		 is_blk;
+	int		 cloned;
+	uint64_t	 size;
+	struct stat	 st0;
+	uint64_t	 wsect0;	/* sectors written, or UINT64_MAX */
+};
+
+/* Sectors written to block device dev since boot, or UINT64_MAX. */
+static uint64_t
+dev_wsectors(dev_t dev)
+{
+	char p[64], line[512];
+	unsigned long long v[7];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/stat", major(dev),
+	    minor(dev));
+	if ((f = fopen(p, "re")) == NULL)
+		return UINT64_MAX;
+	if (fgets(line, sizeof(line), f) == NULL || sscanf(line, "%llu %llu "
+	    "%llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+	    &v[5], &v[6]) != 7) {
+		fclose(f);
+		return UINT64_MAX;
+	}
+	fclose(f);
+	return v[6];
+}
+
+static int
+vsrc_open(struct vsrc *s, const char *path, int try_clone,
+    struct as_err *err)
+{
+	struct stat st;
+	char *dir, *slash;
+	int tfd;
+
+	memset(s, 0, sizeof(*s));
+	s->wsect0 = UINT64_MAX;
+	if ((s->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
+		return as_err_sys(err, errno, "open '%s'", path);
+	if (fstat(s->fd, &st) == -1) {
+		as_err_sys(err, errno, "'%s'", path);
+		goto fail;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		s->is_blk = 1;
+		if (ioctl(s->fd, BLKGETSIZE64, &s->size) == -1) {
+			as_err_sys(err, errno, "size of '%s'", path);
+			goto fail;
+		}
+		s->wsect0 = dev_wsectors(st.st_rdev);
+		s->st0 = st;
+		return 0;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		as_err_set(err, AS_E_USAGE, 0, "'%s' is neither a block "
+		    "device nor a regular file", path);
+		goto fail;
+	}
+	s->st0 = st;
+	s->size = (uint64_t)st.st_size;
+	if (!try_clone || getenv("AUTOSYNC_VOL_NOCLONE") != NULL)
+		return 0;
+	dir = xstrdup(path);
+	if ((slash = strrchr(dir, '/')) == NULL) {
+		free(dir);
+		dir = xstrdup(".");
+	} else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	tfd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	free(dir);
+	if (tfd == -1)
+		return 0;	/* a read-only directory: read it live */
+	if (ioctl(tfd, FICLONE, s->fd) == -1 || fstat(tfd, &st) == -1) {
+		close(tfd);	/* no reflinks here (ext4, tmpfs): live */
+		return 0;
+	}
+	close(s->fd);
+	s->fd = tfd;
+	s->cloned = 1;
+	s->size = (uint64_t)st.st_size;
+	return 0;
+fail:
+	close(s->fd);
+	s->fd = -1;
+	return -1;
+}
+
+/* 1 when the volume was (or may have been) written since vsrc_open. */
+static int
+vsrc_changed(const struct vsrc *s)
+{
+	struct stat st;
+	uint64_t w;
+
+	if (s->cloned)
+		return 0;
+	if (s->is_blk) {
+		w = dev_wsectors(s->st0.st_rdev);
+		return w != UINT64_MAX && s->wsect0 != UINT64_MAX &&
+		    w != s->wsect0;
+	}
+	if (fstat(s->fd, &st) == -1)
+		return 1;
+	return st.st_size != s->st0.st_size ||
+	    st.st_mtim.tv_sec != s->st0.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != s->st0.st_mtim.tv_nsec ||
+	    st.st_ctim.tv_sec != s->st0.st_ctim.tv_sec ||
+	    st.st_ctim.tv_nsec != s->st0.st_ctim.tv_nsec;
+}
+
+static void
+vsrc_close(struct vsrc *s)
+{
+	if (s->fd != -1)
+		close(s->fd);
+	s->fd = -1;
+}
+
 struct walker {
 	const char	*path;
+	int		 fd;		/* open on the volume (or its clone) */
+	int		 is_blk;
 	uint32_t	 bs;
 	uint64_t	 size;
-	/* called for each block, in order */
+	/*
+	 * Called for each block, in order; p == NULL: the block is in a
+	 * hole of an image file (all zeros, not read).
+	 */
 	int		(*fn)(void *arg, uint64_t i, const uint8_t *p,
 			    size_t len, struct as_err *err);
 	void		*arg;
 	struct vol_stats *st;
 };
 
-/* Read the volume once, sequentially, in large reads. */
+/*
+ * Read the volume once, sequentially, in large reads.  On an image file
+ * the holes are found with SEEK_DATA / SEEK_HOLE and not read: a block
+ * entirely inside a hole is passed as NULL.
+ */
 static int
 walk(struct walker *w, struct as_err *err)
 {
 	uint8_t *buf;
-	uint64_t off = 0, i = 0;
+	uint64_t off = 0, i = 0, dend = 0, nb, end;
 	size_t chunk, want, k, len;
 	ssize_t n;
-	int fd, rc = -1;
+	off_t x;
+	int rc = -1, seek = !w->is_blk;
 
 	chunk = w->bs > VOL_READ_CHUNK ? w->bs : VOL_READ_CHUNK;
-	if ((fd = open(w->path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
-		return as_err_sys(err, errno, "open '%s'", w->path);
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	(void)posix_fadvise(w->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	buf = xmalloc(chunk);
 	while (off < w->size) {
-		want = w->size - off < chunk ? (size_t)(w->size - off) : chunk;
-		n = io_pread_full(fd, buf, want, (off_t)off);
+		if (seek && off >= dend) {
+			/* Where does the data at or after off start and end? */
+			x = lseek(w->fd, (off_t)off, SEEK_DATA);
+			if (x == -1 && errno == ENXIO)
+				x = (off_t)w->size;	/* a hole to the end */
+			else if (x == -1) {
+				seek = 0;		/* not supported */
+				dend = w->size;
+				continue;
+			}
+			/* blocks wholly inside the hole [off, x) */
+			nb = (uint64_t)x >= w->size ? (w->size - off +
+			    w->bs - 1) / w->bs : ((uint64_t)x - off) / w->bs;
+			for (end = i + nb; i < end; i++, off += len) {
+				len = w->size - off < w->bs ?
+				    (size_t)(w->size - off) : w->bs;
+				if (w->fn(w->arg, i, NULL, len, err) == -1)
+					goto out;
+			}
+			if (off >= w->size)
+				break;
+			x = lseek(w->fd, (off_t)off, SEEK_HOLE);
+			dend = x == -1 ? w->size : (uint64_t)x;
+			/* read whole blocks: round the end of data up */
+			dend = (dend + w->bs - 1) / w->bs * w->bs;
+			if (dend <= off)
+				dend = off + w->bs;
+			if (dend > w->size)
+				dend = w->size;
+		}
+		end = seek ? dend : w->size;
+		want = end - off < chunk ? (size_t)(end - off) : chunk;
+		n = io_pread_full(w->fd, buf, want, (off_t)off);
 		if (n == -1) {
 			as_err_sys(err, errno, "read '%s' at %" PRIu64,
 			    w->path, off);
@@ -237,19 +409,40 @@ walk(struct walker *w, struct as_err *err)
 				goto out;
 		}
 		/* what was hashed is not needed again */
-		(void)posix_fadvise(fd, (off_t)off, (off_t)want,
+		(void)posix_fadvise(w->fd, (off_t)off, (off_t)want,
 		    POSIX_FADV_DONTNEED);
 		off += want;
 	}
 	rc = 0;
 out:
 	free(buf);
-	close(fd);
 	return rc;
+}
+
+/* The hash of len zero bytes; full blocks are computed once per size. */
+static void
+zero_hash(uint32_t bs, size_t len, uint8_t out[CAT_HASH_LEN])
+{
+	static uint8_t h[CAT_HASH_LEN];
+	static uint32_t h_bs;
+	uint8_t *z;
+
+	if (len == bs && h_bs == bs) {
+		memcpy(out, h, CAT_HASH_LEN);
+		return;
+	}
+	z = xcalloc(1, len);
+	hash_block(z, len, out);
+	free(z);
+	if (len == bs) {
+		memcpy(h, out, CAT_HASH_LEN);
+		h_bs = bs;
+	}
 }
 
 struct scan_ctx {
 	uint8_t		*hashes;
+	uint32_t	 bs;
 };
 
 static int
@@ -258,7 +451,11 @@ scan_block(void *arg, uint64_t i, const uint8_t *p, size_t len,
 {
 	struct scan_ctx *s = arg;
 
-	hash_block(p, len, s->hashes + i * CAT_HASH_LEN);
+	(void)err;
+	if (p == NULL)
+		zero_hash(s->bs, len, s->hashes + i * CAT_HASH_LEN);
+	else
+		hash_block(p, len, s->hashes + i * CAT_HASH_LEN);
 	return 0;
 }
 
@@ -268,22 +465,111 @@ vol_scan(const char *path, uint32_t bs, struct catalog *out,
 {
 	struct walker w;
 	struct scan_ctx s;
-	int is_blk;
+	struct vsrc src;
+	struct cat_entry *e;
+	int rc;
 
 	memset(&w, 0, sizeof(w));
-	if (check_bs(bs, err) == -1 ||
-	    vol_probe(path, &w.size, &is_blk, err) == -1 ||
-	    check_nblocks(w.size, bs, path, err) == -1)
+	if (check_bs(bs, err) == -1 || vsrc_open(&src, path, 1, err) == -1)
 		return -1;
+	if (check_nblocks(src.size, bs, path, err) == -1) {
+		vsrc_close(&src);
+		return -1;
+	}
 	header_fill(out, path, bs);
-	s.hashes = add_entry(out, w.size, bs);
+	s.hashes = add_entry(out, src.size, bs);
+	s.bs = bs;
 	w.path = path;
+	w.fd = src.fd;
+	w.is_blk = src.is_blk;
+	w.size = src.size;
 	w.bs = bs;
 	w.fn = scan_block;
 	w.arg = &s;
 	w.st = st;
-	st->blocks = (w.size + bs - 1) / bs;
-	return walk(&w, err);
+	st->blocks = (src.size + bs - 1) / bs;
+	st->cloned = src.cloned;
+	rc = walk(&w, err);
+	if (rc == 0 && vsrc_changed(&src)) {
+		st->changed = 1;
+		e = &out->ents[0];
+		e->flags |= CAT_EF_NOTPIT;
+	}
+	vsrc_close(&src);
+	return rc;
+}
+
+struct verify_ctx {
+	const uint8_t	*want;		/* the snapshot's hashes */
+	uint32_t	 bs;
+	uint64_t	 ndiff;
+	void		(*cb)(void *, uint64_t, uint64_t);
+	void		*arg;
+};
+
+static int
+verify_block(void *arg, uint64_t i, const uint8_t *p, size_t len,
+    struct as_err *err)
+{
+	struct verify_ctx *v = arg;
+	uint8_t h[CAT_HASH_LEN];
+
+	(void)err;
+	if (p == NULL)
+		zero_hash(v->bs, len, h);
+	else
+		hash_block(p, len, h);
+	if (memcmp(h, v->want + i * CAT_HASH_LEN, CAT_HASH_LEN) != 0) {
+		v->ndiff++;
+		if (v->cb != NULL)
+			v->cb(v->arg, i, (uint64_t)len);
+	}
+	return 0;
+}
+
+int
+vol_verify(const struct catalog *snap, const char *path,
+    void (*cb)(void *arg, uint64_t block, uint64_t len), void *arg,
+    uint64_t *ndiff, int *size_differs, struct vol_stats *st,
+    struct as_err *err)
+{
+	const struct cat_entry *e;
+	struct verify_ctx v;
+	struct walker w;
+	struct vsrc src;
+	int rc;
+
+	*ndiff = 0;
+	*size_differs = 0;
+	if ((e = vol_entry(snap)) == NULL)
+		return as_err_set(err, AS_E_USAGE, 0, "snapshot '%s' is not a "
+		    "volume snapshot", snap->hdr.name);
+	if (vsrc_open(&src, path, 0, err) == -1)
+		return -1;
+	/* a device may be larger than the volume it holds */
+	if (src.is_blk ? src.size < e->size : src.size != e->size)
+		*size_differs = 1;
+	memset(&v, 0, sizeof(v));
+	v.want = (const uint8_t *)snap->hashes.data + e->hash_off;
+	v.bs = snap->hdr.block_size;
+	v.cb = cb;
+	v.arg = arg;
+	memset(&w, 0, sizeof(w));
+	w.path = path;
+	w.fd = src.fd;
+	w.is_blk = src.is_blk;
+	w.bs = v.bs;
+	w.size = src.size < e->size ? src.size : e->size;
+	/* a shorter volume: its last block is compared at its length */
+	if (w.size < e->size)
+		w.size -= w.size % v.bs;
+	w.fn = verify_block;
+	w.arg = &v;
+	w.st = st;
+	rc = walk(&w, err);
+	vsrc_close(&src);
+	*ndiff = v.ndiff;
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -338,7 +624,7 @@ snd_block(struct snd *s, uint64_t i, const uint8_t *p, size_t len,
 	if (s->base_h != NULL && i < s->base_nb &&
 	    memcmp(s->base_h + i * CAT_HASH_LEN, h, CAT_HASH_LEN) == 0)
 		return 0;
-	if (all_zero(p, len)) {
+	if (p == NULL || all_zero(p, len)) {
 		if (s->hole_len != 0 && s->hole_off + s->hole_len == off)
 			s->hole_len += len;
 		else {
@@ -368,7 +654,10 @@ live_block(void *arg, uint64_t i, const uint8_t *p, size_t len,
 	struct snd *s = arg;
 	uint8_t *h = s->target_h + i * CAT_HASH_LEN;
 
-	hash_block(p, len, h);
+	if (p == NULL)
+		zero_hash(s->bs, len, h);
+	else
+		hash_block(p, len, h);
 	return snd_block(s, i, p, len, h, err);
 }
 
@@ -431,15 +720,17 @@ vol_send(const char *path, struct catalog *target,
 {
 	struct snd s;
 	struct walker w;
+	struct vsrc src;
 	struct as_begin b;
 	struct as_entry en;
 	const struct cat_entry *be = NULL, *te;
 	uint64_t size;
 	uint32_t bs;
-	int is_blk, rc = -1;
+	int rc = -1;
 
 	memset(&s, 0, sizeof(s));
 	memset(&w, 0, sizeof(w));
+	src.fd = -1;
 	buf_init(&s.out);
 	s.fd = out_fd;
 	s.st = st;
@@ -451,13 +742,18 @@ vol_send(const char *path, struct catalog *target,
 	if (s.live) {
 		bs = base != NULL ? base->hdr.block_size : o->block_size != 0 ?
 		    o->block_size : AS_BLOCK_DEFAULT;
-		if (check_bs(bs, err) == -1 ||
-		    vol_probe(path, &size, &is_blk, err) == -1 ||
-		    check_nblocks(size, bs, path, err) == -1)
-			return -1;
 		if (target->n != 0)
 			return as_err_set(err, AS_E_INTERNAL, 0, "live send "
 			    "into a catalog with entries");
+		if (check_bs(bs, err) == -1 ||
+		    vsrc_open(&src, path, 1, err) == -1)
+			return -1;
+		size = src.size;
+		st->cloned = src.cloned;
+		if (check_nblocks(size, bs, path, err) == -1) {
+			vsrc_close(&src);
+			return -1;
+		}
 		header_fill(target, path, bs);
 		s.target_h = add_entry(target, size, bs);
 	} else {
@@ -468,10 +764,12 @@ vol_send(const char *path, struct catalog *target,
 		size = te->size;
 		s.target_h = (uint8_t *)target->hashes.data + te->hash_off;
 	}
-	if (base != NULL && base->hdr.block_size != bs)
+	if (base != NULL && base->hdr.block_size != bs) {
+		vsrc_close(&src);
 		return as_err_set(err, AS_E_USAGE, 0, "base '%s' has %u-byte "
 		    "blocks, the target %u", base->hdr.name,
 		    base->hdr.block_size, bs);
+	}
 	s.bs = bs;
 	if (be != NULL) {
 		s.base_h = (const uint8_t *)base->hashes.data + be->hash_off;
@@ -504,6 +802,8 @@ vol_send(const char *path, struct catalog *target,
 		goto out;
 	if (s.live) {
 		w.path = path;
+		w.fd = src.fd;
+		w.is_blk = src.is_blk;
 		w.bs = bs;
 		w.size = size;
 		w.fn = live_block;
@@ -511,6 +811,10 @@ vol_send(const char *path, struct catalog *target,
 		w.st = st;
 		if (walk(&w, err) == -1)
 			goto out;
+		if (vsrc_changed(&src)) {
+			st->changed = 1;
+			target->ents[0].flags |= CAT_EF_NOTPIT;
+		}
 	} else if (send_changed(&s, size, err) == -1)
 		goto out;
 	snd_hole_out(&s);
@@ -523,6 +827,7 @@ vol_send(const char *path, struct catalog *target,
 		goto out;
 	rc = 0;
 out:
+	vsrc_close(&src);
 	buf_release(&s.out);
 	return rc;
 }

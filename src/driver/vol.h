@@ -45,6 +45,8 @@ struct vol_stats {
 	uint64_t	hole_bytes;	/* HOLE bytes emitted/applied */
 	uint64_t	stream_bytes;	/* stream bytes written / read */
 	uint64_t	journal_bytes;	/* bytes spooled to the journal */
+	int		cloned;		/* read from a FICLONE copy */
+	int		changed;	/* written while it was read */
 };
 
 /*
@@ -63,6 +65,19 @@ int	vol_probe(const char *path, uint64_t *size, int *is_blk,
  */
 int	vol_scan(const char *path, uint32_t block_size, struct catalog *out,
 	    struct vol_stats *st, struct as_err *err);
+
+/*
+ * Compare the volume at path with snapshot snap: every block is read
+ * (holes of an image file are not) and hashed at the snapshot's block
+ * size; cb(arg, block, len) is called for each block that differs.  A
+ * size that differs (an image file of another size, a device smaller
+ * than the volume) sets *size_differs; the blocks both have are still
+ * compared.  Returns 0 with *ndiff, or -1.
+ */
+int	vol_verify(const struct catalog *snap, const char *path,
+	    void (*cb)(void *arg, uint64_t block, uint64_t len), void *arg,
+	    uint64_t *ndiff, int *size_differs, struct vol_stats *st,
+	    struct as_err *err);
 
 #define VOL_SEND_LIVE	0x01	/* fill target while reading */
 
