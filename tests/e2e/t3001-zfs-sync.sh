@@ -148,9 +148,13 @@ test_expect_failure 'a directory onto a directory that lives on ZFS' '
 
 test_expect_success 'the zfs commands autosync ran: receive -u, destroy only autosync_' '
 	grep "^receive " $ZFS_LOG >recv &&
-	test -s recv && ! grep -v "^receive -u " recv &&
-	grep "^destroy " $ZFS_LOG >destroy || :
-	! grep "^destroy " $ZFS_LOG | grep -v "@autosync_" | grep -v "autosync-clone-"
+	test -s recv &&
+	! grep -v -e "^receive -u " -e "^receive -u\$" recv &&
+	grep "^receive -u $B/backup/home/c2\$" recv &&
+	grep "^destroy $A/home@autosync_" $ZFS_LOG &&
+	! grep "^destroy " $ZFS_LOG | grep -v "@autosync_" |
+		grep -v "^destroy $A/autosync-clone-" &&
+	! grep "^destroy -r" $ZFS_LOG
 '
 
 zfs_teardown_
