@@ -276,6 +276,7 @@ struct zstep {
 	int		 diverged;	/* dst snapshots after the base */
 	int		 modified;	/* dst written since its newest */
 	int		 nobase;	/* dst exists with nothing in common */
+	int		 held;		/* base_s is held (ZFS_HOLD_TAG) */
 };
 
 static int
@@ -571,7 +572,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	char **held = NULL, *snap = NULL, *base = NULL;
 	int recursive = !(o->flags & SYNC_NO_RECURSE), force =
 	    o->flags & SYNC_FORCE, rc = -1, sflags = 0, rflags;
-	size_t i, n = 0, nheld = 0, srclen = strlen(src), dstlen;
+	size_t i, j, n = 0, nheld = 0, srclen = strlen(src), dstlen;
 	uint64_t bytes;
 
 	memset(&st, 0, sizeof(st));
@@ -666,6 +667,29 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 			goto out;
 	}
 
+	/*
+	 * Holds keep the bases from being destroyed while the step runs
+	 * (zrepl's step holds).  A run killed before its release leaves
+	 * them: release autosync's tag on our snapshots first (we hold the
+	 * lock, so no other run of this source holds them now).
+	 */
+	if (caps->hold) {
+		for (i = 0; i < st.n; i++)
+			for (j = 0; j < st.v[i].nsnaps; j++)
+				if (st.v[i].snaps[j].userrefs > 0 &&
+				    is_auto(st.v[i].snaps[j].name))
+					(void)zfs_release(st.v[i].name,
+					    st.v[i].snaps[j].name, NULL);
+		for (i = 0; i < n; i++) {
+			if (steps[i].base_s == NULL || steps[i].nobase)
+				continue;
+			if (zfs_hold(steps[i].src->name, steps[i].base_s->name,
+			    err) == -1)
+				goto out;
+			steps[i].held = 1;
+		}
+	}
+
 	/* 3. the new snapshot */
 	new_name(&st, name, sizeof(name));
 	if (zfs_snapshot(src, name, recursive, err) == -1)
@@ -748,7 +772,24 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 			zfs_tree_release(&one);
 		}
 	}
-	/* 5. record, then prune */
+	/* 5. release the bases, record, then prune */
+	for (i = 0; i < n; i++) {
+		struct zfs_ds *d;
+		const struct zfs_snap *b;
+
+		if (!steps[i].held)
+			continue;
+		if (zfs_release(steps[i].src->name, steps[i].base_s->name,
+		    err) == -1)
+			goto out;
+		steps[i].held = 0;
+		/* the listing still counts our hold */
+		d = zfs_tree_find(&nt, steps[i].src->name);
+		b = d != NULL ? zfs_ds_snap_name(d, steps[i].base_s->name) :
+		    NULL;
+		if (b != NULL && b->userrefs > 0)
+			((struct zfs_snap *)(uintptr_t)b)->userrefs--;
+	}
 	dkey = xasprintf("zfs:%s", dst);
 	if (rec_put(&zs, dkey, name, err) == -1) {
 		free(dkey);
@@ -784,6 +825,10 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	free(dkey);
 	rc = 0;
 out:
+	for (i = 0; i < n; i++)
+		if (steps[i].held)
+			(void)zfs_release(steps[i].src->name,
+			    steps[i].base_s->name, NULL);
 	for (i = 0; i < n; i++)
 		free(steps[i].dst);
 	free(steps);

@@ -86,7 +86,8 @@ test_expect_success 'kill -9 in the middle of an incremental: the replica stays 
 	test "$(zguid $B/big@$s)" = "$(zguid $A/big@$s)" &&
 	zfstool mount $B/big &&
 	cmp $MA/big/f1 $MB/big/f1 && cmp $MA/big/f2 $MB/big/f2 &&
-	zfstool umount $B/big
+	zfstool umount $B/big &&
+	zfstool held $A >held && test_must_be_empty held
 '
 
 test_expect_success 'held and user snapshots survive pruning' '
@@ -118,7 +119,9 @@ test_expect_success 'the commands autosync ran: receive -u always, destroy only 
 	! grep -v -e "^receive -u " -e "^receive -u\$" recv &&
 	grep "^receive -u $B/big\$" recv &&
 	! grep "^destroy " $ZFS_LOG | grep -v "@autosync_" &&
-	! grep "^destroy -r" $ZFS_LOG
+	! grep "^destroy -r" $ZFS_LOG &&
+	grep "^hold autosync $A/big@autosync_" $ZFS_LOG &&
+	grep "^release autosync $A/big@autosync_" $ZFS_LOG
 '
 
 zfs_teardown_
