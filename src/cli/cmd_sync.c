@@ -161,6 +161,12 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 	if (!r.full)
 		printf(" from %s (%s)", r.base_name, cli_guid(r.base_guid, bg));
 	printf(" to %s (%s)\n", r.name, cli_guid(r.guid, g));
+	if (r.zfs_datasets > 0) {
+		printf("  %u dataset%s (%u full), %s of zfs streams\n",
+		    r.zfs_datasets, r.zfs_datasets == 1 ? "" : "s", r.zfs_full,
+		    cli_bytes(r.send.stream_bytes, b3, sizeof(b3)));
+		goto tail;
+	}
 	if (r.remote != 2)
 		printf("  scanned %" PRIu64 " entries in %.2f s, %" PRIu64
 		    " files read (%s)\n", r.scan.entries, secs(r.scan_ns),
@@ -174,6 +180,7 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 	if (r.remote != 0)
 		printf("  %s on the wire\n", cli_bytes(r.wire_bytes, b1,
 		    sizeof(b1)));
+tail:
 	printf("  time %.2f s, %s/s", t, rate);
 	if (r.pruned > 0)
 		printf(", pruned %u older snapshot%s", r.pruned,

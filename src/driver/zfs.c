@@ -1212,17 +1212,43 @@ is_mounted(const char *ds, struct as_err *err)
 	return m;
 }
 
+/*
+ * Unmount ds (if mounted) and run argv (NULL: nothing more), retrying
+ * for up to 2 s while the file system is busy: zfs-fuse releases a
+ * mount's last handles a moment after the reader closed them.
+ */
+static int
+retry_busy(const char *what, const char *const argv[], const char *ds,
+    struct as_err *err)
+{
+	const char *um[] = { "zfs", "unmount", ds, NULL };
+	char uwhat[ZFS_NAME_MAX + 32];
+	int i, m, rc = -1;
+
+	snprintf(uwhat, sizeof(uwhat), "unmount '%s'", ds);
+	for (i = 0; i < 20; i++) {
+		if (i > 0)
+			usleep(100000);
+		if ((m = is_mounted(ds, err)) == -1)
+			return -1;
+		if (m == 1 && zfs_run(uwhat, um, -1, NULL, err) == -1) {
+			if (err != NULL && err->code == AS_E_CONFLICT)
+				continue;
+			return -1;
+		}
+		if (argv == NULL)
+			return 0;
+		rc = zfs_run(what, argv, -1, NULL, err);
+		if (rc == 0 || err == NULL || err->code != AS_E_CONFLICT)
+			return rc;
+	}
+	return -1;
+}
+
 int
 zfs_unmount(const char *ds, struct as_err *err)
 {
-	const char *argv[] = { "zfs", "unmount", ds, NULL };
-	char what[ZFS_NAME_MAX + 32];
-	int m;
-
-	if ((m = is_mounted(ds, err)) <= 0)
-		return m;
-	snprintf(what, sizeof(what), "unmount '%s'", ds);
-	return zfs_run(what, argv, -1, NULL, err);
+	return retry_busy(NULL, NULL, ds, err);
 }
 
 int
@@ -1266,7 +1292,7 @@ zfs_clone(const char *snap, const char *ds, const char *mountpoint,
 {
 	const char *argv[12];
 	char *mp, what[ZFS_NAME_MAX * 2 + 32];
-	int rc;
+	int rc, m;
 
 	mp = xasprintf("mountpoint=%s", mountpoint);
 	argv[0] = "zfs";
@@ -1285,12 +1311,15 @@ zfs_clone(const char *snap, const char *ds, const char *mountpoint,
 	free(mp);
 	if (rc == -1)
 		return -1;
+	/* zfs-fuse mounts a new clone even with canmount=noauto */
+	if ((m = is_mounted(ds, err)) == 1)
+		return 0;
 	argv[0] = "zfs";
 	argv[1] = "mount";
 	argv[2] = ds;
 	argv[3] = NULL;
 	snprintf(what, sizeof(what), "mount '%s'", ds);
-	if (zfs_run(what, argv, -1, NULL, err) == -1) {
+	if (m == -1 || zfs_run(what, argv, -1, NULL, err) == -1) {
 		struct as_err e2;
 
 		(void)zfs_destroy_clone(ds, &e2);
@@ -1313,10 +1342,8 @@ zfs_destroy_clone(const char *ds, struct as_err *err)
 	if (!is_clone)
 		return as_err_set(err, AS_E_CONFLICT, 0, "refusing to destroy "
 		    "'%s': it is not a clone", ds);
-	if (zfs_unmount(ds, err) == -1)
-		return -1;
 	snprintf(what, sizeof(what), "destroy clone '%s'", ds);
-	return zfs_run(what, argv, -1, NULL, err);
+	return retry_busy(what, argv, ds, err);
 }
 
 /* ------------------------------------------------------------------ */

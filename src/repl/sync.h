@@ -70,6 +70,8 @@ struct sync_result {
 	int		 retried_full;	/* -F: incremental refused */
 	int		 remote;	/* 1 push, 2 pull, 0 local */
 	uint64_t	 wire_bytes;	/* remote: frame bytes (compressed) */
+	unsigned	 zfs_datasets;	/* zfs: datasets sent, 0 otherwise */
+	unsigned	 zfs_full;	/* ... of which with a full stream */
 };
 
 /*

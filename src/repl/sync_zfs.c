@@ -1,18 +1,1046 @@
 /*
- * sync_zfs.c - the replication step for ZFS datasets (sync.h).
- * The zfs driver is being built (issue 6); until it lands the step is
- * refused with USAGE, as the endpoint prefix was before.
+ * sync_zfs.c - the replication step for ZFS datasets (sync.h), local:
+ *
+ *   zfs:A -> zfs:B   native: `zfs send | zfs receive` per dataset
+ *   zfs:A -> /dir    a frozen snapshot through the portable engine
+ *
+ * zfs:A -> zfs:B, recursive unless SYNC_NO_RECURSE:
+ *  1. lock A's state (STATE/zfs/<key>/lock; CONFLICT "busy") and list
+ *     both trees with their snapshots' GUIDs (identity is the GUID,
+ *     never the name);
+ *  2. plan every dataset of A (parents first): its destination exists
+ *     or not; the newest destination snapshot whose GUID A has is the
+ *     base; a destination snapshot after the base, or one written since
+ *     its newest snapshot, is divergence: CONFLICT with a report of the
+ *     common, source-only and destination-only snapshots, before anything
+ *     is created.  With SYNC_FORCE the destination is rolled back to the
+ *     base, or (no base) its snapshots are destroyed for a full resend,
+ *     but only when every snapshot that goes was made by autosync;
+ *  3. snapshot A (and its children: -r, atomic) as
+ *     autosync_YYYY-MM-DD_HH:MM:SS (UTC), as sync.c names them;
+ *  4. per dataset, `zfs send [-I base] A/x@new` piped through this
+ *     process (bytes counted) into `zfs receive -u B/x`; children that
+ *     are new on A get a full stream; those gone from A are kept on B;
+ *     after each receive the GUID of B/x@new is checked and the property
+ *     policy applied (canmount=noauto, readonly=on);
+ *  5. record that B holds the new snapshot (STATE/zfs/<key>/dests) and
+ *     prune: autosync_* snapshots other than the new one, on A unless
+ *     another destination's record still names them, and on B.
+ *
+ * Property policy: autosync's streams carry no properties unless the
+ * receiver can both exclude mountpoint and override canmount while it
+ * receives (OpenZFS `receive -x mountpoint -o canmount=noauto`); on
+ * zfs-fuse they are not sent, and B's datasets inherit from B's parent.
+ * Every receive has -u.  So a source whose mountpoint is /root/.ssh
+ * mounts nothing anywhere.
  */
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/io.h"
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "driver/zfs.h"
 #include "repl/endpoint.h"
+#include "repl/snapstore.h"
 #include "repl/sync.h"
 #include "base/banned.h"
+
+#define REPORT_MAX	8	/* snapshot names listed per kind */
+
+static int64_t
+znow_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ */
+/* State: STATE/zfs/<key of "zfs:A">/{lock,dests/<key of dst>} */
+
+struct zstate {
+	char	*dir;
+	int	 lock_fd;
+};
+
+static int
+mkdirs(const char *path, struct as_err *err)
+{
+	char *p = xstrdup(path), *s;
+	int rc = 0;
+
+	for (s = p + 1; ; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+
+			*s = '\0';
+			if (mkdir(p, 0700) == -1 && errno != EEXIST) {
+				rc = as_err_sys(err, errno, "state directory "
+				    "'%s'", p);
+				break;
+			}
+			*s = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	free(p);
+	return rc;
+}
+
+static int
+zstate_open(struct zstate *zs, const char *state, const char *ds,
+    struct as_err *err)
+{
+	char *name, *key, *dests, *lock;
+
+	zs->lock_fd = -1;
+	name = xasprintf("zfs:%s", ds);
+	key = snapstore_key(name);
+	zs->dir = xasprintf("%s/zfs/%s", state, key);
+	free(key);
+	free(name);
+	dests = xasprintf("%s/dests", zs->dir);
+	if (mkdirs(dests, err) == -1) {
+		free(dests);
+		return -1;
+	}
+	free(dests);
+	lock = xasprintf("%s/lock", zs->dir);
+	zs->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (zs->lock_fd == -1) {
+		as_err_sys(err, errno, "open '%s'", lock);
+		free(lock);
+		return -1;
+	}
+	free(lock);
+	if (flock(zs->lock_fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK)
+			return as_err_set(err, AS_E_CONFLICT, 0, "'zfs:%s' is "
+			    "busy: another sync of it is running", ds);
+		return as_err_sys(err, errno, "lock 'zfs:%s'", ds);
+	}
+	return 0;
+}
+
+static void
+zstate_release(struct zstate *zs)
+{
+	if (zs->lock_fd != -1)
+		close(zs->lock_fd);
+	free(zs->dir);
+	zs->dir = NULL;
+	zs->lock_fd = -1;
+}
+
+/* Record that dest holds snapshot name (atomic: write, fsync, rename). */
+static int
+rec_put(struct zstate *zs, const char *dest, const char *name,
+    struct as_err *err)
+{
+	char *key = snapstore_key(dest), *path, *tmp, *line;
+	int fd, rc = -1;
+
+	path = xasprintf("%s/dests/%s", zs->dir, key);
+	tmp = xasprintf("%s.tmp", path);
+	line = xasprintf("%s\n%s\n", name, dest);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		as_err_sys(err, errno, "write '%s'", tmp);
+		goto out;
+	}
+	if (io_write_full(fd, line, strlen(line)) == -1) {
+		as_err_sys(err, errno, "write '%s'", tmp);
+		close(fd);
+		goto out;
+	}
+	if (io_fsync(fd, tmp, err) == -1) {
+		close(fd);
+		goto out;
+	}
+	close(fd);
+	if (rename(tmp, path) == -1) {
+		as_err_sys(err, errno, "rename '%s'", tmp);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(key);
+	free(path);
+	free(tmp);
+	free(line);
+	return rc;
+}
+
+/*
+ * The snapshot names that other destinations' records hold (first line
+ * of each record other than dest's).  Allocated array of strings.
+ */
+static int
+rec_held_names(struct zstate *zs, const char *dest, char ***out, size_t *n,
+    struct as_err *err)
+{
+	char *dir = xasprintf("%s/dests", zs->dir), *mine, *p, buf[600];
+	struct dirent *de;
+	DIR *d;
+	ssize_t r;
+	int fd;
+
+	*out = NULL;
+	*n = 0;
+	mine = snapstore_key(dest);
+	if ((d = opendir(dir)) == NULL) {
+		as_err_sys(err, errno, "open '%s'", dir);
+		free(dir);
+		free(mine);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || strcmp(de->d_name, mine) == 0 ||
+		    strstr(de->d_name, ".tmp") != NULL)
+			continue;
+		p = xasprintf("%s/%s", dir, de->d_name);
+		fd = open(p, O_RDONLY | O_CLOEXEC);
+		free(p);
+		if (fd == -1)
+			continue;
+		r = io_read_full(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		buf[r] = '\0';
+		if ((p = strchr(buf, '\n')) != NULL)
+			*p = '\0';
+		*out = xreallocarray(*out, *n + 1, sizeof(**out));
+		(*out)[(*n)++] = xstrdup(buf);
+	}
+	closedir(d);
+	free(dir);
+	free(mine);
+	return 0;
+}
+
+static void
+free_names(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/*
+ * Say what a missing capability costs once per state directory (not on
+ * every scheduled run): the marker STATE/zfs/noted-KEY remembers it.
+ */
+static void
+note_once(const char *state, const char *key, const char *msg)
+{
+	char *p = xasprintf("%s/zfs/noted-%s", state, key);
+	int fd;
+
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd != -1) {
+		close(fd);
+		zfs_caps_note(key, msg);
+	} else if (errno != EEXIST)
+		zfs_caps_note(key, msg);
+	else
+		log_debug("zfs: %s", msg);
+	free(p);
+}
+
+/* ------------------------------------------------------------------ */
+/* Planning */
+
+struct zstep {
+	const struct zfs_ds *src;	/* in the source tree */
+	char		*dst;		/* destination dataset name */
+	const struct zfs_ds *dds;	/* existing destination, or NULL */
+	const struct zfs_snap *base_d;	/* common snapshot, on dst */
+	const struct zfs_snap *base_s;	/* ... and on src */
+	int		 diverged;	/* dst snapshots after the base */
+	int		 modified;	/* dst written since its newest */
+	int		 nobase;	/* dst exists with nothing in common */
+	int		 held;		/* base_s is held (ZFS_HOLD_TAG) */
+};
+
+static int
+is_auto(const char *name)
+{
+	return strncmp(name, SNAP_AUTO_PREFIX, strlen(SNAP_AUTO_PREFIX)) == 0;
+}
+
+/* Append up to REPORT_MAX names to buf: "a, b, c (and N more)" or none. */
+static void
+name_list(char *buf, size_t bufsz, const char *const *names, size_t n)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	if (n == 0) {
+		snprintf(buf, bufsz, "none");
+		return;
+	}
+	for (i = 0; i < n && i < REPORT_MAX && off < bufsz; i++)
+		off += (size_t)snprintf(buf + off, bufsz - off, "%s%s",
+		    i > 0 ? ", " : "", names[i]);
+	if (n > REPORT_MAX && off < bufsz)
+		snprintf(buf + off, bufsz - off, " (and %zu more)",
+		    n - REPORT_MAX);
+}
+
+/*
+ * The report of a diverged dataset: "common X; source only: a, b;
+ * destination only: c".
+ */
+static void
+diverge_report(const struct zstep *st, char *buf, size_t bufsz)
+{
+	const char **so, **doo;
+	char a[400], b[400];
+	size_t i, nso = 0, ndo = 0;
+
+	so = xcalloc(st->src->nsnaps + 1, sizeof(*so));
+	doo = xcalloc(st->dds->nsnaps + 1, sizeof(*doo));
+	for (i = 0; i < st->src->nsnaps; i++)
+		if (zfs_ds_snap_guid(st->dds, st->src->snaps[i].guid) == NULL)
+			so[nso++] = st->src->snaps[i].name;
+	for (i = 0; i < st->dds->nsnaps; i++)
+		if (zfs_ds_snap_guid(st->src, st->dds->snaps[i].guid) == NULL)
+			doo[ndo++] = st->dds->snaps[i].name;
+	name_list(a, sizeof(a), so, nso);
+	name_list(b, sizeof(b), doo, ndo);
+	snprintf(buf, bufsz, "common snapshot: %s; source only: %s; "
+	    "destination only: %s", st->base_d != NULL ? st->base_d->name :
+	    "none", a, b);
+	free(so);
+	free(doo);
+}
+
+/* The destination name of source dataset s: dst_root + the rest. */
+static char *
+map_name(const char *src_root, const char *dst_root, const char *s)
+{
+	return xasprintf("%s%s", dst_root, s + strlen(src_root));
+}
+
+/*
+ * Plan one dataset: find its base and whether the destination diverged.
+ */
+static void
+plan_one(struct zstep *st, const struct zfs_tree *dt)
+{
+	size_t i;
+
+	st->dds = zfs_tree_find(dt, st->dst);
+	if (st->dds == NULL)
+		return;
+	/* the newest destination snapshot the source also has */
+	for (i = st->dds->nsnaps; i-- > 0; ) {
+		st->base_s = zfs_ds_snap_guid(st->src,
+		    st->dds->snaps[i].guid);
+		if (st->base_s != NULL) {
+			st->base_d = &st->dds->snaps[i];
+			st->diverged = i + 1 < st->dds->nsnaps;
+			break;
+		}
+	}
+	if (st->base_d == NULL)
+		st->nobase = 1;
+	if (st->dds->written > 0)
+		st->modified = 1;
+}
+
+/* The first snapshot (on dst) after the base that autosync did not make. */
+static const char *
+foreign_after_base(const struct zstep *st)
+{
+	size_t i, from = 0;
+
+	if (st->base_d != NULL)
+		from = (size_t)(st->base_d - st->dds->snaps) + 1;
+	for (i = from; i < st->dds->nsnaps; i++)
+		if (!is_auto(st->dds->snaps[i].name))
+			return st->dds->snaps[i].name;
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* One transfer: zfs send | (this process) | zfs receive */
+
+/*
+ * Copy in to out with splice(2) until end of file; *bytes counts.
+ * 0 at end of file, -1 with errno (EPIPE: the receiver went away).
+ */
+static int
+pump(int in, int out, uint64_t *bytes)
+{
+	ssize_t n;
+
+	for (;;) {
+		n = splice(in, NULL, out, NULL, 1 << 20, SPLICE_F_MOVE);
+		if (n == 0)
+			return 0;
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		*bytes += (uint64_t)n;
+	}
+}
+
+static int
+transfer(const char *snap, const char *base, int sflags, const char *dst,
+    int rflags, uint64_t *bytes, struct as_err *err)
+{
+	struct zfs_proc sp, rp;
+	struct as_err serr, rerr;
+	int a[2], b[2], prc, perr = 0, src, rrc;
+
+	if (pipe2(a, O_CLOEXEC) == -1)
+		return as_err_sys(err, errno, "pipe");
+	if (pipe2(b, O_CLOEXEC) == -1) {
+		close(a[0]);
+		close(a[1]);
+		return as_err_sys(err, errno, "pipe");
+	}
+	if (zfs_receive_start(&rp, dst, rflags, b[0], err) == -1) {
+		close(a[0]);
+		close(a[1]);
+		close(b[0]);
+		close(b[1]);
+		return -1;
+	}
+	close(b[0]);
+	if (zfs_send_start(&sp, snap, base, sflags, a[1], err) == -1) {
+		close(a[0]);
+		close(a[1]);
+		close(b[1]);
+		zfs_proc_kill(&rp);
+		(void)zfs_proc_finish(&rp, &rerr);
+		return -1;
+	}
+	close(a[1]);
+	prc = pump(a[0], b[1], bytes);
+	if (prc == -1)
+		perr = errno;
+	/* end of stream for the receiver; EPIPE for a sender still going */
+	close(b[1]);
+	close(a[0]);
+	as_err_clear(&serr);
+	as_err_clear(&rerr);
+	src = zfs_proc_finish(&sp, &serr);
+	rrc = zfs_proc_finish(&rp, &rerr);
+	if (rrc == -1 && (src == 0 || (rerr.code != AS_E_TRUNCATED &&
+	    rerr.code != AS_E_MALFORMED))) {
+		/* the receiver's own refusal explains the failure */
+		*err = rerr;
+		return -1;
+	}
+	if (src == -1) {
+		*err = serr;
+		return -1;
+	}
+	if (rrc == -1) {
+		*err = rerr;
+		return -1;
+	}
+	if (prc == -1)
+		return as_err_sys(err, perr, "copy the stream of '%s'", snap);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The step */
+
+/* A name for the new snapshot that no dataset of the tree has yet. */
+static void
+new_name(const struct zfs_tree *t, char *out, size_t outsz)
+{
+	char base[64];
+	struct tm tm;
+	time_t now = time(NULL);
+	unsigned n;
+	size_t i;
+	int used;
+
+	gmtime_r(&now, &tm);
+	strftime(base, sizeof(base), SNAP_AUTO_PREFIX "%Y-%m-%d_%H:%M:%S",
+	    &tm);
+	for (n = 1; ; n++) {
+		if (n == 1)
+			snprintf(out, outsz, "%s", base);
+		else
+			snprintf(out, outsz, "%s_%u", base, n);
+		used = 0;
+		for (i = 0; i < t->n && !used; i++)
+			used = zfs_ds_snap_name(&t->v[i], out) != NULL;
+		if (!used)
+			return;
+	}
+}
+
+/* Does one of the names in v equal name? */
+static int
+in_names(char **v, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Destroy ds's autosync_* snapshots but keep and those held. */
+static int
+prune_ds(const struct zfs_ds *d, const char *keep, char **held, size_t nheld,
+    unsigned *pruned, struct as_err *err)
+{
+	size_t i;
+
+	for (i = 0; i < d->nsnaps; i++) {
+		const char *s = d->snaps[i].name;
+
+		if (!is_auto(s) || strcmp(s, keep) == 0 ||
+		    in_names(held, nheld, s) || d->snaps[i].userrefs > 0)
+			continue;
+		if (zfs_destroy_snapshot(d->name, s, 0, err) == -1)
+			return -1;
+		(*pruned)++;
+	}
+	return 0;
+}
+
+/* Make way for a forced step on one dataset (SYNC_FORCE only). */
+static int
+force_prepare(struct zstep *st, struct as_err *err)
+{
+	const char *foreign = foreign_after_base(st);
+	size_t i;
+
+	if (foreign != NULL)
+		return as_err_set(err, AS_E_CONFLICT, 0, "'%s': snapshot "
+		    "'%s' was not made by autosync; -F destroys only "
+		    "autosync's snapshots: destroy it yourself to go on",
+		    st->dst, foreign);
+	if (st->base_d != NULL) {
+		if (!st->diverged)
+			return 0;	/* receive -F rolls back writes */
+		log_info("'%s': rolling back to '%s' (-F)", st->dst,
+		    st->base_d->name);
+		return zfs_rollback(st->dst, st->base_d->name, err);
+	}
+	/* nothing in common: a full stream, over autosync's snapshots only */
+	for (i = 0; i < st->dds->nsnaps; i++) {
+		log_info("'%s': destroying '%s' for a full resend (-F)",
+		    st->dst, st->dds->snaps[i].name);
+		if (zfs_destroy_snapshot(st->dst, st->dds->snaps[i].name, 0,
+		    err) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+zfs_to_zfs(const char *src, const char *dst, const char *state,
+    const struct sync_opts *o, struct sync_result *res, struct as_err *err)
+{
+	const struct zfs_caps *caps;
+	struct zfs_tree st, dt, nt;
+	struct zstate zs;
+	struct zstep *steps = NULL;
+	const struct zfs_ds *nd, *sd;
+	const struct zfs_snap *ns;
+	char name[SNAP_NAME_MAX + 1], report[1500], *parent = NULL, *dkey;
+	char **held = NULL, *snap = NULL, *base = NULL;
+	int recursive = !(o->flags & SYNC_NO_RECURSE), force =
+	    o->flags & SYNC_FORCE, rc = -1, sflags = 0, rflags;
+	size_t i, j, n = 0, nheld = 0, srclen = strlen(src), dstlen;
+	uint64_t bytes;
+
+	memset(&st, 0, sizeof(st));
+	memset(&dt, 0, sizeof(dt));
+	memset(&nt, 0, sizeof(nt));
+	memset(&zs, 0, sizeof(zs));
+	zs.lock_fd = -1;
+	dstlen = strlen(dst);
+	if (strcmp(src, dst) == 0 || (dstlen > srclen &&
+	    strncmp(dst, src, srclen) == 0 && dst[srclen] == '/') ||
+	    (srclen > dstlen && strncmp(src, dst, dstlen) == 0 &&
+	    src[dstlen] == '/'))
+		return as_err_set(err, AS_E_USAGE, 0, "'zfs:%s' and 'zfs:%s' "
+		    "overlap: one would replicate into itself", src, dst);
+	if ((caps = zfs_caps(err)) == NULL)
+		return -1;
+	if (caps->send_I)
+		sflags |= ZFS_SEND_INTERMEDIATE;
+	if (caps->send_p && caps->recv_o && caps->recv_x)
+		sflags |= ZFS_SEND_PROPS;
+	if (zstate_open(&zs, state, src, err) == -1)
+		goto out;
+	if (!(sflags & ZFS_SEND_PROPS))
+		note_once(state, "props", "properties are not replicated: "
+		    "this zfs cannot exclude mountpoint while it receives "
+		    "(receive -x/-o); replicas inherit from their parent");
+
+	/* 1. both trees */
+	if (zfs_list(src, recursive, &st, err) == -1)
+		goto out;
+	if (st.n == 0 || strcmp(st.v[0].name, src) != 0) {
+		as_err_set(err, AS_E_NOTFOUND, 0, "source dataset '%s' does "
+		    "not exist", src);
+		goto out;
+	}
+	if (zfs_list(dst, recursive, &dt, err) == -1)
+		goto out;
+	if (zfs_tree_find(&dt, dst) == NULL && strchr(dst, '/') != NULL) {
+		struct zfs_tree pt;
+
+		parent = xstrndup(dst, (size_t)(strrchr(dst, '/') - dst));
+		if (zfs_list(parent, 0, &pt, err) == -1)
+			goto out;
+		i = pt.n;
+		zfs_tree_release(&pt);
+		if (i == 0) {
+			as_err_set(err, AS_E_NOTFOUND, 0, "the parent '%s' of "
+			    "the destination does not exist", parent);
+			goto out;
+		}
+	} else if (zfs_tree_find(&dt, dst) == NULL) {
+		as_err_set(err, AS_E_NOTFOUND, 0, "destination pool '%s' does "
+		    "not exist", dst);
+		goto out;
+	}
+
+	/* 2. plan, and refuse divergence before anything is created */
+	steps = xcalloc(st.n, sizeof(*steps));
+	for (i = 0; i < st.n; i++) {
+		if (st.v[i].resume_token != NULL)
+			continue;	/* a partial receive is not a source */
+		steps[n].src = &st.v[i];
+		steps[n].dst = map_name(src, dst, st.v[i].name);
+		plan_one(&steps[n], &dt);
+		n++;
+	}
+	for (i = 0; i < n; i++) {
+		struct zstep *s = &steps[i];
+
+		if (s->dds != NULL && s->dds->resume_token != NULL) {
+			as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds a partial "
+			    "receive (resume token); abort it with 'zfs "
+			    "receive -A %s'", s->dst, s->dst);
+			goto out;
+		}
+		if (s->dds == NULL || (!s->diverged && !s->nobase &&
+		    !s->modified))
+			continue;
+		diverge_report(s, report, sizeof(report));
+		if (!force) {
+			as_err_set(err, AS_E_CONFLICT, 0, "'%s' %s; %s; use -F "
+			    "to roll it back (only autosync's snapshots are "
+			    "destroyed)", s->dst, s->nobase ? "has no snapshot "
+			    "in common with the source" : s->diverged ? "has "
+			    "snapshots the source does not have after the "
+			    "common one" : "was modified since its newest "
+			    "snapshot", report);
+			goto out;
+		}
+		log_info("'%s' diverged (%s): forcing", s->dst, report);
+		if (force_prepare(s, err) == -1)
+			goto out;
+	}
+
+	/*
+	 * Holds keep the bases from being destroyed while the step runs
+	 * (zrepl's step holds).  A run killed before its release leaves
+	 * them: release autosync's tag on our snapshots first (we hold the
+	 * lock, so no other run of this source holds them now).
+	 */
+	if (caps->hold) {
+		for (i = 0; i < st.n; i++)
+			for (j = 0; j < st.v[i].nsnaps; j++)
+				if (st.v[i].snaps[j].userrefs > 0 &&
+				    is_auto(st.v[i].snaps[j].name))
+					(void)zfs_release(st.v[i].name,
+					    st.v[i].snaps[j].name, NULL);
+		for (i = 0; i < n; i++) {
+			if (steps[i].base_s == NULL || steps[i].nobase)
+				continue;
+			if (zfs_hold(steps[i].src->name, steps[i].base_s->name,
+			    err) == -1)
+				goto out;
+			steps[i].held = 1;
+		}
+	}
+
+	/* 3. the new snapshot */
+	new_name(&st, name, sizeof(name));
+	if (zfs_snapshot(src, name, recursive, err) == -1)
+		goto out;
+	snprintf(res->name, sizeof(res->name), "%s", name);
+	if (zfs_list(src, recursive, &nt, err) == -1)
+		goto out;
+
+	/* 4. one stream per dataset, parents first */
+	rflags = force ? ZFS_RECV_FORCE : 0;
+	for (i = 0; i < n; i++) {
+		struct zstep *s = &steps[i];
+
+		sd = zfs_tree_find(&nt, s->src->name);
+		ns = sd != NULL ? zfs_ds_snap_name(sd, name) : NULL;
+		if (ns == NULL)
+			continue;	/* destroyed meanwhile */
+		free(snap);
+		free(base);
+		snap = xasprintf("%s@%s", s->src->name, name);
+		base = s->base_s != NULL && !(s->nobase) ? xasprintf("%s@%s",
+		    s->src->name, s->base_s->name) : NULL;
+		if (base != NULL && s->base_s->guid == ns->guid)
+			continue;	/* nothing new (cannot happen) */
+		bytes = 0;
+		log_debug("zfs: %s '%s' -> '%s'%s%s", base != NULL ?
+		    "incremental" : "full", snap, s->dst, base != NULL ?
+		    " from " : "", base != NULL ? s->base_s->name : "");
+		if (transfer(snap, base, sflags, s->dst, base != NULL ?
+		    rflags : 0, &bytes, err) == -1) {
+			res->send.stream_bytes += bytes;
+			if (err->code == AS_E_CONFLICT && s->dds != NULL) {
+				diverge_report(s, report, sizeof(report));
+				as_err_prefix(err, "'%s' (%s; use -F to roll "
+				    "it back)", s->dst, report);
+			}
+			goto out;
+		}
+		res->send.stream_bytes += bytes;
+		res->send.data_bytes += bytes;
+		res->send.entries_sent++;
+		res->zfs_datasets++;
+		if (base == NULL)
+			res->zfs_full++;
+		if (i == 0) {
+			res->full = base == NULL;
+			res->guid = ns->guid;
+			if (base != NULL) {
+				res->base_guid = s->base_s->guid;
+				snprintf(res->base_name, sizeof(res->base_name),
+				    "%s", s->base_s->name);
+			}
+		}
+		/* the destination must hold exactly what was sent */
+		{
+			struct zfs_tree one;
+			const struct zfs_snap *got;
+
+			if (zfs_list(s->dst, 0, &one, err) == -1)
+				goto out;
+			got = one.n > 0 ? zfs_ds_snap_name(&one.v[0], name) :
+			    NULL;
+			if (got == NULL || got->guid != ns->guid) {
+				zfs_tree_release(&one);
+				as_err_set(err, AS_E_INTERNAL, 0, "'%s': zfs "
+				    "receive succeeded but '%s@%s' %s", s->dst,
+				    s->dst, name, got == NULL ? "is missing" :
+				    "has another GUID");
+				goto out;
+			}
+			if (!one.v[0].volume && (s->dds == NULL ||
+			    one.v[0].canmount == NULL ||
+			    strcmp(one.v[0].canmount, "noauto") != 0 ||
+			    s->dds->mounted == 1)) {
+				if (zfs_receive_policy(s->dst, err) == -1) {
+					zfs_tree_release(&one);
+					goto out;
+				}
+			}
+			zfs_tree_release(&one);
+		}
+	}
+	/* 5. release the bases, record, then prune */
+	for (i = 0; i < n; i++) {
+		struct zfs_ds *d;
+		const struct zfs_snap *b;
+
+		if (!steps[i].held)
+			continue;
+		if (zfs_release(steps[i].src->name, steps[i].base_s->name,
+		    err) == -1)
+			goto out;
+		steps[i].held = 0;
+		/* the listing still counts our hold */
+		d = zfs_tree_find(&nt, steps[i].src->name);
+		b = d != NULL ? zfs_ds_snap_name(d, steps[i].base_s->name) :
+		    NULL;
+		if (b != NULL && b->userrefs > 0)
+			((struct zfs_snap *)(uintptr_t)b)->userrefs--;
+	}
+	dkey = xasprintf("zfs:%s", dst);
+	if (rec_put(&zs, dkey, name, err) == -1) {
+		free(dkey);
+		goto out;
+	}
+	if (!(o->flags & SYNC_NO_PRUNE)) {
+		if (rec_held_names(&zs, dkey, &held, &nheld, err) == -1) {
+			free(dkey);
+			goto out;
+		}
+		zfs_tree_release(&dt);
+		if (zfs_list(dst, recursive, &dt, err) == -1) {
+			free(dkey);
+			goto out;
+		}
+		for (i = 0; i < nt.n; i++)
+			if (prune_ds(&nt.v[i], name, held, nheld, &res->pruned,
+			    err) == -1) {
+				free(dkey);
+				goto out;
+			}
+		for (i = 0; i < dt.n; i++) {
+			nd = &dt.v[i];
+			if (zfs_ds_snap_name(nd, name) == NULL)
+				continue;	/* not ours this run */
+			if (prune_ds(nd, name, NULL, 0, &res->pruned,
+			    err) == -1) {
+				free(dkey);
+				goto out;
+			}
+		}
+	}
+	free(dkey);
+	rc = 0;
+out:
+	for (i = 0; i < n; i++)
+		if (steps[i].held)
+			(void)zfs_release(steps[i].src->name,
+			    steps[i].base_s->name, NULL);
+	for (i = 0; i < n; i++)
+		free(steps[i].dst);
+	free(steps);
+	free(snap);
+	free(base);
+	free(parent);
+	free_names(held, nheld);
+	zfs_tree_release(&st);
+	zfs_tree_release(&dt);
+	zfs_tree_release(&nt);
+	zstate_release(&zs);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* zfs:A -> a directory: the portable engine reads a frozen clone */
+
+/*
+ * Unmount and destroy the clones under croot (children first); the
+ * clones of a crashed run are found and removed the same way.
+ */
+static int
+clones_destroy(const char *croot, struct as_err *err)
+{
+	struct zfs_tree t;
+	size_t i;
+	int rc = 0;
+
+	if (zfs_list(croot, 1, &t, err) == -1)
+		return -1;
+	for (i = t.n; i-- > 0; )
+		if (zfs_destroy_clone(t.v[i].name, err) == -1) {
+			rc = -1;
+			break;
+		}
+	zfs_tree_release(&t);
+	return rc;
+}
+
+static int
+zfs_to_dir(const struct endpoint *se, const struct endpoint *de,
+    const char *state, const struct sync_opts *o, struct sync_result *res,
+    struct as_err *err)
+{
+	const char *src = se->path;
+	struct zfs_tree st, nt;
+	struct zstate zs;
+	struct sync_opts o2;
+	struct as_err e2;
+	char name[SNAP_NAME_MAX + 1], *croot = NULL, *mnt = NULL, *key;
+	char *pool, *dkey = NULL, *dabs = NULL, **held = NULL;
+	int recursive = !(o->flags & SYNC_NO_RECURSE), rc = -1, cloned = 0;
+	size_t i, nheld = 0;
+
+	memset(&st, 0, sizeof(st));
+	memset(&nt, 0, sizeof(nt));
+	memset(&zs, 0, sizeof(zs));
+	zs.lock_fd = -1;
+	if (zfs_caps(err) == NULL)
+		return -1;
+	if (zstate_open(&zs, state, src, err) == -1)
+		goto out;
+	/* the clone lives in the source's pool, named after the source */
+	pool = xstrndup(src, strcspn(src, "/"));
+	key = snapstore_key(src);
+	croot = xasprintf("%s/autosync-clone-%.*s", pool, 180, key);
+	{
+		char *p;
+
+		/* a dataset name cannot hold '%' (snapstore's escape) */
+		for (p = croot; *p != '\0'; p++)
+			if (*p == '%')
+				*p = '_';
+	}
+	free(key);
+	free(pool);
+	mnt = xasprintf("%s/mnt", zs.dir);
+	if (mkdirs(mnt, err) == -1)
+		goto out;
+	/* a crashed run's clones */
+	if (clones_destroy(croot, err) == -1)
+		goto out;
+
+	if (zfs_list(src, 1, &st, err) == -1)
+		goto out;
+	if (st.n == 0) {
+		as_err_set(err, AS_E_NOTFOUND, 0, "source dataset '%s' does "
+		    "not exist", src);
+		goto out;
+	}
+	/*
+	 * The portable engine copies one file system (it stops at mount
+	 * points): children would be left out silently, so say it.
+	 */
+	if (recursive && st.n > 1) {
+		as_err_set(err, AS_E_USAGE, 0, "'%s' has child datasets ('%s' "
+		    "...) and a directory holds one file system: use -N to "
+		    "copy '%s' alone, or sync each child to a directory of "
+		    "its own", se->spec, st.v[1].name, src);
+		goto out;
+	}
+	recursive = 0;
+	new_name(&st, name, sizeof(name));
+	if (zfs_snapshot(src, name, recursive, err) == -1)
+		goto out;
+	if (zfs_list(src, recursive, &nt, err) == -1)
+		goto out;
+	/* clone each dataset and mount it where it sits below the root */
+	cloned = 1;
+	for (i = 0; i < nt.n; i++) {
+		const struct zfs_ds *d = &nt.v[i];
+		char *snap, *cname, *cmnt;
+		struct stat sb;
+		int r;
+
+		if (d->volume || zfs_ds_snap_name(d, name) == NULL)
+			continue;
+		cname = xasprintf("%s%s", croot, d->name + strlen(src));
+		cmnt = xasprintf("%s%s", mnt, d->name + strlen(src));
+		if (i > 0 && (lstat(cmnt, &sb) == -1 || !S_ISDIR(sb.st_mode))) {
+			log_warn("'%s': no directory '%s' in its parent's "
+			    "snapshot: not copied", d->name,
+			    d->name + strlen(src) + 1);
+			free(cname);
+			free(cmnt);
+			continue;
+		}
+		snap = xasprintf("%s@%s", d->name, name);
+		r = zfs_clone(snap, cname, cmnt, err);
+		free(snap);
+		free(cname);
+		free(cmnt);
+		if (r == -1)
+			goto out;
+	}
+
+	/* the portable engine, from the frozen tree at a stable path */
+	o2 = *o;
+	o2.flags &= ~SYNC_NO_RECURSE;
+	if (sync_run(mnt, de->spec, &o2, res, err) == -1) {
+		as_err_prefix(err, "'%s@%s' (cloned at '%s')", src, name, mnt);
+		goto out;
+	}
+	if ((dabs = snapstore_abspath(de->path, err)) == NULL)
+		goto out;
+	dkey = xasprintf("dir:%s", dabs);
+	if (rec_put(&zs, dkey, name, err) == -1)
+		goto out;
+	if (!(o->flags & SYNC_NO_PRUNE)) {
+		unsigned pruned = 0;
+
+		if (rec_held_names(&zs, dkey, &held, &nheld, err) == -1)
+			goto out;
+		for (i = 0; i < nt.n; i++)
+			if (prune_ds(&nt.v[i], name, held, nheld, &pruned,
+			    err) == -1)
+				goto out;
+		res->pruned += pruned;
+	}
+	rc = 0;
+out:
+	if (cloned && croot != NULL) {
+		as_err_clear(&e2);
+		if (clones_destroy(croot, &e2) == -1) {
+			if (rc == 0) {
+				*err = e2;
+				rc = -1;
+			} else
+				log_warn("%s", e2.msg);
+		}
+	}
+	free_names(held, nheld);
+	free(croot);
+	free(mnt);
+	free(dkey);
+	free(dabs);
+	zfs_tree_release(&st);
+	zfs_tree_release(&nt);
+	zstate_release(&zs);
+	return rc;
+}
 
 int
 sync_run_zfs(const struct endpoint *se, const struct endpoint *de,
     const struct sync_opts *o, struct sync_result *res, struct as_err *err)
 {
-	(void)o;
-	(void)res;
-	return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': ZFS datasets are "
-	    "not supported yet", se->spec, de->spec);
+	char *state = NULL;
+	int64_t t0 = znow_ns(CLOCK_MONOTONIC);
+	int rc = -1;
+
+	if (endpoint_is_remote(se) || endpoint_is_remote(de))
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': remote "
+		    "ZFS datasets are not supported yet", se->spec, de->spec);
+	if (se->kind != EP_ZFS)
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a "
+		    "directory goes to a ZFS dataset through its mounted "
+		    "directory: name that path as the destination", se->spec,
+		    de->spec);
+	if (zfs_name_check(se->path, 0, err) == -1)
+		return -1;
+	if (de->kind == EP_ZFS && zfs_name_check(de->path, 0, err) == -1)
+		return -1;
+	if ((state = snapstore_state_dir(o->state_dir, err)) == NULL)
+		return -1;
+	if (de->kind == EP_ZFS)
+		rc = zfs_to_zfs(se->path, de->path, state, o, res, err);
+	else if (de->kind == EP_LOCAL)
+		rc = zfs_to_dir(se, de, state, o, res, err);
+	else
+		as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a ZFS dataset "
+		    "goes to a ZFS dataset or a directory", se->spec, de->spec);
+	res->total_ns = znow_ns(CLOCK_MONOTONIC) - t0;
+	free(state);
+	return rc;
 }
