@@ -139,6 +139,9 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 		    "received: resent in full");
 	if (r.adopted)
 		log_info("adopted the snapshot of an interrupted sync");
+	if (r.replaced)
+		log_info("the destination was modified since it was "
+		    "published: replaced (-F)");
 	if (r.scan.notpit > 0 || r.send.notpit > 0)
 		log_warn("%" PRIu64 " files kept changing while read; "
 		    "snapshot '%s' is not point-in-time for them",
@@ -154,6 +157,18 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 	if (!r.full)
 		printf(" from %s (%s)", r.base_name, cli_guid(r.base_guid, bg));
 	printf(" to %s (%s)\n", r.name, cli_guid(r.guid, g));
+	if (r.subvols > 0) {
+		/* btrfs: native streams, no scan */
+		printf("  sent %u subvolume%s, %s of btrfs send streams\n",
+		    r.subvols, r.subvols == 1 ? "" : "s",
+		    cli_bytes(r.send.stream_bytes, b2, sizeof(b2)));
+		printf("  time %.2f s, %s/s", t, rate);
+		if (r.pruned > 0)
+			printf(", pruned %u older snapshot%s", r.pruned,
+			    r.pruned == 1 ? "" : "s");
+		printf("\n");
+		return 0;
+	}
 	if (r.remote != 2)
 		printf("  scanned %" PRIu64 " entries in %.2f s, %" PRIu64
 		    " files read (%s)\n", r.scan.entries, secs(r.scan_ns),

@@ -70,6 +70,9 @@ struct sync_result {
 	int		 retried_full;	/* -F: incremental refused */
 	int		 remote;	/* 1 push, 2 pull, 0 local */
 	uint64_t	 wire_bytes;	/* remote: frame bytes (compressed) */
+	unsigned	 subvols;	/* btrfs: subvolumes sent (send's
+					   stream_bytes counts their streams) */
+	int		 replaced;	/* btrfs -F: a modified dst replaced */
 };
 
 /*
