@@ -146,6 +146,9 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 		    "received: resent in full");
 	if (r.adopted)
 		log_info("adopted the snapshot of an interrupted sync");
+	if (r.replaced)
+		log_info("the destination was modified since it was "
+		    "published: replaced (-F)");
 	if (r.scan.notpit > 0 || r.send.notpit > 0)
 		log_warn("%" PRIu64 " files kept changing while read; "
 		    "snapshot '%s' is not point-in-time for them",
@@ -165,6 +168,13 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 		printf("  %u dataset%s (%u full), %s of zfs streams\n",
 		    r.zfs_datasets, r.zfs_datasets == 1 ? "" : "s", r.zfs_full,
 		    cli_bytes(r.send.stream_bytes, b3, sizeof(b3)));
+		goto tail;
+	}
+	if (r.subvols > 0) {
+		/* btrfs: native streams, no scan */
+		printf("  sent %u subvolume%s, %s of btrfs send streams\n",
+		    r.subvols, r.subvols == 1 ? "" : "s",
+		    cli_bytes(r.send.stream_bytes, b2, sizeof(b2)));
 		goto tail;
 	}
 	if (r.remote != 2)

@@ -72,6 +72,9 @@ struct sync_result {
 	uint64_t	 wire_bytes;	/* remote: frame bytes (compressed) */
 	unsigned	 zfs_datasets;	/* zfs: datasets sent, 0 otherwise */
 	unsigned	 zfs_full;	/* ... of which with a full stream */
+	unsigned	 subvols;	/* btrfs: subvolumes sent (send's
+					   stream_bytes counts their streams) */
+	int		 replaced;	/* btrfs -F: a modified dst replaced */
 };
 
 /*

@@ -1,18 +1,802 @@
 /*
- * sync_btrfs.c - the replication step for btrfs subvolumes (sync.h).
- * The btrfs driver is being built (issue 6); until it lands the step is
- * refused with USAGE, as the endpoint prefix was before.
+ * sync_btrfs.c - the replication step for btrfs subvolumes (sync.h),
+ * with the btrfs driver (driver/btrfs.h; its header describes where the
+ * snapshots live and the trust rule).
+ *
+ * btrfs:SRC -> btrfs:DST, both local:
+ *  1. open the destination (take its lock, delete what an interrupted
+ *     run left: partial receives, an unfinished view) and check that
+ *     what is at DST is what autosync last published there; modified is
+ *     CONFLICT unless SYNC_FORCE;
+ *  2. the subvolumes: SRC and, unless SYNC_NO_RECURSE, every subvolume
+ *     nested below it (btrfs_nested);
+ *  3. a read-only snapshot of each, one name autosync_YYYY-MM-DD_HH:MM:SS
+ *     for the run (each subvolume's snapshot is atomic; btrfs has no
+ *     snapshot of several subvolumes at once, so children are taken one
+ *     after the other, parents first);
+ *  4. for each, the newest common snapshot: the newest of the source's
+ *     whose UUID is the received_uuid of one the destination holds;
+ *     `btrfs send [-p common] | btrfs receive` through a splice pump
+ *     here (it counts the bytes), into the private snapshot directory,
+ *     checked (read-only, the expected received_uuid) or deleted;
+ *  5. publish the view at DST (btrfs_dest_publish): a read-only snapshot
+ *     of the newest received root with each child's at its place,
+ *     swapped in by one rename;
+ *  6. record which snapshot DST holds (SNAPDIR/dests: other destinations'
+ *     snapshots are kept), then prune older autosync_* snapshots on both
+ *     sides, and the snapshots of children that are gone.
+ *
+ * btrfs:SRC -> a directory (local or remote): the portable engine reads
+ * a read-only snapshot of SRC at a stable path, SNAPDIR/dir-source,
+ * replaced each run, so that its catalogs (keyed by the source path)
+ * give incremental runs.  dir_scan stops at other file systems, and a
+ * nested subvolume is one: only SRC itself is copied, nested
+ * subvolumes are empty directories there (as with -N).
  */
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "driver/btrfs.h"
 #include "repl/endpoint.h"
 #include "repl/sync.h"
 #include "base/banned.h"
+
+#define PIPE_BYTES	(1 << 20)
+#define DIR_SOURCE	"dir-source"
+#define DESTS_FILE	"dests"
+
+/* One subvolume of the run. */
+struct item {
+	char		*rel;		/* "" for SRC itself */
+	char		*abs;		/* the source subvolume */
+	char		*sdir;		/* its snapshot directory */
+	char		 uuid[BTRFS_UUID_LEN + 1];
+	char		 snap_uuid[BTRFS_UUID_LEN + 1];	/* this run's */
+	int		 taken;		/* this run's snapshot exists */
+};
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The first 64 bits of a UUID, for sync_result's GUID fields. */
+static uint64_t
+uuid64(const char *u)
+{
+	uint64_t v = 0;
+	int k = 0;
+
+	for (; *u != '\0' && k < 16; u++) {
+		if (*u == '-')
+			continue;
+		v = v << 4 | (uint64_t)(*u <= '9' ? *u - '0' :
+		    (*u | 0x20) - 'a' + 10);
+		k++;
+	}
+	return v;
+}
+
+/* path without trailing slashes (owned); must be absolute. */
+static char *
+norm_path(const char *p, const char *what, struct as_err *err)
+{
+	size_t l = strlen(p);
+
+	if (p[0] != '/') {
+		as_err_set(err, AS_E_USAGE, 0, "%s '%s': btrfs: takes an "
+		    "absolute path", what, p);
+		return NULL;
+	}
+	while (l > 1 && p[l - 1] == '/')
+		l--;
+	return xstrndup(p, l);
+}
+
+static int
+inside(const char *a, const char *b)
+{
+	size_t lb = strlen(b);
+
+	return strcmp(a, b) == 0 || (strncmp(a, b, lb) == 0 &&
+	    (a[lb] == '/' || lb == 1));
+}
+
+/* SRC must be a subvolume whose parent directory is on its file system. */
+static int
+check_source(const char *src, struct btrfs_subvol *sv, struct as_err *err)
+{
+	unsigned char a[16], b[16];
+	char *parent;
+	int rc;
+
+	if (btrfs_show(src, sv, err) == -1)
+		return as_err_prefix(err, "source '%s'", src);
+	parent = xstrdup(src);
+	*(strrchr(parent, '/') == parent ? parent + 1 :
+	    strrchr(parent, '/')) = '\0';
+	rc = btrfs_fsid(src, a, err) == -1 || btrfs_fsid(parent, b, err) == -1 ?
+	    -1 : 0;
+	if (rc == 0 && memcmp(a, b, 16) != 0)
+		rc = as_err_set(err, AS_E_USAGE, 0, "source '%s' is the top of "
+		    "a mount: its snapshots go next to it, in '%s', which is "
+		    "another file system; mount the file system's top level "
+		    "and name the subvolume below it", src, parent);
+	free(parent);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* SNAPDIR/dests: which snapshot each destination holds, "NAME\tDEST". */
+
+struct dest_rec {
+	char	*name;
+	char	*dest;
+};
+
+static void
+dests_free(struct dest_rec *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && v != NULL; i++) {
+		free(v[i].name);
+		free(v[i].dest);
+	}
+	free(v);
+}
+
+static int
+dests_read(const char *sdir, struct dest_rec **out, size_t *nout,
+    struct as_err *err)
+{
+	struct dest_rec *v = NULL;
+	char *p, *line = NULL, *tab;
+	size_t n = 0, cap = 0;
+	ssize_t len;
+	FILE *f;
+
+	p = xasprintf("%s/%s", sdir, DESTS_FILE);
+	f = fopen(p, "re");
+	free(p);
+	*out = NULL;
+	*nout = 0;
+	if (f == NULL)
+		return errno == ENOENT ? 0 : as_err_sys(err, errno, "read "
+		    "'%s/%s'", sdir, DESTS_FILE);
+	while ((len = getline(&line, &cap, f)) > 0) {
+		if (line[len - 1] == '\n')
+			line[--len] = '\0';
+		if ((tab = strchr(line, '\t')) == NULL)
+			continue;
+		*tab = '\0';
+		v = xreallocarray(v, n + 1, sizeof(*v));
+		v[n].name = xstrdup(line);
+		v[n].dest = xstrdup(tab + 1);
+		n++;
+	}
+	free(line);
+	fclose(f);
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+static int
+dests_put(const char *sdir, const char *dst, const char *name,
+    struct as_err *err)
+{
+	struct dest_rec *v = NULL;
+	char *p, *tmp;
+	size_t n = 0, i;
+	FILE *f;
+	int rc = -1;
+
+	if (dests_read(sdir, &v, &n, err) == -1)
+		return -1;
+	p = xasprintf("%s/%s", sdir, DESTS_FILE);
+	tmp = xasprintf("%s.tmp", p);
+	if ((f = fopen(tmp, "we")) == NULL) {
+		as_err_sys(err, errno, "write '%s'", tmp);
+		goto out;
+	}
+	fprintf(f, "%s\t%s\n", name, dst);
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].dest, dst) != 0)
+			fprintf(f, "%s\t%s\n", v[i].name, v[i].dest);
+	if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) == -1) {
+		as_err_sys(err, errno, "write '%s'", tmp);
+		fclose(f);
+		goto out;
+	}
+	fclose(f);
+	if (rename(tmp, p) == -1) {
+		as_err_sys(err, errno, "rename '%s'", tmp);
+		goto out;
+	}
+	rc = 0;
+out:
+	dests_free(v, n);
+	free(p);
+	free(tmp);
+	return rc;
+}
+
+/* Whether another destination that still exists holds name. */
+static int
+held_elsewhere(const struct dest_rec *v, size_t n, const char *dst,
+    const char *name)
+{
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].name, name) == 0 &&
+		    strcmp(v[i].dest, dst) != 0 &&
+		    (v[i].dest[0] != '/' || lstat(v[i].dest, &st) == 0))
+			return 1;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Items */
+
+static void
+items_free(struct item *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && v != NULL; i++) {
+		free(v[i].rel);
+		free(v[i].abs);
+		free(v[i].sdir);
+	}
+	free(v);
+}
+
+/* SRC and, unless norecurse, its nested subvolumes. */
+static int
+items_get(const char *src, const char *sdir, const struct btrfs_subvol *sv,
+    int norecurse, struct item **out, size_t *nout, struct as_err *err)
+{
+	struct btrfs_subvol c;
+	struct item *v;
+	char **rels = NULL;
+	size_t nr = 0, i, n = 0;
+	int rc = -1;
+
+	if (!norecurse && btrfs_nested(src, &rels, &nr, err) == -1)
+		return as_err_prefix(err, "nested subvolumes of '%s'", src);
+	v = xcalloc(nr + 1, sizeof(*v));
+	v[0].rel = xstrdup("");
+	v[0].abs = xstrdup(src);
+	v[0].sdir = xstrdup(sdir);
+	memcpy(v[0].uuid, sv->uuid, sizeof(v[0].uuid));
+	n = 1;
+	for (i = 0; i < nr; i++, n++) {
+		v[n].rel = xstrdup(rels[i]);
+		v[n].abs = xasprintf("%s/%s", src, rels[i]);
+		if ((v[n].sdir = btrfs_snapdir_of(sdir, rels[i], err)) == NULL)
+			goto out;
+		memset(&c, 0, sizeof(c));
+		if (btrfs_show(v[n].abs, &c, err) == -1)
+			goto out;
+		memcpy(v[n].uuid, c.uuid, sizeof(v[n].uuid));
+		btrfs_subvol_release(&c);
+	}
+	*out = v;
+	*nout = n;
+	v = NULL;
+	rc = 0;
+out:
+	items_free(v, n + 1);
+	btrfs_rels_free(rels, nr);
+	return rc;
+}
+
+/* Take this run's snapshot of every item; undo them all on failure. */
+static int
+items_snapshot(struct item *v, size_t n, const char *name,
+    struct as_err *err)
+{
+	struct btrfs_subvol sv;
+	struct as_err e2;
+	char *p;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (btrfs_mkdir_private(v[i].sdir, err) == -1)
+			goto fail;
+		p = xasprintf("%s/%s", v[i].sdir, name);
+		memset(&sv, 0, sizeof(sv));
+		if (btrfs_snapshot(v[i].abs, p, 1, err) == -1) {
+			free(p);
+			goto fail;
+		}
+		v[i].taken = 1;
+		if (btrfs_show(p, &sv, err) == -1) {
+			free(p);
+			goto fail;
+		}
+		free(p);
+		memcpy(v[i].snap_uuid, sv.uuid, sizeof(sv.uuid));
+		btrfs_subvol_release(&sv);
+	}
+	return 0;
+fail:
+	as_err_prefix(err, "snapshot '%s'", v[i].abs);
+	for (i = 0; i < n; i++) {
+		if (!v[i].taken)
+			continue;
+		p = xasprintf("%s/%s", v[i].sdir, name);
+		if (btrfs_delete(p, &e2) == -1)
+			log_debug("%s", e2.msg);
+		free(p);
+		v[i].taken = 0;
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* One stream */
+
+/* Move the stream from in to out, counting; EOF of in ends it. */
+static int
+pump(int in, int out, uint64_t *bytes, struct as_err *err)
+{
+	ssize_t n;
+
+	for (;;) {
+		n = splice(in, NULL, out, NULL, PIPE_BYTES, SPLICE_F_MOVE);
+		if (n == 0)
+			return 0;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return as_err_sys(err, errno, "pass the btrfs stream on");
+		}
+		*bytes += (uint64_t)n;
+	}
+}
+
+/*
+ * Send it (incremental from parent when not NULL) and receive it into
+ * d's snapshot directory.  The receiver's error explains a failure,
+ * unless it only saw the stream end early because the sender failed.
+ */
+static int
+transfer(struct btrfs_dest *d, const struct item *it, const char *name,
+    const char *parent, uint64_t *bytes, struct as_err *err)
+{
+	struct btrfs_proc *sp = NULL, *rp = NULL;
+	struct as_err serr, perr;
+	char *snap, *par = NULL;
+	int a[2] = { -1, -1 }, b[2] = { -1, -1 }, src_rc, rcv_rc, pump_rc;
+
+	snap = xasprintf("%s/%s", it->sdir, name);
+	if (parent != NULL)
+		par = xasprintf("%s/%s", it->sdir, parent);
+	if (pipe2(a, O_CLOEXEC) == -1 || pipe2(b, O_CLOEXEC) == -1) {
+		as_err_sys(err, errno, "pipe");
+		goto fail;
+	}
+	/* bigger pipes: fewer wake-ups on both sides (measured in bench/) */
+	(void)fcntl(a[1], F_SETPIPE_SZ, PIPE_BYTES);
+	(void)fcntl(b[1], F_SETPIPE_SZ, PIPE_BYTES);
+	rp = btrfs_dest_receive_start(d, it->rel, name, b[0], 1, err);
+	b[0] = -1;
+	if (rp == NULL)
+		goto fail;
+	sp = btrfs_send_start(snap, par, a[1], err);
+	a[1] = -1;
+	if (sp == NULL)
+		goto fail;
+	as_err_clear(&perr);
+	pump_rc = pump(a[0], b[1], bytes, &perr);
+	close(a[0]);
+	close(b[1]);
+	a[0] = b[1] = -1;
+	as_err_clear(&serr);
+	src_rc = btrfs_proc_finish(sp, &serr);
+	sp = NULL;
+	rcv_rc = btrfs_dest_receive_finish(d, rp, it->rel, name,
+	    it->snap_uuid, err);
+	rp = NULL;
+	if (rcv_rc == 0 && src_rc == 0 && pump_rc == 0) {
+		free(snap);
+		free(par);
+		return 0;
+	}
+	if (src_rc == -1 && (rcv_rc == 0 || err->code == AS_E_TRUNCATED))
+		*err = serr;
+	else if (rcv_rc == 0)
+		*err = perr;
+	if (rcv_rc == 0) {
+		/* the receiver kept it: the sender's failure still wins */
+		char *kept, *dir;
+		struct as_err e2;
+
+		dir = btrfs_snapdir_of(d->dir, it->rel, &e2);
+		kept = dir != NULL ? xasprintf("%s/%s", dir, name) : NULL;
+		if (kept != NULL && btrfs_delete(kept, &e2) == -1)
+			log_debug("%s", e2.msg);
+		free(kept);
+		free(dir);
+	}
+	as_err_prefix(err, "'%s'", it->abs);
+	goto out;
+fail:
+	btrfs_proc_abort(rp);
+	btrfs_proc_abort(sp);
+out:
+	if (a[0] != -1)
+		close(a[0]);
+	if (a[1] != -1)
+		close(a[1]);
+	if (b[0] != -1)
+		close(b[0]);
+	if (b[1] != -1)
+		close(b[1]);
+	free(snap);
+	free(par);
+	return -1;
+}
+
+/* The newest of src (not name) whose UUID a received one carries. */
+static const struct btrfs_snap *
+newest_common(const struct btrfs_snap *src, size_t ns,
+    const struct btrfs_snap *held, size_t nh, const char *name)
+{
+	size_t i, j;
+
+	for (i = ns; i-- > 0;) {
+		if (strcmp(src[i].name, name) == 0)
+			continue;
+		for (j = 0; j < nh; j++)
+			if (strcmp(src[i].uuid, held[j].received_uuid) == 0)
+				return &src[i];
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pruning */
+
+/* Delete the snapshots of v (but keep, and other destinations'). */
+static int
+prune_list(const char *dir, const struct btrfs_snap *v, size_t n,
+    const char *keep, const struct dest_rec *dr, size_t ndr, const char *dst,
+    unsigned *pruned, struct as_err *err)
+{
+	size_t i;
+	char *p;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		if ((keep != NULL && strcmp(v[i].name, keep) == 0) ||
+		    (dr != NULL && held_elsewhere(dr, ndr, dst, v[i].name)))
+			continue;
+		p = xasprintf("%s/%s", dir, v[i].name);
+		rc = btrfs_delete(p, err);
+		free(p);
+		if (rc == -1)
+			return -1;
+		(*pruned)++;
+	}
+	return 0;
+}
+
+/* Snapshot directories of children no longer in items. */
+static int
+prune_gone(const char *snapdir, const struct item *items, size_t n,
+    int received, unsigned *pruned, struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	struct dirent *de;
+	char *base, *p, *q;
+	size_t i, nv;
+	DIR *dir;
+	int rc = 0, found;
+
+	base = xasprintf("%s/%s", snapdir, BTRFS_CHILDREN);
+	if ((dir = opendir(base)) == NULL) {
+		free(base);
+		return errno == ENOENT ? 0 : as_err_sys(err, errno, "open "
+		    "'%s/%s'", snapdir, BTRFS_CHILDREN);
+	}
+	while (rc == 0 && (de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		p = xasprintf("%s/%s", base, de->d_name);
+		found = 0;
+		for (i = 1; i < n && !found; i++) {
+			q = btrfs_snapdir_of(snapdir, items[i].rel, NULL);
+			found = q != NULL && strcmp(q, p) == 0;
+			free(q);
+		}
+		if (!found) {
+			rc = btrfs_list_snaps(p, NULL, received, &v, &nv, err);
+			if (rc == 0)
+				rc = prune_list(p, v, nv, NULL, NULL, 0, NULL,
+				    pruned, err);
+			free(v);
+			v = NULL;
+			if (rc == 0)
+				(void)rmdir(p);
+		}
+		free(p);
+	}
+	closedir(dir);
+	free(base);
+	return rc;
+}
+
+static int
+prune(const char *dst, struct btrfs_dest *d, const struct item *items,
+    size_t n, const char *name, int norecurse, unsigned *pruned,
+    struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	struct dest_rec *dr = NULL;
+	char *dir;
+	size_t i, nv = 0, ndr = 0;
+	int rc = -1;
+
+	if (dests_read(items[0].sdir, &dr, &ndr, err) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &v, &nv,
+		    err) == -1 || prune_list(items[i].sdir, v, nv, name, dr,
+		    ndr, dst, pruned, err) == -1)
+			goto out;
+		free(v);
+		v = NULL;
+		if ((dir = btrfs_snapdir_of(d->dir, items[i].rel, err)) ==
+		    NULL)
+			goto out;
+		if (btrfs_list_snaps(dir, NULL, 1, &v, &nv, err) == -1 ||
+		    prune_list(dir, v, nv, name, NULL, 0, NULL, pruned,
+		    err) == -1) {
+			free(dir);
+			goto out;
+		}
+		free(dir);
+		free(v);
+		v = NULL;
+	}
+	if (!norecurse && (prune_gone(items[0].sdir, items, n, 0, pruned,
+	    err) == -1 || prune_gone(d->dir, items, n, 1, pruned, err) == -1))
+		goto out;
+	rc = 0;
+out:
+	free(v);
+	dests_free(dr, ndr);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The runs */
+
+static int
+btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
+    struct sync_result *res, struct as_err *err)
+{
+	struct btrfs_subvol sv;
+	struct btrfs_dest d;
+	struct btrfs_snap *ss = NULL, *hs = NULL;
+	const struct btrfs_snap *common;
+	struct btrfs_pub *pub = NULL;
+	struct item *items = NULL;
+	char *sdir = NULL, *hdir = NULL, name[BTRFS_NAME_MAX + 1];
+	const char *dirs[2];
+	size_t n = 0, i, nss = 0, nhs = 0;
+	unsigned cleaned = 0;
+	int sfd = -1, rc = -1, chk;
+
+	memset(&sv, 0, sizeof(sv));
+	memset(&d, 0, sizeof(d));
+	d.lock_fd = -1;
+	if (inside(dst, src) || inside(src, dst)) {
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' and '%s': one is "
+		    "inside the other", src, dst);
+	}
+	if (check_source(src, &sv, err) == -1)
+		goto out;
+	sdir = btrfs_snapdir(src);
+	if (btrfs_lock(sdir, &sfd, err) == -1)
+		goto out;
+
+	/* 1. the destination */
+	if (btrfs_dest_open(&d, dst, &cleaned, err) == -1)
+		goto out;
+	res->recovered = cleaned > 0;
+	chk = btrfs_dest_check(&d, err);
+	if (chk == -1 || (chk == 1 && !(o->flags & SYNC_FORCE)))
+		goto out;
+	if (chk == 1) {
+		res->replaced = 1;
+		as_err_clear(err);
+	}
+
+	/* 2., 3. the subvolumes and their snapshots */
+	if (items_get(src, sdir, &sv, o->flags & SYNC_NO_RECURSE, &items, &n,
+	    err) == -1)
+		goto out;
+	dirs[0] = sdir;
+	dirs[1] = d.dir;
+	if (btrfs_auto_name(dirs, 2, name, sizeof(name), err) == -1 ||
+	    items_snapshot(items, n, name, err) == -1)
+		goto out;
+	snprintf(res->name, sizeof(res->name), "%s", name);
+	res->guid = uuid64(items[0].snap_uuid);
+
+	/* 4. send and receive each */
+	pub = xcalloc(n, sizeof(*pub));
+	for (i = 0; i < n; i++) {
+		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &ss,
+		    &nss, err) == -1)
+			goto out;
+		if ((hdir = btrfs_snapdir_of(d.dir, items[i].rel, err)) ==
+		    NULL || btrfs_list_snaps(hdir, NULL, 1, &hs, &nhs,
+		    err) == -1)
+			goto out;
+		common = newest_common(ss, nss, hs, nhs, name);
+		if (i == 0) {
+			res->full = common == NULL;
+			if (common != NULL) {
+				snprintf(res->base_name,
+				    sizeof(res->base_name), "%s",
+				    common->name);
+				res->base_guid = uuid64(common->uuid);
+			}
+		}
+		if (transfer(&d, &items[i], name, common != NULL ?
+		    common->name : NULL, &res->send.stream_bytes, err) == -1)
+			goto out;
+		res->subvols++;
+		pub[i].rel = items[i].rel;
+		pub[i].name = name;
+		free(ss);
+		free(hs);
+		free(hdir);
+		ss = hs = NULL;
+		hdir = NULL;
+	}
+	res->send.data_bytes = res->send.stream_bytes;
+	res->send.entries_sent = res->subvols;
+
+	/* 5. publish */
+	if (btrfs_dest_publish(&d, pub, n, err) == -1)
+		goto out;
+
+	/* 6. record, prune */
+	if (dests_put(sdir, dst, name, err) == -1)
+		goto out;
+	if (!(o->flags & SYNC_NO_PRUNE) && prune(dst, &d, items, n, name,
+	    o->flags & SYNC_NO_RECURSE, &res->pruned, err) == -1) {
+		as_err_prefix(err, "prune snapshots of '%s'", src);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(ss);
+	free(hs);
+	free(hdir);
+	free(pub);
+	items_free(items, n);
+	btrfs_subvol_release(&sv);
+	btrfs_dest_release(&d);
+	if (sfd != -1)
+		close(sfd);
+	free(sdir);
+	return rc;
+}
+
+/* btrfs:SRC to a directory: the portable engine reads a frozen copy. */
+static int
+btrfs_to_dir(const char *src, const struct endpoint *de,
+    const struct sync_opts *o, struct sync_result *res, struct as_err *err)
+{
+	struct btrfs_subvol sv, fv;
+	struct sync_opts o2;
+	char *sdir = NULL, *frozen = NULL, *dabs = NULL;
+	int sfd = -1, rc = -1;
+
+	memset(&sv, 0, sizeof(sv));
+	memset(&fv, 0, sizeof(fv));
+	if (!endpoint_is_remote(de)) {
+		dabs = realpath(de->path, NULL);
+		if (dabs == NULL && de->path[0] == '/')
+			dabs = xstrdup(de->path);
+		if (dabs != NULL && (inside(dabs, src) || inside(src, dabs))) {
+			as_err_set(err, AS_E_USAGE, 0, "'%s' and '%s': one is "
+			    "inside the other", src, de->path);
+			goto out;
+		}
+	}
+	if (check_source(src, &sv, err) == -1)
+		goto out;
+	sdir = btrfs_snapdir(src);
+	if (btrfs_lock(sdir, &sfd, err) == -1)
+		goto out;
+	frozen = xasprintf("%s/%s", sdir, DIR_SOURCE);
+	if (btrfs_is_subvol(frozen)) {
+		/* last run's: ours only if it is a snapshot of src */
+		if (btrfs_show(frozen, &fv, err) == -1)
+			goto out;
+		if (!fv.readonly || strcmp(fv.parent_uuid, sv.uuid) != 0) {
+			as_err_set(err, AS_E_CONFLICT, 0, "'%s' is not a "
+			    "snapshot of '%s' that autosync made: move it "
+			    "away", frozen, src);
+			goto out;
+		}
+		if (btrfs_delete(frozen, err) == -1)
+			goto out;
+	}
+	if (btrfs_snapshot(src, frozen, 1, err) == -1) {
+		as_err_prefix(err, "snapshot '%s'", src);
+		goto out;
+	}
+	o2 = *o;
+	o2.flags &= ~SYNC_NO_RECURSE;
+	rc = sync_run(frozen, de->spec, &o2, res, err);
+out:
+	btrfs_subvol_release(&sv);
+	btrfs_subvol_release(&fv);
+	if (sfd != -1)
+		close(sfd);
+	free(sdir);
+	free(frozen);
+	free(dabs);
+	return rc;
+}
 
 int
 sync_run_btrfs(const struct endpoint *se, const struct endpoint *de,
     const struct sync_opts *o, struct sync_result *res, struct as_err *err)
 {
-	(void)o;
-	(void)res;
-	return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': btrfs subvolumes are "
-	    "not supported yet", se->spec, de->spec);
+	char *src = NULL, *dst = NULL;
+	int64_t t0 = now_ns();
+	int rc = -1;
+
+	if (endpoint_is_remote(se) || (endpoint_is_remote(de) &&
+	    se->kind != EP_BTRFS)) {
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': remote "
+		    "btrfs endpoints are not supported yet", se->spec,
+		    de->spec);
+	}
+	if (se->kind != EP_BTRFS)
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a "
+		    "directory goes to a directory, on btrfs too: name the "
+		    "destination without btrfs:", se->spec, de->spec);
+	if ((src = norm_path(se->path, "source", err)) == NULL)
+		goto out;
+	if (de->kind != EP_BTRFS) {
+		rc = btrfs_to_dir(src, de, o, res, err);
+		goto out;
+	}
+	if ((dst = norm_path(de->path, "destination", err)) == NULL)
+		goto out;
+	rc = btrfs_to_btrfs(src, dst, o, res, err);
+out:
+	res->total_ns = now_ns() - t0;
+	free(src);
+	free(dst);
+	return rc;
 }
