@@ -70,6 +70,7 @@ struct sync_result {
 	int		 retried_full;	/* -F: incremental refused */
 	int		 remote;	/* 1 push, 2 pull, 0 local */
 	uint64_t	 wire_bytes;	/* remote: frame bytes (compressed) */
+	int		 cloned;	/* vol: read from a FICLONE copy */
 };
 
 /*

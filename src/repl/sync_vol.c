@@ -219,6 +219,7 @@ sync_run_vol(const struct endpoint *se, const struct endpoint *de,
 	res->scan.files_read = 1;
 	res->scan.bytes_read = sst.bytes_read;
 	res->scan.notpit = (uint64_t)sst.changed;
+	res->cloned = sst.cloned;
 	res->scan_ns = vnow_ns(CLOCK_MONOTONIC) - t0;
 	res->send.entries_sent = 1;
 	res->send.files_read = 1;
