@@ -75,6 +75,27 @@ vol_receive_child(void *arg, int in_fd, int report_fd)
 	rchild_exit(report_fd, &r.hdr, sizeof(r));
 }
 
+int
+sync_vol_receive(void *state, const char *dest, int in_fd, int rflags,
+    struct dir_recv_result *res, struct as_err *err)
+{
+	struct vol_recv_result *vr;
+	int rc;
+
+	vr = xcalloc(1, sizeof(*vr));
+	rc = vol_receive(dest, state, in_fd, rflags & DIR_RECV_FORCE ?
+	    VOL_RECV_FORCE : 0, vr, err);
+	memset(res, 0, sizeof(*res));
+	res->target_guid = vr->target_guid;
+	res->base_guid = vr->base_guid;
+	snprintf(res->name, sizeof(res->name), "%s", vr->name);
+	res->st.entries_sent = 1;
+	res->st.data_bytes = vr->st.data_bytes;
+	res->st.stream_bytes = vr->st.stream_bytes;
+	free(vr);
+	return rc;
+}
+
 /*
  * Receiver in a child, sender here.  0: committed; 1: committed but the
  * sender side failed after END (err); -1: failed (err).
