@@ -149,7 +149,12 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 	if (r.replaced)
 		log_info("the destination was modified since it was "
 		    "published: replaced (-F)");
-	if (r.scan.notpit > 0 || r.send.notpit > 0)
+	if (r.scan.notpit > 0 && strncmp(argv[optind], "vol:", 4) == 0)
+		log_warn("'%s' was written while it was read: snapshot '%s' "
+		    "is not point-in-time (freeze it first: fsfreeze, an LVM "
+		    "snapshot, or an image on btrfs or xfs)",
+		    cli_esc(argv[optind]), r.name);
+	else if (r.scan.notpit > 0 || r.send.notpit > 0)
 		log_warn("%" PRIu64 " files kept changing while read; "
 		    "snapshot '%s' is not point-in-time for them",
 		    r.scan.notpit > r.send.notpit ? r.scan.notpit :
@@ -187,6 +192,8 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 	    cli_bytes(r.send.data_bytes, b2, sizeof(b2)),
 	    cli_bytes(r.send.stream_bytes, b3, sizeof(b3)), r.send.renames,
 	    r.send.deletes);
+	if (r.cloned)
+		printf("  read from a reflink copy (point-in-time)\n");
 	if (r.remote != 0)
 		printf("  %s on the wire\n", cli_bytes(r.wire_bytes, b1,
 		    sizeof(b1)));

@@ -478,6 +478,20 @@ proto_send_commit(struct conn *c, const struct proto_commit *cm,
 	return send_enc(c, PT_COMMIT, scratch, err);
 }
 
+size_t
+proto_engine_prefix(const char *path)
+{
+	static const char *const pfx[] = { "vol:", "zfs:", "btrfs:" };
+	size_t i, n;
+
+	for (i = 0; i < sizeof(pfx) / sizeof(pfx[0]); i++) {
+		n = strlen(pfx[i]);
+		if (strncmp(path, pfx[i], n) == 0)
+			return n;
+	}
+	return 0;
+}
+
 const char *
 proto_type_name(uint8_t type, char *buf, size_t bufsz)
 {

@@ -202,6 +202,14 @@ int	proto_send_commit(struct conn *c, const struct proto_commit *cm,
 int	proto_expect(struct conn *c, uint8_t want, struct buf *payload,
 	    struct proto_result *res, struct as_err *err);
 
+/*
+ * Engines.  A request path names its dataset's engine by a prefix:
+ * "vol:/srv/vm.img" is a volume, "zfs:tank/a" a ZFS dataset,
+ * "btrfs:/mnt/p/s" a btrfs subvolume, anything else a directory.
+ * Returns the prefix's length (4 for "vol:"), 0 for a directory.
+ */
+size_t	proto_engine_prefix(const char *path);
+
 /* Name of a frame type, for messages ("HELLO", "type 77"). */
 const char *proto_type_name(uint8_t type, char *buf, size_t bufsz);
 

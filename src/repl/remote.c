@@ -65,8 +65,13 @@ sender_main(void *arg)
 {
 	struct sender_thread *t = arg;
 
-	t->out->sender_rc = dir_send(t->s->root, t->s->target, t->s->base,
-	    t->fd, t->s->sflags, &t->out->st, &t->out->serr);
+	if (t->s->send != NULL)
+		t->out->sender_rc = t->s->send(t->s->send_arg, t->fd,
+		    &t->out->serr);
+	else
+		t->out->sender_rc = dir_send(t->s->root, t->s->target,
+		    t->s->base, t->fd, t->s->sflags, &t->out->st,
+		    &t->out->serr);
 	if (t->out->sender_rc == -1 && t->out->serr.code == AS_E_OK)
 		as_err_set(&t->out->serr, AS_E_INTERNAL, 0, "send failed");
 	if (t->out->sender_rc == 0 && t->s->after != NULL)
@@ -241,8 +246,8 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 
 /* The receiving child: never returns. */
 static void
-receive_child(struct conn *c, const char *dst, int in_fd, int report_fd,
-    int flags)
+receive_child(struct conn *c, const struct xfer_opts *o, const char *dst,
+    int in_fd, int report_fd, int flags)
 {
 	struct recv_report r;
 	int fd;
@@ -256,7 +261,11 @@ receive_child(struct conn *c, const char *dst, int in_fd, int report_fd,
 		close(fd);
 	memset(&r, 0, sizeof(r));
 	signal(SIGPIPE, SIG_IGN);
-	r.rc = dir_receive(dst, in_fd, flags, &r.res, &r.err);
+	if (o->receiver != NULL)
+		r.rc = o->receiver(o->receiver_arg, dst, in_fd, flags, &r.res,
+		    &r.err);
+	else
+		r.rc = dir_receive(dst, in_fd, flags, &r.res, &r.err);
 	if (r.rc == -1 && r.err.code == AS_E_OK)
 		as_err_set(&r.err, AS_E_INTERNAL, 0, "receive failed");
 	(void)io_write_full(report_fd, &r, sizeof(r));
@@ -334,7 +343,7 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 	if (pid == 0) {
 		close(data[1]);
 		close(rep[0]);
-		receive_child(c, dest, data[0], rep[1], rflags);
+		receive_child(c, o, dest, data[0], rep[1], rflags);
 	}
 	close(data[0]);
 	close(rep[1]);
@@ -659,7 +668,13 @@ remote_open(const struct endpoint *ep, const struct remote_opts *o,
 	}
 	r = xcalloc(1, sizeof(*r));
 	r->o = *o;
-	r->path = xstrdup(ep->path);
+	/*
+	 * "/vol:/srv/img" names a volume: the request path keeps the
+	 * engine's prefix without the URL's slash ("vol:/srv/img"), and
+	 * the server's engine table takes it from there.
+	 */
+	r->path = xstrdup(ep->path[0] == '/' && proto_engine_prefix(
+	    ep->path + 1) > 0 ? ep->path + 1 : ep->path);
 	buf_init(&r->b);
 	ratelimit_init(&r->rl, o->rate, 0);
 	idle = o->idle_ms > 0 ? o->idle_ms : CONN_IDLE_DEFAULT_MS;
@@ -983,6 +998,14 @@ int
 remote_pull(struct remote *r, uint64_t held, const char *id,
     const char *dst, int rflags, struct remote_xfer *x, struct as_err *err)
 {
+	return remote_pull_with(r, held, id, dst, rflags, NULL, NULL, x, err);
+}
+
+int
+remote_pull_with(struct remote *r, uint64_t held, const char *id,
+    const char *dst, int rflags, xfer_recv_fn fn, void *fn_arg,
+    struct remote_xfer *x, struct as_err *err)
+{
 	struct proto_request *q;
 	struct proto_result res, fin;
 	struct proto_commit cm;
@@ -1030,6 +1053,8 @@ remote_pull(struct remote *r, uint64_t held, const char *id,
 	snprintf(x->name, sizeof(x->name), "%s", res.name);
 
 	xfer_opts_init(r, &xo, &pg, res.bytes);
+	xo.receiver = fn;
+	xo.receiver_arg = fn_arg;
 	pf.held = held;
 	pf.scratch = &scratch;
 	n = xfer_recv(r->c, &xo, dst, rflags, pull_fail, &pf, rc_out, err);

@@ -56,12 +56,23 @@ struct remote_opts {
 	enum progress_mode progress;	/* on stderr */
 };
 
+/*
+ * The work of xfer_recv's receiving child: apply the stream on in_fd to
+ * dest (the dir engine: dir_receive).  Other engines (vol:, ...) give
+ * their own and report in the same result struct.
+ */
+typedef int	(*xfer_recv_fn)(void *arg, const char *dest, int in_fd,
+		    int rflags, struct dir_recv_result *res,
+		    struct as_err *err);
+
 /* Options of one transfer (both sides). */
 struct xfer_opts {
 	uint32_t	 features;	/* negotiated PROTO_F_* */
 	int		 zstd_level;	/* sender: > 0 compresses (if ZSTD) */
 	struct ratelimit *rl;		/* NULL: unlimited */
 	struct progress	*prog;		/* NULL: none */
+	xfer_recv_fn	 receiver;	/* NULL: dir_receive */
+	void		*receiver_arg;
 };
 
 /* What the sender pumps. */
@@ -71,6 +82,12 @@ struct xfer_src {
 	const struct catalog *base;	/* dir_send: base or NULL */
 	int		 sflags;	/* dir_send flags */
 	int		 fd;		/* >= 0: pump this descriptor instead */
+	/*
+	 * When not NULL: run this in the sender's thread instead of
+	 * dir_send (another engine's sender); it writes the stream to fd.
+	 */
+	int		(*send)(void *arg, int fd, struct as_err *err);
+	void		*send_arg;
 	/*
 	 * Run in the sender's thread after dir_send succeeded and before
 	 * the stream is closed (sync re-saves its pending catalog there).
@@ -188,6 +205,10 @@ int	remote_snapshots(struct remote *r, struct proto_snap **v, size_t *n,
 int	remote_pull(struct remote *r, uint64_t held, const char *id,
 	    const char *dst, int rflags, struct remote_xfer *x,
 	    struct as_err *err);
+/* The same with another engine's receiver (xfer_recv_fn) for dst. */
+int	remote_pull_with(struct remote *r, uint64_t held, const char *id,
+	    const char *dst, int rflags, xfer_recv_fn fn, void *fn_arg,
+	    struct remote_xfer *x, struct as_err *err);
 
 /*
  * Tune a socket conn (no-op for pipes): TCP_NODELAY, and TCP_USER_TIMEOUT

@@ -23,6 +23,7 @@
 #include "repl/proto.h"
 #include "repl/remote.h"
 #include "repl/serve.h"
+#include "repl/serve_engine.h"
 #include "repl/snapstore.h"
 #include "repl/sync.h"
 #include "transport/auth.h"
@@ -464,31 +465,76 @@ answer_err(struct session *s, const struct proto_request *q,
 	return proto_send_error(s->c, e, &s->scratch, &e2) == -1 ? -1 : 0;
 }
 
+/*
+ * The engine a request path names (serve_engine.h); *rest is the path
+ * after its prefix.  NULL with UNSUPPORTED for an engine this server does
+ * not serve.
+ */
+static const struct serve_engine *const engines[] = {
+	&serve_engine_vol,
+	&serve_engine_dir,	/* no prefix: last */
+};
+
+static const struct serve_engine *
+engine_of(const char *path, const char **rest, struct as_err *err)
+{
+	size_t i, n = proto_engine_prefix(path);
+
+	for (i = 0; i < sizeof(engines) / sizeof(engines[0]); i++) {
+		if (strlen(engines[i]->prefix) != n ||
+		    strncmp(path, engines[i]->prefix, n) != 0)
+			continue;
+		*rest = path + n;
+		return engines[i];
+	}
+	as_err_set(err, AS_E_UNSUPPORTED, 0, "'%.*s' datasets are not served "
+	    "by this autosync", (int)n, path);
+	return NULL;
+}
+
+/* Resolve the request's path (after its engine prefix) for access. */
 static char *
-resolve(struct session *s, const struct proto_request *q, int need_rw,
+resolve(struct session *s, const char *path, int need_rw,
     struct as_err *err)
 {
 	static const struct serve_grant none;
 
 	/* Without grants or a root, nothing: unless told "all" (stdio). */
 	return serve_resolve(s->grants != NULL || s->all ? s->grants : &none,
-	    s->ngrants, s->client, s->root, q->path, need_rw, err);
+	    s->ngrants, s->client, s->root, path, need_rw, err);
+}
+
+static void
+ctx_of(struct session *s, struct serve_ctx *x)
+{
+	x->state = s->state;
+	x->idle_ms = s->c->idle_ms > 0 ? s->c->idle_ms : CONN_IDLE_DEFAULT_MS;
+	x->peer = s->c->peer;
 }
 
 static int
 do_hold(struct session *s, const struct proto_request *q)
 {
+	const struct serve_engine *eng;
 	struct proto_result res;
-	struct cat_header h;
+	struct serve_ctx x;
 	struct as_err err;
 	struct stat st;
+	const char *rest;
 	uint64_t deadline;
 	char *p;
-	int rc, r, waited = 0;
+	int r, waited = 0;
 
 	as_err_clear(&err);
 	memset(&res, 0, sizeof(res));
-	if ((p = resolve(s, q, 1, &err)) == NULL)
+	if ((eng = engine_of(q->path, &rest, &err)) == NULL)
+		return answer_err(s, q, &err);
+	if (eng->hold == NULL) {
+		as_err_set(&err, AS_E_UNSUPPORTED, 0, "'%s': this server "
+		    "cannot receive %s datasets", q->path, eng->what);
+		return answer_err(s, q, &err);
+	}
+	if ((p = resolve(s, rest, 1, &err)) == NULL)
 		return answer_err(s, q, &err);
 	if (lstat(p, &st) == -1) {
 		if (errno != ENOENT) {
@@ -500,14 +546,14 @@ do_hold(struct session *s, const struct proto_request *q)
 		free(p);
 		return proto_send_result(s->c, &res, &s->scratch, &err);
 	}
+	ctx_of(s, &x);
 	/*
 	 * A session whose client vanished without a word (a reset that
 	 * only the client saw) holds the lock until its idle timeout: wait
 	 * that long for it rather than answer "busy" to the retry.
 	 */
-	deadline = conn_now_ms() + (uint64_t)(s->c->idle_ms > 0 ?
-	    s->c->idle_ms : CONN_IDLE_DEFAULT_MS) + 2000;
-	while ((r = dir_recover(p, &err)) == -1 &&
+	deadline = conn_now_ms() + (uint64_t)x.idle_ms + 2000;
+	while ((r = eng->hold(&x, p, &res, &err)) == -1 &&
 	    err.code == AS_E_CONFLICT && err.sys_errno == EWOULDBLOCK &&
 	    conn_now_ms() < deadline) {
 		if (!waited)
@@ -516,29 +562,13 @@ do_hold(struct session *s, const struct proto_request *q)
 		waited = 1;
 		(void)poll(NULL, 0, 200);
 		as_err_clear(&err);
+		memset(&res, 0, sizeof(res));
 	}
-	if (r == -1) {
-		as_err_prefix(&err, "recover '%s'", q->path);
-		free(p);
-		return answer_err(s, q, &err);
-	}
-	if (r == 1)
-		res.flags |= RES_F_RECOVERED;
-	memset(&h, 0, sizeof(h));
-	rc = dir_held(p, &h, &err);
 	free(p);
-	if (rc == -1) {
+	if (r == -1) {
 		as_err_prefix(&err, "destination '%s'", q->path);
 		return answer_err(s, q, &err);
 	}
-	if (rc == 1) {
-		res.flags |= RES_F_HELD;
-		res.guid = h.guid;
-		res.time_ns = h.time_ns;
-		snprintf(res.name, sizeof(res.name), "%s", h.name);
-		cat_header_release(&h);
-	} else
-		res.flags |= RES_F_EMPTY;
 	return proto_send_result(s->c, &res, &s->scratch, &err);
 }
 
@@ -554,16 +584,25 @@ recv_fail(struct conn *c, void *arg, const struct as_err *rerr,
 static int
 do_receive(struct session *s, const struct proto_request *q)
 {
+	const struct serve_engine *eng;
 	struct proto_result res;
 	struct xfer_opts xo;
 	struct xfer_rcvd *rc;
 	struct as_err err;
 	struct stat st;
+	const char *rest;
 	char *p, esc[512];
 	int r, existed;
 
 	as_err_clear(&err);
-	if ((p = resolve(s, q, 1, &err)) == NULL)
+	if ((eng = engine_of(q->path, &rest, &err)) == NULL)
+		return answer_err(s, q, &err);
+	if (eng->hold == NULL) {
+		as_err_set(&err, AS_E_UNSUPPORTED, 0, "'%s': this server "
+		    "cannot receive %s datasets", q->path, eng->what);
+		return answer_err(s, q, &err);
+	}
+	if ((p = resolve(s, rest, 1, &err)) == NULL)
 		return answer_err(s, q, &err);
 	memset(&res, 0, sizeof(res));
 	res.flags = RES_F_GO;
@@ -573,14 +612,17 @@ do_receive(struct session *s, const struct proto_request *q)
 	}
 	memset(&xo, 0, sizeof(xo));
 	xo.features = s->features;
+	xo.receiver = eng->receive;
+	xo.receiver_arg = (void *)(uintptr_t)s->state;
 	existed = lstat(p, &st) == 0;
 	rc = xcalloc(1, sizeof(*rc));
 	r = xfer_recv(s->c, &xo, p, (q->flags & REQ_F_FORCE) ?
 	    DIR_RECV_FORCE : 0, recv_fail, s, rc, &err);
 	log_escape(q->path, esc, sizeof(esc));
-	/* A failed first receive leaves no empty directory behind. */
-	if ((r == -1 || rc->recv_rc != 0) && !existed)
-		(void)rmdir(p);
+	/* A failed first receive leaves nothing behind. */
+	if ((r == -1 || rc->recv_rc != 0) && !existed &&
+	    eng->receive_failed != NULL)
+		eng->receive_failed(p);
 	if (r == -1) {
 		log_warn("receive '%s' from '%s': %s", esc, s->c->peer,
 		    err.msg);
@@ -615,31 +657,42 @@ do_receive(struct session *s, const struct proto_request *q)
 	return proto_send_result(s->c, &res, &s->scratch, &err);
 }
 
-/* The dataset path behind a request for a source: must be a directory. */
+/* The dataset path behind a request for a source, absolute. */
 static char *
 source_path(struct session *s, const struct proto_request *q,
-    struct as_err *err)
+    const struct serve_engine **engp, struct as_err *err)
 {
-	struct stat st;
-	char *p, *abs;
+	const struct serve_engine *eng;
+	const char *rest;
+	char *p, *abs, msg[AS_ERR_MSGMAX];
 
-	if ((p = resolve(s, q, 0, err)) == NULL)
+	if ((eng = engine_of(q->path, &rest, err)) == NULL)
 		return NULL;
-	if (lstat(p, &st) == -1 || !S_ISDIR(st.st_mode)) {
-		as_err_set(err, AS_E_NOTFOUND, errno, "source '%s' %s",
-		    q->path, errno == ENOENT ? "does not exist" :
-		    "is not a directory");
+	if (eng->source == NULL || eng->send_prepare == NULL) {
+		as_err_set(err, AS_E_UNSUPPORTED, 0, "'%s': this server "
+		    "cannot send %s datasets", q->path, eng->what);
+		return NULL;
+	}
+	if ((p = resolve(s, rest, 0, err)) == NULL)
+		return NULL;
+	if (eng->source(p, err) == -1) {
+		snprintf(msg, sizeof(msg), "%s", err != NULL ? err->msg : "");
+		as_err_set(err, err != NULL ? err->code : AS_E_NOTFOUND,
+		    err != NULL ? err->sys_errno : 0, "source '%s' %s",
+		    q->path, msg);
 		free(p);
 		return NULL;
 	}
 	abs = snapstore_abspath(p, err);
 	free(p);
+	*engp = eng;
 	return abs;
 }
 
 static int
 do_snapshots(struct session *s, const struct proto_request *q)
 {
+	const struct serve_engine *eng;
 	struct snapstore ss;
 	struct snap_list l;
 	struct proto_snap v[PROTO_SNAPLIST_BATCH];
@@ -651,7 +704,7 @@ do_snapshots(struct session *s, const struct proto_request *q)
 	as_err_clear(&err);
 	memset(&ss, 0, sizeof(ss));
 	ss.lock_fd = -1;
-	if ((abs = source_path(s, q, &err)) == NULL)
+	if ((abs = source_path(s, q, &eng, &err)) == NULL)
 		return answer_err(s, q, &err);
 	if (snapstore_open(&ss, s->state, abs, 0, &err) == -1 ||
 	    snapstore_list(&ss, 0, &l, &err) == -1) {
@@ -684,6 +737,53 @@ do_snapshots(struct session *s, const struct proto_request *q)
 	return 0;
 }
 
+/*
+ * The directory engine.
+ */
+
+static int
+dir_hold_fn(const struct serve_ctx *x, const char *path,
+    struct proto_result *res, struct as_err *err)
+{
+	struct cat_header h;
+	int r;
+
+	(void)x;
+	if ((r = dir_recover(path, err)) == -1)
+		return -1;
+	if (r == 1)
+		res->flags |= RES_F_RECOVERED;
+	memset(&h, 0, sizeof(h));
+	if ((r = dir_held(path, &h, err)) == -1)
+		return -1;
+	if (r == 1) {
+		res->flags |= RES_F_HELD;
+		res->guid = h.guid;
+		res->time_ns = h.time_ns;
+		snprintf(res->name, sizeof(res->name), "%s", h.name);
+		cat_header_release(&h);
+	} else
+		res->flags |= RES_F_EMPTY;
+	return 0;
+}
+
+static void
+dir_receive_failed(const char *path)
+{
+	(void)rmdir(path);	/* no empty directory left behind */
+}
+
+static int
+dir_source(const char *path, struct as_err *err)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == -1 || !S_ISDIR(st.st_mode))
+		return as_err_set(err, AS_E_NOTFOUND, errno, "%s",
+		    errno == ENOENT ? "does not exist" : "is not a directory");
+	return 0;
+}
+
 struct resave {
 	struct snapstore	*ss;
 	struct catalog		*target;
@@ -696,6 +796,41 @@ resave(void *arg, struct as_err *err)
 
 	return snapstore_save(rs->ss, rs->target, SNAP_SAVE_PENDING, err);
 }
+
+/* Scan now, send the scan (following files that change meanwhile). */
+static int
+dir_send_prepare(struct serve_send *s, struct as_err *err)
+{
+	struct resave *rs;
+
+	if (sync_snapshot(s->ss, s->abs, s->spec, s->base, s->block_size,
+	    s->target, s->sr, err) == -1 ||
+	    snapstore_save(s->ss, s->target, SNAP_SAVE_PENDING, err) == -1)
+		return -1;
+	rs = xcalloc(1, sizeof(*rs));
+	rs->ss = s->ss;
+	rs->target = s->target;
+	s->priv = rs;
+	s->xs->root = s->abs;
+	s->xs->target = s->target;
+	s->xs->base = s->base;
+	s->xs->sflags = DIR_SEND_LIVE;
+	s->xs->fd = -1;
+	s->xs->after = resave;
+	s->xs->after_arg = rs;
+	s->estimate = xfer_estimate(s->target, s->base);
+	return 0;
+}
+
+const struct serve_engine serve_engine_dir = {
+	.prefix		= "",
+	.what		= "directory",
+	.hold		= dir_hold_fn,
+	.receive	= NULL,		/* xfer_recv's default: dir_receive */
+	.receive_failed	= dir_receive_failed,
+	.source		= dir_source,
+	.send_prepare	= dir_send_prepare,
+};
 
 static int
 clamp_level(int l)
@@ -712,6 +847,7 @@ clamp_level(int l)
 static int
 do_send(struct session *s, const struct proto_request *q)
 {
+	const struct serve_engine *eng = NULL;
 	struct snapstore ss;
 	struct snap_dest rec;
 	struct catalog base, target;
@@ -721,16 +857,18 @@ do_send(struct session *s, const struct proto_request *q)
 	struct xfer_opts xo;
 	struct xfer_src xs;
 	struct xfer_sent sent;
-	struct resave rs;
+	struct serve_send sp;
+	struct serve_ctx x;
 	struct as_err err, e2;
 	char *abs = NULL, esc[512];
-	uint32_t bs;
 	int rc = 0, have_base = 0, t;
 
 	as_err_clear(&err);
 	memset(&ss, 0, sizeof(ss));
 	memset(&rec, 0, sizeof(rec));
 	memset(&sent, 0, sizeof(sent));
+	memset(&sp, 0, sizeof(sp));
+	memset(&xs, 0, sizeof(xs));
 	buf_init(&sent.early);
 	ss.lock_fd = -1;
 	catalog_init(&base);
@@ -742,7 +880,7 @@ do_send(struct session *s, const struct proto_request *q)
 		    "destination name");
 		goto refuse;
 	}
-	if ((abs = source_path(s, q, &err)) == NULL)
+	if ((abs = source_path(s, q, &eng, &err)) == NULL)
 		goto refuse;
 	if (snapstore_open(&ss, s->state, abs, 1, &err) == -1 ||
 	    snapstore_lock(&ss, &err) == -1 ||
@@ -761,10 +899,17 @@ do_send(struct session *s, const struct proto_request *q)
 			goto refuse;
 		}
 	}
-	bs = have_base ? base.hdr.block_size : AS_BLOCK_DEFAULT;
-	if (sync_snapshot(&ss, abs, q->path, have_base ? &base : NULL, bs,
-	    &target, sr, &err) == -1 ||
-	    snapstore_save(&ss, &target, SNAP_SAVE_PENDING, &err) == -1)
+	ctx_of(s, &x);
+	sp.x = &x;
+	sp.ss = &ss;
+	sp.abs = abs;
+	sp.spec = q->path;
+	sp.base = have_base ? &base : NULL;
+	sp.block_size = have_base ? base.hdr.block_size : AS_BLOCK_DEFAULT;
+	sp.target = &target;
+	sp.sr = sr;
+	sp.xs = &xs;
+	if (eng->send_prepare(&sp, &err) == -1)
 		goto refuse;
 	snprintf(rec.pending, sizeof(rec.pending), "%s", target.hdr.name);
 	rec.held_guid = q->guid;
@@ -776,7 +921,7 @@ do_send(struct session *s, const struct proto_request *q)
 	res.guid = target.hdr.guid;
 	res.base_guid = have_base ? base.hdr.guid : 0;
 	res.time_ns = target.hdr.time_ns;
-	res.bytes = xfer_estimate(&target, have_base ? &base : NULL);
+	res.bytes = sp.estimate;
 	snprintf(res.name, sizeof(res.name), "%s", target.hdr.name);
 	if (proto_send_result(s->c, &res, &s->scratch, &err) == -1) {
 		rc = -1;
@@ -785,16 +930,6 @@ do_send(struct session *s, const struct proto_request *q)
 	memset(&xo, 0, sizeof(xo));
 	xo.features = s->features;
 	xo.zstd_level = clamp_level(q->zstd_level);
-	memset(&xs, 0, sizeof(xs));
-	xs.root = abs;
-	xs.target = &target;
-	xs.base = have_base ? &base : NULL;
-	xs.sflags = DIR_SEND_LIVE;
-	xs.fd = -1;
-	rs.ss = &ss;
-	rs.target = &target;
-	xs.after = resave;
-	xs.after_arg = &rs;
 	if (xfer_send(s->c, &xo, &xs, &sent, &err) == -1) {
 		/* The pending catalog stays: the next SEND settles it. */
 		log_warn("send '%s' to '%s': %s", esc, s->c->peer, err.msg);
@@ -859,6 +994,7 @@ out:
 	snapstore_release(&ss);
 	free(abs);
 	free(sr);
+	free(sp.priv);
 	return rc;
 }
 

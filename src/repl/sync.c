@@ -451,7 +451,9 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	if (endpoint_parse(&se, src, err) == -1 ||
 	    endpoint_parse(&de, dst, err) == -1)
 		goto out;
-	if (se.kind == EP_VOL || de.kind == EP_VOL) {
+	if (se.kind == EP_VOL || de.kind == EP_VOL ||
+	    (endpoint_is_remote(&se) && strncmp(se.path, "/vol:", 5) == 0) ||
+	    (endpoint_is_remote(&de) && strncmp(de.path, "/vol:", 5) == 0)) {
 		rc = sync_run_vol(&se, &de, o, res, err);
 		goto out;
 	}
@@ -461,12 +463,6 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	}
 	if (se.kind == EP_BTRFS || de.kind == EP_BTRFS) {
 		rc = sync_run_btrfs(&se, &de, o, res, err);
-		goto out;
-	}
-	if ((endpoint_is_remote(&se) && strncmp(se.path, "/vol:", 5) == 0) ||
-	    (endpoint_is_remote(&de) && strncmp(de.path, "/vol:", 5) == 0)) {
-		as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': remote volumes "
-		    "are not supported yet", src, dst);
 		goto out;
 	}
 	if (o->flags & SYNC_NO_RECURSE) {

@@ -75,6 +75,7 @@ struct sync_result {
 	unsigned	 subvols;	/* btrfs: subvolumes sent (send's
 					   stream_bytes counts their streams) */
 	int		 replaced;	/* btrfs -F: a modified dst replaced */
+	int		 cloned;	/* vol: read from a FICLONE copy */
 };
 
 /*
@@ -102,6 +103,15 @@ struct endpoint;
 int	sync_run_vol(const struct endpoint *se, const struct endpoint *de,
 	    const struct sync_opts *o, struct sync_result *res,
 	    struct as_err *err);
+
+/*
+ * The receiving child's work for a volume (an xfer_recv_fn, remote.h):
+ * vol_receive into dest with state (a const char *, the state
+ * directory) as arg; DIR_RECV_FORCE in rflags is VOL_RECV_FORCE.  The
+ * result is reported in dir_recv_result's fields (entries_sent 1).
+ */
+int	sync_vol_receive(void *state, const char *dest, int in_fd,
+	    int rflags, struct dir_recv_result *res, struct as_err *err);
 
 /*
  * The step when either endpoint is a ZFS dataset (sync_zfs.c) or a

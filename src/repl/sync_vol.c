@@ -24,6 +24,7 @@
 #include "driver/vol.h"
 #include "format/stream.h"
 #include "repl/endpoint.h"
+#include "repl/remote.h"
 #include "repl/snapstore.h"
 #include "repl/rchild.h"
 #include "repl/sync.h"
@@ -75,6 +76,27 @@ vol_receive_child(void *arg, int in_fd, int report_fd)
 	rchild_exit(report_fd, &r.hdr, sizeof(r));
 }
 
+int
+sync_vol_receive(void *state, const char *dest, int in_fd, int rflags,
+    struct dir_recv_result *res, struct as_err *err)
+{
+	struct vol_recv_result *vr;
+	int rc;
+
+	vr = xcalloc(1, sizeof(*vr));
+	rc = vol_receive(dest, state, in_fd, rflags & DIR_RECV_FORCE ?
+	    VOL_RECV_FORCE : 0, vr, err);
+	memset(res, 0, sizeof(*res));
+	res->target_guid = vr->target_guid;
+	res->base_guid = vr->base_guid;
+	snprintf(res->name, sizeof(res->name), "%s", vr->name);
+	res->st.entries_sent = 1;
+	res->st.data_bytes = vr->st.data_bytes;
+	res->st.stream_bytes = vr->st.stream_bytes;
+	free(vr);
+	return rc;
+}
+
 /*
  * Receiver in a child, sender here.  0: committed; 1: committed but the
  * sender side failed after END (err); -1: failed (err).
@@ -110,6 +132,167 @@ vol_transfer(const char *src, const char *dst, const char *state,
 	return rchild_verdict(&r.hdr, src_rc, &serr, src, dst, err);
 }
 
+/* A volume endpoint: vol:PATH, or a remote URL whose path is /vol:PATH. */
+static int
+is_vol(const struct endpoint *ep)
+{
+	return ep->kind == EP_VOL || (endpoint_is_remote(ep) &&
+	    strncmp(ep->path, "/vol:", 5) == 0);
+}
+
+/* The pushing sender: the live send, pending saved before END. */
+struct push_send {
+	const char		*src;
+	struct catalog		*target;
+	const struct catalog	*base;
+	uint32_t		 block_size;
+	struct vol_save		 vs;
+	struct vol_stats	 st;
+};
+
+static int
+push_send(void *arg, int fd, struct as_err *err)
+{
+	struct push_send *p = arg;
+	struct vol_send_opts so;
+
+	memset(&so, 0, sizeof(so));
+	so.flags = VOL_SEND_LIVE;
+	so.block_size = p->block_size;
+	so.before_end = save_pending;
+	so.arg = &p->vs;
+	return vol_send(p->src, p->target, p->base, fd, &so, &p->st, err);
+}
+
+/* Push: step 5 towards a server. */
+static int
+vol_push(struct remote *r, const char *src, struct snapstore *ss,
+    struct catalog *target, const struct catalog *base, int force,
+    const struct sync_opts *o, struct sync_result *res,
+    struct vol_stats *sst, struct as_err *err)
+{
+	struct push_send ps;
+	struct xfer_src xs;
+	struct remote_xfer x;
+	int rc;
+
+	memset(&ps, 0, sizeof(ps));
+	ps.src = src;
+	ps.target = target;
+	ps.base = base;
+	ps.block_size = o->block_size;
+	ps.vs.ss = ss;
+	ps.vs.target = target;
+	memset(&xs, 0, sizeof(xs));
+	xs.fd = -1;
+	xs.send = push_send;
+	xs.send_arg = &ps;
+	xs.target = target;
+	xs.base = base;
+	rc = remote_push(r, &xs, force, &x, err);
+	*sst = ps.st;
+	res->wire_bytes = x.wire_bytes;
+	return rc;
+}
+
+/* Pull: the source is a server's volume, the destination local. */
+static int
+vol_pull(const struct endpoint *se, const struct endpoint *de,
+    const struct sync_opts *o, struct sync_result *res, struct as_err *err)
+{
+	struct remote_opts ro;
+	struct remote *r = NULL;
+	struct remote_xfer x;
+	struct proto_snap *v = NULL;
+	char *state = NULL, *dst_abs = NULL, *id = NULL, host[256];
+	uint64_t held = 0;
+	size_t n = 0, i;
+	int rc = -1, found, x2;
+
+	res->remote = 2;
+	memset(&x, 0, sizeof(x));
+	if ((state = snapstore_state_dir(o->state_dir, err)) == NULL ||
+	    (dst_abs = snapstore_abspath(de->path, err)) == NULL)
+		goto out;
+	if (access(dst_abs, F_OK) == 0) {
+		if ((x2 = vol_recover(dst_abs, state, err)) == -1) {
+			as_err_prefix(err, "recover '%s'", de->path);
+			goto out;
+		}
+		res->recovered = x2;
+		if (vol_held(dst_abs, state, &held, NULL, err) == -1)
+			goto out;
+	}
+	memset(&ro, 0, sizeof(ro));
+	if (o->remote != NULL)
+		ro = *o->remote;
+	if ((r = remote_open(se, &ro, err)) == NULL)
+		goto out;
+	if (remote_snapshots(r, &v, &n, err) == -1) {
+		as_err_prefix(err, "list '%s'", se->spec);
+		goto out;
+	}
+	if (held != 0) {
+		found = 0;
+		for (i = 0; i < n; i++)
+			if (v[i].guid == held)
+				found = 1;
+		if (!found && !(o->flags & SYNC_FORCE)) {
+			as_err_set(err, AS_E_CONFLICT, 0, "no common snapshot: "
+			    "'%s' holds %016" PRIx64 " which '%s' does not "
+			    "have; use -F for a full resend", de->spec, held,
+			    se->spec);
+			goto out;
+		}
+		if (!found)
+			held = 0;
+	}
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	id = xasprintf("pull:%s:vol:%s", host, dst_abs);
+	rc = remote_pull_with(r, held, id, dst_abs, o->flags & SYNC_FORCE ?
+	    DIR_RECV_FORCE : 0, sync_vol_receive, state, &x, err);
+	res->full = x.full;
+	res->guid = x.guid;
+	res->base_guid = x.base_guid;
+	snprintf(res->name, sizeof(res->name), "%s", x.name);
+	for (i = 0; i < n; i++)
+		if (x.base_guid != 0 && v[i].guid == x.base_guid)
+			snprintf(res->base_name, sizeof(res->base_name), "%s",
+			    v[i].name);
+	res->send.entries_sent = 1;
+	res->send.data_bytes = x.st.data_bytes;
+	res->send.stream_bytes = x.raw_bytes;
+	res->wire_bytes = x.wire_bytes;
+out:
+	remote_close(r);
+	free(v);
+	free(id);
+	free(state);
+	free(dst_abs);
+	return rc;
+}
+
+/* What the destination holds now: local, or asked of the server. */
+static int
+vol_dest_held(struct remote *r, const char *dst_abs, const char *state,
+    int *recovered, uint64_t *held, struct as_err *err)
+{
+	int x;
+
+	*held = 0;
+	if (r != NULL)
+		return remote_hold(r, held, recovered, err) == -1 ? -1 : 0;
+	if (access(dst_abs, F_OK) != 0)
+		return 0;
+	if ((x = vol_recover(dst_abs, state, err)) == -1)
+		return -1;
+	if (recovered != NULL)
+		*recovered = x;
+	return vol_held(dst_abs, state, held, NULL, err) == -1 ? -1 : 0;
+}
+
 int
 sync_run_vol(const struct endpoint *se, const struct endpoint *de,
     const struct sync_opts *o, struct sync_result *res, struct as_err *err)
@@ -118,11 +301,14 @@ sync_run_vol(const struct endpoint *se, const struct endpoint *de,
 	struct snap_dest rec;
 	struct catalog base, target;
 	struct vol_stats sst;
+	struct remote_opts ro;
+	struct remote *r = NULL;
 	struct as_err e2;
 	char *state = NULL, *src_abs = NULL, *dst_abs = NULL;
+	const char *dkey;
 	uint64_t held = 0, now_guid, size;
 	int64_t t0;
-	int rc = -1, have_base = 0, tr, is_blk, x;
+	int rc = -1, have_base = 0, tr, is_blk;
 
 	t0 = vnow_ns(CLOCK_MONOTONIC);
 	memset(&ss, 0, sizeof(ss));
@@ -131,43 +317,63 @@ sync_run_vol(const struct endpoint *se, const struct endpoint *de,
 	ss.lock_fd = -1;
 	catalog_init(&base);
 	catalog_init(&target);
-	if (se->kind != EP_VOL || de->kind != EP_VOL) {
+	if (!is_vol(se) || !is_vol(de)) {
 		as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a volume "
-		    "replicates to a volume: name both sides vol:PATH "
-		    "(remote volumes are not supported yet)", se->spec,
+		    "replicates to a volume: name both sides vol:PATH (or "
+		    "URL/vol:PATH)", se->spec, de->spec);
+		goto out;
+	}
+	if (endpoint_is_remote(se) && endpoint_is_remote(de)) {
+		as_err_set(err, AS_E_USAGE, 0, "'%s' and '%s' are both "
+		    "remote: one side of a sync must be local", se->spec,
 		    de->spec);
+		goto out;
+	}
+	if (endpoint_is_remote(se)) {
+		rc = vol_pull(se, de, o, res, err);
 		goto out;
 	}
 	if ((state = snapstore_state_dir(o->state_dir, err)) == NULL)
 		goto out;
 	if (vol_probe(se->path, &size, &is_blk, err) == -1)
 		goto out;
-	if ((src_abs = snapstore_abspath(se->path, err)) == NULL ||
-	    (dst_abs = snapstore_abspath(de->path, err)) == NULL)
+	if ((src_abs = snapstore_abspath(se->path, err)) == NULL)
 		goto out;
-	if (strcmp(src_abs, dst_abs) == 0) {
-		as_err_set(err, AS_E_USAGE, 0, "source and destination are "
-		    "the same volume '%s'", src_abs);
-		goto out;
+	if (endpoint_is_remote(de)) {
+		res->remote = 1;
+		dkey = de->spec;
+	} else {
+		if ((dst_abs = snapstore_abspath(de->path, err)) == NULL)
+			goto out;
+		if (strcmp(src_abs, dst_abs) == 0) {
+			as_err_set(err, AS_E_USAGE, 0, "source and destination "
+			    "are the same volume '%s'", src_abs);
+			goto out;
+		}
+		dkey = dst_abs;
 	}
 	if (snapstore_open(&ss, state, src_abs, 1, err) == -1 ||
 	    snapstore_lock(&ss, err) == -1)
 		goto out;
-
-	/* 1. the destination */
-	if (access(dst_abs, F_OK) == 0) {
-		if ((x = vol_recover(dst_abs, state, err)) == -1) {
-			as_err_prefix(err, "recover '%s'", de->path);
-			goto out;
-		}
-		res->recovered = x;
-		if (vol_held(dst_abs, state, &held, NULL, err) == -1)
+	if (res->remote) {
+		memset(&ro, 0, sizeof(ro));
+		if (o->remote != NULL)
+			ro = *o->remote;
+		if ((r = remote_open(de, &ro, err)) == NULL)
 			goto out;
 	}
 
+	/* 1. the destination */
+	if (vol_dest_held(r, dst_abs, state, &res->recovered, &held,
+	    err) == -1) {
+		if (r == NULL)
+			as_err_prefix(err, "recover '%s'", de->path);
+		goto out;
+	}
+
 	/* 2. a previous sync to it that did not finish */
-	if (snapstore_dest_get(&ss, dst_abs, &rec, err) == -1 ||
-	    sync_settle(&ss, dst_abs, held, &rec, res, err) == -1)
+	if (snapstore_dest_get(&ss, dkey, &rec, err) == -1 ||
+	    sync_settle(&ss, dkey, held, &rec, res, err) == -1)
 		goto out;
 
 	/* 3. the base */
@@ -208,17 +414,22 @@ sync_run_vol(const struct endpoint *se, const struct endpoint *de,
 	snprintf(res->name, sizeof(res->name), "%s", target.hdr.name);
 	snprintf(rec.pending, sizeof(rec.pending), "%s", target.hdr.name);
 	rec.held_guid = held;
-	if (snapstore_dest_put(&ss, dst_abs, &rec, err) == -1)
+	if (snapstore_dest_put(&ss, dkey, &rec, err) == -1)
 		goto out;
 
 	/* 5. send and receive */
-	tr = vol_transfer(src_abs, dst_abs, state, &ss, &target,
-	    have_base ? &base : NULL, o->flags & SYNC_FORCE ?
-	    VOL_RECV_FORCE : 0, o, res, &sst, err);
+	if (r != NULL)
+		tr = vol_push(r, src_abs, &ss, &target, have_base ? &base :
+		    NULL, (o->flags & SYNC_FORCE) != 0, o, res, &sst, err);
+	else
+		tr = vol_transfer(src_abs, dst_abs, state, &ss, &target,
+		    have_base ? &base : NULL, o->flags & SYNC_FORCE ?
+		    VOL_RECV_FORCE : 0, o, res, &sst, err);
 	res->scan.entries = 1;
 	res->scan.files_read = 1;
 	res->scan.bytes_read = sst.bytes_read;
 	res->scan.notpit = (uint64_t)sst.changed;
+	res->cloned = sst.cloned;
 	res->scan_ns = vnow_ns(CLOCK_MONOTONIC) - t0;
 	res->send.entries_sent = 1;
 	res->send.files_read = 1;
@@ -226,20 +437,24 @@ sync_run_vol(const struct endpoint *se, const struct endpoint *de,
 	res->send.data_bytes = sst.data_bytes;
 	res->send.stream_bytes = sst.stream_bytes;
 	if (tr == -1) {
-		if (vol_held(dst_abs, state, &held, NULL, &e2) != -1) {
+		/*
+		 * Settle now when the destination says what it holds; if it
+		 * cannot tell (a server that went away), the next sync will.
+		 */
+		if (vol_dest_held(r, dst_abs, state, NULL, &held, &e2) != -1) {
 			if (held == now_guid) {
 				if (snapstore_commit_pending(&ss,
 				    target.hdr.name, &e2) == 0) {
 					rec.held_guid = held;
 					rec.pending[0] = '\0';
-					(void)snapstore_dest_put(&ss, dst_abs,
+					(void)snapstore_dest_put(&ss, dkey,
 					    &rec, &e2);
 				}
 			} else if (snapstore_discard_pending(&ss,
 			    target.hdr.name, &e2) == 0) {
 				rec.held_guid = held;
 				rec.pending[0] = '\0';
-				(void)snapstore_dest_put(&ss, dst_abs, &rec,
+				(void)snapstore_dest_put(&ss, dkey, &rec,
 				    &e2);
 			}
 		}
@@ -252,7 +467,7 @@ sync_run_vol(const struct endpoint *se, const struct endpoint *de,
 		goto out;
 	rec.held_guid = now_guid;
 	rec.pending[0] = '\0';
-	if (snapstore_dest_put(&ss, dst_abs, &rec, tr == 1 ? &e2 : err) ==
+	if (snapstore_dest_put(&ss, dkey, &rec, tr == 1 ? &e2 : err) ==
 	    -1 && tr == 0)
 		goto out;
 	if (tr == 1)
@@ -265,6 +480,7 @@ sync_run_vol(const struct endpoint *se, const struct endpoint *de,
 	rc = 0;
 out:
 	res->total_ns = vnow_ns(CLOCK_MONOTONIC) - t0;
+	remote_close(r);
 	catalog_release(&base);
 	catalog_release(&target);
 	snap_dest_release(&rec);

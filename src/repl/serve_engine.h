@@ -1,0 +1,80 @@
+/*
+ * serve_engine.h - what "autosync serve" does for one kind of dataset.
+ *
+ * A request path names its engine by a prefix (proto_engine_prefix():
+ * "vol:/srv/vm.img", later "zfs:tank/a", "btrfs:/mnt/p/s"; no prefix is
+ * a directory).  serve.c strips the prefix, passes the rest through the
+ * access rules (serve_resolve: roots, rw, no symbolic links) and then
+ * calls the engine's functions below; the protocol messages, the
+ * confinement, the catalog bookkeeping of SEND (lock, settle, pending,
+ * COMMIT, prune) and the stream pumps are the same for every engine.
+ *
+ * An engine joins by filling a struct serve_engine and adding it to the
+ * table in serve.c.  Functions that do not apply may be NULL: a NULL
+ * hold/receive refuses HOLD/RECEIVE (UNSUPPORTED), NULL source and
+ * send_prepare refuse SNAPSHOTS/SEND.
+ */
+#ifndef AS_SERVE_ENGINE_H
+#define AS_SERVE_ENGINE_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "format/catalog.h"
+#include "repl/proto.h"
+#include "repl/remote.h"
+#include "repl/snapstore.h"
+#include "repl/sync.h"
+
+/* The session, as an engine sees it. */
+struct serve_ctx {
+	const char	*state;		/* the server's state directory */
+	int		 idle_ms;	/* the session's idle timeout */
+	const char	*peer;		/* for messages */
+};
+
+/* SEND: what send_prepare gets and fills. */
+struct serve_send {
+	const struct serve_ctx *x;
+	struct snapstore *ss;		/* the source's catalogs (locked) */
+	const char	*abs;		/* the source, absolute */
+	const char	*spec;		/* the request path, for messages */
+	const struct catalog *base;	/* the base, or NULL: full */
+	uint32_t	 block_size;	/* base's, or the default */
+	struct catalog	*target;	/* fill: guid, name, time, ... */
+	struct sync_result *sr;		/* for the engine's counters */
+	struct xfer_src	*xs;		/* fill: the sender */
+	uint64_t	 estimate;	/* fill: stream bytes, for progress */
+	void		*priv;		/* the engine's; free()d by serve */
+};
+
+struct serve_engine {
+	const char	*prefix;	/* "vol:"; "" for directories */
+	const char	*what;		/* "volume", for messages */
+	/*
+	 * HOLD on an existing path: repair an interrupted receive
+	 * (RES_F_RECOVERED) and say what it holds: RES_F_HELD with guid,
+	 * name (and time_ns when known), or RES_F_EMPTY.  0, or -1.
+	 */
+	int		(*hold)(const struct serve_ctx *x, const char *path,
+			    struct proto_result *res, struct as_err *err);
+	/* RECEIVE: the receiving child's work; its arg is the serve_ctx */
+	xfer_recv_fn	 receive;
+	/* RECEIVE failed into a path that did not exist: tidy up */
+	void		(*receive_failed)(const char *path);
+	/* SNAPSHOTS, SEND: is path a source of this kind (else NOTFOUND) */
+	int		(*source)(const char *path, struct as_err *err);
+	/*
+	 * SEND, after the base was found: the new snapshot's header (and
+	 * content, for an engine that scans first) in s->target, the sender
+	 * in s->xs.  The sender saves s->target as pending before the
+	 * stream ends (SNAP_SAVE_PENDING), so that COMMIT can commit it.
+	 */
+	int		(*send_prepare)(struct serve_send *s,
+			    struct as_err *err);
+};
+
+extern const struct serve_engine serve_engine_dir;	/* serve.c */
+extern const struct serve_engine serve_engine_vol;	/* serve_vol.c */
+
+#endif
