@@ -30,6 +30,12 @@
 #include "base/banned.h"
 
 #define PIPE_SIZE	(1 << 20)
+/*
+ * Raw DATA frames moved by splice (transport/conn.h) carry up to what the
+ * pipe holds; receivers accept up to FRAME_MAX.  Rate-limited transfers
+ * keep PROTO_CHUNK frames, the unit the bucket is asked about.
+ */
+#define SPLICE_CHUNK	(1u << 20)
 
 struct remote {
 	struct conn	*c;
@@ -102,8 +108,9 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 	uint8_t *raw;
 	uint64_t now, wait_ns;
 	ssize_t n;
+	size_t avail;
 	int p[2], in_fd, have_thread = 0, conn_failed = 0, r, e, tmo;
-	int read_failed = 0;
+	int read_failed = 0, kind, src_failed;
 
 	memset(&out->st, 0, sizeof(out->st));
 	as_err_clear(&out->serr);
@@ -143,6 +150,8 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 		have_thread = 1;
 		in_fd = p[0];
 	}
+	/* Uncompressed data from a pipe or a file is spliced, not copied. */
+	kind = z == NULL ? conn_fd_kind(in_fd) : CONN_FD_OTHER;
 
 	for (;;) {
 		now = ratelimit_now_ns();
@@ -178,6 +187,23 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 		}
 		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
 			continue;
+		avail = kind == CONN_FD_OTHER ? 0 : conn_fd_ready(in_fd, kind,
+		    o->rl != NULL ? PROTO_CHUNK : SPLICE_CHUNK);
+		if (avail > 0) {
+			if (frame_send_fd(c, PT_DATA, in_fd, kind, avail,
+			    &src_failed, err) == -1) {
+				if (src_failed) {
+					out->serr = *err;
+					read_failed = 1;
+				}
+				conn_failed = 1;
+				break;
+			}
+			out->raw_bytes += avail;
+			out->wire_bytes += avail;
+			n = (ssize_t)avail;
+			goto sent;
+		}
 		n = read(in_fd, raw, PROTO_CHUNK);
 		if (n == -1) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -206,6 +232,7 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 			conn_failed = 1;
 			break;
 		}
+sent:
 		now = ratelimit_now_ns();
 		if (o->rl != NULL)
 			ratelimit_consume(o->rl, now, z != NULL ? zb.len :
@@ -318,7 +345,7 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 	size_t wn, rawlen;
 	uint32_t decl;
 	pid_t pid;
-	int data[2], rep[2], r, tmo, pw = -1, gone = 0, rc = -1;
+	int data[2], rep[2], r, tmo, pw = -1, gone = 0, rc = -1, dst_failed;
 	char tb[16];
 
 	memset(out, 0, sizeof(*out));
@@ -398,8 +425,33 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 		if (c->ops->pending(c) == 0 && (pfd[0].revents &
 		    (POLLIN | POLLHUP | POLLERR)) == 0)
 			continue;
-		if (frame_recv(c, &type, &pl, FRAME_MAX, err) == -1)
+		if (frame_recv_head(c, &type, &rawlen, FRAME_MAX, err) == -1)
 			goto fail;
+		if (type == PT_DATA && pw != -1) {
+			/* Spliced to the receiver, not copied (conn.h). */
+			if (conn_read_to_fd(c, pw, rawlen, &dst_failed,
+			    err) == -1)
+				goto fail;
+			if (dst_failed) {
+				/* The receiver went away: its report says why. */
+				close(pw);
+				pw = -1;
+			}
+			out->raw_bytes += rawlen;
+			now = ratelimit_now_ns();
+			if (o->rl != NULL)
+				ratelimit_consume(o->rl, now, rawlen);
+			if (o->prog != NULL)
+				progress_update(o->prog, out->raw_bytes, now);
+			continue;
+		}
+		buf_reset(&pl);
+		if (rawlen > 0) {
+			if (conn_read_full(c, buf_reserve(&pl, rawlen), rawlen,
+			    err) == -1)
+				goto fail;
+			pl.len = rawlen;
+		}
 		if (type == PT_END_DATA) {
 			if (proto_dec_end(&out->end, pl.data, pl.len,
 			    err) == -1) {

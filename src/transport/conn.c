@@ -5,6 +5,8 @@
  * vanishes without closing (a pulled cable, a stopped process) is reported
  * as TIMEOUT instead of being waited for (RELIABILITY.md I10).
  */
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/io.h"
 #include "base/xmalloc.h"
 #include "transport/conn.h"
 #include "base/banned.h"
@@ -294,10 +297,12 @@ conn_read_some(struct conn *c, void *buf, size_t n, struct as_err *err)
 	if (n == 0)
 		return 0;
 	/*
-	 * Bytes buffered in the transport need no poll; but once a read says
-	 * EAGAIN (a partial TLS record is buffered), only the socket helps.
+	 * The descriptors are non-blocking: try the read first and poll only
+	 * when it says EAGAIN (a bulk transfer mostly finds data waiting, so
+	 * this saves a poll per read).  Once a read said EAGAIN (for TLS: a
+	 * partial record is buffered), only the socket helps.
 	 */
-	must_poll = c->ops->pending(c) == 0;
+	must_poll = 0;
 	for (;;) {
 		if (must_poll && conn_wait(c, POLLIN, err) == -1)
 			return -1;
@@ -360,6 +365,280 @@ conn_write_full(struct conn *c, const void *buf, size_t n,
 			continue;
 		}
 		return conn_io_error(c, errno, "writing", err);
+	}
+	return 0;
+}
+
+/*
+ * Zero-copy moves (splice, sendfile).
+ *
+ * A DATA frame's payload used to be read into a buffer and written out
+ * again on both ends: two copies through user space per hop, next to the
+ * copies nc makes too.  Between an fd-based conn and a pipe or a regular
+ * file the kernel moves the pages itself.  Whatever cannot be spliced
+ * (TLS, a descriptor of another kind, bytes a transport buffered, a file
+ * system without splice) takes the copying path; the bytes on the wire
+ * are the same either way.
+ */
+
+#define COPY_BUFSZ	(256u << 10)
+
+static int
+is_fd_conn(const struct conn *c)
+{
+	return c->ops == &fd_ops || c->ops == &tcp_ops || c->ops == &ssh_ops;
+}
+
+int
+conn_fd_kind(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == -1)
+		return CONN_FD_OTHER;
+	if (S_ISFIFO(st.st_mode))
+		return CONN_FD_PIPE;
+	if (S_ISREG(st.st_mode))
+		return CONN_FD_FILE;
+	return CONN_FD_OTHER;
+}
+
+size_t
+conn_fd_ready(int fd, int kind, size_t max)
+{
+	struct stat st;
+	off_t off;
+	int n = 0;
+
+	switch (kind) {
+	case CONN_FD_PIPE:
+		if (ioctl(fd, FIONREAD, &n) == -1 || n <= 0)
+			return 0;
+		return (size_t)n < max ? (size_t)n : max;
+	case CONN_FD_FILE:
+		if (fstat(fd, &st) == -1 ||
+		    (off = lseek(fd, 0, SEEK_CUR)) == -1 || st.st_size <= off)
+			return 0;
+		return (uint64_t)(st.st_size - off) < max ?
+		    (size_t)(st.st_size - off) : max;
+	default:
+		return 0;
+	}
+}
+
+/* errno of a failed splice/sendfile into a conn: the conn's fault? */
+static int
+is_conn_errno(int e)
+{
+	return e == EPIPE || e == ECONNRESET || e == ETIMEDOUT ||
+	    e == ENOTCONN || e == ECONNABORTED || e == EHOSTUNREACH ||
+	    e == ENETUNREACH || e == ENETDOWN;
+}
+
+/* Copy n bytes from fd to the conn through a buffer. */
+static int
+copy_from_fd(struct conn *c, int fd, size_t n, int *src_failed,
+    struct as_err *err)
+{
+	uint8_t *b;
+	size_t want;
+	ssize_t r;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	b = xmalloc(n < COPY_BUFSZ ? n : COPY_BUFSZ);
+	while (n > 0) {
+		want = n < COPY_BUFSZ ? n : COPY_BUFSZ;
+		r = read(fd, b, want);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1 && errno == EAGAIN) {
+			if (conn_poll_fd(fd, POLLIN, 0, "the stream", err) == -1) {
+				rc = -1;
+				break;
+			}
+			continue;
+		}
+		if (r <= 0) {
+			*src_failed = 1;
+			if (r == 0)
+				as_err_set(err, AS_E_TRUNCATED, 0, "the stream "
+				    "ended inside a frame to '%s'", c->peer);
+			else
+				as_err_sys(err, errno, "read the stream");
+			rc = -1;
+			break;
+		}
+		if (conn_write_full(c, b, (size_t)r, err) == -1) {
+			rc = -1;
+			break;
+		}
+		n -= (size_t)r;
+	}
+	free(b);
+	return rc;
+}
+
+int
+conn_write_from_fd(struct conn *c, const void *pre, size_t plen, int fd,
+    int kind, size_t n, int *src_failed, struct as_err *err)
+{
+	struct fdconn *f;
+	size_t done = 0;
+	ssize_t r;
+
+	*src_failed = 0;
+	if (!is_fd_conn(c) || kind == CONN_FD_OTHER ||
+	    (kind == CONN_FD_FILE && !((struct fdconn *)c->impl)->wsock &&
+	    conn_fd_kind(((struct fdconn *)c->impl)->wfd) != CONN_FD_PIPE)) {
+		if (plen > 0 && conn_write_full(c, pre, plen, err) == -1)
+			return -1;
+		return copy_from_fd(c, fd, n, src_failed, err);
+	}
+	f = c->impl;
+	/*
+	 * The prefix (a frame header) waits for the payload in the socket
+	 * (MSG_MORE): on its own it would leave as a tiny segment, since
+	 * TCP_NODELAY is set for the control messages.
+	 */
+	while (done < plen) {
+		if (f->wsock)
+			r = send(f->wfd, (const uint8_t *)pre + done,
+			    plen - done, MSG_NOSIGNAL | MSG_MORE);
+		else
+			r = write(f->wfd, (const uint8_t *)pre + done,
+			    plen - done);
+		if (r > 0) {
+			done += (size_t)r;
+			c->bytes_out += (uint64_t)r;
+			continue;
+		}
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (conn_wait(c, POLLOUT, err) == -1)
+				return -1;
+			continue;
+		}
+		return conn_io_error(c, r == 0 ? EPIPE : errno, "writing",
+		    err);
+	}
+	done = 0;
+	while (done < n) {
+		if (kind == CONN_FD_FILE && f->wsock)
+			r = sendfile(f->wfd, fd, NULL, n - done);
+		else
+			r = splice(fd, NULL, f->wfd, NULL, n - done,
+			    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (r > 0) {
+			done += (size_t)r;
+			c->bytes_out += (uint64_t)r;
+			continue;
+		}
+		if (r == 0) {
+			*src_failed = 1;
+			return as_err_set(err, AS_E_TRUNCATED, 0, "the stream "
+			    "ended inside a frame to '%s'", c->peer);
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			/* The source holds the bytes (the caller counted them). */
+			if (conn_wait(c, POLLOUT, err) == -1)
+				return -1;
+			continue;
+		}
+		if ((errno == EINVAL || errno == ENOSYS ||
+		    errno == EOPNOTSUPP) && done == 0)
+			return copy_from_fd(c, fd, n, src_failed, err);
+		if (is_conn_errno(errno))
+			return conn_io_error(c, errno, "writing", err);
+		*src_failed = 1;
+		return as_err_sys(err, errno, "read the stream");
+	}
+	return 0;
+}
+
+/* Read n bytes from the conn and write them to fd through a buffer. */
+static int
+copy_to_fd(struct conn *c, int fd, size_t n, int *dst_failed,
+    struct as_err *err)
+{
+	uint8_t *b;
+	size_t want;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	b = xmalloc(n < COPY_BUFSZ ? n : COPY_BUFSZ);
+	while (n > 0) {
+		want = n < COPY_BUFSZ ? n : COPY_BUFSZ;
+		if (conn_read_full(c, b, want, err) == -1) {
+			rc = -1;
+			break;
+		}
+		if (!*dst_failed && io_write_full(fd, b, want) == -1)
+			*dst_failed = 1;	/* drain the frame all the same */
+		n -= want;
+	}
+	free(b);
+	return rc;
+}
+
+int
+conn_read_to_fd(struct conn *c, int fd, size_t n, int *dst_failed,
+    struct as_err *err)
+{
+	struct pollfd pfd;
+	struct fdconn *f;
+	ssize_t r;
+
+	*dst_failed = 0;
+	if (!is_fd_conn(c) || c->ops->pending(c) > 0)
+		return copy_to_fd(c, fd, n, dst_failed, err);
+	f = c->impl;
+	while (n > 0) {
+		r = splice(f->rfd, NULL, fd, NULL, n, SPLICE_F_MOVE);
+		if (r > 0) {
+			n -= (size_t)r;
+			c->bytes_in += (uint64_t)r;
+			continue;
+		}
+		if (r == 0)
+			return as_err_set(err, AS_E_TRUNCATED, 0,
+			    "connection to '%s': peer closed the connection "
+			    "inside a frame", c->peer);
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			/*
+			 * Between two pipes, a non-blocking source makes the
+			 * whole splice non-blocking: the output may be the one
+			 * that is full.  Then wait for our own reader, which
+			 * the old copying path blocked on as well.
+			 */
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			pfd.revents = 0;
+			if (poll(&pfd, 1, 0) == 0) {
+				pfd.revents = 0;
+				while (poll(&pfd, 1, -1) == -1 && errno == EINTR)
+					;
+				continue;
+			}
+			if (conn_wait(c, POLLIN, err) == -1)
+				return -1;
+			continue;
+		}
+		if (errno == EPIPE) {
+			/* Our reader went away: drain the frame. */
+			*dst_failed = 1;
+			return copy_to_fd(c, fd, n, dst_failed, err);
+		}
+		if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)
+			return copy_to_fd(c, fd, n, dst_failed, err);
+		return conn_io_error(c, errno, "reading", err);
 	}
 	return 0;
 }

@@ -109,4 +109,39 @@ uint64_t	 conn_now_ms(void);
  */
 int		 conn_reap_child(pid_t pid, int grace_ms);
 
+/*
+ * Zero-copy moves between a conn and a local descriptor: splice(2), or
+ * sendfile(2) from a regular file to a socket, where the conn is a pipe,
+ * ssh or tcp conn; a copy through a buffer otherwise (TLS, other kinds of
+ * descriptor, bytes the transport buffered).  Same bytes either way.
+ */
+#define CONN_FD_OTHER	0
+#define CONN_FD_PIPE	1
+#define CONN_FD_FILE	2	/* a regular file, read at its offset */
+
+/* What fd is (CONN_FD_*), for conn_fd_ready and conn_write_from_fd. */
+int	conn_fd_kind(int fd);
+/*
+ * Bytes fd can give right now without blocking, at most max: the bytes in
+ * a pipe (FIONREAD), what is left of a file after its offset.  0: none
+ * known (empty, at EOF, another kind): read(2) to find out.
+ */
+size_t	conn_fd_ready(int fd, int kind, size_t max);
+/*
+ * Write the plen bytes of pre (a frame header; may be 0), then exactly n
+ * bytes taken from fd (which must hold them: conn_fd_ready), to c.  On
+ * failure, *src_failed says whether fd was at fault (err says why); the
+ * conn is then in the middle of a frame and unusable either way.
+ */
+int	conn_write_from_fd(struct conn *c, const void *pre, size_t plen,
+	    int fd, int kind, size_t n, int *src_failed, struct as_err *err);
+/*
+ * Read exactly n bytes from c and write them to the pipe fd.  When fd's
+ * reader has gone (EPIPE), the bytes are still read (and dropped) so that
+ * the conn stays at a frame boundary, and *dst_failed is set; -1 only for
+ * a failure of the conn.
+ */
+int	conn_read_to_fd(struct conn *c, int fd, size_t n, int *dst_failed,
+	    struct as_err *err);
+
 #endif

@@ -39,28 +39,56 @@ frame_send(struct conn *c, uint8_t type, const void *payload, size_t len,
 }
 
 int
-frame_recv(struct conn *c, uint8_t *type, struct buf *payload, size_t max,
+frame_send_fd(struct conn *c, uint8_t type, int fd, int kind, size_t len,
+    int *src_failed, struct as_err *err)
+{
+	uint8_t hdr[5];
+
+	*src_failed = 0;
+	if (len > FRAME_MAX)
+		return as_err_set(err, AS_E_LIMIT, 0, "frame of %zu bytes "
+		    "to '%s' above the limit of %u bytes", len, c->peer,
+		    FRAME_MAX);
+	put_le32(hdr, (uint32_t)(len + 1));
+	hdr[4] = type;
+	return conn_write_from_fd(c, hdr, sizeof(hdr), fd, kind, len,
+	    src_failed, err);
+}
+
+int
+frame_recv_head(struct conn *c, uint8_t *type, size_t *len, size_t max,
     struct as_err *err)
 {
 	uint8_t hdr[5];
-	uint32_t len;
-	size_t plen;
+	uint32_t n;
 
 	if (max > FRAME_MAX)
 		max = FRAME_MAX;
-	buf_reset(payload);
+	*len = 0;
 	if (conn_read_full(c, hdr, sizeof(hdr), err) == -1)
 		return -1;
-	len = le32(hdr);
-	if (len == 0)
+	n = le32(hdr);
+	if (n == 0)
 		return as_err_set(err, AS_E_MALFORMED, 0, "frame from '%s' "
 		    "has length 0", c->peer);
-	plen = (size_t)len - 1;
-	if (plen > max)
+	if ((size_t)n - 1 > max)
 		return as_err_set(err, AS_E_LIMIT, 0, "frame from '%s' of "
-		    "%zu bytes above the limit of %zu bytes", c->peer, plen,
-		    max);
+		    "%zu bytes above the limit of %zu bytes", c->peer,
+		    (size_t)n - 1, max);
 	*type = hdr[4];
+	*len = (size_t)n - 1;
+	return 0;
+}
+
+int
+frame_recv(struct conn *c, uint8_t *type, struct buf *payload, size_t max,
+    struct as_err *err)
+{
+	size_t plen;
+
+	buf_reset(payload);
+	if (frame_recv_head(c, type, &plen, max, err) == -1)
+		return -1;
 	if (plen > 0) {
 		if (conn_read_full(c, buf_reserve(payload, plen), plen,
 		    err) == -1)

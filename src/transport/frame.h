@@ -32,4 +32,19 @@ int	frame_send(struct conn *c, uint8_t type, const void *payload,
 int	frame_recv(struct conn *c, uint8_t *type, struct buf *payload,
 	    size_t max, struct as_err *err);
 
+/*
+ * Send one frame whose payload is the next len bytes of fd, which holds
+ * them (conn_fd_ready): spliced where the conn allows, copied otherwise.
+ * *src_failed as for conn_write_from_fd.
+ */
+int	frame_send_fd(struct conn *c, uint8_t type, int fd, int kind,
+	    size_t len, int *src_failed, struct as_err *err);
+/*
+ * Receive only a frame's header: its type and payload length (at most
+ * max).  The caller then reads exactly *len bytes (conn_read_full,
+ * conn_read_to_fd) before the next frame.
+ */
+int	frame_recv_head(struct conn *c, uint8_t *type, size_t *len,
+	    size_t max, struct as_err *err);
+
 #endif

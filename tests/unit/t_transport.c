@@ -255,6 +255,131 @@ t_frame_roundtrip(void **state)
 	buf_release(&p);
 }
 
+/*
+ * Frames whose payload is spliced from a file or a pipe (frame_send_fd)
+ * and spliced into a pipe on the other end (conn_read_to_fd), over a
+ * socket conn and over a pair of pipes (the ssh case): the same bytes as
+ * frame_send/frame_recv, frame boundaries kept when the local reader has
+ * gone, and a source shorter than announced is the source's failure.
+ */
+static void
+splice_one(int use_pipes)
+{
+	struct conn *a, *b;
+	struct as_err err;
+	struct buf p = BUF_INIT;
+	char tmpl[] = "/tmp/t_transport.XXXXXX";
+	uint8_t type, *data, *got;
+	size_t len, n1 = 300000, n2 = 60000;
+	int sv[2], ab[2], ba[2], in[2], out[2], fd, srcf, dstf, st;
+	pid_t pid;
+	size_t i;
+	ssize_t r;
+
+	data = malloc(n1);
+	got = malloc(n1);
+	assert_non_null(data);
+	assert_non_null(got);
+	for (i = 0; i < n1; i++)
+		data[i] = (uint8_t)(i * 7 + i / 251);
+	fd = mkstemp(tmpl);
+	assert_true(fd >= 0);
+	unlink(tmpl);
+	assert_int_equal(write(fd, data, n1), (ssize_t)n1);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	if (use_pipes) {
+		assert_int_equal(pipe(ab), 0);
+		assert_int_equal(pipe(ba), 0);
+		a = conn_from_fds(ba[0], ab[1], 0, "a");
+		b = conn_from_fds(ab[0], ba[1], 0, "b");
+	} else {
+		spair(sv);
+		a = conn_from_socket(sv[0], "a");
+		b = conn_from_socket(sv[1], "b");
+	}
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int k, ok = 1;
+
+		signal(SIGPIPE, SIG_IGN);
+		/* 1: the file, in two frames */
+		k = conn_fd_kind(fd);
+		ok &= k == CONN_FD_FILE;
+		ok &= conn_fd_ready(fd, k, 1 << 20) == n1;
+		ok &= frame_send_fd(a, 5, fd, k, 100000, &srcf, NULL) == 0;
+		ok &= conn_fd_ready(fd, k, 1 << 20) == n1 - 100000;
+		ok &= frame_send_fd(a, 5, fd, k, n1 - 100000, &srcf,
+		    NULL) == 0;
+		ok &= conn_fd_ready(fd, k, 1 << 20) == 0;
+		/* 2: a pipe */
+		ok &= pipe(in) == 0;
+		ok &= write(in[1], data, n2) == (ssize_t)n2;
+		k = conn_fd_kind(in[0]);
+		ok &= k == CONN_FD_PIPE;
+		ok &= conn_fd_ready(in[0], k, 1 << 20) == n2;
+		ok &= frame_send_fd(a, 6, in[0], k, n2, &srcf, NULL) == 0;
+		/* 3: again, for a reader that has gone */
+		ok &= write(in[1], data, n2) == (ssize_t)n2;
+		ok &= frame_send_fd(a, 6, in[0], k, n2, &srcf, NULL) == 0;
+		ok &= frame_send(a, 7, "end", 3, NULL) == 0;
+		/* 4: a file shorter than announced */
+		ok &= lseek(fd, (off_t)n1 - 10, SEEK_SET) == (off_t)n1 - 10;
+		ok &= frame_send_fd(a, 5, fd, CONN_FD_FILE, 20, &srcf,
+		    NULL) == -1 && srcf == 1;
+		_exit(ok ? 0 : 1);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	assert_int_equal(pipe(out), 0);
+	assert_true(fcntl(out[1], F_SETPIPE_SZ, 1 << 20) >= (int)n1);
+	/* 1 */
+	assert_int_equal(frame_recv_head(b, &type, &len, FRAME_MAX, &err), 0);
+	assert_int_equal(type, 5);
+	assert_int_equal(len, 100000);
+	assert_int_equal(conn_read_to_fd(b, out[1], len, &dstf, &err), 0);
+	assert_int_equal(dstf, 0);
+	assert_int_equal(frame_recv_head(b, &type, &len, FRAME_MAX, &err), 0);
+	assert_int_equal(len, n1 - 100000);
+	assert_int_equal(conn_read_to_fd(b, out[1], len, &dstf, &err), 0);
+	for (i = 0; i < n1; i += (size_t)r) {
+		r = read(out[0], got + i, n1 - i);
+		assert_true(r > 0);
+	}
+	assert_memory_equal(got, data, n1);
+	/* 2 */
+	assert_int_equal(frame_recv(b, &type, &p, FRAME_MAX, &err), 0);
+	assert_int_equal(type, 6);
+	assert_int_equal(p.len, n2);
+	assert_memory_equal(p.data, data, n2);
+	/* 3: our reader is gone; the frame is drained all the same */
+	close(out[0]);
+	assert_int_equal(frame_recv_head(b, &type, &len, FRAME_MAX, &err), 0);
+	assert_int_equal(len, n2);
+	assert_int_equal(conn_read_to_fd(b, out[1], len, &dstf, &err), 0);
+	assert_int_equal(dstf, 1);
+	assert_int_equal(frame_recv(b, &type, &p, FRAME_MAX, &err), 0);
+	assert_int_equal(type, 7);
+	assert_memory_equal(p.data, "end", 3);
+	close(out[1]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(b->bytes_in, 5 * 5 + n1 + 2 * n2 + 3);
+	signal(SIGPIPE, SIG_DFL);
+	close(fd);
+	conn_free(a);
+	conn_free(b);
+	buf_release(&p);
+	free(data);
+	free(got);
+}
+
+static void
+t_frame_splice(void **state)
+{
+	splice_one(0);
+	splice_one(1);
+}
+
 static void
 t_frame_oversized(void **state)
 {
@@ -1394,6 +1519,7 @@ main(void)
 		cmocka_unit_test(t_ratelimit_change),
 		cmocka_unit_test(t_ratelimit_parse),
 		cmocka_unit_test(t_frame_roundtrip),
+		cmocka_unit_test(t_frame_splice),
 		cmocka_unit_test(t_frame_oversized),
 		cmocka_unit_test(t_frame_truncated),
 		cmocka_unit_test(t_frame_timeout),
