@@ -63,6 +63,7 @@ struct run_result {
 	enum as_errcode	 code;		/* failure: its code */
 	const char	*msg;		/* failure: one line */
 	uint64_t	 bytes;		/* stream bytes sent */
+	int		 quiet;		/* success: no event (trace_level 0) */
 };
 
 /* A settable property: its name, default and what values it takes. */
