@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/xmalloc.h"
@@ -86,9 +87,11 @@ static const char usage_state[] =
 "snapshots stay).  'destroy DATASET@NAME' destroys a snapshot.\n";
 
 static const char usage_log[] =
-"usage: autosync log NAME\n"
+"usage: autosync log [-f] NAME\n"
 "\n"
-"The service's events, oldest first, one per line, UTC.\n";
+"The service's events, oldest first, one per line, UTC; how much a run\n"
+"says is its trace_level (0-3).  -f: then follow, printing events as\n"
+"they come, until the service is destroyed or the command is stopped.\n";
 
 static const char usage_daemon[] =
 "usage: autosync daemon\n"
@@ -740,29 +743,69 @@ print_event(void *arg, int64_t id, int64_t t, const char *msg)
 {
 	char buf[64];
 
-	(void)arg;
-	(void)id;
+	*(int64_t *)arg = id;
 	printf("%s %s\n", tstr(t, buf, sizeof(buf)), cli_esc(msg));
 }
+
+#define LOG_FOLLOW_MS	200
 
 int
 cmd_log(struct cli *cli, int argc, char **argv)
 {
+	static const struct option lo[] = {
+		{ "follow",	no_argument,	NULL, 'f' },
+		{ "help",	no_argument,	NULL, 'h' },
+		{ NULL,		0,		NULL, 0 }
+	};
 	struct as_err err;
-	struct store *st;
+	struct store *st = NULL;
+	struct svc v;
 	char *sdir = NULL;
-	int rc;
+	int64_t last = 0;
+	int rc, ch, follow = 0;
 
-	if ((rc = simple_opts(argc, argv, usage_log, "log", NULL)) >= 0)
-		return rc;
+	while ((ch = getopt_long(argc, argv, "fh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			follow = 1;
+			break;
+		case 'h':
+			return cli_help(usage_log);
+		default:
+			return cli_bad_option(usage_log, "log", argv);
+		}
+	}
 	if (argc - optind != 1)
 		return cli_usage_error(usage_log, "log: expected NAME");
 	as_err_clear(&err);
 	rc = 0;
 	if ((st = open_store(cli, &sdir, &err)) == NULL ||
 	    store_name_check(argv[optind], &err) == -1 ||
-	    store_events(st, argv[optind], 0, print_event, NULL, &err) == -1)
-		rc = cli_error(&err);
+	    store_svc_get(st, argv[optind], &v, &err) == -1)
+		goto fail;
+	svc_release(&v);
+	for (;;) {
+		if (store_events(st, argv[optind], last, print_event, &last,
+		    &err) == -1)
+			goto fail;
+		if (!follow)
+			break;
+		if (fflush(stdout) == EOF || ferror(stdout))
+			break;	/* the reader went away */
+		usleep(LOG_FOLLOW_MS * 1000);
+		if (store_svc_get(st, argv[optind], &v, &err) == -1) {
+			if (err.code != AS_E_NOTFOUND)
+				goto fail;
+			log_warn("service '%s' was destroyed",
+			    cli_esc(argv[optind]));
+			break;
+		}
+		svc_release(&v);
+	}
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
 	store_close(st);
 	free(sdir);
 	return rc;
