@@ -21,6 +21,18 @@
 
 extern char **environ;
 
+/* The process group of the hook running now, for hook_kill_running(). */
+static volatile sig_atomic_t running_pgid;
+
+void
+hook_kill_running(void)
+{
+	pid_t pg = (pid_t)running_pgid;
+
+	if (pg > 0)
+		kill(-pg, SIGKILL);
+}
+
 void
 hook_argv_free(char **argv)
 {
@@ -225,6 +237,7 @@ hook_run(char *const *argv, char *const *env, int64_t timeout_ms,
 	}
 	/* both sides set the group, so a kill never misses it */
 	(void)setpgid(pid, pid);
+	running_pgid = pid;
 	close(out[1]);
 	close(ep[1]);
 	deadline = mono_ms() + timeout_ms;
@@ -282,6 +295,7 @@ hook_run(char *const *argv, char *const *env, int64_t timeout_ms,
 	}
 	if (timed_out)
 		kill(-pid, SIGKILL);	/* what it left behind, too */
+	running_pgid = 0;
 	e = 0;
 	r = read(ep[0], &e, sizeof(e));
 	close(ep[0]);

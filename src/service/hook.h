@@ -51,6 +51,12 @@ typedef void	(*hook_line_fn)(void *arg, const char *line);
 int	hook_run(char *const *argv, char *const *env, int64_t timeout_ms,
 	    hook_line_fn fn, void *arg, int *status, struct as_err *err);
 
+/*
+ * SIGKILL to the process group of the hook running now, if any: for a
+ * SIGTERM handler of the process that runs hooks (async-signal-safe).
+ */
+void	hook_kill_running(void);
+
 /* "exit status 3", "killed by signal 9": for messages. */
 const char *hook_status_str(int status, char *buf, unsigned bufsz);
 

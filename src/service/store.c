@@ -872,6 +872,40 @@ fail:
 }
 
 int
+store_run_interrupted(struct store *st, const char *name, int64_t run_id,
+    int64_t now, enum svc_state state, struct as_err *err)
+{
+	sqlite3_stmt *s;
+	char msg[128];
+
+	if (begin(st, err) == -1)
+		return -1;
+	if ((s = prep(st, "UPDATE runs SET ended = ?, outcome = "
+	    "'interrupted', errclass = 'TEMP', errcode = 'INTERNAL', "
+	    "message = 'stopped by the daemon' WHERE id = ?", err)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int64(s, 2, run_id);
+	if (step_done(st, s, "interrupt run", err) == -1)
+		goto fail;
+	if ((s = prep(st, "UPDATE services SET state = ? WHERE name = ?",
+	    err)) == NULL)
+		goto fail;
+	bind_text(s, 1, svc_state_name(state));
+	bind_text(s, 2, name);
+	if (change_one(st, s, name, "interrupt run", err) == -1)
+		goto fail;
+	snprintf(msg, sizeof(msg), "run %" PRId64 " interrupted (the daemon "
+	    "stopped); the next run recovers the destination", run_id);
+	if (store_event(st, name, now, msg, err) == -1)
+		goto fail;
+	return commit(st, err);
+fail:
+	rollback(st);
+	return -1;
+}
+
+int
 store_recover(struct store *st, int64_t now, unsigned *n, struct as_err *err)
 {
 	sqlite3_stmt *s;

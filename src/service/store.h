@@ -139,6 +139,14 @@ int	store_run_end(struct store *st, const char *name, int64_t run_id,
 	    int64_t started, const struct run_result *r, enum svc_state state,
 	    int64_t next, struct as_err *err);
 /*
+ * A run that the daemon stopped (SIGTERM) before it ended: recorded as
+ * interrupted, not as a failure; the service returns to state, with an
+ * event.  The next run recovers the destination.
+ */
+int	store_run_interrupted(struct store *st, const char *name,
+	    int64_t run_id, int64_t now, enum svc_state state,
+	    struct as_err *err);
+/*
  * After a crash: every run without an end becomes "interrupted" and every
  * running service online again.  *n counts the runs.
  */

@@ -27,6 +27,7 @@
 #include "repl/remote.h"
 #include "repl/sync.h"
 #include "service/control.h"
+#include "service/hook.h"
 #include "service/runner.h"
 #include "service/sched.h"
 #include "service/supervisor.h"
@@ -449,6 +450,18 @@ child_log(void *arg, int level, const char *msg)
 	(void)io_write_full(*(int *)arg, &m, sizeof(m));
 }
 
+/*
+ * SIGTERM in a run's child (the daemon stops): its hook's whole process
+ * group goes too, then the child dies of the signal as before.
+ */
+static void
+child_term(int sig)
+{
+	hook_kill_running();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static void
 child_run(struct daemon *d, struct job *j, const struct svc *v,
     struct runner *r, int wfd, pid_t parent)
@@ -460,9 +473,9 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
-	sigprocmask(SIG_SETMASK, &d->oldmask, NULL);
-	signal(SIGTERM, SIG_DFL);
+	signal(SIGTERM, child_term);
 	signal(SIGINT, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &d->oldmask, NULL);
 	close(d->listen_fd);
 	close(d->sig_fd);
 	for (i = 0; i < MAX_CLIENTS; i++)
@@ -641,6 +654,21 @@ end_run(struct daemon *d, struct job *j, int status)
 	j->end_mono = mono_ms();
 	memset(&out, 0, sizeof(out));
 	as_err_clear(&err);
+	if (d->stopping && !j->have_res) {
+		/* we stopped it: not the run's failure (§F 69) */
+		if (store_run_interrupted(d->st, j->name, j->run_id,
+		    wall_ms(), j->prior, &err) == -1)
+			note(d, "record run of '%s': %s", j->name, err.msg);
+		note(d, "run %" PRId64 " of '%s' interrupted", j->run_id,
+		    j->name);
+		for (i = 0; i < j->nwaiters; i++) {
+			control_reply(j->waiters[i], "err TIMEOUT the daemon "
+			    "stopped during the run");
+			close(j->waiters[i]);
+		}
+		j->nwaiters = 0;
+		return;
+	}
 	if (finish(d->st, j->name, j->run_id, j->started, j->prior, &cr,
 	    &out, &err) == -1)
 		note(d, "record run of '%s': %s", j->name, err.msg);
