@@ -4,11 +4,13 @@
 #   make deps       install the build and test dependencies (Debian 12, root)
 #   make demo       deps + build + scripts/demo.sh
 #   make check      unit tests (meson test) and end-to-end tests
-#   make install    PREFIX=/usr/local DESTDIR= ; binary and man page
+#   make install    PREFIX=/usr/local DESTDIR= ; binary, man pages and the
+#                   systemd unit (SYSTEMDUNITDIR=PREFIX/lib/systemd/system)
 #   make clean      remove build/
 
 PREFIX	?= /usr/local
 DESTDIR	?=
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 BUILD	?= build
 MESON	?= meson
 NINJA	?= ninja
@@ -53,12 +55,17 @@ install: build
 	install -m 644 doc/autosync.8 $(DESTDIR)$(PREFIX)/share/man/man8/autosync.8
 	install -m 644 doc/autosync-stream.5 doc/autosync-serve.conf.5 \
 	    $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' data/autosync.service.in \
+	    >$(DESTDIR)$(SYSTEMDUNITDIR)/autosync.service
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/autosync.service
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/autosync \
 		$(DESTDIR)$(PREFIX)/share/man/man8/autosync.8 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/autosync-stream.5 \
-		$(DESTDIR)$(PREFIX)/share/man/man5/autosync-serve.conf.5
+		$(DESTDIR)$(PREFIX)/share/man/man5/autosync-serve.conf.5 \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/autosync.service
 
 clean:
 	rm -rf $(BUILD)

@@ -10,12 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "cli/cli.h"
 #include "repl/snapstore.h"
 #include "service/control.h"
+#include "service/runner.h"
 #include "service/sched.h"
 #include "service/store.h"
 #include "service/supervisor.h"
@@ -34,12 +36,16 @@ static const char usage_create[] =
 "\n"
 "  --rate-limit RATE   at most RATE bytes/s on the wire (40M)\n"
 "  --compress SPEC     none, zstd or zstd:LEVEL\n"
-"  --keep-src N        snapshots kept at the source (0: all; only 0 yet)\n"
-"  --keep-dst N        snapshots kept at the destination (0: all; only 0 yet)\n"
-"  --trace-level N     log verbosity 0-4 (only 1 yet)\n"
+"  --keep-src N        autosync snapshots kept at the source (default 1;\n"
+"                      0: all); the newest common one is always kept\n"
+"  --keep-dst N        at the destination (a directory holds 1)\n"
+"  --trace-level N     log verbosity 0-3 (default 1)\n"
 "  --retries N         failures in a row before maintenance (default 5)\n"
+"  --pre-hook 'CMD ARG...'   run before each run; failing fails the run\n"
+"  --post-hook 'CMD ARG...'  run after each run (AUTOSYNC_STATUS...)\n"
+"  --hook-timeout T    kill a hook after T (default 5m)\n"
 "  -N                  non-recursive (not implemented yet)\n"
-"  -X                  no '-latest' snapshot (not implemented yet)\n";
+"  -X                  no NAME-latest snapshot\n";
 
 static const char usage_list[] =
 "usage: autosync list [--json]\n"
@@ -54,7 +60,7 @@ static const char usage_show[] =
 "last_error, last_errcode, successes, failures, consecutive_failures,\n"
 "bytes_sent (by the last run).  Settable with 'autosync set': schedule,\n"
 "rate_limit, compress, trace_level, retries, keep_src, keep_dst,\n"
-"recursive, latest.\n";
+"recursive, latest, pre_hook, post_hook, hook_timeout.\n";
 
 static const char usage_get[] =
 "usage: autosync get NAME PROPERTY\n";
@@ -81,9 +87,11 @@ static const char usage_state[] =
 "snapshots stay).  'destroy DATASET@NAME' destroys a snapshot.\n";
 
 static const char usage_log[] =
-"usage: autosync log NAME\n"
+"usage: autosync log [-f] NAME\n"
 "\n"
-"The service's events, oldest first, one per line, UTC.\n";
+"The service's events, oldest first, one per line, UTC; how much a run\n"
+"says is its trace_level (0-3).  -f: then follow, printing events as\n"
+"they come, until the service is destroyed or the command is stopped.\n";
 
 static const char usage_daemon[] =
 "usage: autosync daemon\n"
@@ -154,7 +162,9 @@ simple_opts(int argc, char **argv, const char *usage, const char *cmd,
 enum {
 	O_SOURCE = 0x200, O_DEST, O_EVERY, O_AT, O_CRON, O_ONCE, O_CONT,
 	O_RATE, O_COMPRESS, O_KEEPSRC, O_KEEPDST, O_TRACE, O_RETRIES,
+	O_PRE, O_POST, O_HOOKTMO,
 };
+#define NPVAL	(O_HOOKTMO - O_RATE + 1)
 
 int
 cmd_create(struct cli *cli, int argc, char **argv)
@@ -173,6 +183,9 @@ cmd_create(struct cli *cli, int argc, char **argv)
 		{ "keep-dst",	required_argument,	NULL, O_KEEPDST },
 		{ "trace-level", required_argument,	NULL, O_TRACE },
 		{ "retries",	required_argument,	NULL, O_RETRIES },
+		{ "pre-hook",	required_argument,	NULL, O_PRE },
+		{ "post-hook",	required_argument,	NULL, O_POST },
+		{ "hook-timeout", required_argument,	NULL, O_HOOKTMO },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 }
 	};
@@ -183,8 +196,11 @@ cmd_create(struct cli *cli, int argc, char **argv)
 		[O_KEEPDST - O_RATE] = "keep_dst",
 		[O_TRACE - O_RATE] = "trace_level",
 		[O_RETRIES - O_RATE] = "retries",
+		[O_PRE - O_RATE] = "pre_hook",
+		[O_POST - O_RATE] = "post_hook",
+		[O_HOOKTMO - O_RATE] = "hook_timeout",
 	};
-	const char *pval[6] = { NULL };
+	const char *pval[NPVAL] = { NULL };
 	const char *src = NULL, *dst = NULL, *at = NULL;
 	char spec[SCHED_STR_MAX], canon[SCHED_STR_MAX], *sdir = NULL;
 	struct as_err err;
@@ -230,6 +246,9 @@ cmd_create(struct cli *cli, int argc, char **argv)
 		case O_KEEPDST:
 		case O_TRACE:
 		case O_RETRIES:
+		case O_PRE:
+		case O_POST:
+		case O_HOOKTMO:
 			pval[ch - O_RATE] = optarg;
 			break;
 		case 'N':
@@ -271,11 +290,14 @@ cmd_create(struct cli *cli, int argc, char **argv)
 	if (store_name_check(name, &err) == -1 ||
 	    sched_parse(spec, &sc, &err) == -1)
 		return cli_usage_error(usage_create, "create: %s", err.msg);
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < NPVAL; i++)
 		if (pval[i] != NULL &&
 		    store_prop_check(pname[i], pval[i], &err) == -1)
 			return cli_usage_error(usage_create, "create: %s",
 			    err.msg);
+	if (pval[O_KEEPDST - O_RATE] != NULL && runner_check(dst,
+	    (unsigned)strtoul(pval[O_KEEPDST - O_RATE], NULL, 10), &err) == -1)
+		return cli_usage_error(usage_create, "create: %s", err.msg);
 	if ((norec && store_prop_check("recursive", "off", &err) == -1) ||
 	    (nolatest && store_prop_check("latest", "off", &err) == -1))
 		return cli_usage_error(usage_create, "create: %s", err.msg);
@@ -284,7 +306,7 @@ cmd_create(struct cli *cli, int argc, char **argv)
 	    store_svc_create(st, name, src, dst, canon,
 	    (int64_t)time(NULL) * 1000, &err) == -1)
 		goto fail;
-	for (i = 0; i < 6; i++)
+	for (i = 0; i < NPVAL; i++)
 		if (pval[i] != NULL && store_prop_set(st, name, pname[i],
 		    pval[i], &err) == -1)
 			goto fail;
@@ -548,6 +570,13 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	if ((st = open_store(cli, &sdir, &err)) == NULL ||
 	    store_svc_get(st, argv[optind], &v, &err) == -1)
 		goto fail;
+	for (i = optind + 1; i < argc; i++)
+		if (strncmp(argv[i], "keep_dst=", 9) == 0 &&
+		    runner_check(v.dest, (unsigned)strtoul(argv[i] + 9, NULL,
+		    10), &err) == -1) {
+			rc = cli_usage_error(usage_set, "set: %s", err.msg);
+			goto out;
+		}
 	for (i = optind + 1; i < argc; i++) {
 		val = strchr(argv[i], '=');
 		key = xstrdup(argv[i]);
@@ -649,6 +678,12 @@ state_verb(struct cli *cli, int argc, char **argv, const char *verb)
 			    v.name);
 			goto fail;
 		}
+		/* NAME-latest is the service's; autosync_* stay (prune) */
+		if (runner_drop_latest(sdir, v.name, v.source, &err) == -1) {
+			log_warn("cannot remove '%s%s': %s", v.name,
+			    RUNNER_LATEST_SUFFIX, cli_esc(err.msg));
+			as_err_clear(&err);
+		}
 		rc = store_svc_destroy(st, v.name, &err);
 	} else if (strcmp(verb, "enable") == 0)
 		rc = v.state != SVC_DISABLED ? 0 :
@@ -708,29 +743,69 @@ print_event(void *arg, int64_t id, int64_t t, const char *msg)
 {
 	char buf[64];
 
-	(void)arg;
-	(void)id;
+	*(int64_t *)arg = id;
 	printf("%s %s\n", tstr(t, buf, sizeof(buf)), cli_esc(msg));
 }
+
+#define LOG_FOLLOW_MS	200
 
 int
 cmd_log(struct cli *cli, int argc, char **argv)
 {
+	static const struct option lo[] = {
+		{ "follow",	no_argument,	NULL, 'f' },
+		{ "help",	no_argument,	NULL, 'h' },
+		{ NULL,		0,		NULL, 0 }
+	};
 	struct as_err err;
-	struct store *st;
+	struct store *st = NULL;
+	struct svc v;
 	char *sdir = NULL;
-	int rc;
+	int64_t last = 0;
+	int rc, ch, follow = 0;
 
-	if ((rc = simple_opts(argc, argv, usage_log, "log", NULL)) >= 0)
-		return rc;
+	while ((ch = getopt_long(argc, argv, "fh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			follow = 1;
+			break;
+		case 'h':
+			return cli_help(usage_log);
+		default:
+			return cli_bad_option(usage_log, "log", argv);
+		}
+	}
 	if (argc - optind != 1)
 		return cli_usage_error(usage_log, "log: expected NAME");
 	as_err_clear(&err);
 	rc = 0;
 	if ((st = open_store(cli, &sdir, &err)) == NULL ||
 	    store_name_check(argv[optind], &err) == -1 ||
-	    store_events(st, argv[optind], 0, print_event, NULL, &err) == -1)
-		rc = cli_error(&err);
+	    store_svc_get(st, argv[optind], &v, &err) == -1)
+		goto fail;
+	svc_release(&v);
+	for (;;) {
+		if (store_events(st, argv[optind], last, print_event, &last,
+		    &err) == -1)
+			goto fail;
+		if (!follow)
+			break;
+		if (fflush(stdout) == EOF || ferror(stdout))
+			break;	/* the reader went away */
+		usleep(LOG_FOLLOW_MS * 1000);
+		if (store_svc_get(st, argv[optind], &v, &err) == -1) {
+			if (err.code != AS_E_NOTFOUND)
+				goto fail;
+			log_warn("service '%s' was destroyed",
+			    cli_esc(argv[optind]));
+			break;
+		}
+		svc_release(&v);
+	}
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
 	store_close(st);
 	free(sdir);
 	return rc;

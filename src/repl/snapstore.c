@@ -1053,3 +1053,44 @@ snapstore_datasets(const char *state, char ***out, size_t *n,
 		qsort(*out, *n, sizeof(**out), str_cmp);
 	return 0;
 }
+
+/*
+ * A second name for a committed snapshot: a hard link, so that it costs
+ * no copy and keeps the catalog when the first name is pruned.  Made
+ * under a temporary name and renamed over the alias, so that the alias
+ * always names a whole catalog.
+ */
+int
+snapstore_alias(struct snapstore *ss, const char *name, const char *alias,
+    struct as_err *err)
+{
+	char *from, *to, *tmp;
+	int rc = -1;
+
+	if (snap_name_check(name, err) == -1 ||
+	    snap_name_check(alias, err) == -1)
+		return -1;
+	from = snap_file(ss, name, 0);
+	to = snap_file(ss, alias, 0);
+	tmp = xasprintf("%s/.alias.%ld.tmp", ss->dir, (long)getpid());
+	(void)unlink(tmp);
+	if (link(from, tmp) == -1) {
+		if (errno == ENOENT)
+			as_err_set(err, AS_E_NOTFOUND, ENOENT,
+			    "no snapshot '%s@%s'", ss->dataset, name);
+		else
+			as_err_sys(err, errno, "link '%s'", from);
+		goto out;
+	}
+	if (rename(tmp, to) == -1) {
+		as_err_sys(err, errno, "rename '%s'", tmp);
+		(void)unlink(tmp);
+		goto out;
+	}
+	rc = fsync_dir(ss->dir, err);
+out:
+	free(from);
+	free(to);
+	free(tmp);
+	return rc;
+}

@@ -168,6 +168,14 @@ int	snapstore_destroy(struct snapstore *ss, const char *name,
 	    struct as_err *err);
 
 /*
+ * Make alias a second name of the committed snapshot name (a hard link,
+ * replacing an alias of that name atomically): the service's
+ * "<service>-latest".  NOTFOUND when name is missing.
+ */
+int	snapstore_alias(struct snapstore *ss, const char *name,
+	    const char *alias, struct as_err *err);
+
+/*
  * Destination records.  get: 1 and *d filled, 0 when none, -1 error.
  * put: written atomically.  list: every record, *n of them.
  */

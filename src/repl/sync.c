@@ -124,29 +124,37 @@ out:
 }
 
 /*
- * Destroy sync's own snapshots other than keep, except those that a
- * destination (one that still exists) holds or is receiving.  Records of
- * remote destinations (not an absolute path) always count: there is no
- * cheap way to tell that they are gone.
+ * Destroy sync's own snapshots other than keep and the newest nkeep,
+ * except those that a destination (one that still exists) holds or is
+ * receiving.  Records of remote destinations (not an absolute path)
+ * always count: there is no cheap way to tell that they are gone.
  */
 int
-sync_prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
-    struct as_err *err)
+sync_prune_keep(struct snapstore *ss, uint64_t keep, unsigned nkeep,
+    unsigned *pruned, struct as_err *err)
 {
 	struct snap_list l;
 	struct snap_dest *recs = NULL;
 	struct stat st;
 	size_t i, j, nrecs = 0;
+	unsigned newer = 0;
 	int held, rc = -1;
 
+	if (nkeep == 0)
+		nkeep = 1;
 	if (snapstore_list(ss, 0, &l, err) == -1)
 		return -1;
 	if (snapstore_dest_list(ss, &recs, &nrecs, err) == -1)
 		goto out;
-	for (i = 0; i < l.n; i++) {
-		if (l.v[i].guid == keep || strncmp(l.v[i].name,
-		    SNAP_AUTO_PREFIX, strlen(SNAP_AUTO_PREFIX)) != 0)
+	/* newest first: the list is sorted by time */
+	for (i = l.n; i-- > 0; ) {
+		if (strncmp(l.v[i].name, SNAP_AUTO_PREFIX,
+		    strlen(SNAP_AUTO_PREFIX)) != 0)
 			continue;
+		if (l.v[i].guid == keep || newer < nkeep) {
+			newer++;
+			continue;
+		}
 		held = 0;
 		for (j = 0; j < nrecs; j++) {
 			if (recs[j].path != NULL && recs[j].path[0] == '/' &&
@@ -167,6 +175,13 @@ out:
 	snap_dest_free_list(recs, nrecs);
 	snap_list_release(&l);
 	return rc;
+}
+
+int
+sync_prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
+    struct as_err *err)
+{
+	return sync_prune_keep(ss, keep, 1, pruned, err);
 }
 
 /* The receiving child: never returns. */
@@ -627,7 +642,8 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	if (tr == 1)
 		goto out;
 	if (!(o->flags & SYNC_NO_PRUNE) &&
-	    sync_prune(&ss, now_guid, &res->pruned, err) == -1) {
+	    sync_prune_keep(&ss, now_guid, o->keep_src, &res->pruned,
+	    err) == -1) {
 		as_err_prefix(err, "prune snapshots of '%s'", src);
 		goto out;
 	}

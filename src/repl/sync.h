@@ -23,7 +23,8 @@
  *  6. commit the catalog and the destination record; then prune: every
  *     other snapshot whose name starts with "autosync_" (sync's own) is
  *     destroyed unless a destination still holds it (like syncoid; user
- *     snapshots are never touched).  SYNC_NO_PRUNE keeps them.
+ *     snapshots are never touched), or it is among the newest
+ *     o->keep_src of them.  SYNC_NO_PRUNE keeps them all.
  *
  * An empty or missing source is refused (NOTFOUND): an empty tree is
  * most often a file system that is not mounted, and replicating it would
@@ -51,6 +52,8 @@ struct sync_opts {
 	int		 flags;		/* SYNC_* */
 	uint32_t	 block_size;	/* full sync; 0: the default */
 	const struct remote_opts *remote; /* transport options, or NULL */
+	unsigned	 keep_src;	/* step 6 keeps the newest N of sync's
+					 * own snapshots (0: 1, the new one) */
 };
 
 struct sync_result {
@@ -147,5 +150,12 @@ int	sync_snapshot(struct snapstore *ss, const char *src_abs,
 /* sync_prune: step 6's pruning, keeping keep. */
 int	sync_prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
 	    struct as_err *err);
+/*
+ * sync_prune_keep: the same keeping also the newest nkeep of sync's own
+ * snapshots (keep counts as one of them; nkeep 0 is 1).  Snapshots a
+ * destination holds or receives and the user's are kept whatever nkeep.
+ */
+int	sync_prune_keep(struct snapstore *ss, uint64_t keep, unsigned nkeep,
+	    unsigned *pruned, struct as_err *err);
 
 #endif

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "base/xmalloc.h"
+#include "service/hook.h"
 #include "service/sched.h"
 #include "service/store.h"
 #include "transport/compress.h"
@@ -72,12 +73,17 @@ static const char *const migrations[] = {
 static const struct store_propdef propdefs[] = {
 	{ "rate_limit",	"0",	"bytes/s on the wire (40M, 500K; 0: none)" },
 	{ "compress",	"none",	"none, zstd or zstd:LEVEL" },
-	{ "trace_level", "1",	"log verbosity 0-4" },
+	{ "trace_level", "1",	"log verbosity 0-3" },
 	{ "retries",	"5",	"failures in a row before maintenance" },
-	{ "keep_src",	"0",	"snapshots kept at the source (0: all)" },
-	{ "keep_dst",	"0",	"snapshots kept at the destination (0: all)" },
+	{ "keep_src",	"1",	"autosync snapshots kept at the source "
+				"(0: all)" },
+	{ "keep_dst",	"1",	"snapshots kept at the destination "
+				"(a directory: 1)" },
 	{ "recursive",	"on",	"on, or off (-N)" },
-	{ "latest",	"on",	"on, or off (-X)" },
+	{ "latest",	"on",	"on, or off (-X): NAME-latest" },
+	{ "pre_hook",	"",	"program and arguments run before a run" },
+	{ "post_hook",	"",	"program and arguments run after a run" },
+	{ "hook_timeout", "5m",	"hooks are killed after this" },
 };
 
 #define NPROPS	(sizeof(propdefs) / sizeof(propdefs[0]))
@@ -631,8 +637,9 @@ store_prop_check(const char *key, const char *value, struct as_err *err)
 	struct compress_spec cs;
 	uint64_t rate;
 
-	static const char *const later[] = { "trace_level", "keep_src",
-	    "keep_dst", "recursive", "latest" };
+	static const char *const later[] = { "recursive" };
+	char **argv;
+	int64_t secs;
 	const struct store_propdef *pd;
 	size_t i;
 
@@ -640,8 +647,8 @@ store_prop_check(const char *key, const char *value, struct as_err *err)
 		return as_err_set(err, AS_E_USAGE, 0, "unknown or read-only "
 		    "property '%s'", key);
 	/*
-	 * Retention, -N, -X and trace levels are not acted on yet: accept
-	 * only their defaults rather than store a setting nothing obeys.
+	 * -N is not acted on for directories yet: accept only its default
+	 * rather than store a setting nothing obeys.
 	 */
 	for (i = 0; i < sizeof(later) / sizeof(later[0]); i++)
 		if (strcmp(key, later[i]) == 0 &&
@@ -658,9 +665,17 @@ store_prop_check(const char *key, const char *value, struct as_err *err)
 		if (compress_parse(value, &cs, err) == -1)
 			return -1;
 	} else if (strcmp(key, "trace_level") == 0) {
-		if (!uint_in(value, 4))
+		if (!uint_in(value, 3))
 			return as_err_set(err, AS_E_USAGE, 0, "trace_level: "
-			    "expected 0 to 4, not '%s'", value);
+			    "expected 0 to 3, not '%s'", value);
+	} else if (strcmp(key, "pre_hook") == 0 ||
+	    strcmp(key, "post_hook") == 0) {
+		if (hook_split(value, &argv, err) == -1)
+			return as_err_prefix(err, "%s", key);
+		hook_argv_free(argv);
+	} else if (strcmp(key, "hook_timeout") == 0) {
+		if (sched_parse_duration(value, &secs, err) == -1)
+			return as_err_prefix(err, "%s", key);
 	} else if (strcmp(key, "retries") == 0) {
 		if (!uint_in(value, 1000) || strcmp(value, "0") == 0)
 			return as_err_set(err, AS_E_USAGE, 0, "retries: "
@@ -838,7 +853,8 @@ store_run_end(struct store *st, const char *name, int64_t run_id,
 		snprintf(msg, sizeof(msg), "run %" PRId64 " failed (%s, %s): "
 		    "%s; state %s", run_id, code, cls, r->msg != NULL ?
 		    r->msg : "", svc_state_name(state));
-	if (store_event(st, name, r->ended, msg, err) == -1 ||
+	if ((!(r->ok && r->quiet) &&
+	    store_event(st, name, r->ended, msg, err) == -1) ||
 	    store_svc_get(st, name, &v, err) == -1 ||
 	    trim(st, "DELETE FROM runs WHERE service = ? AND id < "
 	    "(SELECT MIN(id) FROM (SELECT id FROM runs WHERE service = ? "
@@ -851,6 +867,40 @@ store_run_end(struct store *st, const char *name, int64_t run_id,
 	return commit(st, err);
 fail:
 	svc_release(&v);
+	rollback(st);
+	return -1;
+}
+
+int
+store_run_interrupted(struct store *st, const char *name, int64_t run_id,
+    int64_t now, enum svc_state state, struct as_err *err)
+{
+	sqlite3_stmt *s;
+	char msg[128];
+
+	if (begin(st, err) == -1)
+		return -1;
+	if ((s = prep(st, "UPDATE runs SET ended = ?, outcome = "
+	    "'interrupted', errclass = 'TEMP', errcode = 'INTERNAL', "
+	    "message = 'stopped by the daemon' WHERE id = ?", err)) == NULL)
+		goto fail;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int64(s, 2, run_id);
+	if (step_done(st, s, "interrupt run", err) == -1)
+		goto fail;
+	if ((s = prep(st, "UPDATE services SET state = ? WHERE name = ?",
+	    err)) == NULL)
+		goto fail;
+	bind_text(s, 1, svc_state_name(state));
+	bind_text(s, 2, name);
+	if (change_one(st, s, name, "interrupt run", err) == -1)
+		goto fail;
+	snprintf(msg, sizeof(msg), "run %" PRId64 " interrupted (the daemon "
+	    "stopped); the next run recovers the destination", run_id);
+	if (store_event(st, name, now, msg, err) == -1)
+		goto fail;
+	return commit(st, err);
+fail:
 	rollback(st);
 	return -1;
 }

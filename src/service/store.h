@@ -63,6 +63,7 @@ struct run_result {
 	enum as_errcode	 code;		/* failure: its code */
 	const char	*msg;		/* failure: one line */
 	uint64_t	 bytes;		/* stream bytes sent */
+	int		 quiet;		/* success: no event (trace_level 0) */
 };
 
 /* A settable property: its name, default and what values it takes. */
@@ -137,6 +138,14 @@ int	store_run_begin(struct store *st, const char *name, int64_t now,
 int	store_run_end(struct store *st, const char *name, int64_t run_id,
 	    int64_t started, const struct run_result *r, enum svc_state state,
 	    int64_t next, struct as_err *err);
+/*
+ * A run that the daemon stopped (SIGTERM) before it ended: recorded as
+ * interrupted, not as a failure; the service returns to state, with an
+ * event.  The next run recovers the destination.
+ */
+int	store_run_interrupted(struct store *st, const char *name,
+	    int64_t run_id, int64_t now, enum svc_state state,
+	    struct as_err *err);
 /*
  * After a crash: every run without an end becomes "interrupted" and every
  * running service online again.  *n counts the runs.

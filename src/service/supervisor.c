@@ -27,9 +27,10 @@
 #include "repl/remote.h"
 #include "repl/sync.h"
 #include "service/control.h"
+#include "service/hook.h"
+#include "service/runner.h"
 #include "service/sched.h"
 #include "service/supervisor.h"
-#include "transport/compress.h"
 #include "transport/ratelimit.h"
 #include "base/banned.h"
 
@@ -37,18 +38,28 @@
 #define MAX_WAITERS	8
 #define TICK_MS		1000	/* re-read the store at least this often */
 
-/* What a run's child writes to its pipe: one write, < PIPE_BUF. */
-struct child_result {
-	int		 code;		/* enum as_errcode; AS_E_OK: success */
-	int		 sys_errno;
-	uint64_t	 bytes;
-	char		 msg[AS_ERR_MSGMAX];
+/*
+ * What a run's child writes to its pipe: records of one write each
+ * (< PIPE_BUF, so never interleaved): log lines while it runs, then its
+ * result.
+ */
+enum { CHILD_LOG = 1, CHILD_RESULT };
+struct child_msg {
+	int32_t		 type;		/* CHILD_* */
+	int32_t		 level;		/* CHILD_LOG: RUN_LOG_* */
+	struct runner_result r;		/* CHILD_LOG: the line in r.msg */
 };
 
 struct job {
 	char		*name;
 	pid_t		 pid;		/* running child, or 0 */
 	int		 res_fd;	/* its result pipe */
+	int		 ctl_fd;	/* rate changes to it, or -1 */
+	uint64_t	 rate;		/* rate_limit it runs with */
+	struct child_msg msg;		/* being read from res_fd */
+	size_t		 msglen;
+	struct runner_result res;	/* its result, once read */
+	int		 have_res;
 	int		 lock_fd;
 	int64_t		 run_id;
 	int64_t		 started;	/* wall ms */
@@ -179,31 +190,39 @@ lock_service(const char *state_dir, const char *name, struct as_err *err)
 	return fd;
 }
 
-/* The transport options from the service's properties. */
+/* The service's trace_level now (1 when it cannot be read). */
 static int
-run_opts(struct store *st, const char *name, struct remote_opts *ro,
-    struct as_err *err)
+trace_of(struct store *st, const char *name)
 {
-	struct compress_spec cs;
 	char *v = NULL;
-	int rc = -1;
+	int n = 1;
 
-	memset(ro, 0, sizeof(*ro));
-	ro->progress = PROGRESS_NONE;
-	if (store_prop_get(st, name, "rate_limit", &v, err) == -1 ||
-	    ratelimit_parse(v, &ro->rate, err) == -1)
-		goto out;
+	if (store_prop_get(st, name, "trace_level", &v, NULL) == 0)
+		n = atoi(v);
 	free(v);
-	v = NULL;
-	if (store_prop_get(st, name, "compress", &v, err) == -1 ||
-	    compress_parse(v, &cs, err) == -1)
-		goto out;
-	ro->zstd_level = cs.algo == COMPRESS_ZSTD ? (cs.level != 0 ?
-	    cs.level : COMPRESS_DEFAULT_LEVEL) : 0;
-	rc = 0;
-out:
+	return n;
+}
+
+/* The service's rate_limit now; UINT64_MAX when it cannot be read. */
+static uint64_t
+rate_of(struct store *st, const char *name)
+{
+	char *v = NULL;
+	uint64_t r = UINT64_MAX;
+
+	if (store_prop_get(st, name, "rate_limit", &v, NULL) == 0 &&
+	    ratelimit_parse(v, &r, NULL) == -1)
+		r = UINT64_MAX;
 	free(v);
-	return rc;
+	return r;
+}
+
+/* A line of a run for the service's log, if its trace_level wants it. */
+static void
+run_event(struct store *st, const char *name, int level, const char *msg)
+{
+	if (level <= trace_of(st, name))
+		(void)store_event(st, name, wall_ms(), msg, NULL);
 }
 
 static unsigned
@@ -218,32 +237,9 @@ retries_of(struct store *st, const char *name)
 	return n > 0 ? n : 1;
 }
 
-/* One sync step; the result as a child_result. */
-static void
-do_sync(const char *state_dir, const char *src, const char *dst,
-    const struct remote_opts *ro, struct child_result *cr)
-{
-	struct sync_opts o;
-	struct sync_result r;
-	struct as_err err;
-
-	memset(&o, 0, sizeof(o));
-	memset(&r, 0, sizeof(r));
-	memset(cr, 0, sizeof(*cr));
-	as_err_clear(&err);
-	o.state_dir = state_dir;
-	o.remote = ro;
-	if (sync_run(src, dst, &o, &r, &err) == -1) {
-		cr->code = err.code != AS_E_OK ? err.code : AS_E_INTERNAL;
-		cr->sys_errno = err.sys_errno;
-		snprintf(cr->msg, sizeof(cr->msg), "%s", err.msg);
-	}
-	cr->bytes = r.remote != 0 ? r.wire_bytes : r.send.stream_bytes;
-}
-
 /* The class that decides retry or maintenance. */
 static enum as_errclass
-run_class(const struct child_result *cr)
+run_class(const struct runner_result *cr)
 {
 	if (cr->code == AS_E_CONFLICT && strstr(cr->msg, "is busy") != NULL)
 		return AS_TEMP;
@@ -256,7 +252,7 @@ run_class(const struct child_result *cr)
  */
 static int
 finish(struct store *st, const char *name, int64_t run_id, int64_t started,
-    enum svc_state prior, const struct child_result *cr,
+    enum svc_state prior, const struct runner_result *cr,
     struct supervisor_run *out, struct as_err *err)
 {
 	struct run_result rr;
@@ -273,6 +269,7 @@ finish(struct store *st, const char *name, int64_t run_id, int64_t started,
 	rr.code = (enum as_errcode)cr->code;
 	rr.msg = cr->msg;
 	rr.bytes = cr->bytes;
+	rr.quiet = trace_of(st, name) < RUN_LOG_RUN;
 	state = prior == SVC_DISABLED ? SVC_DISABLED : SVC_ONLINE;
 	if (sched_parse(v.schedule, &sc, NULL) == -1)
 		sc.kind = 0;
@@ -296,18 +293,33 @@ finish(struct store *st, const char *name, int64_t run_id, int64_t started,
 	return store_run_end(st, name, run_id, started, &rr, state, next, err);
 }
 
+struct fg_log {
+	struct store	*st;
+	const char	*name;
+};
+
+static void
+fg_log(void *arg, int level, const char *msg)
+{
+	struct fg_log *f = arg;
+
+	run_event(f->st, f->name, level, msg);
+}
+
 int
 supervisor_run_now(struct store *st, const char *state_dir, const char *name,
     struct supervisor_run *out, struct as_err *err)
 {
-	struct remote_opts ro;
-	struct child_result cr;
+	struct runner r;
+	struct runner_result cr;
+	struct fg_log fl = { st, name };
 	struct svc v;
 	int64_t run_id, started;
 	enum svc_state prior;
 	int lock, rc = -1;
 
 	memset(out, 0, sizeof(*out));
+	memset(&r, 0, sizeof(r));
 	if (store_svc_get(st, name, &v, err) == -1)
 		return -1;
 	prior = v.state;
@@ -319,7 +331,7 @@ supervisor_run_now(struct store *st, const char *state_dir, const char *name,
 	}
 	if (prior == SVC_RUNNING || prior == SVC_DONE)
 		prior = SVC_ONLINE;
-	if (run_opts(st, name, &ro, err) == -1 ||
+	if (runner_props_load(st, name, &r.p, err) == -1 ||
 	    (lock = lock_service(state_dir, name, err)) == -1)
 		goto out;
 	started = wall_ms();
@@ -328,7 +340,15 @@ supervisor_run_now(struct store *st, const char *state_dir, const char *name,
 		close(lock);
 		goto out;
 	}
-	do_sync(state_dir, v.source, v.dest, &ro, &cr);
+	r.state_dir = state_dir;
+	r.name = name;
+	r.source = v.source;
+	r.dest = v.dest;
+	r.run_id = run_id;
+	r.log = fg_log;
+	r.log_arg = &fl;
+	r.rate_fd = -1;
+	runner_run(&r, &cr);
 	close(lock);
 	if (finish(st, name, run_id, started, prior, &cr, out, err) == -1)
 		goto out;
@@ -339,6 +359,7 @@ supervisor_run_now(struct store *st, const char *state_dir, const char *name,
 	}
 	rc = 0;
 out:
+	runner_props_release(&r.p);
 	svc_release(&v);
 	return rc;
 }
@@ -392,7 +413,7 @@ reload(struct daemon *d, struct svc **vp, size_t *np, struct as_err *err)
 			j = &d->jobs[d->njobs++];
 			memset(j, 0, sizeof(*j));
 			j->name = xstrdup((*vp)[k].name);
-			j->res_fd = j->lock_fd = -1;
+			j->res_fd = j->lock_fd = j->ctl_fd = -1;
 			j->end_mono = j->retry_mono = -1;
 			j->shown_next = -2;
 		}
@@ -416,47 +437,88 @@ reload(struct daemon *d, struct svc **vp, size_t *np, struct as_err *err)
 	return 0;
 }
 
+/* The child's log: one record per line on its result pipe. */
+static void
+child_log(void *arg, int level, const char *msg)
+{
+	struct child_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = CHILD_LOG;
+	m.level = level;
+	snprintf(m.r.msg, sizeof(m.r.msg), "%s", msg);
+	(void)io_write_full(*(int *)arg, &m, sizeof(m));
+}
+
+/*
+ * SIGTERM in a run's child (the daemon stops): its hook's whole process
+ * group goes too, then the child dies of the signal as before.
+ */
+static void
+child_term(int sig)
+{
+	hook_kill_running();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static void
 child_run(struct daemon *d, struct job *j, const struct svc *v,
-    const struct remote_opts *ro, int wfd, pid_t parent)
+    struct runner *r, int wfd, pid_t parent)
 {
-	struct child_result cr;
+	struct child_msg m;
 	int i;
 
 	/* die with the daemon: no run outlives it unrecorded (§F 69) */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);
-	sigprocmask(SIG_SETMASK, &d->oldmask, NULL);
-	signal(SIGTERM, SIG_DFL);
+	signal(SIGTERM, child_term);
 	signal(SIGINT, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &d->oldmask, NULL);
 	close(d->listen_fd);
 	close(d->sig_fd);
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (d->clients[i].fd >= 0)
 			close(d->clients[i].fd);
-	do_sync(d->state_dir, v->source, v->dest, ro, &cr);
-	(void)io_write_full(wfd, &cr, sizeof(cr));
+	r->state_dir = d->state_dir;
+	r->name = j->name;
+	r->source = v->source;
+	r->dest = v->dest;
+	r->run_id = j->run_id;
+	r->log = child_log;
+	r->log_arg = &wfd;
+	memset(&m, 0, sizeof(m));
+	m.type = CHILD_RESULT;
+	runner_run(r, &m.r);
+	(void)io_write_full(wfd, &m, sizeof(m));
 	_exit(0);
 }
 
 static void
 start_run(struct daemon *d, struct job *j, const struct svc *v)
 {
-	struct remote_opts ro;
+	struct runner r;
 	struct as_err err;
-	struct child_result cr;
-	int p[2], i;
+	struct runner_result cr;
+	int p[2], c[2], i;
 	pid_t pid, parent = getpid();
 
 	as_err_clear(&err);
+	memset(&r, 0, sizeof(r));
 	j->pending = 0;
 	j->prior = v->state == SVC_DISABLED ? SVC_DISABLED : SVC_ONLINE;
-	if (run_opts(d->st, j->name, &ro, &err) == -1 ||
+	if (runner_props_load(d->st, j->name, &r.p, &err) == -1 ||
 	    (j->lock_fd = lock_service(d->state_dir, j->name, &err)) == -1)
 		goto fail;
 	if (pipe2(p, O_CLOEXEC) == -1) {
 		as_err_sys(&err, errno, "pipe");
+		goto fail_lock;
+	}
+	if (pipe2(c, O_CLOEXEC) == -1) {
+		as_err_sys(&err, errno, "pipe");
+		close(p[0]);
+		close(p[1]);
 		goto fail_lock;
 	}
 	j->started = wall_ms();
@@ -465,12 +527,16 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 	    &err) == -1) {
 		close(p[0]);
 		close(p[1]);
+		close(c[0]);
+		close(c[1]);
 		goto fail_lock;
 	}
 	if ((pid = fork()) == -1) {
 		as_err_sys(&err, errno, "fork");
 		close(p[0]);
 		close(p[1]);
+		close(c[0]);
+		close(c[1]);
 		memset(&cr, 0, sizeof(cr));
 		cr.code = AS_E_IO;
 		snprintf(cr.msg, sizeof(cr.msg), "%s", err.msg);
@@ -480,11 +546,21 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 	}
 	if (pid == 0) {
 		close(p[0]);
-		child_run(d, j, v, &ro, p[1], parent);
+		close(c[1]);
+		r.rate_fd = c[0];
+		child_run(d, j, v, &r, p[1], parent);
 	}
 	close(p[1]);
+	close(c[0]);
+	(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
+	(void)fcntl(c[1], F_SETFL, O_NONBLOCK);
 	j->pid = pid;
 	j->res_fd = p[0];
+	j->ctl_fd = c[1];
+	j->rate = r.p.ro.rate;
+	j->msglen = 0;
+	j->have_res = 0;
+	runner_props_release(&r.p);
 	note(d, "run %" PRId64 " of '%s' started (pid %ld)", j->run_id,
 	    j->name, (long)pid);
 	return;
@@ -492,6 +568,7 @@ fail_lock:
 	close(j->lock_fd);
 	j->lock_fd = -1;
 fail:
+	runner_props_release(&r.p);
 	note(d, "cannot start a run of '%s': %s", j->name, err.msg);
 	j->retry_mono = mono_ms() + SUPERVISOR_BACKOFF_BASE_MS;
 	for (i = 0; i < j->nwaiters; i++) {
@@ -502,20 +579,61 @@ fail:
 	j->nwaiters = 0;
 }
 
+/* Read what the child of j wrote; 0 at its end (EOF), 1 for more. */
+static int
+job_read(struct daemon *d, struct job *j)
+{
+	ssize_t n;
+
+	for (;;) {
+		n = read(j->res_fd, (char *)&j->msg + j->msglen,
+		    sizeof(j->msg) - j->msglen);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return errno == EAGAIN ? 1 : 0;
+		if (n == 0)
+			return 0;
+		j->msglen += (size_t)n;
+		if (j->msglen < sizeof(j->msg))
+			continue;
+		j->msglen = 0;
+		j->msg.r.msg[sizeof(j->msg.r.msg) - 1] = '\0';
+		if (j->msg.type == CHILD_RESULT) {
+			j->res = j->msg.r;
+			j->have_res = 1;
+		} else if (j->msg.type == CHILD_LOG)
+			run_event(d->st, j->name, j->msg.level, j->msg.r.msg);
+	}
+}
+
+/* Pass a changed rate_limit on to the running child of j. */
+static void
+job_rate(struct daemon *d, struct job *j)
+{
+	uint64_t r;
+
+	if (j->ctl_fd < 0 || (r = rate_of(d->st, j->name)) == UINT64_MAX ||
+	    r == j->rate)
+		return;
+	if (write(j->ctl_fd, &r, sizeof(r)) == (ssize_t)sizeof(r))
+		j->rate = r;
+}
+
 /* A child exited: read its result and record the run. */
 static void
 end_run(struct daemon *d, struct job *j, int status)
 {
-	struct child_result cr;
+	struct runner_result cr;
 	struct supervisor_run out;
 	struct as_err err;
-	ssize_t n;
 	int i;
 
+	(void)job_read(d, j);
 	memset(&cr, 0, sizeof(cr));
-	n = io_read_full(j->res_fd, &cr, sizeof(cr));
-	if (n != (ssize_t)sizeof(cr)) {
-		memset(&cr, 0, sizeof(cr));
+	if (j->have_res)
+		cr = j->res;
+	else {
 		cr.code = AS_E_INTERNAL;
 		if (WIFSIGNALED(status))
 			snprintf(cr.msg, sizeof(cr.msg), "run killed by "
@@ -525,6 +643,9 @@ end_run(struct daemon *d, struct job *j, int status)
 			    "status %d without a result", WEXITSTATUS(status));
 	}
 	cr.msg[sizeof(cr.msg) - 1] = '\0';
+	if (j->ctl_fd >= 0)
+		close(j->ctl_fd);
+	j->ctl_fd = -1;
 	close(j->res_fd);
 	j->res_fd = -1;
 	close(j->lock_fd);
@@ -533,6 +654,21 @@ end_run(struct daemon *d, struct job *j, int status)
 	j->end_mono = mono_ms();
 	memset(&out, 0, sizeof(out));
 	as_err_clear(&err);
+	if (d->stopping && !j->have_res) {
+		/* we stopped it: not the run's failure (§F 69) */
+		if (store_run_interrupted(d->st, j->name, j->run_id,
+		    wall_ms(), j->prior, &err) == -1)
+			note(d, "record run of '%s': %s", j->name, err.msg);
+		note(d, "run %" PRId64 " of '%s' interrupted", j->run_id,
+		    j->name);
+		for (i = 0; i < j->nwaiters; i++) {
+			control_reply(j->waiters[i], "err TIMEOUT the daemon "
+			    "stopped during the run");
+			close(j->waiters[i]);
+		}
+		j->nwaiters = 0;
+		return;
+	}
 	if (finish(d->st, j->name, j->run_id, j->started, j->prior, &cr,
 	    &out, &err) == -1)
 		note(d, "record run of '%s': %s", j->name, err.msg);
@@ -806,7 +942,7 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
     struct as_err *err)
 {
 	struct daemon d;
-	struct pollfd pfd[2 + MAX_CLIENTS];
+	struct pollfd *pfd = NULL;
 	struct signalfd_siginfo si;
 	struct svc *vs = NULL;
 	sigset_t mask;
@@ -879,6 +1015,8 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 			    NULL) == 0)
 				j->shown_next = show;
 		}
+		pfd = xreallocarray(pfd, 2 + MAX_CLIENTS + d.njobs,
+		    sizeof(*pfd));
 		pfd[0].fd = d.sig_fd;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = d.listen_fd;
@@ -888,7 +1026,16 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 			pfd[2 + k].events = POLLIN;
 			pfd[2 + k].revents = 0;
 		}
-		n = poll(pfd, 2 + MAX_CLIENTS, (int)timeout);
+		for (i = 0; i < d.njobs; i++) {
+			j = &d.jobs[i];
+			if (j->pid != 0)
+				job_rate(&d, j);
+			pfd[2 + MAX_CLIENTS + i].fd = j->pid != 0 ? j->res_fd :
+			    -1;
+			pfd[2 + MAX_CLIENTS + i].events = POLLIN;
+			pfd[2 + MAX_CLIENTS + i].revents = 0;
+		}
+		n = poll(pfd, 2 + MAX_CLIENTS + d.njobs, (int)timeout);
 		if (n == -1 && errno != EINTR) {
 			as_err_sys(err, errno, "poll");
 			goto out;
@@ -903,6 +1050,10 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 					d.stopping = 1;
 			reap(&d);
 		}
+		for (i = 0; i < d.njobs; i++)
+			if (d.jobs[i].pid != 0 && d.jobs[i].res_fd >= 0 &&
+			    (pfd[2 + MAX_CLIENTS + i].revents & POLLIN))
+				(void)job_read(&d, &d.jobs[i]);
 		if (pfd[1].revents & POLLIN)
 			accept_clients(&d);
 		for (k = 0; k < MAX_CLIENTS; k++)
@@ -914,6 +1065,7 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 	stop_runs(&d);
 	rc = 0;
 out:
+	free(pfd);
 	svc_list_free(vs, nv);
 	for (i = 0; i < d.njobs; i++) {
 		for (k = 0; k < d.jobs[i].nwaiters; k++)

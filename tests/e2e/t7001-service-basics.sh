@@ -54,25 +54,26 @@ test_expect_success 'create, list, show, get, set, destroy' '
 	autosync list --json | python3 -m json.tool >/dev/null &&
 	autosync show one --json | python3 -m json.tool >/dev/null &&
 	prop_is one rate_limit 10M &&
-	prop_is one keep_dst 0 &&
+	prop_is one keep_dst 1 &&
 	prop_is one latest on &&
 	test_must_fail autosync create five --source "$PWD/src0" \
 		--dest "$PWD/dst4" --every 1m --keep-dst 7 2>err &&
-	test_grep "not implemented yet" err &&
+	test_grep "a directory destination holds one snapshot" err &&
 	test_must_fail autosync create five --source "$PWD/src0" \
-		--dest "$PWD/dst4" --every 1m -X &&
+		--dest "$PWD/dst4" --every 1m -N 2>err &&
+	test_grep "not implemented yet" err &&
 	test_must_fail autosync get five state &&
 	prop_is one state online &&
 	prop_is one successes 0 &&
 	autosync set one rate_limit=20M "schedule=every 2h" &&
 	prop_is one rate_limit 20M &&
-	test_must_fail autosync set one trace_level=3 &&
-	prop_is one trace_level 1 &&
+	autosync set one trace_level=3 &&
+	prop_is one trace_level 3 &&
 	prop_is one schedule "every 2h" &&
 	test_must_fail autosync set one state=online &&
-	test_must_fail autosync set one trace_level=9 &&
+	test_must_fail autosync set one trace_level=4 &&
 	test_must_fail autosync set one "schedule=sometimes" &&
-	prop_is one trace_level 1 &&
+	prop_is one trace_level 3 &&
 	test_must_fail autosync get one nosuch &&
 	autosync disable one && prop_is one state disabled &&
 	autosync enable one && prop_is one state online &&
