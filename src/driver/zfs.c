@@ -689,6 +689,7 @@ ds_get(struct parse *ps, const char *name, size_t len)
 		d->name = xstrndup(name, len);
 		d->written = -1;
 		d->mounted = -1;
+		d->readonly = -1;
 	}
 	if (ps->last_ds != i + 1)
 		ps->ds_cap = t->v[i].nsnaps;	/* exact: realloc each add */
@@ -790,6 +791,9 @@ apply_prop(struct parse *ps, const char *name, const char *prop,
 	} else if (strcmp(prop, "mounted") == 0) {
 		if (s == NULL && !dash)
 			d->mounted = strcmp(value, "yes") == 0;
+	} else if (strcmp(prop, "readonly") == 0) {
+		if (s == NULL && !dash)
+			d->readonly = strcmp(value, "on") == 0;
 	} else if (strcmp(prop, "receive_resume_token") == 0) {
 		if (s == NULL && !dash && value[0] != '\0') {
 			free(d->resume_token);
@@ -969,7 +973,7 @@ zfs_list(const char *root, int recursive, struct zfs_tree *t,
 	if ((c = zfs_caps(err)) == NULL)
 		return -1;
 	snprintf(props, sizeof(props), "type,guid,createtxg,creation,"
-	    "userrefs,mountpoint,canmount,mounted%s%s",
+	    "userrefs,mountpoint,canmount,mounted,readonly%s%s",
 	    c->written ? ",written" : "",
 	    c->recv_s ? ",receive_resume_token" : "");
 	argv[i++] = "zfs";
@@ -1406,8 +1410,11 @@ zfs_receive_start(struct zfs_proc *p, const char *ds, int flags, int in_fd,
 }
 
 int
-zfs_receive_policy(const char *ds, struct as_err *err)
+zfs_receive_policy(const char *ds, int known, struct as_err *err)
 {
+	if (known)
+		return zfs_set(ds, "canmount", "noauto", err) == -1 ||
+		    zfs_set(ds, "readonly", "on", err) == -1 ? -1 : 0;
 	if (ensure(ds, "canmount", "noauto", err) == -1 ||
 	    ensure(ds, "readonly", "on", err) == -1)
 		return -1;
@@ -1437,7 +1444,7 @@ zfs_receive(const char *ds, int flags, int in_fd, struct as_err *err)
 		return -1;
 	if (zfs_proc_finish(&p, err) == -1)
 		return -1;
-	return zfs_receive_policy(ds, err);
+	return zfs_receive_policy(ds, 0, err);
 }
 
 /* ------------------------------------------------------------------ */

@@ -134,6 +134,7 @@ struct zfs_ds {
 	char		*mountpoint;	/* owned, or NULL */
 	char		*canmount;	/* owned, or NULL */
 	int		 mounted;	/* 1 yes, 0 no, -1 unknown */
+	int		 readonly;	/* 1 on, 0 off, -1 unknown */
 	char		*resume_token;	/* owned: receive_resume_token, or
 					 * NULL for none/unsupported */
 	struct zfs_snap	*snaps;
@@ -161,8 +162,8 @@ const struct zfs_snap *zfs_ds_snap_name(const struct zfs_ds *ds,
  *   zfs list -H -p -o COLUMNS -t all [-r|-d 1] ROOT             (list)
  * into t.  COLUMNS is the -o argument, starting with "name" and holding
  * "type"; both forms know the properties type, guid, createtxg,
- * creation, userrefs, written, mountpoint, canmount, mounted and
- * receive_resume_token, and ignore others.  Pure; every number is
+ * creation, userrefs, written, mountpoint, canmount, mounted, readonly
+ * and receive_resume_token, and ignore others.  Pure; every number is
  * checked.
  */
 int	zfs_parse_get(const char *text, struct zfs_tree *t,
@@ -239,11 +240,12 @@ int	zfs_receive_start(struct zfs_proc *p, const char *ds, int flags,
 	    int in_fd, struct as_err *err);
 /*
  * After a receive: canmount=noauto and readonly=on on ds (set only
- * where different), so that neither a reboot nor `zfs mount -a` mounts
+ * where different; known: 1 when the caller knows both differ, so no
+ * zfs get is needed), so that neither a reboot nor `zfs mount -a` mounts
  * the replica and nothing writes to it (which would make the next
  * incremental refuse: "destination has been modified").
  */
-int	zfs_receive_policy(const char *ds, struct as_err *err);
+int	zfs_receive_policy(const char *ds, int known, struct as_err *err);
 
 /* Synchronous forms for a server: send to / receive from a descriptor;
  * zfs_receive takes ownership of in_fd (closed, also on failure). */

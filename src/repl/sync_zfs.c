@@ -277,6 +277,7 @@ struct zstep {
 	int		 modified;	/* dst written since its newest */
 	int		 nobase;	/* dst exists with nothing in common */
 	int		 held;		/* base_s is held (ZFS_HOLD_TAG) */
+	int		 sent;		/* received this run */
 };
 
 static int
@@ -743,35 +744,41 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 				    "%s", s->base_s->name);
 			}
 		}
-		/* the destination must hold exactly what was sent */
-		{
-			struct zfs_tree one;
-			const struct zfs_snap *got;
-
-			if (zfs_list(s->dst, 0, &one, err) == -1)
-				goto out;
-			got = one.n > 0 ? zfs_ds_snap_name(&one.v[0], name) :
-			    NULL;
-			if (got == NULL || got->guid != ns->guid) {
-				zfs_tree_release(&one);
-				as_err_set(err, AS_E_INTERNAL, 0, "'%s': zfs "
-				    "receive succeeded but '%s@%s' %s", s->dst,
-				    s->dst, name, got == NULL ? "is missing" :
-				    "has another GUID");
-				goto out;
-			}
-			if (!one.v[0].volume && (s->dds == NULL ||
-			    one.v[0].canmount == NULL ||
-			    strcmp(one.v[0].canmount, "noauto") != 0 ||
-			    s->dds->mounted == 1)) {
-				if (zfs_receive_policy(s->dst, err) == -1) {
-					zfs_tree_release(&one);
-					goto out;
-				}
-			}
-			zfs_tree_release(&one);
-		}
+		s->sent = 1;
 	}
+
+	/*
+	 * The destination must hold exactly what was sent, under the
+	 * property policy: one listing for all (and for the pruning).
+	 */
+	zfs_tree_release(&dt);
+	if (zfs_list(dst, recursive, &dt, err) == -1)
+		goto out;
+	for (i = 0; i < n; i++) {
+		struct zstep *s = &steps[i];
+		const struct zfs_snap *got;
+
+		if (!s->sent)
+			continue;
+		nd = zfs_tree_find(&dt, s->dst);
+		sd = zfs_tree_find(&nt, s->src->name);
+		ns = sd != NULL ? zfs_ds_snap_name(sd, name) : NULL;
+		got = zfs_ds_snap_name(nd, name);
+		if (ns == NULL || got == NULL || got->guid != ns->guid) {
+			as_err_set(err, AS_E_INTERNAL, 0, "'%s': zfs receive "
+			    "succeeded but '%s@%s' %s", s->dst, s->dst, name,
+			    got == NULL ? "is missing" : "has another GUID");
+			goto out;
+		}
+		if (nd->volume || (nd->canmount != NULL &&
+		    strcmp(nd->canmount, "noauto") == 0 && nd->readonly == 1))
+			continue;
+		if (zfs_receive_policy(s->dst, nd->canmount != NULL &&
+		    strcmp(nd->canmount, "noauto") != 0 && nd->readonly == 0,
+		    err) == -1)
+			goto out;
+	}
+
 	/* 5. release the bases, record, then prune */
 	for (i = 0; i < n; i++) {
 		struct zfs_ds *d;
@@ -797,11 +804,6 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	}
 	if (!(o->flags & SYNC_NO_PRUNE)) {
 		if (rec_held_names(&zs, dkey, &held, &nheld, err) == -1) {
-			free(dkey);
-			goto out;
-		}
-		zfs_tree_release(&dt);
-		if (zfs_list(dst, recursive, &dt, err) == -1) {
 			free(dkey);
 			goto out;
 		}
