@@ -64,8 +64,14 @@ struct zfs_caps {
  */
 void	zfs_caps_parse(const char *usage, const char *recv_u_probe,
 	    struct zfs_caps *c);
-/* Detect once per process (cached); NULL with err when zfs cannot run. */
+/*
+ * Detect once per process; NULL with err when zfs cannot run.  With
+ * zfs_caps_cache(dir) set first, the result is kept in dir/caps across
+ * processes, keyed by the zfs binary's identity (device, inode, size,
+ * mtime), so that a scheduled run does not pay two extra commands.
+ */
 const struct zfs_caps *zfs_caps(struct as_err *err);
+void	zfs_caps_cache(const char *dir);
 /* Log what a missing capability costs, once per process and key. */
 void	zfs_caps_note(const char *key, const char *msg);
 

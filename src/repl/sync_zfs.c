@@ -1035,6 +1035,17 @@ sync_run_zfs(const struct endpoint *se, const struct endpoint *de,
 		return -1;
 	if ((state = snapstore_state_dir(o->state_dir, err)) == NULL)
 		return -1;
+	{
+		char *zdir = xasprintf("%s/zfs", state);
+
+		if (mkdirs(zdir, err) == -1) {
+			free(zdir);
+			free(state);
+			return -1;
+		}
+		zfs_caps_cache(zdir);
+		free(zdir);
+	}
 	if (de->kind == EP_ZFS)
 		rc = zfs_to_zfs(se->path, de->path, state, o, res, err);
 	else if (de->kind == EP_LOCAL)
