@@ -719,7 +719,10 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		log_debug("zfs: %s '%s' -> '%s'%s%s", base != NULL ?
 		    "incremental" : "full", snap, s->dst, base != NULL ?
 		    " from " : "", base != NULL ? s->base_s->name : "");
-		if (transfer(snap, base, sflags, s->dst, base != NULL ?
+		/* -F: roll back writes (incremental), or replace an existing
+		 * dataset that has nothing in common (full, after
+		 * force_prepare); never for a dataset that is new */
+		if (transfer(snap, base, sflags, s->dst, s->dds != NULL ?
 		    rflags : 0, &bytes, err) == -1) {
 			res->send.stream_bytes += bytes;
 			if (err->code == AS_E_CONFLICT && s->dds != NULL) {

@@ -106,7 +106,18 @@ test_expect_success 'a destination written since its snapshot is refused, then -
 test_expect_success 'no common snapshot at all is refused' '
 	zfs create $B/other && zfs snapshot $B/other@x &&
 	test_expect_code 20 as_zfs sync -N zfs:$A/home zfs:$B/other 2>err &&
-	grep "no snapshot in common" err
+	grep "no snapshot in common" err &&
+	test_expect_code 20 as_zfs sync -N -F zfs:$A/home zfs:$B/other 2>err &&
+	grep "snapshot .x. was not made by autosync" err
+'
+
+test_expect_success 'an existing dataset without snapshots: refused, then -F replaces it' '
+	zfs create $B/empty && zfs create $A/data2 && echo z >$MA/data2/z &&
+	test_expect_code 20 as_zfs sync -N zfs:$A/data2 zfs:$B/empty 2>err &&
+	grep "no snapshot in common" err &&
+	as_zfs sync -N -F zfs:$A/data2 zfs:$B/empty &&
+	s=$(znewest $A/data2) &&
+	test "$(zguid $B/empty@$s)" = "$(zguid $A/data2@$s)"
 '
 
 test_expect_success 'missing source, missing parent, overlap' '
