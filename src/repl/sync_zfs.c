@@ -541,6 +541,13 @@ force_prepare(struct zstep *st, struct as_err *err)
 		    "'%s' was not made by autosync; -F destroys only "
 		    "autosync's snapshots: destroy it yourself to go on",
 		    st->dst, foreign);
+	/*
+	 * A forced receive replaces the file system under its mount:
+	 * unmount first (zfs-fuse fails a full `receive -F` over a mounted
+	 * dataset with "I/O error" after receiving it).
+	 */
+	if (st->dds->mounted == 1 && zfs_unmount(st->dst, err) == -1)
+		return -1;
 	if (st->base_d != NULL) {
 		if (!st->diverged)
 			return 0;	/* receive -F rolls back writes */
