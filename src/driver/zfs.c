@@ -1391,6 +1391,56 @@ zfs_mount_ro(const char *ds, const char *mountpoint, struct as_err *err)
 }
 
 int
+zfs_mount_tree_ro(const char *root, const char *mountpoint,
+    struct as_err *err)
+{
+	struct zfs_tree t;
+	size_t i;
+	int rc = 0;
+
+	if (zfs_list(root, 1, &t, err) == -1)
+		return -1;
+	if (t.n == 0 || strcmp(t.v[0].name, root) != 0) {
+		zfs_tree_release(&t);
+		return as_err_set(err, AS_E_NOTFOUND, 0, "mount '%s': dataset "
+		    "does not exist", root);
+	}
+	rc = zfs_mount_ro(root, mountpoint, err);
+	for (i = 1; i < t.n && rc == 0; i++) {
+		struct as_err e2;
+
+		if (t.v[i].volume)
+			continue;
+		/*
+		 * A child whose mount point is missing from its read-only
+		 * parent (a child the source has dropped) cannot be mounted:
+		 * the rest of the replica still can.
+		 */
+		as_err_clear(&e2);
+		if (zfs_mount_ro(t.v[i].name, NULL, &e2) == -1)
+			log_warn("%s", e2.msg);
+	}
+	zfs_tree_release(&t);
+	return rc;
+}
+
+int
+zfs_unmount_tree(const char *root, struct as_err *err)
+{
+	struct zfs_tree t;
+	size_t i;
+	int rc = 0;
+
+	if (zfs_list(root, 1, &t, err) == -1)
+		return -1;
+	for (i = t.n; i-- > 0 && rc == 0; )
+		if (!t.v[i].volume && t.v[i].mounted != 0)
+			rc = zfs_unmount(t.v[i].name, err);
+	zfs_tree_release(&t);
+	return rc;
+}
+
+int
 zfs_clone(const char *snap, const char *ds, const char *mountpoint,
     struct as_err *err)
 {

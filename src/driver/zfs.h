@@ -283,5 +283,14 @@ int	zfs_token_parse(const char *text, uint64_t *toguid,
 int	zfs_mount_ro(const char *ds, const char *mountpoint,
 	    struct as_err *err);
 int	zfs_unmount(const char *ds, struct as_err *err);
+/*
+ * The same for a replica and its children: zfs_mount_tree_ro mounts root
+ * (at mountpoint, or where it inherits) and every file system below it,
+ * parents first, each at its inherited place; zfs_unmount_tree unmounts
+ * them children first.  Volumes are skipped.
+ */
+int	zfs_mount_tree_ro(const char *root, const char *mountpoint,
+	    struct as_err *err);
+int	zfs_unmount_tree(const char *root, struct as_err *err);
 
 #endif

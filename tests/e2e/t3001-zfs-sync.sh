@@ -56,9 +56,12 @@ test_expect_success 'incremental, with a child added and one removed' '
 	test "$(zguid $B/backup/home/c2@$s)" = "$(zguid $A/home/c2@$s)" &&
 	zfs list $B/backup/home/c1 &&
 	test "$(zfs get -H -o value canmount $B/backup/home/c2)" = noauto &&
-	zfstool mount $B/backup/home && zfstool mount $B/backup/home/c2 &&
+	zfstool mount -r $B/backup/home &&
+	test "$(zfs get -H -o value mounted $B/backup/home/c2)" = yes &&
 	zsame_tree $MA/home $MB/backup/home &&
-	zfstool umount $B/backup/home/c2 && zfstool umount $B/backup/home
+	zfstool umount -r $B/backup/home &&
+	test "$(zfs get -H -o value mounted $B/backup/home/c2)" = no &&
+	test "$(zfs get -H -o value mounted $B/backup/home)" = no
 '
 
 test_expect_success 'older autosync snapshots are pruned on both sides' '
