@@ -146,27 +146,35 @@ zstate_release(struct zstate *zs)
 	zs->lock_fd = -1;
 }
 
-/* Record that dest holds snapshot name (atomic: write, fsync, rename). */
+/*
+ * Record the snapshots that dest's datasets hold as their newest common
+ * one (usually one name: a recursive snapshot is named alike in every
+ * dataset; after a run that failed half-way, the old and the new).  The
+ * record is "DEST\nNAME\n...", written atomically (write, fsync,
+ * rename); pruning keeps every name that another record holds.
+ */
 static int
-rec_put(struct zstate *zs, const char *dest, const char *name,
+rec_put(struct zstate *zs, const char *dest, char *const *names, size_t n,
     struct as_err *err)
 {
-	char *key = snapstore_key(dest), *path, *tmp, *line;
+	char *key = snapstore_key(dest), *path, *tmp;
+	size_t i;
 	int fd, rc = -1;
 
 	path = xasprintf("%s/dests/%s", zs->dir, key);
 	tmp = xasprintf("%s.tmp", path);
-	line = xasprintf("%s\n%s\n", name, dest);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1) {
 		as_err_sys(err, errno, "write '%s'", tmp);
 		goto out;
 	}
-	if (io_write_full(fd, line, strlen(line)) == -1) {
-		as_err_sys(err, errno, "write '%s'", tmp);
-		close(fd);
-		goto out;
-	}
+	if (io_write_full(fd, dest, strlen(dest)) == -1 ||
+	    io_write_full(fd, "\n", 1) == -1)
+		goto werr;
+	for (i = 0; i < n; i++)
+		if (io_write_full(fd, names[i], strlen(names[i])) == -1 ||
+		    io_write_full(fd, "\n", 1) == -1)
+			goto werr;
 	if (io_fsync(fd, tmp, err) == -1) {
 		close(fd);
 		goto out;
@@ -177,23 +185,27 @@ rec_put(struct zstate *zs, const char *dest, const char *name,
 		goto out;
 	}
 	rc = 0;
+	goto out;
+werr:
+	as_err_sys(err, errno, "write '%s'", tmp);
+	close(fd);
 out:
 	free(key);
 	free(path);
 	free(tmp);
-	free(line);
 	return rc;
 }
 
 /*
- * The snapshot names that other destinations' records hold (first line
- * of each record other than dest's).  Allocated array of strings.
+ * The snapshot names that other destinations' records hold.  Allocated
+ * array of strings.
  */
 static int
 rec_held_names(struct zstate *zs, const char *dest, char ***out, size_t *n,
     struct as_err *err)
 {
-	char *dir = xasprintf("%s/dests", zs->dir), *mine, *p, buf[600];
+	char *dir = xasprintf("%s/dests", zs->dir), *mine, *p, *line, *nl;
+	char *buf = xmalloc(65536);
 	struct dirent *de;
 	DIR *d;
 	ssize_t r;
@@ -206,6 +218,7 @@ rec_held_names(struct zstate *zs, const char *dest, char ***out, size_t *n,
 		as_err_sys(err, errno, "open '%s'", dir);
 		free(dir);
 		free(mine);
+		free(buf);
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -217,19 +230,28 @@ rec_held_names(struct zstate *zs, const char *dest, char ***out, size_t *n,
 		free(p);
 		if (fd == -1)
 			continue;
-		r = io_read_full(fd, buf, sizeof(buf) - 1);
+		r = io_read_full(fd, buf, 65535);
 		close(fd);
 		if (r <= 0)
 			continue;
 		buf[r] = '\0';
-		if ((p = strchr(buf, '\n')) != NULL)
-			*p = '\0';
-		*out = xreallocarray(*out, *n + 1, sizeof(**out));
-		(*out)[(*n)++] = xstrdup(buf);
+		/* the first line names the destination */
+		if ((line = strchr(buf, '\n')) == NULL)
+			continue;
+		for (line++; *line != '\0'; line = nl + 1) {
+			if ((nl = strchr(line, '\n')) == NULL)
+				break;
+			*nl = '\0';
+			if (*line == '\0')
+				continue;
+			*out = xreallocarray(*out, *n + 1, sizeof(**out));
+			(*out)[(*n)++] = xstrdup(line);
+		}
 	}
 	closedir(d);
 	free(dir);
 	free(mine);
+	free(buf);
 	return 0;
 }
 
@@ -266,6 +288,11 @@ note_once(const char *state, const char *key, const char *msg)
 
 /* ------------------------------------------------------------------ */
 /* Planning */
+
+struct zstep;
+static int record_run(struct zstate *zs, const char *dkey,
+    const struct zstep *steps, size_t n, const char *name,
+    struct as_err *err);
 
 struct zstep {
 	const struct zfs_ds *src;	/* in the source tree */
@@ -365,6 +392,31 @@ plan_one(struct zstep *st, const struct zfs_tree *dt)
 		st->nobase = 1;
 	if (st->dds->written > 0)
 		st->modified = 1;
+}
+
+/* Record, for dest, each dataset's newest common snapshot after a run. */
+static int
+record_run(struct zstate *zs, const char *dkey, const struct zstep *steps,
+    size_t n, const char *name, struct as_err *err)
+{
+	char **names = xcalloc(n + 1, sizeof(*names));
+	const char *c;
+	size_t i, j, k = 0;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		c = steps[i].sent ? name : steps[i].base_s != NULL &&
+		    !steps[i].nobase ? steps[i].base_s->name : NULL;
+		if (c == NULL)
+			continue;
+		for (j = 0; j < k && strcmp(names[j], c) != 0; j++)
+			;
+		if (j == k)
+			names[k++] = (char *)(uintptr_t)c;
+	}
+	rc = rec_put(zs, dkey, names, k, err);
+	free(names);
+	return rc;
 }
 
 /* The first snapshot (on dst) after the base that autosync did not make. */
@@ -580,6 +632,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	char **held = NULL, *snap = NULL, *base = NULL;
 	int recursive = !(o->flags & SYNC_NO_RECURSE), force =
 	    o->flags & SYNC_FORCE, rc = -1, sflags = 0, rflags;
+	int snapped = 0, recorded = 0;
 	size_t i, j, n = 0, nheld = 0, srclen = strlen(src), dstlen;
 	uint64_t bytes;
 
@@ -702,6 +755,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	new_name(&st, name, sizeof(name));
 	if (zfs_snapshot(src, name, recursive, err) == -1)
 		goto out;
+	snapped = 1;
 	snprintf(res->name, sizeof(res->name), "%s", name);
 	if (zfs_list(src, recursive, &nt, err) == -1)
 		goto out;
@@ -808,10 +862,11 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 			((struct zfs_snap *)(uintptr_t)b)->userrefs--;
 	}
 	dkey = xasprintf("zfs:%s", dst);
-	if (rec_put(&zs, dkey, name, err) == -1) {
+	if (record_run(&zs, dkey, steps, n, name, err) == -1) {
 		free(dkey);
 		goto out;
 	}
+	recorded = 1;
 	if (!(o->flags & SYNC_NO_PRUNE)) {
 		if (rec_held_names(&zs, dkey, &held, &nheld, err) == -1) {
 			free(dkey);
@@ -837,6 +892,14 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	free(dkey);
 	rc = 0;
 out:
+	if (rc == -1 && snapped && !recorded) {
+		/* what each destination dataset holds now, for the pruning
+		 * of the next run to this source's other destinations */
+		char *k = xasprintf("zfs:%s", dst);
+
+		(void)record_run(&zs, k, steps, n, name, NULL);
+		free(k);
+	}
 	for (i = 0; i < n; i++)
 		if (steps[i].held)
 			(void)zfs_release(steps[i].src->name,
@@ -987,8 +1050,12 @@ zfs_to_dir(const struct endpoint *se, const struct endpoint *de,
 	if ((dabs = snapstore_abspath(de->path, err)) == NULL)
 		goto out;
 	dkey = xasprintf("dir:%s", dabs);
-	if (rec_put(&zs, dkey, name, err) == -1)
-		goto out;
+	{
+		char *one = name;
+
+		if (rec_put(&zs, dkey, &one, 1, err) == -1)
+			goto out;
+	}
 	if (!(o->flags & SYNC_NO_PRUNE)) {
 		unsigned pruned = 0;
 

@@ -69,6 +69,20 @@ test_expect_success 'older autosync snapshots are pruned on both sides' '
 	test "$(zfs list -H -t snapshot -o name -r $B/backup/home | grep -c "^$B/backup/home@")" = 1
 '
 
+test_expect_success 'two destinations of one source keep their own bases' '
+	zfs create $A/two && echo 1 >$MA/two/f &&
+	as_zfs sync zfs:$A/two zfs:$B/two1 &&
+	as_zfs sync zfs:$A/two zfs:$B/two2 &&
+	echo 2 >>$MA/two/f && sleep 1 &&
+	as_zfs sync -v zfs:$A/two zfs:$B/two1 >out &&
+	grep incremental out &&
+	echo 3 >>$MA/two/f && sleep 1 &&
+	as_zfs sync -v zfs:$A/two zfs:$B/two2 >out &&
+	grep incremental out &&
+	as_zfs sync -v zfs:$A/two zfs:$B/two1 >out &&
+	grep incremental out
+'
+
 test_expect_success '-N replicates the named dataset only' '
 	as_zfs sync -N zfs:$A/home zfs:$B/single &&
 	zfs list $B/single &&
