@@ -305,6 +305,7 @@ struct zstep {
 	int		 nobase;	/* dst exists with nothing in common */
 	int		 held;		/* base_s is held (ZFS_HOLD_TAG) */
 	int		 sent;		/* received this run */
+	int		 force;		/* -F: rolled back or emptied first */
 };
 
 static int
@@ -723,8 +724,22 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 			    "snapshot", report);
 			goto out;
 		}
-		log_info("'%s' diverged (%s): forcing", s->dst, report);
-		if (force_prepare(s, err) == -1)
+		/* all refusals before any rollback or destroy */
+		if (foreign_after_base(s) != NULL) {
+			as_err_set(err, AS_E_CONFLICT, 0, "'%s': snapshot '%s' "
+			    "was not made by autosync; -F destroys only "
+			    "autosync's snapshots: destroy it yourself to go "
+			    "on (%s)", s->dst, foreign_after_base(s), report);
+			goto out;
+		}
+		s->force = 1;
+	}
+	for (i = 0; i < n; i++) {
+		if (!steps[i].force)
+			continue;
+		diverge_report(&steps[i], report, sizeof(report));
+		log_info("'%s' diverged (%s): forcing", steps[i].dst, report);
+		if (force_prepare(&steps[i], err) == -1)
 			goto out;
 	}
 
