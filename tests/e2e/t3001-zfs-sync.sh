@@ -159,6 +159,16 @@ test_expect_success 'zfs to a directory: a frozen clone, incremental next time' 
 	! grep -q autosync-clone /proc/self/mounts
 '
 
+test_expect_success 'zfs to a directory: a killed run'"'"'s clone is removed by the next' '
+	zfs snapshot $A/data@autosync_crashed &&
+	zfs clone $A/data@autosync_crashed $A/autosync-clone-${A}_2Fdata &&
+	echo d >>$MA/data/a &&
+	as_zfs sync zfs:$A/data copy &&
+	zsame_tree $MA/data copy &&
+	! zfs list -H -o name -r $A | grep autosync-clone &&
+	! zfs list $A/data@autosync_crashed 2>/dev/null
+'
+
 test_expect_success 'zfs with children to a directory needs -N' '
 	test_expect_code 2 as_zfs sync zfs:$A/home copy2 2>err &&
 	grep "child datasets" err && test_path_is_missing copy2 &&
