@@ -754,6 +754,73 @@ zfs_ds_snap_name(const struct zfs_ds *ds, const char *name)
 	return NULL;
 }
 
+void
+zfs_compare(const struct zfs_ds *src, const struct zfs_ds *dst,
+    struct zfs_common *c)
+{
+	size_t i, from;
+
+	memset(c, 0, sizeof(*c));
+	for (i = dst->nsnaps; i-- > 0; ) {
+		c->base_s = zfs_ds_snap_guid(src, dst->snaps[i].guid);
+		if (c->base_s != NULL) {
+			c->base_d = &dst->snaps[i];
+			break;
+		}
+	}
+	from = c->base_d != NULL ? (size_t)(c->base_d - dst->snaps) + 1 : 0;
+	c->after = dst->nsnaps - from;
+	for (i = from; i < dst->nsnaps; i++)
+		if (strncmp(dst->snaps[i].name, "autosync_", 9) != 0) {
+			c->foreign = dst->snaps[i].name;
+			break;
+		}
+	c->modified = dst->written > 0;
+}
+
+/* "a, b, c (and N more)", or "none". */
+static void
+name_list(char *buf, size_t bufsz, const char *const *names, size_t n)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	if (n == 0) {
+		snprintf(buf, bufsz, "none");
+		return;
+	}
+	for (i = 0; i < n && i < 8 && off < bufsz; i++)
+		off += (size_t)snprintf(buf + off, bufsz - off, "%s%s",
+		    i > 0 ? ", " : "", names[i]);
+	if (n > 8 && off < bufsz)
+		snprintf(buf + off, bufsz - off, " (and %zu more)", n - 8);
+}
+
+void
+zfs_compare_report(const struct zfs_ds *src, const struct zfs_ds *dst,
+    const struct zfs_common *c, char *buf, size_t bufsz)
+{
+	const char **so, **doo;
+	char a[400], b[400];
+	size_t i, nso = 0, ndo = 0;
+
+	so = xcalloc(src->nsnaps + 1, sizeof(*so));
+	doo = xcalloc(dst->nsnaps + 1, sizeof(*doo));
+	for (i = 0; i < src->nsnaps; i++)
+		if (zfs_ds_snap_guid(dst, src->snaps[i].guid) == NULL)
+			so[nso++] = src->snaps[i].name;
+	for (i = 0; i < dst->nsnaps; i++)
+		if (zfs_ds_snap_guid(src, dst->snaps[i].guid) == NULL)
+			doo[ndo++] = dst->snaps[i].name;
+	name_list(a, sizeof(a), so, nso);
+	name_list(b, sizeof(b), doo, ndo);
+	snprintf(buf, bufsz, "common snapshot: %s; source only: %s; "
+	    "destination only: %s", c->base_d != NULL ? c->base_d->name :
+	    "none", a, b);
+	free(so);
+	free(doo);
+}
+
 /* The parser's state: the tree and where the last line went. */
 struct parse {
 	struct zfs_tree	*t;

@@ -163,6 +163,31 @@ const struct zfs_snap *zfs_ds_snap_name(const struct zfs_ds *ds,
 	    const char *name);
 
 /*
+ * How a destination dataset stands against its source, by GUID (never by
+ * name): base_s/base_d the newest destination snapshot that the source
+ * also has (NULL: nothing in common); after the destination snapshots
+ * after it (all of them without a base: divergence when > 0); foreign
+ * the first of those not named "autosync_*" (what -F must not destroy);
+ * modified when the destination was written since its newest snapshot
+ * (its "written" property, where known).  Pure.
+ */
+struct zfs_common {
+	const struct zfs_snap *base_s;
+	const struct zfs_snap *base_d;
+	size_t		 after;
+	const char	*foreign;
+	int		 modified;
+};
+void	zfs_compare(const struct zfs_ds *src, const struct zfs_ds *dst,
+	    struct zfs_common *c);
+/*
+ * "common snapshot: X; source only: a, b; destination only: c" (at most
+ * 8 names per list, then "(and N more)").
+ */
+void	zfs_compare_report(const struct zfs_ds *src, const struct zfs_ds *dst,
+	    const struct zfs_common *c, char *buf, size_t bufsz);
+
+/*
  * Parse the output of
  *   zfs get -H -p -o name,property,value PROPS [-r|-d 1] ROOT   (get)
  *   zfs list -H -p -o COLUMNS -t all [-r|-d 1] ROOT             (list)

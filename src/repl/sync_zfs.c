@@ -57,7 +57,6 @@
 #include "repl/sync.h"
 #include "base/banned.h"
 
-#define REPORT_MAX	8	/* snapshot names listed per kind */
 
 static int64_t
 znow_ns(clockid_t clk)
@@ -306,6 +305,7 @@ struct zstep {
 	int		 held;		/* base_s is held (ZFS_HOLD_TAG) */
 	int		 sent;		/* received this run */
 	int		 force;		/* -F: rolled back or emptied first */
+	struct zfs_common cmp;		/* dst against src */
 };
 
 static int
@@ -314,51 +314,11 @@ is_auto(const char *name)
 	return strncmp(name, SNAP_AUTO_PREFIX, strlen(SNAP_AUTO_PREFIX)) == 0;
 }
 
-/* Append up to REPORT_MAX names to buf: "a, b, c (and N more)" or none. */
-static void
-name_list(char *buf, size_t bufsz, const char *const *names, size_t n)
-{
-	size_t i, off = 0;
-
-	buf[0] = '\0';
-	if (n == 0) {
-		snprintf(buf, bufsz, "none");
-		return;
-	}
-	for (i = 0; i < n && i < REPORT_MAX && off < bufsz; i++)
-		off += (size_t)snprintf(buf + off, bufsz - off, "%s%s",
-		    i > 0 ? ", " : "", names[i]);
-	if (n > REPORT_MAX && off < bufsz)
-		snprintf(buf + off, bufsz - off, " (and %zu more)",
-		    n - REPORT_MAX);
-}
-
-/*
- * The report of a diverged dataset: "common X; source only: a, b;
- * destination only: c".
- */
+/* The report of a diverged dataset (see zfs_compare_report). */
 static void
 diverge_report(const struct zstep *st, char *buf, size_t bufsz)
 {
-	const char **so, **doo;
-	char a[400], b[400];
-	size_t i, nso = 0, ndo = 0;
-
-	so = xcalloc(st->src->nsnaps + 1, sizeof(*so));
-	doo = xcalloc(st->dds->nsnaps + 1, sizeof(*doo));
-	for (i = 0; i < st->src->nsnaps; i++)
-		if (zfs_ds_snap_guid(st->dds, st->src->snaps[i].guid) == NULL)
-			so[nso++] = st->src->snaps[i].name;
-	for (i = 0; i < st->dds->nsnaps; i++)
-		if (zfs_ds_snap_guid(st->src, st->dds->snaps[i].guid) == NULL)
-			doo[ndo++] = st->dds->snaps[i].name;
-	name_list(a, sizeof(a), so, nso);
-	name_list(b, sizeof(b), doo, ndo);
-	snprintf(buf, bufsz, "common snapshot: %s; source only: %s; "
-	    "destination only: %s", st->base_d != NULL ? st->base_d->name :
-	    "none", a, b);
-	free(so);
-	free(doo);
+	zfs_compare_report(st->src, st->dds, &st->cmp, buf, bufsz);
 }
 
 /* The destination name of source dataset s: dst_root + the rest. */
@@ -368,31 +328,19 @@ map_name(const char *src_root, const char *dst_root, const char *s)
 	return xasprintf("%s%s", dst_root, s + strlen(src_root));
 }
 
-/*
- * Plan one dataset: find its base and whether the destination diverged.
- */
+/* Plan one dataset: its base, and whether the destination diverged. */
 static void
 plan_one(struct zstep *st, const struct zfs_tree *dt)
 {
-	size_t i;
-
 	st->dds = zfs_tree_find(dt, st->dst);
 	if (st->dds == NULL)
 		return;
-	/* the newest destination snapshot the source also has */
-	for (i = st->dds->nsnaps; i-- > 0; ) {
-		st->base_s = zfs_ds_snap_guid(st->src,
-		    st->dds->snaps[i].guid);
-		if (st->base_s != NULL) {
-			st->base_d = &st->dds->snaps[i];
-			st->diverged = i + 1 < st->dds->nsnaps;
-			break;
-		}
-	}
-	if (st->base_d == NULL)
-		st->nobase = 1;
-	if (st->dds->written > 0)
-		st->modified = 1;
+	zfs_compare(st->src, st->dds, &st->cmp);
+	st->base_s = st->cmp.base_s;
+	st->base_d = st->cmp.base_d;
+	st->nobase = st->base_d == NULL;
+	st->diverged = st->base_d != NULL && st->cmp.after > 0;
+	st->modified = st->cmp.modified;
 }
 
 /* Record, for dest, each dataset's newest common snapshot after a run. */
@@ -424,14 +372,7 @@ record_run(struct zstate *zs, const char *dkey, const struct zstep *steps,
 static const char *
 foreign_after_base(const struct zstep *st)
 {
-	size_t i, from = 0;
-
-	if (st->base_d != NULL)
-		from = (size_t)(st->base_d - st->dds->snaps) + 1;
-	for (i = from; i < st->dds->nsnaps; i++)
-		if (!is_auto(st->dds->snaps[i].name))
-			return st->dds->snaps[i].name;
-	return NULL;
+	return st->cmp.foreign;
 }
 
 /* ------------------------------------------------------------------ */
