@@ -1287,19 +1287,21 @@ zfs_rollback(const char *ds, const char *name, struct as_err *err)
 }
 
 static int
-hold_cmd(const char *verb, const char *ds, const char *name,
+hold_cmd(const char *verb, const char *ds, const char *name, int recursive,
     struct as_err *err)
 {
-	const char *argv[5];
+	const char *argv[6];
 	char *full, what[ZFS_NAME_MAX * 2 + 32];
-	int rc;
+	int rc, i = 0;
 
 	full = xasprintf("%s@%s", ds, name);
-	argv[0] = "zfs";
-	argv[1] = verb;
-	argv[2] = ZFS_HOLD_TAG;
-	argv[3] = full;
-	argv[4] = NULL;
+	argv[i++] = "zfs";
+	argv[i++] = verb;
+	if (recursive)
+		argv[i++] = "-r";
+	argv[i++] = ZFS_HOLD_TAG;
+	argv[i++] = full;
+	argv[i] = NULL;
 	snprintf(what, sizeof(what), "%s '%s'", verb, full);
 	rc = zfs_run(what, argv, -1, NULL, err);
 	free(full);
@@ -1307,15 +1309,16 @@ hold_cmd(const char *verb, const char *ds, const char *name,
 }
 
 int
-zfs_hold(const char *ds, const char *name, struct as_err *err)
+zfs_hold(const char *ds, const char *name, int recursive, struct as_err *err)
 {
-	return hold_cmd("hold", ds, name, err);
+	return hold_cmd("hold", ds, name, recursive, err);
 }
 
 int
-zfs_release(const char *ds, const char *name, struct as_err *err)
+zfs_release(const char *ds, const char *name, int recursive,
+    struct as_err *err)
 {
-	return hold_cmd("release", ds, name, err);
+	return hold_cmd("release", ds, name, recursive, err);
 }
 
 int

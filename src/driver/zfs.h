@@ -228,9 +228,14 @@ int	zfs_destroy_snapshot(const char *ds, const char *name, int any_name,
 	    struct as_err *err);
 /* zfs rollback -r ds@name: destroys the later snapshots (-F only). */
 int	zfs_rollback(const char *ds, const char *name, struct as_err *err);
-/* zfs hold / release ZFS_HOLD_TAG on ds@name. */
-int	zfs_hold(const char *ds, const char *name, struct as_err *err);
-int	zfs_release(const char *ds, const char *name, struct as_err *err);
+/*
+ * zfs hold / release [-r] ZFS_HOLD_TAG on ds@name; recursive: also on
+ * the snapshots of that name of every descendant that has one.
+ */
+int	zfs_hold(const char *ds, const char *name, int recursive,
+	    struct as_err *err);
+int	zfs_release(const char *ds, const char *name, int recursive,
+	    struct as_err *err);
 
 /* zfs get -H -p -o value prop ds into *value (allocated). */
 int	zfs_get(const char *ds, const char *prop, char **value,

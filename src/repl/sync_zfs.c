@@ -302,7 +302,7 @@ struct zstep {
 	int		 diverged;	/* dst snapshots after the base */
 	int		 modified;	/* dst written since its newest */
 	int		 nobase;	/* dst exists with nothing in common */
-	int		 held;		/* base_s is held (ZFS_HOLD_TAG) */
+	int		 held;		/* base_s held: 1 alone, 2 by hold -r */
 	int		 sent;		/* received this run */
 	int		 force;		/* -F: rolled back or emptied first */
 	struct zfs_common cmp;		/* dst against src */
@@ -575,6 +575,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	int recursive = !(o->flags & SYNC_NO_RECURSE), force =
 	    o->flags & SYNC_FORCE, rc = -1, sflags = 0, rflags;
 	int snapped = 0, recorded = 0;
+	const char *rhold = NULL;	/* base held with hold -r on src */
 	size_t i, j, n = 0, nheld = 0, srclen = strlen(src), dstlen;
 	uint64_t bytes;
 
@@ -696,12 +697,28 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 				if (st.v[i].snaps[j].userrefs > 0 &&
 				    is_auto(st.v[i].snaps[j].name))
 					(void)zfs_release(st.v[i].name,
-					    st.v[i].snaps[j].name, NULL);
+					    st.v[i].snaps[j].name, 0, NULL);
+		/*
+		 * One `hold -r` on the root's base covers every child whose
+		 * base has the same name (a recursive snapshot names them
+		 * alike); the others are held one by one.
+		 */
+		if (recursive && n > 1 && steps[0].base_s != NULL &&
+		    !steps[0].nobase) {
+			if (zfs_hold(src, steps[0].base_s->name, 1, err) == -1)
+				goto out;
+			rhold = steps[0].base_s->name;
+		}
 		for (i = 0; i < n; i++) {
 			if (steps[i].base_s == NULL || steps[i].nobase)
 				continue;
+			if (rhold != NULL &&
+			    strcmp(steps[i].base_s->name, rhold) == 0) {
+				steps[i].held = 2;
+				continue;
+			}
 			if (zfs_hold(steps[i].src->name, steps[i].base_s->name,
-			    err) == -1)
+			    0, err) == -1)
 				goto out;
 			steps[i].held = 1;
 		}
@@ -800,13 +817,28 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	}
 
 	/* 5. release the bases, record, then prune */
+	if (rhold != NULL) {
+		if (zfs_release(src, rhold, 1, err) == -1)
+			goto out;
+		/* the listing still counts the hold, wherever -r put it */
+		for (i = 0; i < nt.n; i++) {
+			const struct zfs_snap *b = zfs_ds_snap_name(&nt.v[i],
+			    rhold);
+
+			if (b != NULL && b->userrefs > 0)
+				((struct zfs_snap *)(uintptr_t)b)->userrefs--;
+		}
+		rhold = NULL;
+	}
 	for (i = 0; i < n; i++) {
 		struct zfs_ds *d;
 		const struct zfs_snap *b;
 
-		if (!steps[i].held)
+		if (steps[i].held != 1) {
+			steps[i].held = 0;
 			continue;
-		if (zfs_release(steps[i].src->name, steps[i].base_s->name,
+		}
+		if (zfs_release(steps[i].src->name, steps[i].base_s->name, 0,
 		    err) == -1)
 			goto out;
 		steps[i].held = 0;
@@ -856,10 +888,12 @@ out:
 		(void)record_run(&zs, k, steps, n, name, NULL);
 		free(k);
 	}
+	if (rhold != NULL)
+		(void)zfs_release(src, rhold, 1, NULL);
 	for (i = 0; i < n; i++)
-		if (steps[i].held)
+		if (steps[i].held == 1)
 			(void)zfs_release(steps[i].src->name,
-			    steps[i].base_s->name, NULL);
+			    steps[i].base_s->name, 0, NULL);
 	for (i = 0; i < n; i++)
 		free(steps[i].dst);
 	free(steps);
