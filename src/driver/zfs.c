@@ -1243,12 +1243,12 @@ zfs_snapshot(const char *ds, const char *name, int recursive,
 }
 
 int
-zfs_destroy_snapshot(const char *ds, const char *name, int any_name,
-    struct as_err *err)
+zfs_destroy_snapshot(const char *ds, const char *name, int recursive,
+    int any_name, struct as_err *err)
 {
-	const char *argv[4];
+	const char *argv[5];
 	char *full, what[ZFS_NAME_MAX * 2 + 32];
-	int rc;
+	int rc, i = 0;
 
 	if (!any_name && strncmp(name, "autosync_", 9) != 0)
 		return as_err_set(err, AS_E_INTERNAL, 0, "refusing to destroy "
@@ -1257,10 +1257,12 @@ zfs_destroy_snapshot(const char *ds, const char *name, int any_name,
 		return as_err_set(err, AS_E_INTERNAL, 0, "destroy: bad "
 		    "snapshot '%s@%s'", ds, name);
 	full = xasprintf("%s@%s", ds, name);
-	argv[0] = "zfs";
-	argv[1] = "destroy";
-	argv[2] = full;
-	argv[3] = NULL;
+	argv[i++] = "zfs";
+	argv[i++] = "destroy";
+	if (recursive)
+		argv[i++] = "-r";
+	argv[i++] = full;
+	argv[i] = NULL;
 	snprintf(what, sizeof(what), "destroy '%s'", full);
 	rc = zfs_run(what, argv, -1, NULL, err);
 	free(full);

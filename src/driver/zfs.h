@@ -220,12 +220,13 @@ int	zfs_list_held(const char *root, char ***out, size_t *n,
 int	zfs_snapshot(const char *ds, const char *name, int recursive,
 	    struct as_err *err);
 /*
- * Destroy one snapshot ds@name (never recursive, never a file system);
- * refuses (INTERNAL) a name that does not start with "autosync_" unless
- * any_name: the guard of "never destroy what autosync did not create".
+ * Destroy the snapshot ds@name (recursive: also the snapshots of that
+ * name of every descendant; never a file system); refuses (INTERNAL) a
+ * name that does not start with "autosync_" unless any_name: the guard
+ * of "never destroy what autosync did not create".
  */
-int	zfs_destroy_snapshot(const char *ds, const char *name, int any_name,
-	    struct as_err *err);
+int	zfs_destroy_snapshot(const char *ds, const char *name, int recursive,
+	    int any_name, struct as_err *err);
 /* zfs rollback -r ds@name: destroys the later snapshots (-F only). */
 int	zfs_rollback(const char *ds, const char *name, struct as_err *err);
 /*

@@ -503,24 +503,83 @@ in_names(char **v, size_t n, const char *name)
 	return 0;
 }
 
-/* Destroy ds's autosync_* snapshots but keep and those held. */
+/* May snapshot i of d go?  Only autosync's, not keep, not held. */
 static int
-prune_ds(const struct zfs_ds *d, const char *keep, char **held, size_t nheld,
-    unsigned *pruned, struct as_err *err)
+prunable(const struct zfs_ds *d, size_t i, const char *keep, char **held,
+    size_t nheld)
 {
-	size_t i;
+	const char *s = d->snaps[i].name;
 
-	for (i = 0; i < d->nsnaps; i++) {
-		const char *s = d->snaps[i].name;
+	return is_auto(s) && strcmp(s, keep) != 0 &&
+	    !in_names(held, nheld, s) && d->snaps[i].userrefs <= 0;
+}
 
-		if (!is_auto(s) || strcmp(s, keep) == 0 ||
-		    in_names(held, nheld, s) || d->snaps[i].userrefs > 0)
+/*
+ * Destroy the prunable snapshots of the datasets of t that hold keep
+ * (the ones this run reached; a child kept on the destination after the
+ * source dropped it is left alone).  A name that goes from every dataset
+ * of the tree that has it goes in one `zfs destroy -r root@name` when
+ * recursive; otherwise one dataset at a time.
+ */
+static int
+prune_tree(const struct zfs_tree *t, const char *root, const char *keep,
+    char **held, size_t nheld, int recursive, unsigned *pruned,
+    struct as_err *err)
+{
+	char **names = NULL;
+	const struct zfs_snap *sn;
+	size_t nn = 0, i, j, k, count;
+	int all;
+
+	for (i = 0; i < t->n; i++) {
+		if (zfs_ds_snap_name(&t->v[i], keep) == NULL)
 			continue;
-		if (zfs_destroy_snapshot(d->name, s, 0, err) == -1)
-			return -1;
-		(*pruned)++;
+		for (j = 0; j < t->v[i].nsnaps; j++)
+			if (prunable(&t->v[i], j, keep, held, nheld) &&
+			    !in_names(names, nn, t->v[i].snaps[j].name)) {
+				names = xreallocarray(names, nn + 1,
+				    sizeof(*names));
+				names[nn++] = t->v[i].snaps[j].name;
+			}
 	}
+	for (k = 0; k < nn; k++) {
+		/* one command when every holder of the name may lose it */
+		all = recursive && t->n > 0 && strcmp(t->v[0].name, root) == 0 &&
+		    zfs_ds_snap_name(&t->v[0], names[k]) != NULL;
+		for (i = 0, count = 0; all && i < t->n; i++) {
+			sn = zfs_ds_snap_name(&t->v[i], names[k]);
+			if (sn == NULL)
+				continue;
+			count++;
+			if (zfs_ds_snap_name(&t->v[i], keep) == NULL ||
+			    !prunable(&t->v[i], (size_t)(sn - t->v[i].snaps),
+			    keep, held, nheld))
+				all = 0;
+		}
+		if (all) {
+			if (zfs_destroy_snapshot(root, names[k], 1, 0,
+			    err) == -1)
+				goto fail;
+			*pruned += (unsigned)count;
+			continue;
+		}
+		for (i = 0; i < t->n; i++) {
+			sn = zfs_ds_snap_name(&t->v[i], names[k]);
+			if (sn == NULL || zfs_ds_snap_name(&t->v[i], keep) ==
+			    NULL || !prunable(&t->v[i], (size_t)(sn -
+			    t->v[i].snaps), keep, held, nheld))
+				continue;
+			if (zfs_destroy_snapshot(t->v[i].name, names[k], 0, 0,
+			    err) == -1)
+				goto fail;
+			(*pruned)++;
+		}
+	}
+	free(names);
 	return 0;
+fail:
+	free(names);
+	return -1;
 }
 
 /* Make way for a forced step on one dataset (SYNC_FORCE only). */
@@ -553,7 +612,7 @@ force_prepare(struct zstep *st, struct as_err *err)
 	for (i = 0; i < st->dds->nsnaps; i++) {
 		log_info("'%s': destroying '%s' for a full resend (-F)",
 		    st->dst, st->dds->snaps[i].name);
-		if (zfs_destroy_snapshot(st->dst, st->dds->snaps[i].name, 0,
+		if (zfs_destroy_snapshot(st->dst, st->dds->snaps[i].name, 0, 0,
 		    err) == -1)
 			return -1;
 	}
@@ -860,21 +919,11 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 			free(dkey);
 			goto out;
 		}
-		for (i = 0; i < nt.n; i++)
-			if (prune_ds(&nt.v[i], name, held, nheld, &res->pruned,
-			    err) == -1) {
-				free(dkey);
-				goto out;
-			}
-		for (i = 0; i < dt.n; i++) {
-			nd = &dt.v[i];
-			if (zfs_ds_snap_name(nd, name) == NULL)
-				continue;	/* not ours this run */
-			if (prune_ds(nd, name, NULL, 0, &res->pruned,
-			    err) == -1) {
-				free(dkey);
-				goto out;
-			}
+		if (prune_tree(&nt, src, name, held, nheld, recursive,
+		    &res->pruned, err) == -1 || prune_tree(&dt, dst, name,
+		    NULL, 0, recursive, &res->pruned, err) == -1) {
+			free(dkey);
+			goto out;
 		}
 	}
 	free(dkey);
@@ -1051,10 +1100,9 @@ zfs_to_dir(const struct endpoint *se, const struct endpoint *de,
 
 		if (rec_held_names(&zs, dkey, &held, &nheld, err) == -1)
 			goto out;
-		for (i = 0; i < nt.n; i++)
-			if (prune_ds(&nt.v[i], name, held, nheld, &pruned,
-			    err) == -1)
-				goto out;
+		if (prune_tree(&nt, src, name, held, nheld, 0, &pruned,
+		    err) == -1)
+			goto out;
 		res->pruned += pruned;
 	}
 	rc = 0;

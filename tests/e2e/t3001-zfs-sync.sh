@@ -64,9 +64,10 @@ test_expect_success 'incremental, with a child added and one removed' '
 	test "$(zfs get -H -o value mounted $B/backup/home)" = no
 '
 
-test_expect_success 'older autosync snapshots are pruned on both sides' '
+test_expect_success 'older autosync snapshots are pruned on both sides (not from a child the source dropped)' '
 	test "$(zfs list -H -t snapshot -o name -r $A/home | grep -c "^$A/home@")" = 1 &&
-	test "$(zfs list -H -t snapshot -o name -r $B/backup/home | grep -c "^$B/backup/home@")" = 1
+	test "$(zfs list -H -t snapshot -o name -r $B/backup/home | grep -c "^$B/backup/home@")" = 1 &&
+	test "$(zfs list -H -t snapshot -o name -r $B/backup/home/c1 | wc -l)" = 1
 '
 
 test_expect_success 'two destinations of one source keep their own bases' '
@@ -189,10 +190,11 @@ test_expect_success 'the zfs commands autosync ran: receive -u, destroy only aut
 	test -s recv &&
 	! grep -v -e "^receive -u " -e "^receive -u\$" recv &&
 	grep "^receive -u $B/backup/home/c2\$" recv &&
-	grep "^destroy $A/home@autosync_" $ZFS_LOG &&
+	grep "^destroy -r $A/home@autosync_" $ZFS_LOG &&
+	grep "^destroy -r $B/backup/home@autosync_" $ZFS_LOG &&
 	! grep "^destroy " $ZFS_LOG | grep -v "@autosync_" |
 		grep -v "^destroy $A/autosync-clone-" &&
-	! grep "^destroy -r" $ZFS_LOG
+	! grep "^destroy -r" $ZFS_LOG | grep -v "@autosync_"
 '
 
 zfs_teardown_
