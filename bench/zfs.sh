@@ -162,6 +162,55 @@ for r in $(seq "$N"); do
 	pair incr; rn+=("$RT"); wn+=("$WT")
 done
 
+# A tree of DATASETS children (a 1 MiB file each), nothing changed
+# between runs: the per-run, per-dataset overhead.  Raw: the least a
+# script does, `zfs snapshot -r`, one `send -i | receive -u` per dataset,
+# and `zfs destroy -r` of the previous snapshot on both sides.
+DATASETS=${DATASETS:-20}
+zfs create "$pa/tree"
+for i in $(seq "$DATASETS"); do
+	zfs create "$pa/tree/c$i"
+	head -c 1048576 /dev/urandom >"$dir/ma/tree/c$i/f"
+done
+tprev=
+tree_raw() {
+	local s=t$(date +%s%N) t0 t1 d
+	t0=$(now)
+	zfs snapshot -r "$pa/tree@$s" || return 1
+	for d in $(zfs list -H -o name -r "$pa/tree"); do
+		if test -z "$tprev"; then
+			zfs send "$d@$s" | zfs receive -u "$pb/traw${d#"$pa/tree"}"
+		else
+			zfs send -i "$tprev" "$d@$s" |
+				zfs receive -u "$pb/traw${d#"$pa/tree"}"
+		fi || return 1
+	done
+	if test -n "$tprev"; then
+		zfs destroy -r "$pa/tree@$tprev" && zfs destroy -r "$pb/traw@$tprev"
+	fi
+	t1=$(now)
+	tprev=$s
+	RT=$(secs "$t0" "$t1")
+}
+tree_wrap() {
+	local t0 t1
+	t0=$(now)
+	"$AUTOSYNC" sync zfs:"$pa/tree" zfs:"$pb/twrap" 2>>"$dir/autosync.log" ||
+		return 1
+	t1=$(now)
+	WT=$(secs "$t0" "$t1")
+}
+tree_raw && tree_wrap || exit 1		# the full streams, not timed
+declare -a tr tw
+for r in $(seq "$N"); do
+	if test $((r % 2)) = 1; then
+		tree_raw || exit 1; tree_wrap || exit 1
+	else
+		tree_wrap || exit 1; tree_raw || exit 1
+	fi
+	tr+=("$RT"); tw+=("$WT")
+done
+
 row() {
 	local name=$1 a b
 	a=$(best "${@:2:$N}")
@@ -186,3 +235,4 @@ nr=$(best "${rn[@]}"); nw=$(best "${wn[@]}")
 printf '| stream only (full - nothing changed) | %.3f | %.3f | %.2f |\n' \
     "$(echo "$fw - $nw" | bc -l)" "$(echo "$fr - $nr" | bc -l)" \
     "$(echo "($fw - $nw) / ($fr - $nr)" | bc -l)"
+row "$DATASETS datasets, nothing changed" "${tr[@]}" "${tw[@]}"
