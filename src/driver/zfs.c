@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -483,17 +484,115 @@ zfs_caps_parse(const char *usage, const char *recv_u_probe,
 
 static struct zfs_caps caps_cache;
 static int caps_done;
+static char *caps_dir;
+
+void
+zfs_caps_cache(const char *dir)
+{
+	free(caps_dir);
+	caps_dir = dir != NULL ? xstrdup(dir) : NULL;
+}
+
+/* The identity of the zfs found on PATH, or "" when not found. */
+static void
+zfs_identity(char *out, size_t outsz)
+{
+	const char *path = getenv("PATH");
+	char *copy, *dir, *save = NULL, *p;
+	struct stat st;
+
+	out[0] = '\0';
+	if (path == NULL)
+		return;
+	copy = xstrdup(path);
+	for (dir = strtok_r(copy, ":", &save); dir != NULL;
+	    dir = strtok_r(NULL, ":", &save)) {
+		p = xasprintf("%s/zfs", dir);
+		if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+			/* autosync's version: the cache is a struct */
+			snprintf(out, outsz, "autosync %s %zu zfs %s %ju %ju "
+			    "%jd %jd", AUTOSYNC_VERSION, sizeof(caps_cache), p,
+			    (uintmax_t)st.st_dev, (uintmax_t)st.st_ino,
+			    (intmax_t)st.st_size, (intmax_t)st.st_mtime);
+			free(p);
+			break;
+		}
+		free(p);
+	}
+	free(copy);
+}
+
+/* Read the cached caps if they belong to this zfs: 1 yes, 0 no. */
+static int
+caps_load(const char *id)
+{
+	char *p, buf[1024], *nl;
+	int fd;
+	ssize_t r;
+
+	if (caps_dir == NULL || id[0] == '\0')
+		return 0;
+	p = xasprintf("%s/caps", caps_dir);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	free(p);
+	if (fd == -1)
+		return 0;
+	r = io_read_full(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (r <= 0)
+		return 0;
+	buf[r] = '\0';
+	if ((nl = strchr(buf, '\n')) == NULL)
+		return 0;
+	*nl = '\0';
+	if (strcmp(buf, id) != 0 ||
+	    (size_t)(r - (nl + 1 - buf)) != sizeof(caps_cache))
+		return 0;
+	memcpy(&caps_cache, nl + 1, sizeof(caps_cache));
+	caps_cache.impl[sizeof(caps_cache.impl) - 1] = '\0';
+	return 1;
+}
+
+static void
+caps_save(const char *id)
+{
+	char *p, *tmp;
+	int fd;
+
+	if (caps_dir == NULL || id[0] == '\0')
+		return;
+	p = xasprintf("%s/caps", caps_dir);
+	tmp = xasprintf("%s/caps.tmp", caps_dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd != -1) {
+		if (io_write_full(fd, id, strlen(id)) == 0 &&
+		    io_write_full(fd, "\n", 1) == 0 &&
+		    io_write_full(fd, &caps_cache, sizeof(caps_cache)) == 0 &&
+		    close(fd) == 0)
+			(void)rename(tmp, p);
+		else
+			(void)unlink(tmp);
+	}
+	free(p);
+	free(tmp);
+}
 
 const struct zfs_caps *
 zfs_caps(struct as_err *err)
 {
 	static const char *const a_usage[] = { "zfs", NULL };
 	static const char *const a_probe[] = { "zfs", "receive", "-u", NULL };
-	char *usage = NULL, *probe = NULL;
+	char *usage = NULL, *probe = NULL, id[PATH_MAX + 128];
 	int status;
 
 	if (caps_done)
 		return &caps_cache;
+	zfs_identity(id, sizeof(id));
+	if (caps_load(id)) {
+		caps_done = 1;
+		log_debug("zfs: capabilities of '%s' from the cache", id);
+		return &caps_cache;
+	}
 	if (zfs_exec(a_usage, -1, NULL, &usage, &status, err) == -1)
 		return NULL;
 	if (status == 127 && strstr(usage, "cannot run") != NULL) {
@@ -516,6 +615,7 @@ zfs_caps(struct as_err *err)
 	free(usage);
 	free(probe);
 	caps_done = 1;
+	caps_save(id);
 	log_debug("zfs: %s; list -p %s, receive -u %s, resume %s, "
 	    "receive -o/-x %s, holds %s, bookmarks %s", caps_cache.impl,
 	    caps_cache.list_p ? "yes" : "no", caps_cache.recv_u ? "yes" : "no",
@@ -654,6 +754,73 @@ zfs_ds_snap_name(const struct zfs_ds *ds, const char *name)
 	return NULL;
 }
 
+void
+zfs_compare(const struct zfs_ds *src, const struct zfs_ds *dst,
+    struct zfs_common *c)
+{
+	size_t i, from;
+
+	memset(c, 0, sizeof(*c));
+	for (i = dst->nsnaps; i-- > 0; ) {
+		c->base_s = zfs_ds_snap_guid(src, dst->snaps[i].guid);
+		if (c->base_s != NULL) {
+			c->base_d = &dst->snaps[i];
+			break;
+		}
+	}
+	from = c->base_d != NULL ? (size_t)(c->base_d - dst->snaps) + 1 : 0;
+	c->after = dst->nsnaps - from;
+	for (i = from; i < dst->nsnaps; i++)
+		if (strncmp(dst->snaps[i].name, "autosync_", 9) != 0) {
+			c->foreign = dst->snaps[i].name;
+			break;
+		}
+	c->modified = dst->written > 0;
+}
+
+/* "a, b, c (and N more)", or "none". */
+static void
+name_list(char *buf, size_t bufsz, const char *const *names, size_t n)
+{
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	if (n == 0) {
+		snprintf(buf, bufsz, "none");
+		return;
+	}
+	for (i = 0; i < n && i < 8 && off < bufsz; i++)
+		off += (size_t)snprintf(buf + off, bufsz - off, "%s%s",
+		    i > 0 ? ", " : "", names[i]);
+	if (n > 8 && off < bufsz)
+		snprintf(buf + off, bufsz - off, " (and %zu more)", n - 8);
+}
+
+void
+zfs_compare_report(const struct zfs_ds *src, const struct zfs_ds *dst,
+    const struct zfs_common *c, char *buf, size_t bufsz)
+{
+	const char **so, **doo;
+	char a[400], b[400];
+	size_t i, nso = 0, ndo = 0;
+
+	so = xcalloc(src->nsnaps + 1, sizeof(*so));
+	doo = xcalloc(dst->nsnaps + 1, sizeof(*doo));
+	for (i = 0; i < src->nsnaps; i++)
+		if (zfs_ds_snap_guid(dst, src->snaps[i].guid) == NULL)
+			so[nso++] = src->snaps[i].name;
+	for (i = 0; i < dst->nsnaps; i++)
+		if (zfs_ds_snap_guid(src, dst->snaps[i].guid) == NULL)
+			doo[ndo++] = dst->snaps[i].name;
+	name_list(a, sizeof(a), so, nso);
+	name_list(b, sizeof(b), doo, ndo);
+	snprintf(buf, bufsz, "common snapshot: %s; source only: %s; "
+	    "destination only: %s", c->base_d != NULL ? c->base_d->name :
+	    "none", a, b);
+	free(so);
+	free(doo);
+}
+
 /* The parser's state: the tree and where the last line went. */
 struct parse {
 	struct zfs_tree	*t;
@@ -689,6 +856,7 @@ ds_get(struct parse *ps, const char *name, size_t len)
 		d->name = xstrndup(name, len);
 		d->written = -1;
 		d->mounted = -1;
+		d->readonly = -1;
 	}
 	if (ps->last_ds != i + 1)
 		ps->ds_cap = t->v[i].nsnaps;	/* exact: realloc each add */
@@ -790,6 +958,9 @@ apply_prop(struct parse *ps, const char *name, const char *prop,
 	} else if (strcmp(prop, "mounted") == 0) {
 		if (s == NULL && !dash)
 			d->mounted = strcmp(value, "yes") == 0;
+	} else if (strcmp(prop, "readonly") == 0) {
+		if (s == NULL && !dash)
+			d->readonly = strcmp(value, "on") == 0;
 	} else if (strcmp(prop, "receive_resume_token") == 0) {
 		if (s == NULL && !dash && value[0] != '\0') {
 			free(d->resume_token);
@@ -969,7 +1140,7 @@ zfs_list(const char *root, int recursive, struct zfs_tree *t,
 	if ((c = zfs_caps(err)) == NULL)
 		return -1;
 	snprintf(props, sizeof(props), "type,guid,createtxg,creation,"
-	    "userrefs,mountpoint,canmount,mounted%s%s",
+	    "userrefs,mountpoint,canmount,mounted,readonly%s%s",
 	    c->written ? ",written" : "",
 	    c->recv_s ? ",receive_resume_token" : "");
 	argv[i++] = "zfs";
@@ -1072,12 +1243,12 @@ zfs_snapshot(const char *ds, const char *name, int recursive,
 }
 
 int
-zfs_destroy_snapshot(const char *ds, const char *name, int any_name,
-    struct as_err *err)
+zfs_destroy_snapshot(const char *ds, const char *name, int recursive,
+    int any_name, struct as_err *err)
 {
-	const char *argv[4];
+	const char *argv[5];
 	char *full, what[ZFS_NAME_MAX * 2 + 32];
-	int rc;
+	int rc, i = 0;
 
 	if (!any_name && strncmp(name, "autosync_", 9) != 0)
 		return as_err_set(err, AS_E_INTERNAL, 0, "refusing to destroy "
@@ -1086,10 +1257,12 @@ zfs_destroy_snapshot(const char *ds, const char *name, int any_name,
 		return as_err_set(err, AS_E_INTERNAL, 0, "destroy: bad "
 		    "snapshot '%s@%s'", ds, name);
 	full = xasprintf("%s@%s", ds, name);
-	argv[0] = "zfs";
-	argv[1] = "destroy";
-	argv[2] = full;
-	argv[3] = NULL;
+	argv[i++] = "zfs";
+	argv[i++] = "destroy";
+	if (recursive)
+		argv[i++] = "-r";
+	argv[i++] = full;
+	argv[i] = NULL;
 	snprintf(what, sizeof(what), "destroy '%s'", full);
 	rc = zfs_run(what, argv, -1, NULL, err);
 	free(full);
@@ -1116,19 +1289,21 @@ zfs_rollback(const char *ds, const char *name, struct as_err *err)
 }
 
 static int
-hold_cmd(const char *verb, const char *ds, const char *name,
+hold_cmd(const char *verb, const char *ds, const char *name, int recursive,
     struct as_err *err)
 {
-	const char *argv[5];
+	const char *argv[6];
 	char *full, what[ZFS_NAME_MAX * 2 + 32];
-	int rc;
+	int rc, i = 0;
 
 	full = xasprintf("%s@%s", ds, name);
-	argv[0] = "zfs";
-	argv[1] = verb;
-	argv[2] = ZFS_HOLD_TAG;
-	argv[3] = full;
-	argv[4] = NULL;
+	argv[i++] = "zfs";
+	argv[i++] = verb;
+	if (recursive)
+		argv[i++] = "-r";
+	argv[i++] = ZFS_HOLD_TAG;
+	argv[i++] = full;
+	argv[i] = NULL;
 	snprintf(what, sizeof(what), "%s '%s'", verb, full);
 	rc = zfs_run(what, argv, -1, NULL, err);
 	free(full);
@@ -1136,15 +1311,16 @@ hold_cmd(const char *verb, const char *ds, const char *name,
 }
 
 int
-zfs_hold(const char *ds, const char *name, struct as_err *err)
+zfs_hold(const char *ds, const char *name, int recursive, struct as_err *err)
 {
-	return hold_cmd("hold", ds, name, err);
+	return hold_cmd("hold", ds, name, recursive, err);
 }
 
 int
-zfs_release(const char *ds, const char *name, struct as_err *err)
+zfs_release(const char *ds, const char *name, int recursive,
+    struct as_err *err)
 {
-	return hold_cmd("release", ds, name, err);
+	return hold_cmd("release", ds, name, recursive, err);
 }
 
 int
@@ -1287,6 +1463,56 @@ zfs_mount_ro(const char *ds, const char *mountpoint, struct as_err *err)
 }
 
 int
+zfs_mount_tree_ro(const char *root, const char *mountpoint,
+    struct as_err *err)
+{
+	struct zfs_tree t;
+	size_t i;
+	int rc = 0;
+
+	if (zfs_list(root, 1, &t, err) == -1)
+		return -1;
+	if (t.n == 0 || strcmp(t.v[0].name, root) != 0) {
+		zfs_tree_release(&t);
+		return as_err_set(err, AS_E_NOTFOUND, 0, "mount '%s': dataset "
+		    "does not exist", root);
+	}
+	rc = zfs_mount_ro(root, mountpoint, err);
+	for (i = 1; i < t.n && rc == 0; i++) {
+		struct as_err e2;
+
+		if (t.v[i].volume)
+			continue;
+		/*
+		 * A child whose mount point is missing from its read-only
+		 * parent (a child the source has dropped) cannot be mounted:
+		 * the rest of the replica still can.
+		 */
+		as_err_clear(&e2);
+		if (zfs_mount_ro(t.v[i].name, NULL, &e2) == -1)
+			log_warn("%s", e2.msg);
+	}
+	zfs_tree_release(&t);
+	return rc;
+}
+
+int
+zfs_unmount_tree(const char *root, struct as_err *err)
+{
+	struct zfs_tree t;
+	size_t i;
+	int rc = 0;
+
+	if (zfs_list(root, 1, &t, err) == -1)
+		return -1;
+	for (i = t.n; i-- > 0 && rc == 0; )
+		if (!t.v[i].volume && t.v[i].mounted != 0)
+			rc = zfs_unmount(t.v[i].name, err);
+	zfs_tree_release(&t);
+	return rc;
+}
+
+int
 zfs_clone(const char *snap, const char *ds, const char *mountpoint,
     struct as_err *err)
 {
@@ -1406,8 +1632,11 @@ zfs_receive_start(struct zfs_proc *p, const char *ds, int flags, int in_fd,
 }
 
 int
-zfs_receive_policy(const char *ds, struct as_err *err)
+zfs_receive_policy(const char *ds, int known, struct as_err *err)
 {
+	if (known)
+		return zfs_set(ds, "canmount", "noauto", err) == -1 ||
+		    zfs_set(ds, "readonly", "on", err) == -1 ? -1 : 0;
 	if (ensure(ds, "canmount", "noauto", err) == -1 ||
 	    ensure(ds, "readonly", "on", err) == -1)
 		return -1;
@@ -1437,7 +1666,7 @@ zfs_receive(const char *ds, int flags, int in_fd, struct as_err *err)
 		return -1;
 	if (zfs_proc_finish(&p, err) == -1)
 		return -1;
-	return zfs_receive_policy(ds, err);
+	return zfs_receive_policy(ds, 0, err);
 }
 
 /* ------------------------------------------------------------------ */

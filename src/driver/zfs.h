@@ -64,8 +64,14 @@ struct zfs_caps {
  */
 void	zfs_caps_parse(const char *usage, const char *recv_u_probe,
 	    struct zfs_caps *c);
-/* Detect once per process (cached); NULL with err when zfs cannot run. */
+/*
+ * Detect once per process; NULL with err when zfs cannot run.  With
+ * zfs_caps_cache(dir) set first, the result is kept in dir/caps across
+ * processes, keyed by the zfs binary's identity (device, inode, size,
+ * mtime), so that a scheduled run does not pay two extra commands.
+ */
 const struct zfs_caps *zfs_caps(struct as_err *err);
+void	zfs_caps_cache(const char *dir);
 /* Log what a missing capability costs, once per process and key. */
 void	zfs_caps_note(const char *key, const char *msg);
 
@@ -134,6 +140,7 @@ struct zfs_ds {
 	char		*mountpoint;	/* owned, or NULL */
 	char		*canmount;	/* owned, or NULL */
 	int		 mounted;	/* 1 yes, 0 no, -1 unknown */
+	int		 readonly;	/* 1 on, 0 off, -1 unknown */
 	char		*resume_token;	/* owned: receive_resume_token, or
 					 * NULL for none/unsupported */
 	struct zfs_snap	*snaps;
@@ -156,13 +163,38 @@ const struct zfs_snap *zfs_ds_snap_name(const struct zfs_ds *ds,
 	    const char *name);
 
 /*
+ * How a destination dataset stands against its source, by GUID (never by
+ * name): base_s/base_d the newest destination snapshot that the source
+ * also has (NULL: nothing in common); after the destination snapshots
+ * after it (all of them without a base: divergence when > 0); foreign
+ * the first of those not named "autosync_*" (what -F must not destroy);
+ * modified when the destination was written since its newest snapshot
+ * (its "written" property, where known).  Pure.
+ */
+struct zfs_common {
+	const struct zfs_snap *base_s;
+	const struct zfs_snap *base_d;
+	size_t		 after;
+	const char	*foreign;
+	int		 modified;
+};
+void	zfs_compare(const struct zfs_ds *src, const struct zfs_ds *dst,
+	    struct zfs_common *c);
+/*
+ * "common snapshot: X; source only: a, b; destination only: c" (at most
+ * 8 names per list, then "(and N more)").
+ */
+void	zfs_compare_report(const struct zfs_ds *src, const struct zfs_ds *dst,
+	    const struct zfs_common *c, char *buf, size_t bufsz);
+
+/*
  * Parse the output of
  *   zfs get -H -p -o name,property,value PROPS [-r|-d 1] ROOT   (get)
  *   zfs list -H -p -o COLUMNS -t all [-r|-d 1] ROOT             (list)
  * into t.  COLUMNS is the -o argument, starting with "name" and holding
  * "type"; both forms know the properties type, guid, createtxg,
- * creation, userrefs, written, mountpoint, canmount, mounted and
- * receive_resume_token, and ignore others.  Pure; every number is
+ * creation, userrefs, written, mountpoint, canmount, mounted, readonly
+ * and receive_resume_token, and ignore others.  Pure; every number is
  * checked.
  */
 int	zfs_parse_get(const char *text, struct zfs_tree *t,
@@ -188,17 +220,23 @@ int	zfs_list_held(const char *root, char ***out, size_t *n,
 int	zfs_snapshot(const char *ds, const char *name, int recursive,
 	    struct as_err *err);
 /*
- * Destroy one snapshot ds@name (never recursive, never a file system);
- * refuses (INTERNAL) a name that does not start with "autosync_" unless
- * any_name: the guard of "never destroy what autosync did not create".
+ * Destroy the snapshot ds@name (recursive: also the snapshots of that
+ * name of every descendant; never a file system); refuses (INTERNAL) a
+ * name that does not start with "autosync_" unless any_name: the guard
+ * of "never destroy what autosync did not create".
  */
-int	zfs_destroy_snapshot(const char *ds, const char *name, int any_name,
-	    struct as_err *err);
+int	zfs_destroy_snapshot(const char *ds, const char *name, int recursive,
+	    int any_name, struct as_err *err);
 /* zfs rollback -r ds@name: destroys the later snapshots (-F only). */
 int	zfs_rollback(const char *ds, const char *name, struct as_err *err);
-/* zfs hold / release ZFS_HOLD_TAG on ds@name. */
-int	zfs_hold(const char *ds, const char *name, struct as_err *err);
-int	zfs_release(const char *ds, const char *name, struct as_err *err);
+/*
+ * zfs hold / release [-r] ZFS_HOLD_TAG on ds@name; recursive: also on
+ * the snapshots of that name of every descendant that has one.
+ */
+int	zfs_hold(const char *ds, const char *name, int recursive,
+	    struct as_err *err);
+int	zfs_release(const char *ds, const char *name, int recursive,
+	    struct as_err *err);
 
 /* zfs get -H -p -o value prop ds into *value (allocated). */
 int	zfs_get(const char *ds, const char *prop, char **value,
@@ -239,11 +277,12 @@ int	zfs_receive_start(struct zfs_proc *p, const char *ds, int flags,
 	    int in_fd, struct as_err *err);
 /*
  * After a receive: canmount=noauto and readonly=on on ds (set only
- * where different), so that neither a reboot nor `zfs mount -a` mounts
+ * where different; known: 1 when the caller knows both differ, so no
+ * zfs get is needed), so that neither a reboot nor `zfs mount -a` mounts
  * the replica and nothing writes to it (which would make the next
  * incremental refuse: "destination has been modified").
  */
-int	zfs_receive_policy(const char *ds, struct as_err *err);
+int	zfs_receive_policy(const char *ds, int known, struct as_err *err);
 
 /* Synchronous forms for a server: send to / receive from a descriptor;
  * zfs_receive takes ownership of in_fd (closed, also on failure). */
@@ -275,5 +314,14 @@ int	zfs_token_parse(const char *text, uint64_t *toguid,
 int	zfs_mount_ro(const char *ds, const char *mountpoint,
 	    struct as_err *err);
 int	zfs_unmount(const char *ds, struct as_err *err);
+/*
+ * The same for a replica and its children: zfs_mount_tree_ro mounts root
+ * (at mountpoint, or where it inherits) and every file system below it,
+ * parents first, each at its inherited place; zfs_unmount_tree unmounts
+ * them children first.  Volumes are skipped.
+ */
+int	zfs_mount_tree_ro(const char *root, const char *mountpoint,
+	    struct as_err *err);
+int	zfs_unmount_tree(const char *root, struct as_err *err);
 
 #endif

@@ -118,7 +118,11 @@ int	sync_vol_receive(void *state, const char *dest, int in_fd,
 
 /*
  * The step when either endpoint is a ZFS dataset (sync_zfs.c) or a
- * btrfs subvolume (sync_btrfs.c); sync_run() calls them.
+ * btrfs subvolume (sync_btrfs.c); sync_run() calls them.  For ZFS:
+ * zfs:A -> zfs:B natively (recursive unless SYNC_NO_RECURSE), and
+ * zfs:A -> a local directory through a read-only clone and the dir
+ * engine; res->zfs_datasets/zfs_full count the streams, send.stream_bytes
+ * their bytes.  See the comment at the top of sync_zfs.c.
  */
 int	sync_run_zfs(const struct endpoint *se, const struct endpoint *de,
 	    const struct sync_opts *o, struct sync_result *res,

@@ -57,7 +57,6 @@
 #include "repl/sync.h"
 #include "base/banned.h"
 
-#define REPORT_MAX	8	/* snapshot names listed per kind */
 
 static int64_t
 znow_ns(clockid_t clk)
@@ -146,27 +145,35 @@ zstate_release(struct zstate *zs)
 	zs->lock_fd = -1;
 }
 
-/* Record that dest holds snapshot name (atomic: write, fsync, rename). */
+/*
+ * Record the snapshots that dest's datasets hold as their newest common
+ * one (usually one name: a recursive snapshot is named alike in every
+ * dataset; after a run that failed half-way, the old and the new).  The
+ * record is "DEST\nNAME\n...", written atomically (write, fsync,
+ * rename); pruning keeps every name that another record holds.
+ */
 static int
-rec_put(struct zstate *zs, const char *dest, const char *name,
+rec_put(struct zstate *zs, const char *dest, char *const *names, size_t n,
     struct as_err *err)
 {
-	char *key = snapstore_key(dest), *path, *tmp, *line;
+	char *key = snapstore_key(dest), *path, *tmp;
+	size_t i;
 	int fd, rc = -1;
 
 	path = xasprintf("%s/dests/%s", zs->dir, key);
 	tmp = xasprintf("%s.tmp", path);
-	line = xasprintf("%s\n%s\n", name, dest);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd == -1) {
 		as_err_sys(err, errno, "write '%s'", tmp);
 		goto out;
 	}
-	if (io_write_full(fd, line, strlen(line)) == -1) {
-		as_err_sys(err, errno, "write '%s'", tmp);
-		close(fd);
-		goto out;
-	}
+	if (io_write_full(fd, dest, strlen(dest)) == -1 ||
+	    io_write_full(fd, "\n", 1) == -1)
+		goto werr;
+	for (i = 0; i < n; i++)
+		if (io_write_full(fd, names[i], strlen(names[i])) == -1 ||
+		    io_write_full(fd, "\n", 1) == -1)
+			goto werr;
 	if (io_fsync(fd, tmp, err) == -1) {
 		close(fd);
 		goto out;
@@ -177,23 +184,27 @@ rec_put(struct zstate *zs, const char *dest, const char *name,
 		goto out;
 	}
 	rc = 0;
+	goto out;
+werr:
+	as_err_sys(err, errno, "write '%s'", tmp);
+	close(fd);
 out:
 	free(key);
 	free(path);
 	free(tmp);
-	free(line);
 	return rc;
 }
 
 /*
- * The snapshot names that other destinations' records hold (first line
- * of each record other than dest's).  Allocated array of strings.
+ * The snapshot names that other destinations' records hold.  Allocated
+ * array of strings.
  */
 static int
 rec_held_names(struct zstate *zs, const char *dest, char ***out, size_t *n,
     struct as_err *err)
 {
-	char *dir = xasprintf("%s/dests", zs->dir), *mine, *p, buf[600];
+	char *dir = xasprintf("%s/dests", zs->dir), *mine, *p, *line, *nl;
+	char *buf = xmalloc(65536);
 	struct dirent *de;
 	DIR *d;
 	ssize_t r;
@@ -206,6 +217,7 @@ rec_held_names(struct zstate *zs, const char *dest, char ***out, size_t *n,
 		as_err_sys(err, errno, "open '%s'", dir);
 		free(dir);
 		free(mine);
+		free(buf);
 		return -1;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -217,19 +229,28 @@ rec_held_names(struct zstate *zs, const char *dest, char ***out, size_t *n,
 		free(p);
 		if (fd == -1)
 			continue;
-		r = io_read_full(fd, buf, sizeof(buf) - 1);
+		r = io_read_full(fd, buf, 65535);
 		close(fd);
 		if (r <= 0)
 			continue;
 		buf[r] = '\0';
-		if ((p = strchr(buf, '\n')) != NULL)
-			*p = '\0';
-		*out = xreallocarray(*out, *n + 1, sizeof(**out));
-		(*out)[(*n)++] = xstrdup(buf);
+		/* the first line names the destination */
+		if ((line = strchr(buf, '\n')) == NULL)
+			continue;
+		for (line++; *line != '\0'; line = nl + 1) {
+			if ((nl = strchr(line, '\n')) == NULL)
+				break;
+			*nl = '\0';
+			if (*line == '\0')
+				continue;
+			*out = xreallocarray(*out, *n + 1, sizeof(**out));
+			(*out)[(*n)++] = xstrdup(line);
+		}
 	}
 	closedir(d);
 	free(dir);
 	free(mine);
+	free(buf);
 	return 0;
 }
 
@@ -267,6 +288,11 @@ note_once(const char *state, const char *key, const char *msg)
 /* ------------------------------------------------------------------ */
 /* Planning */
 
+struct zstep;
+static int record_run(struct zstate *zs, const char *dkey,
+    const struct zstep *steps, size_t n, const char *name,
+    struct as_err *err);
+
 struct zstep {
 	const struct zfs_ds *src;	/* in the source tree */
 	char		*dst;		/* destination dataset name */
@@ -276,7 +302,10 @@ struct zstep {
 	int		 diverged;	/* dst snapshots after the base */
 	int		 modified;	/* dst written since its newest */
 	int		 nobase;	/* dst exists with nothing in common */
-	int		 held;		/* base_s is held (ZFS_HOLD_TAG) */
+	int		 held;		/* base_s held: 1 alone, 2 by hold -r */
+	int		 sent;		/* received this run */
+	int		 force;		/* -F: rolled back or emptied first */
+	struct zfs_common cmp;		/* dst against src */
 };
 
 static int
@@ -285,51 +314,11 @@ is_auto(const char *name)
 	return strncmp(name, SNAP_AUTO_PREFIX, strlen(SNAP_AUTO_PREFIX)) == 0;
 }
 
-/* Append up to REPORT_MAX names to buf: "a, b, c (and N more)" or none. */
-static void
-name_list(char *buf, size_t bufsz, const char *const *names, size_t n)
-{
-	size_t i, off = 0;
-
-	buf[0] = '\0';
-	if (n == 0) {
-		snprintf(buf, bufsz, "none");
-		return;
-	}
-	for (i = 0; i < n && i < REPORT_MAX && off < bufsz; i++)
-		off += (size_t)snprintf(buf + off, bufsz - off, "%s%s",
-		    i > 0 ? ", " : "", names[i]);
-	if (n > REPORT_MAX && off < bufsz)
-		snprintf(buf + off, bufsz - off, " (and %zu more)",
-		    n - REPORT_MAX);
-}
-
-/*
- * The report of a diverged dataset: "common X; source only: a, b;
- * destination only: c".
- */
+/* The report of a diverged dataset (see zfs_compare_report). */
 static void
 diverge_report(const struct zstep *st, char *buf, size_t bufsz)
 {
-	const char **so, **doo;
-	char a[400], b[400];
-	size_t i, nso = 0, ndo = 0;
-
-	so = xcalloc(st->src->nsnaps + 1, sizeof(*so));
-	doo = xcalloc(st->dds->nsnaps + 1, sizeof(*doo));
-	for (i = 0; i < st->src->nsnaps; i++)
-		if (zfs_ds_snap_guid(st->dds, st->src->snaps[i].guid) == NULL)
-			so[nso++] = st->src->snaps[i].name;
-	for (i = 0; i < st->dds->nsnaps; i++)
-		if (zfs_ds_snap_guid(st->src, st->dds->snaps[i].guid) == NULL)
-			doo[ndo++] = st->dds->snaps[i].name;
-	name_list(a, sizeof(a), so, nso);
-	name_list(b, sizeof(b), doo, ndo);
-	snprintf(buf, bufsz, "common snapshot: %s; source only: %s; "
-	    "destination only: %s", st->base_d != NULL ? st->base_d->name :
-	    "none", a, b);
-	free(so);
-	free(doo);
+	zfs_compare_report(st->src, st->dds, &st->cmp, buf, bufsz);
 }
 
 /* The destination name of source dataset s: dst_root + the rest. */
@@ -339,45 +328,51 @@ map_name(const char *src_root, const char *dst_root, const char *s)
 	return xasprintf("%s%s", dst_root, s + strlen(src_root));
 }
 
-/*
- * Plan one dataset: find its base and whether the destination diverged.
- */
+/* Plan one dataset: its base, and whether the destination diverged. */
 static void
 plan_one(struct zstep *st, const struct zfs_tree *dt)
 {
-	size_t i;
-
 	st->dds = zfs_tree_find(dt, st->dst);
 	if (st->dds == NULL)
 		return;
-	/* the newest destination snapshot the source also has */
-	for (i = st->dds->nsnaps; i-- > 0; ) {
-		st->base_s = zfs_ds_snap_guid(st->src,
-		    st->dds->snaps[i].guid);
-		if (st->base_s != NULL) {
-			st->base_d = &st->dds->snaps[i];
-			st->diverged = i + 1 < st->dds->nsnaps;
-			break;
-		}
+	zfs_compare(st->src, st->dds, &st->cmp);
+	st->base_s = st->cmp.base_s;
+	st->base_d = st->cmp.base_d;
+	st->nobase = st->base_d == NULL;
+	st->diverged = st->base_d != NULL && st->cmp.after > 0;
+	st->modified = st->cmp.modified;
+}
+
+/* Record, for dest, each dataset's newest common snapshot after a run. */
+static int
+record_run(struct zstate *zs, const char *dkey, const struct zstep *steps,
+    size_t n, const char *name, struct as_err *err)
+{
+	char **names = xcalloc(n + 1, sizeof(*names));
+	const char *c;
+	size_t i, j, k = 0;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		c = steps[i].sent ? name : steps[i].base_s != NULL &&
+		    !steps[i].nobase ? steps[i].base_s->name : NULL;
+		if (c == NULL)
+			continue;
+		for (j = 0; j < k && strcmp(names[j], c) != 0; j++)
+			;
+		if (j == k)
+			names[k++] = (char *)(uintptr_t)c;
 	}
-	if (st->base_d == NULL)
-		st->nobase = 1;
-	if (st->dds->written > 0)
-		st->modified = 1;
+	rc = rec_put(zs, dkey, names, k, err);
+	free(names);
+	return rc;
 }
 
 /* The first snapshot (on dst) after the base that autosync did not make. */
 static const char *
 foreign_after_base(const struct zstep *st)
 {
-	size_t i, from = 0;
-
-	if (st->base_d != NULL)
-		from = (size_t)(st->base_d - st->dds->snaps) + 1;
-	for (i = from; i < st->dds->nsnaps; i++)
-		if (!is_auto(st->dds->snaps[i].name))
-			return st->dds->snaps[i].name;
-	return NULL;
+	return st->cmp.foreign;
 }
 
 /* ------------------------------------------------------------------ */
@@ -508,24 +503,83 @@ in_names(char **v, size_t n, const char *name)
 	return 0;
 }
 
-/* Destroy ds's autosync_* snapshots but keep and those held. */
+/* May snapshot i of d go?  Only autosync's, not keep, not held. */
 static int
-prune_ds(const struct zfs_ds *d, const char *keep, char **held, size_t nheld,
-    unsigned *pruned, struct as_err *err)
+prunable(const struct zfs_ds *d, size_t i, const char *keep, char **held,
+    size_t nheld)
 {
-	size_t i;
+	const char *s = d->snaps[i].name;
 
-	for (i = 0; i < d->nsnaps; i++) {
-		const char *s = d->snaps[i].name;
+	return is_auto(s) && strcmp(s, keep) != 0 &&
+	    !in_names(held, nheld, s) && d->snaps[i].userrefs <= 0;
+}
 
-		if (!is_auto(s) || strcmp(s, keep) == 0 ||
-		    in_names(held, nheld, s) || d->snaps[i].userrefs > 0)
+/*
+ * Destroy the prunable snapshots of the datasets of t that hold keep
+ * (the ones this run reached; a child kept on the destination after the
+ * source dropped it is left alone).  A name that goes from every dataset
+ * of the tree that has it goes in one `zfs destroy -r root@name` when
+ * recursive; otherwise one dataset at a time.
+ */
+static int
+prune_tree(const struct zfs_tree *t, const char *root, const char *keep,
+    char **held, size_t nheld, int recursive, unsigned *pruned,
+    struct as_err *err)
+{
+	char **names = NULL;
+	const struct zfs_snap *sn;
+	size_t nn = 0, i, j, k, count;
+	int all;
+
+	for (i = 0; i < t->n; i++) {
+		if (zfs_ds_snap_name(&t->v[i], keep) == NULL)
 			continue;
-		if (zfs_destroy_snapshot(d->name, s, 0, err) == -1)
-			return -1;
-		(*pruned)++;
+		for (j = 0; j < t->v[i].nsnaps; j++)
+			if (prunable(&t->v[i], j, keep, held, nheld) &&
+			    !in_names(names, nn, t->v[i].snaps[j].name)) {
+				names = xreallocarray(names, nn + 1,
+				    sizeof(*names));
+				names[nn++] = t->v[i].snaps[j].name;
+			}
 	}
+	for (k = 0; k < nn; k++) {
+		/* one command when every holder of the name may lose it */
+		all = recursive && t->n > 0 && strcmp(t->v[0].name, root) == 0 &&
+		    zfs_ds_snap_name(&t->v[0], names[k]) != NULL;
+		for (i = 0, count = 0; all && i < t->n; i++) {
+			sn = zfs_ds_snap_name(&t->v[i], names[k]);
+			if (sn == NULL)
+				continue;
+			count++;
+			if (zfs_ds_snap_name(&t->v[i], keep) == NULL ||
+			    !prunable(&t->v[i], (size_t)(sn - t->v[i].snaps),
+			    keep, held, nheld))
+				all = 0;
+		}
+		if (all) {
+			if (zfs_destroy_snapshot(root, names[k], 1, 0,
+			    err) == -1)
+				goto fail;
+			*pruned += (unsigned)count;
+			continue;
+		}
+		for (i = 0; i < t->n; i++) {
+			sn = zfs_ds_snap_name(&t->v[i], names[k]);
+			if (sn == NULL || zfs_ds_snap_name(&t->v[i], keep) ==
+			    NULL || !prunable(&t->v[i], (size_t)(sn -
+			    t->v[i].snaps), keep, held, nheld))
+				continue;
+			if (zfs_destroy_snapshot(t->v[i].name, names[k], 0, 0,
+			    err) == -1)
+				goto fail;
+			(*pruned)++;
+		}
+	}
+	free(names);
 	return 0;
+fail:
+	free(names);
+	return -1;
 }
 
 /* Make way for a forced step on one dataset (SYNC_FORCE only). */
@@ -540,6 +594,13 @@ force_prepare(struct zstep *st, struct as_err *err)
 		    "'%s' was not made by autosync; -F destroys only "
 		    "autosync's snapshots: destroy it yourself to go on",
 		    st->dst, foreign);
+	/*
+	 * A forced receive replaces the file system under its mount:
+	 * unmount first (zfs-fuse fails a full `receive -F` over a mounted
+	 * dataset with "I/O error" after receiving it).
+	 */
+	if (st->dds->mounted == 1 && zfs_unmount(st->dst, err) == -1)
+		return -1;
 	if (st->base_d != NULL) {
 		if (!st->diverged)
 			return 0;	/* receive -F rolls back writes */
@@ -551,7 +612,7 @@ force_prepare(struct zstep *st, struct as_err *err)
 	for (i = 0; i < st->dds->nsnaps; i++) {
 		log_info("'%s': destroying '%s' for a full resend (-F)",
 		    st->dst, st->dds->snaps[i].name);
-		if (zfs_destroy_snapshot(st->dst, st->dds->snaps[i].name, 0,
+		if (zfs_destroy_snapshot(st->dst, st->dds->snaps[i].name, 0, 0,
 		    err) == -1)
 			return -1;
 	}
@@ -572,6 +633,8 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	char **held = NULL, *snap = NULL, *base = NULL;
 	int recursive = !(o->flags & SYNC_NO_RECURSE), force =
 	    o->flags & SYNC_FORCE, rc = -1, sflags = 0, rflags;
+	int snapped = 0, recorded = 0;
+	const char *rhold = NULL;	/* base held with hold -r on src */
 	size_t i, j, n = 0, nheld = 0, srclen = strlen(src), dstlen;
 	uint64_t bytes;
 
@@ -662,8 +725,22 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 			    "snapshot", report);
 			goto out;
 		}
-		log_info("'%s' diverged (%s): forcing", s->dst, report);
-		if (force_prepare(s, err) == -1)
+		/* all refusals before any rollback or destroy */
+		if (foreign_after_base(s) != NULL) {
+			as_err_set(err, AS_E_CONFLICT, 0, "'%s': snapshot '%s' "
+			    "was not made by autosync; -F destroys only "
+			    "autosync's snapshots: destroy it yourself to go "
+			    "on (%s)", s->dst, foreign_after_base(s), report);
+			goto out;
+		}
+		s->force = 1;
+	}
+	for (i = 0; i < n; i++) {
+		if (!steps[i].force)
+			continue;
+		diverge_report(&steps[i], report, sizeof(report));
+		log_info("'%s' diverged (%s): forcing", steps[i].dst, report);
+		if (force_prepare(&steps[i], err) == -1)
 			goto out;
 	}
 
@@ -679,12 +756,28 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 				if (st.v[i].snaps[j].userrefs > 0 &&
 				    is_auto(st.v[i].snaps[j].name))
 					(void)zfs_release(st.v[i].name,
-					    st.v[i].snaps[j].name, NULL);
+					    st.v[i].snaps[j].name, 0, NULL);
+		/*
+		 * One `hold -r` on the root's base covers every child whose
+		 * base has the same name (a recursive snapshot names them
+		 * alike); the others are held one by one.
+		 */
+		if (recursive && n > 1 && steps[0].base_s != NULL &&
+		    !steps[0].nobase) {
+			if (zfs_hold(src, steps[0].base_s->name, 1, err) == -1)
+				goto out;
+			rhold = steps[0].base_s->name;
+		}
 		for (i = 0; i < n; i++) {
 			if (steps[i].base_s == NULL || steps[i].nobase)
 				continue;
+			if (rhold != NULL &&
+			    strcmp(steps[i].base_s->name, rhold) == 0) {
+				steps[i].held = 2;
+				continue;
+			}
 			if (zfs_hold(steps[i].src->name, steps[i].base_s->name,
-			    err) == -1)
+			    0, err) == -1)
 				goto out;
 			steps[i].held = 1;
 		}
@@ -694,6 +787,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	new_name(&st, name, sizeof(name));
 	if (zfs_snapshot(src, name, recursive, err) == -1)
 		goto out;
+	snapped = 1;
 	snprintf(res->name, sizeof(res->name), "%s", name);
 	if (zfs_list(src, recursive, &nt, err) == -1)
 		goto out;
@@ -718,7 +812,10 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		log_debug("zfs: %s '%s' -> '%s'%s%s", base != NULL ?
 		    "incremental" : "full", snap, s->dst, base != NULL ?
 		    " from " : "", base != NULL ? s->base_s->name : "");
-		if (transfer(snap, base, sflags, s->dst, base != NULL ?
+		/* -F: roll back writes (incremental), or replace an existing
+		 * dataset that has nothing in common (full, after
+		 * force_prepare); never for a dataset that is new */
+		if (transfer(snap, base, sflags, s->dst, s->dds != NULL ?
 		    rflags : 0, &bytes, err) == -1) {
 			res->send.stream_bytes += bytes;
 			if (err->code == AS_E_CONFLICT && s->dds != NULL) {
@@ -743,43 +840,64 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 				    "%s", s->base_s->name);
 			}
 		}
-		/* the destination must hold exactly what was sent */
-		{
-			struct zfs_tree one;
-			const struct zfs_snap *got;
-
-			if (zfs_list(s->dst, 0, &one, err) == -1)
-				goto out;
-			got = one.n > 0 ? zfs_ds_snap_name(&one.v[0], name) :
-			    NULL;
-			if (got == NULL || got->guid != ns->guid) {
-				zfs_tree_release(&one);
-				as_err_set(err, AS_E_INTERNAL, 0, "'%s': zfs "
-				    "receive succeeded but '%s@%s' %s", s->dst,
-				    s->dst, name, got == NULL ? "is missing" :
-				    "has another GUID");
-				goto out;
-			}
-			if (!one.v[0].volume && (s->dds == NULL ||
-			    one.v[0].canmount == NULL ||
-			    strcmp(one.v[0].canmount, "noauto") != 0 ||
-			    s->dds->mounted == 1)) {
-				if (zfs_receive_policy(s->dst, err) == -1) {
-					zfs_tree_release(&one);
-					goto out;
-				}
-			}
-			zfs_tree_release(&one);
-		}
+		s->sent = 1;
 	}
+
+	/*
+	 * The destination must hold exactly what was sent, under the
+	 * property policy: one listing for all (and for the pruning).
+	 */
+	zfs_tree_release(&dt);
+	if (zfs_list(dst, recursive, &dt, err) == -1)
+		goto out;
+	for (i = 0; i < n; i++) {
+		struct zstep *s = &steps[i];
+		const struct zfs_snap *got;
+
+		if (!s->sent)
+			continue;
+		nd = zfs_tree_find(&dt, s->dst);
+		sd = zfs_tree_find(&nt, s->src->name);
+		ns = sd != NULL ? zfs_ds_snap_name(sd, name) : NULL;
+		got = zfs_ds_snap_name(nd, name);
+		if (ns == NULL || got == NULL || got->guid != ns->guid) {
+			as_err_set(err, AS_E_INTERNAL, 0, "'%s': zfs receive "
+			    "succeeded but '%s@%s' %s", s->dst, s->dst, name,
+			    got == NULL ? "is missing" : "has another GUID");
+			goto out;
+		}
+		if (nd->volume || (nd->canmount != NULL &&
+		    strcmp(nd->canmount, "noauto") == 0 && nd->readonly == 1))
+			continue;
+		if (zfs_receive_policy(s->dst, nd->canmount != NULL &&
+		    strcmp(nd->canmount, "noauto") != 0 && nd->readonly == 0,
+		    err) == -1)
+			goto out;
+	}
+
 	/* 5. release the bases, record, then prune */
+	if (rhold != NULL) {
+		if (zfs_release(src, rhold, 1, err) == -1)
+			goto out;
+		/* the listing still counts the hold, wherever -r put it */
+		for (i = 0; i < nt.n; i++) {
+			const struct zfs_snap *b = zfs_ds_snap_name(&nt.v[i],
+			    rhold);
+
+			if (b != NULL && b->userrefs > 0)
+				((struct zfs_snap *)(uintptr_t)b)->userrefs--;
+		}
+		rhold = NULL;
+	}
 	for (i = 0; i < n; i++) {
 		struct zfs_ds *d;
 		const struct zfs_snap *b;
 
-		if (!steps[i].held)
+		if (steps[i].held != 1) {
+			steps[i].held = 0;
 			continue;
-		if (zfs_release(steps[i].src->name, steps[i].base_s->name,
+		}
+		if (zfs_release(steps[i].src->name, steps[i].base_s->name, 0,
 		    err) == -1)
 			goto out;
 		steps[i].held = 0;
@@ -791,44 +909,40 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 			((struct zfs_snap *)(uintptr_t)b)->userrefs--;
 	}
 	dkey = xasprintf("zfs:%s", dst);
-	if (rec_put(&zs, dkey, name, err) == -1) {
+	if (record_run(&zs, dkey, steps, n, name, err) == -1) {
 		free(dkey);
 		goto out;
 	}
+	recorded = 1;
 	if (!(o->flags & SYNC_NO_PRUNE)) {
 		if (rec_held_names(&zs, dkey, &held, &nheld, err) == -1) {
 			free(dkey);
 			goto out;
 		}
-		zfs_tree_release(&dt);
-		if (zfs_list(dst, recursive, &dt, err) == -1) {
+		if (prune_tree(&nt, src, name, held, nheld, recursive,
+		    &res->pruned, err) == -1 || prune_tree(&dt, dst, name,
+		    NULL, 0, recursive, &res->pruned, err) == -1) {
 			free(dkey);
 			goto out;
-		}
-		for (i = 0; i < nt.n; i++)
-			if (prune_ds(&nt.v[i], name, held, nheld, &res->pruned,
-			    err) == -1) {
-				free(dkey);
-				goto out;
-			}
-		for (i = 0; i < dt.n; i++) {
-			nd = &dt.v[i];
-			if (zfs_ds_snap_name(nd, name) == NULL)
-				continue;	/* not ours this run */
-			if (prune_ds(nd, name, NULL, 0, &res->pruned,
-			    err) == -1) {
-				free(dkey);
-				goto out;
-			}
 		}
 	}
 	free(dkey);
 	rc = 0;
 out:
+	if (rc == -1 && snapped && !recorded) {
+		/* what each destination dataset holds now, for the pruning
+		 * of the next run to this source's other destinations */
+		char *k = xasprintf("zfs:%s", dst);
+
+		(void)record_run(&zs, k, steps, n, name, NULL);
+		free(k);
+	}
+	if (rhold != NULL)
+		(void)zfs_release(src, rhold, 1, NULL);
 	for (i = 0; i < n; i++)
-		if (steps[i].held)
+		if (steps[i].held == 1)
 			(void)zfs_release(steps[i].src->name,
-			    steps[i].base_s->name, NULL);
+			    steps[i].base_s->name, 0, NULL);
 	for (i = 0; i < n; i++)
 		free(steps[i].dst);
 	free(steps);
@@ -975,17 +1089,20 @@ zfs_to_dir(const struct endpoint *se, const struct endpoint *de,
 	if ((dabs = snapstore_abspath(de->path, err)) == NULL)
 		goto out;
 	dkey = xasprintf("dir:%s", dabs);
-	if (rec_put(&zs, dkey, name, err) == -1)
-		goto out;
+	{
+		char *one = name;
+
+		if (rec_put(&zs, dkey, &one, 1, err) == -1)
+			goto out;
+	}
 	if (!(o->flags & SYNC_NO_PRUNE)) {
 		unsigned pruned = 0;
 
 		if (rec_held_names(&zs, dkey, &held, &nheld, err) == -1)
 			goto out;
-		for (i = 0; i < nt.n; i++)
-			if (prune_ds(&nt.v[i], name, held, nheld, &pruned,
-			    err) == -1)
-				goto out;
+		if (prune_tree(&nt, src, name, held, nheld, 0, &pruned,
+		    err) == -1)
+			goto out;
 		res->pruned += pruned;
 	}
 	rc = 0;
@@ -1033,6 +1150,17 @@ sync_run_zfs(const struct endpoint *se, const struct endpoint *de,
 		return -1;
 	if ((state = snapstore_state_dir(o->state_dir, err)) == NULL)
 		return -1;
+	{
+		char *zdir = xasprintf("%s/zfs", state);
+
+		if (mkdirs(zdir, err) == -1) {
+			free(zdir);
+			free(state);
+			return -1;
+		}
+		zfs_caps_cache(zdir);
+		free(zdir);
+	}
 	if (de->kind == EP_ZFS)
 		rc = zfs_to_zfs(se->path, de->path, state, o, res, err);
 	else if (de->kind == EP_LOCAL)

@@ -1,5 +1,9 @@
 # lib-zfs.sh - real ZFS pools for the t3xxx tests (source after test-lib.sh).
 #
+# Scripts that use it run one at a time on a machine (a flock on
+# ${TMPDIR:-/tmp}/autosync-zfs-tests.lock): zfs-fuse does not survive two
+# of them mounting at once.
+#
 # zfs_setup starts the zfs-fuse daemon if none is running (only one can
 # run on a machine: a running one is shared, never stopped), and skips
 # the whole script with the reason when ZFS cannot work here (not root,
@@ -32,6 +36,12 @@ zfs_setup() {
 		{ test_skip_all "zfs-fuse is not installed (apt-get install zfs-fuse)"; return 1; }
 	test -c /dev/fuse ||
 		{ test_skip_all "no /dev/fuse: zfs-fuse cannot run here"; return 1; }
+	# One ZFS test script at a time on a machine: zfs-fuse wedged (every
+	# FUSE request hung) when two scripts mounted at the same moment.
+	exec {zfs_lock_fd}>>"${TMPDIR:-/tmp}/autosync-zfs-tests.lock" ||
+		{ test_skip_all "cannot open the ZFS test lock"; return 1; }
+	flock -w 240 "$zfs_lock_fd" ||
+		{ test_skip_all "another ZFS test script held the lock for 240 s"; return 1; }
 	if ! zfs_daemon_ok_; then
 		zfs-fuse --no-daemon --no-kstat-mount \
 		    >"$TEST_META/zfs-fuse.log" 2>&1 &

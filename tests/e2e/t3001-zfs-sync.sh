@@ -56,14 +56,32 @@ test_expect_success 'incremental, with a child added and one removed' '
 	test "$(zguid $B/backup/home/c2@$s)" = "$(zguid $A/home/c2@$s)" &&
 	zfs list $B/backup/home/c1 &&
 	test "$(zfs get -H -o value canmount $B/backup/home/c2)" = noauto &&
-	zfstool mount $B/backup/home && zfstool mount $B/backup/home/c2 &&
+	zfstool mount -r $B/backup/home &&
+	test "$(zfs get -H -o value mounted $B/backup/home/c2)" = yes &&
 	zsame_tree $MA/home $MB/backup/home &&
-	zfstool umount $B/backup/home/c2 && zfstool umount $B/backup/home
+	zfstool umount -r $B/backup/home &&
+	test "$(zfs get -H -o value mounted $B/backup/home/c2)" = no &&
+	test "$(zfs get -H -o value mounted $B/backup/home)" = no
 '
 
-test_expect_success 'older autosync snapshots are pruned on both sides' '
+test_expect_success 'older autosync snapshots are pruned on both sides (not from a child the source dropped)' '
 	test "$(zfs list -H -t snapshot -o name -r $A/home | grep -c "^$A/home@")" = 1 &&
-	test "$(zfs list -H -t snapshot -o name -r $B/backup/home | grep -c "^$B/backup/home@")" = 1
+	test "$(zfs list -H -t snapshot -o name -r $B/backup/home | grep -c "^$B/backup/home@")" = 1 &&
+	test "$(zfs list -H -t snapshot -o name -r $B/backup/home/c1 | wc -l)" = 1
+'
+
+test_expect_success 'two destinations of one source keep their own bases' '
+	zfs create $A/two && echo 1 >$MA/two/f &&
+	as_zfs sync zfs:$A/two zfs:$B/two1 &&
+	as_zfs sync zfs:$A/two zfs:$B/two2 &&
+	echo 2 >>$MA/two/f && sleep 1 &&
+	as_zfs sync -v zfs:$A/two zfs:$B/two1 >out &&
+	grep incremental out &&
+	echo 3 >>$MA/two/f && sleep 1 &&
+	as_zfs sync -v zfs:$A/two zfs:$B/two2 >out &&
+	grep incremental out &&
+	as_zfs sync -v zfs:$A/two zfs:$B/two1 >out &&
+	grep incremental out
 '
 
 test_expect_success '-N replicates the named dataset only' '
@@ -106,7 +124,18 @@ test_expect_success 'a destination written since its snapshot is refused, then -
 test_expect_success 'no common snapshot at all is refused' '
 	zfs create $B/other && zfs snapshot $B/other@x &&
 	test_expect_code 20 as_zfs sync -N zfs:$A/home zfs:$B/other 2>err &&
-	grep "no snapshot in common" err
+	grep "no snapshot in common" err &&
+	test_expect_code 20 as_zfs sync -N -F zfs:$A/home zfs:$B/other 2>err &&
+	grep "snapshot .x. was not made by autosync" err
+'
+
+test_expect_success 'an existing dataset without snapshots: refused, then -F replaces it' '
+	zfs create $B/empty && zfs create $A/data2 && echo z >$MA/data2/z &&
+	test_expect_code 20 as_zfs sync -N zfs:$A/data2 zfs:$B/empty 2>err &&
+	grep "no snapshot in common" err &&
+	as_zfs sync -N -F zfs:$A/data2 zfs:$B/empty &&
+	s=$(znewest $A/data2) &&
+	test "$(zguid $B/empty@$s)" = "$(zguid $A/data2@$s)"
 '
 
 test_expect_success 'missing source, missing parent, overlap' '
@@ -131,6 +160,16 @@ test_expect_success 'zfs to a directory: a frozen clone, incremental next time' 
 	! grep -q autosync-clone /proc/self/mounts
 '
 
+test_expect_success 'zfs to a directory: a killed run'"'"'s clone is removed by the next' '
+	zfs snapshot $A/data@autosync_crashed &&
+	zfs clone $A/data@autosync_crashed $A/autosync-clone-${A}_2Fdata &&
+	echo d >>$MA/data/a &&
+	as_zfs sync zfs:$A/data copy &&
+	zsame_tree $MA/data copy &&
+	! zfs list -H -o name -r $A | grep autosync-clone &&
+	! zfs list $A/data@autosync_crashed 2>/dev/null
+'
+
 test_expect_success 'zfs with children to a directory needs -N' '
 	test_expect_code 2 as_zfs sync zfs:$A/home copy2 2>err &&
 	grep "child datasets" err && test_path_is_missing copy2 &&
@@ -151,10 +190,11 @@ test_expect_success 'the zfs commands autosync ran: receive -u, destroy only aut
 	test -s recv &&
 	! grep -v -e "^receive -u " -e "^receive -u\$" recv &&
 	grep "^receive -u $B/backup/home/c2\$" recv &&
-	grep "^destroy $A/home@autosync_" $ZFS_LOG &&
+	grep "^destroy -r $A/home@autosync_" $ZFS_LOG &&
+	grep "^destroy -r $B/backup/home@autosync_" $ZFS_LOG &&
 	! grep "^destroy " $ZFS_LOG | grep -v "@autosync_" |
 		grep -v "^destroy $A/autosync-clone-" &&
-	! grep "^destroy -r" $ZFS_LOG
+	! grep "^destroy -r" $ZFS_LOG | grep -v "@autosync_"
 '
 
 zfs_teardown_

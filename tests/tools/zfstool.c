@@ -4,6 +4,8 @@
  *
  *   zfstool mount DATASET [MOUNTPOINT]   zfs_mount_ro()
  *   zfstool umount DATASET               zfs_unmount()
+ *   zfstool mount -r DATASET [MOUNTPOINT] zfs_mount_tree_ro()
+ *   zfstool umount -r DATASET            zfs_unmount_tree()
  *   zfstool held ROOT                    zfs_list_held(), one per line
  *
  * Exits with the error's class like autosync does.
@@ -28,7 +30,14 @@ main(int argc, char **argv)
 	if (getenv("ZFSTOOL_DEBUG") != NULL)
 		log_set_level(LOG_LVL_DEBUG);
 	as_err_clear(&err);
-	if (argc >= 3 && argc <= 4 && strcmp(argv[1], "mount") == 0)
+	if (argc >= 4 && argc <= 5 && strcmp(argv[1], "mount") == 0 &&
+	    strcmp(argv[2], "-r") == 0)
+		rc = zfs_mount_tree_ro(argv[3], argc == 5 ? argv[4] : NULL,
+		    &err);
+	else if (argc == 4 && strcmp(argv[1], "umount") == 0 &&
+	    strcmp(argv[2], "-r") == 0)
+		rc = zfs_unmount_tree(argv[3], &err);
+	else if (argc >= 3 && argc <= 4 && strcmp(argv[1], "mount") == 0)
 		rc = zfs_mount_ro(argv[2], argc == 4 ? argv[3] : NULL, &err);
 	else if (argc == 3 && strcmp(argv[1], "umount") == 0)
 		rc = zfs_unmount(argv[2], &err);

@@ -381,6 +381,100 @@ test_tokens(void **state)
 	free(bad);
 }
 
+/* A one-dataset tree from "name:guid" pairs, oldest first. */
+static void
+mk_ds(struct zfs_tree *t, const char *ds, const char *const *snaps,
+    int64_t written)
+{
+	char text[4096];
+	size_t off = 0;
+	unsigned txg = 1;
+	struct as_err err;
+
+	off += (size_t)snprintf(text + off, sizeof(text) - off,
+	    "%s\tguid\t1\n%s\twritten\t%lld\n", ds, ds, (long long)written);
+	for (; *snaps != NULL; snaps++) {
+		const char *c = strchr(*snaps, ':');
+
+		off += (size_t)snprintf(text + off, sizeof(text) - off,
+		    "%s@%.*s\tguid\t%s\n%s@%.*s\tcreatetxg\t%u\n", ds,
+		    (int)(c - *snaps), *snaps, c + 1, ds, (int)(c - *snaps),
+		    *snaps, txg++);
+	}
+	assert_int_equal(zfs_parse_get(text, t, &err), 0);
+	assert_int_equal(t->n, 1);
+}
+
+static void
+test_compare(void **state)
+{
+	static const char *const src[] = { "autosync_1:11", "daily:12",
+	    "autosync_2:13", "autosync_3:14", NULL };
+	/* renamed on the destination: still common, by GUID */
+	static const char *const d_renamed[] = { "autosync_1:11",
+	    "renamed:13", NULL };
+	/* same name, another GUID: not common */
+	static const char *const d_imposter[] = { "autosync_1:11",
+	    "autosync_3:99", NULL };
+	static const char *const d_diverged[] = { "autosync_2:13",
+	    "autosync_x:50", "mine:51", NULL };
+	static const char *const d_none[] = { "x:70", "autosync_y:71", NULL };
+	static const char *const d_empty[] = { NULL };
+	struct zfs_tree ts, td;
+	struct zfs_common c;
+	char rep[1000];
+
+	(void)state;
+	mk_ds(&ts, "a/s", src, -1);
+
+	mk_ds(&td, "b/d", d_renamed, 0);
+	zfs_compare(&ts.v[0], &td.v[0], &c);
+	assert_non_null(c.base_s);
+	assert_string_equal(c.base_s->name, "autosync_2");
+	assert_string_equal(c.base_d->name, "renamed");
+	assert_int_equal(c.after, 0);
+	assert_null(c.foreign);
+	assert_false(c.modified);
+	zfs_tree_release(&td);
+
+	mk_ds(&td, "b/d", d_imposter, 4096);
+	zfs_compare(&ts.v[0], &td.v[0], &c);
+	assert_string_equal(c.base_s->name, "autosync_1");
+	assert_int_equal(c.after, 1);
+	assert_null(c.foreign);		/* autosync_3 is autosync's name */
+	assert_true(c.modified);
+	zfs_compare_report(&ts.v[0], &td.v[0], &c, rep, sizeof(rep));
+	assert_string_equal(rep, "common snapshot: autosync_1; source only: "
+	    "daily, autosync_2, autosync_3; destination only: autosync_3");
+	zfs_tree_release(&td);
+
+	mk_ds(&td, "b/d", d_diverged, 0);
+	zfs_compare(&ts.v[0], &td.v[0], &c);
+	assert_string_equal(c.base_d->name, "autosync_2");
+	assert_int_equal(c.after, 2);
+	assert_string_equal(c.foreign, "mine");
+	zfs_tree_release(&td);
+
+	mk_ds(&td, "b/d", d_none, 0);
+	zfs_compare(&ts.v[0], &td.v[0], &c);
+	assert_null(c.base_s);
+	assert_null(c.base_d);
+	assert_int_equal(c.after, 2);
+	assert_string_equal(c.foreign, "x");
+	zfs_compare_report(&ts.v[0], &td.v[0], &c, rep, sizeof(rep));
+	assert_string_equal(rep, "common snapshot: none; source only: "
+	    "autosync_1, daily, autosync_2, autosync_3; destination only: x, "
+	    "autosync_y");
+	zfs_tree_release(&td);
+
+	mk_ds(&td, "b/d", d_empty, 0);
+	zfs_compare(&ts.v[0], &td.v[0], &c);
+	assert_null(c.base_d);
+	assert_int_equal(c.after, 0);
+	zfs_tree_release(&td);
+	zfs_tree_release(&ts);
+}
+
 int
 main(void)
 {
@@ -393,6 +487,7 @@ main(void)
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_tokens),
+		cmocka_unit_test(test_compare),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,238 @@
+#!/bin/bash
+# bench/zfs.sh - what does autosync's wrapping cost over a raw zfs pipe?
+#
+# Two zfs-fuse pools on image files; one dataset of random data.  Each
+# round times, side by side and alternating which goes first:
+#
+#   raw       zfs snapshot A/src@rN && zfs send [-i prev] A/src@rN |
+#             zfs receive -u B/raw && zfs destroy the previous snapshot
+#             on both sides (the same retention as autosync's)
+#   autosync  autosync sync zfs:A/src zfs:B/wrap      (snapshot, list,
+#             send | autosync | receive, GUID check, policy, prune)
+#
+# for a full stream (destinations destroyed first), an incremental one
+# (1% of the data rewritten before the round) and a run with nothing
+# changed.  The best of N rounds counts; ratio = autosync / raw; the goal
+# (issue 6) is <= 1.05 for the transfers.
+#
+# Needs root and zfs-fuse (started if not running, stopped if started).
+# Usage: [MB=512] [N=3] [BENCH_DIR=/var/tmp/autosync-bench]
+#        [AUTOSYNC=build-rel/autosync] bench/zfs.sh
+# (measure a release build: the default build/ of the tests has ASan)
+set -u
+AUTOSYNC=${AUTOSYNC:-$(cd "$(dirname "$0")/.." && pwd)/build/autosync}
+MB=${MB:-512}
+N=${N:-3}
+dir=${BENCH_DIR:-/var/tmp/autosync-bench}/zfs
+pa=bench_$$_a
+pb=bench_$$_b
+started=
+
+cleanup() {
+	local p i
+	for p in "$pa" "$pb"; do
+		for i in $(seq 10); do
+			zpool list "$p" >/dev/null 2>&1 || break
+			zpool destroy -f "$p" 2>/dev/null && break
+			sleep 0.5
+		done
+	done
+	if test -n "$started"; then
+		kill -TERM "$started" 2>/dev/null
+		wait "$started" 2>/dev/null
+	fi
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+test "$(id -u)" = 0 || { echo "bench/zfs.sh: run as root" >&2; exit 2; }
+command -v zfs-fuse >/dev/null || { echo "bench/zfs.sh: no zfs-fuse" >&2; exit 2; }
+# one user of zfs-fuse at a time (see tests/e2e/lib-zfs.sh)
+exec {lockfd}>>"${TMPDIR:-/tmp}/autosync-zfs-tests.lock"
+flock -w 600 "$lockfd" || { echo "bench/zfs.sh: zfs lock busy" >&2; exit 2; }
+rm -rf "$dir"
+mkdir -p "$dir/ma" "$dir/mb"
+if ! timeout 10 zpool list >/dev/null 2>&1; then
+	zfs-fuse --no-daemon --no-kstat-mount >"$dir/zfs-fuse.log" 2>&1 &
+	started=$!
+	for _ in $(seq 100); do
+		timeout 10 zpool list >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+fi
+size=$(( (MB * 3 + 256) ))M
+truncate -s "$size" "$dir/a.img" "$dir/b.img"
+zpool create -m "$dir/ma" "$pa" "$dir/a.img" 2>/dev/null || exit 1
+zpool create -m "$dir/mb" "$pb" "$dir/b.img" 2>/dev/null || exit 1
+zfs create "$pa/src"
+export AUTOSYNC_STATE_DIR=$dir/state
+
+# MB of random data in 8 MiB files, plus 1000 small files
+for i in $(seq $((MB / 8))); do
+	head -c $((8 << 20)) /dev/urandom >"$dir/ma/src/f$i"
+done
+mkdir "$dir/ma/src/small"
+for i in $(seq 1000); do
+	head -c 4096 /dev/urandom >"$dir/ma/src/small/s$i"
+done
+sync
+
+now() { date +%s.%N; }
+secs() { echo "$2 - $1" | bc -l; }
+best() { printf '%s\n' "$@" | sort -g | head -n 1; }
+
+# Both set a global (RT, WT): they must not run in $(...), which would
+# lose rawprev.
+rawprev=
+raw_round() {	# $1: full|incr
+	local s=r$(date +%s%N) t0 t1
+	t0=$(now)
+	zfs snapshot "$pa/src@$s" || return 1
+	if test "$1" = full || test -z "$rawprev"; then
+		zfs send "$pa/src@$s" | zfs receive -u "$pb/raw" || return 1
+	else
+		zfs send -i "$rawprev" "$pa/src@$s" |
+			zfs receive -u "$pb/raw" || return 1
+	fi
+	# the same retention as autosync's: drop the previous snapshot
+	if test -n "$rawprev"; then
+		zfs destroy "$pa/src@$rawprev" 2>/dev/null
+		zfs destroy "$pb/raw@$rawprev" 2>/dev/null
+	fi
+	t1=$(now)
+	rawprev=$s
+	RT=$(secs "$t0" "$t1")
+}
+
+wrap_round() {
+	local t0 t1
+	t0=$(now)
+	"$AUTOSYNC" sync zfs:"$pa/src" zfs:"$pb/wrap" 2>>"$dir/autosync.log" ||
+		return 1
+	t1=$(now)
+	WT=$(secs "$t0" "$t1")
+}
+
+reset_dest() {
+	local i
+	for d in "$pb/raw" "$pb/wrap"; do
+		for i in $(seq 20); do
+			zfs list "$d" >/dev/null 2>&1 || break
+			zfs destroy -r "$d" 2>/dev/null && break
+			sleep 0.3
+		done
+	done
+	for s in $(zfs list -H -t snapshot -o name -r "$pa/src"); do
+		zfs destroy "$s" 2>/dev/null
+	done
+	rawprev=
+	rm -rf "$AUTOSYNC_STATE_DIR"
+}
+
+mutate() {	# rewrite 1% of the data in place (whole 64 KiB blocks)
+	python3 - "$dir/ma/src" "$MB" <<'PY'
+import os, random, sys
+root, mb = sys.argv[1], int(sys.argv[2])
+files = sorted(f for f in os.listdir(root) if f.startswith("f"))
+blocks = mb * 16 // 100 or 1
+for _ in range(blocks):
+    f = os.path.join(root, random.choice(files))
+    with open(f, "r+b") as fh:
+        fh.seek(random.randrange(128) * 65536)
+        fh.write(os.urandom(65536))
+PY
+	sync
+}
+
+declare -a rf rw ri wi rn wn
+# one scenario: $1 full|incr; runs both in alternating order
+pair() {
+	if test $((r % 2)) = 1; then
+		raw_round "$1" || exit 1; wrap_round || exit 1
+	else
+		wrap_round || exit 1; raw_round "$1" || exit 1
+	fi
+}
+for r in $(seq "$N"); do
+	reset_dest
+	sync
+	pair full; rf+=("$RT"); rw+=("$WT")
+	mutate
+	pair incr; ri+=("$RT"); wi+=("$WT")
+	pair incr; rn+=("$RT"); wn+=("$WT")
+done
+
+# A tree of DATASETS children (a 1 MiB file each), nothing changed
+# between runs: the per-run, per-dataset overhead.  Raw: the least a
+# script does, `zfs snapshot -r`, one `send -i | receive -u` per dataset,
+# and `zfs destroy -r` of the previous snapshot on both sides.
+DATASETS=${DATASETS:-20}
+zfs create "$pa/tree"
+for i in $(seq "$DATASETS"); do
+	zfs create "$pa/tree/c$i"
+	head -c 1048576 /dev/urandom >"$dir/ma/tree/c$i/f"
+done
+tprev=
+tree_raw() {
+	local s=t$(date +%s%N) t0 t1 d
+	t0=$(now)
+	zfs snapshot -r "$pa/tree@$s" || return 1
+	for d in $(zfs list -H -o name -r "$pa/tree"); do
+		if test -z "$tprev"; then
+			zfs send "$d@$s" | zfs receive -u "$pb/traw${d#"$pa/tree"}"
+		else
+			zfs send -i "$tprev" "$d@$s" |
+				zfs receive -u "$pb/traw${d#"$pa/tree"}"
+		fi || return 1
+	done
+	if test -n "$tprev"; then
+		zfs destroy -r "$pa/tree@$tprev" && zfs destroy -r "$pb/traw@$tprev"
+	fi
+	t1=$(now)
+	tprev=$s
+	RT=$(secs "$t0" "$t1")
+}
+tree_wrap() {
+	local t0 t1
+	t0=$(now)
+	"$AUTOSYNC" sync zfs:"$pa/tree" zfs:"$pb/twrap" 2>>"$dir/autosync.log" ||
+		return 1
+	t1=$(now)
+	WT=$(secs "$t0" "$t1")
+}
+tree_raw && tree_wrap || exit 1		# the full streams, not timed
+declare -a tr tw
+for r in $(seq "$N"); do
+	if test $((r % 2)) = 1; then
+		tree_raw || exit 1; tree_wrap || exit 1
+	else
+		tree_wrap || exit 1; tree_raw || exit 1
+	fi
+	tr+=("$RT"); tw+=("$WT")
+done
+
+row() {
+	local name=$1 a b
+	a=$(best "${@:2:$N}")
+	shift $((N + 1))
+	b=$(best "$@")
+	printf '| %s | %.3f | %.3f | %.2f |\n' "$name" "$b" "$a" \
+	    "$(echo "$b / $a" | bc -l)"
+}
+echo
+echo "zfs-fuse $(dpkg-query -W -f '${Version}' zfs-fuse 2>/dev/null), ${MB} MiB + 1000 x 4 KiB, best of $N, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| scenario | autosync s | raw zfs pipe s | autosync/raw |"
+echo "|---|---:|---:|---:|"
+row "full stream" "${rf[@]}" "${rw[@]}"
+row "incremental, 1% rewritten" "${ri[@]}" "${wi[@]}"
+row "nothing changed" "${rn[@]}" "${wn[@]}"
+# The per-run cost (commands around the stream) is the "nothing changed"
+# difference; what the stream itself costs through autosync is the full
+# stream's time less that, for both.
+fr=$(best "${rf[@]}"); fw=$(best "${rw[@]}")
+nr=$(best "${rn[@]}"); nw=$(best "${wn[@]}")
+printf '| stream only (full - nothing changed) | %.3f | %.3f | %.2f |\n' \
+    "$(echo "$fw - $nw" | bc -l)" "$(echo "$fr - $nr" | bc -l)" \
+    "$(echo "($fw - $nw) / ($fr - $nr)" | bc -l)"
+row "$DATASETS datasets, nothing changed" "${tr[@]}" "${tw[@]}"
