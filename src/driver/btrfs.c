@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <linux/btrfs.h>
+#include <linux/btrfs_tree.h>
 #include <linux/magic.h>
 
 #include <ctype.h>
@@ -574,6 +575,64 @@ btrfs_show(const char *path, struct btrfs_subvol *sv, struct as_err *err)
 	return rc;
 }
 
+static void
+uuid_str(const unsigned char u[BTRFS_UUID_SIZE], char out[BTRFS_UUID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, o = 0;
+	int zero = 1;
+
+	for (i = 0; i < BTRFS_UUID_SIZE; i++)
+		if (u[i] != 0)
+			zero = 0;
+	if (zero) {
+		out[0] = '\0';
+		return;
+	}
+	for (i = 0; i < BTRFS_UUID_SIZE; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[u[i] >> 4];
+		out[o++] = hex[u[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+int
+btrfs_info(const char *path, struct btrfs_subvol *sv, struct as_err *err)
+{
+	struct btrfs_ioctl_get_subvol_info_args a;
+	int fd, e;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return as_err_sys(err, errno, "open '%s'", path);
+	memset(&a, 0, sizeof(a));
+	if (ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, &a) == -1) {
+		e = errno;
+		close(fd);
+		if (e == ENOTTY || e == EINVAL)
+			return as_err_set(err, AS_E_NOTFOUND, e, "'%s' is not "
+			    "a btrfs subvolume", path);
+		return as_err_sys(err, e, "subvolume info of '%s'", path);
+	}
+	close(fd);
+	memset(sv, 0, sizeof(*sv));
+	a.name[sizeof(a.name) - 1] = '\0';
+	snprintf(sv->name, sizeof(sv->name), "%s", a.name);
+	uuid_str(a.uuid, sv->uuid);
+	uuid_str(a.parent_uuid, sv->parent_uuid);
+	uuid_str(a.received_uuid, sv->received_uuid);
+	sv->id = a.treeid;
+	sv->generation = a.generation;
+	sv->otransid = a.otransid;
+	sv->parent_id = a.parent_id;
+	/* root item flags, not the ioctl flags */
+	sv->readonly = (a.flags & BTRFS_ROOT_SUBVOL_RDONLY) != 0;
+	sv->ctransid = a.ctransid;
+	return 0;
+}
+
 int
 btrfs_is_subvol(const char *path)
 {
@@ -742,6 +801,14 @@ out:
 }
 
 int
+btrfs_delete_snapshot(const char *path, struct as_err *err)
+{
+	const char *a[] = { "subvolume", "delete", path, NULL };
+
+	return btrfs_run(a, NULL, err);
+}
+
+int
 btrfs_delete(const char *path, struct as_err *err)
 {
 	const char *a[] = { "subvolume", "delete", path, NULL };
@@ -755,7 +822,7 @@ btrfs_delete(const char *path, struct as_err *err)
 		return -1;
 	if (nc > 0) {
 		/* a read-only subvolume's entries cannot be removed */
-		if (btrfs_show(path, &sv, err) == -1)
+		if (btrfs_info(path, &sv, err) == -1)
 			goto out;
 		if (sv.readonly && btrfs_set_readonly(path, 0, err) == -1)
 			goto out;
@@ -881,7 +948,7 @@ btrfs_list_snaps(const char *dir, const char *parent_uuid, int received,
 			continue;
 		}
 		memset(&sv, 0, sizeof(sv));
-		if (btrfs_show(p, &sv, err) == -1) {
+		if (btrfs_info(p, &sv, err) == -1) {
 			free(p);
 			goto out;
 		}
@@ -1040,7 +1107,7 @@ clean_partial(const char *dir, unsigned *cleaned, struct as_err *err)
 			continue;
 		p = xasprintf("%s/%s", dir, de->d_name);
 		memset(&sv, 0, sizeof(sv));
-		if (btrfs_is_subvol(p) && (rc = btrfs_show(p, &sv, err)) == 0 &&
+		if (btrfs_is_subvol(p) && (rc = btrfs_info(p, &sv, err)) == 0 &&
 		    (!sv.readonly || sv.received_uuid[0] == '\0')) {
 			rc = btrfs_delete(p, err);
 			(*cleaned)++;
@@ -1080,7 +1147,7 @@ clean_next(struct btrfs_dest *d, unsigned *cleaned, struct as_err *err)
 	if (!btrfs_is_subvol(d->next))
 		return 0;
 	memset(&sv, 0, sizeof(sv));
-	if (btrfs_show(d->next, &sv, err) == -1 ||
+	if (btrfs_info(d->next, &sv, err) == -1 ||
 	    read_published(d, &pl, &npl, err) == -1 ||
 	    btrfs_list_snaps(d->dir, NULL, 1, &v, &n, err) == -1)
 		goto out;
@@ -1264,13 +1331,12 @@ view_state(const char *path, struct pub_line *l, int *ro, struct as_err *err)
 {
 	struct btrfs_subvol sv;
 
-	memset(&sv, 0, sizeof(sv));
-	if (btrfs_show(path, &sv, err) == -1)
+	if (btrfs_info(path, &sv, err) == -1)
 		return -1;
 	snprintf(l->uuid, sizeof(l->uuid), "%s", sv.uuid);
 	*ro = sv.readonly;
-	btrfs_subvol_release(&sv);
-	return btrfs_ctransid(path, &l->ctransid, err);
+	l->ctransid = sv.ctransid;
+	return 0;
 }
 
 int
@@ -1427,6 +1493,38 @@ out:
 	return rc;
 }
 
+/*
+ * Snapshot a child's received snapshot src at dst inside the view, and
+ * give dst's directory back the times the stream set (the new entry
+ * would make them now).
+ */
+static int
+place_child(const char *src, const char *dst, struct as_err *err)
+{
+	struct timespec ts[2];
+	struct stat st;
+	char *dir = xstrdup(dst);
+	int rc = -1;
+
+	*strrchr(dir, '/') = '\0';
+	if (lstat(dir, &st) == -1) {
+		as_err_sys(err, errno, "'%s'", dir);
+		goto out;
+	}
+	if (btrfs_snapshot(src, dst, 0, err) == -1)
+		goto out;
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	if (utimensat(AT_FDCWD, dir, ts, AT_SYMLINK_NOFOLLOW) == -1) {
+		as_err_sys(err, errno, "set times of '%s'", dir);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(dir);
+	return rc;
+}
+
 int
 btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
     struct as_err *err)
@@ -1450,14 +1548,25 @@ btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
 		src = xasprintf("%s/%s", sd, v[i].name);
 		dst = i == 0 ? xstrdup(view) : xasprintf("%s/%s", view,
 		    v[i].rel);
-		if (btrfs_snapshot(src, dst, 0, err) == -1)
+		if (i > 0 && place_child(src, dst, err) == -1)
+			goto out;
+		if (i == 0 && btrfs_snapshot(src, dst, 0, err) == -1)
 			goto out;
 	}
 	/* read-only, children before their parents */
 	for (i = n; i-- > 0;) {
+		struct timespec ts[2];
+
 		free(dst);
 		dst = i == 0 ? xstrdup(view) : xasprintf("%s/%s", view,
 		    v[i].rel);
+		ts[0] = v[i].atime;
+		ts[1] = v[i].mtime;
+		if (v[i].has_times && utimensat(AT_FDCWD, dst, ts,
+		    AT_SYMLINK_NOFOLLOW) == -1) {
+			as_err_sys(err, errno, "set times of '%s'", dst);
+			goto out;
+		}
 		if (btrfs_set_readonly(dst, 1, err) == -1 ||
 		    view_state(dst, &pl[np], &ro, err) == -1)
 			goto out;

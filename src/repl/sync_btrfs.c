@@ -131,9 +131,9 @@ check_source(const char *src, struct btrfs_subvol *sv, struct as_err *err)
 	parent = xstrdup(src);
 	*(strrchr(parent, '/') == parent ? parent + 1 :
 	    strrchr(parent, '/')) = '\0';
-	rc = btrfs_fsid(src, a, err) == -1 || btrfs_fsid(parent, b, err) == -1 ?
-	    -1 : 0;
-	if (rc == 0 && memcmp(a, b, 16) != 0)
+	rc = btrfs_fsid(src, a, err);
+	if (rc == 0 && (btrfs_fsid(parent, b, NULL) == -1 ||
+	    memcmp(a, b, 16) != 0))
 		rc = as_err_set(err, AS_E_USAGE, 0, "source '%s' is the top of "
 		    "a mount: its snapshots go next to it, in '%s', which is "
 		    "another file system; mount the file system's top level "
@@ -295,7 +295,7 @@ items_get(const char *src, const char *sdir, const struct btrfs_subvol *sv,
 		if ((v[n].sdir = btrfs_snapdir_of(sdir, rels[i], err)) == NULL)
 			goto out;
 		memset(&c, 0, sizeof(c));
-		if (btrfs_show(v[n].abs, &c, err) == -1)
+		if (btrfs_info(v[n].abs, &c, err) == -1)
 			goto out;
 		memcpy(v[n].uuid, c.uuid, sizeof(v[n].uuid));
 		btrfs_subvol_release(&c);
@@ -330,7 +330,7 @@ items_snapshot(struct item *v, size_t n, const char *name,
 			goto fail;
 		}
 		v[i].taken = 1;
-		if (btrfs_show(p, &sv, err) == -1) {
+		if (btrfs_info(p, &sv, err) == -1) {
 			free(p);
 			goto fail;
 		}
@@ -458,6 +458,26 @@ out:
 	return -1;
 }
 
+/* The times of the top directory of item's snapshot name. */
+static int
+snap_times(const struct item *it, const char *name, struct btrfs_pub *p,
+    struct as_err *err)
+{
+	struct stat st;
+	char *path = xasprintf("%s/%s", it->sdir, name);
+	int rc = 0;
+
+	if (lstat(path, &st) == -1)
+		rc = as_err_sys(err, errno, "'%s'", path);
+	else {
+		p->has_times = 1;
+		p->atime = st.st_atim;
+		p->mtime = st.st_mtim;
+	}
+	free(path);
+	return rc;
+}
+
 /* The newest of src (not name) whose UUID a received one carries. */
 static const struct btrfs_snap *
 newest_common(const struct btrfs_snap *src, size_t ns,
@@ -493,7 +513,7 @@ prune_list(const char *dir, const struct btrfs_snap *v, size_t n,
 		    (dr != NULL && held_elsewhere(dr, ndr, dst, v[i].name)))
 			continue;
 		p = xasprintf("%s/%s", dir, v[i].name);
-		rc = btrfs_delete(p, err);
+		rc = btrfs_delete_snapshot(p, err);
 		free(p);
 		if (rc == -1)
 			return -1;
@@ -672,6 +692,8 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 		res->subvols++;
 		pub[i].rel = items[i].rel;
 		pub[i].name = name;
+		if (snap_times(&items[i], name, &pub[i], err) == -1)
+			goto out;
 		free(ss);
 		free(hs);
 		free(hdir);
@@ -738,7 +760,7 @@ btrfs_to_dir(const char *src, const struct endpoint *de,
 	frozen = xasprintf("%s/%s", sdir, DIR_SOURCE);
 	if (btrfs_is_subvol(frozen)) {
 		/* last run's: ours only if it is a snapshot of src */
-		if (btrfs_show(frozen, &fv, err) == -1)
+		if (btrfs_info(frozen, &fv, err) == -1)
 			goto out;
 		if (!fv.readonly || strcmp(fv.parent_uuid, sv.uuid) != 0) {
 			as_err_set(err, AS_E_CONFLICT, 0, "'%s' is not a "
