@@ -59,6 +59,7 @@ static const struct {
 	{ "No space left on device",		AS_E_NOSPACE },
 	{ "Disk quota exceeded",		AS_E_NOSPACE },
 	{ "unexpected EOF in stream",		AS_E_TRUNCATED },
+	{ "short read from stream",		AS_E_TRUNCATED },
 	{ "crc32 mismatch",			AS_E_CHECKSUM },
 	{ "unexpected header",			AS_E_MALFORMED },
 	{ "empty stream is not considered valid", AS_E_MALFORMED },

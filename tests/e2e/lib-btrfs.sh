@@ -27,7 +27,9 @@ btrfs_fs() {
 # spaces) to $BTRFS_SHIM_LOG and execs the real btrfs.  With
 # BTRFS_SHIM_STALL=FILE, a receive gets the first 256 KiB of its stream,
 # FILE is created, and the rest never comes (for kill -9 mid-receive).
-# With BTRFS_SHIM_TRUNCATE=N, send's stream is cut after N bytes.
+# With BTRFS_SHIM_HANG="WORDS:FILE", a command whose argv starts with
+# WORDS creates FILE and hangs before it runs.  With
+# BTRFS_SHIM_TRUNCATE=N, send's stream is cut after N bytes.
 BTRFS_SHIM_DIR=$TRASH_DIRECTORY/.btrfs-shim
 BTRFS_SHIM_LOG=$TRASH_DIRECTORY/btrfs.log
 btrfs_shim_install() {
@@ -39,6 +41,11 @@ btrfs_shim_install() {
 		{ head -c 262144; touch "\$BTRFS_SHIM_STALL"; sleep 600; } |
 			"$REAL_BTRFS" "\$@"
 		exit
+	fi
+	if test -n "\$BTRFS_SHIM_HANG"; then
+		case "\$*" in "\${BTRFS_SHIM_HANG%%:*}"*)
+			touch "\${BTRFS_SHIM_HANG#*:}"; sleep 600; exit 1 ;;
+		esac
 	fi
 	if test -n "\$BTRFS_SHIM_TRUNCATE" && test "\$1" = send; then
 		set -o pipefail
