@@ -2,6 +2,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/vfs.h>
@@ -360,6 +361,7 @@ spawn(const char *const *args, int in_fd, int out_fd, int capture,
 	const char *argv[BTRFS_ARGV_MAX + 2];
 	struct btrfs_proc *p;
 	size_t i, off;
+	pid_t parent;
 	int nul = -1, e;
 
 	p = xcalloc(1, sizeof(*p));
@@ -388,11 +390,20 @@ spawn(const char *const *args, int in_fd, int out_fd, int capture,
 	}
 	log_debug("run: %s", p->line);
 	fflush(NULL);
+	parent = getpid();
 	if ((p->pid = fork()) == -1) {
 		as_err_sys(err, errno, "fork for %s", p->what);
 		goto fail;
 	}
 	if (p->pid == 0) {
+		/*
+		 * A killed autosync takes its btrfs send and receive along:
+		 * an orphaned receive would go on writing where the next
+		 * run cleans up.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+		    getppid() != parent)
+			_exit(126);
 		/* dup2 clears FD_CLOEXEC on the three we keep. */
 		if (dup2(in_fd != -1 ? in_fd : nul, 0) == -1 ||
 		    dup2(out_fd != -1 ? out_fd : capture ? p->out_fd : nul,
@@ -681,7 +692,7 @@ btrfs_rels_free(char **rels, size_t n)
 
 /* Subvolumes directly below path (list -o), as paths relative to it. */
 static int
-direct_children(const char *path, char ***rels, size_t *n,
+direct_children(const char *path, const char *top, char ***rels, size_t *n,
     struct as_err *err)
 {
 	const char *a[] = { "subvolume", "list", "-o", "-u", "-q", "-R",
@@ -693,19 +704,23 @@ direct_children(const char *path, char ***rels, size_t *n,
 	int rc = -1;
 
 	memset(&sv, 0, sizeof(sv));
-	if (btrfs_show(path, &sv, err) == -1 ||
-	    btrfs_run(a, &out, err) == -1 ||
+	if (top == NULL) {
+		if (btrfs_show(path, &sv, err) == -1)
+			goto out;
+		top = sv.path;
+	}
+	if (btrfs_run(a, &out, err) == -1 ||
 	    btrfs_parse_list(out, &v, &nv, err) == -1)
 		goto out;
 	/* list -o names paths from the top level, as show does */
-	pre = xasprintf("%s/", strcmp(sv.path, "/") == 0 ? "" : sv.path);
+	pre = xasprintf("%s/", strcmp(top, "/") == 0 ? "" : top);
 	pl = strlen(pre);
 	r = xcalloc(nv + 1, sizeof(*r));
 	for (i = 0; i < nv; i++) {
 		if (pl > 1 && strncmp(v[i].path, pre, pl) != 0) {
 			as_err_set(err, AS_E_INTERNAL, 0, "btrfs subvolume "
 			    "list '%s': '%s' is not below '%s'", path,
-			    v[i].path, sv.path);
+			    v[i].path, top);
 			goto out;
 		}
 		r[k++] = xstrdup(v[i].path + (pl > 1 ? pl : 0));
@@ -746,14 +761,15 @@ has_snapdir(const char *rel)
 }
 
 int
-btrfs_nested(const char *path, char ***rels, size_t *n, struct as_err *err)
+btrfs_nested(const char *path, const char *top, char ***rels, size_t *n,
+    struct as_err *err)
 {
 	char **all = NULL, **c = NULL, *abs, *rel;
 	size_t na = 0, nc, i, done = 0;
 	int rc = -1;
 
 	/* breadth first: each found subvolume is listed in turn */
-	if (direct_children(path, &c, &nc, err) == -1)
+	if (direct_children(path, top, &c, &nc, err) == -1)
 		return -1;
 	for (;;) {
 		for (i = 0; i < nc; i++) {
@@ -777,7 +793,7 @@ btrfs_nested(const char *path, char ***rels, size_t *n, struct as_err *err)
 			free(abs);
 			goto out;
 		}
-		if (direct_children(abs, &c, &nc, err) == -1) {
+		if (direct_children(abs, NULL, &c, &nc, err) == -1) {
 			free(abs);
 			goto out;
 		}
@@ -802,11 +818,22 @@ out:
 }
 
 int
-btrfs_delete_snapshot(const char *path, struct as_err *err)
+btrfs_delete_snapshots(const char *const *paths, size_t n, struct as_err *err)
 {
-	const char *a[] = { "subvolume", "delete", path, NULL };
+	const char *a[BTRFS_ARGV_MAX + 1];
+	size_t i, k;
 
-	return btrfs_run(a, NULL, err);
+	/* in batches: one command deletes many */
+	for (i = 0; i < n; i += k) {
+		a[0] = "subvolume";
+		a[1] = "delete";
+		for (k = 0; k < BTRFS_ARGV_MAX - 2 && i + k < n; k++)
+			a[2 + k] = paths[i + k];
+		a[2 + k] = NULL;
+		if (btrfs_run(a, NULL, err) == -1)
+			return -1;
+	}
+	return 0;
 }
 
 int
@@ -818,8 +845,13 @@ btrfs_delete(const char *path, struct as_err *err)
 	size_t nc = 0, i;
 	int rc = -1;
 
+	/* most have no nested subvolume: one command */
+	if (btrfs_run(a, NULL, err) == 0)
+		return 0;
+	if (err != NULL && err->code != AS_E_CONFLICT)
+		return -1;
 	memset(&sv, 0, sizeof(sv));
-	if (direct_children(path, &c, &nc, err) == -1)
+	if (direct_children(path, NULL, &c, &nc, err) == -1)
 		return -1;
 	if (nc > 0) {
 		/* a read-only subvolume's entries cannot be removed */
@@ -1534,7 +1566,7 @@ btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
 	struct stat st;
 	char *view, *src = NULL, *dst = NULL, *sd = NULL;
 	size_t i, np = 0;
-	int ro, rc = -1, exists, fd;
+	int ro, rc = -1, exists;
 
 	view = xstrdup(d->next);
 	exists = lstat(d->path, &st) == 0;
@@ -1583,11 +1615,11 @@ btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
 		snprintf(pl[np].rel, sizeof(pl[np].rel), ".");
 		np++;
 	}
-	/* durable before it is visible */
-	if ((fd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		(void)syncfs(fd);
-		close(fd);
-	}
+	/*
+	 * Durable before it is visible: creating a snapshot commits the
+	 * transaction (btrfs makes snapshots at commit), so the received
+	 * data and the view are on disk before the rename below.
+	 */
 	if (write_published(d, pl, np, err) == -1)
 		goto out;
 	if (renameat2(AT_FDCWD, view, AT_FDCWD, d->path, exists ?

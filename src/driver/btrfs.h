@@ -147,10 +147,12 @@ int	btrfs_show(const char *path, struct btrfs_subvol *sv,
 /*
  * The subvolumes nested below the subvolume at path, at any depth, as
  * paths relative to it (sorted, parents first), leaving out autosync's
- * own BTRFS_SNAPDIR directories.  *rels is owned (btrfs_rels_free).
+ * own BTRFS_SNAPDIR directories.  top is path's path from the top level
+ * (btrfs_show's sv.path), or NULL to ask.  *rels is owned
+ * (btrfs_rels_free).
  */
-int	btrfs_nested(const char *path, char ***rels, size_t *n,
-	    struct as_err *err);
+int	btrfs_nested(const char *path, const char *top, char ***rels,
+	    size_t *n, struct as_err *err);
 void	btrfs_rels_free(char **rels, size_t n);
 /*
  * The same fields (path left NULL, ctransid set) from the kernel
@@ -178,9 +180,12 @@ int	btrfs_set_readonly(const char *path, int ro, struct as_err *err);
  * (deepest first; a read-only parent is made writable first).
  */
 int	btrfs_delete(const char *path, struct as_err *err);
-/* One `btrfs subvolume delete`: for read-only snapshots, which never
- * hold nested subvolumes. */
-int	btrfs_delete_snapshot(const char *path, struct as_err *err);
+/*
+ * `btrfs subvolume delete P...` (in batches): for read-only snapshots,
+ * which never hold nested subvolumes.
+ */
+int	btrfs_delete_snapshots(const char *const *paths, size_t n,
+	    struct as_err *err);
 /*
  * The subvolume's ctransid (BTRFS_IOC_GET_SUBVOL_INFO): the transaction
  * that last changed its content.  `show` prints only the generation,

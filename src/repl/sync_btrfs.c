@@ -281,7 +281,7 @@ items_get(const char *src, const char *sdir, const struct btrfs_subvol *sv,
 	size_t nr = 0, i, n = 0;
 	int rc = -1;
 
-	if (!norecurse && btrfs_nested(src, &rels, &nr, err) == -1)
+	if (!norecurse && btrfs_nested(src, sv->path, &rels, &nr, err) == -1)
 		return as_err_prefix(err, "nested subvolumes of '%s'", src);
 	v = xcalloc(nr + 1, sizeof(*v));
 	v[0].rel = xstrdup("");
@@ -498,34 +498,42 @@ newest_common(const struct btrfs_snap *src, size_t ns,
 /* ------------------------------------------------------------------ */
 /* Pruning */
 
-/* Delete the snapshots of v (but keep, and other destinations'). */
-static int
+/* What a prune deletes, in one batch at the end. */
+struct doomed {
+	char	**v;
+	size_t	  n;
+	char	**dirs;		/* emptied directories to remove after */
+	size_t	  ndirs;
+};
+
+static void
+doomed_add(char ***v, size_t *n, char *p)
+{
+	*v = xreallocarray(*v, *n + 1, sizeof(**v));
+	(*v)[(*n)++] = p;
+}
+
+/* The snapshots of v but keep and other destinations'. */
+static void
 prune_list(const char *dir, const struct btrfs_snap *v, size_t n,
     const char *keep, const struct dest_rec *dr, size_t ndr, const char *dst,
-    unsigned *pruned, struct as_err *err)
+    struct doomed *dd)
 {
 	size_t i;
-	char *p;
-	int rc;
 
 	for (i = 0; i < n; i++) {
 		if ((keep != NULL && strcmp(v[i].name, keep) == 0) ||
 		    (dr != NULL && held_elsewhere(dr, ndr, dst, v[i].name)))
 			continue;
-		p = xasprintf("%s/%s", dir, v[i].name);
-		rc = btrfs_delete_snapshot(p, err);
-		free(p);
-		if (rc == -1)
-			return -1;
-		(*pruned)++;
+		doomed_add(&dd->v, &dd->n, xasprintf("%s/%s", dir,
+		    v[i].name));
 	}
-	return 0;
 }
 
 /* Snapshot directories of children no longer in items. */
 static int
 prune_gone(const char *snapdir, const struct item *items, size_t n,
-    int received, unsigned *pruned, struct as_err *err)
+    int received, struct doomed *dd, struct as_err *err)
 {
 	struct btrfs_snap *v = NULL;
 	struct dirent *de;
@@ -553,14 +561,12 @@ prune_gone(const char *snapdir, const struct item *items, size_t n,
 		if (!found) {
 			rc = btrfs_list_snaps(p, NULL, received, &v, &nv, err);
 			if (rc == 0)
-				rc = prune_list(p, v, nv, NULL, NULL, 0, NULL,
-				    pruned, err);
+				prune_list(p, v, nv, NULL, NULL, 0, NULL, dd);
 			free(v);
 			v = NULL;
-			if (rc == 0)
-				(void)rmdir(p);
-		}
-		free(p);
+			doomed_add(&dd->dirs, &dd->ndirs, p);
+		} else
+			free(p);
 	}
 	closedir(dir);
 	free(base);
@@ -574,37 +580,50 @@ prune(const char *dst, struct btrfs_dest *d, const struct item *items,
 {
 	struct btrfs_snap *v = NULL;
 	struct dest_rec *dr = NULL;
+	struct doomed dd;
 	char *dir;
 	size_t i, nv = 0, ndr = 0;
 	int rc = -1;
 
+	memset(&dd, 0, sizeof(dd));
 	if (dests_read(items[0].sdir, &dr, &ndr, err) == -1)
 		return -1;
 	for (i = 0; i < n; i++) {
 		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &v, &nv,
-		    err) == -1 || prune_list(items[i].sdir, v, nv, name, dr,
-		    ndr, dst, pruned, err) == -1)
+		    err) == -1)
 			goto out;
+		prune_list(items[i].sdir, v, nv, name, dr, ndr, dst, &dd);
 		free(v);
 		v = NULL;
 		if ((dir = btrfs_snapdir_of(d->dir, items[i].rel, err)) ==
 		    NULL)
 			goto out;
-		if (btrfs_list_snaps(dir, NULL, 1, &v, &nv, err) == -1 ||
-		    prune_list(dir, v, nv, name, NULL, 0, NULL, pruned,
-		    err) == -1) {
+		if (btrfs_list_snaps(dir, NULL, 1, &v, &nv, err) == -1) {
 			free(dir);
 			goto out;
 		}
+		prune_list(dir, v, nv, name, NULL, 0, NULL, &dd);
 		free(dir);
 		free(v);
 		v = NULL;
 	}
-	if (!norecurse && (prune_gone(items[0].sdir, items, n, 0, pruned,
-	    err) == -1 || prune_gone(d->dir, items, n, 1, pruned, err) == -1))
+	if (!norecurse && (prune_gone(items[0].sdir, items, n, 0, &dd,
+	    err) == -1 || prune_gone(d->dir, items, n, 1, &dd, err) == -1))
 		goto out;
+	if (btrfs_delete_snapshots((const char *const *)dd.v, dd.n,
+	    err) == -1)
+		goto out;
+	*pruned += (unsigned)dd.n;
+	for (i = 0; i < dd.ndirs; i++)
+		(void)rmdir(dd.dirs[i]);
 	rc = 0;
 out:
+	for (i = 0; i < dd.n; i++)
+		free(dd.v[i]);
+	for (i = 0; i < dd.ndirs; i++)
+		free(dd.dirs[i]);
+	free(dd.v);
+	free(dd.dirs);
 	free(v);
 	dests_free(dr, ndr);
 	return rc;
