@@ -45,7 +45,10 @@
  * received snapshots stay in the snapshot directory as the bases of the
  * next incremental.  The published record holds the view's UUIDs and
  * ctransids: a destination written, made writable or replaced since is
- * detected (btrfs_dest_check).
+ * detected (btrfs_dest_check).  While it is built the view is writable
+ * (children are placed and times set before it is made read-only): for
+ * that moment a local user who may write a file of the replica by its
+ * mode could change it before it is recorded.
  *
  * Identity is the subvolume UUID: a snapshot on the destination is the
  * source snapshot whose UUID is its received_uuid.  Names are only for

@@ -73,6 +73,7 @@ struct sync_result {
 	unsigned	 subvols;	/* btrfs: subvolumes sent (send's
 					   stream_bytes counts their streams) */
 	int		 replaced;	/* btrfs -F: a modified dst replaced */
+	int64_t		 xfer_ns;	/* btrfs: wall time of the streams */
 };
 
 /*

@@ -106,6 +106,11 @@ norm_path(const char *p, const char *what, struct as_err *err)
 	}
 	while (l > 1 && p[l - 1] == '/')
 		l--;
+	if (l == 1) {
+		as_err_set(err, AS_E_USAGE, 0, "%s '/': name a subvolume "
+		    "below the top directory", what);
+		return NULL;
+	}
 	return xstrndup(p, l);
 }
 
@@ -646,6 +651,7 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 	const char *dirs[2];
 	size_t n = 0, i, nss = 0, nhs = 0;
 	unsigned cleaned = 0;
+	int64_t t1;
 	int sfd = -1, rc = -1, chk;
 
 	memset(&sv, 0, sizeof(sv));
@@ -705,9 +711,11 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 				res->base_guid = uuid64(common->uuid);
 			}
 		}
+		t1 = now_ns();
 		if (transfer(&d, &items[i], name, common != NULL ?
 		    common->name : NULL, &res->send.stream_bytes, err) == -1)
 			goto out;
+		res->xfer_ns += now_ns() - t1;
 		res->subvols++;
 		pub[i].rel = items[i].rel;
 		pub[i].name = name;
