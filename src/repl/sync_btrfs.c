@@ -29,7 +29,11 @@
  * btrfs:SRC -> a directory (local or remote): the portable engine reads
  * a read-only snapshot of SRC at a stable path, SNAPDIR/dir-source,
  * replaced each run, so that its catalogs (keyed by the source path)
- * give incremental runs.  dir_scan stops at other file systems, and a
+ * give incremental runs.  A snapshot at a fixed name rather than a
+ * symbolic link to the newest one (sync refuses a source that is not a
+ * directory: it lstat()s it) or a bind mount (it would need a mount
+ * namespace and a cleanup after a crash).  Snapshots keep inode numbers
+ * and times, so the scan's quick check reuses unchanged entries.  dir_scan stops at other file systems, and a
  * nested subvolume is one: only SRC itself is copied, nested
  * subvolumes are empty directories there (as with -N).
  */
@@ -374,6 +378,14 @@ pump(int in, int out, uint64_t *bytes, struct as_err *err)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			/*
+			 * The receiver is gone.  It stops at the stream's end
+			 * marker (-e), and splice says EPIPE rather than end
+			 * of file when the sender has gone too: its exit
+			 * status and the check of what it received decide.
+			 */
+			if (errno == EPIPE)
+				return 0;
 			return as_err_sys(err, errno, "pass the btrfs stream on");
 		}
 		*bytes += (uint64_t)n;
