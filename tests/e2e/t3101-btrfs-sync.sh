@@ -202,7 +202,7 @@ test_expect_success 'btrfs: to a directory: point-in-time, incremental' '
 '
 
 test_expect_success 'a directory to a directory on btrfs: a plain local path' '
-	mkfixture plainsrc every-kind &&
+	mkfixture plainsrc small &&
 	autosync sync plainsrc "$B/plaincopy" &&
 	assert_same_tree plainsrc "$B/plaincopy"
 '
