@@ -88,6 +88,7 @@ check_log() {
 		"send -q -p $SNAPS/"*) ;;
 		"receive -q -e -C -E 1 $HELD"*) ;;
 		"subvolume snapshot $HELD/"*" $B/.home.autosync-new"*) ;;
+		"subvolume snapshot -r $HELD/"*" $B/.home.autosync-new") ;;
 		"property set -ts $B/.home.autosync-new"*" ro "*) ;;
 		*) echo "unexpected: $line"; bad=1 ;;
 		esac
