@@ -1558,21 +1558,6 @@ out:
 	return rc;
 }
 
-/* Whether the top directory at path has the times p wants. */
-static int
-same_times(const char *path, const struct btrfs_pub *p)
-{
-	struct stat st;
-
-	if (!p->has_times)
-		return 1;
-	return lstat(path, &st) == 0 &&
-	    st.st_mtim.tv_sec == p->mtime.tv_sec &&
-	    st.st_mtim.tv_nsec == p->mtime.tv_nsec &&
-	    st.st_atim.tv_sec == p->atime.tv_sec &&
-	    st.st_atim.tv_nsec == p->atime.tv_nsec;
-}
-
 int
 btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
     struct as_err *err)
@@ -1581,7 +1566,7 @@ btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
 	struct stat st;
 	char *view, *src = NULL, *dst = NULL, *sd = NULL;
 	size_t i, np = 0;
-	int ro, rc = -1, exists, direct = 0;
+	int ro, rc = -1, exists;
 
 	view = xstrdup(d->next);
 	exists = lstat(d->path, &st) == 0;
@@ -1596,11 +1581,16 @@ btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
 		src = xasprintf("%s/%s", sd, v[i].name);
 		dst = i == 0 ? xstrdup(view) : xasprintf("%s/%s", view,
 		    v[i].rel);
-		/* nothing to place or mend: read-only at once */
-		direct = n == 1 && same_times(src, &v[0]);
 		if (i > 0 && place_child(src, dst, err) == -1)
 			goto out;
-		if (i == 0 && btrfs_snapshot(src, dst, direct, err) == -1)
+		/*
+		 * Writable first, even with nothing to place: a read-only
+		 * snapshot of a received subvolume keeps its received_uuid
+		 * (a writable one does not), and a second subvolume with it
+		 * could be taken by btrfs receive for the parent of the
+		 * next incremental.
+		 */
+		if (i == 0 && btrfs_snapshot(src, dst, 0, err) == -1)
 			goto out;
 	}
 	/* read-only, children before their parents */
@@ -1612,12 +1602,12 @@ btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
 		    v[i].rel);
 		ts[0] = v[i].atime;
 		ts[1] = v[i].mtime;
-		if (!direct && v[i].has_times && utimensat(AT_FDCWD, dst, ts,
+		if (v[i].has_times && utimensat(AT_FDCWD, dst, ts,
 		    AT_SYMLINK_NOFOLLOW) == -1) {
 			as_err_sys(err, errno, "set times of '%s'", dst);
 			goto out;
 		}
-		if ((!direct && btrfs_set_readonly(dst, 1, err) == -1) ||
+		if (btrfs_set_readonly(dst, 1, err) == -1 ||
 		    view_state(dst, &pl[np], &ro, err) == -1)
 			goto out;
 		snprintf(pl[np].kind, sizeof(pl[np].kind), "view");

@@ -107,7 +107,12 @@ test_expect_success '-N: the subvolume alone' '
 	test_path_is_file "$B/n/d/f" &&
 	test_path_is_missing "$B/n/added" &&
 	test_path_is_missing "$B/n/d/nested" &&
-	test_path_is_missing "$B/.autosync-snapshots/n/children"
+	test_path_is_missing "$B/.autosync-snapshots/n/children" &&
+	# a view never carries a received_uuid (btrfs receive could take
+	# it for the parent of an incremental)
+	test "$(btrfs_field "$B/n" "Received UUID")" = - &&
+	test "$(btrfs_field "$B/home" "Received UUID")" = - &&
+	test "$(btrfs_field "$B/home/d/nested" "Received UUID")" = -
 '
 
 test_expect_success 'a destination modified since it was published is refused' '
