@@ -177,9 +177,10 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 	}
 	if (r.subvols > 0) {
 		/* btrfs: native streams, no scan */
-		printf("  sent %u subvolume%s, %s of btrfs send streams\n",
-		    r.subvols, r.subvols == 1 ? "" : "s",
-		    cli_bytes(r.send.stream_bytes, b2, sizeof(b2)));
+		printf("  sent %u subvolume%s, %s of btrfs send streams in "
+		    "%.2f s\n", r.subvols, r.subvols == 1 ? "" : "s",
+		    cli_bytes(r.send.stream_bytes, b2, sizeof(b2)),
+		    secs(r.xfer_ns));
 		goto tail;
 	}
 	if (r.remote != 2)

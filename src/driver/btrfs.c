@@ -2,12 +2,14 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
 
 #include <linux/btrfs.h>
+#include <linux/btrfs_tree.h>
 #include <linux/magic.h>
 
 #include <ctype.h>
@@ -58,6 +60,7 @@ static const struct {
 	{ "No space left on device",		AS_E_NOSPACE },
 	{ "Disk quota exceeded",		AS_E_NOSPACE },
 	{ "unexpected EOF in stream",		AS_E_TRUNCATED },
+	{ "short read from stream",		AS_E_TRUNCATED },
 	{ "crc32 mismatch",			AS_E_CHECKSUM },
 	{ "unexpected header",			AS_E_MALFORMED },
 	{ "empty stream is not considered valid", AS_E_MALFORMED },
@@ -358,6 +361,7 @@ spawn(const char *const *args, int in_fd, int out_fd, int capture,
 	const char *argv[BTRFS_ARGV_MAX + 2];
 	struct btrfs_proc *p;
 	size_t i, off;
+	pid_t parent;
 	int nul = -1, e;
 
 	p = xcalloc(1, sizeof(*p));
@@ -386,11 +390,20 @@ spawn(const char *const *args, int in_fd, int out_fd, int capture,
 	}
 	log_debug("run: %s", p->line);
 	fflush(NULL);
+	parent = getpid();
 	if ((p->pid = fork()) == -1) {
 		as_err_sys(err, errno, "fork for %s", p->what);
 		goto fail;
 	}
 	if (p->pid == 0) {
+		/*
+		 * A killed autosync takes its btrfs send and receive along:
+		 * an orphaned receive would go on writing where the next
+		 * run cleans up.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
+		    getppid() != parent)
+			_exit(126);
 		/* dup2 clears FD_CLOEXEC on the three we keep. */
 		if (dup2(in_fd != -1 ? in_fd : nul, 0) == -1 ||
 		    dup2(out_fd != -1 ? out_fd : capture ? p->out_fd : nul,
@@ -574,6 +587,64 @@ btrfs_show(const char *path, struct btrfs_subvol *sv, struct as_err *err)
 	return rc;
 }
 
+static void
+uuid_str(const unsigned char u[BTRFS_UUID_SIZE], char out[BTRFS_UUID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, o = 0;
+	int zero = 1;
+
+	for (i = 0; i < BTRFS_UUID_SIZE; i++)
+		if (u[i] != 0)
+			zero = 0;
+	if (zero) {
+		out[0] = '\0';
+		return;
+	}
+	for (i = 0; i < BTRFS_UUID_SIZE; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[u[i] >> 4];
+		out[o++] = hex[u[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+int
+btrfs_info(const char *path, struct btrfs_subvol *sv, struct as_err *err)
+{
+	struct btrfs_ioctl_get_subvol_info_args a;
+	int fd, e;
+
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return as_err_sys(err, errno, "open '%s'", path);
+	memset(&a, 0, sizeof(a));
+	if (ioctl(fd, BTRFS_IOC_GET_SUBVOL_INFO, &a) == -1) {
+		e = errno;
+		close(fd);
+		if (e == ENOTTY || e == EINVAL)
+			return as_err_set(err, AS_E_NOTFOUND, e, "'%s' is not "
+			    "a btrfs subvolume", path);
+		return as_err_sys(err, e, "subvolume info of '%s'", path);
+	}
+	close(fd);
+	memset(sv, 0, sizeof(*sv));
+	a.name[sizeof(a.name) - 1] = '\0';
+	snprintf(sv->name, sizeof(sv->name), "%s", a.name);
+	uuid_str(a.uuid, sv->uuid);
+	uuid_str(a.parent_uuid, sv->parent_uuid);
+	uuid_str(a.received_uuid, sv->received_uuid);
+	sv->id = a.treeid;
+	sv->generation = a.generation;
+	sv->otransid = a.otransid;
+	sv->parent_id = a.parent_id;
+	/* root item flags, not the ioctl flags */
+	sv->readonly = (a.flags & BTRFS_ROOT_SUBVOL_RDONLY) != 0;
+	sv->ctransid = a.ctransid;
+	return 0;
+}
+
 int
 btrfs_is_subvol(const char *path)
 {
@@ -621,7 +692,7 @@ btrfs_rels_free(char **rels, size_t n)
 
 /* Subvolumes directly below path (list -o), as paths relative to it. */
 static int
-direct_children(const char *path, char ***rels, size_t *n,
+direct_children(const char *path, const char *top, char ***rels, size_t *n,
     struct as_err *err)
 {
 	const char *a[] = { "subvolume", "list", "-o", "-u", "-q", "-R",
@@ -633,19 +704,23 @@ direct_children(const char *path, char ***rels, size_t *n,
 	int rc = -1;
 
 	memset(&sv, 0, sizeof(sv));
-	if (btrfs_show(path, &sv, err) == -1 ||
-	    btrfs_run(a, &out, err) == -1 ||
+	if (top == NULL) {
+		if (btrfs_show(path, &sv, err) == -1)
+			goto out;
+		top = sv.path;
+	}
+	if (btrfs_run(a, &out, err) == -1 ||
 	    btrfs_parse_list(out, &v, &nv, err) == -1)
 		goto out;
 	/* list -o names paths from the top level, as show does */
-	pre = xasprintf("%s/", strcmp(sv.path, "/") == 0 ? "" : sv.path);
+	pre = xasprintf("%s/", strcmp(top, "/") == 0 ? "" : top);
 	pl = strlen(pre);
 	r = xcalloc(nv + 1, sizeof(*r));
 	for (i = 0; i < nv; i++) {
 		if (pl > 1 && strncmp(v[i].path, pre, pl) != 0) {
 			as_err_set(err, AS_E_INTERNAL, 0, "btrfs subvolume "
 			    "list '%s': '%s' is not below '%s'", path,
-			    v[i].path, sv.path);
+			    v[i].path, top);
 			goto out;
 		}
 		r[k++] = xstrdup(v[i].path + (pl > 1 ? pl : 0));
@@ -686,14 +761,15 @@ has_snapdir(const char *rel)
 }
 
 int
-btrfs_nested(const char *path, char ***rels, size_t *n, struct as_err *err)
+btrfs_nested(const char *path, const char *top, char ***rels, size_t *n,
+    struct as_err *err)
 {
 	char **all = NULL, **c = NULL, *abs, *rel;
 	size_t na = 0, nc, i, done = 0;
 	int rc = -1;
 
 	/* breadth first: each found subvolume is listed in turn */
-	if (direct_children(path, &c, &nc, err) == -1)
+	if (direct_children(path, top, &c, &nc, err) == -1)
 		return -1;
 	for (;;) {
 		for (i = 0; i < nc; i++) {
@@ -717,7 +793,7 @@ btrfs_nested(const char *path, char ***rels, size_t *n, struct as_err *err)
 			free(abs);
 			goto out;
 		}
-		if (direct_children(abs, &c, &nc, err) == -1) {
+		if (direct_children(abs, NULL, &c, &nc, err) == -1) {
 			free(abs);
 			goto out;
 		}
@@ -742,6 +818,25 @@ out:
 }
 
 int
+btrfs_delete_snapshots(const char *const *paths, size_t n, struct as_err *err)
+{
+	const char *a[BTRFS_ARGV_MAX + 1];
+	size_t i, k;
+
+	/* in batches: one command deletes many */
+	for (i = 0; i < n; i += k) {
+		a[0] = "subvolume";
+		a[1] = "delete";
+		for (k = 0; k < BTRFS_ARGV_MAX - 2 && i + k < n; k++)
+			a[2 + k] = paths[i + k];
+		a[2 + k] = NULL;
+		if (btrfs_run(a, NULL, err) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
 btrfs_delete(const char *path, struct as_err *err)
 {
 	const char *a[] = { "subvolume", "delete", path, NULL };
@@ -750,12 +845,17 @@ btrfs_delete(const char *path, struct as_err *err)
 	size_t nc = 0, i;
 	int rc = -1;
 
+	/* most have no nested subvolume: one command */
+	if (btrfs_run(a, NULL, err) == 0)
+		return 0;
+	if (err != NULL && err->code != AS_E_CONFLICT)
+		return -1;
 	memset(&sv, 0, sizeof(sv));
-	if (direct_children(path, &c, &nc, err) == -1)
+	if (direct_children(path, NULL, &c, &nc, err) == -1)
 		return -1;
 	if (nc > 0) {
 		/* a read-only subvolume's entries cannot be removed */
-		if (btrfs_show(path, &sv, err) == -1)
+		if (btrfs_info(path, &sv, err) == -1)
 			goto out;
 		if (sv.readonly && btrfs_set_readonly(path, 0, err) == -1)
 			goto out;
@@ -881,7 +981,7 @@ btrfs_list_snaps(const char *dir, const char *parent_uuid, int received,
 			continue;
 		}
 		memset(&sv, 0, sizeof(sv));
-		if (btrfs_show(p, &sv, err) == -1) {
+		if (btrfs_info(p, &sv, err) == -1) {
 			free(p);
 			goto out;
 		}
@@ -1040,7 +1140,7 @@ clean_partial(const char *dir, unsigned *cleaned, struct as_err *err)
 			continue;
 		p = xasprintf("%s/%s", dir, de->d_name);
 		memset(&sv, 0, sizeof(sv));
-		if (btrfs_is_subvol(p) && (rc = btrfs_show(p, &sv, err)) == 0 &&
+		if (btrfs_is_subvol(p) && (rc = btrfs_info(p, &sv, err)) == 0 &&
 		    (!sv.readonly || sv.received_uuid[0] == '\0')) {
 			rc = btrfs_delete(p, err);
 			(*cleaned)++;
@@ -1080,7 +1180,7 @@ clean_next(struct btrfs_dest *d, unsigned *cleaned, struct as_err *err)
 	if (!btrfs_is_subvol(d->next))
 		return 0;
 	memset(&sv, 0, sizeof(sv));
-	if (btrfs_show(d->next, &sv, err) == -1 ||
+	if (btrfs_info(d->next, &sv, err) == -1 ||
 	    read_published(d, &pl, &npl, err) == -1 ||
 	    btrfs_list_snaps(d->dir, NULL, 1, &v, &n, err) == -1)
 		goto out;
@@ -1264,13 +1364,12 @@ view_state(const char *path, struct pub_line *l, int *ro, struct as_err *err)
 {
 	struct btrfs_subvol sv;
 
-	memset(&sv, 0, sizeof(sv));
-	if (btrfs_show(path, &sv, err) == -1)
+	if (btrfs_info(path, &sv, err) == -1)
 		return -1;
 	snprintf(l->uuid, sizeof(l->uuid), "%s", sv.uuid);
 	*ro = sv.readonly;
-	btrfs_subvol_release(&sv);
-	return btrfs_ctransid(path, &l->ctransid, err);
+	l->ctransid = sv.ctransid;
+	return 0;
 }
 
 int
@@ -1427,6 +1526,38 @@ out:
 	return rc;
 }
 
+/*
+ * Snapshot a child's received snapshot src at dst inside the view, and
+ * give dst's directory back the times the stream set (the new entry
+ * would make them now).
+ */
+static int
+place_child(const char *src, const char *dst, struct as_err *err)
+{
+	struct timespec ts[2];
+	struct stat st;
+	char *dir = xstrdup(dst);
+	int rc = -1;
+
+	*strrchr(dir, '/') = '\0';
+	if (lstat(dir, &st) == -1) {
+		as_err_sys(err, errno, "'%s'", dir);
+		goto out;
+	}
+	if (btrfs_snapshot(src, dst, 0, err) == -1)
+		goto out;
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	if (utimensat(AT_FDCWD, dir, ts, AT_SYMLINK_NOFOLLOW) == -1) {
+		as_err_sys(err, errno, "set times of '%s'", dir);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(dir);
+	return rc;
+}
+
 int
 btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
     struct as_err *err)
@@ -1435,7 +1566,7 @@ btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
 	struct stat st;
 	char *view, *src = NULL, *dst = NULL, *sd = NULL;
 	size_t i, np = 0;
-	int ro, rc = -1, exists, fd;
+	int ro, rc = -1, exists;
 
 	view = xstrdup(d->next);
 	exists = lstat(d->path, &st) == 0;
@@ -1450,14 +1581,32 @@ btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
 		src = xasprintf("%s/%s", sd, v[i].name);
 		dst = i == 0 ? xstrdup(view) : xasprintf("%s/%s", view,
 		    v[i].rel);
-		if (btrfs_snapshot(src, dst, 0, err) == -1)
+		if (i > 0 && place_child(src, dst, err) == -1)
+			goto out;
+		/*
+		 * Writable first, even with nothing to place: a read-only
+		 * snapshot of a received subvolume keeps its received_uuid
+		 * (a writable one does not), and a second subvolume with it
+		 * could be taken by btrfs receive for the parent of the
+		 * next incremental.
+		 */
+		if (i == 0 && btrfs_snapshot(src, dst, 0, err) == -1)
 			goto out;
 	}
 	/* read-only, children before their parents */
 	for (i = n; i-- > 0;) {
+		struct timespec ts[2];
+
 		free(dst);
 		dst = i == 0 ? xstrdup(view) : xasprintf("%s/%s", view,
 		    v[i].rel);
+		ts[0] = v[i].atime;
+		ts[1] = v[i].mtime;
+		if (v[i].has_times && utimensat(AT_FDCWD, dst, ts,
+		    AT_SYMLINK_NOFOLLOW) == -1) {
+			as_err_sys(err, errno, "set times of '%s'", dst);
+			goto out;
+		}
 		if (btrfs_set_readonly(dst, 1, err) == -1 ||
 		    view_state(dst, &pl[np], &ro, err) == -1)
 			goto out;
@@ -1473,11 +1622,11 @@ btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
 		snprintf(pl[np].rel, sizeof(pl[np].rel), ".");
 		np++;
 	}
-	/* durable before it is visible */
-	if ((fd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		(void)syncfs(fd);
-		close(fd);
-	}
+	/*
+	 * Durable before it is visible: creating a snapshot commits the
+	 * transaction (btrfs makes snapshots at commit), so the received
+	 * data and the view are on disk before the rename below.
+	 */
 	if (write_published(d, pl, np, err) == -1)
 		goto out;
 	if (renameat2(AT_FDCWD, view, AT_FDCWD, d->path, exists ?

@@ -45,7 +45,10 @@
  * received snapshots stay in the snapshot directory as the bases of the
  * next incremental.  The published record holds the view's UUIDs and
  * ctransids: a destination written, made writable or replaced since is
- * detected (btrfs_dest_check).
+ * detected (btrfs_dest_check).  While it is built the view is writable
+ * (children are placed and times set before it is made read-only): for
+ * that moment a local user who may write a file of the replica by its
+ * mode could change it before it is recorded.
  *
  * Identity is the subvolume UUID: a snapshot on the destination is the
  * source snapshot whose UUID is its received_uuid.  Names are only for
@@ -73,6 +76,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "base/err.h"
 
@@ -96,6 +100,7 @@ struct btrfs_subvol {
 	uint64_t	 parent_id;	/* Parent ID */
 	uint64_t	 top_level;	/* Top level ID */
 	int		 readonly;	/* Flags holds "readonly" */
+	uint64_t	 ctransid;	/* btrfs_info() only: see btrfs_ctransid */
 };
 
 /* A line of `btrfs subvolume list -o -u -q -R`. */
@@ -145,11 +150,22 @@ int	btrfs_show(const char *path, struct btrfs_subvol *sv,
 /*
  * The subvolumes nested below the subvolume at path, at any depth, as
  * paths relative to it (sorted, parents first), leaving out autosync's
- * own BTRFS_SNAPDIR directories.  *rels is owned (btrfs_rels_free).
+ * own BTRFS_SNAPDIR directories.  top is path's path from the top level
+ * (btrfs_show's sv.path), or NULL to ask.  *rels is owned
+ * (btrfs_rels_free).
  */
-int	btrfs_nested(const char *path, char ***rels, size_t *n,
-	    struct as_err *err);
+int	btrfs_nested(const char *path, const char *top, char ***rels,
+	    size_t *n, struct as_err *err);
 void	btrfs_rels_free(char **rels, size_t n);
+/*
+ * The same fields (path left NULL, ctransid set) from the kernel
+ * (BTRFS_IOC_GET_SUBVOL_INFO, Linux >= 4.18) without running anything:
+ * for the many look-ups of a run (listing snapshot directories, the
+ * views).  `show` remains what identifies the source and checks a
+ * received subvolume.  NOTFOUND when path is not a subvolume.
+ */
+int	btrfs_info(const char *path, struct btrfs_subvol *sv,
+	    struct as_err *err);
 /* Whether path is a subvolume's root on btrfs (stat only). */
 int	btrfs_is_subvol(const char *path);
 /* The file system's UUID (BTRFS_IOC_FS_INFO); NOTFOUND off btrfs. */
@@ -167,6 +183,12 @@ int	btrfs_set_readonly(const char *path, int ro, struct as_err *err);
  * (deepest first; a read-only parent is made writable first).
  */
 int	btrfs_delete(const char *path, struct as_err *err);
+/*
+ * `btrfs subvolume delete P...` (in batches): for read-only snapshots,
+ * which never hold nested subvolumes.
+ */
+int	btrfs_delete_snapshots(const char *const *paths, size_t n,
+	    struct as_err *err);
 /*
  * The subvolume's ctransid (BTRFS_IOC_GET_SUBVOL_INFO): the transaction
  * that last changed its content.  `show` prints only the generation,
@@ -266,6 +288,9 @@ int	btrfs_dest_receive_finish(struct btrfs_dest *d, struct btrfs_proc *p,
 struct btrfs_pub {
 	const char	*rel;
 	const char	*name;	/* a received snapshot in rel's directory */
+	int		 has_times;	/* times below are set */
+	struct timespec	 atime;	/* of the source snapshot's top directory */
+	struct timespec	 mtime;
 };
 
 /*
@@ -274,6 +299,9 @@ struct btrfs_pub {
  * read-only) at d->next, record it, and swap it atomically with dst
  * (renameat2 RENAME_EXCHANGE; a plain rename the first time).  The old
  * view is deleted.  v[0] must be the root; children parents first.
+ * An incremental btrfs receive leaves the top directory's mtime at the
+ * time of the receive (it makes its temporary names there): with
+ * has_times, each view's top directory gets the source's times back.
  */
 int	btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v,
 	    size_t n, struct as_err *err);

@@ -66,6 +66,7 @@ struct sync_result {
 	struct dir_stats send;		/* what the sender emitted */
 	int64_t		 scan_ns;	/* wall time of the scan */
 	int64_t		 total_ns;	/* wall time of the step */
+	int64_t		 xfer_ns;	/* btrfs: wall time of the streams */
 	unsigned	 pruned;	/* snapshots destroyed by pruning */
 	int		 recovered;	/* dir_recover repaired dst */
 	int		 adopted;	/* a crashed sync's catalog kept */

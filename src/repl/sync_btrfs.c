@@ -29,7 +29,11 @@
  * btrfs:SRC -> a directory (local or remote): the portable engine reads
  * a read-only snapshot of SRC at a stable path, SNAPDIR/dir-source,
  * replaced each run, so that its catalogs (keyed by the source path)
- * give incremental runs.  dir_scan stops at other file systems, and a
+ * give incremental runs.  A snapshot at a fixed name rather than a
+ * symbolic link to the newest one (sync refuses a source that is not a
+ * directory: it lstat()s it) or a bind mount (it would need a mount
+ * namespace and a cleanup after a crash).  Snapshots keep inode numbers
+ * and times, so the scan's quick check reuses unchanged entries.  dir_scan stops at other file systems, and a
  * nested subvolume is one: only SRC itself is copied, nested
  * subvolumes are empty directories there (as with -N).
  */
@@ -106,6 +110,11 @@ norm_path(const char *p, const char *what, struct as_err *err)
 	}
 	while (l > 1 && p[l - 1] == '/')
 		l--;
+	if (l == 1) {
+		as_err_set(err, AS_E_USAGE, 0, "%s '/': name a subvolume "
+		    "below the top directory", what);
+		return NULL;
+	}
 	return xstrndup(p, l);
 }
 
@@ -131,9 +140,9 @@ check_source(const char *src, struct btrfs_subvol *sv, struct as_err *err)
 	parent = xstrdup(src);
 	*(strrchr(parent, '/') == parent ? parent + 1 :
 	    strrchr(parent, '/')) = '\0';
-	rc = btrfs_fsid(src, a, err) == -1 || btrfs_fsid(parent, b, err) == -1 ?
-	    -1 : 0;
-	if (rc == 0 && memcmp(a, b, 16) != 0)
+	rc = btrfs_fsid(src, a, err);
+	if (rc == 0 && (btrfs_fsid(parent, b, NULL) == -1 ||
+	    memcmp(a, b, 16) != 0))
 		rc = as_err_set(err, AS_E_USAGE, 0, "source '%s' is the top of "
 		    "a mount: its snapshots go next to it, in '%s', which is "
 		    "another file system; mount the file system's top level "
@@ -281,7 +290,7 @@ items_get(const char *src, const char *sdir, const struct btrfs_subvol *sv,
 	size_t nr = 0, i, n = 0;
 	int rc = -1;
 
-	if (!norecurse && btrfs_nested(src, &rels, &nr, err) == -1)
+	if (!norecurse && btrfs_nested(src, sv->path, &rels, &nr, err) == -1)
 		return as_err_prefix(err, "nested subvolumes of '%s'", src);
 	v = xcalloc(nr + 1, sizeof(*v));
 	v[0].rel = xstrdup("");
@@ -295,7 +304,7 @@ items_get(const char *src, const char *sdir, const struct btrfs_subvol *sv,
 		if ((v[n].sdir = btrfs_snapdir_of(sdir, rels[i], err)) == NULL)
 			goto out;
 		memset(&c, 0, sizeof(c));
-		if (btrfs_show(v[n].abs, &c, err) == -1)
+		if (btrfs_info(v[n].abs, &c, err) == -1)
 			goto out;
 		memcpy(v[n].uuid, c.uuid, sizeof(v[n].uuid));
 		btrfs_subvol_release(&c);
@@ -330,7 +339,7 @@ items_snapshot(struct item *v, size_t n, const char *name,
 			goto fail;
 		}
 		v[i].taken = 1;
-		if (btrfs_show(p, &sv, err) == -1) {
+		if (btrfs_info(p, &sv, err) == -1) {
 			free(p);
 			goto fail;
 		}
@@ -369,6 +378,14 @@ pump(int in, int out, uint64_t *bytes, struct as_err *err)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			/*
+			 * The receiver is gone.  It stops at the stream's end
+			 * marker (-e), and splice says EPIPE rather than end
+			 * of file when the sender has gone too: its exit
+			 * status and the check of what it received decide.
+			 */
+			if (errno == EPIPE)
+				return 0;
 			return as_err_sys(err, errno, "pass the btrfs stream on");
 		}
 		*bytes += (uint64_t)n;
@@ -458,6 +475,26 @@ out:
 	return -1;
 }
 
+/* The times of the top directory of item's snapshot name. */
+static int
+snap_times(const struct item *it, const char *name, struct btrfs_pub *p,
+    struct as_err *err)
+{
+	struct stat st;
+	char *path = xasprintf("%s/%s", it->sdir, name);
+	int rc = 0;
+
+	if (lstat(path, &st) == -1)
+		rc = as_err_sys(err, errno, "'%s'", path);
+	else {
+		p->has_times = 1;
+		p->atime = st.st_atim;
+		p->mtime = st.st_mtim;
+	}
+	free(path);
+	return rc;
+}
+
 /* The newest of src (not name) whose UUID a received one carries. */
 static const struct btrfs_snap *
 newest_common(const struct btrfs_snap *src, size_t ns,
@@ -478,34 +515,42 @@ newest_common(const struct btrfs_snap *src, size_t ns,
 /* ------------------------------------------------------------------ */
 /* Pruning */
 
-/* Delete the snapshots of v (but keep, and other destinations'). */
-static int
+/* What a prune deletes, in one batch at the end. */
+struct doomed {
+	char	**v;
+	size_t	  n;
+	char	**dirs;		/* emptied directories to remove after */
+	size_t	  ndirs;
+};
+
+static void
+doomed_add(char ***v, size_t *n, char *p)
+{
+	*v = xreallocarray(*v, *n + 1, sizeof(**v));
+	(*v)[(*n)++] = p;
+}
+
+/* The snapshots of v but keep and other destinations'. */
+static void
 prune_list(const char *dir, const struct btrfs_snap *v, size_t n,
     const char *keep, const struct dest_rec *dr, size_t ndr, const char *dst,
-    unsigned *pruned, struct as_err *err)
+    struct doomed *dd)
 {
 	size_t i;
-	char *p;
-	int rc;
 
 	for (i = 0; i < n; i++) {
 		if ((keep != NULL && strcmp(v[i].name, keep) == 0) ||
 		    (dr != NULL && held_elsewhere(dr, ndr, dst, v[i].name)))
 			continue;
-		p = xasprintf("%s/%s", dir, v[i].name);
-		rc = btrfs_delete(p, err);
-		free(p);
-		if (rc == -1)
-			return -1;
-		(*pruned)++;
+		doomed_add(&dd->v, &dd->n, xasprintf("%s/%s", dir,
+		    v[i].name));
 	}
-	return 0;
 }
 
 /* Snapshot directories of children no longer in items. */
 static int
 prune_gone(const char *snapdir, const struct item *items, size_t n,
-    int received, unsigned *pruned, struct as_err *err)
+    int received, struct doomed *dd, struct as_err *err)
 {
 	struct btrfs_snap *v = NULL;
 	struct dirent *de;
@@ -533,14 +578,12 @@ prune_gone(const char *snapdir, const struct item *items, size_t n,
 		if (!found) {
 			rc = btrfs_list_snaps(p, NULL, received, &v, &nv, err);
 			if (rc == 0)
-				rc = prune_list(p, v, nv, NULL, NULL, 0, NULL,
-				    pruned, err);
+				prune_list(p, v, nv, NULL, NULL, 0, NULL, dd);
 			free(v);
 			v = NULL;
-			if (rc == 0)
-				(void)rmdir(p);
-		}
-		free(p);
+			doomed_add(&dd->dirs, &dd->ndirs, p);
+		} else
+			free(p);
 	}
 	closedir(dir);
 	free(base);
@@ -554,37 +597,50 @@ prune(const char *dst, struct btrfs_dest *d, const struct item *items,
 {
 	struct btrfs_snap *v = NULL;
 	struct dest_rec *dr = NULL;
+	struct doomed dd;
 	char *dir;
 	size_t i, nv = 0, ndr = 0;
 	int rc = -1;
 
+	memset(&dd, 0, sizeof(dd));
 	if (dests_read(items[0].sdir, &dr, &ndr, err) == -1)
 		return -1;
 	for (i = 0; i < n; i++) {
 		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &v, &nv,
-		    err) == -1 || prune_list(items[i].sdir, v, nv, name, dr,
-		    ndr, dst, pruned, err) == -1)
+		    err) == -1)
 			goto out;
+		prune_list(items[i].sdir, v, nv, name, dr, ndr, dst, &dd);
 		free(v);
 		v = NULL;
 		if ((dir = btrfs_snapdir_of(d->dir, items[i].rel, err)) ==
 		    NULL)
 			goto out;
-		if (btrfs_list_snaps(dir, NULL, 1, &v, &nv, err) == -1 ||
-		    prune_list(dir, v, nv, name, NULL, 0, NULL, pruned,
-		    err) == -1) {
+		if (btrfs_list_snaps(dir, NULL, 1, &v, &nv, err) == -1) {
 			free(dir);
 			goto out;
 		}
+		prune_list(dir, v, nv, name, NULL, 0, NULL, &dd);
 		free(dir);
 		free(v);
 		v = NULL;
 	}
-	if (!norecurse && (prune_gone(items[0].sdir, items, n, 0, pruned,
-	    err) == -1 || prune_gone(d->dir, items, n, 1, pruned, err) == -1))
+	if (!norecurse && (prune_gone(items[0].sdir, items, n, 0, &dd,
+	    err) == -1 || prune_gone(d->dir, items, n, 1, &dd, err) == -1))
 		goto out;
+	if (btrfs_delete_snapshots((const char *const *)dd.v, dd.n,
+	    err) == -1)
+		goto out;
+	*pruned += (unsigned)dd.n;
+	for (i = 0; i < dd.ndirs; i++)
+		(void)rmdir(dd.dirs[i]);
 	rc = 0;
 out:
+	for (i = 0; i < dd.n; i++)
+		free(dd.v[i]);
+	for (i = 0; i < dd.ndirs; i++)
+		free(dd.dirs[i]);
+	free(dd.v);
+	free(dd.dirs);
 	free(v);
 	dests_free(dr, ndr);
 	return rc;
@@ -607,6 +663,7 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 	const char *dirs[2];
 	size_t n = 0, i, nss = 0, nhs = 0;
 	unsigned cleaned = 0;
+	int64_t t1;
 	int sfd = -1, rc = -1, chk;
 
 	memset(&sv, 0, sizeof(sv));
@@ -666,12 +723,16 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 				res->base_guid = uuid64(common->uuid);
 			}
 		}
+		t1 = now_ns();
 		if (transfer(&d, &items[i], name, common != NULL ?
 		    common->name : NULL, &res->send.stream_bytes, err) == -1)
 			goto out;
+		res->xfer_ns += now_ns() - t1;
 		res->subvols++;
 		pub[i].rel = items[i].rel;
 		pub[i].name = name;
+		if (snap_times(&items[i], name, &pub[i], err) == -1)
+			goto out;
 		free(ss);
 		free(hs);
 		free(hdir);
@@ -738,7 +799,7 @@ btrfs_to_dir(const char *src, const struct endpoint *de,
 	frozen = xasprintf("%s/%s", sdir, DIR_SOURCE);
 	if (btrfs_is_subvol(frozen)) {
 		/* last run's: ours only if it is a snapshot of src */
-		if (btrfs_show(frozen, &fv, err) == -1)
+		if (btrfs_info(frozen, &fv, err) == -1)
 			goto out;
 		if (!fv.readonly || strcmp(fv.parent_uuid, sv.uuid) != 0) {
 			as_err_set(err, AS_E_CONFLICT, 0, "'%s' is not a "

@@ -271,6 +271,9 @@ t_errcode(void **state)
 		/* head -c 300 full.stream | btrfs receive */
 		{ "At subvol s2\nERROR: unexpected EOF in stream\n",
 		  AS_E_TRUNCATED },
+		/* send | head -c 100000 | receive: cut inside a command */
+		{ "ERROR: short read from stream: expected 49175 read 1423\n",
+		  AS_E_TRUNCATED },
 		/* a bit flipped at byte 200 */
 		{ "At subvol s2\nERROR: crc32 mismatch in command\n",
 		  AS_E_CHECKSUM },

@@ -1,0 +1,200 @@
+#!/bin/bash
+# bench/btrfs.sh - `autosync sync btrfs:SRC btrfs:DST` against the raw
+# pipe it wraps, `btrfs subvolume snapshot -r` + `btrfs send [-p] |
+# btrfs receive`, on the same data in the same run (issue 6: wrapped
+# transfers cost <= 5% over the raw pipe).
+#
+#   bench/btrfs.sh                      # 1 GiB full, 10% incremental
+#   SIZE_MB=256 N=2 bench/btrfs.sh      # quicker
+#
+# Root only (loop mounts).  Two btrfs file systems on sparse image files
+# in BENCH_DIR (default /var/tmp/autosync-btrfs-bench, a real disk), made
+# and mounted here, unmounted and removed at the end (mount -o loop: the
+# loop devices go with the unmount).
+#
+# Scenarios (each round: raw and autosync alternate who goes first; the
+# best of N rounds counts; `sync` before every timed command):
+#   full         raw: snapshot -r S, then send S | receive RAW (timed
+#                apart: the pipe alone, and both)
+#                autosync: sync btrfs:SRC btrfs:AS (destinations and
+#                snapshots removed before each round)
+#   incremental  CHANGE_PCT% of the files rewritten, then
+#                raw: snapshot -r S2, then send -p S1 S2 | receive RAW
+#                autosync: sync (incremental from its common snapshot)
+# The source has no nested subvolumes (one stream each), so the figures
+# compare one wrapped stream with one raw stream.  Two comparisons: the
+# streams alone (`sync -v` "... in X s": send | splice pump | receive
+# and the check of the received subvolume) against the raw pipe alone,
+# and autosync's whole run (snapshot, streams, view, pruning) against
+# the raw snapshot + pipe.
+# Correctness: after each autosync run, `diff -r` of the source snapshot
+# and the view.
+set -u
+
+AUTOSYNC=${AUTOSYNC:-$(cd "$(dirname "$0")/.." && pwd)/build/autosync}
+BENCH_DIR=${BENCH_DIR:-/var/tmp/autosync-btrfs-bench}
+SIZE_MB=${SIZE_MB:-1024}
+FILE_MB=${FILE_MB:-8}
+CHANGE_PCT=${CHANGE_PCT:-10}
+N=${N:-3}
+PYTHON=${PYTHON:-python3}
+
+die() { echo "btrfs.sh: $*" >&2; exit 1; }
+test "$(id -u)" = 0 || die "run as root (loop mounts)"
+command -v btrfs >/dev/null && command -v mkfs.btrfs >/dev/null ||
+	die "btrfs-progs is not installed"
+test -x "$AUTOSYNC" || die "no autosync at '$AUTOSYNC'"
+
+mkdir -p "$BENCH_DIR" || exit 1
+W=$(cd "$BENCH_DIR" && pwd)
+A=$W/a
+B=$W/b
+export AUTOSYNC_STATE_DIR=$W/state
+mkdir -p "$AUTOSYNC_STATE_DIR" "$A" "$B"
+
+cleanup() {
+	cd / || :
+	for m in "$A" "$B"; do
+		mountpoint -q "$m" && umount "$m"
+	done
+	rm -rf "$W"
+}
+trap cleanup EXIT
+
+img_mb=$((SIZE_MB * 3 + 1024))
+for n in a b; do
+	truncate -s "${img_mb}M" "$W/$n.img" &&
+	mkfs.btrfs -q -f "$W/$n.img" >/dev/null 2>&1 &&
+	mount -o loop "$W/$n.img" "$W/$n" || die "cannot make btrfs '$n'"
+done
+
+# seconds CMD...: wall time of CMD (after a sync), or "FAIL"; its
+# standard output goes to $BENCH_OUT (default: nowhere)
+seconds() {
+	sync
+	"$PYTHON" -c '
+import os, subprocess, sys, time
+out = open(os.environ.get("BENCH_OUT", "/dev/null"), "w")
+t = time.perf_counter()
+r = subprocess.run(sys.argv[1:], stdout=out)
+if r.returncode != 0:
+    print("FAIL"); sys.exit(0)
+print("%.3f" % (time.perf_counter() - t))' "$@"
+}
+
+raw_pipe() {	# [PARENT] SNAP DESTDIR
+	if test $# = 3; then
+		btrfs send -q -p "$1" "$2" | btrfs receive -q "$3"
+	else
+		btrfs send -q "$1" | btrfs receive -q "$2"
+	fi
+}
+export -f raw_pipe
+
+# raw_run PARENT|- SNAP DESTDIR: snapshot (timed alone), then the pipe;
+# prints "SNAPSHOT_S PIPE_S"
+raw_run() {
+	local ts tp
+	ts=$(seconds btrfs subvolume snapshot -r "$A/src" "$2")
+	if test "$1" = -; then
+		tp=$(seconds bash -c 'raw_pipe "$@"' _ "$2" "$3")
+	else
+		tp=$(seconds bash -c 'raw_pipe "$@"' _ "$1" "$2" "$3")
+	fi
+	echo "$ts $tp"
+}
+sum() { "$PYTHON" -c "import sys
+try: print('%.3f' % (float(sys.argv[1]) + float(sys.argv[2])))
+except ValueError: print('FAIL')" "$1" "$2"; }
+
+echo "# generating $SIZE_MB MiB in $FILE_MB MiB files"
+btrfs subvolume create "$A/src" >/dev/null || exit 1
+nfiles=$((SIZE_MB / FILE_MB))
+for i in $(seq "$nfiles"); do
+	head -c $((FILE_MB * 1048576)) /dev/urandom >"$A/src/f$i"
+done
+mkdir -p "$A/raw-snaps" "$B/raw"
+
+best() { sort -n | grep -v FAIL | head -n 1; }
+check() {	# the view equals the source's newest autosync snapshot
+	local s
+	s=$(ls -1 "$A/.autosync-snapshots/src" | grep '^autosync_' | tail -n 1)
+	diff -r "$A/.autosync-snapshots/src/$s" "$B/as" >/dev/null ||
+		{ echo "WRONG RESULT: $B/as differs from $s"; return 1; }
+}
+
+del_all() {	# delete every subvolume below dir (no nested ones here)
+	local d=$1 p
+	for p in "$d"/*; do
+		test -d "$p" && btrfs subvolume delete "$p" >/dev/null
+	done
+	return 0
+}
+
+# the "streams in X s" of sync -v: autosync's send | receive alone
+xfer() { sed -n 's/.* of btrfs send streams in \([0-9.]*\) s$/\1/p' "$W/as.out"; }
+as_sync() { BENCH_OUT=$W/as.out seconds "$AUTOSYNC" sync -v "btrfs:$A/src" "btrfs:$B/as"; }
+
+full_as=() full_raw=() incr_as=() incr_raw=() full_x=() incr_x=()
+full_p=() incr_p=()
+for r in $(seq "$N"); do
+	# full: both destinations empty, no snapshots
+	del_all "$B/raw"; del_all "$A/raw-snaps"
+	test -d "$B/as" && btrfs subvolume delete "$B/as" >/dev/null
+	del_all "$B/.autosync-snapshots/as" 2>/dev/null
+	del_all "$A/.autosync-snapshots/src" 2>/dev/null
+	rm -rf "$B/.autosync-snapshots" "$A/.autosync-snapshots"
+	if test $((r % 2)) = 1; then
+		set -- $(raw_run - "$A/raw-snaps/s$r.0" "$B/raw")
+		t_as=$(as_sync)
+	else
+		t_as=$(as_sync)
+		set -- $(raw_run - "$A/raw-snaps/s$r.0" "$B/raw")
+	fi
+	t_pipe=$2 t_raw=$(sum "$1" "$2")
+	check || t_as=FAIL
+	t_x=$(xfer)
+	echo "round $r full: raw $t_raw s (pipe $t_pipe s), autosync $t_as s (streams $t_x s)"
+	full_raw+=("$t_raw") full_as+=("$t_as") full_x+=("$t_x") full_p+=("$t_pipe")
+
+	# incremental: CHANGE_PCT% of the files rewritten
+	step=$((100 / CHANGE_PCT))
+	for i in $(seq 1 "$step" "$nfiles"); do
+		head -c $((FILE_MB * 1048576)) /dev/urandom >"$A/src/f$i"
+	done
+	if test $((r % 2)) = 0; then
+		set -- $(raw_run "$A/raw-snaps/s$r.0" "$A/raw-snaps/s$r.1" "$B/raw")
+		t_as=$(as_sync)
+	else
+		t_as=$(as_sync)
+		set -- $(raw_run "$A/raw-snaps/s$r.0" "$A/raw-snaps/s$r.1" "$B/raw")
+	fi
+	t_pipe=$2 t_raw=$(sum "$1" "$2")
+	check || t_as=FAIL
+	t_x=$(xfer)
+	echo "round $r incremental: raw $t_raw s (pipe $t_pipe s), autosync $t_as s (streams $t_x s)"
+	incr_raw+=("$t_raw") incr_as+=("$t_as") incr_x+=("$t_x") incr_p+=("$t_pipe")
+done
+
+fr=$(printf '%s\n' "${full_raw[@]}" | best)
+fa=$(printf '%s\n' "${full_as[@]}" | best)
+ir=$(printf '%s\n' "${incr_raw[@]}" | best)
+ia=$(printf '%s\n' "${incr_as[@]}" | best)
+fx=$(printf '%s\n' "${full_x[@]}" | best)
+fp=$(printf '%s\n' "${full_p[@]}" | best)
+ip=$(printf '%s\n' "${incr_p[@]}" | best)
+ix=$(printf '%s\n' "${incr_x[@]}" | best)
+ratio() {
+	"$PYTHON" -c "import sys
+try: print('%.3f' % (float(sys.argv[1]) / float(sys.argv[2])))
+except ValueError: print('-')" "$1" "$2"
+}
+echo
+echo "machine: $(nproc) CPUs, kernel $(uname -r), $(btrfs --version)"
+echo "autosync: $("$AUTOSYNC" --version 2>/dev/null | head -n 1)"
+echo "data: $SIZE_MB MiB in $nfiles files; incremental: $CHANGE_PCT% of the files rewritten; best of N=$N"
+echo
+echo "| scenario | raw send\\|receive s | autosync streams s | ratio (goal ≤ 1.05) | raw snapshot + pipe s | autosync whole run s | ratio |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| full, $SIZE_MB MiB | $fp | $fx | $(ratio "$fx" "$fp") | $fr | $fa | $(ratio "$fa" "$fr") |"
+echo "| incremental, $CHANGE_PCT% rewritten | $ip | $ix | $(ratio "$ix" "$ip") | $ir | $ia | $(ratio "$ia" "$ir") |"

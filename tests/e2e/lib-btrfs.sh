@@ -1,0 +1,79 @@
+# lib-btrfs.sh - helpers for the btrfs tests (t31xx): file systems on
+# image files, loop-mounted by the test itself (mount -o loop: the loop
+# device is released when test-lib unmounts it), and a logging shim.
+#
+# Sets the prerequisite BTRFS when we are root and mkfs.btrfs, btrfs and
+# the kernel's btrfs are there.
+
+if test "$(id -u)" = 0 && command -v mkfs.btrfs >/dev/null &&
+   command -v btrfs >/dev/null &&
+   { grep -qw btrfs /proc/filesystems || modprobe btrfs 2>/dev/null; }; then
+	test_set_prereq BTRFS
+	REAL_BTRFS=$(command -v btrfs)
+fi
+
+# btrfs_fs NAME [SIZE]: an empty btrfs in NAME.img mounted at NAME.
+btrfs_fs() {
+	local name=$1 size=${2:-300M}
+	rm -f "$name.img" &&
+	truncate -s "$size" "$name.img" &&
+	mkfs.btrfs -q -f "$name.img" >/dev/null 2>&1 &&
+	mkdir -p "$name" &&
+	test_mount -o loop "$name.img" "$name"
+}
+
+# The logging shim (zrepl's logmockzfs): "btrfs" first on PATH in
+# $BTRFS_SHIM_DIR appends its argv (one line, words separated by
+# spaces) to $BTRFS_SHIM_LOG and execs the real btrfs.  With
+# BTRFS_SHIM_STALL=FILE, a receive gets the first 256 KiB of its stream,
+# FILE is created, and the rest never comes (for kill -9 mid-receive).
+# With BTRFS_SHIM_HANG="WORDS:FILE", a command whose argv starts with
+# WORDS creates FILE and hangs before it runs.  With
+# BTRFS_SHIM_TRUNCATE=N, send's stream is cut after N bytes.
+BTRFS_SHIM_DIR=$TRASH_DIRECTORY/.btrfs-shim
+BTRFS_SHIM_LOG=$TRASH_DIRECTORY/btrfs.log
+btrfs_shim_install() {
+	mkdir -p "$BTRFS_SHIM_DIR" &&
+	cat >"$BTRFS_SHIM_DIR/btrfs" <<-SHIM &&
+	#!/bin/bash
+	echo "\$*" >>"$BTRFS_SHIM_LOG"
+	if test -n "\$BTRFS_SHIM_STALL" && test "\$1" = receive; then
+		{ head -c 262144; touch "\$BTRFS_SHIM_STALL"; sleep 600; } |
+			"$REAL_BTRFS" "\$@"
+		exit
+	fi
+	if test -n "\$BTRFS_SHIM_HANG"; then
+		case "\$*" in "\${BTRFS_SHIM_HANG%%:*}"*)
+			touch "\${BTRFS_SHIM_HANG#*:}"; sleep 600; exit 1 ;;
+		esac
+	fi
+	if test -n "\$BTRFS_SHIM_TRUNCATE" && test "\$1" = send; then
+		set -o pipefail
+		"$REAL_BTRFS" "\$@" | head -c "\$BTRFS_SHIM_TRUNCATE"
+		exit 0
+	fi
+	exec "$REAL_BTRFS" "\$@"
+	SHIM
+	chmod +x "$BTRFS_SHIM_DIR/btrfs"
+}
+
+# shimmed CMD...: run CMD with the shim first on PATH, log emptied first.
+shimmed() {
+	: >"$BTRFS_SHIM_LOG" &&
+	PATH=$BTRFS_SHIM_DIR:$PATH "$@"
+}
+
+# btrfs_ro PATH: PATH is a read-only subvolume
+btrfs_ro() {
+	btrfs property get -ts "$1" ro | grep -qx 'ro=true'
+}
+
+# btrfs_field PATH FIELD: a field of `btrfs subvolume show`
+btrfs_field() {
+	btrfs subvolume show "$1" | sed -n "s/^[[:space:]]*$2:[[:space:]]*//p"
+}
+
+# The autosync_* snapshots in DIR, one per line.
+autosync_snaps() {
+	ls -1 "$1" 2>/dev/null | grep '^autosync_' || :
+}
