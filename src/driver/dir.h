@@ -86,6 +86,17 @@ int	dir_send(const char *root, struct catalog *target,
 	    const struct catalog *base, int out_fd, int flags,
 	    struct dir_stats *st, struct as_err *err);
 
+/*
+ * dir_send() with a hook that runs once everything but the END record
+ * is written (and flushed): a receiver cannot commit before it returns.
+ * A hook that returns -1 (err set) fails the send without END, so the
+ * receiver refuses the stream.  sync saves the pending catalog there.
+ */
+int	dir_send_hook(const char *root, struct catalog *target,
+	    const struct catalog *base, int out_fd, int flags,
+	    int (*before_end)(void *arg, struct as_err *err), void *arg,
+	    struct dir_stats *st, struct as_err *err);
+
 #define DIR_RECV_FORCE	0x01	/* -F: roll back a modified destination */
 #define DIR_RECV_DRYRUN	0x02	/* validate the whole stream, change nothing */
 

@@ -91,6 +91,14 @@ struct rs {
 	int		 pfd;
 	size_t		 pfd_len;
 	char		 pfd_rel[AS_PATH_MAX_BUF + 16];
+	/*
+	 * The drift scan run before the stream's BEGIN arrived (so that it
+	 * overlaps with a sender still scanning its source): its verdict
+	 * for on_begin, which keeps it only for an incremental from the held
+	 * snapshot.
+	 */
+	int		 drift_done;
+	struct as_err	 drift_err;
 	int		 staging;	/* stage/ exists (not a dry run) */
 	int		 dry;
 	uint64_t	 max_size;	/* largest regular file in the stream */
@@ -1138,6 +1146,34 @@ check_drift(struct rs *s, struct as_err *err)
 	return 0;
 }
 
+/*
+ * Check for drift before the stream arrives, when held.cat exists: a
+ * stream relative to it (the usual incremental) needs the check, and the
+ * sender may still be scanning.  Any failure is kept for on_begin.
+ */
+static void
+drift_early(struct rs *s)
+{
+	as_err_clear(&s->drift_err);
+	(void)find_drift(s, &s->drift_err);
+	s->drift_done = 1;
+}
+
+/* The stream is not relative to held.cat: forget an early drift check. */
+static void
+drift_drop(struct rs *s)
+{
+	if (!s->drift_done)
+		return;
+	s->drift_done = 0;
+	s->ndrift = 0;
+	s->r.nops = 0;
+	s->r.next_id = 0;
+	s->r.prior_exact = 0;
+	buf_reset(&s->r.strs);
+	as_err_clear(&s->drift_err);
+}
+
 static int
 on_begin(struct rs *s, const struct as_begin *b, struct dir_recv_result *res,
     struct as_err *err)
@@ -1172,9 +1208,16 @@ on_begin(struct rs *s, const struct as_begin *b, struct dir_recv_result *res,
 			    "('%s')", (unsigned long long)b->base_guid,
 			    r->dest, (unsigned long long)hh->guid, hh->name);
 		s->use_held = 1;
-		if (find_drift(s, err) == -1)
+		if (s->drift_done) {
+			if (s->drift_err.code != AS_E_OK) {
+				if (err != NULL)
+					*err = s->drift_err;
+				return -1;
+			}
+		} else if (find_drift(s, err) == -1)
 			return -1;
 	} else {
+		drift_drop(s);
 		if ((empty = dest_empty(s, err)) == -1)
 			return -1;
 		if ((s->have_held || !empty) && !force) {
@@ -1337,6 +1380,8 @@ dir_receive(const char *dest, int in_fd, int flags,
 	}
 	if (load_held(&s, err) == -1)
 		goto out;
+	if (!s.dry && s.have_held)
+		drift_early(&s);
 	if (read_stream(&s, in_fd, res, err) == -1)
 		goto fail;
 	if (close_entry(&s, err) == -1)

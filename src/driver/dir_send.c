@@ -59,6 +59,8 @@ struct snd {
 	struct catalog	*t;
 	const struct catalog *b;	/* NULL: full stream */
 	struct dir_stats *st;
+	int		(*before_end)(void *, struct as_err *);
+	void		*before_end_arg;
 	uint32_t	 bs;
 	int		 cmp_hashes;	/* base hashes use our block size */
 	uint32_t	*cp;		/* target -> base index + 1 */
@@ -889,6 +891,10 @@ run(struct snd *s, struct as_err *err)
 	for (i = 0; i < s->t->n; i++)
 		if (send_one(s, i, err) == -1)
 			return -1;
+	/* a receiver commits only after END: the hook runs before it can */
+	if (s->before_end != NULL && (flush(s, err) == -1 ||
+	    s->before_end(s->before_end_arg, err) == -1))
+		return -1;
 	stream_enc_end(&s->enc);
 	return flush(s, err);
 }
@@ -896,6 +902,16 @@ run(struct snd *s, struct as_err *err)
 int
 dir_send(const char *root, struct catalog *target,
     const struct catalog *base, int out_fd, int flags,
+    struct dir_stats *st, struct as_err *err)
+{
+	return dir_send_hook(root, target, base, out_fd, flags, NULL, NULL,
+	    st, err);
+}
+
+int
+dir_send_hook(const char *root, struct catalog *target,
+    const struct catalog *base, int out_fd, int flags,
+    int (*before_end)(void *arg, struct as_err *err), void *arg,
     struct dir_stats *st, struct as_err *err)
 {
 	struct snd *s;
@@ -927,6 +943,8 @@ dir_send(const char *root, struct catalog *target,
 	s->t = target;
 	s->b = base;
 	s->st = st;
+	s->before_end = before_end;
+	s->before_end_arg = arg;
 	s->bs = target->hdr.block_size;
 	s->cmp_hashes = base != NULL && base->hdr.block_size == s->bs;
 	s->dfd = -1;
