@@ -37,14 +37,17 @@ struct dir_stats {
 
 #define DIR_SCAN_NOHASH	0x01	/* stat and xattrs only: nblocks = 0 */
 #define DIR_SCAN_REHASH	0x02	/* hash every file, trust no base entry */
+#define DIR_SCAN_XDEV	0x04	/* descend into file systems mounted below */
 
 /*
  * Scan the tree at root into out (initialised by the caller; its header
  * is filled with kind, block_size and source; guid, name and time are the
  * caller's).  Entries come in path_cmp() order, starting with the root
  * itself (path "").  The private directory ".autosync" at the root is
- * skipped, and so is everything below a mount point (the mount point's
- * own directory entry is kept; other file systems are other datasets).
+ * skipped.  Without DIR_SCAN_XDEV so is everything below a mount point
+ * (the mount point's own directory entry is kept, empty, as rsync -x
+ * does); with it, mounted file systems are part of the tree (inode
+ * numbers: scan_util.h, scan_fix_ino).
  *
  * Regular files are hashed per block_size block (XXH3-128, canonical
  * bytes; a hole hashes as zeros; the last block hashes its real length),

@@ -59,6 +59,7 @@ struct snd {
 	struct catalog	*t;
 	const struct catalog *b;	/* NULL: full stream */
 	struct dir_stats *st;
+	uint64_t	 rootdev;	/* inode numbers: scan_fix_ino */
 	int		(*before_end)(void *, struct as_err *);
 	void		*before_end_arg;
 	uint32_t	 bs;
@@ -735,6 +736,7 @@ send_reg(struct snd *s, struct cat_entry *e, const struct cat_entry *b,
 		last = live && tries == SCAN_TRIES - 1;
 		if (fstat(fd, &a) == -1)
 			goto fail;
+		scan_fix_ino(&a, s->rootdev);
 		if (live && !scan_same(e, &a) &&
 		    rehash(s, e, fd, &a, err) == -1)
 			goto out;
@@ -758,6 +760,7 @@ send_reg(struct snd *s, struct cat_entry *e, const struct cat_entry *b,
 			break;
 		if (fstat(fd, &z) == -1)
 			goto fail;
+		scan_fix_ino(&z, s->rootdev);
 		if (!mismatch && same_fstat(&a, &z))
 			break;
 		/* changed while read: describe it anew and send it again */
@@ -916,6 +919,7 @@ dir_send_hook(const char *root, struct catalog *target,
 {
 	struct snd *s;
 	struct dir_stats dummy;
+	struct stat rsb;
 	size_t nl;
 	int rc = -1, fd;
 
@@ -933,9 +937,14 @@ dir_send_hook(const char *root, struct catalog *target,
 		st = &dummy;
 	}
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1)
-		return as_err_sys(err, errno, "open '%s'", root);
+	if (fd == -1 || fstat(fd, &rsb) == -1) {
+		rc = as_err_sys(err, errno, "open '%s'", root);
+		if (fd != -1)
+			close(fd);
+		return rc;
+	}
 	s = xcalloc(1, sizeof(*s));
+	s->rootdev = (uint64_t)rsb.st_dev;
 	s->root = root;
 	s->rootfd = fd;
 	s->flags = flags;

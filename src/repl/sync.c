@@ -320,6 +320,16 @@ sync_snapshot(struct snapstore *ss, const char *src_abs, const char *spec,
     const struct catalog *base, uint32_t block_size, struct catalog *target,
     struct sync_result *res, struct as_err *err)
 {
+	return sync_snapshot_scan(ss, src_abs, spec, base, block_size,
+	    DIR_SCAN_XDEV, target, res, err);
+}
+
+int
+sync_snapshot_scan(struct snapstore *ss, const char *src_abs,
+    const char *spec, const struct catalog *base, uint32_t block_size,
+    int scan_flags, struct catalog *target, struct sync_result *res,
+    struct as_err *err)
+{
 	int64_t t1;
 
 	target->hdr.time_ns = now_ns(CLOCK_REALTIME);
@@ -327,8 +337,8 @@ sync_snapshot(struct snapstore *ss, const char *src_abs, const char *spec,
 	    sizeof(target->hdr.name), err) == -1)
 		return -1;
 	t1 = now_ns(CLOCK_MONOTONIC);
-	if (dir_scan(src_abs, base, block_size, 0, target, &res->scan,
-	    err) == -1)
+	if (dir_scan(src_abs, base, block_size, scan_flags, target,
+	    &res->scan, err) == -1)
 		return as_err_prefix(err, "scan '%s'", spec);
 	res->scan_ns = now_ns(CLOCK_MONOTONIC) - t1;
 	if (target->n <= 1)
@@ -528,11 +538,10 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		    "are not supported yet", src, dst);
 		goto out;
 	}
-	if (o->flags & SYNC_NO_RECURSE) {
-		/* Directories have no children yet: file systems mounted
-		 * below a source are part of its tree. */
-		as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': -N applies to "
-		    "zfs: and btrfs: endpoints", src, dst);
+	if ((o->flags & SYNC_NO_RECURSE) && endpoint_is_remote(&se)) {
+		/* the server scans a pulled source; it has no -N to pass */
+		as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': -N is not "
+		    "supported when pulling from a server", src, dst);
 		goto out;
 	}
 	if (endpoint_is_remote(&se) && endpoint_is_remote(&de)) {
@@ -619,8 +628,13 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		receiver_early(dst_abs, rflags, &target, &base, &early);
 	bs = have_base ? base.hdr.block_size : o->block_size != 0 ?
 	    o->block_size : AS_BLOCK_DEFAULT;
-	if (sync_snapshot(&ss, src_abs, src, have_base ? &base : NULL, bs,
-	    &target, res, err) == -1)
+	/*
+	 * A directory's children are the file systems mounted below it:
+	 * part of its tree, unless -N (then the mount points stay empty).
+	 */
+	if (sync_snapshot_scan(&ss, src_abs, src, have_base ? &base : NULL,
+	    bs, o->flags & SYNC_NO_RECURSE ? 0 : DIR_SCAN_XDEV, &target, res,
+	    err) == -1)
 		goto out;
 	now_guid = target.hdr.guid;
 	rec.held_guid = held;
