@@ -38,6 +38,7 @@ struct dir_stats {
 #define DIR_SCAN_NOHASH	0x01	/* stat and xattrs only: nblocks = 0 */
 #define DIR_SCAN_REHASH	0x02	/* hash every file, trust no base entry */
 #define DIR_SCAN_XDEV	0x04	/* descend into file systems mounted below */
+#define DIR_SCAN_DEFER	0x08	/* leave new files unread: CAT_EF_UNHASHED */
 
 /*
  * Scan the tree at root into out (initialised by the caller; its header

@@ -760,12 +760,25 @@ scan_reg(struct scan *s, int dirfd, const char *name, size_t plen,
 		add_reused(s, plen, lsb, b);
 		return 0;
 	}
-	if ((s->flags & DIR_SCAN_NOHASH) != 0) {
+	if ((s->flags & (DIR_SCAN_NOHASH | DIR_SCAN_DEFER)) != 0) {
+		/*
+		 * DEFER: the sender reads the file anyway and hashes what it
+		 * sends (dir_send, LIVE); zero hashes stand in until then.
+		 */
+		nb = 0;
+		scan_fill(&e, lsb);
+		if ((s->flags & DIR_SCAN_NOHASH) == 0) {
+			nb = scan_nblocks((uint64_t)lsb->st_size, s->bs);
+			if (nb > UINT32_MAX)
+				return as_err_set(err, AS_E_LIMIT, 0, "'%s' "
+				    "has more than 2^32 blocks of %u bytes",
+				    disp(s), s->bs);
+			e.flags |= CAT_EF_UNHASHED;
+		}
 		if ((rc = xattrs_at(s, dirfd, name, err)) != 0)
 			return rc == 1 ? 0 : -1;
-		scan_fill(&e, lsb);
 		add(s, plen, &e, NULL, 0, s->xattrs.data, s->xattrs.len,
-		    NULL, 0);
+		    NULL, (uint32_t)nb);
 		return 0;
 	}
 	fd = scan_open_file(dirfd, name);

@@ -631,10 +631,13 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	/*
 	 * A directory's children are the file systems mounted below it:
 	 * part of its tree, unless -N (then the mount points stay empty).
+	 * Locally, files the scan would hash are left to the sender, which
+	 * hashes what it reads to send them (DEFER): each byte read once.
+	 * The pending catalog is saved after that, before END.
 	 */
 	if (sync_snapshot_scan(&ss, src_abs, src, have_base ? &base : NULL,
-	    bs, o->flags & SYNC_NO_RECURSE ? 0 : DIR_SCAN_XDEV, &target, res,
-	    err) == -1)
+	    bs, (o->flags & SYNC_NO_RECURSE ? 0 : DIR_SCAN_XDEV) |
+	    (d.r == NULL ? DIR_SCAN_DEFER : 0), &target, res, err) == -1)
 		goto out;
 	now_guid = target.hdr.guid;
 	rec.held_guid = held;
