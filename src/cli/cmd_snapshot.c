@@ -20,7 +20,7 @@
 #include "base/banned.h"
 
 static const char usage_snapshot[] =
-"usage: autosync snapshot [-v] [-b SIZE] DATASET@NAME\n"
+"usage: autosync snapshot [-v] [-N] [-b SIZE] DATASET@NAME\n"
 "\n"
 "Record a snapshot of the directory tree DATASET: a catalog of every\n"
 "entry, its metadata and block hashes, kept in the state directory.\n"
@@ -32,6 +32,8 @@ static const char usage_snapshot[] =
 "\n"
 "  -b, --block-size SIZE  hash block size for the first snapshot\n"
 "                         (4096..16777216, a power of two; default 65536)\n"
+"  -N, --no-recursive     leave out file systems mounted below DATASET\n"
+"                         (their mount points are recorded empty)\n"
 "  -v, --verbose          print what was recorded\n";
 
 static const char usage_snapshots[] =
@@ -164,6 +166,7 @@ cmd_snapshot(struct cli *cli, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "block-size",	required_argument,	NULL, 'b' },
+		{ "no-recursive", no_argument,		NULL, 'N' },
 		{ "verbose",	no_argument,		NULL, 'v' },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 }
@@ -178,9 +181,13 @@ cmd_snapshot(struct cli *cli, int argc, char **argv)
 	char *state = NULL, *ds = NULL, *name = NULL, g[17], b[32];
 	uint32_t bs = AS_BLOCK_DEFAULT;
 	int ch, rc = 0, have_base = 0, ex, bs_given = 0;
+	int sflags = DIR_SCAN_XDEV;
 
-	while ((ch = getopt_long(argc, argv, "b:vh", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "b:Nvh", lo, NULL)) != -1) {
 		switch (ch) {
+		case 'N':
+			sflags = 0;
+			break;
 		case 'b':
 			if (parse_size(optarg, &bs) == -1)
 				return cli_usage_error(usage_snapshot,
@@ -246,8 +253,8 @@ cmd_snapshot(struct cli *cli, int argc, char **argv)
 	}
 	snap_list_release(&l);
 	clock_gettime(CLOCK_REALTIME, &ts);
-	if (dir_scan(ss.dataset, have_base ? &base : NULL, bs, 0, &c, &st,
-	    &err) == -1) {
+	if (dir_scan(ss.dataset, have_base ? &base : NULL, bs, sflags, &c,
+	    &st, &err) == -1) {
 		as_err_prefix(&err, "snapshot '%s'", ds);
 		goto fail;
 	}

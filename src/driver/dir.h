@@ -37,14 +37,18 @@ struct dir_stats {
 
 #define DIR_SCAN_NOHASH	0x01	/* stat and xattrs only: nblocks = 0 */
 #define DIR_SCAN_REHASH	0x02	/* hash every file, trust no base entry */
+#define DIR_SCAN_XDEV	0x04	/* descend into file systems mounted below */
+#define DIR_SCAN_DEFER	0x08	/* leave new files unread: CAT_EF_UNHASHED */
 
 /*
  * Scan the tree at root into out (initialised by the caller; its header
  * is filled with kind, block_size and source; guid, name and time are the
  * caller's).  Entries come in path_cmp() order, starting with the root
  * itself (path "").  The private directory ".autosync" at the root is
- * skipped, and so is everything below a mount point (the mount point's
- * own directory entry is kept; other file systems are other datasets).
+ * skipped.  Without DIR_SCAN_XDEV so is everything below a mount point
+ * (the mount point's own directory entry is kept, empty, as rsync -x
+ * does); with it, mounted file systems are part of the tree (inode
+ * numbers: scan_util.h, scan_fix_ino).
  *
  * Regular files are hashed per block_size block (XXH3-128, canonical
  * bytes; a hole hashes as zeros; the last block hashes its real length),
@@ -84,6 +88,17 @@ int	dir_scan(const char *root, const struct catalog *base,
  */
 int	dir_send(const char *root, struct catalog *target,
 	    const struct catalog *base, int out_fd, int flags,
+	    struct dir_stats *st, struct as_err *err);
+
+/*
+ * dir_send() with a hook that runs once everything but the END record
+ * is written (and flushed): a receiver cannot commit before it returns.
+ * A hook that returns -1 (err set) fails the send without END, so the
+ * receiver refuses the stream.  sync saves the pending catalog there.
+ */
+int	dir_send_hook(const char *root, struct catalog *target,
+	    const struct catalog *base, int out_fd, int flags,
+	    int (*before_end)(void *arg, struct as_err *err), void *arg,
 	    struct dir_stats *st, struct as_err *err);
 
 #define DIR_RECV_FORCE	0x01	/* -F: roll back a modified destination */

@@ -1206,9 +1206,14 @@ finish(struct rcv *r, struct as_err *err)
 	else {
 		cat = &scanned;
 		memset(&st, 0, sizeof(st));
+		rc = r->derive != NULL ? r->derive(r, cat, err) : 1;
+		if (rc == 1) {
+			catalog_release(cat);
+			catalog_init(cat);
+		}
 		/* what the apply did not touch keeps its lstat-only path */
-		if (dir_scan(r->dest, r->prior, r->block_size,
-		    DIR_SCAN_NOHASH, cat, &st, err) == -1) {
+		if (rc == -1 || (rc == 1 && dir_scan(r->dest, r->prior,
+		    r->block_size, DIR_SCAN_NOHASH, cat, &st, err) == -1)) {
 			catalog_release(cat);
 			return as_err_prefix(err, "record the snapshot held "
 			    "by '%s'", r->dest);

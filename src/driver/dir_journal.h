@@ -126,6 +126,16 @@ struct rcv {
 	struct catalog	*prior;
 	int		 prior_exact;
 	/*
+	 * When set (a receive that knows the tree before the apply), finish()
+	 * asks it for the new held.cat instead of rescanning the whole
+	 * destination: it fills out (initialised, empty) and returns 0, or
+	 * returns 1 (out released) when it cannot tell and a rescan must do,
+	 * or -1 with err.  Never set for a recovery.
+	 */
+	int		(*derive)(struct rcv *r, struct catalog *out,
+			    struct as_err *err);
+	void		*derive_arg;
+	/*
 	 * The first metadata change that failed after the commit point for
 	 * a reason a retry cannot cure (EPERM, ENOTSUP...): the apply goes on
 	 * so that the destination is never wedged, and this is reported.

@@ -91,6 +91,14 @@ struct rs {
 	int		 pfd;
 	size_t		 pfd_len;
 	char		 pfd_rel[AS_PATH_MAX_BUF + 16];
+	/*
+	 * The drift scan run before the stream's BEGIN arrived (so that it
+	 * overlaps with a sender still scanning its source): its verdict
+	 * for on_begin, which keeps it only for an incremental from the held
+	 * snapshot.
+	 */
+	int		 drift_done;
+	struct as_err	 drift_err;
 	int		 staging;	/* stage/ exists (not a dry run) */
 	int		 dry;
 	uint64_t	 max_size;	/* largest regular file in the stream */
@@ -1138,6 +1146,399 @@ check_drift(struct rs *s, struct as_err *err)
 	return 0;
 }
 
+/* --- the new held.cat without a rescan ----------------------------- */
+
+/*
+ * An entry of the tree after the apply that is not where held.cat has it:
+ * renamed (itself or with a directory), or new (CREATE, LINK).
+ */
+struct dmove {
+	uint64_t	off;		/* new path in the derive arena */
+	uint32_t	len;
+	int64_t		held;		/* held entry, or -1 */
+};
+
+struct derive {
+	struct rs	*s;
+	struct buf	 arena;		/* NUL-terminated paths */
+	struct dmove	*mv;
+	size_t		 nmv, capmv;
+	uint64_t	*marks;		/* offsets of paths to stat again */
+	size_t		 nmarks, capmarks;
+	int		 pfd;		/* parent of the last entry stat'ed */
+	struct buf	 ppath;
+	uint64_t	 rootdev;
+	struct scan_xa	 xa;
+	struct buf	 xbuf;
+	char		 link[AS_PATH_MAX + 2];
+};
+
+static const char *
+d_str(const struct derive *d, uint64_t off)
+{
+	return (const char *)d->arena.data + off;
+}
+
+static uint64_t
+d_add(struct derive *d, const char *p, size_t len)
+{
+	uint64_t off = d->arena.len;
+
+	buf_add(&d->arena, p, len);
+	buf_add_u8(&d->arena, 0);
+	return off;
+}
+
+static void
+d_mark(struct derive *d, const char *p, size_t len)
+{
+	if (d->nmarks == d->capmarks) {
+		d->capmarks = d->capmarks ? d->capmarks * 2 : 256;
+		d->marks = xreallocarray(d->marks, d->capmarks,
+		    sizeof(*d->marks));
+	}
+	d->marks[d->nmarks++] = d_add(d, p, len);
+}
+
+/* Mark the new-tree location of old (held) path p's parent. */
+static void
+d_mark_old_parent(struct derive *d, const char *p, size_t len)
+{
+	char np[AS_PATH_MAX_BUF];
+	size_t pl = path_parent_len(p, len);
+
+	if (len == 0)
+		return;
+	if (new_path_of(d->s, p, pl, np, sizeof(np)))
+		d_mark(d, np, strlen(np));
+}
+
+static void
+d_move(struct derive *d, const char *p, size_t len, int64_t held)
+{
+	if (d->nmv == d->capmv) {
+		d->capmv = d->capmv ? d->capmv * 2 : 256;
+		d->mv = xreallocarray(d->mv, d->capmv, sizeof(*d->mv));
+	}
+	d->mv[d->nmv].off = d_add(d, p, len);
+	d->mv[d->nmv].len = (uint32_t)len;
+	d->mv[d->nmv].held = held;
+	d->nmv++;
+}
+
+static int
+cmp_mark(const void *a, const void *b, void *arg)
+{
+	const struct derive *d = arg;
+	const char *x = d_str(d, *(const uint64_t *)a);
+	const char *y = d_str(d, *(const uint64_t *)b);
+
+	return path_cmp(x, strlen(x), y, strlen(y));
+}
+
+static int
+cmp_move(const void *a, const void *b, void *arg)
+{
+	const struct derive *d = arg;
+	const struct dmove *x = a, *y = b;
+
+	return path_cmp(d_str(d, x->off), x->len, d_str(d, y->off), y->len);
+}
+
+static int
+d_marked(const struct derive *d, const char *p, size_t len)
+{
+	size_t lo = 0, hi = d->nmarks, mid;
+	const char *m;
+	int c;
+
+	while (lo < hi) {
+		mid = (lo + hi) / 2;
+		m = d_str(d, d->marks[mid]);
+		c = path_cmp(m, strlen(m), p, len);
+		if (c == 0)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/*
+ * Add the entry at new path p as it is on disk now, the way a NOHASH scan
+ * with held.cat as its base records it (h: its held entry, or NULL).
+ * 0, or -1 with err; an entry that vanished is left out.
+ */
+static int
+d_stat(struct derive *d, struct catalog *out, const char *p, size_t len,
+    const struct cat_entry *h, struct as_err *err)
+{
+	const struct catalog *hc = &d->s->held;
+	struct cat_entry_in in;
+	struct cat_entry e;
+	struct stat sb;
+	char proc[AS_NAME_MAX + 64];
+	size_t pl = path_parent_len(p, len);
+	const char *name = p + (pl != 0 ? pl + 1 : 0);
+	ssize_t n = 0;
+	int dfd, rc;
+
+	if (len == 0) {
+		dfd = d->s->r.destfd;
+		rc = fstat(dfd, &sb);
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dfd);
+	} else {
+		if (d->pfd == -1 || d->ppath.len != pl ||
+		    memcmp(d->ppath.data, p, pl) != 0) {
+			if (d->pfd != -1)
+				close(d->pfd);
+			buf_reset(&d->ppath);
+			buf_add(&d->ppath, p, pl);
+			buf_add_u8(&d->ppath, 0);
+			d->ppath.len = pl;
+			d->pfd = beneath_open(d->s->r.destfd,
+			    (const char *)d->ppath.data, O_PATH | O_DIRECTORY,
+			    "open", err);
+			if (d->pfd == -1) {
+				d->ppath.len = 0;
+				return errno == ENOENT ? 0 : -1;
+			}
+		}
+		dfd = d->pfd;
+		rc = fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW);
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", dfd, name);
+	}
+	if (rc == -1) {
+		if (errno == ENOENT)
+			return 0;
+		return as_err_sys(err, errno, "stat '%s'", p);
+	}
+	scan_fix_ino(&sb, d->rootdev);
+	scan_fill(&e, &sb);
+	memset(&in, 0, sizeof(in));
+	in.st = &e;
+	in.path = p;
+	in.path_len = len;
+	if (h != NULL && scan_same(h, &sb)) {
+		/* an xattr change moves the ctime; a symlink is immutable */
+		in.aux = catalog_aux(hc, h);
+		in.aux_len = h->aux_len;
+		in.xattrs = catalog_xattrs(hc, h);
+		in.xattr_len = h->xattr_len;
+		catalog_add(out, &in);
+		return 0;
+	}
+	if (S_ISLNK(sb.st_mode)) {
+		n = readlinkat(dfd, name, d->link, sizeof(d->link));
+		if (n == -1 && errno == ENOENT)
+			return 0;
+		if (n == -1 || (size_t)n > AS_PATH_MAX)
+			return as_err_sys(err, n == -1 ? errno : ENAMETOOLONG,
+			    "read link '%s'", p);
+		in.aux = d->link;
+		in.aux_len = (size_t)n;
+	}
+	if (scan_xattrs_path(proc, &d->xa, &d->xbuf) == -1) {
+		if (errno == ENOENT)
+			return 0;
+		return as_err_sys(err, errno, "read xattrs of '%s'", p);
+	}
+	in.xattrs = d->xbuf.data;
+	in.xattr_len = d->xbuf.len;
+	catalog_add(out, &in);
+	return 0;
+}
+
+/* Emit one entry of the new tree: a copy of held entry h, or a stat. */
+static int
+d_emit(struct derive *d, struct catalog *out, const char *p, size_t len,
+    const struct cat_entry *h, struct as_err *err)
+{
+	const struct catalog *hc = &d->s->held;
+	struct cat_entry_in in;
+
+	/*
+	 * Stat again what the apply touched or may have: the paths of ops,
+	 * their parents (old and new), link targets, every hard-linked
+	 * file (a link made or removed changes the others' nlink and
+	 * ctime), and what is new.
+	 */
+	if (h == NULL || h->nlink > 1 || d_marked(d, p, len))
+		return d_stat(d, out, p, len, h, err);
+	memset(&in, 0, sizeof(in));
+	in.st = h;
+	in.path = p;
+	in.path_len = len;
+	in.aux = catalog_aux(hc, h);
+	in.aux_len = h->aux_len;
+	in.xattrs = catalog_xattrs(hc, h);
+	in.xattr_len = h->xattr_len;
+	catalog_add(out, &in);
+	return 0;
+}
+
+/*
+ * rcv.derive: the catalog of the tree after the apply, from held.cat
+ * (which the drift check found to describe the tree exactly before it)
+ * and the op list, with one stat for each entry the apply touched
+ * instead of a walk of the whole destination.  Only for an incremental
+ * without -F whose drift check found nothing; 1 (rescan) otherwise.
+ */
+static int
+derive_held(struct rcv *r, struct catalog *out, struct as_err *err)
+{
+	struct rs *s = r->derive_arg;
+	const struct catalog *h = &s->held;
+	const struct cat_entry *he;
+	const struct rop *o;
+	struct derive d;
+	struct stat rsb;
+	char np[AS_PATH_MAX_BUF];
+	uint8_t *moved;
+	const char *p, *mp;
+	size_t i, j, k, plen, mlen;
+	int rc = 1, c;
+
+	if (!s->use_held || !r->prior_exact || (r->flags &
+	    DIR_RECV_FORCE) != 0 || h->n == 0 || fstat(r->destfd, &rsb) == -1)
+		return 1;
+	memset(&d, 0, sizeof(d));
+	d.s = s;
+	d.pfd = -1;
+	d.rootdev = (uint64_t)rsb.st_dev;
+	scan_xa_init(&d.xa);
+	moved = xcalloc(h->n, 1);
+	for (i = 0; i < r->nops; i++) {
+		o = &r->ops[i];
+		p = rop_path(r, o);
+		switch (o->op) {
+		case AS_OP_CREATE:
+		case AS_OP_LINK:
+			d_move(&d, p, o->path_len, -1);
+			/* FALLTHROUGH */
+		case AS_OP_PATCH:
+		case AS_OP_ATTR:
+		case AS_OP_RENAME:
+			d_mark(&d, p, o->path_len);
+			if (o->path_len != 0)
+				d_mark(&d, p, path_parent_len(p, o->path_len));
+			if (o->op == AS_OP_LINK)
+				d_mark(&d, rop_aux(r, o), o->aux_len);
+			if (o->op == AS_OP_RENAME)
+				d_mark_old_parent(&d, rop_aux(r, o),
+				    o->aux_len);
+			break;
+		case AS_OP_DELETE:
+			d_mark_old_parent(&d, p, o->path_len);
+			break;
+		default:
+			goto out;	/* -F's extras: not here */
+		}
+	}
+	/* where every held entry ends up; 2: gone */
+	for (i = 0; i < h->n; i++) {
+		he = &h->ents[i];
+		p = catalog_path(h, he);
+		if (!new_path_of(s, p, he->path_len, np, sizeof(np)))
+			moved[i] = 2;
+		else if (strlen(np) != he->path_len || memcmp(np, p,
+		    he->path_len) != 0) {
+			moved[i] = 1;
+			d_move(&d, np, strlen(np), (int64_t)i);
+		}
+	}
+	if (d.nmarks > 0)
+		qsort_r(d.marks, d.nmarks, sizeof(*d.marks), cmp_mark, &d);
+	if (d.nmv > 0)
+		qsort_r(d.mv, d.nmv, sizeof(*d.mv), cmp_move, &d);
+	/* merge the entries in place (held order) with the moved ones */
+	i = j = 0;
+	while (i < h->n || j < d.nmv) {
+		if (i < h->n && moved[i] != 0) {
+			i++;
+			continue;
+		}
+		he = i < h->n ? &h->ents[i] : NULL;
+		p = he != NULL ? catalog_path(h, he) : NULL;
+		plen = he != NULL ? he->path_len : 0;
+		mp = j < d.nmv ? d_str(&d, d.mv[j].off) : NULL;
+		mlen = j < d.nmv ? d.mv[j].len : 0;
+		if (he == NULL)
+			c = 1;
+		else if (mp == NULL)
+			c = -1;
+		else
+			c = path_cmp(p, plen, mp, mlen);
+		if (c == 0)
+			goto out;	/* two entries at one path: rescan */
+		if (c < 0) {
+			if (d_emit(&d, out, p, plen, he, err) == -1) {
+				rc = -1;
+				goto out;
+			}
+			i++;
+			continue;
+		}
+		if (j + 1 < d.nmv && path_cmp(mp, mlen, d_str(&d,
+		    d.mv[j + 1].off), d.mv[j + 1].len) == 0)
+			goto out;
+		k = (size_t)d.mv[j].held;
+		if (d_emit(&d, out, mp, mlen, d.mv[j].held < 0 ? NULL :
+		    &h->ents[k], err) == -1) {
+			rc = -1;
+			goto out;
+		}
+		j++;
+	}
+	catalog_trim(out);
+	rc = 0;
+out:
+	if (rc != 0) {
+		catalog_release(out);
+		catalog_init(out);
+	}
+	if (d.pfd != -1)
+		close(d.pfd);
+	free(moved);
+	free(d.mv);
+	free(d.marks);
+	buf_release(&d.arena);
+	buf_release(&d.ppath);
+	buf_release(&d.xbuf);
+	scan_xa_release(&d.xa);
+	return rc;
+}
+
+/*
+ * Check for drift before the stream arrives, when held.cat exists: a
+ * stream relative to it (the usual incremental) needs the check, and the
+ * sender may still be scanning.  Any failure is kept for on_begin.
+ */
+static void
+drift_early(struct rs *s)
+{
+	as_err_clear(&s->drift_err);
+	(void)find_drift(s, &s->drift_err);
+	s->drift_done = 1;
+}
+
+/* The stream is not relative to held.cat: forget an early drift check. */
+static void
+drift_drop(struct rs *s)
+{
+	if (!s->drift_done)
+		return;
+	s->drift_done = 0;
+	s->ndrift = 0;
+	s->r.nops = 0;
+	s->r.next_id = 0;
+	s->r.prior_exact = 0;
+	buf_reset(&s->r.strs);
+	as_err_clear(&s->drift_err);
+}
+
 static int
 on_begin(struct rs *s, const struct as_begin *b, struct dir_recv_result *res,
     struct as_err *err)
@@ -1172,9 +1573,16 @@ on_begin(struct rs *s, const struct as_begin *b, struct dir_recv_result *res,
 			    "('%s')", (unsigned long long)b->base_guid,
 			    r->dest, (unsigned long long)hh->guid, hh->name);
 		s->use_held = 1;
-		if (find_drift(s, err) == -1)
+		if (s->drift_done) {
+			if (s->drift_err.code != AS_E_OK) {
+				if (err != NULL)
+					*err = s->drift_err;
+				return -1;
+			}
+		} else if (find_drift(s, err) == -1)
 			return -1;
 	} else {
+		drift_drop(s);
 		if ((empty = dest_empty(s, err)) == -1)
 			return -1;
 		if ((s->have_held || !empty) && !force) {
@@ -1337,6 +1745,8 @@ dir_receive(const char *dest, int in_fd, int flags,
 	}
 	if (load_held(&s, err) == -1)
 		goto out;
+	if (!s.dry && s.have_held)
+		drift_early(&s);
 	if (read_stream(&s, in_fd, res, err) == -1)
 		goto fail;
 	if (close_entry(&s, err) == -1)
@@ -1352,8 +1762,11 @@ dir_receive(const char *dest, int in_fd, int flags,
 	 * After a drift check held.cat is the base of the rescan after the
 	 * apply, and with nothing changed, the new held.cat itself.
 	 */
-	if (s.use_held)
+	if (s.use_held) {
 		s.r.prior = &s.held;
+		s.r.derive = derive_held;
+		s.r.derive_arg = &s;
+	}
 	if (rcv_commit(&s.r, err) == -1) {
 		/* not committed: drop the stage now, not at the next run */
 		if (s.r.privfd != -1 && fstatat(s.r.privfd, "journal", &sb,

@@ -397,6 +397,17 @@ scan_open_file(int dirfd, const char *name)
 }
 
 void
+scan_fix_ino(struct stat *sb, uint64_t rootdev)
+{
+	uint64_t mix;
+
+	if ((uint64_t)sb->st_dev == rootdev)
+		return;
+	mix = ((uint64_t)sb->st_dev * UINT64_C(0x9e3779b97f4a7c15)) >> 40;
+	sb->st_ino ^= (mix | 1) << 40;
+}
+
+void
 scan_fill(struct cat_entry *e, const struct stat *sb)
 {
 	uint32_t type = sb->st_mode & S_IFMT;
@@ -671,8 +682,8 @@ reopen(struct scan *s, struct as_err *err)
 			return 1;
 		return as_err_sys(err, errno, "open '%s'", disp(s));
 	}
-	if (fstat(fd, &sb) == -1 || sb.st_ino != f->ino ||
-	    sb.st_dev != f->dev) {
+	if (fstat(fd, &sb) == -1 || (scan_fix_ino(&sb, s->dev),
+	    sb.st_ino != f->ino) || sb.st_dev != f->dev) {
 		close(fd);
 		return 1;
 	}
@@ -703,6 +714,7 @@ scan_dir(struct scan *s, int dirfd, const char *name, size_t plen,
 		close(fd);
 		return as_err_sys(err, e2, "stat '%s'", disp(s));
 	}
+	scan_fix_ino(&sb, s->dev);
 	b = base_at(s, plen);
 	if (b != NULL && scan_same(b, &sb))
 		add_reused(s, plen, &sb, b);
@@ -717,8 +729,8 @@ scan_dir(struct scan *s, int dirfd, const char *name, size_t plen,
 		add(s, plen, &e, NULL, 0, s->xattrs.data, s->xattrs.len,
 		    NULL, 0);
 	}
-	if (sb.st_dev != s->dev) {
-		/* a mount point: another dataset */
+	if (sb.st_dev != s->dev && (s->flags & DIR_SCAN_XDEV) == 0) {
+		/* a mount point not to cross: kept, empty (rsync -x) */
 		close(fd);
 		return 0;
 	}
@@ -748,12 +760,25 @@ scan_reg(struct scan *s, int dirfd, const char *name, size_t plen,
 		add_reused(s, plen, lsb, b);
 		return 0;
 	}
-	if ((s->flags & DIR_SCAN_NOHASH) != 0) {
+	if ((s->flags & (DIR_SCAN_NOHASH | DIR_SCAN_DEFER)) != 0) {
+		/*
+		 * DEFER: the sender reads the file anyway and hashes what it
+		 * sends (dir_send, LIVE); zero hashes stand in until then.
+		 */
+		nb = 0;
+		scan_fill(&e, lsb);
+		if ((s->flags & DIR_SCAN_NOHASH) == 0) {
+			nb = scan_nblocks((uint64_t)lsb->st_size, s->bs);
+			if (nb > UINT32_MAX)
+				return as_err_set(err, AS_E_LIMIT, 0, "'%s' "
+				    "has more than 2^32 blocks of %u bytes",
+				    disp(s), s->bs);
+			e.flags |= CAT_EF_UNHASHED;
+		}
 		if ((rc = xattrs_at(s, dirfd, name, err)) != 0)
 			return rc == 1 ? 0 : -1;
-		scan_fill(&e, lsb);
 		add(s, plen, &e, NULL, 0, s->xattrs.data, s->xattrs.len,
-		    NULL, 0);
+		    NULL, (uint32_t)nb);
 		return 0;
 	}
 	fd = scan_open_file(dirfd, name);
@@ -771,6 +796,7 @@ scan_reg(struct scan *s, int dirfd, const char *name, size_t plen,
 	for (tries = 0;; tries++) {
 		if (fstat(fd, &a) == -1)
 			goto fail;
+		scan_fix_ino(&a, s->dev);
 		if (!S_ISREG(a.st_mode)) {
 			close(fd);
 			return 1;
@@ -794,6 +820,7 @@ scan_reg(struct scan *s, int dirfd, const char *name, size_t plen,
 			goto fail;
 		if (fstat(fd, &z) == -1)
 			goto fail;
+		scan_fix_ino(&z, s->dev);
 		if (z.st_ino == a.st_ino && z.st_size == a.st_size &&
 		    z.st_mtim.tv_sec == a.st_mtim.tv_sec &&
 		    z.st_mtim.tv_nsec == a.st_mtim.tv_nsec &&
@@ -874,6 +901,7 @@ scan_child(struct scan *s, int dirfd, const char *name, size_t plen,
 				return 0;
 			return as_err_sys(err, errno, "stat '%s'", disp(s));
 		}
+		scan_fix_ino(&sb, s->dev);
 		if (tries == 0)
 			s->st->entries++;
 		switch (sb.st_mode & S_IFMT) {

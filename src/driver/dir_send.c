@@ -59,6 +59,9 @@ struct snd {
 	struct catalog	*t;
 	const struct catalog *b;	/* NULL: full stream */
 	struct dir_stats *st;
+	uint64_t	 rootdev;	/* inode numbers: scan_fix_ino */
+	int		(*before_end)(void *, struct as_err *);
+	void		*before_end_arg;
 	uint32_t	 bs;
 	int		 cmp_hashes;	/* base hashes use our block size */
 	uint32_t	*cp;		/* target -> base index + 1 */
@@ -87,6 +90,8 @@ struct bh {
 	uint64_t	 blk;		/* block being hashed */
 	uint64_t	 fill;		/* its bytes so far */
 	int		 mismatch;
+	int		 record;	/* e was unhashed: record, not compare */
+	int		 probe;		/* may have holes: SEEK_DATA/SEEK_HOLE */
 };
 
 static const char *
@@ -449,7 +454,9 @@ bh_done(struct bh *h, const uint8_t got[CAT_HASH_LEN])
 {
 	uint8_t *want = h->hashes + h->blk * CAT_HASH_LEN;
 
-	if (memcmp(want, got, CAT_HASH_LEN) != 0) {
+	if (h->record)
+		memcpy(want, got, CAT_HASH_LEN);
+	else if (memcmp(want, got, CAT_HASH_LEN) != 0) {
 		h->mismatch = 1;
 		if ((h->s->flags & DIR_SEND_LIVE) != 0)
 			memcpy(want, got, CAT_HASH_LEN);
@@ -518,27 +525,33 @@ send_run(struct snd *s, int fd, struct bh *h, uint64_t b0, uint64_t b1,
 	while (off < end) {
 		if (stop && h->mismatch)
 			return 0;
-		r = lseek(fd, (off_t)off, SEEK_DATA);
-		if (r == -1 && errno == ENXIO)
-			d = end;
-		else if (r == -1 && (errno == EINVAL || errno == EOPNOTSUPP))
-			d = off;
-		else if (r == -1)
-			return as_err_sys(err, errno, "read '%s'",
-			    tpath(s, h->e));
-		else
-			d = (uint64_t)r;
-		if (d > off) {
-			he = d < end ? d : end;
-			stream_enc_hole(&s->enc, off, he - off);
-			bh_feed(h, NULL, he - off);
-			off = he;
-			continue;
-		}
-		r = lseek(fd, (off_t)off, SEEK_HOLE);
-		he = r == -1 || (uint64_t)r > end ? end : (uint64_t)r;
-		if (he <= off)
+		if (!h->probe)
 			he = end;
+		else {
+			r = lseek(fd, (off_t)off, SEEK_DATA);
+			if (r == -1 && errno == ENXIO)
+				d = end;
+			else if (r == -1 && (errno == EINVAL ||
+			    errno == EOPNOTSUPP))
+				d = off;
+			else if (r == -1)
+				return as_err_sys(err, errno, "read '%s'",
+				    tpath(s, h->e));
+			else
+				d = (uint64_t)r;
+			if (d > off) {
+				he = d < end ? d : end;
+				stream_enc_hole(&s->enc, off, he - off);
+				bh_feed(h, NULL, he - off);
+				off = he;
+				continue;
+			}
+			r = lseek(fd, (off_t)off, SEEK_HOLE);
+			he = r == -1 || (uint64_t)r > end ? end :
+			    (uint64_t)r;
+			if (he <= off)
+				he = end;
+		}
 		while (off < he) {
 			n = he - off < AS_DATA_MAX ? he - off : AS_DATA_MAX;
 			got = io_pread_full(fd, s->rbuf, (size_t)n, (off_t)off);
@@ -578,7 +591,8 @@ block_differs(const struct snd *s, const struct cat_entry *e,
 
 static int
 send_blocks(struct snd *s, int fd, struct cat_entry *e,
-    const struct cat_entry *b, int stop, int *mismatch, struct as_err *err)
+    const struct cat_entry *b, const struct stat *a, int stop, int *mismatch,
+    struct as_err *err)
 {
 	struct bh h;
 	uint64_t i, j;
@@ -587,6 +601,14 @@ send_blocks(struct snd *s, int fd, struct cat_entry *e,
 	h.s = s;
 	h.e = e;
 	h.hashes = s->t->hashes.data + e->hash_off;
+	h.record = (e->flags & CAT_EF_UNHASHED) != 0;
+	/*
+	 * A file with as many bytes allocated as it is long has no hole to
+	 * look for (2 lseeks per run saved).  Blocks allocated beyond the
+	 * end (fallocate KEEP_SIZE) could hide a hole inside; its zeros then
+	 * travel as data, which is the same content.
+	 */
+	h.probe = (uint64_t)a->st_blocks * 512 < (uint64_t)a->st_size;
 	for (i = 0; i < e->nblocks && !(stop && h.mismatch); i = j) {
 		if (!block_differs(s, e, b, i)) {
 			j = i + 1;
@@ -632,7 +654,7 @@ rehash(struct snd *s, struct cat_entry *e, int fd, const struct stat *a,
 	    s->hrbuf, s->rlen, &s->st->bytes_read) == -1)
 		return as_err_sys(err, errno, "read '%s'", tpath(s, e));
 	scan_fill(&ne, a);
-	ne.flags = e->flags;
+	ne.flags = e->flags & ~CAT_EF_UNHASHED;
 	ne.path_off = e->path_off;
 	ne.path_len = e->path_len;
 	ne.aux_off = e->aux_off;
@@ -670,7 +692,7 @@ make_empty(struct cat_entry *e)
 {
 	e->size = 0;
 	e->nblocks = 0;
-	e->flags |= CAT_EF_NOTPIT;
+	e->flags = (e->flags | CAT_EF_NOTPIT) & ~CAT_EF_UNHASHED;
 }
 
 static int
@@ -728,14 +750,27 @@ send_reg(struct snd *s, struct cat_entry *e, const struct cat_entry *b,
 		return maybe_flush(s, err);
 	}
 	s->st->files_read++;
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	/* a file read in one go gains nothing from more read-ahead */
+	if (e->size > AS_DATA_MAX)
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	for (tries = 0;; tries++) {
 		last = live && tries == SCAN_TRIES - 1;
 		if (fstat(fd, &a) == -1)
 			goto fail;
-		if (live && !scan_same(e, &a) &&
+		scan_fix_ino(&a, s->rootdev);
+		/*
+		 * An unhashed file sent whole records its hashes as it goes;
+		 * against a base they decide which blocks travel, so first.
+		 */
+		if (live && (!scan_same(e, &a) || ((e->flags &
+		    CAT_EF_UNHASHED) != 0 && b != NULL)) &&
 		    rehash(s, e, fd, &a, err) == -1)
 			goto out;
+		if (!live && (e->flags & CAT_EF_UNHASHED) != 0) {
+			as_err_set(err, AS_E_INTERNAL, 0, "'%s' has no hashes "
+			    "to send against", tpath(s, e));
+			goto out;
+		}
 		fl = (tries > 0 ? AS_EF_RETRY : 0) | (last ? AS_EF_NOTPIT : 0);
 		if (last) {
 			e->flags |= CAT_EF_NOTPIT;
@@ -746,7 +781,7 @@ send_reg(struct snd *s, struct cat_entry *e, const struct cat_entry *b,
 		emit_t(s, op, fl, e, xa);
 		if (maybe_flush(s, err) == -1)
 			goto out;
-		if (send_blocks(s, fd, e, b, !last, &mismatch, err) == -1)
+		if (send_blocks(s, fd, e, b, &a, !last, &mismatch, err) == -1)
 			goto out;
 		if (mismatch && !live) {
 			conflict(s, e, err);
@@ -756,12 +791,15 @@ send_reg(struct snd *s, struct cat_entry *e, const struct cat_entry *b,
 			break;
 		if (fstat(fd, &z) == -1)
 			goto fail;
+		scan_fix_ino(&z, s->rootdev);
 		if (!mismatch && same_fstat(&a, &z))
 			break;
 		/* changed while read: describe it anew and send it again */
 		if (rehash(s, e, fd, &z, err) == -1)
 			goto out;
 	}
+	/* the hashes are those of what was sent */
+	e->flags &= ~CAT_EF_UNHASHED;
 	close(fd);
 	return 0;
 fail:
@@ -862,6 +900,66 @@ send_one(struct snd *s, size_t i, struct as_err *err)
 	return maybe_flush(s, err);
 }
 
+/*
+ * Entries still unhashed after the send (later names of a link group
+ * travel as LINK, unread): the leader's hashes when it matches, else
+ * read the file now.  The catalog saved afterwards has no zero hashes.
+ */
+static int
+sweep_unhashed(struct snd *s, struct as_err *err)
+{
+	struct catalog *t = s->t;
+	struct cat_entry *e, *le;
+	struct stat a;
+	size_t i;
+	int fd, e2;
+
+	for (i = 0; i < t->n; i++) {
+		e = &t->ents[i];
+		if ((e->flags & CAT_EF_UNHASHED) == 0)
+			continue;
+		if ((s->flags & DIR_SEND_LIVE) == 0)
+			return as_err_set(err, AS_E_INTERNAL, 0, "'%s' has no "
+			    "hashes", tpath(s, e));
+		if (is_linked(e) && s->lead[i] != 0 && s->lead[i] != i + 1) {
+			le = &t->ents[s->lead[i] - 1];
+			if ((le->flags & CAT_EF_UNHASHED) == 0 &&
+			    le->ino == e->ino && le->size == e->size &&
+			    le->nblocks == e->nblocks) {
+				if (e->nblocks != 0)
+					memcpy(t->hashes.data + e->hash_off,
+					    t->hashes.data + le->hash_off,
+					    (size_t)e->nblocks * CAT_HASH_LEN);
+				e->flags &= ~CAT_EF_UNHASHED;
+				continue;
+			}
+		}
+		fd = open_file(s, tpath(s, e), e->path_len);
+		if (fd == -1) {
+			if (errno != ENOENT && errno != ELOOP &&
+			    errno != ENXIO && errno != ENOTDIR &&
+			    errno != EXDEV)
+				return as_err_sys(err, errno, "open '%s'",
+				    tpath(s, e));
+			make_empty(e);
+			s->st->notpit++;
+			continue;
+		}
+		if (fstat(fd, &a) == -1) {
+			e2 = errno;
+			close(fd);
+			return as_err_sys(err, e2, "read '%s'", tpath(s, e));
+		}
+		scan_fix_ino(&a, s->rootdev);
+		if (rehash(s, e, fd, &a, err) == -1) {
+			close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
 static int
 run(struct snd *s, struct as_err *err)
 {
@@ -889,6 +987,12 @@ run(struct snd *s, struct as_err *err)
 	for (i = 0; i < s->t->n; i++)
 		if (send_one(s, i, err) == -1)
 			return -1;
+	if (sweep_unhashed(s, err) == -1)
+		return -1;
+	/* a receiver commits only after END: the hook runs before it can */
+	if (s->before_end != NULL && (flush(s, err) == -1 ||
+	    s->before_end(s->before_end_arg, err) == -1))
+		return -1;
 	stream_enc_end(&s->enc);
 	return flush(s, err);
 }
@@ -898,8 +1002,19 @@ dir_send(const char *root, struct catalog *target,
     const struct catalog *base, int out_fd, int flags,
     struct dir_stats *st, struct as_err *err)
 {
+	return dir_send_hook(root, target, base, out_fd, flags, NULL, NULL,
+	    st, err);
+}
+
+int
+dir_send_hook(const char *root, struct catalog *target,
+    const struct catalog *base, int out_fd, int flags,
+    int (*before_end)(void *arg, struct as_err *err), void *arg,
+    struct dir_stats *st, struct as_err *err)
+{
 	struct snd *s;
 	struct dir_stats dummy;
+	struct stat rsb;
 	size_t nl;
 	int rc = -1, fd;
 
@@ -917,9 +1032,14 @@ dir_send(const char *root, struct catalog *target,
 		st = &dummy;
 	}
 	fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1)
-		return as_err_sys(err, errno, "open '%s'", root);
+	if (fd == -1 || fstat(fd, &rsb) == -1) {
+		rc = as_err_sys(err, errno, "open '%s'", root);
+		if (fd != -1)
+			close(fd);
+		return rc;
+	}
 	s = xcalloc(1, sizeof(*s));
+	s->rootdev = (uint64_t)rsb.st_dev;
 	s->root = root;
 	s->rootfd = fd;
 	s->flags = flags;
@@ -927,6 +1047,8 @@ dir_send(const char *root, struct catalog *target,
 	s->t = target;
 	s->b = base;
 	s->st = st;
+	s->before_end = before_end;
+	s->before_end_arg = arg;
 	s->bs = target->hdr.block_size;
 	s->cmp_hashes = base != NULL && base->hdr.block_size == s->bs;
 	s->dfd = -1;

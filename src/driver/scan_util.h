@@ -88,6 +88,18 @@ int	dir_scan_each(const char *root, const struct catalog *base,
 	    void (*fn)(void *arg, const struct cat_entry_in *in), void *arg,
 	    struct dir_stats *st, struct as_err *err);
 
+/*
+ * A scan that crosses mount points (DIR_SCAN_XDEV) meets several file
+ * systems, whose inode numbers may coincide, while hard-link groups and
+ * renames are found by inode.  Every stat of the tree goes through this:
+ * an entry on another device than the root's (rootdev) gets a mix of its
+ * device number in bits 40-63 of its inode number (never all zero), so
+ * inodes below 2^40 on different devices stay apart; the root's own file
+ * system keeps its numbers.  A device number that changes (a tmpfs
+ * mounted again) makes its entries new files to the next incremental.
+ */
+void	scan_fix_ino(struct stat *sb, uint64_t rootdev);
+
 /* The catalog's numeric fields from a stat (rdev only for devices). */
 void	scan_fill(struct cat_entry *e, const struct stat *sb);
 

@@ -28,6 +28,12 @@
 #define CAT_HASH_LEN	16		/* XXH3-128, big-endian digest bytes */
 
 #define CAT_EF_NOTPIT	0x01		/* content not point-in-time */
+/*
+ * In memory only, never saved: a regular file's hashes are not computed
+ * yet (dir_scan with DIR_SCAN_DEFER); dir_send with DIR_SEND_LIVE fills
+ * them from the bytes it sends, so a full sync reads each file once.
+ */
+#define CAT_EF_UNHASHED	0x02
 
 struct cat_header {
 	uint32_t	 version;

@@ -6,7 +6,7 @@
  *
  *   STATE/catalogs/<key>/<snap>.cat          a committed snapshot
  *   STATE/catalogs/<key>/<snap>.cat.pending  a sync's target, written
- *                                            before its receive starts
+ *                                            before its receive can commit
  *   STATE/catalogs/<key>/dests/<key2>        what a destination holds
  *   STATE/catalogs/<key>/lock                flock(2): one sync at a time
  *
@@ -22,8 +22,10 @@
  *
  * Pending catalogs make sync crash-safe: the new snapshot's catalog is
  * saved as <snap>.cat.pending and the destination record names it before
- * the receiver starts; after the receiver succeeded it is committed (the
- * final catalog is renamed over <snap>.cat and the pending file removed).
+ * the receiver can commit (a local sync: once, just before the stream's
+ * END record; a remote one: before the transfer starts, and again before
+ * END); after the receiver succeeded it is committed (renamed to
+ * <snap>.cat).
  * A crash in between leaves the pending file; the next sync to that
  * destination adopts it when the destination holds its GUID and discards
  * it otherwise, so the common snapshot is never lost.

@@ -205,41 +205,98 @@ receive_child(void *arg, int in_fd, int report_fd)
 	rchild_exit(report_fd, &r.hdr, sizeof(r));
 }
 
+/* What the sender records before the END record (pending_hook). */
+struct pending_args {
+	struct snapstore	*ss;
+	struct catalog		*target;
+	const char		*dst_abs;
+	struct snap_dest	*rec;
+};
+
+/*
+ * Just before END, when the sender may have updated target to what it
+ * really sent: the pending catalog, then the destination record naming
+ * it.  The receiver commits only after END, so from here on a crash
+ * leaves a pending catalog that describes what the destination may
+ * hold, and the next sync adopts or discards it (sync_settle); before
+ * here it cannot have committed.  Written once per sync, not before the
+ * send as well.
+ */
+static int
+pending_hook(void *arg, struct as_err *err)
+{
+	struct pending_args *p = arg;
+
+	if (snapstore_save(p->ss, p->target, SNAP_SAVE_PENDING, err) == -1)
+		return -1;
+	snprintf(p->rec->pending, sizeof(p->rec->pending), "%s",
+	    p->target->hdr.name);
+	return snapstore_dest_put(p->ss, p->dst_abs, p->rec, err);
+}
+
 /*
  * Run the receiver in a child and the sender here.  Returns 0 when the
- * receiver committed, 1 when it committed but the sender or the re-save
- * of the pending catalog failed (err says why), otherwise -1 with the
+ * receiver committed, 1 when it committed but the sender failed after
+ * the pending catalog was saved (err says why), otherwise -1 with the
  * error that explains the failure.
  */
 static int
 transfer(const char *src, const char *dst, const char *src_name,
     const char *dst_name, struct snapstore *ss, struct catalog *target,
-    const struct catalog *base, int rflags, struct sync_result *res,
-    struct as_err *err)
+    const struct catalog *base, int rflags, struct snap_dest *rec,
+    struct rchild *early, struct sync_result *res, struct as_err *err)
 {
 	struct recv_args a = { dst, rflags, target, base };
+	struct pending_args pa = { ss, target, dst, rec };
 	struct recv_report r;
 	struct rchild c;
 	struct as_err serr;
 	int src_rc;
 
-	if (rchild_start(&c, receive_child, &a, err) == -1)
+	if (early != NULL && early->pid != -1) {
+		/* started before the scan (receiver_early); used once */
+		c = *early;
+		early->pid = -1;
+	} else if (rchild_start(&c, receive_child, &a, err) == -1)
 		return -1;
 	as_err_clear(&serr);
-	src_rc = dir_send(src, target, base, c.data_fd, DIR_SEND_LIVE,
-	    &res->send, &serr);
-	/*
-	 * The sender may have updated target to what it really sent.  Save
-	 * that before closing the stream, so that a pending catalog adopted
-	 * after a crash describes the destination exactly.
-	 */
-	if (src_rc == 0 && snapstore_save(ss, target, SNAP_SAVE_PENDING,
-	    &serr) == -1)
-		src_rc = -1;
+	src_rc = dir_send_hook(src, target, base, c.data_fd, DIR_SEND_LIVE,
+	    pending_hook, &pa, &res->send, &serr);
 	if (rchild_finish(&c, &r.hdr, sizeof(r), err) == -1)
 		return -1;
 	return rchild_verdict(&r.hdr, src_rc, &serr, src_name, dst_name,
 	    err);
+}
+
+/*
+ * An incremental to a local destination: start the receiver before the
+ * source is scanned, so that its drift check of the destination (a scan
+ * of the same size) runs at the same time instead of after it.  The
+ * child gets the base as it is now, and target still empty.
+ */
+static void
+receiver_early(const char *dst, int rflags, struct catalog *target,
+    const struct catalog *base, struct rchild *c)
+{
+	struct recv_args a = { dst, rflags, target, base };
+	struct as_err e;
+
+	/* not started (fork failed): transfer() tries again and reports */
+	if (rchild_start(c, receive_child, &a, &e) == -1)
+		c->pid = -1;
+}
+
+/* A receiver started early whose stream never came: close, reap. */
+static void
+receiver_cancel(struct rchild *c)
+{
+	struct recv_report r;
+	struct as_err e;
+
+	if (c->pid == -1)
+		return;
+	(void)rchild_finish(c, &r.hdr, sizeof(r), &e);
+	c->pid = -1;
 }
 
 /* Run recover and read what dst holds: 1 held (*guid), 0 none, -1. */
@@ -278,6 +335,16 @@ sync_snapshot(struct snapstore *ss, const char *src_abs, const char *spec,
     const struct catalog *base, uint32_t block_size, struct catalog *target,
     struct sync_result *res, struct as_err *err)
 {
+	return sync_snapshot_scan(ss, src_abs, spec, base, block_size,
+	    DIR_SCAN_XDEV, target, res, err);
+}
+
+int
+sync_snapshot_scan(struct snapstore *ss, const char *src_abs,
+    const char *spec, const struct catalog *base, uint32_t block_size,
+    int scan_flags, struct catalog *target, struct sync_result *res,
+    struct as_err *err)
+{
 	int64_t t1;
 
 	target->hdr.time_ns = now_ns(CLOCK_REALTIME);
@@ -285,8 +352,8 @@ sync_snapshot(struct snapstore *ss, const char *src_abs, const char *spec,
 	    sizeof(target->hdr.name), err) == -1)
 		return -1;
 	t1 = now_ns(CLOCK_MONOTONIC);
-	if (dir_scan(src_abs, base, block_size, 0, target, &res->scan,
-	    err) == -1)
+	if (dir_scan(src_abs, base, block_size, scan_flags, target,
+	    &res->scan, err) == -1)
 		return as_err_prefix(err, "scan '%s'", spec);
 	res->scan_ns = now_ns(CLOCK_MONOTONIC) - t1;
 	if (target->n <= 1)
@@ -444,6 +511,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	struct catalog base, target;
 	struct remote_opts ro;
 	struct dest d;
+	struct rchild early;
 	struct stat st;
 	struct as_err e2;
 	char *state = NULL, *src_abs = NULL, *dst_abs = NULL;
@@ -459,6 +527,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	memset(&de, 0, sizeof(de));
 	memset(&d, 0, sizeof(d));
 	ss.lock_fd = -1;
+	early.pid = -1;
 	catalog_init(&base);
 	catalog_init(&target);
 	t0 = now_ns(CLOCK_MONOTONIC);
@@ -480,11 +549,10 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		rc = sync_run_btrfs(&se, &de, o, res, err);
 		goto out;
 	}
-	if (o->flags & SYNC_NO_RECURSE) {
-		/* Directories have no children yet: file systems mounted
-		 * below a source are part of its tree. */
-		as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': -N applies to "
-		    "zfs: and btrfs: endpoints", src, dst);
+	if ((o->flags & SYNC_NO_RECURSE) && endpoint_is_remote(&se)) {
+		/* the server scans a pulled source; it has no -N to pass */
+		as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': -N is not "
+		    "supported when pulling from a server", src, dst);
 		goto out;
 	}
 	if (endpoint_is_remote(&se) && endpoint_is_remote(&de)) {
@@ -566,27 +634,43 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	}
 
 	/* 4. the new snapshot */
+	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
+	if (d.r == NULL && have_base)
+		receiver_early(dst_abs, rflags, &target, &base, &early);
 	bs = have_base ? base.hdr.block_size : o->block_size != 0 ?
 	    o->block_size : AS_BLOCK_DEFAULT;
-	if (sync_snapshot(&ss, src_abs, src, have_base ? &base : NULL, bs,
-	    &target, res, err) == -1)
+	/*
+	 * A directory's children are the file systems mounted below it:
+	 * part of its tree, unless -N (then the mount points stay empty).
+	 * Locally, files the scan would hash are left to the sender, which
+	 * hashes what it reads to send them (DEFER): each byte read once.
+	 * The pending catalog is saved after that, before END.
+	 */
+	if (sync_snapshot_scan(&ss, src_abs, src, have_base ? &base : NULL,
+	    bs, (o->flags & SYNC_NO_RECURSE ? 0 : DIR_SCAN_XDEV) |
+	    (d.r == NULL ? DIR_SCAN_DEFER : 0), &target, res, err) == -1)
 		goto out;
 	now_guid = target.hdr.guid;
-	if (snapstore_save(&ss, &target, SNAP_SAVE_PENDING, err) == -1)
-		goto out;
-	snprintf(rec.pending, sizeof(rec.pending), "%s", target.hdr.name);
 	rec.held_guid = held;
-	if (snapstore_dest_put(&ss, d.abs, &rec, err) == -1)
-		goto out;
+	/* a local transfer saves both just before END (pending_hook) */
+	if (d.r != NULL) {
+		if (snapstore_save(&ss, &target, SNAP_SAVE_PENDING, err) ==
+		    -1)
+			goto out;
+		snprintf(rec.pending, sizeof(rec.pending), "%s",
+		    target.hdr.name);
+		if (snapstore_dest_put(&ss, d.abs, &rec, err) == -1)
+			goto out;
+	}
 
 	/* 5. send and receive */
-	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
 	if (d.r != NULL)
 		tr = remote_transfer(&d, src_abs, &ss, &target,
 		    have_base ? &base : NULL, rflags != 0, res, err);
 	else
 		tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
-		    &target, have_base ? &base : NULL, rflags, res, err);
+		    &target, have_base ? &base : NULL, rflags, &rec, &early,
+		    res, err);
 	if (tr == -1 && (o->flags & SYNC_FORCE) && have_base &&
 	    err->code == AS_E_CONFLICT) {
 		/*
@@ -603,7 +687,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 			    1, res, err);
 		else
 			tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
-			    &target, NULL, rflags, res, err);
+			    &target, NULL, rflags, &rec, NULL, res, err);
 	}
 	if (tr == -1) {
 		/*
@@ -630,9 +714,17 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		goto out;
 	}
 
-	/* 6. commit, then prune */
-	if (snapstore_save(&ss, &target, SNAP_SAVE_REPLACE, tr == 1 ? &e2 :
-	    err) == -1 && tr == 0)
+	/*
+	 * 6. commit, then prune.  The pending file is the target as sent
+	 * (saved before END), so a rename commits it; the catalog is
+	 * written again only when the sender failed after the receiver
+	 * committed (tr == 1), for what it is worth.
+	 */
+	if (tr == 0 && d.r == NULL) {
+		if (snapstore_commit_pending(&ss, target.hdr.name, err) == -1)
+			goto out;
+	} else if (snapstore_save(&ss, &target, SNAP_SAVE_REPLACE, tr == 1 ?
+	    &e2 : err) == -1 && tr == 0)
 		goto out;
 	rec.held_guid = now_guid;
 	rec.pending[0] = '\0';
@@ -649,6 +741,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	}
 	rc = 0;
 out:
+	receiver_cancel(&early);
 	res->total_ns = now_ns(CLOCK_MONOTONIC) - t0;
 	remote_close(d.r);
 	catalog_release(&base);

@@ -45,7 +45,7 @@
 
 #define SYNC_FORCE	0x01	/* -F: full resend, roll back dst */
 #define SYNC_NO_PRUNE	0x02	/* keep sync's older snapshots */
-#define SYNC_NO_RECURSE	0x04	/* -N: no child datasets/subvolumes */
+#define SYNC_NO_RECURSE	0x04	/* -N: no child datasets/subvolumes/mounts */
 
 struct sync_opts {
 	const char	*state_dir;	/* --state-dir, or NULL */
@@ -146,11 +146,17 @@ int	sync_settle(struct snapstore *ss, const char *dst_key, uint64_t held,
  * sync_snapshot: step 4: scan src_abs (relative to base, may be NULL)
  * into target (initialised by the caller) with a new GUID and automatic
  * name; refuses an empty tree (NOTFOUND).  spec names the source in
- * messages.  res->scan, scan_ns, guid and name are set.
+ * messages.  res->scan, scan_ns, guid and name are set.  File systems
+ * mounted below src_abs are part of the tree (DIR_SCAN_XDEV).
  */
 int	sync_snapshot(struct snapstore *ss, const char *src_abs,
 	    const char *spec, const struct catalog *base, uint32_t block_size,
 	    struct catalog *target, struct sync_result *res,
+	    struct as_err *err);
+/* The same with the scan's DIR_SCAN_* flags: 0 for -N (rsync -x). */
+int	sync_snapshot_scan(struct snapstore *ss, const char *src_abs,
+	    const char *spec, const struct catalog *base, uint32_t block_size,
+	    int scan_flags, struct catalog *target, struct sync_result *res,
 	    struct as_err *err);
 /* sync_prune: step 6's pruning, keeping keep. */
 int	sync_prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
