@@ -54,6 +54,7 @@ static int
 vol_hold(const struct serve_ctx *x, const char *path,
     struct proto_result *res, struct as_err *err)
 {
+	struct vol_partial p;
 	char name[256];
 	uint64_t guid;
 	int r;
@@ -66,6 +67,11 @@ vol_hold(const struct serve_ctx *x, const char *path,
 		res->flags |= RES_F_RECOVERED;
 	if ((r = vol_held(path, x->state, &guid, name, err)) == -1)
 		return -1;
+	if (vol_partial(path, x->state, &p, err) == 1) {
+		res->flags |= RES_F_PARTIAL;
+		res->base_guid = p.target_guid;
+		res->bytes = p.offset;
+	}
 	if (r == 1) {
 		res->flags |= RES_F_HELD;
 		res->guid = guid;
@@ -79,7 +85,13 @@ static int
 vol_receive_fn(void *arg, const char *dest, int in_fd, int rflags,
     struct dir_recv_result *res, struct as_err *err)
 {
-	return sync_vol_receive(arg, dest, in_fd, rflags, res, err);
+	const struct serve_recv *sr = arg;
+	struct sync_vol_recv a;
+
+	a.state = sr->state;
+	a.resume_guid = sr->resume_guid;
+	a.resume_off = sr->resume_off;
+	return sync_vol_receive(&a, dest, in_fd, rflags, res, err);
 }
 
 /* Messages say what is wrong; serve.c names the source before them. */
@@ -166,6 +178,7 @@ const struct serve_engine serve_engine_vol = {
 	.what		= "volume",
 	.hold		= vol_hold,
 	.receive	= vol_receive_fn,
+	.resumable	= 1,
 	.receive_failed	= NULL,		/* vol_receive tidies up itself */
 	.source		= vol_source,
 	.send_prepare	= vol_send_prepare,
