@@ -21,8 +21,7 @@
 #include "base/banned.h"
 
 /*
- * A receive in progress holds the image's flock (a block device: its
- * O_EXCL open); say "busy" (CONFLICT, EWOULDBLOCK) rather than read a
+ * A receive in progress holds the image's flock; say "busy" (CONFLICT, EWOULDBLOCK) rather than read a
  * record that is being written, so that serve waits for it.
  */
 static int
@@ -31,15 +30,13 @@ vol_busy(const char *path, struct as_err *err)
 	struct stat st;
 	int fd, busy = 0;
 
-	if (stat(path, &st) == -1)
+	/*
+	 * (A block device in use, mounted or not, is refused by the
+	 * receive itself with the reason; no point waiting for it.)
+	 */
+	if (stat(path, &st) == -1 || !S_ISREG(st.st_mode))
 		return 0;
-	if (S_ISBLK(st.st_mode)) {
-		if ((fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC)) == -1)
-			busy = errno == EBUSY;
-		else
-			close(fd);
-	} else if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) !=
-	    -1) {
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) != -1) {
 		busy = flock(fd, LOCK_SH | LOCK_NB) == -1 &&
 		    errno == EWOULDBLOCK;
 		close(fd);
