@@ -1660,7 +1660,8 @@ on_begin(struct rcv *s, const struct as_begin *b, struct as_err *err)
 	snprintf(s->name, sizeof(s->name), "%s", b->name);
 	s->full = b->base_guid == 0;
 	if (s->resuming && (b->target_guid != s->held.pguid ||
-	    b->base_guid != s->held.pbase))
+	    b->base_guid != s->held.pbase ||
+	    b->block_size != s->held.block_size))
 		return as_err_set(err, AS_E_CONFLICT, 0, "stream of %016" PRIx64
 		    " does not continue the interrupted transfer of %016"
 		    PRIx64 " to '%s'", b->target_guid, s->held.pguid, s->dest);
@@ -1936,7 +1937,9 @@ vol_receive_resume(const char *dest, const char *state, int in_fd,
 	s.resume_off = resume_off;
 	if (x == 1 && s.held.pguid != 0) {
 		if (resume_guid != 0 && resume_guid == s.held.pguid &&
-		    resume_off <= s.held.poff && (s.held.pbase == 0 ||
+		    resume_off <= s.held.poff && s.held.block_size != 0 &&
+		    resume_off % s.held.block_size == 0 &&
+		    (s.held.pbase == 0 ||
 		    lstat(s.jpath, &sb) == 0)) {
 			s.resuming = 1;
 			res->resumed = resume_off;
