@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -29,14 +30,30 @@
 
 #define VOL_READ_CHUNK	(8u << 20)	/* bytes per sequential read */
 #define VOL_OUT_FLUSH	(1u << 20)	/* stream bytes buffered */
-#define VOL_IN_BUF	(256u << 10)
+#define VOL_IN_BUF	(1u << 20)
 /*
- * Resume checkpoints, in stream bytes: the receiver makes its progress
- * durable this often, the sender saves the hashes read so far.  A cut
- * loses at most the larger of the two.
+ * Resume checkpoints: the receiver makes its progress durable after at
+ * least 16 MiB of stream and 1 s, the sender saves the hashes read so
+ * far after 32 MiB and 0.5 s (so that it is ahead of the receiver's).
+ * Each costs an fsync or two: the time floor keeps a fast transfer
+ * from paying for dozens.  A cut loses about the larger of the two.
  */
 #define VOL_CKPT_RECV	(16u << 20)
 #define VOL_CKPT_SEND	(32u << 20)
+#define VOL_CKPT_RECV_NS 1000000000LL
+#define VOL_CKPT_SEND_NS 500000000LL
+
+/* The time floor in ns: def, or $AUTOSYNC_VOL_CHECKPOINT_MS (tests). */
+static int64_t
+ckpt_floor(int64_t def)
+{
+	const char *e = getenv("AUTOSYNC_VOL_CHECKPOINT_MS");
+
+	if (e == NULL || *e == '\0')
+		return def;
+	return strtoll(e, NULL, 10) * 1000000 / (def == VOL_CKPT_RECV_NS ?
+	    1 : 2);
+}
 /*
  * A full stream's writes are handed to the disk (sync_file_range, no
  * wait) every this many bytes, so that write-back overlaps the transfer
@@ -54,6 +71,15 @@
 
 /* ------------------------------------------------------------------ */
 /* small helpers */
+
+static int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static int
 all_zero(const uint8_t *p, size_t n)
@@ -606,6 +632,7 @@ struct snd {
 	const struct vol_send_opts *o;
 	struct catalog	*target;
 	uint64_t	 ckpt_at;	/* stream bytes at the last checkpoint */
+	int64_t		 ckpt_ns;	/* ... and when */
 };
 
 static int
@@ -678,12 +705,14 @@ live_block(void *arg, uint64_t i, const uint8_t *p, size_t len,
 	if (snd_block(s, i, p, len, h, err) == -1)
 		return -1;
 	if (s->o->checkpoint != NULL && s->st->stream_bytes + s->out.len -
-	    s->ckpt_at >= VOL_CKPT_SEND) {
+	    s->ckpt_at >= VOL_CKPT_SEND && mono_ns() - s->ckpt_ns >=
+	    ckpt_floor(VOL_CKPT_SEND_NS)) {
 		s->target->ents[0].ino = i + 1;
 		if (s->o->checkpoint(s->o->arg, err) == -1)
 			return -1;
 		s->target->ents[0].ino = 0;
 		s->ckpt_at = s->st->stream_bytes + s->out.len;
+		s->ckpt_ns = mono_ns();
 	}
 	return 0;
 }
@@ -764,6 +793,7 @@ vol_send(const char *path, struct catalog *target,
 	s.path = path;
 	s.o = o;
 	s.target = target;
+	s.ckpt_ns = mono_ns();
 	s.live = (o->flags & VOL_SEND_LIVE) != 0;
 	if (base != NULL && (be = vol_entry(base)) == NULL)
 		return as_err_set(err, AS_E_USAGE, 0, "base snapshot '%s' is "
@@ -1649,6 +1679,7 @@ struct rcv {
 	int		 resuming;	/* and it can */
 	int		 have_ckpt;	/* a checkpoint was made durable */
 	uint64_t	 ckpt_at;	/* stream bytes at the last one */
+	int64_t		 ckpt_ns;	/* ... and when */
 	uint64_t	 covered;	/* every block below was received */
 	uint64_t	 wb_from;	/* full: written back below this */
 	uint64_t	 size;
@@ -1783,7 +1814,8 @@ rcv_maybe_checkpoint(struct rcv *s, struct as_err *err)
 {
 	struct vrec r;
 
-	if (s->res->st.stream_bytes - s->ckpt_at < VOL_CKPT_RECV)
+	if (s->res->st.stream_bytes - s->ckpt_at < VOL_CKPT_RECV ||
+	    mono_ns() - s->ckpt_ns < ckpt_floor(VOL_CKPT_RECV_NS))
 		return 0;
 	if (s->full) {
 		if (fdatasync(s->d.fd) == -1)
@@ -1805,6 +1837,7 @@ rcv_maybe_checkpoint(struct rcv *s, struct as_err *err)
 	if (rec_write(s->rpath, &r, err) == -1)
 		return -1;
 	s->ckpt_at = s->res->st.stream_bytes;
+	s->ckpt_ns = mono_ns();
 	s->have_ckpt = 1;
 	return 0;
 }
@@ -1923,6 +1956,7 @@ vol_receive_resume(const char *dest, const char *state, int in_fd,
 
 	memset(res, 0, sizeof(*res));
 	memset(&s, 0, sizeof(s));
+	s.ckpt_ns = mono_ns();
 	s.dest = dest;
 	s.flags = flags;
 	s.res = res;

@@ -91,7 +91,8 @@ struct vol_send_opts {
 	 */
 	uint64_t	 resume_block;
 	/*
-	 * LIVE: called every 32 MiB of stream with target's hashes valid
+	 * LIVE: called every 32 MiB of stream (and 0.5 s, half the
+	 * receiver's floor) with target's hashes valid
 	 * for the blocks read so far; the entry's ino holds how many (a
 	 * complete catalog has ino 0).  Saving target then makes the
 	 * transfer resumable from there.
@@ -165,8 +166,9 @@ int	vol_receive(const char *dest, const char *state, int in_fd,
  * partial transfer is CONFLICT.  resume_guid 0: an ordinary receive,
  * which forgets any partial transfer.
  *
- * Resume checkpoints: every 16 MiB of stream the receiver makes what it
- * has durable (journal fsync'ed, or a full stream's volume fdatasync'ed)
+ * Resume checkpoints: every 16 MiB of stream (and at least 1 s; the
+ * environment variable AUTOSYNC_VOL_CHECKPOINT_MS changes that floor,
+ * for tests) the receiver makes what it has durable (journal fsync'ed, or a full stream's volume fdatasync'ed)
  * and records "partial_guid/base/offset/journal" in the held-snapshot
  * record; a failed or killed receive keeps that state (an incremental
  * one still holds its old snapshot meanwhile; a full one stays
