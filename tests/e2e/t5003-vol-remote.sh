@@ -159,7 +159,7 @@ MIB=1048576
 test_expect_success 'a cut local transfer resumes at its checkpoint, full and incremental' '
 	truncate -s 192M big.img &&
 	dd if=/dev/urandom of=big.img bs=1M count=160 seek=16 conv=notrunc status=none &&
-	cut_at big2.img.autosync $(( 48 * MIB )) autosync sync vol:big.img vol:big2.img &&
+	cut_at big2.img.autosync $(( 48 * MIB )) env AUTOSYNC_VOL_CHECKPOINT_MS=0 autosync sync vol:big.img vol:big2.img &&
 	autosync receive --recover-only vol:big2.img &&
 	grep "^state incomplete" big2.img.autosync &&
 	autosync sync -v vol:big.img vol:big2.img >out &&
@@ -169,7 +169,7 @@ test_expect_success 'a cut local transfer resumes at its checkpoint, full and in
 	test "$(sha big.img)" = "$(sha big2.img)" &&
 	old=$(sha big2.img) &&
 	dd if=/dev/urandom of=big.img bs=1M count=128 seek=24 conv=notrunc status=none &&
-	cut_at big2.img.autosync $(( 48 * MIB )) autosync sync vol:big.img vol:big2.img &&
+	cut_at big2.img.autosync $(( 48 * MIB )) env AUTOSYNC_VOL_CHECKPOINT_MS=0 autosync sync vol:big.img vol:big2.img &&
 	autosync receive --recover-only vol:big2.img &&
 	test "$(sha big2.img)" = "$old" &&
 	test -f big2.img.autosync-journal &&
