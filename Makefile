@@ -16,7 +16,7 @@ NINJA	?= ninja
 DEB_PACKAGES = build-essential meson ninja-build pkg-config libxxhash-dev \
 	libzstd-dev libssl-dev libsqlite3-dev libcmocka-dev acl attr rsync \
 	libcap2-bin clang libclang-rt-14-dev strace python3 e2fsprogs \
-	util-linux openssh-server openssh-client nftables iproute2
+	util-linux openssh-server openssh-client nftables iproute2 btrfs-progs
 
 .PHONY: all build deps demo check install uninstall clean
 
