@@ -64,12 +64,12 @@ timed() {
 	t0=$(now_s)
 	"$@" >>"$B/log" 2>&1 || { say "FAILED: $*"; tail -5 "$B/log" >&2; exit 1; }
 	t1=$(now_s)
-	T=$(echo "$t1 - $t0" | bc -l)
+	T=$(awk -v a="$t1" -v b="$t0" 'BEGIN { printf "%.3f", a - b }')
 }
 best() {	# best A B -> the smaller
-	echo "if ($1 < $2) $1 else $2" | bc -l
+	awk -v a="$1" -v b="$2" 'BEGIN { print (a < b ? a : b) }'
 }
-ratio() { printf '%.2f' "$(echo "$1 / $2" | bc -l)"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 drop() { dd if="$1" iflag=nocache count=0 status=none; }
 
 # The image: SIZE sparse, data in 256 extents of SIZE/16 MiB... spread.
@@ -216,7 +216,7 @@ if test "$SSH" = 1 && test "$(id -u)" = 0 && test -x /usr/sbin/sshd; then
 	say "# incremental ssh: autosync $ssh_as s, rsync $ssh_rs s"
 fi
 
-verdict() { if test "$(echo "$1 <= $2" | bc -l)" = 1; then echo met; else echo MISSED; fi; }
+verdict() { awk -v a="$1" -v b="$2" 'BEGIN { print (a <= b ? "met" : "MISSED") }'; }
 echo
 echo "machine: $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "bench dir: $B on $(df -T "$B" | awk 'NR==2 {print $2 " (" $1 ")"}')"

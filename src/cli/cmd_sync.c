@@ -196,6 +196,9 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 	    r.send.deletes);
 	if (r.cloned)
 		printf("  read from a reflink copy (point-in-time)\n");
+	if (r.resumed)
+		printf("  resumed an interrupted transfer at %s\n",
+		    cli_bytes(r.resumed, b1, sizeof(b1)));
 	if (r.remote != 0)
 		printf("  %s on the wire\n", cli_bytes(r.wire_bytes, b1,
 		    sizeof(b1)));

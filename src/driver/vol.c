@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -29,7 +30,36 @@
 
 #define VOL_READ_CHUNK	(8u << 20)	/* bytes per sequential read */
 #define VOL_OUT_FLUSH	(1u << 20)	/* stream bytes buffered */
-#define VOL_IN_BUF	(256u << 10)
+#define VOL_IN_BUF	(1u << 20)
+/*
+ * Resume checkpoints: the receiver makes its progress durable after at
+ * least 16 MiB of stream and 1 s, the sender saves the hashes read so
+ * far after 32 MiB and 0.5 s (so that it is ahead of the receiver's).
+ * Each costs an fsync or two: the time floor keeps a fast transfer
+ * from paying for dozens.  A cut loses about the larger of the two.
+ */
+#define VOL_CKPT_RECV	(16u << 20)
+#define VOL_CKPT_SEND	(32u << 20)
+#define VOL_CKPT_RECV_NS 1000000000LL
+#define VOL_CKPT_SEND_NS 500000000LL
+
+/* The time floor in ns: def, or $AUTOSYNC_VOL_CHECKPOINT_MS (tests). */
+static int64_t
+ckpt_floor(int64_t def)
+{
+	const char *e = getenv("AUTOSYNC_VOL_CHECKPOINT_MS");
+
+	if (e == NULL || *e == '\0')
+		return def;
+	return strtoll(e, NULL, 10) * 1000000 / (def == VOL_CKPT_RECV_NS ?
+	    1 : 2);
+}
+/*
+ * A full stream's writes are handed to the disk (sync_file_range, no
+ * wait) every this many bytes, so that write-back overlaps the transfer
+ * instead of all waiting for the final fsync.
+ */
+#define VOL_WB_CHUNK	(8u << 20)
 
 #define REC_MAGIC	"autosync-vol 1"
 #define JRN_MAGIC	"ASVOLJ01"
@@ -41,6 +71,15 @@
 
 /* ------------------------------------------------------------------ */
 /* small helpers */
+
+static int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static int
 all_zero(const uint8_t *p, size_t n)
@@ -330,6 +369,7 @@ struct walker {
 	int		 is_blk;
 	uint32_t	 bs;
 	uint64_t	 size;
+	uint64_t	 start;		/* first block to read */
 	/*
 	 * Called for each block, in order; p == NULL: the block is in a
 	 * hole of an image file (all zeros, not read).
@@ -349,7 +389,7 @@ static int
 walk(struct walker *w, struct as_err *err)
 {
 	uint8_t *buf;
-	uint64_t off = 0, i = 0, dend = 0, nb, end;
+	uint64_t off = w->start * w->bs, i = w->start, dend = 0, nb, end;
 	size_t chunk, want, k, len;
 	ssize_t n;
 	off_t x;
@@ -589,6 +629,10 @@ struct snd {
 	uint8_t		*target_h;
 	int		 live;
 	const char	*path;
+	const struct vol_send_opts *o;
+	struct catalog	*target;
+	uint64_t	 ckpt_at;	/* stream bytes at the last checkpoint */
+	int64_t		 ckpt_ns;	/* ... and when */
 };
 
 static int
@@ -658,7 +702,19 @@ live_block(void *arg, uint64_t i, const uint8_t *p, size_t len,
 		zero_hash(s->bs, len, h);
 	else
 		hash_block(p, len, h);
-	return snd_block(s, i, p, len, h, err);
+	if (snd_block(s, i, p, len, h, err) == -1)
+		return -1;
+	if (s->o->checkpoint != NULL && s->st->stream_bytes + s->out.len -
+	    s->ckpt_at >= VOL_CKPT_SEND && mono_ns() - s->ckpt_ns >=
+	    ckpt_floor(VOL_CKPT_SEND_NS)) {
+		s->target->ents[0].ino = i + 1;
+		if (s->o->checkpoint(s->o->arg, err) == -1)
+			return -1;
+		s->target->ents[0].ino = 0;
+		s->ckpt_at = s->st->stream_bytes + s->out.len;
+		s->ckpt_ns = mono_ns();
+	}
+	return 0;
 }
 
 /* Not live: read only the blocks that differ, check them against target. */
@@ -735,11 +791,33 @@ vol_send(const char *path, struct catalog *target,
 	s.fd = out_fd;
 	s.st = st;
 	s.path = path;
+	s.o = o;
+	s.target = target;
+	s.ckpt_ns = mono_ns();
 	s.live = (o->flags & VOL_SEND_LIVE) != 0;
 	if (base != NULL && (be = vol_entry(base)) == NULL)
 		return as_err_set(err, AS_E_USAGE, 0, "base snapshot '%s' is "
 		    "not a volume snapshot", base->hdr.name);
-	if (s.live) {
+	if (s.live && o->resume_block > 0) {
+		/* a cut transfer: its pending catalog says what was read */
+		if ((te = vol_entry(target)) == NULL || te->ino == 0 ||
+		    o->resume_block > te->ino)
+			return as_err_set(err, AS_E_INTERNAL, 0, "resume "
+			    "without a partial catalog");
+		bs = target->hdr.block_size;
+		if (vsrc_open(&src, path, 1, err) == -1)
+			return -1;
+		size = src.size;
+		st->cloned = src.cloned;
+		if (size != te->size) {
+			vsrc_close(&src);
+			return as_err_set(err, AS_E_CONFLICT, 0, "'%s' changed "
+			    "size since the cut transfer: it cannot resume",
+			    path);
+		}
+		target->ents[0].ino = 0;
+		s.target_h = (uint8_t *)target->hashes.data + te->hash_off;
+	} else if (s.live) {
 		bs = base != NULL ? base->hdr.block_size : o->block_size != 0 ?
 		    o->block_size : AS_BLOCK_DEFAULT;
 		if (target->n != 0)
@@ -806,6 +884,7 @@ vol_send(const char *path, struct catalog *target,
 		w.is_blk = src.is_blk;
 		w.bs = bs;
 		w.size = size;
+		w.start = o->resume_block;
 		w.fn = live_block;
 		w.arg = &s;
 		w.st = st;
@@ -903,6 +982,11 @@ struct vrec {
 	uint32_t	block_size;
 	int		complete;
 	char		name[256];
+	/* an interrupted transfer that can resume (pguid != 0) */
+	uint64_t	pguid;		/* the snapshot being received */
+	uint64_t	pbase;		/* its base (0: full, in place) */
+	uint64_t	poff;		/* every block below is durable */
+	uint64_t	pjlen;		/* incremental: journal bytes then */
 };
 
 /* 1 read, 0 none, -1 error. */
@@ -945,6 +1029,14 @@ rec_read(const char *path, struct vrec *r, struct as_err *err)
 			r->complete = strcmp(v, "complete") == 0;
 		else if (strcmp(line, "name") == 0)
 			snprintf(r->name, sizeof(r->name), "%s", v);
+		else if (strcmp(line, "partial_guid") == 0)
+			r->pguid = strtoull(v, NULL, 16);
+		else if (strcmp(line, "partial_base") == 0)
+			r->pbase = strtoull(v, NULL, 16);
+		else if (strcmp(line, "partial_offset") == 0)
+			r->poff = strtoull(v, NULL, 10);
+		else if (strcmp(line, "partial_journal") == 0)
+			r->pjlen = strtoull(v, NULL, 10);
 	}
 	if (!magic)
 		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' is not a "
@@ -956,13 +1048,21 @@ rec_read(const char *path, struct vrec *r, struct as_err *err)
 static int
 rec_write(const char *path, const struct vrec *r, struct as_err *err)
 {
-	char *tmp, *text;
+	char *tmp, *text, *t2;
 	int fd, rc = -1;
 
 	tmp = xasprintf("%s.tmp", path);
 	text = xasprintf("%s\nguid %016" PRIx64 "\nname %s\nsize %" PRIu64
 	    "\nblock_size %u\nstate %s\n", REC_MAGIC, r->guid, r->name,
 	    r->size, r->block_size, r->complete ? "complete" : "incomplete");
+	if (r->pguid != 0) {
+		t2 = xasprintf("%spartial_guid %016" PRIx64 "\npartial_base "
+		    "%016" PRIx64 "\npartial_offset %" PRIu64 "\n"
+		    "partial_journal %" PRIu64 "\n", text, r->pguid, r->pbase,
+		    r->poff, r->pjlen);
+		free(text);
+		text = t2;
+	}
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0600)) == -1) {
 		as_err_sys(err, errno, "create '%s'", tmp);
@@ -1393,8 +1493,9 @@ recover_open(const char *dest, const char *state, struct vdst *d,
 {
 	struct jhdr h;
 	struct stat sb;
+	struct vrec r;
 	char *rp = NULL, *jp = NULL;
-	int rc = -1, sealed;
+	int rc = -1, sealed, x;
 
 	*did = 0;
 	if (vol_paths(dest, state, &rp, &jp, err) == -1)
@@ -1406,8 +1507,25 @@ recover_open(const char *dest, const char *state, struct vdst *d,
 	memset(&h, 0, sizeof(h));
 	if ((sealed = jrn_scan(jp, &h, NULL, st, err)) == -1)
 		goto out;
-	*did = 1;
 	if (!sealed) {
+		/*
+		 * A transfer cut after a checkpoint: keep the journal up to
+		 * it, so that the next one resumes there (vol_partial).
+		 */
+		memset(&r, 0, sizeof(r));
+		if ((x = rec_read(rp, &r, err)) == -1)
+			goto out;
+		if (x == 1 && r.pguid != 0 && r.pbase != 0 &&
+		    r.pguid == h.target_guid && r.pjlen >= JRN_HDR &&
+		    (uint64_t)sb.st_size >= r.pjlen) {
+			if (truncate(jp, (off_t)r.pjlen) == -1) {
+				as_err_sys(err, errno, "truncate '%s'", jp);
+				goto out;
+			}
+			rc = 0;
+			goto out;
+		}
+		*did = 1;
 		if (unlink(jp) == -1) {
 			as_err_sys(err, errno, "remove '%s'", jp);
 			goto out;
@@ -1415,6 +1533,7 @@ recover_open(const char *dest, const char *state, struct vdst *d,
 		rc = fsync_dir_of(jp, err);
 		goto out;
 	}
+	*did = 1;
 	if (d->fd == -1 && dst_open(d, dest, 0, err) == -1)
 		goto out;
 	rc = jrn_apply(jp, rp, d, st, err);
@@ -1439,6 +1558,106 @@ vol_recover(const char *dest, const char *state, struct as_err *err)
 	return rc == -1 ? -1 : did;
 }
 
+int
+vol_partial(const char *dest, const char *state, struct vol_partial *p,
+    struct as_err *err)
+{
+	struct vrec r;
+	struct stat sb;
+	char *rp, *jp;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	if (vol_paths(dest, state, &rp, &jp, err) == -1)
+		return -1;
+	rc = rec_read(rp, &r, err);
+	if (rc == 1 && (r.pguid == 0 || (r.pbase != 0 && (lstat(jp, &sb) ==
+	    -1 || (uint64_t)sb.st_size < r.pjlen))))
+		rc = 0;
+	if (rc == 1) {
+		p->target_guid = r.pguid;
+		p->base_guid = r.pbase;
+		p->offset = r.poff;
+	}
+	free(rp);
+	free(jp);
+	return rc;
+}
+
+/*
+ * Reopen the journal at j->path of an interrupted transfer of target
+ * to append to it: keep the records below cut (a HOLE reaching past it
+ * is shortened), drop the rest, and restore the running hash.
+ */
+static int
+jrn_reopen(struct jrn *j, uint64_t target, uint64_t cut,
+    struct as_err *err)
+{
+	struct jread r;
+	uint64_t off, len, end;
+	uint32_t nl;
+	uint8_t type;
+	int rc = -1, last;
+
+	memset(&r, 0, sizeof(r));
+	if ((j->fd = open(j->path, O_RDWR | O_CLOEXEC)) == -1)
+		return as_err_sys(err, errno, "open '%s'", j->path);
+	if ((j->xs = XXH3_createState()) == NULL)
+		return as_err_set(err, AS_E_INTERNAL, ENOMEM, "out of memory");
+	XXH3_64bits_reset(j->xs);
+	r.fd = j->fd;
+	r.cap = VOL_OUT_FLUSH + JRN_REC;
+	r.buf = xmalloc(r.cap);
+	if (jr_need(&r, JRN_HDR) == -1 || memcmp(r.buf, JRN_MAGIC, 8) != 0 ||
+	    le64(r.buf + 8) != target || (nl = le32(r.buf + 36)) > 255 ||
+	    jr_need(&r, JRN_HDR + nl) == -1) {
+		as_err_set(err, AS_E_MALFORMED, 0, "journal '%s' does not hold "
+		    "the transfer to resume", j->path);
+		goto out;
+	}
+	XXH3_64bits_update(j->xs, r.buf, JRN_HDR + nl);
+	r.pos = JRN_HDR + nl;
+	j->nrec = 0;
+	for (last = 0; !last;) {
+		if (jr_need(&r, JRN_REC) == -1)
+			break;
+		type = r.buf[r.pos];
+		off = le64(r.buf + r.pos + 8);
+		len = le64(r.buf + r.pos + 16);
+		if ((type != JRN_DATA && type != JRN_ZERO) || off >= cut)
+			break;
+		if (type == JRN_ZERO && off + len > cut) {
+			/* the HOLE that straddles the cut ends there */
+			len = cut - off;
+			put_le64(r.buf + r.pos + 16, len);
+			if (io_pwrite_full(j->fd, r.buf + r.pos + 16, 8,
+			    (off_t)(r.off + r.pos + 16)) == -1) {
+				as_err_sys(err, errno, "write '%s'", j->path);
+				goto out;
+			}
+			last = 1;
+		}
+		if (type == JRN_DATA && (off + len > cut || len > AS_DATA_MAX ||
+		    jr_need(&r, JRN_REC + (size_t)len) == -1))
+			break;
+		XXH3_64bits_update(j->xs, r.buf + r.pos, JRN_REC +
+		    (type == JRN_DATA ? (size_t)len : 0));
+		r.pos += JRN_REC + (type == JRN_DATA ? (size_t)len : 0);
+		j->nrec++;
+	}
+	end = r.off + r.pos;
+	if (ftruncate(j->fd, (off_t)end) == -1 ||
+	    lseek(j->fd, (off_t)end, SEEK_SET) == -1) {
+		as_err_sys(err, errno, "truncate '%s'", j->path);
+		goto out;
+	}
+	j->bytes = end;
+	rc = 0;
+out:
+	free(r.buf);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* receiving */
 
@@ -1455,6 +1674,14 @@ struct rcv {
 	int		 seen_entry;
 	int		 created;	/* dest did not exist */
 	int		 touched;	/* dest written (full stream) */
+	uint64_t	 resume_guid;	/* asked to resume this transfer */
+	uint64_t	 resume_off;	/* ... at this offset */
+	int		 resuming;	/* and it can */
+	int		 have_ckpt;	/* a checkpoint was made durable */
+	uint64_t	 ckpt_at;	/* stream bytes at the last one */
+	int64_t		 ckpt_ns;	/* ... and when */
+	uint64_t	 covered;	/* every block below was received */
+	uint64_t	 wb_from;	/* full: written back below this */
 	uint64_t	 size;
 	struct as_begin	 b;
 	char		 name[256];
@@ -1470,10 +1697,16 @@ on_begin(struct rcv *s, const struct as_begin *b, struct as_err *err)
 	s->b = *b;
 	snprintf(s->name, sizeof(s->name), "%s", b->name);
 	s->full = b->base_guid == 0;
+	if (s->resuming && (b->target_guid != s->held.pguid ||
+	    b->base_guid != s->held.pbase ||
+	    b->block_size != s->held.block_size))
+		return as_err_set(err, AS_E_CONFLICT, 0, "stream of %016" PRIx64
+		    " does not continue the interrupted transfer of %016"
+		    PRIx64 " to '%s'", b->target_guid, s->held.pguid, s->dest);
 	s->res->target_guid = b->target_guid;
 	s->res->base_guid = b->base_guid;
 	snprintf(s->res->name, sizeof(s->res->name), "%s", b->name);
-	if (!s->full) {
+	if (!s->full && !s->resuming) {
 		if (!s->have_held || !s->held.complete || s->held.guid == 0)
 			return as_err_set(err, AS_E_CONFLICT, 0, "incremental "
 			    "stream from %016" PRIx64 " but '%s' holds no "
@@ -1516,6 +1749,24 @@ on_entry(struct rcv *s, const struct as_entry *e, struct as_err *err)
 		return as_err_set(err, AS_E_NOSPACE, 0, "block device '%s' "
 		    "holds %" PRIu64 " bytes, the volume needs %" PRIu64
 		    ": nothing was written", s->dest, s->d.dev_size, e->size);
+	if (s->resuming) {
+		if (e->size != s->held.size && s->full)
+			return as_err_set(err, AS_E_CONFLICT, 0, "the volume "
+			    "changed size since the transfer to '%s' was cut",
+			    s->dest);
+		s->covered = s->resume_off;
+		if (!s->full) {
+			s->j.path = s->jpath;
+			return jrn_reopen(&s->j, s->b.target_guid,
+			    s->resume_off, err);
+		}
+		/* what the cut transfer wrote past the resume point goes */
+		s->touched = 1;
+		if (!s->d.is_blk && (dst_resize(&s->d, s->resume_off,
+		    err) == -1 || dst_resize(&s->d, e->size, err) == -1))
+			return -1;
+		return 0;
+	}
 	if (!s->full) {
 		memset(&h, 0, sizeof(h));
 		h.target_guid = s->b.target_guid;
@@ -1552,6 +1803,45 @@ on_entry(struct rcv *s, const struct as_entry *e, struct as_err *err)
 	return 0;
 }
 
+/*
+ * Make what was received so far durable and say so in the record, so
+ * that a cut transfer resumes at s->covered: an incremental's journal is
+ * flushed and fsync'ed (its length recorded), a full stream's volume
+ * fdatasync'ed.
+ */
+static int
+rcv_maybe_checkpoint(struct rcv *s, struct as_err *err)
+{
+	struct vrec r;
+
+	if (s->res->st.stream_bytes - s->ckpt_at < VOL_CKPT_RECV ||
+	    mono_ns() - s->ckpt_ns < ckpt_floor(VOL_CKPT_RECV_NS))
+		return 0;
+	if (s->full) {
+		if (fdatasync(s->d.fd) == -1)
+			return as_err_sys(err, errno, "sync '%s'", s->dest);
+		memset(&r, 0, sizeof(r));
+		r.size = s->size;
+		r.block_size = s->b.block_size;
+		snprintf(r.name, sizeof(r.name), "%s", s->name);
+	} else {
+		if (jrn_flush(&s->j, err) == -1 ||
+		    io_fsync(s->j.fd, s->j.path, err) == -1)
+			return -1;
+		r = s->held;
+		r.pjlen = s->j.bytes;
+	}
+	r.pguid = s->b.target_guid;
+	r.pbase = s->b.base_guid;
+	r.poff = s->covered;
+	if (rec_write(s->rpath, &r, err) == -1)
+		return -1;
+	s->ckpt_at = s->res->st.stream_bytes;
+	s->ckpt_ns = mono_ns();
+	s->have_ckpt = 1;
+	return 0;
+}
+
 static int
 on_record(struct rcv *s, const struct as_rec *rec, struct as_err *err)
 {
@@ -1564,23 +1854,39 @@ on_record(struct rcv *s, const struct as_rec *rec, struct as_err *err)
 		return as_err_set(err, AS_E_MALFORMED, 0, "xattr record in a "
 		    "volume stream");
 	case AS_REC_DATA:
+		if (!s->seen_entry || rec->u.data.offset < s->covered)
+			return as_err_set(err, AS_E_MALFORMED, 0, "volume data "
+			    "out of order");
 		s->res->st.data_bytes += rec->u.data.len;
-		if (!s->full)
-			return jrn_add(&s->j, JRN_DATA, rec->u.data.offset,
-			    rec->u.data.len, rec->u.data.data, err);
-		if (io_pwrite_full(s->d.fd, rec->u.data.data, rec->u.data.len,
-		    (off_t)rec->u.data.offset) == -1)
+		if (!s->full) {
+			if (jrn_add(&s->j, JRN_DATA, rec->u.data.offset,
+			    rec->u.data.len, rec->u.data.data, err) == -1)
+				return -1;
+		} else if (io_pwrite_full(s->d.fd, rec->u.data.data,
+		    rec->u.data.len, (off_t)rec->u.data.offset) == -1)
 			return as_err_sys(err, errno, "write '%s'", s->dest);
-		return 0;
+		s->covered = rec->u.data.offset + rec->u.data.len;
+		if (s->full && s->covered - s->wb_from >= VOL_WB_CHUNK) {
+			(void)sync_file_range(s->d.fd, (off_t)s->wb_from,
+			    (off_t)(s->covered - s->wb_from),
+			    SYNC_FILE_RANGE_WRITE);
+			s->wb_from = s->covered;
+		}
+		return rcv_maybe_checkpoint(s, err);
 	case AS_REC_HOLE:
+		if (!s->seen_entry || rec->u.hole.offset < s->covered)
+			return as_err_set(err, AS_E_MALFORMED, 0, "volume hole "
+			    "out of order");
 		s->res->st.hole_bytes += rec->u.hole.len;
-		if (!s->full)
-			return jrn_add(&s->j, JRN_ZERO, rec->u.hole.offset,
-			    rec->u.hole.len, NULL, err);
-		if (!s->d.is_blk)
-			return 0;
-		return dst_zero(&s->d, rec->u.hole.offset, rec->u.hole.len,
-		    err);
+		if (!s->full) {
+			if (jrn_add(&s->j, JRN_ZERO, rec->u.hole.offset,
+			    rec->u.hole.len, NULL, err) == -1)
+				return -1;
+		} else if (s->d.is_blk && dst_zero(&s->d, rec->u.hole.offset,
+		    rec->u.hole.len, err) == -1)
+			return -1;
+		s->covered = rec->u.hole.offset + rec->u.hole.len;
+		return rcv_maybe_checkpoint(s, err);
 	case AS_REC_END:
 		if (!s->seen_entry)
 			return as_err_set(err, AS_E_MALFORMED, 0, "volume "
@@ -1635,6 +1941,14 @@ int
 vol_receive(const char *dest, const char *state, int in_fd, int flags,
     struct vol_recv_result *res, struct as_err *err)
 {
+	return vol_receive_resume(dest, state, in_fd, flags, 0, 0, res, err);
+}
+
+int
+vol_receive_resume(const char *dest, const char *state, int in_fd,
+    int flags, uint64_t resume_guid, uint64_t resume_off,
+    struct vol_recv_result *res, struct as_err *err)
+{
 	struct rcv s;
 	struct stat sb;
 	struct vrec r;
@@ -1642,6 +1956,7 @@ vol_receive(const char *dest, const char *state, int in_fd, int flags,
 
 	memset(res, 0, sizeof(*res));
 	memset(&s, 0, sizeof(s));
+	s.ckpt_ns = mono_ns();
 	s.dest = dest;
 	s.flags = flags;
 	s.res = res;
@@ -1665,6 +1980,35 @@ vol_receive(const char *dest, const char *state, int in_fd, int flags,
 	if ((x = rec_read(s.rpath, &s.held, err)) == -1)
 		goto out;
 	s.have_held = x;
+	s.resume_guid = resume_guid;
+	s.resume_off = resume_off;
+	if (x == 1 && s.held.pguid != 0) {
+		if (resume_guid != 0 && resume_guid == s.held.pguid &&
+		    resume_off <= s.held.poff && s.held.block_size != 0 &&
+		    resume_off % s.held.block_size == 0 &&
+		    (s.held.pbase == 0 ||
+		    lstat(s.jpath, &sb) == 0)) {
+			s.resuming = 1;
+			res->resumed = resume_off;
+		} else {
+			/* not resumed: forget it */
+			if (s.held.pbase != 0 && unlink(s.jpath) == -1 &&
+			    errno != ENOENT) {
+				as_err_sys(err, errno, "remove '%s'", s.jpath);
+				goto out;
+			}
+			s.held.pguid = s.held.pbase = 0;
+			s.held.poff = s.held.pjlen = 0;
+			if (rec_write(s.rpath, &s.held, err) == -1)
+				goto out;
+		}
+	}
+	if (resume_guid != 0 && !s.resuming) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds no interrupted "
+		    "transfer of %016" PRIx64 " to resume at %" PRIu64, dest,
+		    resume_guid, resume_off);
+		goto out;
+	}
 	if (read_stream(&s, in_fd, err) == -1)
 		goto out;
 	if (s.full) {
@@ -1694,8 +2038,8 @@ vol_receive(const char *dest, const char *state, int in_fd, int flags,
 	}
 	rc = 0;
 out:
-	if (rc == -1 && s.j.fd != -1) {
-		/* never sealed: throw it away */
+	if (rc == -1 && s.j.fd != -1 && !s.have_ckpt && !s.resuming) {
+		/* never sealed, nothing to resume from: throw it away */
 		jrn_release(&s.j);
 		(void)unlink(s.jpath);
 	}

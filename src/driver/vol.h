@@ -84,6 +84,20 @@ int	vol_verify(const struct catalog *snap, const char *path,
 struct vol_send_opts {
 	int		 flags;		/* VOL_SEND_* */
 	uint32_t	 block_size;	/* LIVE: block size of target */
+	/*
+	 * LIVE, resuming a cut transfer: target is the pending catalog of
+	 * that transfer (VOL_ENTRY_PATH's ino = blocks with hashes, see
+	 * below) and the stream carries only blocks from resume_block on.
+	 */
+	uint64_t	 resume_block;
+	/*
+	 * LIVE: called every 32 MiB of stream (and 0.5 s, half the
+	 * receiver's floor) with target's hashes valid
+	 * for the blocks read so far; the entry's ino holds how many (a
+	 * complete catalog has ino 0).  Saving target then makes the
+	 * transfer resumable from there.
+	 */
+	int		(*checkpoint)(void *arg, struct as_err *err);
 	/* called after the last DATA/HOLE, before END is written */
 	int		(*before_end)(void *arg, struct as_err *err);
 	void		*arg;
@@ -114,6 +128,7 @@ struct vol_recv_result {
 	uint64_t	size;		/* the volume's new size */
 	char		name[256];
 	int		recovered;	/* a crash was settled first */
+	uint64_t	resumed;	/* resumed at this offset, or 0 */
 	struct vol_stats st;
 };
 
@@ -143,8 +158,41 @@ int	vol_receive(const char *dest, const char *state, int in_fd,
 	    int flags, struct vol_recv_result *res, struct as_err *err);
 
 /*
+ * The same, continuing an interrupted transfer of snapshot resume_guid
+ * at byte resume_off (a multiple of the block size, at most what
+ * vol_partial says): what was received below it is kept, the rest
+ * dropped, and the stream (BEGIN of the same snapshot and base, then
+ * only DATA/HOLE at or after resume_off) continues from there.  No such
+ * partial transfer is CONFLICT.  resume_guid 0: an ordinary receive,
+ * which forgets any partial transfer.
+ *
+ * Resume checkpoints: every 16 MiB of stream (and at least 1 s; the
+ * environment variable AUTOSYNC_VOL_CHECKPOINT_MS changes that floor,
+ * for tests) the receiver makes what it has durable (journal fsync'ed, or a full stream's volume fdatasync'ed)
+ * and records "partial_guid/base/offset/journal" in the held-snapshot
+ * record; a failed or killed receive keeps that state (an incremental
+ * one still holds its old snapshot meanwhile; a full one stays
+ * incomplete).
+ */
+int	vol_receive_resume(const char *dest, const char *state, int in_fd,
+	    int flags, uint64_t resume_guid, uint64_t resume_off,
+	    struct vol_recv_result *res, struct as_err *err);
+
+/* An interrupted transfer into a volume that can be resumed. */
+struct vol_partial {
+	uint64_t	target_guid;	/* the snapshot being received */
+	uint64_t	base_guid;	/* its base; 0: a full stream */
+	uint64_t	offset;		/* received durably below this */
+};
+
+/* 1 and *p when dest holds one, 0 when not, -1 on error. */
+int	vol_partial(const char *dest, const char *state,
+	    struct vol_partial *p, struct as_err *err);
+
+/*
  * Settle a crashed apply: a sealed journal is replayed, an unsealed one
- * discarded.  Returns 1 if it did something, 0 if not, -1 on error.
+ * discarded (unless it is a resumable transfer's, vol_partial: then it
+ * is cut back to its last checkpoint and kept).  Returns 1 if it did something, 0 if not, -1 on error.
  */
 int	vol_recover(const char *dest, const char *state, struct as_err *err);
 

@@ -76,13 +76,14 @@ enum proto_op {
 
 /* REQUEST flags. */
 #define REQ_F_FORCE	0x01u	/* receive -F / sync -F */
+#define REQ_F_RESUME	0x02u	/* RECEIVE: resume guid at id "resume:OFF" */
 
 /* RESULT flags. */
 #define RES_F_HELD	0x01u	/* HOLD: PATH holds snapshot guid */
 #define RES_F_EMPTY	0x02u	/* HOLD: PATH holds no snapshot (explicit) */
 #define RES_F_FULL	0x04u	/* SEND: a full stream follows */
 #define RES_F_RECOVERED	0x08u	/* HOLD: an interrupted receive repaired */
-#define RES_F_PARTIAL	0x10u	/* reserved (resume): partial state kept */
+#define RES_F_PARTIAL	0x10u	/* HOLD: can resume base_guid at bytes */
 #define RES_F_GO	0x20u	/* RECEIVE: send the stream now */
 
 /* Bounds (checked on decode). */

@@ -838,11 +838,20 @@ int
 remote_hold(struct remote *r, uint64_t *guid, int *recovered,
     struct as_err *err)
 {
+	return remote_hold_partial(r, guid, recovered, NULL, NULL, err);
+}
+
+int
+remote_hold_partial(struct remote *r, uint64_t *guid, int *recovered,
+    uint64_t *pguid, uint64_t *poff, struct as_err *err)
+{
 	struct proto_request *q;
 	struct proto_result res;
 	int rc;
 
 	*guid = 0;
+	if (pguid != NULL)
+		*pguid = *poff = 0;
 	q = xmalloc(sizeof(*q));
 	request_init(r, q, OP_HOLD);
 	rc = proto_send_request(r->c, q, &r->b, err);
@@ -858,6 +867,11 @@ remote_hold(struct remote *r, uint64_t *guid, int *recovered,
 		return proto_result_to_err(&res, r->c->peer, err);
 	if (recovered != NULL)
 		*recovered = (res.flags & RES_F_RECOVERED) != 0;
+	if (pguid != NULL && (res.flags & RES_F_PARTIAL) &&
+	    res.base_guid != 0) {
+		*pguid = res.base_guid;
+		*poff = res.bytes;
+	}
 	if ((res.flags & RES_F_HELD) && res.guid != 0 &&
 	    !(res.flags & RES_F_EMPTY)) {
 		*guid = res.guid;
@@ -886,6 +900,14 @@ int
 remote_push(struct remote *r, const struct xfer_src *s, int force,
     struct remote_xfer *x, struct as_err *err)
 {
+	return remote_push_resume(r, s, force, 0, 0, x, err);
+}
+
+int
+remote_push_resume(struct remote *r, const struct xfer_src *s, int force,
+    uint64_t rguid, uint64_t roff, struct remote_xfer *x,
+    struct as_err *err)
+{
 	struct proto_request *q;
 	struct proto_result res;
 	struct xfer_opts xo;
@@ -899,6 +921,11 @@ remote_push(struct remote *r, const struct xfer_src *s, int force,
 	q = xmalloc(sizeof(*q));
 	request_init(r, q, OP_RECEIVE);
 	q->flags = force ? REQ_F_FORCE : 0;
+	if (rguid != 0) {
+		q->flags |= REQ_F_RESUME;
+		q->guid = rguid;
+		snprintf(q->id, sizeof(q->id), "resume:%" PRIu64, roff);
+	}
 	rc = proto_send_request(r->c, q, &r->b, err);
 	free(q);
 	if (rc == -1)

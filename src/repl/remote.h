@@ -167,6 +167,13 @@ const char	*remote_peer(const struct remote *r);
  */
 int	remote_hold(struct remote *r, uint64_t *guid, int *recovered,
 	    struct as_err *err);
+/*
+ * The same; *pguid and *poff (when pguid is not NULL) say which
+ * interrupted transfer the destination can resume and where (RES_F_PARTIAL),
+ * 0 when none.
+ */
+int	remote_hold_partial(struct remote *r, uint64_t *guid, int *recovered,
+	    uint64_t *pguid, uint64_t *poff, struct as_err *err);
 
 /* Outcome of a push or a pull. */
 struct remote_xfer {
@@ -188,6 +195,13 @@ struct remote_xfer {
  */
 int	remote_push(struct remote *r, const struct xfer_src *s, int force,
 	    struct remote_xfer *x, struct as_err *err);
+/*
+ * The same, resuming the interrupted transfer of snapshot rguid at byte
+ * roff (REQ_F_RESUME); rguid 0 is remote_push.
+ */
+int	remote_push_resume(struct remote *r, const struct xfer_src *s,
+	    int force, uint64_t rguid, uint64_t roff, struct remote_xfer *x,
+	    struct as_err *err);
 
 /*
  * Pull step 1: the snapshots of ep's dataset on the server (SNAPSHOTS).

@@ -588,19 +588,39 @@ do_receive(struct session *s, const struct proto_request *q)
 	struct proto_result res;
 	struct xfer_opts xo;
 	struct xfer_rcvd *rc;
+	struct serve_recv sr;
 	struct as_err err;
 	struct stat st;
 	const char *rest;
-	char *p, esc[512];
+	char *p, esc[512], *end;
 	int r, existed;
 
 	as_err_clear(&err);
+	memset(&sr, 0, sizeof(sr));
+	sr.state = s->state;
 	if ((eng = engine_of(q->path, &rest, &err)) == NULL)
 		return answer_err(s, q, &err);
 	if (eng->hold == NULL) {
 		as_err_set(&err, AS_E_UNSUPPORTED, 0, "'%s': this server "
 		    "cannot receive %s datasets", q->path, eng->what);
 		return answer_err(s, q, &err);
+	}
+	if (q->flags & REQ_F_RESUME) {
+		if (!eng->resumable) {
+			as_err_set(&err, AS_E_UNSUPPORTED, 0, "'%s': %s "
+			    "transfers do not resume", q->path, eng->what);
+			return answer_err(s, q, &err);
+		}
+		errno = 0;
+		sr.resume_off = strncmp(q->id, "resume:", 7) != 0 ? 0 :
+		    strtoull(q->id + 7, &end, 10);
+		if (strncmp(q->id, "resume:", 7) != 0 || errno != 0 ||
+		    *end != '\0' || end == q->id + 7 || q->guid == 0) {
+			as_err_set(&err, AS_E_MALFORMED, 0, "RECEIVE with "
+			    "RESUME needs a guid and id 'resume:OFFSET'");
+			return answer_err(s, q, &err);
+		}
+		sr.resume_guid = q->guid;
 	}
 	if ((p = resolve(s, rest, 1, &err)) == NULL)
 		return answer_err(s, q, &err);
@@ -613,7 +633,7 @@ do_receive(struct session *s, const struct proto_request *q)
 	memset(&xo, 0, sizeof(xo));
 	xo.features = s->features;
 	xo.receiver = eng->receive;
-	xo.receiver_arg = (void *)(uintptr_t)s->state;
+	xo.receiver_arg = &sr;
 	existed = lstat(p, &st) == 0;
 	rc = xcalloc(1, sizeof(*rc));
 	r = xfer_recv(s->c, &xo, p, (q->flags & REQ_F_FORCE) ?

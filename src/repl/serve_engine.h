@@ -33,6 +33,13 @@ struct serve_ctx {
 	const char	*peer;		/* for messages */
 };
 
+/* RECEIVE: the receiving child's arg (xfer_recv_fn), for every engine. */
+struct serve_recv {
+	const char	*state;		/* the server's state directory */
+	uint64_t	 resume_guid;	/* REQ_F_RESUME: this transfer... */
+	uint64_t	 resume_off;	/* ... at this byte; else 0, 0 */
+};
+
 /* SEND: what send_prepare gets and fills. */
 struct serve_send {
 	const struct serve_ctx *x;
@@ -58,8 +65,13 @@ struct serve_engine {
 	 */
 	int		(*hold)(const struct serve_ctx *x, const char *path,
 			    struct proto_result *res, struct as_err *err);
-	/* RECEIVE: the receiving child's work; its arg is the serve_ctx */
+	/*
+	 * RECEIVE: the receiving child's work (NULL: dir_receive); its arg
+	 * is a struct serve_recv.  resumable: it takes REQ_F_RESUME (and
+	 * hold reports RES_F_PARTIAL).
+	 */
 	xfer_recv_fn	 receive;
+	int		 resumable;
 	/* RECEIVE failed into a path that did not exist: tidy up */
 	void		(*receive_failed)(const char *path);
 	/* SNAPSHOTS, SEND: is path a source of this kind (else NOTFOUND) */

@@ -21,8 +21,7 @@
 #include "base/banned.h"
 
 /*
- * A receive in progress holds the image's flock (a block device: its
- * O_EXCL open); say "busy" (CONFLICT, EWOULDBLOCK) rather than read a
+ * A receive in progress holds the image's flock; say "busy" (CONFLICT, EWOULDBLOCK) rather than read a
  * record that is being written, so that serve waits for it.
  */
 static int
@@ -31,15 +30,13 @@ vol_busy(const char *path, struct as_err *err)
 	struct stat st;
 	int fd, busy = 0;
 
-	if (stat(path, &st) == -1)
+	/*
+	 * (A block device in use, mounted or not, is refused by the
+	 * receive itself with the reason; no point waiting for it.)
+	 */
+	if (stat(path, &st) == -1 || !S_ISREG(st.st_mode))
 		return 0;
-	if (S_ISBLK(st.st_mode)) {
-		if ((fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC)) == -1)
-			busy = errno == EBUSY;
-		else
-			close(fd);
-	} else if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) !=
-	    -1) {
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) != -1) {
 		busy = flock(fd, LOCK_SH | LOCK_NB) == -1 &&
 		    errno == EWOULDBLOCK;
 		close(fd);
@@ -54,6 +51,7 @@ static int
 vol_hold(const struct serve_ctx *x, const char *path,
     struct proto_result *res, struct as_err *err)
 {
+	struct vol_partial p;
 	char name[256];
 	uint64_t guid;
 	int r;
@@ -66,6 +64,11 @@ vol_hold(const struct serve_ctx *x, const char *path,
 		res->flags |= RES_F_RECOVERED;
 	if ((r = vol_held(path, x->state, &guid, name, err)) == -1)
 		return -1;
+	if (vol_partial(path, x->state, &p, err) == 1) {
+		res->flags |= RES_F_PARTIAL;
+		res->base_guid = p.target_guid;
+		res->bytes = p.offset;
+	}
 	if (r == 1) {
 		res->flags |= RES_F_HELD;
 		res->guid = guid;
@@ -79,7 +82,13 @@ static int
 vol_receive_fn(void *arg, const char *dest, int in_fd, int rflags,
     struct dir_recv_result *res, struct as_err *err)
 {
-	return sync_vol_receive(arg, dest, in_fd, rflags, res, err);
+	const struct serve_recv *sr = arg;
+	struct sync_vol_recv a;
+
+	a.state = sr->state;
+	a.resume_guid = sr->resume_guid;
+	a.resume_off = sr->resume_off;
+	return sync_vol_receive(&a, dest, in_fd, rflags, res, err);
 }
 
 /* Messages say what is wrong; serve.c names the source before them. */
@@ -166,6 +175,7 @@ const struct serve_engine serve_engine_vol = {
 	.what		= "volume",
 	.hold		= vol_hold,
 	.receive	= vol_receive_fn,
+	.resumable	= 1,
 	.receive_failed	= NULL,		/* vol_receive tidies up itself */
 	.source		= vol_source,
 	.send_prepare	= vol_send_prepare,

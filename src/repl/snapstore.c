@@ -693,8 +693,26 @@ map_file(const char *path, void **map, size_t *len, struct buf *b,
 	return 0;
 }
 
+static int
+load_file(const struct snapstore *ss, const char *name, int pending,
+    struct catalog *c, struct as_err *err);
+
 int
 snapstore_load(const struct snapstore *ss, const char *name,
+    struct catalog *c, struct as_err *err)
+{
+	return load_file(ss, name, 0, c, err);
+}
+
+int
+snapstore_load_pending(const struct snapstore *ss, const char *name,
+    struct catalog *c, struct as_err *err)
+{
+	return load_file(ss, name, 1, c, err);
+}
+
+static int
+load_file(const struct snapstore *ss, const char *name, int pending,
     struct catalog *c, struct as_err *err)
 {
 	struct buf b = BUF_INIT;
@@ -705,11 +723,12 @@ snapstore_load(const struct snapstore *ss, const char *name,
 
 	if (snap_name_check(name, err) == -1)
 		return -1;
-	path = snap_file(ss, name, 0);
+	path = snap_file(ss, name, pending);
 	if (map_file(path, &map, &mlen, &b, err) == -1) {
 		if (err != NULL && err->sys_errno == ENOENT)
 			as_err_set(err, AS_E_NOTFOUND, ENOENT,
-			    "no snapshot '%s@%s'", ss->dataset, name);
+			    "no %ssnapshot '%s@%s'", pending ? "pending " : "",
+			    ss->dataset, name);
 		free(path);
 		buf_release(&b);
 		catalog_release(c);

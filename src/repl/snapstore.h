@@ -144,6 +144,9 @@ int	snapstore_exists(const struct snapstore *ss, const char *name,
  */
 int	snapstore_load(const struct snapstore *ss, const char *name,
 	    struct catalog *c, struct as_err *err);
+/* The same for a pending catalog (<name>.cat.pending). */
+int	snapstore_load_pending(const struct snapstore *ss, const char *name,
+	    struct catalog *c, struct as_err *err);
 /* Load the committed snapshot with this GUID: 1 found, 0 none, -1 error. */
 int	snapstore_load_guid(const struct snapstore *ss, uint64_t guid,
 	    struct catalog *c, struct as_err *err);

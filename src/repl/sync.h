@@ -80,6 +80,7 @@ struct sync_result {
 					   stream_bytes counts their streams) */
 	int		 replaced;	/* btrfs -F: a modified dst replaced */
 	int		 cloned;	/* vol: read from a FICLONE copy */
+	uint64_t	 resumed;	/* vol: a cut transfer resumed here */
 };
 
 /*
@@ -110,11 +111,16 @@ int	sync_run_vol(const struct endpoint *se, const struct endpoint *de,
 
 /*
  * The receiving child's work for a volume (an xfer_recv_fn, remote.h):
- * vol_receive into dest with state (a const char *, the state
- * directory) as arg; DIR_RECV_FORCE in rflags is VOL_RECV_FORCE.  The
+ * vol_receive_resume into dest with a struct sync_vol_recv as
+ * arg; DIR_RECV_FORCE in rflags is VOL_RECV_FORCE.  The
  * result is reported in dir_recv_result's fields (entries_sent 1).
  */
-int	sync_vol_receive(void *state, const char *dest, int in_fd,
+struct sync_vol_recv {
+	const char	*state;		/* the state directory */
+	uint64_t	 resume_guid;	/* vol_receive_resume's, or 0 */
+	uint64_t	 resume_off;
+};
+int	sync_vol_receive(void *arg, const char *dest, int in_fd,
 	    int rflags, struct dir_recv_result *res, struct as_err *err);
 
 /*

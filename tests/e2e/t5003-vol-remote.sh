@@ -129,6 +129,73 @@ test_expect_success 'serve --config: an ro root refuses a vol: push' '
 	test "$(sha a.img)" = "$(sha fromro.img)"
 '
 
+# poffset REC: the partial_offset of a volume record, or 0
+poffset() { sed -n 's/^partial_offset //p' "$1" 2>/dev/null | grep . || echo 0; }
+
+# cut_at REC BYTES CMD...: run CMD in a session of its own, kill -9 the
+# whole session once REC says BYTES were received durably
+cut_at() {
+	local rec=$1 want=$2 i pid
+	shift 2
+	test_bg "setsid $* >cut.out 2>&1" &&
+	pid=$test_bg_pid &&
+	for i in $(seq 600); do
+		test "$(poffset "$rec")" -ge "$want" && break
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.02
+	done
+	kill -KILL -- -$pid 2>/dev/null
+	wait $pid 2>/dev/null
+	test_wait_session $pid &&
+	test "$(poffset "$rec")" -ge "$want" || {
+		echo "the transfer was not cut after $want bytes" >&2
+		cat cut.out "$rec" >&2
+		return 1
+	}
+}
+
+MIB=1048576
+
+test_expect_success 'a cut local transfer resumes at its checkpoint, full and incremental' '
+	truncate -s 192M big.img &&
+	dd if=/dev/urandom of=big.img bs=1M count=160 seek=16 conv=notrunc status=none &&
+	cut_at big2.img.autosync $(( 48 * MIB )) env AUTOSYNC_VOL_CHECKPOINT_MS=0 autosync sync vol:big.img vol:big2.img &&
+	autosync receive --recover-only vol:big2.img &&
+	grep "^state incomplete" big2.img.autosync &&
+	autosync sync -v vol:big.img vol:big2.img >out &&
+	cat out &&
+	grep "resumed an interrupted transfer at" out &&
+	n=$(data_bytes out) && test "$n" -lt $(( 160 * MIB )) &&
+	test "$(sha big.img)" = "$(sha big2.img)" &&
+	old=$(sha big2.img) &&
+	dd if=/dev/urandom of=big.img bs=1M count=128 seek=24 conv=notrunc status=none &&
+	cut_at big2.img.autosync $(( 48 * MIB )) env AUTOSYNC_VOL_CHECKPOINT_MS=0 autosync sync vol:big.img vol:big2.img &&
+	autosync receive --recover-only vol:big2.img &&
+	test "$(sha big2.img)" = "$old" &&
+	test -f big2.img.autosync-journal &&
+	autosync sync -v vol:big.img vol:big2.img >out &&
+	cat out &&
+	grep "incremental from" out &&
+	grep "resumed an interrupted transfer at" out &&
+	n=$(data_bytes out) && test "$n" -lt $(( 128 * MIB )) &&
+	test "$(sha big.img)" = "$(sha big2.img)" &&
+	test_path_is_missing big2.img.autosync-journal
+'
+
+test_expect_success 'a push killed mid-transfer over tcp resumes there' '
+	truncate -s 128M t.img &&
+	dd if=/dev/urandom of=t.img bs=1M count=112 seek=8 conv=notrunc status=none &&
+	cut_at root/t.img.autosync $(( 48 * MIB )) autosync sync \
+		--rate-limit 40M --key "$T/keys/psk.key" vol:t.img "$U/vol:/t.img" &&
+	grep "^partial_guid" root/t.img.autosync &&
+	sync_tcp -v vol:t.img "$U/vol:/t.img" >out &&
+	cat out &&
+	grep "resumed an interrupted transfer at" out &&
+	n=$(data_bytes out) && test "$n" -lt $(( 112 * MIB )) &&
+	test "$(sha t.img)" = "$(sha root/t.img)" &&
+	! grep "^partial" root/t.img.autosync
+'
+
 test_expect_success SSHD 'ssh push and pull' '
 	net_sshd_start &&
 	AUTOSYNC_SSH=$NET_SSH && export AUTOSYNC_SSH &&

@@ -306,10 +306,10 @@ t_request(void **state)
 	check_refused(dec_request, b.data, b.len, sizeof(*d),
 	    AS_E_UNSUPPORTED, "unknown request 5");
 	q->op = OP_HOLD;
-	q->flags = 0x80;
+	q->flags = 0x80 | REQ_F_RESUME;
 	proto_enc_request(&b, q);
 	check_refused(dec_request, b.data, b.len, sizeof(*d),
-	    AS_E_UNSUPPORTED, "unknown request flags 0x80");
+	    AS_E_UNSUPPORTED, "unknown request flags 0x82");
 	q->flags = 0;
 	q->path[0] = '\0';
 	proto_enc_request(&b, q);
@@ -619,6 +619,31 @@ t_type_name(void **state)
 	    "ZDATA");
 	assert_string_equal(proto_type_name(0, tb, sizeof(tb)), "type 0");
 	assert_string_equal(proto_type_name(77, tb, sizeof(tb)), "type 77");
+}
+
+/* The engine prefix of a request path: a table of paths. */
+static void
+t_engine_prefix(void **state)
+{
+	static const struct {
+		const char	*path;
+		size_t		 n;
+	} v[] = {
+		{ "vol:/srv/vm.img", 4 },
+		{ "vol:relative.img", 4 },
+		{ "zfs:tank/a", 4 },
+		{ "btrfs:/mnt/p/s", 6 },
+		{ "/srv/data", 0 },
+		{ "/vol:/x", 0 },	/* the URL's slash is the client's */
+		{ "volume", 0 },
+		{ "VOL:/x", 0 },
+		{ "", 0 },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		assert_int_equal(proto_engine_prefix(v[i].path), v[i].n);
 }
 
 /* ---- the greeting over a socketpair ----------------------------------- */
@@ -1191,6 +1216,7 @@ main(void)
 		cmocka_unit_test(t_end_commit),
 		cmocka_unit_test(t_snaplist),
 		cmocka_unit_test(t_type_name),
+		cmocka_unit_test(t_engine_prefix),
 		cmocka_unit_test(t_client_hello),
 		cmocka_unit_test(t_server_hello),
 		cmocka_unit_test(t_conf_good),

@@ -2,7 +2,7 @@
  * t_vol.c - the volume engine over real image files: the catalog of a
  * scan, full and incremental streams (which blocks travel, zeros as
  * holes, resize), receive into a sparse image, validation of the entry,
- * base checks and journal recovery.
+ * base checks, journal recovery, and resuming a cut transfer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -213,7 +213,7 @@ test_scan(void **state)
 	assert_string_equal(catalog_path(&c, &c.ents[0]), VOL_ENTRY_PATH);
 	assert_int_equal(c.ents[0].size, NBLK * BS + 1000);
 	assert_int_equal(c.ents[0].nblocks, NBLK + 1);
-	/* holes are skipped with SEEK_DATA: only the three written blocks */
+	/* the holes of the image are not read, only its 3 data blocks */
 	assert_int_equal(st.bytes_read, 3 * BS);
 	h = (const uint8_t *)c.hashes.data + c.ents[0].hash_off;
 	/* zero blocks all hash alike; written ones differ from them */
@@ -430,6 +430,82 @@ test_recover(void **state)
 	catalog_release(&c1);
 }
 
+/*
+ * A cut incremental resumes: the receiver keeps its journal up to its
+ * last checkpoint, and a resume offset inside a run of zero blocks (one
+ * merged HOLE record) shortens that record; the continued stream then
+ * gives exactly the source.
+ */
+static void
+test_resume_cut_hole(void **state)
+{
+	struct catalog c1, c2;
+	struct vol_stats st;
+	struct vol_recv_result res;
+	struct vol_partial p;
+	struct vol_send_opts o;
+	struct as_err err;
+	struct stat sb;
+	char cut[160];
+	uint64_t i, held, n = 1000, k = 400;
+	int fd, in;
+
+	/* checkpoints by stream bytes alone: this stream is read at once */
+	setenv("AUTOSYNC_VOL_CHECKPOINT_MS", "0", 1);
+	make_image(src, n * BS);
+	for (i = 0; i < n; i++)
+		put_block(src, i, 1 + (unsigned)(i % 7));
+	send_live(&c1, NULL, &st);
+	recv_ok(&res);
+	/* new data in 0..299 and 500..899, zeros in 300..499 */
+	for (i = 0; i < 900; i++)
+		put_block(src, i, i >= 300 && i < 500 ? 0 : 100 + (unsigned)i);
+	send_live(&c2, &c1, &st);
+	/* the receiver gets the first 36 MiB of the stream only */
+	snprintf(cut, sizeof(cut), "%s/cut", tmpl);
+	assert_int_equal(truncate(stm, 36u << 20) == 0 ? 0 : -1, 0);
+	in = open(stm, O_RDONLY);
+	assert_true(in >= 0);
+	assert_int_equal(vol_receive(dst, tmpl, in, 0, &res, &err), -1);
+	close(in);
+	/* the old snapshot is intact, the cut transfer resumable */
+	assert_int_equal(vol_recover(dst, tmpl, &err), 0);
+	assert_int_equal(vol_held(dst, tmpl, &held, NULL, &err), 1);
+	assert_int_equal(held, c1.hdr.guid);
+	assert_int_equal(vol_partial(dst, tmpl, &p, &err), 1);
+	assert_int_equal(p.target_guid, c2.hdr.guid);
+	assert_int_equal(p.base_guid, c1.hdr.guid);
+	assert_true(p.offset >= 520 * BS);
+	/* resume at block 400, inside the zeros */
+	memset(&o, 0, sizeof(o));
+	o.flags = VOL_SEND_LIVE;
+	o.resume_block = k;
+	c2.ents[0].ino = k;
+	memset(&st, 0, sizeof(st));
+	fd = open(stm, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	if (vol_send(src, &c2, &c1, fd, &o, &st, &err) == -1)
+		fail_msg("vol_send: %s", err.msg);
+	close(fd);
+	assert_int_equal(c2.ents[0].ino, 0);
+	assert_int_equal(st.data_bytes, 400 * BS);
+	in = open(stm, O_RDONLY);
+	assert_true(in >= 0);
+	if (vol_receive_resume(dst, tmpl, in, 0, c2.hdr.guid, k * BS, &res,
+	    &err) == -1)
+		fail_msg("resume: %s", err.msg);
+	close(in);
+	assert_int_equal(res.resumed, k * BS);
+	assert_same(src, dst);
+	assert_int_equal(vol_held(dst, tmpl, &held, NULL, &err), 1);
+	assert_int_equal(held, c2.hdr.guid);
+	assert_int_equal(vol_partial(dst, tmpl, &p, &err), 0);
+	snprintf(cut, sizeof(cut), "%s.autosync-journal", dst);
+	assert_int_equal(stat(cut, &sb), -1);
+	catalog_release(&c1);
+	catalog_release(&c2);
+}
+
 int
 main(void)
 {
@@ -442,6 +518,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_refusals, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_recover, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_resume_cut_hole, setup,
 		    teardown),
 	};
 
