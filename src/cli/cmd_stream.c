@@ -21,6 +21,7 @@
 
 static const char usage_send[] =
 "usage: autosync send [-v] [-i BASE] DATASET@SNAP > STREAM\n"
+"       autosync send [-v] [-F] [-i BASE] [transport options] DATASET@SNAP URL\n"
 "\n"
 "Write the stream of snapshot SNAP of DATASET to standard output: full,\n"
 "or with -i the changes since snapshot BASE.  The tree is read live, so\n"
@@ -28,10 +29,15 @@ static const char usage_send[] =
 "error (use 'autosync sync' to snapshot and send in one step).\n"
 "DATASET may be vol:PATH: only the blocks whose hash differs from BASE\n"
 "are read, and each must still match the snapshot.\n"
-"Refuses to write to a terminal.\n"
+"Refuses to write to a terminal.  With a remote URL, the stream goes to\n"
+"'autosync serve' there, which receives it into the URL's path (as\n"
+"'autosync send ... | autosync receive URL' would).\n"
 "\n"
 "  -i BASE     incremental from BASE: '@base', 'base' or 'DATASET@base'\n"
-"  -v          print what was sent on standard error\n";
+"  -F, --force URL only: as receive -F on the remote side\n"
+"  -v          print what was sent on standard error\n"
+"\n"
+CLI_REMOTE_USAGE;
 
 static const char usage_receive[] =
 "usage: autosync receive [-v] [-F] [-n] [--recover-only] [transport options]\n"
@@ -65,13 +71,53 @@ print_stats(const char *verb, const struct dir_stats *st, int full)
 	    st->deletes);
 }
 
+/*
+ * send DATASET@SNAP URL: the stream of target (from base) straight to
+ * 'autosync serve' at url, which receives it into the URL's path.
+ */
+static int
+send_remote(const char *root, struct catalog *target,
+    const struct catalog *base, const char *url, int force,
+    const struct remote_opts *ro, struct dir_stats *st, struct as_err *err)
+{
+	struct endpoint ep;
+	struct remote *r;
+	struct remote_xfer x;
+	struct xfer_src xs;
+	int rc;
+
+	if (endpoint_parse(&ep, url, err) == -1)
+		return -1;
+	if (!endpoint_is_remote(&ep)) {
+		endpoint_release(&ep);
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' is not a remote "
+		    "endpoint", url);
+	}
+	memset(&xs, 0, sizeof(xs));
+	xs.root = root;
+	xs.target = target;
+	xs.base = base;
+	xs.fd = -1;
+	if ((r = remote_open(&ep, ro, err)) == NULL) {
+		endpoint_release(&ep);
+		return -1;
+	}
+	rc = remote_push(r, &xs, force, &x, err);
+	remote_close(r);
+	endpoint_release(&ep);
+	*st = x.st;
+	return rc == 0 ? 0 : -1;
+}
+
 int
 cmd_send(struct cli *cli, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "incremental", required_argument,	NULL, 'i' },
+		{ "force",	no_argument,		NULL, 'F' },
 		{ "verbose",	no_argument,		NULL, 'v' },
 		{ "help",	no_argument,		NULL, 'h' },
+		CLI_REMOTE_LONGOPTS,
 		{ NULL,		0,			NULL, 0 }
 	};
 	struct as_err err;
@@ -80,13 +126,30 @@ cmd_send(struct cli *cli, int argc, char **argv)
 	struct dir_stats st;
 	struct vol_stats vst;
 	struct vol_send_opts vo;
-	const char *iarg = NULL;
+	struct remote_opts ro;
+	const char *iarg = NULL, *url = NULL;
 	char *state = NULL, *ds = NULL, *name = NULL, *bds = NULL;
 	char *bname = NULL, *babs = NULL, g[17], bg[17], b1[32], b2[32];
-	int ch, rc = 0, have_base = 0, is_vol = 0;
+	int ch, rc = 0, have_base = 0, is_vol = 0, force = 0;
 
-	while ((ch = getopt_long(argc, argv, "i:vh", lo, NULL)) != -1) {
+	cli_remote_init(&ro);
+	as_err_clear(&err);
+	while ((ch = getopt_long(argc, argv, "i:Fvh", lo, NULL)) != -1) {
 		switch (ch) {
+		case CLI_OPT_KEY:
+		case CLI_OPT_CERT:
+		case CLI_OPT_CA:
+		case CLI_OPT_COMPRESS:
+		case CLI_OPT_RATE:
+		case CLI_OPT_PROGRESS:
+		case CLI_OPT_TIMEOUT:
+			if (cli_remote_opt(ch, optarg, &ro, &err) == -1)
+				return cli_usage_error(usage_send,
+				    "send: %s", err.msg);
+			break;
+		case 'F':
+			force = 1;
+			break;
 		case 'i':
 			iarg = optarg;
 			break;
@@ -100,10 +163,18 @@ cmd_send(struct cli *cli, int argc, char **argv)
 		}
 	}
 	cli_apply_verbosity(cli);
-	if (argc - optind != 1)
+	if (argc - optind == 2) {
+		url = argv[optind + 1];
+		if (strstr(url, "://") == NULL)
+			return cli_usage_error(usage_send, "send: '%s' is not "
+			    "a remote URL (ssh://, tcp://, tls://); write a "
+			    "local stream to standard output", cli_esc(url));
+	} else if (argc - optind != 1)
 		return cli_usage_error(usage_send,
 		    "send: expected one DATASET@SNAP");
-	if (isatty(STDOUT_FILENO))
+	else if (force)
+		return cli_usage_error(usage_send, "send: -F needs a URL");
+	if (url == NULL && isatty(STDOUT_FILENO))
 		return cli_usage_error(usage_send, "send: refusing to write a "
 		    "stream to a terminal; redirect standard output");
 	memset(&ss, 0, sizeof(ss));
@@ -156,6 +227,12 @@ cmd_send(struct cli *cli, int argc, char **argv)
 	}
 	if (is_vol) {
 		memset(&vo, 0, sizeof(vo));
+		if (url != NULL) {
+			as_err_set(&err, AS_E_USAGE, 0, "send: a volume "
+			    "snapshot goes to a URL with 'autosync sync "
+			    "vol:%s URL/vol:PATH', not with send", ds);
+			goto fail;
+		}
 		if (target.hdr.kind != AS_KIND_VOL) {
 			as_err_set(&err, AS_E_USAGE, 0, "send: '%s@%s' is not "
 			    "a volume snapshot", ds, name);
@@ -182,7 +259,13 @@ cmd_send(struct cli *cli, int argc, char **argv)
 		    "snapshot: name it vol:%s@%s", ds, name, ds, name);
 		goto fail;
 	}
-	if (dir_send(ss.dataset, &target, have_base ? &base : NULL,
+	if (url != NULL) {
+		if (send_remote(ss.dataset, &target, have_base ? &base : NULL,
+		    url, force, &ro, &st, &err) == -1) {
+			as_err_prefix(&err, "send '%s@%s'", ds, name);
+			goto fail;
+		}
+	} else if (dir_send(ss.dataset, &target, have_base ? &base : NULL,
 	    STDOUT_FILENO, 0, &st, &err) == -1) {
 		as_err_prefix(&err, "send '%s@%s'", ds, name);
 		goto fail;

@@ -435,22 +435,26 @@ is_conn_errno(int e)
 	    e == ENETUNREACH || e == ENETDOWN;
 }
 
-/* Copy n bytes from fd to the conn through a buffer. */
+/*
+ * Write pre, then n bytes from fd, to the conn through a buffer; pre goes
+ * out with the first piece of the payload (one TLS record, not a 5-byte
+ * record of its own).
+ */
 static int
-copy_from_fd(struct conn *c, int fd, size_t n, int *src_failed,
-    struct as_err *err)
+copy_from_fd(struct conn *c, const void *pre, size_t plen, int fd,
+    size_t n, int *src_failed, struct as_err *err)
 {
 	uint8_t *b;
-	size_t want;
+	size_t want, off = plen;
 	ssize_t r;
 	int rc = 0;
 
-	if (n == 0)
-		return 0;
-	b = xmalloc(n < COPY_BUFSZ ? n : COPY_BUFSZ);
+	b = xmalloc(plen + (n < COPY_BUFSZ ? n : COPY_BUFSZ));
+	if (plen > 0)
+		memcpy(b, pre, plen);
 	while (n > 0) {
 		want = n < COPY_BUFSZ ? n : COPY_BUFSZ;
-		r = read(fd, b, want);
+		r = read(fd, b + off, want);
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1 && errno == EAGAIN) {
@@ -470,12 +474,15 @@ copy_from_fd(struct conn *c, int fd, size_t n, int *src_failed,
 			rc = -1;
 			break;
 		}
-		if (conn_write_full(c, b, (size_t)r, err) == -1) {
+		if (conn_write_full(c, b, off + (size_t)r, err) == -1) {
 			rc = -1;
 			break;
 		}
+		off = 0;
 		n -= (size_t)r;
 	}
+	if (rc == 0 && off > 0)
+		rc = conn_write_full(c, b, off, err);	/* n == 0 */
 	free(b);
 	return rc;
 }
@@ -491,11 +498,8 @@ conn_write_from_fd(struct conn *c, const void *pre, size_t plen, int fd,
 	*src_failed = 0;
 	if (!is_fd_conn(c) || kind == CONN_FD_OTHER ||
 	    (kind == CONN_FD_FILE && !((struct fdconn *)c->impl)->wsock &&
-	    conn_fd_kind(((struct fdconn *)c->impl)->wfd) != CONN_FD_PIPE)) {
-		if (plen > 0 && conn_write_full(c, pre, plen, err) == -1)
-			return -1;
-		return copy_from_fd(c, fd, n, src_failed, err);
-	}
+	    conn_fd_kind(((struct fdconn *)c->impl)->wfd) != CONN_FD_PIPE))
+		return copy_from_fd(c, pre, plen, fd, n, src_failed, err);
 	f = c->impl;
 	/*
 	 * The prefix (a frame header) waits for the payload in the socket
@@ -551,7 +555,8 @@ conn_write_from_fd(struct conn *c, const void *pre, size_t plen, int fd,
 		}
 		if ((errno == EINVAL || errno == ENOSYS ||
 		    errno == EOPNOTSUPP) && done == 0)
-			return copy_from_fd(c, fd, n, src_failed, err);
+			return copy_from_fd(c, NULL, 0, fd, n, src_failed,
+			    err);
 		if (is_conn_errno(errno))
 			return conn_io_error(c, errno, "writing", err);
 		*src_failed = 1;

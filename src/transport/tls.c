@@ -21,7 +21,15 @@
 #include "transport/tls.h"
 #include "base/banned.h"
 
-#define TLS_READ_BUFSZ	(64 * 1024 + 512)
+/*
+ * Bulk data moves in 16 KiB records.  Reading many per read(2) (read
+ * ahead) and writing many per write(2) (a buffering BIO, flushed at the
+ * end of every tls_write) costs one system call per 256 KiB instead of
+ * one per record, on a loaded machine the difference between TLS and
+ * plain TCP.
+ */
+#define TLS_READ_BUFSZ	(256 * 1024 + 512)
+#define TLS_WRITE_BUFSZ	(256 * 1024)
 
 /* Sent by the server once it accepted the client's certificate. */
 #define TLS_READY	0x01
@@ -34,6 +42,7 @@ struct tls_ctx {
 
 struct tlsconn {
 	SSL		*ssl;
+	BIO		*wbuf;		/* buffering write BIO, or NULL */
 	int		 fd;
 	struct tls_peer	 who;
 	int		 shut;
@@ -109,6 +118,16 @@ tls_ctx_new(int server, const struct tls_config *cfg, struct as_err *err)
 	SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 	    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_options(t->ctx, SSL_OP_NO_COMPRESSION);
+	/*
+	 * AES-128-GCM first: with AES-NI it costs about 30% less per byte
+	 * than OpenSSL's default AES-256-GCM (10 rounds, not 14) at a
+	 * security level nobody breaks; the others stay acceptable.  The
+	 * server's order decides, so both ends agree on the fast one.
+	 */
+	if (SSL_CTX_set_ciphersuites(t->ctx, "TLS_AES_128_GCM_SHA256:"
+	    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") != 1)
+		goto ossl;
+	SSL_CTX_set_options(t->ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* Read many records per read(2); SSL_has_pending covers them. */
 	SSL_CTX_set_read_ahead(t->ctx, 1);
 	SSL_CTX_set_default_read_buffer_len(t->ctx, TLS_READ_BUFSZ);
@@ -221,18 +240,60 @@ tls_read(struct conn *c, void *buf, size_t n)
 	}
 }
 
+/*
+ * Push out what the buffering BIO holds, waiting (up to the idle timeout)
+ * while the socket is full: the records it holds are already counted as
+ * written.  -1 with errno.
+ */
+static int
+tls_flush(struct conn *c)
+{
+	struct tlsconn *t = c->impl;
+
+	if (t->wbuf == NULL)
+		return 0;
+	for (;;) {
+		errno = 0;
+		if (BIO_flush(t->wbuf) > 0)
+			return 0;
+		if (!BIO_should_retry(t->wbuf)) {
+			if (errno == 0)
+				errno = EPIPE;
+			ERR_clear_error();
+			return -1;
+		}
+		if (tls_wait(t->fd, SSL_ERROR_WANT_WRITE, c->idle_ms, c->peer,
+		    NULL) == -1) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+	}
+}
+
 static ssize_t
 tls_write(struct conn *c, const void *buf, size_t n)
 {
 	struct tlsconn *t = c->impl;
-	size_t done = 0;
+	size_t done = 0, total = 0;
 	int r, e;
 
 	for (;;) {
 		ERR_clear_error();
-		r = SSL_write_ex(t->ssl, buf, n, &done);
-		if (r == 1)
-			return (ssize_t)done;
+		r = SSL_write_ex(t->ssl, (const uint8_t *)buf + total,
+		    n - total, &done);
+		/*
+		 * Partial writes return after each record: gather them all in
+		 * the buffer, then one flush.  When the socket is full (or
+		 * anything else happens) after some records, report those;
+		 * the next call meets the condition again.
+		 */
+		if (r == 1) {
+			total += done;
+			if (total < n)
+				continue;
+		}
+		if (total > 0)
+			return tls_flush(c) == -1 ? -1 : (ssize_t)total;
 		e = SSL_get_error(t->ssl, r);
 		switch (e) {
 		case SSL_ERROR_WANT_WRITE:
@@ -310,7 +371,7 @@ tls_shutdown_write(struct conn *c)
 		}
 	}
 	t->shut = 1;
-	return 0;
+	return tls_flush(c);
 }
 
 static void
@@ -461,6 +522,20 @@ tls_start(struct tls_ctx *ctx, int fd, const char *peer, int timeout_ms,
 		    "failed: unexpected first byte", peer);
 		goto fail;
 	}
+	/*
+	 * From here on, records are written through a buffer (see
+	 * TLS_WRITE_BUFSZ).  OpenSSL buffered the handshake itself and took
+	 * its own buffer away when it was done.
+	 */
+	if ((t->wbuf = BIO_new(BIO_f_buffer())) == NULL ||
+	    BIO_set_write_buffer_size(t->wbuf, TLS_WRITE_BUFSZ) != 1 ||
+	    BIO_up_ref(SSL_get_wbio(t->ssl)) != 1) {
+		BIO_free(t->wbuf);
+		as_err_set(err, AS_E_INTERNAL, 0, "TLS setup failed");
+		goto fail;
+	}
+	BIO_push(t->wbuf, SSL_get_wbio(t->ssl));
+	SSL_set0_wbio(t->ssl, t->wbuf);
 	fill_peer(t->ssl, &t->who);
 	if (who != NULL)
 		*who = t->who;
