@@ -1,7 +1,8 @@
 /*
  * cmd_service.c - the service: create, list, show, get, set, run,
  * enable, disable, clear, destroy (of a service; destroy DS@SNAP is the
- * snapshot's), log, daemon.
+ * snapshot's), log, reverse, mount-destination, umount-destination,
+ * daemon.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,9 @@
 #include "cli/cli.h"
 #include "repl/snapstore.h"
 #include "service/control.h"
+#include "repl/sync.h"
+#include "service/mountdst.h"
+#include "service/reverse.h"
 #include "service/runner.h"
 #include "service/sched.h"
 #include "service/store.h"
@@ -92,6 +96,23 @@ static const char usage_log[] =
 "The service's events, oldest first, one per line, UTC; how much a run\n"
 "says is its trace_level (0-3).  -f: then follow, printing events as\n"
 "they come, until the service is destroyed or the command is stopped.\n";
+
+static const char usage_reverse[] =
+"usage: autosync reverse [--force] NAME\n"
+"\n"
+"Failback: the destination of NAME becomes its source and the source its\n"
+"destination, incrementally from the snapshot both hold.  Refused unless\n"
+"the destination holds the newest snapshot of the source (run a final\n"
+"sync first) and the source has not changed since (--force: roll those\n"
+"changes back now, with a run).  Two local directories only.\n";
+
+static const char usage_mount[] =
+"usage: autosync mount-destination NAME [PATH]\n"
+"       autosync umount-destination NAME [PATH]\n"
+"\n"
+"Mount the destination of NAME read-only (a bind mount) at PATH, by\n"
+"default STATE/mnt/NAME, or unmount it.  Runs go on; the mount shows\n"
+"each snapshot as it is committed.  Local directory destinations; root.\n";
 
 static const char usage_daemon[] =
 "usage: autosync daemon\n"
@@ -678,6 +699,19 @@ state_verb(struct cli *cli, int argc, char **argv, const char *verb)
 			    v.name);
 			goto fail;
 		}
+		{
+			char *mp = NULL;
+
+			if (mountdst_active(sdir, v.name, &mp, &err) == 1) {
+				as_err_set(&err, AS_E_CONFLICT, 0, "the "
+				    "destination of '%s' is mounted on '%s': "
+				    "'autosync umount-destination %s' first",
+				    v.name, mp, v.name);
+				free(mp);
+				goto fail;
+			}
+			as_err_clear(&err);
+		}
 		/* NAME-latest is the service's; autosync_* stay (prune) */
 		if (runner_drop_latest(sdir, v.name, v.source, &err) == -1) {
 			log_warn("cannot remove '%s%s': %s", v.name,
@@ -809,6 +843,135 @@ out:
 	store_close(st);
 	free(sdir);
 	return rc;
+}
+
+int
+cmd_reverse(struct cli *cli, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "force",	no_argument,	NULL, 'F' },
+		{ "help",	no_argument,	NULL, 'h' },
+		{ NULL,		0,		NULL, 0 }
+	};
+	struct reverse_result res;
+	struct supervisor_run r;
+	struct as_err err;
+	struct store *st = NULL;
+	struct svc v;
+	char *sdir = NULL;
+	int ch, force = 0, lock = -1, rc;
+
+	while ((ch = getopt_long(argc, argv, "Fh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'F':
+			force = 1;
+			break;
+		case 'h':
+			return cli_help(usage_reverse);
+		default:
+			return cli_bad_option(usage_reverse, "reverse", argv);
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error(usage_reverse, "reverse: expected NAME");
+	as_err_clear(&err);
+	memset(&v, 0, sizeof(v));
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    store_svc_get(st, argv[optind], &v, &err) == -1 ||
+	    (lock = supervisor_lock(sdir, v.name, &err)) == -1)
+		goto fail;
+	if (reverse_dir(sdir, v.source, v.dest, force, &res, &err) == -1 ||
+	    store_svc_set_endpoints(st, v.name, v.dest, v.source,
+	    (int64_t)time(NULL) * 1000, &err) == -1) {
+		as_err_prefix(&err, "reverse '%s'", v.name);
+		goto fail;
+	}
+	close(lock);
+	lock = -1;
+	/* the old source's NAME-latest would name a stale snapshot */
+	if (runner_drop_latest(sdir, v.name, v.source, &err) == -1)
+		log_warn("cannot remove '%s%s' of '%s': %s", v.name,
+		    RUNNER_LATEST_SUFFIX, cli_esc(v.source), cli_esc(err.msg));
+	as_err_clear(&err);
+	log_info("reversed '%s': source '%s', destination '%s', from '%s'",
+	    v.name, cli_esc(v.dest), cli_esc(v.source), res.common);
+	if (res.ndiff > 0) {
+		/* --force: roll the new destination back now */
+		log_info("'%s' changed since '%s' (%" PRIu64 " differences): "
+		    "rolling it back", cli_esc(v.source), res.common,
+		    res.ndiff);
+		if (supervisor_run_flags(st, sdir, v.name, SYNC_FORCE, &r,
+		    &err) == -1)
+			goto fail;
+	}
+	poke(sdir);
+	rc = 0;
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
+	if (lock >= 0)
+		close(lock);
+	svc_release(&v);
+	store_close(st);
+	free(sdir);
+	return rc;
+}
+
+static int
+mount_verb(struct cli *cli, int argc, char **argv, int mount)
+{
+	struct as_err err;
+	struct store *st = NULL;
+	struct svc v;
+	char *sdir = NULL, *where = NULL;
+	const char *cmd = mount ? "mount-destination" : "umount-destination";
+	int rc;
+
+	if ((rc = simple_opts(argc, argv, usage_mount, cmd, NULL)) >= 0)
+		return rc;
+	if (argc - optind < 1 || argc - optind > 2)
+		return cli_usage_error(usage_mount, "%s: expected NAME [PATH]",
+		    cmd);
+	as_err_clear(&err);
+	memset(&v, 0, sizeof(v));
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    store_svc_get(st, argv[optind], &v, &err) == -1)
+		goto fail;
+	if (mount)
+		rc = mountdst_mount(sdir, v.name, v.dest, argc - optind == 2 ?
+		    argv[optind + 1] : NULL, &where, &err);
+	else
+		rc = mountdst_umount(sdir, v.name, argc - optind == 2 ?
+		    argv[optind + 1] : NULL, &where, &err);
+	if (rc == -1)
+		goto fail;
+	if (mount)
+		printf("%s\n", cli_esc(where));
+	(void)store_event(st, v.name, (int64_t)time(NULL) * 1000, mount ?
+	    "destination mounted read-only" : "destination unmounted", NULL);
+	rc = 0;
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
+	free(where);
+	svc_release(&v);
+	store_close(st);
+	free(sdir);
+	return rc;
+}
+
+int
+cmd_mount_destination(struct cli *cli, int argc, char **argv)
+{
+	return mount_verb(cli, argc, argv, 1);
+}
+
+int
+cmd_umount_destination(struct cli *cli, int argc, char **argv)
+{
+	return mount_verb(cli, argc, argv, 0);
 }
 
 static void

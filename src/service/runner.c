@@ -402,6 +402,7 @@ runner_run(struct runner *r, struct runner_result *res)
 	o.state_dir = r->state_dir;
 	o.remote = &r->p.ro;
 	o.keep_src = r->p.keep_src;
+	o.flags = r->p.sync_flags;
 	if (r->p.keep_src == 0)
 		o.flags |= SYNC_NO_PRUNE;
 	if (sync_run(r->source, r->dest, &o, &sr, &err) == -1)

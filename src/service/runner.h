@@ -57,6 +57,7 @@ struct runner_props {
 	char		*post_hook;
 	int64_t		 hook_timeout_ms;
 	struct remote_opts ro;		/* rate limit, compression */
+	int		 sync_flags;	/* SYNC_* (not a property: reverse) */
 };
 
 /* How a run ended: what the child writes to the daemon. */

@@ -600,6 +600,35 @@ store_svc_set_schedule(struct store *st, const char *name,
 	return change_one(st, s, name, "set schedule", err);
 }
 
+int
+store_svc_set_endpoints(struct store *st, const char *name, const char *src,
+    const char *dst, int64_t now, struct as_err *err)
+{
+	sqlite3_stmt *s;
+	char *msg;
+	int rc;
+
+	if (begin(st, err) == -1)
+		return -1;
+	if ((s = prep(st, "UPDATE services SET source = ?, dest = ? WHERE "
+	    "name = ?", err)) == NULL)
+		goto fail;
+	bind_text(s, 1, src);
+	bind_text(s, 2, dst);
+	bind_text(s, 3, name);
+	if (change_one(st, s, name, "set endpoints", err) == -1)
+		goto fail;
+	msg = xasprintf("reversed: source '%s', destination '%s'", src, dst);
+	rc = store_event(st, name, now, msg, err);
+	free(msg);
+	if (rc == -1)
+		goto fail;
+	return commit(st, err);
+fail:
+	rollback(st);
+	return -1;
+}
+
 const struct store_propdef *
 store_propdefs(size_t *n)
 {

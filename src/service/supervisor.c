@@ -307,8 +307,22 @@ fg_log(void *arg, int level, const char *msg)
 }
 
 int
+supervisor_lock(const char *state_dir, const char *name, struct as_err *err)
+{
+	return lock_service(state_dir, name, err);
+}
+
+int
 supervisor_run_now(struct store *st, const char *state_dir, const char *name,
     struct supervisor_run *out, struct as_err *err)
+{
+	return supervisor_run_flags(st, state_dir, name, 0, out, err);
+}
+
+int
+supervisor_run_flags(struct store *st, const char *state_dir,
+    const char *name, int sync_flags, struct supervisor_run *out,
+    struct as_err *err)
 {
 	struct runner r;
 	struct runner_result cr;
@@ -334,6 +348,7 @@ supervisor_run_now(struct store *st, const char *state_dir, const char *name,
 	if (runner_props_load(st, name, &r.p, err) == -1 ||
 	    (lock = lock_service(state_dir, name, err)) == -1)
 		goto out;
+	r.p.sync_flags = sync_flags;
 	started = wall_ms();
 	if (store_run_begin(st, name, started, (long)getpid(), &run_id,
 	    err) == -1) {
