@@ -19,6 +19,7 @@
 #include "repl/snapstore.h"
 #include "service/control.h"
 #include "repl/sync.h"
+#include "service/guard.h"
 #include "service/mountdst.h"
 #include "service/reverse.h"
 #include "service/runner.h"
@@ -323,8 +324,23 @@ cmd_create(struct cli *cli, int argc, char **argv)
 	    (nolatest && store_prop_check("latest", "off", &err) == -1))
 		return cli_usage_error(usage_create, "create: %s", err.msg);
 	sched_format(&sc, canon, sizeof(canon));
-	if ((st = open_store(cli, &sdir, &err)) == NULL ||
-	    store_svc_create(st, name, src, dst, canon,
+	if ((st = open_store(cli, &sdir, &err)) == NULL)
+		goto fail;
+	{
+		struct svc *all = NULL;
+		size_t nall = 0;
+
+		if (store_svc_list(st, &all, &nall, &err) == -1)
+			goto fail;
+		rc = guard_endpoints(name, src, dst, all, nall, &err);
+		svc_list_free(all, nall);
+		if (rc == -1) {
+			rc = cli_usage_error(usage_create, "create: %s",
+			    err.msg);
+			goto out;
+		}
+	}
+	if (store_svc_create(st, name, src, dst, canon,
 	    (int64_t)time(NULL) * 1000, &err) == -1)
 		goto fail;
 	for (i = 0; i < NPVAL; i++)

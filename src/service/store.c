@@ -121,13 +121,18 @@ dberr(struct store *st, int rc, const char *what, struct as_err *err)
 {
 	enum as_errcode code = AS_E_IO;
 
-	if (rc == SQLITE_FULL)
+	int e = st != NULL && st->db != NULL ? sqlite3_system_errno(st->db) :
+	    0;
+
+	/* a full volume can surface as an I/O error (creating the WAL) */
+	if (rc == SQLITE_FULL || e == ENOSPC || e == EDQUOT)
 		code = AS_E_NOSPACE;
 	else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
 		code = AS_E_TIMEOUT;
-	return as_err_set(err, code, 0, "state database: %s: %s", what,
+	return as_err_set(err, code, 0, "state database: %s: %s%s", what,
 	    st != NULL && st->db != NULL ? sqlite3_errmsg(st->db) :
-	    sqlite3_errstr(rc));
+	    sqlite3_errstr(rc), code == AS_E_NOSPACE && rc != SQLITE_FULL ?
+	    " (no space left on its volume)" : "");
 }
 
 static sqlite3_stmt *
