@@ -388,6 +388,18 @@ runner_run(struct runner *r, struct runner_result *res)
 	}
 	say(r, RUN_LOG_DEBUG, "run %" PRId64 " started (pid %ld)", r->run_id,
 	    (long)getpid());
+	if (r->changed_full == 1)
+		say(r, RUN_LOG_DEBUG, "changes: everything (a new journal or "
+		    "an overflow)");
+	else if (r->changed_full == 0 && r->nchanged == 0)
+		say(r, RUN_LOG_DEBUG, "changes: none (a requested or periodic "
+		    "run)");
+	else if (r->changed_full == 0)
+		say(r, RUN_LOG_DEBUG, "changes: %zu director%s: '%s'%s%s%s",
+		    r->nchanged, r->nchanged == 1 ? "y" : "ies",
+		    r->changed[0], r->nchanged > 1 ? " ... '" : "",
+		    r->nchanged > 1 ? r->changed[r->nchanged - 1] : "",
+		    r->nchanged > 1 ? "'" : "");
 	if (runner_check(r->dest, r->p.keep_dst, &err) == -1) {
 		fail(res, &err);
 		goto out;

@@ -84,6 +84,14 @@ struct runner {
 	 * by a thread of the run into runner_rate_live(); -1: none.
 	 */
 	int		 rate_fd;
+	/*
+	 * Continuous services with a change journal (changes.h): what
+	 * changed since the last run, for the log (trace level 3) until
+	 * dir_scan can narrow the scan to it.  changed_full < 0: no journal.
+	 */
+	int		 changed_full;
+	char		**changed;
+	size_t		 nchanged;
 };
 
 int	runner_props_load(struct store *st, const char *name,

@@ -26,6 +26,9 @@
 #include "base/xmalloc.h"
 #include "repl/remote.h"
 #include "repl/sync.h"
+#include "repl/endpoint.h"
+#include "repl/snapstore.h"
+#include "service/changes.h"
 #include "service/control.h"
 #include "service/hook.h"
 #include "service/runner.h"
@@ -37,6 +40,12 @@
 #define MAX_CLIENTS	32
 #define MAX_WAITERS	8
 #define TICK_MS		1000	/* re-read the store at least this often */
+/*
+ * A continuous service whose source has a change journal runs when it
+ * changed, and at least this often anyway (what the journal cannot see:
+ * changes on another machine's NFS client, a dropped watch).
+ */
+#define QUIET_RUN_MS	(60 * 1000)
 
 /*
  * What a run's child writes to its pipe: records of one write each
@@ -72,6 +81,9 @@ struct job {
 	int		 nwaiters;
 	int		 seen;
 	int64_t		 shown_next;	/* next_run last written */
+	struct changes	*chg;		/* continuous, local source: journal */
+	char		*chg_root;	/* what it watches */
+	int		 chg_failed;	/* cannot watch chg_root: no retry */
 };
 
 struct client {
@@ -363,6 +375,7 @@ supervisor_run_flags(struct store *st, const char *state_dir,
 	r.log = fg_log;
 	r.log_arg = &fl;
 	r.rate_fd = -1;
+	r.changed_full = -1;
 	runner_run(&r, &cr);
 	close(lock);
 	if (finish(st, name, run_id, started, prior, &cr, out, err) == -1)
@@ -380,6 +393,45 @@ out:
 }
 
 /* ---- the daemon -------------------------------------------------- */
+
+/*
+ * Give continuous services with a local directory source a change
+ * journal (and take it from others): watched while the daemon runs, so
+ * that an unchanged tree is not scanned every interval.
+ */
+static void
+journal_sync(struct job *j, const struct svc *v)
+{
+	struct endpoint se;
+	struct sched sc;
+	char *abs = NULL;
+	int want;
+
+	memset(&se, 0, sizeof(se));
+	want = v->state != SVC_DISABLED && sched_parse(v->schedule, &sc,
+	    NULL) == 0 && sc.kind == SCHED_CONTINUOUS &&
+	    endpoint_parse(&se, v->source, NULL) == 0 &&
+	    se.kind == EP_LOCAL && (abs = snapstore_abspath(se.path,
+	    NULL)) != NULL;
+	endpoint_release(&se);
+	if (want && j->chg_root != NULL && strcmp(j->chg_root, abs) == 0) {
+		free(abs);
+		return;
+	}
+	changes_close(j->chg);
+	j->chg = NULL;
+	free(j->chg_root);
+	j->chg_root = NULL;
+	j->chg_failed = 0;
+	if (!want) {
+		free(abs);
+		return;
+	}
+	j->chg_root = abs;
+	/* a source that is not there yet: runs report it, no journal */
+	if ((j->chg = changes_open(abs, NULL)) == NULL)
+		j->chg_failed = 1;
+}
 
 static void
 note(struct daemon *d, const char *fmt, ...)
@@ -446,6 +498,8 @@ reload(struct daemon *d, struct svc **vp, size_t *np, struct as_err *err)
 			    "destroyed");
 			close(j->waiters[k]);
 		}
+		changes_close(j->chg);
+		free(j->chg_root);
 		free(j->name);
 		d->jobs[i] = d->jobs[--d->njobs];
 	}
@@ -503,6 +557,11 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 	r->run_id = j->run_id;
 	r->log = child_log;
 	r->log_arg = &wfd;
+	for (i = 0; i < (int)d->njobs; i++) {
+		/* the daemon's journals; this run's list was taken */
+		changes_close(d->jobs[i].chg);
+		d->jobs[i].chg = NULL;
+	}
 	memset(&m, 0, sizeof(m));
 	m.type = CHILD_RESULT;
 	runner_run(r, &m.r);
@@ -521,6 +580,7 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 
 	as_err_clear(&err);
 	memset(&r, 0, sizeof(r));
+	r.changed_full = -1;
 	j->pending = 0;
 	j->prior = v->state == SVC_DISABLED ? SVC_DISABLED : SVC_ONLINE;
 	if (runner_props_load(d->st, j->name, &r.p, &err) == -1 ||
@@ -546,8 +606,13 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 		close(c[1]);
 		goto fail_lock;
 	}
+	if (j->chg != NULL)
+		changes_take(j->chg, &r.changed_full, &r.changed, &r.nchanged);
 	if ((pid = fork()) == -1) {
 		as_err_sys(&err, errno, "fork");
+		changes_free_list(r.changed, r.nchanged);
+		if (j->chg != NULL)
+			changes_force_full(j->chg);
 		close(p[0]);
 		close(p[1]);
 		close(c[0]);
@@ -565,6 +630,7 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 		r.rate_fd = c[0];
 		child_run(d, j, v, &r, p[1], parent);
 	}
+	changes_free_list(r.changed, r.nchanged);
 	close(p[1]);
 	close(c[0]);
 	(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
@@ -671,6 +737,8 @@ end_run(struct daemon *d, struct job *j, int status)
 	as_err_clear(&err);
 	if (d->stopping && !j->have_res) {
 		/* we stopped it: not the run's failure (§F 69) */
+		if (j->chg != NULL)
+			changes_force_full(j->chg);
 		if (store_run_interrupted(d->st, j->name, j->run_id,
 		    wall_ms(), j->prior, &err) == -1)
 			note(d, "record run of '%s': %s", j->name, err.msg);
@@ -688,6 +756,8 @@ end_run(struct daemon *d, struct job *j, int status)
 	    &out, &err) == -1)
 		note(d, "record run of '%s': %s", j->name, err.msg);
 	j->retry_mono = -1;
+	if (cr.code != AS_E_OK && j->chg != NULL)
+		changes_force_full(j->chg);	/* its changes were not sent */
 	if (cr.code != AS_E_OK && out.state == SVC_ONLINE) {
 		struct svc v;
 
@@ -762,6 +832,11 @@ due_of(const struct job *j, const struct svc *v, int64_t now_mono,
 	} else if (sc.kind == SCHED_CONTINUOUS) {
 		if (j->end_mono >= 0)
 			due = j->end_mono + sc.interval * 1000;
+		/* nothing changed: wait for a change, or the quiet limit */
+		if (j->end_mono >= 0 && j->chg != NULL &&
+		    !changes_pending(j->chg) &&
+		    due < j->start_mono + QUIET_RUN_MS)
+			due = j->start_mono + QUIET_RUN_MS;
 		else if (v->last_end >= 0)
 			due = now_mono + (v->last_end + sc.interval * 1000 -
 			    now_wall);
@@ -1016,6 +1091,7 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 			if ((j = job_find(&d, vs[i].name)) == NULL ||
 			    j->pid != 0)
 				continue;
+			journal_sync(j, &vs[i]);
 			due = due_of(j, &vs[i], now_mono, now_wall, &show);
 			if (j->pending && vs[i].state != SVC_MAINTENANCE)
 				due = now_mono;
@@ -1030,7 +1106,7 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 			    NULL) == 0)
 				j->shown_next = show;
 		}
-		pfd = xreallocarray(pfd, 2 + MAX_CLIENTS + d.njobs,
+		pfd = xreallocarray(pfd, 2 + MAX_CLIENTS + 2 * d.njobs,
 		    sizeof(*pfd));
 		pfd[0].fd = d.sig_fd;
 		pfd[0].events = POLLIN;
@@ -1049,8 +1125,12 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 			    -1;
 			pfd[2 + MAX_CLIENTS + i].events = POLLIN;
 			pfd[2 + MAX_CLIENTS + i].revents = 0;
+			k = 2 + MAX_CLIENTS + (int)(d.njobs + i);
+			pfd[k].fd = j->chg != NULL ? changes_fd(j->chg) : -1;
+			pfd[k].events = POLLIN;
+			pfd[k].revents = 0;
 		}
-		n = poll(pfd, 2 + MAX_CLIENTS + d.njobs, (int)timeout);
+		n = poll(pfd, 2 + MAX_CLIENTS + 2 * d.njobs, (int)timeout);
 		if (n == -1 && errno != EINTR) {
 			as_err_sys(err, errno, "poll");
 			goto out;
@@ -1065,10 +1145,14 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 					d.stopping = 1;
 			reap(&d);
 		}
-		for (i = 0; i < d.njobs; i++)
+		for (i = 0; i < d.njobs; i++) {
 			if (d.jobs[i].pid != 0 && d.jobs[i].res_fd >= 0 &&
 			    (pfd[2 + MAX_CLIENTS + i].revents & POLLIN))
 				(void)job_read(&d, &d.jobs[i]);
+			if (d.jobs[i].chg != NULL && (pfd[2 + MAX_CLIENTS +
+			    d.njobs + i].revents & POLLIN))
+				(void)changes_read(d.jobs[i].chg, NULL);
+		}
 		if (pfd[1].revents & POLLIN)
 			accept_clients(&d);
 		for (k = 0; k < MAX_CLIENTS; k++)
@@ -1085,6 +1169,8 @@ out:
 	for (i = 0; i < d.njobs; i++) {
 		for (k = 0; k < d.jobs[i].nwaiters; k++)
 			close(d.jobs[i].waiters[k]);
+		changes_close(d.jobs[i].chg);
+		free(d.jobs[i].chg_root);
 		free(d.jobs[i].name);
 	}
 	free(d.jobs);
