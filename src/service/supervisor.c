@@ -832,6 +832,16 @@ due_of(const struct job *j, const struct svc *v, int64_t now_mono,
 	} else if (sc.kind == SCHED_CONTINUOUS) {
 		if (j->end_mono >= 0)
 			due = j->end_mono + sc.interval * 1000;
+		/*
+		 * With a journal a run starts only for a change: at most one
+		 * start per interval, right after the last run if it took
+		 * longer (the latency of a change is the run, not a pause).
+		 */
+		if (j->end_mono >= 0 && j->chg != NULL) {
+			due = j->start_mono + sc.interval * 1000;
+			if (due < j->end_mono)
+				due = j->end_mono;
+		}
 		/* nothing changed: wait for a change, or the quiet limit */
 		if (j->end_mono >= 0 && j->chg != NULL &&
 		    !changes_pending(j->chg) &&
