@@ -544,6 +544,7 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 		_exit(1);
 	signal(SIGTERM, child_term);
 	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &d->oldmask, NULL);
 	close(d->listen_fd);
 	close(d->sig_fd);
@@ -1078,6 +1079,7 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &mask, &d.oldmask) == -1 ||
 	    (d.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) ==
 	    -1) {
@@ -1153,6 +1155,14 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 				if (si.ssi_signo == SIGTERM ||
 				    si.ssi_signo == SIGINT)
 					d.stopping = 1;
+				else if (si.ssi_signo == SIGHUP)
+					/*
+					 * The store is read every loop: a
+					 * reload is that, and running runs
+					 * keep the settings they started with
+					 * (§F 69).
+					 */
+					note(&d, "SIGHUP: services read again");
 			reap(&d);
 		}
 		for (i = 0; i < d.njobs; i++) {

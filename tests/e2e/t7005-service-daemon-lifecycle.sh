@@ -14,6 +14,7 @@ test_expect_success 'make install puts the unit in place with the binary path' '
 	test_path_is_file "$unit" &&
 	test_grep "^ExecStart=$PWD/p/bin/autosync daemon$" "$unit" &&
 	test_grep "^KillMode=mixed$" "$unit" &&
+	test_grep "^ExecReload=/bin/kill -HUP \$MAINPID$" "$unit" &&
 	test_grep "^StateDirectory=autosync$" "$unit" &&
 	test -x p/bin/autosync &&
 	if command -v systemd-analyze >/dev/null; then
@@ -98,6 +99,23 @@ test_expect_success 'SIGKILL of the daemon mid-hook: no run or hook survives' '
 	wait_for 5 gone "$(cat slow.pid)" &&
 	start_daemon &&
 	log_has t "interrupted" &&
+	stop_daemon
+'
+
+test_expect_success 'SIGHUP mid-run: the daemon carries on, the run ends normally' '
+	rm -f slow.started &&
+	cat >slow.sh <<-EOF &&
+	#!/bin/sh
+	: >"$PWD/slow.started"
+	sleep 2
+	EOF
+	n=$(autosync get t successes) &&
+	start_daemon &&
+	autosync run t &&
+	wait_for 10 test -e slow.started &&
+	kill -HUP $daemon_pid &&
+	wait_for 20 prop_ge t successes $((n + 1)) &&
+	test -d /proc/$daemon_pid &&
 	stop_daemon
 '
 
