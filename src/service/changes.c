@@ -57,9 +57,13 @@ join(const char *a, const char *b)
 	return a[0] == '\0' ? xstrdup(b) : xasprintf("%s/%s", a, b);
 }
 
-/* Watch rel (relative to the root) and every directory below it. */
+/*
+ * Watch rel (relative to the root) and every directory below it; with
+ * mark_all, mark them all changed (a new directory: what was made in it
+ * before its watch existed sent no event).
+ */
 static void
-add_tree(struct changes *c, const char *rel0)
+add_tree(struct changes *c, const char *rel0, int mark_all)
 {
 	char **stack = NULL, *rel, *path, *sub;
 	size_t n = 0, cap = 0;
@@ -92,6 +96,8 @@ add_tree(struct changes *c, const char *rel0)
 		}
 		free(c->rel[wd]);
 		c->rel[wd] = xstrdup(rel);
+		if (mark_all)
+			mark(c, rel);
 		if ((d = opendir(path)) != NULL) {
 			while ((de = readdir(d)) != NULL) {
 				if (strcmp(de->d_name, ".") == 0 ||
@@ -155,7 +161,7 @@ changes_open(const char *root, struct as_err *err)
 		changes_close(c);
 		return NULL;
 	}
-	add_tree(c, "");
+	add_tree(c, "", 0);
 	return c;
 }
 
@@ -231,8 +237,7 @@ event(struct changes *c, const struct inotify_event *ev)
 			c->rewatch = 1;
 		} else if (ev->mask & IN_CREATE) {
 			p = join(dir, ev->name);
-			mark(c, p);
-			add_tree(c, p);
+			add_tree(c, p, 1);
 			free(p);
 		}
 	}
@@ -282,7 +287,7 @@ changes_take(struct changes *c, int *full, char ***dirs, size_t *n)
 	*n = 0;
 	if (c->rewatch) {
 		drop_watches(c);
-		add_tree(c, "");
+		add_tree(c, "", 0);
 		c->rewatch = 0;
 	}
 	if (!c->full && c->ndirs > 0) {
