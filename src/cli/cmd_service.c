@@ -697,7 +697,7 @@ state_verb(struct cli *cli, int argc, char **argv, const char *verb)
 	struct svc v;
 	char *sdir = NULL;
 	int64_t now = (int64_t)time(NULL) * 1000;
-	int rc;
+	int rc, lock;
 
 	if ((rc = simple_opts(argc, argv, usage_state, verb, NULL)) >= 0)
 		return rc;
@@ -734,7 +734,23 @@ state_verb(struct cli *cli, int argc, char **argv, const char *verb)
 			    RUNNER_LATEST_SUFFIX, cli_esc(err.msg));
 			as_err_clear(&err);
 		}
+		/*
+		 * Hold the run lock while forgetting it, so that no run
+		 * (of a daemon or a foreground `run`) is in between.
+		 */
+		if ((lock = supervisor_lock(sdir, v.name, &err)) == -1)
+			goto fail;
 		rc = store_svc_destroy(st, v.name, &err);
+		if (rc == 0) {
+			char *p = xasprintf("%s/run/%s.lock", sdir, v.name);
+
+			(void)unlink(p);
+			free(p);
+			p = xasprintf("%s/run/%s.mnt", sdir, v.name);
+			(void)unlink(p);
+			free(p);
+		}
+		close(lock);
 	} else if (strcmp(verb, "enable") == 0)
 		rc = v.state != SVC_DISABLED ? 0 :
 		    store_svc_set_state(st, v.name, SVC_ONLINE, now, &err);

@@ -9,9 +9,10 @@
  * tree, added as directories appear, none below a mount point (dir_scan
  * does not cross them either) nor in the root's ".autosync".  An event
  * on an entry marks its parent directory as changed (a directory's own
- * attributes mark itself; a new or moved-in directory is marked with
+ * attributes mark itself; a new directory is marked with
  * every directory below it, since what was made there before its watch
- * existed sent no event).  A queue overflow, a watch that cannot be added
+ * existed sent no event).  A moved directory, a queue overflow, a watch
+ * that cannot be added
  * (max_user_watches), more than CHANGES_MAX directories, or a new
  * journal (the daemon started) mean "scan everything".
  *

@@ -41,6 +41,7 @@ test_expect_success 'destroy: refused while running; then forgets the service, k
 	wait_for 20 prop_is d successes 1 &&
 	assert_same_tree src dst &&
 	autosync destroy d &&
+	test_path_is_missing "$AUTOSYNC_STATE_DIR/run/d.lock" &&
 	test_must_fail autosync show d &&
 	test_must_fail autosync log d &&
 	snaps "$PWD/src" | grep -q "^autosync_" &&
