@@ -759,6 +759,12 @@ end_run(struct daemon *d, struct job *j, int status)
 	j->retry_mono = -1;
 	if (cr.code != AS_E_OK && j->chg != NULL)
 		changes_force_full(j->chg);	/* its changes were not sent */
+	if (cr.code == AS_E_OK && j->chg_failed) {
+		/* the source exists now: watch it from the next loop */
+		free(j->chg_root);
+		j->chg_root = NULL;
+		j->chg_failed = 0;
+	}
 	if (cr.code != AS_E_OK && out.state == SVC_ONLINE) {
 		struct svc v;
 
