@@ -20,6 +20,7 @@
 #include "service/control.h"
 #include "repl/sync.h"
 #include "service/guard.h"
+#include "service/metrics.h"
 #include "service/mountdst.h"
 #include "service/reverse.h"
 #include "service/runner.h"
@@ -116,10 +117,18 @@ static const char usage_mount[] =
 "each snapshot as it is committed.  Local directory destinations; root.\n";
 
 static const char usage_daemon[] =
-"usage: autosync daemon\n"
+"usage: autosync daemon [--metrics [ADDR:]PORT]\n"
 "\n"
-"Run the services in the foreground until SIGTERM or SIGINT.  State:\n"
-"autosync.db in the state directory; control socket autosync.sock.\n";
+"Run the services in the foreground until SIGTERM or SIGINT (SIGHUP:\n"
+"read them again).  State: autosync.db in the state directory; control\n"
+"socket autosync.sock.  --metrics serves 'autosync metrics' over HTTP\n"
+"(GET /metrics) on a loopback address: PORT (127.0.0.1), [::1]:PORT.\n";
+
+static const char usage_metrics[] =
+"usage: autosync metrics\n"
+"\n"
+"The services' state, last success, durations, bytes and run counts in\n"
+"the Prometheus text format (for a node_exporter textfile collector).\n";
 
 static char *
 state_dir(struct cli *cli, struct as_err *err)
@@ -1015,19 +1024,61 @@ daemon_note(const char *msg)
 int
 cmd_daemon(struct cli *cli, int argc, char **argv)
 {
+	static const struct option lo[] = {
+		{ "metrics",	required_argument,	NULL, 'm' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 }
+	};
 	struct as_err err;
+	const char *metrics = NULL;
 	char *sdir;
-	int rc;
+	int rc, ch;
 
-	if ((rc = simple_opts(argc, argv, usage_daemon, "daemon", NULL)) >= 0)
-		return rc;
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'm':
+			metrics = optarg;
+			break;
+		case 'h':
+			return cli_help(usage_daemon);
+		default:
+			return cli_bad_option(usage_daemon, "daemon", argv);
+		}
+	}
 	if (argc - optind != 0)
 		return cli_usage_error(usage_daemon, "daemon: no arguments");
 	as_err_clear(&err);
 	if ((sdir = state_dir(cli, &err)) == NULL)
 		return cli_error(&err);
-	rc = supervisor_daemon(sdir, daemon_note, &err) == -1 ?
-	    cli_error(&err) : 0;
+	rc = supervisor_daemon_metrics(sdir, metrics, daemon_note, &err) ==
+	    -1 ? cli_error(&err) : 0;
+	free(sdir);
+	return rc;
+}
+
+int
+cmd_metrics(struct cli *cli, int argc, char **argv)
+{
+	struct buf b = BUF_INIT;
+	struct as_err err;
+	struct store *st;
+	char *sdir = NULL;
+	int rc;
+
+	if ((rc = simple_opts(argc, argv, usage_metrics, "metrics",
+	    NULL)) >= 0)
+		return rc;
+	if (argc - optind != 0)
+		return cli_usage_error(usage_metrics, "metrics: no arguments");
+	as_err_clear(&err);
+	rc = 0;
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    metrics_write(st, &b, &err) == -1)
+		rc = cli_error(&err);
+	else
+		fwrite(b.data, 1, b.len, stdout);
+	buf_release(&b);
+	store_close(st);
 	free(sdir);
 	return rc;
 }

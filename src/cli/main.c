@@ -58,6 +58,7 @@ static const struct cmd {
 	{ "umount-destination", cmd_umount_destination,
 	    "unmount it" },
 	{ "daemon",	cmd_daemon,	"run the services (foreground)" },
+	{ "metrics",	cmd_metrics,	"the services in Prometheus format" },
 };
 
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))

@@ -30,6 +30,7 @@
 #include "repl/snapstore.h"
 #include "service/changes.h"
 #include "service/control.h"
+#include "service/metrics.h"
 #include "service/hook.h"
 #include "service/runner.h"
 #include "service/sched.h"
@@ -88,6 +89,7 @@ struct job {
 
 struct client {
 	int		 fd;
+	int		 http;		/* a metrics request, not control */
 	size_t		 len;
 	char		 buf[CONTROL_LINE_MAX];
 };
@@ -99,6 +101,7 @@ struct daemon {
 	size_t		 njobs;
 	struct client	 clients[MAX_CLIENTS];
 	int		 listen_fd;
+	int		 metrics_fd;	/* -1: no metrics listener */
 	int		 sig_fd;
 	int		 stopping;
 	supervisor_note_fn note;
@@ -547,6 +550,8 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 	signal(SIGHUP, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &d->oldmask, NULL);
 	close(d->listen_fd);
+	if (d->metrics_fd >= 0)
+		close(d->metrics_fd);
 	close(d->sig_fd);
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (d->clients[i].fd >= 0)
@@ -954,6 +959,37 @@ done:
 	client_close(c);
 }
 
+/* Answer one HTTP request for the metrics, then close. */
+static void
+http_answer(struct daemon *d, struct client *c)
+{
+	struct buf body = BUF_INIT;
+	struct as_err err;
+	char hdr[256];
+	int n, ok;
+
+	as_err_clear(&err);
+	ok = strncmp(c->buf, "GET /metrics ", 13) == 0 ||
+	    strncmp(c->buf, "GET / ", 6) == 0;
+	if (!ok)
+		buf_add(&body, "only GET /metrics here\n", 24);
+	else if (metrics_write(d->st, &body, &err) == -1) {
+		ok = -1;
+		buf_reset(&body);
+		buf_add(&body, err.msg, strlen(err.msg));
+		buf_add(&body, "\n", 1);
+	}
+	n = snprintf(hdr, sizeof(hdr), "HTTP/1.0 %s\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+	    ok == 1 ? "200 OK" : ok == 0 ? "404 Not Found" :
+	    "500 Internal Server Error", ok == 1 ? METRICS_CONTENT_TYPE :
+	    "text/plain", body.len);
+	if (io_write_full(c->fd, hdr, (size_t)n) == 0)
+		(void)io_write_full(c->fd, body.data, body.len);
+	buf_release(&body);
+	client_close(c);
+}
+
 static void
 client_read(struct daemon *d, struct client *c)
 {
@@ -968,6 +1004,10 @@ client_read(struct daemon *d, struct client *c)
 		return;
 	}
 	c->len += (size_t)r;
+	if (c->http && memchr(c->buf, '\n', c->len) != NULL) {
+		http_answer(d, c);
+		return;
+	}
 	if ((nl = memchr(c->buf, '\n', c->len)) != NULL) {
 		*nl = '\0';
 		handle(d, c, c->buf);
@@ -978,11 +1018,11 @@ client_read(struct daemon *d, struct client *c)
 }
 
 static void
-accept_clients(struct daemon *d)
+accept_clients(struct daemon *d, int lfd, int http)
 {
 	int fd, i;
 
-	while ((fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
 		for (i = 0; i < MAX_CLIENTS; i++)
 			if (d->clients[i].fd < 0)
 				break;
@@ -993,6 +1033,7 @@ accept_clients(struct daemon *d)
 		}
 		d->clients[i].fd = fd;
 		d->clients[i].len = 0;
+		d->clients[i].http = http;
 	}
 }
 
@@ -1048,6 +1089,13 @@ int
 supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
     struct as_err *err)
 {
+	return supervisor_daemon_metrics(state_dir, NULL, notefn, err);
+}
+
+int
+supervisor_daemon_metrics(const char *state_dir, const char *metrics,
+    supervisor_note_fn notefn, struct as_err *err)
+{
 	struct daemon d;
 	struct pollfd *pfd = NULL;
 	struct signalfd_siginfo si;
@@ -1063,7 +1111,7 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 	memset(&d, 0, sizeof(d));
 	d.state_dir = state_dir;
 	d.note = notefn;
-	d.listen_fd = d.sig_fd = -1;
+	d.listen_fd = d.sig_fd = d.metrics_fd = -1;
 	for (i = 0; i < MAX_CLIENTS; i++)
 		d.clients[i].fd = -1;
 	srandom((unsigned)(getpid() ^ wall_ms()));
@@ -1095,6 +1143,9 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 	sock = supervisor_sock_path(state_dir);
 	if ((d.listen_fd = control_listen(sock, err)) == -1)
 		goto out;
+	if (metrics != NULL &&
+	    (d.metrics_fd = metrics_listen(metrics, err)) == -1)
+		goto out;
 	note(&d, "daemon started on '%s'", state_dir);
 	while (!d.stopping) {
 		svc_list_free(vs, nv);
@@ -1124,7 +1175,7 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 			    NULL) == 0)
 				j->shown_next = show;
 		}
-		pfd = xreallocarray(pfd, 2 + MAX_CLIENTS + 2 * d.njobs,
+		pfd = xreallocarray(pfd, 3 + MAX_CLIENTS + 2 * d.njobs,
 		    sizeof(*pfd));
 		pfd[0].fd = d.sig_fd;
 		pfd[0].events = POLLIN;
@@ -1148,7 +1199,11 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 			pfd[k].events = POLLIN;
 			pfd[k].revents = 0;
 		}
-		n = poll(pfd, 2 + MAX_CLIENTS + 2 * d.njobs, (int)timeout);
+		k = 2 + MAX_CLIENTS + 2 * (int)d.njobs;
+		pfd[k].fd = d.metrics_fd;
+		pfd[k].events = POLLIN;
+		pfd[k].revents = 0;
+		n = poll(pfd, 3 + MAX_CLIENTS + 2 * d.njobs, (int)timeout);
 		if (n == -1 && errno != EINTR) {
 			as_err_sys(err, errno, "poll");
 			goto out;
@@ -1180,7 +1235,10 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 				(void)changes_read(d.jobs[i].chg, NULL);
 		}
 		if (pfd[1].revents & POLLIN)
-			accept_clients(&d);
+			accept_clients(&d, d.listen_fd, 0);
+		k = 2 + MAX_CLIENTS + 2 * (int)d.njobs;
+		if (d.metrics_fd >= 0 && (pfd[k].revents & POLLIN))
+			accept_clients(&d, d.metrics_fd, 1);
 		for (k = 0; k < MAX_CLIENTS; k++)
 			if (d.clients[k].fd >= 0 &&
 			    (pfd[2 + k].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -1206,6 +1264,8 @@ out:
 		close(d.listen_fd);
 		unlink(sock);
 	}
+	if (d.metrics_fd >= 0)
+		close(d.metrics_fd);
 	if (d.sig_fd >= 0) {
 		close(d.sig_fd);
 		sigprocmask(SIG_SETMASK, &d.oldmask, NULL);

@@ -84,5 +84,12 @@ typedef void	(*supervisor_note_fn)(const char *msg);
  */
 int	supervisor_daemon(const char *state_dir, supervisor_note_fn note,
 	    struct as_err *err);
+/*
+ * The same, also serving the services' metrics (metrics.h) over HTTP on
+ * the loopback address metrics ("PORT", "127.0.0.1:PORT"...) when it is
+ * not NULL: GET /metrics, one request per connection.
+ */
+int	supervisor_daemon_metrics(const char *state_dir, const char *metrics,
+	    supervisor_note_fn note, struct as_err *err);
 
 #endif
