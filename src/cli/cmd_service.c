@@ -93,7 +93,7 @@ static const char usage_state[] =
 "snapshots stay).  'destroy DATASET@NAME' destroys a snapshot.\n";
 
 static const char usage_log[] =
-"usage: autosync log [-f] NAME\n"
+"usage: autosync log [-f | --follow] NAME\n"
 "\n"
 "The service's events, oldest first, one per line, UTC; how much a run\n"
 "says is its trace_level (0-3).  -f: then follow, printing events as\n"

@@ -345,6 +345,10 @@ runner_drop_latest(const char *state_dir, const char *name, const char *src,
 	snprintf(alias, sizeof(alias), "%s" RUNNER_LATEST_SUFFIX, name);
 	if ((l = local_source(state_dir, src, &ss, err)) <= 0)
 		return l;
+	if (access(ss.dir, F_OK) == -1 && errno == ENOENT) {
+		snapstore_release(&ss);
+		return 0;	/* never synced: no catalogs, no alias */
+	}
 	if (lock_wait(&ss, err) == -1 ||
 	    (snapstore_destroy(&ss, alias, err) == -1 &&
 	    err->code != AS_E_NOTFOUND))
