@@ -6,11 +6,13 @@
 #   make check      unit tests (meson test) and end-to-end tests
 #   make install    PREFIX=/usr/local DESTDIR= ; binary, man pages and the
 #                   systemd unit (SYSTEMDUNITDIR=PREFIX/lib/systemd/system)
+#                   and bash completion (BASHCOMPDIR)
 #   make clean      remove build/
 
 PREFIX	?= /usr/local
 DESTDIR	?=
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 BUILD	?= build
 MESON	?= meson
 NINJA	?= ninja
@@ -59,13 +61,17 @@ install: build
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' data/autosync.service.in \
 	    >$(DESTDIR)$(SYSTEMDUNITDIR)/autosync.service
 	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/autosync.service
+	install -d $(DESTDIR)$(BASHCOMPDIR)
+	install -m 644 data/autosync.bash-completion \
+	    $(DESTDIR)$(BASHCOMPDIR)/autosync
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/autosync \
 		$(DESTDIR)$(PREFIX)/share/man/man8/autosync.8 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/autosync-stream.5 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/autosync-serve.conf.5 \
-		$(DESTDIR)$(SYSTEMDUNITDIR)/autosync.service
+		$(DESTDIR)$(SYSTEMDUNITDIR)/autosync.service \
+		$(DESTDIR)$(BASHCOMPDIR)/autosync
 
 clean:
 	rm -rf $(BUILD)

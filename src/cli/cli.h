@@ -42,6 +42,10 @@ int	cmd_disable(struct cli *, int, char **);
 int	cmd_clear(struct cli *, int, char **);
 int	cmd_destroy_any(struct cli *, int, char **);
 int	cmd_log(struct cli *, int, char **);
+int	cmd_reverse(struct cli *, int, char **);
+int	cmd_metrics(struct cli *, int, char **);
+int	cmd_mount_destination(struct cli *, int, char **);
+int	cmd_umount_destination(struct cli *, int, char **);
 int	cmd_daemon(struct cli *, int, char **);
 
 /*

@@ -1,7 +1,8 @@
 /*
  * cmd_service.c - the service: create, list, show, get, set, run,
  * enable, disable, clear, destroy (of a service; destroy DS@SNAP is the
- * snapshot's), log, daemon.
+ * snapshot's), log, reverse, mount-destination, umount-destination,
+ * daemon.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,11 @@
 #include "cli/cli.h"
 #include "repl/snapstore.h"
 #include "service/control.h"
+#include "repl/sync.h"
+#include "service/guard.h"
+#include "service/metrics.h"
+#include "service/mountdst.h"
+#include "service/reverse.h"
 #include "service/runner.h"
 #include "service/sched.h"
 #include "service/store.h"
@@ -87,17 +93,42 @@ static const char usage_state[] =
 "snapshots stay).  'destroy DATASET@NAME' destroys a snapshot.\n";
 
 static const char usage_log[] =
-"usage: autosync log [-f] NAME\n"
+"usage: autosync log [-f | --follow] NAME\n"
 "\n"
 "The service's events, oldest first, one per line, UTC; how much a run\n"
 "says is its trace_level (0-3).  -f: then follow, printing events as\n"
 "they come, until the service is destroyed or the command is stopped.\n";
 
-static const char usage_daemon[] =
-"usage: autosync daemon\n"
+static const char usage_reverse[] =
+"usage: autosync reverse [--force] NAME\n"
 "\n"
-"Run the services in the foreground until SIGTERM or SIGINT.  State:\n"
-"autosync.db in the state directory; control socket autosync.sock.\n";
+"Failback: the destination of NAME becomes its source and the source its\n"
+"destination, incrementally from the snapshot both hold.  Refused unless\n"
+"the destination holds the newest snapshot of the source (run a final\n"
+"sync first) and the source has not changed since (--force: roll those\n"
+"changes back now, with a run).  Two local directories only.\n";
+
+static const char usage_mount[] =
+"usage: autosync mount-destination NAME [PATH]\n"
+"       autosync umount-destination NAME [PATH]\n"
+"\n"
+"Mount the destination of NAME read-only (a bind mount) at PATH, by\n"
+"default STATE/mnt/NAME, or unmount it.  Runs go on; the mount shows\n"
+"each snapshot as it is committed.  Local directory destinations; root.\n";
+
+static const char usage_daemon[] =
+"usage: autosync daemon [--metrics [ADDR:]PORT]\n"
+"\n"
+"Run the services in the foreground until SIGTERM or SIGINT (SIGHUP:\n"
+"read them again).  State: autosync.db in the state directory; control\n"
+"socket autosync.sock.  --metrics serves 'autosync metrics' over HTTP\n"
+"(GET /metrics) on a loopback address: PORT (127.0.0.1), [::1]:PORT.\n";
+
+static const char usage_metrics[] =
+"usage: autosync metrics\n"
+"\n"
+"The services' state, last success, durations, bytes and run counts in\n"
+"the Prometheus text format (for a node_exporter textfile collector).\n";
 
 static char *
 state_dir(struct cli *cli, struct as_err *err)
@@ -302,8 +333,23 @@ cmd_create(struct cli *cli, int argc, char **argv)
 	    (nolatest && store_prop_check("latest", "off", &err) == -1))
 		return cli_usage_error(usage_create, "create: %s", err.msg);
 	sched_format(&sc, canon, sizeof(canon));
-	if ((st = open_store(cli, &sdir, &err)) == NULL ||
-	    store_svc_create(st, name, src, dst, canon,
+	if ((st = open_store(cli, &sdir, &err)) == NULL)
+		goto fail;
+	{
+		struct svc *all = NULL;
+		size_t nall = 0;
+
+		if (store_svc_list(st, &all, &nall, &err) == -1)
+			goto fail;
+		rc = guard_endpoints(name, src, dst, all, nall, &err);
+		svc_list_free(all, nall);
+		if (rc == -1) {
+			rc = cli_usage_error(usage_create, "create: %s",
+			    err.msg);
+			goto out;
+		}
+	}
+	if (store_svc_create(st, name, src, dst, canon,
 	    (int64_t)time(NULL) * 1000, &err) == -1)
 		goto fail;
 	for (i = 0; i < NPVAL; i++)
@@ -660,7 +706,7 @@ state_verb(struct cli *cli, int argc, char **argv, const char *verb)
 	struct svc v;
 	char *sdir = NULL;
 	int64_t now = (int64_t)time(NULL) * 1000;
-	int rc;
+	int rc, lock;
 
 	if ((rc = simple_opts(argc, argv, usage_state, verb, NULL)) >= 0)
 		return rc;
@@ -678,13 +724,42 @@ state_verb(struct cli *cli, int argc, char **argv, const char *verb)
 			    v.name);
 			goto fail;
 		}
+		{
+			char *mp = NULL;
+
+			if (mountdst_active(sdir, v.name, &mp, &err) == 1) {
+				as_err_set(&err, AS_E_CONFLICT, 0, "the "
+				    "destination of '%s' is mounted on '%s': "
+				    "'autosync umount-destination %s' first",
+				    v.name, mp, v.name);
+				free(mp);
+				goto fail;
+			}
+			as_err_clear(&err);
+		}
 		/* NAME-latest is the service's; autosync_* stay (prune) */
 		if (runner_drop_latest(sdir, v.name, v.source, &err) == -1) {
 			log_warn("cannot remove '%s%s': %s", v.name,
 			    RUNNER_LATEST_SUFFIX, cli_esc(err.msg));
 			as_err_clear(&err);
 		}
+		/*
+		 * Hold the run lock while forgetting it, so that no run
+		 * (of a daemon or a foreground `run`) is in between.
+		 */
+		if ((lock = supervisor_lock(sdir, v.name, &err)) == -1)
+			goto fail;
 		rc = store_svc_destroy(st, v.name, &err);
+		if (rc == 0) {
+			char *p = xasprintf("%s/run/%s.lock", sdir, v.name);
+
+			(void)unlink(p);
+			free(p);
+			p = xasprintf("%s/run/%s.mnt", sdir, v.name);
+			(void)unlink(p);
+			free(p);
+		}
+		close(lock);
 	} else if (strcmp(verb, "enable") == 0)
 		rc = v.state != SVC_DISABLED ? 0 :
 		    store_svc_set_state(st, v.name, SVC_ONLINE, now, &err);
@@ -811,6 +886,135 @@ out:
 	return rc;
 }
 
+int
+cmd_reverse(struct cli *cli, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "force",	no_argument,	NULL, 'F' },
+		{ "help",	no_argument,	NULL, 'h' },
+		{ NULL,		0,		NULL, 0 }
+	};
+	struct reverse_result res;
+	struct supervisor_run r;
+	struct as_err err;
+	struct store *st = NULL;
+	struct svc v;
+	char *sdir = NULL;
+	int ch, force = 0, lock = -1, rc;
+
+	while ((ch = getopt_long(argc, argv, "Fh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'F':
+			force = 1;
+			break;
+		case 'h':
+			return cli_help(usage_reverse);
+		default:
+			return cli_bad_option(usage_reverse, "reverse", argv);
+		}
+	}
+	if (argc - optind != 1)
+		return cli_usage_error(usage_reverse, "reverse: expected NAME");
+	as_err_clear(&err);
+	memset(&v, 0, sizeof(v));
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    store_svc_get(st, argv[optind], &v, &err) == -1 ||
+	    (lock = supervisor_lock(sdir, v.name, &err)) == -1)
+		goto fail;
+	if (reverse_dir(sdir, v.source, v.dest, force, &res, &err) == -1 ||
+	    store_svc_set_endpoints(st, v.name, v.dest, v.source,
+	    (int64_t)time(NULL) * 1000, &err) == -1) {
+		as_err_prefix(&err, "reverse '%s'", v.name);
+		goto fail;
+	}
+	close(lock);
+	lock = -1;
+	/* the old source's NAME-latest would name a stale snapshot */
+	if (runner_drop_latest(sdir, v.name, v.source, &err) == -1)
+		log_warn("cannot remove '%s%s' of '%s': %s", v.name,
+		    RUNNER_LATEST_SUFFIX, cli_esc(v.source), cli_esc(err.msg));
+	as_err_clear(&err);
+	log_info("reversed '%s': source '%s', destination '%s', from '%s'",
+	    v.name, cli_esc(v.dest), cli_esc(v.source), res.common);
+	if (res.ndiff > 0) {
+		/* --force: roll the new destination back now */
+		log_info("'%s' changed since '%s' (%" PRIu64 " differences): "
+		    "rolling it back", cli_esc(v.source), res.common,
+		    res.ndiff);
+		if (supervisor_run_flags(st, sdir, v.name, SYNC_FORCE, &r,
+		    &err) == -1)
+			goto fail;
+	}
+	poke(sdir);
+	rc = 0;
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
+	if (lock >= 0)
+		close(lock);
+	svc_release(&v);
+	store_close(st);
+	free(sdir);
+	return rc;
+}
+
+static int
+mount_verb(struct cli *cli, int argc, char **argv, int mount)
+{
+	struct as_err err;
+	struct store *st = NULL;
+	struct svc v;
+	char *sdir = NULL, *where = NULL;
+	const char *cmd = mount ? "mount-destination" : "umount-destination";
+	int rc;
+
+	if ((rc = simple_opts(argc, argv, usage_mount, cmd, NULL)) >= 0)
+		return rc;
+	if (argc - optind < 1 || argc - optind > 2)
+		return cli_usage_error(usage_mount, "%s: expected NAME [PATH]",
+		    cmd);
+	as_err_clear(&err);
+	memset(&v, 0, sizeof(v));
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    store_svc_get(st, argv[optind], &v, &err) == -1)
+		goto fail;
+	if (mount)
+		rc = mountdst_mount(sdir, v.name, v.dest, argc - optind == 2 ?
+		    argv[optind + 1] : NULL, &where, &err);
+	else
+		rc = mountdst_umount(sdir, v.name, argc - optind == 2 ?
+		    argv[optind + 1] : NULL, &where, &err);
+	if (rc == -1)
+		goto fail;
+	if (mount)
+		printf("%s\n", cli_esc(where));
+	(void)store_event(st, v.name, (int64_t)time(NULL) * 1000, mount ?
+	    "destination mounted read-only" : "destination unmounted", NULL);
+	rc = 0;
+	goto out;
+fail:
+	rc = cli_error(&err);
+out:
+	free(where);
+	svc_release(&v);
+	store_close(st);
+	free(sdir);
+	return rc;
+}
+
+int
+cmd_mount_destination(struct cli *cli, int argc, char **argv)
+{
+	return mount_verb(cli, argc, argv, 1);
+}
+
+int
+cmd_umount_destination(struct cli *cli, int argc, char **argv)
+{
+	return mount_verb(cli, argc, argv, 0);
+}
+
 static void
 daemon_note(const char *msg)
 {
@@ -820,19 +1024,61 @@ daemon_note(const char *msg)
 int
 cmd_daemon(struct cli *cli, int argc, char **argv)
 {
+	static const struct option lo[] = {
+		{ "metrics",	required_argument,	NULL, 'm' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 }
+	};
 	struct as_err err;
+	const char *metrics = NULL;
 	char *sdir;
-	int rc;
+	int rc, ch;
 
-	if ((rc = simple_opts(argc, argv, usage_daemon, "daemon", NULL)) >= 0)
-		return rc;
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'm':
+			metrics = optarg;
+			break;
+		case 'h':
+			return cli_help(usage_daemon);
+		default:
+			return cli_bad_option(usage_daemon, "daemon", argv);
+		}
+	}
 	if (argc - optind != 0)
 		return cli_usage_error(usage_daemon, "daemon: no arguments");
 	as_err_clear(&err);
 	if ((sdir = state_dir(cli, &err)) == NULL)
 		return cli_error(&err);
-	rc = supervisor_daemon(sdir, daemon_note, &err) == -1 ?
-	    cli_error(&err) : 0;
+	rc = supervisor_daemon_metrics(sdir, metrics, daemon_note, &err) ==
+	    -1 ? cli_error(&err) : 0;
+	free(sdir);
+	return rc;
+}
+
+int
+cmd_metrics(struct cli *cli, int argc, char **argv)
+{
+	struct buf b = BUF_INIT;
+	struct as_err err;
+	struct store *st;
+	char *sdir = NULL;
+	int rc;
+
+	if ((rc = simple_opts(argc, argv, usage_metrics, "metrics",
+	    NULL)) >= 0)
+		return rc;
+	if (argc - optind != 0)
+		return cli_usage_error(usage_metrics, "metrics: no arguments");
+	as_err_clear(&err);
+	rc = 0;
+	if ((st = open_store(cli, &sdir, &err)) == NULL ||
+	    metrics_write(st, &b, &err) == -1)
+		rc = cli_error(&err);
+	else
+		fwrite(b.data, 1, b.len, stdout);
+	buf_release(&b);
+	store_close(st);
 	free(sdir);
 	return rc;
 }

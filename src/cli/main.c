@@ -52,7 +52,13 @@ static const struct cmd {
 	{ "disable",	cmd_disable,	"stop scheduling a service" },
 	{ "clear",	cmd_clear,	"return a service from maintenance" },
 	{ "log",	cmd_log,	"a service's events" },
+	{ "reverse",	cmd_reverse,	"swap a service's source and destination" },
+	{ "mount-destination", cmd_mount_destination,
+	    "mount a service's replica read-only" },
+	{ "umount-destination", cmd_umount_destination,
+	    "unmount it" },
 	{ "daemon",	cmd_daemon,	"run the services (foreground)" },
+	{ "metrics",	cmd_metrics,	"the services in Prometheus format" },
 };
 
 #define NCMDS	(sizeof(cmds) / sizeof(cmds[0]))

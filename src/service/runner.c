@@ -345,6 +345,10 @@ runner_drop_latest(const char *state_dir, const char *name, const char *src,
 	snprintf(alias, sizeof(alias), "%s" RUNNER_LATEST_SUFFIX, name);
 	if ((l = local_source(state_dir, src, &ss, err)) <= 0)
 		return l;
+	if (access(ss.dir, F_OK) == -1 && errno == ENOENT) {
+		snapstore_release(&ss);
+		return 0;	/* never synced: no catalogs, no alias */
+	}
 	if (lock_wait(&ss, err) == -1 ||
 	    (snapstore_destroy(&ss, alias, err) == -1 &&
 	    err->code != AS_E_NOTFOUND))
@@ -388,6 +392,18 @@ runner_run(struct runner *r, struct runner_result *res)
 	}
 	say(r, RUN_LOG_DEBUG, "run %" PRId64 " started (pid %ld)", r->run_id,
 	    (long)getpid());
+	if (r->changed_full == 1)
+		say(r, RUN_LOG_DEBUG, "changes: everything (a new journal or "
+		    "an overflow)");
+	else if (r->changed_full == 0 && r->nchanged == 0)
+		say(r, RUN_LOG_DEBUG, "changes: none (a requested or periodic "
+		    "run)");
+	else if (r->changed_full == 0)
+		say(r, RUN_LOG_DEBUG, "changes: %zu director%s: '%s'%s%s%s",
+		    r->nchanged, r->nchanged == 1 ? "y" : "ies",
+		    r->changed[0], r->nchanged > 1 ? " ... '" : "",
+		    r->nchanged > 1 ? r->changed[r->nchanged - 1] : "",
+		    r->nchanged > 1 ? "'" : "");
 	if (runner_check(r->dest, r->p.keep_dst, &err) == -1) {
 		fail(res, &err);
 		goto out;
@@ -402,6 +418,7 @@ runner_run(struct runner *r, struct runner_result *res)
 	o.state_dir = r->state_dir;
 	o.remote = &r->p.ro;
 	o.keep_src = r->p.keep_src;
+	o.flags = r->p.sync_flags;
 	if (r->p.keep_src == 0)
 		o.flags |= SYNC_NO_PRUNE;
 	if (sync_run(r->source, r->dest, &o, &sr, &err) == -1)

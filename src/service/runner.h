@@ -57,6 +57,7 @@ struct runner_props {
 	char		*post_hook;
 	int64_t		 hook_timeout_ms;
 	struct remote_opts ro;		/* rate limit, compression */
+	int		 sync_flags;	/* SYNC_* (not a property: reverse) */
 };
 
 /* How a run ended: what the child writes to the daemon. */
@@ -83,6 +84,14 @@ struct runner {
 	 * by a thread of the run into runner_rate_live(); -1: none.
 	 */
 	int		 rate_fd;
+	/*
+	 * Continuous services with a change journal (changes.h): what
+	 * changed since the last run, for the log (trace level 3) until
+	 * dir_scan can narrow the scan to it.  changed_full < 0: no journal.
+	 */
+	int		 changed_full;
+	char		**changed;
+	size_t		 nchanged;
 };
 
 int	runner_props_load(struct store *st, const char *name,

@@ -121,13 +121,18 @@ dberr(struct store *st, int rc, const char *what, struct as_err *err)
 {
 	enum as_errcode code = AS_E_IO;
 
-	if (rc == SQLITE_FULL)
+	int e = st != NULL && st->db != NULL ? sqlite3_system_errno(st->db) :
+	    0;
+
+	/* a full volume can surface as an I/O error (creating the WAL) */
+	if (rc == SQLITE_FULL || e == ENOSPC || e == EDQUOT)
 		code = AS_E_NOSPACE;
 	else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
 		code = AS_E_TIMEOUT;
-	return as_err_set(err, code, 0, "state database: %s: %s", what,
+	return as_err_set(err, code, 0, "state database: %s: %s%s", what,
 	    st != NULL && st->db != NULL ? sqlite3_errmsg(st->db) :
-	    sqlite3_errstr(rc));
+	    sqlite3_errstr(rc), code == AS_E_NOSPACE && rc != SQLITE_FULL ?
+	    " (no space left on its volume)" : "");
 }
 
 static sqlite3_stmt *
@@ -598,6 +603,35 @@ store_svc_set_schedule(struct store *st, const char *name,
 	bind_text(s, 1, schedule);
 	bind_text(s, 2, name);
 	return change_one(st, s, name, "set schedule", err);
+}
+
+int
+store_svc_set_endpoints(struct store *st, const char *name, const char *src,
+    const char *dst, int64_t now, struct as_err *err)
+{
+	sqlite3_stmt *s;
+	char *msg;
+	int rc;
+
+	if (begin(st, err) == -1)
+		return -1;
+	if ((s = prep(st, "UPDATE services SET source = ?, dest = ? WHERE "
+	    "name = ?", err)) == NULL)
+		goto fail;
+	bind_text(s, 1, src);
+	bind_text(s, 2, dst);
+	bind_text(s, 3, name);
+	if (change_one(st, s, name, "set endpoints", err) == -1)
+		goto fail;
+	msg = xasprintf("reversed: source '%s', destination '%s'", src, dst);
+	rc = store_event(st, name, now, msg, err);
+	free(msg);
+	if (rc == -1)
+		goto fail;
+	return commit(st, err);
+fail:
+	rollback(st);
+	return -1;
 }
 
 const struct store_propdef *

@@ -108,6 +108,10 @@ int	store_svc_set_next(struct store *st, const char *name, int64_t next,
 /* The schedule, already in canonical form. */
 int	store_svc_set_schedule(struct store *st, const char *name,
 	    const char *schedule, struct as_err *err);
+/* New endpoints (reverse), with an event saying so. */
+int	store_svc_set_endpoints(struct store *st, const char *name,
+	    const char *src, const char *dst, int64_t now,
+	    struct as_err *err);
 /* clear: failures since the last success back to 0, state online. */
 int	store_svc_clear(struct store *st, const char *name, int64_t now,
 	    struct as_err *err);

@@ -26,7 +26,11 @@
 #include "base/xmalloc.h"
 #include "repl/remote.h"
 #include "repl/sync.h"
+#include "repl/endpoint.h"
+#include "repl/snapstore.h"
+#include "service/changes.h"
 #include "service/control.h"
+#include "service/metrics.h"
 #include "service/hook.h"
 #include "service/runner.h"
 #include "service/sched.h"
@@ -37,6 +41,12 @@
 #define MAX_CLIENTS	32
 #define MAX_WAITERS	8
 #define TICK_MS		1000	/* re-read the store at least this often */
+/*
+ * A continuous service whose source has a change journal runs when it
+ * changed, and at least this often anyway (what the journal cannot see:
+ * changes on another machine's NFS client, a dropped watch).
+ */
+#define QUIET_RUN_MS	(60 * 1000)
 
 /*
  * What a run's child writes to its pipe: records of one write each
@@ -72,10 +82,14 @@ struct job {
 	int		 nwaiters;
 	int		 seen;
 	int64_t		 shown_next;	/* next_run last written */
+	struct changes	*chg;		/* continuous, local source: journal */
+	char		*chg_root;	/* what it watches */
+	int		 chg_failed;	/* cannot watch chg_root: no retry */
 };
 
 struct client {
 	int		 fd;
+	int		 http;		/* a metrics request, not control */
 	size_t		 len;
 	char		 buf[CONTROL_LINE_MAX];
 };
@@ -87,6 +101,7 @@ struct daemon {
 	size_t		 njobs;
 	struct client	 clients[MAX_CLIENTS];
 	int		 listen_fd;
+	int		 metrics_fd;	/* -1: no metrics listener */
 	int		 sig_fd;
 	int		 stopping;
 	supervisor_note_fn note;
@@ -307,8 +322,22 @@ fg_log(void *arg, int level, const char *msg)
 }
 
 int
+supervisor_lock(const char *state_dir, const char *name, struct as_err *err)
+{
+	return lock_service(state_dir, name, err);
+}
+
+int
 supervisor_run_now(struct store *st, const char *state_dir, const char *name,
     struct supervisor_run *out, struct as_err *err)
+{
+	return supervisor_run_flags(st, state_dir, name, 0, out, err);
+}
+
+int
+supervisor_run_flags(struct store *st, const char *state_dir,
+    const char *name, int sync_flags, struct supervisor_run *out,
+    struct as_err *err)
 {
 	struct runner r;
 	struct runner_result cr;
@@ -334,6 +363,7 @@ supervisor_run_now(struct store *st, const char *state_dir, const char *name,
 	if (runner_props_load(st, name, &r.p, err) == -1 ||
 	    (lock = lock_service(state_dir, name, err)) == -1)
 		goto out;
+	r.p.sync_flags = sync_flags;
 	started = wall_ms();
 	if (store_run_begin(st, name, started, (long)getpid(), &run_id,
 	    err) == -1) {
@@ -348,6 +378,7 @@ supervisor_run_now(struct store *st, const char *state_dir, const char *name,
 	r.log = fg_log;
 	r.log_arg = &fl;
 	r.rate_fd = -1;
+	r.changed_full = -1;
 	runner_run(&r, &cr);
 	close(lock);
 	if (finish(st, name, run_id, started, prior, &cr, out, err) == -1)
@@ -365,6 +396,45 @@ out:
 }
 
 /* ---- the daemon -------------------------------------------------- */
+
+/*
+ * Give continuous services with a local directory source a change
+ * journal (and take it from others): watched while the daemon runs, so
+ * that an unchanged tree is not scanned every interval.
+ */
+static void
+journal_sync(struct job *j, const struct svc *v)
+{
+	struct endpoint se;
+	struct sched sc;
+	char *abs = NULL;
+	int want;
+
+	memset(&se, 0, sizeof(se));
+	want = v->state != SVC_DISABLED && sched_parse(v->schedule, &sc,
+	    NULL) == 0 && sc.kind == SCHED_CONTINUOUS &&
+	    endpoint_parse(&se, v->source, NULL) == 0 &&
+	    se.kind == EP_LOCAL && (abs = snapstore_abspath(se.path,
+	    NULL)) != NULL;
+	endpoint_release(&se);
+	if (want && j->chg_root != NULL && strcmp(j->chg_root, abs) == 0) {
+		free(abs);
+		return;
+	}
+	changes_close(j->chg);
+	j->chg = NULL;
+	free(j->chg_root);
+	j->chg_root = NULL;
+	j->chg_failed = 0;
+	if (!want) {
+		free(abs);
+		return;
+	}
+	j->chg_root = abs;
+	/* a source that is not there yet: runs report it, no journal */
+	if ((j->chg = changes_open(abs, NULL)) == NULL)
+		j->chg_failed = 1;
+}
 
 static void
 note(struct daemon *d, const char *fmt, ...)
@@ -431,6 +501,8 @@ reload(struct daemon *d, struct svc **vp, size_t *np, struct as_err *err)
 			    "destroyed");
 			close(j->waiters[k]);
 		}
+		changes_close(j->chg);
+		free(j->chg_root);
 		free(j->name);
 		d->jobs[i] = d->jobs[--d->njobs];
 	}
@@ -475,8 +547,11 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 		_exit(1);
 	signal(SIGTERM, child_term);
 	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	sigprocmask(SIG_SETMASK, &d->oldmask, NULL);
 	close(d->listen_fd);
+	if (d->metrics_fd >= 0)
+		close(d->metrics_fd);
 	close(d->sig_fd);
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (d->clients[i].fd >= 0)
@@ -488,6 +563,11 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 	r->run_id = j->run_id;
 	r->log = child_log;
 	r->log_arg = &wfd;
+	for (i = 0; i < (int)d->njobs; i++) {
+		/* the daemon's journals; this run's list was taken */
+		changes_close(d->jobs[i].chg);
+		d->jobs[i].chg = NULL;
+	}
 	memset(&m, 0, sizeof(m));
 	m.type = CHILD_RESULT;
 	runner_run(r, &m.r);
@@ -506,6 +586,7 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 
 	as_err_clear(&err);
 	memset(&r, 0, sizeof(r));
+	r.changed_full = -1;
 	j->pending = 0;
 	j->prior = v->state == SVC_DISABLED ? SVC_DISABLED : SVC_ONLINE;
 	if (runner_props_load(d->st, j->name, &r.p, &err) == -1 ||
@@ -531,8 +612,13 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 		close(c[1]);
 		goto fail_lock;
 	}
+	if (j->chg != NULL)
+		changes_take(j->chg, &r.changed_full, &r.changed, &r.nchanged);
 	if ((pid = fork()) == -1) {
 		as_err_sys(&err, errno, "fork");
+		changes_free_list(r.changed, r.nchanged);
+		if (j->chg != NULL)
+			changes_force_full(j->chg);
 		close(p[0]);
 		close(p[1]);
 		close(c[0]);
@@ -550,6 +636,7 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 		r.rate_fd = c[0];
 		child_run(d, j, v, &r, p[1], parent);
 	}
+	changes_free_list(r.changed, r.nchanged);
 	close(p[1]);
 	close(c[0]);
 	(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
@@ -656,6 +743,8 @@ end_run(struct daemon *d, struct job *j, int status)
 	as_err_clear(&err);
 	if (d->stopping && !j->have_res) {
 		/* we stopped it: not the run's failure (§F 69) */
+		if (j->chg != NULL)
+			changes_force_full(j->chg);
 		if (store_run_interrupted(d->st, j->name, j->run_id,
 		    wall_ms(), j->prior, &err) == -1)
 			note(d, "record run of '%s': %s", j->name, err.msg);
@@ -673,6 +762,14 @@ end_run(struct daemon *d, struct job *j, int status)
 	    &out, &err) == -1)
 		note(d, "record run of '%s': %s", j->name, err.msg);
 	j->retry_mono = -1;
+	if (cr.code != AS_E_OK && j->chg != NULL)
+		changes_force_full(j->chg);	/* its changes were not sent */
+	if (cr.code == AS_E_OK && j->chg_failed) {
+		/* the source exists now: watch it from the next loop */
+		free(j->chg_root);
+		j->chg_root = NULL;
+		j->chg_failed = 0;
+	}
 	if (cr.code != AS_E_OK && out.state == SVC_ONLINE) {
 		struct svc v;
 
@@ -747,6 +844,21 @@ due_of(const struct job *j, const struct svc *v, int64_t now_mono,
 	} else if (sc.kind == SCHED_CONTINUOUS) {
 		if (j->end_mono >= 0)
 			due = j->end_mono + sc.interval * 1000;
+		/*
+		 * With a journal a run starts only for a change: at most one
+		 * start per interval, right after the last run if it took
+		 * longer (the latency of a change is the run, not a pause).
+		 */
+		if (j->end_mono >= 0 && j->chg != NULL) {
+			due = j->start_mono + sc.interval * 1000;
+			if (due < j->end_mono)
+				due = j->end_mono;
+		}
+		/* nothing changed: wait for a change, or the quiet limit */
+		if (j->end_mono >= 0 && j->chg != NULL &&
+		    !changes_pending(j->chg) &&
+		    due < j->start_mono + QUIET_RUN_MS)
+			due = j->start_mono + QUIET_RUN_MS;
 		else if (v->last_end >= 0)
 			due = now_mono + (v->last_end + sc.interval * 1000 -
 			    now_wall);
@@ -847,6 +959,37 @@ done:
 	client_close(c);
 }
 
+/* Answer one HTTP request for the metrics, then close. */
+static void
+http_answer(struct daemon *d, struct client *c)
+{
+	struct buf body = BUF_INIT;
+	struct as_err err;
+	char hdr[256];
+	int n, ok;
+
+	as_err_clear(&err);
+	ok = strncmp(c->buf, "GET /metrics ", 13) == 0 ||
+	    strncmp(c->buf, "GET / ", 6) == 0;
+	if (!ok)
+		buf_add(&body, "only GET /metrics here\n", 24);
+	else if (metrics_write(d->st, &body, &err) == -1) {
+		ok = -1;
+		buf_reset(&body);
+		buf_add(&body, err.msg, strlen(err.msg));
+		buf_add(&body, "\n", 1);
+	}
+	n = snprintf(hdr, sizeof(hdr), "HTTP/1.0 %s\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+	    ok == 1 ? "200 OK" : ok == 0 ? "404 Not Found" :
+	    "500 Internal Server Error", ok == 1 ? METRICS_CONTENT_TYPE :
+	    "text/plain", body.len);
+	if (io_write_full(c->fd, hdr, (size_t)n) == 0)
+		(void)io_write_full(c->fd, body.data, body.len);
+	buf_release(&body);
+	client_close(c);
+}
+
 static void
 client_read(struct daemon *d, struct client *c)
 {
@@ -861,6 +1004,10 @@ client_read(struct daemon *d, struct client *c)
 		return;
 	}
 	c->len += (size_t)r;
+	if (c->http && memchr(c->buf, '\n', c->len) != NULL) {
+		http_answer(d, c);
+		return;
+	}
 	if ((nl = memchr(c->buf, '\n', c->len)) != NULL) {
 		*nl = '\0';
 		handle(d, c, c->buf);
@@ -871,11 +1018,11 @@ client_read(struct daemon *d, struct client *c)
 }
 
 static void
-accept_clients(struct daemon *d)
+accept_clients(struct daemon *d, int lfd, int http)
 {
 	int fd, i;
 
-	while ((fd = accept4(d->listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
 		for (i = 0; i < MAX_CLIENTS; i++)
 			if (d->clients[i].fd < 0)
 				break;
@@ -886,6 +1033,7 @@ accept_clients(struct daemon *d)
 		}
 		d->clients[i].fd = fd;
 		d->clients[i].len = 0;
+		d->clients[i].http = http;
 	}
 }
 
@@ -941,6 +1089,13 @@ int
 supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
     struct as_err *err)
 {
+	return supervisor_daemon_metrics(state_dir, NULL, notefn, err);
+}
+
+int
+supervisor_daemon_metrics(const char *state_dir, const char *metrics,
+    supervisor_note_fn notefn, struct as_err *err)
+{
 	struct daemon d;
 	struct pollfd *pfd = NULL;
 	struct signalfd_siginfo si;
@@ -956,7 +1111,7 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 	memset(&d, 0, sizeof(d));
 	d.state_dir = state_dir;
 	d.note = notefn;
-	d.listen_fd = d.sig_fd = -1;
+	d.listen_fd = d.sig_fd = d.metrics_fd = -1;
 	for (i = 0; i < MAX_CLIENTS; i++)
 		d.clients[i].fd = -1;
 	srandom((unsigned)(getpid() ^ wall_ms()));
@@ -978,6 +1133,7 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &mask, &d.oldmask) == -1 ||
 	    (d.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) ==
 	    -1) {
@@ -986,6 +1142,9 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 	}
 	sock = supervisor_sock_path(state_dir);
 	if ((d.listen_fd = control_listen(sock, err)) == -1)
+		goto out;
+	if (metrics != NULL &&
+	    (d.metrics_fd = metrics_listen(metrics, err)) == -1)
 		goto out;
 	note(&d, "daemon started on '%s'", state_dir);
 	while (!d.stopping) {
@@ -1001,6 +1160,7 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 			if ((j = job_find(&d, vs[i].name)) == NULL ||
 			    j->pid != 0)
 				continue;
+			journal_sync(j, &vs[i]);
 			due = due_of(j, &vs[i], now_mono, now_wall, &show);
 			if (j->pending && vs[i].state != SVC_MAINTENANCE)
 				due = now_mono;
@@ -1015,7 +1175,7 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 			    NULL) == 0)
 				j->shown_next = show;
 		}
-		pfd = xreallocarray(pfd, 2 + MAX_CLIENTS + d.njobs,
+		pfd = xreallocarray(pfd, 3 + MAX_CLIENTS + 2 * d.njobs,
 		    sizeof(*pfd));
 		pfd[0].fd = d.sig_fd;
 		pfd[0].events = POLLIN;
@@ -1034,8 +1194,16 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 			    -1;
 			pfd[2 + MAX_CLIENTS + i].events = POLLIN;
 			pfd[2 + MAX_CLIENTS + i].revents = 0;
+			k = 2 + MAX_CLIENTS + (int)(d.njobs + i);
+			pfd[k].fd = j->chg != NULL ? changes_fd(j->chg) : -1;
+			pfd[k].events = POLLIN;
+			pfd[k].revents = 0;
 		}
-		n = poll(pfd, 2 + MAX_CLIENTS + d.njobs, (int)timeout);
+		k = 2 + MAX_CLIENTS + 2 * (int)d.njobs;
+		pfd[k].fd = d.metrics_fd;
+		pfd[k].events = POLLIN;
+		pfd[k].revents = 0;
+		n = poll(pfd, 3 + MAX_CLIENTS + 2 * d.njobs, (int)timeout);
 		if (n == -1 && errno != EINTR) {
 			as_err_sys(err, errno, "poll");
 			goto out;
@@ -1048,14 +1216,29 @@ supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
 				if (si.ssi_signo == SIGTERM ||
 				    si.ssi_signo == SIGINT)
 					d.stopping = 1;
+				else if (si.ssi_signo == SIGHUP)
+					/*
+					 * The store is read every loop: a
+					 * reload is that, and running runs
+					 * keep the settings they started with
+					 * (§F 69).
+					 */
+					note(&d, "SIGHUP: services read again");
 			reap(&d);
 		}
-		for (i = 0; i < d.njobs; i++)
+		for (i = 0; i < d.njobs; i++) {
 			if (d.jobs[i].pid != 0 && d.jobs[i].res_fd >= 0 &&
 			    (pfd[2 + MAX_CLIENTS + i].revents & POLLIN))
 				(void)job_read(&d, &d.jobs[i]);
+			if (d.jobs[i].chg != NULL && (pfd[2 + MAX_CLIENTS +
+			    d.njobs + i].revents & POLLIN))
+				(void)changes_read(d.jobs[i].chg, NULL);
+		}
 		if (pfd[1].revents & POLLIN)
-			accept_clients(&d);
+			accept_clients(&d, d.listen_fd, 0);
+		k = 2 + MAX_CLIENTS + 2 * (int)d.njobs;
+		if (d.metrics_fd >= 0 && (pfd[k].revents & POLLIN))
+			accept_clients(&d, d.metrics_fd, 1);
 		for (k = 0; k < MAX_CLIENTS; k++)
 			if (d.clients[k].fd >= 0 &&
 			    (pfd[2 + k].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -1070,6 +1253,8 @@ out:
 	for (i = 0; i < d.njobs; i++) {
 		for (k = 0; k < d.jobs[i].nwaiters; k++)
 			close(d.jobs[i].waiters[k]);
+		changes_close(d.jobs[i].chg);
+		free(d.jobs[i].chg_root);
 		free(d.jobs[i].name);
 	}
 	free(d.jobs);
@@ -1079,6 +1264,8 @@ out:
 		close(d.listen_fd);
 		unlink(sock);
 	}
+	if (d.metrics_fd >= 0)
+		close(d.metrics_fd);
 	if (d.sig_fd >= 0) {
 		close(d.sig_fd);
 		sigprocmask(SIG_SETMASK, &d.oldmask, NULL);

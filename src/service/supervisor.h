@@ -58,6 +58,18 @@ struct supervisor_run {
  */
 int	supervisor_run_now(struct store *st, const char *state_dir,
 	    const char *name, struct supervisor_run *out, struct as_err *err);
+/* The same with sync flags (SYNC_FORCE: reverse --force). */
+int	supervisor_run_flags(struct store *st, const char *state_dir,
+	    const char *name, int sync_flags, struct supervisor_run *out,
+	    struct as_err *err);
+
+/*
+ * Take service name's run lock (run/NAME.lock) for a command that must
+ * not overlap a run (reverse): a descriptor to close, or -1 with
+ * CONFLICT "busy".
+ */
+int	supervisor_lock(const char *state_dir, const char *name,
+	    struct as_err *err);
 
 /* The daemon's progress, for the CLI to log (may be NULL). */
 typedef void	(*supervisor_note_fn)(const char *msg);
@@ -72,5 +84,12 @@ typedef void	(*supervisor_note_fn)(const char *msg);
  */
 int	supervisor_daemon(const char *state_dir, supervisor_note_fn note,
 	    struct as_err *err);
+/*
+ * The same, also serving the services' metrics (metrics.h) over HTTP on
+ * the loopback address metrics ("PORT", "127.0.0.1:PORT"...) when it is
+ * not NULL: GET /metrics, one request per connection.
+ */
+int	supervisor_daemon_metrics(const char *state_dir, const char *metrics,
+	    supervisor_note_fn note, struct as_err *err);
 
 #endif

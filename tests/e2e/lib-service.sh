@@ -23,7 +23,9 @@ prop_is() {	# NAME PROP VALUE
 same() { assert_same_tree "$1" "$2" >/dev/null 2>&1; }
 
 # start_daemon: a daemon on $AUTOSYNC_STATE_DIR; its PID in daemon_pid
+# (a daemon killed with -9 leaves its socket: it is not a sign of life)
 start_daemon() {
+	rm -f "$AUTOSYNC_STATE_DIR/autosync.sock" &&
 	test_bg 'autosync daemon 2>>daemon.log' &&
 	daemon_pid=$test_bg_pid &&
 	wait_for 10 test -S "$AUTOSYNC_STATE_DIR/autosync.sock"

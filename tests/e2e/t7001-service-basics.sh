@@ -6,32 +6,7 @@ kill -9 of the daemon, then a restart that carries on'
 
 DB=$AUTOSYNC_STATE_DIR/autosync.db
 
-# wait_for SECONDS COMMAND...: poll until COMMAND succeeds
-wait_for() {
-	local deadline=$((SECONDS + $1)); shift
-	while ! "$@" 2>/dev/null; do
-		test $SECONDS -lt $deadline || {
-			echo "wait_for: timed out: $*" >&2; return 1; }
-		sleep 0.1
-	done
-}
-
-prop_ge() {	# NAME PROP N
-	local v
-	v=$(autosync get "$1" "$2") && test "$v" -ge "$3"
-}
-
-prop_is() {	# NAME PROP VALUE
-	test "$(autosync get "$1" "$2")" = "$3"
-}
-
-same() { assert_same_tree "$1" "$2" >/dev/null 2>&1; }
-
-start_daemon() {
-	test_bg 'autosync daemon 2>>daemon.log' &&
-	daemon_pid=$test_bg_pid &&
-	wait_for 10 test -S "$AUTOSYNC_STATE_DIR/autosync.sock"
-}
+. "$TEST_DIRECTORY/lib-service.sh"
 
 test_expect_success 'create, list, show, get, set, destroy' '
 	mkdir src0 &&

@@ -14,13 +14,40 @@ test_expect_success 'make install puts the unit in place with the binary path' '
 	test_path_is_file "$unit" &&
 	test_grep "^ExecStart=$PWD/p/bin/autosync daemon$" "$unit" &&
 	test_grep "^KillMode=mixed$" "$unit" &&
+	test_grep "^ExecReload=/bin/kill -HUP \$MAINPID$" "$unit" &&
 	test_grep "^StateDirectory=autosync$" "$unit" &&
 	test -x p/bin/autosync &&
 	if command -v systemd-analyze >/dev/null; then
 		systemd-analyze verify --man=no "$unit"
 	fi &&
+	test_path_is_file p/share/bash-completion/completions/autosync &&
+	cp p/share/bash-completion/completions/autosync completion.bash &&
 	make -s -C "$TEST_ROOT" uninstall PREFIX="$PWD/p" &&
-	test_path_is_missing "$unit"
+	test_path_is_missing "$unit" &&
+	test_path_is_missing p/share/bash-completion/completions/autosync
+'
+
+# complete WORDS...: what bash completion offers for the last word
+complete_words() {
+	bash -c '
+		. ./completion.bash
+		COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1))
+		_autosync; printf "%s\n" "${COMPREPLY[@]}"' complete "$@"
+}
+
+test_expect_success 'bash completion: commands, services, properties, options' '
+	mkdir -p csrc &&
+	autosync create comp-svc --source "$PWD/csrc" --dest "$PWD/cdst" \
+		--every 1d &&
+	complete_words autosync rev >c && test_grep "^reverse$" c &&
+	complete_words autosync mount- >c && test_grep "^mount-destination$" c &&
+	complete_words autosync show comp >c && test_grep "^comp-svc$" c &&
+	complete_words autosync get comp-svc keep_ >c &&
+	test_grep "^keep_src$" c && test_grep "^keep_dst$" c &&
+	complete_words autosync set comp-svc pre_ >c && test_grep "^pre_hook=$" c &&
+	complete_words autosync create x --pre >c && test_grep "^--pre-hook$" c &&
+	complete_words autosync log --f >c && test_grep "^--follow$" c &&
+	autosync destroy comp-svc
 '
 
 test_expect_success 'destroy: refused while running; then forgets the service, keeps the data' '
@@ -40,6 +67,7 @@ test_expect_success 'destroy: refused while running; then forgets the service, k
 	wait_for 20 prop_is d successes 1 &&
 	assert_same_tree src dst &&
 	autosync destroy d &&
+	test_path_is_missing "$AUTOSYNC_STATE_DIR/run/d.lock" &&
 	test_must_fail autosync show d &&
 	test_must_fail autosync log d &&
 	snaps "$PWD/src" | grep -q "^autosync_" &&
@@ -97,7 +125,24 @@ test_expect_success 'SIGKILL of the daemon mid-hook: no run or hook survives' '
 	wait_for 5 gone "$run_pid" &&
 	wait_for 5 gone "$(cat slow.pid)" &&
 	start_daemon &&
-	log_has t "interrupted" &&
+	wait_for 10 log_has t "interrupted (the daemon or the run was killed)" &&
+	stop_daemon
+'
+
+test_expect_success 'SIGHUP mid-run: the daemon carries on, the run ends normally' '
+	rm -f slow.started &&
+	cat >slow.sh <<-EOF &&
+	#!/bin/sh
+	: >"$PWD/slow.started"
+	sleep 2
+	EOF
+	n=$(autosync get t successes) &&
+	start_daemon &&
+	autosync run t &&
+	wait_for 10 test -e slow.started &&
+	kill -HUP $daemon_pid &&
+	wait_for 20 prop_ge t successes $((n + 1)) &&
+	test -d /proc/$daemon_pid &&
 	stop_daemon
 '
 

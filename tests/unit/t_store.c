@@ -270,6 +270,115 @@ test_runs(void **state)
 	store_close(st);
 }
 
+struct ev {
+	int	n;
+	char	last[256];
+};
+
+static void
+last_event(void *arg, int64_t id, int64_t t, const char *msg)
+{
+	struct ev *e = arg;
+
+	(void)id;
+	(void)t;
+	e->n++;
+	snprintf(e->last, sizeof(e->last), "%s", msg);
+}
+
+/* Properties of this slice: hooks, trace levels, retention; quiet runs,
+ * runs the daemon stopped, reversed endpoints. */
+static void
+test_props_and_ends(void **state)
+{
+	struct store *st;
+	struct as_err err;
+	struct run_result r;
+	struct count c;
+	struct svc v;
+	struct ev e;
+	int64_t id;
+	char *val;
+
+	(void)state;
+	assert_non_null(st = store_open(":memory:", &err));
+	assert_int_equal(store_svc_create(st, "a", "/s", "/d", "every 1m",
+	    1000, &err), 0);
+	assert_int_equal(store_prop_set(st, "a", "trace_level", "3", &err),
+	    0);
+	assert_int_equal(store_prop_set(st, "a", "trace_level", "4", &err),
+	    -1);
+	assert_int_equal(store_prop_set(st, "a", "keep_src", "24", &err), 0);
+	assert_int_equal(store_prop_set(st, "a", "keep_src", "-1", &err),
+	    -1);
+	assert_int_equal(store_prop_set(st, "a", "pre_hook",
+	    "/bin/echo 'a b' c", &err), 0);
+	assert_int_equal(store_prop_set(st, "a", "pre_hook", "echo x",
+	    &err), -1);
+	assert_int_equal(err.code, AS_E_USAGE);
+	assert_int_equal(store_prop_set(st, "a", "post_hook", "", &err), 0);
+	assert_int_equal(store_prop_set(st, "a", "hook_timeout", "0s", &err),
+	    -1);
+	assert_int_equal(store_prop_set(st, "a", "hook_timeout", "90s", &err),
+	    0);
+	assert_int_equal(store_prop_set(st, "a", "recursive", "off", &err),
+	    -1);
+	assert_int_equal(store_prop_get(st, "a", "keep_dst", &val, &err), 0);
+	assert_string_equal(val, "1");
+	free(val);
+	assert_int_equal(store_prop_get(st, "a", "latest", &val, &err), 0);
+	assert_string_equal(val, "on");
+	free(val);
+
+	/* a quiet success leaves no event; a failure always does */
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(store_events(st, "a", 0, last_event, &e, &err), 0);
+	assert_int_equal(e.n, 1);			/* created */
+	assert_int_equal(store_run_begin(st, "a", 2000, 1, &id, &err), 0);
+	memset(&r, 0, sizeof(r));
+	r.ended = 3000;
+	r.ok = 1;
+	r.quiet = 1;
+	assert_int_equal(store_run_end(st, "a", id, 2000, &r, SVC_ONLINE,
+	    -1, &err), 0);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(store_events(st, "a", 0, last_event, &e, &err), 0);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(store_svc_get(st, "a", &v, &err), 0);
+	assert_int_equal(v.successes, 1);
+	svc_release(&v);
+
+	/* stopped by the daemon: interrupted, not a failure */
+	assert_int_equal(store_run_begin(st, "a", 4000, 1, &id, &err), 0);
+	assert_int_equal(store_run_interrupted(st, "a", id, 5000, SVC_ONLINE,
+	    &err), 0);
+	assert_int_equal(store_svc_get(st, "a", &v, &err), 0);
+	assert_int_equal(v.state, SVC_ONLINE);
+	assert_int_equal(v.failures, 0);
+	assert_int_equal(v.consecutive, 0);
+	svc_release(&v);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_runs(st, "a", count_run, &c, &err), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.interrupted, 1);
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(store_events(st, "a", 0, last_event, &e, &err), 0);
+	assert_non_null(strstr(e.last, "interrupted (the daemon stopped)"));
+
+	/* reverse swaps the endpoints, with an event */
+	assert_int_equal(store_svc_set_endpoints(st, "a", "/d", "/s", 6000,
+	    &err), 0);
+	assert_int_equal(store_svc_get(st, "a", &v, &err), 0);
+	assert_string_equal(v.source, "/d");
+	assert_string_equal(v.dest, "/s");
+	svc_release(&v);
+	assert_int_equal(store_svc_set_endpoints(st, "b", "/d", "/s", 6000,
+	    &err), -1);
+	assert_int_equal(err.code, AS_E_NOTFOUND);
+	assert_int_equal(store_integrity_check(st, &err), 0);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -277,6 +386,7 @@ main(void)
 		cmocka_unit_test(test_migrate),
 		cmocka_unit_test(test_crud),
 		cmocka_unit_test(test_runs),
+		cmocka_unit_test(test_props_and_ends),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

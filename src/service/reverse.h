@@ -1,0 +1,46 @@
+/*
+ * reverse.h - failback: the destination of a service becomes its source
+ * and the source its destination, incrementally from the snapshot both
+ * hold, without resending what they share.
+ *
+ * For two local directories (the dir engine), with S the source and D
+ * the destination:
+ *
+ *  1. D holds a snapshot (its .autosync/held.cat) and it is the newest
+ *     snapshot in S's catalogs: otherwise CONFLICT (run a final sync
+ *     first: what S has that D has not would be lost);
+ *  2. S has not changed since that snapshot G (a lstat-only scan of S
+ *     with G as its base, compared with G): otherwise CONFLICT naming the
+ *     first difference, unless force, after which the first run rolls S
+ *     back (SYNC_FORCE);
+ *  3. D's held catalog becomes a committed snapshot in D's catalogs (the
+ *     new source's base: its inodes are D's), with the block hashes of
+ *     S's catalog of G for the files it has unchanged, so that the first
+ *     run after a reverse reads and sends only what changed on D;
+ *  4. S gets a held catalog: S's own catalog of G, which describes S
+ *     exactly as the receiver checks it (inodes, times, modes...), so
+ *     that the first run is incremental and S's drift check passes;
+ *  5. D's catalogs record that S holds G (the prune keeps it).
+ *
+ * Both catalog stores are locked while this runs (CONFLICT "busy").
+ * Remote services are UNSUPPORTED in this version.
+ */
+#ifndef AS_REVERSE_H
+#define AS_REVERSE_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "repl/snapstore.h"
+
+struct reverse_result {
+	char		 common[SNAP_NAME_MAX + 1];	/* G's name */
+	uint64_t	 guid;				/* G */
+	uint64_t	 ndiff;		/* differences of S from G */
+	char		 first[AS_ERR_MSGMAX / 2];	/* the first one */
+};
+
+int	reverse_dir(const char *state_dir, const char *src, const char *dst,
+	    int force, struct reverse_result *res, struct as_err *err);
+
+#endif
