@@ -157,19 +157,19 @@ cut_at() {
 MIB=1048576
 
 test_expect_success 'a cut local transfer resumes at its checkpoint, full and incremental' '
-	truncate -s 192M big.img &&
-	dd if=/dev/urandom of=big.img bs=1M count=160 seek=16 conv=notrunc status=none &&
-	cut_at big2.img.autosync $(( 48 * MIB )) env AUTOSYNC_VOL_CHECKPOINT_MS=0 autosync sync vol:big.img vol:big2.img &&
+	truncate -s 128M big.img &&
+	dd if=/dev/urandom of=big.img bs=1M count=96 seek=16 conv=notrunc status=none &&
+	cut_at big2.img.autosync $(( 40 * MIB )) env AUTOSYNC_VOL_CHECKPOINT_MS=0 autosync sync vol:big.img vol:big2.img &&
 	autosync receive --recover-only vol:big2.img &&
 	grep "^state incomplete" big2.img.autosync &&
 	autosync sync -v vol:big.img vol:big2.img >out &&
 	cat out &&
 	grep "resumed an interrupted transfer at" out &&
-	n=$(data_bytes out) && test "$n" -lt $(( 160 * MIB )) &&
+	n=$(data_bytes out) && test "$n" -lt $(( 96 * MIB )) &&
 	test "$(sha big.img)" = "$(sha big2.img)" &&
 	old=$(sha big2.img) &&
-	dd if=/dev/urandom of=big.img bs=1M count=128 seek=24 conv=notrunc status=none &&
-	cut_at big2.img.autosync $(( 48 * MIB )) env AUTOSYNC_VOL_CHECKPOINT_MS=0 autosync sync vol:big.img vol:big2.img &&
+	dd if=/dev/urandom of=big.img bs=1M count=96 seek=24 conv=notrunc status=none &&
+	cut_at big2.img.autosync $(( 40 * MIB )) env AUTOSYNC_VOL_CHECKPOINT_MS=0 autosync sync vol:big.img vol:big2.img &&
 	autosync receive --recover-only vol:big2.img &&
 	test "$(sha big2.img)" = "$old" &&
 	test -f big2.img.autosync-journal &&
@@ -177,21 +177,21 @@ test_expect_success 'a cut local transfer resumes at its checkpoint, full and in
 	cat out &&
 	grep "incremental from" out &&
 	grep "resumed an interrupted transfer at" out &&
-	n=$(data_bytes out) && test "$n" -lt $(( 128 * MIB )) &&
+	n=$(data_bytes out) && test "$n" -lt $(( 96 * MIB )) &&
 	test "$(sha big.img)" = "$(sha big2.img)" &&
 	test_path_is_missing big2.img.autosync-journal
 '
 
 test_expect_success 'a push killed mid-transfer over tcp resumes there' '
-	truncate -s 128M t.img &&
-	dd if=/dev/urandom of=t.img bs=1M count=112 seek=8 conv=notrunc status=none &&
-	cut_at root/t.img.autosync $(( 48 * MIB )) autosync sync \
-		--rate-limit 40M --key "$T/keys/psk.key" vol:t.img "$U/vol:/t.img" &&
+	truncate -s 112M t.img &&
+	dd if=/dev/urandom of=t.img bs=1M count=96 seek=8 conv=notrunc status=none &&
+	cut_at root/t.img.autosync $(( 40 * MIB )) autosync sync \
+		--rate-limit 48M --key "$T/keys/psk.key" vol:t.img "$U/vol:/t.img" &&
 	grep "^partial_guid" root/t.img.autosync &&
 	sync_tcp -v vol:t.img "$U/vol:/t.img" >out &&
 	cat out &&
 	grep "resumed an interrupted transfer at" out &&
-	n=$(data_bytes out) && test "$n" -lt $(( 112 * MIB )) &&
+	n=$(data_bytes out) && test "$n" -lt $(( 96 * MIB )) &&
 	test "$(sha t.img)" = "$(sha root/t.img)" &&
 	! grep "^partial" root/t.img.autosync
 '
