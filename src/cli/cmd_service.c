@@ -326,8 +326,11 @@ cmd_create(struct cli *cli, int argc, char **argv)
 		    store_prop_check(pname[i], pval[i], &err) == -1)
 			return cli_usage_error(usage_create, "create: %s",
 			    err.msg);
-	if (pval[O_KEEPDST - O_RATE] != NULL && runner_check(dst,
-	    (unsigned)strtoul(pval[O_KEEPDST - O_RATE], NULL, 10), &err) == -1)
+	if ((pval[O_KEEPDST - O_RATE] != NULL && runner_check(dst,
+	    (unsigned)strtoul(pval[O_KEEPDST - O_RATE], NULL, 10),
+	    &err) == -1) || (pval[O_KEEPSRC - O_RATE] != NULL &&
+	    runner_check_src(src, (unsigned)strtoul(pval[O_KEEPSRC -
+	    O_RATE], NULL, 10), &err) == -1))
 		return cli_usage_error(usage_create, "create: %s", err.msg);
 	if ((norec && store_prop_check("recursive", "off", &err) == -1) ||
 	    (nolatest && store_prop_check("latest", "off", &err) == -1))
@@ -617,9 +620,11 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	    store_svc_get(st, argv[optind], &v, &err) == -1)
 		goto fail;
 	for (i = optind + 1; i < argc; i++)
-		if (strncmp(argv[i], "keep_dst=", 9) == 0 &&
+		if ((strncmp(argv[i], "keep_dst=", 9) == 0 &&
 		    runner_check(v.dest, (unsigned)strtoul(argv[i] + 9, NULL,
-		    10), &err) == -1) {
+		    10), &err) == -1) || (strncmp(argv[i], "keep_src=", 9) ==
+		    0 && runner_check_src(v.source, (unsigned)strtoul(argv[i] +
+		    9, NULL, 10), &err) == -1)) {
 			rc = cli_usage_error(usage_set, "set: %s", err.msg);
 			goto out;
 		}

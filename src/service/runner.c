@@ -148,6 +148,30 @@ runner_check(const char *dest, unsigned keep_dst, struct as_err *err)
 	return rc;
 }
 
+int
+runner_check_src(const char *src, unsigned keep_src, struct as_err *err)
+{
+	struct endpoint se;
+	int rc = 0;
+
+	if (keep_src == 1)
+		return 0;
+	memset(&se, 0, sizeof(se));
+	if (endpoint_parse(&se, src, NULL) == -1)
+		return 0;	/* the run reports the endpoint itself */
+	if (endpoint_is_remote(&se))
+		rc = as_err_set(err, AS_E_USAGE, 0, "keep_src %u: the "
+		    "snapshots of a remote source are kept by its server "
+		    "(keep_src 1 here)", keep_src);
+	else if (se.kind != EP_LOCAL)
+		rc = as_err_set(err, AS_E_USAGE, 0, "keep_src %u: not "
+		    "supported for '%s' sources yet (keep_src 1)", keep_src,
+		    se.kind == EP_VOL ? "vol" : se.kind == EP_ZFS ? "zfs" :
+		    "btrfs");
+	endpoint_release(&se);
+	return rc;
+}
+
 /* ---- hooks ------------------------------------------------------- */
 
 struct hook_ctx {
@@ -404,7 +428,8 @@ runner_run(struct runner *r, struct runner_result *res)
 		    r->changed[0], r->nchanged > 1 ? " ... '" : "",
 		    r->nchanged > 1 ? r->changed[r->nchanged - 1] : "",
 		    r->nchanged > 1 ? "'" : "");
-	if (runner_check(r->dest, r->p.keep_dst, &err) == -1) {
+	if (runner_check(r->dest, r->p.keep_dst, &err) == -1 ||
+	    runner_check_src(r->source, r->p.keep_src, &err) == -1) {
 		fail(res, &err);
 		goto out;
 	}

@@ -103,6 +103,13 @@ void	runner_props_release(struct runner_props *p);
  * destination's engine); USAGE with the reason.
  */
 int	runner_check(const char *dest, unsigned keep_dst, struct as_err *err);
+/*
+ * keep_src other than 1 is obeyed for a local directory source only (its
+ * catalogs are here); elsewhere USAGE rather than a setting nothing
+ * obeys.
+ */
+int	runner_check_src(const char *src, unsigned keep_src,
+	    struct as_err *err);
 
 /* One run; res says how it ended. */
 void	runner_run(struct runner *r, struct runner_result *res);

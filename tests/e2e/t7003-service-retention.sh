@@ -91,7 +91,13 @@ test_expect_success 'keep_dst: a directory destination holds one snapshot' '
 		--dest "ssh://h/x" --every 1d --keep-dst 5 2>err &&
 	test_grep "directory destination holds one" err &&
 	test_must_fail autosync set r keep_src=-1 &&
-	test_must_fail autosync set r keep_src=x
+	test_must_fail autosync set r keep_src=x &&
+	test_must_fail autosync create p --source ssh://h/srv/p \
+		--dest "$PWD/dp" --every 1d --keep-src 5 2>err &&
+	test_grep "kept by its server" err &&
+	test_must_fail autosync create v --source vol:/dev/null \
+		--dest "vol:$PWD/v.img" --every 1d --keep-src 0 2>err &&
+	test_grep "not supported for .vol. sources" err
 '
 
 test_done
