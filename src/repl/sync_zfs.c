@@ -375,6 +375,23 @@ foreign_after_base(const struct zstep *st)
 	return st->cmp.foreign;
 }
 
+/*
+ * Does d have a snapshot between the base and the new one?  Only then is
+ * `send -I` (which carries them) different from `send -i`, and -I costs
+ * zfs-fuse a scan of the dataset's snapshots (0.1 s each).
+ */
+static int
+has_between(const struct zfs_ds *d, uint64_t from_txg, uint64_t to_txg)
+{
+	size_t i;
+
+	for (i = 0; i < d->nsnaps; i++)
+		if (d->snaps[i].createtxg > from_txg &&
+		    d->snaps[i].createtxg < to_txg)
+			return 1;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* One transfer: zfs send | (this process) | zfs receive */
 
@@ -815,7 +832,10 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		/* -F: roll back writes (incremental), or replace an existing
 		 * dataset that has nothing in common (full, after
 		 * force_prepare); never for a dataset that is new */
-		if (transfer(snap, base, sflags, s->dst, s->dds != NULL ?
+		if (transfer(snap, base, base != NULL &&
+		    has_between(sd, s->base_s->createtxg, ns->createtxg) ?
+		    sflags : sflags & ~ZFS_SEND_INTERMEDIATE, s->dst,
+		    s->dds != NULL ?
 		    rflags : 0, &bytes, err) == -1) {
 			res->send.stream_bytes += bytes;
 			if (err->code == AS_E_CONFLICT && s->dds != NULL) {
