@@ -301,10 +301,10 @@ struct zstep {
 	const struct zfs_snap *base_s;	/* ... and on src */
 	int		 diverged;	/* dst snapshots after the base */
 	int		 modified;	/* dst written since its newest */
-	int		 nobase;	/* dst exists with nothing in common */
-	int		 held;		/* base_s held: 1 alone, 2 by hold -r */
+	int		 nobase;	/* dst exists, nothing in common */
+	int		 held;		/* base held: 1 alone, 2 by hold -r */
 	int		 sent;		/* received this run */
-	int		 force;		/* -F: rolled back or emptied first */
+	int		 force;		/* -F: rolled back or emptied */
 	struct zfs_common cmp;		/* dst against src */
 };
 
@@ -568,7 +568,8 @@ prune_tree(const struct zfs_tree *t, const char *root, const char *keep,
 	}
 	for (k = 0; k < nn; k++) {
 		/* one command when every holder of the name may lose it */
-		all = recursive && t->n > 0 && strcmp(t->v[0].name, root) == 0 &&
+		all = recursive && t->n > 0 &&
+		    strcmp(t->v[0].name, root) == 0 &&
 		    zfs_ds_snap_name(&t->v[0], names[k]) != NULL;
 		for (i = 0, count = 0; all && i < t->n; i++) {
 			sn = zfs_ds_snap_name(&t->v[i], names[k]);
@@ -730,9 +731,9 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		struct zstep *s = &steps[i];
 
 		if (s->dds != NULL && s->dds->resume_token != NULL) {
-			as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds a partial "
-			    "receive (resume token); abort it with 'zfs "
-			    "receive -A %s'", s->dst, s->dst);
+			as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds a "
+			    "partial receive (resume token); abort it with "
+			    "'zfs receive -A %s'", s->dst, s->dst);
 			goto out;
 		}
 		if (s->dds == NULL || (!s->diverged && !s->nobase &&
