@@ -4,10 +4,13 @@
 # Two zfs-fuse pools on image files; one dataset of random data.  Each
 # round times, side by side and alternating which goes first:
 #
+# Each side has its own copy of the data (A/src for raw, A/srcw for
+# autosync: the same files), so that neither sees the other's snapshots.
+#
 #   raw       zfs snapshot A/src@rN && zfs send [-i prev] A/src@rN |
 #             zfs receive -u B/raw && zfs destroy the previous snapshot
 #             on both sides (the same retention as autosync's)
-#   autosync  autosync sync zfs:A/src zfs:B/wrap      (snapshot, list,
+#   autosync  autosync sync zfs:A/srcw zfs:B/wrap     (snapshot, list,
 #             send | autosync | receive, GUID check, policy, prune)
 #
 # for a full stream (destinations destroyed first), an incremental one
@@ -60,7 +63,7 @@ if ! timeout 10 zpool list >/dev/null 2>&1; then
 		sleep 0.1
 	done
 fi
-size=$(( (MB * 3 + 256) ))M
+size=$(( (MB * 5 + 512) ))M
 truncate -s "$size" "$dir/a.img" "$dir/b.img"
 zpool create -m "$dir/ma" "$pa" "$dir/a.img" 2>/dev/null || exit 1
 zpool create -m "$dir/mb" "$pb" "$dir/b.img" 2>/dev/null || exit 1
@@ -75,6 +78,8 @@ mkdir "$dir/ma/src/small"
 for i in $(seq 1000); do
 	head -c 4096 /dev/urandom >"$dir/ma/src/small/s$i"
 done
+zfs create "$pa/srcw"
+cp -a "$dir/ma/src/." "$dir/ma/srcw/"
 sync
 
 now() { date +%s.%N; }
@@ -107,7 +112,7 @@ raw_round() {	# $1: full|incr
 wrap_round() {
 	local t0 t1
 	t0=$(now)
-	"$AUTOSYNC" sync zfs:"$pa/src" zfs:"$pb/wrap" 2>>"$dir/autosync.log" ||
+	"$AUTOSYNC" sync zfs:"$pa/srcw" zfs:"$pb/wrap" 2>>"$dir/autosync.log" ||
 		return 1
 	t1=$(now)
 	WT=$(secs "$t0" "$t1")
@@ -122,25 +127,29 @@ reset_dest() {
 			sleep 0.3
 		done
 	done
-	for s in $(zfs list -H -t snapshot -o name -r "$pa/src"); do
+	for s in $(zfs list -H -t snapshot -o name -r "$pa/src" "$pa/srcw"); do
 		zfs destroy "$s" 2>/dev/null
 	done
 	rawprev=
 	rm -rf "$AUTOSYNC_STATE_DIR"
 }
 
-mutate() {	# rewrite 1% of the data in place (whole 64 KiB blocks)
-	python3 - "$dir/ma/src" "$MB" <<'PY'
+mutate() {	# rewrite the same 1% of both copies in place (64 KiB blocks)
+	local seed=$RANDOM d
+	for d in src srcw; do
+		python3 - "$dir/ma/$d" "$MB" "$seed" <<'PY'
 import os, random, sys
 root, mb = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(int(sys.argv[3]))
 files = sorted(f for f in os.listdir(root) if f.startswith("f"))
 blocks = mb * 16 // 100 or 1
 for _ in range(blocks):
-    f = os.path.join(root, random.choice(files))
+    f = os.path.join(root, rnd.choice(files))
     with open(f, "r+b") as fh:
-        fh.seek(random.randrange(128) * 65536)
-        fh.write(os.urandom(65536))
+        fh.seek(rnd.randrange(128) * 65536)
+        fh.write(rnd.randbytes(65536))
 PY
+	done
 	sync
 }
 
@@ -168,9 +177,12 @@ done
 # and `zfs destroy -r` of the previous snapshot on both sides.
 DATASETS=${DATASETS:-20}
 zfs create "$pa/tree"
+zfs create "$pa/treew"
 for i in $(seq "$DATASETS"); do
 	zfs create "$pa/tree/c$i"
+	zfs create "$pa/treew/c$i"
 	head -c 1048576 /dev/urandom >"$dir/ma/tree/c$i/f"
+	cp -a "$dir/ma/tree/c$i/f" "$dir/ma/treew/c$i/f"
 done
 tprev=
 tree_raw() {
@@ -195,7 +207,7 @@ tree_raw() {
 tree_wrap() {
 	local t0 t1
 	t0=$(now)
-	"$AUTOSYNC" sync zfs:"$pa/tree" zfs:"$pb/twrap" 2>>"$dir/autosync.log" ||
+	"$AUTOSYNC" sync zfs:"$pa/treew" zfs:"$pb/twrap" 2>>"$dir/autosync.log" ||
 		return 1
 	t1=$(now)
 	WT=$(secs "$t0" "$t1")

@@ -48,7 +48,7 @@ static const struct {
 	{ "insufficient privileges",			AS_E_AUTH },
 	{ "invalid option",				AS_E_UNSUPPORTED },
 	{ "unrecognized command",			AS_E_UNSUPPORTED },
-	{ "pyzfs.py not found",				AS_E_UNSUPPORTED },
+	{ "pyzfs.py not found",			AS_E_UNSUPPORTED },
 	{ "unsupported version",			AS_E_UNSUPPORTED },
 	{ "stream has unsupported feature",		AS_E_UNSUPPORTED },
 	{ "is not a valid token",			AS_E_MALFORMED },
@@ -859,7 +859,7 @@ ds_get(struct parse *ps, const char *name, size_t len)
 		d->readonly = -1;
 	}
 	if (ps->last_ds != i + 1)
-		ps->ds_cap = t->v[i].nsnaps;	/* exact: realloc each add */
+		ps->ds_cap = t->v[i].nsnaps;	/* exact: grows on add */
 	ps->last_ds = i + 1;
 	return &t->v[i];
 }
@@ -1702,12 +1702,12 @@ zfs_token_check(const char *token, struct as_err *err)
 	for (i = 0; i < 4; i++) {
 		e = i < 3 ? strchr(p[i], '-') : p[i] + strlen(p[i]);
 		if (e == NULL)
-			return as_err_set(err, AS_E_MALFORMED, 0, "resume token: "
-			    "%zu fields, expected 4", i + 1);
+			return as_err_set(err, AS_E_MALFORMED, 0,
+			    "resume token: %zu fields, expected 4", i + 1);
 		len[i] = (size_t)(e - p[i]);
 		if (!all_hex(p[i], len[i]))
-			return as_err_set(err, AS_E_MALFORMED, 0, "resume token: "
-			    "field %zu is not hexadecimal", i + 1);
+			return as_err_set(err, AS_E_MALFORMED, 0,
+			    "resume token: field %zu is not hexadecimal", i + 1);
 		if (i < 3)
 			p[i + 1] = e + 1;
 	}
@@ -1763,7 +1763,8 @@ zfs_token_parse(const char *text, uint64_t *toguid, uint64_t *fromguid,
 		key[kl] = '\0';
 		memcpy(val, v + 3, vl);
 		val[vl] = '\0';
-		if (strcmp(key, "toguid") == 0 || strcmp(key, "fromguid") == 0) {
+		if (strcmp(key, "toguid") == 0 ||
+		    strcmp(key, "fromguid") == 0) {
 			uint64_t g;
 
 			errno = 0;

@@ -257,7 +257,7 @@ int	zfs_clone(const char *snap, const char *ds, const char *mountpoint,
 int	zfs_destroy_clone(const char *ds, struct as_err *err);
 
 /* Flags of zfs_send_start() and zfs_receive_start(). */
-#define ZFS_SEND_PROPS		0x01	/* -p (only with ZFS_PROP_SAFE recv) */
+#define ZFS_SEND_PROPS		0x01	/* -p: only to a receive -x/-o */
 #define ZFS_SEND_INTERMEDIATE	0x02	/* -I instead of -i */
 #define ZFS_RECV_FORCE		0x10	/* -F: roll back to the base */
 
