@@ -61,7 +61,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-img_mb=$((SIZE_MB * 3 + 1024))
+# room for both destinations and their previous round (deleted
+# subvolumes are freed by btrfs' cleaner: see del_all); images are sparse
+img_mb=$((SIZE_MB * 8 + 2048))
 for n in a b; do
 	truncate -s "${img_mb}M" "$W/$n.img" &&
 	mkfs.btrfs -q -f "$W/$n.img" >/dev/null 2>&1 &&
@@ -71,7 +73,7 @@ done
 # seconds CMD...: wall time of CMD (after a sync), or "FAIL"; its
 # standard output goes to $BENCH_OUT (default: nowhere)
 seconds() {
-	sync
+	test -n "${NOSYNC:-}" || sync
 	"$PYTHON" -c '
 import os, subprocess, sys, time
 out = open(os.environ.get("BENCH_OUT", "/dev/null"), "w")
@@ -91,17 +93,20 @@ raw_pipe() {	# [PARENT] SNAP DESTDIR
 }
 export -f raw_pipe
 
-# raw_run PARENT|- SNAP DESTDIR: snapshot (timed alone), then the pipe;
-# prints "SNAPSHOT_S PIPE_S"
+# raw_run PARENT|- SNAP DESTDIR: snapshot (timed alone), then the pipe,
+# then committing what it wrote (`btrfs filesystem sync` right after:
+# autosync's view snapshot commits the destination's transaction);
+# prints "SNAPSHOT_S PIPE_S COMMIT_S"
 raw_run() {
-	local ts tp
+	local ts tp tc
 	ts=$(seconds btrfs subvolume snapshot -r "$A/src" "$2")
 	if test "$1" = -; then
 		tp=$(seconds bash -c 'raw_pipe "$@"' _ "$2" "$3")
 	else
 		tp=$(seconds bash -c 'raw_pipe "$@"' _ "$1" "$2" "$3")
 	fi
-	echo "$ts $tp"
+	tc=$(NOSYNC=1 seconds btrfs filesystem sync "$B")
+	echo "$ts $tp $tc"
 }
 sum() { "$PYTHON" -c "import sys
 try: print('%.3f' % (float(sys.argv[1]) + float(sys.argv[2])))
@@ -136,7 +141,7 @@ xfer() { sed -n 's/.* of btrfs send streams in \([0-9.]*\) s$/\1/p' "$W/as.out";
 as_sync() { BENCH_OUT=$W/as.out seconds "$AUTOSYNC" sync -v "btrfs:$A/src" "btrfs:$B/as"; }
 
 full_as=() full_raw=() incr_as=() incr_raw=() full_x=() incr_x=()
-full_p=() incr_p=()
+full_p=() incr_p=() full_c=() incr_c=()
 for r in $(seq "$N"); do
 	# full: both destinations empty, no snapshots
 	del_all "$B/raw"; del_all "$A/raw-snaps"
@@ -144,6 +149,8 @@ for r in $(seq "$N"); do
 	del_all "$B/.autosync-snapshots/as" 2>/dev/null
 	del_all "$A/.autosync-snapshots/src" 2>/dev/null
 	rm -rf "$B/.autosync-snapshots" "$A/.autosync-snapshots"
+	# wait for btrfs' cleaner to free what was deleted
+	btrfs subvolume sync "$A" >/dev/null; btrfs subvolume sync "$B" >/dev/null
 	if test $((r % 2)) = 1; then
 		set -- $(raw_run - "$A/raw-snaps/s$r.0" "$B/raw")
 		t_as=$(as_sync)
@@ -151,11 +158,12 @@ for r in $(seq "$N"); do
 		t_as=$(as_sync)
 		set -- $(raw_run - "$A/raw-snaps/s$r.0" "$B/raw")
 	fi
-	t_pipe=$2 t_raw=$(sum "$1" "$2")
+	t_pipe=$2 t_raw=$(sum "$1" "$2") t_rawc=$(sum "$(sum "$1" "$2")" "$3")
 	check || t_as=FAIL
 	t_x=$(xfer)
-	echo "round $r full: raw $t_raw s (pipe $t_pipe s), autosync $t_as s (streams $t_x s)"
+	echo "round $r full: raw $t_raw s (pipe $t_pipe s, + commit $t_rawc s), autosync $t_as s (streams $t_x s)"
 	full_raw+=("$t_raw") full_as+=("$t_as") full_x+=("$t_x") full_p+=("$t_pipe")
+	full_c+=("$t_rawc")
 
 	# incremental: CHANGE_PCT% of the files rewritten
 	step=$((100 / CHANGE_PCT))
@@ -169,11 +177,12 @@ for r in $(seq "$N"); do
 		t_as=$(as_sync)
 		set -- $(raw_run "$A/raw-snaps/s$r.0" "$A/raw-snaps/s$r.1" "$B/raw")
 	fi
-	t_pipe=$2 t_raw=$(sum "$1" "$2")
+	t_pipe=$2 t_raw=$(sum "$1" "$2") t_rawc=$(sum "$(sum "$1" "$2")" "$3")
 	check || t_as=FAIL
 	t_x=$(xfer)
-	echo "round $r incremental: raw $t_raw s (pipe $t_pipe s), autosync $t_as s (streams $t_x s)"
+	echo "round $r incremental: raw $t_raw s (pipe $t_pipe s, + commit $t_rawc s), autosync $t_as s (streams $t_x s)"
 	incr_raw+=("$t_raw") incr_as+=("$t_as") incr_x+=("$t_x") incr_p+=("$t_pipe")
+	incr_c+=("$t_rawc")
 done
 
 fr=$(printf '%s\n' "${full_raw[@]}" | best)
@@ -183,6 +192,8 @@ ia=$(printf '%s\n' "${incr_as[@]}" | best)
 fx=$(printf '%s\n' "${full_x[@]}" | best)
 fp=$(printf '%s\n' "${full_p[@]}" | best)
 ip=$(printf '%s\n' "${incr_p[@]}" | best)
+fc=$(printf '%s\n' "${full_c[@]}" | best)
+ic=$(printf '%s\n' "${incr_c[@]}" | best)
 ix=$(printf '%s\n' "${incr_x[@]}" | best)
 ratio() {
 	"$PYTHON" -c "import sys
@@ -194,7 +205,7 @@ echo "machine: $(nproc) CPUs, kernel $(uname -r), $(btrfs --version)"
 echo "autosync: $("$AUTOSYNC" --version 2>/dev/null | head -n 1)"
 echo "data: $SIZE_MB MiB in $nfiles files; incremental: $CHANGE_PCT% of the files rewritten; best of N=$N"
 echo
-echo "| scenario | raw send\\|receive s | autosync streams s | ratio (goal ≤ 1.05) | raw snapshot + pipe s | autosync whole run s | ratio |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-echo "| full, $SIZE_MB MiB | $fp | $fx | $(ratio "$fx" "$fp") | $fr | $fa | $(ratio "$fa" "$fr") |"
-echo "| incremental, $CHANGE_PCT% rewritten | $ip | $ix | $(ratio "$ix" "$ip") | $ir | $ia | $(ratio "$ia" "$ir") |"
+echo "| scenario | raw send\\|receive s | autosync streams s | ratio (goal ≤ 1.05) | raw snapshot + pipe s | + commit s | autosync whole run s | ratio to raw | ratio to raw + commit |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| full, $SIZE_MB MiB | $fp | $fx | $(ratio "$fx" "$fp") | $fr | $fc | $fa | $(ratio "$fa" "$fr") | $(ratio "$fa" "$fc") |"
+echo "| incremental, $CHANGE_PCT% rewritten | $ip | $ix | $(ratio "$ix" "$ip") | $ir | $ic | $ia | $(ratio "$ia" "$ir") | $(ratio "$ia" "$ic") |"

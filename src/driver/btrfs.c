@@ -524,6 +524,34 @@ btrfs_proc_finish(struct btrfs_proc *p, struct as_err *err)
 	return finish(p, NULL, err);
 }
 
+int
+btrfs_proc_written(struct btrfs_proc *p, uint64_t *bytes)
+{
+	siginfo_t si;
+	char path[64], buf[512], *w;
+	ssize_t n;
+	int fd, rc;
+
+	/* once it has exited, before it is reaped: its counters stay */
+	do
+		rc = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOWAIT);
+	while (rc == -1 && errno == EINTR);
+	if (rc == -1)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)p->pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	if ((w = strstr(buf, "wchar: ")) == NULL)
+		return -1;
+	*bytes = strtoull(w + 7, NULL, 10);
+	return 0;
+}
+
 void
 btrfs_proc_abort(struct btrfs_proc *p)
 {

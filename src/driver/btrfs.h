@@ -215,6 +215,12 @@ struct btrfs_proc *btrfs_receive_start(const char *dir, int in_fd,
 	    int trusted, struct as_err *err);
 /* Wait for it, log, map its error; frees p.  0 or -1 with err. */
 int	btrfs_proc_finish(struct btrfs_proc *p, struct as_err *err);
+/*
+ * Wait until it has exited (without reaping it) and read the bytes it
+ * wrote (/proc/PID/io wchar: for `btrfs send`, the stream, which the
+ * kernel writes for it).  0, or -1 when that cannot be read.
+ */
+int	btrfs_proc_written(struct btrfs_proc *p, uint64_t *bytes);
 /* Kill it (SIGKILL) and reap it; frees p; for error paths. */
 void	btrfs_proc_abort(struct btrfs_proc *p);
 
