@@ -15,6 +15,7 @@
 #   AUTOSYNC   the binary (default build-rel/autosync, else build/autosync);
 #              a sanitizer build is refused
 #   ONLY       "stream" or "tree": run one part only
+#   KEYS       the stream scenarios to run (default: all; see README.md)
 #   RESULTS    where to write the results (default
 #              bench/results-transport-DATE.md); RESULTS=none: stdout only
 #   KEEP=1     keep the data afterwards (logs are always kept)
@@ -278,7 +279,7 @@ stream_part() {
 	serve tls "$S/root" --tls --cert "$K/server.crt" --key "$K/server.key" --ca "$K/ca.crt"
 	TLS_PORT=$SERVE_PORT TLS_PID=$SERVE_PID
 
-	local keys="nc-raw nc tcp tcp-zstd ssh-gcm-raw ssh-gcm tls ssh-raw ssh ssh-url"
+	local keys=${KEYS:-"local nc-raw nc tcp tcp-zstd ssh-gcm-raw ssh-gcm tls ssh-raw ssh ssh-url"}
 	for r in $(seq 1 "$N"); do
 		say "== stream, round $r/$N"
 		# a different order each round: no scenario always runs first
@@ -303,6 +304,8 @@ stream_one() {
 	sync
 	p=$(free_port)
 	case $k in
+	local)		# the receiver alone, from the file: what every path adds to
+		timed "$log" --stdin "$STREAM" -- "$A" receive "$d" ;;
 	nc-raw)		# nc to nc, the bytes thrown away: loopback's ceiling
 		timed "$log" --bg "nc -l 127.0.0.1 $p >/dev/null" --port "$p" \
 		    --stdin "$STREAM" -- nc -N 127.0.0.1 "$p" ;;
@@ -508,6 +511,7 @@ report() {
 		echo
 		echo "| path | wall s | MB/s | CPU s | CPU s/GiB |"
 		echo "|---|---:|---:|---:|---:|"
+		srow local "autosync receive < file (no transport)"
 		srow nc-raw "nc → nc > /dev/null (loopback ceiling)"
 		srow nc "nc → nc \| autosync receive"
 		srow tcp "autosync receive tcp://"
@@ -527,6 +531,18 @@ report() {
 		ratio "tls:// / ssh -c aes128-gcm cat > /dev/null" tls ssh-gcm-raw -
 		ratio "ssh:// / ssh (same receive)" ssh-url ssh 0.95
 		ratio "ssh:// / ssh cat > /dev/null" ssh-url ssh-raw -
+		if [ -n "${BEST[local]:-}" ]; then
+			echo
+			echo 'CPU the transport adds to the receive alone (CPU s/GiB of the row minus that of `autosync receive < file`):'
+			echo
+			echo "| path | added CPU s/GiB |"
+			echo "|---|---:|"
+			for k in nc tcp tls ssh-gcm ssh ssh-url; do
+				[ -n "${CPU[$k]:-}" ] || continue
+				awk -v a="${CPU[$k]}" -v l="${CPU[local]}" -v b="$STREAM_SIZE" -v k="$k" 'BEGIN {
+					printf "| %s | %.2f |\n", k, (a - l) / (b / 1073741824) }'
+			done
+		fi
 	fi
 	if [ "$ONLY" != stream ]; then
 		echo
