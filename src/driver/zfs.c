@@ -1390,8 +1390,9 @@ is_mounted(const char *ds, struct as_err *err)
 
 /*
  * Unmount ds (if mounted) and run argv (NULL: nothing more), retrying
- * for up to 2 s while the file system is busy: zfs-fuse releases a
- * mount's last handles a moment after the reader closed them.
+ * for up to 10 s while the file system is busy: zfs-fuse releases a
+ * mount's last handles a moment after the reader closed them (seconds,
+ * on a loaded machine).
  */
 static int
 retry_busy(const char *what, const char *const argv[], const char *ds,
@@ -1402,9 +1403,9 @@ retry_busy(const char *what, const char *const argv[], const char *ds,
 	int i, m, rc = -1;
 
 	snprintf(uwhat, sizeof(uwhat), "unmount '%s'", ds);
-	for (i = 0; i < 20; i++) {
+	for (i = 0; i < 50; i++) {
 		if (i > 0)
-			usleep(100000);
+			usleep(200000);
 		if ((m = is_mounted(ds, err)) == -1)
 			return -1;
 		if (m == 1 && zfs_run(uwhat, um, -1, NULL, err) == -1) {

@@ -119,10 +119,13 @@ zfs_teardown_() {
 	test -n "$ZFS_REAL" && zfs_daemon_ok_ &&
 	for p in $(zpool list -H -o name 2>/dev/null |
 	    grep "^${ZFS_POOL_PREFIX}_"); do
-		for i in 1 2 3 4 5; do
+		# zfs-fuse can stay busy for seconds after a failed test
+		for i in $(seq 30); do
 			zpool destroy -f "$p" 2>/dev/null && break
-			sleep 0.5
+			sleep 1
 		done
+		zpool list "$p" >/dev/null 2>&1 &&
+			echo "# teardown: cannot destroy pool '$p'" >&2
 		rm -f "$TRASH_DIRECTORY/$p.img"
 	done
 	zfs_stop_daemon_
