@@ -376,6 +376,11 @@ struct walker {
 	 */
 	int		(*fn)(void *arg, uint64_t i, const uint8_t *p,
 			    size_t len, struct as_err *err);
+	/*
+	 * Optional: called after fn has seen every block of one read,
+	 * before the buffer is reused (a local copy writes from it).
+	 */
+	int		(*chunk_done)(void *arg, struct as_err *err);
 	void		*arg;
 	struct vol_stats *st;
 };
@@ -448,6 +453,8 @@ walk(struct walker *w, struct as_err *err)
 			if (w->fn(w->arg, i, buf + k, len, err) == -1)
 				goto out;
 		}
+		if (w->chunk_done != NULL && w->chunk_done(w->arg, err) == -1)
+			goto out;
 		/* what was hashed is not needed again */
 		(void)posix_fadvise(w->fd, (off_t)off, (off_t)want,
 		    POSIX_FADV_DONTNEED);
@@ -615,7 +622,21 @@ vol_verify(const struct catalog *snap, const char *path,
 /* ------------------------------------------------------------------ */
 /* sending */
 
+/*
+ * A local copy (vol_copy) hands the sender's records straight to the
+ * receiver's handler in the same process: no encoding, no pipe, no
+ * decoding, and DATA is written from the read buffer.
+ */
+struct rcv;
+static int	lc_record(struct rcv *r, const struct as_rec *rec,
+		    uint64_t bytes, struct as_err *err);
+
 struct snd {
+	struct rcv	*lc;		/* local copy: the receiver, or NULL */
+	/* local copy: consecutive changed blocks still in the read buffer */
+	uint64_t	 run_off;
+	const uint8_t	*run_p;
+	size_t		 run_len;
 	struct stream_enc enc;
 	struct buf	 out;
 	int		 fd;
@@ -647,14 +668,56 @@ snd_flush(struct snd *s, struct as_err *err)
 	return 0;
 }
 
-static void
-snd_hole_out(struct snd *s)
+/* Framed sizes, for the byte counts that pace checkpoints. */
+#define SND_DATA_OVERHEAD	(REC_HDR_LEN + 8 + REC_TRAILER_LEN)
+#define SND_HOLE_BYTES		(REC_HDR_LEN + 16 + REC_TRAILER_LEN)
+
+static int
+snd_hole_out(struct snd *s, struct as_err *err)
 {
+	struct as_rec r;
+
 	if (s->hole_len == 0)
-		return;
-	stream_enc_hole(&s->enc, s->hole_off, s->hole_len);
+		return 0;
 	s->st->hole_bytes += s->hole_len;
+	if (s->lc == NULL) {
+		stream_enc_hole(&s->enc, s->hole_off, s->hole_len);
+		s->hole_len = 0;
+		return 0;
+	}
+	memset(&r, 0, sizeof(r));
+	r.type = AS_REC_HOLE;
+	r.u.hole.offset = s->hole_off;
+	r.u.hole.len = s->hole_len;
 	s->hole_len = 0;
+	s->st->stream_bytes += SND_HOLE_BYTES;
+	return lc_record(s->lc, &r, SND_HOLE_BYTES, err);
+}
+
+/* Local copy: write the pending run of changed blocks. */
+static int
+snd_run_out(struct snd *s, struct as_err *err)
+{
+	struct as_rec r;
+	uint64_t bytes;
+
+	if (s->run_len == 0)
+		return 0;
+	memset(&r, 0, sizeof(r));
+	r.type = AS_REC_DATA;
+	r.u.data.offset = s->run_off;
+	r.u.data.data = s->run_p;
+	r.u.data.len = (uint32_t)s->run_len;
+	bytes = s->run_len + SND_DATA_OVERHEAD;
+	s->run_len = 0;
+	s->st->stream_bytes += bytes;
+	return lc_record(s->lc, &r, bytes, err);
+}
+
+static int
+snd_chunk_done(void *arg, struct as_err *err)
+{
+	return snd_run_out(arg, err);
 }
 
 /* Emit block i (its bytes p, len) unless base has the same hash. */
@@ -669,16 +732,35 @@ snd_block(struct snd *s, uint64_t i, const uint8_t *p, size_t len,
 	    memcmp(s->base_h + i * CAT_HASH_LEN, h, CAT_HASH_LEN) == 0)
 		return 0;
 	if (p == NULL || all_zero(p, len)) {
+		if (snd_run_out(s, err) == -1)
+			return -1;
 		if (s->hole_len != 0 && s->hole_off + s->hole_len == off)
 			s->hole_len += len;
 		else {
-			snd_hole_out(s);
+			if (snd_hole_out(s, err) == -1)
+				return -1;
 			s->hole_off = off;
 			s->hole_len = len;
 		}
 		s->st->zero_blocks++;
+	} else if (s->lc != NULL) {
+		if (snd_hole_out(s, err) == -1)
+			return -1;
+		/* one write for the changed blocks of a read, not one each */
+		if (s->run_len != 0 && (s->run_off + s->run_len != off ||
+		    s->run_p + s->run_len != p || s->run_len + len >
+		    UINT32_MAX) && snd_run_out(s, err) == -1)
+			return -1;
+		if (s->run_len == 0) {
+			s->run_off = off;
+			s->run_p = p;
+		}
+		s->run_len += len;
+		s->st->data_bytes += len;
+		s->st->blocks_sent++;
 	} else {
-		snd_hole_out(s);
+		if (snd_hole_out(s, err) == -1)
+			return -1;
 		for (k = 0; k < len; k += n) {
 			n = len - k < AS_DATA_MAX ? len - k : AS_DATA_MAX;
 			stream_enc_data(&s->enc, off + k, p + k, (uint32_t)n);
@@ -759,7 +841,8 @@ send_changed(struct snd *s, uint64_t size, struct as_err *err)
 			    "block %" PRIu64, s->path, i);
 			goto out;
 		}
-		if (snd_block(s, i, buf, len, h, err) == -1)
+		if (snd_block(s, i, buf, len, h, err) == -1 ||
+		    snd_run_out(s, err) == -1)
 			goto out;
 	}
 	rc = 0;
@@ -769,10 +852,28 @@ out:
 	return rc;
 }
 
-int
-vol_send(const char *path, struct catalog *target,
-    const struct catalog *base, int out_fd, const struct vol_send_opts *o,
-    struct vol_stats *st, struct as_err *err)
+/* Local copy: BEGIN, ENTRY or END handed to the receiver. */
+static int
+snd_lc_head(struct snd *s, enum as_rec_type type, const struct as_begin *b,
+    const struct as_entry *en, struct as_err *err)
+{
+	struct as_rec r;
+
+	memset(&r, 0, sizeof(r));
+	r.type = type;
+	if (b != NULL)
+		r.u.begin = *b;
+	if (en != NULL)
+		r.u.entry = *en;
+	return lc_record(s->lc, &r, 0, err);
+}
+
+/* vol_send, to out_fd or (lc != NULL) to a receiver in this process */
+static int
+vol_send_to(const char *path, struct catalog *target,
+    const struct catalog *base, int out_fd, struct rcv *lc,
+    const struct vol_send_opts *o, struct vol_stats *st,
+    struct as_err *err)
 {
 	struct snd s;
 	struct walker w;
@@ -789,6 +890,7 @@ vol_send(const char *path, struct catalog *target,
 	src.fd = -1;
 	buf_init(&s.out);
 	s.fd = out_fd;
+	s.lc = lc;
 	s.st = st;
 	s.path = path;
 	s.o = o;
@@ -867,7 +969,10 @@ vol_send(const char *path, struct catalog *target,
 	b.name_len = (uint16_t)strlen(target->hdr.name);
 	b.source = target->hdr.source != NULL ? target->hdr.source : "";
 	b.source_len = (uint16_t)strnlen(b.source, AS_PATH_MAX);
-	stream_enc_begin(&s.enc, &b);
+	if (lc == NULL)
+		stream_enc_begin(&s.enc, &b);
+	else if (snd_lc_head(&s, AS_REC_BEGIN, &b, NULL, err) == -1)
+		goto out;
 	memset(&en, 0, sizeof(en));
 	en.op = base != NULL ? AS_OP_PATCH : AS_OP_CREATE;
 	en.mode = S_IFREG | 0600;
@@ -875,7 +980,10 @@ vol_send(const char *path, struct catalog *target,
 	en.path = VOL_ENTRY_PATH;
 	en.path_len = (uint16_t)strlen(VOL_ENTRY_PATH);
 	en.aux = "";
-	stream_enc_entry(&s.enc, &en);
+	if (lc == NULL)
+		stream_enc_entry(&s.enc, &en);
+	else if (snd_lc_head(&s, AS_REC_ENTRY, NULL, &en, err) == -1)
+		goto out;
 	if (snd_flush(&s, err) == -1)
 		goto out;
 	if (s.live) {
@@ -886,6 +994,8 @@ vol_send(const char *path, struct catalog *target,
 		w.size = size;
 		w.start = o->resume_block;
 		w.fn = live_block;
+		if (lc != NULL)
+			w.chunk_done = snd_chunk_done;
 		w.arg = &s;
 		w.st = st;
 		if (walk(&w, err) == -1)
@@ -896,12 +1006,15 @@ vol_send(const char *path, struct catalog *target,
 		}
 	} else if (send_changed(&s, size, err) == -1)
 		goto out;
-	snd_hole_out(&s);
-	if (snd_flush(&s, err) == -1)
+	if (snd_hole_out(&s, err) == -1 || snd_run_out(&s, err) == -1 ||
+	    snd_flush(&s, err) == -1)
 		goto out;
 	if (o->before_end != NULL && o->before_end(o->arg, err) == -1)
 		goto out;
-	stream_enc_end(&s.enc);
+	if (lc == NULL)
+		stream_enc_end(&s.enc);
+	else if (snd_lc_head(&s, AS_REC_END, NULL, NULL, err) == -1)
+		goto out;
 	if (snd_flush(&s, err) == -1)
 		goto out;
 	rc = 0;
@@ -909,6 +1022,14 @@ out:
 	vsrc_close(&src);
 	buf_release(&s.out);
 	return rc;
+}
+
+int
+vol_send(const char *path, struct catalog *target,
+    const struct catalog *base, int out_fd, const struct vol_send_opts *o,
+    struct vol_stats *st, struct as_err *err)
+{
+	return vol_send_to(path, target, base, out_fd, NULL, o, st, err);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1686,6 +1807,7 @@ struct rcv {
 	struct as_begin	 b;
 	char		 name[256];
 	struct vol_recv_result *res;
+	int		 lc_failed;	/* vol_copy: the receiving side failed */
 };
 
 static int
@@ -1944,111 +2066,170 @@ vol_receive(const char *dest, const char *state, int in_fd, int flags,
 	return vol_receive_resume(dest, state, in_fd, flags, 0, 0, res, err);
 }
 
+/* The receiver's set-up: recovery, the record, resume; before any record. */
+static int
+rcv_open(struct rcv *s, const char *dest, const char *state, int flags,
+    uint64_t resume_guid, uint64_t resume_off, struct vol_recv_result *res,
+    struct as_err *err)
+{
+	struct stat sb;
+	int did, x;
+
+	memset(res, 0, sizeof(*res));
+	memset(s, 0, sizeof(*s));
+	s->ckpt_ns = mono_ns();
+	s->dest = dest;
+	s->flags = flags;
+	s->res = res;
+	s->d.fd = -1;
+	s->j.fd = -1;
+	if (vol_paths(dest, state, &s->rpath, &s->jpath, err) == -1)
+		return -1;
+	if (stat(dest, &sb) == -1) {
+		if (errno != ENOENT)
+			return as_err_sys(err, errno, "'%s'", dest);
+		s->created = 1;
+	}
+	if (dst_open(&s->d, dest, 1, err) == -1)
+		return -1;
+	if (recover_open(dest, state, &s->d, &did, &res->st, err) == -1)
+		return -1;
+	res->recovered = did;
+	memset(&res->st, 0, sizeof(res->st));
+	if ((x = rec_read(s->rpath, &s->held, err)) == -1)
+		return -1;
+	s->have_held = x;
+	s->resume_guid = resume_guid;
+	s->resume_off = resume_off;
+	if (x == 1 && s->held.pguid != 0) {
+		if (resume_guid != 0 && resume_guid == s->held.pguid &&
+		    resume_off <= s->held.poff && s->held.block_size != 0 &&
+		    resume_off % s->held.block_size == 0 &&
+		    (s->held.pbase == 0 ||
+		    lstat(s->jpath, &sb) == 0)) {
+			s->resuming = 1;
+			res->resumed = resume_off;
+		} else {
+			/* not resumed: forget it */
+			if (s->held.pbase != 0 && unlink(s->jpath) == -1 &&
+			    errno != ENOENT)
+				return as_err_sys(err, errno, "remove '%s'",
+				    s->jpath);
+			s->held.pguid = s->held.pbase = 0;
+			s->held.poff = s->held.pjlen = 0;
+			if (rec_write(s->rpath, &s->held, err) == -1)
+				return -1;
+		}
+	}
+	if (resume_guid != 0 && !s->resuming)
+		return as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds no "
+		    "interrupted transfer of %016" PRIx64 " to resume at %"
+		    PRIu64, dest, resume_guid, resume_off);
+	return 0;
+}
+
+/* After END: make it durable and record the snapshot (full), or seal
+ * and apply the journal (incremental). */
+static int
+rcv_commit(struct rcv *s, struct as_err *err)
+{
+	struct vol_recv_result *res = s->res;
+	struct vrec r;
+
+	if (!s->seen_entry)
+		return as_err_set(err, AS_E_MALFORMED, 0, "volume stream "
+		    "without its entry");
+	if (s->full) {
+		if (io_fsync(s->d.fd, s->dest, err) == -1)
+			return -1;
+		memset(&r, 0, sizeof(r));
+		r.guid = s->b.target_guid;
+		r.size = s->size;
+		r.block_size = s->b.block_size;
+		r.complete = 1;
+		snprintf(r.name, sizeof(r.name), "%s", s->name);
+		return rec_write(s->rpath, &r, err);
+	}
+	res->st.journal_bytes = s->j.bytes;
+	if (jrn_commit(&s->j, err) == -1)
+		return -1;
+	jrn_release(&s->j);
+	if (io_fault("vol-commit") != 0)
+		return as_err_set(err, AS_E_IO, EIO, "injected fault");
+	res->st.data_bytes = res->st.hole_bytes = 0;
+	if (jrn_apply(s->jpath, s->rpath, &s->d, &res->st, err) == -1)
+		return -1;
+	res->st.journal_bytes = s->j.bytes;
+	return 0;
+}
+
+/* Release what rcv_open took; rc -1: the receive failed. */
+static int
+rcv_close(struct rcv *s, int rc)
+{
+	if (rc == -1 && s->j.fd != -1 && !s->have_ckpt && !s->resuming) {
+		/* never sealed, nothing to resume from: throw it away */
+		jrn_release(&s->j);
+		(void)unlink(s->jpath);
+	}
+	jrn_release(&s->j);
+	if (rc == -1 && s->created && !s->touched && s->d.fd != -1)
+		(void)unlink(s->dest);	/* nothing of ours in it */
+	if (s->d.fd != -1)
+		close(s->d.fd);
+	free(s->rpath);
+	free(s->jpath);
+	return rc;
+}
+
 int
 vol_receive_resume(const char *dest, const char *state, int in_fd,
     int flags, uint64_t resume_guid, uint64_t resume_off,
     struct vol_recv_result *res, struct as_err *err)
 {
 	struct rcv s;
-	struct stat sb;
-	struct vrec r;
-	int did, rc = -1, x;
+	int rc = -1;
 
-	memset(res, 0, sizeof(*res));
-	memset(&s, 0, sizeof(s));
-	s.ckpt_ns = mono_ns();
-	s.dest = dest;
-	s.flags = flags;
-	s.res = res;
-	s.d.fd = -1;
-	s.j.fd = -1;
-	if (vol_paths(dest, state, &s.rpath, &s.jpath, err) == -1)
-		goto out;
-	if (stat(dest, &sb) == -1) {
-		if (errno != ENOENT) {
-			as_err_sys(err, errno, "'%s'", dest);
-			goto out;
-		}
-		s.created = 1;
+	if (rcv_open(&s, dest, state, flags, resume_guid, resume_off, res,
+	    err) == 0 && read_stream(&s, in_fd, err) == 0 &&
+	    rcv_commit(&s, err) == 0)
+		rc = 0;
+	return rcv_close(&s, rc);
+}
+
+static int
+lc_record(struct rcv *r, const struct as_rec *rec, uint64_t bytes,
+    struct as_err *err)
+{
+	r->res->st.stream_bytes += bytes;
+	if (on_record(r, rec, err) == -1) {
+		r->lc_failed = 1;
+		return -1;
 	}
-	if (dst_open(&s.d, dest, 1, err) == -1)
-		goto out;
-	if (recover_open(dest, state, &s.d, &did, &res->st, err) == -1)
-		goto out;
-	res->recovered = did;
-	memset(&res->st, 0, sizeof(res->st));
-	if ((x = rec_read(s.rpath, &s.held, err)) == -1)
-		goto out;
-	s.have_held = x;
-	s.resume_guid = resume_guid;
-	s.resume_off = resume_off;
-	if (x == 1 && s.held.pguid != 0) {
-		if (resume_guid != 0 && resume_guid == s.held.pguid &&
-		    resume_off <= s.held.poff && s.held.block_size != 0 &&
-		    resume_off % s.held.block_size == 0 &&
-		    (s.held.pbase == 0 ||
-		    lstat(s.jpath, &sb) == 0)) {
-			s.resuming = 1;
-			res->resumed = resume_off;
-		} else {
-			/* not resumed: forget it */
-			if (s.held.pbase != 0 && unlink(s.jpath) == -1 &&
-			    errno != ENOENT) {
-				as_err_sys(err, errno, "remove '%s'", s.jpath);
-				goto out;
-			}
-			s.held.pguid = s.held.pbase = 0;
-			s.held.poff = s.held.pjlen = 0;
-			if (rec_write(s.rpath, &s.held, err) == -1)
-				goto out;
-		}
+	return 0;
+}
+
+int
+vol_copy(const char *src, struct catalog *target,
+    const struct catalog *base, const char *dest, const char *state,
+    int rflags, uint64_t resume_guid, uint64_t resume_off,
+    const struct vol_send_opts *o, struct vol_stats *sst,
+    struct vol_recv_result *res, struct as_err *err)
+{
+	struct rcv s;
+	int rc = -1;
+
+	if (rcv_open(&s, dest, state, rflags, resume_guid, resume_off, res,
+	    err) == -1) {
+		as_err_prefix(err, "receive '%s'", dest);
+		return rcv_close(&s, -1);
 	}
-	if (resume_guid != 0 && !s.resuming) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds no interrupted "
-		    "transfer of %016" PRIx64 " to resume at %" PRIu64, dest,
-		    resume_guid, resume_off);
-		goto out;
-	}
-	if (read_stream(&s, in_fd, err) == -1)
-		goto out;
-	if (s.full) {
-		if (io_fsync(s.d.fd, dest, err) == -1)
-			goto out;
-		memset(&r, 0, sizeof(r));
-		r.guid = s.b.target_guid;
-		r.size = s.size;
-		r.block_size = s.b.block_size;
-		r.complete = 1;
-		snprintf(r.name, sizeof(r.name), "%s", s.name);
-		if (rec_write(s.rpath, &r, err) == -1)
-			goto out;
-	} else {
-		res->st.journal_bytes = s.j.bytes;
-		if (jrn_commit(&s.j, err) == -1)
-			goto out;
-		jrn_release(&s.j);
-		if (io_fault("vol-commit") != 0) {
-			as_err_set(err, AS_E_IO, EIO, "injected fault");
-			goto out;
-		}
-		res->st.data_bytes = res->st.hole_bytes = 0;
-		if (jrn_apply(s.jpath, s.rpath, &s.d, &res->st, err) == -1)
-			goto out;
-		res->st.journal_bytes = s.j.bytes;
-	}
-	rc = 0;
-out:
-	if (rc == -1 && s.j.fd != -1 && !s.have_ckpt && !s.resuming) {
-		/* never sealed, nothing to resume from: throw it away */
-		jrn_release(&s.j);
-		(void)unlink(s.jpath);
-	}
-	jrn_release(&s.j);
-	if (rc == -1 && s.created && !s.touched && s.d.fd != -1)
-		(void)unlink(dest);	/* nothing of ours in it */
-	if (s.d.fd != -1)
-		close(s.d.fd);
-	free(s.rpath);
-	free(s.jpath);
-	return rc;
+	if (vol_send_to(src, target, base, -1, &s, o, sst, err) == -1)
+		as_err_prefix(err, s.lc_failed ? "receive '%s'" : "send '%s'",
+		    s.lc_failed ? dest : src);
+	else if (rcv_commit(&s, err) == -1)
+		as_err_prefix(err, "receive '%s'", dest);
+	else
+		rc = 0;
+	return rcv_close(&s, rc);
 }

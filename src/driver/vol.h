@@ -178,6 +178,25 @@ int	vol_receive_resume(const char *dest, const char *state, int in_fd,
 	    int flags, uint64_t resume_guid, uint64_t resume_off,
 	    struct vol_recv_result *res, struct as_err *err);
 
+/*
+ * vol_send and vol_receive_resume in one process, for a local copy
+ * (both volumes on this machine): the sender's records go straight to
+ * the receiver's handler instead of through a stream, so each changed
+ * byte is read once and written once from the same buffer (no
+ * encoding, pipe or decoding, no record checks: nothing travels).
+ * Everything else is the receiver's as with a stream: a full copy marks
+ * dest incomplete until it is fsync'ed and recorded, an incremental one
+ * goes through the sealed journal, and both make resume checkpoints at
+ * the same pace.  o, sst: as vol_send; dest, state, rflags (VOL_RECV_*),
+ * resume_guid, resume_off, res: as vol_receive_resume.  An error says
+ * which side failed ("send 'SRC': ...", "receive 'DEST': ...").
+ */
+int	vol_copy(const char *src, struct catalog *target,
+	    const struct catalog *base, const char *dest, const char *state,
+	    int rflags, uint64_t resume_guid, uint64_t resume_off,
+	    const struct vol_send_opts *o, struct vol_stats *sst,
+	    struct vol_recv_result *res, struct as_err *err);
+
 /* An interrupted transfer into a volume that can be resumed. */
 struct vol_partial {
 	uint64_t	target_guid;	/* the snapshot being received */

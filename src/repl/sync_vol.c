@@ -26,23 +26,8 @@
 #include "repl/endpoint.h"
 #include "repl/remote.h"
 #include "repl/snapstore.h"
-#include "repl/rchild.h"
 #include "repl/sync.h"
 #include "base/banned.h"
-
-struct vol_report {
-	struct rchild_report	hdr;	/* first: see rchild.h */
-	struct vol_recv_result	res;
-};
-
-/* What the receiving child needs. */
-struct vol_recv_args {
-	const char	*dst;
-	const char	*state;
-	int		 flags;
-	uint64_t	 resume_guid;	/* resume this transfer, or 0 */
-	uint64_t	 resume_off;
-};
 
 struct vol_save {
 	struct snapstore	*ss;
@@ -64,18 +49,6 @@ save_pending(void *arg, struct as_err *err)
 	struct vol_save *vs = arg;
 
 	return snapstore_save(vs->ss, vs->target, SNAP_SAVE_PENDING, err);
-}
-
-static void
-vol_receive_child(void *arg, int in_fd, int report_fd)
-{
-	struct vol_recv_args *a = arg;
-	struct vol_report r;
-
-	memset(&r, 0, sizeof(r));
-	r.hdr.rc = vol_receive_resume(a->dst, a->state, in_fd, a->flags,
-	    a->resume_guid, a->resume_off, &r.res, &r.hdr.err);
-	rchild_exit(report_fd, &r.hdr, sizeof(r));
 }
 
 int
@@ -102,8 +75,9 @@ sync_vol_receive(void *arg, const char *dest, int in_fd, int rflags,
 }
 
 /*
- * Receiver in a child, sender here.  0: committed; 1: committed but the
- * sender side failed after END (err); -1: failed (err).
+ * Both volumes are local: sender and receiver in this process
+ * (vol_copy), the changed blocks written from the buffer they were read
+ * into.  0: committed; -1: failed (err).
  */
 static int
 vol_transfer(const char *src, const char *dst, const char *state,
@@ -112,26 +86,16 @@ vol_transfer(const char *src, const char *dst, const char *state,
     const struct sync_opts *o, struct sync_result *res,
     struct vol_stats *sst, struct as_err *err)
 {
-	struct vol_recv_args a = { dst, state, rflags, 0, 0 };
-	struct vol_report r;
+	struct vol_recv_result *rr;
 	struct vol_send_opts so;
 	struct vol_save vs;
-	struct rchild c;
-	struct as_err serr;
-	int src_rc;
+	uint64_t rguid = 0, roff = 0;
+	int rc;
 
 	if (rblock > 0) {
-		a.resume_guid = target->hdr.guid;
-		a.resume_off = rblock * target->hdr.block_size;
+		rguid = target->hdr.guid;
+		roff = rblock * target->hdr.block_size;
 	}
-	if (rchild_start(&c, vol_receive_child, &a, err) == -1)
-		return -1;
-	/*
-	 * A volume streams gigabytes through this pipe: 1 MiB instead of
-	 * the default 64 KiB lets each side run longer between wake-ups.
-	 */
-	(void)fcntl(c.data_fd, F_SETPIPE_SZ, 1 << 20);
-	as_err_clear(&serr);
 	memset(&so, 0, sizeof(so));
 	so.flags = VOL_SEND_LIVE;
 	so.block_size = o->block_size;
@@ -141,11 +105,12 @@ vol_transfer(const char *src, const char *dst, const char *state,
 	so.checkpoint = save_pending;
 	so.arg = &vs;
 	so.resume_block = rblock;
-	src_rc = vol_send(src, target, base, c.data_fd, &so, sst, &serr);
-	if (rchild_finish(&c, &r.hdr, sizeof(r), err) == -1)
-		return -1;
-	res->recovered |= r.res.recovered;
-	return rchild_verdict(&r.hdr, src_rc, &serr, src, dst, err);
+	rr = xcalloc(1, sizeof(*rr));
+	rc = vol_copy(src, target, base, dst, state, rflags, rguid, roff, &so,
+	    sst, rr, err);
+	res->recovered |= rr->recovered;
+	free(rr);
+	return rc;
 }
 
 /* A volume endpoint: vol:PATH, or a remote URL whose path is /vol:PATH. */
