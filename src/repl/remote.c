@@ -209,7 +209,8 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
 			continue;
 		avail = kind == CONN_FD_OTHER ? 0 : conn_fd_ready(in_fd, kind,
-		    o->rl != NULL ? PROTO_CHUNK : SPLICE_CHUNK);
+		    o->rl != NULL && o->rl->rate > 0 ? PROTO_CHUNK :
+		    SPLICE_CHUNK);
 		if (avail > 0) {
 			if (frame_send_fd(c, PT_DATA, in_fd, kind, avail,
 			    &src_failed, err) == -1) {
