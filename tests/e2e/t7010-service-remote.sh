@@ -152,7 +152,8 @@ test_expect_success 'stop the daemon and the servers' '
 	stop_daemon &&
 	net_kill_group "$TCP_PID" TERM &&
 	net_kill_group "$TLS_PID" TERM &&
-	net_logs_clean
+	net_logs_clean &&
+	! grep -E "AddressSanitizer|LeakSanitizer|runtime error" daemon.log
 '
 
 test_done
