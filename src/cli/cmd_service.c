@@ -50,6 +50,9 @@ static const char usage_create[] =
 "  --pre-hook 'CMD ARG...'   run before each run; failing fails the run\n"
 "  --post-hook 'CMD ARG...'  run after each run (AUTOSYNC_STATUS...)\n"
 "  --hook-timeout T    kill a hook after T (default 5m)\n"
+"  --key FILE          tcp: the PSK file; tls: the private key (0600)\n"
+"  --cert FILE         tls: this side's certificate\n"
+"  --ca FILE           tls: the CA that signed the server's\n"
 "  -N                  non-recursive (not implemented yet)\n"
 "  -X                  no NAME-latest snapshot\n";
 
@@ -66,7 +69,8 @@ static const char usage_show[] =
 "last_error, last_errcode, successes, failures, consecutive_failures,\n"
 "bytes_sent (by the last run).  Settable with 'autosync set': schedule,\n"
 "rate_limit, compress, trace_level, retries, keep_src, keep_dst,\n"
-"recursive, latest, pre_hook, post_hook, hook_timeout.\n";
+"recursive, latest, pre_hook, post_hook, hook_timeout, key_file,\n"
+"cert_file, ca_file.\n";
 
 static const char usage_get[] =
 "usage: autosync get NAME PROPERTY\n";
@@ -193,9 +197,39 @@ simple_opts(int argc, char **argv, const char *usage, const char *cmd,
 enum {
 	O_SOURCE = 0x200, O_DEST, O_EVERY, O_AT, O_CRON, O_ONCE, O_CONT,
 	O_RATE, O_COMPRESS, O_KEEPSRC, O_KEEPDST, O_TRACE, O_RETRIES,
-	O_PRE, O_POST, O_HOOKTMO,
+	O_PRE, O_POST, O_HOOKTMO, O_KEY, O_CERT, O_CA,
 };
-#define NPVAL	(O_HOOKTMO - O_RATE + 1)
+#define NPVAL	(O_CA - O_RATE + 1)
+
+/*
+ * A key, certificate or CA file as the daemon will open it: absolute,
+ * since it runs elsewhere.  "" stays "" (not set).
+ */
+static char *
+abs_file(const char *v)
+{
+	char *r, cwd[4096];
+
+	if (v[0] == '\0' || v[0] == '/')
+		return xstrdup(v);
+	if ((r = realpath(v, NULL)) != NULL)
+		return r;
+	/* missing: runner_check_auth says so with the path given */
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return xstrdup(v);
+	return xasprintf("%s/%s", cwd, v);
+}
+
+/* rate_limit on a service that has nothing to limit: say so. */
+static void
+rate_warn(const char *src, const char *dst, const char *rate)
+{
+	if (rate != NULL && strcmp(rate, "0") != 0 &&
+	    strcmp(rate, "none") != 0 && !runner_rate_applies(src, dst))
+		log_warn("rate_limit %s: only transfers over ssh, tcp or tls "
+		    "are limited; a local sync runs at full speed",
+		    cli_esc(rate));
+}
 
 int
 cmd_create(struct cli *cli, int argc, char **argv)
@@ -217,6 +251,9 @@ cmd_create(struct cli *cli, int argc, char **argv)
 		{ "pre-hook",	required_argument,	NULL, O_PRE },
 		{ "post-hook",	required_argument,	NULL, O_POST },
 		{ "hook-timeout", required_argument,	NULL, O_HOOKTMO },
+		{ "key",	required_argument,	NULL, O_KEY },
+		{ "cert",	required_argument,	NULL, O_CERT },
+		{ "ca",		required_argument,	NULL, O_CA },
 		{ "help",	no_argument,		NULL, 'h' },
 		{ NULL,		0,			NULL, 0 }
 	};
@@ -230,8 +267,12 @@ cmd_create(struct cli *cli, int argc, char **argv)
 		[O_PRE - O_RATE] = "pre_hook",
 		[O_POST - O_RATE] = "post_hook",
 		[O_HOOKTMO - O_RATE] = "hook_timeout",
+		[O_KEY - O_RATE] = "key_file",
+		[O_CERT - O_RATE] = "cert_file",
+		[O_CA - O_RATE] = "ca_file",
 	};
 	const char *pval[NPVAL] = { NULL };
+	char *files[3] = { NULL, NULL, NULL };
 	const char *src = NULL, *dst = NULL, *at = NULL;
 	char spec[SCHED_STR_MAX], canon[SCHED_STR_MAX], *sdir = NULL;
 	struct as_err err;
@@ -282,6 +323,13 @@ cmd_create(struct cli *cli, int argc, char **argv)
 		case O_HOOKTMO:
 			pval[ch - O_RATE] = optarg;
 			break;
+		case O_KEY:
+		case O_CERT:
+		case O_CA:
+			free(files[ch - O_KEY]);
+			files[ch - O_KEY] = abs_file(optarg);
+			pval[ch - O_RATE] = files[ch - O_KEY];
+			break;
 		case 'N':
 			norec = 1;
 			break;
@@ -289,9 +337,11 @@ cmd_create(struct cli *cli, int argc, char **argv)
 			nolatest = 1;
 			break;
 		case 'h':
-			return cli_help(usage_create);
+			rc = cli_help(usage_create);
+			goto out;
 		default:
-			return cli_bad_option(usage_create, "create", argv);
+			rc = cli_bad_option(usage_create, "create", argv);
+			goto out;
 		}
 	}
 	/* "--continuous 5s": a separate optional argument */
@@ -302,39 +352,61 @@ cmd_create(struct cli *cli, int argc, char **argv)
 		    argv[optind + 1]);
 		argc--;
 	}
-	if (argc - optind != 1)
-		return cli_usage_error(usage_create, "create: expected NAME");
+	if (argc - optind != 1) {
+		rc = cli_usage_error(usage_create, "create: expected NAME");
+		goto out;
+	}
 	name = argv[optind];
-	if (src == NULL || dst == NULL)
-		return cli_usage_error(usage_create, "create: --source and "
+	if (src == NULL || dst == NULL) {
+		rc = cli_usage_error(usage_create, "create: --source and "
 		    "--dest are required");
-	if (nsched != 1)
-		return cli_usage_error(usage_create, "create: expected one of "
+		goto out;
+	}
+	if (nsched != 1) {
+		rc = cli_usage_error(usage_create, "create: expected one of "
 		    "--every, --cron, --once-at, --continuous");
+		goto out;
+	}
 	if (at != NULL) {
-		if (strncmp(spec, "every ", 6) != 0)
-			return cli_usage_error(usage_create, "create: --at "
+		if (strncmp(spec, "every ", 6) != 0) {
+			rc = cli_usage_error(usage_create, "create: --at "
 			    "goes with --every");
+			goto out;
+		}
 		snprintf(canon, sizeof(canon), "%s at %s", spec, at);
 		snprintf(spec, sizeof(spec), "%s", canon);
 	}
 	if (store_name_check(name, &err) == -1 ||
-	    sched_parse(spec, &sc, &err) == -1)
-		return cli_usage_error(usage_create, "create: %s", err.msg);
+	    sched_parse(spec, &sc, &err) == -1) {
+		rc = cli_usage_error(usage_create, "create: %s", err.msg);
+		goto out;
+	}
 	for (i = 0; i < NPVAL; i++)
 		if (pval[i] != NULL &&
-		    store_prop_check(pname[i], pval[i], &err) == -1)
-			return cli_usage_error(usage_create, "create: %s",
+		    store_prop_check(pname[i], pval[i], &err) == -1) {
+			rc = cli_usage_error(usage_create, "create: %s",
 			    err.msg);
+			goto out;
+		}
 	if ((pval[O_KEEPDST - O_RATE] != NULL && runner_check(dst,
 	    (unsigned)strtoul(pval[O_KEEPDST - O_RATE], NULL, 10),
 	    &err) == -1) || (pval[O_KEEPSRC - O_RATE] != NULL &&
 	    runner_check_src(src, (unsigned)strtoul(pval[O_KEEPSRC -
-	    O_RATE], NULL, 10), &err) == -1))
-		return cli_usage_error(usage_create, "create: %s", err.msg);
+	    O_RATE], NULL, 10), &err) == -1)) {
+		rc = cli_usage_error(usage_create, "create: %s", err.msg);
+		goto out;
+	}
 	if ((norec && store_prop_check("recursive", "off", &err) == -1) ||
-	    (nolatest && store_prop_check("latest", "off", &err) == -1))
-		return cli_usage_error(usage_create, "create: %s", err.msg);
+	    (nolatest && store_prop_check("latest", "off", &err) == -1)) {
+		rc = cli_usage_error(usage_create, "create: %s", err.msg);
+		goto out;
+	}
+	if (runner_check_auth(src, dst, files[0], files[1], files[2],
+	    &err) == -1) {
+		as_err_prefix(&err, "create");
+		goto fail;
+	}
+	rate_warn(src, dst, pval[O_RATE - O_RATE]);
 	sched_format(&sc, canon, sizeof(canon));
 	if ((st = open_store(cli, &sdir, &err)) == NULL)
 		goto fail;
@@ -371,6 +443,8 @@ fail:
 out:
 	store_close(st);
 	free(sdir);
+	for (i = 0; i < 3; i++)
+		free(files[i]);
 	return rc;
 }
 
@@ -590,9 +664,12 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	struct store *st;
 	struct sched sc;
 	struct svc v;
-	char *sdir = NULL, *key, canon[SCHED_STR_MAX];
-	const char *val;
-	int i, rc;
+	static const char *const fprop[3] = { "key_file", "cert_file",
+	    "ca_file" };
+	char *sdir = NULL, *key, canon[SCHED_STR_MAX], *fval[3] = { NULL };
+	char *abs = NULL;
+	const char *val, *rate = NULL;
+	int i, k, files = 0, rc;
 
 	if ((rc = simple_opts(argc, argv, usage_set, "set", NULL)) >= 0)
 		return rc;
@@ -610,6 +687,8 @@ cmd_set(struct cli *cli, int argc, char **argv)
 		val++;
 		rc = strcmp(key, "schedule") == 0 ?
 		    sched_parse(val, &sc, &err) :
+		    strstr(key, "_file") != NULL && val[0] != '/' ?
+		    store_prop_check(key, "", &err) :	/* abs_file later */
 		    store_prop_check(key, val, &err);
 		free(key);
 		if (rc == -1)
@@ -619,6 +698,29 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	if ((st = open_store(cli, &sdir, &err)) == NULL ||
 	    store_svc_get(st, argv[optind], &v, &err) == -1)
 		goto fail;
+	/* the key files as they will be, against the endpoints */
+	for (k = 0; k < 3; k++)
+		if (store_prop_get(st, argv[optind], fprop[k], &fval[k],
+		    &err) == -1)
+			goto fail;
+	for (i = optind + 1; i < argc; i++) {
+		val = strchr(argv[i], '=') + 1;
+		if (strncmp(argv[i], "rate_limit=", 11) == 0)
+			rate = val;
+		for (k = 0; k < 3; k++)
+			if (strncmp(argv[i], fprop[k], strlen(fprop[k])) == 0 &&
+			    argv[i][strlen(fprop[k])] == '=') {
+				free(fval[k]);
+				fval[k] = abs_file(val);
+				files = 1;
+			}
+	}
+	if (files && runner_check_auth(v.source, v.dest, fval[0], fval[1],
+	    fval[2], &err) == -1) {
+		as_err_prefix(&err, "set");
+		goto fail;
+	}
+	rate_warn(v.source, v.dest, rate);
 	for (i = optind + 1; i < argc; i++)
 		if ((strncmp(argv[i], "keep_dst=", 9) == 0 &&
 		    runner_check(v.dest, (unsigned)strtoul(argv[i] + 9, NULL,
@@ -633,6 +735,11 @@ cmd_set(struct cli *cli, int argc, char **argv)
 		key = xstrdup(argv[i]);
 		key[val - argv[i]] = '\0';
 		val++;
+		for (k = 0; k < 3; k++)
+			if (strcmp(key, fprop[k]) == 0) {
+				free(abs);
+				val = abs = abs_file(val);
+			}
 		if (strcmp(key, "schedule") == 0) {
 			(void)sched_parse(val, &sc, NULL);
 			rc = store_svc_set_schedule(st, argv[optind],
@@ -652,6 +759,9 @@ out:
 	svc_release(&v);
 	store_close(st);
 	free(sdir);
+	free(abs);
+	for (k = 0; k < 3; k++)
+		free(fval[k]);
 	return rc;
 }
 

@@ -95,6 +95,24 @@ ms_of_ns(uint64_t ns)
 	return ms > 60000 ? 60000 : (int)ms;
 }
 
+/*
+ * A live rate change (remote_opts.rate_live) goes into the bucket before
+ * the next chunk; returns the longest poll timeout (ms) that still sees
+ * the next change in time: 1 s while changes can come, else -1.
+ */
+static int
+rate_follow(const struct xfer_opts *o)
+{
+	uint64_t v;
+
+	if (o->rate_live == NULL || o->rl == NULL)
+		return -1;
+	v = o->rate_live();
+	if (v != UINT64_MAX && v != o->rl->rate)
+		ratelimit_set(o->rl, v);
+	return 1000;
+}
+
 int
 xfer_send(struct conn *c, const struct xfer_opts *o,
     const struct xfer_src *s, struct xfer_sent *out, struct as_err *err)
@@ -110,7 +128,7 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 	ssize_t n;
 	size_t avail;
 	int p[2], in_fd, have_thread = 0, conn_failed = 0, r, e, tmo;
-	int read_failed = 0, kind, src_failed;
+	int read_failed = 0, kind, src_failed, tmo_max;
 
 	memset(&out->st, 0, sizeof(out->st));
 	as_err_clear(&out->serr);
@@ -154,6 +172,7 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 	kind = z == NULL ? conn_fd_kind(in_fd) : CONN_FD_OTHER;
 
 	for (;;) {
+		tmo_max = rate_follow(o);
 		now = ratelimit_now_ns();
 		wait_ns = o->rl != NULL ? ratelimit_wait_ns(o->rl, now,
 		    PROTO_CHUNK) : 0;
@@ -164,6 +183,8 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 		pfd[1].events = wait_ns == 0 ? POLLIN : 0;
 		pfd[1].revents = 0;
 		tmo = wait_ns == 0 ? -1 : ms_of_ns(wait_ns);
+		if (tmo_max >= 0 && (tmo < 0 || tmo > tmo_max))
+			tmo = tmo_max;
 		if (c->ops->pending(c) > 0)
 			tmo = 0;
 		r = poll(pfd, 2, tmo);
@@ -188,7 +209,8 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
 			continue;
 		avail = kind == CONN_FD_OTHER ? 0 : conn_fd_ready(in_fd, kind,
-		    o->rl != NULL ? PROTO_CHUNK : SPLICE_CHUNK);
+		    o->rl != NULL && o->rl->rate > 0 ? PROTO_CHUNK :
+		    SPLICE_CHUNK);
 		if (avail > 0) {
 			if (frame_send_fd(c, PT_DATA, in_fd, kind, avail,
 			    &src_failed, err) == -1) {
@@ -381,6 +403,7 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 	}
 
 	for (;;) {
+		(void)rate_follow(o);	/* a pull: at most a chunk late */
 		now = ratelimit_now_ns();
 		wait_ns = o->rl != NULL && !gone ? ratelimit_wait_ns(o->rl,
 		    now, PROTO_CHUNK) : 0;
@@ -891,7 +914,8 @@ xfer_opts_init(struct remote *r, struct xfer_opts *xo, struct progress *pg,
 	memset(xo, 0, sizeof(*xo));
 	xo->features = r->features;
 	xo->zstd_level = r->o.zstd_level;
-	xo->rl = r->o.rate > 0 ? &r->rl : NULL;
+	xo->rl = r->o.rate > 0 || r->o.rate_live != NULL ? &r->rl : NULL;
+	xo->rate_live = r->o.rate_live;
 	progress_init(pg, r->o.progress, 2, total, ratelimit_now_ns());
 	xo->prog = r->o.progress != PROGRESS_NONE ? pg : NULL;
 }

@@ -54,6 +54,13 @@ struct remote_opts {
 	int		 zstd_level;	/* 0: no compression */
 	uint64_t	 rate;		/* bytes/s on the wire; 0: unlimited */
 	enum progress_mode progress;	/* on stderr */
+	/*
+	 * When not NULL: the rate limit as it is now (bytes/s, 0:
+	 * unlimited; UINT64_MAX: unchanged), read by the pumps before each
+	 * chunk so that a service's changed rate_limit takes effect on the
+	 * running transfer (runner_rate_live).
+	 */
+	uint64_t	(*rate_live)(void);
 };
 
 /*
@@ -70,6 +77,7 @@ struct xfer_opts {
 	uint32_t	 features;	/* negotiated PROTO_F_* */
 	int		 zstd_level;	/* sender: > 0 compresses (if ZSTD) */
 	struct ratelimit *rl;		/* NULL: unlimited */
+	uint64_t	(*rate_live)(void); /* remote_opts.rate_live (rl set) */
 	struct progress	*prog;		/* NULL: none */
 	xfer_recv_fn	 receiver;	/* NULL: dir_receive */
 	void		*receiver_arg;

@@ -1,6 +1,7 @@
 /*
  * runner.c - one run of a service (see runner.h).
  */
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -24,6 +25,7 @@
 #include "service/runner.h"
 #include "service/sched.h"
 #include "transport/compress.h"
+#include "transport/keys.h"
 #include "transport/ratelimit.h"
 #include "base/banned.h"
 
@@ -102,6 +104,17 @@ runner_props_load(struct store *st, const char *name, struct runner_props *p,
 		p->post_hook = v;
 		v = NULL;
 	}
+#define GETFILE(key, field) do {					\
+		GET(key);						\
+		if (v[0] != '\0') {					\
+			p->ro.field = v;				\
+			v = NULL;					\
+		}							\
+	} while (0)
+	GETFILE("key_file", key_file);
+	GETFILE("cert_file", cert_file);
+	GETFILE("ca_file", ca_file);
+#undef GETFILE
 	GET("hook_timeout");
 	if (sched_parse_duration(v, &secs, err) == -1)
 		goto out;
@@ -121,6 +134,10 @@ runner_props_release(struct runner_props *p)
 	free(p->pre_hook);
 	free(p->post_hook);
 	p->pre_hook = p->post_hook = NULL;
+	free((char *)p->ro.key_file);
+	free((char *)p->ro.cert_file);
+	free((char *)p->ro.ca_file);
+	p->ro.key_file = p->ro.cert_file = p->ro.ca_file = NULL;
 }
 
 int
@@ -170,6 +187,105 @@ runner_check_src(const char *src, unsigned keep_src, struct as_err *err)
 		    "btrfs");
 	endpoint_release(&se);
 	return rc;
+}
+
+/* A file the TLS layer will read: a readable regular file. */
+static int
+check_file(const char *prop, const char *path, int secret, struct as_err *err)
+{
+	struct stat st;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return as_err_sys(err, errno, "%s '%s'", prop, path);
+	if (fstat(fd, &st) == -1) {
+		as_err_sys(err, errno, "%s '%s'", prop, path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (!S_ISREG(st.st_mode))
+		return as_err_set(err, AS_E_USAGE, 0, "%s '%s' is not a "
+		    "regular file", prop, path);
+	if (secret && (st.st_mode & 077) != 0)
+		return as_err_set(err, AS_E_AUTH, 0, "%s '%s' is readable by "
+		    "others; chmod 600 it", prop, path);
+	return 0;
+}
+
+static int
+set_(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+int
+runner_check_auth(const char *src, const char *dst, const char *key,
+    const char *cert, const char *ca, struct as_err *err)
+{
+	struct endpoint se, de;
+	const struct endpoint *ep = NULL;
+	struct psk k;
+	int rc = -1;
+
+	memset(&se, 0, sizeof(se));
+	memset(&de, 0, sizeof(de));
+	if (endpoint_parse(&se, src, NULL) == 0 &&
+	    (se.kind == EP_TCP || se.kind == EP_TLS))
+		ep = &se;
+	if (endpoint_parse(&de, dst, NULL) == 0 &&
+	    (de.kind == EP_TCP || de.kind == EP_TLS))
+		ep = &de;
+	if (ep == NULL) {
+		if (set_(key) || set_(cert) || set_(ca))
+			as_err_set(err, AS_E_USAGE, 0, "%s: only tcp:// and "
+			    "tls:// endpoints take key, certificate and CA "
+			    "files", set_(key) ? "key_file" : set_(cert) ?
+			    "cert_file" : "ca_file");
+		else
+			rc = 0;
+	} else if (ep->kind == EP_TCP) {
+		if (!set_(key))
+			as_err_set(err, AS_E_USAGE, 0, "'%s' needs key_file "
+			    "(--key): the pre-shared key", ep->spec);
+		else if (set_(cert) || set_(ca))
+			as_err_set(err, AS_E_USAGE, 0, "%s: a tcp:// endpoint "
+			    "takes key_file only", set_(cert) ? "cert_file" :
+			    "ca_file");
+		else if (key_load(key, &k, err) == 0) {
+			key_clear(&k);
+			rc = 0;
+		} else
+			as_err_prefix(err, "key_file");
+	} else {
+		if (!set_(key) || !set_(cert) || !set_(ca))
+			as_err_set(err, AS_E_USAGE, 0, "'%s' needs key_file, "
+			    "cert_file and ca_file (--key, --cert, --ca)",
+			    ep->spec);
+		else if (check_file("key_file", key, 1, err) == 0 &&
+		    check_file("cert_file", cert, 0, err) == 0 &&
+		    check_file("ca_file", ca, 0, err) == 0)
+			rc = 0;
+	}
+	endpoint_release(&se);
+	endpoint_release(&de);
+	return rc;
+}
+
+int
+runner_rate_applies(const char *src, const char *dst)
+{
+	struct endpoint se, de;
+	int r = 1;
+
+	memset(&se, 0, sizeof(se));
+	memset(&de, 0, sizeof(de));
+	if (endpoint_parse(&se, src, NULL) == 0 &&
+	    endpoint_parse(&de, dst, NULL) == 0)
+		r = endpoint_is_remote(&se) || endpoint_is_remote(&de);
+	endpoint_release(&se);
+	endpoint_release(&de);
+	return r;
 }
 
 /* ---- hooks ------------------------------------------------------- */
@@ -429,7 +545,9 @@ runner_run(struct runner *r, struct runner_result *res)
 		    r->nchanged > 1 ? r->changed[r->nchanged - 1] : "",
 		    r->nchanged > 1 ? "'" : "");
 	if (runner_check(r->dest, r->p.keep_dst, &err) == -1 ||
-	    runner_check_src(r->source, r->p.keep_src, &err) == -1) {
+	    runner_check_src(r->source, r->p.keep_src, &err) == -1 ||
+	    runner_check_auth(r->source, r->dest, r->p.ro.key_file,
+	    r->p.ro.cert_file, r->p.ro.ca_file, &err) == -1) {
 		fail(res, &err);
 		goto out;
 	}
@@ -441,6 +559,9 @@ runner_run(struct runner *r, struct runner_result *res)
 	}
 	memset(&o, 0, sizeof(o));
 	o.state_dir = r->state_dir;
+	/* a changed rate_limit reaches the transfer (remote.h) */
+	if (have_thread)
+		r->p.ro.rate_live = runner_rate_live;
 	o.remote = &r->p.ro;
 	o.keep_src = r->p.keep_src;
 	o.flags = r->p.sync_flags;

@@ -56,7 +56,8 @@ struct runner_props {
 	char		*pre_hook;	/* spec, or NULL */
 	char		*post_hook;
 	int64_t		 hook_timeout_ms;
-	struct remote_opts ro;		/* rate limit, compression */
+	struct remote_opts ro;		/* rate limit, compression, key
+					 * files (allocated, or NULL) */
 	int		 sync_flags;	/* SYNC_* (not a property: reverse) */
 };
 
@@ -110,6 +111,23 @@ int	runner_check(const char *dest, unsigned keep_dst, struct as_err *err);
  */
 int	runner_check_src(const char *src, unsigned keep_src,
 	    struct as_err *err);
+
+/*
+ * key_file, cert_file and ca_file against the endpoints (remote_opts):
+ * a tcp:// endpoint needs key_file, a PSK that key_load accepts (mode
+ * 0600); a tls:// one needs all three, readable, the key not readable by
+ * group or other.  Other endpoints take none of them (USAGE).  Empty
+ * strings and NULL are "not set".  Errors are one line naming the
+ * property and the file.
+ */
+int	runner_check_auth(const char *src, const char *dst, const char *key,
+	    const char *cert, const char *ca, struct as_err *err);
+/*
+ * 1 when rate_limit has something to limit: an endpoint is reached over
+ * a connection (ssh, tcp, tls).  A local sync is a pipe between two
+ * processes here and is not rate-limited.
+ */
+int	runner_rate_applies(const char *src, const char *dst);
 
 /* One run; res says how it ended. */
 void	runner_run(struct runner *r, struct runner_result *res);

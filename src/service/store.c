@@ -84,6 +84,9 @@ static const struct store_propdef propdefs[] = {
 	{ "pre_hook",	"",	"program and arguments run before a run" },
 	{ "post_hook",	"",	"program and arguments run after a run" },
 	{ "hook_timeout", "5m",	"hooks are killed after this" },
+	{ "key_file",	"",	"tcp: the PSK file; tls: the private key" },
+	{ "cert_file",	"",	"tls: this side's certificate" },
+	{ "ca_file",	"",	"tls: the CA that signed the server's" },
 };
 
 #define NPROPS	(sizeof(propdefs) / sizeof(propdefs[0]))
@@ -714,6 +717,12 @@ store_prop_check(const char *key, const char *value, struct as_err *err)
 		if (!uint_in(value, 1000) || strcmp(value, "0") == 0)
 			return as_err_set(err, AS_E_USAGE, 0, "retries: "
 			    "expected 1 to 1000, not '%s'", value);
+	} else if (strcmp(key, "key_file") == 0 ||
+	    strcmp(key, "cert_file") == 0 || strcmp(key, "ca_file") == 0) {
+		/* the files themselves: runner_check_auth, by the CLI */
+		if (value[0] != '\0' && value[0] != '/')
+			return as_err_set(err, AS_E_USAGE, 0, "%s: expected "
+			    "an absolute path, not '%s'", key, value);
 	} else if (strcmp(key, "keep_src") == 0 ||
 	    strcmp(key, "keep_dst") == 0) {
 		if (!uint_in(value, 1000000))
