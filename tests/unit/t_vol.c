@@ -2,7 +2,8 @@
  * t_vol.c - the volume engine over real image files: the catalog of a
  * scan, full and incremental streams (which blocks travel, zeros as
  * holes, resize), receive into a sparse image, validation of the entry,
- * base checks, journal recovery, and resuming a cut transfer.
+ * base checks, journal recovery, resuming a cut transfer, and the local
+ * copy in one process (vol_copy).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -506,6 +507,121 @@ test_resume_cut_hole(void **state)
 	catalog_release(&c2);
 }
 
+/* vol_copy's checkpoint hook: what the pending catalog covered. */
+struct ckpt_seen {
+	struct catalog	*target;
+	int		 calls;
+	uint64_t	 max_ino;
+};
+
+static int
+copy_ckpt(void *arg, struct as_err *err)
+{
+	struct ckpt_seen *c = arg;
+
+	c->calls++;
+	if (c->target->ents[0].ino > c->max_ino)
+		c->max_ino = c->target->ents[0].ino;
+	return 0;
+}
+
+/* Local copy in one process: vol_copy (base may be NULL). */
+static int
+copy_live(struct catalog *target, const struct catalog *base, int flags,
+    struct vol_stats *st, struct vol_recv_result *res,
+    struct ckpt_seen *cs, struct as_err *err)
+{
+	struct vol_send_opts o;
+
+	memset(&o, 0, sizeof(o));
+	memset(st, 0, sizeof(*st));
+	o.flags = VOL_SEND_LIVE;
+	o.block_size = BS;
+	if (cs != NULL) {
+		cs->target = target;
+		o.checkpoint = copy_ckpt;
+		o.arg = cs;
+	}
+	catalog_init(target);
+	target->hdr.guid = next_guid++;
+	target->hdr.base_guid = base != NULL ? base->hdr.guid : 0;
+	snprintf(target->hdr.name, sizeof(target->hdr.name), "s%llu",
+	    (unsigned long long)target->hdr.guid);
+	return vol_copy(src, target, base, dst, tmpl, flags, 0, 0, &o, st,
+	    res, err);
+}
+
+static void
+test_copy(void **state)
+{
+	struct catalog c1, c2, c3, scan;
+	struct vol_stats st, sst;
+	struct vol_recv_result res;
+	struct ckpt_seen cs;
+	struct as_err err;
+	struct stat sb;
+	uint64_t held, i;
+
+	/* 24 MiB: enough stream for checkpoints (floor 0 below) */
+	make_image(src, 6 * NBLK * BS);
+	for (i = 10; i < 6 * NBLK - 10; i++)
+		if (i % 7 != 0)
+			put_block(src, i, (unsigned)i + 1);
+	assert_int_equal(setenv("AUTOSYNC_VOL_CHECKPOINT_MS", "0", 1), 0);
+	memset(&cs, 0, sizeof(cs));
+	if (copy_live(&c1, NULL, 0, &st, &res, &cs, &err) == -1)
+		fail_msg("vol_copy: %s", err.msg);
+	assert_int_equal(unsetenv("AUTOSYNC_VOL_CHECKPOINT_MS"), 0);
+	assert_same(src, dst);
+	assert_int_equal(res.target_guid, c1.hdr.guid);
+	assert_int_equal(vol_held(dst, tmpl, &held, NULL, &err), 1);
+	assert_int_equal(held, c1.hdr.guid);
+	/* the pending catalog was saved with hashes at each checkpoint */
+	assert_true(cs.calls >= 1);
+	assert_true(cs.max_ino > 0 && cs.max_ino <= 6 * NBLK);
+	assert_int_equal(c1.ents[0].ino, 0);
+	/* the same hashes as a scan */
+	memset(&sst, 0, sizeof(sst));
+	catalog_init(&scan);
+	if (vol_scan(src, BS, &scan, &sst, &err) == -1)
+		fail_msg("vol_scan: %s", err.msg);
+	assert_memory_equal((const uint8_t *)c1.hashes.data +
+	    c1.ents[0].hash_off, (const uint8_t *)scan.hashes.data +
+	    scan.ents[0].hash_off, 6 * NBLK * CAT_HASH_LEN);
+	catalog_release(&scan);
+	/* sparse: the holes were not written */
+	assert_int_equal(stat(dst, &sb), 0);
+	assert_true((uint64_t)sb.st_blocks * 512 < 6 * NBLK * BS - 20 * BS);
+
+	/* incremental: only what changed, through the journal */
+	put_block(src, 3, 77);
+	put_block(src, 100, 78);
+	put_block(src, 101, 0);
+	if (copy_live(&c2, &c1, 0, &st, &res, NULL, &err) == -1)
+		fail_msg("vol_copy: %s", err.msg);
+	assert_int_equal(st.data_bytes, 2 * BS);
+	assert_int_equal(st.hole_bytes, BS);
+	assert_true(res.st.journal_bytes > 2 * BS);
+	assert_same(src, dst);
+	assert_int_equal(vol_held(dst, tmpl, &held, NULL, &err), 1);
+	assert_int_equal(held, c2.hdr.guid);
+
+	/* a full copy onto a volume holding a snapshot needs the force */
+	put_block(src, 5, 79);
+	assert_int_equal(copy_live(&c3, NULL, 0, &st, &res, NULL, &err), -1);
+	assert_int_equal(err.code, AS_E_CONFLICT);
+	assert_non_null(strstr(err.msg, "receive '"));
+	assert_int_equal(vol_held(dst, tmpl, &held, NULL, &err), 1);
+	assert_int_equal(held, c2.hdr.guid);
+	catalog_release(&c3);
+	if (copy_live(&c3, NULL, VOL_RECV_FORCE, &st, &res, NULL, &err) == -1)
+		fail_msg("vol_copy -F: %s", err.msg);
+	assert_same(src, dst);
+	catalog_release(&c1);
+	catalog_release(&c2);
+	catalog_release(&c3);
+}
+
 int
 main(void)
 {
@@ -521,6 +637,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_resume_cut_hole, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_copy, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
