@@ -1,5 +1,8 @@
 /* io.c - safe descriptor I/O; see io.h. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -138,4 +141,26 @@ io_fsync(int fd, const char *what, struct as_err *err)
 	if (fsync(fd) == -1)
 		return as_err_sys(err, errno, "fsync '%s'", what);
 	return 0;
+}
+
+int
+io_rename_noreplace(int olddfd, const char *oldname, int newdfd,
+    const char *newname)
+{
+	struct stat sb;
+
+	if (renameat2(olddfd, oldname, newdfd, newname, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	/* (a directory moved into itself gets its EINVAL again below) */
+	if (fstatat(olddfd, oldname, &sb, AT_SYMLINK_NOFOLLOW) == -1)
+		return -1;
+	if (fstatat(newdfd, newname, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+		errno = EEXIST;
+		return -1;
+	}
+	if (errno != ENOENT)
+		return -1;
+	return renameat(olddfd, oldname, newdfd, newname);
 }

@@ -33,4 +33,14 @@ int	io_fault(const char *site);
 /* fsync that reports through err, naming what was synced. */
 int	io_fsync(int fd, const char *what, struct as_err *err);
 
+/*
+ * renameat2(RENAME_NOREPLACE): 0, or -1 with errno (EEXIST when new
+ * exists).  On a file system that lacks the flag (zfs-fuse and other
+ * FUSE 2 file systems answer EINVAL) it checks that new is absent and
+ * renames: not atomic against another writer of the same directory,
+ * which the receiver's lock rules out for autosync's own renames.
+ */
+int	io_rename_noreplace(int olddfd, const char *oldname, int newdfd,
+	    const char *newname);
+
 #endif

@@ -875,7 +875,7 @@ detach_one(struct rcv *r, const struct rop *o, struct as_err *err)
 			r->st->deletes++;
 		return 0;
 	}
-	if (renameat2(pfd, name, r->stagefd, sname, RENAME_NOREPLACE) == -1) {
+	if (io_rename_noreplace(pfd, name, r->stagefd, sname) == -1) {
 		e = errno;
 		close(pfd);
 		if (e == ENOENT)
@@ -910,7 +910,7 @@ attach_one(struct rcv *r, const struct rop *o, struct as_err *err)
 		close(pfd);
 		return as_err_sys(err, e, "attach '%s'", path);
 	}
-	if (renameat2(r->stagefd, sname, pfd, name, RENAME_NOREPLACE) == -1) {
+	if (io_rename_noreplace(r->stagefd, sname, pfd, name) == -1) {
 		e = errno;
 		if (e == ENOENT && fstatat(r->stagefd, sname, &sb,
 		    AT_SYMLINK_NOFOLLOW) == -1 && fstatat(pfd, name, &sb,
