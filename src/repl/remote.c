@@ -826,6 +826,12 @@ remote_close(struct remote *r)
 	free(r);
 }
 
+const char *
+remote_peer(const struct remote *r)
+{
+	return r->c->peer;
+}
+
 void
 remote_set_path(struct remote *r, const char *path)
 {
