@@ -1538,7 +1538,9 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 		oo.handshake_ms = SERVE_HANDSHAKE_MS;
 	L.o = &oo;
 	L.lfd = L.sigr = -1;
-	if (oo.root != NULL && (stat(oo.root, &st) == -1 ||
+	/* (a dataset root "zfs:POOL/DS" is checked per request) */
+	if (oo.root != NULL && strncmp(oo.root, "zfs:", 4) != 0 &&
+	    (stat(oo.root, &st) == -1 ||
 	    !S_ISDIR(st.st_mode)))
 		return as_err_set(err, AS_E_NOTFOUND, 0, "root '%s' is not "
 		    "a directory", oo.root);

@@ -255,6 +255,40 @@ rec_held_names(struct zstate *zs, const char *dest, char ***out, size_t *n,
 	return 0;
 }
 
+/* The names dest's own record holds (none when it has no record). */
+static int
+rec_own_names(struct zstate *zs, const char *dest, char ***out, size_t *n)
+{
+	char *key = snapstore_key(dest), *p, *line, *nl;
+	char *buf = xmalloc(65536);
+	ssize_t r;
+	int fd;
+
+	*out = NULL;
+	*n = 0;
+	p = xasprintf("%s/dests/%s", zs->dir, key);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	free(p);
+	free(key);
+	r = fd == -1 ? -1 : io_read_full(fd, buf, 65535);
+	if (fd != -1)
+		close(fd);
+	if (r > 0) {
+		buf[r] = '\0';
+		line = strchr(buf, '\n');
+		for (line = line != NULL ? line + 1 : NULL; line != NULL &&
+		    (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+			*nl = '\0';
+			if (*line == '\0')
+				continue;
+			*out = xreallocarray(*out, *n + 1, sizeof(**out));
+			(*out)[(*n)++] = xstrdup(line);
+		}
+	}
+	free(buf);
+	return 0;
+}
+
 static void
 free_names(char **v, size_t n)
 {
@@ -291,7 +325,7 @@ note_once(const char *state, const char *key, const char *msg)
 
 struct zstep;
 static int record_run(struct zstate *zs, const char *dkey,
-    const struct zstep *steps, size_t n, const char *name,
+    const struct zstep *steps, size_t n, const char *name, int keep_old,
     struct as_err *err);
 
 struct zstep {
@@ -347,13 +381,27 @@ plan_one(struct zstep *st, const struct zfs_tree *dt)
 /* Record, for dest, each dataset's newest common snapshot after a run. */
 static int
 record_run(struct zstate *zs, const char *dkey, const struct zstep *steps,
-    size_t n, const char *name, struct as_err *err)
+    size_t n, const char *name, int keep_old, struct as_err *err)
 {
-	char **names = xcalloc(n + 1, sizeof(*names));
+	char **names, **old = NULL;
 	const char *c;
-	size_t i, j, k = 0;
+	size_t i, j, k = 0, nold = 0;
 	int rc;
 
+	/*
+	 * keep_old (a -N run): the children's bases, which this run did not
+	 * look at, stay recorded, or another destination's pruning would
+	 * destroy them on the source.
+	 */
+	if (keep_old)
+		(void)rec_own_names(zs, dkey, &old, &nold);
+	names = xcalloc(n + nold + 1, sizeof(*names));
+	for (i = 0; i < nold; i++) {
+		for (j = 0; j < k && strcmp(names[j], old[i]) != 0; j++)
+			;
+		if (j == k)
+			names[k++] = old[i];
+	}
 	for (i = 0; i < n; i++) {
 		c = steps[i].sent ? name : steps[i].base_s != NULL &&
 		    !steps[i].nobase ? steps[i].base_s->name : NULL;
@@ -366,6 +414,7 @@ record_run(struct zstate *zs, const char *dkey, const struct zstep *steps,
 	}
 	rc = rec_put(zs, dkey, names, k, err);
 	free(names);
+	free_names(old, nold);
 	return rc;
 }
 
@@ -938,7 +987,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 			((struct zfs_snap *)(uintptr_t)b)->userrefs--;
 	}
 	dkey = xasprintf("zfs:%s", dst);
-	if (record_run(&zs, dkey, steps, n, name, err) == -1) {
+	if (record_run(&zs, dkey, steps, n, name, !recursive, err) == -1) {
 		free(dkey);
 		goto out;
 	}
@@ -963,7 +1012,7 @@ out:
 		 * of the next run to this source's other destinations */
 		char *k = xasprintf("zfs:%s", dst);
 
-		(void)record_run(&zs, k, steps, n, name, NULL);
+		(void)record_run(&zs, k, steps, n, name, !recursive, NULL);
 		free(k);
 	}
 	if (rhold != NULL)
@@ -1201,7 +1250,7 @@ zfs_push(const char *src, const struct endpoint *de, const char *state,
 		if (b != NULL && b->userrefs > 0)
 			((struct zfs_snap *)(uintptr_t)b)->userrefs--;
 	}
-	if (record_run(&zs, de->spec, steps, n, name, err) == -1)
+	if (record_run(&zs, de->spec, steps, n, name, !recursive, err) == -1)
 		goto out;
 	recorded = 1;
 	if (!(o->flags & SYNC_NO_PRUNE)) {
@@ -1214,7 +1263,7 @@ zfs_push(const char *src, const struct endpoint *de, const char *state,
 	rc = 0;
 out:
 	if (rc == -1 && snapped && !recorded)
-		(void)record_run(&zs, de->spec, steps, n, name, NULL);
+		(void)record_run(&zs, de->spec, steps, n, name, !recursive, NULL);
 	for (i = 0; i < n; i++)
 		if (steps[i].held)
 			(void)zfs_release(steps[i].src->name,
