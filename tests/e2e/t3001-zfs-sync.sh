@@ -154,7 +154,7 @@ test_expect_success 'zfs to a directory: a frozen clone, incremental next time' 
 	grep "full to" out && zsame_tree $MA/data copy &&
 	echo c >>$MA/data/a &&
 	as_zfs sync -v zfs:$A/data copy >out &&
-	grep "incremental from" out && grep "1 files read" out &&
+	grep "incremental from" out && grep "sent 1 entries" out &&
 	zsame_tree $MA/data copy &&
 	! zfs list -H -o name -r $A | grep autosync-clone &&
 	! grep -q autosync-clone /proc/self/mounts
