@@ -307,6 +307,6 @@ printf '| stream only (full - nothing changed) | %.3f | %.3f | %.2f |\n' \
     "$(echo "($fw - $nw) / ($fr - $nr)" | bc -l)"
 row "$DATASETS datasets, nothing changed" "${tr[@]}" "${tw[@]}"
 if test "$REMOTE" = 1; then
-	row "tcp push vs zfs send | nc | zfs receive, full" "${nr_full[@]}" "${nw_full[@]}"
+	row "tcp push vs zfs send, nc, zfs receive -u: full" "${nr_full[@]}" "${nw_full[@]}"
 	printf '| tcp push, nothing changed | %.3f | | |\n' "$(best "${nw_none[@]}")"
 fi
