@@ -16,6 +16,7 @@
  * after it the destination dataset keeps only the received snapshot of
  * autosync's ("autosync_*"): the same pruning as a local destination.
  */
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <errno.h>
@@ -33,6 +34,25 @@
 #include "base/banned.h"
 
 /*
+ * zfs's capabilities are kept in STATE/zfs/caps (zfs_caps_cache), as for
+ * a local sync: a session then runs no probe commands.  Best effort.
+ */
+static void
+caps_cache(const char *state)
+{
+	static int done;
+	char *dir;
+
+	if (done || state == NULL)
+		return;
+	done = 1;
+	dir = xasprintf("%s/zfs", state);
+	if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+		zfs_caps_cache(dir);
+	free(dir);
+}
+
+/*
  * HOLD: what the dataset holds.  A dataset that does not exist, or has
  * no snapshot, is EMPTY (a full stream; zfs refuses it over an existing
  * dataset with its own words).  One written since its newest snapshot
@@ -46,7 +66,7 @@ zfs_hold_fn(const struct serve_ctx *x, const char *ds,
 	const struct zfs_ds *d;
 	const struct zfs_snap *sn;
 
-	(void)x;
+	caps_cache(x->state);
 	if (zfs_list(ds, 0, &t, err) == -1)
 		return -1;
 	d = zfs_tree_find(&t, ds);

@@ -135,4 +135,6 @@ test_expect_success 'no sanitizer report in the server logs' '
 	net_logs_clean
 '
 
+# the pools are mounted below the trash directory: gone before test_done
+zfs_teardown_
 test_done
