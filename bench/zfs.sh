@@ -223,6 +223,64 @@ for r in $(seq "$N"); do
 	tr+=("$RT"); tw+=("$WT")
 done
 
+# Over the network (REMOTE=1, the default): a push over tcp:// to an
+# "autosync serve --root zfs:B" on 127.0.0.1 against the raw pipe
+# `zfs send | nc | nc -l | zfs receive -u`; full streams of A/src and
+# A/srcw (destinations destroyed before each round), then a run with
+# nothing changed (autosync: incremental, one HOLD and RECEIVE).
+REMOTE=${REMOTE:-1}
+declare -a nr_full nw_full nw_none
+if test "$REMOTE" = 1; then
+	"$AUTOSYNC" keygen --out "$dir/keys" >/dev/null || exit 1
+	setsid "$AUTOSYNC" serve --listen 127.0.0.1:0 --port-file "$dir/port" \
+	    --key "$dir/keys/psk.key" --root "zfs:$pb" \
+	    2>>"$dir/serve.log" </dev/null &
+	spid=$!
+	for _ in $(seq 100); do test -s "$dir/port" && break; sleep 0.1; done
+	sport=$(cat "$dir/port")
+	ncport=$((sport + 1))
+	nc_round() {
+		local t0 t1 s=n$(date +%s%N)
+		zfs destroy -r "$pb/ncraw" 2>/dev/null
+		zfs snapshot "$pa/src@$s" || return 1
+		t0=$(now)
+		nc -l 127.0.0.1 "$ncport" | zfs receive -u "$pb/ncraw" &
+		local rp=$!
+		sleep 0.2	# nc -l listening (not timed: see below)
+		zfs send "$pa/src@$s" | nc -N 127.0.0.1 "$ncport" || return 1
+		wait "$rp" || return 1
+		t1=$(now)
+		zfs destroy "$pa/src@$s" 2>/dev/null
+		RT=$(echo "$t1 - $t0 - 0.2" | bc -l)
+	}
+	tcp_round() {
+		local t0 t1
+		t0=$(now)
+		"$AUTOSYNC" sync --key "$dir/keys/psk.key" zfs:"$pa/srcw" \
+		    "tcp://127.0.0.1:$sport/zfs:$pb/tcpwrap" \
+		    2>>"$dir/autosync.log" || return 1
+		t1=$(now)
+		WT=$(secs "$t0" "$t1")
+	}
+	for r in $(seq "$N"); do
+		zfs destroy -r "$pb/tcpwrap" 2>/dev/null
+		for s in $(zfs list -H -t snapshot -o name -r "$pa/srcw"); do
+			zfs destroy "$s" 2>/dev/null
+		done
+		rm -rf "$AUTOSYNC_STATE_DIR"
+		if test $((r % 2)) = 1; then
+			nc_round || exit 1; tcp_round || exit 1
+		else
+			tcp_round || exit 1; nc_round || exit 1
+		fi
+		nr_full+=("$RT"); nw_full+=("$WT")
+		tcp_round || exit 1
+		nw_none+=("$WT")
+	done
+	kill -TERM "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+fi
+
 row() {
 	local name=$1 a b
 	a=$(best "${@:2:$N}")
@@ -248,3 +306,7 @@ printf '| stream only (full - nothing changed) | %.3f | %.3f | %.2f |\n' \
     "$(echo "$fw - $nw" | bc -l)" "$(echo "$fr - $nr" | bc -l)" \
     "$(echo "($fw - $nw) / ($fr - $nr)" | bc -l)"
 row "$DATASETS datasets, nothing changed" "${tr[@]}" "${tw[@]}"
+if test "$REMOTE" = 1; then
+	row "tcp push vs zfs send, nc, zfs receive -u: full" "${nr_full[@]}" "${nw_full[@]}"
+	printf '| tcp push, nothing changed | %.3f | | |\n' "$(best "${nw_none[@]}")"
+fi

@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "cli/cli.h"
+#include "driver/zfs.h"
 #include "repl/remote.h"
 #include "repl/serve.h"
 #include "transport/compress.h"
@@ -38,7 +39,9 @@ static const char usage_serve[] =
 "  --key FILE       tcp: the pre-shared key of quick mode; tls: the\n"
 "                   server's private key\n"
 "  --root DIR       quick mode: one root, read-write, for every client\n"
-"                   that authenticates; client paths are relative to it\n"
+"                   that authenticates; client paths are relative to it.\n"
+"                   --root zfs:POOL/DS: the datasets below POOL/DS\n"
+"                   (named in full: zfs:POOL/DS/x), and no path\n"
 "  --tls            TLS 1.3 with client certificates: --cert, --key, --ca\n"
 "  --client NAME    --stdio: the client's name in --config (default ssh)\n"
 "  --timeout SECS   idle timeout of a connection (default 60)\n"
@@ -236,7 +239,13 @@ cmd_serve(struct cli *cli, int argc, char **argv)
 	 * The root is the boundary every request is resolved beneath: fix
 	 * it once, absolute and without symlinks, before serving anything.
 	 */
-	if (o.root != NULL) {
+	if (o.root != NULL && strncmp(o.root, "zfs:", 4) == 0) {
+		/* a dataset root (serve_resolve_dataset): a name, no path */
+		if (zfs_name_check(o.root + 4, 0, &err) == -1) {
+			as_err_prefix(&err, "serve: root '%s'", o.root);
+			return cli_error(&err);
+		}
+	} else if (o.root != NULL) {
 		if ((root_abs = realpath(o.root, NULL)) == NULL) {
 			as_err_sys(&err, errno, "serve: root '%s'", o.root);
 			return cli_error(&err);

@@ -849,6 +849,19 @@ remote_close(struct remote *r)
 	free(r);
 }
 
+const char *
+remote_peer(const struct remote *r)
+{
+	return r->c->peer;
+}
+
+void
+remote_set_path(struct remote *r, const char *path)
+{
+	free(r->path);
+	r->path = xstrdup(path);
+}
+
 static void
 request_init(struct remote *r, struct proto_request *q, uint8_t op)
 {

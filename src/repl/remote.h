@@ -163,6 +163,12 @@ struct remote;
 /* Connect to ep (a remote endpoint) and greet; NULL with err. */
 struct remote	*remote_open(const struct endpoint *ep,
 		    const struct remote_opts *o, struct as_err *err);
+/*
+ * Name another path (with its engine prefix, "zfs:vault/home/a") in the
+ * requests that follow: an engine that replicates a tree of datasets
+ * runs one exchange per dataset over one connection.
+ */
+void		 remote_set_path(struct remote *r, const char *path);
 /* Close the connection and reap ssh. */
 void		 remote_close(struct remote *r);
 /* "host", "127.0.0.1:7010": for messages. */

@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "driver/dir.h"
+#include "driver/zfs.h"
 #include "format/stream.h"
 #include "repl/proto.h"
 #include "repl/remote.h"
@@ -247,7 +248,14 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 			t.grants = xreallocarray(t.grants, t.ngrants + 1,
 			    sizeof(*t.grants));
 			g = &t.grants[t.ngrants];
-			if ((g->path = norm_abs(w[2])) == NULL) {
+			if (strncmp(w[2], "zfs:", 4) == 0) {
+				/* a dataset root: kept as "zfs:POOL/DS" */
+				if (zfs_name_check(w[2] + 4, 0, err) == -1) {
+					as_err_prefix(err, "%s:%zu", what, ln);
+					goto out;
+				}
+				g->path = xstrdup(w[2]);
+			} else if ((g->path = norm_abs(w[2])) == NULL) {
 				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: '%s' "
 				    "is not an absolute path without '..'",
 				    what, ln, w[2]);
@@ -414,6 +422,66 @@ out:
 	return out;
 }
 
+/* Is ds the dataset root or below it? */
+static int
+ds_beneath(const char *root, const char *ds)
+{
+	size_t l = strlen(root);
+
+	return strncmp(ds, root, l) == 0 && (ds[l] == '\0' || ds[l] == '/');
+}
+
+char *
+serve_resolve_dataset(const struct serve_grant *g, size_t ng,
+    const char *client, const char *root, const char *req, int need_rw,
+    struct as_err *err)
+{
+	const struct serve_grant *best = NULL;
+	size_t i, l, bl = 0;
+	char esc[PROTO_PATH_MAX * 4 + 8];
+
+	log_escape(req, esc, sizeof(esc));
+	if (zfs_name_check(req, 0, NULL) == -1) {
+		as_err_set(err, AS_E_UNSAFE_PATH, 0, "'zfs:%s' is not a valid "
+		    "dataset name", esc);
+		return NULL;
+	}
+	if (root != NULL) {
+		/* quick mode: a dataset root, or no dataset at all */
+		if (strncmp(root, "zfs:", 4) != 0 ||
+		    !ds_beneath(root + 4, req)) {
+			as_err_set(err, AS_E_UNSAFE_PATH, 0, "'zfs:%s' is not "
+			    "below this server's root", esc);
+			return NULL;
+		}
+		return xstrdup(req);
+	}
+	if (g == NULL)
+		return xstrdup(req);
+	for (i = 0; i < ng; i++) {
+		if (strcmp(g[i].client, client) != 0 ||
+		    strncmp(g[i].path, "zfs:", 4) != 0 ||
+		    !ds_beneath(g[i].path + 4, req))
+			continue;
+		l = strlen(g[i].path);
+		if (best == NULL || l > bl || (l == bl && g[i].rw)) {
+			best = &g[i];
+			bl = l;
+		}
+	}
+	if (best == NULL) {
+		as_err_set(err, AS_E_UNSAFE_PATH, 0, "'zfs:%s' is not in a "
+		    "dataset root granted to client '%s'", esc, client);
+		return NULL;
+	}
+	if (need_rw && !best->rw) {
+		as_err_set(err, AS_E_UNSAFE_PATH, 0, "'zfs:%s' is read-only "
+		    "for client '%s'", esc, client);
+		return NULL;
+	}
+	return xstrdup(req);
+}
+
 /*
  * One session: the request loop.
  */
@@ -472,6 +540,7 @@ answer_err(struct session *s, const struct proto_request *q,
  */
 static const struct serve_engine *const engines[] = {
 	&serve_engine_vol,
+	&serve_engine_zfs,
 	&serve_engine_dir,	/* no prefix: last */
 };
 
@@ -494,11 +563,15 @@ engine_of(const char *path, const char **rest, struct as_err *err)
 
 /* Resolve the request's path (after its engine prefix) for access. */
 static char *
-resolve(struct session *s, const char *path, int need_rw,
-    struct as_err *err)
+resolve(struct session *s, const struct serve_engine *eng, const char *path,
+    int need_rw, struct as_err *err)
 {
 	static const struct serve_grant none;
 
+	if (eng->datasets)
+		return serve_resolve_dataset(s->grants != NULL || s->all ?
+		    s->grants : &none, s->ngrants, s->client, s->root, path,
+		    need_rw, err);
 	/* Without grants or a root, nothing: unless told "all" (stdio). */
 	return serve_resolve(s->grants != NULL || s->all ? s->grants : &none,
 	    s->ngrants, s->client, s->root, path, need_rw, err);
@@ -534,9 +607,9 @@ do_hold(struct session *s, const struct proto_request *q)
 		    "cannot receive %s datasets", q->path, eng->what);
 		return answer_err(s, q, &err);
 	}
-	if ((p = resolve(s, rest, 1, &err)) == NULL)
+	if ((p = resolve(s, eng, rest, 1, &err)) == NULL)
 		return answer_err(s, q, &err);
-	if (lstat(p, &st) == -1) {
+	if (!eng->datasets && lstat(p, &st) == -1) {
 		if (errno != ENOENT) {
 			as_err_sys(&err, errno, "destination '%s'", q->path);
 			free(p);
@@ -622,7 +695,7 @@ do_receive(struct session *s, const struct proto_request *q)
 		}
 		sr.resume_guid = q->guid;
 	}
-	if ((p = resolve(s, rest, 1, &err)) == NULL)
+	if ((p = resolve(s, eng, rest, 1, &err)) == NULL)
 		return answer_err(s, q, &err);
 	memset(&res, 0, sizeof(res));
 	res.flags = RES_F_GO;
@@ -693,7 +766,7 @@ source_path(struct session *s, const struct proto_request *q,
 		    "cannot send %s datasets", q->path, eng->what);
 		return NULL;
 	}
-	if ((p = resolve(s, rest, 0, err)) == NULL)
+	if ((p = resolve(s, eng, rest, 0, err)) == NULL)
 		return NULL;
 	if (eng->source(p, err) == -1) {
 		snprintf(msg, sizeof(msg), "%s", err != NULL ? err->msg : "");
@@ -1465,7 +1538,9 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 		oo.handshake_ms = SERVE_HANDSHAKE_MS;
 	L.o = &oo;
 	L.lfd = L.sigr = -1;
-	if (oo.root != NULL && (stat(oo.root, &st) == -1 ||
+	/* (a dataset root "zfs:POOL/DS" is checked per request) */
+	if (oo.root != NULL && strncmp(oo.root, "zfs:", 4) != 0 &&
+	    (stat(oo.root, &st) == -1 ||
 	    !S_ISDIR(st.st_mode)))
 		return as_err_set(err, AS_E_NOTFOUND, 0, "root '%s' is not "
 		    "a directory", oo.root);

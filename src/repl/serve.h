@@ -116,4 +116,17 @@ char	*serve_resolve(const struct serve_grant *g, size_t ng,
 	    const char *client, const char *root, const char *req,
 	    int need_rw, struct as_err *err);
 
+/*
+ * The same for an engine whose requests name datasets (serve_engine.h:
+ * "zfs:" requests; req is the name after the prefix).  A dataset root
+ * is "zfs:POOL/DS" (a grant's path, or the quick-mode root); req must be
+ * a valid dataset name (zfs_name_check: no "..", "@", leading '-') equal
+ * to or below one of the client's dataset roots.  Names are never
+ * relative: quick mode --root zfs:vault reaches "vault/x" as "zfs:vault/x".
+ * A directory root reaches no dataset.  Returns the allocated name, or
+ * NULL with UNSAFE_PATH.
+ */
+char	*serve_resolve_dataset(const struct serve_grant *g, size_t ng,
+	    const char *client, const char *root, const char *req,
+	    int need_rw, struct as_err *err);
 #endif

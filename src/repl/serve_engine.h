@@ -59,6 +59,12 @@ struct serve_engine {
 	const char	*prefix;	/* "vol:"; "" for directories */
 	const char	*what;		/* "volume", for messages */
 	/*
+	 * 1: a request names a dataset ("zfs:tank/a"), not a path: access
+	 * is by dataset prefix (serve_resolve_dataset), and hold sees
+	 * whether the dataset exists (serve.c does not lstat it).
+	 */
+	int		 datasets;
+	/*
 	 * HOLD on an existing path: repair an interrupted receive
 	 * (RES_F_RECOVERED) and say what it holds: RES_F_HELD with guid,
 	 * name (and time_ns when known), or RES_F_EMPTY.  0, or -1.
@@ -88,5 +94,6 @@ struct serve_engine {
 
 extern const struct serve_engine serve_engine_dir;	/* serve.c */
 extern const struct serve_engine serve_engine_vol;	/* serve_vol.c */
+extern const struct serve_engine serve_engine_zfs;	/* serve_zfs.c */
 
 #endif

@@ -53,6 +53,7 @@
 #include "base/xmalloc.h"
 #include "driver/zfs.h"
 #include "repl/endpoint.h"
+#include "repl/remote.h"
 #include "repl/snapstore.h"
 #include "repl/sync.h"
 #include "base/banned.h"
@@ -254,6 +255,40 @@ rec_held_names(struct zstate *zs, const char *dest, char ***out, size_t *n,
 	return 0;
 }
 
+/* The names dest's own record holds (none when it has no record). */
+static int
+rec_own_names(struct zstate *zs, const char *dest, char ***out, size_t *n)
+{
+	char *key = snapstore_key(dest), *p, *line, *nl;
+	char *buf = xmalloc(65536);
+	ssize_t r;
+	int fd;
+
+	*out = NULL;
+	*n = 0;
+	p = xasprintf("%s/dests/%s", zs->dir, key);
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	free(p);
+	free(key);
+	r = fd == -1 ? -1 : io_read_full(fd, buf, 65535);
+	if (fd != -1)
+		close(fd);
+	if (r > 0) {
+		buf[r] = '\0';
+		line = strchr(buf, '\n');
+		for (line = line != NULL ? line + 1 : NULL; line != NULL &&
+		    (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+			*nl = '\0';
+			if (*line == '\0')
+				continue;
+			*out = xreallocarray(*out, *n + 1, sizeof(**out));
+			(*out)[(*n)++] = xstrdup(line);
+		}
+	}
+	free(buf);
+	return 0;
+}
+
 static void
 free_names(char **v, size_t n)
 {
@@ -290,7 +325,7 @@ note_once(const char *state, const char *key, const char *msg)
 
 struct zstep;
 static int record_run(struct zstate *zs, const char *dkey,
-    const struct zstep *steps, size_t n, const char *name,
+    const struct zstep *steps, size_t n, const char *name, int keep_old,
     struct as_err *err);
 
 struct zstep {
@@ -346,13 +381,27 @@ plan_one(struct zstep *st, const struct zfs_tree *dt)
 /* Record, for dest, each dataset's newest common snapshot after a run. */
 static int
 record_run(struct zstate *zs, const char *dkey, const struct zstep *steps,
-    size_t n, const char *name, struct as_err *err)
+    size_t n, const char *name, int keep_old, struct as_err *err)
 {
-	char **names = xcalloc(n + 1, sizeof(*names));
+	char **names, **old = NULL;
 	const char *c;
-	size_t i, j, k = 0;
+	size_t i, j, k = 0, nold = 0;
 	int rc;
 
+	/*
+	 * keep_old (a -N run): the children's bases, which this run did not
+	 * look at, stay recorded, or another destination's pruning would
+	 * destroy them on the source.
+	 */
+	if (keep_old)
+		(void)rec_own_names(zs, dkey, &old, &nold);
+	names = xcalloc(n + nold + 1, sizeof(*names));
+	for (i = 0; i < nold; i++) {
+		for (j = 0; j < k && strcmp(names[j], old[i]) != 0; j++)
+			;
+		if (j == k)
+			names[k++] = old[i];
+	}
 	for (i = 0; i < n; i++) {
 		c = steps[i].sent ? name : steps[i].base_s != NULL &&
 		    !steps[i].nobase ? steps[i].base_s->name : NULL;
@@ -365,6 +414,7 @@ record_run(struct zstate *zs, const char *dkey, const struct zstep *steps,
 	}
 	rc = rec_put(zs, dkey, names, k, err);
 	free(names);
+	free_names(old, nold);
 	return rc;
 }
 
@@ -937,7 +987,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 			((struct zfs_snap *)(uintptr_t)b)->userrefs--;
 	}
 	dkey = xasprintf("zfs:%s", dst);
-	if (record_run(&zs, dkey, steps, n, name, err) == -1) {
+	if (record_run(&zs, dkey, steps, n, name, !recursive, err) == -1) {
 		free(dkey);
 		goto out;
 	}
@@ -962,7 +1012,7 @@ out:
 		 * of the next run to this source's other destinations */
 		char *k = xasprintf("zfs:%s", dst);
 
-		(void)record_run(&zs, k, steps, n, name, NULL);
+		(void)record_run(&zs, k, steps, n, name, !recursive, NULL);
 		free(k);
 	}
 	if (rhold != NULL)
@@ -980,6 +1030,253 @@ out:
 	free_names(held, nheld);
 	zfs_tree_release(&st);
 	zfs_tree_release(&dt);
+	zfs_tree_release(&nt);
+	zstate_release(&zs);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* zfs:A -> a server's zfs:B (push): one HOLD and RECEIVE per dataset */
+
+struct zpush_send {
+	const char	*snap;
+	const char	*base;
+	int		 flags;
+};
+
+/* The sender's thread: the native stream into the pump's pipe. */
+static int
+zpush_send(void *arg, int fd, struct as_err *err)
+{
+	const struct zpush_send *p = arg;
+
+	return zfs_send(p->snap, p->base, p->flags, fd, err);
+}
+
+/* The request path of destination dataset ds: "zfs:ds". */
+static void
+zpush_path(struct remote *r, const char *ds)
+{
+	char *p = xasprintf("zfs:%s", ds);
+
+	remote_set_path(r, p);
+	free(p);
+}
+
+/*
+ * The same steps as zfs_to_zfs, with the server answering for B: per
+ * dataset, HOLD says the GUID of its newest snapshot (or nothing), which
+ * must be a snapshot of the source (else divergence, refused before
+ * anything is created) and is the base; RECEIVE takes the stream and
+ * answers with the GUID received, checked against the one sent.  The
+ * server prunes B's older autosync_* snapshots after each receive; -F
+ * is refused (a rollback is the server's owner's decision).
+ */
+static int
+zfs_push(const char *src, const struct endpoint *de, const char *state,
+    const struct sync_opts *o, struct sync_result *res, struct as_err *err)
+{
+	const struct zfs_caps *caps;
+	struct zfs_tree st, nt;
+	struct zstate zs;
+	struct zstep *steps = NULL;
+	const struct zfs_ds *sd;
+	const struct zfs_snap *ns;
+	struct remote_opts ro;
+	struct remote *r = NULL;
+	struct remote_xfer x;
+	struct zpush_send ps;
+	struct xfer_src xs;
+	struct catalog tc;
+	char name[SNAP_NAME_MAX + 1], *snap = NULL, *base = NULL, **held = NULL;
+	const char *dst = de->path + 5;
+	int recursive = !(o->flags & SYNC_NO_RECURSE), rc = -1, sflags = 0;
+	int snapped = 0, recorded = 0;
+	size_t i, n = 0, nheld = 0;
+	uint64_t guid;
+
+	memset(&st, 0, sizeof(st));
+	memset(&nt, 0, sizeof(nt));
+	memset(&zs, 0, sizeof(zs));
+	zs.lock_fd = -1;
+	res->remote = 1;
+	if (o->flags & SYNC_FORCE)
+		return as_err_set(err, AS_E_USAGE, 0, "'%s': -F is not "
+		    "supported towards a server's ZFS dataset: roll it back "
+		    "there", de->spec);
+	if (zfs_name_check(dst, 0, err) == -1)
+		return -1;
+	if ((caps = zfs_caps(err)) == NULL)
+		return -1;
+	/* never -p: the server's receive may not exclude mountpoint */
+	if (caps->send_I)
+		sflags |= ZFS_SEND_INTERMEDIATE;
+	if (zstate_open(&zs, state, src, err) == -1)
+		goto out;
+
+	/* 1. the source tree, and what the server holds of each dataset */
+	if (zfs_list(src, recursive, &st, err) == -1)
+		goto out;
+	if (st.n == 0 || strcmp(st.v[0].name, src) != 0) {
+		as_err_set(err, AS_E_NOTFOUND, 0, "source dataset '%s' does "
+		    "not exist", src);
+		goto out;
+	}
+	memset(&ro, 0, sizeof(ro));
+	if (o->remote != NULL)
+		ro = *o->remote;
+	if ((r = remote_open(de, &ro, err)) == NULL)
+		goto out;
+	steps = xcalloc(st.n, sizeof(*steps));
+	for (i = 0; i < st.n; i++) {
+		struct zstep *s;
+		int h;
+
+		if (st.v[i].resume_token != NULL)
+			continue;	/* a partial receive is not a source */
+		s = &steps[n++];
+		s->src = &st.v[i];
+		s->dst = map_name(src, dst, st.v[i].name);
+		zpush_path(r, s->dst);
+		/* 2. plan; refuse divergence before anything is created */
+		if ((h = remote_hold(r, &guid, NULL, err)) == -1) {
+			as_err_prefix(err, "'%s'", de->spec);
+			goto out;
+		}
+		if (h == 0)
+			continue;	/* a full stream */
+		s->base_s = zfs_ds_snap_guid(s->src, guid);
+		if (s->base_s == NULL) {
+			as_err_set(err, AS_E_CONFLICT, 0, "'zfs:%s' on '%s' "
+			    "has diverged from 'zfs:%s': its newest snapshot "
+			    "(guid %016" PRIx64 ") is not one of the source's "
+			    "(newest: '%s'); roll it back on the server to a "
+			    "snapshot the source has", s->dst,
+			    remote_peer(r), s->src->name, guid,
+			    s->src->nsnaps > 0 ? s->src->snaps[
+			    s->src->nsnaps - 1].name : "none");
+			goto out;
+		}
+	}
+	/* the bases stay while the step runs */
+	if (caps->hold)
+		for (i = 0; i < n; i++) {
+			if (steps[i].base_s == NULL)
+				continue;
+			if (zfs_hold(steps[i].src->name,
+			    steps[i].base_s->name, 0, err) == -1)
+				goto out;
+			steps[i].held = 1;
+		}
+
+	/* 3. the new snapshot */
+	new_name(&st, name, sizeof(name));
+	if (zfs_snapshot(src, name, recursive, err) == -1)
+		goto out;
+	snapped = 1;
+	snprintf(res->name, sizeof(res->name), "%s", name);
+	if (zfs_list(src, recursive, &nt, err) == -1)
+		goto out;
+
+	/* 4. one stream per dataset, parents first */
+	for (i = 0; i < n; i++) {
+		struct zstep *s = &steps[i];
+
+		sd = zfs_tree_find(&nt, s->src->name);
+		ns = sd != NULL ? zfs_ds_snap_name(sd, name) : NULL;
+		if (ns == NULL)
+			continue;	/* destroyed meanwhile */
+		free(snap);
+		free(base);
+		snap = xasprintf("%s@%s", s->src->name, name);
+		base = s->base_s != NULL ? xasprintf("%s@%s", s->src->name,
+		    s->base_s->name) : NULL;
+		ps.snap = snap;
+		ps.base = base;
+		ps.flags = base != NULL && has_between(sd,
+		    s->base_s->createtxg, ns->createtxg) ? sflags :
+		    sflags & ~ZFS_SEND_INTERMEDIATE;
+		catalog_init(&tc);
+		tc.hdr.guid = ns->guid;
+		snprintf(tc.hdr.name, sizeof(tc.hdr.name), "%s", name);
+		memset(&xs, 0, sizeof(xs));
+		xs.fd = -1;
+		xs.send = zpush_send;
+		xs.send_arg = &ps;
+		xs.target = &tc;
+		log_debug("zfs: %s '%s' -> '%s' on '%s'", base != NULL ?
+		    "incremental" : "full", snap, s->dst, remote_peer(r));
+		zpush_path(r, s->dst);
+		rc = remote_push(r, &xs, 0, &x, err);
+		catalog_release(&tc);
+		res->send.stream_bytes += x.raw_bytes;
+		res->wire_bytes += x.wire_bytes;
+		if (rc != 0) {
+			rc = -1;
+			goto out;
+		}
+		rc = -1;
+		res->send.data_bytes += x.raw_bytes;
+		res->send.entries_sent++;
+		res->zfs_datasets++;
+		if (base == NULL)
+			res->zfs_full++;
+		if (i == 0) {
+			res->full = base == NULL;
+			res->guid = ns->guid;
+			if (base != NULL) {
+				res->base_guid = s->base_s->guid;
+				snprintf(res->base_name, sizeof(res->base_name),
+				    "%s", s->base_s->name);
+			}
+		}
+		s->sent = 1;
+	}
+
+	/* 5. release the bases, record, then prune the source */
+	for (i = 0; i < n; i++) {
+		struct zfs_ds *d;
+		const struct zfs_snap *b;
+
+		if (!steps[i].held)
+			continue;
+		if (zfs_release(steps[i].src->name, steps[i].base_s->name, 0,
+		    err) == -1)
+			goto out;
+		steps[i].held = 0;
+		d = zfs_tree_find(&nt, steps[i].src->name);
+		b = d != NULL ? zfs_ds_snap_name(d, steps[i].base_s->name) :
+		    NULL;
+		if (b != NULL && b->userrefs > 0)
+			((struct zfs_snap *)(uintptr_t)b)->userrefs--;
+	}
+	if (record_run(&zs, de->spec, steps, n, name, !recursive, err) == -1)
+		goto out;
+	recorded = 1;
+	if (!(o->flags & SYNC_NO_PRUNE)) {
+		if (rec_held_names(&zs, de->spec, &held, &nheld, err) == -1)
+			goto out;
+		if (prune_tree(&nt, src, name, held, nheld, recursive,
+		    &res->pruned, err) == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (rc == -1 && snapped && !recorded)
+		(void)record_run(&zs, de->spec, steps, n, name, !recursive, NULL);
+	for (i = 0; i < n; i++)
+		if (steps[i].held)
+			(void)zfs_release(steps[i].src->name,
+			    steps[i].base_s->name, 0, NULL);
+	if (steps != NULL)
+		for (i = 0; i < n; i++)
+			free(steps[i].dst);
+	free(steps);
+	free(snap);
+	free(base);
+	free_names(held, nheld);
+	remote_close(r);
+	zfs_tree_release(&st);
 	zfs_tree_release(&nt);
 	zstate_release(&zs);
 	return rc;
@@ -1164,9 +1461,14 @@ sync_run_zfs(const struct endpoint *se, const struct endpoint *de,
 	int64_t t0 = znow_ns(CLOCK_MONOTONIC);
 	int rc = -1;
 
-	if (endpoint_is_remote(se) || endpoint_is_remote(de))
-		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': remote "
-		    "ZFS datasets are not supported yet", se->spec, de->spec);
+	if (endpoint_is_remote(se))
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': pulling "
+		    "from a server's ZFS dataset is not supported yet",
+		    se->spec, de->spec);
+	if (endpoint_is_remote(de) && strncmp(de->path, "/zfs:", 5) != 0)
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a ZFS "
+		    "dataset goes to a server's ZFS dataset: name it "
+		    "'.../zfs:POOL/DS'", se->spec, de->spec);
 	if (se->kind != EP_ZFS)
 		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a "
 		    "directory goes to a ZFS dataset through its mounted "
@@ -1189,7 +1491,9 @@ sync_run_zfs(const struct endpoint *se, const struct endpoint *de,
 		zfs_caps_cache(zdir);
 		free(zdir);
 	}
-	if (de->kind == EP_ZFS)
+	if (endpoint_is_remote(de))
+		rc = zfs_push(se->path, de, state, o, res, err);
+	else if (de->kind == EP_ZFS)
 		rc = zfs_to_zfs(se->path, de->path, state, o, res, err);
 	else if (de->kind == EP_LOCAL)
 		rc = zfs_to_dir(se, de, state, o, res, err);

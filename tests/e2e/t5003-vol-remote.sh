@@ -102,7 +102,7 @@ test_expect_success 'confinement applies to vol: paths' '
 
 test_expect_success 'an engine the server does not serve is UNSUPPORTED' '
 	test_expect_code 13 net_deadline 30 autosync receive \
-		--key "$T/keys/psk.key" "$U/zfs:tank/x" <s1.stream 2>err ||
+		--key "$T/keys/psk.key" "$U/btrfs:/tank/x" <s1.stream 2>err ||
 	{ cat err; false; } &&
 	cat err && grep "not served" err
 '

@@ -1088,6 +1088,93 @@ resolve_refused(const struct serve_grant *g, size_t ng, const char *client,
 		assert_string_equal(err.msg, msg);
 }
 
+/* zfs: requests name datasets, confined by dataset prefix. */
+static void
+ds_ok(const struct serve_grant *g, size_t ng, const char *client,
+    const char *root, const char *req, int rw)
+{
+	struct as_err err;
+	char *p;
+
+	as_err_clear(&err);
+	p = serve_resolve_dataset(g, ng, client, root, req, rw, &err);
+	if (p == NULL)
+		fail_msg("'%s' refused: %s", req, err.msg);
+	assert_string_equal(p, req);
+	free(p);
+}
+
+static void
+ds_refused(const struct serve_grant *g, size_t ng, const char *client,
+    const char *root, const char *req, int rw, const char *msg)
+{
+	struct as_err err;
+	char *p;
+
+	as_err_clear(&err);
+	p = serve_resolve_dataset(g, ng, client, root, req, rw, &err);
+	if (p != NULL)
+		fail_msg("'%s' resolved to '%s'", req, p);
+	assert_int_equal(err.code, AS_E_UNSAFE_PATH);
+	if (msg != NULL)
+		assert_string_equal(err.msg, msg);
+}
+
+static void
+t_resolve_datasets(void **state)
+{
+	static const struct serve_grant none;
+	struct serve_grant g[4];
+	const char *bad[] = { "vault/a/../b", "vault/a/./b", "vault/a@s",
+	    "vault/a%x", "-vault/a", "vault//a", "vault/a/", "/vault/a", "",
+	    "vault/a b", "..", "vault/a\nb" };
+	size_t i;
+
+	(void)state;
+	g[0].client = "alice";
+	g[0].path = "zfs:vault/a";
+	g[0].rw = 1;
+	g[1].client = "alice";
+	g[1].path = "zfs:vault/a/keep";
+	g[1].rw = 0;
+	g[2].client = "alice";
+	g[2].path = "/";		/* a path root reaches no dataset */
+	g[2].rw = 1;
+	g[3].client = "bob";
+	g[3].path = "zfs:vault/b";
+	g[3].rw = 1;
+
+	ds_ok(g, 4, "alice", NULL, "vault/a", 1);
+	ds_ok(g, 4, "alice", NULL, "vault/a/x/y", 1);
+	ds_ok(g, 4, "alice", NULL, "vault/a/keep/x", 0);
+	ds_refused(g, 4, "alice", NULL, "vault/a/keep/x", 1,
+	    "'zfs:vault/a/keep/x' is read-only for client 'alice'");
+	ds_ok(g, 4, "alice", NULL, "vault/a/keeper", 1);
+	ds_refused(g, 4, "alice", NULL, "vault/ab", 0,
+	    "'zfs:vault/ab' is not in a dataset root granted to client "
+	    "'alice'");
+	ds_refused(g, 4, "alice", NULL, "vault", 0, NULL);
+	ds_refused(g, 4, "alice", NULL, "vault/b/x", 0, NULL);
+	ds_refused(g, 4, "mallory", NULL, "vault/a", 0, NULL);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ds_refused(g, 4, "alice", NULL, bad[i], 0, NULL);
+	ds_refused(g, 4, "alice", NULL, "vault/a/../b", 0,
+	    "'zfs:vault/a/../b' is not a valid dataset name");
+	/* quick mode: a dataset root, names in full */
+	ds_ok(NULL, 0, "default", "zfs:vault", "vault/x", 1);
+	ds_ok(NULL, 0, "default", "zfs:vault", "vault", 1);
+	ds_refused(NULL, 0, "default", "zfs:vault", "vaultx/y", 1,
+	    "'zfs:vaultx/y' is not below this server's root");
+	ds_refused(NULL, 0, "default", "zfs:vault", "tank/x", 1, NULL);
+	/* a directory root reaches no dataset */
+	ds_refused(NULL, 0, "default", "/srv", "vault/x", 1, NULL);
+	/* no grants at all (tcp without config) */
+	ds_refused(&none, 0, "default", NULL, "vault/x", 0, NULL);
+	/* stdio without a config: every valid name */
+	ds_ok(NULL, 0, "ssh", NULL, "tank/x", 1);
+	ds_refused(NULL, 0, "ssh", NULL, "tank/../x", 1, NULL);
+}
+
 static void
 t_resolve_grants(void **state)
 {
@@ -1223,6 +1310,7 @@ main(void)
 		cmocka_unit_test(t_conf_errors),
 		cmocka_unit_test(t_conf_load),
 		cmocka_unit_test(t_resolve_grants),
+		cmocka_unit_test(t_resolve_datasets),
 		cmocka_unit_test(t_resolve_root),
 		cmocka_unit_test(t_resolve_all),
 	};
