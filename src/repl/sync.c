@@ -426,6 +426,62 @@ remote_transfer(struct dest *d, const char *src, struct snapstore *ss,
 	return rc;
 }
 
+/*
+ * A pull's agreement, the same for every engine: list the server's
+ * snapshots of se (*v, *n: the caller frees *v) and keep *held as the
+ * base only if the server has it; otherwise CONFLICT, or with SYNC_FORCE
+ * a full resend (*held = 0).  *id is the key of this destination's
+ * record on the server: "pull:HOST:" kind dst_abs.
+ */
+int
+sync_pull_agree(struct remote *r, const struct endpoint *se,
+    const struct endpoint *de, int flags, const char *kind,
+    const char *dst_abs, uint64_t *held, struct proto_snap **v, size_t *n,
+    char **id, struct as_err *err)
+{
+	char host[256];
+	size_t i;
+	int found = 0;
+
+	if (remote_snapshots(r, v, n, err) == -1)
+		return as_err_prefix(err, "list '%s'", se->spec);
+	if (*held != 0) {
+		for (i = 0; i < *n; i++)
+			if ((*v)[i].guid == *held)
+				found = 1;
+		if (!found && !(flags & SYNC_FORCE))
+			return as_err_set(err, AS_E_CONFLICT, 0, "no common "
+			    "snapshot: '%s' holds %016" PRIx64 " which '%s' "
+			    "does not have; use -F for a full resend",
+			    de->spec, *held, se->spec);
+		if (!found)
+			*held = 0;
+	}
+	if (gethostname(host, sizeof(host)) == -1)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	*id = xasprintf("pull:%s:%s%s", host, kind, dst_abs);
+	return 0;
+}
+
+/* What a pull's transfer x says, into res (the base named from v). */
+void
+sync_pull_result(const struct remote_xfer *x, const struct proto_snap *v,
+    size_t n, struct sync_result *res)
+{
+	size_t i;
+
+	res->full = x->full;
+	res->guid = x->guid;
+	res->base_guid = x->base_guid;
+	snprintf(res->name, sizeof(res->name), "%s", x->name);
+	for (i = 0; i < n; i++)
+		if (x->base_guid != 0 && v[i].guid == x->base_guid)
+			snprintf(res->base_name, sizeof(res->base_name), "%s",
+			    v[i].name);
+	res->wire_bytes = x->wire_bytes;
+}
+
 /* Pull: the source is a server, the destination local. */
 static int
 pull_run(const struct endpoint *se, const struct endpoint *de,
@@ -435,10 +491,10 @@ pull_run(const struct endpoint *se, const struct endpoint *de,
 	struct remote *r = NULL;
 	struct remote_xfer x;
 	struct proto_snap *v = NULL;
-	char *dst_abs = NULL, *id = NULL, host[256];
+	char *dst_abs = NULL, *id = NULL;
 	uint64_t held = 0;
-	size_t n = 0, i;
-	int rc = -1, found, rflags;
+	size_t n = 0;
+	int rc = -1, rflags;
 
 	res->remote = 2;
 	if ((dst_abs = snapstore_abspath(de->path, err)) == NULL)
@@ -451,30 +507,10 @@ pull_run(const struct endpoint *se, const struct endpoint *de,
 	if ((r = remote_open(se, &ro, err)) == NULL)
 		goto out;
 	/* Agree on the common snapshot before anything is sent. */
-	if (remote_snapshots(r, &v, &n, err) == -1) {
-		as_err_prefix(err, "list '%s'", se->spec);
+	if (sync_pull_agree(r, se, de, o->flags, "", dst_abs, &held, &v, &n,
+	    &id, err) == -1)
 		goto out;
-	}
 	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
-	if (held != 0) {
-		found = 0;
-		for (i = 0; i < n; i++)
-			if (v[i].guid == held)
-				found = 1;
-		if (!found && !(o->flags & SYNC_FORCE)) {
-			as_err_set(err, AS_E_CONFLICT, 0, "no common snapshot: "
-			    "'%s' holds %016" PRIx64 " which '%s' does not "
-			    "have; use -F for a full resend", de->spec, held,
-			    se->spec);
-			goto out;
-		}
-		if (!found)
-			held = 0;
-	}
-	if (gethostname(host, sizeof(host)) == -1)
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	id = xasprintf("pull:%s:%s", host, dst_abs);
 	rc = remote_pull(r, held, id, dst_abs, rflags, &x, err);
 	if (rc == -1 && (o->flags & SYNC_FORCE) && held != 0 &&
 	    err->code == AS_E_CONFLICT && !x.committed) {
@@ -482,17 +518,9 @@ pull_run(const struct endpoint *se, const struct endpoint *de,
 		as_err_clear(err);
 		rc = remote_pull(r, 0, id, dst_abs, rflags, &x, err);
 	}
-	res->full = x.full;
-	res->guid = x.guid;
-	res->base_guid = x.base_guid;
-	snprintf(res->name, sizeof(res->name), "%s", x.name);
-	for (i = 0; i < n; i++)
-		if (x.base_guid != 0 && v[i].guid == x.base_guid)
-			snprintf(res->base_name, sizeof(res->base_name), "%s",
-			    v[i].name);
+	sync_pull_result(&x, v, n, res);
 	res->send = x.st;
 	res->send.stream_bytes = x.raw_bytes;
-	res->wire_bytes = x.wire_bytes;
 out:
 	remote_close(r);
 	free(v);

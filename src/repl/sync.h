@@ -164,6 +164,19 @@ int	sync_snapshot_scan(struct snapstore *ss, const char *src_abs,
 	    const char *spec, const struct catalog *base, uint32_t block_size,
 	    int scan_flags, struct catalog *target, struct sync_result *res,
 	    struct as_err *err);
+/*
+ * A pull's agreement and its result, shared by the engines' pulls
+ * (sync.c, sync_vol.c): see sync.c.
+ */
+struct remote;
+struct remote_xfer;
+struct proto_snap;
+int	sync_pull_agree(struct remote *r, const struct endpoint *se,
+	    const struct endpoint *de, int flags, const char *kind,
+	    const char *dst_abs, uint64_t *held, struct proto_snap **v,
+	    size_t *n, char **id, struct as_err *err);
+void	sync_pull_result(const struct remote_xfer *x,
+	    const struct proto_snap *v, size_t n, struct sync_result *res);
 /* sync_prune: step 6's pruning, keeping keep. */
 int	sync_prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
 	    struct as_err *err);

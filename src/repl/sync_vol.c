@@ -191,10 +191,10 @@ vol_pull(const struct endpoint *se, const struct endpoint *de,
 	struct remote_xfer x;
 	struct sync_vol_recv va;
 	struct proto_snap *v = NULL;
-	char *state = NULL, *dst_abs = NULL, *id = NULL, host[256];
+	char *state = NULL, *dst_abs = NULL, *id = NULL;
 	uint64_t held = 0;
-	size_t n = 0, i;
-	int rc = -1, found, x2;
+	size_t n = 0;
+	int rc = -1, x2;
 
 	res->remote = 2;
 	memset(&x, 0, sizeof(x));
@@ -215,45 +215,17 @@ vol_pull(const struct endpoint *se, const struct endpoint *de,
 		ro = *o->remote;
 	if ((r = remote_open(se, &ro, err)) == NULL)
 		goto out;
-	if (remote_snapshots(r, &v, &n, err) == -1) {
-		as_err_prefix(err, "list '%s'", se->spec);
+	if (sync_pull_agree(r, se, de, o->flags, "vol:", dst_abs, &held, &v,
+	    &n, &id, err) == -1)
 		goto out;
-	}
-	if (held != 0) {
-		found = 0;
-		for (i = 0; i < n; i++)
-			if (v[i].guid == held)
-				found = 1;
-		if (!found && !(o->flags & SYNC_FORCE)) {
-			as_err_set(err, AS_E_CONFLICT, 0, "no common snapshot: "
-			    "'%s' holds %016" PRIx64 " which '%s' does not "
-			    "have; use -F for a full resend", de->spec, held,
-			    se->spec);
-			goto out;
-		}
-		if (!found)
-			held = 0;
-	}
-	if (gethostname(host, sizeof(host)) == -1)
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	id = xasprintf("pull:%s:vol:%s", host, dst_abs);
 	memset(&va, 0, sizeof(va));
 	va.state = state;
 	rc = remote_pull_with(r, held, id, dst_abs, o->flags & SYNC_FORCE ?
 	    DIR_RECV_FORCE : 0, sync_vol_receive, &va, &x, err);
-	res->full = x.full;
-	res->guid = x.guid;
-	res->base_guid = x.base_guid;
-	snprintf(res->name, sizeof(res->name), "%s", x.name);
-	for (i = 0; i < n; i++)
-		if (x.base_guid != 0 && v[i].guid == x.base_guid)
-			snprintf(res->base_name, sizeof(res->base_name), "%s",
-			    v[i].name);
+	sync_pull_result(&x, v, n, res);
 	res->send.entries_sent = 1;
 	res->send.data_bytes = x.st.data_bytes;
 	res->send.stream_bytes = x.raw_bytes;
-	res->wire_bytes = x.wire_bytes;
 out:
 	remote_close(r);
 	free(v);
