@@ -343,6 +343,31 @@ struct zstep {
 	struct zfs_common cmp;		/* dst against src */
 };
 
+/*
+ * Count a dataset sent (full unless incremental); the root's (first)
+ * step names the run in res.
+ */
+static void
+step_sent(struct zstep *s, int root, int incremental,
+    const struct zfs_snap *ns, struct sync_result *res)
+{
+	res->send.entries_sent++;
+	res->zfs_datasets++;
+	if (!incremental)
+		res->zfs_full++;
+	if (root) {
+		res->full = !incremental;
+		res->guid = ns->guid;
+		if (incremental) {
+			res->base_guid = s->base_s->guid;
+			snprintf(res->base_name, sizeof(res->base_name), "%s",
+			    s->base_s->name);
+		}
+	}
+	s->sent = 1;
+}
+
+
 static int
 is_auto(const char *name)
 {
@@ -905,20 +930,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		}
 		res->send.stream_bytes += bytes;
 		res->send.data_bytes += bytes;
-		res->send.entries_sent++;
-		res->zfs_datasets++;
-		if (base == NULL)
-			res->zfs_full++;
-		if (i == 0) {
-			res->full = base == NULL;
-			res->guid = ns->guid;
-			if (base != NULL) {
-				res->base_guid = s->base_s->guid;
-				snprintf(res->base_name, sizeof(res->base_name),
-				    "%s", s->base_s->name);
-			}
-		}
-		s->sent = 1;
+		step_sent(s, i == 0, base != NULL, ns, res);
 	}
 
 	/*
@@ -1217,20 +1229,7 @@ zfs_push(const char *src, const struct endpoint *de, const char *state,
 		}
 		rc = -1;
 		res->send.data_bytes += x.raw_bytes;
-		res->send.entries_sent++;
-		res->zfs_datasets++;
-		if (base == NULL)
-			res->zfs_full++;
-		if (i == 0) {
-			res->full = base == NULL;
-			res->guid = ns->guid;
-			if (base != NULL) {
-				res->base_guid = s->base_s->guid;
-				snprintf(res->base_name, sizeof(res->base_name),
-				    "%s", s->base_s->name);
-			}
-		}
-		s->sent = 1;
+		step_sent(s, i == 0, base != NULL, ns, res);
 	}
 
 	/* 5. release the bases, record, then prune the source */
