@@ -117,6 +117,16 @@ test_expect_success 'pull: full, then incremental' '
 	assert_same_tree root/origin pulled-origin
 '
 
+test_expect_success 'pull into a copy of another source: no common snapshot (20), -F resends' '
+	cp -a pulled-origin pulled-other &&
+	test_expect_code 20 sync_tcp "tcp://127.0.0.1:$SERVE_PORT/dst" \
+		pulled-other 2>err &&
+	test_grep "no common snapshot" err &&
+	assert_same_tree root/origin pulled-other &&
+	sync_tcp -F "tcp://127.0.0.1:$SERVE_PORT/dst" pulled-other &&
+	assert_same_tree src pulled-other
+'
+
 test_expect_success 'a nested path under the root' '
 	mkdir -p root/a/b &&
 	sync_tcp small "tcp://127.0.0.1:$SERVE_PORT/a/b/c" &&
