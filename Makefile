@@ -4,6 +4,7 @@
 #   make deps       install the build and test dependencies (Debian 12, root)
 #   make demo       deps + build + scripts/demo.sh
 #   make check      unit tests (meson test) and end-to-end tests
+#   make man        one man page per command in build/man (from doc/autosync.8)
 #   make install    PREFIX=/usr/local DESTDIR= ; binary, man pages and the
 #                   systemd unit (SYSTEMDUNITDIR=PREFIX/lib/systemd/system)
 #                   and bash completion (BASHCOMPDIR)
@@ -20,9 +21,10 @@ NINJA	?= ninja
 DEB_PACKAGES = build-essential meson ninja-build pkg-config libxxhash-dev \
 	libzstd-dev libssl-dev libsqlite3-dev libcmocka-dev acl attr rsync \
 	libcap2-bin clang libclang-rt-14-dev strace python3 e2fsprogs btrfs-progs \
-	util-linux openssh-server openssh-client nftables iproute2 zfs-fuse
+	util-linux openssh-server openssh-client nftables iproute2 zfs-fuse \
+	groff-base
 
-.PHONY: all build deps demo check install uninstall clean
+.PHONY: all build deps demo check man install uninstall clean
 
 all: build
 
@@ -50,11 +52,16 @@ check: build
 	$(MESON) test -C $(BUILD) --print-errorlogs
 	AUTOSYNC=$(CURDIR)/$(BUILD)/autosync bash tests/e2e/run-all.sh
 
-install: build
+# autosync-VERB(8) for every command: cut from autosync(8), the one source.
+man:
+	python3 scripts/man-split.py doc/autosync.8 src/cli/main.c $(BUILD)/man
+
+install: build man
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man8 \
 	    $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 755 $(BUILD)/autosync $(DESTDIR)$(PREFIX)/bin/autosync
-	install -m 644 doc/autosync.8 $(DESTDIR)$(PREFIX)/share/man/man8/autosync.8
+	install -m 644 doc/autosync.8 $(BUILD)/man/autosync-*.8 \
+	    $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -m 644 doc/autosync-stream.5 doc/autosync-serve.conf.5 \
 	    $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -d $(DESTDIR)$(SYSTEMDUNITDIR)
@@ -68,6 +75,7 @@ install: build
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/autosync \
 		$(DESTDIR)$(PREFIX)/share/man/man8/autosync.8 \
+		$(DESTDIR)$(PREFIX)/share/man/man8/autosync-*.8 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/autosync-stream.5 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/autosync-serve.conf.5 \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/autosync.service \
