@@ -129,6 +129,64 @@ int	dir_receive(const char *dest, int in_fd, int flags,
 	    struct dir_recv_result *res, struct as_err *err);
 
 /*
+ * Resume (doc/autosync-protocol.md, Resume).  A receive without -F makes
+ * what it has staged durable every DIR_CKPT_BYTES of stream (not more
+ * often than once a second, $AUTOSYNC_DIR_CHECKPOINT_MS for tests, unless
+ * DIR_CKPT_MAX_BYTES went by): one syncfs, then DEST/.autosync/partial
+ * names the snapshot, its base and the position.  A receive that is cut
+ * (killed, a truncated stream, a lost connection) keeps it; recovery
+ * keeps the stage; any other receive, or a commit, forgets it.
+ *
+ * A position is (entry << 32) | block: the stream's first `entry`
+ * ENTRY records (RETRY ones not counted) are staged, the last of them,
+ * when it is a new regular file, up to `block` blocks of the stream's
+ * block size.  A resumed stream is the same snapshot (same BEGIN) whose
+ * first ENTRY is that last entry again, its data from the block on (a
+ * PATCH from its start), followed by the rest.
+ */
+#define DIR_CKPT_BYTES		(16u << 20)
+#define DIR_CKPT_MAX_BYTES	(64u << 20)
+#define DIR_POS(entry, block)	(((uint64_t)(entry) << 32) | (uint32_t)(block))
+#define DIR_POS_ENTRY(pos)	((pos) >> 32)
+#define DIR_POS_BLOCK(pos)	((pos) & 0xffffffffu)
+
+struct dir_partial {
+	uint64_t	target_guid;	/* the snapshot being received */
+	uint64_t	base_guid;	/* its base, 0 for a full stream */
+	uint64_t	pos;		/* DIR_POS */
+	uint64_t	bytes;		/* stream bytes received by then */
+};
+
+/*
+ * The checkpointed transfer dest holds (after dir_recover): 1 and *p,
+ * 0 when none, -1 on error.
+ */
+int	dir_partial(const char *dest, struct dir_partial *p,
+	    struct as_err *err);
+
+/*
+ * dir_receive continuing the checkpointed transfer of snapshot rguid at
+ * position rpos (at most what dir_partial says, same entry): the op
+ * list is rebuilt from partial.log, the stage is kept, and in_fd carries
+ * the resumed stream.  No such transfer is CONFLICT.  rguid 0 is
+ * dir_receive.
+ */
+int	dir_receive_resume(const char *dest, int in_fd, int flags,
+	    uint64_t rguid, uint64_t rpos, struct dir_recv_result *res,
+	    struct as_err *err);
+
+/*
+ * dir_send_hook resuming at position rpos (0: from the start): the
+ * entries before the position's entry are not sent (nor read), that
+ * entry is sent again with its data from the block on when it is a new
+ * file, from its start otherwise.
+ */
+int	dir_send_resume(const char *root, struct catalog *target,
+	    const struct catalog *base, int out_fd, int flags,
+	    int (*before_end)(void *arg, struct as_err *err), void *arg,
+	    uint64_t rpos, struct dir_stats *st, struct as_err *err);
+
+/*
  * Bring dest to a consistent state after a crash: roll a committed
  * journal forward, or discard uncommitted staging.  Takes the lock,
  * creating DEST/.autosync/lock when it is missing (never .autosync

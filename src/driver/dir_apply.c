@@ -283,8 +283,8 @@ meta_apply_late(struct rcv *r, int fd, int fdio, uint32_t type,
  * symlinks and with a constant number of descriptors: descend to the
  * first subdirectory, empty it, climb back by reopening from rootfd.
  */
-static int
-rm_tree(int rootfd, const char *path, struct as_err *err)
+int
+rcv_rm_tree(int rootfd, const char *path, struct as_err *err)
 {
 	char cur[AS_PATH_MAX_BUF + 8 + AS_NAME_MAX + 1];
 	const char *name;
@@ -374,7 +374,7 @@ rcv_discard_stage(struct rcv *r, struct as_err *err)
 {
 	close_fd(&r->spoolfd);
 	close_fd(&r->stagefd);
-	return rm_tree(r->privfd, "stage", err);
+	return rcv_rm_tree(r->privfd, "stage", err);
 }
 
 int
@@ -470,9 +470,9 @@ write_fd(void *arg, const void *p, size_t len)
  * Write data (or, when cat is set, the catalog encoded piecewise) to
  * name.tmp in privfd, fsync, rename to name, fsync dir.
  */
-static int
-write_atomic(struct rcv *r, const char *name, const void *data, size_t len,
-    const struct catalog *cat, struct as_err *err)
+int
+rcv_write_atomic(struct rcv *r, const char *name, const void *data,
+    size_t len, const struct catalog *cat, struct as_err *err)
 {
 	char tmp[64];
 	int fd, e;
@@ -1232,7 +1232,7 @@ finish(struct rcv *r, struct as_err *err)
 	snprintf(cat->hdr.name, sizeof(cat->hdr.name), "%s", r->name);
 	free(cat->hdr.source);
 	cat->hdr.source = xstrdup(r->source != NULL ? r->source : "");
-	rc = write_atomic(r, "held.cat", NULL, 0, cat, err);
+	rc = rcv_write_atomic(r, "held.cat", NULL, 0, cat, err);
 	catalog_release(&scanned);
 	if (rc == -1)
 		return -1;
@@ -1244,7 +1244,16 @@ finish(struct rcv *r, struct as_err *err)
 	} else if (io_fsync(r->privfd, AS_PRIVATE_DIR, err) == -1)
 		return -1;
 	(void)unlinkat(r->privfd, "journal.phase", 0);
+	rcv_partial_drop(r);
 	return rcv_discard_stage(r, err);
+}
+
+void
+rcv_partial_drop(struct rcv *r)
+{
+	(void)unlinkat(r->privfd, RCV_PARTIAL, 0);
+	(void)unlinkat(r->privfd, RCV_PARTIAL_LOG, 0);
+	(void)unlinkat(r->privfd, RCV_PARTIAL ".tmp", 0);
 }
 
 /* After a finished apply: report a metadata change it could not make. */
@@ -1293,7 +1302,7 @@ rcv_commit(struct rcv *r, struct as_err *err)
 	/*
 	 * Nothing to apply (the stream has no ops: the tree is already the
 	 * new snapshot) and the tree was scanned just before: no journal.
-	 * The only change is held.cat, replaced atomically (write_atomic:
+	 * The only change is held.cat, replaced atomically (rcv_write_atomic:
 	 * tmp, fsync, rename, fsync of the directory), and both the old and
 	 * the new held.cat describe this very tree, so a crash at any point
 	 * leaves a consistent destination; the empty stage/ is removed by
@@ -1318,7 +1327,7 @@ rcv_commit(struct rcv *r, struct as_err *err)
 	    io_fsync(r->privfd, AS_PRIVATE_DIR, err) == -1)
 		return -1;
 	journal_encode(r, &j);
-	rc = write_atomic(r, "journal", j.data, j.len, NULL, err);
+	rc = rcv_write_atomic(r, "journal", j.data, j.len, NULL, err);
 	buf_release(&j);
 	if (rc == -1) {
 		(void)unlinkat(r->privfd, "journal", 0);
@@ -1387,7 +1396,18 @@ rcv_recover(struct rcv *r, struct as_err *err)
 	}
 	if (absent) {
 		buf_release(&j);
-		if (fstatat(r->privfd, "stage", &sb, AT_SYMLINK_NOFOLLOW) == -1)
+		if (fstatat(r->privfd, "stage", &sb, AT_SYMLINK_NOFOLLOW) ==
+		    -1) {
+			rcv_partial_drop(r);
+			return 0;
+		}
+		/*
+		 * Uncommitted but checkpointed (dir.h, resume): the stage is
+		 * kept for the transfer to continue; the destination itself
+		 * was never touched.
+		 */
+		if (fstatat(r->privfd, RCV_PARTIAL, &sb, AT_SYMLINK_NOFOLLOW) ==
+		    0 && S_ISREG(sb.st_mode))
 			return 0;
 		/* uncommitted: roll back */
 		(void)unlinkat(r->privfd, "journal.phase", 0);

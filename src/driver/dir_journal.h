@@ -12,6 +12,11 @@
  *                  spool  changed blocks of PATCHed files
  *   journal        the op list; exists only from commit to end of apply
  *   journal.phase  one byte per apply phase done, fdatasync'ed
+ *   partial        a resume checkpoint of an uncommitted receive (text:
+ *                  guid, base, position, log length, stream bytes); while
+ *                  it exists, recovery keeps stage/ instead of dropping it
+ *   partial.log    the stream's records up to the checkpoint, DATA
+ *                  payloads elided, replayed to rebuild the op list
  *
  * Semantics of paths in a stream (doc/autosync-stream.5 must say the
  * same): CREATE, PATCH, ATTR, LINK and the target of RENAME name paths of
@@ -163,6 +168,19 @@ int	rcv_recover(struct rcv *r, struct as_err *err);
 int	rcv_commit(struct rcv *r, struct as_err *err);
 /* Remove stage/ (uncommitted staging), safely beneath privfd. */
 int	rcv_discard_stage(struct rcv *r, struct as_err *err);
+
+#define RCV_PARTIAL	"partial"
+#define RCV_PARTIAL_LOG	"partial.log"
+/* Forget a resume checkpoint (partial, partial.log); the stage stays. */
+void	rcv_partial_drop(struct rcv *r);
+/* Remove path (relative) and everything below it, beneath rootfd. */
+int	rcv_rm_tree(int rootfd, const char *path, struct as_err *err);
+/*
+ * Write data (or cat, encoded) to name.tmp in .autosync, fsync, rename
+ * to name, fsync the directory.
+ */
+int	rcv_write_atomic(struct rcv *r, const char *name, const void *data,
+	    size_t len, const struct catalog *cat, struct as_err *err);
 
 /*
  * Open path (relative, "" = rootfd itself) beneath rootfd with oflags,

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -102,6 +103,30 @@ struct rs {
 	int		 staging;	/* stage/ exists (not a dry run) */
 	int		 dry;
 	uint64_t	 max_size;	/* largest regular file in the stream */
+	/*
+	 * Resume checkpoints (dir.h).  plog holds the records since the
+	 * last checkpoint (DATA payloads elided), written to partial.log
+	 * at plog_len when the next one is made.
+	 */
+	int		 ckpt;		/* make checkpoints */
+	int		 replay;	/* decoding partial.log: stage nothing */
+	int		 resumed;	/* a resumed leg follows a replay */
+	int		 cont;		/* its first ENTRY continues op cur */
+	uint64_t	 cont_off;	/* data kept below this (CREATE) */
+	struct buf	 plog;
+	uint64_t	 plog_chain;
+	uint64_t	 plog_len;
+	int		 plogfd;
+	uint64_t	 bytes_base;	/* stream bytes of earlier legs */
+	uint64_t	 ckpt_at;	/* stream bytes at the last checkpoint */
+	int64_t		 ckpt_ns;	/* ... and when */
+	int		 ckpt_made;	/* this receive wrote a partial */
+	/* while replaying: where the last ENTRY starts (log, chain, ops) */
+	uint64_t	 c_log_off;
+	uint64_t	 c_chain;
+	uint64_t	 c_spool;
+	size_t		 c_nsegs;
+	int		 fail_in_read;	/* the stream itself stopped */
 };
 
 #define R(s)	(&(s)->r)
@@ -519,6 +544,16 @@ stage_create(struct rs *s, uint32_t i, const char *aux,
 		    errno : 0;
 		break;
 	}
+	if (e == EEXIST && s->resumed && !s->cont) {
+		/*
+		 * Staged after the last checkpoint by the interrupted
+		 * receive: this resumed stream makes it again.
+		 */
+		if (rcv_rm_tree(s->r.stagefd, srel, err) == -1)
+			return as_err_prefix(err, "stage '%s'", path);
+		stage_parent_drop(s);
+		return stage_create(s, i, aux, err);
+	}
 	if (e != 0)
 		return as_err_sys(err, e, "stage '%s'", path);
 	return 0;
@@ -615,6 +650,71 @@ on_retry(struct rs *s, const struct as_entry *e, struct as_err *err)
 	return 0;
 }
 
+/*
+ * The first ENTRY of a resumed stream: the entry the checkpoint ended in,
+ * sent again.  It must be the same object; a new file keeps its data
+ * below cont_off, a PATCH starts over (its spool from where it began).
+ */
+static int
+on_continue(struct rs *s, const struct as_entry *e, struct as_err *err)
+{
+	char srel[AS_PATH_MAX_BUF + 16];
+	struct rcv *r = R(s);
+	struct rop *o;
+	int fd;
+
+	s->cont = 0;
+	if (s->cur < 0)
+		return as_err_set(err, AS_E_INTERNAL, 0, "resume without an "
+		    "entry");
+	o = &r->ops[s->cur];
+	if (e->op != o->op || e->path_len != o->path_len || memcmp(e->path,
+	    rop_path(r, o), e->path_len) != 0 || e->aux_len != o->aux_len ||
+	    memcmp(e->aux, rop_aux(r, o), e->aux_len) != 0 ||
+	    (e->mode & S_IFMT) != (o->mode & S_IFMT))
+		return as_err_set(err, AS_E_CONFLICT, 0, "the resumed stream "
+		    "does not continue '%s' where the interrupted one stopped "
+		    "(it starts with '%.*s')", rop_path(r, o),
+		    (int)e->path_len, e->path);
+	o->mode = e->mode;
+	o->uid = e->uid;
+	o->gid = e->gid;
+	o->rdev = e->rdev;
+	o->size = e->size;
+	if (e->size > s->max_size)
+		s->max_size = e->size;
+	o->mtime_sec = e->mtime_sec;
+	o->mtime_nsec = e->mtime_nsec;
+	o->flags = (uint8_t)((o->flags & ~RO_XATTRS) |
+	    ((e->flags & AS_EF_XATTRS) ? RO_XATTRS : 0));
+	/* its XATTR records follow again */
+	if (o->xattr_off + o->xattr_len == r->xattrs.len)
+		r->xattrs.len = o->xattr_off;
+	o->xattr_off = r->xattrs.len;
+	o->xattr_len = 0;
+	if (o->op == AS_OP_PATCH) {
+		r->nsegs = s->c_nsegs;
+		r->spool_len = s->c_spool;
+		o->seg_first = (uint32_t)r->nsegs;
+		o->nseg = 0;
+	} else if (o->op == AS_OP_CREATE && S_ISREG(o->mode)) {
+		stage_rel(s, (uint32_t)s->cur, srel, sizeof(srel));
+		fd = beneath_open(r->stagefd, srel, O_WRONLY | O_NOFOLLOW,
+		    "stage", err);
+		if (fd == -1)
+			return as_err_prefix(err, "resume '%s'", rop_path(r,
+			    o));
+		if (ftruncate(fd, (off_t)s->cont_off) == -1) {
+			close(fd);
+			return as_err_sys(err, errno, "resume '%s'",
+			    rop_path(r, o));
+		}
+		s->curfd = fd;
+		s->curend = s->cont_off;
+	}
+	return 0;
+}
+
 static int
 on_entry(struct rs *s, const struct as_entry *e, struct as_err *err)
 {
@@ -628,6 +728,8 @@ on_entry(struct rs *s, const struct as_entry *e, struct as_err *err)
 		r->st->entries_sent++;
 	if ((e->flags & AS_EF_RETRY) != 0)
 		return on_retry(s, e, err);
+	if (s->cont)
+		return on_continue(s, e, err);
 	if (close_entry(s, err) == -1)
 		return -1;
 	if (r->nops >= RCV_OPS_MAX)
@@ -751,8 +853,8 @@ on_data(struct rs *s, const struct as_data *d, struct as_err *err)
 	/* PATCH: spool the block, applied in place after the commit */
 	if (s->staging) {
 		if (r->spoolfd == -1 && (r->spoolfd = openat(r->stagefd,
-		    "spool", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600)) == -1)
+		    "spool", O_RDWR | O_CREAT | (s->resumed ? 0 : O_EXCL) |
+		    O_NOFOLLOW | O_CLOEXEC, 0600)) == -1)
 			return as_err_sys(err, errno, "create the spool of "
 			    "'%s'", r->dest);
 		if ((e = io_fault("recv_write")) != 0 ||
@@ -1547,6 +1649,17 @@ on_begin(struct rs *s, const struct as_begin *b, struct dir_recv_result *res,
 	const struct cat_header *hh = &s->held.hdr;
 	int force = (r->flags & DIR_RECV_FORCE) != 0, empty;
 
+	if (s->resumed && !s->replay) {
+		/* the same snapshot as the checkpoint's (I6) */
+		if (b->kind != AS_KIND_DIR || b->target_guid != r->guid ||
+		    b->base_guid != r->base_guid || b->block_size !=
+		    r->block_size || b->name_len != strlen(r->name) ||
+		    memcmp(b->name, r->name, b->name_len) != 0)
+			return as_err_set(err, AS_E_CONFLICT, 0, "the resumed "
+			    "stream is not the interrupted transfer of '%s' "
+			    "into '%s'", r->name, r->dest);
+		return 0;
+	}
 	r->guid = b->target_guid;
 	r->base_guid = b->base_guid;
 	r->time_ns = b->time_ns;
@@ -1599,6 +1712,15 @@ on_begin(struct rs *s, const struct as_begin *b, struct dir_recv_result *res,
 	}
 	if (s->dry)
 		return 0;
+	if (s->replay) {
+		/* the stage of the interrupted receive, kept by recover */
+		r->stagefd = openat(r->privfd, "stage", O_RDONLY |
+		    O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (r->stagefd == -1)
+			return as_err_sys(err, errno, "open '%s/%s/stage'",
+			    r->dest, AS_PRIVATE_DIR);
+		return 0;
+	}
 	if (r->privfd == -1) {
 		if (rcv_open_private(r, 1, 0, err) == -1)
 			return -1;
@@ -1641,17 +1763,242 @@ on_record(struct rs *s, const struct as_rec *rec, struct dir_recv_result *res,
 	return 0;
 }
 
+/* --- resume checkpoints --------------------------------------------- */
+
+static void
+close_fd_if(int *fd)
+{
+	if (*fd != -1)
+		close(*fd);
+	*fd = -1;
+}
+
+static int64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The time floor between checkpoints: 1 s, or $AUTOSYNC_DIR_CHECKPOINT_MS. */
+static int64_t
+ckpt_floor_ns(void)
+{
+	const char *e = getenv("AUTOSYNC_DIR_CHECKPOINT_MS");
+	char *end;
+	long v;
+
+	if (e == NULL || *e == '\0')
+		return 1000000000;
+	v = strtol(e, &end, 10);
+	if (*end != '\0' || v < 0)
+		return 1000000000;
+	return (int64_t)v * 1000000;
+}
+
+/* Append the record the decoder just completed to the log (no END). */
+static void
+log_record(struct rs *s, const struct stream_dec *d)
+{
+	const uint8_t *h = d->rd.buf;
+	uint16_t type = le16(h);
+	uint32_t len = le32(h + 4);
+	uint8_t l4[4];
+
+	if (type == AS_REC_END)
+		return;
+	if (type == AS_REC_DATA) {
+		/* offset u64, then the length instead of the bytes */
+		put_le32(l4, len - 8);
+		rec_encode(&s->plog, &s->plog_chain, type, h + REC_HDR_LEN, 8,
+		    l4, 4);
+	} else
+		rec_encode(&s->plog, &s->plog_chain, type, h + REC_HDR_LEN,
+		    len, NULL, 0);
+}
+
+/*
+ * Make what was received durable and say where it ends: the log since
+ * the last checkpoint, one syncfs (the staged objects, the spool, the
+ * log), then the partial file, atomically.
+ */
+static int
+checkpoint(struct rs *s, uint64_t bytes, struct as_err *err)
+{
+	struct rcv *r = R(s);
+	const struct rop *o;
+	char text[256];
+	uint64_t blk = 0;
+	int n;
+
+	if (r->nops == 0 || s->cur < 0 || !s->staging)
+		return 0;
+	o = &r->ops[s->cur];
+	if (o->op == AS_OP_CREATE && S_ISREG(o->mode) && r->block_size != 0)
+		blk = s->curend / r->block_size;
+	if (blk > UINT32_MAX)
+		blk = UINT32_MAX;
+	if (s->plogfd == -1 && (s->plogfd = openat(r->privfd,
+	    RCV_PARTIAL_LOG, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
+	    0600)) == -1)
+		return as_err_sys(err, errno, "create '%s/%s/%s'", r->dest,
+		    AS_PRIVATE_DIR, RCV_PARTIAL_LOG);
+	if (s->plog.len > 0 && io_pwrite_full(s->plogfd, s->plog.data,
+	    s->plog.len, (off_t)s->plog_len) == -1)
+		return as_err_sys(err, errno, "write '%s/%s/%s'", r->dest,
+		    AS_PRIVATE_DIR, RCV_PARTIAL_LOG);
+	s->plog_len += s->plog.len;
+	buf_reset(&s->plog);
+	if (syncfs(r->destfd) == -1)
+		return as_err_sys(err, errno, "sync '%s'", r->dest);
+	n = snprintf(text, sizeof(text), "autosync-partial 1\nguid %016llx\n"
+	    "base %016llx\nposition %llu\nlog %llu\nbytes %llu\n",
+	    (unsigned long long)r->guid, (unsigned long long)r->base_guid,
+	    (unsigned long long)DIR_POS(r->nops, blk),
+	    (unsigned long long)s->plog_len, (unsigned long long)bytes);
+	if (rcv_write_atomic(r, RCV_PARTIAL, text, (size_t)n, NULL, err) ==
+	    -1)
+		return -1;
+	/* a longer log left by an earlier leg is of no use */
+	(void)ftruncate(s->plogfd, (off_t)s->plog_len);
+	s->ckpt_made = 1;
+	return 0;
+}
+
+/* The value after "\nKEY " in text (or at its start), base 16 or 10. */
+static int
+kv(const char *text, const char *key, int base, uint64_t *out)
+{
+	char pat[32];
+	const char *p;
+	char *end;
+
+	snprintf(pat, sizeof(pat), "\n%s ", key);
+	if ((p = strstr(text, pat)) == NULL)
+		return -1;
+	p += strlen(pat);
+	errno = 0;
+	*out = strtoull(p, &end, base);
+	return errno != 0 || end == p || *end != '\n' ? -1 : 0;
+}
+
+/* Read DEST/.autosync/partial: 1 and *p, *log_len; 0 none or unusable. */
+static int
+partial_read(int privfd, struct dir_partial *p, uint64_t *log_len)
+{
+	char text[512];
+	ssize_t n;
+	int fd;
+
+	memset(p, 0, sizeof(*p));
+	fd = openat(privfd, RCV_PARTIAL, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return 0;
+	n = io_read_full(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	text[n] = '\0';
+	if (strncmp(text, "autosync-partial 1\n", 19) != 0 ||
+	    kv(text, "guid", 16, &p->target_guid) == -1 ||
+	    kv(text, "base", 16, &p->base_guid) == -1 ||
+	    kv(text, "position", 10, &p->pos) == -1 ||
+	    kv(text, "log", 10, log_len) == -1 ||
+	    kv(text, "bytes", 10, &p->bytes) == -1 || p->target_guid == 0 ||
+	    DIR_POS_ENTRY(p->pos) == 0)
+		return 0;
+	return 1;
+}
+
+int
+dir_partial(const char *dest, struct dir_partial *p, struct as_err *err)
+{
+	struct stat sb;
+	uint64_t log_len;
+	int dfd, pfd, rc;
+
+	memset(p, 0, sizeof(*p));
+	dfd = open(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd == -1) {
+		if (errno == ENOENT)
+			return 0;
+		return as_err_sys(err, errno, "open destination '%s'", dest);
+	}
+	pfd = openat(dfd, AS_PRIVATE_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	close(dfd);
+	if (pfd == -1)
+		return 0;
+	rc = fstatat(pfd, "stage", &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    partial_read(pfd, p, &log_len) == 1;
+	close(pfd);
+	if (!rc)
+		memset(p, 0, sizeof(*p));
+	return rc;
+}
+
+/*
+ * Feed n bytes of a stream (or, replaying, of partial.log) through the
+ * decoder and on_record; log and checkpoint as it goes.
+ */
+static int
+feed(struct rs *s, struct stream_dec *d, const uint8_t *buf, size_t n,
+    struct dir_recv_result *res, struct as_err *err)
+{
+	struct as_rec rec;
+	uint64_t chain0, bytes, size;
+	size_t off, used;
+	int x;
+
+	for (off = 0; off < n; off += used) {
+		chain0 = d->rd.chain;
+		x = stream_dec_feed(d, buf + off, n - off, &used, &rec, err);
+		if (x == -1)
+			return -1;
+		if (x == 0 && used == 0)
+			break;
+		if (x != 1)
+			continue;
+		if (s->replay && rec.type == AS_REC_ENTRY &&
+		    (rec.u.entry.flags & AS_EF_RETRY) == 0) {
+			size = REC_HDR_LEN + (uint64_t)le32(d->rd.buf + 4) +
+			    REC_TRAILER_LEN;
+			s->c_log_off = d->rd.offset - size;
+			s->c_chain = chain0;
+			s->c_spool = s->r.spool_len;
+			s->c_nsegs = s->r.nsegs;
+		}
+		if (on_record(s, &rec, res, err) == -1)
+			return -1;
+		if (s->replay || !s->ckpt || (s->resumed &&
+		    rec.type == AS_REC_BEGIN))
+			continue;
+		log_record(s, d);
+		bytes = s->bytes_base + d->rd.offset;
+		if (rec.type != AS_REC_END && bytes - s->ckpt_at >=
+		    DIR_CKPT_BYTES && (bytes - s->ckpt_at >=
+		    DIR_CKPT_MAX_BYTES || mono_ns() - s->ckpt_ns >=
+		    ckpt_floor_ns())) {
+			if (checkpoint(s, bytes, err) == -1)
+				return -1;
+			s->ckpt_at = bytes;
+			s->ckpt_ns = mono_ns();
+		}
+	}
+	return 0;
+}
+
 /* Read, decode and stage the whole stream. */
 static int
 read_stream(struct rs *s, int in_fd, struct dir_recv_result *res,
     struct as_err *err)
 {
 	struct stream_dec d;
-	struct as_rec rec;
 	uint8_t *buf;
-	size_t off, used;
 	ssize_t n;
-	int rc = -1, x;
+	int rc = -1;
 
 	buf = xmalloc(RCV_READ_CHUNK);
 	stream_dec_init(&d);
@@ -1667,22 +2014,105 @@ read_stream(struct rs *s, int in_fd, struct dir_recv_result *res,
 			break;
 		if (s->r.st != NULL)
 			s->r.st->stream_bytes += (uint64_t)n;
-		for (off = 0; off < (size_t)n; off += used) {
-			x = stream_dec_feed(&d, buf + off, (size_t)n - off,
-			    &used, &rec, err);
-			if (x == -1)
-				goto out;
-			if (x == 1 && on_record(s, &rec, res, err) == -1)
-				goto out;
-			if (x == 0 && used == 0)
-				break;
-		}
+		if (feed(s, &d, buf, (size_t)n, res, err) == -1)
+			goto out;
 	}
 	rc = stream_dec_finish(&d, err);
 out:
 	stream_dec_release(&d);
 	free(buf);
 	return rc;
+}
+
+/*
+ * Rebuild the op list of the checkpointed transfer rguid from
+ * partial.log (nothing staged again), and get ready for the resumed
+ * stream at rpos.  A checkpoint that cannot be used is forgotten
+ * (CONFLICT): the next transfer starts over.
+ */
+static int
+resume_prepare(struct rs *s, uint64_t rguid, uint64_t rpos,
+    struct dir_recv_result *res, struct as_err *err)
+{
+	struct rcv *r = R(s);
+	struct dir_partial p;
+	struct dir_stats *st = r->st;
+	struct stream_dec d;
+	struct buf log = BUF_INIT;
+	struct as_err e2;
+	uint64_t log_len;
+	ssize_t n;
+	int rc = -1;
+
+	if (r->privfd == -1 || partial_read(r->privfd, &p, &log_len) != 1 ||
+	    p.target_guid != rguid)
+		return as_err_set(err, AS_E_CONFLICT, 0, "destination '%s' "
+		    "holds no interrupted transfer of %016llx to resume",
+		    r->dest, (unsigned long long)rguid);
+	if (DIR_POS_ENTRY(rpos) != DIR_POS_ENTRY(p.pos) ||
+	    DIR_POS_BLOCK(rpos) > DIR_POS_BLOCK(p.pos))
+		return as_err_set(err, AS_E_CONFLICT, 0, "destination '%s' "
+		    "cannot resume at position %llu (its checkpoint is at "
+		    "%llu)", r->dest, (unsigned long long)rpos,
+		    (unsigned long long)p.pos);
+	if ((r->flags & DIR_RECV_FORCE) != 0)
+		return as_err_set(err, AS_E_USAGE, 0, "a resumed receive "
+		    "cannot roll back '%s' (-F)", r->dest);
+	s->plogfd = openat(r->privfd, RCV_PARTIAL_LOG, O_RDWR | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (s->plogfd == -1) {
+		as_err_sys(&e2, errno, "open '%s'", RCV_PARTIAL_LOG);
+		goto unusable;
+	}
+	n = io_pread_full(s->plogfd, buf_reserve(&log, (size_t)log_len + 1),
+	    (size_t)log_len, 0);
+	if (n != (ssize_t)log_len) {
+		as_err_set(&e2, AS_E_TRUNCATED, 0, "'%s' is short",
+		    RCV_PARTIAL_LOG);
+		goto unusable;
+	}
+	s->replay = 1;
+	r->st = NULL;
+	stream_dec_init(&d);
+	d.data_elided = 1;
+	as_err_clear(&e2);
+	rc = feed(s, &d, log.data, (size_t)n, res, &e2);
+	if (rc == 0 && (!d.seen_begin || r->nops != DIR_POS_ENTRY(rpos) ||
+	    s->cur != (long)r->nops - 1)) {
+		rc = -1;
+		as_err_set(&e2, AS_E_MALFORMED, 0, "it has %zu entries, not "
+		    "%llu", r->nops, (unsigned long long)DIR_POS_ENTRY(rpos));
+	}
+	stream_dec_release(&d);
+	r->st = st;
+	s->replay = 0;
+	if (rc == -1)
+		goto unusable;
+	buf_release(&log);
+	s->resumed = 1;
+	s->cont = 1;
+	s->cont_off = DIR_POS_BLOCK(rpos) * (uint64_t)r->block_size;
+	s->staging = 1;
+	s->plog_chain = s->c_chain;
+	s->plog_len = s->c_log_off;
+	s->bytes_base = p.bytes;
+	s->ckpt_at = p.bytes;
+	s->ckpt_ns = mono_ns();
+	return 0;
+unusable:
+	buf_release(&log);
+	if (e2.code == AS_E_CONFLICT && err != NULL) {
+		/* the destination changed (drift): keep the checkpoint */
+		*err = e2;
+		return -1;
+	}
+	close_fd_if(&s->plogfd);
+	close_fd_if(&r->stagefd);
+	rcv_partial_drop(r);
+	(void)rcv_discard_stage(r, NULL);
+	return as_err_set(err, AS_E_CONFLICT, 0, "the checkpoint of '%s' "
+	    "cannot be used (%s): forgotten, the next transfer starts over",
+	    r->dest, e2.msg);
 }
 
 /*
@@ -1715,6 +2145,24 @@ int
 dir_receive(const char *dest, int in_fd, int flags,
     struct dir_recv_result *res, struct as_err *err)
 {
+	return dir_receive_resume(dest, in_fd, flags, 0, 0, res, err);
+}
+
+/* A failure that leaves the checkpoint worth resuming from. */
+static int
+keeps_checkpoint(const struct rs *s, const struct as_err *err)
+{
+	if (!s->fail_in_read || (!s->ckpt_made && !s->resumed) ||
+	    err == NULL)
+		return 0;
+	return err->code == AS_E_TRUNCATED || err->code == AS_E_IO ||
+	    err->code == AS_E_TIMEOUT || err->code == AS_E_NOSPACE;
+}
+
+int
+dir_receive_resume(const char *dest, int in_fd, int flags, uint64_t rguid,
+    uint64_t rpos, struct dir_recv_result *res, struct as_err *err)
+{
 	struct dir_recv_result dummy;
 	struct rs s;
 	struct stat sb;
@@ -1729,13 +2177,24 @@ dir_receive(const char *dest, int in_fd, int flags,
 	s.cur = -1;
 	s.curfd = -1;
 	s.pfd = -1;
+	s.plogfd = -1;
+	s.plog_chain = REC_SEED_STREAM;
+	s.ckpt_ns = mono_ns();
 	s.dry = (flags & DIR_RECV_DRYRUN) != 0;
+	s.ckpt = !s.dry && (flags & DIR_RECV_FORCE) == 0;
 	if (rcv_open(&s.r, s.dry, err) == -1)
 		goto out;
 	if (!s.dry) {
 		if (s.r.privfd != -1 && rcv_recover(&s.r, err) == -1) {
 			as_err_prefix(err, "recover '%s'", dest);
 			goto out;
+		}
+		/* an ordinary receive forgets an interrupted transfer */
+		if (s.r.privfd != -1 && rguid == 0 && fstatat(s.r.privfd,
+		    RCV_PARTIAL, &sb, AT_SYMLINK_NOFOLLOW) == 0) {
+			rcv_partial_drop(&s.r);
+			if (rcv_discard_stage(&s.r, err) == -1)
+				goto out;
 		}
 	} else if (s.r.privfd != -1 && fstatat(s.r.privfd, "journal", &sb,
 	    AT_SYMLINK_NOFOLLOW) == 0) {
@@ -1747,8 +2206,22 @@ dir_receive(const char *dest, int in_fd, int flags,
 		goto out;
 	if (!s.dry && s.have_held)
 		drift_early(&s);
-	if (read_stream(&s, in_fd, res, err) == -1)
+	if (rguid != 0 && (s.dry || resume_prepare(&s, rguid, rpos, res,
+	    err) == -1)) {
+		if (s.dry)
+			as_err_set(err, AS_E_USAGE, 0, "a dry run does not "
+			    "resume");
+		goto out;
+	}
+	if (read_stream(&s, in_fd, res, err) == -1) {
+		s.fail_in_read = 1;
 		goto fail;
+	}
+	if (s.cont) {
+		as_err_set(err, AS_E_MALFORMED, 0, "the resumed stream ends "
+		    "before it continues the interrupted one");
+		goto fail;
+	}
 	if (close_entry(&s, err) == -1)
 		goto fail;
 	stage_parent_drop(&s);
@@ -1758,6 +2231,7 @@ dir_receive(const char *dest, int in_fd, int flags,
 		rc = probe_size(&s, err);
 		goto out;
 	}
+	close_fd_if(&s.plogfd);
 	/*
 	 * After a drift check held.cat is the base of the rescan after the
 	 * apply, and with nothing changed, the new held.cat itself.
@@ -1770,8 +2244,10 @@ dir_receive(const char *dest, int in_fd, int flags,
 	if (rcv_commit(&s.r, err) == -1) {
 		/* not committed: drop the stage now, not at the next run */
 		if (s.r.privfd != -1 && fstatat(s.r.privfd, "journal", &sb,
-		    AT_SYMLINK_NOFOLLOW) == -1)
+		    AT_SYMLINK_NOFOLLOW) == -1) {
+			rcv_partial_drop(&s.r);
 			(void)rcv_discard_stage(&s.r, NULL);
+		}
 		goto out;
 	}
 	rc = 0;
@@ -1782,14 +2258,21 @@ fail:
 		s.curfd = -1;
 	}
 	stage_parent_drop(&s);
-	if (s.staging)
+	if (s.staging && keeps_checkpoint(&s, err)) {
+		/* resumable: recover keeps the stage (dir.h) */
+	} else if (s.staging || s.resumed) {
+		if (s.r.privfd != -1)
+			rcv_partial_drop(&s.r);
 		(void)rcv_discard_stage(&s.r, NULL);
+	}
 out:
 	if (s.curfd != -1)
 		close(s.curfd);
+	close_fd_if(&s.plogfd);
 	stage_parent_drop(&s);
 	rcv_release(&s.r);
 	catalog_release(&s.held);
+	buf_release(&s.plog);
 	free(s.h);
 	free(s.drift);
 	return rc;

@@ -442,6 +442,20 @@ dec_record(struct stream_dec *d, const struct rec *r, struct as_rec *out,
 	case AS_REC_XATTR:
 		return dec_xattr(d, r, out, err);
 	case AS_REC_DATA:
+		if (d->data_elided) {
+			if (r->len != DATA_FIXED + 4 || le32(p + 8) == 0 ||
+			    le32(p + 8) > AS_DATA_MAX)
+				return BAD(AS_E_MALFORMED, "elided data record "
+				    "of %u bytes", IDX, r->len);
+			out->u.data.offset = le64(p);
+			out->u.data.data = NULL;
+			out->u.data.len = le32(p + 8);
+			if (check_range(d, r, out->u.data.offset,
+			    out->u.data.len, err) == -1)
+				return -1;
+			d->data_bytes += out->u.data.len;
+			return 0;
+		}
 		if (r->len <= DATA_FIXED || r->len - DATA_FIXED > AS_DATA_MAX)
 			return BAD(AS_E_MALFORMED, "data record of %u bytes",
 			    IDX, r->len);

@@ -179,6 +179,13 @@ struct stream_dec {
 	char		 cur_path[AS_PATH_MAX_BUF];
 	uint16_t	 cur_path_len;
 	int		 cur_data_seen;
+	/*
+	 * Set by the caller before the first feed: DATA records carry only
+	 * offset u64 and length u32, no content (as_data.data is NULL).  A
+	 * receiver's own log of what it staged (dir_recv.c) is decoded so,
+	 * with every other check of a stream.
+	 */
+	int		 data_elided;
 };
 
 void	stream_dec_init(struct stream_dec *d);
