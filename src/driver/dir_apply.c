@@ -181,7 +181,8 @@ blob_has(const uint8_t *blob, size_t len, const char *name)
 }
 
 int
-meta_apply(int fd, int fdio, uint32_t type, uint32_t uid, uint32_t gid,
+meta_apply(int fd, int fdio, const struct stat *now, uint32_t type,
+    uint32_t uid, uint32_t gid,
     uint32_t mode, int64_t msec, uint32_t mnsec, const uint8_t *xattrs,
     size_t xattr_len, int full_set, const char *what, struct as_err *err)
 {
@@ -201,7 +202,8 @@ meta_apply(int fd, int fdio, uint32_t type, uint32_t uid, uint32_t gid,
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	if ((e = io_fault("recv_meta")) != 0)
 		return as_err_sys(err, e, "set owner of '%s'", what);
-	if ((fdio ? fchown(fd, uid, gid) : fchownat(fd, "", uid, gid,
+	if ((now == NULL || now->st_uid != uid || now->st_gid != gid) &&
+	    (fdio ? fchown(fd, uid, gid) : fchownat(fd, "", uid, gid,
 	    AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) == -1)
 		return as_err_sys(err, errno, "set owner of '%s'", what);
 	if (full_set) {
@@ -231,8 +233,13 @@ meta_apply(int fd, int fdio, uint32_t type, uint32_t uid, uint32_t gid,
 			return as_err_sys(err, errno, "set xattr '%s' of '%s'",
 			    nbuf, what);
 	}
-	/* Linux symlinks have no mode of their own */
-	if (type != S_IFLNK && (fdio ? fchmod(fd, mode & 07777) :
+	/*
+	 * Linux symlinks have no mode of their own.  An xattr (an ACL) may
+	 * have changed the mode that now shows: then always.
+	 */
+	if (type != S_IFLNK && (now == NULL || xattr_len != 0 || full_set ||
+	    (now->st_mode & 07777) != (mode & 07777)) &&
+	    (fdio ? fchmod(fd, mode & 07777) :
 	    chmod(proc, mode & 07777)) == -1)
 		return as_err_sys(err, errno, "set mode of '%s'", what);
 	ts[0].tv_sec = 0;
@@ -258,9 +265,9 @@ meta_apply_late(struct rcv *r, int fd, int fdio, uint32_t type,
 	struct as_err e;
 
 	as_err_clear(&e);
-	if (meta_apply(fd, fdio, type, o->uid, o->gid, o->mode, o->mtime_sec,
-	    o->mtime_nsec, r->xattrs.data + o->xattr_off, o->xattr_len,
-	    (o->flags & RO_XATTRS) != 0, what, &e) == 0)
+	if (meta_apply(fd, fdio, NULL, type, o->uid, o->gid, o->mode,
+	    o->mtime_sec, o->mtime_nsec, r->xattrs.data + o->xattr_off,
+	    o->xattr_len, (o->flags & RO_XATTRS) != 0, what, &e) == 0)
 		return 0;
 	switch (e.sys_errno) {
 	case EPERM:

@@ -201,9 +201,12 @@ int	beneath_parent(int rootfd, const char *path, const char **name,
  * the object open as fd (any kind; O_PATH is fine), in that order: chown
  * clears setuid bits and capabilities.  fdio: fd is open for I/O (not
  * O_PATH), so the f* calls work on it directly instead of going through
- * /proc/self/fd.
+ * /proc/self/fd.  now: fd's fstat when the caller has it (a file it has
+ * just created), else NULL; an owner or a mode that it shows already set
+ * is not set again (each chown or chmod dirties the inode).
  */
-int	meta_apply(int fd, int fdio, uint32_t type, uint32_t uid, uint32_t gid,
+int	meta_apply(int fd, int fdio, const struct stat *now, uint32_t type,
+	    uint32_t uid, uint32_t gid,
 	    uint32_t mode, int64_t msec, uint32_t mnsec, const uint8_t *xattrs,
 	    size_t xattr_len, int full_set, const char *what,
 	    struct as_err *err);

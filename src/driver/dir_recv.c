@@ -527,8 +527,13 @@ stage_create(struct rs *s, uint32_t i, const char *aux,
 		 * its data ends short of the size: most files are written
 		 * to the end, and an empty one needs nothing.
 		 */
+		/*
+		 * With its own permission bits: usually the umask leaves
+		 * them, and close_entry need not chmod.  stage/ is 0700,
+		 * so nobody else sees the file before it is complete.
+		 */
 		fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL |
-		    O_NOFOLLOW | O_CLOEXEC, 0600);
+		    O_NOFOLLOW | O_CLOEXEC, o->mode & 0777);
 		e = fd == -1 ? errno : 0;
 		if (fd != -1) {
 			s->curfd = fd;
@@ -566,6 +571,7 @@ close_entry(struct rs *s, struct as_err *err)
 	char srel[AS_PATH_MAX_BUF + 16];
 	struct rcv *r = R(s);
 	struct rop *o;
+	struct stat now, *nowp = NULL;
 	uint32_t type;
 	int fd, fdio = 0, rc;
 
@@ -587,6 +593,15 @@ close_entry(struct rs *s, struct as_err *err)
 				close(fd);
 				fd = -1;
 			}
+			/*
+			 * Created by us just now: one fstat tells which of
+			 * owner and mode are already right (the usual case
+			 * for a backup made as the files' owner), which
+			 * saves a chown and a chmod that each dirty the
+			 * inode.
+			 */
+			if (fd != -1 && fstat(fd, &now) == 0)
+				nowp = &now;
 		} else {
 			stage_rel(s, (uint32_t)s->cur, srel, sizeof(srel));
 			fd = beneath_open(r->stagefd, srel, O_PATH |
@@ -595,9 +610,9 @@ close_entry(struct rs *s, struct as_err *err)
 		if (fd == -1)
 			rc = -1;
 		else {
-			rc = meta_apply(fd, fdio, type, o->uid, o->gid, o->mode,
-			    o->mtime_sec, o->mtime_nsec, r->xattrs.data +
-			    o->xattr_off, o->xattr_len,
+			rc = meta_apply(fd, fdio, nowp, type, o->uid, o->gid,
+			    o->mode, o->mtime_sec, o->mtime_nsec,
+			    r->xattrs.data + o->xattr_off, o->xattr_len,
 			    (o->flags & RO_XATTRS) != 0, rop_path(r, o), err);
 			close(fd);
 		}
