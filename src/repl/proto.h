@@ -77,6 +77,8 @@ enum proto_op {
 /* REQUEST flags. */
 #define REQ_F_FORCE	0x01u	/* receive -F / sync -F */
 #define REQ_F_RESUME	0x02u	/* RECEIVE: resume guid at id "resume:OFF" */
+#define REQ_F_TREE	0x04u	/* SNAPSHOTS, SEND of a zfs: dataset: its
+				 * children too (list; snapshot -r) */
 
 /* RESULT flags. */
 #define RES_F_HELD	0x01u	/* HOLD: PATH holds snapshot guid */

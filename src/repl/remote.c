@@ -43,6 +43,7 @@ struct remote {
 	struct tls_ctx	*tls;
 	uint32_t	 features;	/* negotiated */
 	char		*path;		/* the remote path */
+	uint32_t	 req_flags;	/* added to every request */
 	struct remote_opts o;
 	struct ratelimit rl;
 	struct buf	 b;		/* scratch for control messages */
@@ -862,11 +863,18 @@ remote_set_path(struct remote *r, const char *path)
 	r->path = xstrdup(path);
 }
 
+void
+remote_set_flags(struct remote *r, uint32_t flags)
+{
+	r->req_flags = flags;
+}
+
 static void
 request_init(struct remote *r, struct proto_request *q, uint8_t op)
 {
 	memset(q, 0, sizeof(*q));
 	q->op = op;
+	q->flags = r->req_flags;
 	snprintf(q->path, sizeof(q->path), "%s", r->path);
 }
 
@@ -957,7 +965,7 @@ remote_push_resume(struct remote *r, const struct xfer_src *s, int force,
 	buf_init(&sent.early);
 	q = xmalloc(sizeof(*q));
 	request_init(r, q, OP_RECEIVE);
-	q->flags = force ? REQ_F_FORCE : 0;
+	q->flags |= force ? REQ_F_FORCE : 0;
 	if (rguid != 0) {
 		q->flags |= REQ_F_RESUME;
 		q->guid = rguid;
@@ -1139,7 +1147,7 @@ remote_pull_with(struct remote *r, uint64_t held, const char *id,
 	q = xmalloc(sizeof(*q));
 	request_init(r, q, OP_SEND);
 	q->guid = held;
-	q->flags = (rflags & DIR_RECV_FORCE) ? REQ_F_FORCE : 0;
+	q->flags |= (rflags & DIR_RECV_FORCE) ? REQ_F_FORCE : 0;
 	q->zstd_level = (int8_t)r->o.zstd_level;
 	snprintf(q->id, sizeof(q->id), "%s", id);
 	n = proto_send_request(r->c, q, &r->b, err);

@@ -169,6 +169,8 @@ struct remote	*remote_open(const struct endpoint *ep,
  * runs one exchange per dataset over one connection.
  */
 void		 remote_set_path(struct remote *r, const char *path);
+/* REQUEST flags (REQ_F_TREE) added to the requests that follow. */
+void		 remote_set_flags(struct remote *r, uint32_t flags);
 /* Close the connection and reap ssh. */
 void		 remote_close(struct remote *r);
 /* "host", "127.0.0.1:7010": for messages. */

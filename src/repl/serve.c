@@ -782,6 +782,82 @@ source_path(struct session *s, const struct proto_request *q,
 	return abs;
 }
 
+/*
+ * A dataset request of a native engine: "DS" or, for a SEND, "DS@SNAP"
+ * (an existing snapshot).  The dataset is resolved for access; *snap is
+ * the part after '@' (allocated), or NULL.
+ */
+static char *
+resolve_native(struct session *s, const struct serve_engine *eng,
+    const char *rest, int snap_ok, char **snap, struct as_err *err)
+{
+	const char *at = eng->datasets ? strchr(rest, '@') : NULL;
+	char *ds, *p;
+
+	*snap = NULL;
+	if (at == NULL)
+		return resolve(s, eng, rest, 0, err);
+	if (!snap_ok || at[1] == '\0' || strchr(at + 1, '@') != NULL ||
+	    strchr(at + 1, '/') != NULL || strlen(at + 1) > PROTO_NAME_MAX) {
+		as_err_set(err, AS_E_UNSAFE_PATH, 0, "'%s' does not name a "
+		    "dataset%s", rest, snap_ok ? " or a snapshot" : "");
+		return NULL;
+	}
+	ds = xstrndup(rest, (size_t)(at - rest));
+	p = resolve(s, eng, ds, 0, err);
+	free(ds);
+	if (p != NULL)
+		*snap = xstrdup(at + 1);
+	return p;
+}
+
+/* The listing v as SNAPLIST frames (an empty one for none). */
+static int
+send_snaplist(struct session *s, const struct proto_snap *v, size_t n,
+    struct as_err *err)
+{
+	size_t i = 0, k;
+
+	do {
+		k = n - i < PROTO_SNAPLIST_BATCH ? n - i :
+		    PROTO_SNAPLIST_BATCH;
+		proto_enc_snaplist(&s->scratch, v + i, (uint32_t)k,
+		    i + k < n);
+		if (frame_send(s->c, PT_SNAPLIST, s->scratch.data,
+		    s->scratch.len, err) == -1)
+			return -1;
+		i += k;
+	} while (i < n);
+	return 0;
+}
+
+/* SNAPSHOTS of a native engine: its own listing. */
+static int
+snapshots_native(struct session *s, const struct proto_request *q,
+    const struct serve_engine *eng, const char *rest)
+{
+	struct proto_snap *v = NULL;
+	struct serve_ctx x;
+	struct as_err err;
+	char *p, *snap;
+	size_t n = 0;
+	int rc;
+
+	as_err_clear(&err);
+	if ((p = resolve_native(s, eng, rest, 0, &snap, &err)) == NULL)
+		return answer_err(s, q, &err);
+	ctx_of(s, &x);
+	if (eng->list(&x, p, q->flags, &v, &n, &err) == -1) {
+		free(p);
+		as_err_prefix(&err, "source '%s'", q->path);
+		return answer_err(s, q, &err);
+	}
+	free(p);
+	rc = send_snaplist(s, v, n, &err);
+	free(v);
+	return rc;
+}
+
 static int
 do_snapshots(struct session *s, const struct proto_request *q)
 {
@@ -790,6 +866,7 @@ do_snapshots(struct session *s, const struct proto_request *q)
 	struct snap_list l;
 	struct proto_snap v[PROTO_SNAPLIST_BATCH];
 	struct as_err err;
+	const char *rest;
 	char *abs;
 	size_t i, k;
 	uint32_t n;
@@ -797,6 +874,10 @@ do_snapshots(struct session *s, const struct proto_request *q)
 	as_err_clear(&err);
 	memset(&ss, 0, sizeof(ss));
 	ss.lock_fd = -1;
+	if ((eng = engine_of(q->path, &rest, &err)) != NULL &&
+	    eng->list != NULL)
+		return snapshots_native(s, q, eng, rest);
+	as_err_clear(&err);
 	if ((abs = source_path(s, q, &eng, &err)) == NULL)
 		return answer_err(s, q, &err);
 	if (snapstore_open(&ss, s->state, abs, 0, &err) == -1 ||
@@ -937,6 +1018,101 @@ clamp_level(int l)
 	return l;
 }
 
+/*
+ * SEND of a native engine: the engine snapshots (or names an existing
+ * snapshot) and sends; COMMIT is handed to it.  The catalogs are not
+ * involved.
+ */
+static int
+send_native(struct session *s, const struct proto_request *q,
+    const struct serve_engine *eng, const char *rest)
+{
+	struct serve_nsend ns;
+	struct serve_ctx x;
+	struct proto_result res;
+	struct proto_commit cm;
+	struct xfer_opts xo;
+	struct xfer_sent sent;
+	struct as_err err;
+	char *p, *snap = NULL, esc[512];
+	int rc = 0, t;
+
+	as_err_clear(&err);
+	memset(&ns, 0, sizeof(ns));
+	memset(&sent, 0, sizeof(sent));
+	buf_init(&sent.early);
+	log_escape(q->path, esc, sizeof(esc));
+	if (q->id[0] == '\0') {
+		as_err_set(&err, AS_E_MALFORMED, 0, "SEND without a "
+		    "destination name");
+		return answer_err(s, q, &err);
+	}
+	if ((p = resolve_native(s, eng, rest, 1, &snap, &err)) == NULL)
+		return answer_err(s, q, &err);
+	ctx_of(s, &x);
+	ns.xs.fd = -1;
+	if (eng->nsend(&x, p, snap, q, &ns, &err) == -1) {
+		free(p);
+		free(snap);
+		as_err_prefix(&err, "source '%s'", q->path);
+		return answer_err(s, q, &err);
+	}
+	free(p);
+	free(snap);
+	if (proto_send_result(s->c, &ns.res, &s->scratch, &err) == -1) {
+		rc = -1;
+		goto out;
+	}
+	memset(&xo, 0, sizeof(xo));
+	xo.features = s->features;
+	xo.zstd_level = clamp_level(q->zstd_level);
+	if (xfer_send(s->c, &xo, &ns.xs, &sent, &err) == -1) {
+		log_warn("send '%s' to '%s': %s", esc, s->c->peer, err.msg);
+		rc = -1;
+		goto out;
+	}
+	if (sent.sender_rc == -1)
+		log_warn("send '%s' to '%s': %s", esc, s->c->peer,
+		    sent.serr.msg);
+	if (sent.stopped) {
+		if (sent.early_type != PT_COMMIT) {
+			log_warn("send '%s': '%s' sent frame type %u during "
+			    "the stream", esc, s->c->peer, sent.early_type);
+			rc = -1;
+			goto out;
+		}
+		t = proto_dec_commit(&cm, sent.early.data, sent.early.len,
+		    &err);
+	} else {
+		t = proto_expect(s->c, PT_COMMIT, &s->b, NULL, &err);
+		if (t == 0)
+			t = proto_dec_commit(&cm, s->b.data, s->b.len, &err);
+	}
+	if (t == -1) {
+		log_warn("send '%s' to '%s': %s", esc, s->c->peer, err.msg);
+		rc = -1;
+		goto out;
+	}
+	if (!cm.ok)
+		log_info("send '%s' to '%s': the receiver failed: %s", esc,
+		    s->c->peer, cm.msg);
+	memset(&res, 0, sizeof(res));
+	if (eng->ncommit(&x, &ns, &cm, q->id, &err) == -1) {
+		rc = answer_err(s, q, &err);
+		goto out;
+	}
+	res.guid = cm.held_guid;
+	if (cm.ok && cm.held_guid == ns.res.guid)
+		log_info("sent '%s' as '%s' to '%s'", esc, ns.res.name,
+		    s->c->peer);
+	rc = proto_send_result(s->c, &res, &s->scratch, &err);
+out:
+	if (eng->nrelease != NULL)
+		eng->nrelease(&ns);
+	buf_release(&sent.early);
+	return rc;
+}
+
 static int
 do_send(struct session *s, const struct proto_request *q)
 {
@@ -957,6 +1133,15 @@ do_send(struct session *s, const struct proto_request *q)
 	int rc = 0, have_base = 0, t;
 
 	as_err_clear(&err);
+	{
+		const char *rest;
+
+		if ((eng = engine_of(q->path, &rest, &err)) != NULL &&
+		    eng->nsend != NULL)
+			return send_native(s, q, eng, rest);
+		as_err_clear(&err);
+		eng = NULL;
+	}
 	memset(&ss, 0, sizeof(ss));
 	memset(&rec, 0, sizeof(rec));
 	memset(&sent, 0, sizeof(sent));

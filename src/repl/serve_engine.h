@@ -55,6 +55,8 @@ struct serve_send {
 	void		*priv;		/* the engine's; free()d by serve */
 };
 
+struct serve_nsend;
+
 struct serve_engine {
 	const char	*prefix;	/* "vol:"; "" for directories */
 	const char	*what;		/* "volume", for messages */
@@ -90,6 +92,44 @@ struct serve_engine {
 	 */
 	int		(*send_prepare)(struct serve_send *s,
 			    struct as_err *err);
+	/*
+	 * An engine whose snapshots are native (zfs:, btrfs:) keeps no
+	 * catalogs: SNAPSHOTS and SEND go to these instead of the
+	 * snapstore bookkeeping above (source and send_prepare unused).
+	 *
+	 * list: the snapshots of path, oldest first, as proto_snap entries
+	 * (*v allocated); rflags are the request's (REQ_F_TREE: the tree
+	 * below path too; the entries' names are the engine's, see
+	 * doc/autosync-protocol.md).
+	 */
+	int		(*list)(const struct serve_ctx *x, const char *path,
+			    uint32_t rflags, struct proto_snap **v, size_t *n,
+			    struct as_err *err);
+	/*
+	 * SEND: snapshot path (snap NULL) or take its existing snapshot
+	 * snap, and fill ns: the RESULT that answers GO (flags, guid,
+	 * base_guid from q->guid, name, time_ns, bytes) and the sender.
+	 */
+	int		(*nsend)(const struct serve_ctx *x, const char *path,
+			    const char *snap, const struct proto_request *q,
+			    struct serve_nsend *ns, struct as_err *err);
+	/*
+	 * COMMIT: the client says what its destination holds now; record
+	 * it (for pruning) and prune.  Then nrelease, in every case after
+	 * nsend succeeded.
+	 */
+	int		(*ncommit)(const struct serve_ctx *x,
+			    struct serve_nsend *ns,
+			    const struct proto_commit *cm, const char *id,
+			    struct as_err *err);
+	void		(*nrelease)(struct serve_nsend *ns);
+};
+
+/* A native SEND in progress (the engine's nsend fills it). */
+struct serve_nsend {
+	struct proto_result res;	/* the GO answer */
+	struct xfer_src	 xs;		/* the sender */
+	void		*priv;		/* the engine's (nrelease frees) */
 };
 
 extern const struct serve_engine serve_engine_dir;	/* serve.c */

@@ -31,6 +31,7 @@
 #include "driver/zfs.h"
 #include "repl/serve_engine.h"
 #include "repl/snapstore.h"
+#include "repl/sync.h"
 #include "base/banned.h"
 
 /*
@@ -158,6 +159,242 @@ zfs_receive_fn(void *arg, const char *ds, int in_fd, int rflags,
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Pull: SNAPSHOTS and SEND of a dataset (native: no catalogs) */
+
+/*
+ * SNAPSHOTS: one entry per dataset (its full name and GUID), then one
+ * per snapshot of it, oldest first ("DS@SNAP", its GUID and creation
+ * time): the whole tree below ds with REQ_F_TREE.  A dataset that holds
+ * a partial receive is no source and is left out.
+ */
+static int
+zfs_list_fn(const struct serve_ctx *x, const char *ds, uint32_t rflags,
+    struct proto_snap **v, size_t *n, struct as_err *err)
+{
+	struct zfs_tree t;
+	const struct zfs_ds *d;
+	struct proto_snap *e;
+	size_t i, j, k = 0, cap = 0;
+
+	*v = NULL;
+	*n = 0;
+	caps_cache(x->state);
+	if (zfs_list(ds, (rflags & REQ_F_TREE) != 0, &t, err) == -1)
+		return -1;
+	if (zfs_tree_find(&t, ds) == NULL) {
+		zfs_tree_release(&t);
+		return as_err_set(err, AS_E_NOTFOUND, 0, "does not exist");
+	}
+	for (i = 0; i < t.n; i++) {
+		d = &t.v[i];
+		if (d->resume_token != NULL)
+			continue;
+		if (k + d->nsnaps + 1 > PROTO_SNAPLIST_MAX) {
+			free(*v);
+			*v = NULL;
+			zfs_tree_release(&t);
+			return as_err_set(err, AS_E_LIMIT, 0, "has more than "
+			    "%d snapshots", PROTO_SNAPLIST_MAX);
+		}
+		if (k + d->nsnaps + 1 > cap) {
+			cap = (k + d->nsnaps + 1) * 2;
+			*v = xreallocarray(*v, cap, sizeof(**v));
+		}
+		e = &(*v)[k++];
+		memset(e, 0, sizeof(*e));
+		e->guid = d->guid != 0 ? d->guid : 1;
+		snprintf(e->name, sizeof(e->name), "%s", d->name);
+		for (j = 0; j < d->nsnaps; j++) {
+			e = &(*v)[k++];
+			memset(e, 0, sizeof(*e));
+			e->guid = d->snaps[j].guid;
+			e->time_ns = d->snaps[j].creation * 1000000000;
+			snprintf(e->name, sizeof(e->name), "%s@%s", d->name,
+			    d->snaps[j].name);
+		}
+	}
+	*n = k;
+	zfs_tree_release(&t);
+	return 0;
+}
+
+/* One pulled dataset: what is sent, and the source's locked state. */
+struct zsend {
+	struct sync_zfs_src *src;
+	char		*snap;		/* DS@NAME */
+	char		*base;		/* DS@BASE, or NULL: full */
+	char		 name[SNAP_NAME_MAX + 1];
+	uint64_t	 guid;
+	int		 flags;		/* ZFS_SEND_* */
+};
+
+static int
+zsend_run(void *arg, int fd, struct as_err *err)
+{
+	const struct zsend *z = arg;
+
+	return zfs_send(z->snap, z->base, z->flags, fd, err);
+}
+
+static void
+zfs_nrelease_fn(struct serve_nsend *ns)
+{
+	struct zsend *z = ns->priv;
+
+	if (z == NULL)
+		return;
+	sync_zfs_src_close(z->src);
+	free(z->snap);
+	free(z->base);
+	free(z);
+	ns->priv = NULL;
+}
+
+/*
+ * SEND: snapshot ds (and, with REQ_F_TREE, its children: one atomic
+ * `zfs snapshot -r`) under a new name, or take its existing snapshot
+ * snap (a child of a tree the same session snapshotted), and send it
+ * from the snapshot whose GUID the client holds (q->guid; none: full).
+ * The stream carries no properties (the client receives -u under its
+ * own policy, as a push does).
+ */
+static int
+zfs_nsend_fn(const struct serve_ctx *x, const char *ds, const char *snap,
+    const struct proto_request *q, struct serve_nsend *ns,
+    struct as_err *err)
+{
+	const struct zfs_caps *caps;
+	struct zfs_tree t;
+	const struct zfs_ds *d;
+	const struct zfs_snap *sn, *b = NULL;
+	struct zsend *z;
+	char *full;
+	size_t i;
+
+	memset(&t, 0, sizeof(t));
+	caps_cache(x->state);
+	if ((caps = zfs_caps(err)) == NULL)
+		return -1;
+	if (snap != NULL) {
+		int bad;
+
+		full = xasprintf("%s@%s", ds, snap);
+		bad = strlen(snap) > SNAP_NAME_MAX ||
+		    zfs_name_check(full, 1, NULL) == -1;
+		free(full);
+		if (bad)
+			return as_err_set(err, AS_E_UNSAFE_PATH, 0, "'%s' is "
+			    "not a valid snapshot name", snap);
+	}
+	z = xcalloc(1, sizeof(*z));
+	ns->priv = z;
+	if (sync_zfs_src_open(x->state, ds, &z->src, err) == -1)
+		goto fail;
+	if (snap == NULL) {
+		if (zfs_list(ds, (q->flags & REQ_F_TREE) != 0, &t, err) == -1)
+			goto fail;
+		if ((d = zfs_tree_find(&t, ds)) == NULL) {
+			as_err_set(err, AS_E_NOTFOUND, 0, "does not exist");
+			goto fail;
+		}
+		if (d->resume_token != NULL) {
+			as_err_set(err, AS_E_CONFLICT, 0, "holds a partial "
+			    "receive: not a source");
+			goto fail;
+		}
+		sync_zfs_new_name(&t, z->name, sizeof(z->name));
+		zfs_tree_release(&t);
+		if (zfs_snapshot(ds, z->name, (q->flags & REQ_F_TREE) != 0,
+		    err) == -1)
+			goto fail;
+	} else
+		snprintf(z->name, sizeof(z->name), "%s", snap);
+	if (zfs_list(ds, 0, &t, err) == -1)
+		goto fail;
+	if ((d = zfs_tree_find(&t, ds)) == NULL) {
+		as_err_set(err, AS_E_NOTFOUND, 0, "does not exist");
+		goto fail;
+	}
+	if ((sn = zfs_ds_snap_name(d, z->name)) == NULL) {
+		as_err_set(err, AS_E_NOTFOUND, 0, "has no snapshot '%s'",
+		    z->name);
+		goto fail;
+	}
+	if (q->guid != 0 && (b = zfs_ds_snap_guid(d, q->guid)) == NULL &&
+	    !(q->flags & REQ_F_FORCE)) {
+		as_err_set(err, AS_E_CONFLICT, 0, "no common snapshot: the "
+		    "destination holds %016" PRIx64 " which '%s' does not "
+		    "have; use -F for a full resend", q->guid, ds);
+		goto fail;
+	}
+	if (b != NULL && b->createtxg >= sn->createtxg) {
+		as_err_set(err, AS_E_CONFLICT, 0, "the destination holds "
+		    "'%s', not older than '%s'", b->name, sn->name);
+		goto fail;
+	}
+	z->guid = sn->guid;
+	z->snap = xasprintf("%s@%s", ds, z->name);
+	if (b != NULL) {
+		z->base = xasprintf("%s@%s", ds, b->name);
+		/* -I only when there is something between (zfs-fuse: slow) */
+		for (i = 0; caps->send_I && i < d->nsnaps; i++)
+			if (d->snaps[i].createtxg > b->createtxg &&
+			    d->snaps[i].createtxg < sn->createtxg)
+				z->flags = ZFS_SEND_INTERMEDIATE;
+	}
+	ns->res.flags = RES_F_GO | (b == NULL ? RES_F_FULL : 0);
+	ns->res.guid = sn->guid;
+	ns->res.base_guid = b != NULL ? b->guid : 0;
+	ns->res.time_ns = sn->creation * 1000000000;
+	snprintf(ns->res.name, sizeof(ns->res.name), "%s", z->name);
+	ns->xs.fd = -1;
+	ns->xs.send = zsend_run;
+	ns->xs.send_arg = z;
+	zfs_tree_release(&t);
+	return 0;
+fail:
+	zfs_tree_release(&t);
+	zfs_nrelease_fn(ns);
+	return -1;
+}
+
+/*
+ * COMMIT: record what the client's destination holds of ds (the new
+ * snapshot, or what it held before) so that pruning, here or by a
+ * local sync of ds, keeps it; after a committed transfer destroy ds's
+ * other autosync_* snapshots that no destination holds.
+ */
+static int
+zfs_ncommit_fn(const struct serve_ctx *x, struct serve_nsend *ns,
+    const struct proto_commit *cm, const char *id, struct as_err *err)
+{
+	struct zsend *z = ns->priv;
+	struct zfs_tree t;
+	const struct zfs_ds *d;
+	const struct zfs_snap *h;
+	char *ds, *held = NULL;
+	unsigned pruned = 0;
+	int rc;
+
+	(void)x;
+	if (cm->ok && cm->held_guid == z->guid)
+		return sync_zfs_src_commit(z->src, id, z->name, z->name,
+		    &pruned, err);
+	ds = xstrndup(z->snap, strcspn(z->snap, "@"));
+	if (cm->held_guid != 0 && zfs_list(ds, 0, &t, err) == 0) {
+		d = zfs_tree_find(&t, ds);
+		h = d != NULL ? zfs_ds_snap_guid(d, cm->held_guid) : NULL;
+		if (h != NULL)
+			held = xstrdup(h->name);
+		zfs_tree_release(&t);
+	}
+	rc = sync_zfs_src_commit(z->src, id, held, NULL, &pruned, err);
+	free(held);
+	free(ds);
+	return rc;
+}
+
 const struct serve_engine serve_engine_zfs = {
 	.prefix		= "zfs:",
 	.what		= "ZFS",
@@ -166,6 +403,10 @@ const struct serve_engine serve_engine_zfs = {
 	.receive	= zfs_receive_fn,
 	.resumable	= 0,
 	.receive_failed	= NULL,		/* zfs receive leaves nothing */
-	.source		= NULL,		/* pull: not yet */
+	.source		= NULL,		/* native: list, nsend, ncommit */
 	.send_prepare	= NULL,
+	.list		= zfs_list_fn,
+	.nsend		= zfs_nsend_fn,
+	.ncommit	= zfs_ncommit_fn,
+	.nrelease	= zfs_nrelease_fn,
 };

@@ -177,6 +177,26 @@ int	sync_pull_agree(struct remote *r, const struct endpoint *se,
 	    size_t *n, char **id, struct as_err *err);
 void	sync_pull_result(const struct remote_xfer *x,
 	    const struct proto_snap *v, size_t n, struct sync_result *res);
+/*
+ * The source side of a ZFS pull, for a server (sync_zfs.c): the state
+ * a local sync keeps for its source dataset (STATE/zfs/<key of
+ * "zfs:DS">: the lock, one record per destination) is locked for one
+ * SEND (CONFLICT "busy"); sync_zfs_new_name picks the new snapshot's
+ * name (autosync_YYYY-MM-DD_HH:MM:SS, free in every dataset of t);
+ * after the COMMIT, sync_zfs_src_commit records that destination dest
+ * holds held (NULL: nothing of ds) and, when keep is not NULL, destroys
+ * ds's other autosync_* snapshots that no destination's record holds.
+ */
+struct sync_zfs_src;
+struct zfs_tree;
+int	sync_zfs_src_open(const char *state, const char *ds,
+	    struct sync_zfs_src **out, struct as_err *err);
+void	sync_zfs_new_name(const struct zfs_tree *t, char *out, size_t outsz);
+int	sync_zfs_src_commit(struct sync_zfs_src *zs, const char *dest,
+	    const char *held, const char *keep, unsigned *pruned,
+	    struct as_err *err);
+void	sync_zfs_src_close(struct sync_zfs_src *zs);
+
 /* sync_prune: step 6's pruning, keeping keep. */
 int	sync_prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
 	    struct as_err *err);

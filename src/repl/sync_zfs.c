@@ -682,6 +682,69 @@ fail:
 	return -1;
 }
 
+/* ------------------------------------------------------------------ */
+/* The source side of a pull, for a server (sync.h) */
+
+struct sync_zfs_src {
+	struct zstate	 zs;
+	char		*ds;
+};
+
+int
+sync_zfs_src_open(const char *state, const char *ds,
+    struct sync_zfs_src **out, struct as_err *err)
+{
+	struct sync_zfs_src *z = xcalloc(1, sizeof(*z));
+
+	z->zs.lock_fd = -1;
+	z->ds = xstrdup(ds);
+	if (zstate_open(&z->zs, state, ds, err) == -1) {
+		sync_zfs_src_close(z);
+		return -1;
+	}
+	*out = z;
+	return 0;
+}
+
+void
+sync_zfs_new_name(const struct zfs_tree *t, char *out, size_t outsz)
+{
+	new_name(t, out, outsz);
+}
+
+int
+sync_zfs_src_commit(struct sync_zfs_src *z, const char *dest,
+    const char *held, const char *keep, unsigned *pruned,
+    struct as_err *err)
+{
+	struct zfs_tree t;
+	char **names = NULL, *one = (char *)(uintptr_t)held;
+	size_t nn = 0;
+	int rc;
+
+	if (rec_put(&z->zs, dest, &one, held != NULL ? 1 : 0, err) == -1)
+		return -1;
+	if (keep == NULL)
+		return 0;
+	if (rec_held_names(&z->zs, dest, &names, &nn, err) == -1)
+		return -1;
+	if ((rc = zfs_list(z->ds, 0, &t, err)) == 0)
+		rc = prune_tree(&t, z->ds, keep, names, nn, 0, pruned, err);
+	zfs_tree_release(&t);
+	free_names(names, nn);
+	return rc;
+}
+
+void
+sync_zfs_src_close(struct sync_zfs_src *z)
+{
+	if (z == NULL)
+		return;
+	zstate_release(&z->zs);
+	free(z->ds);
+	free(z);
+}
+
 /* Make way for a forced step on one dataset (SYNC_FORCE only). */
 static int
 force_prepare(struct zstep *st, struct as_err *err)
@@ -714,6 +777,89 @@ force_prepare(struct zstep *st, struct as_err *err)
 		    st->dst, st->dds->snaps[i].name);
 		if (zfs_destroy_snapshot(st->dst, st->dds->snaps[i].name, 0, 0,
 		    err) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The destination dst must exist, or its parent (a receive creates
+ * dst, never its parents).  dt is dst's listing.
+ */
+static int
+dst_parent_check(const char *dst, const struct zfs_tree *dt,
+    struct as_err *err)
+{
+	struct zfs_tree pt;
+	char *parent;
+	size_t n;
+
+	if (zfs_tree_find(dt, dst) != NULL)
+		return 0;
+	if (strchr(dst, '/') == NULL)
+		return as_err_set(err, AS_E_NOTFOUND, 0, "destination pool "
+		    "'%s' does not exist", dst);
+	parent = xstrndup(dst, (size_t)(strrchr(dst, '/') - dst));
+	if (zfs_list(parent, 0, &pt, err) == -1) {
+		free(parent);
+		return -1;
+	}
+	n = pt.n;
+	zfs_tree_release(&pt);
+	if (n == 0)
+		as_err_set(err, AS_E_NOTFOUND, 0, "the parent '%s' of the "
+		    "destination does not exist", parent);
+	free(parent);
+	return n == 0 ? -1 : 0;
+}
+
+/*
+ * Step 2's verdict over planned steps: a destination dataset that holds
+ * a partial receive, diverged, has nothing in common or was modified is
+ * CONFLICT with a report, unless force; with force every refusal (a
+ * snapshot autosync did not make) comes before any rollback or destroy,
+ * and then the forced datasets are made ready (force_prepare).
+ */
+static int
+plan_refuse(struct zstep *steps, size_t n, int force, struct as_err *err)
+{
+	char report[1500];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct zstep *s = &steps[i];
+
+		if (s->dds != NULL && s->dds->resume_token != NULL)
+			return as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds "
+			    "a partial receive (resume token); abort it with "
+			    "'zfs receive -A %s'", s->dst, s->dst);
+		if (s->dds == NULL || (!s->diverged && !s->nobase &&
+		    !s->modified))
+			continue;
+		diverge_report(s, report, sizeof(report));
+		if (!force)
+			return as_err_set(err, AS_E_CONFLICT, 0, "'%s' %s; %s; "
+			    "use -F to roll it back (only autosync's snapshots "
+			    "are destroyed)", s->dst, s->nobase ? "has no "
+			    "snapshot in common with the source" :
+			    s->diverged ? "has snapshots the source does not "
+			    "have after the common one" : "was modified since "
+			    "its newest snapshot", report);
+		/* all refusals before any rollback or destroy */
+		if (foreign_after_base(s) != NULL)
+			return as_err_set(err, AS_E_CONFLICT, 0, "'%s': "
+			    "snapshot '%s' was not made by autosync; -F "
+			    "destroys only autosync's snapshots: destroy it "
+			    "yourself to go on (%s)", s->dst,
+			    foreign_after_base(s), report);
+		s->force = 1;
+	}
+	for (i = 0; i < n; i++) {
+		if (!steps[i].force)
+			continue;
+		diverge_report(&steps[i], report, sizeof(report));
+		log_info("'%s' diverged (%s): forcing", steps[i].dst, report);
+		if (force_prepare(&steps[i], err) == -1)
 			return -1;
 	}
 	return 0;
@@ -771,26 +917,9 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		    "not exist", src);
 		goto out;
 	}
-	if (zfs_list(dst, recursive, &dt, err) == -1)
+	if (zfs_list(dst, recursive, &dt, err) == -1 ||
+	    dst_parent_check(dst, &dt, err) == -1)
 		goto out;
-	if (zfs_tree_find(&dt, dst) == NULL && strchr(dst, '/') != NULL) {
-		struct zfs_tree pt;
-
-		parent = xstrndup(dst, (size_t)(strrchr(dst, '/') - dst));
-		if (zfs_list(parent, 0, &pt, err) == -1)
-			goto out;
-		i = pt.n;
-		zfs_tree_release(&pt);
-		if (i == 0) {
-			as_err_set(err, AS_E_NOTFOUND, 0, "the parent '%s' of "
-			    "the destination does not exist", parent);
-			goto out;
-		}
-	} else if (zfs_tree_find(&dt, dst) == NULL) {
-		as_err_set(err, AS_E_NOTFOUND, 0, "destination pool '%s' does "
-		    "not exist", dst);
-		goto out;
-	}
 
 	/* 2. plan, and refuse divergence before anything is created */
 	steps = xcalloc(st.n, sizeof(*steps));
@@ -802,47 +931,8 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		plan_one(&steps[n], &dt);
 		n++;
 	}
-	for (i = 0; i < n; i++) {
-		struct zstep *s = &steps[i];
-
-		if (s->dds != NULL && s->dds->resume_token != NULL) {
-			as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds a "
-			    "partial receive (resume token); abort it with "
-			    "'zfs receive -A %s'", s->dst, s->dst);
-			goto out;
-		}
-		if (s->dds == NULL || (!s->diverged && !s->nobase &&
-		    !s->modified))
-			continue;
-		diverge_report(s, report, sizeof(report));
-		if (!force) {
-			as_err_set(err, AS_E_CONFLICT, 0, "'%s' %s; %s; use -F "
-			    "to roll it back (only autosync's snapshots are "
-			    "destroyed)", s->dst, s->nobase ? "has no snapshot "
-			    "in common with the source" : s->diverged ? "has "
-			    "snapshots the source does not have after the "
-			    "common one" : "was modified since its newest "
-			    "snapshot", report);
-			goto out;
-		}
-		/* all refusals before any rollback or destroy */
-		if (foreign_after_base(s) != NULL) {
-			as_err_set(err, AS_E_CONFLICT, 0, "'%s': snapshot '%s' "
-			    "was not made by autosync; -F destroys only "
-			    "autosync's snapshots: destroy it yourself to go "
-			    "on (%s)", s->dst, foreign_after_base(s), report);
-			goto out;
-		}
-		s->force = 1;
-	}
-	for (i = 0; i < n; i++) {
-		if (!steps[i].force)
-			continue;
-		diverge_report(&steps[i], report, sizeof(report));
-		log_info("'%s' diverged (%s): forcing", steps[i].dst, report);
-		if (force_prepare(&steps[i], err) == -1)
-			goto out;
-	}
+	if (plan_refuse(steps, n, force, err) == -1)
+		goto out;
 
 	/*
 	 * Holds keep the bases from being destroyed while the step runs
@@ -1282,6 +1372,287 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* A server's zfs:A -> zfs:B (pull): one SEND per dataset */
+
+/* Is ds the dataset root or below it? */
+static int
+ds_beneath(const char *root, const char *ds)
+{
+	size_t l = strlen(root);
+
+	return strncmp(ds, root, l) == 0 && (ds[l] == '\0' || ds[l] == '/');
+}
+
+/* Is the parent of ds (not a pool) in t? */
+static int
+parent_listed(const struct zfs_tree *t, const char *ds)
+{
+	char *p = xstrndup(ds, (size_t)(strrchr(ds, '/') - ds));
+	int r = zfs_tree_find(t, p) != NULL;
+
+	free(p);
+	return r;
+}
+
+/*
+ * The server's listing of root (SNAPSHOTS: one entry per dataset, its
+ * full name, then its snapshots "DS@SNAP" oldest first) as a tree.
+ * Untrusted: every name must be valid and at or below root, a dataset
+ * listed once and after its parent, a snapshot after its dataset.
+ */
+static int
+listing_tree(const char *root, const char *peer, const struct proto_snap *v,
+    size_t n, struct zfs_tree *t, struct as_err *err)
+{
+	struct zfs_ds *d;
+	struct zfs_snap *sn;
+	const char *at;
+	char *ds;
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+	for (i = 0; i < n; i++) {
+		at = strchr(v[i].name, '@');
+		ds = at != NULL ? xstrndup(v[i].name, (size_t)(at -
+		    v[i].name)) : xstrdup(v[i].name);
+		if (zfs_name_check(ds, 0, NULL) == -1 ||
+		    !ds_beneath(root, ds) || (at != NULL &&
+		    zfs_name_check(v[i].name, 1, NULL) == -1))
+			goto bad;
+		d = zfs_tree_find(t, ds);
+		if (at == NULL) {
+			if (d != NULL || (strcmp(ds, root) != 0 &&
+			    !parent_listed(t, ds)))
+				goto bad;
+			t->v = xreallocarray(t->v, t->n + 1, sizeof(*t->v));
+			d = &t->v[t->n++];
+			memset(d, 0, sizeof(*d));
+			d->name = ds;
+			d->guid = v[i].guid;
+			d->written = -1;
+			d->mounted = -1;
+			d->readonly = -1;
+			continue;
+		}
+		if (d == NULL || strlen(at + 1) > SNAP_NAME_MAX)
+			goto bad;
+		free(ds);
+		d->snaps = xreallocarray(d->snaps, d->nsnaps + 1,
+		    sizeof(*d->snaps));
+		sn = &d->snaps[d->nsnaps++];
+		memset(sn, 0, sizeof(*sn));
+		sn->name = xstrdup(at + 1);
+		sn->guid = v[i].guid;
+		sn->creation = v[i].time_ns / 1000000000;
+		sn->userrefs = -1;
+	}
+	return 0;
+bad:
+	{
+		char esc[PROTO_NAME_MAX * 4 + 8];
+
+		as_err_set(err, AS_E_MALFORMED, 0, "'%s' listed '%s' for "
+		    "'zfs:%s'", peer, log_escape(v[i].name, esc, sizeof(esc)),
+		    root);
+	}
+	free(ds);
+	zfs_tree_release(t);
+	return -1;
+}
+
+/*
+ * The receiving child of a pulled dataset: `zfs receive -u` into ds
+ * under the property policy; the result names ds's newest snapshot,
+ * which remote_pull_with checks against the one announced.
+ */
+static int
+zpull_recv(void *arg, const char *ds, int in_fd, int rflags,
+    struct dir_recv_result *res, struct as_err *err)
+{
+	struct zfs_tree t;
+	const struct zfs_ds *d;
+	const struct zfs_snap *sn;
+	int fd;
+
+	(void)arg;
+	/* zfs_receive closes its descriptor; the caller closes in_fd */
+	if ((fd = dup(in_fd)) == -1)
+		return as_err_sys(err, errno, "dup");
+	if (zfs_receive(ds, (rflags & DIR_RECV_FORCE) ? ZFS_RECV_FORCE : 0,
+	    fd, err) == -1)
+		return -1;
+	if (zfs_list(ds, 0, &t, err) == -1)
+		return -1;
+	d = zfs_tree_find(&t, ds);
+	if (d == NULL || d->nsnaps == 0) {
+		zfs_tree_release(&t);
+		return as_err_set(err, AS_E_INTERNAL, 0, "'%s': zfs receive "
+		    "succeeded but the dataset holds no snapshot", ds);
+	}
+	sn = &d->snaps[d->nsnaps - 1];
+	res->target_guid = sn->guid;
+	res->base_guid = d->nsnaps > 1 ? d->snaps[d->nsnaps - 2].guid : 0;
+	snprintf(res->name, sizeof(res->name), "%s", sn->name);
+	res->st.entries_sent = 1;
+	zfs_tree_release(&t);
+	return 0;
+}
+
+/*
+ * The same steps as zfs_to_zfs with the server answering for A: the
+ * listing of A's tree (SNAPSHOTS, REQ_F_TREE unless -N) is planned
+ * against B exactly as a local source would be (GUIDs, divergence
+ * report, -F over autosync's snapshots only), before anything is
+ * created on either side; then SEND of A (REQ_F_TREE: the server takes
+ * one recursive snapshot) and of each child's snapshot of that name
+ * ("zfs:A/c@NAME"), each from the base this side chose, received with
+ * `zfs receive -u`.  The server records what B holds and prunes A; this
+ * side prunes B.
+ */
+static int
+zfs_pull(const struct endpoint *se, const struct endpoint *de,
+    const char *state, const struct sync_opts *o, struct sync_result *res,
+    struct as_err *err)
+{
+	const char *src = se->path + 5, *dst = de->path;
+	struct zfs_tree st, dt, nt;
+	struct zstate zs;
+	struct zstep *steps = NULL;
+	struct remote_opts ro;
+	struct remote *r = NULL;
+	struct remote_xfer x;
+	struct proto_snap *v = NULL;
+	char name[SNAP_NAME_MAX + 1], report[1500], *id = NULL, *path;
+	int recursive = !(o->flags & SYNC_NO_RECURSE), force =
+	    o->flags & SYNC_FORCE, rc = -1, rf;
+	size_t i, n = 0, nv = 0;
+	uint64_t held = 0;
+
+	memset(&st, 0, sizeof(st));
+	memset(&dt, 0, sizeof(dt));
+	memset(&nt, 0, sizeof(nt));
+	memset(&zs, 0, sizeof(zs));
+	zs.lock_fd = -1;
+	name[0] = '\0';
+	res->remote = 2;
+	if (zfs_name_check(src, 0, err) == -1)
+		return -1;
+	if (zfs_caps(err) == NULL)
+		return -1;
+	/* one pull into B at a time */
+	if (zstate_open(&zs, state, dst, err) == -1)
+		goto out;
+	if (zfs_list(dst, recursive, &dt, err) == -1 ||
+	    dst_parent_check(dst, &dt, err) == -1)
+		goto out;
+
+	/* 1. A's tree, as the server lists it */
+	memset(&ro, 0, sizeof(ro));
+	if (o->remote != NULL)
+		ro = *o->remote;
+	if ((r = remote_open(se, &ro, err)) == NULL)
+		goto out;
+	path = xasprintf("zfs:%s", src);
+	remote_set_path(r, path);
+	free(path);
+	remote_set_flags(r, recursive ? REQ_F_TREE : 0);
+	if (sync_pull_agree(r, se, de, o->flags, "zfs:", dst, &held, &v, &nv,
+	    &id, err) == -1)
+		goto out;
+	if (listing_tree(src, remote_peer(r), v, nv, &st, err) == -1)
+		goto out;
+	if (st.n == 0 || strcmp(st.v[0].name, src) != 0) {
+		as_err_set(err, AS_E_NOTFOUND, 0, "'%s': the server did not "
+		    "list 'zfs:%s'", se->spec, src);
+		goto out;
+	}
+
+	/* 2. plan; refuse divergence before anything is created */
+	steps = xcalloc(st.n, sizeof(*steps));
+	for (i = 0; i < st.n; i++) {
+		steps[n].src = &st.v[i];
+		steps[n].dst = map_name(src, dst, st.v[i].name);
+		plan_one(&steps[n], &dt);
+		n++;
+	}
+	if (plan_refuse(steps, n, force, err) == -1)
+		goto out;
+
+	/* 3., 4. the server snapshots A (-r) with the first SEND */
+	for (i = 0; i < n; i++) {
+		struct zstep *s = &steps[i];
+
+		if (i == 0)
+			path = xasprintf("zfs:%s", src);
+		else
+			path = xasprintf("zfs:%s@%s", s->src->name, name);
+		remote_set_path(r, path);
+		free(path);
+		remote_set_flags(r, i == 0 && recursive ? REQ_F_TREE : 0);
+		held = s->base_s != NULL && !s->nobase ? s->base_s->guid : 0;
+		/* -F: roll back writes, or replace an emptied dataset */
+		rf = force && s->dds != NULL ? DIR_RECV_FORCE : 0;
+		log_debug("zfs: pull '%s' -> '%s' from %016" PRIx64,
+		    s->src->name, s->dst, held);
+		rc = remote_pull_with(r, held, id, s->dst, rf, zpull_recv,
+		    NULL, &x, err);
+		res->send.stream_bytes += x.raw_bytes;
+		res->wire_bytes += x.wire_bytes;
+		if (rc != 0) {
+			rc = -1;
+			if (err->code == AS_E_CONFLICT && s->dds != NULL) {
+				diverge_report(s, report, sizeof(report));
+				as_err_prefix(err, "'%s' (%s; use -F to roll "
+				    "it back)", s->dst, report);
+			}
+			goto out;
+		}
+		rc = -1;
+		if (i == 0) {
+			snprintf(name, sizeof(name), "%s", x.name);
+			sync_pull_result(&x, NULL, 0, res);
+			if (!x.full && s->base_s != NULL)
+				snprintf(res->base_name,
+				    sizeof(res->base_name), "%s",
+				    s->base_s->name);
+		} else if (strcmp(x.name, name) != 0) {
+			as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent '%s' "
+			    "for '%s@%s'", remote_peer(r), x.name,
+			    s->src->name, name);
+			goto out;
+		}
+		res->send.data_bytes += x.raw_bytes;
+		res->send.entries_sent++;
+		res->zfs_datasets++;
+		if (x.full)
+			res->zfs_full++;
+		s->sent = 1;
+	}
+
+	/* 5. prune B: autosync's older snapshots where the new one is */
+	if (!(o->flags & SYNC_NO_PRUNE)) {
+		if (zfs_list(dst, recursive, &nt, err) == -1 ||
+		    prune_tree(&nt, dst, name, NULL, 0, recursive,
+		    &res->pruned, err) == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (steps != NULL)
+		for (i = 0; i < n; i++)
+			free(steps[i].dst);
+	free(steps);
+	free(v);
+	free(id);
+	remote_close(r);
+	zfs_tree_release(&st);
+	zfs_tree_release(&dt);
+	zfs_tree_release(&nt);
+	zstate_release(&zs);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
 /* zfs:A -> a directory: the portable engine reads a frozen clone */
 
 /*
@@ -1460,20 +1831,21 @@ sync_run_zfs(const struct endpoint *se, const struct endpoint *de,
 	int64_t t0 = znow_ns(CLOCK_MONOTONIC);
 	int rc = -1;
 
-	if (endpoint_is_remote(se))
-		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': pulling "
-		    "from a server's ZFS dataset is not supported yet",
-		    se->spec, de->spec);
+	if (endpoint_is_remote(se) && (strncmp(se->path, "/zfs:", 5) != 0 ||
+	    de->kind != EP_ZFS))
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a "
+		    "server's ZFS dataset ('.../zfs:POOL/DS') is pulled into "
+		    "a local ZFS dataset (zfs:POOL/DS)", se->spec, de->spec);
 	if (endpoint_is_remote(de) && strncmp(de->path, "/zfs:", 5) != 0)
 		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a ZFS "
 		    "dataset goes to a server's ZFS dataset: name it "
 		    "'.../zfs:POOL/DS'", se->spec, de->spec);
-	if (se->kind != EP_ZFS)
+	if (se->kind != EP_ZFS && !endpoint_is_remote(se))
 		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a "
 		    "directory goes to a ZFS dataset through its mounted "
 		    "directory: name that path as the destination", se->spec,
 		    de->spec);
-	if (zfs_name_check(se->path, 0, err) == -1)
+	if (se->kind == EP_ZFS && zfs_name_check(se->path, 0, err) == -1)
 		return -1;
 	if (de->kind == EP_ZFS && zfs_name_check(de->path, 0, err) == -1)
 		return -1;
@@ -1490,7 +1862,9 @@ sync_run_zfs(const struct endpoint *se, const struct endpoint *de,
 		zfs_caps_cache(zdir);
 		free(zdir);
 	}
-	if (endpoint_is_remote(de))
+	if (endpoint_is_remote(se))
+		rc = zfs_pull(se, de, state, o, res, err);
+	else if (endpoint_is_remote(de))
 		rc = zfs_push(se->path, de, state, o, res, err);
 	else if (de->kind == EP_ZFS)
 		rc = zfs_to_zfs(se->path, de->path, state, o, res, err);
