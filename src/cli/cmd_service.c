@@ -53,7 +53,8 @@ static const char usage_create[] =
 "  --key FILE          tcp: the PSK file; tls: the private key (0600)\n"
 "  --cert FILE         tls: this side's certificate\n"
 "  --ca FILE           tls: the CA that signed the server's\n"
-"  -N                  non-recursive (not implemented yet)\n"
+"  -N                  non-recursive: no child datasets, subvolumes\n"
+"                      or mounts below the source\n"
 "  -X                  no NAME-latest snapshot\n";
 
 static const char usage_list[] =

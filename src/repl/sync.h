@@ -54,6 +54,8 @@ struct sync_opts {
 	const struct remote_opts *remote; /* transport options, or NULL */
 	unsigned	 keep_src;	/* step 6 keeps the newest N of sync's
 					 * own snapshots (0: 1, the new one) */
+	unsigned	 keep_dst;	/* the same on a destination that keeps
+					 * snapshots (zfs, btrfs) */
 };
 
 struct sync_result {

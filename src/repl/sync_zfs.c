@@ -25,7 +25,10 @@
  *     policy applied (canmount=noauto, readonly=on);
  *  5. record that B holds the new snapshot (STATE/zfs/<key>/dests) and
  *     prune: autosync_* snapshots other than the new one, on A unless
- *     another destination's record still names them, and on B.
+ *     another destination's record still names them, and on B; the
+ *     newest o->keep_src of autosync's on A and o->keep_dst on B stay
+ *     (0: 1), and so does a snapshot with a hold (a user's, or a step's
+ *     of another run).
  *
  * Property policy: autosync's streams carry no properties unless the
  * receiver can both exclude mountpoint and override canmount while it
@@ -602,15 +605,27 @@ in_names(char **v, size_t n, const char *name)
 	return 0;
 }
 
-/* May snapshot i of d go?  Only autosync's, not keep, not held. */
+/*
+ * May snapshot i of d go?  Only autosync's, not keep, not held, and not
+ * among the newest nkeep of autosync's in d (0 counts as 1: keep is the
+ * newest), by creation order in the pool.
+ */
 static int
 prunable(const struct zfs_ds *d, size_t i, const char *keep, char **held,
-    size_t nheld)
+    size_t nheld, unsigned nkeep)
 {
 	const char *s = d->snaps[i].name;
+	unsigned newer = 0;
+	size_t j;
 
-	return is_auto(s) && strcmp(s, keep) != 0 &&
-	    !in_names(held, nheld, s) && d->snaps[i].userrefs <= 0;
+	if (!is_auto(s) || strcmp(s, keep) == 0 || in_names(held, nheld, s) ||
+	    d->snaps[i].userrefs > 0)
+		return 0;
+	for (j = 0; j < d->nsnaps; j++)
+		if (d->snaps[j].createtxg > d->snaps[i].createtxg &&
+		    is_auto(d->snaps[j].name))
+			newer++;
+	return newer >= (nkeep == 0 ? 1 : nkeep);
 }
 
 /*
@@ -622,8 +637,8 @@ prunable(const struct zfs_ds *d, size_t i, const char *keep, char **held,
  */
 static int
 prune_tree(const struct zfs_tree *t, const char *root, const char *keep,
-    char **held, size_t nheld, int recursive, unsigned *pruned,
-    struct as_err *err)
+    char **held, size_t nheld, int recursive, unsigned nkeep,
+    unsigned *pruned, struct as_err *err)
 {
 	char **names = NULL;
 	const struct zfs_snap *sn;
@@ -634,7 +649,7 @@ prune_tree(const struct zfs_tree *t, const char *root, const char *keep,
 		if (zfs_ds_snap_name(&t->v[i], keep) == NULL)
 			continue;
 		for (j = 0; j < t->v[i].nsnaps; j++)
-			if (prunable(&t->v[i], j, keep, held, nheld) &&
+			if (prunable(&t->v[i], j, keep, held, nheld, nkeep) &&
 			    !in_names(names, nn, t->v[i].snaps[j].name)) {
 				names = xreallocarray(names, nn + 1,
 				    sizeof(*names));
@@ -653,7 +668,7 @@ prune_tree(const struct zfs_tree *t, const char *root, const char *keep,
 			count++;
 			if (zfs_ds_snap_name(&t->v[i], keep) == NULL ||
 			    !prunable(&t->v[i], (size_t)(sn - t->v[i].snaps),
-			    keep, held, nheld))
+			    keep, held, nheld, nkeep))
 				all = 0;
 		}
 		if (all) {
@@ -667,7 +682,7 @@ prune_tree(const struct zfs_tree *t, const char *root, const char *keep,
 			sn = zfs_ds_snap_name(&t->v[i], names[k]);
 			if (sn == NULL || zfs_ds_snap_name(&t->v[i], keep) ==
 			    NULL || !prunable(&t->v[i], (size_t)(sn -
-			    t->v[i].snaps), keep, held, nheld))
+			    t->v[i].snaps), keep, held, nheld, nkeep))
 				continue;
 			if (zfs_destroy_snapshot(t->v[i].name, names[k], 0, 0,
 			    err) == -1)
@@ -1100,8 +1115,9 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 			goto out;
 		}
 		if (prune_tree(&nt, src, name, held, nheld, recursive,
-		    &res->pruned, err) == -1 || prune_tree(&dt, dst, name,
-		    NULL, 0, recursive, &res->pruned, err) == -1) {
+		    o->keep_src, &res->pruned, err) == -1 ||
+		    prune_tree(&dt, dst, name, NULL, 0, recursive,
+		    o->keep_dst, &res->pruned, err) == -1) {
 			free(dkey);
 			goto out;
 		}
@@ -1346,7 +1362,7 @@ zfs_push(const char *src, const struct endpoint *de, const char *state,
 		if (rec_held_names(&zs, de->spec, &held, &nheld, err) == -1)
 			goto out;
 		if (prune_tree(&nt, src, name, held, nheld, recursive,
-		    &res->pruned, err) == -1)
+		    o->keep_src, &res->pruned, err) == -1)
 			goto out;
 	}
 	rc = 0;
@@ -1795,8 +1811,8 @@ zfs_to_dir(const struct endpoint *se, const struct endpoint *de,
 
 		if (rec_held_names(&zs, dkey, &held, &nheld, err) == -1)
 			goto out;
-		if (prune_tree(&nt, src, name, held, nheld, 0, &pruned,
-		    err) == -1)
+		if (prune_tree(&nt, src, name, held, nheld, 0, o->keep_src,
+		    &pruned, err) == -1)
 			goto out;
 		res->pruned += pruned;
 	}

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -22,6 +23,7 @@
 #include "repl/snapstore.h"
 #include "repl/sync.h"
 #include "service/hook.h"
+#include "service/latest.h"
 #include "service/runner.h"
 #include "service/sched.h"
 #include "transport/compress.h"
@@ -94,6 +96,8 @@ runner_props_load(struct store *st, const char *name, struct runner_props *p,
 	p->keep_dst = uint_of(v);
 	GET("latest");
 	p->latest = strcmp(v, "on") == 0;
+	GET("recursive");
+	p->recursive = strcmp(v, "off") != 0;
 	GET("pre_hook");
 	if (v[0] != '\0') {
 		p->pre_hook = v;
@@ -140,6 +144,21 @@ runner_props_release(struct runner_props *p)
 	p->ro.key_file = p->ro.cert_file = p->ro.ca_file = NULL;
 }
 
+/* 1 when spec is a local zfs: or btrfs: endpoint (native snapshots). */
+static int
+native_local(const char *spec)
+{
+	struct endpoint ep;
+	int r;
+
+	memset(&ep, 0, sizeof(ep));
+	if (endpoint_parse(&ep, spec, NULL) == -1)
+		return 0;
+	r = ep.kind == EP_ZFS || ep.kind == EP_BTRFS;
+	endpoint_release(&ep);
+	return r;
+}
+
 int
 runner_check(const char *dest, unsigned keep_dst, struct as_err *err)
 {
@@ -151,16 +170,19 @@ runner_check(const char *dest, unsigned keep_dst, struct as_err *err)
 	memset(&de, 0, sizeof(de));
 	if (endpoint_parse(&de, dest, NULL) == -1)
 		return 0;	/* the run reports the endpoint itself */
-	if (de.kind == EP_LOCAL || de.kind == EP_SSH || de.kind == EP_TCP ||
-	    de.kind == EP_TLS || de.kind == EP_VOL)
+	if (de.kind == EP_ZFS || de.kind == EP_BTRFS)
+		rc = 0;		/* its own snapshots: sync_opts.keep_dst */
+	else if (endpoint_is_remote(&de) && de.path != NULL &&
+	    (strncmp(de.path, "zfs:", 4) == 0 ||
+	    strncmp(de.path, "/zfs:", 5) == 0))
+		rc = as_err_set(err, AS_E_USAGE, 0, "keep_dst %u: the "
+		    "snapshots of a remote destination are kept by its server "
+		    "(keep_dst 0 or 1 here)", keep_dst);
+	else
 		rc = as_err_set(err, AS_E_USAGE, 0, "keep_dst %u: a %s "
 		    "destination holds one snapshot, the newest (keep_dst "
 		    "0 or 1)", keep_dst, de.kind == EP_VOL ? "volume" :
 		    "directory");
-	else
-		rc = as_err_set(err, AS_E_USAGE, 0, "keep_dst %u: retention "
-		    "on '%s' destinations is not supported yet (keep_dst 0 "
-		    "or 1)", keep_dst, de.kind == EP_ZFS ? "zfs" : "btrfs");
 	endpoint_release(&de);
 	return rc;
 }
@@ -180,11 +202,9 @@ runner_check_src(const char *src, unsigned keep_src, struct as_err *err)
 		rc = as_err_set(err, AS_E_USAGE, 0, "keep_src %u: the "
 		    "snapshots of a remote source are kept by its server "
 		    "(keep_src 1 here)", keep_src);
-	else if (se.kind != EP_LOCAL)
+	else if (se.kind == EP_VOL)
 		rc = as_err_set(err, AS_E_USAGE, 0, "keep_src %u: not "
-		    "supported for '%s' sources yet (keep_src 1)", keep_src,
-		    se.kind == EP_VOL ? "vol" : se.kind == EP_ZFS ? "zfs" :
-		    "btrfs");
+		    "supported for 'vol' sources yet (keep_src 1)", keep_src);
 	endpoint_release(&se);
 	return rc;
 }
@@ -474,6 +494,33 @@ set_latest(struct runner *r, const struct sync_result *sr)
 	snapstore_release(&ss);
 }
 
+/* NAME-latest on the zfs: and btrfs: sides (latest.h), or its removal. */
+static void
+native_latest(struct runner *r, const struct sync_result *sr)
+{
+	struct as_err err;
+	char alias[SNAP_NAME_MAX + 1];
+	int sides = 0;
+
+	as_err_clear(&err);
+	snprintf(alias, sizeof(alias), "%s" RUNNER_LATEST_SUFFIX, r->name);
+	if (!native_local(r->source) && !native_local(r->dest))
+		return;
+	if (!r->p.latest) {
+		if (latest_native_drop(r->name, r->source, r->dest,
+		    &err) == -1)
+			say(r, RUN_LOG_ERROR, "latest off: %s", err.msg);
+		return;
+	}
+	if (latest_native_set(r->name, r->source, r->dest, sr->name, &sides,
+	    &err) == -1)
+		say(r, RUN_LOG_ERROR, "cannot name '%s' %s: %s", sr->name,
+		    alias, err.msg);
+	else if (sides > 0)
+		say(r, RUN_LOG_DETAIL, "%s is %s (%d side%s)", alias,
+		    sr->name, sides, sides == 1 ? "" : "s");
+}
+
 int
 runner_drop_latest(const char *state_dir, const char *name, const char *src,
     struct as_err *err)
@@ -564,8 +611,17 @@ runner_run(struct runner *r, struct runner_result *res)
 		r->p.ro.rate_live = runner_rate_live;
 	o.remote = &r->p.ro;
 	o.keep_src = r->p.keep_src;
+	o.keep_dst = r->p.keep_dst;
 	o.flags = r->p.sync_flags;
-	if (r->p.keep_src == 0)
+	if (!r->p.recursive)
+		o.flags |= SYNC_NO_RECURSE;
+	if (native_local(r->source) || native_local(r->dest)) {
+		/* 0 keeps all on that side only (sync.h counts 0 as 1) */
+		if (o.keep_src == 0)
+			o.keep_src = UINT_MAX;
+		if (o.keep_dst == 0)
+			o.keep_dst = UINT_MAX;
+	} else if (r->p.keep_src == 0)
 		o.flags |= SYNC_NO_PRUNE;
 	if (sync_run(r->source, r->dest, &o, &sr, &err) == -1)
 		fail(res, &err);
@@ -584,6 +640,7 @@ runner_run(struct runner *r, struct runner_result *res)
 		else if (sr.remote != 2 && runner_drop_latest(r->state_dir,
 		    r->name, r->source, &err) == -1)
 			say(r, RUN_LOG_ERROR, "latest off: %s", err.msg);
+		native_latest(r, &sr);
 	}
 	if (r->p.post_hook != NULL) {
 		as_err_clear(&err);

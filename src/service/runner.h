@@ -21,11 +21,17 @@
  * destination holds (the newest common snapshot) and the user's; 0
  * keeps them all.  A directory destination holds one snapshot, the
  * newest: keep_dst may be 0 or 1 (the same), more is refused (USAGE).
+ * On a local zfs: or btrfs: side the same counts apply to its native
+ * snapshots: keep_src on the source, keep_dst on the destination (0:
+ * all); only autosync_* go, never the newest common one, a user's, or
+ * (ZFS) one with a hold.  A remote side prunes as its server does.
  *
  * latest: after a good run the new snapshot is also reachable as
  * NAME-latest in the source's catalogs (a local source; a pull's source
  * catalogs are on the server and get none).  A directory destination is
- * itself its newest snapshot: there is nothing to add there.
+ * itself its newest snapshot: there is nothing to add there.  On zfs:
+ * and btrfs: sides (both) see latest.h: a user property on ZFS, a
+ * symbolic link in the snapshot directory on btrfs.
  */
 #ifndef AS_RUNNER_H
 #define AS_RUNNER_H
@@ -53,6 +59,7 @@ struct runner_props {
 	unsigned	 keep_src;	/* 0: all */
 	unsigned	 keep_dst;	/* 0 or 1 for directories */
 	int		 latest;	/* 1: NAME-latest */
+	int		 recursive;	/* 0: -N (SYNC_NO_RECURSE) */
 	char		*pre_hook;	/* spec, or NULL */
 	char		*post_hook;
 	int64_t		 hook_timeout_ms;

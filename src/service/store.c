@@ -674,25 +674,13 @@ store_prop_check(const char *key, const char *value, struct as_err *err)
 	struct compress_spec cs;
 	uint64_t rate;
 
-	static const char *const later[] = { "recursive" };
 	char **argv;
 	int64_t secs;
-	const struct store_propdef *pd;
-	size_t i;
 
-	if ((pd = propdef(key)) == NULL)
+	/* recursive=off is SYNC_NO_RECURSE (runner.c), on every engine */
+	if (propdef(key) == NULL)
 		return as_err_set(err, AS_E_USAGE, 0, "unknown or read-only "
 		    "property '%s'", key);
-	/*
-	 * -N is not acted on for directories yet: accept only its default
-	 * rather than store a setting nothing obeys.
-	 */
-	for (i = 0; i < sizeof(later) / sizeof(later[0]); i++)
-		if (strcmp(key, later[i]) == 0 &&
-		    strcmp(value, pd->def) != 0)
-			return as_err_set(err, AS_E_USAGE, 0, "%s: not "
-			    "implemented yet; only '%s' is accepted", key,
-			    pd->def);
 	if (strcmp(key, "rate_limit") == 0) {
 		if (value[0] == '\0' || ratelimit_parse(value, &rate, err) == -1)
 			return as_err_set(err, AS_E_USAGE, 0, "rate_limit: "

@@ -34,9 +34,10 @@ test_expect_success 'create, list, show, get, set, destroy' '
 	test_must_fail autosync create five --source "$PWD/src0" \
 		--dest "$PWD/dst4" --every 1m --keep-dst 7 2>err &&
 	test_grep "a directory destination holds one snapshot" err &&
-	test_must_fail autosync create five --source "$PWD/src0" \
-		--dest "$PWD/dst4" --every 1m -N 2>err &&
-	test_grep "not implemented yet" err &&
+	autosync create five --source "$PWD/src0" \
+		--dest "$PWD/dst4" --every 1m -N &&
+	prop_is five recursive off &&
+	autosync destroy five &&
 	test_must_fail autosync get five state &&
 	prop_is one state online &&
 	prop_is one successes 0 &&
