@@ -744,7 +744,7 @@ sync_zfs_src_commit(struct sync_zfs_src *z, const char *dest,
 	if (rec_held_names(&z->zs, dest, &names, &nn, err) == -1)
 		return -1;
 	if ((rc = zfs_list(z->ds, 0, &t, err)) == 0)
-		rc = prune_tree(&t, z->ds, keep, names, nn, 0, pruned, err);
+		rc = prune_tree(&t, z->ds, keep, names, nn, 0, 0, pruned, err);
 	zfs_tree_release(&t);
 	free_names(names, nn);
 	return rc;
@@ -1649,7 +1649,7 @@ zfs_pull(const struct endpoint *se, const struct endpoint *de,
 	if (!(o->flags & SYNC_NO_PRUNE)) {
 		if (zfs_list(dst, recursive, &nt, err) == -1 ||
 		    prune_tree(&nt, dst, name, NULL, 0, recursive,
-		    &res->pruned, err) == -1)
+		    o->keep_dst, &res->pruned, err) == -1)
 			goto out;
 	}
 	rc = 0;
