@@ -778,9 +778,8 @@ send_reg(struct snd *s, struct cat_entry *e, const struct cat_entry *b,
 
 	if (skipped(s))
 		return 0;
-	/* the entry a resume continues: a new file from the block on */
-	if (s->resume_entry != 0 && s->nemit + 1 == s->resume_entry &&
-	    b == NULL)
+	/* the entry a resume continues: from the block on */
+	if (s->resume_entry != 0 && s->nemit + 1 == s->resume_entry)
 		from = s->resume_block * s->bs;
 	fd = open_file(s, tpath(s, e), e->path_len);
 	if (fd == -1) {

@@ -105,6 +105,19 @@ test_expect_success 'local: a source changed after the cut starts over' '
 	same_tree src dst3
 '
 
+test_expect_success 'incremental: a PATCH cut inside one file resumes inside it' '
+	dd if=/dev/urandom of=src/f3 bs=1M count=22 conv=notrunc 2>/dev/null &&
+	test_expect_code 40 env AUTOSYNC_FAULT=recv_write:5:20 \
+		autosync sync src dst 2>/dev/null &&
+	c=$(ckpt_mib dst) && test "$c" -ge 16 &&
+	grep "^position" dst/.autosync/partial &&
+	autosync sync -v src dst >out 2>&1 && cat out &&
+	grep "resumed an interrupted transfer at entry [0-9]*, block [1-9]" out &&
+	s=$(sent_mib out) && echo "sent $s MiB of 22 after a checkpoint at $c" &&
+	test "$s" -le $((22 - c + 2)) &&
+	same_tree src dst
+'
+
 test_expect_success 'incremental: a cut PATCH/CREATE mix resumes too' '
 	head -c 40M /dev/urandom >src/f5 &&
 	dd if=/dev/urandom of=src/f2 bs=1M count=20 conv=notrunc 2>/dev/null &&
