@@ -150,6 +150,8 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 	if (r.replaced)
 		log_info("the destination was modified since it was "
 		    "published: replaced (-F)");
+	if (r.resume_msg[0] != '\0')
+		log_info("%s", r.resume_msg);
 	if (r.scan.notpit > 0 && strncmp(argv[optind], "vol:", 4) == 0)
 		log_warn("'%s' was written while it was read: snapshot '%s' "
 		    "is not point-in-time (freeze it first: fsfreeze, an LVM "
@@ -196,7 +198,15 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 	    r.send.deletes);
 	if (r.cloned)
 		printf("  read from a reflink copy (point-in-time)\n");
-	if (r.resumed)
+	if (r.resumed_pos != 0) {
+		printf("  resumed an interrupted transfer at entry %" PRIu64
+		    ", block %" PRIu64, DIR_POS_ENTRY(r.resumed_pos),
+		    DIR_POS_BLOCK(r.resumed_pos));
+		if (r.resumed)
+			printf(" (%s of the stream were there)", cli_bytes(
+			    r.resumed, b1, sizeof(b1)));
+		printf("\n");
+	} else if (r.resumed)
 		printf("  resumed an interrupted transfer at %s\n",
 		    cli_bytes(r.resumed, b1, sizeof(b1)));
 	if (r.remote != 0)

@@ -112,7 +112,9 @@ struct rs {
 	int		 replay;	/* decoding partial.log: stage nothing */
 	int		 resumed;	/* a resumed leg follows a replay */
 	int		 cont;		/* its first ENTRY continues op cur */
-	uint64_t	 cont_off;	/* data kept below this (CREATE) */
+	uint64_t	 cont_off;	/* data kept below this */
+	int		 cont_log;	/* log the kept ranges after its xattrs */
+	int		 cur_retried;	/* op cur had a RETRY */
 	struct buf	 plog;
 	uint64_t	 plog_chain;
 	uint64_t	 plog_len;
@@ -638,6 +640,7 @@ on_retry(struct rs *s, const struct as_entry *e, struct as_err *err)
 		    "that does not follow its entry", (int)e->path_len,
 		    e->path);
 	o = &r->ops[s->cur];
+	s->cur_retried = 1;
 	o->mode = e->mode;
 	o->uid = e->uid;
 	o->gid = e->gid;
@@ -676,6 +679,8 @@ on_continue(struct rs *s, const struct as_entry *e, struct as_err *err)
 	char srel[AS_PATH_MAX_BUF + 16];
 	struct rcv *r = R(s);
 	struct rop *o;
+	struct rseg *g;
+	size_t k, n;
 	int fd;
 
 	s->cont = 0;
@@ -708,10 +713,30 @@ on_continue(struct rs *s, const struct as_entry *e, struct as_err *err)
 	o->xattr_off = r->xattrs.len;
 	o->xattr_len = 0;
 	if (o->op == AS_OP_PATCH) {
-		r->nsegs = s->c_nsegs;
+		/*
+		 * The ranges below cont_off stay (the one across it is cut);
+		 * they were spooled one after another from c_spool unless
+		 * the entry had a RETRY, and then the checkpoint said 0.
+		 */
 		r->spool_len = s->c_spool;
-		o->seg_first = (uint32_t)r->nsegs;
-		o->nseg = 0;
+		n = 0;
+		if (s->cont_off > 0 && o->seg_first == s->c_nsegs) {
+			for (k = o->seg_first; k < (size_t)o->seg_first +
+			    o->nseg; k++) {
+				g = &r->segs[k];
+				if (g->off >= s->cont_off)
+					break;
+				if (g->off + g->len > s->cont_off)
+					g->len = s->cont_off - g->off;
+				if (g->spool != RSEG_HOLE)
+					r->spool_len = g->spool + g->len;
+				n++;
+			}
+		}
+		o->seg_first = (uint32_t)s->c_nsegs;
+		o->nseg = (uint32_t)n;
+		r->nsegs = s->c_nsegs + n;
+		s->cont_log = n > 0;
 	} else if (o->op == AS_OP_CREATE && S_ISREG(o->mode)) {
 		stage_rel(s, (uint32_t)s->cur, srel, sizeof(srel));
 		fd = beneath_open(r->stagefd, srel, O_WRONLY | O_NOFOLLOW,
@@ -750,6 +775,7 @@ on_entry(struct rs *s, const struct as_entry *e, struct as_err *err)
 	if (r->nops >= RCV_OPS_MAX)
 		return as_err_set(err, AS_E_LIMIT, 0, "stream has more than "
 		    "%u entries", RCV_OPS_MAX);
+	s->cur_retried = 0;
 	i = add_op(s, e->op, e->path, e->path_len, e->aux, e->aux_len);
 	o = &r->ops[i];
 	o->mode = e->mode;
@@ -1835,6 +1861,34 @@ log_record(struct rs *s, const struct stream_dec *d)
 }
 
 /*
+ * After a resumed PATCH's ENTRY and XATTR records: its ranges kept from
+ * before (on_continue), so that a replay of the log rebuilds them.
+ */
+static void
+log_kept(struct rs *s)
+{
+	const struct rop *o = &s->r.ops[s->cur];
+	const struct rseg *g;
+	uint8_t p[16];
+	size_t k;
+
+	s->cont_log = 0;
+	for (k = o->seg_first; k < (size_t)o->seg_first + o->nseg; k++) {
+		g = &s->r.segs[k];
+		put_le64(p, g->off);
+		if (g->spool == RSEG_HOLE) {
+			put_le64(p + 8, g->len);
+			rec_encode(&s->plog, &s->plog_chain, AS_REC_HOLE, p, 16,
+			    NULL, 0);
+		} else {
+			put_le32(p + 8, (uint32_t)g->len);
+			rec_encode(&s->plog, &s->plog_chain, AS_REC_DATA, p, 12,
+			    NULL, 0);
+		}
+	}
+}
+
+/*
  * Make what was received durable and say where it ends: the log since
  * the last checkpoint, one syncfs (the staged objects, the spool, the
  * log), then the partial file, atomically.
@@ -1853,6 +1907,10 @@ checkpoint(struct rs *s, uint64_t bytes, struct as_err *err)
 	o = &r->ops[s->cur];
 	if (o->op == AS_OP_CREATE && S_ISREG(o->mode) && r->block_size != 0)
 		blk = s->curend / r->block_size;
+	else if (o->op == AS_OP_PATCH && o->nseg > 0 && !s->cur_retried &&
+	    r->block_size != 0)
+		blk = (r->segs[o->seg_first + o->nseg - 1].off +
+		    r->segs[o->seg_first + o->nseg - 1].len) / r->block_size;
 	if (blk > UINT32_MAX)
 		blk = UINT32_MAX;
 	if (s->plogfd == -1 && (s->plogfd = openat(r->privfd,
@@ -1991,6 +2049,9 @@ feed(struct rs *s, struct stream_dec *d, const uint8_t *buf, size_t n,
 		    rec.type == AS_REC_BEGIN))
 			continue;
 		log_record(s, d);
+		if (s->cont_log && d->xattrs_left == 0 && (rec.type ==
+		    AS_REC_ENTRY || rec.type == AS_REC_XATTR))
+			log_kept(s);
 		bytes = s->bytes_base + d->rd.offset;
 		if (rec.type != AS_REC_END && bytes - s->ckpt_at >=
 		    DIR_CKPT_BYTES && (bytes - s->ckpt_at >=

@@ -80,6 +80,14 @@ struct snd {
 	uint8_t		*hrbuf;
 	XXH3_state_t	*hs;
 	uint8_t		 zh[CAT_HASH_LEN];	/* hash of a zero block */
+	/*
+	 * Resume (dir.h): entries counted so far (emitted or skipped, RETRY
+	 * ones not counted); the entry resume_entry - 1 is the first sent,
+	 * a new file's data from resume_block on.
+	 */
+	uint64_t	 nemit;
+	uint64_t	 resume_entry;
+	uint64_t	 resume_block;
 };
 
 /* The streaming block hasher that checks what is sent. */
@@ -92,6 +100,7 @@ struct bh {
 	int		 mismatch;
 	int		 record;	/* e was unhashed: record, not compare */
 	int		 probe;		/* may have holes: SEEK_DATA/SEEK_HOLE */
+	uint64_t	 from;		/* nothing below this byte is sent */
 };
 
 static const char *
@@ -381,6 +390,8 @@ emit(struct snd *s, uint8_t op, uint8_t flags, const struct cat_entry *e,
 	}
 	stream_enc_entry(&s->enc, &en);
 	s->st->entries_sent++;
+	if ((flags & AS_EF_RETRY) == 0)
+		s->nemit++;
 	if (!with_xattrs)
 		return;
 	while (xattr_blob_next(blob, e->xattr_len, &pos, &n, &nl, &v,
@@ -391,6 +402,19 @@ emit(struct snd *s, uint8_t op, uint8_t flags, const struct cat_entry *e,
 		x.value_len = (uint32_t)vl;
 		stream_enc_xattr(&s->enc, &x);
 	}
+}
+
+/*
+ * Resume: whether the next entry is one the receiver holds already (it
+ * is counted, not sent; the caller reads nothing for it).
+ */
+static int
+skipped(struct snd *s)
+{
+	if (s->nemit + 1 >= s->resume_entry)
+		return 0;
+	s->nemit++;
+	return 1;
 }
 
 /* Target entry e as op, all of its own fields. */
@@ -541,7 +565,10 @@ send_run(struct snd *s, int fd, struct bh *h, uint64_t b0, uint64_t b1,
 				d = (uint64_t)r;
 			if (d > off) {
 				he = d < end ? d : end;
-				stream_enc_hole(&s->enc, off, he - off);
+				if (he > h->from)
+					stream_enc_hole(&s->enc, off > h->from ?
+					    off : h->from, he - (off > h->from ?
+					    off : h->from));
 				bh_feed(h, NULL, he - off);
 				off = he;
 				continue;
@@ -564,8 +591,17 @@ send_run(struct snd *s, int fd, struct bh *h, uint64_t b0, uint64_t b1,
 				memset(s->rbuf + got, 0, (size_t)(n - got));
 				h->mismatch = 1;
 			}
-			stream_enc_data(&s->enc, off, s->rbuf, (uint32_t)n);
-			s->st->data_bytes += n;
+			if (off >= h->from) {
+				stream_enc_data(&s->enc, off, s->rbuf,
+				    (uint32_t)n);
+				s->st->data_bytes += n;
+			} else if (off + n > h->from) {
+				/* resume: only what the receiver lacks */
+				stream_enc_data(&s->enc, h->from, s->rbuf +
+				    (h->from - off), (uint32_t)(off + n -
+				    h->from));
+				s->st->data_bytes += off + n - h->from;
+			}
 			bh_feed(h, s->rbuf, n);
 			off += n;
 			if (maybe_flush(s, err) == -1)
@@ -591,17 +627,18 @@ block_differs(const struct snd *s, const struct cat_entry *e,
 
 static int
 send_blocks(struct snd *s, int fd, struct cat_entry *e,
-    const struct cat_entry *b, const struct stat *a, int stop, int *mismatch,
-    struct as_err *err)
+    const struct cat_entry *b, const struct stat *a, int stop, uint64_t from,
+    int *mismatch, struct as_err *err)
 {
 	struct bh h;
-	uint64_t i, j;
+	uint64_t i, j, fb = from / s->bs;
 
 	memset(&h, 0, sizeof(h));
 	h.s = s;
 	h.e = e;
 	h.hashes = s->t->hashes.data + e->hash_off;
 	h.record = (e->flags & CAT_EF_UNHASHED) != 0;
+	h.from = from;
 	/*
 	 * A file with as many bytes allocated as it is long has no hole to
 	 * look for (2 lseeks per run saved).  Blocks allocated beyond the
@@ -617,7 +654,14 @@ send_blocks(struct snd *s, int fd, struct cat_entry *e,
 		for (j = i + 1; j < e->nblocks && block_differs(s, e, b, j);
 		    j++)
 			;
-		if (send_run(s, fd, &h, i, j, stop, err) == -1)
+		/*
+		 * Resume: blocks the receiver has are read only when their
+		 * hashes are still to be recorded.
+		 */
+		if (!h.record && j <= fb)
+			continue;
+		if (send_run(s, fd, &h, !h.record && i < fb ? fb : i, j, stop,
+		    err) == -1)
 			return -1;
 	}
 	*mismatch = h.mismatch;
@@ -729,8 +773,14 @@ send_reg(struct snd *s, struct cat_entry *e, const struct cat_entry *b,
 	int live = (s->flags & DIR_SEND_LIVE) != 0;
 	uint8_t op = b == NULL ? AS_OP_CREATE : AS_OP_PATCH, fl;
 	struct stat a, z;
+	uint64_t from = 0;
 	int fd, tries, last, mismatch, xa, e2;
 
+	if (skipped(s))
+		return 0;
+	/* the entry a resume continues: from the block on */
+	if (s->resume_entry != 0 && s->nemit + 1 == s->resume_entry)
+		from = s->resume_block * s->bs;
 	fd = open_file(s, tpath(s, e), e->path_len);
 	if (fd == -1) {
 		if (errno != ENOENT && errno != ELOOP && errno != ENXIO &&
@@ -781,7 +831,8 @@ send_reg(struct snd *s, struct cat_entry *e, const struct cat_entry *b,
 		emit_t(s, op, fl, e, xa);
 		if (maybe_flush(s, err) == -1)
 			goto out;
-		if (send_blocks(s, fd, e, b, &a, !last, &mismatch, err) == -1)
+		if (send_blocks(s, fd, e, b, &a, !last, tries == 0 ? from : 0,
+		    &mismatch, err) == -1)
 			goto out;
 		if (mismatch && !live) {
 			conflict(s, e, err);
@@ -818,7 +869,7 @@ send_deletes(struct snd *s, struct as_err *err)
 
 	/* reverse path order: children before their directory */
 	for (j = s->b->n; j-- > 1;) {
-		if (s->claim[j] != 0)
+		if (s->claim[j] != 0 || skipped(s))
 			continue;
 		be = &s->b->ents[j];
 		emit(s, AS_OP_DELETE, 0, be, catalog_path(s->b, be),
@@ -837,7 +888,7 @@ send_renames(struct snd *s, struct as_err *err)
 	size_t i;
 
 	for (i = 1; i < s->t->n; i++) {
-		if (s->cp[i] == 0 || in_place(s, i))
+		if (s->cp[i] == 0 || in_place(s, i) || skipped(s))
 			continue;
 		te = &s->t->ents[i];
 		be = &s->b->ents[s->cp[i] - 1];
@@ -872,7 +923,7 @@ send_one(struct snd *s, size_t i, struct as_err *err)
 		b = &s->b->ents[s->cp[i] - 1];
 	if (is_linked(e) && (lead = s->lead[i]) != i + 1) {
 		/* a later member of a link group */
-		if ((s->mflags[i] & M_PASS0) != 0)
+		if ((s->mflags[i] & M_PASS0) != 0 || skipped(s))
 			return 0;
 		le = &s->t->ents[lead - 1];
 		emit(s, AS_OP_LINK, 0, e, tpath(s, e), e->path_len,
@@ -881,7 +932,7 @@ send_one(struct snd *s, size_t i, struct as_err *err)
 	}
 	if (i == 0) {
 		/* the root exists on both sides: only ever ATTR */
-		if (b == NULL || !same_meta(s, e, b))
+		if ((b == NULL || !same_meta(s, e, b)) && !skipped(s))
 			emit_t(s, AS_OP_ATTR, 0, e, b == NULL ?
 			    e->xattr_len != 0 : !same_xattrs(s->t, e, s->b,
 			    b));
@@ -890,12 +941,14 @@ send_one(struct snd *s, size_t i, struct as_err *err)
 	if (b == NULL) {
 		if (S_ISREG(e->mode))
 			return send_reg(s, e, NULL, err);
+		if (skipped(s))
+			return 0;
 		emit_t(s, AS_OP_CREATE, 0, e, e->xattr_len != 0);
 		return maybe_flush(s, err);
 	}
 	if (S_ISREG(e->mode) && content_differs(s, e, b))
 		return send_reg(s, e, b, err);
-	if (!same_meta(s, e, b))
+	if (!same_meta(s, e, b) && !skipped(s))
 		emit_t(s, AS_OP_ATTR, 0, e, !same_xattrs(s->t, e, s->b, b));
 	return maybe_flush(s, err);
 }
@@ -951,6 +1004,17 @@ sweep_unhashed(struct snd *s, struct as_err *err)
 			return as_err_sys(err, e2, "read '%s'", tpath(s, e));
 		}
 		scan_fix_ino(&a, s->rootdev);
+		/*
+		 * A resume did not send what the receiver already had: its
+		 * hashes are read now, and are what was sent only if the file
+		 * is as the snapshot says.
+		 */
+		if (s->resume_entry != 0 && !scan_same(e, &a)) {
+			close(fd);
+			return as_err_set(err, AS_E_CONFLICT, 0, "'%s' changed "
+			    "while an interrupted transfer was resumed",
+			    tpath(s, e));
+		}
 		if (rehash(s, e, fd, &a, err) == -1) {
 			close(fd);
 			return -1;
@@ -1012,6 +1076,16 @@ dir_send_hook(const char *root, struct catalog *target,
     int (*before_end)(void *arg, struct as_err *err), void *arg,
     struct dir_stats *st, struct as_err *err)
 {
+	return dir_send_resume(root, target, base, out_fd, flags, before_end,
+	    arg, 0, st, err);
+}
+
+int
+dir_send_resume(const char *root, struct catalog *target,
+    const struct catalog *base, int out_fd, int flags,
+    int (*before_end)(void *arg, struct as_err *err), void *arg,
+    uint64_t rpos, struct dir_stats *st, struct as_err *err)
+{
 	struct snd *s;
 	struct dir_stats dummy;
 	struct stat rsb;
@@ -1049,6 +1123,8 @@ dir_send_hook(const char *root, struct catalog *target,
 	s->st = st;
 	s->before_end = before_end;
 	s->before_end_arg = arg;
+	s->resume_entry = DIR_POS_ENTRY(rpos);
+	s->resume_block = DIR_POS_BLOCK(rpos);
 	s->bs = target->hdr.block_size;
 	s->cmp_hashes = base != NULL && base->hdr.block_size == s->bs;
 	s->dfd = -1;

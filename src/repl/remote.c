@@ -76,9 +76,9 @@ sender_main(void *arg)
 		t->out->sender_rc = t->s->send(t->s->send_arg, t->fd,
 		    &t->out->serr);
 	else
-		t->out->sender_rc = dir_send(t->s->root, t->s->target,
-		    t->s->base, t->fd, t->s->sflags, &t->out->st,
-		    &t->out->serr);
+		t->out->sender_rc = dir_send_resume(t->s->root,
+		    t->s->target, t->s->base, t->fd, t->s->sflags, NULL, NULL,
+		    t->s->resume_pos, &t->out->st, &t->out->serr);
 	if (t->out->sender_rc == -1 && t->out->serr.code == AS_E_OK)
 		as_err_set(&t->out->serr, AS_E_INTERNAL, 0, "send failed");
 	if (t->out->sender_rc == 0 && t->s->after != NULL)

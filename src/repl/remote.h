@@ -89,6 +89,7 @@ struct xfer_src {
 	struct catalog	*target;	/* dir_send: target (updated, LIVE) */
 	const struct catalog *base;	/* dir_send: base or NULL */
 	int		 sflags;	/* dir_send flags */
+	uint64_t	 resume_pos;	/* dir_send_resume's position, or 0 */
 	int		 fd;		/* >= 0: pump this descriptor instead */
 	/*
 	 * When not NULL: run this in the sender's thread instead of

@@ -920,6 +920,7 @@ dir_hold_fn(const struct serve_ctx *x, const char *path,
     struct proto_result *res, struct as_err *err)
 {
 	struct cat_header h;
+	struct dir_partial p;
 	int r;
 
 	(void)x;
@@ -927,6 +928,14 @@ dir_hold_fn(const struct serve_ctx *x, const char *path,
 		return -1;
 	if (r == 1)
 		res->flags |= RES_F_RECOVERED;
+	/* a checkpointed transfer (dir.h): base_guid and its position */
+	if ((r = dir_partial(path, &p, err)) == -1)
+		return -1;
+	if (r == 1) {
+		res->flags |= RES_F_PARTIAL;
+		res->base_guid = p.target_guid;
+		res->bytes = p.pos;
+	}
 	memset(&h, 0, sizeof(h));
 	if ((r = dir_held(path, &h, err)) == -1)
 		return -1;
@@ -939,6 +948,17 @@ dir_hold_fn(const struct serve_ctx *x, const char *path,
 	} else
 		res->flags |= RES_F_EMPTY;
 	return 0;
+}
+
+/* RECEIVE, resumed (REQ_F_RESUME) or not. */
+static int
+dir_serve_receive(void *arg, const char *dest, int in_fd, int rflags,
+    struct dir_recv_result *res, struct as_err *err)
+{
+	const struct serve_recv *sr = arg;
+
+	return dir_receive_resume(dest, in_fd, rflags, sr->resume_guid,
+	    sr->resume_off, res, err);
 }
 
 static void
@@ -1000,7 +1020,8 @@ const struct serve_engine serve_engine_dir = {
 	.prefix		= "",
 	.what		= "directory",
 	.hold		= dir_hold_fn,
-	.receive	= NULL,		/* xfer_recv's default: dir_receive */
+	.receive	= dir_serve_receive,
+	.resumable	= 1,
 	.receive_failed	= dir_receive_failed,
 	.source		= dir_source,
 	.send_prepare	= dir_send_prepare,

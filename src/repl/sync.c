@@ -38,6 +38,8 @@ struct recv_args {
 	int			 flags;
 	struct catalog		*target;
 	const struct catalog	*base;
+	uint64_t		 rguid;		/* resume: this transfer... */
+	uint64_t		 rpos;		/* ... at this position */
 };
 
 static int64_t
@@ -201,7 +203,8 @@ receive_child(void *arg, int in_fd, int report_fd)
 	catalog_release((struct catalog *)(uintptr_t)a->base);
 	malloc_trim(0);
 	memset(&r, 0, sizeof(r));
-	r.hdr.rc = dir_receive(a->dst, in_fd, a->flags, &r.res, &r.hdr.err);
+	r.hdr.rc = dir_receive_resume(a->dst, in_fd, a->flags, a->rguid,
+	    a->rpos, &r.res, &r.hdr.err);
 	rchild_exit(report_fd, &r.hdr, sizeof(r));
 }
 
@@ -244,9 +247,11 @@ static int
 transfer(const char *src, const char *dst, const char *src_name,
     const char *dst_name, struct snapstore *ss, struct catalog *target,
     const struct catalog *base, int rflags, struct snap_dest *rec,
-    struct rchild *early, struct sync_result *res, struct as_err *err)
+    struct rchild *early, uint64_t rpos, struct sync_result *res,
+    struct as_err *err)
 {
-	struct recv_args a = { dst, rflags, target, base };
+	struct recv_args a = { dst, rflags, target, base,
+	    rpos != 0 ? target->hdr.guid : 0, rpos };
 	struct pending_args pa = { ss, target, dst, rec };
 	struct recv_report r;
 	struct rchild c;
@@ -260,8 +265,8 @@ transfer(const char *src, const char *dst, const char *src_name,
 	} else if (rchild_start(&c, receive_child, &a, err) == -1)
 		return -1;
 	as_err_clear(&serr);
-	src_rc = dir_send_hook(src, target, base, c.data_fd, DIR_SEND_LIVE,
-	    pending_hook, &pa, &res->send, &serr);
+	src_rc = dir_send_resume(src, target, base, c.data_fd, DIR_SEND_LIVE,
+	    pending_hook, &pa, rpos, &res->send, &serr);
 	if (rchild_finish(&c, &r.hdr, sizeof(r), err) == -1)
 		return -1;
 	return rchild_verdict(&r.hdr, src_rc, &serr, src_name, dst_name,
@@ -278,7 +283,7 @@ static void
 receiver_early(const char *dst, int rflags, struct catalog *target,
     const struct catalog *base, struct rchild *c)
 {
-	struct recv_args a = { dst, rflags, target, base };
+	struct recv_args a = { dst, rflags, target, base, 0, 0 };
 	struct as_err e;
 
 	/* not started (fork failed): transfer() tries again and reports */
@@ -378,12 +383,89 @@ struct dest {
 	struct remote	*r;	/* remote, or NULL */
 };
 
+/* What d holds (1, 0, -1), and the transfer it can resume (*p). */
 static int
-dest_held(struct dest *d, int *recovered, uint64_t *guid, struct as_err *err)
+dest_held(struct dest *d, int *recovered, uint64_t *guid,
+    struct dir_partial *p, struct as_err *err)
 {
-	if (d->r == NULL)
-		return dest_state(d->abs, recovered, guid, err);
-	return remote_hold(d->r, guid, recovered, err);
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	if (d->r != NULL)
+		return remote_hold_partial(d->r, guid, recovered,
+		    &p->target_guid, &p->pos, err);
+	if ((rc = dest_state(d->abs, recovered, guid, err)) == -1)
+		return -1;
+	if (dir_partial(d->abs, p, err) == -1)
+		return -1;
+	return rc;
+}
+
+/*
+ * Can the transfer d checkpointed (p) be resumed?  Only when the pending
+ * catalog that this destination's record names is that snapshot, from
+ * what d holds: then it is loaded into pend (1).  0 otherwise.
+ */
+static int
+resume_candidate(struct snapstore *ss, const struct snap_dest *rec,
+    const struct dir_partial *p, uint64_t held, struct catalog *pend)
+{
+	struct as_err e;
+
+	if (p->target_guid == 0 || DIR_POS_ENTRY(p->pos) == 0 ||
+	    rec->pending[0] == '\0')
+		return 0;
+	if (snapstore_load_pending(ss, rec->pending, pend, &e) == -1)
+		return 0;
+	if (pend->hdr.guid == p->target_guid && pend->hdr.kind ==
+	    AS_KIND_DIR && pend->hdr.base_guid == held)
+		return 1;
+	catalog_release(pend);
+	catalog_init(pend);
+	return 0;
+}
+
+/*
+ * The tree as scanned now (t) against the snapshot an interrupted
+ * transfer was sending (p): the resumed stream is regenerated from it,
+ * so every entry must be as it was (path, type, inode, size, times,
+ * owner, mode, links, xattrs, symlink target).  NULL when they match,
+ * else the first path that differs (in why, sz bytes).
+ */
+static const char *
+tree_changed(const struct catalog *t, const struct catalog *p, char *why,
+    size_t sz)
+{
+	const struct cat_entry *a, *b;
+	size_t i;
+
+	for (i = 0; i < t->n && i < p->n; i++) {
+		a = &t->ents[i];
+		b = &p->ents[i];
+		if (a->path_len != b->path_len || memcmp(catalog_path(t, a),
+		    catalog_path(p, b), a->path_len) != 0 ||
+		    a->mode != b->mode || a->uid != b->uid || a->gid !=
+		    b->gid || a->ino != b->ino || a->size != b->size ||
+		    a->nlink != b->nlink || a->rdev != b->rdev ||
+		    a->mtime_sec != b->mtime_sec || a->mtime_nsec !=
+		    b->mtime_nsec || a->ctime_sec != b->ctime_sec ||
+		    a->ctime_nsec != b->ctime_nsec || a->aux_len !=
+		    b->aux_len || memcmp(catalog_aux(t, a), catalog_aux(p, b),
+		    a->aux_len) != 0 || a->xattr_len != b->xattr_len ||
+		    memcmp(catalog_xattrs(t, a), catalog_xattrs(p, b),
+		    a->xattr_len) != 0) {
+			snprintf(why, sz, "%.*s", a->path_len != 0 ?
+			    (int)a->path_len : 1, a->path_len != 0 ?
+			    catalog_path(t, a) : ".");
+			return why;
+		}
+	}
+	if (t->n == p->n)
+		return NULL;
+	a = i < t->n ? &t->ents[i] : &p->ents[i];
+	snprintf(why, sz, "%.*s", (int)a->path_len, i < t->n ?
+	    catalog_path(t, a) : catalog_path(p, a));
+	return why;
 }
 
 struct resave {
@@ -403,7 +485,7 @@ resave(void *arg, struct as_err *err)
 static int
 remote_transfer(struct dest *d, const char *src, struct snapstore *ss,
     struct catalog *target, const struct catalog *base, int force,
-    struct sync_result *res, struct as_err *err)
+    uint64_t rpos, struct sync_result *res, struct as_err *err)
 {
 	struct xfer_src xs;
 	struct remote_xfer x;
@@ -420,7 +502,9 @@ remote_transfer(struct dest *d, const char *src, struct snapstore *ss,
 	rs.target = target;
 	xs.after = resave;
 	xs.after_arg = &rs;
-	rc = remote_push(d->r, &xs, force, &x, err);
+	xs.resume_pos = rpos;
+	rc = remote_push_resume(d->r, &xs, force, rpos != 0 ?
+	    target->hdr.guid : 0, rpos, &x, err);
 	res->send = x.st;
 	res->wire_bytes = x.wire_bytes;
 	return rc;
@@ -542,11 +626,13 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	struct rchild early;
 	struct stat st;
 	struct as_err e2;
-	char *state = NULL, *src_abs = NULL, *dst_abs = NULL;
-	uint64_t held = 0, now_guid;
+	struct dir_partial part, part2;
+	struct catalog pend;
+	char *state = NULL, *src_abs = NULL, *dst_abs = NULL, why[300];
+	uint64_t held = 0, now_guid, rpos = 0;
 	uint32_t bs;
 	int64_t t0;
-	int rc = -1, have_base = 0, tr, rflags;
+	int rc = -1, have_base = 0, tr, rflags, resume = 0;
 
 	memset(res, 0, sizeof(*res));
 	memset(&ss, 0, sizeof(ss));
@@ -558,6 +644,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	early.pid = -1;
 	catalog_init(&base);
 	catalog_init(&target);
+	catalog_init(&pend);
 	t0 = now_ns(CLOCK_MONOTONIC);
 
 	if (endpoint_parse(&se, src, err) == -1 ||
@@ -633,13 +720,19 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	}
 
 	/* 1. the destination */
-	if (dest_held(&d, &res->recovered, &held, err) == -1)
+	if (dest_held(&d, &res->recovered, &held, &part, err) == -1)
 		goto out;
 
-	/* 2. a previous sync to it that did not finish */
+	/*
+	 * 2. a previous sync to it that did not finish: resumed from the
+	 * destination's checkpoint when the source is as it was (below),
+	 * else settled
+	 */
 	if (snapstore_dest_get(&ss, d.abs, &rec, err) == -1)
 		goto out;
-	if (sync_settle(&ss, d.abs, held, &rec, res, err) == -1)
+	resume = !(o->flags & SYNC_FORCE) && resume_candidate(&ss, &rec,
+	    &part, held, &pend);
+	if (!resume && sync_settle(&ss, d.abs, held, &rec, res, err) == -1)
 		goto out;
 
 	/* 3. the base */
@@ -663,7 +756,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 
 	/* 4. the new snapshot */
 	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
-	if (d.r == NULL && have_base)
+	if (d.r == NULL && have_base && !resume)
 		receiver_early(dst_abs, rflags, &target, &base, &early);
 	bs = have_base ? base.hdr.block_size : o->block_size != 0 ?
 	    o->block_size : AS_BLOCK_DEFAULT;
@@ -678,10 +771,37 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	    bs, (o->flags & SYNC_NO_RECURSE ? 0 : DIR_SCAN_XDEV) |
 	    (d.r == NULL ? DIR_SCAN_DEFER : 0), &target, res, err) == -1)
 		goto out;
+	if (resume && tree_changed(&target, &pend, why, sizeof(why)) ==
+	    NULL) {
+		/* the same snapshot again: the stream is regenerated */
+		target.hdr.guid = pend.hdr.guid;
+		target.hdr.time_ns = pend.hdr.time_ns;
+		snprintf(target.hdr.name, sizeof(target.hdr.name), "%s",
+		    pend.hdr.name);
+		res->guid = target.hdr.guid;
+		snprintf(res->name, sizeof(res->name), "%s", target.hdr.name);
+		rpos = part.pos;
+		res->resumed_pos = rpos;
+		res->resumed = part.bytes;
+	} else if (resume) {
+		snprintf(res->resume_msg, sizeof(res->resume_msg), "the source "
+		    "changed since the interrupted transfer of %s ('%s'): "
+		    "starting over", pend.hdr.name, why);
+		resume = 0;
+		if (sync_settle(&ss, d.abs, held, &rec, res, err) == -1)
+			goto out;
+	}
+	catalog_release(&pend);
 	now_guid = target.hdr.guid;
 	rec.held_guid = held;
-	/* a local transfer saves both just before END (pending_hook) */
-	if (d.r != NULL) {
+	/*
+	 * A local transfer saves both just before END (pending_hook), and
+	 * also before the send when it may be resumed: a stream of more
+	 * than one checkpoint's worth.
+	 */
+	if (d.r != NULL || (!(o->flags & SYNC_FORCE) && (resume ||
+	    xfer_estimate(&target, have_base ? &base : NULL) >=
+	    DIR_CKPT_BYTES))) {
 		if (snapstore_save(&ss, &target, SNAP_SAVE_PENDING, err) ==
 		    -1)
 			goto out;
@@ -694,11 +814,11 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	/* 5. send and receive */
 	if (d.r != NULL)
 		tr = remote_transfer(&d, src_abs, &ss, &target,
-		    have_base ? &base : NULL, rflags != 0, res, err);
+		    have_base ? &base : NULL, rflags != 0, rpos, res, err);
 	else
 		tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
 		    &target, have_base ? &base : NULL, rflags, &rec, &early,
-		    res, err);
+		    rpos, res, err);
 	if (tr == -1 && (o->flags & SYNC_FORCE) && have_base &&
 	    err->code == AS_E_CONFLICT) {
 		/*
@@ -712,17 +832,19 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		as_err_clear(err);
 		if (d.r != NULL)
 			tr = remote_transfer(&d, src_abs, &ss, &target, NULL,
-			    1, res, err);
+			    1, 0, res, err);
 		else
 			tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
-			    &target, NULL, rflags, &rec, NULL, res, err);
+			    &target, NULL, rflags, &rec, NULL, 0, res, err);
 	}
 	if (tr == -1) {
 		/*
 		 * Settle now when the destination says what it holds; if it
 		 * cannot tell (a server that went away), the next sync will.
 		 */
-		if (dest_held(&d, NULL, &held, &e2) != -1) {
+		if (dest_held(&d, NULL, &held, &part2, &e2) != -1 &&
+		    part2.target_guid != now_guid) {
+			/* (a checkpointed transfer keeps its pending catalog) */
 			if (held == now_guid) {
 				if (snapstore_commit_pending(&ss,
 				    target.hdr.name, &e2) == 0) {
@@ -774,6 +896,7 @@ out:
 	remote_close(d.r);
 	catalog_release(&base);
 	catalog_release(&target);
+	catalog_release(&pend);
 	snap_dest_release(&rec);
 	snapstore_release(&ss);
 	endpoint_release(&se);

@@ -82,7 +82,11 @@ struct sync_result {
 					   stream_bytes counts their streams) */
 	int		 replaced;	/* btrfs -F: a modified dst replaced */
 	int		 cloned;	/* vol: read from a FICLONE copy */
-	uint64_t	 resumed;	/* vol: a cut transfer resumed here */
+	uint64_t	 resumed;	/* vol: a cut transfer resumed here;
+					   dir: the stream bytes the
+					   destination had (local) */
+	uint64_t	 resumed_pos;	/* dir: resumed at DIR_POS, or 0 */
+	char		 resume_msg[400]; /* why a checkpoint was not used */
 };
 
 /*
