@@ -1068,6 +1068,9 @@ scan_run(const char *root, const struct catalog *base, uint32_t block_size,
 	rc = walk(s, err);
 	if (rc == 0)
 		catalog_trim(out);
+	/* base_by_ino's index of the whole base: not needed past here */
+	if (base != NULL)
+		catalog_drop_ino_index((struct catalog *)(uintptr_t)base);
 out:
 	while (s->nfr > 0)
 		pop(s);

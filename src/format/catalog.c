@@ -94,8 +94,8 @@ catalog_add(struct catalog *c, const struct cat_entry_in *in)
 	e->path_len = (uint16_t)in->path_len;
 	e->path_off = add_string(&c->strings, in->path, in->path_len);
 	e->aux_len = (uint16_t)in->aux_len;
-	e->aux_off = in->aux_len ? add_string(&c->strings, in->aux,
-	    in->aux_len) : e->path_off + e->path_len;
+	if (in->aux_len)	/* right after the path: catalog_aux() */
+		(void)add_string(&c->strings, in->aux, in->aux_len);
 	e->xattr_off = c->xattrs.len;
 	e->xattr_len = (uint32_t)in->xattr_len;
 	buf_add(&c->xattrs, in->xattrs, in->xattr_len);
@@ -136,7 +136,9 @@ catalog_path(const struct catalog *c, const struct cat_entry *e)
 const char *
 catalog_aux(const struct catalog *c, const struct cat_entry *e)
 {
-	return (const char *)c->strings.data + e->aux_off;
+	/* the empty string is the path's NUL */
+	return (const char *)c->strings.data + e->path_off + e->path_len +
+	    (e->aux_len != 0);
 }
 
 const uint8_t *
@@ -201,6 +203,14 @@ catalog_find_ino(struct catalog *c, uint64_t ino)
 		s = (s + 1) & (c->ino_cap - 1);
 	}
 	return -1;
+}
+
+void
+catalog_drop_ino_index(struct catalog *c)
+{
+	free(c->ino_index);
+	c->ino_index = NULL;
+	c->ino_cap = 0;
 }
 
 int
@@ -393,12 +403,15 @@ dec_entry(struct catalog *c, const struct rec *r, size_t left,
 	if (r->len < ENT_FIXED)
 		return as_err_set(err, AS_E_MALFORMED, 0,
 		    "catalog entry %zu is short", c->n);
+	if (le32(p) > UINT16_MAX || le32(p + 16) > UINT16_MAX)
+		return as_err_set(err, AS_E_MALFORMED, 0,
+		    "catalog entry %zu has out-of-range fields", c->n);
 	memset(&st, 0, sizeof(st));
-	st.mode = le32(p);
+	st.mode = (uint16_t)le32(p);
 	st.uid = le32(p + 4);
 	st.gid = le32(p + 8);
 	st.nlink = le32(p + 12);
-	st.flags = le32(p + 16);
+	st.flags = (uint16_t)le32(p + 16);
 	st.ino = le64(p + 20);
 	st.size = le64(p + 28);
 	st.rdev = le64(p + 36);
@@ -463,9 +476,16 @@ int
 catalog_decode(struct catalog *c, const uint8_t *data, size_t len,
     struct as_err *err)
 {
+	return catalog_decode_cb(c, data, len, NULL, NULL, err);
+}
+
+int
+catalog_decode_cb(struct catalog *c, const uint8_t *data, size_t len,
+    void (*done)(void *arg, size_t off), void *arg, struct as_err *err)
+{
 	struct rec_dec d;
 	struct rec r;
-	size_t used, off = 0;
+	size_t used, off = 0, told = 0;
 	uint32_t hashes_left = 0, n;
 	int rc, state = 0;	/* 0 header, 1 entries, 2 done */
 	struct cat_entry *last = NULL;
@@ -482,6 +502,11 @@ catalog_decode(struct catalog *c, const uint8_t *data, size_t len,
 	}
 	rec_dec_init(&d, REC_SEED_CATALOG, "catalog");
 	for (;;) {
+		/* everything before the record about to be read is used */
+		if (done != NULL && off - told >= CAT_DECODE_DONE_STEP) {
+			done(arg, off);
+			told = off;
+		}
 		rc = rec_dec_feed(&d, data + off, len - off, &used, &r, err);
 		off += used;
 		if (rc == -1)

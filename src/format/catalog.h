@@ -48,7 +48,11 @@ struct cat_header {
 };
 
 struct cat_entry {
-	/* 64-bit fields first, then 32, then 16: no padding, 104 bytes */
+	/*
+	 * 64-bit fields first, then 32, then 16: no padding, 96 bytes.
+	 * Two catalogs of these are in memory while a sender diffs, so
+	 * every byte counts twice per entry.
+	 */
 	uint64_t	ino;
 	uint64_t	size;
 	uint64_t	rdev;
@@ -58,17 +62,17 @@ struct cat_entry {
 	uint64_t	hash_off;	/* into hashes, in bytes */
 	uint32_t	mtime_nsec;
 	uint32_t	ctime_nsec;
-	uint32_t	mode;
 	uint32_t	uid;
 	uint32_t	gid;
 	uint32_t	nlink;
-	uint32_t	flags;		/* CAT_EF_* */
 	uint32_t	path_off;	/* into strings; NUL-terminated */
-	uint32_t	aux_off;	/* into strings; NUL-terminated */
 	uint32_t	xattr_len;	/* bytes of the xattr blob */
 	uint32_t	nblocks;	/* hashes: CAT_HASH_LEN bytes each */
+	uint16_t	mode;		/* st_mode: type and 07777 */
+	uint16_t	flags;		/* CAT_EF_* */
 	uint16_t	path_len;
-	uint16_t	aux_len;	/* symlink target length */
+	uint16_t	aux_len;	/* symlink target length; the target
+					 * follows the path's NUL in strings */
 };
 
 /*
@@ -122,6 +126,8 @@ long	catalog_find(const struct catalog *c, const char *path, size_t len);
  * built on first use; do not add entries afterwards.
  */
 long	catalog_find_ino(struct catalog *c, uint64_t ino);
+/* Free the inode index (a cache: the next catalog_find_ino rebuilds it). */
+void	catalog_drop_ino_index(struct catalog *c);
 /* 0 when entries are strictly in path_cmp() order, else -1 MALFORMED. */
 int	catalog_check_order(const struct catalog *c, struct as_err *err);
 
@@ -133,7 +139,7 @@ void	catalog_encode(const struct catalog *c, struct buf *out);
  * memory next to the catalog.  Stops at the first fn that returns -1
  * and returns -1; 0 when all was written.
  */
-#define CAT_ENCODE_CHUNK	(1u << 20)
+#define CAT_ENCODE_CHUNK	(1u << 18)
 int	catalog_encode_stream(const struct catalog *c,
 	    int (*fn)(void *arg, const void *p, size_t len), void *arg);
 /*
@@ -142,6 +148,16 @@ int	catalog_encode_stream(const struct catalog *c,
  * failure c is released and -1 is returned.
  */
 int	catalog_decode(struct catalog *c, const uint8_t *data, size_t len,
+	    struct as_err *err);
+/*
+ * The same, telling done(arg, off) every CAT_DECODE_DONE_STEP bytes or
+ * so that data[0..off) will not be read again: a caller that mapped the
+ * file can drop those pages, so that the file and the catalog decoded
+ * from it are not both in memory at the end.
+ */
+#define CAT_DECODE_DONE_STEP	(1u << 20)
+int	catalog_decode_cb(struct catalog *c, const uint8_t *data, size_t len,
+	    void (*done)(void *arg, size_t off), void *arg,
 	    struct as_err *err);
 /* Parse only the header (the first record) of a catalog file. */
 int	catalog_decode_header(struct cat_header *h, const uint8_t *data,

@@ -398,6 +398,21 @@ snapstore_auto_name(const struct snapstore *ss, int64_t time_ns, char *out,
 	    base);
 }
 
+/*
+ * catalog_decode_cb's done: the mapped catalog file up to off is decoded;
+ * give its pages back (they stay in the page cache), so that peak memory
+ * is the decoded catalog, not that plus the whole file.
+ */
+static void
+drop_pages(void *arg, size_t off)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+	off -= off % pg;
+	if (off > 0)
+		(void)madvise(arg, off, MADV_DONTNEED);
+}
+
 /* Read a whole file into b, refusing absurd sizes. */
 static int
 read_file(const char *path, struct buf *b, struct as_err *err)
@@ -735,7 +750,7 @@ load_file(const struct snapstore *ss, const char *name, int pending,
 		return -1;
 	}
 	if (map != NULL) {
-		rc = catalog_decode(c, map, mlen, err);
+		rc = catalog_decode_cb(c, map, mlen, drop_pages, map, err);
 		munmap(map, mlen);
 	} else
 		rc = catalog_decode(c, b.data, b.len, err);
