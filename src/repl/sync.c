@@ -330,6 +330,11 @@ dest_state(const char *dst, int *recovered, uint64_t *guid,
 	return rc;
 }
 
+static int	snapshot_scan(struct snapstore *, const char *, const char *,
+		    const struct catalog *, uint32_t, int,
+		    const struct sync_opts *, struct catalog *,
+		    struct sync_result *, struct as_err *);
+
 int
 sync_snapshot(struct snapstore *ss, const char *src_abs, const char *spec,
     const struct catalog *base, uint32_t block_size, struct catalog *target,
@@ -345,15 +350,33 @@ sync_snapshot_scan(struct snapstore *ss, const char *src_abs,
     int scan_flags, struct catalog *target, struct sync_result *res,
     struct as_err *err)
 {
+	return snapshot_scan(ss, src_abs, spec, base, block_size, scan_flags,
+	    NULL, target, res, err);
+}
+
+/* sync_snapshot_scan, narrowed to o's changed directories if it says. */
+static int
+snapshot_scan(struct snapstore *ss, const char *src_abs, const char *spec,
+    const struct catalog *base, uint32_t block_size, int scan_flags,
+    const struct sync_opts *o, struct catalog *target,
+    struct sync_result *res, struct as_err *err)
+{
 	int64_t t1;
+	int rc;
 
 	target->hdr.time_ns = now_ns(CLOCK_REALTIME);
 	if (snapstore_auto_name(ss, target->hdr.time_ns, target->hdr.name,
 	    sizeof(target->hdr.name), err) == -1)
 		return -1;
 	t1 = now_ns(CLOCK_MONOTONIC);
-	if (dir_scan(src_abs, base, block_size, scan_flags, target,
-	    &res->scan, err) == -1)
+	if (o != NULL && o->narrow && base != NULL) {
+		res->narrowed = 1;
+		rc = dir_scan_narrow(src_abs, base, o->changed, o->nchanged,
+		    block_size, scan_flags, target, &res->scan, err);
+	} else
+		rc = dir_scan(src_abs, base, block_size, scan_flags, target,
+		    &res->scan, err);
+	if (rc == -1)
 		return as_err_prefix(err, "scan '%s'", spec);
 	res->scan_ns = now_ns(CLOCK_MONOTONIC) - t1;
 	if (target->n <= 1)
@@ -674,9 +697,9 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	 * hashes what it reads to send them (DEFER): each byte read once.
 	 * The pending catalog is saved after that, before END.
 	 */
-	if (sync_snapshot_scan(&ss, src_abs, src, have_base ? &base : NULL,
+	if (snapshot_scan(&ss, src_abs, src, have_base ? &base : NULL,
 	    bs, (o->flags & SYNC_NO_RECURSE ? 0 : DIR_SCAN_XDEV) |
-	    (d.r == NULL ? DIR_SCAN_DEFER : 0), &target, res, err) == -1)
+	    (d.r == NULL ? DIR_SCAN_DEFER : 0), o, &target, res, err) == -1)
 		goto out;
 	now_guid = target.hdr.guid;
 	rec.held_guid = held;

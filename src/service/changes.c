@@ -24,7 +24,6 @@
 
 struct changes {
 	char	 *root;
-	dev_t	  dev;		/* the root's file system */
 	int	  fd;		/* inotify */
 	char	**rel;		/* by watch descriptor: the directory, or NULL */
 	size_t	  nrel;
@@ -33,7 +32,44 @@ struct changes {
 	size_t	  capdirs;
 	int	  full;		/* scan everything */
 	int	  rewatch;	/* watches are stale: walk again at take */
+	uint64_t  mounts;	/* hash of the mounts at and below root */
 };
+
+/*
+ * The mounts at and below the root, as a hash of their lines' mount IDs
+ * and mount points in /proc/self/mountinfo (in its order): a mount or
+ * an unmount there sends no inotify event, but changes this.
+ */
+static uint64_t
+mounts_hash(const char *root)
+{
+	char *line = NULL, *id, *mp, *save = NULL;
+	size_t cap = 0, rlen = strlen(root);
+	uint64_t h = 1469598103934665603ULL;
+	const char *p;
+	FILE *f;
+	int i;
+
+	if ((f = fopen("/proc/self/mountinfo", "re")) == NULL)
+		return 0;
+	while (getline(&line, &cap, f) != -1) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... */
+		id = strtok_r(line, " ", &save);
+		for (i = 0, mp = NULL; i < 4 && id != NULL; i++)
+			mp = strtok_r(NULL, " ", &save);
+		if (id == NULL || mp == NULL || strncmp(mp, root, rlen) != 0 ||
+		    (mp[rlen] != '\0' && mp[rlen] != '/' && rlen > 1))
+			continue;
+		for (p = id; *p != '\0'; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+		for (p = mp; *p != '\0'; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+		h = (h ^ '\n') * 1099511628211ULL;
+	}
+	free(line);
+	fclose(f);
+	return h;
+}
 
 static void
 mark(struct changes *c, const char *rel)
@@ -109,8 +145,10 @@ add_tree(struct changes *c, const char *rel0, int mark_all)
 				    de->d_type != DT_UNKNOWN)
 					continue;
 				sub = xasprintf("%s/%s", path, de->d_name);
+				/* mounts below are part of the tree (sync
+				 * scans them, DIR_SCAN_XDEV): watched too */
 				if (lstat(sub, &sb) == -1 ||
-				    !S_ISDIR(sb.st_mode) || sb.st_dev != c->dev) {
+				    !S_ISDIR(sb.st_mode)) {
 					free(sub);
 					continue;
 				}
@@ -153,8 +191,8 @@ changes_open(const char *root, struct as_err *err)
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->root = xstrdup(root);
-	c->dev = sb.st_dev;
 	c->full = 1;	/* what happened before we watched is unknown */
+	c->mounts = mounts_hash(root);
 	c->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (c->fd == -1) {
 		as_err_sys(err, errno, "inotify");
@@ -192,6 +230,19 @@ void
 changes_force_full(struct changes *c)
 {
 	c->full = 1;
+}
+
+int
+changes_mounts_changed(struct changes *c)
+{
+	uint64_t h = mounts_hash(c->root);
+
+	if (h == c->mounts)
+		return 0;
+	c->mounts = h;
+	c->full = 1;
+	c->rewatch = 1;		/* a new mount's directories need watches */
+	return 1;
 }
 
 int

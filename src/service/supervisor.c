@@ -43,10 +43,12 @@
 #define TICK_MS		1000	/* re-read the store at least this often */
 /*
  * A continuous service whose source has a change journal runs when it
- * changed, and at least this often anyway (what the journal cannot see:
- * changes on another machine's NFS client, a dropped watch).
+ * changed, with a scan narrowed to what changed, and with a full scan at
+ * least every full_scan_interval anyway, changes or not (what the
+ * journal cannot see: a write through a shared mmap, changes on another
+ * machine's NFS client, a dropped watch).
  */
-#define QUIET_RUN_MS	(60 * 1000)
+#define FULL_SCAN_MS	(10 * 60 * 1000)	/* until a run read it */
 
 /*
  * What a run's child writes to its pipe: records of one write each
@@ -85,6 +87,8 @@ struct job {
 	struct changes	*chg;		/* continuous, local source: journal */
 	char		*chg_root;	/* what it watches */
 	int		 chg_failed;	/* cannot watch chg_root: no retry */
+	int64_t		 full_mono;	/* start of the last full scan run */
+	int64_t		 full_ms;	/* its full_scan_interval */
 };
 
 struct client {
@@ -103,6 +107,7 @@ struct daemon {
 	int		 listen_fd;
 	int		 metrics_fd;	/* -1: no metrics listener */
 	int		 sig_fd;
+	int		 mnt_fd;	/* /proc/self/mountinfo: POLLPRI */
 	int		 stopping;
 	supervisor_note_fn note;
 	sigset_t	 oldmask;
@@ -486,6 +491,7 @@ reload(struct daemon *d, struct svc **vp, size_t *np, struct as_err *err)
 			j->res_fd = j->lock_fd = j->ctl_fd = -1;
 			j->end_mono = j->retry_mono = -1;
 			j->shown_next = -2;
+			j->full_ms = FULL_SCAN_MS;
 		}
 		j->seen = 1;
 	}
@@ -553,6 +559,8 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 	if (d->metrics_fd >= 0)
 		close(d->metrics_fd);
 	close(d->sig_fd);
+	if (d->mnt_fd >= 0)
+		close(d->mnt_fd);
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (d->clients[i].fd >= 0)
 			close(d->clients[i].fd);
@@ -581,12 +589,13 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 	struct runner r;
 	struct as_err err;
 	struct runner_result cr;
-	int p[2], c[2], i;
+	int p[2], c[2], i, requested;
 	pid_t pid, parent = getpid();
 
 	as_err_clear(&err);
 	memset(&r, 0, sizeof(r));
 	r.changed_full = -1;
+	requested = j->pending;
 	j->pending = 0;
 	j->prior = v->state == SVC_DISABLED ? SVC_DISABLED : SVC_ONLINE;
 	if (runner_props_load(d->st, j->name, &r.p, &err) == -1 ||
@@ -612,8 +621,22 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 		close(c[1]);
 		goto fail_lock;
 	}
-	if (j->chg != NULL)
+	if (j->chg != NULL) {
+		/* what happened until now, not only what poll saw */
+		(void)changes_read(j->chg, NULL);
 		changes_take(j->chg, &r.changed_full, &r.changed, &r.nchanged);
+		j->full_ms = r.p.full_scan_ms;
+		if (r.changed_full == 0 && (requested || j->start_mono -
+		    j->full_mono >= j->full_ms)) {
+			/* asked for, or the safety net: everything */
+			changes_free_list(r.changed, r.nchanged);
+			r.changed = NULL;
+			r.nchanged = 0;
+			r.changed_full = requested ? 3 : 2;
+		}
+		if (r.changed_full != 0)
+			j->full_mono = j->start_mono;
+	}
 	if ((pid = fork()) == -1) {
 		as_err_sys(&err, errno, "fork");
 		changes_free_list(r.changed, r.nchanged);
@@ -842,28 +865,28 @@ due_of(const struct job *j, const struct svc *v, int64_t now_mono,
 		else
 			due = now_mono;
 	} else if (sc.kind == SCHED_CONTINUOUS) {
-		if (j->end_mono >= 0)
+		if (j->end_mono < 0 && v->last_end >= 0)
+			due = now_mono + (v->last_end + sc.interval * 1000 -
+			    now_wall);
+		else if (j->end_mono < 0)
+			due = now_mono;
+		else if (j->chg == NULL)
 			due = j->end_mono + sc.interval * 1000;
-		/*
-		 * With a journal a run starts only for a change: at most one
-		 * start per interval, right after the last run if it took
-		 * longer (the latency of a change is the run, not a pause).
-		 */
-		if (j->end_mono >= 0 && j->chg != NULL) {
+		else {
+			/*
+			 * With a journal a run starts only for a change: at
+			 * most one start per interval, right after the last
+			 * run if it took longer (the latency of a change is
+			 * the run, not a pause).  Nothing changed: wait for a
+			 * change, or the next full scan.
+			 */
 			due = j->start_mono + sc.interval * 1000;
 			if (due < j->end_mono)
 				due = j->end_mono;
+			if (!changes_pending(j->chg) &&
+			    due < j->full_mono + j->full_ms)
+				due = j->full_mono + j->full_ms;
 		}
-		/* nothing changed: wait for a change, or the quiet limit */
-		if (j->end_mono >= 0 && j->chg != NULL &&
-		    !changes_pending(j->chg) &&
-		    due < j->start_mono + QUIET_RUN_MS)
-			due = j->start_mono + QUIET_RUN_MS;
-		else if (v->last_end >= 0)
-			due = now_mono + (v->last_end + sc.interval * 1000 -
-			    now_wall);
-		else
-			due = now_mono;
 	} else {
 		last = v->last_start >= 0 ? v->last_start / 1000 : -1;
 		if ((t = sched_next(&sc, now_wall / 1000, last)) < 0)
@@ -1112,6 +1135,11 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 	d.state_dir = state_dir;
 	d.note = notefn;
 	d.listen_fd = d.sig_fd = d.metrics_fd = -1;
+	/*
+	 * A mount below a watched tree sends no inotify event: the mount
+	 * table's POLLPRI makes every journal's next run scan in full.
+	 */
+	d.mnt_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
 	for (i = 0; i < MAX_CLIENTS; i++)
 		d.clients[i].fd = -1;
 	srandom((unsigned)(getpid() ^ wall_ms()));
@@ -1175,7 +1203,7 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 			    NULL) == 0)
 				j->shown_next = show;
 		}
-		pfd = xreallocarray(pfd, 3 + MAX_CLIENTS + 2 * d.njobs,
+		pfd = xreallocarray(pfd, 4 + MAX_CLIENTS + 2 * d.njobs,
 		    sizeof(*pfd));
 		pfd[0].fd = d.sig_fd;
 		pfd[0].events = POLLIN;
@@ -1203,7 +1231,10 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 		pfd[k].fd = d.metrics_fd;
 		pfd[k].events = POLLIN;
 		pfd[k].revents = 0;
-		n = poll(pfd, 3 + MAX_CLIENTS + 2 * d.njobs, (int)timeout);
+		pfd[k + 1].fd = d.mnt_fd;
+		pfd[k + 1].events = POLLPRI;
+		pfd[k + 1].revents = 0;
+		n = poll(pfd, 4 + MAX_CLIENTS + 2 * d.njobs, (int)timeout);
 		if (n == -1 && errno != EINTR) {
 			as_err_sys(err, errno, "poll");
 			goto out;
@@ -1239,6 +1270,12 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 		k = 2 + MAX_CLIENTS + 2 * (int)d.njobs;
 		if (d.metrics_fd >= 0 && (pfd[k].revents & POLLIN))
 			accept_clients(&d, d.metrics_fd, 1);
+		if (d.mnt_fd >= 0 && (pfd[k + 1].revents & (POLLPRI |
+		    POLLERR)))
+			for (i = 0; i < d.njobs; i++)
+				if (d.jobs[i].chg != NULL)
+					(void)changes_mounts_changed(
+					    d.jobs[i].chg);
 		for (k = 0; k < MAX_CLIENTS; k++)
 			if (d.clients[k].fd >= 0 &&
 			    (pfd[2 + k].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -1266,6 +1303,8 @@ out:
 	}
 	if (d.metrics_fd >= 0)
 		close(d.metrics_fd);
+	if (d.mnt_fd >= 0)
+		close(d.mnt_fd);
 	if (d.sig_fd >= 0) {
 		close(d.sig_fd);
 		sigprocmask(SIG_SETMASK, &d.oldmask, NULL);
