@@ -158,6 +158,16 @@ struct dir_recv_result {
  */
 int	dir_receive(const char *dest, int in_fd, int flags,
 	    struct dir_recv_result *res, struct as_err *err);
+/*
+ * The same with the drift check narrowed (narrow 1) to the directories
+ * dirs[0..ndirs) of dest, as a change journal on the destination names
+ * them (dir_scan_narrow's rules; held.cat is the base): a change
+ * elsewhere is not seen.  The service checks in full every
+ * full_scan_interval.
+ */
+int	dir_receive_narrow(const char *dest, int in_fd, int flags, int narrow,
+	    const char *const *dirs, size_t ndirs,
+	    struct dir_recv_result *res, struct as_err *err);
 
 /*
  * Bring dest to a consistent state after a crash: roll a committed

@@ -98,6 +98,9 @@ struct rs {
 	 * snapshot.
 	 */
 	int		 drift_done;
+	int		 narrow;	/* drift check: only dirs (journal) */
+	const char *const *dirs;
+	size_t		 ndirs;
 	struct as_err	 drift_err;
 	int		 staging;	/* stage/ exists (not a dry run) */
 	int		 dry;
@@ -1035,8 +1038,9 @@ find_drift(struct rs *s, struct as_err *err)
 	w = xcalloc(1, sizeof(*w));
 	w->s = s;
 	w->h = h;
-	if (dir_scan_each(s->r.dest, h, h->hdr.block_size, DIR_SCAN_NOHASH,
-	    drift_each, w, NULL, err) == -1) {
+	if (dir_scan_each_narrow(s->r.dest, h, s->dirs, s->ndirs, s->narrow,
+	    h->hdr.block_size, DIR_SCAN_NOHASH, drift_each, w, NULL,
+	    err) == -1) {
 		free(w);
 		return as_err_prefix(err, "check '%s' for changes", s->r.dest);
 	}
@@ -1715,6 +1719,14 @@ int
 dir_receive(const char *dest, int in_fd, int flags,
     struct dir_recv_result *res, struct as_err *err)
 {
+	return dir_receive_narrow(dest, in_fd, flags, 0, NULL, 0, res, err);
+}
+
+int
+dir_receive_narrow(const char *dest, int in_fd, int flags, int narrow,
+    const char *const *dirs, size_t ndirs, struct dir_recv_result *res,
+    struct as_err *err)
+{
 	struct dir_recv_result dummy;
 	struct rs s;
 	struct stat sb;
@@ -1724,6 +1736,9 @@ dir_receive(const char *dest, int in_fd, int flags,
 		res = &dummy;
 	memset(res, 0, sizeof(*res));
 	memset(&s, 0, sizeof(s));
+	s.narrow = narrow;
+	s.dirs = dirs;
+	s.ndirs = ndirs;
 	rcv_init(&s.r, dest, flags, &res->st);
 	catalog_init(&s.held);
 	s.cur = -1;

@@ -38,6 +38,7 @@ struct recv_args {
 	int			 flags;
 	struct catalog		*target;
 	const struct catalog	*base;
+	const struct sync_opts	*o;	/* dnarrow: the drift check's list */
 };
 
 static int64_t
@@ -201,7 +202,9 @@ receive_child(void *arg, int in_fd, int report_fd)
 	catalog_release((struct catalog *)(uintptr_t)a->base);
 	malloc_trim(0);
 	memset(&r, 0, sizeof(r));
-	r.hdr.rc = dir_receive(a->dst, in_fd, a->flags, &r.res, &r.hdr.err);
+	r.hdr.rc = dir_receive_narrow(a->dst, in_fd, a->flags, a->o != NULL &&
+	    a->o->dnarrow, a->o != NULL ? a->o->dchanged : NULL, a->o != NULL ?
+	    a->o->ndchanged : 0, &r.res, &r.hdr.err);
 	rchild_exit(report_fd, &r.hdr, sizeof(r));
 }
 
@@ -244,9 +247,10 @@ static int
 transfer(const char *src, const char *dst, const char *src_name,
     const char *dst_name, struct snapstore *ss, struct catalog *target,
     const struct catalog *base, int rflags, struct snap_dest *rec,
-    struct rchild *early, struct sync_result *res, struct as_err *err)
+    struct rchild *early, const struct sync_opts *o,
+    struct sync_result *res, struct as_err *err)
 {
-	struct recv_args a = { dst, rflags, target, base };
+	struct recv_args a = { dst, rflags, target, base, o };
 	struct pending_args pa = { ss, target, dst, rec };
 	struct recv_report r;
 	struct rchild c;
@@ -276,9 +280,9 @@ transfer(const char *src, const char *dst, const char *src_name,
  */
 static void
 receiver_early(const char *dst, int rflags, struct catalog *target,
-    const struct catalog *base, struct rchild *c)
+    const struct catalog *base, const struct sync_opts *o, struct rchild *c)
 {
-	struct recv_args a = { dst, rflags, target, base };
+	struct recv_args a = { dst, rflags, target, base, o };
 	struct as_err e;
 
 	/* not started (fork failed): transfer() tries again and reports */
@@ -687,7 +691,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	/* 4. the new snapshot */
 	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
 	if (d.r == NULL && have_base)
-		receiver_early(dst_abs, rflags, &target, &base, &early);
+		receiver_early(dst_abs, rflags, &target, &base, o, &early);
 	bs = have_base ? base.hdr.block_size : o->block_size != 0 ?
 	    o->block_size : AS_BLOCK_DEFAULT;
 	/*
@@ -721,7 +725,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	else
 		tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
 		    &target, have_base ? &base : NULL, rflags, &rec, &early,
-		    res, err);
+		    o, res, err);
 	if (tr == -1 && (o->flags & SYNC_FORCE) && have_base &&
 	    err->code == AS_E_CONFLICT) {
 		/*
@@ -738,7 +742,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 			    1, res, err);
 		else
 			tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
-			    &target, NULL, rflags, &rec, NULL, res, err);
+			    &target, NULL, rflags, &rec, NULL, o, res, err);
 	}
 	if (tr == -1) {
 		/*

@@ -64,6 +64,10 @@ struct sync_opts {
 	int		 narrow;
 	const char *const *changed;
 	size_t		 nchanged;
+	/* the same for a local destination: its drift check */
+	int		 dnarrow;
+	const char *const *dchanged;
+	size_t		 ndchanged;
 };
 
 struct sync_result {

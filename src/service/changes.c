@@ -26,7 +26,9 @@ struct changes {
 	char	 *root;
 	int	  fd;		/* inotify */
 	char	**rel;		/* by watch descriptor: the directory, or NULL */
+	unsigned *gen;		/* by watch descriptor: walk that saw it */
 	size_t	  nrel;
+	unsigned  curgen;
 	char	**dirs;		/* changed directories, unsorted, repeats */
 	size_t	  ndirs;
 	size_t	  capdirs;
@@ -126,12 +128,18 @@ add_tree(struct changes *c, const char *rel0, int mark_all)
 		if ((size_t)wd >= c->nrel) {
 			c->rel = xreallocarray(c->rel, (size_t)wd + 64,
 			    sizeof(*c->rel));
+			c->gen = xreallocarray(c->gen, (size_t)wd + 64,
+			    sizeof(*c->gen));
 			memset(c->rel + c->nrel, 0, ((size_t)wd + 64 -
 			    c->nrel) * sizeof(*c->rel));
+			memset(c->gen + c->nrel, 0, ((size_t)wd + 64 -
+			    c->nrel) * sizeof(*c->gen));
 			c->nrel = (size_t)wd + 64;
 		}
+		/* a watched directory that moved: the same wd, a new name */
 		free(c->rel[wd]);
 		c->rel[wd] = xstrdup(rel);
+		c->gen[wd] = c->curgen;
 		if (mark_all)
 			mark(c, rel);
 		if ((d = opendir(path)) != NULL) {
@@ -166,14 +174,22 @@ add_tree(struct changes *c, const char *rel0, int mark_all)
 	free(stack);
 }
 
+/*
+ * Walk the tree again and drop the watches it did not meet (directories
+ * moved out of the tree).  The watches of the rest stay in place all
+ * along, so no event is lost meanwhile.
+ */
 static void
-drop_watches(struct changes *c)
+rewatch(struct changes *c)
 {
 	size_t i;
 
+	c->curgen++;
+	add_tree(c, "", 0);
 	for (i = 0; i < c->nrel; i++) {
-		if (c->rel[i] != NULL)
-			(void)inotify_rm_watch(c->fd, (int)i);
+		if (c->rel[i] == NULL || c->gen[i] == c->curgen)
+			continue;
+		(void)inotify_rm_watch(c->fd, (int)i);
 		free(c->rel[i]);
 		c->rel[i] = NULL;
 	}
@@ -215,6 +231,7 @@ changes_close(struct changes *c)
 	for (i = 0; i < c->nrel; i++)
 		free(c->rel[i]);
 	free(c->rel);
+	free(c->gen);
 	changes_free_list(c->dirs, c->ndirs);
 	free(c->root);
 	free(c);
@@ -270,9 +287,15 @@ event(struct changes *c, const struct inotify_event *ev)
 		return;
 	}
 	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
-		/* the directory went or moved: its watches name old paths */
-		c->full = 1;
-		c->rewatch = 1;
+		/*
+		 * The root went or moved: the path names another tree now.
+		 * Any other directory: its parent heard it (IN_DELETE,
+		 * IN_MOVED_FROM) and is marked.
+		 */
+		if (dir[0] == '\0') {
+			c->full = 1;
+			c->rewatch = 1;
+		}
 		return;
 	}
 	if (ev->len == 0 || ev->name[0] == '\0') {
@@ -283,10 +306,17 @@ event(struct changes *c, const struct inotify_event *ev)
 		return;
 	mark(c, dir);
 	if (ev->mask & IN_ISDIR) {
-		if (ev->mask & (IN_MOVED_FROM | IN_MOVED_TO)) {
-			c->full = 1;
+		if (ev->mask & IN_MOVED_FROM)
+			/* moved out of the tree: its watches go at take */
 			c->rewatch = 1;
-		} else if (ev->mask & IN_CREATE) {
+		else if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
+			/*
+			 * New here, or moved here (from the tree: its
+			 * watches get their new names; from elsewhere: it is
+			 * watched from now on).  Everything below is marked:
+			 * the scan meets it as a directory it has not seen
+			 * at this path and lists it whole anyway.
+			 */
 			p = join(dir, ev->name);
 			add_tree(c, p, 1);
 			free(p);
@@ -337,8 +367,7 @@ changes_take(struct changes *c, int *full, char ***dirs, size_t *n)
 	*dirs = NULL;
 	*n = 0;
 	if (c->rewatch) {
-		drop_watches(c);
-		add_tree(c, "", 0);
+		rewatch(c);
 		c->rewatch = 0;
 	}
 	if (!c->full && c->ndirs > 0) {

@@ -10,11 +10,13 @@
  * on an entry marks its parent directory as changed (a directory's own
  * attributes mark itself; a new directory is marked with
  * every directory below it, since what was made there before its watch
- * existed sent no event).  A moved directory, a queue overflow, a watch
- * that cannot be added
+ * existed sent no event; a directory moved in is marked the same way,
+ * and its watches, if it was watched, get its new name).  A queue
+ * overflow, a watch that cannot be added
  * (max_user_watches), more than CHANGES_MAX directories, a mount or
- * unmount at or below the root (changes_mounts_changed), or a new
- * journal (the daemon started) mean "scan everything".
+ * unmount at or below the root (changes_mounts_changed), the root
+ * itself moved or deleted, or a new journal (the daemon started) mean
+ * "scan everything".
  *
  * What inotify on directories does not hear: a write through a shared
  * mmap (no event at all), a write to a hard-linked file through a name

@@ -585,6 +585,15 @@ runner_run(struct runner *r, struct runner_result *res)
 		o.changed = (const char *const *)r->changed;
 		o.nchanged = r->nchanged;
 	}
+	if (r->dchanged_full == 0) {
+		o.dnarrow = 1;
+		o.dchanged = (const char *const *)r->dchanged;
+		o.ndchanged = r->ndchanged;
+		say(r, RUN_LOG_DEBUG, "destination drift check narrowed to "
+		    "%zu director%s", r->ndchanged, r->ndchanged == 1 ? "y" :
+		    "ies");
+	} else if (r->dchanged_full > 0)
+		say(r, RUN_LOG_DEBUG, "destination drift check in full");
 	if (r->p.keep_src == 0)
 		o.flags |= SYNC_NO_PRUNE;
 	if (sync_run(r->source, r->dest, &o, &sr, &err) == -1)

@@ -96,6 +96,10 @@ struct runner {
 	int		 changed_full;
 	char		**changed;
 	size_t		 nchanged;
+	/* the same for a local destination: its drift check */
+	int		 dchanged_full;
+	char		**dchanged;
+	size_t		 ndchanged;
 };
 
 int	runner_props_load(struct store *st, const char *name,
