@@ -17,6 +17,7 @@
 #ifndef AS_DIR_H
 #define AS_DIR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/err.h"
@@ -33,6 +34,9 @@ struct dir_stats {
 	uint64_t	renames;	/* RENAME records */
 	uint64_t	deletes;	/* DELETE records */
 	uint64_t	notpit;		/* files that kept changing while read */
+	uint64_t	carried;	/* narrowed scan: entries copied from the
+					 * base without a stat */
+	uint64_t	rescans;	/* narrowed scans redone in full */
 };
 
 #define DIR_SCAN_NOHASH	0x01	/* stat and xattrs only: nblocks = 0 */
@@ -65,6 +69,33 @@ struct dir_stats {
 int	dir_scan(const char *root, const struct catalog *base,
 	    uint32_t block_size, int flags, struct catalog *out,
 	    struct dir_stats *st, struct as_err *err);
+
+/*
+ * A narrowed scan, for a tree whose changes a journal recorded since
+ * base was scanned (service/changes.h): the same catalog as dir_scan()
+ * would make, provided that the entries of every directory not in dirs
+ * are as in base.  dirs (ndirs, relative to root, "" the root itself, in
+ * any order) are the directories to list: their entries are stat'ed as
+ * dir_scan() does; a directory below one of them that base does not
+ * have (or has with another inode) is scanned whole; every other entry
+ * is copied from base without a system call (st->carried counts them),
+ * except that the way down to a listed directory is walked through
+ * base.  Also listed, whatever dirs says: the directories that hold an
+ * entry with more than one link, or a file whose base content was not
+ * point-in-time.  An entry stat'ed that is or was hard-linked and
+ * differs from base means another name of the same file may have
+ * changed where no event was heard: the tree is then scanned again in
+ * full (st->rescans).  Without a usable base (NULL, another block size,
+ * DIR_SCAN_REHASH, another root directory) this is dir_scan().
+ *
+ * What it cannot see is what the journal did not hear: a write through
+ * a shared mmap (no event), a change made on another NFS client, a
+ * change before the journal existed.  Callers scan in full now and then.
+ */
+int	dir_scan_narrow(const char *root, const struct catalog *base,
+	    const char *const *dirs, size_t ndirs, uint32_t block_size,
+	    int flags, struct catalog *out, struct dir_stats *st,
+	    struct as_err *err);
 
 #define DIR_SEND_LIVE	0x01	/* target was just scanned: follow changes */
 
@@ -127,6 +158,16 @@ struct dir_recv_result {
  */
 int	dir_receive(const char *dest, int in_fd, int flags,
 	    struct dir_recv_result *res, struct as_err *err);
+/*
+ * The same with the drift check narrowed (narrow 1) to the directories
+ * dirs[0..ndirs) of dest, as a change journal on the destination names
+ * them (dir_scan_narrow's rules; held.cat is the base): a change
+ * elsewhere is not seen.  The service checks in full every
+ * full_scan_interval.
+ */
+int	dir_receive_narrow(const char *dest, int in_fd, int flags, int narrow,
+	    const char *const *dirs, size_t ndirs,
+	    struct dir_recv_result *res, struct as_err *err);
 
 /*
  * Resume (doc/autosync-protocol.md, Resume).  A receive without -F makes
@@ -173,6 +214,23 @@ int	dir_partial(const char *dest, struct dir_partial *p,
  */
 int	dir_receive_resume(const char *dest, int in_fd, int flags,
 	    uint64_t rguid, uint64_t rpos, struct dir_recv_result *res,
+	    struct as_err *err);
+
+/*
+ * Both at once: the receive of a sync_run, which may resume (rguid,
+ * rpos as dir_receive_resume; 0, 0: no) a transfer into a destination
+ * whose drift check a journal narrows (narrow, dirs, ndirs as
+ * dir_receive_narrow).  NULL is dir_receive.
+ */
+struct dir_recv_opts {
+	uint64_t		 rguid;
+	uint64_t		 rpos;
+	int			 narrow;
+	const char *const	*dirs;
+	size_t			 ndirs;
+};
+int	dir_receive_opts(const char *dest, int in_fd, int flags,
+	    const struct dir_recv_opts *ro, struct dir_recv_result *res,
 	    struct as_err *err);
 
 /*

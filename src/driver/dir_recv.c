@@ -99,6 +99,9 @@ struct rs {
 	 * snapshot.
 	 */
 	int		 drift_done;
+	int		 narrow;	/* drift check: only dirs (journal) */
+	const char *const *dirs;
+	size_t		 ndirs;
 	struct as_err	 drift_err;
 	int		 staging;	/* stage/ exists (not a dry run) */
 	int		 dry;
@@ -1178,8 +1181,9 @@ find_drift(struct rs *s, struct as_err *err)
 	w = xcalloc(1, sizeof(*w));
 	w->s = s;
 	w->h = h;
-	if (dir_scan_each(s->r.dest, h, h->hdr.block_size, DIR_SCAN_NOHASH,
-	    drift_each, w, NULL, err) == -1) {
+	if (dir_scan_each_narrow(s->r.dest, h, s->dirs, s->ndirs, s->narrow,
+	    h->hdr.block_size, DIR_SCAN_NOHASH, drift_each, w, NULL,
+	    err) == -1) {
 		free(w);
 		return as_err_prefix(err, "check '%s' for changes", s->r.dest);
 	}
@@ -2221,7 +2225,26 @@ int
 dir_receive(const char *dest, int in_fd, int flags,
     struct dir_recv_result *res, struct as_err *err)
 {
-	return dir_receive_resume(dest, in_fd, flags, 0, 0, res, err);
+	return dir_receive_opts(dest, in_fd, flags, NULL, res, err);
+}
+
+int
+dir_receive_narrow(const char *dest, int in_fd, int flags, int narrow,
+    const char *const *dirs, size_t ndirs, struct dir_recv_result *res,
+    struct as_err *err)
+{
+	struct dir_recv_opts ro = { 0, 0, narrow, dirs, ndirs };
+
+	return dir_receive_opts(dest, in_fd, flags, &ro, res, err);
+}
+
+int
+dir_receive_resume(const char *dest, int in_fd, int flags, uint64_t rguid,
+    uint64_t rpos, struct dir_recv_result *res, struct as_err *err)
+{
+	struct dir_recv_opts ro = { rguid, rpos, 0, NULL, 0 };
+
+	return dir_receive_opts(dest, in_fd, flags, &ro, res, err);
 }
 
 /* A failure that leaves the checkpoint worth resuming from. */
@@ -2236,18 +2259,28 @@ keeps_checkpoint(const struct rs *s, const struct as_err *err)
 }
 
 int
-dir_receive_resume(const char *dest, int in_fd, int flags, uint64_t rguid,
-    uint64_t rpos, struct dir_recv_result *res, struct as_err *err)
+dir_receive_opts(const char *dest, int in_fd, int flags,
+    const struct dir_recv_opts *ro, struct dir_recv_result *res,
+    struct as_err *err)
 {
+	static const struct dir_recv_opts none;
 	struct dir_recv_result dummy;
 	struct rs s;
 	struct stat sb;
+	uint64_t rguid, rpos;
 	int rc = -1;
 
 	if (res == NULL)
 		res = &dummy;
+	if (ro == NULL)
+		ro = &none;
+	rguid = ro->rguid;
+	rpos = ro->rpos;
 	memset(res, 0, sizeof(*res));
 	memset(&s, 0, sizeof(s));
+	s.narrow = ro->narrow;
+	s.dirs = ro->dirs;
+	s.ndirs = ro->ndirs;
 	rcv_init(&s.r, dest, flags, &res->st);
 	catalog_init(&s.held);
 	s.cur = -1;

@@ -33,8 +33,15 @@
 #define SCAN_KEEP_FDS	64
 #define DENTS_BUF	32768
 
-/* A directory being listed. */
+/*
+ * A directory being walked: listed (its children read with getdents and
+ * stat'ed), or, in a narrowed scan, carried (its children copied from
+ * the base catalog, except the directories on the way to a changed one).
+ */
+enum { FR_LIST, FR_FULL, FR_CARRY };
+
 struct frame {
+	int		 kind;		/* FR_*: FULL lists its whole subtree */
 	int		 fd;		/* -1: closed, reopen when needed */
 	uint32_t	 plen;		/* length of its path in s->path */
 	size_t		 first;		/* its children: s->kids[first..] */
@@ -42,7 +49,15 @@ struct frame {
 	size_t		 next;		/* next child to visit */
 	size_t		 names_mark;	/* s->names.len before its children */
 	uint64_t	 ino;		/* to check a reopened directory */
-	uint64_t	 dev;
+	uint64_t	 dev;		/* UINT64_MAX: unknown (carried) */
+	size_t		 bnext;		/* FR_CARRY: next base entry */
+	size_t		 bend;		/* ... and the end of its subtree */
+};
+
+/* A directory of a narrowed scan's list (into the caller's strings). */
+struct only {
+	const char	*p;
+	size_t		 len;
 };
 
 struct scan {
@@ -55,6 +70,10 @@ struct scan {
 	size_t		 bpos;		/* merge cursor into base */
 	int		 base_hashes;	/* base block size equals ours */
 	struct catalog	*out;
+	struct only	*only;		/* narrowed: sorted by path_cmp() */
+	size_t		 nonly;
+	int		 narrow;	/* 1: only's directories are listed */
+	int		 relisted;	/* a hard-link group changed: rescan */
 	void		(*each)(void *, const struct cat_entry_in *);
 	void		*each_arg;
 	struct dir_stats *st;
@@ -441,6 +460,162 @@ scan_same(const struct cat_entry *e, const struct stat *sb)
 
 /* The walk. */
 
+/*
+ * A narrowed scan's list of directories: the first at or after p in
+ * path_cmp() order (a directory's descendants follow it directly).
+ */
+static size_t
+only_lb(const struct scan *s, const char *p, size_t len)
+{
+	size_t lo = 0, hi = s->nonly, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (path_cmp(s->only[mid].p, s->only[mid].len, p, len) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* 1 when the directory p is on the list. */
+static int
+only_has(const struct scan *s, const char *p, size_t len)
+{
+	size_t i = only_lb(s, p, len);
+
+	return i < s->nonly && s->only[i].len == len &&
+	    memcmp(s->only[i].p, p, len) == 0;
+}
+
+/* 1 when p or a directory below it is on the list. */
+static int
+only_below(const struct scan *s, const char *p, size_t len)
+{
+	size_t i = only_lb(s, p, len);
+
+	if (i == s->nonly)
+		return 0;
+	if (len == 0)
+		return 1;
+	return s->only[i].len >= len && memcmp(s->only[i].p, p, len) == 0 &&
+	    (s->only[i].len == len || s->only[i].p[len] == '/');
+}
+
+/* The end of base entry i's subtree: the first index not below it. */
+static size_t
+sub_end(const struct catalog *b, size_t i)
+{
+	const struct cat_entry *d = &b->ents[i], *e;
+	const char *p = catalog_path(b, d);
+	size_t j, len = d->path_len;
+
+	if (len == 0)
+		return b->n;
+	for (j = i + 1; j < b->n; j++) {
+		e = &b->ents[j];
+		if (e->path_len <= len || catalog_path(b, e)[len] != '/' ||
+		    memcmp(catalog_path(b, e), p, len) != 0)
+			break;
+	}
+	return j;
+}
+
+/* Copy base entries [from, to) unread: the journal saw no change. */
+static void
+carry(struct scan *s, size_t from, size_t to)
+{
+	const struct catalog *b = s->base;
+	const struct cat_entry *e;
+	struct cat_entry_in in;
+	size_t i;
+	int hashed;
+
+	for (i = from; i < to; i++) {
+		e = &b->ents[i];
+		hashed = S_ISREG(e->mode) && (s->flags & DIR_SCAN_NOHASH) == 0;
+		memset(&in, 0, sizeof(in));
+		in.st = e;
+		in.path = catalog_path(b, e);
+		in.path_len = e->path_len;
+		in.aux = catalog_aux(b, e);
+		in.aux_len = e->aux_len;
+		in.xattrs = catalog_xattrs(b, e);
+		in.xattr_len = e->xattr_len;
+		in.hashes = hashed ? b->hashes.data + e->hash_off : NULL;
+		in.nblocks = hashed ? e->nblocks : 0;
+		if (s->each != NULL)
+			s->each(s->each_arg, &in);
+		else
+			catalog_add(s->out, &in);
+	}
+	s->st->carried += to - from;
+}
+
+static int	scan_child(struct scan *, int, const char *, size_t,
+		    struct as_err *);
+static int	reopen(struct scan *, struct as_err *);
+static int	push_kind(struct scan *, int, size_t, uint64_t, uint64_t, int,
+		    size_t, size_t, struct as_err *);
+static void	pop(struct scan *);
+
+/*
+ * One step of a carried frame: the next base child with its subtree,
+ * copied; or, for a directory on the list, stat'ed and listed; or, for
+ * one with a listed directory below it, its entry copied and a carried
+ * frame pushed for its children.
+ */
+static int
+carry_step(struct scan *s, struct as_err *err)
+{
+	const struct catalog *b = s->base;
+	struct frame *f = &s->fr[s->nfr - 1];
+	const struct cat_entry *e;
+	char name[AS_NAME_MAX + 1];
+	const char *p;
+	size_t i = f->bnext, end, plen, dlen;
+	int rc;
+
+	if (i >= f->bend) {
+		pop(s);
+		return 0;
+	}
+	e = &b->ents[i];
+	p = catalog_path(b, e);
+	plen = e->path_len;
+	end = sub_end(b, i);
+	if (end > f->bend)
+		end = f->bend;
+	f->bnext = end;
+	if (!S_ISDIR(e->mode) || !only_below(s, p, plen)) {
+		carry(s, i, end);
+		return 0;
+	}
+	if (!only_has(s, p, plen)) {
+		carry(s, i, i + 1);
+		memcpy(s->path, p, plen);
+		s->path[plen] = '\0';
+		return push_kind(s, -1, plen, e->ino, UINT64_MAX, FR_CARRY,
+		    i + 1, end, err);
+	}
+	if (f->fd == -1) {
+		if ((rc = reopen(s, err)) == -1)
+			return -1;
+		if (rc == 1) {
+			pop(s);		/* gone meanwhile: so is its subtree */
+			return 0;
+		}
+	}
+	memcpy(s->path, p, plen);
+	s->path[plen] = '\0';
+	if ((dlen = path_parent_len(p, plen)) != 0)
+		dlen++;
+	snprintf(name, sizeof(name), "%s", s->path + dlen);
+	return scan_child(s, f->fd, name, plen, err);
+}
+
+
 static const char *
 disp(const struct scan *s)
 {
@@ -612,14 +787,21 @@ read_kids(struct scan *s, int fd, int at_root, size_t *first, size_t *n,
 	return 0;
 }
 
+/*
+ * Push a frame for the directory at s->path (plen bytes), open as fd (or
+ * -1 for a carried one, opened when a child must be stat'ed): kind
+ * FR_LIST or FR_FULL reads its children now; FR_CARRY walks the base
+ * entries [bnext, bend) instead.
+ */
 static int
-push(struct scan *s, int fd, size_t plen, const struct stat *sb,
-    struct as_err *err)
+push_kind(struct scan *s, int fd, size_t plen, uint64_t ino, uint64_t dev,
+    int kind, size_t bnext, size_t bend, struct as_err *err)
 {
 	struct frame *f;
-	size_t mark = s->names.len, first = 0, n = 0;
+	size_t mark = s->names.len, first = s->nkids, n = 0;
 
-	if (read_kids(s, fd, s->nfr == 0, &first, &n, err) == -1) {
+	if (kind != FR_CARRY && read_kids(s, fd, s->nfr == 0, &first, &n,
+	    err) == -1) {
 		s->names.len = mark;
 		s->nkids = first;
 		return -1;
@@ -629,14 +811,17 @@ push(struct scan *s, int fd, size_t plen, const struct stat *sb,
 		s->fr = xreallocarray(s->fr, s->frcap, sizeof(*s->fr));
 	}
 	f = &s->fr[s->nfr++];
+	f->kind = kind;
 	f->fd = fd;
 	f->plen = (uint32_t)plen;
 	f->first = first;
 	f->nkids = n;
 	f->next = 0;
 	f->names_mark = mark;
-	f->ino = sb->st_ino;
-	f->dev = sb->st_dev;
+	f->ino = ino;
+	f->dev = dev;
+	f->bnext = bnext;
+	f->bend = bend;
 	/* beyond the kept ancestors, the parent gives its descriptor up */
 	if (s->nfr >= 2 && s->nfr - 2 >= SCAN_KEEP_FDS &&
 	    s->fr[s->nfr - 2].fd != -1) {
@@ -644,6 +829,14 @@ push(struct scan *s, int fd, size_t plen, const struct stat *sb,
 		s->fr[s->nfr - 2].fd = -1;
 	}
 	return 0;
+}
+
+static int
+push(struct scan *s, int fd, size_t plen, const struct stat *sb,
+    struct as_err *err)
+{
+	return push_kind(s, fd, plen, sb->st_ino, sb->st_dev, FR_FULL, 0, 0,
+	    err);
 }
 
 static void
@@ -683,7 +876,8 @@ reopen(struct scan *s, struct as_err *err)
 		return as_err_sys(err, errno, "open '%s'", disp(s));
 	}
 	if (fstat(fd, &sb) == -1 || (scan_fix_ino(&sb, s->dev),
-	    sb.st_ino != f->ino) || sb.st_dev != f->dev) {
+	    sb.st_ino != f->ino) || (f->dev != UINT64_MAX &&
+	    sb.st_dev != f->dev)) {
 		close(fd);
 		return 1;
 	}
@@ -698,7 +892,7 @@ scan_dir(struct scan *s, int dirfd, const char *name, size_t plen,
 	const struct cat_entry *b;
 	struct cat_entry e;
 	struct stat sb;
-	int fd, e2;
+	int fd, e2, rc;
 
 	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_NONBLOCK | O_CLOEXEC);
@@ -734,7 +928,24 @@ scan_dir(struct scan *s, int dirfd, const char *name, size_t plen,
 		close(fd);
 		return 0;
 	}
-	if (push(s, fd, plen, &sb, err) == -1) {
+	if (s->narrow && s->fr[s->nfr - 1].kind != FR_FULL &&
+	    b != NULL && S_ISDIR(b->mode) && b->ino == sb.st_ino) {
+		/*
+		 * A directory the base has: listed if the journal says it
+		 * changed or its times say so (a directory made again that
+		 * got the old inode number), else its entries come from the
+		 * base (but for the way down to changed directories below).
+		 */
+		rc = only_has(s, s->path, plen) || !scan_same(b, &sb) ?
+		    push_kind(s, fd, plen,
+		    sb.st_ino, sb.st_dev, FR_LIST, 0, 0, err) :
+		    push_kind(s, fd, plen, sb.st_ino, sb.st_dev, FR_CARRY,
+		    (size_t)(b - s->base->ents) + 1, sub_end(s->base,
+		    (size_t)(b - s->base->ents)), err);
+	} else
+		/* new, or replaced: no event told what was made in it */
+		rc = push(s, fd, plen, &sb, err);
+	if (rc == -1) {
 		close(fd);
 		return -1;
 	}
@@ -886,6 +1097,29 @@ scan_other(struct scan *s, int dirfd, const char *name, size_t plen,
 	return 0;
 }
 
+/*
+ * A narrowed scan copies the entries of directories without events, but
+ * a hard-linked file is one inode under several names: written through
+ * one of them (or a name outside the tree), the others' directories
+ * heard nothing, and a new or removed link changes the link count of
+ * names elsewhere.  So the directories that hold a hard-linked entry are
+ * always listed (scan_run), and when an entry stat'ed here is or was
+ * hard-linked and is not exactly as in the base, the copies may be
+ * stale: the whole tree is scanned again (dir_scan_narrow).  The drift
+ * check (dir_scan_each) compares what it stat'ed anyway.
+ */
+static void
+check_links(struct scan *s, size_t plen, const struct stat *sb)
+{
+	const struct cat_entry *b = base_at(s, plen);
+
+	if (s->each != NULL || s->relisted)
+		return;
+	if ((sb->st_nlink > 1 || (b != NULL && b->nlink > 1)) &&
+	    (b == NULL || !scan_same(b, sb) || b->nlink != sb->st_nlink))
+		s->relisted = 1;
+}
+
 /* One child of the top frame; s->path holds its path, plen bytes. */
 static int
 scan_child(struct scan *s, int dirfd, const char *name, size_t plen,
@@ -904,6 +1138,8 @@ scan_child(struct scan *s, int dirfd, const char *name, size_t plen,
 		scan_fix_ino(&sb, s->dev);
 		if (tries == 0)
 			s->st->entries++;
+		if (s->narrow && !S_ISDIR(sb.st_mode))
+			check_links(s, plen, &sb);
 		switch (sb.st_mode & S_IFMT) {
 		case S_IFDIR:
 			rc = scan_dir(s, dirfd, name, plen, err);
@@ -940,6 +1176,11 @@ walk(struct scan *s, struct as_err *err)
 
 	while (s->nfr > 0) {
 		f = &s->fr[s->nfr - 1];
+		if (f->kind == FR_CARRY) {
+			if (carry_step(s, err) == -1)
+				return -1;
+			continue;
+		}
 		if (f->next == f->nkids) {
 			pop(s);
 			continue;
@@ -971,17 +1212,58 @@ walk(struct scan *s, struct as_err *err)
 	return 0;
 }
 
+/* What scan_run does besides the tree and the base. */
+struct scan_how {
+	void		(*each)(void *, const struct cat_entry_in *);
+	void		*each_arg;
+	int		 narrow;	/* list only dirs[0..ndirs) */
+	const char *const *dirs;
+	size_t		 ndirs;
+};
+
 static int	scan_run(const char *, const struct catalog *, uint32_t, int,
-		    struct catalog *, void (*)(void *,
-		    const struct cat_entry_in *), void *, struct dir_stats *,
-		    struct as_err *);
+		    struct catalog *, const struct scan_how *,
+		    struct dir_stats *, struct as_err *);
 
 int
 dir_scan(const char *root, const struct catalog *base, uint32_t block_size,
     int flags, struct catalog *out, struct dir_stats *st, struct as_err *err)
 {
-	return scan_run(root, base, block_size, flags, out, NULL, NULL, st,
-	    err);
+	struct scan_how h;
+
+	memset(&h, 0, sizeof(h));
+	return scan_run(root, base, block_size, flags, out, &h, st, err);
+}
+
+int
+dir_scan_narrow(const char *root, const struct catalog *base,
+    const char *const *dirs, size_t ndirs, uint32_t block_size, int flags,
+    struct catalog *out, struct dir_stats *st, struct as_err *err)
+{
+	struct scan_how h;
+	struct cat_header hdr;
+	struct dir_stats dummy;
+	int rc;
+
+	if (st == NULL) {
+		memset(&dummy, 0, sizeof(dummy));
+		st = &dummy;
+	}
+	memset(&h, 0, sizeof(h));
+	h.narrow = 1;
+	h.dirs = dirs;
+	h.ndirs = ndirs;
+	rc = scan_run(root, base, block_size, flags, out, &h, st, err);
+	if (rc != 2)
+		return rc;
+	/* a hard-link group changed (check_links): everything again */
+	st->rescans++;
+	hdr = out->hdr;
+	out->hdr.source = NULL;
+	catalog_release(out);
+	out->hdr = hdr;
+	h.narrow = 0;
+	return scan_run(root, base, block_size, flags, out, &h, st, err);
 }
 
 int
@@ -990,25 +1272,94 @@ dir_scan_each(const char *root, const struct catalog *base,
     void (*fn)(void *arg, const struct cat_entry_in *in), void *arg,
     struct dir_stats *st, struct as_err *err)
 {
+	return dir_scan_each_narrow(root, base, NULL, 0, 0, block_size, flags,
+	    fn, arg, st, err);
+}
+
+int
+dir_scan_each_narrow(const char *root, const struct catalog *base,
+    const char *const *dirs, size_t ndirs, int narrow, uint32_t block_size,
+    int flags, void (*fn)(void *arg, const struct cat_entry_in *in),
+    void *arg, struct dir_stats *st, struct as_err *err)
+{
+	struct scan_how h;
 	struct catalog hdr;
 	int rc;
 
+	memset(&h, 0, sizeof(h));
+	h.each = fn;
+	h.each_arg = arg;
+	h.narrow = narrow;
+	h.dirs = dirs;
+	h.ndirs = ndirs;
 	catalog_init(&hdr);
-	rc = scan_run(root, base, block_size, flags, &hdr, fn, arg, st, err);
+	rc = scan_run(root, base, block_size, flags, &hdr, &h, st, err);
 	catalog_release(&hdr);
 	return rc;
 }
 
 static int
+only_cmp(const void *a, const void *b)
+{
+	const struct only *x = a, *y = b;
+
+	return path_cmp(x->p, x->len, y->p, y->len);
+}
+
+/*
+ * The directories a narrowed scan lists: the caller's, and those whose
+ * base entries cannot be copied on the journal's word: the parents of
+ * hard-linked entries (check_links) and of files whose content was not
+ * point-in-time.  0 when the scan cannot be narrowed (no usable base).
+ */
+static int
+only_build(struct scan *s, const struct scan_how *h)
+{
+	const struct catalog *b = s->base;
+	const struct cat_entry *e;
+	size_t i, n = 0, k;
+
+	if (b == NULL || b->n == 0 || b->ents[0].path_len != 0 ||
+	    (s->flags & DIR_SCAN_REHASH) != 0 || (!s->base_hashes &&
+	    (s->flags & DIR_SCAN_NOHASH) == 0))
+		return 0;
+	s->only = xreallocarray(NULL, h->ndirs + 16, sizeof(*s->only));
+	k = h->ndirs + 16;
+	for (i = 0; i < h->ndirs; i++) {
+		s->only[n].p = h->dirs[i];
+		s->only[n++].len = strlen(h->dirs[i]);
+	}
+	for (i = 1; i < b->n; i++) {
+		e = &b->ents[i];
+		if (S_ISDIR(e->mode) || (e->nlink <= 1 &&
+		    (e->flags & (CAT_EF_NOTPIT | CAT_EF_UNHASHED)) == 0))
+			continue;
+		if (n == k)
+			s->only = xreallocarray(s->only, k *= 2,
+			    sizeof(*s->only));
+		s->only[n].p = catalog_path(b, e);
+		s->only[n].len = path_parent_len(s->only[n].p, e->path_len);
+		n++;
+	}
+	qsort(s->only, n, sizeof(*s->only), only_cmp);
+	for (i = 1, k = n > 0; i < n; i++)
+		if (only_cmp(&s->only[i], &s->only[k - 1]) != 0)
+			s->only[k++] = s->only[i];
+	s->nonly = k;
+	return 1;
+}
+
+/* Returns 0, -1 with err, or 2: a narrowed scan must be done in full. */
+static int
 scan_run(const char *root, const struct catalog *base, uint32_t block_size,
-    int flags, struct catalog *out,
-    void (*each)(void *, const struct cat_entry_in *), void *each_arg,
+    int flags, struct catalog *out, const struct scan_how *h,
     struct dir_stats *st, struct as_err *err)
 {
 	struct scan *s;
 	struct dir_stats dummy;
 	struct cat_entry e;
 	struct stat sb;
+	const struct cat_entry *b;
 	int rc = -1, fd;
 
 	if (block_size < AS_BLOCK_MIN || block_size > AS_BLOCK_MAX ||
@@ -1041,31 +1392,39 @@ scan_run(const char *root, const struct catalog *base, uint32_t block_size,
 	s->base = base;
 	s->base_hashes = base != NULL && base->hdr.block_size == block_size;
 	s->out = out;
-	s->each = each;
-	s->each_arg = each_arg;
+	s->each = h->each;
+	s->each_arg = h->each_arg;
+	s->narrow = h->narrow && only_build(s, h);
 	s->st = st;
 	scan_xa_init(&s->xa);
 	s->rlen = block_size > SCAN_CHUNK ? block_size : SCAN_CHUNK;
 	s->rbuf = xmalloc(s->rlen);
 
 	st->entries++;
-	{
-		const struct cat_entry *b = base_at(s, 0);
-
-		if (b != NULL && scan_same(b, &sb))
-			add_reused(s, 0, &sb, b);
-		else if (scan_xattrs(fd, 0, &s->xa, &s->xattrs) == -1) {
-			as_err_sys(err, errno, "read xattrs of '%s'", root);
-			goto out;
-		} else {
-			scan_fill(&e, &sb);
-			add(s, 0, &e, NULL, 0, s->xattrs.data, s->xattrs.len,
-			    NULL, 0);
-		}
+	b = base_at(s, 0);
+	if (b != NULL && scan_same(b, &sb))
+		add_reused(s, 0, &sb, b);
+	else if (scan_xattrs(fd, 0, &s->xa, &s->xattrs) == -1) {
+		as_err_sys(err, errno, "read xattrs of '%s'", root);
+		goto out;
+	} else {
+		scan_fill(&e, &sb);
+		add(s, 0, &e, NULL, 0, s->xattrs.data, s->xattrs.len, NULL,
+		    0);
 	}
-	if (push(s, fd, 0, &sb, err) == -1)
+	if (s->narrow && (b == NULL || b->ino != sb.st_ino))
+		s->narrow = 0;	/* another tree: what the journal saw is moot */
+	if (s->narrow && !only_has(s, "", 0))
+		rc = push_kind(s, fd, 0, sb.st_ino, sb.st_dev, FR_CARRY, 1,
+		    base->n, err);
+	else
+		rc = push_kind(s, fd, 0, sb.st_ino, sb.st_dev, s->narrow ?
+		    FR_LIST : FR_FULL, 0, 0, err);
+	if (rc == -1)
 		goto out;
 	rc = walk(s, err);
+	if (rc == 0 && s->relisted)
+		rc = 2;
 	if (rc == 0)
 		catalog_trim(out);
 	/* base_by_ino's index of the whole base: not needed past here */
@@ -1079,6 +1438,7 @@ out:
 	buf_release(&s->names);
 	buf_release(&s->xattrs);
 	buf_release(&s->hashes);
+	free(s->only);
 	free(s->kids);
 	free(s->fr);
 	free(s->rbuf);

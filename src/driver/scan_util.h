@@ -87,6 +87,16 @@ int	dir_scan_each(const char *root, const struct catalog *base,
 	    uint32_t block_size, int flags,
 	    void (*fn)(void *arg, const struct cat_entry_in *in), void *arg,
 	    struct dir_stats *st, struct as_err *err);
+/*
+ * The same, narrowed to dirs as dir_scan_narrow() when narrow is 1 (no
+ * rescan: a difference among the entries stat'ed is the caller's to
+ * see, and the copies from base are base).
+ */
+int	dir_scan_each_narrow(const char *root, const struct catalog *base,
+	    const char *const *dirs, size_t ndirs, int narrow,
+	    uint32_t block_size, int flags,
+	    void (*fn)(void *arg, const struct cat_entry_in *in), void *arg,
+	    struct dir_stats *st, struct as_err *err);
 
 /*
  * A scan that crosses mount points (DIR_SCAN_XDEV) meets several file

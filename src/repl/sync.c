@@ -40,6 +40,7 @@ struct recv_args {
 	const struct catalog	*base;
 	uint64_t		 rguid;		/* resume: this transfer... */
 	uint64_t		 rpos;		/* ... at this position */
+	const struct sync_opts	*o;	/* dnarrow: the drift check's list */
 };
 
 static int64_t
@@ -203,8 +204,17 @@ receive_child(void *arg, int in_fd, int report_fd)
 	catalog_release((struct catalog *)(uintptr_t)a->base);
 	malloc_trim(0);
 	memset(&r, 0, sizeof(r));
-	r.hdr.rc = dir_receive_resume(a->dst, in_fd, a->flags, a->rguid,
-	    a->rpos, &r.res, &r.hdr.err);
+	{
+		struct dir_recv_opts ro = { a->rguid, a->rpos, 0, NULL, 0 };
+
+		if (a->o != NULL && a->o->dnarrow) {
+			ro.narrow = 1;
+			ro.dirs = a->o->dchanged;
+			ro.ndirs = a->o->ndchanged;
+		}
+		r.hdr.rc = dir_receive_opts(a->dst, in_fd, a->flags, &ro,
+		    &r.res, &r.hdr.err);
+	}
 	rchild_exit(report_fd, &r.hdr, sizeof(r));
 }
 
@@ -247,11 +257,11 @@ static int
 transfer(const char *src, const char *dst, const char *src_name,
     const char *dst_name, struct snapstore *ss, struct catalog *target,
     const struct catalog *base, int rflags, struct snap_dest *rec,
-    struct rchild *early, uint64_t rpos, struct sync_result *res,
-    struct as_err *err)
+    struct rchild *early, uint64_t rpos, const struct sync_opts *o,
+    struct sync_result *res, struct as_err *err)
 {
 	struct recv_args a = { dst, rflags, target, base,
-	    rpos != 0 ? target->hdr.guid : 0, rpos };
+	    rpos != 0 ? target->hdr.guid : 0, rpos, o };
 	struct pending_args pa = { ss, target, dst, rec };
 	struct recv_report r;
 	struct rchild c;
@@ -281,9 +291,9 @@ transfer(const char *src, const char *dst, const char *src_name,
  */
 static void
 receiver_early(const char *dst, int rflags, struct catalog *target,
-    const struct catalog *base, struct rchild *c)
+    const struct catalog *base, const struct sync_opts *o, struct rchild *c)
 {
-	struct recv_args a = { dst, rflags, target, base, 0, 0 };
+	struct recv_args a = { dst, rflags, target, base, 0, 0, o };
 	struct as_err e;
 
 	/* not started (fork failed): transfer() tries again and reports */
@@ -335,6 +345,11 @@ dest_state(const char *dst, int *recovered, uint64_t *guid,
 	return rc;
 }
 
+static int	snapshot_scan(struct snapstore *, const char *, const char *,
+		    const struct catalog *, uint32_t, int,
+		    const struct sync_opts *, struct catalog *,
+		    struct sync_result *, struct as_err *);
+
 int
 sync_snapshot(struct snapstore *ss, const char *src_abs, const char *spec,
     const struct catalog *base, uint32_t block_size, struct catalog *target,
@@ -350,15 +365,33 @@ sync_snapshot_scan(struct snapstore *ss, const char *src_abs,
     int scan_flags, struct catalog *target, struct sync_result *res,
     struct as_err *err)
 {
+	return snapshot_scan(ss, src_abs, spec, base, block_size, scan_flags,
+	    NULL, target, res, err);
+}
+
+/* sync_snapshot_scan, narrowed to o's changed directories if it says. */
+static int
+snapshot_scan(struct snapstore *ss, const char *src_abs, const char *spec,
+    const struct catalog *base, uint32_t block_size, int scan_flags,
+    const struct sync_opts *o, struct catalog *target,
+    struct sync_result *res, struct as_err *err)
+{
 	int64_t t1;
+	int rc;
 
 	target->hdr.time_ns = now_ns(CLOCK_REALTIME);
 	if (snapstore_auto_name(ss, target->hdr.time_ns, target->hdr.name,
 	    sizeof(target->hdr.name), err) == -1)
 		return -1;
 	t1 = now_ns(CLOCK_MONOTONIC);
-	if (dir_scan(src_abs, base, block_size, scan_flags, target,
-	    &res->scan, err) == -1)
+	if (o != NULL && o->narrow && base != NULL) {
+		res->narrowed = 1;
+		rc = dir_scan_narrow(src_abs, base, o->changed, o->nchanged,
+		    block_size, scan_flags, target, &res->scan, err);
+	} else
+		rc = dir_scan(src_abs, base, block_size, scan_flags, target,
+		    &res->scan, err);
+	if (rc == -1)
 		return as_err_prefix(err, "scan '%s'", spec);
 	res->scan_ns = now_ns(CLOCK_MONOTONIC) - t1;
 	if (target->n <= 1)
@@ -757,7 +790,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	/* 4. the new snapshot */
 	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
 	if (d.r == NULL && have_base && !resume)
-		receiver_early(dst_abs, rflags, &target, &base, &early);
+		receiver_early(dst_abs, rflags, &target, &base, o, &early);
 	bs = have_base ? base.hdr.block_size : o->block_size != 0 ?
 	    o->block_size : AS_BLOCK_DEFAULT;
 	/*
@@ -767,9 +800,9 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	 * hashes what it reads to send them (DEFER): each byte read once.
 	 * The pending catalog is saved after that, before END.
 	 */
-	if (sync_snapshot_scan(&ss, src_abs, src, have_base ? &base : NULL,
+	if (snapshot_scan(&ss, src_abs, src, have_base ? &base : NULL,
 	    bs, (o->flags & SYNC_NO_RECURSE ? 0 : DIR_SCAN_XDEV) |
-	    (d.r == NULL ? DIR_SCAN_DEFER : 0), &target, res, err) == -1)
+	    (d.r == NULL ? DIR_SCAN_DEFER : 0), o, &target, res, err) == -1)
 		goto out;
 	if (resume && tree_changed(&target, &pend, why, sizeof(why)) ==
 	    NULL) {
@@ -818,7 +851,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	else
 		tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
 		    &target, have_base ? &base : NULL, rflags, &rec, &early,
-		    rpos, res, err);
+		    rpos, o, res, err);
 	if (tr == -1 && (o->flags & SYNC_FORCE) && have_base &&
 	    err->code == AS_E_CONFLICT) {
 		/*
@@ -835,7 +868,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 			    1, 0, res, err);
 		else
 			tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
-			    &target, NULL, rflags, &rec, NULL, 0, res, err);
+			    &target, NULL, rflags, &rec, NULL, 0, o, res, err);
 	}
 	if (tr == -1) {
 		/*

@@ -56,6 +56,20 @@ struct sync_opts {
 					 * own snapshots (0: 1, the new one) */
 	unsigned	 keep_dst;	/* the same on a destination that keeps
 					 * snapshots (zfs, btrfs) */
+	/*
+	 * A local directory source whose changes since the last sync a
+	 * journal recorded (service/changes.h): narrow 1 scans only the
+	 * directories changed[0..nchanged) (dir_scan_narrow; relative to
+	 * the source) and copies the rest from the base.  Ignored for a
+	 * full sync.
+	 */
+	int		 narrow;
+	const char *const *changed;
+	size_t		 nchanged;
+	/* the same for a local destination: its drift check */
+	int		 dnarrow;
+	const char *const *dchanged;
+	size_t		 ndchanged;
 };
 
 struct sync_result {
@@ -67,6 +81,8 @@ struct sync_result {
 	struct dir_stats scan;		/* the source scan */
 	struct dir_stats send;		/* what the sender emitted */
 	int64_t		 scan_ns;	/* wall time of the scan */
+	int		 narrowed;	/* the scan was narrowed (scan.carried,
+					 * scan.rescans say how far) */
 	int64_t		 total_ns;	/* wall time of the step */
 	int64_t		 xfer_ns;	/* btrfs: wall time of the streams */
 	unsigned	 pruned;	/* snapshots destroyed by pruning */

@@ -24,16 +24,54 @@
 
 struct changes {
 	char	 *root;
-	dev_t	  dev;		/* the root's file system */
 	int	  fd;		/* inotify */
 	char	**rel;		/* by watch descriptor: the directory, or NULL */
+	unsigned *gen;		/* by watch descriptor: walk that saw it */
 	size_t	  nrel;
+	unsigned  curgen;
 	char	**dirs;		/* changed directories, unsorted, repeats */
 	size_t	  ndirs;
 	size_t	  capdirs;
 	int	  full;		/* scan everything */
 	int	  rewatch;	/* watches are stale: walk again at take */
+	uint64_t  mounts;	/* hash of the mounts at and below root */
 };
+
+/*
+ * The mounts at and below the root, as a hash of their lines' mount IDs
+ * and mount points in /proc/self/mountinfo (in its order): a mount or
+ * an unmount there sends no inotify event, but changes this.
+ */
+static uint64_t
+mounts_hash(const char *root)
+{
+	char *line = NULL, *id, *mp, *save = NULL;
+	size_t cap = 0, rlen = strlen(root);
+	uint64_t h = 1469598103934665603ULL;
+	const char *p;
+	FILE *f;
+	int i;
+
+	if ((f = fopen("/proc/self/mountinfo", "re")) == NULL)
+		return 0;
+	while (getline(&line, &cap, f) != -1) {
+		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... */
+		id = strtok_r(line, " ", &save);
+		for (i = 0, mp = NULL; i < 4 && id != NULL; i++)
+			mp = strtok_r(NULL, " ", &save);
+		if (id == NULL || mp == NULL || strncmp(mp, root, rlen) != 0 ||
+		    (mp[rlen] != '\0' && mp[rlen] != '/' && rlen > 1))
+			continue;
+		for (p = id; *p != '\0'; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+		for (p = mp; *p != '\0'; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+		h = (h ^ '\n') * 1099511628211ULL;
+	}
+	free(line);
+	fclose(f);
+	return h;
+}
 
 static void
 mark(struct changes *c, const char *rel)
@@ -90,12 +128,18 @@ add_tree(struct changes *c, const char *rel0, int mark_all)
 		if ((size_t)wd >= c->nrel) {
 			c->rel = xreallocarray(c->rel, (size_t)wd + 64,
 			    sizeof(*c->rel));
+			c->gen = xreallocarray(c->gen, (size_t)wd + 64,
+			    sizeof(*c->gen));
 			memset(c->rel + c->nrel, 0, ((size_t)wd + 64 -
 			    c->nrel) * sizeof(*c->rel));
+			memset(c->gen + c->nrel, 0, ((size_t)wd + 64 -
+			    c->nrel) * sizeof(*c->gen));
 			c->nrel = (size_t)wd + 64;
 		}
+		/* a watched directory that moved: the same wd, a new name */
 		free(c->rel[wd]);
 		c->rel[wd] = xstrdup(rel);
+		c->gen[wd] = c->curgen;
 		if (mark_all)
 			mark(c, rel);
 		if ((d = opendir(path)) != NULL) {
@@ -109,8 +153,10 @@ add_tree(struct changes *c, const char *rel0, int mark_all)
 				    de->d_type != DT_UNKNOWN)
 					continue;
 				sub = xasprintf("%s/%s", path, de->d_name);
+				/* mounts below are part of the tree (sync
+				 * scans them, DIR_SCAN_XDEV): watched too */
 				if (lstat(sub, &sb) == -1 ||
-				    !S_ISDIR(sb.st_mode) || sb.st_dev != c->dev) {
+				    !S_ISDIR(sb.st_mode)) {
 					free(sub);
 					continue;
 				}
@@ -128,14 +174,22 @@ add_tree(struct changes *c, const char *rel0, int mark_all)
 	free(stack);
 }
 
+/*
+ * Walk the tree again and drop the watches it did not meet (directories
+ * moved out of the tree).  The watches of the rest stay in place all
+ * along, so no event is lost meanwhile.
+ */
 static void
-drop_watches(struct changes *c)
+rewatch(struct changes *c)
 {
 	size_t i;
 
+	c->curgen++;
+	add_tree(c, "", 0);
 	for (i = 0; i < c->nrel; i++) {
-		if (c->rel[i] != NULL)
-			(void)inotify_rm_watch(c->fd, (int)i);
+		if (c->rel[i] == NULL || c->gen[i] == c->curgen)
+			continue;
+		(void)inotify_rm_watch(c->fd, (int)i);
 		free(c->rel[i]);
 		c->rel[i] = NULL;
 	}
@@ -153,8 +207,8 @@ changes_open(const char *root, struct as_err *err)
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->root = xstrdup(root);
-	c->dev = sb.st_dev;
 	c->full = 1;	/* what happened before we watched is unknown */
+	c->mounts = mounts_hash(root);
 	c->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (c->fd == -1) {
 		as_err_sys(err, errno, "inotify");
@@ -177,6 +231,7 @@ changes_close(struct changes *c)
 	for (i = 0; i < c->nrel; i++)
 		free(c->rel[i]);
 	free(c->rel);
+	free(c->gen);
 	changes_free_list(c->dirs, c->ndirs);
 	free(c->root);
 	free(c);
@@ -192,6 +247,19 @@ void
 changes_force_full(struct changes *c)
 {
 	c->full = 1;
+}
+
+int
+changes_mounts_changed(struct changes *c)
+{
+	uint64_t h = mounts_hash(c->root);
+
+	if (h == c->mounts)
+		return 0;
+	c->mounts = h;
+	c->full = 1;
+	c->rewatch = 1;		/* a new mount's directories need watches */
+	return 1;
 }
 
 int
@@ -219,9 +287,15 @@ event(struct changes *c, const struct inotify_event *ev)
 		return;
 	}
 	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
-		/* the directory went or moved: its watches name old paths */
-		c->full = 1;
-		c->rewatch = 1;
+		/*
+		 * The root went or moved: the path names another tree now.
+		 * Any other directory: its parent heard it (IN_DELETE,
+		 * IN_MOVED_FROM) and is marked.
+		 */
+		if (dir[0] == '\0') {
+			c->full = 1;
+			c->rewatch = 1;
+		}
 		return;
 	}
 	if (ev->len == 0 || ev->name[0] == '\0') {
@@ -232,10 +306,17 @@ event(struct changes *c, const struct inotify_event *ev)
 		return;
 	mark(c, dir);
 	if (ev->mask & IN_ISDIR) {
-		if (ev->mask & (IN_MOVED_FROM | IN_MOVED_TO)) {
-			c->full = 1;
+		if (ev->mask & IN_MOVED_FROM)
+			/* moved out of the tree: its watches go at take */
 			c->rewatch = 1;
-		} else if (ev->mask & IN_CREATE) {
+		else if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
+			/*
+			 * New here, or moved here (from the tree: its
+			 * watches get their new names; from elsewhere: it is
+			 * watched from now on).  Everything below is marked:
+			 * the scan meets it as a directory it has not seen
+			 * at this path and lists it whole anyway.
+			 */
 			p = join(dir, ev->name);
 			add_tree(c, p, 1);
 			free(p);
@@ -286,8 +367,7 @@ changes_take(struct changes *c, int *full, char ***dirs, size_t *n)
 	*dirs = NULL;
 	*n = 0;
 	if (c->rewatch) {
-		drop_watches(c);
-		add_tree(c, "", 0);
+		rewatch(c);
 		c->rewatch = 0;
 	}
 	if (!c->full && c->ndirs > 0) {

@@ -123,6 +123,10 @@ runner_props_load(struct store *st, const char *name, struct runner_props *p,
 	if (sched_parse_duration(v, &secs, err) == -1)
 		goto out;
 	p->hook_timeout_ms = secs * 1000;
+	GET("full_scan_interval");
+	if (sched_parse_duration(v, &secs, err) == -1)
+		goto out;
+	p->full_scan_ms = secs * 1000;
 #undef GET
 	rc = 0;
 out:
@@ -571,7 +575,13 @@ runner_run(struct runner *r, struct runner_result *res)
 	as_err_clear(&err);
 	if (r->p.trace >= RUN_LOG_DEBUG)
 		log_set_level(LOG_LVL_DEBUG);
-	if (r->rate_fd >= 0 && pipe2(stop, O_CLOEXEC) == 0) {
+	/*
+	 * Only where a rate limit applies: a local sync forks its receiver,
+	 * and a fork beside a running thread can inherit an allocator lock
+	 * that thread held (a hang seen under ASan).
+	 */
+	if (r->rate_fd >= 0 && runner_rate_applies(r->source, r->dest) &&
+	    pipe2(stop, O_CLOEXEC) == 0) {
 		rt.r = r;
 		rt.stop_fd = stop[0];
 		if (pthread_create(&tid, NULL, rate_reader, &rt) == 0)
@@ -580,8 +590,13 @@ runner_run(struct runner *r, struct runner_result *res)
 	say(r, RUN_LOG_DEBUG, "run %" PRId64 " started (pid %ld)", r->run_id,
 	    (long)getpid());
 	if (r->changed_full == 1)
-		say(r, RUN_LOG_DEBUG, "changes: everything (a new journal or "
-		    "an overflow)");
+		say(r, RUN_LOG_DEBUG, "changes: everything (a new journal, "
+		    "an overflow, a mount or a failed run)");
+	else if (r->changed_full == 2)
+		say(r, RUN_LOG_DEBUG, "changes: everything (full_scan_interval "
+		    "passed)");
+	else if (r->changed_full == 3)
+		say(r, RUN_LOG_DEBUG, "changes: everything (a requested run)");
 	else if (r->changed_full == 0 && r->nchanged == 0)
 		say(r, RUN_LOG_DEBUG, "changes: none (a requested or periodic "
 		    "run)");
@@ -613,6 +628,20 @@ runner_run(struct runner *r, struct runner_result *res)
 	o.keep_src = r->p.keep_src;
 	o.keep_dst = r->p.keep_dst;
 	o.flags = r->p.sync_flags;
+	if (r->changed_full == 0) {
+		o.narrow = 1;
+		o.changed = (const char *const *)r->changed;
+		o.nchanged = r->nchanged;
+	}
+	if (r->dchanged_full == 0) {
+		o.dnarrow = 1;
+		o.dchanged = (const char *const *)r->dchanged;
+		o.ndchanged = r->ndchanged;
+		say(r, RUN_LOG_DEBUG, "destination drift check narrowed to "
+		    "%zu director%s", r->ndchanged, r->ndchanged == 1 ? "y" :
+		    "ies");
+	} else if (r->dchanged_full > 0)
+		say(r, RUN_LOG_DEBUG, "destination drift check in full");
 	if (!r->p.recursive)
 		o.flags |= SYNC_NO_RECURSE;
 	if (native_local(r->source) || native_local(r->dest)) {
@@ -635,6 +664,16 @@ runner_run(struct runner *r, struct runner_result *res)
 		    sr.send.data_bytes, sr.pruned);
 		say(r, RUN_LOG_DEBUG, "scan %.3f s, run %.3f s",
 		    (double)sr.scan_ns / 1e9, (double)sr.total_ns / 1e9);
+		if (sr.narrowed)
+			say(r, RUN_LOG_DEBUG, "scan narrowed to %zu "
+			    "director%s: %" PRIu64 " entries stat'ed, %" PRIu64
+			    " copied from the base%s", r->nchanged,
+			    r->nchanged == 1 ? "y" : "ies", sr.scan.entries,
+			    sr.scan.carried, sr.scan.rescans ? " (a hard-link "
+			    "group changed: scanned again in full)" : "");
+		else
+			say(r, RUN_LOG_DEBUG, "scan full: %" PRIu64 " entries "
+			    "stat'ed", sr.scan.entries);
 		if (r->p.latest && sr.remote != 2)
 			set_latest(r, &sr);
 		else if (sr.remote != 2 && runner_drop_latest(r->state_dir,

@@ -63,6 +63,7 @@ struct runner_props {
 	char		*pre_hook;	/* spec, or NULL */
 	char		*post_hook;
 	int64_t		 hook_timeout_ms;
+	int64_t		 full_scan_ms;	/* full_scan_interval */
 	struct remote_opts ro;		/* rate limit, compression, key
 					 * files (allocated, or NULL) */
 	int		 sync_flags;	/* SYNC_* (not a property: reverse) */
@@ -94,12 +95,18 @@ struct runner {
 	int		 rate_fd;
 	/*
 	 * Continuous services with a change journal (changes.h): what
-	 * changed since the last run, for the log (trace level 3) until
-	 * dir_scan can narrow the scan to it.  changed_full < 0: no journal.
+	 * changed since the last run; the scan is narrowed to it
+	 * (dir_scan_narrow).  changed_full < 0: no journal; 1: scan
+	 * everything (a new journal, an overflow, a mount); 2: the same,
+	 * because full_scan_interval has passed; 0: the list.
 	 */
 	int		 changed_full;
 	char		**changed;
 	size_t		 nchanged;
+	/* the same for a local destination: its drift check */
+	int		 dchanged_full;
+	char		**dchanged;
+	size_t		 ndchanged;
 };
 
 int	runner_props_load(struct store *st, const char *name,

@@ -84,6 +84,8 @@ static const struct store_propdef propdefs[] = {
 	{ "pre_hook",	"",	"program and arguments run before a run" },
 	{ "post_hook",	"",	"program and arguments run after a run" },
 	{ "hook_timeout", "5m",	"hooks are killed after this" },
+	{ "full_scan_interval", "10m", "continuous: a full scan at least "
+				"this often (0: every run)" },
 	{ "key_file",	"",	"tcp: the PSK file; tls: the private key" },
 	{ "cert_file",	"",	"tls: this side's certificate" },
 	{ "ca_file",	"",	"tls: the CA that signed the server's" },
@@ -698,7 +700,8 @@ store_prop_check(const char *key, const char *value, struct as_err *err)
 		if (hook_split(value, &argv, err) == -1)
 			return as_err_prefix(err, "%s", key);
 		hook_argv_free(argv);
-	} else if (strcmp(key, "hook_timeout") == 0) {
+	} else if (strcmp(key, "hook_timeout") == 0 ||
+	    strcmp(key, "full_scan_interval") == 0) {
 		if (sched_parse_duration(value, &secs, err) == -1)
 			return as_err_prefix(err, "%s", key);
 	} else if (strcmp(key, "retries") == 0) {

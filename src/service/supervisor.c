@@ -43,10 +43,12 @@
 #define TICK_MS		1000	/* re-read the store at least this often */
 /*
  * A continuous service whose source has a change journal runs when it
- * changed, and at least this often anyway (what the journal cannot see:
- * changes on another machine's NFS client, a dropped watch).
+ * changed, with a scan narrowed to what changed, and with a full scan at
+ * least every full_scan_interval anyway, changes or not (what the
+ * journal cannot see: a write through a shared mmap, changes on another
+ * machine's NFS client, a dropped watch).
  */
-#define QUIET_RUN_MS	(60 * 1000)
+#define FULL_SCAN_MS	(10 * 60 * 1000)	/* until a run read it */
 
 /*
  * What a run's child writes to its pipe: records of one write each
@@ -85,6 +87,12 @@ struct job {
 	struct changes	*chg;		/* continuous, local source: journal */
 	char		*chg_root;	/* what it watches */
 	int		 chg_failed;	/* cannot watch chg_root: no retry */
+	struct changes	*dchg;		/* ... and a local destination's, for
+					 * its drift check */
+	char		*dchg_root;
+	int		 dchg_failed;
+	int64_t		 full_mono;	/* start of the last full scan run */
+	int64_t		 full_ms;	/* its full_scan_interval */
 };
 
 struct client {
@@ -103,6 +111,7 @@ struct daemon {
 	int		 listen_fd;
 	int		 metrics_fd;	/* -1: no metrics listener */
 	int		 sig_fd;
+	int		 mnt_fd;	/* /proc/self/mountinfo: POLLPRI */
 	int		 stopping;
 	supervisor_note_fn note;
 	sigset_t	 oldmask;
@@ -378,7 +387,7 @@ supervisor_run_flags(struct store *st, const char *state_dir,
 	r.log = fg_log;
 	r.log_arg = &fl;
 	r.rate_fd = -1;
-	r.changed_full = -1;
+	r.changed_full = r.dchanged_full = -1;
 	runner_run(&r, &cr);
 	close(lock);
 	if (finish(st, name, run_id, started, prior, &cr, out, err) == -1)
@@ -403,37 +412,55 @@ out:
  * that an unchanged tree is not scanned every interval.
  */
 static void
+journal_set(struct changes **c, char **root, int *failed, char *abs)
+{
+	if (abs != NULL && *root != NULL && strcmp(*root, abs) == 0) {
+		free(abs);
+		return;
+	}
+	changes_close(*c);
+	*c = NULL;
+	free(*root);
+	*root = NULL;
+	*failed = 0;
+	if (abs == NULL)
+		return;
+	*root = abs;
+	/* a tree that is not there yet: runs report it, no journal */
+	if ((*c = changes_open(abs, NULL)) == NULL)
+		*failed = 1;
+}
+
+/*
+ * The same for a local destination, so that the receiver's drift check
+ * (was the replica modified?) looks only where something happened:
+ * events of autosync's own receives included, which the next run
+ * checks.
+ */
+static void
 journal_sync(struct job *j, const struct svc *v)
 {
-	struct endpoint se;
+	struct endpoint se, de;
 	struct sched sc;
-	char *abs = NULL;
+	char *abs = NULL, *dabs = NULL;
 	int want;
 
 	memset(&se, 0, sizeof(se));
+	memset(&de, 0, sizeof(de));
 	want = v->state != SVC_DISABLED && sched_parse(v->schedule, &sc,
 	    NULL) == 0 && sc.kind == SCHED_CONTINUOUS &&
 	    endpoint_parse(&se, v->source, NULL) == 0 &&
 	    se.kind == EP_LOCAL && (abs = snapstore_abspath(se.path,
 	    NULL)) != NULL;
+	if (want && endpoint_parse(&de, v->dest, NULL) == 0 &&
+	    de.kind == EP_LOCAL)
+		dabs = snapstore_abspath(de.path, NULL);
 	endpoint_release(&se);
-	if (want && j->chg_root != NULL && strcmp(j->chg_root, abs) == 0) {
+	endpoint_release(&de);
+	journal_set(&j->chg, &j->chg_root, &j->chg_failed, want ? abs : NULL);
+	if (!want)
 		free(abs);
-		return;
-	}
-	changes_close(j->chg);
-	j->chg = NULL;
-	free(j->chg_root);
-	j->chg_root = NULL;
-	j->chg_failed = 0;
-	if (!want) {
-		free(abs);
-		return;
-	}
-	j->chg_root = abs;
-	/* a source that is not there yet: runs report it, no journal */
-	if ((j->chg = changes_open(abs, NULL)) == NULL)
-		j->chg_failed = 1;
+	journal_set(&j->dchg, &j->dchg_root, &j->dchg_failed, dabs);
 }
 
 static void
@@ -486,6 +513,7 @@ reload(struct daemon *d, struct svc **vp, size_t *np, struct as_err *err)
 			j->res_fd = j->lock_fd = j->ctl_fd = -1;
 			j->end_mono = j->retry_mono = -1;
 			j->shown_next = -2;
+			j->full_ms = FULL_SCAN_MS;
 		}
 		j->seen = 1;
 	}
@@ -503,6 +531,8 @@ reload(struct daemon *d, struct svc **vp, size_t *np, struct as_err *err)
 		}
 		changes_close(j->chg);
 		free(j->chg_root);
+		changes_close(j->dchg);
+		free(j->dchg_root);
 		free(j->name);
 		d->jobs[i] = d->jobs[--d->njobs];
 	}
@@ -553,6 +583,8 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 	if (d->metrics_fd >= 0)
 		close(d->metrics_fd);
 	close(d->sig_fd);
+	if (d->mnt_fd >= 0)
+		close(d->mnt_fd);
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (d->clients[i].fd >= 0)
 			close(d->clients[i].fd);
@@ -567,6 +599,8 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 		/* the daemon's journals; this run's list was taken */
 		changes_close(d->jobs[i].chg);
 		d->jobs[i].chg = NULL;
+		changes_close(d->jobs[i].dchg);
+		d->jobs[i].dchg = NULL;
 	}
 	memset(&m, 0, sizeof(m));
 	m.type = CHILD_RESULT;
@@ -581,12 +615,13 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 	struct runner r;
 	struct as_err err;
 	struct runner_result cr;
-	int p[2], c[2], i;
+	int p[2], c[2], i, requested;
 	pid_t pid, parent = getpid();
 
 	as_err_clear(&err);
 	memset(&r, 0, sizeof(r));
-	r.changed_full = -1;
+	r.changed_full = r.dchanged_full = -1;
+	requested = j->pending;
 	j->pending = 0;
 	j->prior = v->state == SVC_DISABLED ? SVC_DISABLED : SVC_ONLINE;
 	if (runner_props_load(d->st, j->name, &r.p, &err) == -1 ||
@@ -612,13 +647,42 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 		close(c[1]);
 		goto fail_lock;
 	}
-	if (j->chg != NULL)
+	if (j->chg != NULL) {
+		/* what happened until now, not only what poll saw */
+		(void)changes_read(j->chg, NULL);
 		changes_take(j->chg, &r.changed_full, &r.changed, &r.nchanged);
+		j->full_ms = r.p.full_scan_ms;
+		if (r.changed_full == 0 && (requested || j->start_mono -
+		    j->full_mono >= j->full_ms)) {
+			/* asked for, or the safety net: everything */
+			changes_free_list(r.changed, r.nchanged);
+			r.changed = NULL;
+			r.nchanged = 0;
+			r.changed_full = requested ? 3 : 2;
+		}
+		if (r.changed_full != 0)
+			j->full_mono = j->start_mono;
+	}
+	if (j->dchg != NULL) {
+		(void)changes_read(j->dchg, NULL);
+		changes_take(j->dchg, &r.dchanged_full, &r.dchanged,
+		    &r.ndchanged);
+		if (r.dchanged_full == 0 && r.changed_full != 0) {
+			/* a full run checks the destination in full too */
+			changes_free_list(r.dchanged, r.ndchanged);
+			r.dchanged = NULL;
+			r.ndchanged = 0;
+			r.dchanged_full = r.changed_full;
+		}
+	}
 	if ((pid = fork()) == -1) {
 		as_err_sys(&err, errno, "fork");
 		changes_free_list(r.changed, r.nchanged);
+		changes_free_list(r.dchanged, r.ndchanged);
 		if (j->chg != NULL)
 			changes_force_full(j->chg);
+		if (j->dchg != NULL)
+			changes_force_full(j->dchg);
 		close(p[0]);
 		close(p[1]);
 		close(c[0]);
@@ -637,6 +701,7 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 		child_run(d, j, v, &r, p[1], parent);
 	}
 	changes_free_list(r.changed, r.nchanged);
+	changes_free_list(r.dchanged, r.ndchanged);
 	close(p[1]);
 	close(c[0]);
 	(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
@@ -745,6 +810,8 @@ end_run(struct daemon *d, struct job *j, int status)
 		/* we stopped it: not the run's failure (§F 69) */
 		if (j->chg != NULL)
 			changes_force_full(j->chg);
+		if (j->dchg != NULL)
+			changes_force_full(j->dchg);
 		if (store_run_interrupted(d->st, j->name, j->run_id,
 		    wall_ms(), j->prior, &err) == -1)
 			note(d, "record run of '%s': %s", j->name, err.msg);
@@ -764,11 +831,19 @@ end_run(struct daemon *d, struct job *j, int status)
 	j->retry_mono = -1;
 	if (cr.code != AS_E_OK && j->chg != NULL)
 		changes_force_full(j->chg);	/* its changes were not sent */
+	if (cr.code != AS_E_OK && j->dchg != NULL)
+		changes_force_full(j->dchg);
 	if (cr.code == AS_E_OK && j->chg_failed) {
 		/* the source exists now: watch it from the next loop */
 		free(j->chg_root);
 		j->chg_root = NULL;
 		j->chg_failed = 0;
+	}
+	if (cr.code == AS_E_OK && j->dchg_failed) {
+		/* the first run made the destination */
+		free(j->dchg_root);
+		j->dchg_root = NULL;
+		j->dchg_failed = 0;
 	}
 	if (cr.code != AS_E_OK && out.state == SVC_ONLINE) {
 		struct svc v;
@@ -842,28 +917,28 @@ due_of(const struct job *j, const struct svc *v, int64_t now_mono,
 		else
 			due = now_mono;
 	} else if (sc.kind == SCHED_CONTINUOUS) {
-		if (j->end_mono >= 0)
+		if (j->end_mono < 0 && v->last_end >= 0)
+			due = now_mono + (v->last_end + sc.interval * 1000 -
+			    now_wall);
+		else if (j->end_mono < 0)
+			due = now_mono;
+		else if (j->chg == NULL)
 			due = j->end_mono + sc.interval * 1000;
-		/*
-		 * With a journal a run starts only for a change: at most one
-		 * start per interval, right after the last run if it took
-		 * longer (the latency of a change is the run, not a pause).
-		 */
-		if (j->end_mono >= 0 && j->chg != NULL) {
+		else {
+			/*
+			 * With a journal a run starts only for a change: at
+			 * most one start per interval, right after the last
+			 * run if it took longer (the latency of a change is
+			 * the run, not a pause).  Nothing changed: wait for a
+			 * change, or the next full scan.
+			 */
 			due = j->start_mono + sc.interval * 1000;
 			if (due < j->end_mono)
 				due = j->end_mono;
+			if (!changes_pending(j->chg) &&
+			    due < j->full_mono + j->full_ms)
+				due = j->full_mono + j->full_ms;
 		}
-		/* nothing changed: wait for a change, or the quiet limit */
-		if (j->end_mono >= 0 && j->chg != NULL &&
-		    !changes_pending(j->chg) &&
-		    due < j->start_mono + QUIET_RUN_MS)
-			due = j->start_mono + QUIET_RUN_MS;
-		else if (v->last_end >= 0)
-			due = now_mono + (v->last_end + sc.interval * 1000 -
-			    now_wall);
-		else
-			due = now_mono;
 	} else {
 		last = v->last_start >= 0 ? v->last_start / 1000 : -1;
 		if ((t = sched_next(&sc, now_wall / 1000, last)) < 0)
@@ -1112,6 +1187,11 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 	d.state_dir = state_dir;
 	d.note = notefn;
 	d.listen_fd = d.sig_fd = d.metrics_fd = -1;
+	/*
+	 * A mount below a watched tree sends no inotify event: the mount
+	 * table's POLLPRI makes every journal's next run scan in full.
+	 */
+	d.mnt_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
 	for (i = 0; i < MAX_CLIENTS; i++)
 		d.clients[i].fd = -1;
 	srandom((unsigned)(getpid() ^ wall_ms()));
@@ -1175,7 +1255,7 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 			    NULL) == 0)
 				j->shown_next = show;
 		}
-		pfd = xreallocarray(pfd, 3 + MAX_CLIENTS + 2 * d.njobs,
+		pfd = xreallocarray(pfd, 4 + MAX_CLIENTS + 3 * d.njobs,
 		    sizeof(*pfd));
 		pfd[0].fd = d.sig_fd;
 		pfd[0].events = POLLIN;
@@ -1198,12 +1278,19 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 			pfd[k].fd = j->chg != NULL ? changes_fd(j->chg) : -1;
 			pfd[k].events = POLLIN;
 			pfd[k].revents = 0;
+			k = 4 + MAX_CLIENTS + (int)(2 * d.njobs + i);
+			pfd[k].fd = j->dchg != NULL ? changes_fd(j->dchg) : -1;
+			pfd[k].events = POLLIN;
+			pfd[k].revents = 0;
 		}
 		k = 2 + MAX_CLIENTS + 2 * (int)d.njobs;
 		pfd[k].fd = d.metrics_fd;
 		pfd[k].events = POLLIN;
 		pfd[k].revents = 0;
-		n = poll(pfd, 3 + MAX_CLIENTS + 2 * d.njobs, (int)timeout);
+		pfd[k + 1].fd = d.mnt_fd;
+		pfd[k + 1].events = POLLPRI;
+		pfd[k + 1].revents = 0;
+		n = poll(pfd, 4 + MAX_CLIENTS + 3 * d.njobs, (int)timeout);
 		if (n == -1 && errno != EINTR) {
 			as_err_sys(err, errno, "poll");
 			goto out;
@@ -1233,12 +1320,27 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 			if (d.jobs[i].chg != NULL && (pfd[2 + MAX_CLIENTS +
 			    d.njobs + i].revents & POLLIN))
 				(void)changes_read(d.jobs[i].chg, NULL);
+			if (d.jobs[i].dchg != NULL && (pfd[4 + MAX_CLIENTS +
+			    2 * d.njobs + i].revents & POLLIN))
+				(void)changes_read(d.jobs[i].dchg, NULL);
 		}
 		if (pfd[1].revents & POLLIN)
 			accept_clients(&d, d.listen_fd, 0);
 		k = 2 + MAX_CLIENTS + 2 * (int)d.njobs;
 		if (d.metrics_fd >= 0 && (pfd[k].revents & POLLIN))
 			accept_clients(&d, d.metrics_fd, 1);
+		if (d.mnt_fd >= 0 && (pfd[k + 1].revents & (POLLPRI |
+		    POLLERR)))
+			for (i = 0; i < d.njobs; i++)
+				if (d.jobs[i].chg != NULL)
+					(void)changes_mounts_changed(
+					    d.jobs[i].chg);
+		if (d.mnt_fd >= 0 && (pfd[k + 1].revents & (POLLPRI |
+		    POLLERR)))
+			for (i = 0; i < d.njobs; i++)
+				if (d.jobs[i].dchg != NULL)
+					(void)changes_mounts_changed(
+					    d.jobs[i].dchg);
 		for (k = 0; k < MAX_CLIENTS; k++)
 			if (d.clients[k].fd >= 0 &&
 			    (pfd[2 + k].revents & (POLLIN | POLLHUP | POLLERR)))
@@ -1255,6 +1357,8 @@ out:
 			close(d.jobs[i].waiters[k]);
 		changes_close(d.jobs[i].chg);
 		free(d.jobs[i].chg_root);
+		changes_close(d.jobs[i].dchg);
+		free(d.jobs[i].dchg_root);
 		free(d.jobs[i].name);
 	}
 	free(d.jobs);
@@ -1266,6 +1370,8 @@ out:
 	}
 	if (d.metrics_fd >= 0)
 		close(d.metrics_fd);
+	if (d.mnt_fd >= 0)
+		close(d.mnt_fd);
 	if (d.sig_fd >= 0) {
 		close(d.sig_fd);
 		sigprocmask(SIG_SETMASK, &d.oldmask, NULL);

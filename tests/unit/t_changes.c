@@ -126,8 +126,14 @@ test_journal(void **state)
 	}
 	free(cmd);
 	drain(c);
-	take(c, 1, NULL);			/* a moved directory */
-	touch("moved/c/h");			/* watched again after take */
+	{
+		/* a moved directory: its parent and its new place */
+		static const char *const moved[] = { "", "moved", "moved/c",
+		    NULL };
+
+		take(c, 0, moved);
+	}
+	touch("moved/c/h");			/* watched under its new name */
 	drain(c);
 	{
 		static const char *const moved[] = { "moved/c", NULL };

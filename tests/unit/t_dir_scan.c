@@ -1,0 +1,363 @@
+/*
+ * t_dir_scan.c - the narrowed scan (dir_scan_narrow) on a real tree in a
+ * temporary directory: after changes in some directories, a scan narrowed
+ * to the directories that changed gives the same catalog as a full scan
+ * while it stats only those directories' entries; a new subtree is
+ * scanned whole, a replaced directory too; a change outside the list is
+ * not seen (the copies come from the base: the journal's word is taken);
+ * a hard link changed through another directory makes it scan in full;
+ * and, end to end, the list that the change journal (changes.h) hands
+ * over narrows the scan to exactly what is needed.
+ */
+#include <sys/stat.h>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "base/xmalloc.h"
+#include "driver/dir.h"
+#include "format/stream.h"
+#include "service/changes.h"
+#include "base/banned.h"
+
+#define BS	4096
+
+static char root[] = "/tmp/t_dir_scan.XXXXXX";
+
+static void
+put(const char *rel, const char *data)
+{
+	char *p = xasprintf("%s/%s", root, rel);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
+	close(fd);
+	free(p);
+}
+
+static void
+mkd(const char *rel)
+{
+	char *p = xasprintf("%s/%s", root, rel);
+
+	assert_int_equal(mkdir(p, 0755), 0);
+	free(p);
+}
+
+static int
+rm_one(const char *path, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb;
+	(void)flag;
+	(void)f;
+	return remove(path);
+}
+
+static void
+gone(const char *rel)
+{
+	char *p = xasprintf("%s/%s", root, rel);
+
+	assert_int_equal(unlink(p), 0);
+	free(p);
+}
+
+static void
+rm_tree(const char *rel)
+{
+	char *p = xasprintf("%s/%s", root, rel);
+
+	assert_int_equal(nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+	free(p);
+}
+
+/* 20 directories a0..a9/b0..b1 of 5 files each, and a deeper one. */
+static void
+make_tree(void)
+{
+	char rel[64];
+	int a, b, i;
+
+	for (a = 0; a < 10; a++) {
+		snprintf(rel, sizeof(rel), "a%d", a);
+		mkd(rel);
+		for (b = 0; b < 2; b++) {
+			snprintf(rel, sizeof(rel), "a%d/b%d", a, b);
+			mkd(rel);
+			for (i = 0; i < 5; i++) {
+				snprintf(rel, sizeof(rel), "a%d/b%d/f%d", a,
+				    b, i);
+				put(rel, "hello");
+			}
+		}
+	}
+	mkd("a3/b1/deep");
+	put("a3/b1/deep/x", "x");
+	put("top", "top");
+}
+
+/* Two catalogs list the same entries with the same attributes. */
+static void
+same_catalog(const struct catalog *x, const struct catalog *y)
+{
+	const struct cat_entry *a, *b;
+	size_t i;
+
+	for (i = 0; i < x->n || i < y->n; i++)
+		if (i >= x->n || i >= y->n || strcmp(catalog_path(x,
+		    &x->ents[i]), catalog_path(y, &y->ents[i])) != 0) {
+			print_message("first difference at %zu: '%s' '%s'\n",
+			    i, i < x->n ? catalog_path(x, &x->ents[i]) : "-",
+			    i < y->n ? catalog_path(y, &y->ents[i]) : "-");
+			break;
+		}
+	assert_int_equal(x->n, y->n);
+	for (i = 0; i < x->n; i++) {
+		a = &x->ents[i];
+		b = &y->ents[i];
+		assert_string_equal(catalog_path(x, a), catalog_path(y, b));
+		assert_int_equal(a->ino, b->ino);
+		assert_int_equal(a->mode, b->mode);
+		assert_int_equal(a->size, b->size);
+		assert_int_equal(a->nlink, b->nlink);
+		assert_int_equal(a->mtime_sec, b->mtime_sec);
+		assert_int_equal(a->mtime_nsec, b->mtime_nsec);
+		assert_int_equal(a->ctime_sec, b->ctime_sec);
+		assert_int_equal(a->ctime_nsec, b->ctime_nsec);
+		assert_int_equal(a->flags, b->flags);
+		assert_int_equal(a->nblocks, b->nblocks);
+		assert_int_equal(a->xattr_len, b->xattr_len);
+		if (a->nblocks > 0)
+			assert_memory_equal(x->hashes.data + a->hash_off,
+			    y->hashes.data + b->hash_off,
+			    (size_t)a->nblocks * CAT_HASH_LEN);
+	}
+}
+
+static void
+full_scan(struct catalog *c, const struct catalog *base, struct dir_stats *st)
+{
+	struct as_err err;
+
+	catalog_init(c);
+	memset(st, 0, sizeof(*st));
+	assert_int_equal(dir_scan(root, base, BS, 0, c, st, &err), 0);
+}
+
+static void
+narrow_scan(struct catalog *c, const struct catalog *base,
+    const char *const *dirs, size_t n, struct dir_stats *st)
+{
+	struct as_err err;
+
+	catalog_init(c);
+	memset(st, 0, sizeof(*st));
+	assert_int_equal(dir_scan_narrow(root, base, dirs, n, BS, 0, c, st,
+	    &err), 0);
+}
+
+static void
+test_narrow(void **state)
+{
+	struct catalog base, full, nar;
+	struct dir_stats fs, ns;
+	const char *none[] = { NULL };
+	const char *d1[] = { "a2/b0", "a7" };
+	const char *d3[] = { "a0/b0" };
+
+	(void)state;
+	make_tree();
+	full_scan(&base, NULL, &fs);
+	assert_int_equal(fs.entries, base.n);
+
+	/* nothing changed: one stat (the root), everything copied */
+	narrow_scan(&nar, &base, none, 0, &ns);
+	same_catalog(&base, &nar);
+	assert_int_equal(ns.entries, 1);
+	assert_int_equal(ns.carried, base.n - 1);
+	catalog_release(&nar);
+
+	/* a changed file, a new one, a deleted one, a new subtree */
+	put("a2/b0/f1", "changed");
+	put("a2/b0/new", "new");
+	gone("a2/b0/f3");
+	mkd("a7/n");
+	mkd("a7/n/m");
+	put("a7/n/m/z", "z");
+	full_scan(&full, &base, &fs);
+	narrow_scan(&nar, &base, d1, 2, &ns);
+	same_catalog(&full, &nar);
+	/* root; a2/b0 and its 5; a7 and its b0, b1, n; n's m; m's z */
+	assert_int_equal(ns.entries, 1 + 6 + 4 + 1 + 1);
+	assert_int_equal(ns.entries + ns.carried, full.n);
+	assert_int_equal(ns.rescans, 0);
+	catalog_release(&nar);
+	catalog_release(&base);
+	base = full;
+
+	/*
+	 * a replaced directory is scanned though only its parent is listed
+	 * (by its inode, or by its times when it got the old inode number
+	 * again); a listed directory below an unlisted one is reached
+	 */
+	rm_tree("a5/b1");
+	mkd("a5/b1");
+	put("a5/b1/g", "g");
+	mkd("a5/b1/h");
+	put("a5/b1/h/i", "i");
+	put("a3/b1/deep/y", "y");
+	full_scan(&full, &base, &fs);
+	{
+		const char *d[] = { "a5", "a3/b1/deep" };
+
+		narrow_scan(&nar, &base, d, 2, &ns);
+	}
+	same_catalog(&full, &nar);
+	/* root; a5, b0, b1 (new: g, h, h/i); deep, x, y */
+	assert_int_equal(ns.entries, 1 + 3 + 3 + 3);
+	catalog_release(&nar);
+	catalog_release(&base);
+	base = full;
+
+	/* a change the list does not name is not seen: base is trusted */
+	put("a9/b0/f0", "unheard of");
+	narrow_scan(&nar, &base, none, 0, &ns);
+	same_catalog(&base, &nar);
+	catalog_release(&nar);
+	full_scan(&full, &base, &fs);
+	catalog_release(&base);
+	base = full;
+
+	/* a new hard link: a rescan in full, the other name is current */
+	{
+		char *a = xasprintf("%s/a1/b1/f2", root);
+		char *b = xasprintf("%s/a0/b0/link", root);
+
+		assert_int_equal(link(a, b), 0);
+		free(a);
+		free(b);
+	}
+	full_scan(&full, &base, &fs);
+	narrow_scan(&nar, &base, d3, 1, &ns);
+	same_catalog(&full, &nar);
+	assert_int_equal(ns.rescans, 1);
+	catalog_release(&nar);
+	catalog_release(&base);
+	base = full;
+
+	/*
+	 * written through one name with no event heard (as through a name
+	 * outside the tree): both directories are listed now (they hold a
+	 * hard-linked file), so the change is seen
+	 */
+	put("a1/b1/f2", "through the other name");
+	full_scan(&full, &base, &fs);
+	narrow_scan(&nar, &base, none, 0, &ns);
+	same_catalog(&full, &nar);
+	assert_int_equal(ns.rescans, 1);
+	catalog_release(&nar);
+	catalog_release(&full);
+
+	/* and unchanged, both directories are listed, nothing rescanned */
+	full_scan(&full, &base, &fs);
+	catalog_release(&base);
+	base = full;
+	narrow_scan(&nar, &base, none, 0, &ns);
+	same_catalog(&base, &nar);
+	assert_int_equal(ns.rescans, 0);
+	/* root; a0/b0 and its 6 (f0-f4, link); a1/b1 and its 5 */
+	assert_int_equal(ns.entries, 1 + 7 + 6);
+	catalog_release(&nar);
+	catalog_release(&base);
+}
+
+/* The journal's list, end to end: change, take, narrowed scan. */
+static void
+test_journal(void **state)
+{
+	struct changes *c;
+	struct catalog base, full, nar;
+	struct dir_stats fs, ns;
+	struct pollfd pfd;
+	struct as_err err;
+	char **dirs;
+	size_t n;
+	int isfull;
+
+	(void)state;
+	full_scan(&base, NULL, &fs);
+	assert_non_null(c = changes_open(root, &err));
+	changes_take(c, &isfull, &dirs, &n);
+	assert_int_equal(isfull, 1);	/* a new journal */
+	put("a4/b0/f0", "journal");
+	mkd("a6/new");
+	put("a6/new/f", "f");
+	{
+		char *a = xasprintf("%s/a8/b1/f4", root);
+		char *b = xasprintf("%s/a8/b0/moved", root);
+
+		assert_int_equal(rename(a, b), 0);
+		free(a);
+		free(b);
+	}
+	pfd.fd = changes_fd(c);
+	pfd.events = POLLIN;
+	while (poll(&pfd, 1, 100) > 0)
+		assert_true(changes_read(c, NULL) >= 0);
+	changes_take(c, &isfull, &dirs, &n);
+	assert_int_equal(isfull, 0);
+	full_scan(&full, &base, &fs);
+	narrow_scan(&nar, &base, (const char *const *)dirs, n, &ns);
+	same_catalog(&full, &nar);
+	/*
+	 * root; the directories with hard links from test_narrow, a0/b0 and
+	 * its 6, a1/b1 and its 5; a4/b0 and its 5; a6 and its 3, new's f;
+	 * a8/b0 and its 6, a8/b1 and its 4: nothing else stat'ed
+	 */
+	assert_int_equal(n, 5);
+	assert_int_equal(ns.entries, 1 + 7 + 6 + 6 + 4 + 1 + 7 + 5);
+	assert_int_equal(ns.entries + ns.carried, full.n);
+	changes_free_list(dirs, n);
+	changes_close(c);
+	catalog_release(&nar);
+	catalog_release(&full);
+	catalog_release(&base);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	assert_int_equal(nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+	return 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_narrow),
+		cmocka_unit_test(test_journal),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
