@@ -92,12 +92,14 @@ struct vol_send_opts {
 	uint64_t	 resume_block;
 	/*
 	 * LIVE: called every 32 MiB of stream (and 0.5 s, half the
-	 * receiver's floor) with target's hashes valid
-	 * for the blocks read so far; the entry's ino holds how many (a
-	 * complete catalog has ino 0).  Saving target then makes the
-	 * transfer resumable from there.
+	 * receiver's floor) with c: target, or a copy of it, whose hashes
+	 * are valid for the blocks read so far; the entry's ino holds how
+	 * many (a complete catalog has ino 0).  Saving c then makes the
+	 * transfer resumable from there.  vol_copy calls it from the
+	 * thread that makes the receiver's checkpoint durable, with a copy.
 	 */
-	int		(*checkpoint)(void *arg, struct as_err *err);
+	int		(*checkpoint)(void *arg, const struct catalog *c,
+			    struct as_err *err);
 	/* called after the last DATA/HOLE, before END is written */
 	int		(*before_end)(void *arg, struct as_err *err);
 	void		*arg;

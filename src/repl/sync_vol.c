@@ -51,6 +51,15 @@ save_pending(void *arg, struct as_err *err)
 	return snapstore_save(vs->ss, vs->target, SNAP_SAVE_PENDING, err);
 }
 
+/* A resume checkpoint: c is target or, from vol_copy's thread, a copy. */
+static int
+save_checkpoint(void *arg, const struct catalog *c, struct as_err *err)
+{
+	struct vol_save *vs = arg;
+
+	return snapstore_save(vs->ss, c, SNAP_SAVE_PENDING, err);
+}
+
 int
 sync_vol_receive(void *arg, const char *dest, int in_fd, int rflags,
     struct dir_recv_result *res, struct as_err *err)
@@ -102,7 +111,7 @@ vol_transfer(const char *src, const char *dst, const char *state,
 	vs.ss = ss;
 	vs.target = target;
 	so.before_end = save_pending;
-	so.checkpoint = save_pending;
+	so.checkpoint = save_checkpoint;
 	so.arg = &vs;
 	so.resume_block = rblock;
 	rr = xcalloc(1, sizeof(*rr));
@@ -142,7 +151,7 @@ push_send(void *arg, int fd, struct as_err *err)
 	so.flags = VOL_SEND_LIVE;
 	so.block_size = p->block_size;
 	so.before_end = save_pending;
-	so.checkpoint = save_pending;
+	so.checkpoint = save_checkpoint;
 	so.arg = &p->vs;
 	so.resume_block = p->resume_block;
 	return vol_send(p->src, p->target, p->base, fd, &so, &p->st, err);
@@ -483,9 +492,14 @@ transfer:
 		goto out;
 	}
 
-	/* 6. commit, then prune */
-	if (snapstore_save(&ss, &target, SNAP_SAVE_REPLACE, tr == 1 ? &e2 :
-	    err) == -1 && tr == 0)
+	/*
+	 * 6. commit, then prune.  The pending catalog saved just before END
+	 * is target: a rename commits it (rewriting and syncing the whole
+	 * catalog again cost as much as a checkpoint); without it, save.
+	 */
+	if ((tr != 0 || snapstore_commit_pending(&ss, target.hdr.name,
+	    &e2) == -1) && snapstore_save(&ss, &target, SNAP_SAVE_REPLACE,
+	    tr == 1 ? &e2 : err) == -1 && tr == 0)
 		goto out;
 	rec.held_guid = now_guid;
 	rec.pending[0] = '\0';
