@@ -42,8 +42,11 @@
  * Resume checkpoints: the receiver makes its progress durable after at
  * least 16 MiB of stream and 1 s, the sender saves the hashes read so
  * far after 32 MiB and 0.5 s (so that it is ahead of the receiver's).
- * Each costs an fsync or two: the time floor keeps a fast transfer
- * from paying for dozens.  A cut loses about the larger of the two.
+ * Each costs a few fsyncs: the time floor keeps a fast transfer from
+ * paying for dozens.  The receiver's are made durable by a thread
+ * while the transfer goes on (struct ckpt), one at a time, so a cut
+ * loses at most two of its intervals (the one in flight and the one
+ * being filled), or the sender's one, whichever is more.
  */
 #define VOL_CKPT_RECV	(16u << 20)
 #define VOL_CKPT_SEND	(32u << 20)
