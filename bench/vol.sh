@@ -112,6 +112,8 @@ for i in $(seq "$N"); do
 	cat "$SRC" >/dev/null
 	timed "$AUTOSYNC" sync vol:"$SRC" vol:"$B/full-a.img"
 	full_as=$(best "$full_as" "$T")
+	# (autosync drops the source's pages once read: warm them again)
+	cat "$SRC" >/dev/null
 	timed cp --sparse=always "$SRC" "$B/full-c.img"
 	full_cp=$(best "$full_cp" "$T")
 	rm -f "$B/full-c.img"

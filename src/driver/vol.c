@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +42,11 @@
  * Resume checkpoints: the receiver makes its progress durable after at
  * least 16 MiB of stream and 1 s, the sender saves the hashes read so
  * far after 32 MiB and 0.5 s (so that it is ahead of the receiver's).
- * Each costs an fsync or two: the time floor keeps a fast transfer
- * from paying for dozens.  A cut loses about the larger of the two.
+ * Each costs a few fsyncs: the time floor keeps a fast transfer from
+ * paying for dozens.  The receiver's are made durable by a thread
+ * while the transfer goes on (struct ckpt), one at a time, so a cut
+ * loses at most two of its intervals (the one in flight and the one
+ * being filled), or the sender's one, whichever is more.
  */
 #define VOL_CKPT_RECV	(16u << 20)
 #define VOL_CKPT_SEND	(32u << 20)
@@ -640,7 +644,11 @@ struct rcv;
 static int	lc_record(struct rcv *r, const struct as_rec *rec,
 		    uint64_t bytes, struct as_err *err);
 static void	lc_set_ckpt(struct rcv *r, int (*fn)(void *, uint64_t,
-		    struct as_err *), void *arg);
+		    struct catalog *), int (*save)(void *,
+		    const struct catalog *, struct as_err *), void *arg,
+		    void *save_arg);
+static int	rcv_ckpt_join(struct rcv *s, struct as_err *err);
+static int	lc_ckpt_join(struct rcv *r, struct as_err *err);
 
 struct snd {
 	struct rcv	*lc;		/* local copy: the receiver, or NULL */
@@ -804,7 +812,7 @@ live_block(void *arg, uint64_t i, const uint8_t *p, size_t len,
 	    s->ckpt_at >= VOL_CKPT_SEND && mono_ns() - s->ckpt_ns >=
 	    ckpt_floor(VOL_CKPT_SEND_NS)) {
 		s->target->ents[0].ino = i + 1;
-		if (s->o->checkpoint(s->o->arg, err) == -1)
+		if (s->o->checkpoint(s->o->arg, s->target, err) == -1)
 			return -1;
 		s->target->ents[0].ino = 0;
 		s->ckpt_at = s->st->stream_bytes + s->out.len;
@@ -884,20 +892,32 @@ snd_lc_head(struct snd *s, enum as_rec_type type, const struct as_begin *b,
 
 /*
  * Local copy, live: the receiver is about to record a checkpoint at
- * covered; save target first with the hashes of the blocks below it
- * (all hashed: a block is hashed before it is handed over), so that the
- * resume point (the smaller of the two) is the receiver's.
+ * covered; its thread saves target first with the hashes of the blocks
+ * below it (all hashed: a block is hashed before it is handed over), so
+ * that the resume point (the smaller of the two) is the receiver's.
+ * The thread gets a copy (copy, initialised), since this thread goes on
+ * filling target.
  */
 static int
-snd_lc_ckpt(void *arg, uint64_t covered, struct as_err *err)
+snd_lc_ckpt(void *arg, uint64_t covered, struct catalog *copy)
 {
 	struct snd *s = arg;
-	int rc;
+	const struct cat_entry *e = &s->target->ents[0];
+	uint64_t nb = (covered + s->bs - 1) / s->bs;
+	uint8_t *h;
 
-	s->target->ents[0].ino = (covered + s->bs - 1) / s->bs;
-	rc = s->o->checkpoint(s->o->arg, err);
-	s->target->ents[0].ino = 0;
-	return rc;
+	if (nb > e->nblocks)
+		return -1;
+	copy->hdr = s->target->hdr;
+	copy->hdr.source = s->target->hdr.source != NULL ?
+	    xstrdup(s->target->hdr.source) : NULL;
+	h = add_entry(copy, e->size, s->bs);
+	memcpy(h, (const uint8_t *)s->target->hashes.data + e->hash_off,
+	    nb * CAT_HASH_LEN);
+	memset(h + nb * CAT_HASH_LEN, 0, (e->nblocks - nb) * CAT_HASH_LEN);
+	copy->ents[0].ino = nb;
+	copy->ents[0].flags = e->flags;
+	return 0;
 }
 
 /* vol_send, to out_fd or (lc != NULL) to a receiver in this process */
@@ -912,6 +932,7 @@ vol_send_to(const char *path, struct catalog *target,
 	struct vsrc src;
 	struct as_begin b;
 	struct as_entry en;
+	struct as_err e2;
 	const struct cat_entry *be = NULL, *te;
 	uint64_t size;
 	uint32_t bs;
@@ -1002,7 +1023,7 @@ vol_send_to(const char *path, struct catalog *target,
 	b.source = target->hdr.source != NULL ? target->hdr.source : "";
 	b.source_len = (uint16_t)strnlen(b.source, AS_PATH_MAX);
 	if (lc != NULL && s.live && o->checkpoint != NULL) {
-		lc_set_ckpt(lc, snd_lc_ckpt, &s);
+		lc_set_ckpt(lc, snd_lc_ckpt, o->checkpoint, &s, o->arg);
 		s.ckpt_lc = 1;
 	}
 	if (lc == NULL)
@@ -1047,6 +1068,9 @@ vol_send_to(const char *path, struct catalog *target,
 	if (snd_hole_out(&s, err) == -1 || snd_run_out(&s, err) == -1 ||
 	    snd_flush(&s, err) == -1)
 		goto out;
+	/* (before_end saves the catalog a checkpoint may be saving) */
+	if (lc != NULL && lc_ckpt_join(lc, err) == -1)
+		goto out;
 	if (o->before_end != NULL && o->before_end(o->arg, err) == -1)
 		goto out;
 	if (lc == NULL)
@@ -1057,8 +1081,11 @@ vol_send_to(const char *path, struct catalog *target,
 		goto out;
 	rc = 0;
 out:
-	if (s.ckpt_lc)
-		lc_set_ckpt(lc, NULL, NULL);
+	if (s.ckpt_lc) {
+		/* (the checkpoint's thread may still use s and o) */
+		(void)rcv_ckpt_join(lc, &e2);
+		lc_set_ckpt(lc, NULL, NULL, NULL, NULL);
+	}
 	vsrc_close(&src);
 	buf_release(&s.out);
 	return rc;
@@ -1848,10 +1875,17 @@ struct rcv {
 	char		 name[256];
 	struct vol_recv_result *res;
 	int		 lc_failed;	/* vol_copy: the receiving side failed */
-	/* vol_copy: called before a checkpoint is recorded at covered */
+	/*
+	 * vol_copy: the sender's hashes of the blocks below covered, for a
+	 * checkpoint (a copy the checkpoint's thread saves with pre_save)
+	 */
 	int		(*pre_ckpt)(void *arg, uint64_t covered,
+			    struct catalog *copy);
+	int		(*pre_save)(void *arg, const struct catalog *c,
 			    struct as_err *err);
 	void		*pre_arg;
+	void		*save_arg;
+	struct ckpt	*ck;		/* a checkpoint on its way to disk */
 };
 
 static int
@@ -1970,44 +2004,134 @@ on_entry(struct rcv *s, const struct as_entry *e, struct as_err *err)
 }
 
 /*
- * Make what was received so far durable and say so in the record, so
- * that a cut transfer resumes at s->covered: an incremental's journal is
- * flushed and fsync'ed (its length recorded), a full stream's volume
- * fdatasync'ed.
+ * A resume checkpoint on its way to disk.  Making it durable waits for
+ * the disk (the volume's or journal's data up to the checkpoint, the
+ * sender's catalog, the record), so a thread does that while the
+ * transfer goes on: the copy does not stop at each checkpoint, and the
+ * disk writes what was received while the next blocks are read.  Once
+ * the thread is done, everything below r.poff was durable before the
+ * record said so (the sync was called after those writes returned).
+ */
+struct ckpt {
+	pthread_t	 tid;
+	int		 rc;
+	struct as_err	 err;
+	int		 fd;		/* the volume, or the journal */
+	int		 full;		/* fdatasync fd, else fsync */
+	const char	*what;		/* fd's path, for messages */
+	const char	*rpath;
+	struct vrec	 r;		/* the record to write */
+	struct catalog	 cat;		/* vol_copy: the sender's hashes */
+	int		 have_cat;
+	int		(*save)(void *, const struct catalog *,
+			    struct as_err *);
+	void		*save_arg;
+};
+
+static void *
+ckpt_main(void *arg)
+{
+	struct ckpt *c = arg;
+
+	c->rc = -1;
+	if (c->have_cat && c->save(c->save_arg, &c->cat, &c->err) == -1)
+		goto out;
+	if ((c->full ? fdatasync(c->fd) : fsync(c->fd)) == -1) {
+		as_err_sys(&c->err, errno, "sync '%s'", c->what);
+		goto out;
+	}
+	if (rec_write(c->rpath, &c->r, &c->err) == -1)
+		goto out;
+	c->rc = 0;
+out:
+	return NULL;
+}
+
+/* Wait for the checkpoint in flight, if any; its result (err). */
+static int
+rcv_ckpt_join(struct rcv *s, struct as_err *err)
+{
+	struct ckpt *c = s->ck;
+	int rc;
+
+	if (c == NULL)
+		return 0;
+	pthread_join(c->tid, NULL);
+	rc = c->rc;
+	if (rc == -1)
+		*err = c->err;
+	else
+		s->have_ckpt = 1;
+	catalog_release(&c->cat);
+	free(c);
+	s->ck = NULL;
+	return rc;
+}
+
+/*
+ * Every VOL_CKPT_RECV bytes of stream and VOL_CKPT_RECV_NS: make what
+ * was received so far durable and say so in the record, so that a cut
+ * transfer resumes at s->covered: an incremental's journal is flushed
+ * and fsync'ed (its length recorded), a full stream's volume
+ * fdatasync'ed; in a thread (struct ckpt).  One is in flight at a time:
+ * the next one waits for it, so that the record is never more than two
+ * intervals behind what was received (the one in flight and the one
+ * being filled): what a cut can lose.
  */
 static int
 rcv_maybe_checkpoint(struct rcv *s, struct as_err *err)
 {
-	struct vrec r;
+	struct ckpt *c;
+	int e;
 
 	if (s->res->st.stream_bytes - s->ckpt_at < VOL_CKPT_RECV ||
 	    mono_ns() - s->ckpt_ns < ckpt_floor(VOL_CKPT_RECV_NS))
 		return 0;
-	if (s->pre_ckpt != NULL && s->pre_ckpt(s->pre_arg, s->covered,
-	    err) == -1)
+	/* (waits only when the disk is more than an interval behind) */
+	if (rcv_ckpt_join(s, err) == -1)
 		return -1;
-	if (s->full) {
-		if (fdatasync(s->d.fd) == -1)
-			return as_err_sys(err, errno, "sync '%s'", s->dest);
-		memset(&r, 0, sizeof(r));
-		r.size = s->size;
-		r.block_size = s->b.block_size;
-		snprintf(r.name, sizeof(r.name), "%s", s->name);
-	} else {
-		if (jrn_flush(&s->j, err) == -1 ||
-		    io_fsync(s->j.fd, s->j.path, err) == -1)
-			return -1;
-		r = s->held;
-		r.pjlen = s->j.bytes;
+	c = xcalloc(1, sizeof(*c));
+	catalog_init(&c->cat);
+	if (s->pre_ckpt != NULL) {
+		if (s->pre_ckpt(s->pre_arg, s->covered, &c->cat) == -1) {
+			free(c);
+			return as_err_set(err, AS_E_INTERNAL, 0, "checkpoint "
+			    "without the sender's catalog");
+		}
+		c->have_cat = 1;
+		c->save = s->pre_save;
+		c->save_arg = s->save_arg;
 	}
-	r.pguid = s->b.target_guid;
-	r.pbase = s->b.base_guid;
-	r.poff = s->covered;
-	if (rec_write(s->rpath, &r, err) == -1)
-		return -1;
+	if (s->full) {
+		c->fd = s->d.fd;
+		c->full = 1;
+		c->what = s->dest;
+		c->r.size = s->size;
+		c->r.block_size = s->b.block_size;
+		snprintf(c->r.name, sizeof(c->r.name), "%s", s->name);
+	} else {
+		if (jrn_flush(&s->j, err) == -1) {
+			catalog_release(&c->cat);
+			free(c);
+			return -1;
+		}
+		c->fd = s->j.fd;
+		c->what = s->j.path;
+		c->r = s->held;
+		c->r.pjlen = s->j.bytes;
+	}
+	c->r.pguid = s->b.target_guid;
+	c->r.pbase = s->b.base_guid;
+	c->r.poff = s->covered;
+	c->rpath = s->rpath;
+	if ((e = pthread_create(&c->tid, NULL, ckpt_main, c)) != 0) {
+		catalog_release(&c->cat);
+		free(c);
+		return as_err_sys(err, e, "start a checkpoint");
+	}
+	s->ck = c;
 	s->ckpt_at = s->res->st.stream_bytes;
 	s->ckpt_ns = mono_ns();
-	s->have_ckpt = 1;
 	return 0;
 }
 
@@ -2186,6 +2310,8 @@ rcv_commit(struct rcv *s, struct as_err *err)
 	if (!s->seen_entry)
 		return as_err_set(err, AS_E_MALFORMED, 0, "volume stream "
 		    "without its entry");
+	if (rcv_ckpt_join(s, err) == -1)
+		return -1;
 	if (s->full) {
 		if (io_fsync(s->d.fd, s->dest, err) == -1)
 			return -1;
@@ -2214,6 +2340,9 @@ rcv_commit(struct rcv *s, struct as_err *err)
 static int
 rcv_close(struct rcv *s, int rc)
 {
+	struct as_err e;
+
+	(void)rcv_ckpt_join(s, &e);
 	if (rc == -1 && s->j.fd != -1 && !s->have_ckpt && !s->resuming) {
 		/* never sealed, nothing to resume from: throw it away */
 		jrn_release(&s->j);
@@ -2245,11 +2374,25 @@ vol_receive_resume(const char *dest, const char *state, int in_fd,
 }
 
 static void
-lc_set_ckpt(struct rcv *r, int (*fn)(void *, uint64_t, struct as_err *),
-    void *arg)
+lc_set_ckpt(struct rcv *r, int (*fn)(void *, uint64_t, struct catalog *),
+    int (*save)(void *, const struct catalog *, struct as_err *), void *arg,
+    void *save_arg)
 {
 	r->pre_ckpt = fn;
+	r->pre_save = save;
 	r->pre_arg = arg;
+	r->save_arg = save_arg;
+}
+
+/* The checkpoint in flight, as a failure of the receiving side. */
+static int
+lc_ckpt_join(struct rcv *r, struct as_err *err)
+{
+	if (rcv_ckpt_join(r, err) == -1) {
+		r->lc_failed = 1;
+		return -1;
+	}
+	return 0;
 }
 
 static int

@@ -92,12 +92,14 @@ struct vol_send_opts {
 	uint64_t	 resume_block;
 	/*
 	 * LIVE: called every 32 MiB of stream (and 0.5 s, half the
-	 * receiver's floor) with target's hashes valid
-	 * for the blocks read so far; the entry's ino holds how many (a
-	 * complete catalog has ino 0).  Saving target then makes the
-	 * transfer resumable from there.
+	 * receiver's floor) with c: target, or a copy of it, whose hashes
+	 * are valid for the blocks read so far; the entry's ino holds how
+	 * many (a complete catalog has ino 0).  Saving c then makes the
+	 * transfer resumable from there.  vol_copy calls it from the
+	 * thread that makes the receiver's checkpoint durable, with a copy.
 	 */
-	int		(*checkpoint)(void *arg, struct as_err *err);
+	int		(*checkpoint)(void *arg, const struct catalog *c,
+			    struct as_err *err);
 	/* called after the last DATA/HOLE, before END is written */
 	int		(*before_end)(void *arg, struct as_err *err);
 	void		*arg;
@@ -168,11 +170,14 @@ int	vol_receive(const char *dest, const char *state, int in_fd,
  *
  * Resume checkpoints: every 16 MiB of stream (and at least 1 s; the
  * environment variable AUTOSYNC_VOL_CHECKPOINT_MS changes that floor,
- * for tests) the receiver makes what it has durable (journal fsync'ed, or a full stream's volume fdatasync'ed)
- * and records "partial_guid/base/offset/journal" in the held-snapshot
- * record; a failed or killed receive keeps that state (an incremental
- * one still holds its old snapshot meanwhile; a full one stays
- * incomplete).
+ * for tests) the receiver makes what it has durable (journal fsync'ed,
+ * or a full stream's volume fdatasync'ed) and then records
+ * "partial_guid/base/offset/journal" in the held-snapshot record; a
+ * thread does that while the stream goes on, one checkpoint at a time
+ * (the next waits for the one in flight), so the record is at most two
+ * intervals behind what was received.  A failed or killed receive
+ * keeps that state (an incremental one still holds its old snapshot
+ * meanwhile; a full one stays incomplete).
  */
 int	vol_receive_resume(const char *dest, const char *state, int in_fd,
 	    int flags, uint64_t resume_guid, uint64_t resume_off,

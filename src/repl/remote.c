@@ -1130,6 +1130,18 @@ remote_pull_with(struct remote *r, uint64_t held, const char *id,
     const char *dst, int rflags, xfer_recv_fn fn, void *fn_arg,
     struct remote_xfer *x, struct as_err *err)
 {
+	uint64_t g = 0, o = 0;
+
+	return remote_pull_resume(r, held, id, dst, rflags, fn, fn_arg, &g,
+	    &o, x, err);
+}
+
+int
+remote_pull_resume(struct remote *r, uint64_t held, const char *id,
+    const char *dst, int rflags, xfer_recv_fn fn, void *fn_arg,
+    uint64_t *rguid, uint64_t *roff, struct remote_xfer *x,
+    struct as_err *err)
+{
 	struct proto_request *q;
 	struct proto_result res, fin;
 	struct proto_commit cm;
@@ -1149,7 +1161,12 @@ remote_pull_with(struct remote *r, uint64_t held, const char *id,
 	q->guid = held;
 	q->flags |= (rflags & DIR_RECV_FORCE) ? REQ_F_FORCE : 0;
 	q->zstd_level = (int8_t)r->o.zstd_level;
-	snprintf(q->id, sizeof(q->id), "%s", id);
+	if (*rguid != 0) {
+		q->flags |= REQ_F_RESUME;
+		snprintf(q->id, sizeof(q->id), "resume:%016" PRIx64 ":%" PRIu64
+		    ":%s", *rguid, *roff, id);
+	} else
+		snprintf(q->id, sizeof(q->id), "%s", id);
 	n = proto_send_request(r->c, q, &r->b, err);
 	free(q);
 	if (n == -1)
@@ -1171,12 +1188,26 @@ remote_pull_with(struct remote *r, uint64_t held, const char *id,
 		    "that does not fit what '%s' holds", r->c->peer, dst);
 		goto out;
 	}
+	if (res.flags & RES_F_PARTIAL) {
+		/* the receiver checks the rest (block size, its record) */
+		if (*rguid == 0 || res.guid != *rguid || res.bytes > *roff ||
+		    res.bytes == 0) {
+			as_err_set(err, AS_E_MALFORMED, 0, "'%s' resumes a "
+			    "transfer that '%s' did not ask for", r->c->peer,
+			    dst);
+			goto out;
+		}
+		*roff = res.bytes;
+		x->resumed = res.bytes;
+	} else
+		*rguid = *roff = 0;
 	x->guid = res.guid;
 	x->base_guid = (res.flags & RES_F_FULL) ? 0 : res.base_guid;
 	x->full = (res.flags & RES_F_FULL) != 0;
 	snprintf(x->name, sizeof(x->name), "%s", res.name);
 
-	xfer_opts_init(r, &xo, &pg, res.bytes);
+	xfer_opts_init(r, &xo, &pg, (res.flags & RES_F_PARTIAL) ? 0 :
+	    res.bytes);
 	xo.receiver = fn;
 	xo.receiver_arg = fn_arg;
 	pf.held = held;

@@ -202,6 +202,7 @@ struct remote_xfer {
 	struct dir_stats st;		/* sender's (push) / receiver's */
 	uint64_t	 raw_bytes;
 	uint64_t	 wire_bytes;
+	uint64_t	 resumed;	/* pull: resumed at this byte, or 0 */
 };
 
 /*
@@ -240,6 +241,18 @@ int	remote_pull(struct remote *r, uint64_t held, const char *id,
 int	remote_pull_with(struct remote *r, uint64_t held, const char *id,
 	    const char *dst, int rflags, xfer_recv_fn fn, void *fn_arg,
 	    struct remote_xfer *x, struct as_err *err);
+/*
+ * The same, asking to resume the interrupted transfer of snapshot *rguid
+ * that dst holds durably below byte *roff (SEND with REQ_F_RESUME; *rguid
+ * 0: an ordinary pull).  Before the stream is received (so before fn
+ * runs: fn_arg may point at them) *rguid and *roff are set to where the
+ * server resumes (RES_F_PARTIAL: that snapshot, at a block boundary at or
+ * below *roff), or both to 0 when it sends a new snapshot from the start.
+ */
+int	remote_pull_resume(struct remote *r, uint64_t held, const char *id,
+	    const char *dst, int rflags, xfer_recv_fn fn, void *fn_arg,
+	    uint64_t *rguid, uint64_t *roff, struct remote_xfer *x,
+	    struct as_err *err);
 
 /*
  * Tune a socket conn (no-op for pipes): TCP_NODELAY, and TCP_USER_TIMEOUT

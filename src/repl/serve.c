@@ -1150,8 +1150,10 @@ do_send(struct session *s, const struct proto_request *q)
 	struct serve_send sp;
 	struct serve_ctx x;
 	struct as_err err, e2;
-	char *abs = NULL, esc[512];
-	int rc = 0, have_base = 0, t;
+	char *abs = NULL, esc[512], *end;
+	const char *id = q->id;
+	uint64_t rguid = 0, roff = 0;
+	int rc = 0, have_base = 0, t, resumed = 0;
 
 	as_err_clear(&err);
 	{
@@ -1179,12 +1181,65 @@ do_send(struct session *s, const struct proto_request *q)
 		    "destination name");
 		goto refuse;
 	}
+	if (q->flags & REQ_F_RESUME) {
+		/* id is "resume:GUID:OFFSET:" and the destination's name */
+		errno = 0;
+		if (strncmp(id, "resume:", 7) == 0) {
+			rguid = strtoull(id + 7, &end, 16);
+			if (*end == ':' && end != id + 7) {
+				id = end + 1;
+				roff = strtoull(id, &end, 10);
+				id = *end == ':' && end != id ? end + 1 : NULL;
+			} else
+				id = NULL;
+		} else
+			id = NULL;
+		if (id == NULL || errno != 0 || rguid == 0 || *id == '\0') {
+			as_err_set(&err, AS_E_MALFORMED, 0, "SEND with RESUME "
+			    "needs an id 'resume:GUID:OFFSET:NAME'");
+			goto refuse;
+		}
+	}
 	if ((abs = source_path(s, q, &eng, &err)) == NULL)
 		goto refuse;
 	if (snapstore_open(&ss, s->state, abs, 1, &err) == -1 ||
 	    snapstore_lock(&ss, &err) == -1 ||
-	    snapstore_dest_get(&ss, q->id, &rec, &err) == -1 ||
-	    sync_settle(&ss, q->id, q->guid, &rec, sr, &err) == -1)
+	    snapstore_dest_get(&ss, id, &rec, &err) == -1)
+		goto refuse;
+	ctx_of(s, &x);
+	sp.x = &x;
+	sp.ss = &ss;
+	sp.abs = abs;
+	sp.spec = q->path;
+	sp.target = &target;
+	sp.sr = sr;
+	sp.xs = &xs;
+	/*
+	 * A cut pull that the destination can continue: its pending
+	 * snapshot is not settled but resumed (an engine that cannot says
+	 * so with 0, and a new snapshot is sent from the start).
+	 */
+	if (rguid != 0 && eng->send_resume != NULL) {
+		if (q->guid != 0 && (have_base = snapstore_load_guid(&ss,
+		    q->guid, &base, &err)) == -1)
+			goto refuse;
+		if (q->guid == 0 || have_base == 1) {
+			sp.base = have_base ? &base : NULL;
+			sp.block_size = have_base ? base.hdr.block_size :
+			    AS_BLOCK_DEFAULT;
+			if ((resumed = eng->send_resume(&sp, &rec, rguid, roff,
+			    &err)) == -1)
+				goto refuse;
+		}
+		if (!resumed) {
+			catalog_release(&base);
+			catalog_init(&base);
+			have_base = 0;
+		}
+	}
+	if (resumed)
+		goto go;
+	if (sync_settle(&ss, id, q->guid, &rec, sr, &err) == -1)
 		goto refuse;
 	if (q->guid != 0) {
 		have_base = snapstore_load_guid(&ss, q->guid, &base, &err);
@@ -1198,29 +1253,28 @@ do_send(struct session *s, const struct proto_request *q)
 			goto refuse;
 		}
 	}
-	ctx_of(s, &x);
-	sp.x = &x;
-	sp.ss = &ss;
-	sp.abs = abs;
-	sp.spec = q->path;
 	sp.base = have_base ? &base : NULL;
 	sp.block_size = have_base ? base.hdr.block_size : AS_BLOCK_DEFAULT;
-	sp.target = &target;
-	sp.sr = sr;
-	sp.xs = &xs;
 	if (eng->send_prepare(&sp, &err) == -1)
 		goto refuse;
 	snprintf(rec.pending, sizeof(rec.pending), "%s", target.hdr.name);
 	rec.held_guid = q->guid;
-	if (snapstore_dest_put(&ss, q->id, &rec, &err) == -1)
+	if (snapstore_dest_put(&ss, id, &rec, &err) == -1)
 		goto refuse;
 
+go:
 	memset(&res, 0, sizeof(res));
-	res.flags = RES_F_GO | (have_base ? 0 : RES_F_FULL);
+	res.flags = RES_F_GO | (have_base ? 0 : RES_F_FULL) |
+	    (resumed ? RES_F_PARTIAL : 0);
 	res.guid = target.hdr.guid;
 	res.base_guid = have_base ? base.hdr.guid : 0;
 	res.time_ns = target.hdr.time_ns;
-	res.bytes = sp.estimate;
+	/* resumed: where the stream starts, else its size (for progress) */
+	res.bytes = resumed ? sp.resume_block * target.hdr.block_size :
+	    sp.estimate;
+	if (resumed)
+		log_info("send '%s' to '%s': resuming '%s' at %" PRIu64,
+		    esc, s->c->peer, target.hdr.name, res.bytes);
 	snprintf(res.name, sizeof(res.name), "%s", target.hdr.name);
 	if (proto_send_result(s->c, &res, &s->scratch, &err) == -1) {
 		rc = -1;
@@ -1264,7 +1318,7 @@ do_send(struct session *s, const struct proto_request *q)
 			goto refuse;
 		rec.held_guid = target.hdr.guid;
 		rec.pending[0] = '\0';
-		if (snapstore_dest_put(&ss, q->id, &rec, &err) == -1)
+		if (snapstore_dest_put(&ss, id, &rec, &err) == -1)
 			goto refuse;
 		if (sync_prune(&ss, target.hdr.guid, &sr->pruned, &e2) == -1)
 			log_warn("prune snapshots of '%s': %s", esc, e2.msg);
@@ -1275,7 +1329,7 @@ do_send(struct session *s, const struct proto_request *q)
 		(void)snapstore_discard_pending(&ss, target.hdr.name, &e2);
 		rec.held_guid = cm.held_guid;
 		rec.pending[0] = '\0';
-		(void)snapstore_dest_put(&ss, q->id, &rec, &e2);
+		(void)snapstore_dest_put(&ss, id, &rec, &e2);
 		res.guid = cm.held_guid;
 		if (!cm.ok)
 			log_info("send '%s' to '%s': the receiver failed: %s",

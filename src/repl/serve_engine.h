@@ -53,6 +53,7 @@ struct serve_send {
 	struct xfer_src	*xs;		/* fill: the sender */
 	uint64_t	 estimate;	/* fill: stream bytes, for progress */
 	void		*priv;		/* the engine's; free()d by serve */
+	uint64_t	 resume_block;	/* send_resume: resume here, or 0 */
 };
 
 struct serve_nsend;
@@ -123,6 +124,18 @@ struct serve_engine {
 			    const struct proto_commit *cm, const char *id,
 			    struct as_err *err);
 	void		(*nrelease)(struct serve_nsend *ns);
+	/*
+	 * SEND with REQ_F_RESUME (resumable engines), before anything is
+	 * settled: the destination (its record rec, holding s->base's GUID,
+	 * or nothing) holds the cut transfer of snapshot pguid durably below
+	 * byte off.  When that transfer can continue, load its
+	 * pending catalog into s->target, set s->resume_block (> 0, at or
+	 * below off) and fill the rest as send_prepare does, and return 1;
+	 * 0 when it cannot (serve settles and sends a new snapshot), -1.
+	 */
+	int		(*send_resume)(struct serve_send *s,
+			    const struct snap_dest *rec, uint64_t pguid,
+			    uint64_t off, struct as_err *err);
 };
 
 /* A native SEND in progress (the engine's nsend fills it). */

@@ -119,6 +119,18 @@ save_pending(void *arg, struct as_err *err)
 	return snapstore_save(v->s->ss, v->s->target, SNAP_SAVE_PENDING, err);
 }
 
+/*
+ * A resume checkpoint: the hashes read so far, so that a pull cut from
+ * here on can resume (send_resume).
+ */
+static int
+save_checkpoint(void *arg, const struct catalog *c, struct as_err *err)
+{
+	struct vol_sender *v = arg;
+
+	return snapstore_save(v->s->ss, c, SNAP_SAVE_PENDING, err);
+}
+
 static int
 vol_sender_run(void *arg, int fd, struct as_err *err)
 {
@@ -129,16 +141,50 @@ vol_sender_run(void *arg, int fd, struct as_err *err)
 	o.flags = VOL_SEND_LIVE;
 	o.block_size = v->s->block_size;
 	o.before_end = save_pending;
+	o.checkpoint = save_checkpoint;
+	o.resume_block = v->s->resume_block;
 	o.arg = v;
 	return vol_send(v->s->abs, v->s->target, v->s->base, fd, &o, &v->st,
 	    err);
+}
+
+/* The sender of s->target (prepared, or a cut transfer's, resumed). */
+static void
+vol_sender_set(struct serve_send *s)
+{
+	struct vol_sender *v;
+
+	v = xcalloc(1, sizeof(*v));
+	v->s = s;
+	s->priv = v;
+	s->xs->send = vol_sender_run;
+	s->xs->send_arg = v;
+	s->xs->target = s->target;
+	s->xs->base = s->base;
+	s->xs->fd = -1;
+}
+
+/* A pull that was cut: continue it where the destination can. */
+static int
+vol_send_resume(struct serve_send *s, const struct snap_dest *rec,
+    uint64_t pguid, uint64_t off, struct as_err *err)
+{
+	(void)err;
+	if (s->base != NULL && s->base->hdr.kind != AS_KIND_VOL)
+		return 0;
+	s->resume_block = sync_vol_resume_point(s->ss, rec, pguid, off,
+	    s->base != NULL ? s->base->hdr.guid : 0, s->abs, s->target);
+	if (s->resume_block == 0)
+		return 0;
+	vol_sender_set(s);
+	s->estimate = 0;
+	return 1;
 }
 
 /* The snapshot is taken while it is sent: only its header now. */
 static int
 vol_send_prepare(struct serve_send *s, struct as_err *err)
 {
-	struct vol_sender *v;
 	struct timespec ts;
 	uint64_t size;
 	int is_blk;
@@ -157,14 +203,7 @@ vol_send_prepare(struct serve_send *s, struct as_err *err)
 	s->target->hdr.guid = snap_guid_new();
 	s->target->hdr.base_guid = s->base != NULL ? s->base->hdr.guid : 0;
 	s->target->hdr.source = xstrdup(s->abs);
-	v = xcalloc(1, sizeof(*v));
-	v->s = s;
-	s->priv = v;
-	s->xs->send = vol_sender_run;
-	s->xs->send_arg = v;
-	s->xs->target = s->target;
-	s->xs->base = s->base;
-	s->xs->fd = -1;
+	vol_sender_set(s);
 	/* a full stream carries every block (holes as HOLE records) */
 	s->estimate = s->base == NULL ? size : 0;
 	return 0;
@@ -179,4 +218,5 @@ const struct serve_engine serve_engine_vol = {
 	.receive_failed	= NULL,		/* vol_receive tidies up itself */
 	.source		= vol_source,
 	.send_prepare	= vol_send_prepare,
+	.send_resume	= vol_send_resume,
 };

@@ -144,6 +144,20 @@ struct sync_vol_recv {
 };
 int	sync_vol_receive(void *arg, const char *dest, int in_fd,
 	    int rflags, struct dir_recv_result *res, struct as_err *err);
+/*
+ * The sending side of a resume (a local sync, a push, a served pull):
+ * can the cut transfer that a destination holds part of (snapshot
+ * pguid, durable below byte poff; see vol_partial) continue?  Only when
+ * the destination's record rec names it as pending, that pending catalog
+ * has GUID pguid and base held, hashes for a prefix, and the volume at
+ * src still has its size.  Then the catalog replaces *target and the
+ * block to resume at (> 0, the lower of the two) is returned; else 0,
+ * target untouched.
+ */
+struct snap_dest;
+uint64_t sync_vol_resume_point(struct snapstore *ss,
+	    const struct snap_dest *rec, uint64_t pguid, uint64_t poff,
+	    uint64_t held, const char *src, struct catalog *target);
 
 /*
  * The step when either endpoint is a ZFS dataset (sync_zfs.c) or a

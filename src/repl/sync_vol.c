@@ -51,6 +51,15 @@ save_pending(void *arg, struct as_err *err)
 	return snapstore_save(vs->ss, vs->target, SNAP_SAVE_PENDING, err);
 }
 
+/* A resume checkpoint: c is target or, from vol_copy's thread, a copy. */
+static int
+save_checkpoint(void *arg, const struct catalog *c, struct as_err *err)
+{
+	struct vol_save *vs = arg;
+
+	return snapstore_save(vs->ss, c, SNAP_SAVE_PENDING, err);
+}
+
 int
 sync_vol_receive(void *arg, const char *dest, int in_fd, int rflags,
     struct dir_recv_result *res, struct as_err *err)
@@ -102,7 +111,7 @@ vol_transfer(const char *src, const char *dst, const char *state,
 	vs.ss = ss;
 	vs.target = target;
 	so.before_end = save_pending;
-	so.checkpoint = save_pending;
+	so.checkpoint = save_checkpoint;
 	so.arg = &vs;
 	so.resume_block = rblock;
 	rr = xcalloc(1, sizeof(*rr));
@@ -142,7 +151,7 @@ push_send(void *arg, int fd, struct as_err *err)
 	so.flags = VOL_SEND_LIVE;
 	so.block_size = p->block_size;
 	so.before_end = save_pending;
-	so.checkpoint = save_pending;
+	so.checkpoint = save_checkpoint;
 	so.arg = &p->vs;
 	so.resume_block = p->resume_block;
 	return vol_send(p->src, p->target, p->base, fd, &so, &p->st, err);
@@ -191,6 +200,7 @@ vol_pull(const struct endpoint *se, const struct endpoint *de,
 	struct remote_xfer x;
 	struct sync_vol_recv va;
 	struct proto_snap *v = NULL;
+	struct vol_partial part;
 	char *state = NULL, *dst_abs = NULL, *id = NULL;
 	uint64_t held = 0;
 	size_t n = 0;
@@ -198,6 +208,7 @@ vol_pull(const struct endpoint *se, const struct endpoint *de,
 
 	res->remote = 2;
 	memset(&x, 0, sizeof(x));
+	memset(&part, 0, sizeof(part));
 	if ((state = snapstore_state_dir(o->state_dir, err)) == NULL ||
 	    (dst_abs = snapstore_abspath(de->path, err)) == NULL)
 		goto out;
@@ -207,7 +218,8 @@ vol_pull(const struct endpoint *se, const struct endpoint *de,
 			goto out;
 		}
 		res->recovered = x2;
-		if (vol_held(dst_abs, state, &held, NULL, err) == -1)
+		if (vol_held(dst_abs, state, &held, NULL, err) == -1 ||
+		    vol_partial(dst_abs, state, &part, err) == -1)
 			goto out;
 	}
 	memset(&ro, 0, sizeof(ro));
@@ -218,11 +230,22 @@ vol_pull(const struct endpoint *se, const struct endpoint *de,
 	if (sync_pull_agree(r, se, de, o->flags, "vol:", dst_abs, &held, &v,
 	    &n, &id, err) == -1)
 		goto out;
+	/*
+	 * A cut pull of a snapshot from what dst still holds: ask the
+	 * server to continue it at dst's checkpoint (it answers where, or
+	 * sends a new snapshot, and the receiver then forgets the cut one).
+	 */
 	memset(&va, 0, sizeof(va));
 	va.state = state;
-	rc = remote_pull_with(r, held, id, dst_abs, o->flags & SYNC_FORCE ?
-	    DIR_RECV_FORCE : 0, sync_vol_receive, &va, &x, err);
+	if (part.target_guid != 0 && part.base_guid == held) {
+		va.resume_guid = part.target_guid;
+		va.resume_off = part.offset;
+	}
+	rc = remote_pull_resume(r, held, id, dst_abs, o->flags & SYNC_FORCE ?
+	    DIR_RECV_FORCE : 0, sync_vol_receive, &va, &va.resume_guid,
+	    &va.resume_off, &x, err);
 	sync_pull_result(&x, v, n, res);
+	res->resumed = x.resumed;
 	res->send.entries_sent = 1;
 	res->send.data_bytes = x.st.data_bytes;
 	res->send.stream_bytes = x.raw_bytes;
@@ -260,15 +283,12 @@ vol_dest_held(struct remote *r, const char *dst_abs, const char *state,
 }
 
 /*
- * Can the cut transfer that dst holds part of (p) resume?  Only when
- * the pending catalog that the destination record names is that
- * snapshot, from what dst holds, with hashes for a prefix, and the
- * source still has its size.  Loads it into target and returns the
- * block to resume at (> 0), or 0 (target untouched).
+ * Can the cut transfer that a destination holds part of (snapshot pguid,
+ * durable below poff) resume?  See sync.h.
  */
-static uint64_t
-resume_point(struct snapstore *ss, const struct snap_dest *rec,
-    const struct vol_partial *p, uint64_t held, const char *src,
+uint64_t
+sync_vol_resume_point(struct snapstore *ss, const struct snap_dest *rec,
+    uint64_t pguid, uint64_t poff, uint64_t held, const char *src,
     struct catalog *target)
 {
 	struct catalog c;
@@ -276,18 +296,18 @@ resume_point(struct snapstore *ss, const struct snap_dest *rec,
 	uint64_t size, rb;
 	int is_blk;
 
-	if (p->target_guid == 0 || rec->pending[0] == '\0')
+	if (pguid == 0 || rec->pending[0] == '\0')
 		return 0;
 	catalog_init(&c);
 	if (snapstore_load_pending(ss, rec->pending, &c, &e) == -1)
 		return 0;
 	rb = 0;
-	if (c.hdr.guid == p->target_guid && c.hdr.kind == AS_KIND_VOL &&
+	if (c.hdr.guid == pguid && c.hdr.kind == AS_KIND_VOL &&
 	    c.hdr.base_guid == held && c.n == 1 && c.ents[0].ino > 0 &&
 	    c.hdr.block_size != 0 &&
 	    vol_probe(src, &size, &is_blk, &e) == 0 && size == c.ents[0].size)
-		rb = p->offset / c.hdr.block_size < c.ents[0].ino ?
-		    p->offset / c.hdr.block_size : c.ents[0].ino;
+		rb = poff / c.hdr.block_size < c.ents[0].ino ?
+		    poff / c.hdr.block_size : c.ents[0].ino;
 	if (rb == 0) {
 		catalog_release(&c);
 		return 0;
@@ -382,7 +402,8 @@ sync_run_vol(const struct endpoint *se, const struct endpoint *de,
 	 */
 	if (snapstore_dest_get(&ss, dkey, &rec, err) == -1)
 		goto out;
-	rblock = resume_point(&ss, &rec, &part, held, src_abs, &target);
+	rblock = sync_vol_resume_point(&ss, &rec, part.target_guid,
+	    part.offset, held, src_abs, &target);
 	if (rblock == 0 && sync_settle(&ss, dkey, held, &rec, res,
 	    err) == -1)
 		goto out;
@@ -483,9 +504,14 @@ transfer:
 		goto out;
 	}
 
-	/* 6. commit, then prune */
-	if (snapstore_save(&ss, &target, SNAP_SAVE_REPLACE, tr == 1 ? &e2 :
-	    err) == -1 && tr == 0)
+	/*
+	 * 6. commit, then prune.  The pending catalog saved just before END
+	 * is target: a rename commits it (rewriting and syncing the whole
+	 * catalog again cost as much as a checkpoint); without it, save.
+	 */
+	if ((tr != 0 || snapstore_commit_pending(&ss, target.hdr.name,
+	    &e2) == -1) && snapstore_save(&ss, &target, SNAP_SAVE_REPLACE,
+	    tr == 1 ? &e2 : err) == -1 && tr == 0)
 		goto out;
 	rec.held_guid = now_guid;
 	rec.pending[0] = '\0';

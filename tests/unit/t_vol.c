@@ -512,16 +512,26 @@ struct ckpt_seen {
 	struct catalog	*target;
 	int		 calls;
 	uint64_t	 max_ino;
+	uint8_t		*hashes;	/* the newest checkpoint's prefix */
 };
 
+/* (called from the checkpoint's thread, with a copy of target) */
 static int
-copy_ckpt(void *arg, struct as_err *err)
+copy_ckpt(void *arg, const struct catalog *c, struct as_err *err)
 {
-	struct ckpt_seen *c = arg;
+	struct ckpt_seen *cs = arg;
+	uint64_t nb = c->ents[0].ino;
 
-	c->calls++;
-	if (c->target->ents[0].ino > c->max_ino)
-		c->max_ino = c->target->ents[0].ino;
+	cs->calls++;
+	if (c == cs->target || c->n != 1 || nb > c->ents[0].nblocks)
+		return as_err_set(err, AS_E_INTERNAL, 0, "not a prefix copy");
+	if (nb > cs->max_ino) {
+		cs->max_ino = nb;
+		free(cs->hashes);
+		cs->hashes = malloc(nb * CAT_HASH_LEN);
+		memcpy(cs->hashes, (const uint8_t *)c->hashes.data +
+		    c->ents[0].hash_off, nb * CAT_HASH_LEN);
+	}
 	return 0;
 }
 
@@ -580,6 +590,10 @@ test_copy(void **state)
 	assert_true(cs.calls >= 1);
 	assert_true(cs.max_ino > 0 && cs.max_ino <= 6 * NBLK);
 	assert_int_equal(c1.ents[0].ino, 0);
+	/* ... and they were the final hashes of the blocks below it */
+	assert_memory_equal(cs.hashes, (const uint8_t *)c1.hashes.data +
+	    c1.ents[0].hash_off, cs.max_ino * CAT_HASH_LEN);
+	free(cs.hashes);
 	/* the same hashes as a scan */
 	memset(&sst, 0, sizeof(sst));
 	catalog_init(&scan);

@@ -1,0 +1,163 @@
+#!/bin/bash
+test_description='volumes: cut pulls resume over tcp, and vol: over tls
+
+A pull of a volume over tcp:// is cut twice in a row by the fault proxy
+(a reset after a fixed number of bytes from the server); each retry
+resumes at the destination'"'"'s last checkpoint, so every attempt gets
+further, and a third one finishes with less than the whole volume sent.
+Meanwhile the destination is never reported as holding a snapshot.  Over
+tls:// (mutual certificates): a push in full and then incremental, a pull
+in full and then incremental, a cut push and a cut pull that resume.'
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-net.sh"
+
+net_has_serve || test_skip_all "this autosync has no serve command yet"
+
+T=$TRASH_DIRECTORY
+BS=65536
+MIB=1048576
+sha() { sha256sum <"$1" | cut -d' ' -f1; }
+
+# scribble IMG N: N random 64 KiB blocks at random block offsets
+scribble() {
+	local img=$1 n=$2 nblk i
+	nblk=$(( $(stat -c %s "$img") / BS ))
+	for i in $(seq "$n"); do
+		dd if=/dev/urandom of="$img" bs=$BS count=1 conv=notrunc \
+			seek=$(( (RANDOM * 32768 + RANDOM) % nblk )) status=none ||
+			return 1
+	done
+}
+
+# data_bytes OUT: the "of data" figure of a sync -v output, in bytes
+data_bytes() {
+	sed -n 's/.*sent 1 entries, \([0-9.]*\) \([KMG]*i*B\) of data.*/\1 \2/p' "$1" |
+	awk '{ m = 1; if ($2 == "KiB") m = 1024; if ($2 == "MiB") m = 1048576;
+		if ($2 == "GiB") m = 1073741824; printf "%d\n", $1 * m }'
+}
+
+# poffset REC: the partial_offset of a volume record, or 0
+poffset() { sed -n 's/^partial_offset //p' "$1" 2>/dev/null | grep . || echo 0; }
+
+# Checkpoints as often as the byte counts allow, on both sides.
+AUTOSYNC_VOL_CHECKPOINT_MS=0
+export AUTOSYNC_VOL_CHECKPOINT_MS
+
+sync_tcp() { net_deadline 60 autosync sync --key "$T/keys/psk.key" "$@"; }
+sync_tls() {
+	net_deadline 60 autosync sync --cert "$T/keys/client.crt" \
+		--key "$T/keys/client.key" --ca "$T/keys/ca.crt" "$@"
+}
+
+test_expect_success 'setup: keys, tcp and tls servers, a 96 MiB volume' '
+	net_deadline 30 autosync keygen --out keys >/dev/null &&
+	mkdir root &&
+	AUTOSYNC_STATE_DIR=$T/server-state \
+		net_serve tcp --key "$T/keys/psk.key" --root "$T/root" &&
+	U=tcp://127.0.0.1:$SERVE_PORT TCP_PORT=$SERVE_PORT &&
+	AUTOSYNC_STATE_DIR=$T/server-state \
+		net_serve tls --tls --cert "$T/keys/server.crt" \
+		--key "$T/keys/server.key" --ca "$T/keys/ca.crt" \
+		--root "$T/root" &&
+	S=tls://127.0.0.1:$SERVE_PORT TLS_PORT=$SERVE_PORT &&
+	truncate -s 112M root/v.img &&
+	dd if=/dev/urandom of=root/v.img bs=1M count=96 seek=8 conv=notrunc status=none
+'
+
+test_expect_success 'a tcp pull cut twice in a row resumes each time' '
+	net_proxy rst $TCP_PORT --rst $(( 40 * MIB )) --direction s2c &&
+	P=tcp://127.0.0.1:$PROXY_PORT &&
+	test_must_fail sync_tcp "$P/vol:/v.img" vol:p.img 2>err1 &&
+	cat err1 &&
+	o1=$(poffset p.img.autosync) && echo "first cut: $o1" &&
+	test "$o1" -gt 0 &&
+	grep "^state incomplete" p.img.autosync &&
+	autosync snapshots vol:p.img >held && ! grep autosync_ held &&
+	test_must_fail sync_tcp -v "$P/vol:/v.img" vol:p.img >out2 2>err2 &&
+	cat out2 err2 &&
+	o2=$(poffset p.img.autosync) && echo "second cut: $o2" &&
+	test "$o2" -gt "$o1" &&
+	grep "^state incomplete" p.img.autosync &&
+	sync_tcp -v "$U/vol:/v.img" vol:p.img >out &&
+	cat out &&
+	grep "resumed an interrupted transfer at" out &&
+	n=$(data_bytes out) && test "$n" -lt $(( 96 * MIB - o2 + 16 * MIB )) &&
+	test "$(sha root/v.img)" = "$(sha p.img)" &&
+	! grep "^partial" p.img.autosync &&
+	grep "^state complete" p.img.autosync &&
+	net_kill "$PROXY_PID"
+'
+
+test_expect_success 'the resumed pull is a snapshot on both sides; the next is incremental' '
+	autosync --state-dir "$T/server-state" snapshots vol:root/v.img >list &&
+	cat list && test "$(grep -c autosync_ list)" = 1 &&
+	! ls "$T"/server-state/catalogs/*/*.pending 2>/dev/null &&
+	scribble root/v.img 3 &&
+	sync_tcp -v "$U/vol:/v.img" vol:p.img >out &&
+	cat out &&
+	grep "incremental from" out &&
+	! grep "resumed" out &&
+	n=$(data_bytes out) && test "$n" -le $(( 3 * BS )) &&
+	test "$(sha root/v.img)" = "$(sha p.img)"
+'
+
+test_expect_success 'tls: push full, then incremental' '
+	truncate -s 48M a.img &&
+	scribble a.img 40 &&
+	sync_tls -v vol:a.img "$S/vol:/a.img" >out &&
+	cat out && grep "full to" out &&
+	test "$(sha a.img)" = "$(sha root/a.img)" &&
+	scribble a.img 4 &&
+	sync_tls -v vol:a.img "$S/vol:/a.img" >out &&
+	cat out && grep "incremental from" out &&
+	n=$(data_bytes out) && test "$n" -gt 0 && test "$n" -le $(( 4 * BS )) &&
+	test "$(sha a.img)" = "$(sha root/a.img)"
+'
+
+test_expect_success 'tls: pull full, then incremental' '
+	sync_tls -v "$S/vol:/a.img" vol:ta.img >out &&
+	cat out && grep "full to" out &&
+	test "$(sha root/a.img)" = "$(sha ta.img)" &&
+	scribble root/a.img 2 &&
+	sync_tls -v "$S/vol:/a.img" vol:ta.img >out &&
+	cat out && grep "incremental from" out &&
+	n=$(data_bytes out) && test "$n" -le $(( 2 * BS )) &&
+	test "$(sha root/a.img)" = "$(sha ta.img)"
+'
+
+# (a push names its destination by URL: the retry goes through the same
+# proxy, which cuts only the first connection)
+test_expect_success 'tls: a cut push and a cut pull resume' '
+	net_proxy tlsrst $TLS_PORT --rst $(( 40 * MIB )) --direction c2s \
+		--only-conn 1 &&
+	C=tls://127.0.0.1:$PROXY_PORT &&
+	truncate -s 72M w.img &&
+	dd if=/dev/urandom of=w.img bs=1M count=64 seek=4 conv=notrunc status=none &&
+	test_must_fail sync_tls vol:w.img "$C/vol:/w.img" 2>err &&
+	cat err &&
+	test "$(poffset root/w.img.autosync)" -gt 0 &&
+	sync_tls -v vol:w.img "$C/vol:/w.img" >out &&
+	cat out &&
+	grep "resumed an interrupted transfer at" out &&
+	n=$(data_bytes out) && test "$n" -lt $(( 64 * MIB )) &&
+	test "$(sha w.img)" = "$(sha root/w.img)" &&
+	net_kill "$PROXY_PID" &&
+	net_proxy tlsrst2 $TLS_PORT --rst $(( 40 * MIB )) --direction s2c \
+		--only-conn 1 &&
+	C=tls://127.0.0.1:$PROXY_PORT &&
+	test_must_fail sync_tls "$C/vol:/w.img" vol:tw.img 2>err &&
+	cat err &&
+	test "$(poffset tw.img.autosync)" -gt 0 &&
+	sync_tls -v "$C/vol:/w.img" vol:tw.img >out &&
+	cat out &&
+	grep "resumed an interrupted transfer at" out &&
+	n=$(data_bytes out) && test "$n" -lt $(( 64 * MIB )) &&
+	test "$(sha w.img)" = "$(sha tw.img)" &&
+	net_kill "$PROXY_PID"
+'
+
+test_expect_success 'no sanitizer report in the servers'"'"' logs' '
+	net_logs_clean
+'
+
+test_done
