@@ -38,6 +38,7 @@ struct serve_recv {
 	const char	*state;		/* the server's state directory */
 	uint64_t	 resume_guid;	/* REQ_F_RESUME: this transfer... */
 	uint64_t	 resume_off;	/* ... at this byte; else 0, 0 */
+	int		 trusted;	/* the client's grant says "trusted" */
 };
 
 /* SEND: what send_prepare gets and fills. */
@@ -66,6 +67,12 @@ struct serve_engine {
 	 * whether the dataset exists (serve.c does not lstat it).
 	 */
 	int		 datasets;
+	/*
+	 * 1: RECEIVE only from a client whose grant says "trusted" (the
+	 * engine's receiver does not validate streams: btrfs); refused
+	 * with AUTH before GO otherwise.
+	 */
+	int		 trust;
 	/*
 	 * HOLD on an existing path: repair an interrupted receive
 	 * (RES_F_RECOVERED) and say what it holds: RES_F_HELD with guid,
@@ -135,5 +142,6 @@ struct serve_nsend {
 extern const struct serve_engine serve_engine_dir;	/* serve.c */
 extern const struct serve_engine serve_engine_vol;	/* serve_vol.c */
 extern const struct serve_engine serve_engine_zfs;	/* serve_zfs.c */
+extern const struct serve_engine serve_engine_btrfs;	/* serve_btrfs.c */
 
 #endif
