@@ -291,7 +291,7 @@ fi
 # -u B/sshraw`.  Full streams, destinations destroyed before each round,
 # alternating who goes first.
 SSH=${SSH:-$(test -x /usr/sbin/sshd && echo 1 || echo 0)}
-declare -a pr_full pw_full sr_full sw_full
+declare -a pr_full pw_full pw_none sr_full sw_full
 if test "$REMOTE" = 1; then
 	setsid "$AUTOSYNC" serve --listen 127.0.0.1:0 --port-file "$dir/pport" \
 	    --key "$dir/keys/psk.key" --root "zfs:$pa" \
@@ -378,6 +378,8 @@ if test "$REMOTE" = 1; then
 			pull_round || exit 1; nc_round || exit 1
 		fi
 		pr_full+=("$RT"); pw_full+=("$WT")
+		pull_round || exit 1
+		pw_none+=("$WT")
 		test "$SSH" = 1 || continue
 		if test $((r % 2)) = 1; then
 			ssh_raw_round || exit 1; ssh_pull_round || exit 1
@@ -423,7 +425,12 @@ if test "$REMOTE" = 1; then
 	row "tcp push vs zfs send, nc, zfs receive -u: full" "${nr_full[@]}" "${nw_full[@]}"
 	printf '| tcp push, nothing changed | %.3f | | |\n' "$(best "${nw_none[@]}")"
 	row "tcp pull vs zfs send, nc, zfs receive -u: full" "${pr_full[@]}" "${pw_full[@]}"
+	printf '| tcp pull, nothing changed | %.3f | | |\n' "$(best "${pw_none[@]}")"
+	printf '| tcp pull, stream only (full - nothing changed) | %.3f | %.3f | %.2f |\n' \
+	    "$(echo "$(best "${pw_full[@]}") - $(best "${pw_none[@]}")" | bc -l)" \
+	    "$(best "${pr_full[@]}")" \
+	    "$(echo "($(best "${pw_full[@]}") - $(best "${pw_none[@]}")) / $(best "${pr_full[@]}")" | bc -l)"
 	if test "$SSH" = 1; then
-		row "ssh pull vs ssh zfs send | zfs receive -u: full" "${sr_full[@]}" "${sw_full[@]}"
+		row "ssh pull vs ssh zfs send \\| zfs receive -u: full" "${sr_full[@]}" "${sw_full[@]}"
 	fi
 fi

@@ -1090,6 +1090,7 @@ btrfs_push(const char *src, const struct endpoint *de,
 	const char *dirs[1];
 	uint64_t held = 0;
 	size_t i, ns = 0, ndr = 0;
+	int64_t t1;
 	int rc = -1, h, force = (o->flags & SYNC_FORCE) != 0;
 
 	memset(&s, 0, sizeof(s));
@@ -1144,7 +1145,9 @@ btrfs_push(const char *src, const struct endpoint *de,
 	xs.send = bsend_run;
 	xs.send_arg = &s;
 	xs.target = &tc;
+	t1 = now_ns();
 	rc = remote_push(r, &xs, force, &x, err);
+	res->xfer_ns = now_ns() - t1;
 	res->send.stream_bytes = x.raw_bytes;
 	res->send.data_bytes = x.raw_bytes;
 	res->wire_bytes = x.wire_bytes;
@@ -1208,6 +1211,7 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 	char *id = NULL;
 	uint64_t held = 0;
 	size_t n = 0;
+	int64_t t1;
 	int rc = -1;
 
 	res->remote = 2;
@@ -1229,8 +1233,10 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 	    &id, err) == -1)
 		goto out;
 	ra.trusted = 1;
+	t1 = now_ns();
 	rc = remote_pull_with(r, held, id, dst, o->flags & SYNC_FORCE ?
 	    DIR_RECV_FORCE : 0, sync_btrfs_receive, &ra, &x, err);
+	res->xfer_ns = now_ns() - t1;
 	sync_pull_result(&x, v, n, res);
 	res->send.stream_bytes = x.raw_bytes;
 	res->send.data_bytes = x.raw_bytes;
