@@ -2,8 +2,8 @@
  * serve_engine.h - what "autosync serve" does for one kind of dataset.
  *
  * A request path names its engine by a prefix (proto_engine_prefix():
- * "vol:/srv/vm.img", later "zfs:tank/a", "btrfs:/mnt/p/s"; no prefix is
- * a directory).  serve.c strips the prefix, passes the rest through the
+ * "vol:/srv/vm.img", "zfs:tank/a", "btrfs:/mnt/p/s"; no prefix is a
+ * directory).  serve.c strips the prefix, passes the rest through the
  * access rules (serve_resolve: roots, rw, no symbolic links) and then
  * calls the engine's functions below; the protocol messages, the
  * confinement, the catalog bookkeeping of SEND (lock, settle, pending,

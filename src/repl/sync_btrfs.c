@@ -26,6 +26,14 @@
  *     snapshots are kept), then prune older autosync_* snapshots on both
  *     sides, and the snapshots of children that are gone.
  *
+ * Between machines (btrfs_push, btrfs_pull; a server's side is
+ * sync_btrfs_receive and sync_btrfs_send_*, called by serve_btrfs.c):
+ * one subvolume (nested ones need SYNC_NO_RECURSE and are left out),
+ * the same layout, view and pruning on each side; the protocol's GUID is
+ * the first 64 bits of a snapshot's UUID.  A stream is received only
+ * from a sender configured as trusted: the server's grant says so, and
+ * a pulling client names the server (sync_opts.trust).
+ *
  * btrfs:SRC -> a directory (local or remote): the portable engine reads
  * a read-only snapshot of SRC at a stable path, SNAPDIR/dir-source,
  * replaced each run, so that its catalogs (keyed by the source path)
