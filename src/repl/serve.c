@@ -149,6 +149,7 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 		if ((save = strchr(line, '#')) != NULL)
 			*save = '\0';
 		nw = 0;
+		memset(w, 0, sizeof(w));	/* (quiets -O2's may-be-unset) */
 		for (save = line; nw < 6;) {
 			save += strspn(save, " \t\r");
 			if (*save == '\0')
