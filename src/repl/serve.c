@@ -844,8 +844,11 @@ resolve_native(struct session *s, const struct serve_engine *eng,
 		return resolve(s, eng, rest, 0, err);
 	if (!snap_ok || at[1] == '\0' || strchr(at + 1, '@') != NULL ||
 	    strchr(at + 1, '/') != NULL || strlen(at + 1) > PROTO_NAME_MAX) {
+		char esc[PROTO_PATH_MAX * 4 + 8];
+
 		as_err_set(err, AS_E_UNSAFE_PATH, 0, "'%s' does not name a "
-		    "dataset%s", rest, snap_ok ? " or a snapshot" : "");
+		    "dataset%s", log_escape(rest, esc, sizeof(esc)), snap_ok ?
+		    " or a snapshot" : "");
 		return NULL;
 	}
 	ds = xstrndup(rest, (size_t)(at - rest));
