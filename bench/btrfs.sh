@@ -185,6 +185,73 @@ for r in $(seq "$N"); do
 	incr_c+=("$t_rawc")
 done
 
+# Over the network (REMOTE=1, the default): a full push over tcp:// to
+# an "autosync serve --config" on 127.0.0.1 whose serve.conf trusts the
+# client for btrfs: ("allow bench btrfs:B rw trusted"), against the raw
+# pipe `btrfs send S | nc -N 127.0.0.1 P` into `nc -l P | btrfs receive
+# B/ncraw` (its snapshot is taken before and not timed; the 0.2 s the
+# script waits for nc -l is taken off); autosync's whole run is timed
+# (snapshot, HOLD, RECEIVE: the stream in DATA frames into btrfs receive
+# on the server, the view, pruning).  Destinations deleted before each
+# round, alternating who goes first.
+REMOTE=${REMOTE:-1}
+net_raw=() net_as=() net_x=()
+if test "$REMOTE" = 1 && command -v nc >/dev/null; then
+	"$AUTOSYNC" keygen --out "$W/keys" --client bench >/dev/null || exit 1
+	cat >"$W/serve.conf" <<-EOF
+	client bench key $W/keys/psk.key
+	allow bench btrfs:$B rw trusted
+	EOF
+	setsid "$AUTOSYNC" serve --listen 127.0.0.1:0 --port-file "$W/port" \
+	    --config "$W/serve.conf" 2>>"$W/serve.log" </dev/null &
+	spid=$!
+	for _ in $(seq 100); do test -s "$W/port" && break; sleep 0.1; done
+	sport=$(cat "$W/port")
+	ncport=$((sport + 1))
+	mkdir -p "$B/ncraw"
+	nc_raw() {	# prints seconds
+		local s=$A/raw-snaps/n$1 t
+		btrfs subvolume snapshot -r "$A/src" "$s" >/dev/null || return 1
+		sync
+		t=$("$PYTHON" -c '
+import subprocess, sys, time
+s, d, p = sys.argv[1:4]
+r = subprocess.Popen("nc -l 127.0.0.1 %s | btrfs receive -q %s" % (p, d), shell=True)
+time.sleep(0.2)
+t = time.perf_counter()
+subprocess.run("btrfs send -q %s | nc -N 127.0.0.1 %s" % (s, p), shell=True, check=True)
+r.wait()
+print("%.3f" % (time.perf_counter() - t)) if r.returncode == 0 else print("FAIL")' "$s" "$B/ncraw" "$ncport")
+		echo "$t"
+	}
+	tcp_as() {
+		BENCH_OUT=$W/tcp.out seconds "$AUTOSYNC" sync -v --key "$W/keys/psk.key" \
+		    "btrfs:$A/src" "tcp://127.0.0.1:$sport/btrfs:$B/tcpas"
+	}
+	for r in $(seq "$N"); do
+		del_all "$B/ncraw"; del_all "$A/raw-snaps"
+		test -d "$B/tcpas" && btrfs subvolume delete "$B/tcpas" >/dev/null
+		del_all "$B/.autosync-snapshots/tcpas" 2>/dev/null
+		del_all "$A/.autosync-snapshots/src" 2>/dev/null
+		rm -rf "$B/.autosync-snapshots/tcpas" "$A/.autosync-snapshots"
+		rm -rf "$AUTOSYNC_STATE_DIR"/*
+		btrfs subvolume sync "$A" >/dev/null; btrfs subvolume sync "$B" >/dev/null
+		if test $((r % 2)) = 1; then
+			t_raw=$(nc_raw "$r"); t_as=$(tcp_as)
+		else
+			t_as=$(tcp_as); t_raw=$(nc_raw "$r")
+		fi
+		s=$(ls -1 "$A/.autosync-snapshots/src" | grep '^autosync_' | tail -n 1)
+		diff -r "$A/.autosync-snapshots/src/$s" "$B/tcpas" >/dev/null ||
+			{ echo "WRONG RESULT: $B/tcpas differs from $s"; t_as=FAIL; }
+		t_x=$(sed -n 's/.* of btrfs send streams in \([0-9.]*\) s$/\1/p' "$W/tcp.out")
+		echo "round $r tcp push full: raw nc pipe $t_raw s, autosync $t_as s (streams $t_x s)"
+		net_raw+=("$t_raw") net_as+=("$t_as") net_x+=("$t_x")
+	done
+	kill -TERM "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+fi
+
 fr=$(printf '%s\n' "${full_raw[@]}" | best)
 fa=$(printf '%s\n' "${full_as[@]}" | best)
 ir=$(printf '%s\n' "${incr_raw[@]}" | best)
@@ -209,3 +276,12 @@ echo "| scenario | raw send\\|receive s | autosync streams s | ratio (goal ≤ 1
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 echo "| full, $SIZE_MB MiB | $fp | $fx | $(ratio "$fx" "$fp") | $fr | $fc | $fa | $(ratio "$fa" "$fr") | $(ratio "$fa" "$fc") |"
 echo "| incremental, $CHANGE_PCT% rewritten | $ip | $ix | $(ratio "$ix" "$ip") | $ir | $ic | $ia | $(ratio "$ia" "$ir") | $(ratio "$ia" "$ic") |"
+if test "${#net_raw[@]}" -gt 0; then
+	nr=$(printf '%s\n' "${net_raw[@]}" | best)
+	na=$(printf '%s\n' "${net_as[@]}" | best)
+	echo
+	nx=$(printf '%s\n' "${net_x[@]}" | best)
+	echo "| scenario | raw btrfs send \\| nc \\| btrfs receive s | autosync tcp push: stream s | ratio (goal ≤ 1.05) | autosync whole run s | ratio |"
+	echo "|---|---:|---:|---:|---:|---:|"
+	echo "| full, $SIZE_MB MiB over tcp | $nr | $nx | $(ratio "$nx" "$nr") | $na | $(ratio "$na" "$nr") |"
+fi

@@ -281,6 +281,121 @@ if test "$REMOTE" = 1; then
 	wait "$spid" 2>/dev/null
 fi
 
+# Pull (REMOTE=1): "autosync sync tcp://127.0.0.1:PORT/zfs:A/srcw
+# zfs:B/pullwrap" from an "autosync serve --root zfs:A" (SNAPSHOTS, SEND
+# with the server's snapshot, zfs receive -u here, GUID check, property
+# policy) against the same raw pipe as the push (`zfs send | nc | nc -l |
+# zfs receive -u`); and, with an sshd (SSH=1, the default when
+# /usr/sbin/sshd exists: one is started on 127.0.0.1 for the run), the
+# pull over ssh:// against `ssh 127.0.0.1 zfs send A/src@s | zfs receive
+# -u B/sshraw`.  Full streams, destinations destroyed before each round,
+# alternating who goes first.
+SSH=${SSH:-$(test -x /usr/sbin/sshd && echo 1 || echo 0)}
+declare -a pr_full pw_full pw_none sr_full sw_full
+if test "$REMOTE" = 1; then
+	setsid "$AUTOSYNC" serve --listen 127.0.0.1:0 --port-file "$dir/pport" \
+	    --key "$dir/keys/psk.key" --root "zfs:$pa" \
+	    2>>"$dir/serve-pull.log" </dev/null &
+	ppid_=$!
+	for _ in $(seq 100); do test -s "$dir/pport" && break; sleep 0.1; done
+	pport=$(cat "$dir/pport")
+	ncport=$((pport + 1))
+	pull_round() {
+		local t0 t1
+		t0=$(now)
+		"$AUTOSYNC" sync --key "$dir/keys/psk.key" \
+		    "tcp://127.0.0.1:$pport/zfs:$pa/srcw" zfs:"$pb/pullwrap" \
+		    2>>"$dir/autosync.log" || return 1
+		t1=$(now)
+		WT=$(secs "$t0" "$t1")
+	}
+	sshd_pid=
+	if test "$SSH" = 1; then
+		mkdir -p "$dir/ssh" /run/sshd && chmod 700 "$dir/ssh"
+		ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh/host" &&
+		ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh/user" &&
+		{ printf 'environment="PATH=%s" ' "$PATH"; cat "$dir/ssh/user.pub"; } \
+		    >"$dir/ssh/authorized_keys"
+		sshport=$((pport + 2))
+		cat >"$dir/ssh/sshd_config" <<-EOF
+		Port $sshport
+		ListenAddress 127.0.0.1
+		HostKey $dir/ssh/host
+		AuthorizedKeysFile $dir/ssh/authorized_keys
+		PermitRootLogin prohibit-password
+		StrictModes no
+		UsePAM no
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		PermitUserEnvironment yes
+		PrintMotd no
+		SetEnv AUTOSYNC_STATE_DIR=$dir/state-ssh
+		EOF
+		/usr/sbin/sshd -D -e -f "$dir/ssh/sshd_config" 2>"$dir/ssh/log" &
+		sshd_pid=$!
+		cat >"$dir/ssh/ssh" <<-EOF
+		#!/bin/sh
+		exec ssh -i $dir/ssh/user -p $sshport -o StrictHostKeyChecking=no \
+		    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes "\$@"
+		EOF
+		chmod +x "$dir/ssh/ssh"
+		for _ in $(seq 50); do
+			"$dir/ssh/ssh" 127.0.0.1 true 2>/dev/null && break
+			sleep 0.2
+		done
+		"$dir/ssh/ssh" 127.0.0.1 true || SSH=0
+	fi
+	ssh_raw_round() {
+		local t0 t1 s=h$(date +%s%N)
+		zfs destroy -r "$pb/sshraw" 2>/dev/null
+		zfs snapshot "$pa/src@$s" || return 1
+		t0=$(now)
+		"$dir/ssh/ssh" 127.0.0.1 zfs send "$pa/src@$s" |
+			zfs receive -u "$pb/sshraw" || return 1
+		t1=$(now)
+		zfs destroy "$pa/src@$s" 2>/dev/null
+		RT=$(secs "$t0" "$t1")
+	}
+	ssh_pull_round() {
+		local t0 t1
+		t0=$(now)
+		AUTOSYNC_SSH=$dir/ssh/ssh AUTOSYNC_REMOTE=$AUTOSYNC "$AUTOSYNC" \
+		    sync "ssh://127.0.0.1/zfs:$pa/srcw" zfs:"$pb/sshwrap" \
+		    2>>"$dir/autosync.log" || return 1
+		t1=$(now)
+		WT=$(secs "$t0" "$t1")
+	}
+	for r in $(seq "$N"); do
+		zfs destroy -r "$pb/pullwrap" 2>/dev/null
+		zfs destroy -r "$pb/sshwrap" 2>/dev/null
+		for s in $(zfs list -H -t snapshot -o name -r "$pa/srcw"); do
+			zfs destroy "$s" 2>/dev/null
+		done
+		rm -rf "$AUTOSYNC_STATE_DIR" "$dir/state-ssh"
+		if test $((r % 2)) = 1; then
+			nc_round || exit 1; pull_round || exit 1
+		else
+			pull_round || exit 1; nc_round || exit 1
+		fi
+		pr_full+=("$RT"); pw_full+=("$WT")
+		pull_round || exit 1
+		pw_none+=("$WT")
+		test "$SSH" = 1 || continue
+		if test $((r % 2)) = 1; then
+			ssh_raw_round || exit 1; ssh_pull_round || exit 1
+		else
+			ssh_pull_round || exit 1; ssh_raw_round || exit 1
+		fi
+		sr_full+=("$RT"); sw_full+=("$WT")
+	done
+	kill -TERM "$ppid_" 2>/dev/null
+	wait "$ppid_" 2>/dev/null
+	if test -n "$sshd_pid"; then
+		kill -TERM "$sshd_pid" 2>/dev/null
+		wait "$sshd_pid" 2>/dev/null
+	fi
+fi
+
 row() {
 	local name=$1 a b
 	a=$(best "${@:2:$N}")
@@ -309,4 +424,13 @@ row "$DATASETS datasets, nothing changed" "${tr[@]}" "${tw[@]}"
 if test "$REMOTE" = 1; then
 	row "tcp push vs zfs send, nc, zfs receive -u: full" "${nr_full[@]}" "${nw_full[@]}"
 	printf '| tcp push, nothing changed | %.3f | | |\n' "$(best "${nw_none[@]}")"
+	row "tcp pull vs zfs send, nc, zfs receive -u: full" "${pr_full[@]}" "${pw_full[@]}"
+	printf '| tcp pull, nothing changed | %.3f | | |\n' "$(best "${pw_none[@]}")"
+	printf '| tcp pull, stream only (full - nothing changed) | %.3f | %.3f | %.2f |\n' \
+	    "$(echo "$(best "${pw_full[@]}") - $(best "${pw_none[@]}")" | bc -l)" \
+	    "$(best "${pr_full[@]}")" \
+	    "$(echo "($(best "${pw_full[@]}") - $(best "${pw_none[@]}")) / $(best "${pr_full[@]}")" | bc -l)"
+	if test "$SSH" = 1; then
+		row "ssh pull vs ssh zfs send \\| zfs receive -u: full" "${sr_full[@]}" "${sw_full[@]}"
+	fi
 fi

@@ -34,6 +34,9 @@ static const char usage_sync[] =
 "                   no nested btrfs subvolumes; for a directory, no file\n"
 "                   systems mounted below it (mount points stay empty)\n"
 "  --no-prune       keep sync's older snapshots\n"
+"  --trust HOST     a btrfs pull receives streams from HOST (the URL's host,\n"
+"                   as written): btrfs receive does not validate a stream,\n"
+"                   so a pull from a server not named here is refused\n"
 "  -v, --verbose    print a summary: full or incremental, entries, bytes,\n"
 "                   renames, deletes, time and rate\n"
 "\n"
@@ -79,6 +82,7 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 		{ "force",	no_argument,		NULL, 'F' },
 		{ "no-recursive", no_argument,		NULL, 'N' },
 		{ "no-prune",	no_argument,		NULL, 'P' },
+		{ "trust",	required_argument,	NULL, 'T' },
 		{ "verbose",	no_argument,		NULL, 'v' },
 		{ "help",	no_argument,		NULL, 'h' },
 		CLI_REMOTE_LONGOPTS,
@@ -116,6 +120,9 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 			break;
 		case 'P':
 			o.flags |= SYNC_NO_PRUNE;
+			break;
+		case 'T':
+			o.trust = optarg;
 			break;
 		case 'v':
 			cli->verbose++;

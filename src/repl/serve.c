@@ -149,6 +149,7 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 		if ((save = strchr(line, '#')) != NULL)
 			*save = '\0';
 		nw = 0;
+		memset(w, 0, sizeof(w));	/* (quiets -O2's may-be-unset) */
 		for (save = line; nw < 6;) {
 			save += strspn(save, " \t\r");
 			if (*save == '\0')
@@ -227,7 +228,8 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 			}
 			cl->name = xstrdup(w[1]);
 			t.nclients++;
-		} else if (strcmp(w[0], "allow") == 0 && nw == 4) {
+		} else if (strcmp(w[0], "allow") == 0 && (nw == 4 ||
+		    (nw == 5 && strcmp(w[4], "trusted") == 0))) {
 			if (!client_name_ok(w[1])) {
 				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: bad "
 				    "client name '%s'", what, ln, w[1]);
@@ -255,7 +257,8 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 					goto out;
 				}
 				g->path = xstrdup(w[2]);
-			} else if ((g->path = norm_abs(w[2])) == NULL) {
+			} else if ((g->path = norm_abs(strncmp(w[2], "btrfs:",
+			    6) == 0 ? w[2] + 6 : w[2])) == NULL) {
 				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: '%s' "
 				    "is not an absolute path without '..'",
 				    what, ln, w[2]);
@@ -263,11 +266,13 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 			}
 			g->client = xstrdup(w[1]);
 			g->rw = strcmp(w[3], "rw") == 0;
+			g->trusted = nw == 5;
 			t.ngrants++;
 		} else {
 			as_err_set(err, AS_E_USAGE, 0, "%s:%zu: expected "
 			    "'client NAME key FILE', 'client NAME cert "
-			    "SHA256:HEX' or 'allow NAME PATH ro|rw'", what, ln);
+			    "SHA256:HEX' or 'allow NAME PATH ro|rw "
+			    "[trusted]'", what, ln);
 			goto out;
 		}
 	}
@@ -541,6 +546,7 @@ answer_err(struct session *s, const struct proto_request *q,
 static const struct serve_engine *const engines[] = {
 	&serve_engine_vol,
 	&serve_engine_zfs,
+	&serve_engine_btrfs,
 	&serve_engine_dir,	/* no prefix: last */
 };
 
@@ -575,6 +581,35 @@ resolve(struct session *s, const struct serve_engine *eng, const char *path,
 	/* Without grants or a root, nothing: unless told "all" (stdio). */
 	return serve_resolve(s->grants != NULL || s->all ? s->grants : &none,
 	    s->ngrants, s->client, s->root, path, need_rw, err);
+}
+
+/*
+ * Does the client's grant for the resolved path p say "trusted"?  An
+ * ssh login without a config (s->all) is: that user can run btrfs
+ * receive anyway; quick mode (a root, no grants) never is.
+ */
+static int
+trusted_for(const struct session *s, const char *p)
+{
+	const struct serve_grant *best = NULL;
+	size_t i, l, bl = 0;
+
+	if (s->all)
+		return 1;
+	for (i = 0; s->grants != NULL && i < s->ngrants; i++) {
+		if (strcmp(s->grants[i].client, s->client) != 0)
+			continue;
+		l = strlen(s->grants[i].path);
+		if (strcmp(s->grants[i].path, "/") != 0 &&
+		    (strncmp(p, s->grants[i].path, l) != 0 ||
+		    (p[l] != '/' && p[l] != '\0')))
+			continue;
+		if (best == NULL || l > bl || (l == bl && s->grants[i].rw)) {
+			best = &s->grants[i];
+			bl = l;
+		}
+	}
+	return best != NULL && best->trusted;
 }
 
 static void
@@ -697,6 +732,16 @@ do_receive(struct session *s, const struct proto_request *q)
 	}
 	if ((p = resolve(s, eng, rest, 1, &err)) == NULL)
 		return answer_err(s, q, &err);
+	sr.trusted = trusted_for(s, p);
+	if (eng->trust && !sr.trusted) {
+		/* before GO: not one byte of the stream is read */
+		as_err_set(&err, AS_E_AUTH, 0, "'%s': client '%s' is not "
+		    "trusted to send %s streams here (serve.conf: 'allow %s "
+		    "PATH rw trusted')", q->path, s->client, eng->what,
+		    s->client);
+		free(p);
+		return answer_err(s, q, &err);
+	}
 	memset(&res, 0, sizeof(res));
 	res.flags = RES_F_GO;
 	if (proto_send_result(s->c, &res, &s->scratch, &err) == -1) {
@@ -799,8 +844,11 @@ resolve_native(struct session *s, const struct serve_engine *eng,
 		return resolve(s, eng, rest, 0, err);
 	if (!snap_ok || at[1] == '\0' || strchr(at + 1, '@') != NULL ||
 	    strchr(at + 1, '/') != NULL || strlen(at + 1) > PROTO_NAME_MAX) {
+		char esc[PROTO_PATH_MAX * 4 + 8];
+
 		as_err_set(err, AS_E_UNSAFE_PATH, 0, "'%s' does not name a "
-		    "dataset%s", rest, snap_ok ? " or a snapshot" : "");
+		    "dataset%s", log_escape(rest, esc, sizeof(esc)), snap_ok ?
+		    " or a snapshot" : "");
 		return NULL;
 	}
 	ds = xstrndup(rest, (size_t)(at - rest));

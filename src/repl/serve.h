@@ -65,6 +65,7 @@ struct serve_grant {
 	char	*client;	/* a client's name */
 	char	*path;		/* absolute, normalised */
 	int	 rw;		/* 1: push too; 0: pull only */
+	int	 trusted;	/* "trusted": btrfs streams are received */
 };
 
 struct serve_config {

@@ -2,8 +2,8 @@
  * serve_engine.h - what "autosync serve" does for one kind of dataset.
  *
  * A request path names its engine by a prefix (proto_engine_prefix():
- * "vol:/srv/vm.img", later "zfs:tank/a", "btrfs:/mnt/p/s"; no prefix is
- * a directory).  serve.c strips the prefix, passes the rest through the
+ * "vol:/srv/vm.img", "zfs:tank/a", "btrfs:/mnt/p/s"; no prefix is a
+ * directory).  serve.c strips the prefix, passes the rest through the
  * access rules (serve_resolve: roots, rw, no symbolic links) and then
  * calls the engine's functions below; the protocol messages, the
  * confinement, the catalog bookkeeping of SEND (lock, settle, pending,
@@ -38,6 +38,7 @@ struct serve_recv {
 	const char	*state;		/* the server's state directory */
 	uint64_t	 resume_guid;	/* REQ_F_RESUME: this transfer... */
 	uint64_t	 resume_off;	/* ... at this byte; else 0, 0 */
+	int		 trusted;	/* the client's grant says "trusted" */
 };
 
 /* SEND: what send_prepare gets and fills. */
@@ -67,6 +68,12 @@ struct serve_engine {
 	 * whether the dataset exists (serve.c does not lstat it).
 	 */
 	int		 datasets;
+	/*
+	 * 1: RECEIVE only from a client whose grant says "trusted" (the
+	 * engine's receiver does not validate streams: btrfs); refused
+	 * with AUTH before GO otherwise.
+	 */
+	int		 trust;
 	/*
 	 * HOLD on an existing path: repair an interrupted receive
 	 * (RES_F_RECOVERED) and say what it holds: RES_F_HELD with guid,
@@ -148,5 +155,6 @@ struct serve_nsend {
 extern const struct serve_engine serve_engine_dir;	/* serve.c */
 extern const struct serve_engine serve_engine_vol;	/* serve_vol.c */
 extern const struct serve_engine serve_engine_zfs;	/* serve_zfs.c */
+extern const struct serve_engine serve_engine_btrfs;	/* serve_btrfs.c */
 
 #endif

@@ -1,6 +1,8 @@
 /*
  * serve_zfs.c - the zfs: engine of "autosync serve" (serve_engine.h):
- * ZFS datasets named "zfs:POOL/DS" in a request, for a push.
+ * ZFS datasets named "zfs:POOL/DS" in a request, pushed to this server
+ * (HOLD, RECEIVE) or pulled from it (SNAPSHOTS, SEND, COMMIT: the native
+ * functions, below).
  *
  * One dataset per exchange: the client lists its own tree and, for each
  * dataset, asks HOLD (the newest snapshot of the destination dataset, by

@@ -70,6 +70,8 @@ struct sync_opts {
 	int		 dnarrow;
 	const char *const *dchanged;
 	size_t		 ndchanged;
+	const char	*trust;		/* a btrfs pull receives only from
+					 * this host (the URL's); NULL: none */
 };
 
 struct sync_result {
@@ -232,6 +234,49 @@ int	sync_zfs_src_commit(struct sync_zfs_src *zs, const char *dest,
 	    const char *held, const char *keep, unsigned *pruned,
 	    struct as_err *err);
 void	sync_zfs_src_close(struct sync_zfs_src *zs);
+
+/*
+ * btrfs between machines (sync_btrfs.c): one subvolume (its nested
+ * subvolumes are not replicated remotely: -N, or refused), identified by
+ * the first 64 bits of the snapshot UUID (the protocol's GUID).
+ *
+ * sync_btrfs_receive: the receiving child's work (an xfer_recv_fn) for
+ * the destination subvolume dst, arg a struct sync_btrfs_recv: open and
+ * lock dst, check that it is what autosync published (modified:
+ * CONFLICT unless DIR_RECV_FORCE), receive the stream (refused, AUTH,
+ * before anything is read, unless trusted: btrfs receive does not
+ * validate streams), check that it made one read-only autosync_*
+ * subvolume with a received_uuid, publish it as the view at dst, and
+ * delete the older received snapshots.  res: target_guid, name.
+ * sync_btrfs_held: what dst holds (its newest received snapshot);
+ * 1, 0 (nothing), -1.
+ */
+struct sync_btrfs_recv {
+	int		 trusted;	/* the sender is configured as trusted */
+};
+int	sync_btrfs_receive(void *arg, const char *dst, int in_fd, int rflags,
+	    struct dir_recv_result *res, struct as_err *err);
+int	sync_btrfs_held(const char *dst, uint64_t *guid, char *name,
+	    size_t namesz, struct as_err *err);
+/*
+ * The sending side of a pull, for a server: sync_btrfs_list lists the
+ * snapshots autosync keeps of src (oldest first; nested subvolumes are
+ * USAGE unless norecurse, as for every remote btrfs side); sync_btrfs_send_open
+ * locks src's snapshot directory, takes a new read-only snapshot, picks
+ * the base (the snapshot whose GUID is base; none: CONFLICT unless
+ * force, then a full stream) and fills the GO answer and the sender;
+ * after the COMMIT, sync_btrfs_send_commit records what destination id
+ * holds and prunes (committed), or deletes the new snapshot.
+ */
+struct sync_btrfs_send;
+int	sync_btrfs_list(const char *src, int norecurse, struct proto_snap **v,
+	    size_t *n, struct as_err *err);
+int	sync_btrfs_send_open(const char *src, uint64_t base, int force,
+	    int norecurse, struct sync_btrfs_send **out, struct proto_result *go,
+	    struct xfer_src *xs, struct as_err *err);
+int	sync_btrfs_send_commit(struct sync_btrfs_send *s, const char *id,
+	    int committed, struct as_err *err);
+void	sync_btrfs_send_close(struct sync_btrfs_send *s);
 
 /* sync_prune: step 6's pruning, keeping keep. */
 int	sync_prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,

@@ -26,6 +26,14 @@
  *     snapshots are kept), then prune older autosync_* snapshots on both
  *     sides, and the snapshots of children that are gone.
  *
+ * Between machines (btrfs_push, btrfs_pull; a server's side is
+ * sync_btrfs_receive and sync_btrfs_send_*, called by serve_btrfs.c):
+ * one subvolume (nested ones need SYNC_NO_RECURSE and are left out),
+ * the same layout, view and pruning on each side; the protocol's GUID is
+ * the first 64 bits of a snapshot's UUID.  A stream is received only
+ * from a sender configured as trusted: the server's grant says so, and
+ * a pulling client names the server (sync_opts.trust).
+ *
  * btrfs:SRC -> a directory (local or remote): the portable engine reads
  * a read-only snapshot of SRC at a stable path, SNAPDIR/dir-source,
  * replaced each run, so that its catalogs (keyed by the source path)
@@ -54,6 +62,7 @@
 #include "base/xmalloc.h"
 #include "driver/btrfs.h"
 #include "repl/endpoint.h"
+#include "repl/remote.h"
 #include "repl/sync.h"
 #include "base/banned.h"
 
@@ -734,6 +743,522 @@ out:
 	return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* Between machines: one subvolume, its snapshots by the UUID's GUID */
+
+/* The snapshot of v whose UUID's first 64 bits are guid, or NULL. */
+static const struct btrfs_snap *
+snap_by_guid(const struct btrfs_snap *v, size_t n, uint64_t guid)
+{
+	size_t i;
+
+	for (i = n; guid != 0 && i-- > 0;)
+		if (uuid64(v[i].uuid) == guid)
+			return &v[i];
+	return NULL;
+}
+
+/* A remote btrfs side takes one subvolume: refuse nested ones unless -N. */
+static int
+no_nested(const char *src, const struct btrfs_subvol *sv, int norecurse,
+    struct as_err *err)
+{
+	char **rels = NULL;
+	size_t nr = 0;
+	int rc = 0;
+
+	if (norecurse)
+		return 0;
+	if (btrfs_nested(src, sv->path, &rels, &nr, err) == -1)
+		return as_err_prefix(err, "nested subvolumes of '%s'", src);
+	if (nr > 0)
+		rc = as_err_set(err, AS_E_USAGE, 0, "'%s' has nested "
+		    "subvolumes ('%s'...): a remote btrfs side replicates "
+		    "one subvolume; use -N (they are left out)",
+		    src, rels[0]);
+	btrfs_rels_free(rels, nr);
+	return rc;
+}
+
+int
+sync_btrfs_held(const char *dst, uint64_t *guid, char *name, size_t namesz,
+    struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	char *dir, *p;
+	size_t n = 0;
+	int rc;
+
+	*guid = 0;
+	if ((p = norm_path(dst, "destination", err)) == NULL)
+		return -1;
+	dir = btrfs_snapdir(p);
+	free(p);
+	rc = btrfs_list_snaps(dir, NULL, 1, &v, &n, err);
+	free(dir);
+	if (rc == -1)
+		return -1;
+	if (n > 0) {
+		*guid = uuid64(v[n - 1].received_uuid);
+		if (name != NULL)
+			snprintf(name, namesz, "%s", v[n - 1].name);
+	}
+	free(v);
+	return n > 0 ? 1 : 0;
+}
+
+int
+sync_btrfs_receive(void *arg, const char *dst, int in_fd, int rflags,
+    struct dir_recv_result *res, struct as_err *err)
+{
+	const struct sync_btrfs_recv *a = arg;
+	struct btrfs_dest d;
+	struct btrfs_snap *before = NULL, *after = NULL;
+	const struct btrfs_snap *got = NULL;
+	struct btrfs_proc *p;
+	struct btrfs_pub pub;
+	struct doomed dd;
+	char *path;
+	size_t i, j, nb = 0, na = 0;
+	unsigned cleaned = 0;
+	int rc = -1, chk, fd;
+
+	memset(&d, 0, sizeof(d));
+	memset(&dd, 0, sizeof(dd));
+	d.lock_fd = -1;
+	/* refused before anything is read or created */
+	if (a == NULL || !a->trusted)
+		return as_err_set(err, AS_E_AUTH, 0, "refusing a btrfs stream "
+		    "for '%s' from a sender not configured as trusted (btrfs "
+		    "receive does not validate streams)", dst);
+	if ((path = norm_path(dst, "destination", err)) == NULL)
+		return -1;
+	if (btrfs_dest_open(&d, path, &cleaned, err) == -1)
+		goto out;
+	chk = btrfs_dest_check(&d, err);
+	if (chk == -1 || (chk == 1 && !(rflags & DIR_RECV_FORCE)))
+		goto out;
+	as_err_clear(err);
+	if (btrfs_list_snaps(d.dir, NULL, 1, &before, &nb, err) == -1)
+		goto out;
+	if ((fd = dup(in_fd)) == -1) {
+		as_err_sys(err, errno, "dup");
+		goto out;
+	}
+	if ((p = btrfs_receive_start(d.dir, fd, 1, err)) == NULL ||
+	    btrfs_proc_finish(p, err) == -1)
+		goto out;	/* the next open deletes a partial receive */
+	if (btrfs_list_snaps(d.dir, NULL, 1, &after, &na, err) == -1)
+		goto out;
+	for (i = 0; i < na && got == NULL; i++) {
+		for (j = 0; j < nb; j++)
+			if (strcmp(after[i].name, before[j].name) == 0)
+				break;
+		if (j == nb)
+			got = &after[i];
+	}
+	if (got == NULL || strncmp(got->name, "autosync_", 9) != 0) {
+		as_err_set(err, AS_E_MALFORMED, 0, "the stream made no new "
+		    "read-only autosync_* snapshot with a received_uuid in "
+		    "'%s'", d.dir);
+		goto out;
+	}
+	memset(&pub, 0, sizeof(pub));
+	pub.rel = "";
+	pub.name = got->name;
+	if (btrfs_dest_publish(&d, &pub, 1, err) == -1)
+		goto out;
+	res->target_guid = uuid64(got->received_uuid);
+	snprintf(res->name, sizeof(res->name), "%s", got->name);
+	res->st.entries_sent = 1;
+	/* the older received snapshots (best effort: published already) */
+	prune_list(d.dir, after, na, got->name, NULL, 0, NULL, &dd);
+	if (dd.n > 0 && btrfs_delete_snapshots((const char *const *)dd.v,
+	    dd.n, err) == -1) {
+		log_warn("prune '%s': %s", d.dir, err->msg);
+		as_err_clear(err);
+	}
+	rc = 0;
+out:
+	for (i = 0; i < dd.n; i++)
+		free(dd.v[i]);
+	free(dd.v);
+	free(before);
+	free(after);
+	btrfs_dest_release(&d);
+	free(path);
+	return rc;
+}
+
+int
+sync_btrfs_list(const char *src, int norecurse, struct proto_snap **v,
+    size_t *n, struct as_err *err)
+{
+	struct btrfs_subvol sv;
+	struct btrfs_snap *ss = NULL;
+	char *path, *sdir = NULL;
+	size_t i, ns = 0;
+	int rc = -1;
+
+	*v = NULL;
+	*n = 0;
+	memset(&sv, 0, sizeof(sv));
+	if ((path = norm_path(src, "source", err)) == NULL)
+		return -1;
+	if (check_source(path, &sv, err) == -1 ||
+	    no_nested(path, &sv, norecurse, err) == -1)
+		goto out;
+	sdir = btrfs_snapdir(path);
+	if (btrfs_list_snaps(sdir, sv.uuid, 0, &ss, &ns, err) == -1)
+		goto out;
+	*v = xcalloc(ns + 1, sizeof(**v));
+	for (i = 0; i < ns; i++) {
+		(*v)[i].guid = uuid64(ss[i].uuid);
+		snprintf((*v)[i].name, sizeof((*v)[i].name), "%s",
+		    ss[i].name);
+	}
+	*n = ns;
+	rc = 0;
+out:
+	free(ss);
+	free(sdir);
+	free(path);
+	btrfs_subvol_release(&sv);
+	return rc;
+}
+
+struct sync_btrfs_send {
+	char		*src;
+	char		*sdir;
+	char		*snap;		/* the new snapshot */
+	char		*parent;	/* the base, or NULL */
+	char		 name[BTRFS_NAME_MAX + 1];
+	char		 uuid[BTRFS_UUID_LEN + 1];
+	int		 lock_fd;
+};
+
+/* The sender's thread: btrfs send into the pump's pipe. */
+static int
+bsend_run(void *arg, int fd, struct as_err *err)
+{
+	const struct sync_btrfs_send *s = arg;
+	struct btrfs_proc *p;
+	int f;
+
+	if ((f = dup(fd)) == -1)
+		return as_err_sys(err, errno, "dup");
+	if ((p = btrfs_send_start(s->snap, s->parent, f, err)) == NULL)
+		return -1;
+	return btrfs_proc_finish(p, err);
+}
+
+void
+sync_btrfs_send_close(struct sync_btrfs_send *s)
+{
+	if (s == NULL)
+		return;
+	if (s->lock_fd != -1)
+		close(s->lock_fd);
+	free(s->src);
+	free(s->sdir);
+	free(s->snap);
+	free(s->parent);
+	free(s);
+}
+
+/* Take a read-only snapshot of src named name in sdir; its UUID. */
+static int
+take_snapshot(struct sync_btrfs_send *s, const struct btrfs_subvol *sv,
+    struct as_err *err)
+{
+	struct item it;
+
+	memset(&it, 0, sizeof(it));
+	it.rel = (char *)(uintptr_t)"";
+	it.abs = s->src;
+	it.sdir = s->sdir;
+	memcpy(it.uuid, sv->uuid, sizeof(it.uuid));
+	if (items_snapshot(&it, 1, s->name, err) == -1)
+		return -1;
+	memcpy(s->uuid, it.snap_uuid, sizeof(s->uuid));
+	s->snap = xasprintf("%s/%s", s->sdir, s->name);
+	return 0;
+}
+
+int
+sync_btrfs_send_open(const char *src, uint64_t base, int force,
+    int norecurse, struct sync_btrfs_send **out, struct proto_result *go,
+    struct xfer_src *xs, struct as_err *err)
+{
+	struct sync_btrfs_send *s;
+	struct btrfs_subvol sv;
+	struct btrfs_snap *ss = NULL;
+	const struct btrfs_snap *b;
+	const char *dirs[1];
+	size_t ns = 0;
+
+	memset(&sv, 0, sizeof(sv));
+	s = xcalloc(1, sizeof(*s));
+	s->lock_fd = -1;
+	if ((s->src = norm_path(src, "source", err)) == NULL ||
+	    check_source(s->src, &sv, err) == -1 ||
+	    no_nested(s->src, &sv, norecurse, err) == -1)
+		goto fail;
+	s->sdir = btrfs_snapdir(s->src);
+	if (btrfs_lock(s->sdir, &s->lock_fd, err) == -1 ||
+	    btrfs_list_snaps(s->sdir, sv.uuid, 0, &ss, &ns, err) == -1)
+		goto fail;
+	b = snap_by_guid(ss, ns, base);
+	if (base != 0 && b == NULL && !force) {
+		as_err_set(err, AS_E_CONFLICT, 0, "no common snapshot: the "
+		    "destination holds %016" PRIx64 " which '%s' does not "
+		    "have; use -F for a full resend", base, s->src);
+		goto fail;
+	}
+	if (b != NULL)
+		s->parent = xasprintf("%s/%s", s->sdir, b->name);
+	dirs[0] = s->sdir;
+	if (btrfs_auto_name(dirs, 1, s->name, sizeof(s->name), err) == -1 ||
+	    take_snapshot(s, &sv, err) == -1)
+		goto fail;
+	memset(go, 0, sizeof(*go));
+	go->flags = RES_F_GO | (b == NULL ? RES_F_FULL : 0);
+	go->guid = uuid64(s->uuid);
+	go->base_guid = b != NULL ? uuid64(b->uuid) : 0;
+	snprintf(go->name, sizeof(go->name), "%s", s->name);
+	xs->fd = -1;
+	xs->send = bsend_run;
+	xs->send_arg = s;
+	free(ss);
+	btrfs_subvol_release(&sv);
+	*out = s;
+	return 0;
+fail:
+	free(ss);
+	btrfs_subvol_release(&sv);
+	sync_btrfs_send_close(s);
+	return -1;
+}
+
+int
+sync_btrfs_send_commit(struct sync_btrfs_send *s, const char *id,
+    int committed, struct as_err *err)
+{
+	struct btrfs_subvol sv;
+	struct btrfs_snap *v = NULL;
+	struct dest_rec *dr = NULL;
+	struct doomed dd;
+	size_t i, nv = 0, ndr = 0;
+	int rc = -1;
+
+	memset(&dd, 0, sizeof(dd));
+	memset(&sv, 0, sizeof(sv));
+	if (!committed) {
+		/* nobody holds it: the next pull takes another */
+		if (btrfs_delete(s->snap, err) == -1)
+			return -1;
+		return 0;
+	}
+	if (dests_put(s->sdir, id, s->name, err) == -1 ||
+	    dests_read(s->sdir, &dr, &ndr, err) == -1 ||
+	    btrfs_info(s->src, &sv, err) == -1 ||
+	    btrfs_list_snaps(s->sdir, sv.uuid, 0, &v, &nv, err) == -1)
+		goto out;
+	prune_list(s->sdir, v, nv, s->name, dr, ndr, id, &dd);
+	if (btrfs_delete_snapshots((const char *const *)dd.v, dd.n,
+	    err) == -1)
+		goto out;
+	rc = 0;
+out:
+	for (i = 0; i < dd.n; i++)
+		free(dd.v[i]);
+	free(dd.v);
+	free(v);
+	dests_free(dr, ndr);
+	btrfs_subvol_release(&sv);
+	return rc;
+}
+
+/* btrfs:SRC -> a server's btrfs:DST (push): HOLD, then RECEIVE. */
+static int
+btrfs_push(const char *src, const struct endpoint *de,
+    const struct sync_opts *o, struct sync_result *res, struct as_err *err)
+{
+	struct sync_btrfs_send s;
+	struct btrfs_subvol sv;
+	struct btrfs_snap *ss = NULL;
+	const struct btrfs_snap *b = NULL;
+	struct remote_opts ro;
+	struct remote *r = NULL;
+	struct remote_xfer x;
+	struct xfer_src xs;
+	struct catalog tc;
+	struct dest_rec *dr = NULL;
+	struct doomed dd;
+	const char *dirs[1];
+	uint64_t held = 0;
+	size_t i, ns = 0, ndr = 0;
+	int64_t t1;
+	int rc = -1, h, force = (o->flags & SYNC_FORCE) != 0;
+
+	memset(&s, 0, sizeof(s));
+	memset(&sv, 0, sizeof(sv));
+	memset(&dd, 0, sizeof(dd));
+	catalog_init(&tc);
+	s.lock_fd = -1;
+	res->remote = 1;
+	s.src = xstrdup(src);
+	if (check_source(src, &sv, err) == -1 ||
+	    no_nested(src, &sv, o->flags & SYNC_NO_RECURSE, err) == -1)
+		goto out;
+	s.sdir = btrfs_snapdir(src);
+	if (btrfs_lock(s.sdir, &s.lock_fd, err) == -1)
+		goto out;
+	memset(&ro, 0, sizeof(ro));
+	if (o->remote != NULL)
+		ro = *o->remote;
+	if ((r = remote_open(de, &ro, err)) == NULL)
+		goto out;
+	remote_set_path(r, de->path + 1);
+	if ((h = remote_hold(r, &held, &res->recovered, err)) == -1) {
+		as_err_prefix(err, "'%s'", de->spec);
+		goto out;
+	}
+	if (btrfs_list_snaps(s.sdir, sv.uuid, 0, &ss, &ns, err) == -1)
+		goto out;
+	if (h == 1 && (b = snap_by_guid(ss, ns, held)) == NULL && !force) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' on '%s' has diverged "
+		    "from '%s': it holds %016" PRIx64 ", which is not one of "
+		    "the source's snapshots; use -F for a full resend",
+		    de->path + 1, remote_peer(r), src, held);
+		goto out;
+	}
+	if (b != NULL) {
+		s.parent = xasprintf("%s/%s", s.sdir, b->name);
+		snprintf(res->base_name, sizeof(res->base_name), "%s",
+		    b->name);
+		res->base_guid = held;
+	}
+	dirs[0] = s.sdir;
+	if (btrfs_auto_name(dirs, 1, s.name, sizeof(s.name), err) == -1 ||
+	    take_snapshot(&s, &sv, err) == -1)
+		goto out;
+	snprintf(res->name, sizeof(res->name), "%s", s.name);
+	res->guid = uuid64(s.uuid);
+	res->full = b == NULL;
+	tc.hdr.guid = res->guid;
+	snprintf(tc.hdr.name, sizeof(tc.hdr.name), "%s", s.name);
+	memset(&xs, 0, sizeof(xs));
+	xs.fd = -1;
+	xs.send = bsend_run;
+	xs.send_arg = &s;
+	xs.target = &tc;
+	t1 = now_ns();
+	rc = remote_push(r, &xs, force, &x, err);
+	res->xfer_ns = now_ns() - t1;
+	res->send.stream_bytes = x.raw_bytes;
+	res->send.data_bytes = x.raw_bytes;
+	res->wire_bytes = x.wire_bytes;
+	if (rc != 0) {
+		rc = -1;
+		goto out;
+	}
+	rc = -1;
+	res->subvols = 1;
+	res->send.entries_sent = 1;
+	/* record, prune the source */
+	free(ss);
+	ss = NULL;
+	if (dests_put(s.sdir, de->spec, s.name, err) == -1)
+		goto out;
+	if (!(o->flags & SYNC_NO_PRUNE)) {
+		if (dests_read(s.sdir, &dr, &ndr, err) == -1 ||
+		    btrfs_list_snaps(s.sdir, sv.uuid, 0, &ss, &ns, err) == -1)
+			goto out;
+		prune_list(s.sdir, ss, ns, s.name, dr, ndr, de->spec, &dd);
+		if (btrfs_delete_snapshots((const char *const *)dd.v, dd.n,
+		    err) == -1)
+			goto out;
+		res->pruned += (unsigned)dd.n;
+	}
+	rc = 0;
+out:
+	for (i = 0; i < dd.n; i++)
+		free(dd.v[i]);
+	free(dd.v);
+	dests_free(dr, ndr);
+	free(ss);
+	catalog_release(&tc);
+	remote_close(r);
+	btrfs_subvol_release(&sv);
+	if (s.lock_fd != -1)
+		close(s.lock_fd);
+	free(s.src);
+	free(s.sdir);
+	free(s.snap);
+	free(s.parent);
+	return rc;
+}
+
+/*
+ * A server's btrfs:SRC -> btrfs:DST (pull): only from a sender this side
+ * trusts (--trust HOST), refused before connecting otherwise; then the
+ * shared agreement (SNAPSHOTS: what DST holds must be one of the
+ * server's), SEND, and sync_btrfs_receive in the receiving child.
+ */
+static int
+btrfs_pull(const struct endpoint *se, const char *dst,
+    const struct endpoint *de, const struct sync_opts *o,
+    struct sync_result *res, struct as_err *err)
+{
+	struct sync_btrfs_recv ra;
+	struct remote_opts ro;
+	struct remote *r = NULL;
+	struct remote_xfer x;
+	struct proto_snap *v = NULL;
+	char *id = NULL;
+	uint64_t held = 0;
+	size_t n = 0;
+	int64_t t1;
+	int rc = -1;
+
+	res->remote = 2;
+	if (o->trust == NULL || strcmp(o->trust, se->host) != 0)
+		return as_err_set(err, AS_E_AUTH, 0, "refusing to receive a "
+		    "btrfs stream from '%s': not configured as trusted (btrfs "
+		    "receive does not validate streams; name it with --trust "
+		    "%s if it is)", se->host, se->host);
+	if (sync_btrfs_held(dst, &held, NULL, 0, err) == -1)
+		return -1;
+	memset(&ro, 0, sizeof(ro));
+	if (o->remote != NULL)
+		ro = *o->remote;
+	if ((r = remote_open(se, &ro, err)) == NULL)
+		goto out;
+	remote_set_path(r, se->path + 1);
+	remote_set_flags(r, o->flags & SYNC_NO_RECURSE ? 0 : REQ_F_TREE);
+	if (sync_pull_agree(r, se, de, o->flags, "btrfs:", dst, &held, &v, &n,
+	    &id, err) == -1)
+		goto out;
+	ra.trusted = 1;
+	t1 = now_ns();
+	rc = remote_pull_with(r, held, id, dst, o->flags & SYNC_FORCE ?
+	    DIR_RECV_FORCE : 0, sync_btrfs_receive, &ra, &x, err);
+	res->xfer_ns = now_ns() - t1;
+	sync_pull_result(&x, v, n, res);
+	res->send.stream_bytes = x.raw_bytes;
+	res->send.data_bytes = x.raw_bytes;
+	if (rc == 0) {
+		res->subvols = 1;
+		res->send.entries_sent = 1;
+	}
+out:
+	remote_close(r);
+	free(v);
+	free(id);
+	return rc;
+}
+
 /* btrfs:SRC to a directory: the portable engine reads a frozen copy. */
 static int
 btrfs_to_dir(const char *src, const struct endpoint *de,
@@ -801,18 +1326,32 @@ sync_run_btrfs(const struct endpoint *se, const struct endpoint *de,
 	int64_t t0 = now_ns();
 	int rc = -1;
 
-	if (endpoint_is_remote(se) || (endpoint_is_remote(de) &&
-	    se->kind != EP_BTRFS)) {
-		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': remote "
-		    "btrfs endpoints are not supported yet", se->spec,
-		    de->spec);
+	if (endpoint_is_remote(se)) {
+		if (strncmp(se->path, "/btrfs:/", 8) != 0 ||
+		    de->kind != EP_BTRFS)
+			return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a "
+			    "server's btrfs subvolume ('.../btrfs:/PATH') is "
+			    "pulled into a local one (btrfs:/PATH)", se->spec,
+			    de->spec);
+		if ((dst = norm_path(de->path, "destination", err)) == NULL)
+			goto out;
+		rc = btrfs_pull(se, dst, de, o, res, err);
+		goto out;
 	}
+	if (endpoint_is_remote(de) && se->kind != EP_BTRFS)
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a "
+		    "directory goes to a directory, on btrfs too: name the "
+		    "destination without btrfs:", se->spec, de->spec);
 	if (se->kind != EP_BTRFS)
 		return as_err_set(err, AS_E_USAGE, 0, "'%s' -> '%s': a "
 		    "directory goes to a directory, on btrfs too: name the "
 		    "destination without btrfs:", se->spec, de->spec);
 	if ((src = norm_path(se->path, "source", err)) == NULL)
 		goto out;
+	if (endpoint_is_remote(de) && strncmp(de->path, "/btrfs:/", 8) == 0) {
+		rc = btrfs_push(src, de, o, res, err);
+		goto out;
+	}
 	if (de->kind != EP_BTRFS) {
 		rc = btrfs_to_dir(src, de, o, res, err);
 		goto out;

@@ -1,8 +1,15 @@
 /*
- * sync_zfs.c - the replication step for ZFS datasets (sync.h), local:
+ * sync_zfs.c - the replication step for ZFS datasets (sync.h):
  *
- *   zfs:A -> zfs:B   native: `zfs send | zfs receive` per dataset
- *   zfs:A -> /dir    a frozen snapshot through the portable engine
+ *   zfs:A -> zfs:B        native: `zfs send | zfs receive` per dataset
+ *   zfs:A -> /dir         a frozen snapshot through the portable engine
+ *   zfs:A -> URL/zfs:B    push to a server (zfs_push: HOLD, RECEIVE)
+ *   URL/zfs:A -> zfs:B    pull from a server (zfs_pull: SNAPSHOTS, SEND;
+ *                         the server's side is sync_zfs_src_* and
+ *                         serve_zfs.c)
+ *
+ * A push and a pull run the same plan as zfs:A -> zfs:B below, with the
+ * server answering for one side, one exchange per dataset.
  *
  * zfs:A -> zfs:B, recursive unless SYNC_NO_RECURSE:
  *  1. lock A's state (STATE/zfs/<key>/lock; CONFLICT "busy") and list
@@ -890,7 +897,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	struct zstep *steps = NULL;
 	const struct zfs_ds *nd, *sd;
 	const struct zfs_snap *ns;
-	char name[SNAP_NAME_MAX + 1], report[1500], *parent = NULL, *dkey;
+	char name[SNAP_NAME_MAX + 1], report[1500], *dkey;
 	char **held = NULL, *snap = NULL, *base = NULL;
 	int recursive = !(o->flags & SYNC_NO_RECURSE), force =
 	    o->flags & SYNC_FORCE, rc = -1, sflags = 0, rflags;
@@ -1144,7 +1151,6 @@ out:
 	free(steps);
 	free(snap);
 	free(base);
-	free(parent);
 	free_names(held, nheld);
 	zfs_tree_release(&st);
 	zfs_tree_release(&dt);

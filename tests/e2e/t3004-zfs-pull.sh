@@ -1,7 +1,7 @@
 #!/bin/bash
 test_description='zfs remote pull: a real "autosync serve" sends zfs:A (a
 dataset and its children) to "autosync sync URL/zfs:A zfs:B" over tcp
-(quick mode --root zfs:DS, and serve.conf "allow NAME zfs:DS ro") and over
+(quick mode --root zfs:DS, and serve.conf "allow NAME zfs:DS ro"), tls and
 the real sshd: full, incremental with a child added and one removed, -N,
 the GUIDs on B are the server'"'"'s, B is received -u with the property
 policy; divergence is refused with a report before anything is created,
@@ -149,6 +149,17 @@ test_expect_success 'a connection cut mid-stream: a clean error, B unchanged, th
 	s=$(znewest $A/src/home) &&
 	test "$(zguid $B/home@$s)" = "$(zguid $A/src/home@$s)" &&
 	test "$(zsnaps $A/src/home)" = "$s"
+'
+
+test_expect_success 'pull over tls (mutual certificates)' '
+	net_serve tlsq --tls --cert "$T/keys/server.crt" --key "$T/keys/server.key" \
+		--ca "$T/keys/ca.crt" --root "zfs:$A/src" &&
+	PATH=$ZFS_SHIM:$PATH net_deadline 60 autosync sync --cert "$T/keys/client.crt" \
+		--key "$T/keys/client.key" --ca "$T/keys/ca.crt" \
+		"tls://127.0.0.1:$SERVE_PORT/zfs:$A/src/home" zfs:$B/viatls &&
+	s=$(znewest $A/src/home) &&
+	test "$(zguid $B/viatls@$s)" = "$(zguid $A/src/home@$s)" &&
+	test "$(zguid $B/viatls/c2@$s)" = "$(zguid $A/src/home/c2@$s)"
 '
 
 test_expect_success SSHD 'pull over the real sshd (serve --stdio)' '

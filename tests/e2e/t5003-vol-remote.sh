@@ -100,11 +100,11 @@ test_expect_success 'confinement applies to vol: paths' '
 	test "$(ls -A outside)" = ""
 '
 
-test_expect_success 'an engine the server does not serve is UNSUPPORTED' '
-	test_expect_code 13 net_deadline 30 autosync receive \
+test_expect_success 'a btrfs: push to a quick-mode server is refused (AUTH: never trusted)' '
+	test_expect_code 21 net_deadline 30 autosync receive \
 		--key "$T/keys/psk.key" "$U/btrfs:/tank/x" <s1.stream 2>err ||
 	{ cat err; false; } &&
-	cat err && grep "not served" err
+	cat err && grep "not trusted" err
 '
 
 test_expect_success 'serve --config: an ro root refuses a vol: push' '

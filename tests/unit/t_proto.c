@@ -928,7 +928,8 @@ t_conf_good(void **state)
 	    "allow alice /srv//a/./b/ rw\n"
 	    "allow alice /srv/a/b/keep ro\n"
 	    "allow web-1.example@x / ro\n"
-	    "allow ssh /home/backup rw\n",
+	    "allow ssh /home/backup rw\n"
+	    "allow bob btrfs:/mnt//backup/ rw trusted\n",
 	    tpath(k1, sizeof(k1), "alice.key"),
 	    tpath(k2, sizeof(k2), "bob.key"), fp);
 	memset(&cfg, 0, sizeof(cfg));
@@ -944,7 +945,7 @@ t_conf_good(void **state)
 	assert_int_equal(cfg.clients[2].kind, SC_CERT);
 	assert_string_equal(cfg.clients[2].fp, "00112233445566778899aabbccddee"
 	    "ff00112233445566778899aabbccddeeff");
-	assert_int_equal(cfg.ngrants, 4);
+	assert_int_equal(cfg.ngrants, 5);
 	assert_string_equal(cfg.grants[0].client, "alice");
 	assert_string_equal(cfg.grants[0].path, "/srv/a/b");
 	assert_int_equal(cfg.grants[0].rw, 1);
@@ -952,6 +953,10 @@ t_conf_good(void **state)
 	assert_string_equal(cfg.grants[2].path, "/");
 	/* An allow line may name a client without a client line (stdio). */
 	assert_string_equal(cfg.grants[3].client, "ssh");
+	assert_int_equal(cfg.grants[3].trusted, 0);
+	/* btrfs:/PATH is the path root /PATH; "trusted" for btrfs receive */
+	assert_string_equal(cfg.grants[4].path, "/mnt/backup");
+	assert_int_equal(cfg.grants[4].trusted, 1);
 	serve_config_release(&cfg);
 	assert_int_equal(cfg.nclients, 0);
 
@@ -967,7 +972,8 @@ static void
 t_conf_errors(void **state)
 {
 	static const char generic[] = "expected 'client NAME key FILE', "
-	    "'client NAME cert SHA256:HEX' or 'allow NAME PATH ro|rw'";
+	    "'client NAME cert SHA256:HEX' or 'allow NAME PATH ro|rw "
+	    "[trusted]'";
 	char text[1024], msg[1024], k1[256], k2[256], k3[256];
 
 	(void)state;
@@ -983,6 +989,8 @@ t_conf_errors(void **state)
 	conf_refused("\nclient alice key\n", AS_E_USAGE, msg);
 	conf_refused("\nallow alice /srv\n", AS_E_USAGE, msg);
 	conf_refused("\nallow\n", AS_E_USAGE, msg);
+	/* A fifth word other than "trusted". */
+	conf_refused("\nallow alice /srv rw trustme\n", AS_E_USAGE, msg);
 	/* client with neither key nor cert. */
 	conf_refused("client alice psk /k\n", AS_E_USAGE, "serve.conf:1: "
 	    "expected 'client NAME key FILE' or 'client NAME cert "

@@ -1,0 +1,133 @@
+#!/bin/bash
+test_description='btrfs remote: push and pull of btrfs:/PATH through a real
+"autosync serve" (serve.conf over tcp, and the real sshd) between two
+loop-mounted btrfs file systems: full then incremental (by received_uuid)
+both ways; btrfs receive runs only for a sender configured as trusted
+("allow NAME btrfs:/PATH rw trusted" on the server, --trust HOST for a
+pull), and an untrusted one is refused before one byte is received;
+nested subvolumes need -N; confinement to the granted roots; a connection
+cut in the middle of a stream leaves the destination as it was and the
+next run completes.'
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-btrfs.sh"
+. "$TEST_DIRECTORY/lib-net.sh"
+
+test_have_prereq BTRFS || test_skip_all "needs root, btrfs-progs and btrfs in the kernel"
+net_has_serve || test_skip_all "this autosync has no serve command yet"
+
+T=$TRASH_DIRECTORY
+A=$T/a
+B=$T/b
+# as KEYNAME ARGS...: autosync sync with that client's key, bounded
+as() { local k=$1; shift; net_deadline 60 autosync sync --key "$T/keys-$k/psk.key" "$@"; }
+burl() { echo "tcp://127.0.0.1:$SPORT/btrfs:$1"; }
+# the server's btrfs commands, logged by the shim
+srv_receives() { grep -c '^receive' "$BTRFS_SHIM_LOG" || :; }
+
+test_expect_success 'setup: two file systems, a server trusting alice, not mallory' '
+	btrfs_fs a && btrfs_fs b && btrfs_shim_install &&
+	btrfs subvolume create "$A/@home" >/dev/null &&
+	mkfixture "$A/@home/tree" every-kind &&
+	echo one >"$A/@home/f" &&
+	btrfs subvolume create "$A/@nest" >/dev/null &&
+	echo n >"$A/@nest/f" && btrfs subvolume create "$A/@nest/inner" >/dev/null &&
+	mkdir "$B/m" "$B/pulls" &&
+	net_deadline 30 autosync keygen --out keys-alice --client alice >/dev/null &&
+	net_deadline 30 autosync keygen --out keys-mallory --client mallory >/dev/null &&
+	cat >serve.conf <<-EOF &&
+	client alice key $T/keys-alice/psk.key
+	client mallory key $T/keys-mallory/psk.key
+	allow alice btrfs:$B rw trusted
+	allow alice btrfs:$A ro
+	allow mallory btrfs:$B/m rw
+	allow mallory btrfs:$A ro
+	EOF
+	PATH=$BTRFS_SHIM_DIR:$PATH net_serve conf --config "$T/serve.conf" &&
+	SPORT=$SERVE_PORT
+'
+
+test_expect_success 'push over tcp: full, then incremental' '
+	as alice -v "btrfs:$A/@home" "$(burl $B/home)" >out 2>&1 &&
+	cat out && grep "full to autosync_" out &&
+	assert_same_tree "$A/@home" "$B/home" && btrfs_ro "$B/home" &&
+	s=$(autosync_snaps "$A/.autosync-snapshots/@home") &&
+	test "$(btrfs_field "$B/.autosync-snapshots/home/$s" "Received UUID")" = \
+		"$(btrfs_field "$A/.autosync-snapshots/@home/$s" UUID)" &&
+	echo two >>"$A/@home/f" && rm "$A/@home/tree/file" 2>/dev/null; sleep 1 &&
+	as alice -v "btrfs:$A/@home" "$(burl $B/home)" >out 2>&1 &&
+	cat out && grep "incremental from $s" out &&
+	assert_same_tree "$A/@home" "$B/home" &&
+	test "$(autosync_snaps "$A/.autosync-snapshots/@home" | wc -l)" = 1 &&
+	test "$(autosync_snaps "$B/.autosync-snapshots/home" | wc -l)" = 1
+'
+
+test_expect_success 'an untrusted sender is refused before anything is received' '
+	n0=$(srv_receives) &&
+	test_must_fail as mallory "btrfs:$A/@home" "$(burl $B/m/home)" 2>err; rc=$?
+	cat err && grep "not trusted" err &&
+	test_must_fail as mallory "btrfs:$A/@home" "$(burl $B/m/home)" &&
+	{ as mallory "btrfs:$A/@home" "$(burl $B/m/home)"; test $? = 21; } &&
+	test "$(srv_receives)" = "$n0" &&
+	test -z "$(ls -A "$B/m")" &&
+	grep "refused\|not trusted" "$NET_DIR/serve-conf.log"
+'
+
+test_expect_success 'nested subvolumes need -N (then they are left out)' '
+	test_must_fail as alice "btrfs:$A/@nest" "$(burl $B/nest)" 2>err &&
+	cat err && grep -- "-N" err && ! test -e "$B/nest" &&
+	as alice -N "btrfs:$A/@nest" "$(burl $B/nest)" &&
+	test "$(cat "$B/nest/f")" = n && test_path_is_missing "$B/nest/inner"
+'
+
+test_expect_success 'pull over tcp: refused without --trust, then full and incremental' '
+	test_must_fail as alice "$(burl $A/@home)" "btrfs:$B/pulls/home" 2>err &&
+	cat err && grep "not configured as trusted" err &&
+	{ as alice "$(burl $A/@home)" "btrfs:$B/pulls/home"; test $? = 21; } &&
+	! test -e "$B/pulls/home" && ! test -e "$B/pulls/.autosync-snapshots" &&
+	as alice -v --trust 127.0.0.1 "$(burl $A/@home)" "btrfs:$B/pulls/home" >out 2>&1 &&
+	cat out && grep "full to autosync_" out &&
+	assert_same_tree "$A/@home" "$B/pulls/home" && btrfs_ro "$B/pulls/home" &&
+	echo three >>"$A/@home/f" && sleep 1 &&
+	as alice -v --trust 127.0.0.1 "$(burl $A/@home)" "btrfs:$B/pulls/home" >out 2>&1 &&
+	cat out && grep "incremental from autosync_" out &&
+	assert_same_tree "$A/@home" "$B/pulls/home"
+'
+
+test_expect_success 'confined: a read-only root cannot be pushed to, nothing outside the roots' '
+	test_must_fail as alice "btrfs:$A/@home" "$(burl $A/copy)" 2>err &&
+	cat err && grep "read-only" err && ! test -e "$A/copy" &&
+	test_must_fail as alice --trust 127.0.0.1 "$(burl $T/keys-alice)" "btrfs:$B/pulls/x" 2>err &&
+	cat err && grep "not in a root granted" err &&
+	test_must_fail as mallory "btrfs:$A/@home" "$(burl $B/home2)" 2>err &&
+	cat err && grep "not in a root granted" err && ! test -e "$B/home2"
+'
+
+test_expect_success 'a connection cut mid-stream: the destination is unchanged, the rerun completes' '
+	head -c 8000000 /dev/urandom >"$A/@home/big" && sleep 1 &&
+	manifest "$B/home" >before &&
+	net_proxy cut $SPORT --rst 2000000 --only-conn 1 &&
+	{ net_deadline 60 autosync sync --key "$T/keys-alice/psk.key" "btrfs:$A/@home" \
+		"tcp://127.0.0.1:$PROXY_PORT/btrfs:$B/home" 2>err; rc=$?; } &&
+	cat err && net_not_crash $rc && net_rc_in $rc 10 40 &&
+	manifest "$B/home" >after && test_cmp before after &&
+	net_deadline 60 autosync sync --key "$T/keys-alice/psk.key" "btrfs:$A/@home" \
+		"tcp://127.0.0.1:$PROXY_PORT/btrfs:$B/home" &&
+	assert_same_tree "$A/@home" "$B/home" &&
+	test "$(autosync_snaps "$B/.autosync-snapshots/home" | wc -l)" = 1
+'
+
+test_expect_success SSHD 'push and pull over the real sshd (serve --stdio, no config: trusted)' '
+	net_sshd_start &&
+	AUTOSYNC_SSH=$NET_SSH net_deadline 60 autosync sync "btrfs:$A/@home" \
+		"$SSH_URL_BASE/btrfs:$B/viassh" &&
+	assert_same_tree "$A/@home" "$B/viassh" &&
+	AUTOSYNC_SSH=$NET_SSH net_deadline 60 autosync sync --trust 127.0.0.1 \
+		"$SSH_URL_BASE/btrfs:$B/viassh" "btrfs:$A/back" &&
+	assert_same_tree "$A/@home" "$A/back"
+'
+
+test_expect_success 'no sanitizer report in the server logs' '
+	net_logs_clean
+'
+
+test_done
