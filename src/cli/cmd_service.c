@@ -1071,12 +1071,24 @@ reverse_zfs_svc(struct store *st, const char *sdir, const struct svc *v,
 		as_err_clear(&e2);
 		if (store_svc_set_endpoints(st, v->name, v->source, v->dest,
 		    (int64_t)time(NULL) * 1000, &e2) == -1 ||
-		    reverse_zfs_undo(b, res.common, norec, &e2) == -1)
+		    reverse_zfs_undo(b, res.common, norec, &e2) == -1 ||
+		    /* that run's failure was the reverse's, not the service's */
+		    (v->state != SVC_MAINTENANCE && store_svc_clear(st,
+		    v->name, (int64_t)time(NULL) * 1000, &e2) == -1))
 			log_warn("undo the reverse of '%s': %s", v->name,
 			    cli_esc(e2.msg));
-		as_err_prefix(&err, "the first run after the reverse failed, "
-		    "so it was undone%s", err.code == AS_E_CONFLICT &&
-		    !force ? " (--force rolls the old source back)" : "");
+		if (err.code == AS_E_CONFLICT && !force)
+			/* zfs receive saw what the check could not */
+			as_err_set(&err, AS_E_CONFLICT, 0, "'%s' changed since "
+			    "'%s' (zfs receive: %s): reversing would lose "
+			    "that; --force rolls it back to '%s'",
+			    cli_esc(v->source), res.common,
+			    strstr(err.msg, "modified since") != NULL ?
+			    "modified since its newest snapshot" : err.msg,
+			    res.common);
+		else
+			as_err_prefix(&err, "the first run after the reverse "
+			    "failed, so it was undone");
 		goto fail;
 	}
 	if (reverse_zfs_open(b, norec, &err) == -1) {

@@ -63,7 +63,7 @@ int	reverse_dir(const char *state_dir, const char *src, const char *dst,
  * caller swaps the endpoints back and reverse_zfs_undo(B, G) destroys
  * the autosync_* snapshots it took on B after G, so that B is again
  * what A's runs expect.  After a good run, reverse_zfs_open(B) makes
- * the new source usable: readonly and canmount inherited again (the
+ * the new source usable: readonly inherited again and canmount=on (the
  * replica policy set them), its file systems mounted.
  */
 int	reverse_zfs(const char *src, const char *dst, int norecurse,

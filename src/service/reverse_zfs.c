@@ -218,8 +218,8 @@ reverse_zfs_open(const char *ds, int norecurse, struct as_err *err)
 		if ((rc = zfs_run(what, argv, -1, NULL, err)) == -1 ||
 		    t.v[i].volume)
 			continue;
-		argv[2] = "canmount";
-		if ((rc = zfs_run(what, argv, -1, NULL, err)) == -1)
+		/* canmount is not inheritable: on is its default */
+		if ((rc = zfs_set(t.v[i].name, "canmount", "on", err)) == -1)
 			continue;
 		if (t.v[i].mounted == 1 || t.v[i].mountpoint == NULL ||
 		    t.v[i].mountpoint[0] != '/')

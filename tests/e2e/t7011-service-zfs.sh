@@ -94,7 +94,7 @@ test_expect_success 'holds on the bases during a step; none left after kill -9 a
 	wait_for 30 test -e stalled &&
 	zfstool held $A >held &&
 	grep -qx "$A/d@$base" held && grep -qx "$A/d/c@$base" held &&
-	kill -9 $daemon_pid && wait $daemon_pid;
+	kill -9 $daemon_pid && { wait $daemon_pid 2>/dev/null; } 2>/dev/null;
 	rm -f stall &&
 	zfstool held $A | grep -q "@$base" &&
 	start_daemon &&
@@ -111,9 +111,8 @@ test_expect_success 'mount-destination: the replica and its children, read-only'
 	test "$mp" = "$(cd "$AUTOSYNC_STATE_DIR" && pwd -P)/mnt/z" &&
 	test "$(zprop $B/d mounted)" = yes &&
 	test "$(zprop $B/d/c mounted)" = yes &&
-	test "$(zprop $B/d readonly)" = on &&
 	test_cmp $MA/d/f "$mp/f" && test_cmp $MA/d/c/g "$mp/c/g" &&
-	! touch "$mp/new" 2>/dev/null &&
+	! touch "$mp/new" 2>/dev/null && ! touch "$mp/c/new" 2>/dev/null &&
 	echo five >>$MA/d/f && autosync run --wait z &&
 	test_cmp $MA/d/f "$mp/f" &&
 	test_expect_code 20 autosync destroy z 2>err &&
@@ -146,7 +145,7 @@ test_expect_success 'reverse: B is the source, writable; what changed on B trave
 	test "$(zprop $B/d readonly)" = off &&
 	test "$(zprop $B/d mounted)" = yes &&
 	test "$(zprop $B/d/c mounted)" = yes &&
-	test "$(zprop $A/d readonly)" = on &&
+	! touch $MA/d/written 2>/dev/null && ! touch $MA/d/c/written 2>/dev/null &&
 	echo fromB >$MB/d/f2 &&
 	autosync run --wait z &&
 	n=$(asnaps $B/d | tail -n 1) &&
