@@ -56,7 +56,8 @@ static const char usage_create[] =
 "  --ca FILE           tls: the CA that signed the server's\n"
 "  -N                  non-recursive: no child datasets, subvolumes\n"
 "                      or mounts below the source\n"
-"  -X                  no NAME-latest snapshot\n";
+"  -X                  no NAME-latest name (zfs: a property, btrfs:\n"
+"                      a link; see autosync(8))\n";
 
 static const char usage_list[] =
 "usage: autosync list [--json]\n"
@@ -112,7 +113,9 @@ static const char usage_reverse[] =
 "destination, incrementally from the snapshot both hold.  Refused unless\n"
 "the destination holds the newest snapshot of the source (run a final\n"
 "sync first) and the source has not changed since (--force: roll those\n"
-"changes back now, with a run).  Two local directories only.\n";
+"changes back now, with a run).  Two local directories, or two local\n"
+"zfs: datasets (the first run is made at once; if it fails, the\n"
+"reverse is undone).\n";
 
 static const char usage_mount[] =
 "usage: autosync mount-destination NAME [PATH]\n"
@@ -120,7 +123,8 @@ static const char usage_mount[] =
 "\n"
 "Mount the destination of NAME read-only (a bind mount) at PATH, by\n"
 "default STATE/mnt/NAME, or unmount it.  Runs go on; the mount shows\n"
-"each snapshot as it is committed.  Local directory destinations; root.\n";
+"each snapshot as it is committed.  Local directory, zfs: (mounted by\n"
+"zfs with its children, readonly=on) and btrfs: destinations; root.\n";
 
 static const char usage_daemon[] =
 "usage: autosync daemon [--metrics [ADDR:]PORT]\n"
