@@ -15,13 +15,20 @@ MA=$TRASH_DIRECTORY/mnt/$A
 MB=$TRASH_DIRECTORY/mnt/$B
 
 # A zfs first on PATH (the daemon's too): `zfs send` waits while the file
-# stall exists, after creating stalled (a run held in its step).
+# stall exists, after creating stalled (a run held in its step); `zfs
+# clone` clones, then waits likewise while stall-clone exists.
 SHIM=$TRASH_DIRECTORY/stall-shim
 mkdir -p "$SHIM" && cat >"$SHIM/zfs" <<SHIM_EOF
 #!/bin/bash
 if test "\$1" = send && test -e "$TRASH_DIRECTORY/stall"; then
 	touch "$TRASH_DIRECTORY/stalled"
 	while test -e "$TRASH_DIRECTORY/stall"; do sleep 0.1; done
+fi
+if test "\$1" = clone && test -e "$TRASH_DIRECTORY/stall-clone"; then
+	"$ZFS_REAL" "\$@"; rc=\$?
+	touch "$TRASH_DIRECTORY/stalled"
+	while test -e "$TRASH_DIRECTORY/stall-clone"; do sleep 0.1; done
+	exit \$rc
 fi
 exec "$ZFS_REAL" "\$@"
 SHIM_EOF
@@ -90,7 +97,7 @@ test_expect_success '-N: the root dataset only' '
 test_expect_success 'holds on the bases during a step; none left after kill -9 and a run' '
 	base=$(asnaps $A/d | tail -n 1) &&
 	test -z "$(zfstool held $A)" &&
-	touch stall && autosync run z &&
+	rm -f stalled && touch stall && autosync run z &&
 	wait_for 30 test -e stalled &&
 	zfstool held $A >held &&
 	grep -qx "$A/d@$base" held && grep -qx "$A/d/c@$base" held &&
@@ -104,6 +111,23 @@ test_expect_success 'holds on the bases during a step; none left after kill -9 a
 	test -z "$(zfs list -H -o name,origin -r $A $B | awk "\$2 != \"-\"")" &&
 	n=$(asnaps $A/d | tail -n 1) &&
 	test "$(zguid $B/d/c@$n)" = "$(zguid $A/d/c@$n)"
+'
+
+test_expect_success 'zfs to a directory: kill -9 with the clone mounted; the next run removes it' '
+	echo e >$MA/e/f &&
+	autosync create zd --source zfs:$A/e --dest "$PWD/edir" $LATER -N &&
+	autosync run --wait zd &&
+	rm -f stalled && touch stall-clone && autosync run zd &&
+	wait_for 30 test -e stalled &&
+	test -n "$(zfs list -H -o name,origin -r $A | awk "\$2 != \"-\"")" &&
+	kill -9 $daemon_pid && { wait $daemon_pid 2>/dev/null; } 2>/dev/null;
+	rm -f stall-clone &&
+	start_daemon &&
+	echo e2 >$MA/e/f && autosync run --wait zd &&
+	test_cmp $MA/e/f edir/f &&
+	test -z "$(zfs list -H -o name,origin -r $A | awk "\$2 != \"-\"")" &&
+	test -z "$(zfstool held $A)" &&
+	autosync destroy zd
 '
 
 test_expect_success 'mount-destination: the replica and its children, read-only' '
