@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "cli/cli.h"
+#include "repl/endpoint.h"
 #include "repl/snapstore.h"
 #include "service/control.h"
 #include "repl/sync.h"
@@ -55,7 +56,8 @@ static const char usage_create[] =
 "  --ca FILE           tls: the CA that signed the server's\n"
 "  -N                  non-recursive: no child datasets, subvolumes\n"
 "                      or mounts below the source\n"
-"  -X                  no NAME-latest snapshot\n";
+"  -X                  no NAME-latest name (zfs: a property, btrfs:\n"
+"                      a link; see autosync(8))\n";
 
 static const char usage_list[] =
 "usage: autosync list [--json]\n"
@@ -111,7 +113,9 @@ static const char usage_reverse[] =
 "destination, incrementally from the snapshot both hold.  Refused unless\n"
 "the destination holds the newest snapshot of the source (run a final\n"
 "sync first) and the source has not changed since (--force: roll those\n"
-"changes back now, with a run).  Two local directories only.\n";
+"changes back now, with a run).  Two local directories, or two local\n"
+"zfs: datasets (the first run is made at once; if it fails, the\n"
+"reverse is undone).\n";
 
 static const char usage_mount[] =
 "usage: autosync mount-destination NAME [PATH]\n"
@@ -119,7 +123,8 @@ static const char usage_mount[] =
 "\n"
 "Mount the destination of NAME read-only (a bind mount) at PATH, by\n"
 "default STATE/mnt/NAME, or unmount it.  Runs go on; the mount shows\n"
-"each snapshot as it is committed.  Local directory destinations; root.\n";
+"each snapshot as it is committed.  Local directory, zfs: (mounted by\n"
+"zfs with its children, readonly=on) and btrfs: destinations; root.\n";
 
 static const char usage_daemon[] =
 "usage: autosync daemon [--metrics [ADDR:]PORT]\n"
@@ -1002,6 +1007,118 @@ out:
 	return rc;
 }
 
+/* Both endpoints local zfs: datasets. */
+static int
+is_zfs_pair(const char *src, const char *dst)
+{
+	struct endpoint se, de;
+	int r;
+
+	memset(&se, 0, sizeof(se));
+	memset(&de, 0, sizeof(de));
+	r = endpoint_parse(&se, src, NULL) == 0 &&
+	    endpoint_parse(&de, dst, NULL) == 0 && se.kind == EP_ZFS &&
+	    de.kind == EP_ZFS;
+	endpoint_release(&se);
+	endpoint_release(&de);
+	return r;
+}
+
+/*
+ * reverse for zfs:A -> zfs:B (reverse.h): check, swap the endpoints,
+ * make the first run B -> A now (receive -F with --force); if it fails,
+ * swap back and destroy what it snapshotted on B, so that the reverse
+ * happened entirely or not at all.  Takes lock (the run lock) and
+ * closes it before the run, which takes its own.
+ */
+static int
+reverse_zfs_svc(struct store *st, const char *sdir, const struct svc *v,
+    int force, int lock)
+{
+	struct reverse_result res;
+	struct supervisor_run r;
+	struct as_err err, e2;
+	struct endpoint se, de;
+	char *rec = NULL, *mp = NULL;
+	const char *a, *b;
+	int norec, rc;
+
+	as_err_clear(&err);
+	memset(&se, 0, sizeof(se));
+	memset(&de, 0, sizeof(de));
+	if (endpoint_parse(&se, v->source, &err) == -1 ||
+	    endpoint_parse(&de, v->dest, &err) == -1)
+		goto fail;
+	a = se.path;
+	b = de.path;
+	if (store_prop_get(st, v->name, "recursive", &rec, &err) == -1)
+		goto fail;
+	norec = strcmp(rec, "off") == 0;
+	if (mountdst_active(sdir, v->name, &mp, &err) == 1) {
+		as_err_set(&err, AS_E_CONFLICT, 0, "the destination is mounted "
+		    "on '%s': umount-destination %s first", mp, v->name);
+		goto fail;
+	}
+	if (reverse_zfs(a, b, norec, force, &res, &err) == -1 ||
+	    store_svc_set_endpoints(st, v->name, v->dest, v->source,
+	    (int64_t)time(NULL) * 1000, &err) == -1)
+		goto fail;
+	close(lock);
+	lock = -1;
+	if (res.ndiff > 0)
+		log_info("'%s' changed since '%s' (%" PRIu64 " dataset%s): "
+		    "rolling it back", cli_esc(v->source), res.common,
+		    res.ndiff, res.ndiff == 1 ? "" : "s");
+	if (supervisor_run_flags(st, sdir, v->name, force ? SYNC_FORCE : 0,
+	    &r, &err) == -1) {
+		/* all or nothing: the service as it was, B as A left it */
+		as_err_clear(&e2);
+		if (store_svc_set_endpoints(st, v->name, v->source, v->dest,
+		    (int64_t)time(NULL) * 1000, &e2) == -1 ||
+		    reverse_zfs_undo(b, res.common, norec, &e2) == -1 ||
+		    /* that run's failure was the reverse's, not the service's */
+		    (v->state != SVC_MAINTENANCE && store_svc_clear(st,
+		    v->name, (int64_t)time(NULL) * 1000, &e2) == -1))
+			log_warn("undo the reverse of '%s': %s", v->name,
+			    cli_esc(e2.msg));
+		if (err.code == AS_E_CONFLICT && !force)
+			/* zfs receive saw what the check could not */
+			as_err_set(&err, AS_E_CONFLICT, 0, "'%s' changed since "
+			    "'%s' (zfs receive: %s): reversing would lose "
+			    "that; --force rolls it back to '%s'",
+			    cli_esc(v->source), res.common,
+			    strstr(err.msg, "modified since") != NULL ?
+			    "modified since its newest snapshot" : err.msg,
+			    res.common);
+		else
+			as_err_prefix(&err, "the first run after the reverse "
+			    "failed, so it was undone");
+		goto fail;
+	}
+	if (reverse_zfs_open(b, norec, &err) == -1) {
+		as_err_prefix(&err, "reversed, but");
+		goto fail;
+	}
+	log_info("reversed '%s': source '%s', destination '%s', from '%s'",
+	    v->name, cli_esc(v->dest), cli_esc(v->source), res.common);
+	(void)store_event(st, v->name, (int64_t)time(NULL) * 1000,
+	    "reversed (zfs)", NULL);
+	poke(sdir);
+	rc = 0;
+	goto out;
+fail:
+	as_err_prefix(&err, "reverse '%s'", v->name);
+	rc = cli_error(&err);
+out:
+	if (lock >= 0)
+		close(lock);
+	endpoint_release(&se);
+	endpoint_release(&de);
+	free(rec);
+	free(mp);
+	return rc;
+}
+
 int
 cmd_reverse(struct cli *cli, int argc, char **argv)
 {
@@ -1037,6 +1154,11 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 	    store_svc_get(st, argv[optind], &v, &err) == -1 ||
 	    (lock = supervisor_lock(sdir, v.name, &err)) == -1)
 		goto fail;
+	if (is_zfs_pair(v.source, v.dest)) {
+		rc = reverse_zfs_svc(st, sdir, &v, force, lock);
+		lock = -1;
+		goto out;
+	}
 	if (reverse_dir(sdir, v.source, v.dest, force, &res, &err) == -1 ||
 	    store_svc_set_endpoints(st, v.name, v.dest, v.source,
 	    (int64_t)time(NULL) * 1000, &err) == -1) {

@@ -24,7 +24,8 @@
  *     swapped in by one rename;
  *  6. record which snapshot DST holds (SNAPDIR/dests: other destinations'
  *     snapshots are kept), then prune older autosync_* snapshots on both
- *     sides, and the snapshots of children that are gone.
+ *     sides but the newest o->keep_src (source) and o->keep_dst
+ *     (destination), and the snapshots of children that are gone.
  *
  * Between machines (btrfs_push, btrfs_pull; a server's side is
  * sync_btrfs_receive and sync_btrfs_send_*, called by serve_btrfs.c):
@@ -504,16 +505,20 @@ doomed_add(char ***v, size_t *n, char *p)
 	(*v)[(*n)++] = p;
 }
 
-/* The snapshots of v but keep and other destinations'. */
+/*
+ * The snapshots of v (oldest first) but keep, the newest nkeep (0:
+ * none by count) and other destinations'.
+ */
 static void
 prune_list(const char *dir, const struct btrfs_snap *v, size_t n,
-    const char *keep, const struct dest_rec *dr, size_t ndr, const char *dst,
-    struct doomed *dd)
+    const char *keep, unsigned nkeep, const struct dest_rec *dr, size_t ndr,
+    const char *dst, struct doomed *dd)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		if ((keep != NULL && strcmp(v[i].name, keep) == 0) ||
+		    (nkeep > 0 && n - i <= nkeep) ||
 		    (dr != NULL && held_elsewhere(dr, ndr, dst, v[i].name)))
 			continue;
 		doomed_add(&dd->v, &dd->n, xasprintf("%s/%s", dir,
@@ -552,7 +557,7 @@ prune_gone(const char *snapdir, const struct item *items, size_t n,
 		if (!found) {
 			rc = btrfs_list_snaps(p, NULL, received, &v, &nv, err);
 			if (rc == 0)
-				prune_list(p, v, nv, NULL, NULL, 0, NULL, dd);
+				prune_list(p, v, nv, NULL, 0, NULL, 0, NULL, dd);
 			free(v);
 			v = NULL;
 			doomed_add(&dd->dirs, &dd->ndirs, p);
@@ -566,8 +571,8 @@ prune_gone(const char *snapdir, const struct item *items, size_t n,
 
 static int
 prune(const char *dst, struct btrfs_dest *d, const struct item *items,
-    size_t n, const char *name, int norecurse, unsigned *pruned,
-    struct as_err *err)
+    size_t n, const char *name, int norecurse, unsigned nkeep_src,
+    unsigned nkeep_dst, unsigned *pruned, struct as_err *err)
 {
 	struct btrfs_snap *v = NULL;
 	struct dest_rec *dr = NULL;
@@ -583,7 +588,8 @@ prune(const char *dst, struct btrfs_dest *d, const struct item *items,
 		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &v, &nv,
 		    err) == -1)
 			goto out;
-		prune_list(items[i].sdir, v, nv, name, dr, ndr, dst, &dd);
+		prune_list(items[i].sdir, v, nv, name, nkeep_src, dr, ndr, dst,
+		    &dd);
 		free(v);
 		v = NULL;
 		if ((dir = btrfs_snapdir_of(d->dir, items[i].rel, err)) ==
@@ -593,7 +599,7 @@ prune(const char *dst, struct btrfs_dest *d, const struct item *items,
 			free(dir);
 			goto out;
 		}
-		prune_list(dir, v, nv, name, NULL, 0, NULL, &dd);
+		prune_list(dir, v, nv, name, nkeep_dst, NULL, 0, NULL, &dd);
 		free(dir);
 		free(v);
 		v = NULL;
@@ -724,7 +730,8 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 	if (dests_put(sdir, dst, name, err) == -1)
 		goto out;
 	if (!(o->flags & SYNC_NO_PRUNE) && prune(dst, &d, items, n, name,
-	    o->flags & SYNC_NO_RECURSE, &res->pruned, err) == -1) {
+	    o->flags & SYNC_NO_RECURSE, o->keep_src, o->keep_dst,
+	    &res->pruned, err) == -1) {
 		as_err_prefix(err, "prune snapshots of '%s'", src);
 		goto out;
 	}

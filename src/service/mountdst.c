@@ -14,7 +14,9 @@
 
 #include "base/io.h"
 #include "base/xmalloc.h"
+#include "driver/btrfs.h"
 #include "driver/dir.h"
+#include "driver/zfs.h"
 #include "repl/endpoint.h"
 #include "repl/snapstore.h"
 #include "service/mountdst.h"
@@ -96,16 +98,37 @@ mkdir_p(const char *path, mode_t mode, struct as_err *err)
 	return 0;
 }
 
+/*
+ * The record is the mount point, and for a ZFS replica a second line
+ * "zfs:DATASET": it is unmounted through zfs (its children too).
+ */
+static int
+read_record_ds(const char *state_dir, const char *name, char **out,
+    char **ds, struct as_err *err);
+
 /* The recorded path of name's mount, or NULL (and 0) when none. */
 static int
 read_record(const char *state_dir, const char *name, char **out,
     struct as_err *err)
 {
-	char buf[PATH_MAX + 1], *rp = record_path(state_dir, name);
+	char *ds = NULL;
+	int rc = read_record_ds(state_dir, name, out, &ds, err);
+
+	free(ds);
+	return rc;
+}
+
+static int
+read_record_ds(const char *state_dir, const char *name, char **out,
+    char **ds, struct as_err *err)
+{
+	char buf[PATH_MAX + ZFS_NAME_MAX + 8], *rp = record_path(state_dir,
+	    name), *p;
 	ssize_t n;
 	int fd;
 
 	*out = NULL;
+	*ds = NULL;
 	fd = open(rp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd == -1) {
 		free(rp);
@@ -118,6 +141,11 @@ read_record(const char *state_dir, const char *name, char **out,
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
+	if ((p = strchr(buf, '\n')) != NULL) {
+		*p++ = '\0';
+		if (strncmp(p, "zfs:", 4) == 0 && p[4] != '\0')
+			*ds = xstrdup(p + 4);
+	}
 	*out = xstrdup(buf);
 	return 1;
 }
@@ -140,6 +168,23 @@ mountdst_active(const char *state_dir, const char *name, char **where,
 	return 1;
 }
 
+/* A ZFS replica must exist and hold a snapshot: NOTFOUND otherwise. */
+static int
+zfs_held(const char *ds, struct as_err *err)
+{
+	struct zfs_tree t;
+	int ok;
+
+	if (zfs_list(ds, 0, &t, err) == -1)
+		return -1;
+	ok = t.n > 0 && t.v[0].nsnaps > 0;
+	zfs_tree_release(&t);
+	if (!ok)
+		return as_err_set(err, AS_E_NOTFOUND, 0, "'zfs:%s' holds no "
+		    "snapshot yet: nothing to mount", ds);
+	return 0;
+}
+
 int
 mountdst_mount(const char *state_dir, const char *name, const char *dest,
     const char *path, char **where, struct as_err *err)
@@ -158,9 +203,9 @@ mountdst_mount(const char *state_dir, const char *name, const char *dest,
 		    "its own host", dest);
 		goto out;
 	}
-	if (de.kind != EP_LOCAL) {
+	if (de.kind != EP_LOCAL && de.kind != EP_ZFS && de.kind != EP_BTRFS) {
 		as_err_set(err, AS_E_UNSUPPORTED, 0, "'%s': mount-destination "
-		    "works on directory destinations in this version", dest);
+		    "works on directory, zfs: and btrfs: destinations", dest);
 		goto out;
 	}
 	if (mountdst_active(state_dir, name, &old, err) != 0) {
@@ -169,17 +214,30 @@ mountdst_mount(const char *state_dir, const char *name, const char *dest,
 			    "'%s' is already mounted on '%s'", name, old);
 		goto out;
 	}
-	if ((d_abs = snapstore_abspath(de.path, err)) == NULL)
-		goto out;
-	memset(&h, 0, sizeof(h));
-	if ((held = dir_held(d_abs, &h, err)) == -1)
-		goto out;
-	if (held == 0) {
-		as_err_set(err, AS_E_NOTFOUND, 0, "'%s' holds no snapshot yet: "
-		    "nothing to mount", d_abs);
-		goto out;
+	if (de.kind == EP_ZFS) {
+		if (zfs_held(de.path, err) == -1)
+			goto out;
+	} else if (de.kind == EP_BTRFS) {
+		/* the published view: a read-only snapshot already */
+		d_abs = xstrdup(de.path);
+		if (!btrfs_is_subvol(d_abs)) {
+			as_err_set(err, AS_E_NOTFOUND, 0, "'%s' holds no "
+			    "snapshot yet: nothing to mount", d_abs);
+			goto out;
+		}
+	} else {
+		if ((d_abs = snapstore_abspath(de.path, err)) == NULL)
+			goto out;
+		memset(&h, 0, sizeof(h));
+		if ((held = dir_held(d_abs, &h, err)) == -1)
+			goto out;
+		if (held == 0) {
+			as_err_set(err, AS_E_NOTFOUND, 0, "'%s' holds no "
+			    "snapshot yet: nothing to mount", d_abs);
+			goto out;
+		}
+		cat_header_release(&h);
 	}
-	cat_header_release(&h);
 	mp = path != NULL ? snapstore_abspath(path, err) :
 	    xasprintf("%s/mnt/%s", state_dir, name);
 	if (mp == NULL || mkdir_p(mp, 0755, err) == -1)
@@ -196,6 +254,16 @@ mountdst_mount(const char *state_dir, const char *name, const char *dest,
 		    "point", mp);
 		goto out;
 	}
+	if (de.kind == EP_ZFS) {
+		/* readonly=on, canmount=noauto, mountpoint=mp, then mount */
+		if (zfs_mount_tree_ro(de.path, mp, err) == -1) {
+			struct as_err e2;
+
+			(void)zfs_unmount_tree(de.path, &e2);
+			goto out;
+		}
+		goto record;
+	}
 	if (mount(d_abs, mp, NULL, MS_BIND, NULL) == -1) {
 		as_err_sys(err, errno, "bind mount '%s' on '%s'%s", d_abs, mp,
 		    errno == EPERM ? " (needs root)" : "");
@@ -208,17 +276,25 @@ mountdst_mount(const char *state_dir, const char *name, const char *dest,
 		(void)umount2(mp, MNT_DETACH);
 		goto out;
 	}
+record:
 	rp = xasprintf("%s/run", state_dir);
 	(void)mkdir(rp, 0700);
 	free(rp);
 	rp = record_path(state_dir, name);
 	fd = open(rp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
 	    0600);
-	if (fd == -1 || io_write_full(fd, mp, strlen(mp)) == -1) {
+	if (fd == -1 || io_write_full(fd, mp, strlen(mp)) == -1 ||
+	    (de.kind == EP_ZFS && (io_write_full(fd, "\nzfs:", 5) == -1 ||
+	    io_write_full(fd, de.path, strlen(de.path)) == -1))) {
 		as_err_sys(err, errno, "record the mount in '%s'", rp);
 		if (fd >= 0)
 			close(fd);
-		(void)umount2(mp, MNT_DETACH);
+		if (de.kind == EP_ZFS) {
+			struct as_err e2;
+
+			(void)zfs_unmount_tree(de.path, &e2);
+		} else
+			(void)umount2(mp, MNT_DETACH);
 		goto out;
 	}
 	close(fd);
@@ -238,11 +314,11 @@ int
 mountdst_umount(const char *state_dir, const char *name, const char *path,
     char **where, struct as_err *err)
 {
-	char *mp = NULL, *rec = NULL, *rp, *def;
+	char *mp = NULL, *rec = NULL, *rp, *def, *ds = NULL;
 	int rc = -1;
 
 	*where = NULL;
-	if (read_record(state_dir, name, &rec, err) == -1)
+	if (read_record_ds(state_dir, name, &rec, &ds, err) == -1)
 		return -1;
 	if (path != NULL) {
 		if ((mp = snapstore_abspath(path, err)) == NULL)
@@ -258,7 +334,17 @@ mountdst_umount(const char *state_dir, const char *name, const char *path,
 		as_err_set(err, AS_E_NOTFOUND, 0, "'%s' is not mounted", mp);
 		goto out;
 	}
-	if (umount2(mp, 0) == -1) {
+	if (ds != NULL && rec != NULL && strcmp(rec, mp) == 0) {
+		/* a ZFS replica: zfs unmounts it and its children */
+		const char *argv[] = { "zfs", "inherit", "mountpoint", ds,
+		    NULL };
+
+		if (zfs_unmount_tree(ds, err) == -1)
+			goto out;
+		/* mount-destination set it: back to where it would be */
+		if (zfs_run("inherit mountpoint", argv, -1, NULL, err) == -1)
+			goto out;
+	} else if (umount2(mp, 0) == -1) {
 		as_err_sys(err, errno, "unmount '%s'", mp);
 		if (errno == EBUSY)
 			err->code = AS_E_CONFLICT;
@@ -279,5 +365,6 @@ mountdst_umount(const char *state_dir, const char *name, const char *path,
 out:
 	free(mp);
 	free(rec);
+	free(ds);
 	return rc;
 }

@@ -9,7 +9,15 @@
  * as it is committed.  The path is recorded in STATE/run/NAME.mnt so
  * that umount-destination (and destroy, which refuses while mounted)
  * find it.  Needs CAP_SYS_ADMIN (root).  Remote destinations are USAGE
- * (mount on the destination's host), volumes and zfs/btrfs UNSUPPORTED.
+ * (mount on the destination's host), volumes UNSUPPORTED.
+ *
+ * A zfs: destination is mounted by zfs (zfs_mount_tree_ro: readonly=on,
+ * canmount=noauto, mountpoint=path, the children below it), and the
+ * record has a second line "zfs:DATASET" so that umount-destination
+ * unmounts the tree through zfs and lets mountpoint be inherited again.
+ * A btrfs: destination (the published view, a read-only snapshot) is
+ * bind-mounted like a directory; a later run swaps a new view in at the
+ * destination path, which the mount does not follow.
  */
 #ifndef AS_MOUNTDST_H
 #define AS_MOUNTDST_H

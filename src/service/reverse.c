@@ -282,8 +282,12 @@ reverse_dir(const char *state_dir, const char *src, const char *dst,
 		goto out;
 	if (se.kind != EP_LOCAL || de.kind != EP_LOCAL) {
 		as_err_set(err, AS_E_UNSUPPORTED, 0, "reverse '%s' -> '%s': "
-		    "only between two local directories in this version",
-		    src, dst);
+		    "only between two local directories or two local zfs: "
+		    "datasets in this version (not supported on %s)", src,
+		    dst, se.kind == EP_BTRFS || de.kind == EP_BTRFS ?
+		    "btrfs" : endpoint_is_remote(&se) ||
+		    endpoint_is_remote(&de) ? "remote endpoints" :
+		    "these endpoints");
 		goto out;
 	}
 	if ((state = snapstore_state_dir(state_dir, err)) == NULL ||

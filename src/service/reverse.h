@@ -23,7 +23,7 @@
  *  5. D's catalogs record that S holds G (the prune keeps it).
  *
  * Both catalog stores are locked while this runs (CONFLICT "busy").
- * Remote services are UNSUPPORTED in this version.
+ * Remote services are UNSUPPORTED in this version; zfs: below.
  */
 #ifndef AS_REVERSE_H
 #define AS_REVERSE_H
@@ -42,5 +42,34 @@ struct reverse_result {
 
 int	reverse_dir(const char *state_dir, const char *src, const char *dst,
 	    int force, struct reverse_result *res, struct as_err *err);
+
+/*
+ * Between two local ZFS trees (zfs:A -> zfs:B), in reverse_zfs.c; ZFS
+ * keeps no catalogs, so this only checks, and the caller makes the
+ * first run of the reversed service at once:
+ *
+ *  1. every dataset of A (its children unless norecurse) has its
+ *     counterpart in B, whose newest snapshot is A's newest, by GUID
+ *     (G): otherwise CONFLICT (run a final sync first);
+ *  2. A has not changed since G: ZFS's "written" where the zfs has it;
+ *     on zfs-fuse, which has not, A's referenced against G's and G's
+ *     used (blocks only G still has).  Changed is CONFLICT unless force
+ *     (the first run then rolls A back: receive -F).  Reading A with
+ *     atime=on changes it too, as `zfs receive` sees it.
+ *
+ * The first run B -> A is an incremental from G (GUIDs match); `zfs
+ * receive` itself refuses an A written since G ("modified since most
+ * recent snapshot") that the check missed.  If that run fails, the
+ * caller swaps the endpoints back and reverse_zfs_undo(B, G) destroys
+ * the autosync_* snapshots it took on B after G, so that B is again
+ * what A's runs expect.  After a good run, reverse_zfs_open(B) makes
+ * the new source usable: readonly inherited again and canmount=on (the
+ * replica policy set them), its file systems mounted.
+ */
+int	reverse_zfs(const char *src, const char *dst, int norecurse,
+	    int force, struct reverse_result *res, struct as_err *err);
+int	reverse_zfs_undo(const char *ds, const char *common, int norecurse,
+	    struct as_err *err);
+int	reverse_zfs_open(const char *ds, int norecurse, struct as_err *err);
 
 #endif

@@ -321,8 +321,14 @@ test_props_and_ends(void **state)
 	    -1);
 	assert_int_equal(store_prop_set(st, "a", "hook_timeout", "90s", &err),
 	    0);
+	/* -N is obeyed by every engine (SYNC_NO_RECURSE) */
 	assert_int_equal(store_prop_set(st, "a", "recursive", "off", &err),
+	    0);
+	assert_int_equal(store_prop_set(st, "a", "recursive", "no", &err),
 	    -1);
+	assert_int_equal(err.code, AS_E_USAGE);
+	assert_int_equal(store_prop_set(st, "a", "recursive", "on", &err),
+	    0);
 	assert_int_equal(store_prop_get(st, "a", "keep_dst", &val, &err), 0);
 	assert_string_equal(val, "1");
 	free(val);
