@@ -383,6 +383,17 @@ conn_write_full(struct conn *c, const void *buf, size_t n,
 
 #define COPY_BUFSZ	(256u << 10)
 
+/* The conn's copy buffer: COPY_BUFSZ bytes, plus room for a prefix. */
+#define COPY_PREFIX	64
+
+static uint8_t *
+copy_buf(struct conn *c)
+{
+	if (c->copybuf == NULL)
+		c->copybuf = xmalloc(COPY_PREFIX + COPY_BUFSZ);
+	return c->copybuf;
+}
+
 static int
 is_fd_conn(const struct conn *c)
 {
@@ -449,7 +460,13 @@ copy_from_fd(struct conn *c, const void *pre, size_t plen, int fd,
 	ssize_t r;
 	int rc = 0;
 
-	b = xmalloc(plen + (n < COPY_BUFSZ ? n : COPY_BUFSZ));
+	if (plen > COPY_PREFIX) {
+		/* Not a frame header: on its own. */
+		if (conn_write_full(c, pre, plen, err) == -1)
+			return -1;
+		off = plen = 0;
+	}
+	b = copy_buf(c);
 	if (plen > 0)
 		memcpy(b, pre, plen);
 	while (n > 0) {
@@ -483,7 +500,6 @@ copy_from_fd(struct conn *c, const void *pre, size_t plen, int fd,
 	}
 	if (rc == 0 && off > 0)
 		rc = conn_write_full(c, b, off, err);	/* n == 0 */
-	free(b);
 	return rc;
 }
 
@@ -576,7 +592,7 @@ copy_to_fd(struct conn *c, int fd, size_t n, int *dst_failed,
 
 	if (n == 0)
 		return 0;
-	b = xmalloc(n < COPY_BUFSZ ? n : COPY_BUFSZ);
+	b = copy_buf(c);
 	while (n > 0) {
 		want = n < COPY_BUFSZ ? n : COPY_BUFSZ;
 		if (conn_read_full(c, b, want, err) == -1) {
@@ -587,7 +603,6 @@ copy_to_fd(struct conn *c, int fd, size_t n, int *dst_failed,
 			*dst_failed = 1;	/* drain the frame all the same */
 		n -= want;
 	}
-	free(b);
 	return rc;
 }
 
@@ -663,6 +678,7 @@ conn_free(struct conn *c)
 		return;
 	if (c->ops != NULL && c->ops->free != NULL)
 		c->ops->free(c);
+	free(c->copybuf);
 	free(c);
 }
 
