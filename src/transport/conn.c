@@ -6,6 +6,7 @@
  * as TIMEOUT instead of being waited for (RELIABILITY.md I10).
  */
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,6 +385,19 @@ conn_write_full(struct conn *c, const void *buf, size_t n,
 
 #define COPY_BUFSZ	(256u << 10)
 
+/* The conn's copy buffer: COPY_BUFSZ bytes, plus room for a prefix. */
+#define COPY_PREFIX	64
+/* A mapped send's first write: prefix and payload in one TLS record. */
+#define CONN_MAP_FIRST	16384
+
+static uint8_t *
+copy_buf(struct conn *c)
+{
+	if (c->copybuf == NULL)
+		c->copybuf = xmalloc(COPY_PREFIX + COPY_BUFSZ);
+	return c->copybuf;
+}
+
 static int
 is_fd_conn(const struct conn *c)
 {
@@ -449,7 +464,13 @@ copy_from_fd(struct conn *c, const void *pre, size_t plen, int fd,
 	ssize_t r;
 	int rc = 0;
 
-	b = xmalloc(plen + (n < COPY_BUFSZ ? n : COPY_BUFSZ));
+	if (plen > COPY_PREFIX) {
+		/* Not a frame header: on its own. */
+		if (conn_write_full(c, pre, plen, err) == -1)
+			return -1;
+		off = plen = 0;
+	}
+	b = copy_buf(c);
 	if (plen > 0)
 		memcpy(b, pre, plen);
 	while (n > 0) {
@@ -483,7 +504,125 @@ copy_from_fd(struct conn *c, const void *pre, size_t plen, int fd,
 	}
 	if (rc == 0 && off > 0)
 		rc = conn_write_full(c, b, off, err);	/* n == 0 */
-	free(b);
+	return rc;
+}
+
+/*
+ * A file that shrinks while it is mapped raises SIGBUS on the next touch
+ * of a page past its new end.  The mapped sends catch it: when the fault
+ * is inside the range this thread is sending, the handler maps zeros over
+ * the rest of the range and notes it, so the write finishes (with zeros,
+ * which the stream's checksums would refuse) and the send then fails with
+ * the file to blame; the conn is in the middle of a frame, unusable, and
+ * the peer sees the connection end without END.  Jumping out of the
+ * write instead would leave OpenSSL's state half-updated.  A fault
+ * elsewhere restores the default action, so it repeats and kills as it
+ * would have.
+ */
+static __thread uintptr_t	 bus_lo, bus_hi;	/* 0, 0: none */
+static __thread volatile sig_atomic_t bus_hit;
+static pthread_once_t		 bus_once = PTHREAD_ONCE_INIT;
+static int			 bus_ok;
+static long			 bus_pagesz;
+
+static void
+on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t a = (uintptr_t)si->si_addr, p;
+	int e = errno;
+
+	if (bus_hi != 0 && a >= bus_lo && a < bus_hi) {
+		p = a & ~((uintptr_t)bus_pagesz - 1);
+		if (mmap((void *)p, bus_hi - p, PROT_READ, MAP_FIXED |
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
+			bus_hit = 1;
+			errno = e;
+			return;
+		}
+	}
+	signal(SIGBUS, SIG_DFL);
+	errno = e;
+}
+
+static void
+bus_install(void)
+{
+	struct sigaction sa;
+
+	bus_pagesz = sysconf(_SC_PAGESIZE);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	bus_ok = bus_pagesz > 0 && sigaction(SIGBUS, &sa, NULL) == 0;
+}
+
+/*
+ * Send pre, then the n bytes at m (inside a mapping of the source file
+ * that ends at mend), under the SIGBUS guard.  The prefix goes out in one
+ * record with the start of the payload, as in copy_from_fd.
+ */
+static int
+write_mapped(struct conn *c, const void *pre, size_t plen,
+    const uint8_t *m, size_t n, const uint8_t *mend, int *src_failed,
+    struct as_err *err)
+{
+	uint8_t *b;
+	size_t k = 0;
+	int rc = 0;
+
+	bus_hit = 0;
+	bus_lo = (uintptr_t)m;
+	bus_hi = (uintptr_t)mend;
+	if (plen > 0) {
+		b = copy_buf(c);
+		k = n < CONN_MAP_FIRST - plen ? n : CONN_MAP_FIRST - plen;
+		memcpy(b, pre, plen);
+		memcpy(b + plen, m, k);
+		rc = conn_write_full(c, b, plen + k, err);
+	}
+	if (rc == 0 && k < n && !bus_hit)
+		rc = conn_write_full(c, m + k, n - k, err);
+	bus_lo = bus_hi = 0;
+	if (bus_hit) {
+		*src_failed = 1;
+		return as_err_set(err, AS_E_TRUNCATED, 0, "the stream file "
+		    "shrank while it was sent to '%s'", c->peer);
+	}
+	return rc;
+}
+
+/*
+ * The copying path for a regular file: map the n bytes at fd's offset
+ * and write from the mapping (one copy fewer than read(2) into a buffer;
+ * TLS encrypts straight from the page cache), then move the offset past
+ * them.  Falls back to copy_from_fd where the file cannot be mapped.
+ */
+static int
+map_from_fd(struct conn *c, const void *pre, size_t plen, int fd, size_t n,
+    int *src_failed, struct as_err *err)
+{
+	uint8_t *m;
+	off_t off, start;
+	size_t len;
+	int rc;
+
+	(void)pthread_once(&bus_once, bus_install);
+	if (!bus_ok || n == 0 || plen > COPY_PREFIX ||
+	    (off = lseek(fd, 0, SEEK_CUR)) == -1)
+		return copy_from_fd(c, pre, plen, fd, n, src_failed, err);
+	start = off & ~((off_t)bus_pagesz - 1);
+	len = (size_t)(off - start) + n;
+	m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, start);
+	if (m == MAP_FAILED)
+		return copy_from_fd(c, pre, plen, fd, n, src_failed, err);
+	rc = write_mapped(c, pre, plen, m + (off - start), n, m + len,
+	    src_failed, err);
+	munmap(m, len);
+	if (rc == 0 && lseek(fd, off + (off_t)n, SEEK_SET) == -1) {
+		*src_failed = 1;
+		rc = as_err_sys(err, errno, "seek in the stream");
+	}
 	return rc;
 }
 
@@ -496,6 +635,8 @@ conn_write_from_fd(struct conn *c, const void *pre, size_t plen, int fd,
 	ssize_t r;
 
 	*src_failed = 0;
+	if (!is_fd_conn(c) && kind == CONN_FD_FILE)
+		return map_from_fd(c, pre, plen, fd, n, src_failed, err);
 	if (!is_fd_conn(c) || kind == CONN_FD_OTHER ||
 	    (kind == CONN_FD_FILE && !((struct fdconn *)c->impl)->wsock &&
 	    conn_fd_kind(((struct fdconn *)c->impl)->wfd) != CONN_FD_PIPE))
@@ -576,7 +717,7 @@ copy_to_fd(struct conn *c, int fd, size_t n, int *dst_failed,
 
 	if (n == 0)
 		return 0;
-	b = xmalloc(n < COPY_BUFSZ ? n : COPY_BUFSZ);
+	b = copy_buf(c);
 	while (n > 0) {
 		want = n < COPY_BUFSZ ? n : COPY_BUFSZ;
 		if (conn_read_full(c, b, want, err) == -1) {
@@ -587,7 +728,6 @@ copy_to_fd(struct conn *c, int fd, size_t n, int *dst_failed,
 			*dst_failed = 1;	/* drain the frame all the same */
 		n -= want;
 	}
-	free(b);
 	return rc;
 }
 
@@ -663,6 +803,7 @@ conn_free(struct conn *c)
 		return;
 	if (c->ops != NULL && c->ops->free != NULL)
 		c->ops->free(c);
+	free(c->copybuf);
 	free(c);
 }
 

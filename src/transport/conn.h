@@ -46,6 +46,12 @@ struct conn {
 	uint64_t	 bytes_in;	/* counters for progress and tests */
 	uint64_t	 bytes_out;
 	void		*impl;		/* the transport's own state */
+	/*
+	 * Scratch of the copying moves (conn_write_from_fd, conn_read_to_fd
+	 * over TLS), kept for the conn's life: a fresh buffer per frame was
+	 * a fresh mmap(2), 64 page faults and an munmap per MiB.
+	 */
+	uint8_t		*copybuf;
 };
 
 #define CONN_IDLE_DEFAULT_MS	60000

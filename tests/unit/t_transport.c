@@ -6,6 +6,7 @@
  * The peer of each two-sided test runs in a forked child that sends its
  * result back through a pipe.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -1220,6 +1222,177 @@ t_tls(void **state)
 	}
 }
 
+/*
+ * A payload from a regular file over TLS is encrypted from a mapping of
+ * the file (conn.c map_from_fd).  The server here reads raw bytes after
+ * a pause, so that the client blocks with most of the mapping unread;
+ * it answers how many bytes it got and their sum.
+ */
+struct tlsfile_arg {
+	struct tls_arg	 t;
+	int		 pause_ms;
+};
+
+static void
+tls_drain_fn(int fd, void *arg, struct peer_result *res)
+{
+	struct tlsfile_arg *a = arg;
+	struct tls_config cfg;
+	struct tls_ctx *ctx;
+	struct conn *c;
+	struct timespec ts;
+	uint8_t b[65536];
+	uint64_t total = 0, sum = 0;
+	ssize_t n, i;
+	char cert[128], key[128];
+
+	snprintf(cert, sizeof(cert), "%s/server.crt", a->t.dir);
+	snprintf(key, sizeof(key), "%s/server.key", a->t.dir);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.ca_file = a->t.ca;
+	cfg.cert_file = cert;
+	cfg.key_file = key;
+	if ((ctx = tls_ctx_new(1, &cfg, &res->err)) == NULL) {
+		res->rc = -2;
+		return;
+	}
+	if ((c = tls_server(ctx, fd, "client", 3000, NULL,
+	    &res->err)) == NULL) {
+		res->rc = -1;
+		tls_ctx_free(ctx);
+		return;
+	}
+	ts.tv_sec = a->pause_ms / 1000;
+	ts.tv_nsec = (a->pause_ms % 1000) * 1000000L;
+	nanosleep(&ts, NULL);
+	c->idle_ms = 5000;
+	while ((n = conn_read_some(c, b, sizeof(b), &res->err)) > 0) {
+		for (i = 0; i < n; i++)
+			sum += b[i];
+		total += (uint64_t)n;
+	}
+	res->rc = n == 0 ? 0 : -3;
+	snprintf(res->info, sizeof(res->info), "%llu %llu",
+	    (unsigned long long)total, (unsigned long long)sum);
+	conn_free(c);
+	tls_ctx_free(ctx);
+}
+
+struct shrinker {
+	int	fd;
+	int	after_ms;
+};
+
+static void *
+shrink_main(void *arg)
+{
+	struct shrinker *s = arg;
+	struct timespec ts = { 0, 0 };
+
+	ts.tv_nsec = s->after_ms * 1000000L;
+	nanosleep(&ts, NULL);
+	if (ftruncate(s->fd, 0) != 0)
+		return (void *)1;
+	return NULL;
+}
+
+static void
+t_tls_file(void **state)
+{
+	char a[128], aca[160], cert[160], key[160], path[160], want[64];
+	struct tlsfile_arg ta;
+	struct peer_result sr;
+	struct tls_config cfg;
+	struct tls_ctx *ctx;
+	struct as_err err;
+	struct shrinker sh;
+	struct conn *c;
+	struct peer p;
+	pthread_t tid;
+	uint8_t *data;
+	uint64_t sum = 0;
+	size_t len = 1000 + (1u << 20), i, off = 1000;	/* a frame's max */
+	int sv[2], fd, failed, rc, round;
+	void *tr;
+
+	snprintf(a, sizeof(a), "%s/tlsF", kdir);
+	assert_int_equal(keygen_dir(a, NULL, NULL, &err), 0);
+	snprintf(aca, sizeof(aca), "%s/ca.crt", a);
+	snprintf(cert, sizeof(cert), "%s/client.crt", a);
+	snprintf(key, sizeof(key), "%s/client.key", a);
+	snprintf(path, sizeof(path), "%s/stream", a);
+	data = malloc(len);
+	assert_non_null(data);
+	for (i = 0; i < len; i++)
+		data[i] = (uint8_t)(i * 31 + (i >> 12));
+	for (i = off; i < len; i++)
+		sum += data[i];
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.ca_file = aca;
+	cfg.cert_file = cert;
+	cfg.key_file = key;
+	ctx = tls_ctx_new(0, &cfg, &err);
+	assert_non_null(ctx);
+	/* round 0: the bytes arrive; round 1: the file shrinks meanwhile */
+	for (round = 0; round < 2; round++) {
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, data, len), (ssize_t)len);
+		/* an offset that is not page-aligned */
+		assert_int_equal(lseek(fd, (off_t)off, SEEK_SET), (off_t)off);
+		spair(sv);
+		ta.t.dir = a;
+		ta.t.ca = aca;
+		ta.pause_ms = round == 0 ? 0 : 600;
+		p = peer_start(sv[1], sv[0], tls_drain_fn, &ta);
+		c = tls_client(ctx, sv[0], "server", 3000, NULL, &err);
+		assert_non_null(c);
+		if (round == 1) {
+			sh.fd = fd;
+			sh.after_ms = 200;
+			assert_int_equal(pthread_create(&tid, NULL,
+			    shrink_main, &sh), 0);
+		}
+		failed = 0;
+		rc = frame_send_fd(c, 7, fd, conn_fd_kind(fd), len - off,
+		    &failed, &err);
+		if (round == 0) {
+			assert_int_equal(rc, 0);
+			assert_int_equal(failed, 0);
+			assert_int_equal(lseek(fd, 0, SEEK_CUR), (off_t)len);
+		} else {
+			assert_int_equal(pthread_join(tid, &tr), 0);
+			assert_null(tr);
+			/* an error that blames the file, not a SIGBUS */
+			assert_int_equal(rc, -1);
+			assert_int_equal(failed, 1);
+			assert_int_equal(err.code, AS_E_TRUNCATED);
+			assert_non_null(strstr(err.msg, "shrank"));
+		}
+		conn_shutdown_write(c, NULL);
+		conn_free(c);
+		peer_wait(p, &sr);
+		if (round == 0) {
+			assert_int_equal(sr.rc, 0);
+			/* the 5-byte frame header, then the payload */
+			snprintf(want, sizeof(want), "%llu",
+			    (unsigned long long)(len - off + 5));
+			assert_int_equal(strncmp(sr.info, want, strlen(want)),
+			    0);
+			snprintf(want, sizeof(want), " %llu",
+			    (unsigned long long)(sum + 7 +
+			    ((len - off + 1) & 0xff) +
+			    (((len - off + 1) >> 8) & 0xff) +
+			    (((len - off + 1) >> 16) & 0xff) +
+			    (((len - off + 1) >> 24) & 0xff)));
+			assert_non_null(strstr(sr.info, want));
+		}
+		close(fd);
+	}
+	tls_ctx_free(ctx);
+	free(data);
+}
+
 /* ---- tcp -------------------------------------------------------------- */
 
 static void
@@ -1533,6 +1706,7 @@ main(void)
 		cmocka_unit_test(t_auth_downgrade),
 		cmocka_unit_test(t_auth_busy),
 		cmocka_unit_test(t_keys),
+		cmocka_unit_test(t_tls_file),
 		cmocka_unit_test(t_tls),
 		cmocka_unit_test(t_tcp),
 		cmocka_unit_test(t_compress),
