@@ -879,7 +879,7 @@ sync_btrfs_receive(void *arg, const char *dst, int in_fd, int rflags,
 	snprintf(res->name, sizeof(res->name), "%s", got->name);
 	res->st.entries_sent = 1;
 	/* the older received snapshots (best effort: published already) */
-	prune_list(d.dir, after, na, got->name, NULL, 0, NULL, &dd);
+	prune_list(d.dir, after, na, got->name, 0, NULL, 0, NULL, &dd);
 	if (dd.n > 0 && btrfs_delete_snapshots((const char *const *)dd.v,
 	    dd.n, err) == -1) {
 		log_warn("prune '%s': %s", d.dir, err->msg);
@@ -1071,7 +1071,7 @@ sync_btrfs_send_commit(struct sync_btrfs_send *s, const char *id,
 	    btrfs_info(s->src, &sv, err) == -1 ||
 	    btrfs_list_snaps(s->sdir, sv.uuid, 0, &v, &nv, err) == -1)
 		goto out;
-	prune_list(s->sdir, v, nv, s->name, dr, ndr, id, &dd);
+	prune_list(s->sdir, v, nv, s->name, 0, dr, ndr, id, &dd);
 	if (btrfs_delete_snapshots((const char *const *)dd.v, dd.n,
 	    err) == -1)
 		goto out;
@@ -1182,7 +1182,7 @@ btrfs_push(const char *src, const struct endpoint *de,
 		if (dests_read(s.sdir, &dr, &ndr, err) == -1 ||
 		    btrfs_list_snaps(s.sdir, sv.uuid, 0, &ss, &ns, err) == -1)
 			goto out;
-		prune_list(s.sdir, ss, ns, s.name, dr, ndr, de->spec, &dd);
+		prune_list(s.sdir, ss, ns, s.name, 0, dr, ndr, de->spec, &dd);
 		if (btrfs_delete_snapshots((const char *const *)dd.v, dd.n,
 		    err) == -1)
 			goto out;
