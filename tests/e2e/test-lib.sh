@@ -842,10 +842,14 @@ manifest() {
 	            walk(os.path.join(rel, n) if rel else n)
 	walk(b"")
 	entries.sort(key=lambda e: e[0])
-	groups = {}
+	# a link group is two or more names inside the tree: a name outside
+	# it (perf's ~/.debug cache links system binaries) does not count
+	groups, names = {}, {}
 	for rel, st in entries:
 	    if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
 	        groups.setdefault((st.st_dev, st.st_ino), rel)
+	        names[(st.st_dev, st.st_ino)] = names.get((st.st_dev, st.st_ino), 0) + 1
+	groups = {k: v for k, v in groups.items() if names[k] > 1}
 	lines = []
 	for rel, st in entries:
 	    m = st.st_mode
