@@ -5,7 +5,8 @@ A pull of a volume over tcp:// is cut twice in a row by the fault proxy
 (a reset after a fixed number of bytes from the server); each retry
 resumes at the destination'"'"'s last checkpoint, so every attempt gets
 further, and a third one finishes with less than the whole volume sent.
-Meanwhile the destination is never reported as holding a snapshot.  Over
+Meanwhile the destination is never reported as holding a snapshot.  A
+resume that names a snapshot the server did not record starts over.  Over
 tls:// (mutual certificates): a push in full and then incremental, a pull
 in full and then incremental, a cut push and a cut pull that resume.'
 . "$(dirname "$0")/test-lib.sh"
@@ -101,9 +102,27 @@ test_expect_success 'the resumed pull is a snapshot on both sides; the next is i
 	test "$(sha root/v.img)" = "$(sha p.img)"
 '
 
+test_expect_success 'a resume the server did not record is refused: the pull starts over' '
+	net_proxy rst2 $TCP_PORT --rst $(( 40 * MIB )) --direction s2c \
+		--only-conn 1 &&
+	P=tcp://127.0.0.1:$PROXY_PORT &&
+	truncate -s 52M root/s.img &&
+	dd if=/dev/urandom of=root/s.img bs=1M count=48 seek=2 conv=notrunc status=none &&
+	test_must_fail sync_tcp "$P/vol:/s.img" vol:q.img 2>err &&
+	test "$(poffset q.img.autosync)" -gt 0 &&
+	sed -i "s/^partial_guid .*/partial_guid 0123456789abcdef/" q.img.autosync &&
+	sync_tcp -v "$P/vol:/s.img" vol:q.img >out &&
+	cat out &&
+	! grep "resumed" out &&
+	n=$(data_bytes out) && test "$n" -eq $(( 48 * MIB )) &&
+	test "$(sha root/s.img)" = "$(sha q.img)" &&
+	! grep "^partial" q.img.autosync &&
+	net_kill "$PROXY_PID"
+'
+
 test_expect_success 'tls: push full, then incremental' '
-	truncate -s 48M a.img &&
-	scribble a.img 40 &&
+	truncate -s 16M a.img &&
+	scribble a.img 20 &&
 	sync_tls -v vol:a.img "$S/vol:/a.img" >out &&
 	cat out && grep "full to" out &&
 	test "$(sha a.img)" = "$(sha root/a.img)" &&
@@ -128,21 +147,21 @@ test_expect_success 'tls: pull full, then incremental' '
 # (a push names its destination by URL: the retry goes through the same
 # proxy, which cuts only the first connection)
 test_expect_success 'tls: a cut push and a cut pull resume' '
-	net_proxy tlsrst $TLS_PORT --rst $(( 40 * MIB )) --direction c2s \
+	net_proxy tlsrst $TLS_PORT --rst $(( 36 * MIB )) --direction c2s \
 		--only-conn 1 &&
 	C=tls://127.0.0.1:$PROXY_PORT &&
-	truncate -s 72M w.img &&
-	dd if=/dev/urandom of=w.img bs=1M count=64 seek=4 conv=notrunc status=none &&
+	truncate -s 52M w.img &&
+	dd if=/dev/urandom of=w.img bs=1M count=48 seek=2 conv=notrunc status=none &&
 	test_must_fail sync_tls vol:w.img "$C/vol:/w.img" 2>err &&
 	cat err &&
 	test "$(poffset root/w.img.autosync)" -gt 0 &&
 	sync_tls -v vol:w.img "$C/vol:/w.img" >out &&
 	cat out &&
 	grep "resumed an interrupted transfer at" out &&
-	n=$(data_bytes out) && test "$n" -lt $(( 64 * MIB )) &&
+	n=$(data_bytes out) && test "$n" -lt $(( 48 * MIB )) &&
 	test "$(sha w.img)" = "$(sha root/w.img)" &&
 	net_kill "$PROXY_PID" &&
-	net_proxy tlsrst2 $TLS_PORT --rst $(( 40 * MIB )) --direction s2c \
+	net_proxy tlsrst2 $TLS_PORT --rst $(( 36 * MIB )) --direction s2c \
 		--only-conn 1 &&
 	C=tls://127.0.0.1:$PROXY_PORT &&
 	test_must_fail sync_tls "$C/vol:/w.img" vol:tw.img 2>err &&
@@ -151,7 +170,7 @@ test_expect_success 'tls: a cut push and a cut pull resume' '
 	sync_tls -v "$C/vol:/w.img" vol:tw.img >out &&
 	cat out &&
 	grep "resumed an interrupted transfer at" out &&
-	n=$(data_bytes out) && test "$n" -lt $(( 64 * MIB )) &&
+	n=$(data_bytes out) && test "$n" -lt $(( 48 * MIB )) &&
 	test "$(sha w.img)" = "$(sha tw.img)" &&
 	net_kill "$PROXY_PID"
 '
