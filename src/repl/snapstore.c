@@ -1128,3 +1128,51 @@ out:
 	free(tmp);
 	return rc;
 }
+
+int
+snapstore_open_guid(const struct snapstore *ss, uint64_t guid,
+    struct snap_reader *sr, struct as_err *err)
+{
+	struct snap_list l;
+	const struct snap_info *si;
+	char *path = NULL;
+	int rc = 0;
+
+	memset(sr, 0, sizeof(*sr));
+	if (snapstore_list(ss, 0, &l, err) == -1)
+		return -1;
+	si = snap_list_by_guid(&l, guid);
+	if (si == NULL)
+		goto out;
+	rc = -1;
+	path = snap_file(ss, si->name, 0);
+	if (map_file(path, &sr->map, &sr->len, &sr->b, err) == -1)
+		goto out;
+	if (cat_reader_open(&sr->rd, sr->map != NULL ? sr->map : sr->b.data,
+	    sr->map != NULL ? sr->len : sr->b.len, sr->map != NULL ?
+	    drop_pages : NULL, sr->map, err) == -1) {
+		as_err_prefix(err, "catalog '%s'", path);
+		snap_reader_release(sr);
+		goto out;
+	}
+	/* a renamed file: the file name wins, as in listings */
+	snprintf(sr->rd.win.hdr.name, sizeof(sr->rd.win.hdr.name), "%s",
+	    si->name);
+	rc = 1;
+out:
+	free(path);
+	snap_list_release(&l);
+	return rc;
+}
+
+void
+snap_reader_release(struct snap_reader *sr)
+{
+	if (sr == NULL)
+		return;
+	cat_reader_release(&sr->rd);
+	if (sr->map != NULL)
+		munmap(sr->map, sr->len);
+	buf_release(&sr->b);
+	memset(sr, 0, sizeof(*sr));
+}

@@ -339,21 +339,46 @@ sync_snapshot(struct snapstore *ss, const char *src_abs, const char *spec,
 	    DIR_SCAN_XDEV, target, res, err);
 }
 
+static int	snapshot_scan(struct snapstore *, const char *, const char *,
+		    struct catalog *, struct cat_reader *, uint32_t, int,
+		    struct catalog *, struct sync_result *, struct as_err *);
+
 int
 sync_snapshot_scan(struct snapstore *ss, const char *src_abs,
     const char *spec, const struct catalog *base, uint32_t block_size,
     int scan_flags, struct catalog *target, struct sync_result *res,
     struct as_err *err)
 {
+	return snapshot_scan(ss, src_abs, spec, (struct catalog *)(uintptr_t)
+	    base, NULL, block_size, scan_flags, target, res, err);
+}
+
+/*
+ * With rd: the base is read from rd as the scan goes (dir_scan_merge)
+ * and base (its header set by the caller) receives what dir_send needs
+ * of it.
+ */
+static int
+snapshot_scan(struct snapstore *ss, const char *src_abs, const char *spec,
+    struct catalog *base, struct cat_reader *rd, uint32_t block_size,
+    int scan_flags, struct catalog *target, struct sync_result *res,
+    struct as_err *err)
+{
 	int64_t t1;
+	int rc;
 
 	target->hdr.time_ns = now_ns(CLOCK_REALTIME);
 	if (snapstore_auto_name(ss, target->hdr.time_ns, target->hdr.name,
 	    sizeof(target->hdr.name), err) == -1)
 		return -1;
 	t1 = now_ns(CLOCK_MONOTONIC);
-	if (dir_scan(src_abs, base, block_size, scan_flags, target,
-	    &res->scan, err) == -1)
+	if (rd != NULL)
+		rc = dir_scan_merge(src_abs, rd, block_size, scan_flags, target,
+		    base, &res->scan, err);
+	else
+		rc = dir_scan(src_abs, base, block_size, scan_flags, target,
+		    &res->scan, err);
+	if (rc == -1)
 		return as_err_prefix(err, "scan '%s'", spec);
 	res->scan_ns = now_ns(CLOCK_MONOTONIC) - t1;
 	if (target->n <= 1)
@@ -537,6 +562,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	struct snapstore ss;
 	struct snap_dest rec;
 	struct catalog base, target;
+	struct snap_reader sr;
 	struct remote_opts ro;
 	struct dest d;
 	struct rchild early;
@@ -556,6 +582,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	memset(&d, 0, sizeof(d));
 	ss.lock_fd = -1;
 	early.pid = -1;
+	memset(&sr, 0, sizeof(sr));
 	catalog_init(&base);
 	catalog_init(&target);
 	t0 = now_ns(CLOCK_MONOTONIC);
@@ -644,7 +671,20 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 
 	/* 3. the base */
 	if (held != 0) {
-		have_base = snapstore_load_guid(&ss, held, &base, err);
+		/*
+		 * Locally the base is read during the scan, as a merge, so
+		 * that the sender never holds two whole catalogs (peak
+		 * memory); a push keeps loading it (its scan hashes).
+		 */
+		if (d.r == NULL) {
+			have_base = snapstore_open_guid(&ss, held, &sr, err);
+			if (have_base == 1) {
+				base.hdr = sr.rd.win.hdr;
+				base.hdr.source = xstrdup(sr.rd.win.hdr.source
+				    != NULL ? sr.rd.win.hdr.source : "");
+			}
+		} else
+			have_base = snapstore_load_guid(&ss, held, &base, err);
 		if (have_base == -1)
 			goto out;
 		if (have_base == 0 && !(o->flags & SYNC_FORCE)) {
@@ -674,10 +714,12 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	 * hashes what it reads to send them (DEFER): each byte read once.
 	 * The pending catalog is saved after that, before END.
 	 */
-	if (sync_snapshot_scan(&ss, src_abs, src, have_base ? &base : NULL,
-	    bs, (o->flags & SYNC_NO_RECURSE ? 0 : DIR_SCAN_XDEV) |
+	if (snapshot_scan(&ss, src_abs, src, have_base ? &base : NULL,
+	    have_base && d.r == NULL ? &sr.rd : NULL, bs,
+	    (o->flags & SYNC_NO_RECURSE ? 0 : DIR_SCAN_XDEV) |
 	    (d.r == NULL ? DIR_SCAN_DEFER : 0), &target, res, err) == -1)
 		goto out;
+	snap_reader_release(&sr);
 	now_guid = target.hdr.guid;
 	rec.held_guid = held;
 	/* a local transfer saves both just before END (pending_hook) */
@@ -770,6 +812,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	rc = 0;
 out:
 	receiver_cancel(&early);
+	snap_reader_release(&sr);
 	res->total_ns = now_ns(CLOCK_MONOTONIC) - t0;
 	remote_close(d.r);
 	catalog_release(&base);
