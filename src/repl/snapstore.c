@@ -447,6 +447,40 @@ read_file(const char *path, struct buf *b, struct as_err *err)
 	return 0;
 }
 
+/*
+ * The start of a catalog file, enough for its header record (HEADER:
+ * 44 bytes, a name of at most 255, a source of at most AS_PATH_MAX).
+ */
+#define CAT_HEAD_MAX	(64u << 10)
+
+static int
+read_head(const char *path, struct buf *b, struct as_err *err)
+{
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd == -1)
+		return as_err_sys(err, errno, "open '%s'", path);
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return as_err_set(err, AS_E_LIMIT, 0,
+		    "'%s' is not a catalog file", path);
+	}
+	buf_reset(b);
+	buf_reserve(b, CAT_HEAD_MAX);
+	n = io_read_full(fd, b->data, CAT_HEAD_MAX);
+	if (n == -1) {
+		as_err_sys(err, errno, "read '%s'", path);
+		close(fd);
+		return -1;
+	}
+	b->len = (size_t)n;
+	close(fd);
+	return 0;
+}
+
 /* Write data to dir/final atomically. */
 static int
 write_fd(void *arg, const void *p, size_t len)
@@ -567,7 +601,13 @@ snapstore_list(const struct snapstore *ss, int flags, struct snap_list *out,
 		if (nl > SNAP_NAME_MAX)
 			continue;
 		path = xasprintf("%s/%s", ss->dir, de->d_name);
-		if (read_file(path, &b, err) == -1) {
+		/*
+		 * A listing needs the header only: reading whole catalogs
+		 * cost a buffer the size of the largest one, at the peak
+		 * of a sync (its prune lists with the new catalog held).
+		 */
+		if ((flags & SNAP_LIST_SIZES ? read_file(path, &b, err) :
+		    read_head(path, &b, err)) == -1) {
 			free(path);
 			goto out;
 		}
@@ -1034,7 +1074,7 @@ dataset_from_catalogs(const char *state, const char *key)
 	ss.dir = xasprintf("%s/catalogs/%s", state, key);
 	if (snapstore_list(&ss, 0, &l, NULL) == 0 && l.n > 0) {
 		path = snap_file(&ss, l.v[l.n - 1].name, 0);
-		if (read_file(path, &b, NULL) == 0 &&
+		if (read_head(path, &b, NULL) == 0 &&
 		    catalog_decode_header(&h, b.data, b.len, NULL) == 0) {
 			if (h.source != NULL && h.source[0] == '/')
 				res = xstrdup(h.source);
