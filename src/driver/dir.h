@@ -97,6 +97,23 @@ int	dir_scan_narrow(const char *root, const struct catalog *base,
 	    int flags, struct catalog *out, struct dir_stats *st,
 	    struct as_err *err);
 
+/*
+ * dir_scan with the base read from rd one entry at a time, as a merge,
+ * instead of a whole catalog in memory next to out (the sender's peak).
+ * An entry that the quick check finds unchanged at its path, and that
+ * is neither a directory nor a file with other names, gets
+ * CAT_EF_SAME in out and is not kept; every other base entry (changed,
+ * gone, moved, directories, hard links) is copied into rest
+ * (initialised by the caller; its header is left to the caller).  A
+ * moved file takes its base hashes from rest by inode.  dir_send(out,
+ * rest) then writes the stream dir_send(out, base) would.  Meant with
+ * DIR_SCAN_DEFER (the sender hashes what it reads).  An error in the
+ * base catalog fails the scan.
+ */
+int	dir_scan_merge(const char *root, struct cat_reader *rd,
+	    uint32_t block_size, int flags, struct catalog *out,
+	    struct catalog *rest, struct dir_stats *st, struct as_err *err);
+
 #define DIR_SEND_LIVE	0x01	/* target was just scanned: follow changes */
 
 /*

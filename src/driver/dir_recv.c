@@ -927,6 +927,20 @@ on_hole(struct rs *s, const struct as_hole *h, struct as_err *err)
 
 /* --- what the destination holds -------------------------------------- */
 
+/*
+ * catalog_decode_cb's done: mapped pages count in the resident size
+ * until unmapped; give back what is decoded (it stays in the page cache).
+ */
+static void
+held_drop(void *map, size_t off)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+	off -= off % pg;
+	if (off > 0)
+		(void)madvise(map, off, MADV_DONTNEED);
+}
+
 static int
 load_held(struct rs *s, struct as_err *err)
 {
@@ -977,7 +991,8 @@ load_held(struct rs *s, struct as_err *err)
 		return as_err_sys(err, errno, "read the held catalog of '%s'",
 		    s->r.dest);
 	}
-	rc = catalog_decode(&s->held, data, (size_t)n, err);
+	rc = catalog_decode_cb(&s->held, data, (size_t)n, map != MAP_FAILED ?
+	    held_drop : NULL, map, err);
 	if (map != MAP_FAILED)
 		munmap(map, (size_t)sb.st_size);
 	buf_release(&b);

@@ -69,6 +69,17 @@ struct scan {
 	const struct catalog *base;
 	size_t		 bpos;		/* merge cursor into base */
 	int		 base_hashes;	/* base block size equals ours */
+	/*
+	 * dir_scan_merge: base is rd->win, one entry at a time (bcur);
+	 * what the walk does not take as unchanged goes to rest.
+	 */
+	struct cat_reader *rd;
+	const struct cat_entry *bcur;
+	int		 bused;		/* bcur taken as CAT_EF_SAME */
+	int		 bdone;		/* rd is at its end */
+	struct as_err	 berr;		/* rd's error, reported after walk */
+	int		 bfail;
+	struct catalog	*rest;
 	struct catalog	*out;
 	struct only	*only;		/* narrowed: sorted by path_cmp() */
 	size_t		 nonly;
@@ -622,6 +633,64 @@ disp(const struct scan *s)
 	return s->path[0] != '\0' ? s->path : s->root;
 }
 
+/* dir_scan_merge: bcur is done with; rest keeps it unless taken. */
+static void
+base_retire(struct scan *s)
+{
+	const struct catalog *w = &s->rd->win;
+	const struct cat_entry *b = s->bcur;
+	struct cat_entry_in in;
+
+	if (!s->bused) {
+		memset(&in, 0, sizeof(in));
+		in.st = b;
+		in.path = catalog_path(w, b);
+		in.path_len = b->path_len;
+		in.aux = catalog_aux(w, b);
+		in.aux_len = b->aux_len;
+		in.xattrs = catalog_xattrs(w, b);
+		in.xattr_len = b->xattr_len;
+		in.hashes = b->nblocks != 0 ? w->hashes.data + b->hash_off :
+		    NULL;
+		in.nblocks = b->nblocks;
+		catalog_add(s->rest, &in);
+	}
+	s->bcur = NULL;
+	s->bused = 0;
+}
+
+/* base_at for dir_scan_merge: the same merge over the reader. */
+static const struct cat_entry *
+base_at_rd(struct scan *s, size_t plen)
+{
+	const struct cat_entry *e;
+	int r;
+
+	for (;;) {
+		if (s->bcur == NULL) {
+			if (s->bdone || s->bfail)
+				return NULL;
+			r = cat_reader_next(s->rd, &s->bcur, &s->berr);
+			if (r == -1)
+				s->bfail = 1;
+			if (r != 1) {
+				s->bdone = 1;
+				s->bcur = NULL;
+				return NULL;
+			}
+			s->bused = 0;
+		}
+		e = s->bcur;
+		r = path_cmp(catalog_path(&s->rd->win, e), e->path_len,
+		    s->path, plen);
+		if (r == 0)
+			return (e->flags & CAT_EF_NOTPIT) != 0 ? NULL : e;
+		if (r > 0)
+			return NULL;
+		base_retire(s);
+	}
+}
+
 /* The base entry at the current path, by a merge: paths only grow. */
 static const struct cat_entry *
 base_at(struct scan *s, size_t plen)
@@ -632,6 +701,8 @@ base_at(struct scan *s, size_t plen)
 
 	if (b == NULL || (s->flags & DIR_SCAN_REHASH) != 0)
 		return NULL;
+	if (s->rd != NULL)
+		return base_at_rd(s, plen);
 	while (s->bpos < b->n) {
 		e = &b->ents[s->bpos];
 		r = path_cmp(catalog_path(b, e), e->path_len, s->path, plen);
@@ -655,8 +726,9 @@ base_by_ino(struct scan *s, const struct stat *sb)
 	const struct cat_entry *e;
 	long i;
 
+	/* dir_scan_merge: matched by inode in rest after the walk */
 	if (s->base == NULL || (s->flags & DIR_SCAN_REHASH) != 0 ||
-	    sb->st_nlink != 1)
+	    sb->st_nlink != 1 || s->rd != NULL)
 		return NULL;
 	/* the inode index is a cache; base's content does not change */
 	bw = (struct catalog *)(uintptr_t)s->base;
@@ -700,6 +772,16 @@ add_reused(struct scan *s, size_t plen, const struct stat *sb,
 
 	scan_fill(&e, sb);
 	hashed = S_ISREG(sb->st_mode) && (s->flags & DIR_SCAN_NOHASH) == 0;
+	/*
+	 * dir_scan_merge: an unchanged entry at its own path that is no
+	 * directory (the parents of other entries) and has no other names
+	 * is left out of rest; dir_send knows it by CAT_EF_SAME.
+	 */
+	if (s->rd != NULL && b == s->bcur && !S_ISDIR(sb->st_mode) &&
+	    sb->st_nlink == 1 && b->nlink == 1) {
+		s->bused = 1;
+		e.flags |= CAT_EF_SAME;
+	}
 	add(s, plen, &e, catalog_aux(bc, b), b->aux_len,
 	    catalog_xattrs(bc, b), b->xattr_len,
 	    hashed ? bc->hashes.data + b->hash_off : NULL,
@@ -1224,6 +1306,10 @@ struct scan_how {
 static int	scan_run(const char *, const struct catalog *, uint32_t, int,
 		    struct catalog *, const struct scan_how *,
 		    struct dir_stats *, struct as_err *);
+static int	scan_run_rd(const char *, const struct catalog *,
+		    struct cat_reader *, struct catalog *, uint32_t, int,
+		    struct catalog *, const struct scan_how *,
+		    struct dir_stats *, struct as_err *);
 
 int
 dir_scan(const char *root, const struct catalog *base, uint32_t block_size,
@@ -1298,6 +1384,17 @@ dir_scan_each_narrow(const char *root, const struct catalog *base,
 	return rc;
 }
 
+int
+dir_scan_merge(const char *root, struct cat_reader *rd, uint32_t block_size,
+    int flags, struct catalog *out, struct catalog *rest,
+    struct dir_stats *st, struct as_err *err)
+{
+	static const struct scan_how plain;
+
+	return scan_run_rd(root, &rd->win, rd, rest, block_size, flags, out,
+	    &plain, st, err);
+}
+
 static int
 only_cmp(const void *a, const void *b)
 {
@@ -1355,12 +1452,59 @@ scan_run(const char *root, const struct catalog *base, uint32_t block_size,
     int flags, struct catalog *out, const struct scan_how *h,
     struct dir_stats *st, struct as_err *err)
 {
+	return scan_run_rd(root, base, NULL, NULL, block_size, flags, out, h,
+	    st, err);
+}
+
+/*
+ * dir_scan_merge after the walk: a new file without hashes that is a
+ * base file moved (same inode, size and times, one link) takes its
+ * hashes, as base_by_ino does in a whole-catalog scan.
+ */
+static void
+rest_moved(struct scan *s)
+{
+	struct cat_entry *e;
+	const struct cat_entry *b;
+	size_t i;
+	long j;
+
+	for (i = 0; i < s->out->n; i++) {
+		e = &s->out->ents[i];
+		if ((e->flags & CAT_EF_UNHASHED) == 0 || e->nlink != 1 ||
+		    !s->base_hashes)
+			continue;
+		if ((j = catalog_find_ino(s->rest, e->ino)) < 0)
+			continue;
+		b = &s->rest->ents[j];
+		if (b->nlink != 1 || (b->flags & CAT_EF_NOTPIT) != 0 ||
+		    !S_ISREG(b->mode) || b->size != e->size ||
+		    b->nblocks != e->nblocks || b->mtime_sec != e->mtime_sec ||
+		    b->mtime_nsec != e->mtime_nsec ||
+		    b->ctime_sec != e->ctime_sec ||
+		    b->ctime_nsec != e->ctime_nsec)
+			continue;
+		if (e->nblocks != 0)
+			memcpy(catalog_hashes_of(s->out, e),
+			    catalog_hashes_of(s->rest, b),
+			    (size_t)e->nblocks * CAT_HASH_LEN);
+		e->flags &= ~CAT_EF_UNHASHED;
+	}
+	catalog_drop_ino_index(s->rest);
+}
+
+static int
+scan_run_rd(const char *root, const struct catalog *base,
+    struct cat_reader *rd, struct catalog *rest, uint32_t block_size,
+    int flags, struct catalog *out, const struct scan_how *h,
+    struct dir_stats *st, struct as_err *err)
+{
 	struct scan *s;
 	struct dir_stats dummy;
 	struct cat_entry e;
 	struct stat sb;
 	const struct cat_entry *b;
-	int rc = -1, fd;
+	int rc = -1, fd, e2;
 
 	if (block_size < AS_BLOCK_MIN || block_size > AS_BLOCK_MAX ||
 	    (block_size & (block_size - 1)) != 0)
@@ -1391,6 +1535,8 @@ scan_run(const char *root, const struct catalog *base, uint32_t block_size,
 	s->dev = sb.st_dev;
 	s->base = base;
 	s->base_hashes = base != NULL && base->hdr.block_size == block_size;
+	s->rd = rd;
+	s->rest = rest;
 	s->out = out;
 	s->each = h->each;
 	s->each_arg = h->each_arg;
@@ -1425,6 +1571,30 @@ scan_run(const char *root, const struct catalog *base, uint32_t block_size,
 	rc = walk(s, err);
 	if (rc == 0 && s->relisted)
 		rc = 2;
+	if (rc == 0 && rd != NULL) {
+		/* what the walk did not reach: gone from the tree */
+		for (;;) {
+			if (s->bcur != NULL)
+				base_retire(s);
+			if (s->bdone || s->bfail)
+				break;
+			e2 = cat_reader_next(rd, &s->bcur, &s->berr);
+			if (e2 == -1)
+				s->bfail = 1;
+			if (e2 != 1) {
+				s->bdone = 1;
+				s->bcur = NULL;
+			}
+		}
+		if (s->bfail) {
+			if (err != NULL)
+				*err = s->berr;
+			rc = as_err_prefix(err, "base catalog");
+		} else {
+			catalog_trim(rest);
+			rest_moved(s);
+		}
+	}
 	if (rc == 0)
 		catalog_trim(out);
 	/* base_by_ino's index of the whole base: not needed past here */

@@ -133,6 +133,16 @@ is_linked(const struct cat_entry *e)
 	return S_ISREG(e->mode) && e->nlink > 1;
 }
 
+/*
+ * Unchanged at its path, its base entry not kept (dir_scan_merge): what
+ * pass 0 would pair with an identical base entry.
+ */
+static int
+is_same(const struct cat_entry *e)
+{
+	return (e->flags & CAT_EF_SAME) != 0;
+}
+
 static int
 same_xattrs(const struct catalog *a, const struct cat_entry *ea,
     const struct catalog *b, const struct cat_entry *eb)
@@ -284,7 +294,7 @@ match_inodes(struct snd *s)
 			imap_add(&m, s->b, i);
 	for (i = 1; i < s->t->n; i++) {
 		te = &s->t->ents[i];
-		if (s->cp[i] != 0 || is_linked(te))
+		if (s->cp[i] != 0 || is_linked(te) || is_same(te))
 			continue;
 		bi = imap_find(&m, s->b, te->ino);
 		if (bi <= 0 || s->claim[bi] != 0)
@@ -411,6 +421,23 @@ in_place(struct snd *s, size_t ti)
 		return 0;
 	tpi = parent_of(s->t, te);
 	bpi = parent_of(s->b, be);
+	return tpi >= 0 && bpi >= 0 && s->cp[tpi] == (uint32_t)bpi + 1;
+}
+
+/*
+ * in_place() for a CAT_EF_SAME entry, whose base twin has its path: in
+ * place when its parent is paired with the base entry at the parent's
+ * path (rest keeps every directory).
+ */
+static int
+same_in_place(struct snd *s, size_t ti)
+{
+	const struct cat_entry *te = &s->t->ents[ti];
+	const char *tp = catalog_path(s->t, te);
+	long tpi, bpi;
+
+	tpi = parent_of(s->t, te);
+	bpi = catalog_find(s->b, tp, path_parent_len(tp, te->path_len));
 	return tpi >= 0 && bpi >= 0 && s->cp[tpi] == (uint32_t)bpi + 1;
 }
 
@@ -963,9 +990,20 @@ send_renames(struct snd *s, struct as_err *err)
 	size_t i;
 
 	for (i = 1; i < s->t->n; i++) {
+		te = &s->t->ents[i];
+		if (is_same(te)) {
+			/* its base twin: same path, same fields */
+			if (same_in_place(s, i) || skipped(s))
+				continue;
+			emit(s, AS_OP_RENAME, 0, te, tpath(s, te),
+			    te->path_len, tpath(s, te), te->path_len, s->t, 0);
+			s->st->renames++;
+			if (maybe_flush(s, err) == -1)
+				return -1;
+			continue;
+		}
 		if (s->cp[i] == 0 || in_place(s, i) || skipped(s))
 			continue;
-		te = &s->t->ents[i];
 		be = &s->b->ents[s->cp[i] - 1];
 		emit(s, AS_OP_RENAME, 0, be, tpath(s, te), te->path_len,
 		    catalog_path(s->b, be), be->path_len, s->b, 0);
@@ -994,6 +1032,8 @@ send_one(struct snd *s, size_t i, struct as_err *err)
 	const struct cat_entry *b = NULL, *le;
 	uint32_t lead;
 
+	if (s->b != NULL && is_same(e))
+		return 0;	/* as a pass-0 pair with an identical twin */
 	if (s->cp[i] != 0)
 		b = &s->b->ents[s->cp[i] - 1];
 	if (is_linked(e) && (lead = s->lead[i]) != i + 1) {

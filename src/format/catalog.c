@@ -266,7 +266,7 @@ encode(const struct catalog *c, struct buf *out,
 		put_le32(ef + 4, e->uid);
 		put_le32(ef + 8, e->gid);
 		put_le32(ef + 12, e->nlink);
-		put_le32(ef + 16, e->flags);
+		put_le32(ef + 16, e->flags & ~CAT_EF_MEMORY);
 		put_le64(ef + 20, e->ino);
 		put_le64(ef + 28, e->size);
 		put_le64(ef + 36, e->rdev);
@@ -411,7 +411,8 @@ dec_entry(struct catalog *c, const struct rec *r, size_t left,
 	st.uid = le32(p + 4);
 	st.gid = le32(p + 8);
 	st.nlink = le32(p + 12);
-	st.flags = (uint16_t)le32(p + 16);
+	/* in-memory flags mean nothing in a file */
+	st.flags = (uint16_t)(le32(p + 16) & ~(uint32_t)CAT_EF_MEMORY);
 	st.ino = le64(p + 20);
 	st.size = le64(p + 28);
 	st.rdev = le64(p + 36);
@@ -610,4 +611,129 @@ xattr_blob_add(struct buf *blob, const char *name, size_t name_len,
 	buf_add_u32(blob, (uint32_t)value_len);
 	buf_add(blob, name, name_len);
 	buf_add(blob, value, value_len);
+}
+
+int
+cat_reader_open(struct cat_reader *rd, const uint8_t *data, size_t len,
+    void (*done)(void *arg, size_t off), void *arg, struct as_err *err)
+{
+	struct rec r;
+	size_t used;
+	int rc;
+
+	memset(rd, 0, sizeof(*rd));
+	catalog_init(&rd->win);
+	rd->data = data;
+	rd->len = len;
+	rd->done = done;
+	rd->done_arg = arg;
+	rec_dec_init(&rd->d, REC_SEED_CATALOG, "catalog");
+	rc = rec_dec_feed(&rd->d, data, len, &used, &r, err);
+	rd->off = used;
+	if (rc == 0)
+		rc = as_err_set(err, AS_E_TRUNCATED, 0, "catalog truncated");
+	else if (rc == 1)
+		rc = dec_header(&rd->win.hdr, &r, err);
+	if (rc == -1) {
+		cat_reader_release(rd);
+		return -1;
+	}
+	return 0;
+}
+
+int
+cat_reader_next(struct cat_reader *rd, const struct cat_entry **out,
+    struct as_err *err)
+{
+	struct catalog *c = &rd->win;
+	struct cat_entry *e = NULL;
+	struct rec r;
+	size_t used;
+	uint32_t hashes_left = 0, n;
+	int rc;
+
+	*out = NULL;
+	if (rd->state == 2)
+		return 0;
+	c->n = 0;
+	buf_reset(&c->strings);
+	buf_reset(&c->xattrs);
+	buf_reset(&c->hashes);
+	for (;;) {
+		if (rd->done != NULL && rd->off - rd->told >=
+		    CAT_DECODE_DONE_STEP) {
+			rd->done(rd->done_arg, rd->off);
+			rd->told = rd->off;
+		}
+		rc = rec_dec_feed(&rd->d, rd->data + rd->off, rd->len -
+		    rd->off, &used, &r, err);
+		rd->off += used;
+		if (rc == -1)
+			return -1;
+		if (rc == 0)
+			return as_err_set(err, AS_E_TRUNCATED, 0,
+			    "catalog truncated after %zu entries", rd->count);
+		if (r.type == CAT_REC_HASHES) {
+			n = r.len / CAT_HASH_LEN;
+			if (e == NULL || r.len % CAT_HASH_LEN != 0 || n == 0 ||
+			    n > hashes_left)
+				return as_err_set(err, AS_E_MALFORMED, 0,
+				    "catalog has a misplaced hash record");
+			memcpy(catalog_hashes_of(c, e) + (size_t)(e->nblocks -
+			    hashes_left) * CAT_HASH_LEN, r.payload, r.len);
+			hashes_left -= n;
+		} else if (hashes_left != 0)
+			return as_err_set(err, AS_E_MALFORMED, 0,
+			    "catalog entry %zu lacks %u hashes", rd->count,
+			    hashes_left);
+		else if (r.type == CAT_REC_ENTRY) {
+			if (e != NULL)
+				return as_err_set(err, AS_E_INTERNAL, 0,
+				    "catalog reader: two entries");
+			c->n = 0;
+			if (dec_entry(c, &r, rd->len - rd->off, &hashes_left,
+			    err) == -1)
+				return -1;
+			e = &c->ents[0];
+			if (rd->count > 0 && path_cmp((const char *)
+			    rd->prev.data, rd->prev.len, catalog_path(c, e),
+			    e->path_len) >= 0)
+				return as_err_set(err, AS_E_MALFORMED, 0,
+				    "catalog entry %zu is out of order",
+				    rd->count);
+		} else if (r.type == CAT_REC_END) {
+			if (e != NULL)
+				return as_err_set(err, AS_E_INTERNAL, 0,
+				    "catalog reader: end inside an entry");
+			if (r.len != 8 || le64(r.payload) != rd->count)
+				return as_err_set(err, AS_E_MALFORMED, 0,
+				    "catalog end does not match its entries");
+			if (rd->off != rd->len)
+				return as_err_set(err, AS_E_MALFORMED, 0,
+				    "catalog has data after its end");
+			rd->state = 2;
+			return 0;
+		} else
+			return as_err_set(err, AS_E_MALFORMED, 0,
+			    "catalog has an unknown record type 0x%x", r.type);
+		if (e != NULL && hashes_left == 0) {
+			/* complete; a HASHES record never follows it now */
+			buf_reset(&rd->prev);
+			buf_add(&rd->prev, catalog_path(c, e), e->path_len);
+			rd->count++;
+			*out = e;
+			return 1;
+		}
+	}
+}
+
+void
+cat_reader_release(struct cat_reader *rd)
+{
+	if (rd == NULL)
+		return;
+	rec_dec_release(&rd->d);
+	catalog_release(&rd->win);
+	buf_release(&rd->prev);
+	memset(rd, 0, sizeof(*rd));
 }

@@ -18,6 +18,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "format/record.h"
 
 #define CAT_REC_HEADER	0x101
 #define CAT_REC_ENTRY	0x102
@@ -34,6 +35,12 @@
  * them from the bytes it sends, so a full sync reads each file once.
  */
 #define CAT_EF_UNHASHED	0x02
+/*
+ * In memory only: dir_scan_merge found this entry unchanged at its path
+ * and did not keep the base entry; dir_send sends nothing for it.
+ */
+#define CAT_EF_SAME	0x04
+#define CAT_EF_MEMORY	(CAT_EF_UNHASHED | CAT_EF_SAME)	/* never saved */
 
 struct cat_header {
 	uint32_t	 version;
@@ -159,6 +166,33 @@ int	catalog_decode(struct catalog *c, const uint8_t *data, size_t len,
 int	catalog_decode_cb(struct catalog *c, const uint8_t *data, size_t len,
 	    void (*done)(void *arg, size_t off), void *arg,
 	    struct as_err *err);
+/*
+ * A catalog file read one entry at a time (a merge with a walk needs no
+ * more): the same checks as catalog_decode().  open reads the header
+ * into rd->win.hdr; next returns 1 with *e, valid until the next call
+ * (its strings, xattrs and hashes are rd->win's: catalog_path(&rd->win,
+ * e) and so on), 0 after the last entry (the END record checked), -1 on
+ * error.  done as for catalog_decode_cb().  data must outlive rd.
+ */
+struct cat_reader {
+	struct rec_dec	 d;
+	const uint8_t	*data;
+	size_t		 len;
+	size_t		 off;
+	size_t		 told;
+	void		(*done)(void *, size_t);
+	void		*done_arg;
+	struct catalog	 win;		/* the current entry alone */
+	struct buf	 prev;		/* the previous entry's path */
+	size_t		 count;
+	int		 state;		/* 2: END read */
+};
+int	cat_reader_open(struct cat_reader *rd, const uint8_t *data,
+	    size_t len, void (*done)(void *arg, size_t off), void *arg,
+	    struct as_err *err);
+int	cat_reader_next(struct cat_reader *rd, const struct cat_entry **e,
+	    struct as_err *err);
+void	cat_reader_release(struct cat_reader *rd);
 /* Parse only the header (the first record) of a catalog file. */
 int	catalog_decode_header(struct cat_header *h, const uint8_t *data,
 	    size_t len, struct as_err *err);

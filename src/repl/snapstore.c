@@ -447,6 +447,40 @@ read_file(const char *path, struct buf *b, struct as_err *err)
 	return 0;
 }
 
+/*
+ * The start of a catalog file, enough for its header record (HEADER:
+ * 44 bytes, a name of at most 255, a source of at most AS_PATH_MAX).
+ */
+#define CAT_HEAD_MAX	(64u << 10)
+
+static int
+read_head(const char *path, struct buf *b, struct as_err *err)
+{
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd == -1)
+		return as_err_sys(err, errno, "open '%s'", path);
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return as_err_set(err, AS_E_LIMIT, 0,
+		    "'%s' is not a catalog file", path);
+	}
+	buf_reset(b);
+	buf_reserve(b, CAT_HEAD_MAX);
+	n = io_read_full(fd, b->data, CAT_HEAD_MAX);
+	if (n == -1) {
+		as_err_sys(err, errno, "read '%s'", path);
+		close(fd);
+		return -1;
+	}
+	b->len = (size_t)n;
+	close(fd);
+	return 0;
+}
+
 /* Write data to dir/final atomically. */
 static int
 write_fd(void *arg, const void *p, size_t len)
@@ -567,7 +601,13 @@ snapstore_list(const struct snapstore *ss, int flags, struct snap_list *out,
 		if (nl > SNAP_NAME_MAX)
 			continue;
 		path = xasprintf("%s/%s", ss->dir, de->d_name);
-		if (read_file(path, &b, err) == -1) {
+		/*
+		 * A listing needs the header only: reading whole catalogs
+		 * cost a buffer the size of the largest one, at the peak
+		 * of a sync (its prune lists with the new catalog held).
+		 */
+		if ((flags & SNAP_LIST_SIZES ? read_file(path, &b, err) :
+		    read_head(path, &b, err)) == -1) {
 			free(path);
 			goto out;
 		}
@@ -1034,7 +1074,7 @@ dataset_from_catalogs(const char *state, const char *key)
 	ss.dir = xasprintf("%s/catalogs/%s", state, key);
 	if (snapstore_list(&ss, 0, &l, NULL) == 0 && l.n > 0) {
 		path = snap_file(&ss, l.v[l.n - 1].name, 0);
-		if (read_file(path, &b, NULL) == 0 &&
+		if (read_head(path, &b, NULL) == 0 &&
 		    catalog_decode_header(&h, b.data, b.len, NULL) == 0) {
 			if (h.source != NULL && h.source[0] == '/')
 				res = xstrdup(h.source);
@@ -1127,4 +1167,52 @@ out:
 	free(to);
 	free(tmp);
 	return rc;
+}
+
+int
+snapstore_open_guid(const struct snapstore *ss, uint64_t guid,
+    struct snap_reader *sr, struct as_err *err)
+{
+	struct snap_list l;
+	const struct snap_info *si;
+	char *path = NULL;
+	int rc = 0;
+
+	memset(sr, 0, sizeof(*sr));
+	if (snapstore_list(ss, 0, &l, err) == -1)
+		return -1;
+	si = snap_list_by_guid(&l, guid);
+	if (si == NULL)
+		goto out;
+	rc = -1;
+	path = snap_file(ss, si->name, 0);
+	if (map_file(path, &sr->map, &sr->len, &sr->b, err) == -1)
+		goto out;
+	if (cat_reader_open(&sr->rd, sr->map != NULL ? sr->map : sr->b.data,
+	    sr->map != NULL ? sr->len : sr->b.len, sr->map != NULL ?
+	    drop_pages : NULL, sr->map, err) == -1) {
+		as_err_prefix(err, "catalog '%s'", path);
+		snap_reader_release(sr);
+		goto out;
+	}
+	/* a renamed file: the file name wins, as in listings */
+	snprintf(sr->rd.win.hdr.name, sizeof(sr->rd.win.hdr.name), "%s",
+	    si->name);
+	rc = 1;
+out:
+	free(path);
+	snap_list_release(&l);
+	return rc;
+}
+
+void
+snap_reader_release(struct snap_reader *sr)
+{
+	if (sr == NULL)
+		return;
+	cat_reader_release(&sr->rd);
+	if (sr->map != NULL)
+		munmap(sr->map, sr->len);
+	buf_release(&sr->b);
+	memset(sr, 0, sizeof(*sr));
 }

@@ -150,6 +150,21 @@ int	snapstore_load_pending(const struct snapstore *ss, const char *name,
 /* Load the committed snapshot with this GUID: 1 found, 0 none, -1 error. */
 int	snapstore_load_guid(const struct snapstore *ss, uint64_t guid,
 	    struct catalog *c, struct as_err *err);
+/*
+ * Open the snapshot with that GUID for reading one entry at a time
+ * (cat_reader): 1 with sr open (its header in sr->rd.win.hdr), 0 when
+ * there is none, -1 on error.  The file is mapped and its pages given
+ * back as they are read.  snap_reader_release() in every case.
+ */
+struct snap_reader {
+	struct cat_reader rd;
+	void		*map;
+	size_t		 len;
+	struct buf	 b;		/* when it could not be mapped */
+};
+int	snapstore_open_guid(const struct snapstore *ss, uint64_t guid,
+	    struct snap_reader *sr, struct as_err *err);
+void	snap_reader_release(struct snap_reader *sr);
 
 /*
  * Save c as snapshot c->hdr.name.  SNAP_SAVE_PENDING writes

@@ -345,11 +345,6 @@ dest_state(const char *dst, int *recovered, uint64_t *guid,
 	return rc;
 }
 
-static int	snapshot_scan(struct snapstore *, const char *, const char *,
-		    const struct catalog *, uint32_t, int,
-		    const struct sync_opts *, struct catalog *,
-		    struct sync_result *, struct as_err *);
-
 int
 sync_snapshot(struct snapstore *ss, const char *src_abs, const char *spec,
     const struct catalog *base, uint32_t block_size, struct catalog *target,
@@ -359,21 +354,31 @@ sync_snapshot(struct snapstore *ss, const char *src_abs, const char *spec,
 	    DIR_SCAN_XDEV, target, res, err);
 }
 
+static int	snapshot_scan(struct snapstore *, const char *, const char *,
+		    struct catalog *, struct cat_reader *, uint32_t, int,
+		    const struct sync_opts *, struct catalog *,
+		    struct sync_result *, struct as_err *);
+
 int
 sync_snapshot_scan(struct snapstore *ss, const char *src_abs,
     const char *spec, const struct catalog *base, uint32_t block_size,
     int scan_flags, struct catalog *target, struct sync_result *res,
     struct as_err *err)
 {
-	return snapshot_scan(ss, src_abs, spec, base, block_size, scan_flags,
-	    NULL, target, res, err);
+	return snapshot_scan(ss, src_abs, spec, (struct catalog *)(uintptr_t)
+	    base, NULL, block_size, scan_flags, NULL, target, res, err);
 }
 
-/* sync_snapshot_scan, narrowed to o's changed directories if it says. */
+/*
+ * sync_snapshot_scan, narrowed to o's changed directories if it says.
+ * With rd: the base is read from rd as the scan goes (dir_scan_merge)
+ * and base (its header set by the caller) receives what dir_send needs
+ * of it; a narrowed scan needs the whole base (no rd).
+ */
 static int
 snapshot_scan(struct snapstore *ss, const char *src_abs, const char *spec,
-    const struct catalog *base, uint32_t block_size, int scan_flags,
-    const struct sync_opts *o, struct catalog *target,
+    struct catalog *base, struct cat_reader *rd, uint32_t block_size,
+    int scan_flags, const struct sync_opts *o, struct catalog *target,
     struct sync_result *res, struct as_err *err)
 {
 	int64_t t1;
@@ -384,7 +389,10 @@ snapshot_scan(struct snapstore *ss, const char *src_abs, const char *spec,
 	    sizeof(target->hdr.name), err) == -1)
 		return -1;
 	t1 = now_ns(CLOCK_MONOTONIC);
-	if (o != NULL && o->narrow && base != NULL) {
+	if (rd != NULL)
+		rc = dir_scan_merge(src_abs, rd, block_size, scan_flags, target,
+		    base, &res->scan, err);
+	else if (o != NULL && o->narrow && base != NULL) {
 		res->narrowed = 1;
 		rc = dir_scan_narrow(src_abs, base, o->changed, o->nchanged,
 		    block_size, scan_flags, target, &res->scan, err);
@@ -654,6 +662,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	struct snapstore ss;
 	struct snap_dest rec;
 	struct catalog base, target;
+	struct snap_reader sr;
 	struct remote_opts ro;
 	struct dest d;
 	struct rchild early;
@@ -665,7 +674,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	uint64_t held = 0, now_guid, rpos = 0;
 	uint32_t bs;
 	int64_t t0;
-	int rc = -1, have_base = 0, tr, rflags, resume = 0;
+	int rc = -1, have_base = 0, tr, rflags, resume = 0, use_rd = 0;
 
 	memset(res, 0, sizeof(*res));
 	memset(&ss, 0, sizeof(ss));
@@ -675,6 +684,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	memset(&d, 0, sizeof(d));
 	ss.lock_fd = -1;
 	early.pid = -1;
+	memset(&sr, 0, sizeof(sr));
 	catalog_init(&base);
 	catalog_init(&target);
 	catalog_init(&pend);
@@ -770,7 +780,23 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 
 	/* 3. the base */
 	if (held != 0) {
-		have_base = snapstore_load_guid(&ss, held, &base, err);
+		/*
+		 * Locally the base is read during the scan, as a merge, so
+		 * that the sender never holds two whole catalogs (peak
+		 * memory); a push keeps loading it (its scan hashes), and so
+		 * does a scan narrowed by a change journal (it copies most
+		 * entries from the base).
+		 */
+		use_rd = d.r == NULL && !o->narrow;
+		if (use_rd) {
+			have_base = snapstore_open_guid(&ss, held, &sr, err);
+			if (have_base == 1) {
+				base.hdr = sr.rd.win.hdr;
+				base.hdr.source = xstrdup(sr.rd.win.hdr.source
+				    != NULL ? sr.rd.win.hdr.source : "");
+			}
+		} else
+			have_base = snapstore_load_guid(&ss, held, &base, err);
 		if (have_base == -1)
 			goto out;
 		if (have_base == 0 && !(o->flags & SYNC_FORCE)) {
@@ -801,9 +827,11 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	 * The pending catalog is saved after that, before END.
 	 */
 	if (snapshot_scan(&ss, src_abs, src, have_base ? &base : NULL,
-	    bs, (o->flags & SYNC_NO_RECURSE ? 0 : DIR_SCAN_XDEV) |
+	    have_base && use_rd ? &sr.rd : NULL, bs,
+	    (o->flags & SYNC_NO_RECURSE ? 0 : DIR_SCAN_XDEV) |
 	    (d.r == NULL ? DIR_SCAN_DEFER : 0), o, &target, res, err) == -1)
 		goto out;
+	snap_reader_release(&sr);
 	if (resume && tree_changed(&target, &pend, why, sizeof(why)) ==
 	    NULL) {
 		/* the same snapshot again: the stream is regenerated */
@@ -925,6 +953,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	rc = 0;
 out:
 	receiver_cancel(&early);
+	snap_reader_release(&sr);
 	res->total_ns = now_ns(CLOCK_MONOTONIC) - t0;
 	remote_close(d.r);
 	catalog_release(&base);
