@@ -10,6 +10,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #include <errno.h>
@@ -706,26 +707,146 @@ conn_write_from_fd(struct conn *c, const void *pre, size_t plen, int fd,
 	return 0;
 }
 
+/*
+ * Bytes copied out of the conn (TLS: decrypted) reach the receiver's pipe
+ * by vmsplice(2) from a ring of buffers instead of write(2): the pipe
+ * takes references to the pages instead of a copy, and the reader copies
+ * from them.  A slot may be filled again only once the reader has taken
+ * every byte in it: the pipe is FIFO, so that is when the bytes put into
+ * the pipe since, plus what it still holds (FIONREAD), cover the slot's
+ * end.  With a ring of several times the pipe's size that is always so
+ * in practice; when it is not, the chunk takes the write(2) path, which
+ * never waits on the reader's progress.  The ring is MADV_DONTFORK (a
+ * receiving child forked later must not share it) and belongs to one
+ * pipe: another pipe gets a fresh ring, the old one's pages live on in
+ * the old pipe until it lets them go.
+ */
+#define RING_SLOTS	16
+#define RING_BYTES	(RING_SLOTS * COPY_BUFSZ)
+
+struct conn_ring {
+	uint8_t		*base;
+	dev_t		 dev;		/* the pipe it feeds */
+	ino_t		 ino;
+	uint64_t	 total;		/* bytes put into that pipe */
+	uint64_t	 end[RING_SLOTS];	/* total after each slot's bytes */
+	unsigned	 next;
+};
+
+static void
+ring_free(struct conn_ring *r)
+{
+	if (r == NULL)
+		return;
+	if (r->base != NULL)
+		munmap(r->base, RING_BYTES);
+	free(r);
+}
+
+/* The ring for pipe fd, new if fd is another pipe; NULL: not a pipe. */
+static struct conn_ring *
+ring_for(struct conn *c, int fd)
+{
+	struct conn_ring *r = c->ring;
+	struct stat st;
+	void *m;
+	int psz;
+
+	if (fstat(fd, &st) == -1 || !S_ISFIFO(st.st_mode))
+		return NULL;
+	if (r != NULL && r->dev == st.st_dev && r->ino == st.st_ino)
+		return r->base != NULL ? r : NULL;
+	ring_free(r);
+	c->ring = r = xcalloc(1, sizeof(*r));
+	r->dev = st.st_dev;
+	r->ino = st.st_ino;
+	/* A pipe as large as half the ring: the copying path (and no ring). */
+	psz = fcntl(fd, F_GETPIPE_SZ);
+	if (psz <= 0 || (size_t)psz > RING_BYTES / 2)
+		return NULL;
+	m = mmap(NULL, RING_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE |
+	    MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	if (madvise(m, RING_BYTES, MADV_DONTFORK) == -1) {
+		munmap(m, RING_BYTES);
+		return NULL;
+	}
+	r->base = m;
+	return r;
+}
+
+/* The next slot if the reader is done with it, else NULL. */
+static uint8_t *
+ring_slot(struct conn_ring *r, int fd)
+{
+	int q = 0;
+
+	if (r->end[r->next] != 0) {
+		if (ioctl(fd, FIONREAD, &q) == -1 || q < 0 ||
+		    r->total - (uint64_t)q < r->end[r->next])
+			return NULL;
+	}
+	return r->base + (size_t)r->next * COPY_BUFSZ;
+}
+
+/* vmsplice n bytes at b (the next slot) into fd; -1 with errno. */
+static int
+ring_put(struct conn_ring *r, int fd, uint8_t *b, size_t n)
+{
+	struct iovec iov;
+	ssize_t w;
+
+	iov.iov_base = b;
+	iov.iov_len = n;
+	while (iov.iov_len > 0) {
+		w = vmsplice(fd, &iov, 1, 0);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EPIPE;
+			return -1;
+		}
+		iov.iov_base = (uint8_t *)iov.iov_base + w;
+		iov.iov_len -= (size_t)w;
+		r->total += (uint64_t)w;
+	}
+	r->end[r->next] = r->total;
+	r->next = (r->next + 1) % RING_SLOTS;
+	return 0;
+}
+
 /* Read n bytes from the conn and write them to fd through a buffer. */
 static int
 copy_to_fd(struct conn *c, int fd, size_t n, int *dst_failed,
     struct as_err *err)
 {
+	struct conn_ring *r;
 	uint8_t *b;
 	size_t want;
 	int rc = 0;
 
 	if (n == 0)
 		return 0;
-	b = copy_buf(c);
+	r = *dst_failed ? NULL : ring_for(c, fd);
 	while (n > 0) {
 		want = n < COPY_BUFSZ ? n : COPY_BUFSZ;
-		if (conn_read_full(c, b, want, err) == -1) {
+		b = r != NULL && !*dst_failed ? ring_slot(r, fd) : NULL;
+		if (conn_read_full(c, b != NULL ? b : copy_buf(c), want,
+		    err) == -1) {
 			rc = -1;
 			break;
 		}
-		if (!*dst_failed && io_write_full(fd, b, want) == -1)
-			*dst_failed = 1;	/* drain the frame all the same */
+		if (*dst_failed)
+			;	/* drain the frame all the same */
+		else if (b != NULL) {
+			if (ring_put(r, fd, b, want) == -1)
+				*dst_failed = 1;
+		} else if (io_write_full(fd, copy_buf(c), want) == -1)
+			*dst_failed = 1;
+		else if (r != NULL)
+			r->total += want;
 		n -= want;
 	}
 	return rc;
@@ -804,6 +925,7 @@ conn_free(struct conn *c)
 	if (c->ops != NULL && c->ops->free != NULL)
 		c->ops->free(c);
 	free(c->copybuf);
+	ring_free(c->ring);
 	free(c);
 }
 

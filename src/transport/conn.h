@@ -52,6 +52,8 @@ struct conn {
 	 * a fresh mmap(2), 64 page faults and an munmap per MiB.
 	 */
 	uint8_t		*copybuf;
+	/* Buffers vmspliced into the receiver's pipe (conn.c), or NULL. */
+	struct conn_ring *ring;
 };
 
 #define CONN_IDLE_DEFAULT_MS	60000

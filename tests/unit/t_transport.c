@@ -1393,6 +1393,143 @@ t_tls_file(void **state)
 	free(data);
 }
 
+/*
+ * The receiving side of TLS hands decrypted payloads to a pipe by
+ * vmsplice from a ring of buffers (conn.c copy_to_fd): a slow reader
+ * behind a small pipe must still get every byte as sent, never a buffer
+ * that was filled again while the pipe still held it.
+ */
+#define RING_FRAMES	24
+#define RING_FRAME	(1u << 20)
+
+static uint8_t
+ring_byte(size_t frame, size_t i)
+{
+	return (uint8_t)(frame * 131 + i * 7 + (i >> 9));
+}
+
+static void
+tls_frames_fn(int fd, void *arg, struct peer_result *res)
+{
+	struct tls_arg *a = arg;
+	struct tls_config cfg;
+	struct tls_ctx *ctx;
+	struct conn *c;
+	uint8_t *b;
+	size_t f, i;
+	char cert[128], key[128];
+
+	snprintf(cert, sizeof(cert), "%s/client.crt", a->dir);
+	snprintf(key, sizeof(key), "%s/client.key", a->dir);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.ca_file = a->ca;
+	cfg.cert_file = cert;
+	cfg.key_file = key;
+	if ((ctx = tls_ctx_new(0, &cfg, &res->err)) == NULL) {
+		res->rc = -2;
+		return;
+	}
+	if ((c = tls_client(ctx, fd, "server", 3000, NULL,
+	    &res->err)) == NULL) {
+		res->rc = -1;
+		tls_ctx_free(ctx);
+		return;
+	}
+	c->idle_ms = 20000;
+	b = malloc(RING_FRAME);
+	for (f = 0; f < RING_FRAMES && res->rc == 0; f++) {
+		for (i = 0; i < RING_FRAME; i++)
+			b[i] = ring_byte(f, i);
+		if (frame_send(c, 9, b, RING_FRAME, &res->err) == -1)
+			res->rc = -3;
+	}
+	conn_shutdown_write(c, NULL);
+	conn_free(c);
+	tls_ctx_free(ctx);
+	free(b);
+}
+
+static void
+t_tls_ring(void **state)
+{
+	char a[128], aca[160], cert[160], key[160];
+	struct tls_arg ta;
+	struct peer_result sr;
+	struct tls_config cfg;
+	struct tls_ctx *ctx;
+	struct as_err err;
+	struct conn *c;
+	struct peer p;
+	uint8_t type, rb[4096];
+	size_t len, f, i, got;
+	ssize_t n;
+	pid_t rd;
+	int sv[2], pp[2], st, failed;
+
+	snprintf(a, sizeof(a), "%s/tlsR", kdir);
+	assert_int_equal(keygen_dir(a, NULL, NULL, &err), 0);
+	snprintf(aca, sizeof(aca), "%s/ca.crt", a);
+	snprintf(cert, sizeof(cert), "%s/server.crt", a);
+	snprintf(key, sizeof(key), "%s/server.key", a);
+	/* the reader: slow (small reads, a pause now and then), checking */
+	assert_int_equal(pipe2(pp, O_CLOEXEC), 0);
+	assert_true(fcntl(pp[1], F_SETPIPE_SZ, 65536) > 0);
+	rd = fork();
+	assert_true(rd >= 0);
+	if (rd == 0) {
+		struct timespec ts = { 0, 2000000 };
+
+		close(pp[1]);
+		f = i = 0;
+		got = 0;
+		while ((n = read(pp[0], rb, sizeof(rb))) > 0) {
+			for (ssize_t k = 0; k < n; k++) {
+				if (rb[k] != ring_byte(f, i))
+					_exit(3);
+				if (++i == RING_FRAME) {
+					i = 0;
+					f++;
+				}
+			}
+			got += (size_t)n;
+			if (got % (256 * 1024) < sizeof(rb))
+				nanosleep(&ts, NULL);
+		}
+		_exit(f == RING_FRAMES && i == 0 ? 0 : 4);
+	}
+	close(pp[0]);
+	spair(sv);
+	ta.dir = a;
+	ta.ca = aca;
+	p = peer_start(sv[1], sv[0], tls_frames_fn, &ta);
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.ca_file = aca;
+	cfg.cert_file = cert;
+	cfg.key_file = key;
+	ctx = tls_ctx_new(1, &cfg, &err);
+	assert_non_null(ctx);
+	c = tls_server(ctx, sv[0], "client", 3000, NULL, &err);
+	assert_non_null(c);
+	c->idle_ms = 20000;
+	for (f = 0; f < RING_FRAMES; f++) {
+		assert_int_equal(frame_recv_head(c, &type, &len, FRAME_MAX,
+		    &err), 0);
+		assert_int_equal(type, 9);
+		assert_int_equal(len, RING_FRAME);
+		assert_int_equal(conn_read_to_fd(c, pp[1], len, &failed,
+		    &err), 0);
+		assert_int_equal(failed, 0);
+	}
+	close(pp[1]);
+	assert_int_equal(waitpid(rd, &st, 0), rd);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	peer_wait(p, &sr);
+	assert_int_equal(sr.rc, 0);
+	conn_free(c);
+	tls_ctx_free(ctx);
+}
+
 /* ---- tcp -------------------------------------------------------------- */
 
 static void
@@ -1707,6 +1844,7 @@ main(void)
 		cmocka_unit_test(t_auth_busy),
 		cmocka_unit_test(t_keys),
 		cmocka_unit_test(t_tls_file),
+		cmocka_unit_test(t_tls_ring),
 		cmocka_unit_test(t_tls),
 		cmocka_unit_test(t_tcp),
 		cmocka_unit_test(t_compress),
