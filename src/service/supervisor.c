@@ -227,6 +227,20 @@ trace_of(struct store *st, const char *name)
 	return n;
 }
 
+/* The service's full_scan_interval now in ms; def if unreadable. */
+static int64_t
+full_scan_of(struct store *st, const char *name, int64_t def)
+{
+	char *v = NULL;
+	int64_t secs;
+
+	if (store_prop_get(st, name, "full_scan_interval", &v, NULL) == 0 &&
+	    sched_parse_duration(v, &secs, NULL) == 0)
+		def = secs * 1000;
+	free(v);
+	return def;
+}
+
 /* The service's rate_limit now; UINT64_MAX when it cannot be read. */
 static uint64_t
 rate_of(struct store *st, const char *name)
@@ -1241,6 +1255,10 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 			    j->pid != 0)
 				continue;
 			journal_sync(j, &vs[i]);
+			/* a changed full_scan_interval counts at once */
+			if (j->chg != NULL)
+				j->full_ms = full_scan_of(d.st, j->name,
+				    j->full_ms);
 			due = due_of(j, &vs[i], now_mono, now_wall, &show);
 			if (j->pending && vs[i].state != SVC_MAINTENANCE)
 				due = now_mono;
