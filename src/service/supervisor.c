@@ -949,7 +949,10 @@ due_of(const struct job *j, const struct svc *v, int64_t now_mono,
 			due = j->start_mono + sc.interval * 1000;
 			if (due < j->end_mono)
 				due = j->end_mono;
-			if (!changes_pending(j->chg) &&
+			if (!changes_pending(j->chg) && j->full_ms <= 0)
+				/* every run is full: none without a change */
+				due = j->start_mono + 24 * 3600 * 1000;
+			else if (!changes_pending(j->chg) &&
 			    due < j->full_mono + j->full_ms)
 				due = j->full_mono + j->full_ms;
 		}
