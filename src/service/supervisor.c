@@ -112,6 +112,7 @@ struct daemon {
 	int		 metrics_fd;	/* -1: no metrics listener */
 	int		 sig_fd;
 	int		 mnt_fd;	/* /proc/self/mountinfo: POLLPRI */
+	int		 lock_fd;	/* daemon.lock, held while it runs */
 	int		 stopping;
 	supervisor_note_fn note;
 	sigset_t	 oldmask;
@@ -599,6 +600,12 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 	close(d->sig_fd);
 	if (d->mnt_fd >= 0)
 		close(d->mnt_fd);
+	/*
+	 * Not the daemon's lock: a run's receiver outlives a stopped
+	 * daemon for a moment (it ends at EOF) and would keep the next
+	 * daemon from starting.
+	 */
+	close(d->lock_fd);
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (d->clients[i].fd >= 0)
 			close(d->clients[i].fd);
@@ -1215,6 +1222,7 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 	if ((d.st = supervisor_open_store(state_dir, err)) == NULL ||
 	    (lock_fd = daemon_lock(state_dir, err)) == -1)
 		goto out;
+	d.lock_fd = lock_fd;
 	if (store_integrity_check(d.st, err) == -1) {
 		as_err_prefix(err, "refusing to run: move the database aside "
 		    "and recreate the services");
