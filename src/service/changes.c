@@ -34,6 +34,8 @@ struct changes {
 	size_t	  capdirs;
 	int	  full;		/* scan everything */
 	int	  rewatch;	/* watches are stale: walk again at take */
+	int	  partial;	/* a watch could not be added: every take
+				 * is full until a walk adds them all */
 	uint64_t  mounts;	/* hash of the mounts at and below root */
 };
 
@@ -120,7 +122,7 @@ add_tree(struct changes *c, const char *rel0, int mark_all)
 		if (wd < 0) {
 			/* ENOSPC: max_user_watches; ENOENT: gone again */
 			if (errno != ENOENT)
-				c->full = 1;
+				c->full = c->partial = 1;
 			free(path);
 			free(rel);
 			continue;
@@ -363,14 +365,16 @@ changes_take(struct changes *c, int *full, char ***dirs, size_t *n)
 {
 	size_t i, k;
 
-	*full = c->full;
+	*full = c->full || c->partial;
 	*dirs = NULL;
 	*n = 0;
-	if (c->rewatch) {
+	if (c->rewatch || c->partial) {
+		/* a directory without a watch is never heard: try again */
+		c->partial = 0;
 		rewatch(c);
 		c->rewatch = 0;
 	}
-	if (!c->full && c->ndirs > 0) {
+	if (!*full && c->ndirs > 0) {
 		qsort(c->dirs, c->ndirs, sizeof(*c->dirs), str_cmp);
 		for (i = 1, k = 1; i < c->ndirs; i++) {
 			if (strcmp(c->dirs[i], c->dirs[k - 1]) == 0)
@@ -391,7 +395,7 @@ changes_take(struct changes *c, int *full, char ***dirs, size_t *n)
 	changes_free_list(c->dirs, c->ndirs);
 	c->dirs = NULL;
 	c->ndirs = c->capdirs = 0;
-	c->full = 0;
+	c->full = c->partial;	/* still unwatched directories: full again */
 }
 
 void

@@ -397,6 +397,7 @@ out:
 struct rate_thread {
 	struct runner	*r;
 	int		 stop_fd;	/* readable: the run is over */
+	_Atomic int	 ready;		/* the thread runs its own code */
 };
 
 static void *
@@ -408,6 +409,7 @@ rate_reader(void *arg)
 	uint64_t v;
 	char b[32];
 
+	atomic_store(&t->ready, 1);
 	for (;;) {
 		pfd[0].fd = r->rate_fd;
 		pfd[0].events = POLLIN;
@@ -575,17 +577,19 @@ runner_run(struct runner *r, struct runner_result *res)
 	as_err_clear(&err);
 	if (r->p.trace >= RUN_LOG_DEBUG)
 		log_set_level(LOG_LVL_DEBUG);
-	/*
-	 * Only where a rate limit applies: a local sync forks its receiver,
-	 * and a fork beside a running thread can inherit an allocator lock
-	 * that thread held (a hang seen under ASan).
-	 */
-	if (r->rate_fd >= 0 && runner_rate_applies(r->source, r->dest) &&
-	    pipe2(stop, O_CLOEXEC) == 0) {
+	if (r->rate_fd >= 0 && pipe2(stop, O_CLOEXEC) == 0) {
 		rt.r = r;
 		rt.stop_fd = stop[0];
+		atomic_store(&rt.ready, 0);
 		if (pthread_create(&tid, NULL, rate_reader, &rt) == 0)
 			have_thread = 1;
+		/*
+		 * The sync forks its receiver soon: not while the new thread
+		 * is still being set up (a fork then inherited an allocator
+		 * lock the thread held, and the receiver hung under ASan).
+		 */
+		while (have_thread && !atomic_load(&rt.ready))
+			usleep(1000);
 	}
 	say(r, RUN_LOG_DEBUG, "run %" PRId64 " started (pid %ld)", r->run_id,
 	    (long)getpid());

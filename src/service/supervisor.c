@@ -112,6 +112,7 @@ struct daemon {
 	int		 metrics_fd;	/* -1: no metrics listener */
 	int		 sig_fd;
 	int		 mnt_fd;	/* /proc/self/mountinfo: POLLPRI */
+	int		 lock_fd;	/* daemon.lock, held while it runs */
 	int		 stopping;
 	supervisor_note_fn note;
 	sigset_t	 oldmask;
@@ -225,6 +226,20 @@ trace_of(struct store *st, const char *name)
 		n = atoi(v);
 	free(v);
 	return n;
+}
+
+/* The service's full_scan_interval now in ms; def if unreadable. */
+static int64_t
+full_scan_of(struct store *st, const char *name, int64_t def)
+{
+	char *v = NULL;
+	int64_t secs;
+
+	if (store_prop_get(st, name, "full_scan_interval", &v, NULL) == 0 &&
+	    sched_parse_duration(v, &secs, NULL) == 0)
+		def = secs * 1000;
+	free(v);
+	return def;
 }
 
 /* The service's rate_limit now; UINT64_MAX when it cannot be read. */
@@ -585,6 +600,12 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 	close(d->sig_fd);
 	if (d->mnt_fd >= 0)
 		close(d->mnt_fd);
+	/*
+	 * Not the daemon's lock: a run's receiver outlives a stopped
+	 * daemon for a moment (it ends at EOF) and would keep the next
+	 * daemon from starting.
+	 */
+	close(d->lock_fd);
 	for (i = 0; i < MAX_CLIENTS; i++)
 		if (d->clients[i].fd >= 0)
 			close(d->clients[i].fd);
@@ -935,7 +956,10 @@ due_of(const struct job *j, const struct svc *v, int64_t now_mono,
 			due = j->start_mono + sc.interval * 1000;
 			if (due < j->end_mono)
 				due = j->end_mono;
-			if (!changes_pending(j->chg) &&
+			if (!changes_pending(j->chg) && j->full_ms <= 0)
+				/* every run is full: none without a change */
+				due = j->start_mono + 24 * 3600 * 1000;
+			else if (!changes_pending(j->chg) &&
 			    due < j->full_mono + j->full_ms)
 				due = j->full_mono + j->full_ms;
 		}
@@ -1198,6 +1222,7 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 	if ((d.st = supervisor_open_store(state_dir, err)) == NULL ||
 	    (lock_fd = daemon_lock(state_dir, err)) == -1)
 		goto out;
+	d.lock_fd = lock_fd;
 	if (store_integrity_check(d.st, err) == -1) {
 		as_err_prefix(err, "refusing to run: move the database aside "
 		    "and recreate the services");
@@ -1241,6 +1266,10 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 			    j->pid != 0)
 				continue;
 			journal_sync(j, &vs[i]);
+			/* a changed full_scan_interval counts at once */
+			if (j->chg != NULL)
+				j->full_ms = full_scan_of(d.st, j->name,
+				    j->full_ms);
 			due = due_of(j, &vs[i], now_mono, now_wall, &show);
 			if (j->pending && vs[i].state != SVC_MAINTENANCE)
 				due = now_mono;
