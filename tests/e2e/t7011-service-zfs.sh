@@ -94,6 +94,13 @@ test_expect_success '-N: the root dataset only' '
 	autosync destroy n
 '
 
+test_expect_success 'keep_dst on a remote zfs destination is its server'"'"'s' '
+	test_expect_code 2 autosync create r --source zfs:$A/d \
+		--dest tcp://127.0.0.1:7/zfs:$B/r $LATER --keep-dst 3 2>err &&
+	test_grep "kept by its server" err &&
+	test_must_fail autosync get r state
+'
+
 test_expect_success 'holds on the bases during a step; none left after kill -9 and a run' '
 	base=$(asnaps $A/d | tail -n 1) &&
 	test -z "$(zfstool held $A)" &&
