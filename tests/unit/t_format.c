@@ -216,6 +216,95 @@ test_catalog_roundtrip(void **state)
 	buf_release(&xb);
 }
 
+/*
+ * cat_reader yields what catalog_decode does, one entry at a time (the
+ * 70000 hashes come in a continuation record), a symlink's target after
+ * its path, and fails on every truncation, as catalog_decode does.
+ */
+static int
+read_all(const struct buf *out, size_t len, size_t *n, struct as_err *err)
+{
+	struct cat_reader rd;
+	const struct cat_entry *e;
+	int rc;
+
+	*n = 0;
+	if (cat_reader_open(&rd, out->data, len, NULL, NULL, err) == -1)
+		return -1;
+	while ((rc = cat_reader_next(&rd, &e, err)) == 1) {
+		if (*n == 1) {
+			assert_int_equal(e->nblocks, 70000);
+			assert_int_equal(catalog_hashes_of(&rd.win,
+			    (struct cat_entry *)(uintptr_t)e)[69999 *
+			    CAT_HASH_LEN], (uint8_t)(69999 * CAT_HASH_LEN * 7));
+		}
+		if (*n == 2) {
+			assert_int_equal(e->aux_len, 3);
+			assert_string_equal(catalog_aux(&rd.win, e), "big");
+			assert_string_equal(catalog_path(&rd.win, e), "link");
+		}
+		(*n)++;
+	}
+	cat_reader_release(&rd);
+	return rc;
+}
+
+static void
+test_catalog_reader(void **state)
+{
+	struct catalog c;
+	struct cat_entry st;
+	struct cat_entry_in in;
+	struct buf out = BUF_INIT;
+	struct as_err err;
+	static uint8_t hashes[70000 * CAT_HASH_LEN];
+	size_t i, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(hashes); i++)
+		hashes[i] = (uint8_t)(i * 7);
+	catalog_init(&c);
+	c.hdr.kind = AS_KIND_DIR;
+	c.hdr.block_size = AS_BLOCK_DEFAULT;
+	c.hdr.guid = 8;
+	memcpy(c.hdr.name, "snap", 5);
+	memset(&st, 0, sizeof(st));
+	memset(&in, 0, sizeof(in));
+	in.st = &st;
+	st.mode = S_IFDIR | 0755;
+	in.path = "";
+	catalog_add(&c, &in);
+	st.mode = S_IFREG | 0644;
+	st.flags = CAT_EF_SAME;		/* in memory only: never saved */
+	in.path = "big";
+	in.path_len = 3;
+	in.hashes = hashes;
+	in.nblocks = 70000;
+	catalog_add(&c, &in);
+	st.mode = S_IFLNK | 0777;
+	st.flags = 0;
+	in.path = "link";
+	in.path_len = 4;
+	in.aux = "big";
+	in.aux_len = 3;
+	in.hashes = NULL;
+	in.nblocks = 0;
+	catalog_add(&c, &in);
+	assert_string_equal(catalog_aux(&c, &c.ents[2]), "big");
+	assert_string_equal(catalog_aux(&c, &c.ents[1]), "");
+	catalog_encode(&c, &out);
+	assert_int_equal(read_all(&out, out.len, &n, &err), 0);
+	assert_int_equal(n, 3);
+	catalog_release(&c);
+	catalog_init(&c);
+	assert_int_equal(catalog_decode(&c, out.data, out.len, &err), 0);
+	assert_int_equal(c.ents[1].flags & CAT_EF_SAME, 0);
+	catalog_release(&c);
+	for (i = 0; i < out.len; i += 97)
+		assert_int_equal(read_all(&out, i, &n, &err), -1);
+	buf_release(&out);
+}
+
 int
 main(void)
 {
@@ -226,6 +315,7 @@ main(void)
 		cmocka_unit_test(test_stream_trailing_garbage),
 		cmocka_unit_test(test_path_rules),
 		cmocka_unit_test(test_catalog_roundtrip),
+		cmocka_unit_test(test_catalog_reader),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
