@@ -1,12 +1,12 @@
 #!/bin/bash
 # bench/service-zfs.sh - the per-run overhead of a ZFS service: a run
 # with nothing changed over a tree of D datasets (issue 6: <= 0.5x
-# syncoid -r), side by side with syncoid when it is installed (Debian:
-# apt-get install sanoid).
+# syncoid -r) and a run after 1% of the data changed (<= 0.8x), side by
+# side with syncoid when it is installed (Debian: apt-get install sanoid).
 #
 # Two zfs-fuse pools on image files.  Each tool has its own copy of the
 # tree (A/as for autosync, A/sy for syncoid: a root and D children with a
-# small file each), so that neither sees the other's snapshots.  After a
+# small file and 4 MiB of random data each), so that neither sees the other's snapshots.  After a
 # first (full) run of each, N rounds, alternating which goes first, of
 #
 #   autosync  autosync run svc     (a foreground run of a service
@@ -16,7 +16,8 @@
 #   syncoid   syncoid -r --quiet A/sy B/sy   (its defaults: a sync
 #             snapshot per dataset, send -I, prune of its old ones)
 #
-# with nothing written in between.  Reported per tool: the best and the
+# with nothing written in between, then N rounds where before each
+# tool's run ten 4 KiB blocks of every dataset's 4 MiB are rewritten.  Reported per tool: the best and the
 # median wall time, the CPU time of the tool and its children plus the
 # zfs-fuse daemon's (xtime.py --watch), and the number of zfs commands a
 # run ran (a logging zfs first on PATH: a count that does not depend on
@@ -92,6 +93,8 @@ for t in as sy; do
 	for i in $(seq -w 1 "$D"); do
 		zfs create "$pa/$t/d$i"
 		echo "dataset $i" >"$dir/ma/$t/d$i/f"
+		# 4 MiB of data per dataset: the 1% scenario rewrites 1% of it
+		head -c 4M /dev/urandom >"$dir/ma/$t/d$i/data"
 	done
 done
 
@@ -117,34 +120,55 @@ timed() {
 	echo "$1 $2 $(wc -l <"$dir/zfs.log")"
 }
 
-aw=() ac=() an=() sw=() sc=() sn=()
-for r in $(seq "$N"); do
-	for side in $( ((r % 2)) && echo "a s" || echo "s a"); do
-		if test "$side" = a; then
-			set -- $(timed "$AUTOSYNC" run svc) || exit 1
-			aw+=("$1") ac+=("$2") an+=("$3")
-		elif test -n "$have_syncoid"; then
-			set -- $(timed syncoid -r --quiet "$pa/sy" "$pb/sy") || exit 1
-			sw+=("$1") sc+=("$2") sn+=("$3")
-		fi
+# change_1pct TREE: overwrite 1% of every dataset's data (ten 4 KiB
+# blocks of 4 MiB at random places), the same amount for both tools.
+change_1pct() {
+	local i k
+	for i in $(seq -w 1 "$D"); do
+		for k in $(seq 10); do
+			dd if=/dev/urandom of="$dir/ma/$1/d$i/data" bs=4k count=1 \
+			    seek=$((RANDOM % 1024)) conv=notrunc status=none
+		done
 	done
-done
+}
 
-echo "# service run, nothing changed, $D datasets + root, N=$N (zfs-fuse; shared, noisy machine)"
-printf '%-10s %10s %10s %10s %10s\n' tool best_s median_s cpu_s zfs_cmds
-printf '%-10s %10s %10s %10s %10s\n' autosync "$(best "${aw[@]}")" \
-	"$(median "${aw[@]}")" "$(best "${ac[@]}")" "$(best "${an[@]}")"
-if test -n "$have_syncoid"; then
-	printf '%-10s %10s %10s %10s %10s\n' syncoid "$(best "${sw[@]}")" \
-		"$(median "${sw[@]}")" "$(best "${sc[@]}")" "$(best "${sn[@]}")"
-	python3 - "$(best "${aw[@]}")" "$(best "${sw[@]}")" \
-	    "$(median "${aw[@]}")" "$(median "${sw[@]}")" \
-	    "$(best "${an[@]}")" "$(best "${sn[@]}")" <<'PY'
+# scenario NAME CHANGE: N rounds, tools alternating who goes first;
+# CHANGE (none or change_1pct) runs before each tool's timed run.
+scenario() {
+	local r side
+	aw=() ac=() an=() sw=() sc=() sn=()
+	for r in $(seq "$N"); do
+		for side in $( ((r % 2)) && echo "a s" || echo "s a"); do
+			if test "$side" = a; then
+				test "$2" = none || "$2" as
+				set -- "$1" "$2" $(timed "$AUTOSYNC" run svc) || exit 1
+				aw+=("$3") ac+=("$4") an+=("$5")
+			elif test -n "$have_syncoid"; then
+				test "$2" = none || "$2" sy
+				set -- "$1" "$2" $(timed syncoid -r --quiet "$pa/sy" "$pb/sy") || exit 1
+				sw+=("$3") sc+=("$4") sn+=("$5")
+			fi
+		done
+	done
+	echo "# service run, $1, $D datasets + root, N=$N (zfs-fuse; shared, noisy machine)"
+	printf '%-10s %10s %10s %10s %10s\n' tool best_s median_s cpu_s zfs_cmds
+	printf '%-10s %10s %10s %10s %10s\n' autosync "$(best "${aw[@]}")" \
+		"$(median "${aw[@]}")" "$(best "${ac[@]}")" "$(best "${an[@]}")"
+	if test -n "$have_syncoid"; then
+		printf '%-10s %10s %10s %10s %10s\n' syncoid "$(best "${sw[@]}")" \
+			"$(median "${sw[@]}")" "$(best "${sc[@]}")" "$(best "${sn[@]}")"
+		python3 - "$(best "${aw[@]}")" "$(best "${sw[@]}")" \
+		    "$(median "${aw[@]}")" "$(median "${sw[@]}")" \
+		    "$(best "${an[@]}")" "$(best "${sn[@]}")" <<'PY'
 import sys
 a, s, am, sm, an, sn = map(float, sys.argv[1:])
 print("ratio autosync/syncoid: best %.2f, median %.2f, zfs commands %.2f"
       % (a / s, am / sm, an / sn))
 PY
-else
-	echo "syncoid: not installed (apt-get install sanoid): no ratio"
-fi
+	else
+		echo "syncoid: not installed (apt-get install sanoid): no ratio"
+	fi
+}
+
+scenario "nothing changed (goal <= 0.5)" none
+scenario "1% of the data changed (goal <= 0.8)" change_1pct

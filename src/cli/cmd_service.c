@@ -160,6 +160,36 @@ open_store(struct cli *cli, char **sdir, struct as_err *err)
 	return st;
 }
 
+/*
+ * The store and the record of service name, for the verbs on one
+ * service: NULL with err (and nothing left open) when either is
+ * missing.  close_svc releases what it returns.
+ */
+static struct store *
+open_svc(struct cli *cli, const char *name, char **sdir, struct svc *v,
+    struct as_err *err)
+{
+	struct store *st;
+
+	memset(v, 0, sizeof(*v));
+	if ((st = open_store(cli, sdir, err)) != NULL &&
+	    store_svc_get(st, name, v, err) == -1) {
+		store_close(st);
+		free(*sdir);
+		*sdir = NULL;
+		return NULL;
+	}
+	return st;
+}
+
+static void
+close_svc(struct store *st, struct svc *v, char *sdir)
+{
+	svc_release(v);
+	store_close(st);
+	free(sdir);
+}
+
 /* Tell a running daemon to read the store again; silent when none. */
 static void
 poke(const char *sdir)
@@ -584,8 +614,9 @@ out:
 	return rc;
 }
 
-int
-cmd_show(struct cli *cli, int argc, char **argv)
+/* show (prop NULL: every property, json or not) and get (one). */
+static int
+print_props(struct cli *cli, const char *name, const char *prop, int json)
 {
 	struct as_err err;
 	struct store *st;
@@ -593,43 +624,48 @@ cmd_show(struct cli *cli, int argc, char **argv)
 	struct kv kv[NKV];
 	size_t n, i;
 	char *sdir = NULL;
+	int rc = 0;
+
+	as_err_clear(&err);
+	if ((st = open_svc(cli, name, &sdir, &v, &err)) == NULL)
+		return cli_error(&err);
+	n = props_of(st, &v, kv);
+	if (prop == NULL && json) {
+		print_json_obj(kv, n);
+		printf("\n");
+	} else if (prop == NULL) {
+		for (i = 0; i < n; i++)
+			printf("%-22s %s\n", kv[i].k, cli_esc(kv[i].v));
+	} else {
+		for (i = 0; i < n && strcmp(kv[i].k, prop) != 0; i++)
+			;
+		if (i < n)
+			printf("%s\n", cli_esc(kv[i].v));
+		else {
+			as_err_set(&err, AS_E_USAGE, 0, "get: unknown "
+			    "property '%s'", prop);
+			rc = cli_error(&err);
+		}
+	}
+	close_svc(st, &v, sdir);
+	return rc;
+}
+
+int
+cmd_show(struct cli *cli, int argc, char **argv)
+{
 	int json = 0, rc;
 
 	if ((rc = simple_opts(argc, argv, usage_show, "show", &json)) >= 0)
 		return rc;
 	if (argc - optind != 1)
 		return cli_usage_error(usage_show, "show: expected NAME");
-	as_err_clear(&err);
-	memset(&v, 0, sizeof(v));
-	if ((st = open_store(cli, &sdir, &err)) == NULL ||
-	    store_svc_get(st, argv[optind], &v, &err) == -1) {
-		rc = cli_error(&err);
-		goto out;
-	}
-	rc = 0;
-	n = props_of(st, &v, kv);
-	if (json) {
-		print_json_obj(kv, n);
-		printf("\n");
-	} else
-		for (i = 0; i < n; i++)
-			printf("%-22s %s\n", kv[i].k, cli_esc(kv[i].v));
-out:
-	svc_release(&v);
-	store_close(st);
-	free(sdir);
-	return rc;
+	return print_props(cli, argv[optind], NULL, json);
 }
 
 int
 cmd_get(struct cli *cli, int argc, char **argv)
 {
-	struct as_err err;
-	struct store *st;
-	struct svc v;
-	struct kv kv[NKV];
-	size_t n, i;
-	char *sdir = NULL;
 	int rc;
 
 	if ((rc = simple_opts(argc, argv, usage_get, "get", NULL)) >= 0)
@@ -637,30 +673,7 @@ cmd_get(struct cli *cli, int argc, char **argv)
 	if (argc - optind != 2)
 		return cli_usage_error(usage_get, "get: expected NAME and "
 		    "PROPERTY");
-	as_err_clear(&err);
-	memset(&v, 0, sizeof(v));
-	if ((st = open_store(cli, &sdir, &err)) == NULL ||
-	    store_svc_get(st, argv[optind], &v, &err) == -1) {
-		rc = cli_error(&err);
-		goto out;
-	}
-	n = props_of(st, &v, kv);
-	for (i = 0; i < n; i++)
-		if (strcmp(kv[i].k, argv[optind + 1]) == 0)
-			break;
-	if (i == n) {
-		as_err_set(&err, AS_E_USAGE, 0, "get: unknown property '%s'",
-		    argv[optind + 1]);
-		rc = cli_error(&err);
-		goto out;
-	}
-	printf("%s\n", cli_esc(kv[i].v));
-	rc = 0;
-out:
-	svc_release(&v);
-	store_close(st);
-	free(sdir);
-	return rc;
+	return print_props(cli, argv[optind], argv[optind + 1], 0);
 }
 
 int
@@ -700,9 +713,7 @@ cmd_set(struct cli *cli, int argc, char **argv)
 		if (rc == -1)
 			return cli_usage_error(usage_set, "set: %s", err.msg);
 	}
-	memset(&v, 0, sizeof(v));
-	if ((st = open_store(cli, &sdir, &err)) == NULL ||
-	    store_svc_get(st, argv[optind], &v, &err) == -1)
+	if ((st = open_svc(cli, argv[optind], &sdir, &v, &err)) == NULL)
 		goto fail;
 	/* the key files as they will be, against the endpoints */
 	for (k = 0; k < 3; k++)
@@ -834,9 +845,7 @@ state_verb(struct cli *cli, int argc, char **argv, const char *verb)
 	if (argc - optind != 1)
 		return cli_usage_error(usage_state, "%s: expected NAME", verb);
 	as_err_clear(&err);
-	memset(&v, 0, sizeof(v));
-	if ((st = open_store(cli, &sdir, &err)) == NULL ||
-	    store_svc_get(st, argv[optind], &v, &err) == -1)
+	if ((st = open_svc(cli, argv[optind], &sdir, &v, &err)) == NULL)
 		goto fail;
 	if (strcmp(verb, "destroy") == 0) {
 		if (v.state == SVC_RUNNING) {
@@ -1149,9 +1158,7 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 	if (argc - optind != 1)
 		return cli_usage_error(usage_reverse, "reverse: expected NAME");
 	as_err_clear(&err);
-	memset(&v, 0, sizeof(v));
-	if ((st = open_store(cli, &sdir, &err)) == NULL ||
-	    store_svc_get(st, argv[optind], &v, &err) == -1 ||
+	if ((st = open_svc(cli, argv[optind], &sdir, &v, &err)) == NULL ||
 	    (lock = supervisor_lock(sdir, v.name, &err)) == -1)
 		goto fail;
 	if (is_zfs_pair(v.source, v.dest)) {
@@ -1213,9 +1220,7 @@ mount_verb(struct cli *cli, int argc, char **argv, int mount)
 		return cli_usage_error(usage_mount, "%s: expected NAME [PATH]",
 		    cmd);
 	as_err_clear(&err);
-	memset(&v, 0, sizeof(v));
-	if ((st = open_store(cli, &sdir, &err)) == NULL ||
-	    store_svc_get(st, argv[optind], &v, &err) == -1)
+	if ((st = open_svc(cli, argv[optind], &sdir, &v, &err)) == NULL)
 		goto fail;
 	if (mount)
 		rc = mountdst_mount(sdir, v.name, v.dest, argc - optind == 2 ?
