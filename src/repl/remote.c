@@ -1122,6 +1122,16 @@ remote_pull_with(struct remote *r, uint64_t held, const char *id,
     const char *dst, int rflags, xfer_recv_fn fn, void *fn_arg,
     struct remote_xfer *x, struct as_err *err)
 {
+	return remote_pull_resume(r, held, 0, 0, id, dst, rflags, fn, fn_arg,
+	    x, err);
+}
+
+int
+remote_pull_resume(struct remote *r, uint64_t held, uint64_t rguid,
+    uint64_t rpos, const char *id, const char *dst, int rflags,
+    xfer_recv_fn fn, void *fn_arg, struct remote_xfer *x,
+    struct as_err *err)
+{
 	struct proto_request *q;
 	struct proto_result res, fin;
 	struct proto_commit cm;
@@ -1142,6 +1152,12 @@ remote_pull_with(struct remote *r, uint64_t held, const char *id,
 	q->flags = (rflags & DIR_RECV_FORCE) ? REQ_F_FORCE : 0;
 	q->zstd_level = (int8_t)r->o.zstd_level;
 	snprintf(q->id, sizeof(q->id), "%s", id);
+	if (rguid != 0) {
+		q->guid = rguid;
+		q->flags |= REQ_F_RESUME;
+		snprintf(q->id, sizeof(q->id), "resume:%" PRIu64 ":%s", rpos,
+		    id);
+	}
 	n = proto_send_request(r->c, q, &r->b, err);
 	free(q);
 	if (n == -1)
@@ -1154,11 +1170,13 @@ remote_pull_with(struct remote *r, uint64_t held, const char *id,
 	}
 	if (res.code != 0) {
 		proto_result_to_err(&res, r->c->peer, err);
+		x->refused = 1;
 		goto out;
 	}
 	if (!(res.flags & RES_F_GO) || res.guid == 0 ||
 	    (!(res.flags & RES_F_FULL) && (held == 0 ||
-	    res.base_guid != held))) {
+	    res.base_guid != held)) || (rguid != 0 && (res.guid != rguid ||
+	    !(res.flags & RES_F_PARTIAL)))) {
 		as_err_set(err, AS_E_MALFORMED, 0, "'%s' offered a stream "
 		    "that does not fit what '%s' holds", r->c->peer, dst);
 		goto out;

@@ -193,6 +193,8 @@ int	remote_hold_partial(struct remote *r, uint64_t *guid, int *recovered,
 /* Outcome of a push or a pull. */
 struct remote_xfer {
 	int		 committed;	/* the destination holds the target */
+	int		 refused;	/* pull: the request was answered with
+					   an error, before any stream */
 	uint64_t	 guid;		/* target */
 	uint64_t	 base_guid;
 	char		 name[PROTO_NAME_MAX + 1];
@@ -238,6 +240,18 @@ int	remote_pull(struct remote *r, uint64_t held, const char *id,
 int	remote_pull_with(struct remote *r, uint64_t held, const char *id,
 	    const char *dst, int rflags, xfer_recv_fn fn, void *fn_arg,
 	    struct remote_xfer *x, struct as_err *err);
+/*
+ * The same, asking the server to resume its interrupted send of
+ * snapshot rguid at position rpos (SEND + REQ_F_RESUME, id
+ * "resume:POS:" id).  A server that will not (no such transfer, the
+ * source changed) answers with an error before any stream: -1 with
+ * x->refused set, and the connection is ready for another request.
+ * rguid 0 is remote_pull_with.
+ */
+int	remote_pull_resume(struct remote *r, uint64_t held, uint64_t rguid,
+	    uint64_t rpos, const char *id, const char *dst, int rflags,
+	    xfer_recv_fn fn, void *fn_arg, struct remote_xfer *x,
+	    struct as_err *err);
 
 /*
  * Tune a socket conn (no-op for pipes): TCP_NODELAY, and TCP_USER_TIMEOUT

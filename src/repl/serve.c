@@ -974,8 +974,11 @@ do_send(struct session *s, const struct proto_request *q)
 	struct serve_send sp;
 	struct serve_ctx x;
 	struct as_err err, e2;
-	char *abs = NULL, esc[512];
-	int rc = 0, have_base = 0, t;
+	struct catalog pend;
+	char *abs = NULL, esc[512], why[300], *end;
+	const char *id = q->id;
+	uint64_t rpos = 0, held = q->guid;
+	int rc = 0, have_base = 0, t, resuming = 0;
 
 	as_err_clear(&err);
 	memset(&ss, 0, sizeof(ss));
@@ -987,29 +990,66 @@ do_send(struct session *s, const struct proto_request *q)
 	ss.lock_fd = -1;
 	catalog_init(&base);
 	catalog_init(&target);
+	catalog_init(&pend);
 	sr = xcalloc(1, sizeof(*sr));
 	log_escape(q->path, esc, sizeof(esc));
-	if (q->id[0] == '\0') {
+	if (q->flags & REQ_F_RESUME) {
+		/* id "resume:POSITION:ID", guid the interrupted snapshot */
+		errno = 0;
+		rpos = strncmp(id, "resume:", 7) != 0 ? 0 :
+		    strtoull(id + 7, &end, 10);
+		if (strncmp(id, "resume:", 7) != 0 || errno != 0 ||
+		    end == id + 7 || *end != ':' || q->guid == 0 ||
+		    (q->flags & REQ_F_FORCE)) {
+			as_err_set(&err, AS_E_MALFORMED, 0, "SEND with RESUME "
+			    "needs a guid and id 'resume:POSITION:ID'");
+			goto refuse;
+		}
+		id = end + 1;
+		resuming = 1;
+	}
+	if (id[0] == '\0') {
 		as_err_set(&err, AS_E_MALFORMED, 0, "SEND without a "
 		    "destination name");
 		goto refuse;
 	}
 	if ((abs = source_path(s, q, &eng, &err)) == NULL)
 		goto refuse;
+	if (resuming && eng != &serve_engine_dir) {
+		as_err_set(&err, AS_E_UNSUPPORTED, 0, "'%s': %s transfers do "
+		    "not resume", q->path, eng->what);
+		goto refuse;
+	}
 	if (snapstore_open(&ss, s->state, abs, 1, &err) == -1 ||
 	    snapstore_lock(&ss, &err) == -1 ||
-	    snapstore_dest_get(&ss, q->id, &rec, &err) == -1 ||
-	    sync_settle(&ss, q->id, q->guid, &rec, sr, &err) == -1)
+	    snapstore_dest_get(&ss, id, &rec, &err) == -1)
 		goto refuse;
-	if (q->guid != 0) {
-		have_base = snapstore_load_guid(&ss, q->guid, &base, &err);
+	/*
+	 * A resume: the pending catalog this destination's record names
+	 * must be the interrupted snapshot (I6); its base is what the
+	 * destination holds.  Otherwise settle as for any SEND.
+	 */
+	if (resuming) {
+		if (rec.pending[0] == '\0' || snapstore_load_pending(&ss,
+		    rec.pending, &pend, &e2) == -1 || pend.hdr.guid !=
+		    q->guid || pend.hdr.kind != AS_KIND_DIR) {
+			as_err_set(&err, AS_E_CONFLICT, 0, "'%s' has no "
+			    "interrupted transfer of %016" PRIx64 " to resume",
+			    q->path, q->guid);
+			goto refuse;
+		}
+		held = pend.hdr.base_guid;
+	} else if (sync_settle(&ss, id, held, &rec, sr, &err) == -1)
+		goto refuse;
+	if (held != 0) {
+		have_base = snapstore_load_guid(&ss, held, &base, &err);
 		if (have_base == -1)
 			goto refuse;
 		if (have_base == 0 && !(q->flags & REQ_F_FORCE)) {
 			as_err_set(&err, AS_E_CONFLICT, 0, "no common "
 			    "snapshot: the destination holds %016" PRIx64
 			    " which '%s' does not have; use -F for a full "
-			    "resend", q->guid, q->path);
+			    "resend", held, q->path);
 			goto refuse;
 		}
 	}
@@ -1025,13 +1065,35 @@ do_send(struct session *s, const struct proto_request *q)
 	sp.xs = &xs;
 	if (eng->send_prepare(&sp, &err) == -1)
 		goto refuse;
+	if (resuming) {
+		/* the same snapshot again, if the tree is as it was */
+		if (sync_tree_changed(&target, &pend, why, sizeof(why)) !=
+		    NULL) {
+			(void)snapstore_discard_pending(&ss, target.hdr.name,
+			    &e2);
+			as_err_set(&err, AS_E_CONFLICT, 0, "the source changed "
+			    "since the interrupted transfer of %s ('%s'): "
+			    "starting over", pend.hdr.name, why);
+			goto refuse;
+		}
+		(void)snapstore_discard_pending(&ss, target.hdr.name, &e2);
+		target.hdr.guid = pend.hdr.guid;
+		target.hdr.time_ns = pend.hdr.time_ns;
+		snprintf(target.hdr.name, sizeof(target.hdr.name), "%s",
+		    pend.hdr.name);
+		if (snapstore_save(&ss, &target, SNAP_SAVE_PENDING, &err) ==
+		    -1)
+			goto refuse;
+		xs.resume_pos = rpos;
+	}
 	snprintf(rec.pending, sizeof(rec.pending), "%s", target.hdr.name);
-	rec.held_guid = q->guid;
-	if (snapstore_dest_put(&ss, q->id, &rec, &err) == -1)
+	rec.held_guid = held;
+	if (snapstore_dest_put(&ss, id, &rec, &err) == -1)
 		goto refuse;
 
 	memset(&res, 0, sizeof(res));
-	res.flags = RES_F_GO | (have_base ? 0 : RES_F_FULL);
+	res.flags = RES_F_GO | (have_base ? 0 : RES_F_FULL) |
+	    (resuming ? RES_F_PARTIAL : 0);
 	res.guid = target.hdr.guid;
 	res.base_guid = have_base ? base.hdr.guid : 0;
 	res.time_ns = target.hdr.time_ns;
@@ -1079,18 +1141,27 @@ do_send(struct session *s, const struct proto_request *q)
 			goto refuse;
 		rec.held_guid = target.hdr.guid;
 		rec.pending[0] = '\0';
-		if (snapstore_dest_put(&ss, q->id, &rec, &err) == -1)
+		if (snapstore_dest_put(&ss, id, &rec, &err) == -1)
 			goto refuse;
 		if (sync_prune(&ss, target.hdr.guid, &sr->pruned, &e2) == -1)
 			log_warn("prune snapshots of '%s': %s", esc, e2.msg);
 		res.guid = target.hdr.guid;
 		log_info("sent '%s' as '%s' to '%s'", esc, target.hdr.name,
 		    s->c->peer);
+	} else if (!cm.ok && (cm.code == AS_E_TRUNCATED || cm.code ==
+	    AS_E_IO || cm.code == AS_E_TIMEOUT || cm.code == AS_E_NOSPACE)) {
+		/*
+		 * The receiver may have checkpointed it: the pending catalog
+		 * stays for a resume; the next plain SEND settles it.
+		 */
+		res.guid = cm.held_guid;
+		log_info("send '%s' to '%s': the receiver failed: %s", esc,
+		    s->c->peer, cm.msg);
 	} else {
 		(void)snapstore_discard_pending(&ss, target.hdr.name, &e2);
 		rec.held_guid = cm.held_guid;
 		rec.pending[0] = '\0';
-		(void)snapstore_dest_put(&ss, q->id, &rec, &e2);
+		(void)snapstore_dest_put(&ss, id, &rec, &e2);
 		res.guid = cm.held_guid;
 		if (!cm.ok)
 			log_info("send '%s' to '%s': the receiver failed: %s",
@@ -1104,6 +1175,7 @@ out:
 	buf_release(&sent.early);
 	catalog_release(&base);
 	catalog_release(&target);
+	catalog_release(&pend);
 	snap_dest_release(&rec);
 	snapstore_release(&ss);
 	free(abs);

@@ -181,6 +181,14 @@ int	sync_pull_agree(struct remote *r, const struct endpoint *se,
 	    size_t *n, char **id, struct as_err *err);
 void	sync_pull_result(const struct remote_xfer *x,
 	    const struct proto_snap *v, size_t n, struct sync_result *res);
+/*
+ * A resume regenerates the stream of the interrupted snapshot p from the
+ * tree as scanned now (t): NULL when every entry is as p has it (path,
+ * type, inode, size, times, owner, mode, links, xattrs, symlink
+ * target), else the first path that differs, in why.
+ */
+const char *sync_tree_changed(const struct catalog *t,
+	    const struct catalog *p, char *why, size_t sz);
 /* sync_prune: step 6's pruning, keeping keep. */
 int	sync_prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
 	    struct as_err *err);

@@ -161,4 +161,35 @@ test_expect_success 'tcp: the serving process killed twice, each retry resumes' 
 	same_tree src root/d1
 '
 
+test_expect_success 'tcp: a cut pull resumes at the local checkpoint' '
+	mkdir -p root/psrc &&
+	cp src/f1 src/f2 src/f3 src/f4 root/psrc/ &&
+	autosync sync --key "$T/keys/psk.key" --rate-limit 40M --timeout 5 \
+		"tcp://127.0.0.1:$SERVE_PORT/psrc" pdst >/dev/null 2>&1 & pid=$! &&
+	wait_ckpt pdst 16 && kill_children $SERVE_PID &&
+	{ wait $pid; test $? -ne 0; } &&
+	c=$(ckpt_mib pdst) && test "$c" -ge 16 &&
+	test "$(ls -A pdst | grep -vx .autosync)" = "" &&
+	net_deadline 60 autosync sync -v --key "$T/keys/psk.key" \
+		"tcp://127.0.0.1:$SERVE_PORT/psrc" pdst >out 2>&1 && cat out &&
+	grep "resumed an interrupted transfer at entry" out &&
+	s=$(sent_mib out) && echo "sent $s MiB of 96 after a checkpoint at $c" &&
+	test "$s" -le $((96 - c + 16)) &&
+	same_tree root/psrc pdst
+'
+
+test_expect_success 'tcp: a pull whose source changed after the cut starts over' '
+	mkdir -p root/psrc2 && cp src/f1 src/f2 src/f3 root/psrc2/ &&
+	autosync sync --key "$T/keys/psk.key" --rate-limit 40M --timeout 5 \
+		"tcp://127.0.0.1:$SERVE_PORT/psrc2" pdst2 >/dev/null 2>&1 & pid=$! &&
+	wait_ckpt pdst2 16 && kill_children $SERVE_PID &&
+	{ wait $pid; test $? -ne 0; } &&
+	echo more >>root/psrc2/f1 &&
+	net_deadline 60 autosync sync -v --key "$T/keys/psk.key" \
+		"tcp://127.0.0.1:$SERVE_PORT/psrc2" pdst2 >out 2>&1 && cat out &&
+	grep "source changed since the interrupted transfer" out &&
+	! grep "resumed an interrupted" out &&
+	same_tree root/psrc2 pdst2
+'
+
 test_done
