@@ -1072,8 +1072,8 @@ dir_send_prepare(struct serve_send *s, struct as_err *err)
  * regenerated from a new scan, so the scan must match the pending
  * catalog entry for entry.  Then the pending snapshot is sent again
  * (its guid, time, name) from off.  0 otherwise, the reason logged (a
- * warning: the whole snapshot is sent again):
- * serve settles and sends a new snapshot from the start.
+ * warning: the whole snapshot is sent again): serve settles and sends a
+ * new snapshot from the start.
  */
 static int
 dir_serve_send_resume(struct serve_send *s, const struct snap_dest *rec,
