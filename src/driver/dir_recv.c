@@ -2184,6 +2184,13 @@ resume_prepare(struct rs *s, uint64_t rguid, uint64_t rpos,
 	if (rc == -1)
 		goto unusable;
 	buf_release(&log);
+	/*
+	 * Resumed before the checkpoint's block: the staged file is cut
+	 * back below what the checkpoint says, which then no longer holds
+	 * until this stream makes its own.
+	 */
+	if (rpos != p.pos)
+		(void)unlinkat(r->privfd, RCV_PARTIAL, 0);
 	s->resumed = 1;
 	s->cont = 1;
 	s->cont_off = DIR_POS_BLOCK(rpos) * (uint64_t)r->block_size;

@@ -1064,6 +1064,77 @@ dir_send_prepare(struct serve_send *s, struct as_err *err)
 	return 0;
 }
 
+/*
+ * A cut pull of a directory tree (send_resume): pguid is the interrupted
+ * snapshot, off the DIR_POS up to which the destination holds it.  The
+ * record's pending catalog must be that snapshot, made from what the
+ * destination holds (I6), and the tree as it was then: the stream is
+ * regenerated from a new scan, so the scan must match the pending
+ * catalog entry for entry.  Then the pending snapshot is sent again
+ * (its guid, time, name) from off.  0 otherwise, the reason logged (a
+ * warning: the whole snapshot is sent again): serve settles and sends a
+ * new snapshot from the start.
+ */
+static int
+dir_serve_send_resume(struct serve_send *s, const struct snap_dest *rec,
+    uint64_t pguid, uint64_t off, struct as_err *err)
+{
+	struct catalog pend;
+	struct as_err e2;
+	char esc[512], why[300];
+	uint64_t held = s->base != NULL ? s->base->hdr.guid : 0;
+	int rc = 0;
+
+	catalog_init(&pend);
+	log_escape(s->spec, esc, sizeof(esc));
+	if (off == 0 || rec->pending[0] == '\0' ||
+	    snapstore_load_pending(s->ss, rec->pending, &pend, &e2) == -1 ||
+	    pend.hdr.guid != pguid || pend.hdr.kind != AS_KIND_DIR ||
+	    pend.hdr.base_guid != held) {
+		log_warn("send '%s' to '%s': no interrupted transfer of %016"
+		    PRIx64 " from %016" PRIx64 " to resume: starting over",
+		    esc, s->x->peer, pguid, held);
+		goto out;
+	}
+	if (dir_send_prepare(s, err) == -1) {
+		rc = -1;
+		goto out;
+	}
+	if (sync_tree_changed(s->target, &pend, why, sizeof(why)) != NULL) {
+		log_warn("send '%s' to '%s': the source changed since the "
+		    "interrupted transfer of %s ('%s'): starting over", esc,
+		    s->x->peer, pend.hdr.name, why);
+		/* serve settles and prepares again: leave nothing of this */
+		(void)snapstore_discard_pending(s->ss, s->target->hdr.name,
+		    &e2);
+		free(s->priv);
+		s->priv = NULL;
+		memset(s->xs, 0, sizeof(*s->xs));
+		catalog_release(s->target);
+		catalog_init(s->target);
+		s->estimate = 0;
+		goto out;
+	}
+	/* the same snapshot again: its name, guid and time */
+	(void)snapstore_discard_pending(s->ss, s->target->hdr.name, &e2);
+	s->target->hdr.guid = pend.hdr.guid;
+	s->target->hdr.time_ns = pend.hdr.time_ns;
+	snprintf(s->target->hdr.name, sizeof(s->target->hdr.name), "%s",
+	    pend.hdr.name);
+	if (snapstore_save(s->ss, s->target, SNAP_SAVE_PENDING, err) == -1) {
+		rc = -1;
+		goto out;
+	}
+	s->xs->resume_pos = off;
+	/* for a directory, the position itself (the RESULT's bytes) */
+	s->resume_block = off;
+	s->estimate = 0;
+	rc = 1;
+out:
+	catalog_release(&pend);
+	return rc;
+}
+
 const struct serve_engine serve_engine_dir = {
 	.prefix		= "",
 	.what		= "directory",
@@ -1073,6 +1144,7 @@ const struct serve_engine serve_engine_dir = {
 	.receive_failed	= dir_receive_failed,
 	.source		= dir_source,
 	.send_prepare	= dir_send_prepare,
+	.send_resume	= dir_serve_send_resume,
 };
 
 static int
@@ -1318,8 +1390,8 @@ go:
 	res.base_guid = have_base ? base.hdr.guid : 0;
 	res.time_ns = target.hdr.time_ns;
 	/* resumed: where the stream starts, else its size (for progress) */
-	res.bytes = resumed ? sp.resume_block * target.hdr.block_size :
-	    sp.estimate;
+	res.bytes = !resumed ? sp.estimate : eng == &serve_engine_dir ?
+	    sp.resume_block : sp.resume_block * target.hdr.block_size;
 	if (resumed)
 		log_info("send '%s' to '%s': resuming '%s' at %" PRIu64,
 		    esc, s->c->peer, target.hdr.name, res.bytes);
@@ -1373,6 +1445,15 @@ go:
 		res.guid = target.hdr.guid;
 		log_info("sent '%s' as '%s' to '%s'", esc, target.hdr.name,
 		    s->c->peer);
+	} else if (!cm.ok && (cm.code == AS_E_TRUNCATED || cm.code ==
+	    AS_E_IO || cm.code == AS_E_TIMEOUT || cm.code == AS_E_NOSPACE)) {
+		/*
+		 * The receiver may have checkpointed it: the pending catalog
+		 * stays for a resume; the next plain SEND settles it.
+		 */
+		res.guid = cm.held_guid;
+		log_info("send '%s' to '%s': the receiver failed: %s", esc,
+		    s->c->peer, cm.msg);
 	} else {
 		(void)snapstore_discard_pending(&ss, target.hdr.name, &e2);
 		rec.held_guid = cm.held_guid;

@@ -54,7 +54,8 @@ struct serve_send {
 	struct xfer_src	*xs;		/* fill: the sender */
 	uint64_t	 estimate;	/* fill: stream bytes, for progress */
 	void		*priv;		/* the engine's; free()d by serve */
-	uint64_t	 resume_block;	/* send_resume: resume here, or 0 */
+	uint64_t	 resume_block;	/* send_resume: resume here, or 0
+					   (a directory: the DIR_POS) */
 };
 
 struct serve_nsend;
@@ -135,10 +136,13 @@ struct serve_engine {
 	 * SEND with REQ_F_RESUME (resumable engines), before anything is
 	 * settled: the destination (its record rec, holding s->base's GUID,
 	 * or nothing) holds the cut transfer of snapshot pguid durably below
-	 * byte off.  When that transfer can continue, load its
-	 * pending catalog into s->target, set s->resume_block (> 0, at or
-	 * below off) and fill the rest as send_prepare does, and return 1;
-	 * 0 when it cannot (serve settles and sends a new snapshot), -1.
+	 * byte off (a directory: position off, DIR_POS).  When that transfer
+	 * can continue, load its pending catalog into s->target, set
+	 * s->resume_block (> 0, at or below off; a directory: off itself,
+	 * which the RESULT's bytes carry as is) and fill the rest as
+	 * send_prepare does, and return 1; 0 when it cannot (serve settles
+	 * and sends a new snapshot; the engine leaves s->target, s->xs and
+	 * s->priv as it found them), -1.
 	 */
 	int		(*send_resume)(struct serve_send *s,
 			    const struct snap_dest *rec, uint64_t pguid,

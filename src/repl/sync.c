@@ -473,9 +473,9 @@ resume_candidate(struct snapstore *ss, const struct snap_dest *rec,
  * owner, mode, links, xattrs, symlink target).  NULL when they match,
  * else the first path that differs (in why, sz bytes).
  */
-static const char *
-tree_changed(const struct catalog *t, const struct catalog *p, char *why,
-    size_t sz)
+const char *
+sync_tree_changed(const struct catalog *t, const struct catalog *p,
+    char *why, size_t sz)
 {
 	const struct cat_entry *a, *b;
 	size_t i;
@@ -607,6 +607,22 @@ sync_pull_result(const struct remote_xfer *x, const struct proto_snap *v,
 	res->wire_bytes = x->wire_bytes;
 }
 
+/* A pull's receiver resuming its checkpointed transfer (xfer_recv_fn). */
+struct pull_resume {
+	uint64_t	guid;
+	uint64_t	pos;
+};
+
+static int
+pull_receive(void *arg, const char *dest, int in_fd, int rflags,
+    struct dir_recv_result *res, struct as_err *err)
+{
+	const struct pull_resume *p = arg;
+
+	return dir_receive_resume(dest, in_fd, rflags, p->guid, p->pos, res,
+	    err);
+}
+
 /* Pull: the source is a server, the destination local. */
 static int
 pull_run(const struct endpoint *se, const struct endpoint *de,
@@ -616,15 +632,20 @@ pull_run(const struct endpoint *se, const struct endpoint *de,
 	struct remote *r = NULL;
 	struct remote_xfer x;
 	struct proto_snap *v = NULL;
+	struct dir_partial part;
+	struct pull_resume pr;
 	char *dst_abs = NULL, *id = NULL;
 	uint64_t held = 0;
 	size_t n = 0;
 	int rc = -1, rflags;
 
 	res->remote = 2;
+	memset(&x, 0, sizeof(x));
 	if ((dst_abs = snapstore_abspath(de->path, err)) == NULL)
 		goto out;
 	if (dest_state(dst_abs, &res->recovered, &held, err) == -1)
+		goto out;
+	if (dir_partial(dst_abs, &part, err) == -1)
 		goto out;
 	memset(&ro, 0, sizeof(ro));
 	if (o->remote != NULL)
@@ -636,7 +657,30 @@ pull_run(const struct endpoint *se, const struct endpoint *de,
 	    &id, err) == -1)
 		goto out;
 	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
-	rc = remote_pull(r, held, id, dst_abs, rflags, &x, err);
+	/*
+	 * A checkpointed pull from what dst holds: ask the server to send
+	 * that snapshot again from the checkpoint.  A server that cannot
+	 * (its source changed, it no longer has that snapshot pending)
+	 * sends a new snapshot from the start instead, and says why in its
+	 * log: remote_pull_resume sets pr to 0, 0 before the receiver runs,
+	 * which then discards the checkpoint.
+	 */
+	if (part.target_guid != 0 && part.base_guid == held &&
+	    !(o->flags & SYNC_FORCE)) {
+		pr.guid = part.target_guid;
+		pr.pos = part.pos;
+		rc = remote_pull_resume(r, held, id, dst_abs, rflags,
+		    pull_receive, &pr, &pr.guid, &pr.pos, &x, err);
+		if (x.resumed != 0) {
+			res->resumed_pos = pr.pos;
+			res->resumed = part.bytes;
+		} else if (x.guid != 0)
+			snprintf(res->resume_msg, sizeof(res->resume_msg),
+			    "'%s' did not resume the interrupted transfer of "
+			    "%016" PRIx64 " (its log says why): a new snapshot, "
+			    "from the start", remote_peer(r), part.target_guid);
+	} else
+		rc = remote_pull(r, held, id, dst_abs, rflags, &x, err);
 	if (rc == -1 && (o->flags & SYNC_FORCE) && held != 0 &&
 	    err->code == AS_E_CONFLICT && !x.committed) {
 		res->retried_full = 1;
@@ -832,7 +876,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	    (d.r == NULL ? DIR_SCAN_DEFER : 0), o, &target, res, err) == -1)
 		goto out;
 	snap_reader_release(&sr);
-	if (resume && tree_changed(&target, &pend, why, sizeof(why)) ==
+	if (resume && sync_tree_changed(&target, &pend, why, sizeof(why)) ==
 	    NULL) {
 		/* the same snapshot again: the stream is regenerated */
 		target.hdr.guid = pend.hdr.guid;

@@ -278,6 +278,14 @@ int	sync_btrfs_send_commit(struct sync_btrfs_send *s, const char *id,
 	    int committed, struct as_err *err);
 void	sync_btrfs_send_close(struct sync_btrfs_send *s);
 
+/*
+ * A resume regenerates the stream of the interrupted snapshot p from the
+ * tree as scanned now (t): NULL when every entry is as p has it (path,
+ * type, inode, size, times, owner, mode, links, xattrs, symlink
+ * target), else the first path that differs, in why.
+ */
+const char *sync_tree_changed(const struct catalog *t,
+	    const struct catalog *p, char *why, size_t sz);
 /* sync_prune: step 6's pruning, keeping keep. */
 int	sync_prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
 	    struct as_err *err);

@@ -659,6 +659,12 @@ runner_run(struct runner *r, struct runner_result *res)
 	if (sync_run(r->source, r->dest, &o, &sr, &err) == -1)
 		fail(res, &err);
 	res->bytes = sr.remote != 0 ? sr.wire_bytes : sr.send.stream_bytes;
+	if (sr.resume_msg[0] != '\0')
+		say(r, RUN_LOG_DETAIL, "%s", sr.resume_msg);
+	if (sr.resumed_pos != 0)
+		say(r, RUN_LOG_DETAIL, "resumed an interrupted transfer at "
+		    "entry %" PRIu64 ", block %" PRIu64,
+		    DIR_POS_ENTRY(sr.resumed_pos), DIR_POS_BLOCK(sr.resumed_pos));
 	if (res->code == AS_E_OK) {
 		say(r, RUN_LOG_DETAIL, "snapshot %s, %s%s; %" PRIu64
 		    " entries scanned, %" PRIu64 " sent, %" PRIu64

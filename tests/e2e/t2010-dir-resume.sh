@@ -46,6 +46,10 @@ wait_ckpt() {
 	return 1
 }
 
+# run_bg CMD...: run CMD in the background, quietly ($pid: its own PID, not
+# a subshell's)
+run_bg() { "$@" >/dev/null 2>&1 & pid=$!; }
+
 # kill_children PID: kill -9 the direct children of PID
 kill_children() {
 	for c in $(ps -o pid= --ppid "$1"); do kill -9 "$c" 2>/dev/null; done
@@ -80,7 +84,7 @@ test_expect_success 'local: the next sync resumes and re-sends at most one inter
 
 test_expect_success 'local: kill -9 of the receiving child, then resume' '
 	rm -rf dst2 &&
-	autosync sync src dst2 >/dev/null 2>&1 & pid=$! &&
+	run_bg autosync sync src dst2 &&
 	wait_ckpt dst2 16 && kill_children $pid &&
 	{ wait $pid; test $? -ne 0; } &&
 	c=$(ckpt_mib dst2) && test "$c" -ge 16 &&
@@ -139,8 +143,8 @@ test_expect_success 'tcp: setup a server' '
 
 # push_bg DST: a rate-limited push in the background ($pid)
 push_bg() {
-	autosync sync --key "$T/keys/psk.key" --rate-limit 40M --timeout 5 \
-		src "tcp://127.0.0.1:$SERVE_PORT/$1" >/dev/null 2>&1 & pid=$!
+	run_bg autosync sync --key "$T/keys/psk.key" --rate-limit 40M --timeout 5 \
+		src "tcp://127.0.0.1:$SERVE_PORT/$1"
 }
 
 test_expect_success 'tcp: the serving process killed twice, each retry resumes' '
@@ -160,5 +164,56 @@ test_expect_success 'tcp: the serving process killed twice, each retry resumes' 
 	test "$s" -le $((total - c2 + 16)) &&
 	same_tree src root/d1
 '
+
+test_expect_success 'tcp: a cut pull resumes at the local checkpoint' '
+	mkdir -p root/psrc &&
+	cp src/f1 src/f2 src/f3 src/f4 root/psrc/ &&
+	run_bg autosync sync --key "$T/keys/psk.key" --rate-limit 40M --timeout 5 \
+		"tcp://127.0.0.1:$SERVE_PORT/psrc" pdst &&
+	wait_ckpt pdst 16 && kill_children $SERVE_PID &&
+	{ wait $pid; test $? -ne 0; } &&
+	c=$(ckpt_mib pdst) && test "$c" -ge 16 &&
+	test "$(ls -A pdst | grep -vx .autosync)" = "" &&
+	net_deadline 60 autosync sync -v --key "$T/keys/psk.key" \
+		"tcp://127.0.0.1:$SERVE_PORT/psrc" pdst >out 2>&1 && cat out &&
+	grep "resumed an interrupted transfer at entry" out &&
+	s=$(sent_mib out) && echo "sent $s MiB of 96 after a checkpoint at $c" &&
+	test "$s" -le $((96 - c + 16)) &&
+	same_tree root/psrc pdst
+'
+
+test_expect_success 'tcp: a pull whose source changed after the cut starts over' '
+	mkdir -p root/psrc2 && cp src/f1 src/f2 src/f3 root/psrc2/ &&
+	run_bg autosync sync --key "$T/keys/psk.key" --rate-limit 40M --timeout 5 \
+		"tcp://127.0.0.1:$SERVE_PORT/psrc2" pdst2 &&
+	wait_ckpt pdst2 16 && kill_children $SERVE_PID &&
+	{ wait $pid; test $? -ne 0; } &&
+	echo more >>root/psrc2/f1 &&
+	net_deadline 60 autosync sync -v --key "$T/keys/psk.key" \
+		"tcp://127.0.0.1:$SERVE_PORT/psrc2" pdst2 >out 2>&1 && cat out &&
+	grep "did not resume the interrupted transfer" out &&
+	grep "source changed since the interrupted transfer" "$SERVE_LOG" &&
+	! grep "resumed an interrupted" out &&
+	same_tree root/psrc2 pdst2
+'
+
+if test_have_prereq SSHD; then
+test_expect_success 'ssh: a push cut by killing ssh resumes' '
+	net_sshd_start && mkdir remote &&
+	run_bg env AUTOSYNC_SSH=$NET_SSH autosync sync --rate-limit 40M \
+		--timeout 5 src "$SSH_URL_BASE$T/remote/s1" &&
+	wait_ckpt remote/s1 16 && kill_children $pid &&
+	{ wait $pid; test $? -ne 0; } &&
+	c=$(ckpt_mib remote/s1) && test "$c" -ge 16 &&
+	test "$(ls -A remote/s1 | grep -vx .autosync)" = "" &&
+	AUTOSYNC_SSH=$NET_SSH net_deadline 60 autosync sync -v src \
+		"$SSH_URL_BASE$T/remote/s1" >out 2>&1 && cat out &&
+	grep "resumed an interrupted transfer at entry" out &&
+	s=$(sent_mib out) && total=$(du -sm --apparent-size src | cut -f1) &&
+	echo "sent $s MiB of $total after a checkpoint at $c" &&
+	test "$s" -le $((total - c + 16)) &&
+	same_tree src remote/s1
+'
+fi
 
 test_done

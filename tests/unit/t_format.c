@@ -138,6 +138,92 @@ test_stream_trailing_garbage(void **state)
 	buf_release(&b);
 }
 
+/*
+ * A receiver's resume log (dir_recv.c): the same records, DATA payloads
+ * replaced by their length.  Re-frame b that way into out.
+ */
+static void
+elide_data(const struct buf *b, struct buf *out, uint32_t bad_len)
+{
+	struct rec_dec rd;
+	struct rec r;
+	struct as_err err;
+	uint64_t chain = REC_SEED_STREAM;
+	size_t off = 0, used;
+	uint8_t l4[4];
+
+	rec_dec_init(&rd, REC_SEED_STREAM, "stream");
+	while (off < b->len) {
+		assert_int_equal(rec_dec_feed(&rd, b->data + off, b->len - off,
+		    &used, &r, &err), 1);
+		off += used;
+		if (r.type == AS_REC_DATA) {
+			put_le32(l4, bad_len != 0 ? bad_len : r.len - 8);
+			rec_encode(out, &chain, r.type, r.payload, 8, l4, 4);
+		} else
+			rec_encode(out, &chain, r.type, r.payload, r.len, NULL,
+			    0);
+	}
+	rec_dec_release(&rd);
+}
+
+static int
+decode_elided(const uint8_t *p, size_t len, int *ndata, struct as_err *err)
+{
+	struct stream_dec d;
+	struct as_rec r;
+	size_t off = 0, used;
+	int rc = 0;
+
+	*ndata = 0;
+	stream_dec_init(&d);
+	d.data_elided = 1;
+	while (off < len) {
+		rc = stream_dec_feed(&d, p + off, len - off, &used, &r, err);
+		off += used;
+		if (rc == -1)
+			goto out;
+		if (rc == 1 && r.type == AS_REC_DATA) {
+			assert_null(r.u.data.data);
+			assert_int_equal(r.u.data.len, 100);
+			(*ndata)++;
+		}
+	}
+	rc = stream_dec_finish(&d, err);
+out:
+	stream_dec_release(&d);
+	return rc;
+}
+
+static void
+test_stream_data_elided(void **state)
+{
+	struct buf b = BUF_INIT, e = BUF_INIT, z = BUF_INIT, big = BUF_INIT;
+	struct as_err err;
+	int n;
+
+	(void)state;
+	build_stream(&b);
+	elide_data(&b, &e, 0);
+	assert_true(e.len < b.len);
+	assert_int_equal(decode_elided(e.data, e.len, &n, &err), 0);
+	assert_int_equal(n, 2);
+	/* a real DATA record, or a length above the maximum: refused */
+	assert_int_equal(decode_elided(b.data, b.len, &n, &err), -1);
+	assert_int_equal(err.code, AS_E_MALFORMED);
+	elide_data(&b, &z, UINT32_MAX);
+	assert_int_equal(decode_elided(z.data, z.len, &n, &err), -1);
+	assert_int_equal(err.code, AS_E_MALFORMED);
+	elide_data(&b, &big, AS_DATA_MAX + 1);
+	assert_int_equal(decode_elided(big.data, big.len, &n, &err), -1);
+	/* the plain decoder does not take an elided stream */
+	assert_int_equal(decode_all(e.data, e.len, e.len, &n, &err), -1);
+	buf_release(&b);
+	buf_release(&e);
+	buf_release(&z);
+	buf_release(&big);
+}
+
 static void
 test_path_rules(void **state)
 {
@@ -313,6 +399,7 @@ main(void)
 		cmocka_unit_test(test_stream_truncation_every_byte),
 		cmocka_unit_test(test_stream_bitflip_every_bit),
 		cmocka_unit_test(test_stream_trailing_garbage),
+		cmocka_unit_test(test_stream_data_elided),
 		cmocka_unit_test(test_path_rules),
 		cmocka_unit_test(test_catalog_roundtrip),
 		cmocka_unit_test(test_catalog_reader),
