@@ -1160,6 +1160,53 @@ clamp_level(int l)
 }
 
 /*
+ * The stream of a SEND, then the client's COMMIT into cm (sent while the
+ * stream still ran, or after it): 0, or -1 (logged with the peer and
+ * esc, the request's path) when either failed and the connection is
+ * done.  Shared by the catalog engines (do_send) and the native ones.
+ */
+static int
+send_stream_commit(struct session *s, const struct proto_request *q,
+    struct xfer_src *xs, const char *esc, struct proto_commit *cm)
+{
+	struct xfer_opts xo;
+	struct xfer_sent sent;
+	struct as_err err;
+	int t = -1;
+
+	as_err_clear(&err);
+	memset(&xo, 0, sizeof(xo));
+	memset(&sent, 0, sizeof(sent));
+	buf_init(&sent.early);
+	xo.features = s->features;
+	xo.zstd_level = clamp_level(q->zstd_level);
+	if (xfer_send(s->c, &xo, xs, &sent, &err) == -1)
+		goto fail;
+	if (sent.sender_rc == -1)
+		log_warn("send '%s' to '%s': %s", esc, s->c->peer,
+		    sent.serr.msg);
+	if (sent.stopped && sent.early_type != PT_COMMIT) {
+		log_warn("send '%s': '%s' sent frame type %u during the "
+		    "stream", esc, s->c->peer, sent.early_type);
+		t = -1;
+		goto out;
+	}
+	if (sent.stopped)
+		t = proto_dec_commit(cm, sent.early.data, sent.early.len,
+		    &err);
+	else if ((t = proto_expect(s->c, PT_COMMIT, &s->b, NULL, &err)) == 0)
+		t = proto_dec_commit(cm, s->b.data, s->b.len, &err);
+	if (t != -1)
+		goto out;
+fail:
+	log_warn("send '%s' to '%s': %s", esc, s->c->peer, err.msg);
+	t = -1;
+out:
+	buf_release(&sent.early);
+	return t == -1 ? -1 : 0;
+}
+
+/*
  * SEND of a native engine: the engine snapshots (or names an existing
  * snapshot) and sends; COMMIT is handed to it.  The catalogs are not
  * involved.
@@ -1172,16 +1219,12 @@ send_native(struct session *s, const struct proto_request *q,
 	struct serve_ctx x;
 	struct proto_result res;
 	struct proto_commit cm;
-	struct xfer_opts xo;
-	struct xfer_sent sent;
 	struct as_err err;
 	char *p, *snap = NULL, esc[512];
-	int rc = 0, t;
+	int rc = 0;
 
 	as_err_clear(&err);
 	memset(&ns, 0, sizeof(ns));
-	memset(&sent, 0, sizeof(sent));
-	buf_init(&sent.early);
 	log_escape(q->path, esc, sizeof(esc));
 	if (q->id[0] == '\0') {
 		as_err_set(&err, AS_E_MALFORMED, 0, "SEND without a "
@@ -1204,33 +1247,7 @@ send_native(struct session *s, const struct proto_request *q,
 		rc = -1;
 		goto out;
 	}
-	memset(&xo, 0, sizeof(xo));
-	xo.features = s->features;
-	xo.zstd_level = clamp_level(q->zstd_level);
-	if (xfer_send(s->c, &xo, &ns.xs, &sent, &err) == -1) {
-		log_warn("send '%s' to '%s': %s", esc, s->c->peer, err.msg);
-		rc = -1;
-		goto out;
-	}
-	if (sent.sender_rc == -1)
-		log_warn("send '%s' to '%s': %s", esc, s->c->peer,
-		    sent.serr.msg);
-	if (sent.stopped) {
-		if (sent.early_type != PT_COMMIT) {
-			log_warn("send '%s': '%s' sent frame type %u during "
-			    "the stream", esc, s->c->peer, sent.early_type);
-			rc = -1;
-			goto out;
-		}
-		t = proto_dec_commit(&cm, sent.early.data, sent.early.len,
-		    &err);
-	} else {
-		t = proto_expect(s->c, PT_COMMIT, &s->b, NULL, &err);
-		if (t == 0)
-			t = proto_dec_commit(&cm, s->b.data, s->b.len, &err);
-	}
-	if (t == -1) {
-		log_warn("send '%s' to '%s': %s", esc, s->c->peer, err.msg);
+	if (send_stream_commit(s, q, &ns.xs, esc, &cm) == -1) {
 		rc = -1;
 		goto out;
 	}
@@ -1250,7 +1267,6 @@ send_native(struct session *s, const struct proto_request *q,
 out:
 	if (eng->nrelease != NULL)
 		eng->nrelease(&ns);
-	buf_release(&sent.early);
 	return rc;
 }
 
@@ -1264,16 +1280,14 @@ do_send(struct session *s, const struct proto_request *q)
 	struct sync_result *sr;
 	struct proto_result res;
 	struct proto_commit cm;
-	struct xfer_opts xo;
 	struct xfer_src xs;
-	struct xfer_sent sent;
 	struct serve_send sp;
 	struct serve_ctx x;
 	struct as_err err, e2;
 	char *abs = NULL, esc[512], *end;
 	const char *id = q->id;
 	uint64_t rguid = 0, roff = 0;
-	int rc = 0, have_base = 0, t, resumed = 0;
+	int rc = 0, have_base = 0, resumed = 0;
 
 	as_err_clear(&err);
 	{
@@ -1287,10 +1301,8 @@ do_send(struct session *s, const struct proto_request *q)
 	}
 	memset(&ss, 0, sizeof(ss));
 	memset(&rec, 0, sizeof(rec));
-	memset(&sent, 0, sizeof(sent));
 	memset(&sp, 0, sizeof(sp));
 	memset(&xs, 0, sizeof(xs));
-	buf_init(&sent.early);
 	ss.lock_fd = -1;
 	catalog_init(&base);
 	catalog_init(&target);
@@ -1400,34 +1412,8 @@ go:
 		rc = -1;
 		goto out;
 	}
-	memset(&xo, 0, sizeof(xo));
-	xo.features = s->features;
-	xo.zstd_level = clamp_level(q->zstd_level);
-	if (xfer_send(s->c, &xo, &xs, &sent, &err) == -1) {
-		/* The pending catalog stays: the next SEND settles it. */
-		log_warn("send '%s' to '%s': %s", esc, s->c->peer, err.msg);
-		rc = -1;
-		goto out;
-	}
-	if (sent.sender_rc == -1)
-		log_warn("send '%s' to '%s': %s", esc, s->c->peer,
-		    sent.serr.msg);
-	if (sent.stopped) {
-		if (sent.early_type != PT_COMMIT) {
-			log_warn("send '%s': '%s' sent frame type %u during "
-			    "the stream", esc, s->c->peer, sent.early_type);
-			rc = -1;
-			goto out;
-		}
-		t = proto_dec_commit(&cm, sent.early.data, sent.early.len,
-		    &err);
-	} else {
-		t = proto_expect(s->c, PT_COMMIT, &s->b, NULL, &err);
-		if (t == 0)
-			t = proto_dec_commit(&cm, s->b.data, s->b.len, &err);
-	}
-	if (t == -1) {
-		log_warn("send '%s' to '%s': %s", esc, s->c->peer, err.msg);
+	/* on failure the pending catalog stays: the next SEND settles it */
+	if (send_stream_commit(s, q, &xs, esc, &cm) == -1) {
 		rc = -1;
 		goto out;
 	}
@@ -1469,7 +1455,6 @@ go:
 refuse:
 	rc = answer_err(s, q, &err);
 out:
-	buf_release(&sent.early);
 	catalog_release(&base);
 	catalog_release(&target);
 	snap_dest_release(&rec);
