@@ -128,37 +128,12 @@ static int
 zfs_receive_fn(void *arg, const char *ds, int in_fd, int rflags,
     struct dir_recv_result *res, struct as_err *err)
 {
-	struct zfs_tree t;
-	const struct zfs_ds *d;
-	const struct zfs_snap *sn;
-	int fd;
-
 	(void)arg;
 	if (rflags & DIR_RECV_FORCE)
 		return as_err_set(err, AS_E_UNSUPPORTED, 0, "'%s': -F is not "
 		    "supported for a remote ZFS destination: roll it back on "
 		    "the server", ds);
-	/* zfs_receive closes its descriptor; the caller closes in_fd */
-	if ((fd = dup(in_fd)) == -1)
-		return as_err_sys(err, errno, "dup");
-	if (zfs_receive(ds, 0, fd, err) == -1)
-		return -1;
-	if (zfs_list(ds, 0, &t, err) == -1)
-		return -1;
-	d = zfs_tree_find(&t, ds);
-	if (d == NULL || d->nsnaps == 0) {
-		zfs_tree_release(&t);
-		return as_err_set(err, AS_E_INTERNAL, 0, "'%s': zfs receive "
-		    "succeeded but the dataset holds no snapshot", ds);
-	}
-	sn = &d->snaps[d->nsnaps - 1];
-	res->target_guid = sn->guid;
-	res->base_guid = d->nsnaps > 1 ? d->snaps[d->nsnaps - 2].guid : 0;
-	snprintf(res->name, sizeof(res->name), "%s", sn->name);
-	res->st.entries_sent = 1;
-	prune_ds(d, sn->name);
-	zfs_tree_release(&t);
-	return 0;
+	return sync_zfs_receive(ds, 0, in_fd, res, prune_ds, err);
 }
 
 /* ------------------------------------------------------------------ */

@@ -230,6 +230,18 @@ struct zfs_tree;
 int	sync_zfs_src_open(const char *state, const char *ds,
 	    struct sync_zfs_src **out, struct as_err *err);
 void	sync_zfs_new_name(const struct zfs_tree *t, char *out, size_t outsz);
+/*
+ * `zfs receive -u` of in_fd into ds (zflags ZFS_RECV_*; in_fd stays
+ * open), then res from ds's newest snapshot (target, its predecessor as
+ * base, name); after, when not NULL, sees ds's listing and that name
+ * (the server prunes there).  The receiving child of a push's server
+ * and of a pull's client.
+ */
+struct zfs_ds;
+int	sync_zfs_receive(const char *ds, int zflags, int in_fd,
+	    struct dir_recv_result *res,
+	    void (*after)(const struct zfs_ds *d, const char *newest),
+	    struct as_err *err);
 int	sync_zfs_src_commit(struct sync_zfs_src *zs, const char *dest,
 	    const char *held, const char *keep, unsigned *pruned,
 	    struct as_err *err);

@@ -1482,26 +1482,21 @@ bad:
 	return -1;
 }
 
-/*
- * The receiving child of a pulled dataset: `zfs receive -u` into ds
- * under the property policy; the result names ds's newest snapshot,
- * which remote_pull_with checks against the one announced.
- */
-static int
-zpull_recv(void *arg, const char *ds, int in_fd, int rflags,
-    struct dir_recv_result *res, struct as_err *err)
+int
+sync_zfs_receive(const char *ds, int zflags, int in_fd,
+    struct dir_recv_result *res,
+    void (*after)(const struct zfs_ds *d, const char *newest),
+    struct as_err *err)
 {
 	struct zfs_tree t;
 	const struct zfs_ds *d;
 	const struct zfs_snap *sn;
 	int fd;
 
-	(void)arg;
 	/* zfs_receive closes its descriptor; the caller closes in_fd */
 	if ((fd = dup(in_fd)) == -1)
 		return as_err_sys(err, errno, "dup");
-	if (zfs_receive(ds, (rflags & DIR_RECV_FORCE) ? ZFS_RECV_FORCE : 0,
-	    fd, err) == -1)
+	if (zfs_receive(ds, zflags, fd, err) == -1)
 		return -1;
 	if (zfs_list(ds, 0, &t, err) == -1)
 		return -1;
@@ -1516,8 +1511,24 @@ zpull_recv(void *arg, const char *ds, int in_fd, int rflags,
 	res->base_guid = d->nsnaps > 1 ? d->snaps[d->nsnaps - 2].guid : 0;
 	snprintf(res->name, sizeof(res->name), "%s", sn->name);
 	res->st.entries_sent = 1;
+	if (after != NULL)
+		after(d, sn->name);
 	zfs_tree_release(&t);
 	return 0;
+}
+
+/*
+ * The receiving child of a pulled dataset: `zfs receive -u` into ds
+ * under the property policy; the result names ds's newest snapshot,
+ * which remote_pull_with checks against the one announced.
+ */
+static int
+zpull_recv(void *arg, const char *ds, int in_fd, int rflags,
+    struct dir_recv_result *res, struct as_err *err)
+{
+	(void)arg;
+	return sync_zfs_receive(ds, (rflags & DIR_RECV_FORCE) ?
+	    ZFS_RECV_FORCE : 0, in_fd, res, NULL, err);
 }
 
 /*
