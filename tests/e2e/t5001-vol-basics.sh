@@ -8,36 +8,14 @@ a device and a mounted one are refused before anything is written), and
 a sync is killed with -9 at random points: after recovery the
 destination is exactly the old or the new snapshot.'
 . "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-vol.sh"
 
 seed=${AUTOSYNC_KILL_SEED:-$(( $(date +%s) % 100000 ))}
 RANDOM=$seed
 say "# AUTOSYNC_KILL_SEED=$seed"
 
-BS=65536
-MIB=1048576
-
-# scribble IMG N: N random 64 KiB blocks at random block offsets
-scribble() {
-	local img=$1 n=$2 nblk i
-	nblk=$(( $(stat -c %s "$img") / BS ))
-	for i in $(seq "$n"); do
-		dd if=/dev/urandom of="$img" bs=$BS count=1 conv=notrunc \
-			seek=$(( (RANDOM * 32768 + RANDOM) % nblk )) status=none ||
-			return 1
-	done
-}
-
-sha() { sha256sum <"$1" | cut -d' ' -f1; }
-
 # head_sha DEV BYTES: sha256 of the first BYTES of a device
 head_sha() { head -c "$2" "$1" | sha256sum | cut -d' ' -f1; }
-
-# data_bytes: the "of data" figure of a sync -v output, in bytes
-data_bytes() {
-	sed -n 's/.*sent 1 entries, \([0-9.]*\) \([KMG]*i*B\) of data.*/\1 \2/p' "$1" |
-	awk '{ m = 1; if ($2 == "KiB") m = 1024; if ($2 == "MiB") m = 1048576;
-		if ($2 == "GiB") m = 1073741824; printf "%d\n", $1 * m }'
-}
 
 test_expect_success 'full sync of a sparse image' '
 	truncate -s 64M a.img &&

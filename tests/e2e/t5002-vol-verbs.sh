@@ -10,20 +10,7 @@ before it is read, so a writer running during the sync does not make the
 snapshot a mixture; on ext4 the same writer is detected and the run says
 the snapshot is not point-in-time.'
 . "$(dirname "$0")/test-lib.sh"
-
-BS=65536
-sha() { sha256sum <"$1" | cut -d' ' -f1; }
-
-# scribble IMG N: N random 64 KiB blocks at random block offsets
-scribble() {
-	local img=$1 n=$2 nblk i
-	nblk=$(( $(stat -c %s "$img") / BS ))
-	for i in $(seq "$n"); do
-		dd if=/dev/urandom of="$img" bs=$BS count=1 conv=notrunc \
-			seek=$(( (RANDOM * 32768 + RANDOM) % nblk )) status=none ||
-			return 1
-	done
-}
+. "$TEST_DIRECTORY/lib-vol.sh"
 
 test_expect_success 'snapshot vol: and list it' '
 	truncate -s 32M a.img &&

@@ -11,31 +11,12 @@ path outside every root is refused) and an engine the server does not
 serve is UNSUPPORTED.  A push killed mid-transfer resumes at the last
 journaled block instead of zero.'
 . "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-vol.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
 
 net_has_serve || test_skip_all "this autosync has no serve command yet"
 
 T=$TRASH_DIRECTORY
-BS=65536
-sha() { sha256sum <"$1" | cut -d' ' -f1; }
-
-# scribble IMG N: N random 64 KiB blocks at random block offsets
-scribble() {
-	local img=$1 n=$2 nblk i
-	nblk=$(( $(stat -c %s "$img") / BS ))
-	for i in $(seq "$n"); do
-		dd if=/dev/urandom of="$img" bs=$BS count=1 conv=notrunc \
-			seek=$(( (RANDOM * 32768 + RANDOM) % nblk )) status=none ||
-			return 1
-	done
-}
-
-# data_bytes OUT: the "of data" figure of a sync -v output, in bytes
-data_bytes() {
-	sed -n 's/.*sent 1 entries, \([0-9.]*\) \([KMG]*i*B\) of data.*/\1 \2/p' "$1" |
-	awk '{ m = 1; if ($2 == "KiB") m = 1024; if ($2 == "MiB") m = 1048576;
-		if ($2 == "GiB") m = 1073741824; printf "%d\n", $1 * m }'
-}
 
 sync_tcp() { net_deadline 60 autosync sync --key "$T/keys/psk.key" "$@"; }
 
@@ -129,9 +110,6 @@ test_expect_success 'serve --config: an ro root refuses a vol: push' '
 	test "$(sha a.img)" = "$(sha fromro.img)"
 '
 
-# poffset REC: the partial_offset of a volume record, or 0
-poffset() { sed -n 's/^partial_offset //p' "$1" 2>/dev/null | grep . || echo 0; }
-
 # cut_at REC BYTES CMD...: run CMD in a session of its own, kill -9 the
 # whole session once REC says BYTES were received durably
 cut_at() {
@@ -153,8 +131,6 @@ cut_at() {
 		return 1
 	}
 }
-
-MIB=1048576
 
 test_expect_success 'a cut local transfer resumes at its checkpoint, full and incremental' '
 	truncate -s 128M big.img &&

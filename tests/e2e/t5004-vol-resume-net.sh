@@ -10,35 +10,12 @@ resume that names a snapshot the server did not record starts over.  Over
 tls:// (mutual certificates): a push in full and then incremental, a pull
 in full and then incremental, a cut push and a cut pull that resume.'
 . "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-vol.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
 
 net_has_serve || test_skip_all "this autosync has no serve command yet"
 
 T=$TRASH_DIRECTORY
-BS=65536
-MIB=1048576
-sha() { sha256sum <"$1" | cut -d' ' -f1; }
-
-# scribble IMG N: N random 64 KiB blocks at random block offsets
-scribble() {
-	local img=$1 n=$2 nblk i
-	nblk=$(( $(stat -c %s "$img") / BS ))
-	for i in $(seq "$n"); do
-		dd if=/dev/urandom of="$img" bs=$BS count=1 conv=notrunc \
-			seek=$(( (RANDOM * 32768 + RANDOM) % nblk )) status=none ||
-			return 1
-	done
-}
-
-# data_bytes OUT: the "of data" figure of a sync -v output, in bytes
-data_bytes() {
-	sed -n 's/.*sent 1 entries, \([0-9.]*\) \([KMG]*i*B\) of data.*/\1 \2/p' "$1" |
-	awk '{ m = 1; if ($2 == "KiB") m = 1024; if ($2 == "MiB") m = 1048576;
-		if ($2 == "GiB") m = 1073741824; printf "%d\n", $1 * m }'
-}
-
-# poffset REC: the partial_offset of a volume record, or 0
-poffset() { sed -n 's/^partial_offset //p' "$1" 2>/dev/null | grep . || echo 0; }
 
 # Checkpoints as often as the byte counts allow, on both sides.
 AUTOSYNC_VOL_CHECKPOINT_MS=0
