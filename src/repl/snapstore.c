@@ -413,15 +413,18 @@ drop_pages(void *arg, size_t off)
 		(void)madvise(arg, off, MADV_DONTNEED);
 }
 
-/* Read a whole file into b, refusing absurd sizes. */
+/*
+ * Open a catalog file for reading: a regular file of sane size, never
+ * through a symbolic link, and never blocking on a FIFO planted in its
+ * place.  Returns the descriptor and its size, or -1.
+ */
 static int
-read_file(const char *path, struct buf *b, struct as_err *err)
+open_catalog_file(const char *path, size_t *size, struct as_err *err)
 {
 	struct stat st;
-	ssize_t n;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd == -1)
 		return as_err_sys(err, errno, "open '%s'", path);
 	if (fstat(fd, &st) == -1) {
@@ -434,9 +437,23 @@ read_file(const char *path, struct buf *b, struct as_err *err)
 		return as_err_set(err, AS_E_LIMIT, 0,
 		    "'%s' is not a catalog file of sane size", path);
 	}
+	*size = (size_t)st.st_size;
+	return fd;
+}
+
+/* Read a whole file into b, refusing absurd sizes. */
+static int
+read_file(const char *path, struct buf *b, struct as_err *err)
+{
+	size_t size;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open_catalog_file(path, &size, err)) == -1)
+		return -1;
 	buf_reset(b);
-	buf_reserve(b, (size_t)st.st_size + 1);
-	n = io_read_full(fd, b->data, (size_t)st.st_size);
+	buf_reserve(b, size + 1);
+	n = io_read_full(fd, b->data, size);
 	if (n == -1) {
 		as_err_sys(err, errno, "read '%s'", path);
 		close(fd);
@@ -456,18 +473,12 @@ read_file(const char *path, struct buf *b, struct as_err *err)
 static int
 read_head(const char *path, struct buf *b, struct as_err *err)
 {
-	struct stat st;
+	size_t size;
 	ssize_t n;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd == -1)
-		return as_err_sys(err, errno, "open '%s'", path);
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return as_err_set(err, AS_E_LIMIT, 0,
-		    "'%s' is not a catalog file", path);
-	}
+	if ((fd = open_catalog_file(path, &size, err)) == -1)
+		return -1;
 	buf_reset(b);
 	buf_reserve(b, CAT_HEAD_MAX);
 	n = io_read_full(fd, b->data, CAT_HEAD_MAX);
@@ -713,33 +724,20 @@ static int
 map_file(const char *path, void **map, size_t *len, struct buf *b,
     struct as_err *err)
 {
-	struct stat st;
+	size_t size;
 	int fd;
 
 	*map = NULL;
 	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd == -1)
-		return as_err_sys(err, errno, "open '%s'", path);
-	if (fstat(fd, &st) == -1) {
-		as_err_sys(err, errno, "stat '%s'", path);
-		close(fd);
+	if ((fd = open_catalog_file(path, &size, err)) == -1)
 		return -1;
-	}
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > CATALOG_MAX) {
-		close(fd);
-		return as_err_set(err, AS_E_LIMIT, 0,
-		    "'%s' is not a catalog file of sane size", path);
-	}
-	if (st.st_size > 0) {
-		*map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
-		    fd, 0);
+	if (size > 0) {
+		*map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (*map == MAP_FAILED)
 			*map = NULL;
 		else {
-			(void)madvise(*map, (size_t)st.st_size,
-			    MADV_SEQUENTIAL);
-			*len = (size_t)st.st_size;
+			(void)madvise(*map, size, MADV_SEQUENTIAL);
+			*len = size;
 		}
 	}
 	close(fd);
