@@ -1137,12 +1137,13 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 		{ NULL,		0,		NULL, 0 }
 	};
 	struct reverse_result res;
+	struct runner_props props;
 	struct supervisor_run r;
 	struct as_err err;
 	struct store *st = NULL;
 	struct svc v;
 	char *sdir = NULL;
-	int ch, force = 0, lock = -1, rc;
+	int ch, force = 0, lock = -1, rc, have_props = 0;
 
 	while ((ch = getopt_long(argc, argv, "Fh", lo, NULL)) != -1) {
 		switch (ch) {
@@ -1166,9 +1167,13 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 		lock = -1;
 		goto out;
 	}
-	if (reverse_dir(sdir, v.source, v.dest, force, &res, &err) == -1 ||
-	    store_svc_set_endpoints(st, v.name, v.dest, v.source,
-	    (int64_t)time(NULL) * 1000, &err) == -1) {
+	/* a remote side: the service's transport options (key_file...) */
+	if (runner_props_load(st, v.name, &props, &err) == -1)
+		goto fail;
+	have_props = 1;
+	if (reverse_dir(sdir, v.source, v.dest, &props.ro, force, &res,
+	    &err) == -1 || store_svc_set_endpoints(st, v.name, v.dest,
+	    v.source, (int64_t)time(NULL) * 1000, &err) == -1) {
 		as_err_prefix(&err, "reverse '%s'", v.name);
 		goto fail;
 	}
@@ -1196,6 +1201,8 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 fail:
 	rc = cli_error(&err);
 out:
+	if (have_props)
+		runner_props_release(&props);
 	if (lock >= 0)
 		close(lock);
 	svc_release(&v);

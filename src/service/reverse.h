@@ -31,6 +31,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "repl/remote.h"
 #include "repl/snapstore.h"
 
 struct reverse_result {
@@ -41,7 +42,8 @@ struct reverse_result {
 };
 
 int	reverse_dir(const char *state_dir, const char *src, const char *dst,
-	    int force, struct reverse_result *res, struct as_err *err);
+	    const struct remote_opts *ro, int force,
+	    struct reverse_result *res, struct as_err *err);
 
 /*
  * Between two local ZFS trees (zfs:A -> zfs:B), in reverse_zfs.c; ZFS
