@@ -176,10 +176,8 @@ reverse_pull(const char *state, const struct endpoint *se, const char *d_abs,
 	if ((r = remote_open(se, ro, err)) == NULL)
 		goto out;
 	if (remote_reverse_demote(r, h.guid, force, d_abs, &rv, &g,
-	    err) == -1) {
-		as_err_prefix(err, "reverse '%s'", se->spec);
+	    err) == -1)
 		goto out;
-	}
 	memset(&d, 0, sizeof(d));
 	d.ndiff = rv.ndiff;
 	snprintf(d.first, sizeof(d.first), "%s", rv.first);
