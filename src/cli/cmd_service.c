@@ -113,9 +113,10 @@ static const char usage_reverse[] =
 "destination, incrementally from the snapshot both hold.  Refused unless\n"
 "the destination holds the newest snapshot of the source (run a final\n"
 "sync first) and the source has not changed since (--force: roll those\n"
-"changes back now, with a run).  Two local directories, or two local\n"
-"zfs: datasets (the first run is made at once; if it fails, the\n"
-"reverse is undone).\n";
+"changes back now, with a run).  Two directories, local or one of them\n"
+"remote (ssh://, tcp://, tls://: the server does its side and needs rw;\n"
+"a push becomes a pull and the reverse), or two local zfs: datasets (the\n"
+"first run is made at once; if it fails, the reverse is undone).\n";
 
 static const char usage_mount[] =
 "usage: autosync mount-destination NAME [PATH]\n"
