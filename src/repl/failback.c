@@ -246,6 +246,44 @@ out:
 	return rc;
 }
 
+/*
+ * A reverse that made abs a destination of guid already (and then
+ * failed on the other side) created .autosync: the root's ctime and link
+ * count moved, as its held.cat records them.  Take those into g, so that
+ * running the reverse again is not refused for its own trace.
+ */
+static void
+held_root(const char *abs, uint64_t guid, struct catalog *g)
+{
+	struct cat_header h;
+	struct catalog hc;
+	struct buf b = BUF_INIT;
+	struct as_err e;
+	char *path;
+	int held;
+
+	memset(&h, 0, sizeof(h));
+	if ((held = dir_held(abs, &h, &e)) != 1 || h.guid != guid ||
+	    g->n == 0 || g->ents[0].path_len != 0) {
+		if (held == 1)
+			cat_header_release(&h);
+		return;
+	}
+	cat_header_release(&h);
+	catalog_init(&hc);
+	path = xasprintf("%s/%s/%s", abs, AS_PRIVATE_DIR, HELD_NAME);
+	if (slurp(path, &b, &e) == 0 &&
+	    catalog_decode(&hc, b.data, b.len, &e) == 0 &&
+	    hc.hdr.guid == guid && hc.n > 0 && hc.ents[0].path_len == 0) {
+		g->ents[0].ctime_sec = hc.ents[0].ctime_sec;
+		g->ents[0].ctime_nsec = hc.ents[0].ctime_nsec;
+		g->ents[0].nlink = hc.ents[0].nlink;
+	}
+	free(path);
+	buf_release(&b);
+	catalog_release(&hc);
+}
+
 int
 failback_check_source(struct snapstore *ss, const char *abs, uint64_t guid,
     const char *dst, int force, struct catalog *g, struct failback_drift *d,
@@ -282,6 +320,7 @@ failback_check_source(struct snapstore *ss, const char *abs, uint64_t guid,
 			    "in '%s'", hname, abs);
 		goto out;
 	}
+	held_root(abs, guid, g);
 	memset(&st, 0, sizeof(st));
 	if (dir_scan(abs, g, g->hdr.block_size, DIR_SCAN_NOHASH, &scan, &st,
 	    err) == -1) {

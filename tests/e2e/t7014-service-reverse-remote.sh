@@ -144,6 +144,25 @@ test_expect_success SSHD 'pull over ssh: reverse makes it a push, incremental, a
 	small q
 '
 
+test_expect_success SSHD 'a reverse cut after the server did its part is run again' '
+	mkdir P2 && test_bytes 300000 5 >P2/a &&
+	autosync create q2 --source "$SSH_URL_BASE$T/P2" --dest "$T/Q2" \
+		--every 1d &&
+	net_deadline 60 autosync run q2 &&
+	test_must_fail net_deadline 60 env AUTOSYNC_FAULT=snapstore_write:EIO \
+		autosync reverse q2 2>err &&
+	test_grep "is a destination now, but" err &&
+	prop_is q2 source "$SSH_URL_BASE$T/P2" &&
+	test_path_is_file P2/.autosync/held.cat &&
+	net_deadline 60 autosync reverse q2 &&
+	prop_is q2 source "$T/Q2" &&
+	echo after-cut >Q2/after-cut &&
+	net_deadline 60 autosync run q2 &&
+	assert_same_tree Q2 P2 &&
+	small q2 &&
+	autosync destroy q2
+'
+
 test_expect_success SSHD 'over ssh: a changed remote source is refused; --force' '
 	echo late >P/late &&
 	test_expect_code 20 net_deadline 60 autosync reverse q 2>err &&
