@@ -1,6 +1,7 @@
 #!/bin/bash
 test_description='service: reverse (failback) of push and pull services of
-directories, over tcp (a real "autosync serve --listen" with a serve.conf)
+directories, over tcp (a real "autosync serve --listen" with a serve.conf),
+tls (quick mode)
 and ssh (a real sshd on 127.0.0.1): the server does its side through
 REQUEST REVERSE; the run after a reverse, and after a second reverse, is
 incremental (bytes_sent small); a changed old source is refused unless
@@ -121,6 +122,25 @@ test_expect_success 'read-only access: reverse is denied, nothing changes' '
 	net_ls_root srv/O >after &&
 	test_cmp before after &&
 	autosync destroy o
+'
+
+test_expect_success 'push over tls: reverse and run, incremental' '
+	K=$T/keys && mkdir tlsroot &&
+	AUTOSYNC_STATE_DIR=$SRV_STATE net_serve tls --tls \
+		--cert "$K/server.crt" --key "$K/server.key" --ca "$K/ca.crt" \
+		--root "$T/tlsroot" &&
+	url=tls://127.0.0.1:$SERVE_PORT/L &&
+	mkdir L && test_bytes 1000000 6 >L/big &&
+	autosync create l --source "$T/L" --dest "$url" --key "$K/client.key" \
+		--cert "$K/client.crt" --ca "$K/ca.crt" --every 1d &&
+	net_deadline 60 autosync run l &&
+	net_deadline 60 autosync reverse l &&
+	prop_is l source "$url" &&
+	echo more >>tlsroot/L/big &&
+	net_deadline 60 autosync run l &&
+	assert_same_tree tlsroot/L L &&
+	small l &&
+	autosync destroy l
 '
 
 test_expect_success SSHD 'pull over ssh: reverse makes it a push, incremental, and back' '
