@@ -113,9 +113,10 @@ static const char usage_reverse[] =
 "destination, incrementally from the snapshot both hold.  Refused unless\n"
 "the destination holds the newest snapshot of the source (run a final\n"
 "sync first) and the source has not changed since (--force: roll those\n"
-"changes back now, with a run).  Two local directories, or two local\n"
-"zfs: datasets (the first run is made at once; if it fails, the\n"
-"reverse is undone).\n";
+"changes back now, with a run).  Two directories, local or one of them\n"
+"remote (ssh://, tcp://, tls://: the server does its side and needs rw;\n"
+"a push becomes a pull and the reverse), or two local zfs: datasets (the\n"
+"first run is made at once; if it fails, the reverse is undone).\n";
 
 static const char usage_mount[] =
 "usage: autosync mount-destination NAME [PATH]\n"
@@ -1137,12 +1138,13 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 		{ NULL,		0,		NULL, 0 }
 	};
 	struct reverse_result res;
+	struct runner_props props;
 	struct supervisor_run r;
 	struct as_err err;
 	struct store *st = NULL;
 	struct svc v;
 	char *sdir = NULL;
-	int ch, force = 0, lock = -1, rc;
+	int ch, force = 0, lock = -1, rc, have_props = 0;
 
 	while ((ch = getopt_long(argc, argv, "Fh", lo, NULL)) != -1) {
 		switch (ch) {
@@ -1166,9 +1168,13 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 		lock = -1;
 		goto out;
 	}
-	if (reverse_dir(sdir, v.source, v.dest, force, &res, &err) == -1 ||
-	    store_svc_set_endpoints(st, v.name, v.dest, v.source,
-	    (int64_t)time(NULL) * 1000, &err) == -1) {
+	/* a remote side: the service's transport options (key_file...) */
+	if (runner_props_load(st, v.name, &props, &err) == -1)
+		goto fail;
+	have_props = 1;
+	if (reverse_dir(sdir, v.source, v.dest, &props.ro, force, &res,
+	    &err) == -1 || store_svc_set_endpoints(st, v.name, v.dest,
+	    v.source, (int64_t)time(NULL) * 1000, &err) == -1) {
 		as_err_prefix(&err, "reverse '%s'", v.name);
 		goto fail;
 	}
@@ -1196,6 +1202,8 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 fail:
 	rc = cli_error(&err);
 out:
+	if (have_props)
+		runner_props_release(&props);
 	if (lock >= 0)
 		close(lock);
 	svc_release(&v);

@@ -1,6 +1,7 @@
 /* proto.c - encode and decode protocol messages; see proto.h. */
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,12 +198,13 @@ proto_dec_request(struct proto_request *r, const uint8_t *p, size_t len,
 	(void)cur_str(&c, t->id, PROTO_PATH_MAX);
 	if (cur_done(&c, "REQUEST", err) == -1)
 		goto out;
-	if (t->op < OP_HOLD || t->op > OP_SEND) {
+	if (t->op < OP_HOLD || t->op > OP_REVERSE) {
 		as_err_set(err, AS_E_UNSUPPORTED, 0, "unknown request %u",
 		    t->op);
 		goto out;
 	}
-	if ((t->flags & ~(REQ_F_FORCE | REQ_F_RESUME | REQ_F_TREE)) != 0) {
+	if ((t->flags & ~(REQ_F_FORCE | REQ_F_RESUME | REQ_F_TREE |
+	    REQ_F_SOURCE)) != 0) {
 		as_err_set(err, AS_E_UNSUPPORTED, 0, "unknown request flags "
 		    "0x%x", t->flags);
 		goto out;
@@ -476,6 +478,73 @@ proto_send_commit(struct conn *c, const struct proto_commit *cm,
 {
 	proto_enc_commit(scratch, cm);
 	return send_enc(c, PT_COMMIT, scratch, err);
+}
+
+int
+proto_send_blob(struct conn *c, const void *data, size_t len,
+    struct buf *scratch, struct as_err *err)
+{
+	struct proto_end e;
+	const uint8_t *p = data;
+	size_t off, k;
+
+	for (off = 0; off < len; off += k) {
+		k = len - off < PROTO_CHUNK ? len - off : PROTO_CHUNK;
+		if (frame_send(c, PT_DATA, p + off, k, err) == -1)
+			return -1;
+	}
+	memset(&e, 0, sizeof(e));
+	e.bytes = len;
+	return proto_send_end(c, &e, scratch, err);
+}
+
+int
+proto_recv_blob(struct conn *c, struct buf *out, size_t max,
+    struct buf *scratch, struct as_err *err)
+{
+	struct proto_result r;
+	struct proto_end e;
+	char tb[16];
+	uint8_t type;
+
+	buf_reset(out);
+	for (;;) {
+		if (frame_recv(c, &type, scratch, FRAME_MAX, err) == -1)
+			return -1;
+		switch (type) {
+		case PT_DATA:
+			if (scratch->len > max - out->len)
+				return as_err_set(err, AS_E_LIMIT, 0, "'%s' "
+				    "sent more than %zu bytes of catalog",
+				    c->peer, max);
+			buf_add(out, scratch->data, scratch->len);
+			break;
+		case PT_END_DATA:
+			if (proto_dec_end(&e, scratch->data, scratch->len,
+			    err) == -1)
+				return as_err_prefix(err, "'%s'", c->peer);
+			if (e.status != 0)
+				return as_err_set(err, e.code != 0 ?
+				    (enum as_errcode)e.code :
+				    AS_E_IO, 0, "'%s': %s", c->peer, e.msg);
+			if (e.bytes != out->len)
+				return as_err_set(err, AS_E_TRUNCATED, 0,
+				    "'%s' sent %zu bytes of catalog, but says "
+				    "%" PRIu64, c->peer, out->len, e.bytes);
+			return 0;
+		case PT_RESULT:
+			if (proto_dec_result(&r, scratch->data, scratch->len,
+			    err) == -1)
+				return as_err_prefix(err, "'%s'", c->peer);
+			if (r.code != 0)
+				return proto_result_to_err(&r, c->peer, err);
+			/* FALLTHROUGH */
+		default:
+			return as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent "
+			    "%s where a catalog was expected", c->peer,
+			    proto_type_name(type, tb, sizeof(tb)));
+		}
+	}
 }
 
 size_t

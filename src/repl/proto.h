@@ -25,6 +25,9 @@
  *                    <------------ RESULT (target, base), DATA... END_DATA
  *   COMMIT           ------------>             pull: what the dest holds
  *                    <------------ RESULT
+ *   REQUEST REVERSE  ------------>             failback (below)
+ *                    <------------ RESULT, then a catalog as DATA...
+ *                                  END_DATA (one way or the other)
  *
  * A receiver that fails while data still flows says so at once (RESULT
  * from the passive side, COMMIT with ok = 0 from the active side) and
@@ -72,6 +75,16 @@ enum proto_op {
 	OP_SNAPSHOTS	= 2,	/* list the snapshots of dataset PATH */
 	OP_RECEIVE	= 3,	/* receive the stream that follows into PATH */
 	OP_SEND		= 4,	/* snapshot PATH and send from guid */
+	/*
+	 * Failback of a directory (service reverse, needs rw): without
+	 * REQ_F_SOURCE, PATH is a source whose newest snapshot is guid and
+	 * becomes a destination holding it (RESULT, then the server's
+	 * catalog of guid as DATA... END_DATA); with it, PATH is a
+	 * destination holding guid that becomes a source (RESULT GO, the
+	 * client's catalog of guid as DATA... END_DATA, RESULT), and id
+	 * names the destination that holds guid now.
+	 */
+	OP_REVERSE	= 5,
 };
 
 /* REQUEST flags. */
@@ -79,6 +92,7 @@ enum proto_op {
 #define REQ_F_RESUME	0x02u	/* RECEIVE: resume guid at id "resume:OFF" */
 #define REQ_F_TREE	0x04u	/* SNAPSHOTS, SEND of a zfs: dataset: its
 				 * children too (list; snapshot -r) */
+#define REQ_F_SOURCE	0x08u	/* REVERSE: PATH becomes a source */
 
 /* RESULT flags. */
 #define RES_F_HELD	0x01u	/* HOLD: PATH holds snapshot guid */
@@ -96,6 +110,7 @@ enum proto_op {
 #define PROTO_CHUNK		(256u << 10)	/* raw bytes per DATA frame */
 #define PROTO_SNAPLIST_MAX	100000		/* snapshots in a listing */
 #define PROTO_SNAPLIST_BATCH	128		/* per SNAPLIST frame */
+#define PROTO_BLOB_MAX		(1u << 30)	/* a catalog sent whole */
 
 struct proto_hello {
 	uint16_t	version;	/* highest version the sender speaks */
@@ -174,6 +189,17 @@ int	proto_dec_commit(struct proto_commit *c, const uint8_t *p, size_t len,
  */
 int	proto_dec_snaplist(struct proto_snap **v, size_t *n, size_t *cap,
 	    int *more, const uint8_t *p, size_t len, struct as_err *err);
+
+/*
+ * A blob (REVERSE: an encoded catalog) as DATA frames of at most
+ * PROTO_CHUNK bytes, then END_DATA with its length; and the receiving
+ * end: into out (reset first), at most max bytes (LIMIT beyond), a RESULT
+ * instead is the peer's error, END_DATA must count what came.
+ */
+int	proto_send_blob(struct conn *c, const void *data, size_t len,
+	    struct buf *scratch, struct as_err *err);
+int	proto_recv_blob(struct conn *c, struct buf *out, size_t max,
+	    struct buf *scratch, struct as_err *err);
 
 /* A RESULT from an error (code 0 and flags when err is NULL or OK). */
 void	proto_result_from_err(struct proto_result *r, const struct as_err *e);

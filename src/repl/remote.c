@@ -1275,3 +1275,113 @@ out:
 	buf_release(&scratch);
 	return rc;
 }
+
+/*
+ * REVERSE (failback), the client's two calls; the server's side is
+ * serve.c's do_reverse.  Both need rw on the path.
+ */
+
+/* The server's path becomes a destination holding guid (see remote.h). */
+int
+remote_reverse_demote(struct remote *r, uint64_t guid, int force,
+    const char *dst, struct remote_reverse *rv, struct catalog *g, struct as_err *err)
+{
+	struct proto_request *q;
+	struct proto_result res;
+	struct buf blob = BUF_INIT, scratch = BUF_INIT;
+	int rc = -1;
+
+	memset(rv, 0, sizeof(*rv));
+	q = xmalloc(sizeof(*q));
+	request_init(r, q, OP_REVERSE);
+	q->flags |= force ? REQ_F_FORCE : 0;
+	q->guid = guid;
+	snprintf(q->id, sizeof(q->id), "%s", dst);	/* for messages */
+	rc = proto_send_request(r->c, q, &r->b, err);
+	free(q);
+	if (rc == -1)
+		return -1;
+	rc = -1;
+	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+		goto out;
+	if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1) {
+		as_err_prefix(err, "'%s'", r->c->peer);
+		goto out;
+	}
+	if (res.code != 0) {
+		proto_result_to_err(&res, r->c->peer, err);
+		goto out;
+	}
+	if (res.guid != guid) {
+		as_err_set(err, AS_E_MALFORMED, 0, "'%s' reversed %016" PRIx64
+		    ", not %016" PRIx64, r->c->peer, res.guid, guid);
+		goto out;
+	}
+	rv->ndiff = res.bytes;
+	snprintf(rv->first, sizeof(rv->first), "%s", res.msg);
+	snprintf(rv->name, sizeof(rv->name), "%s", res.name);
+	/* its catalog of guid, for the hashes */
+	if (proto_recv_blob(r->c, &blob, PROTO_BLOB_MAX, &scratch, err) == -1 ||
+	    catalog_decode(g, blob.data, blob.len, err) == -1) {
+		as_err_prefix(err, "the catalog of '%s' from '%s'", res.name,
+		    r->c->peer);
+		goto out;
+	}
+	if (g->hdr.guid != guid) {
+		as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent the catalog of "
+		    "%016" PRIx64 ", not %016" PRIx64, r->c->peer, g->hdr.guid,
+		    guid);
+		goto out;
+	}
+	rc = 0;
+out:
+	buf_release(&blob);
+	buf_release(&scratch);
+	return rc;
+}
+
+/* The server's path becomes a source (see remote.h). */
+int
+remote_reverse_promote(struct remote *r, uint64_t guid, const char *id,
+    const struct catalog *g, struct as_err *err)
+{
+	struct proto_request *q;
+	struct proto_result res;
+	struct buf blob = BUF_INIT;
+	int rc;
+
+	q = xmalloc(sizeof(*q));
+	request_init(r, q, OP_REVERSE);
+	q->flags |= REQ_F_SOURCE;
+	q->guid = guid;
+	snprintf(q->id, sizeof(q->id), "%s", id);
+	rc = proto_send_request(r->c, q, &r->b, err);
+	free(q);
+	if (rc == -1)
+		return -1;
+	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+		return -1;
+	if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1)
+		return as_err_prefix(err, "'%s'", r->c->peer);
+	if (res.code != 0)
+		return proto_result_to_err(&res, r->c->peer, err);
+	if (!(res.flags & RES_F_GO))
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' did not ask "
+		    "for the catalog", r->c->peer);
+	catalog_encode(g, &blob);
+	rc = proto_send_blob(r->c, blob.data, blob.len, &r->b, err);
+	buf_release(&blob);
+	if (rc == -1)
+		return -1;
+	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+		return -1;
+	if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1)
+		return as_err_prefix(err, "'%s'", r->c->peer);
+	if (res.code != 0)
+		return proto_result_to_err(&res, r->c->peer, err);
+	if (res.guid != guid)
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' made %016"
+		    PRIx64 " a source snapshot, not %016" PRIx64, r->c->peer,
+		    res.guid, guid);
+	return 0;
+}

@@ -255,6 +255,29 @@ int	remote_pull_resume(struct remote *r, uint64_t held, const char *id,
 	    struct as_err *err);
 
 /*
+ * Failback (REQUEST REVERSE, directories; the server needs rw on the
+ * path).  demote: the server's path, a source whose newest snapshot is
+ * guid, becomes a destination holding it (dst, the local destination
+ * that holds guid, names it in messages); it refuses (CONFLICT) when the
+ * path changed since, unless force: rv says how it differs, g
+ * (initialised by the caller) gets the server's catalog of guid (for its
+ * block hashes).  promote: the server's path, a destination holding
+ * guid, becomes a source whose newest snapshot is guid, with the hashes
+ * of g (the local catalog of guid); its records say that the
+ * destination id (a pull's, sync_pull_id) holds guid.
+ */
+struct remote_reverse {
+	uint64_t	 ndiff;				/* differences */
+	char		 first[PROTO_MSG_MAX + 1];	/* the first one */
+	char		 name[PROTO_NAME_MAX + 1];	/* guid's name */
+};
+int	remote_reverse_demote(struct remote *r, uint64_t guid, int force,
+	    const char *dst, struct remote_reverse *rv, struct catalog *g,
+	    struct as_err *err);
+int	remote_reverse_promote(struct remote *r, uint64_t guid,
+	    const char *id, const struct catalog *g, struct as_err *err);
+
+/*
  * Tune a socket conn (no-op for pipes): TCP_NODELAY, and TCP_USER_TIMEOUT
  * at c->idle_ms so that unacknowledged data counts as no progress.
  */

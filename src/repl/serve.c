@@ -21,6 +21,7 @@
 #include "driver/dir.h"
 #include "driver/zfs.h"
 #include "format/stream.h"
+#include "repl/failback.h"
 #include "repl/proto.h"
 #include "repl/remote.h"
 #include "repl/serve.h"
@@ -516,6 +517,8 @@ op_name(uint8_t op)
 		return "RECEIVE";
 	case OP_SEND:
 		return "SEND";
+	case OP_REVERSE:
+		return "REVERSE";
 	}
 	return "?";
 }
@@ -1466,6 +1469,130 @@ out:
 }
 
 /*
+ * REVERSE: failback of a directory (failback.h), the server's side.
+ * Without REQ_F_SOURCE the path, a source whose newest snapshot is
+ * q->guid, becomes a destination holding it (refused when it changed
+ * since, unless REQ_F_FORCE), and its catalog of q->guid goes to the
+ * client; with it, the path, a destination holding q->guid, becomes a
+ * source with the client's catalog's hashes, and the destination q->id
+ * is recorded as holding q->guid.  Needs rw either way: both write.
+ */
+static int
+do_reverse(struct session *s, const struct proto_request *q)
+{
+	const struct serve_engine *eng;
+	struct failback_drift d;
+	struct proto_result res;
+	struct snapstore ss;
+	struct cat_header h;
+	struct catalog g;
+	struct buf blob = BUF_INIT;
+	struct as_err err;
+	struct stat st;
+	const char *rest;
+	char *p = NULL, *abs = NULL, esc[512];
+	int rc = 0, held = 0;
+
+	as_err_clear(&err);
+	memset(&ss, 0, sizeof(ss));
+	memset(&h, 0, sizeof(h));
+	memset(&res, 0, sizeof(res));
+	ss.lock_fd = -1;
+	catalog_init(&g);
+	log_escape(q->path, esc, sizeof(esc));
+	if ((eng = engine_of(q->path, &rest, &err)) == NULL)
+		goto refuse;
+	if (eng != &serve_engine_dir) {
+		as_err_set(&err, AS_E_UNSUPPORTED, 0, "'%s': reverse is for "
+		    "directories; this server cannot reverse %s datasets",
+		    q->path, eng->what);
+		goto refuse;
+	}
+	if (q->guid == 0 || ((q->flags & REQ_F_SOURCE) && q->id[0] == '\0')) {
+		as_err_set(&err, AS_E_MALFORMED, 0, "REVERSE needs a snapshot "
+		    "(and, to make a source, a destination name)");
+		goto refuse;
+	}
+	if ((p = resolve(s, eng, rest, 1, &err)) == NULL)
+		goto refuse;
+	if (lstat(p, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		as_err_set(&err, AS_E_NOTFOUND, errno, "'%s' is not a "
+		    "directory", q->path);
+		goto refuse;
+	}
+	if ((abs = snapstore_abspath(p, &err)) == NULL ||
+	    snapstore_open(&ss, s->state, abs, 1, &err) == -1 ||
+	    snapstore_lock(&ss, &err) == -1)
+		goto refuse;
+	if (q->flags & REQ_F_SOURCE) {
+		if (dir_recover(abs, &err) == -1 ||
+		    (held = dir_held(abs, &h, &err)) == -1)
+			goto refuse;
+		if (held == 0 || h.guid != q->guid) {
+			as_err_set(&err, AS_E_CONFLICT, 0, "'%s' holds %s, not "
+			    "%016" PRIx64 ": a run came in between", q->path,
+			    held ? h.name : "no snapshot", q->guid);
+			goto refuse;
+		}
+		res.flags = RES_F_GO;
+		if (proto_send_result(s->c, &res, &s->scratch, &err) == -1)
+			goto fail;
+		/* a stream out of step ends the session */
+		if (proto_recv_blob(s->c, &blob, PROTO_BLOB_MAX, &s->b,
+		    &err) == -1)
+			goto fail;
+		if (catalog_decode(&g, blob.data, blob.len, &err) == -1) {
+			as_err_prefix(&err, "the client's catalog");
+			goto refuse;
+		}
+		if (failback_promote(&ss, abs, q->guid, &g, q->id, &err) == -1)
+			goto refuse;
+		memset(&res, 0, sizeof(res));
+		res.guid = h.guid;
+		res.time_ns = h.time_ns;
+		snprintf(res.name, sizeof(res.name), "%s", h.name);
+		log_info("reverse '%s' for '%s': a source from '%s' on", esc,
+		    s->c->peer, h.name);
+		rc = proto_send_result(s->c, &res, &s->scratch, &err);
+		goto out;
+	}
+	if (failback_check_source(&ss, abs, q->guid, q->id[0] != '\0' ?
+	    q->id : "the client's destination", (q->flags & REQ_F_FORCE) != 0,
+	    &g, &d, &err) == -1 || failback_demote(abs, &g, &err) == -1)
+		goto refuse;
+	res.guid = g.hdr.guid;
+	res.time_ns = g.hdr.time_ns;
+	res.bytes = d.ndiff;
+	snprintf(res.name, sizeof(res.name), "%s", g.hdr.name);
+	snprintf(res.msg, sizeof(res.msg), "%s", d.first);
+	log_info("reverse '%s' for '%s': a destination holding '%s'%s", esc,
+	    s->c->peer, g.hdr.name, d.ndiff > 0 ? " (changed since: rolled "
+	    "back by the next run)" : "");
+	if (proto_send_result(s->c, &res, &s->scratch, &err) == -1)
+		goto fail;
+	catalog_encode(&g, &blob);
+	if (proto_send_blob(s->c, blob.data, blob.len, &s->scratch,
+	    &err) == -1)
+		goto fail;
+	goto out;
+refuse:
+	rc = answer_err(s, q, &err);
+	goto out;
+fail:
+	log_warn("reverse '%s' from '%s': %s", esc, s->c->peer, err.msg);
+	rc = -1;
+out:
+	if (held == 1)
+		cat_header_release(&h);
+	buf_release(&blob);
+	catalog_release(&g);
+	snapstore_release(&ss);
+	free(abs);
+	free(p);
+	return rc;
+}
+
+/*
  * The next frame, or 0 when the peer closed cleanly between requests.
  * Returns 1 with a frame, 0 at EOF, -1 on error.
  */
@@ -1544,6 +1671,9 @@ session_run(struct session *s, struct as_err *err)
 			break;
 		case OP_SEND:
 			r = do_send(s, q);
+			break;
+		case OP_REVERSE:
+			r = do_reverse(s, q);
 			break;
 		default:
 			r = -1;

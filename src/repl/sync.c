@@ -564,7 +564,6 @@ sync_pull_agree(struct remote *r, const struct endpoint *se,
     const char *dst_abs, uint64_t *held, struct proto_snap **v, size_t *n,
     char **id, struct as_err *err)
 {
-	char host[256];
 	size_t i;
 	int found = 0;
 
@@ -582,11 +581,19 @@ sync_pull_agree(struct remote *r, const struct endpoint *se,
 		if (!found)
 			*held = 0;
 	}
+	*id = sync_pull_id(kind, dst_abs);
+	return 0;
+}
+
+char *
+sync_pull_id(const char *kind, const char *dst_abs)
+{
+	char host[256];
+
 	if (gethostname(host, sizeof(host)) == -1)
 		snprintf(host, sizeof(host), "localhost");
 	host[sizeof(host) - 1] = '\0';
-	*id = xasprintf("pull:%s:%s%s", host, kind, dst_abs);
-	return 0;
+	return xasprintf("pull:%s:%s%s", host, kind, dst_abs);
 }
 
 /* What a pull's transfer x says, into res (the base named from v). */

@@ -213,6 +213,8 @@ int	sync_pull_agree(struct remote *r, const struct endpoint *se,
 	    const struct endpoint *de, int flags, const char *kind,
 	    const char *dst_abs, uint64_t *held, struct proto_snap **v,
 	    size_t *n, char **id, struct as_err *err);
+/* That key, "pull:HOST:" kind dst_abs (allocated); reverse needs it too. */
+char	*sync_pull_id(const char *kind, const char *dst_abs);
 void	sync_pull_result(const struct remote_xfer *x,
 	    const struct proto_snap *v, size_t n, struct sync_result *res);
 /*

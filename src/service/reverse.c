@@ -18,381 +18,268 @@
 #include "format/catalog.h"
 #include "format/path.h"
 #include "repl/endpoint.h"
+#include "repl/failback.h"
+#include "repl/proto.h"
+#include "repl/remote.h"
+#include "repl/sync.h"
 #include "repl/snapstore.h"
 #include "service/reverse.h"
 #include "base/banned.h"
 
-#define HELD_NAME	"held.cat"
-
 static void
-first_diff(struct reverse_result *res, const char *kind, const char *path)
+result_of(struct reverse_result *res, uint64_t guid, const char *name,
+    const struct failback_drift *d)
 {
-	res->ndiff++;
-	if (res->first[0] == '\0')
-		snprintf(res->first, sizeof(res->first), "%s '%s'", kind,
-		    path[0] == '\0' ? "." : path);
+	res->guid = guid;
+	snprintf(res->common, sizeof(res->common), "%s", name);
+	res->ndiff = d->ndiff;
+	snprintf(res->first, sizeof(res->first), "%s", d->first);
 }
 
-/*
- * What the receiver's drift check looks at (dir_recv.c): an entry of
- * scan (an lstat-only scan of the tree) against the same path in g.
- * Content is judged by inode, size and times, as there are no hashes.
- */
-static const char *
-entry_differs(const struct catalog *g, const struct cat_entry *a,
-    const struct catalog *sc, const struct cat_entry *b)
-{
-	if ((a->mode & S_IFMT) != (b->mode & S_IFMT))
-		return "type";
-	if (a->ino != b->ino || a->size != b->size || a->rdev != b->rdev ||
-	    a->mtime_sec != b->mtime_sec || a->mtime_nsec != b->mtime_nsec ||
-	    a->ctime_sec != b->ctime_sec || a->ctime_nsec != b->ctime_nsec)
-		return "content";
-	if (a->mode != b->mode)
-		return "mode";
-	if (a->uid != b->uid || a->gid != b->gid)
-		return "owner";
-	if (a->nlink != b->nlink)
-		return "link";
-	if (a->aux_len != b->aux_len || memcmp(catalog_aux(g, a),
-	    catalog_aux(sc, b), a->aux_len) != 0)
-		return "target";
-	if (a->xattr_len != b->xattr_len || (a->xattr_len > 0 &&
-	    memcmp(catalog_xattrs(g, a), catalog_xattrs(sc, b),
-	    a->xattr_len) != 0))
-		return "xattr";
-	return NULL;
-}
-
-/*
- * The new source's base: D's held catalog (D's inodes and times, as its
- * receiver recorded the tree right after it applied G) with the block
- * hashes of G for the regular files whose size and mtime G has too (the
- * same content: D held G).  So the first scan after the reverse reads
- * only what changed on D, and only changed blocks travel.
- */
-static void
-with_hashes(const struct catalog *hc, const struct catalog *g,
-    struct catalog *out)
-{
-	const struct cat_entry *e, *ge;
-	struct cat_entry_in in;
-	size_t i;
-	long k;
-
-	for (i = 0; i < hc->n; i++) {
-		e = &hc->ents[i];
-		memset(&in, 0, sizeof(in));
-		in.st = e;
-		in.path = catalog_path(hc, e);
-		in.path_len = e->path_len;
-		in.aux = catalog_aux(hc, e);
-		in.aux_len = e->aux_len;
-		in.xattrs = catalog_xattrs(hc, e);
-		in.xattr_len = e->xattr_len;
-		if (e->nblocks > 0) {
-			in.hashes = hc->hashes.data + e->hash_off;
-			in.nblocks = e->nblocks;
-		} else if (S_ISREG(e->mode) && g->hdr.block_size ==
-		    hc->hdr.block_size &&
-		    (k = catalog_find(g, in.path, in.path_len)) >= 0) {
-			ge = &g->ents[k];
-			if (S_ISREG(ge->mode) && ge->size == e->size &&
-			    ge->mtime_sec == e->mtime_sec &&
-			    ge->mtime_nsec == e->mtime_nsec) {
-				in.hashes = g->hashes.data + ge->hash_off;
-				in.nblocks = ge->nblocks;
-			}
-		}
-		catalog_add(out, &in);
-	}
-	out->hdr = hc->hdr;
-	out->hdr.source = hc->hdr.source != NULL ?
-	    xstrdup(hc->hdr.source) : NULL;
-}
-
-/* Count the differences of the tree scanned into sc from g. */
-static void
-drift(const struct catalog *g, const struct catalog *sc,
-    struct reverse_result *res)
-{
-	const char *why, *p;
-	size_t i, found = 0;
-	long k;
-
-	for (i = 0; i < sc->n; i++) {
-		p = catalog_path(sc, &sc->ents[i]);
-		k = catalog_find(g, p, sc->ents[i].path_len);
-		if (k < 0) {
-			first_diff(res, "extra", p);
-			continue;
-		}
-		found++;
-		if ((why = entry_differs(g, &g->ents[k], sc,
-		    &sc->ents[i])) != NULL)
-			first_diff(res, why, p);
-	}
-	if (found < g->n) {
-		for (i = 0; i < g->n; i++) {
-			p = catalog_path(g, &g->ents[i]);
-			if (catalog_find(sc, p, g->ents[i].path_len) < 0)
-				first_diff(res, "missing", p);
-		}
-	}
-}
-
-/* Read a whole file into b (at most 64 GiB, as catalogs). */
+/* Two local directories: every step here. */
 static int
-slurp(const char *path, struct buf *b, struct as_err *err)
-{
-	char tmp[65536];
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd == -1)
-		return as_err_sys(err, errno, "open '%s'", path);
-	while ((n = read(fd, tmp, sizeof(tmp))) != 0) {
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			as_err_sys(err, errno, "read '%s'", path);
-			close(fd);
-			return -1;
-		}
-		buf_add(b, tmp, (size_t)n);
-	}
-	close(fd);
-	return 0;
-}
-
-static int
-write_fd(void *arg, const void *p, size_t len)
-{
-	return io_write_full(*(int *)arg, p, len);
-}
-
-/*
- * Write c as DIR/.autosync/held.cat: tmp, fsync, rename, fsync dir.
- * Creating .autosync changes the root directory's mtime, ctime and link
- * count: the mtime is put back to c's (the snapshot's), and c's root
- * entry takes the new ctime and link count, as a receiver records its
- * tree with .autosync in it.
- */
-static int
-write_held(const char *dir, struct catalog *c, struct as_err *err)
-{
-	struct timespec ts[2];
-	struct stat sb;
-	char *priv, *tmp, *dst;
-	int fd = -1, dfd, rc = -1, made = 1;
-
-	priv = xasprintf("%s/%s", dir, AS_PRIVATE_DIR);
-	tmp = xasprintf("%s/%s.tmp", priv, HELD_NAME);
-	dst = xasprintf("%s/%s", priv, HELD_NAME);
-	if (mkdir(priv, 0700) == -1) {
-		if (errno != EEXIST) {
-			as_err_sys(err, errno, "create '%s'", priv);
-			goto out;
-		}
-		made = 0;
-	}
-	if (made && c->n > 0 && c->ents[0].path_len == 0) {
-		ts[0].tv_sec = 0;
-		ts[0].tv_nsec = UTIME_OMIT;
-		ts[1].tv_sec = c->ents[0].mtime_sec;
-		ts[1].tv_nsec = c->ents[0].mtime_nsec;
-		if (utimensat(AT_FDCWD, dir, ts, AT_SYMLINK_NOFOLLOW) == -1 ||
-		    lstat(dir, &sb) == -1) {
-			as_err_sys(err, errno, "stat '%s'", dir);
-			goto out;
-		}
-		c->ents[0].ctime_sec = sb.st_ctim.tv_sec;
-		c->ents[0].ctime_nsec = (uint32_t)sb.st_ctim.tv_nsec;
-		c->ents[0].nlink = (uint32_t)sb.st_nlink;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	    0600);
-	if (fd == -1) {
-		as_err_sys(err, errno, "create '%s'", tmp);
-		goto out;
-	}
-	if (catalog_encode_stream(c, write_fd, &fd) == -1) {
-		as_err_sys(err, errno, "write '%s'", tmp);
-		goto out_unlink;
-	}
-	if (io_fsync(fd, tmp, err) == -1)
-		goto out_unlink;
-	close(fd);
-	fd = -1;
-	if (rename(tmp, dst) == -1) {
-		as_err_sys(err, errno, "rename '%s'", tmp);
-		goto out_unlink;
-	}
-	if ((dfd = open(priv, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		as_err_sys(err, errno, "open '%s'", priv);
-		goto out;
-	}
-	rc = io_fsync(dfd, priv, err);
-	close(dfd);
-	goto out;
-out_unlink:
-	(void)unlink(tmp);
-out:
-	if (fd >= 0)
-		close(fd);
-	free(priv);
-	free(tmp);
-	free(dst);
-	return rc;
-}
-
-int
-reverse_dir(const char *state_dir, const char *src, const char *dst,
+reverse_local(const char *state, const char *s_abs, const char *d_abs,
     int force, struct reverse_result *res, struct as_err *err)
 {
-	struct endpoint se, de;
 	struct snapstore sss, dss;
-	struct snap_list l;
-	struct snap_dest rec;
+	struct failback_drift d;
 	struct cat_header h;
-	struct catalog g, scan, hc, nc;
-	struct dir_stats st;
-	struct buf b = BUF_INIT;
-	struct stat sb;
-	char *state = NULL, *s_abs = NULL, *d_abs = NULL, *path = NULL;
-	const struct snap_info *newest;
+	struct catalog g;
 	int rc = -1, held = 0;
 
-	memset(res, 0, sizeof(*res));
-	memset(&se, 0, sizeof(se));
-	memset(&de, 0, sizeof(de));
 	memset(&sss, 0, sizeof(sss));
 	memset(&dss, 0, sizeof(dss));
-	memset(&l, 0, sizeof(l));
-	memset(&rec, 0, sizeof(rec));
 	memset(&h, 0, sizeof(h));
 	sss.lock_fd = dss.lock_fd = -1;
 	catalog_init(&g);
-	catalog_init(&scan);
-	catalog_init(&hc);
-	catalog_init(&nc);
-	if (endpoint_parse(&se, src, err) == -1 ||
-	    endpoint_parse(&de, dst, err) == -1)
-		goto out;
-	if (se.kind != EP_LOCAL || de.kind != EP_LOCAL) {
-		as_err_set(err, AS_E_UNSUPPORTED, 0, "reverse '%s' -> '%s': "
-		    "only between two local directories or two local zfs: "
-		    "datasets in this version (not supported on %s)", src,
-		    dst, se.kind == EP_BTRFS || de.kind == EP_BTRFS ?
-		    "btrfs" : endpoint_is_remote(&se) ||
-		    endpoint_is_remote(&de) ? "remote endpoints" :
-		    "these endpoints");
-		goto out;
-	}
-	if ((state = snapstore_state_dir(state_dir, err)) == NULL ||
-	    (s_abs = snapstore_abspath(se.path, err)) == NULL ||
-	    (d_abs = snapstore_abspath(de.path, err)) == NULL)
-		goto out;
-	if (lstat(s_abs, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
-		as_err_set(err, AS_E_NOTFOUND, errno, "source '%s' is not a "
-		    "directory: reverse needs it as it was at the last sync",
-		    s_abs);
-		goto out;
-	}
-	if (snapstore_open(&sss, state, s_abs, 0, err) == -1 ||
+	if (snapstore_open(&sss, state, s_abs, 1, err) == -1 ||
 	    snapstore_lock(&sss, err) == -1 ||
 	    snapstore_open(&dss, state, d_abs, 1, err) == -1 ||
 	    snapstore_lock(&dss, err) == -1)
 		goto out;
-
-	/* 1. what D holds is S's newest snapshot */
-	if (dir_recover(d_abs, err) == -1)
-		goto out;
-	if ((held = dir_held(d_abs, &h, err)) == -1)
+	/* what D holds is S's newest snapshot, and S is as it was then */
+	if (dir_recover(d_abs, err) == -1 ||
+	    (held = dir_held(d_abs, &h, err)) == -1)
 		goto out;
 	if (held == 0) {
 		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds no snapshot: "
 		    "nothing to reverse", d_abs);
 		goto out;
 	}
-	if (snapstore_list(&sss, 0, &l, err) == -1)
+	if (failback_check_source(&sss, s_abs, h.guid, d_abs, force, &g, &d,
+	    err) == -1)
 		goto out;
-	newest = l.n > 0 ? &l.v[l.n - 1] : NULL;
-	if (newest == NULL || newest->guid != h.guid) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds '%s', but the "
-		    "newest snapshot of '%s' is '%s': run a final sync "
-		    "first, or what only '%s' has is lost", d_abs, h.name,
-		    s_abs, newest != NULL ? newest->name : "(none)", s_abs);
-		goto out;
-	}
-	if (snapstore_load_guid(&sss, h.guid, &g, err) != 1) {
-		if (err != NULL && err->code == AS_E_OK)
-			as_err_set(err, AS_E_NOTFOUND, 0, "no catalog of '%s' "
-			    "in '%s'", h.name, s_abs);
-		goto out;
-	}
-	res->guid = h.guid;
-	snprintf(res->common, sizeof(res->common), "%s", h.name);
-
-	/* 2. S has not changed since G */
-	memset(&st, 0, sizeof(st));
-	if (dir_scan(s_abs, &g, g.hdr.block_size, DIR_SCAN_NOHASH, &scan,
-	    &st, err) == -1) {
-		as_err_prefix(err, "scan '%s'", s_abs);
-		goto out;
-	}
-	drift(&g, &scan, res);
-	if (res->ndiff > 0 && !force) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'%s' changed since '%s' "
-		    "(%" PRIu64 " difference%s, first: %s): reversing would "
-		    "lose that; --force rolls it back to '%s'", s_abs,
-		    h.name, res->ndiff, res->ndiff == 1 ? "" : "s",
-		    res->first, h.name);
-		goto out;
-	}
-
-	/* 3. D's held catalog: the new source's base */
-	path = xasprintf("%s/%s/%s", d_abs, AS_PRIVATE_DIR, HELD_NAME);
-	if (slurp(path, &b, err) == -1 ||
-	    catalog_decode(&hc, b.data, b.len, err) == -1) {
-		as_err_prefix(err, "held catalog of '%s'", d_abs);
-		goto out;
-	}
-	if (hc.hdr.guid != h.guid) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'%s' changed while it was "
-		    "read", path);
-		goto out;
-	}
-	snprintf(hc.hdr.name, sizeof(hc.hdr.name), "%s", h.name);
-	with_hashes(&hc, &g, &nc);
-	if (snapstore_save(&dss, &nc, SNAP_SAVE_REPLACE, err) == -1)
-		goto out;
-
-	/* 4. S holds G, as S's own catalog describes it */
-	if (write_held(s_abs, &g, err) == -1) {
-		as_err_prefix(err, "make '%s' a destination", s_abs);
-		goto out;
-	}
-
-	/* 5. D's catalogs know what S holds */
-	rec.held_guid = h.guid;
-	if (snapstore_dest_put(&dss, s_abs, &rec, err) == -1)
+	result_of(res, h.guid, h.name, &d);
+	/* D becomes the source, S a destination holding G */
+	if (failback_promote(&dss, d_abs, h.guid, &g, s_abs, err) == -1 ||
+	    failback_demote(s_abs, &g, err) == -1)
 		goto out;
 	rc = 0;
 out:
-	free(path);
-	buf_release(&b);
-	catalog_release(&g);
-	catalog_release(&scan);
-	catalog_release(&hc);
-	catalog_release(&nc);
 	if (held == 1)
 		cat_header_release(&h);
-	snap_list_release(&l);
-	snap_dest_release(&rec);
+	catalog_release(&g);
 	snapstore_release(&sss);
 	snapstore_release(&dss);
+	return rc;
+}
+
+/*
+ * A push service (S local, D on a server): S is checked here, then the
+ * server makes D a source (REVERSE with REQ_F_SOURCE: S's catalog of G
+ * travels for its hashes; D's records say that this pull destination
+ * holds G), then S becomes a destination.  Nothing changes anywhere
+ * before both checks passed.
+ */
+static int
+reverse_push(const char *state, const char *s_abs, const struct endpoint *de,
+    const struct remote_opts *ro, int force, struct reverse_result *res,
+    struct as_err *err)
+{
+	struct snapstore sss;
+	struct failback_drift d;
+	struct remote *r = NULL;
+	struct catalog g;
+	char *id = NULL;
+	uint64_t guid = 0;
+	int rc = -1, h;
+
+	memset(&sss, 0, sizeof(sss));
+	sss.lock_fd = -1;
+	catalog_init(&g);
+	if (snapstore_open(&sss, state, s_abs, 1, err) == -1 ||
+	    snapstore_lock(&sss, err) == -1)
+		goto out;
+	if ((r = remote_open(de, ro, err)) == NULL)
+		goto out;
+	if ((h = remote_hold(r, &guid, NULL, err)) == -1)
+		goto out;
+	if (h == 0) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds no snapshot: "
+		    "nothing to reverse", de->spec);
+		goto out;
+	}
+	if (failback_check_source(&sss, s_abs, guid, de->spec, force, &g,
+	    &d, err) == -1)
+		goto out;
+	result_of(res, guid, g.hdr.name, &d);
+	id = sync_pull_id("", s_abs);
+	if (remote_reverse_promote(r, guid, id, &g, err) == -1) {
+		as_err_prefix(err, "make '%s' a source", de->spec);
+		goto out;
+	}
+	if (failback_demote(s_abs, &g, err) == -1)
+		goto out;
+	rc = 0;
+out:
+	remote_close(r);
+	free(id);
+	catalog_release(&g);
+	snapstore_release(&sss);
+	return rc;
+}
+
+/*
+ * A pull service (S on a server, D local): the server checks S and makes
+ * it a destination holding G (REVERSE), sending its catalog of G; then
+ * D becomes a source here with those hashes, and D's records say that
+ * the server's path (by the URL, as a push keys it) holds G.
+ */
+static int
+reverse_pull(const char *state, const struct endpoint *se, const char *d_abs,
+    const struct remote_opts *ro, int force, struct reverse_result *res,
+    struct as_err *err)
+{
+	struct snapstore dss;
+	struct failback_drift d;
+	struct remote_reverse rv;
+	struct remote *r = NULL;
+	struct cat_header h;
+	struct catalog g;
+	int rc = -1, held = 0;
+
+	memset(&dss, 0, sizeof(dss));
+	memset(&h, 0, sizeof(h));
+	dss.lock_fd = -1;
+	catalog_init(&g);
+	if (snapstore_open(&dss, state, d_abs, 1, err) == -1 ||
+	    snapstore_lock(&dss, err) == -1)
+		goto out;
+	if (dir_recover(d_abs, err) == -1 ||
+	    (held = dir_held(d_abs, &h, err)) == -1)
+		goto out;
+	if (held == 0) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds no snapshot: "
+		    "nothing to reverse", d_abs);
+		goto out;
+	}
+	if ((r = remote_open(se, ro, err)) == NULL)
+		goto out;
+	if (remote_reverse_demote(r, h.guid, force, d_abs, &rv, &g,
+	    err) == -1)
+		goto out;
+	memset(&d, 0, sizeof(d));
+	d.ndiff = rv.ndiff;
+	snprintf(d.first, sizeof(d.first), "%s", rv.first);
+	result_of(res, h.guid, h.name, &d);
+	if (failback_promote(&dss, d_abs, h.guid, &g, se->spec, err) == -1) {
+		as_err_prefix(err, "'%s' is a destination now, but",
+		    se->spec);
+		goto out;
+	}
+	rc = 0;
+out:
+	remote_close(r);
+	if (held == 1)
+		cat_header_release(&h);
+	catalog_release(&g);
+	snapstore_release(&dss);
+	return rc;
+}
+
+/* A remote directory: no engine prefix after the host. */
+static int
+remote_dir(const struct endpoint *ep)
+{
+	return endpoint_is_remote(ep) && !(ep->path[0] == '/' &&
+	    proto_engine_prefix(ep->path + 1) > 0);
+}
+
+/* What a refused pair is, for the message. */
+static const char *
+kind_word(const struct endpoint *se, const struct endpoint *de)
+{
+	const struct endpoint *ep[2] = { se, de };
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (ep[i]->kind == EP_BTRFS)
+			return "btrfs";
+		if (ep[i]->kind == EP_VOL)
+			return "volumes";
+		if (ep[i]->kind == EP_ZFS && endpoint_is_remote(ep[1 - i]))
+			return "zfs: with a remote side";
+		if (endpoint_is_remote(ep[i]) && !remote_dir(ep[i]))
+			return strncmp(ep[i]->path, "/vol:", 5) == 0 ?
+			    "remote volumes" : strncmp(ep[i]->path, "/zfs:",
+			    5) == 0 ? "remote zfs: datasets" :
+			    "remote btrfs: subvolumes";
+	}
+	if (endpoint_is_remote(se) && endpoint_is_remote(de))
+		return "two remote endpoints";
+	return "these endpoints";
+}
+
+int
+reverse_dir(const char *state_dir, const char *src, const char *dst,
+    const struct remote_opts *ro, int force, struct reverse_result *res,
+    struct as_err *err)
+{
+	struct endpoint se, de;
+	struct remote_opts none;
+	struct stat sb;
+	char *state = NULL, *s_abs = NULL, *d_abs = NULL;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	memset(&se, 0, sizeof(se));
+	memset(&de, 0, sizeof(de));
+	memset(&none, 0, sizeof(none));
+	if (ro == NULL)
+		ro = &none;
+	if (endpoint_parse(&se, src, err) == -1 ||
+	    endpoint_parse(&de, dst, err) == -1)
+		goto out;
+	if (!((se.kind == EP_LOCAL && (de.kind == EP_LOCAL ||
+	    remote_dir(&de))) || (remote_dir(&se) && de.kind == EP_LOCAL))) {
+		as_err_set(err, AS_E_UNSUPPORTED, 0, "reverse '%s' -> '%s': "
+		    "only between two directories (local, or one of them "
+		    "remote) or two local zfs: datasets in this version (not "
+		    "supported on %s)", src, dst, kind_word(&se, &de));
+		goto out;
+	}
+	if ((state = snapstore_state_dir(state_dir, err)) == NULL)
+		goto out;
+	if (se.kind == EP_LOCAL) {
+		if ((s_abs = snapstore_abspath(se.path, err)) == NULL)
+			goto out;
+		if (lstat(s_abs, &sb) == -1 || !S_ISDIR(sb.st_mode)) {
+			as_err_set(err, AS_E_NOTFOUND, errno, "source '%s' is "
+			    "not a directory: reverse needs it as it was at "
+			    "the last sync", s_abs);
+			goto out;
+		}
+	}
+	if (de.kind == EP_LOCAL &&
+	    (d_abs = snapstore_abspath(de.path, err)) == NULL)
+		goto out;
+	if (s_abs != NULL && d_abs != NULL)
+		rc = reverse_local(state, s_abs, d_abs, force, res, err);
+	else if (s_abs != NULL)
+		rc = reverse_push(state, s_abs, &de, ro, force, res, err);
+	else
+		rc = reverse_pull(state, &se, d_abs, ro, force, res, err);
+out:
 	endpoint_release(&se);
 	endpoint_release(&de);
 	free(state);

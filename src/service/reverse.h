@@ -23,7 +23,19 @@
  *  5. D's catalogs record that S holds G (the prune keeps it).
  *
  * Both catalog stores are locked while this runs (CONFLICT "busy").
- * Remote services are UNSUPPORTED in this version; zfs: below.
+ * The steps are repl/failback.h's.
+ *
+ * One side may be remote (a directory behind ssh://, tcp://, tls://;
+ * ro: the service's transport options): its server does that side's
+ * steps on REQUEST REVERSE (doc/autosync-protocol.md), and needs rw.
+ *  - push (S here, D there): HOLD says what D holds; 1 and 2 here; the
+ *    server does 3 and 5 with S's catalog of G, D's record of S being
+ *    the pull's (sync_pull_id); then 4 here.  Nothing changes on
+ *    either side before both checks passed.
+ *  - pull (S there, D here): the server does 1, 2 and 4 and sends its
+ *    catalog of G; then 3 and 5 here, D's record of S keyed by the URL
+ *    (as a push keys it).
+ * Other engines and two remote sides are UNSUPPORTED; zfs: below.
  */
 #ifndef AS_REVERSE_H
 #define AS_REVERSE_H
@@ -31,6 +43,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "repl/remote.h"
 #include "repl/snapstore.h"
 
 struct reverse_result {
@@ -41,7 +54,8 @@ struct reverse_result {
 };
 
 int	reverse_dir(const char *state_dir, const char *src, const char *dst,
-	    int force, struct reverse_result *res, struct as_err *err);
+	    const struct remote_opts *ro, int force,
+	    struct reverse_result *res, struct as_err *err);
 
 /*
  * Between two local ZFS trees (zfs:A -> zfs:B), in reverse_zfs.c; ZFS

@@ -12,6 +12,7 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -252,7 +253,7 @@ t_request(void **state)
 	d = calloc(1, sizeof(*d));
 	assert_non_null(q);
 	assert_non_null(d);
-	for (op = OP_HOLD; op <= OP_SEND; op++) {
+	for (op = OP_HOLD; op <= OP_REVERSE; op++) {
 		memset(q, 0, sizeof(*q));
 		q->op = op;
 		q->flags = REQ_F_FORCE;
@@ -301,10 +302,19 @@ t_request(void **state)
 	proto_enc_request(&b, q);
 	check_refused(dec_request, b.data, b.len, sizeof(*d),
 	    AS_E_UNSUPPORTED, "unknown request 0");
-	q->op = OP_SEND + 1;
+	q->op = OP_REVERSE + 1;
 	proto_enc_request(&b, q);
 	check_refused(dec_request, b.data, b.len, sizeof(*d),
-	    AS_E_UNSUPPORTED, "unknown request 5");
+	    AS_E_UNSUPPORTED, "unknown request 6");
+	q->op = OP_REVERSE;
+	q->flags = REQ_F_SOURCE | REQ_F_FORCE;
+	proto_enc_request(&b, q);
+	assert_int_equal(proto_dec_request(d, b.data, b.len, &err), 0);
+	assert_int_equal(d->flags, REQ_F_SOURCE | REQ_F_FORCE);
+	q->flags = 0x10;
+	proto_enc_request(&b, q);
+	check_refused(dec_request, b.data, b.len, sizeof(*d),
+	    AS_E_UNSUPPORTED, "unknown request flags 0x10");
 	q->op = OP_HOLD;
 	q->flags = 0x80 | REQ_F_RESUME;
 	proto_enc_request(&b, q);
@@ -672,6 +682,93 @@ pair_close(struct pair *p)
 {
 	conn_free(p->a);
 	conn_free(p->b);
+}
+
+/* ---- a blob (REVERSE's catalog) over a socketpair --------------------- */
+
+/* The peer b sends n bytes of pattern as a blob from a child process. */
+static pid_t
+blob_child(struct pair *p, size_t n, int how)
+{
+	struct proto_result r;
+	struct proto_end e;
+	struct buf sc = BUF_INIT;
+	struct as_err err;
+	uint8_t *v;
+	size_t i;
+	pid_t pid;
+
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid != 0)
+		return pid;
+	v = malloc(n + 1);
+	for (i = 0; i < n; i++)
+		v[i] = (uint8_t)(i * 7);
+	if (how == 0)
+		_exit(proto_send_blob(p->b, v, n, &sc, &err) == 0 ? 0 : 1);
+	if (how == 1) {		/* END_DATA counting one byte more */
+		(void)frame_send(p->b, PT_DATA, v, n, &err);
+		memset(&e, 0, sizeof(e));
+		e.bytes = n + 1;
+		_exit(proto_send_end(p->b, &e, &sc, &err) == 0 ? 0 : 1);
+	}
+	memset(&r, 0, sizeof(r));	/* a refusal instead */
+	r.code = AS_E_CONFLICT;
+	r.class = AS_PERM;
+	snprintf(r.msg, sizeof(r.msg), "busy");
+	_exit(proto_send_result(p->b, &r, &sc, &err) == 0 ? 0 : 1);
+}
+
+static void
+t_blob(void **state)
+{
+	struct pair p;
+	struct buf out = BUF_INIT, sc = BUF_INIT;
+	struct as_err err;
+	size_t i, n = 3 * PROTO_CHUNK + 5;
+	int st;
+	pid_t pid;
+
+	(void)state;
+	pair_open(&p);
+	pid = blob_child(&p, n, 0);
+	assert_int_equal(proto_recv_blob(p.a, &out, PROTO_BLOB_MAX, &sc,
+	    &err), 0);
+	assert_int_equal(out.len, n);
+	for (i = 0; i < n; i++)
+		if (out.data[i] != (uint8_t)(i * 7))
+			fail_msg("byte %zu differs", i);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_int_equal(st, 0);
+	pair_close(&p);
+
+	/* more than the receiver's maximum */
+	pair_open(&p);
+	pid = blob_child(&p, 1000, 0);
+	assert_int_equal(proto_recv_blob(p.a, &out, 999, &sc, &err), -1);
+	assert_int_equal(err.code, AS_E_LIMIT);
+	(void)waitpid(pid, &st, 0);
+	pair_close(&p);
+
+	/* END_DATA that does not count what came */
+	pair_open(&p);
+	pid = blob_child(&p, 1000, 1);
+	assert_int_equal(proto_recv_blob(p.a, &out, 4096, &sc, &err), -1);
+	assert_int_equal(err.code, AS_E_TRUNCATED);
+	(void)waitpid(pid, &st, 0);
+	pair_close(&p);
+
+	/* the peer's refusal is its error */
+	pair_open(&p);
+	pid = blob_child(&p, 0, 2);
+	assert_int_equal(proto_recv_blob(p.a, &out, 4096, &sc, &err), -1);
+	assert_int_equal(err.code, AS_E_CONFLICT);
+	assert_string_equal(err.msg, "peer: busy");
+	(void)waitpid(pid, &st, 0);
+	pair_close(&p);
+	buf_release(&out);
+	buf_release(&sc);
 }
 
 static void
@@ -1312,6 +1409,7 @@ main(void)
 		cmocka_unit_test(t_snaplist),
 		cmocka_unit_test(t_type_name),
 		cmocka_unit_test(t_engine_prefix),
+		cmocka_unit_test(t_blob),
 		cmocka_unit_test(t_client_hello),
 		cmocka_unit_test(t_server_hello),
 		cmocka_unit_test(t_conf_good),

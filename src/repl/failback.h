@@ -1,0 +1,63 @@
+/*
+ * failback.h - the steps of a directory failback (service reverse) that
+ * each side does on its own, so that the same code serves two local
+ * directories (service/reverse.c), the local side of a push or pull
+ * service, and the server's side (serve.c, REQUEST REVERSE).
+ *
+ * With S the old source and D the old destination, holding snapshot G:
+ *
+ *  - failback_check_source, on S (its catalogs locked): G is the newest
+ *    snapshot in S's catalogs (else CONFLICT: run a final sync first),
+ *    its catalog is loaded, and an lstat-only scan of S with G as its
+ *    base finds S unchanged since G (else CONFLICT naming the first
+ *    difference, unless force: the first run then rolls S back);
+ *  - failback_demote, on S: S holds G as its own catalog of G describes
+ *    it (S/.autosync/held.cat), so that the first run D -> S is an
+ *    incremental whose drift check passes;
+ *  - failback_promote, on D (its catalogs locked): D's held catalog
+ *    becomes a committed snapshot in D's catalogs (the new source's
+ *    base: D's inodes), with G's block hashes for the files it has
+ *    unchanged, so that the first run reads and sends only what changed
+ *    on D; and D's catalogs record that the destination named dest_key
+ *    holds G (the prune keeps it).
+ *
+ * The catalog of G travels between machines for the hashes (REVERSE in
+ * doc/autosync-protocol.md); without it the first run sends changed
+ * files whole.
+ */
+#ifndef AS_FAILBACK_H
+#define AS_FAILBACK_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "format/catalog.h"
+#include "repl/snapstore.h"
+
+/* How S differs from G. */
+struct failback_drift {
+	uint64_t	 ndiff;				/* differences */
+	char		 first[AS_ERR_MSGMAX / 2];	/* the first one */
+};
+
+/*
+ * S is abs, its catalogs ss (locked); G is guid, held by dst (a name for
+ * messages).  g (initialised by the caller) gets G's catalog.  Returns
+ * 0 (d says how S differs; force let it pass), -1 with CONFLICT.
+ */
+int	failback_check_source(struct snapstore *ss, const char *abs,
+	    uint64_t guid, const char *dst, int force, struct catalog *g,
+	    struct failback_drift *d, struct as_err *err);
+
+/* S (abs) holds g: its .autosync/held.cat.  g's root entry is updated. */
+int	failback_demote(const char *abs, struct catalog *g, struct as_err *err);
+
+/*
+ * D is abs, holding guid (the caller checked it after dir_recover), its
+ * catalogs ss (locked); g is G's catalog from S (its hashes), or NULL.
+ */
+int	failback_promote(struct snapstore *ss, const char *abs, uint64_t guid,
+	    const struct catalog *g, const char *dest_key,
+	    struct as_err *err);
+
+#endif
