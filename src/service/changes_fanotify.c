@@ -69,6 +69,32 @@ struct fan {
 	char		*buf;		/* FAN_BUFSIZE, for read() */
 };
 
+/*
+ * A failed call that makes fanotify unusable here, with what it needs:
+ * "fanotify_mark '/srv': Operation not permitted (needs CAP_SYS_ADMIN)".
+ */
+static int
+fail_sys(struct as_err *err, int e, const char *call, const char *path)
+{
+	const char *hint = "";
+
+	if (e == EPERM && strcmp(call, "open_by_handle_at") == 0)
+		hint = " (needs CAP_DAC_READ_SEARCH)";
+	else if (e == EPERM)
+		hint = " (needs CAP_SYS_ADMIN)";
+	else if (e == EOPNOTSUPP || e == ENODEV)
+		hint = " (no file handles here)";
+	else if (e == EXDEV)
+		hint = " (a subvolume?)";
+	else if (e == EMFILE && strcmp(call, "fanotify_init") == 0)
+		hint = " (max_user_groups?)";
+	if (path == NULL)
+		return as_err_set(err, as_errcode_from_errno(e), e, "%s: %s%s",
+		    call, strerror(e), hint);
+	return as_err_set(err, as_errcode_from_errno(e), e, "%s '%s': %s%s",
+	    call, path, strerror(e), hint);
+}
+
 /* The path of an open descriptor, as /proc/self/fd shows it, or NULL. */
 static char *
 fd_path(int fd)
@@ -166,10 +192,7 @@ add_fs(struct changes *c, struct fan *f, int fd, const char *path,
 	}
 	if (fanotify_mark(c->fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
 	    FAN_MASK, fd, NULL) == -1) {
-		as_err_sys(err, errno, "fanotify_mark '%s'%s", path,
-		    errno == EPERM ? " (needs CAP_SYS_ADMIN)" : errno == EXDEV ?
-		    " (a subvolume?)" : errno == EOPNOTSUPP || errno == ENODEV ?
-		    " (no file handles here)" : "");
+		fail_sys(err, errno, "fanotify_mark", path);
 		goto fail;
 	}
 	f->fs = xreallocarray(f->fs, f->nfs + 1, sizeof(*f->fs));
@@ -276,13 +299,12 @@ setup(struct changes *c, struct fan *f, struct as_err *err)
 	/* handles are turned into paths: that needs CAP_DAC_READ_SEARCH */
 	hb.fh.handle_bytes = MAX_HANDLE_SZ;
 	if (name_to_handle_at(rfd, "", &hb.fh, &mid, AT_EMPTY_PATH) == -1) {
-		as_err_sys(err, errno, "name_to_handle_at '%s'", c->root);
+		fail_sys(err, errno, "name_to_handle_at", c->root);
 		goto fail;
 	}
 	if ((fd = open_by_handle_at(rfd, &hb.fh, O_PATH | O_CLOEXEC)) ==
 	    -1) {
-		as_err_sys(err, errno, "open_by_handle_at '%s'%s", c->root,
-		    errno == EPERM ? " (needs CAP_DAC_READ_SEARCH)" : "");
+		fail_sys(err, errno, "open_by_handle_at", c->root);
 		goto fail;
 	}
 	close(fd);
@@ -326,9 +348,7 @@ fan_open(struct changes *c, struct as_err *err)
 	c->fd = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_DFID_NAME |
 	    FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_CLOEXEC);
 	if (c->fd == -1)
-		return as_err_sys(err, errno, "fanotify_init%s",
-		    errno == EPERM ? " (needs CAP_SYS_ADMIN)" : errno ==
-		    EMFILE ? " (max_user_groups?)" : "");
+		return fail_sys(err, errno, "fanotify_init", NULL);
 	c->priv = f = xcalloc(1, sizeof(*f));
 	f->buf = xmalloc(FAN_BUFSIZE);
 	if (setup(c, f, err) == -1) {

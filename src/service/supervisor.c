@@ -94,6 +94,7 @@ struct job {
 	enum changes_kind chg_want;	/* the journal property they have */
 	enum changes_kind dchg_want;
 	enum changes_kind chg_now[2];	/* what watches: source, dest */
+	char		*chg_said[2];	/* why none, as last logged */
 	int64_t		 full_mono;	/* start of the last full scan run */
 	int64_t		 full_ms;	/* its full_scan_interval */
 };
@@ -476,7 +477,7 @@ journal_say(struct daemon *d, struct job *j, const char *what,
 static void
 journal_set(struct daemon *d, struct job *j, const char *what,
     struct changes **c, char **root, int *failed, enum changes_kind *kind,
-    enum changes_kind *now, enum changes_kind want, char *abs)
+    enum changes_kind *now, char **said, enum changes_kind want, char *abs)
 {
 	struct as_err err;
 	char msg[AS_ERR_MSGMAX + 128];
@@ -504,10 +505,17 @@ journal_set(struct daemon *d, struct job *j, const char *what,
 		snprintf(msg, sizeof(msg), "change journal of the %s: none "
 		    "(journal=%s): %s", what, changes_kind_name(want),
 		    err.msg);
-		run_event(d->st, j->name, RUN_LOG_RUN, msg);
-		note(d, "'%s': %s", j->name, msg);
+		/* tried again after each good run: said once */
+		if (*said == NULL || strcmp(*said, msg) != 0) {
+			run_event(d->st, j->name, RUN_LOG_RUN, msg);
+			note(d, "'%s': %s", j->name, msg);
+			free(*said);
+			*said = xstrdup(msg);
+		}
 		return;
 	}
+	free(*said);
+	*said = NULL;
 	journal_say(d, j, what, *c, mono_ms() - t0);
 	*now = changes_kind(*c);
 }
@@ -542,11 +550,13 @@ journal_sync(struct daemon *d, struct job *j, const struct svc *v)
 	if (want)
 		kind = journal_of(d->st, j->name);
 	journal_set(d, j, "source", &j->chg, &j->chg_root, &j->chg_failed,
-	    &j->chg_want, &j->chg_now[0], kind, want ? abs : NULL);
+	    &j->chg_want, &j->chg_now[0], &j->chg_said[0], kind,
+	    want ? abs : NULL);
 	if (!want)
 		free(abs);
 	journal_set(d, j, "destination", &j->dchg, &j->dchg_root,
-	    &j->dchg_failed, &j->dchg_want, &j->chg_now[1], kind, dabs);
+	    &j->dchg_failed, &j->dchg_want, &j->chg_now[1], &j->chg_said[1],
+	    kind, dabs);
 }
 
 /* After a take: a journal that changed its kind says so. */
@@ -627,6 +637,8 @@ reload(struct daemon *d, struct svc **vp, size_t *np, struct as_err *err)
 		}
 		changes_close(j->chg);
 		free(j->chg_root);
+		free(j->chg_said[0]);
+		free(j->chg_said[1]);
 		changes_close(j->dchg);
 		free(j->dchg_root);
 		free(j->name);
@@ -1514,6 +1526,8 @@ out:
 			close(d.jobs[i].waiters[k]);
 		changes_close(d.jobs[i].chg);
 		free(d.jobs[i].chg_root);
+		free(d.jobs[i].chg_said[0]);
+		free(d.jobs[i].chg_said[1]);
 		changes_close(d.jobs[i].dchg);
 		free(d.jobs[i].dchg_root);
 		free(d.jobs[i].name);
