@@ -34,16 +34,27 @@
 #define CACHE_MAX	65536	/* handles remembered; beyond: forget all */
 
 /*
- * A file system of the tree, marked.  No descriptor is kept open on it
- * between reads: that would keep it from being unmounted ("target is
- * busy"), which a journal must not do.
+ * Where a file system is mounted in the tree: the root's mount, or one
+ * below.  No descriptor is kept open on it between reads: that would
+ * keep it from being unmounted ("target is busy"), which a journal must
+ * not do.
+ */
+struct fan_mnt {
+	char		*path;
+	int		 fd;		/* open_by_handle_at's mount_fd, open
+					 * during one read, or -1 */
+};
+
+/*
+ * A file system of the tree, marked, and its mounts in the tree: more
+ * than one when a part of it is bind-mounted below the root (a path is
+ * what a handle is as seen through one mount).
  */
 struct fan_fs {
 	unsigned char	 fsid[8];	/* statfs f_fsid: what events name */
 	dev_t		 dev;
-	char		*path;		/* where it is mounted in the tree */
-	int		 fd;		/* open_by_handle_at's mount_fd, open
-					 * during one read, or -1 */
+	struct fan_mnt	*m;
+	size_t		 nm;
 };
 
 /* A directory handle and where it is: rel, or NULL (outside the tree). */
@@ -130,24 +141,28 @@ cache_clear(struct fan *f)
 static void
 fs_close(struct fan *f)
 {
-	size_t i;
+	size_t i, k;
 
-	for (i = 0; i < f->nfs; i++) {
-		if (f->fs[i].fd >= 0)
-			close(f->fs[i].fd);
-		f->fs[i].fd = -1;
-	}
+	for (i = 0; i < f->nfs; i++)
+		for (k = 0; k < f->fs[i].nm; k++) {
+			if (f->fs[i].m[k].fd >= 0)
+				close(f->fs[i].m[k].fd);
+			f->fs[i].m[k].fd = -1;
+		}
 }
 
 static void
 teardown(struct fan *f)
 {
-	size_t i;
+	size_t i, k;
 
 	cache_clear(f);
 	fs_close(f);
-	for (i = 0; i < f->nfs; i++)
-		free(f->fs[i].path);
+	for (i = 0; i < f->nfs; i++) {
+		for (k = 0; k < f->fs[i].nm; k++)
+			free(f->fs[i].m[k].path);
+		free(f->fs[i].m);
+	}
 	free(f->fs);
 	f->fs = NULL;
 	f->nfs = 0;
@@ -156,8 +171,8 @@ teardown(struct fan *f)
 }
 
 /*
- * Mark the file system of fd (a directory at path, in the tree), unless
- * one of the tree's is the same.  Closes fd.
+ * Mark the file system of fd (a directory at path, in the tree), or add
+ * path to the mounts of one marked already.  Closes fd.
  */
 static int
 add_fs(struct changes *c, struct fan *f, int fd, const char *path,
@@ -182,6 +197,11 @@ add_fs(struct changes *c, struct fan *f, int fd, const char *path,
 		if (memcmp(f->fs[i].fsid, &sfs.f_fsid, 8) != 0)
 			continue;
 		if (f->fs[i].dev == sb.st_dev) {
+			fs = &f->fs[i];
+			fs->m = xreallocarray(fs->m, fs->nm + 1,
+			    sizeof(*fs->m));
+			fs->m[fs->nm].path = xstrdup(path);
+			fs->m[fs->nm++].fd = -1;
 			close(fd);
 			return 0;
 		}
@@ -199,8 +219,10 @@ add_fs(struct changes *c, struct fan *f, int fd, const char *path,
 	fs = &f->fs[f->nfs++];
 	memcpy(fs->fsid, &sfs.f_fsid, sizeof(fs->fsid));
 	fs->dev = sb.st_dev;
-	fs->path = xstrdup(path);
-	fs->fd = -1;
+	fs->m = xmalloc(sizeof(*fs->m));
+	fs->m[0].path = xstrdup(path);
+	fs->m[0].fd = -1;
+	fs->nm = 1;
 	close(fd);
 	c->nwatch++;
 	return 0;
@@ -399,30 +421,94 @@ hash_of(uint32_t fs, int htype, const unsigned char *h, uint32_t hlen)
 }
 
 /*
- * Open fs's mount for handle lookups, until the end of this read.  What
- * is mounted there now must be what was marked: else the mounts changed
+ * Open a mount for handle lookups, until the end of this read.  What is
+ * mounted there now must be what was marked: else the mounts changed
  * (the table's POLLPRI will say so too), and everything is scanned.
  */
 static int
-fs_open(struct changes *c, struct fan_fs *fs)
+mnt_open(struct changes *c, const struct fan_fs *fs, struct fan_mnt *m)
 {
 	struct statfs sfs;
 	struct stat sb;
 
-	if (fs->fd >= 0)
+	if (m->fd >= 0)
 		return 0;
-	fs->fd = open(fs->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fs->fd == -1 || fstatfs(fs->fd, &sfs) == -1 ||
-	    fstat(fs->fd, &sb) == -1 || sb.st_dev != fs->dev ||
+	m->fd = open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m->fd == -1 || fstatfs(m->fd, &sfs) == -1 ||
+	    fstat(m->fd, &sb) == -1 || sb.st_dev != fs->dev ||
 	    memcmp(&sfs.f_fsid, fs->fsid, sizeof(fs->fsid)) != 0) {
-		if (fs->fd >= 0)
-			close(fs->fd);
-		fs->fd = -1;
+		if (m->fd >= 0)
+			close(m->fd);
+		m->fd = -1;
 		c->full = 1;
 		c->rewatch = 1;
 		return -1;
 	}
 	return 0;
+}
+
+/* The part of path below the real root ("" for itself), or NULL. */
+static const char *
+below(const struct fan *f, const char *path)
+{
+	const char *r;
+
+	if (f->rlen == 1)
+		r = path + 1;
+	else if (strncmp(path, f->real, f->rlen) != 0)
+		return NULL;
+	else if (path[f->rlen] == '\0')
+		r = "";
+	else if (path[f->rlen] == '/')
+		r = path + f->rlen + 1;
+	else
+		return NULL;
+	if (strncmp(r, AS_PRIVATE_DIR, strlen(AS_PRIVATE_DIR)) == 0 &&
+	    (r[strlen(AS_PRIVATE_DIR)] == '\0' ||
+	    r[strlen(AS_PRIVATE_DIR)] == '/'))
+		return NULL;
+	return r;
+}
+
+/*
+ * The handle hb as seen through mount m: 1 with *rel (allocated) when
+ * it is in the tree, 0 when not, -1 when the directory is gone (its
+ * parent heard that), -2 when it cannot be told (the journal is full).
+ */
+static int
+lookup(struct changes *c, struct fan_fs *fs, struct fan_mnt *m,
+    struct file_handle *fh, char **rel)
+{
+	struct stat sb;
+	const char *r;
+	char *path;
+	int fd;
+
+	*rel = NULL;
+	if (mnt_open(c, fs, m) == -1)
+		return -2;
+	if ((fd = open_by_handle_at(m->fd, fh, O_PATH | O_CLOEXEC)) == -1) {
+		if (errno == ESTALE || errno == ENOENT)
+			return -1;
+		c->full = 1;
+		return -2;
+	}
+	path = fd_path(fd);
+	if (path == NULL || fstat(fd, &sb) == -1) {
+		close(fd);
+		free(path);
+		c->full = 1;
+		return -2;
+	}
+	close(fd);
+	if (sb.st_nlink == 0) {		/* removed: " (deleted)" */
+		free(path);
+		return -1;
+	}
+	if ((r = below(c->priv, path)) != NULL)
+		*rel = xstrdup(r);
+	free(path);
+	return *rel != NULL;
 }
 
 /*
@@ -440,12 +526,12 @@ resolve(struct changes *c, uint32_t fsi, int htype, const unsigned char *h,
 		struct file_handle fh;
 		unsigned char	 h[MAX_HANDLE_SZ];
 	} hb;
+	struct fan_fs *fs = &f->fs[fsi];
 	struct fan_ent *e;
-	struct stat sb;
 	uint32_t hash = hash_of(fsi, htype, h, hlen);
-	char *path = NULL, *rel = NULL;
-	const char *r;
-	int fd;
+	char *rel = NULL;
+	size_t k;
+	int rc = 0;
 
 	for (e = f->tab[hash % CACHE_BUCKETS]; e != NULL; e = e->next)
 		if (e->hash == hash && e->fs == fsi && e->htype == htype &&
@@ -453,45 +539,14 @@ resolve(struct changes *c, uint32_t fsi, int htype, const unsigned char *h,
 			return e->rel;
 	if (hlen > MAX_HANDLE_SZ)
 		return NULL;
-	if (fs_open(c, &f->fs[fsi]) == -1)
-		return NULL;
 	hb.fh.handle_bytes = hlen;
 	hb.fh.handle_type = htype;
 	memcpy(hb.fh.f_handle, h, hlen);
-	fd = open_by_handle_at(f->fs[fsi].fd, &hb.fh, O_PATH | O_CLOEXEC);
-	if (fd == -1) {
-		/* a directory removed since: its parent heard that */
-		if (errno != ESTALE && errno != ENOENT)
-			c->full = 1;
+	/* the root's mount first; a directory seen twice: that name */
+	for (k = 0; k < fs->nm && rc == 0; k++)
+		rc = lookup(c, fs, &fs->m[k], &hb.fh, &rel);
+	if (rc < 0)
 		return NULL;
-	}
-	path = fd_path(fd);
-	if (path == NULL || fstat(fd, &sb) == -1) {
-		close(fd);
-		free(path);
-		c->full = 1;
-		return NULL;
-	}
-	close(fd);
-	if (sb.st_nlink == 0) {		/* removed: " (deleted)" */
-		free(path);
-		return NULL;
-	}
-	if (f->rlen == 1)
-		r = path + 1;
-	else if (strncmp(path, f->real, f->rlen) == 0 &&
-	    path[f->rlen] == '\0')
-		r = "";
-	else if (strncmp(path, f->real, f->rlen) == 0 &&
-	    path[f->rlen] == '/')
-		r = path + f->rlen + 1;
-	else
-		r = NULL;
-	if (r != NULL && !(strncmp(r, AS_PRIVATE_DIR,
-	    strlen(AS_PRIVATE_DIR)) == 0 && (r[strlen(AS_PRIVATE_DIR)] ==
-	    '\0' || r[strlen(AS_PRIVATE_DIR)] == '/')))
-		rel = xstrdup(r);
-	free(path);
 	if (f->nent >= CACHE_MAX)
 		cache_clear(f);
 	e = xmalloc(sizeof(*e) + hlen);

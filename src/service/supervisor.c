@@ -49,6 +49,8 @@
  * machine's NFS client, a dropped watch).
  */
 #define FULL_SCAN_MS	(10 * 60 * 1000)	/* until a run read it */
+/* a journal that woke the daemon for nothing new is read again after */
+#define JOURNAL_BATCH_MS 100
 
 /*
  * What a run's child writes to its pipe: records of one write each
@@ -1310,6 +1312,24 @@ journals_only(struct daemon *d, struct pollfd *pfd)
 	return 1;
 }
 
+/* Leave the journals' descriptors out of the poll (on), or put them back. */
+static void
+journals_mute(struct daemon *d, struct pollfd *pfd, int on)
+{
+	size_t i, k;
+
+	for (i = 0; i < d->njobs; i++) {
+		k = 2 + MAX_CLIENTS + d->njobs + i;
+		pfd[k].fd = on || d->jobs[i].chg == NULL ? -1 :
+		    changes_fd(d->jobs[i].chg);
+		pfd[k].revents = 0;
+		k = 4 + MAX_CLIENTS + 2 * d->njobs + i;
+		pfd[k].fd = on || d->jobs[i].dchg == NULL ? -1 :
+		    changes_fd(d->jobs[i].dchg);
+		pfd[k].revents = 0;
+	}
+}
+
 int
 supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
     struct as_err *err)
@@ -1328,7 +1348,8 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 	sigset_t mask;
 	size_t nv = 0, i;
 	unsigned nrec;
-	int64_t now_mono, now_wall, due, show, timeout, t0, elapsed;
+	int64_t now_mono, now_wall, due, show, timeout, deadline, mute_end;
+	int64_t wait;
 	int lock_fd = -1, rc = -1, n, k;
 	char *sock = NULL;
 	struct job *j;
@@ -1445,20 +1466,35 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 		pfd[k + 1].fd = d.mnt_fd;
 		pfd[k + 1].events = POLLPRI;
 		pfd[k + 1].revents = 0;
-		t0 = mono_ms();
-		while ((n = poll(pfd, 4 + MAX_CLIENTS + 3 * d.njobs,
-		    (int)timeout)) > 0 && journals_only(&d, pfd)) {
-			/*
-			 * Only journals were heard, with nothing new for a
-			 * run (a fanotify mark hears its whole file system):
-			 * poll on, without reading the store again.
-			 */
-			if ((elapsed = mono_ms() - t0) >= timeout) {
-				n = 0;
-				break;
+		/*
+		 * Wakeups from journals only, with nothing new for a run
+		 * (a fanotify mark hears its whole file system, busy or
+		 * not): no reload of the store, and the journals are left
+		 * to gather events for JOURNAL_BATCH_MS before the next
+		 * read.
+		 */
+		deadline = mono_ms() + timeout;
+		mute_end = -1;
+		for (;;) {
+			now_mono = mono_ms();
+			if (mute_end >= 0 && now_mono >= mute_end) {
+				journals_mute(&d, pfd, 0);
+				mute_end = -1;
 			}
-			timeout -= elapsed;
-			t0 += elapsed;
+			wait = deadline > now_mono ? deadline - now_mono : 0;
+			if (mute_end >= 0 && mute_end - now_mono < wait)
+				wait = mute_end - now_mono;
+			n = poll(pfd, 4 + MAX_CLIENTS + 3 * d.njobs, (int)wait);
+			if (n == 0 && mono_ms() < deadline)
+				continue;	/* the end of a mute */
+			if (n > 0 && journals_only(&d, pfd)) {
+				if (mute_end < 0) {
+					journals_mute(&d, pfd, 1);
+					mute_end = mono_ms() + JOURNAL_BATCH_MS;
+				}
+				continue;
+			}
+			break;
 		}
 		if (n == -1 && errno != EINTR) {
 			as_err_sys(err, errno, "poll");

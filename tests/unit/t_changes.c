@@ -6,7 +6,8 @@
  * .autosync is ignored, nothing pending after a take; changes outside
  * the tree are not heard; a directory moved out, changed and moved back
  * is marked whole; the root moved is "everything"; a queue overflow is
- * "everything"; a file system mounted below the root is heard; auto
+ * "everything"; a file system mounted below the root is heard, and so
+ * is a directory from outside bind-mounted below it; auto
  * picks fanotify where it works.  The fanotify cases skip where it is
  * not available (not root, no CAP_SYS_ADMIN).
  */
@@ -400,6 +401,55 @@ test_mount_below_fanotify(void **state)
 	done(c);
 }
 
+/*
+ * A directory of the root's file system from outside the tree,
+ * bind-mounted below the root: heard under its name in the tree.
+ */
+static void
+test_bind_below_fanotify(void **state)
+{
+	static const char *const bm[] = { "bm", NULL };
+	static const char *const bmx[] = { "bm/x", NULL };
+	struct changes *c;
+	char out[80], *p, *q;
+	int fd;
+
+	(void)state;
+	c = fresh(CHANGES_FANOTIFY);
+	snprintf(out, sizeof(out), "%s.bind", root);
+	assert_int_equal(mkdir(out, 0755), 0);
+	p = xasprintf("%s/x", out);
+	assert_int_equal(mkdir(p, 0755), 0);
+	free(p);
+	mkd("bm");
+	p = xasprintf("%s/bm", root);
+	if (mount(out, p, NULL, MS_BIND, NULL) == -1) {
+		print_message("no bind mount: %s\n", strerror(errno));
+		free(p);
+		rm_tree(out);
+		done(c);
+		skip();
+	}
+	drain(c);
+	assert_int_equal(changes_mounts_changed(c), 1);
+	take(c, 1, NULL);
+	assert_int_equal(changes_watches(c), 1);	/* the same one */
+	touch("bm/f");
+	drain(c);
+	take(c, 0, bm);
+	q = xasprintf("%s/x/g", out);			/* by its other name */
+	fd = open(q, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	free(q);
+	drain(c);
+	take(c, 0, bmx);
+	assert_int_equal(umount(p), 0);
+	free(p);
+	rm_tree(out);
+	done(c);
+}
+
 static void
 test_auto_and_names(void **state)
 {
@@ -455,6 +505,7 @@ main(void)
 		cmocka_unit_test(test_overflow_fanotify),
 		cmocka_unit_test(test_outside_fanotify),
 		cmocka_unit_test(test_mount_below_fanotify),
+		cmocka_unit_test(test_bind_below_fanotify),
 		cmocka_unit_test(test_auto_and_names),
 	};
 
