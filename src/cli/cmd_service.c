@@ -73,7 +73,7 @@ static const char usage_show[] =
 "bytes_sent (by the last run).  Settable with 'autosync set': schedule,\n"
 "rate_limit, compress, trace_level, retries, keep_src, keep_dst,\n"
 "recursive, latest, pre_hook, post_hook, hook_timeout, key_file,\n"
-"cert_file, ca_file, full_scan_interval.\n";
+"cert_file, ca_file, full_scan_interval, journal.\n";
 
 static const char usage_get[] =
 "usage: autosync get NAME PROPERTY\n";

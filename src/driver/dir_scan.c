@@ -216,7 +216,9 @@ xattrs_read(int fd, const char *proc, struct scan_xa *x, struct buf *blob)
 		errno = E2BIG;
 		return -1;
 	}
-	qsort(x->sorted, cnt, sizeof(*x->sorted), cmp_str);
+	/* none at all (overlayfs lists a length for names it hides) */
+	if (cnt > 1)
+		qsort(x->sorted, cnt, sizeof(*x->sorted), cmp_str);
 	for (i = 0; i < cnt; i++) {
 		v = xa_get(fd, proc, x->sorted[i], x->val,
 		    AS_XATTR_VALUE_MAX);

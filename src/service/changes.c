@@ -1,7 +1,8 @@
 /*
- * changes.c - the change journal of a continuous service (changes.h).
+ * changes.c - the change journal of a continuous service (changes.h):
+ * the choice between fanotify and inotify, and what both share (the
+ * list of changed directories, the mount table, the walk).
  */
-#include <sys/inotify.h>
 #include <sys/stat.h>
 
 #include <dirent.h>
@@ -16,33 +17,40 @@
 #include "base/xmalloc.h"
 #include "format/path.h"
 #include "service/changes.h"
+#include "service/changes_int.h"
 #include "base/banned.h"
 
-#define WATCH_MASK	(IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | \
-	IN_DELETE | IN_DELETE_SELF | IN_MOVED_FROM | IN_MOVED_TO | \
-	IN_MOVE_SELF | IN_DONT_FOLLOW | IN_ONLYDIR | IN_EXCL_UNLINK)
-
-struct changes {
-	char	 *root;
-	int	  fd;		/* inotify */
-	char	**rel;		/* by watch descriptor: the directory, or NULL */
-	unsigned *gen;		/* by watch descriptor: walk that saw it */
-	size_t	  nrel;
-	unsigned  curgen;
-	char	**dirs;		/* changed directories, unsorted, repeats */
-	size_t	  ndirs;
-	size_t	  capdirs;
-	int	  full;		/* scan everything */
-	int	  rewatch;	/* watches are stale: walk again at take */
-	int	  partial;	/* a watch could not be added: every take
-				 * is full until a walk adds them all */
-	uint64_t  mounts;	/* hash of the mounts at and below root */
+static const char *const kind_names[] = {
+	[CHANGES_AUTO] = "auto",
+	[CHANGES_FANOTIFY] = "fanotify",
+	[CHANGES_INOTIFY] = "inotify",
 };
+
+const char *
+changes_kind_name(enum changes_kind k)
+{
+	if ((unsigned)k >= sizeof(kind_names) / sizeof(kind_names[0]))
+		return "?";
+	return kind_names[k];
+}
+
+int
+changes_kind_parse(const char *s, enum changes_kind *k)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++)
+		if (s != NULL && strcmp(s, kind_names[i]) == 0) {
+			*k = (enum changes_kind)i;
+			return 0;
+		}
+	return -1;
+}
 
 /*
  * The mounts at and below the root, as a hash of their lines' mount IDs
  * and mount points in /proc/self/mountinfo (in its order): a mount or
- * an unmount there sends no inotify event, but changes this.
+ * an unmount there sends no event to either journal, but changes this.
  */
 static uint64_t
 mounts_hash(const char *root)
@@ -75,10 +83,13 @@ mounts_hash(const char *root)
 	return h;
 }
 
-static void
-mark(struct changes *c, const char *rel)
+void
+changes_mark(struct changes *c, const char *rel)
 {
 	if (c->full)
+		return;
+	/* a busy directory: one entry for a run of its events */
+	if (c->ndirs > 0 && strcmp(c->dirs[c->ndirs - 1], rel) == 0)
 		return;
 	if (c->ndirs == 4 * CHANGES_MAX) {
 		c->full = 1;
@@ -91,26 +102,22 @@ mark(struct changes *c, const char *rel)
 	c->dirs[c->ndirs++] = xstrdup(rel);
 }
 
-static char *
-join(const char *a, const char *b)
+char *
+changes_join(const char *a, const char *b)
 {
 	return a[0] == '\0' ? xstrdup(b) : xasprintf("%s/%s", a, b);
 }
 
-/*
- * Watch rel (relative to the root) and every directory below it; with
- * mark_all, mark them all changed (a new directory: what was made in it
- * before its watch existed sent no event).
- */
-static void
-add_tree(struct changes *c, const char *rel0, int mark_all)
+void
+changes_walk(struct changes *c, const char *rel0,
+    int (*fn)(struct changes *, const char *, const char *, void *),
+    void *arg)
 {
 	char **stack = NULL, *rel, *path, *sub;
 	size_t n = 0, cap = 0;
 	struct dirent *de;
 	struct stat sb;
 	DIR *d;
-	int wd;
 
 	stack = xreallocarray(stack, cap = 16, sizeof(*stack));
 	stack[n++] = xstrdup(rel0);
@@ -118,32 +125,11 @@ add_tree(struct changes *c, const char *rel0, int mark_all)
 		rel = stack[--n];
 		path = rel[0] == '\0' ? xstrdup(c->root) :
 		    xasprintf("%s/%s", c->root, rel);
-		wd = inotify_add_watch(c->fd, path, WATCH_MASK);
-		if (wd < 0) {
-			/* ENOSPC: max_user_watches; ENOENT: gone again */
-			if (errno != ENOENT)
-				c->full = c->partial = 1;
+		if (fn(c, rel, path, arg) == -1) {
 			free(path);
 			free(rel);
 			continue;
 		}
-		if ((size_t)wd >= c->nrel) {
-			c->rel = xreallocarray(c->rel, (size_t)wd + 64,
-			    sizeof(*c->rel));
-			c->gen = xreallocarray(c->gen, (size_t)wd + 64,
-			    sizeof(*c->gen));
-			memset(c->rel + c->nrel, 0, ((size_t)wd + 64 -
-			    c->nrel) * sizeof(*c->rel));
-			memset(c->gen + c->nrel, 0, ((size_t)wd + 64 -
-			    c->nrel) * sizeof(*c->gen));
-			c->nrel = (size_t)wd + 64;
-		}
-		/* a watched directory that moved: the same wd, a new name */
-		free(c->rel[wd]);
-		c->rel[wd] = xstrdup(rel);
-		c->gen[wd] = c->curgen;
-		if (mark_all)
-			mark(c, rel);
 		if ((d = opendir(path)) != NULL) {
 			while ((de = readdir(d)) != NULL) {
 				if (strcmp(de->d_name, ".") == 0 ||
@@ -156,7 +142,7 @@ add_tree(struct changes *c, const char *rel0, int mark_all)
 					continue;
 				sub = xasprintf("%s/%s", path, de->d_name);
 				/* mounts below are part of the tree (sync
-				 * scans them, DIR_SCAN_XDEV): watched too */
+				 * scans them, DIR_SCAN_XDEV): walked too */
 				if (lstat(sub, &sb) == -1 ||
 				    !S_ISDIR(sb.st_mode)) {
 					free(sub);
@@ -166,7 +152,7 @@ add_tree(struct changes *c, const char *rel0, int mark_all)
 				if (n == cap)
 					stack = xreallocarray(stack, cap *= 2,
 					    sizeof(*stack));
-				stack[n++] = join(rel, de->d_name);
+				stack[n++] = changes_join(rel, de->d_name);
 			}
 			closedir(d);
 		}
@@ -176,30 +162,27 @@ add_tree(struct changes *c, const char *rel0, int mark_all)
 	free(stack);
 }
 
-/*
- * Walk the tree again and drop the watches it did not meet (directories
- * moved out of the tree).  The watches of the rest stay in place all
- * along, so no event is lost meanwhile.
- */
-static void
-rewatch(struct changes *c)
+static int
+open_backend(struct changes *c, const struct changes_backend *be,
+    struct as_err *err)
 {
-	size_t i;
-
-	c->curgen++;
-	add_tree(c, "", 0);
-	for (i = 0; i < c->nrel; i++) {
-		if (c->rel[i] == NULL || c->gen[i] == c->curgen)
-			continue;
-		(void)inotify_rm_watch(c->fd, (int)i);
-		free(c->rel[i]);
-		c->rel[i] = NULL;
+	c->be = be;
+	c->fd = -1;
+	c->priv = NULL;
+	c->nwatch = 0;
+	if (be->open(c, err) == -1) {
+		c->be = NULL;
+		c->fd = -1;
+		return -1;
 	}
+	return 0;
 }
 
 struct changes *
-changes_open(const char *root, struct as_err *err)
+changes_open_kind(const char *root, enum changes_kind want,
+    struct as_err *err)
 {
+	struct as_err ferr;
 	struct changes *c;
 	struct stat sb;
 
@@ -209,34 +192,63 @@ changes_open(const char *root, struct as_err *err)
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->root = xstrdup(root);
+	c->want = want;
+	c->fd = -1;
 	c->full = 1;	/* what happened before we watched is unknown */
 	c->mounts = mounts_hash(root);
-	c->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (c->fd == -1) {
-		as_err_sys(err, errno, "inotify");
+	as_err_clear(&ferr);
+	if (want != CHANGES_INOTIFY) {
+		if (open_backend(c, &changes_fanotify, &ferr) == 0)
+			return c;
+		if (want == CHANGES_FANOTIFY) {
+			if (err != NULL)
+				*err = ferr;
+			changes_close(c);
+			return NULL;
+		}
+		snprintf(c->why, sizeof(c->why), "%s", ferr.msg);
+	}
+	if (open_backend(c, &changes_inotify, err) == -1) {
 		changes_close(c);
 		return NULL;
 	}
-	add_tree(c, "", 0);
 	return c;
+}
+
+struct changes *
+changes_open(const char *root, struct as_err *err)
+{
+	return changes_open_kind(root, CHANGES_AUTO, err);
 }
 
 void
 changes_close(struct changes *c)
 {
-	size_t i;
-
 	if (c == NULL)
 		return;
-	if (c->fd >= 0)
-		close(c->fd);
-	for (i = 0; i < c->nrel; i++)
-		free(c->rel[i]);
-	free(c->rel);
-	free(c->gen);
+	if (c->be != NULL)
+		c->be->close(c);
 	changes_free_list(c->dirs, c->ndirs);
 	free(c->root);
 	free(c);
+}
+
+enum changes_kind
+changes_kind(const struct changes *c)
+{
+	return c->be != NULL ? c->be->kind : CHANGES_AUTO;
+}
+
+const char *
+changes_why(const struct changes *c)
+{
+	return c->why;
+}
+
+size_t
+changes_watches(const struct changes *c)
+{
+	return c->nwatch;
 }
 
 int
@@ -260,7 +272,7 @@ changes_mounts_changed(struct changes *c)
 		return 0;
 	c->mounts = h;
 	c->full = 1;
-	c->rewatch = 1;		/* a new mount's directories need watches */
+	c->rewatch = 1;		/* a new mount needs watches or a mark */
 	return 1;
 }
 
@@ -270,88 +282,53 @@ changes_pending(const struct changes *c)
 	return c->full || c->ndirs > 0;
 }
 
-static void
-event(struct changes *c, const struct inotify_event *ev)
-{
-	const char *dir;
-	char *p;
-
-	if (ev->mask & IN_Q_OVERFLOW) {
-		c->full = 1;
-		return;
-	}
-	if (ev->wd < 0 || (size_t)ev->wd >= c->nrel ||
-	    (dir = c->rel[ev->wd]) == NULL)
-		return;
-	if (ev->mask & IN_IGNORED) {
-		free(c->rel[ev->wd]);
-		c->rel[ev->wd] = NULL;
-		return;
-	}
-	if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF)) {
-		/*
-		 * The root went or moved: the path names another tree now.
-		 * Any other directory: its parent heard it (IN_DELETE,
-		 * IN_MOVED_FROM) and is marked.
-		 */
-		if (dir[0] == '\0') {
-			c->full = 1;
-			c->rewatch = 1;
-		}
-		return;
-	}
-	if (ev->len == 0 || ev->name[0] == '\0') {
-		mark(c, dir);	/* the directory's own attributes */
-		return;
-	}
-	if (dir[0] == '\0' && strcmp(ev->name, AS_PRIVATE_DIR) == 0)
-		return;
-	mark(c, dir);
-	if (ev->mask & IN_ISDIR) {
-		if (ev->mask & IN_MOVED_FROM)
-			/* moved out of the tree: its watches go at take */
-			c->rewatch = 1;
-		else if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
-			/*
-			 * New here, or moved here (from the tree: its
-			 * watches get their new names; from elsewhere: it is
-			 * watched from now on).  Everything below is marked:
-			 * the scan meets it as a directory it has not seen
-			 * at this path and lists it whole anyway.
-			 */
-			p = join(dir, ev->name);
-			add_tree(c, p, 1);
-			free(p);
-		}
-	}
-}
-
 int
 changes_read(struct changes *c, struct as_err *err)
 {
-	char buf[16384] __attribute__((aligned(__alignof__(struct
-	    inotify_event))));
-	const struct inotify_event *ev;
-	ssize_t n;
-	char *p;
-
-	for (;;) {
-		n = read(c->fd, buf, sizeof(buf));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1 && errno == EAGAIN)
-			break;
-		if (n <= 0) {
-			c->full = 1;
-			return as_err_sys(err, n == 0 ? EIO : errno,
-			    "read the change journal of '%s'", c->root);
-		}
-		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
-			ev = (const struct inotify_event *)p;
-			event(c, ev);
-		}
+	if (c->be != NULL && c->be->read(c, err) == -1) {
+		c->full = 1;
+		return -1;
 	}
 	return changes_pending(c);
+}
+
+/*
+ * Bring the watches up to date.  A fanotify journal that cannot mark
+ * the tree whole any more (a file system without usable handles was
+ * mounted below) becomes an inotify one when either was good enough;
+ * a journal left without any (both failed) tries again at each take,
+ * and reports everything meanwhile.
+ */
+static void
+rewatch(struct changes *c)
+{
+	struct as_err e;
+
+	as_err_clear(&e);
+	c->partial = 0;
+	if (c->be != NULL) {
+		if (c->be->rewatch(c, &e) == 0)
+			return;
+		if (c->be->kind != CHANGES_FANOTIFY ||
+		    c->want != CHANGES_AUTO) {
+			c->partial = c->full = 1;
+			return;
+		}
+		c->be->close(c);
+		c->be = NULL;
+		c->fd = -1;
+		snprintf(c->why, sizeof(c->why), "%s", e.msg);
+		if (open_backend(c, &changes_inotify, NULL) == 0)
+			return;
+	} else {
+		if (c->want != CHANGES_INOTIFY &&
+		    open_backend(c, &changes_fanotify, &e) == 0)
+			return;
+		if (c->want != CHANGES_FANOTIFY &&
+		    open_backend(c, &changes_inotify, NULL) == 0)
+			return;
+	}
+	c->partial = c->full = 1;
 }
 
 static int
@@ -370,7 +347,6 @@ changes_take(struct changes *c, int *full, char ***dirs, size_t *n)
 	*n = 0;
 	if (c->rewatch || c->partial) {
 		/* a directory without a watch is never heard: try again */
-		c->partial = 0;
 		rewatch(c);
 		c->rewatch = 0;
 	}

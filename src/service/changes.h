@@ -4,35 +4,51 @@
  * that a tree that did not change is not scanned at all, and a tree
  * that did is scanned only where it changed (dir_scan_narrow).
  *
- * This version watches with inotify: one watch per directory of the
- * tree, added as directories appear, file systems mounted below
- * included (sync scans them), none in the root's ".autosync".  An event
- * on an entry marks its parent directory as changed (a directory's own
- * attributes mark itself; a new directory is marked with
- * every directory below it, since what was made there before its watch
- * existed sent no event; a directory moved in is marked the same way,
- * and its watches, if it was watched, get its new name).  A queue
- * overflow, a watch that cannot be added
+ * Two ways to hear changes, the first that works is used:
+ *
+ * fanotify (changes_fanotify.c): one FAN_MARK_FILESYSTEM mark per file
+ * system of the tree (the root's, and each mounted below it: sync scans
+ * them), events reported with the directory's file handle and the
+ * entry's name (FAN_REPORT_DFID_NAME).  A handle is turned into a path
+ * (open_by_handle_at, then the descriptor's /proc/self/fd link), cached
+ * by handle, so that a busy directory costs one lookup; a directory
+ * outside the tree (the mark hears the whole file system) is cached as
+ * such and its events dropped.  No walk of the tree, no per-directory
+ * kernel object.  Needs CAP_SYS_ADMIN (file system marks) and
+ * CAP_DAC_READ_SEARCH (open_by_handle_at), and file systems whose
+ * handles can be decoded and that report an fsid (not overlayfs, many
+ * FUSE file systems, a btrfs subvolume other than the top one).
+ *
+ * inotify (changes_inotify.c): one watch per directory of the tree,
+ * added as directories appear, mounts below included, none in the
+ * root's ".autosync".
+ *
+ * Either way an event on an entry marks its parent directory as
+ * changed (a directory's own attributes mark itself); a directory moved
+ * in is marked with every directory below it (it may have changed
+ * where nothing was heard; inotify marks a new directory the same way,
+ * since what was made in it before its watch existed sent no event).
+ * A queue overflow, a watch or mark that cannot be added
  * (max_user_watches), more than CHANGES_MAX directories, a mount or
  * unmount at or below the root (changes_mounts_changed), the root
  * itself moved or deleted, or a new journal (the daemon started) mean
- * "scan everything".
+ * "scan everything".  A fanotify journal that cannot mark a file system
+ * mounted later switches to inotify (CHANGES_AUTO) or reports
+ * everything at each take until it can (CHANGES_FANOTIFY).
  *
- * What inotify on directories does not hear: a write through a shared
- * mmap (no event at all), a write to a hard-linked file through a name
- * in another directory or outside the tree (the event goes to that
- * name's directory; dir_scan_narrow lists the directories of
- * hard-linked files every time for that reason), changes made on
- * another NFS or CIFS client.  The service scans in full every
- * full_scan_interval for these.
+ * What neither hears: a write through a shared mmap (no event at all),
+ * a write to a hard-linked file through a name in another directory or
+ * outside the tree (the event names that directory; dir_scan_narrow
+ * lists the directories of hard-linked files every time for that
+ * reason), changes made on another NFS or CIFS client, a directory
+ * bind-mounted twice inside the tree (heard under one of its names).
+ * The service scans in full every full_scan_interval for these.
  *
- * fanotify with FAN_REPORT_DFID_NAME (one mark per file system, no
- * per-directory watches, but CAP_SYS_ADMIN and a handle-to-path lookup
- * per event) would save the watches' setup walk and their kernel memory
- * on large trees; it is not used: an idle inotify journal costs no CPU
- * (bench/README.md), and a file system mark hears every event of the
- * file system, most of them outside the tree, each to be looked up and
- * dropped.
+ * Cost: an idle inotify journal costs no CPU but one watch (and a
+ * pinned inode) per directory, set up by a walk of the whole tree; a
+ * fanotify journal is set up at once, but hears every change of its
+ * file systems, also outside the tree (bench/README.md has figures):
+ * on a busy shared file system `journal=inotify` may be cheaper.
  */
 #ifndef AS_CHANGES_H
 #define AS_CHANGES_H
@@ -43,11 +59,36 @@
 
 #define CHANGES_MAX	10000	/* directories listed; beyond: full */
 
+/* Which journal: the service property `journal`. */
+enum changes_kind {
+	CHANGES_AUTO = 0,	/* fanotify, else inotify */
+	CHANGES_FANOTIFY,	/* fanotify only */
+	CHANGES_INOTIFY,	/* inotify only */
+};
+
 struct changes;
 
 /* Watch the tree at root (absolute).  The journal starts "full". */
 struct changes *changes_open(const char *root, struct as_err *err);
+/*
+ * The same with a choice: CHANGES_FANOTIFY fails (with the reason in
+ * err) where fanotify cannot watch the tree; CHANGES_AUTO then uses
+ * inotify and says why in changes_why().
+ */
+struct changes *changes_open_kind(const char *root, enum changes_kind want,
+	    struct as_err *err);
 void	changes_close(struct changes *c);
+
+/* "auto", "fanotify", "inotify" and back; -1 for another word. */
+const char *changes_kind_name(enum changes_kind k);
+int	changes_kind_parse(const char *s, enum changes_kind *k);
+
+/* CHANGES_FANOTIFY or CHANGES_INOTIFY: what watches now. */
+enum changes_kind changes_kind(const struct changes *c);
+/* Why fanotify is not used ("" when it is, or was not asked for). */
+const char *changes_why(const struct changes *c);
+/* inotify: directories watched; fanotify: file systems marked. */
+size_t	changes_watches(const struct changes *c);
 
 /* Poll it for POLLIN, then call changes_read(). */
 int	changes_fd(const struct changes *c);
@@ -64,16 +105,8 @@ void	changes_force_full(struct changes *c);
 
 /*
  * Call when the mount table changed (POLLPRI on /proc/self/mountinfo):
- * if a mount at or below the root came, went or was replaced (inotify
- * says nothing of it), the next take reports full and the tree is
- * watched again.  Returns 1 then, else 0.
- */
-int	changes_mounts_changed(struct changes *c);
-
-/*
- * Call when the mount table changed (POLLPRI on /proc/self/mountinfo):
- * if a mount at or below the root came, went or was replaced (inotify
- * says nothing of it), the next take reports full and the tree is
+ * if a mount at or below the root came, went or was replaced (neither
+ * journal hears it), the next take reports full and the tree is
  * watched again.  Returns 1 then, else 0.
  */
 int	changes_mounts_changed(struct changes *c);

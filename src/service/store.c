@@ -86,6 +86,9 @@ static const struct store_propdef propdefs[] = {
 	{ "hook_timeout", "5m",	"hooks are killed after this" },
 	{ "full_scan_interval", "10m", "continuous: a full scan at least "
 				"this often (0: every run)" },
+	{ "journal",	"auto",	"continuous: the change journal, auto "
+				"(fanotify, else inotify), fanotify or "
+				"inotify" },
 	{ "key_file",	"",	"tcp: the PSK file; tls: the private key" },
 	{ "cert_file",	"",	"tls: this side's certificate" },
 	{ "ca_file",	"",	"tls: the CA that signed the server's" },
@@ -704,6 +707,13 @@ store_prop_check(const char *key, const char *value, struct as_err *err)
 	    strcmp(key, "full_scan_interval") == 0) {
 		if (sched_parse_duration(value, &secs, err) == -1)
 			return as_err_prefix(err, "%s", key);
+	} else if (strcmp(key, "journal") == 0) {
+		if (strcmp(value, "auto") != 0 &&
+		    strcmp(value, "fanotify") != 0 &&
+		    strcmp(value, "inotify") != 0)
+			return as_err_set(err, AS_E_USAGE, 0, "journal: "
+			    "expected auto, fanotify or inotify, not '%s'",
+			    value);
 	} else if (strcmp(key, "retries") == 0) {
 		if (!uint_in(value, 1000) || strcmp(value, "0") == 0)
 			return as_err_set(err, AS_E_USAGE, 0, "retries: "

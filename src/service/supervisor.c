@@ -49,6 +49,8 @@
  * machine's NFS client, a dropped watch).
  */
 #define FULL_SCAN_MS	(10 * 60 * 1000)	/* until a run read it */
+/* a journal that woke the daemon for nothing new is read again after */
+#define JOURNAL_BATCH_MS 100
 
 /*
  * What a run's child writes to its pipe: records of one write each
@@ -91,6 +93,10 @@ struct job {
 					 * its drift check */
 	char		*dchg_root;
 	int		 dchg_failed;
+	enum changes_kind chg_want;	/* the journal property they have */
+	enum changes_kind dchg_want;
+	enum changes_kind chg_now[2];	/* what watches: source, dest */
+	char		*chg_said[2];	/* why none, as last logged */
 	int64_t		 full_mono;	/* start of the last full scan run */
 	int64_t		 full_ms;	/* its full_scan_interval */
 };
@@ -421,15 +427,66 @@ out:
 
 /* ---- the daemon -------------------------------------------------- */
 
+static void
+note(struct daemon *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The service's journal property now (auto when it cannot be read). */
+static enum changes_kind
+journal_of(struct store *st, const char *name)
+{
+	enum changes_kind k = CHANGES_AUTO;
+	char *v = NULL;
+
+	if (store_prop_get(st, name, "journal", &v, NULL) == 0)
+		(void)changes_kind_parse(v, &k);
+	free(v);
+	return k;
+}
+
+/*
+ * Which journal watches (what) of a service, and why not fanotify: once
+ * in its log when a journal is made, and again if it changes (a file
+ * system mounted later that fanotify cannot mark).
+ */
+static void
+journal_say(struct daemon *d, struct job *j, const char *what,
+    const struct changes *c, int64_t ms)
+{
+	char msg[AS_ERR_MSGMAX + 256], took[48] = "";
+	enum changes_kind k = changes_kind(c);
+	size_t n = changes_watches(c);
+
+	if (ms >= 0)
+		snprintf(took, sizeof(took), ", set up in %.3f s",
+		    (double)ms / 1000);
+	snprintf(msg, sizeof(msg), "change journal of the %s: %s (%zu %s%s%s)"
+	    "%s%s", what, k == CHANGES_AUTO ? "none" : changes_kind_name(k),
+	    n, k == CHANGES_FANOTIFY ? "file system mark" : "directory watch",
+	    n == 1 ? "" : (k == CHANGES_FANOTIFY ? "s" : "es"), took,
+	    changes_why(c)[0] != '\0' ? "; fanotify not used: " : "",
+	    changes_why(c));
+	run_event(d->st, j->name, RUN_LOG_RUN, msg);
+	note(d, "'%s': %s", j->name, msg);
+}
+
 /*
  * Give continuous services with a local directory source a change
  * journal (and take it from others): watched while the daemon runs, so
- * that an unchanged tree is not scanned every interval.
+ * that an unchanged tree is not scanned every interval.  A changed
+ * `journal` property makes a new one.
  */
 static void
-journal_set(struct changes **c, char **root, int *failed, char *abs)
+journal_set(struct daemon *d, struct job *j, const char *what,
+    struct changes **c, char **root, int *failed, enum changes_kind *kind,
+    enum changes_kind *now, char **said, enum changes_kind want, char *abs)
 {
-	if (abs != NULL && *root != NULL && strcmp(*root, abs) == 0) {
+	struct as_err err;
+	char msg[AS_ERR_MSGMAX + 128];
+	int64_t t0;
+
+	if (abs != NULL && *root != NULL && strcmp(*root, abs) == 0 &&
+	    *kind == want) {
 		free(abs);
 		return;
 	}
@@ -438,12 +495,31 @@ journal_set(struct changes **c, char **root, int *failed, char *abs)
 	free(*root);
 	*root = NULL;
 	*failed = 0;
+	*kind = want;
 	if (abs == NULL)
 		return;
 	*root = abs;
+	as_err_clear(&err);
+	t0 = mono_ms();
 	/* a tree that is not there yet: runs report it, no journal */
-	if ((*c = changes_open(abs, NULL)) == NULL)
+	if ((*c = changes_open_kind(abs, want, &err)) == NULL) {
 		*failed = 1;
+		snprintf(msg, sizeof(msg), "change journal of the %s: none "
+		    "(journal=%s): %s", what, changes_kind_name(want),
+		    err.msg);
+		/* tried again after each good run: said once */
+		if (*said == NULL || strcmp(*said, msg) != 0) {
+			run_event(d->st, j->name, RUN_LOG_RUN, msg);
+			note(d, "'%s': %s", j->name, msg);
+			free(*said);
+			*said = xstrdup(msg);
+		}
+		return;
+	}
+	free(*said);
+	*said = NULL;
+	journal_say(d, j, what, *c, mono_ms() - t0);
+	*now = changes_kind(*c);
 }
 
 /*
@@ -453,11 +529,12 @@ journal_set(struct changes **c, char **root, int *failed, char *abs)
  * checks.
  */
 static void
-journal_sync(struct job *j, const struct svc *v)
+journal_sync(struct daemon *d, struct job *j, const struct svc *v)
 {
 	struct endpoint se, de;
 	struct sched sc;
 	char *abs = NULL, *dabs = NULL;
+	enum changes_kind kind = CHANGES_AUTO;
 	int want;
 
 	memset(&se, 0, sizeof(se));
@@ -472,15 +549,31 @@ journal_sync(struct job *j, const struct svc *v)
 		dabs = snapstore_abspath(de.path, NULL);
 	endpoint_release(&se);
 	endpoint_release(&de);
-	journal_set(&j->chg, &j->chg_root, &j->chg_failed, want ? abs : NULL);
+	if (want)
+		kind = journal_of(d->st, j->name);
+	journal_set(d, j, "source", &j->chg, &j->chg_root, &j->chg_failed,
+	    &j->chg_want, &j->chg_now[0], &j->chg_said[0], kind,
+	    want ? abs : NULL);
 	if (!want)
 		free(abs);
-	journal_set(&j->dchg, &j->dchg_root, &j->dchg_failed, dabs);
+	journal_set(d, j, "destination", &j->dchg, &j->dchg_root,
+	    &j->dchg_failed, &j->dchg_want, &j->chg_now[1], &j->chg_said[1],
+	    kind, dabs);
 }
 
+/* After a take: a journal that changed its kind says so. */
 static void
-note(struct daemon *d, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+journal_check(struct daemon *d, struct job *j)
+{
+	if (j->chg != NULL && changes_kind(j->chg) != j->chg_now[0]) {
+		j->chg_now[0] = changes_kind(j->chg);
+		journal_say(d, j, "source", j->chg, -1);
+	}
+	if (j->dchg != NULL && changes_kind(j->dchg) != j->chg_now[1]) {
+		j->chg_now[1] = changes_kind(j->dchg);
+		journal_say(d, j, "destination", j->dchg, -1);
+	}
+}
 
 static void
 note(struct daemon *d, const char *fmt, ...)
@@ -546,6 +639,8 @@ reload(struct daemon *d, struct svc **vp, size_t *np, struct as_err *err)
 		}
 		changes_close(j->chg);
 		free(j->chg_root);
+		free(j->chg_said[0]);
+		free(j->chg_said[1]);
 		changes_close(j->dchg);
 		free(j->dchg_root);
 		free(j->name);
@@ -696,6 +791,7 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 			r.dchanged_full = r.changed_full;
 		}
 	}
+	journal_check(d, j);
 	if ((pid = fork()) == -1) {
 		as_err_sys(&err, errno, "fork");
 		changes_free_list(r.changed, r.nchanged);
@@ -1184,6 +1280,56 @@ daemon_lock(const char *state_dir, struct as_err *err)
 	return fd;
 }
 
+/*
+ * After a poll: 1 when only change journals woke it and none of them
+ * has become pending (their events were read here), else 0.
+ */
+static int
+journals_only(struct daemon *d, struct pollfd *pfd)
+{
+	size_t i, k, n = 4 + MAX_CLIENTS + 3 * d->njobs;
+	struct changes *c;
+	int was;
+
+	for (k = 0; k < n; k++) {
+		if (pfd[k].revents == 0)
+			continue;
+		c = NULL;
+		if (k >= 2 + MAX_CLIENTS + d->njobs &&
+		    k < 2 + MAX_CLIENTS + 2 * d->njobs) {
+			i = k - (2 + MAX_CLIENTS + d->njobs);
+			c = d->jobs[i].chg;
+		} else if (k >= 4 + MAX_CLIENTS + 2 * d->njobs) {
+			i = k - (4 + MAX_CLIENTS + 2 * d->njobs);
+			c = d->jobs[i].dchg;
+		}
+		if (c == NULL || (pfd[k].revents & ~POLLIN))
+			return 0;
+		was = changes_pending(c);
+		if (changes_read(c, NULL) != 0 && !was)
+			return 0;
+	}
+	return 1;
+}
+
+/* Leave the journals' descriptors out of the poll (on), or put them back. */
+static void
+journals_mute(struct daemon *d, struct pollfd *pfd, int on)
+{
+	size_t i, k;
+
+	for (i = 0; i < d->njobs; i++) {
+		k = 2 + MAX_CLIENTS + d->njobs + i;
+		pfd[k].fd = on || d->jobs[i].chg == NULL ? -1 :
+		    changes_fd(d->jobs[i].chg);
+		pfd[k].revents = 0;
+		k = 4 + MAX_CLIENTS + 2 * d->njobs + i;
+		pfd[k].fd = on || d->jobs[i].dchg == NULL ? -1 :
+		    changes_fd(d->jobs[i].dchg);
+		pfd[k].revents = 0;
+	}
+}
+
 int
 supervisor_daemon(const char *state_dir, supervisor_note_fn notefn,
     struct as_err *err)
@@ -1202,7 +1348,8 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 	sigset_t mask;
 	size_t nv = 0, i;
 	unsigned nrec;
-	int64_t now_mono, now_wall, due, show, timeout;
+	int64_t now_mono, now_wall, due, show, timeout, deadline, mute_end;
+	int64_t wait;
 	int lock_fd = -1, rc = -1, n, k;
 	char *sock = NULL;
 	struct job *j;
@@ -1265,7 +1412,7 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 			if ((j = job_find(&d, vs[i].name)) == NULL ||
 			    j->pid != 0)
 				continue;
-			journal_sync(j, &vs[i]);
+			journal_sync(&d, j, &vs[i]);
 			/* a changed full_scan_interval counts at once */
 			if (j->chg != NULL)
 				j->full_ms = full_scan_of(d.st, j->name,
@@ -1319,7 +1466,36 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 		pfd[k + 1].fd = d.mnt_fd;
 		pfd[k + 1].events = POLLPRI;
 		pfd[k + 1].revents = 0;
-		n = poll(pfd, 4 + MAX_CLIENTS + 3 * d.njobs, (int)timeout);
+		/*
+		 * Wakeups from journals only, with nothing new for a run
+		 * (a fanotify mark hears its whole file system, busy or
+		 * not): no reload of the store, and the journals are left
+		 * to gather events for JOURNAL_BATCH_MS before the next
+		 * read.
+		 */
+		deadline = mono_ms() + timeout;
+		mute_end = -1;
+		for (;;) {
+			now_mono = mono_ms();
+			if (mute_end >= 0 && now_mono >= mute_end) {
+				journals_mute(&d, pfd, 0);
+				mute_end = -1;
+			}
+			wait = deadline > now_mono ? deadline - now_mono : 0;
+			if (mute_end >= 0 && mute_end - now_mono < wait)
+				wait = mute_end - now_mono;
+			n = poll(pfd, 4 + MAX_CLIENTS + 3 * d.njobs, (int)wait);
+			if (n == 0 && mono_ms() < deadline)
+				continue;	/* the end of a mute */
+			if (n > 0 && journals_only(&d, pfd)) {
+				if (mute_end < 0) {
+					journals_mute(&d, pfd, 1);
+					mute_end = mono_ms() + JOURNAL_BATCH_MS;
+				}
+				continue;
+			}
+			break;
+		}
 		if (n == -1 && errno != EINTR) {
 			as_err_sys(err, errno, "poll");
 			goto out;
@@ -1386,6 +1562,8 @@ out:
 			close(d.jobs[i].waiters[k]);
 		changes_close(d.jobs[i].chg);
 		free(d.jobs[i].chg_root);
+		free(d.jobs[i].chg_said[0]);
+		free(d.jobs[i].chg_said[1]);
 		changes_close(d.jobs[i].dchg);
 		free(d.jobs[i].dchg_root);
 		free(d.jobs[i].name);
