@@ -141,10 +141,17 @@ static int
 check_source(const char *src, struct btrfs_subvol *sv, struct as_err *err)
 {
 	unsigned char a[16], b[16];
+	struct stat st;
 	char *parent;
 	int rc;
 
-	if (btrfs_show(src, sv, err) == -1)
+	memset(sv, 0, sizeof(*sv));
+	if (lstat(src, &st) == -1)
+		return as_err_sys(err, errno, "source '%s'", src);
+	if (!btrfs_is_subvol(src))
+		return as_err_set(err, AS_E_NOTFOUND, 0, "source '%s': not a "
+		    "btrfs subvolume", src);
+	if (btrfs_info(src, sv, err) == -1)
 		return as_err_prefix(err, "source '%s'", src);
 	parent = xstrdup(src);
 	*(strrchr(parent, '/') == parent ? parent + 1 :
@@ -299,7 +306,7 @@ items_get(const char *src, const char *sdir, const struct btrfs_subvol *sv,
 	size_t nr = 0, i, n = 0;
 	int rc = -1;
 
-	if (!norecurse && btrfs_nested(src, sv->path, &rels, &nr, err) == -1)
+	if (!norecurse && btrfs_nested(src, &rels, &nr, err) == -1)
 		return as_err_prefix(err, "nested subvolumes of '%s'", src);
 	v = xcalloc(nr + 1, sizeof(*v));
 	v[0].rel = xstrdup("");
@@ -776,7 +783,7 @@ no_nested(const char *src, const struct btrfs_subvol *sv, int norecurse,
 
 	if (norecurse)
 		return 0;
-	if (btrfs_nested(src, sv->path, &rels, &nr, err) == -1)
+	if (btrfs_nested(src, &rels, &nr, err) == -1)
 		return as_err_prefix(err, "nested subvolumes of '%s'", src);
 	if (nr > 0)
 		rc = as_err_set(err, AS_E_USAGE, 0, "'%s' has nested "
