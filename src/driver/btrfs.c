@@ -552,6 +552,20 @@ btrfs_proc_written(struct btrfs_proc *p, uint64_t *bytes)
 	return 0;
 }
 
+int
+btrfs_proc_exited_ok(struct btrfs_proc *p)
+{
+	siginfo_t si;
+	int rc;
+
+	do
+		rc = waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOWAIT);
+	while (rc == -1 && errno == EINTR);
+	if (rc == -1)
+		return -1;
+	return si.si_code == CLD_EXITED && si.si_status == 0;
+}
+
 void
 btrfs_proc_abort(struct btrfs_proc *p)
 {

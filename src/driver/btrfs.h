@@ -233,6 +233,11 @@ int	btrfs_proc_finish(struct btrfs_proc *p, struct as_err *err);
  * kernel writes for it).  0, or -1 when that cannot be read.
  */
 int	btrfs_proc_written(struct btrfs_proc *p, uint64_t *bytes);
+/*
+ * Wait until it has exited (without reaping it): 1 when it exited with
+ * status 0, 0 otherwise, -1 when it cannot be waited for.
+ */
+int	btrfs_proc_exited_ok(struct btrfs_proc *p);
 /* Kill it (SIGKILL) and reap it; frees p; for error paths. */
 void	btrfs_proc_abort(struct btrfs_proc *p);
 
