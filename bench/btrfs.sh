@@ -185,6 +185,31 @@ for r in $(seq "$N"); do
 	incr_c+=("$t_rawc")
 done
 
+# Load-independent counts of one more incremental run (1 file
+# rewritten): the btrfs commands autosync ran and the subvolume ioctls
+# that stand for commands (its -vv log), and with strace the syscalls
+# of the run and its children; for the raw side the same for `snapshot
+# -r` + `send -p | receive`.
+head -c $((FILE_MB * 1048576)) /dev/urandom >"$A/src/f1"
+"$AUTOSYNC" sync -vv "btrfs:$A/src" "btrfs:$B/as" 2>"$W/vv.err" >/dev/null
+n_cmd=$(grep '^autosync: debug: run: btrfs ' "$W/vv.err" |
+	grep -vc ': exit [0-9]*$')
+n_ioc=$(grep -c '^autosync: debug: ioctl: ' "$W/vv.err")
+n_sys=- n_rawsys=-
+if command -v strace >/dev/null; then
+	head -c $((FILE_MB * 1048576)) /dev/urandom >"$A/src/f1"
+	strace -f -c -o "$W/as.strace" "$AUTOSYNC" sync "btrfs:$A/src" \
+	    "btrfs:$B/as" >/dev/null 2>&1
+	n_sys=$(awk '$NF == "total" {print $(NF-2)}' "$W/as.strace")
+	last=$(ls -1v "$A/raw-snaps" | tail -n 1)
+	head -c $((FILE_MB * 1048576)) /dev/urandom >"$A/src/f1"
+	strace -f -c -o "$W/raw.strace" bash -c "btrfs subvolume snapshot -r \
+	    '$A/src' '$A/raw-snaps/count' >/dev/null && btrfs send -q -p \
+	    '$A/raw-snaps/$last' '$A/raw-snaps/count' | btrfs receive -q '$B/raw'"
+	n_rawsys=$(awk '$NF == "total" {print $(NF-2)}' "$W/raw.strace")
+fi
+echo "counts, one incremental run: autosync ran $n_cmd btrfs commands and $n_ioc subvolume ioctls, $n_sys syscalls (strace -f -c); raw snapshot + send | receive: 3 commands, $n_rawsys syscalls"
+
 # Over the network (REMOTE=1, the default): a full push over tcp:// to
 # an "autosync serve --config" on 127.0.0.1 whose serve.conf trusts the
 # client for btrfs: ("allow bench btrfs:B rw trusted"), against the raw
@@ -195,7 +220,7 @@ done
 # on the server, the view, pruning).  Destinations deleted before each
 # round, alternating who goes first.
 REMOTE=${REMOTE:-1}
-net_raw=() net_as=() net_x=()
+net_raw=() net_as=() net_x=() net_c=()
 if test "$REMOTE" = 1 && command -v nc >/dev/null; then
 	"$AUTOSYNC" keygen --out "$W/keys" --client bench >/dev/null || exit 1
 	cat >"$W/serve.conf" <<-EOF
@@ -221,7 +246,10 @@ time.sleep(0.2)
 t = time.perf_counter()
 subprocess.run("btrfs send -q %s | nc -N 127.0.0.1 %s" % (s, p), shell=True, check=True)
 r.wait()
-print("%.3f" % (time.perf_counter() - t)) if r.returncode == 0 else print("FAIL")' "$s" "$B/ncraw" "$ncport")
+tp = time.perf_counter() - t
+subprocess.run(["btrfs", "filesystem", "sync", d], check=True)
+tc = time.perf_counter() - t
+print("%.3f %.3f" % (tp, tc)) if r.returncode == 0 else print("FAIL FAIL")' "$s" "$B/ncraw" "$ncport")
 		echo "$t"
 	}
 	tcp_as() {
@@ -237,16 +265,17 @@ print("%.3f" % (time.perf_counter() - t)) if r.returncode == 0 else print("FAIL"
 		rm -rf "$AUTOSYNC_STATE_DIR"/*
 		btrfs subvolume sync "$A" >/dev/null; btrfs subvolume sync "$B" >/dev/null
 		if test $((r % 2)) = 1; then
-			t_raw=$(nc_raw "$r"); t_as=$(tcp_as)
+			t2=$(nc_raw "$r"); t_as=$(tcp_as)
 		else
-			t_as=$(tcp_as); t_raw=$(nc_raw "$r")
+			t_as=$(tcp_as); t2=$(nc_raw "$r")
 		fi
+		t_raw=${t2% *} t_rawc=${t2#* }
 		s=$(ls -1 "$A/.autosync-snapshots/src" | grep '^autosync_' | tail -n 1)
 		diff -r "$A/.autosync-snapshots/src/$s" "$B/tcpas" >/dev/null ||
 			{ echo "WRONG RESULT: $B/tcpas differs from $s"; t_as=FAIL; }
 		t_x=$(sed -n 's/.* of btrfs send streams in \([0-9.]*\) s$/\1/p' "$W/tcp.out")
-		echo "round $r tcp push full: raw nc pipe $t_raw s, autosync $t_as s (streams $t_x s)"
-		net_raw+=("$t_raw") net_as+=("$t_as") net_x+=("$t_x")
+		echo "round $r tcp push full: raw nc pipe $t_raw s (+ commit $t_rawc s), autosync $t_as s (streams $t_x s)"
+		net_raw+=("$t_raw") net_as+=("$t_as") net_x+=("$t_x") net_c+=("$t_rawc")
 	done
 	kill -TERM "$spid" 2>/dev/null
 	wait "$spid" 2>/dev/null
@@ -281,7 +310,8 @@ if test "${#net_raw[@]}" -gt 0; then
 	na=$(printf '%s\n' "${net_as[@]}" | best)
 	echo
 	nx=$(printf '%s\n' "${net_x[@]}" | best)
-	echo "| scenario | raw btrfs send \\| nc \\| btrfs receive s | autosync tcp push: stream s | ratio (goal ≤ 1.05) | autosync whole run s | ratio |"
-	echo "|---|---:|---:|---:|---:|---:|"
-	echo "| full, $SIZE_MB MiB over tcp | $nr | $nx | $(ratio "$nx" "$nr") | $na | $(ratio "$na" "$nr") |"
+	nc_=$(printf '%s\n' "${net_c[@]}" | best)
+	echo "| scenario | raw btrfs send \\| nc \\| btrfs receive s | + commit s | autosync tcp push: stream s | autosync whole run s | ratio to raw | ratio to raw + commit |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	echo "| full, $SIZE_MB MiB over tcp | $nr | $nc_ | $nx | $na | $(ratio "$na" "$nr") | $(ratio "$na" "$nc_") |"
 fi

@@ -1,5 +1,6 @@
 /* io.c - safe descriptor I/O; see io.h. */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -119,7 +120,8 @@ io_fault(const char *site)
 			return 0;
 		memcpy(num, c1 + 1, len);
 		num[len] = '\0';
-		fault_errno = atoi(num);
+		/* KILL: kill -9 at that point, for crash tests */
+		fault_errno = strcmp(num, "KILL") == 0 ? -1 : atoi(num);
 		for (i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]);
 		    i++)
 			if (strcmp(num, errno_names[i].name) == 0)
@@ -128,7 +130,11 @@ io_fault(const char *site)
 	}
 	if (fault_errno == 0 || strcmp(site, fault_site) != 0)
 		return 0;
-	return ++calls == fault_nth ? fault_errno : 0;
+	if (++calls != fault_nth)
+		return 0;
+	if (fault_errno == -1)
+		raise(SIGKILL);
+	return fault_errno;
 }
 
 int

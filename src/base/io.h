@@ -27,6 +27,8 @@ ssize_t	io_pread_full(int fd, void *buf, size_t n, off_t off);
  * environment (test builds and production alike: it costs one getenv at
  * start-up), the nth call (default 1st) of io_fault("site") returns the
  * errno value (a number or a name such as ENOSPC); all others return 0.
+ * The value KILL makes that call kill the process instead (SIGKILL:
+ * kill -9 at a named point, for crash tests).
  */
 int	io_fault(const char *site);
 

@@ -150,19 +150,21 @@ int	btrfs_show(const char *path, struct btrfs_subvol *sv,
 /*
  * The subvolumes nested below the subvolume at path, at any depth, as
  * paths relative to it (sorted, parents first), leaving out autosync's
- * own BTRFS_SNAPDIR directories.  top is path's path from the top level
- * (btrfs_show's sv.path), or NULL to ask.  *rels is owned
+ * own BTRFS_SNAPDIR directories: from the kernel's root refs
+ * (BTRFS_IOC_GET_SUBVOL_ROOTREF and BTRFS_IOC_INO_LOOKUP_USER, Linux
+ * >= 4.18), level by level, nothing run.  *rels is owned
  * (btrfs_rels_free).
  */
-int	btrfs_nested(const char *path, const char *top, char ***rels,
-	    size_t *n, struct as_err *err);
+int	btrfs_nested(const char *path, char ***rels, size_t *n,
+	    struct as_err *err);
 void	btrfs_rels_free(char **rels, size_t n);
 /*
  * The same fields (path left NULL, ctransid set) from the kernel
  * (BTRFS_IOC_GET_SUBVOL_INFO, Linux >= 4.18) without running anything:
- * for the many look-ups of a run (listing snapshot directories, the
- * views).  `show` remains what identifies the source and checks a
- * received subvolume.  NOTFOUND when path is not a subvolume.
+ * every look-up of a run (the source, a received subvolume's check,
+ * snapshot directories, the views).  NOTFOUND when path is not on
+ * btrfs; on a directory that is not a subvolume's root it describes the
+ * subvolume that holds it: check btrfs_is_subvol() first.
  */
 int	btrfs_info(const char *path, struct btrfs_subvol *sv,
 	    struct as_err *err);
@@ -173,19 +175,29 @@ int	btrfs_fsid(const char *path, unsigned char fsid[16],
 	    struct as_err *err);
 /* mkdir -p; the last directory must be this user's and mode 0700. */
 int	btrfs_mkdir_private(const char *path, struct as_err *err);
-/* `btrfs subvolume snapshot [-r] src dst`; dst must not exist. */
+/*
+ * What `btrfs subvolume snapshot [-r] src dst` does, by its ioctl
+ * (BTRFS_IOC_SNAP_CREATE_V2); dst must not exist.  A read-only snapshot
+ * of a received subvolume keeps its received_uuid, a writable one
+ * does not (the kernel's rule).
+ */
 int	btrfs_snapshot(const char *src, const char *dst, int readonly,
 	    struct as_err *err);
-/* `btrfs property set -ts path ro true|false` (never -f). */
+/*
+ * What `btrfs property set -ts path ro true|false` does (never -f: a
+ * received subvolume is not made writable, CONFLICT), by ioctl
+ * (BTRFS_IOC_SUBVOL_SETFLAGS).
+ */
 int	btrfs_set_readonly(const char *path, int ro, struct as_err *err);
 /*
  * Delete the subvolume at path and every subvolume nested in it
- * (deepest first; a read-only parent is made writable first).
+ * (deepest first; a read-only parent is made writable first), by
+ * BTRFS_IOC_SNAP_DESTROY as `btrfs subvolume delete` does (no commit).
  */
 int	btrfs_delete(const char *path, struct as_err *err);
 /*
- * `btrfs subvolume delete P...` (in batches): for read-only snapshots,
- * which never hold nested subvolumes.
+ * Delete each of paths (one ioctl each, as `btrfs subvolume delete
+ * P...`): for read-only snapshots, which never hold nested subvolumes.
  */
 int	btrfs_delete_snapshots(const char *const *paths, size_t n,
 	    struct as_err *err);
@@ -221,6 +233,11 @@ int	btrfs_proc_finish(struct btrfs_proc *p, struct as_err *err);
  * kernel writes for it).  0, or -1 when that cannot be read.
  */
 int	btrfs_proc_written(struct btrfs_proc *p, uint64_t *bytes);
+/*
+ * Wait until it has exited (without reaping it): 1 when it exited with
+ * status 0, 0 otherwise, -1 when it cannot be waited for.
+ */
+int	btrfs_proc_exited_ok(struct btrfs_proc *p);
 /* Kill it (SIGKILL) and reap it; frees p; for error paths. */
 void	btrfs_proc_abort(struct btrfs_proc *p);
 

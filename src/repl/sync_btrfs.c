@@ -141,10 +141,17 @@ static int
 check_source(const char *src, struct btrfs_subvol *sv, struct as_err *err)
 {
 	unsigned char a[16], b[16];
+	struct stat st;
 	char *parent;
 	int rc;
 
-	if (btrfs_show(src, sv, err) == -1)
+	memset(sv, 0, sizeof(*sv));
+	if (lstat(src, &st) == -1)
+		return as_err_sys(err, errno, "source '%s'", src);
+	if (!btrfs_is_subvol(src))
+		return as_err_set(err, AS_E_NOTFOUND, 0, "source '%s': not a "
+		    "btrfs subvolume", src);
+	if (btrfs_info(src, sv, err) == -1)
 		return as_err_prefix(err, "source '%s'", src);
 	parent = xstrdup(src);
 	*(strrchr(parent, '/') == parent ? parent + 1 :
@@ -299,7 +306,7 @@ items_get(const char *src, const char *sdir, const struct btrfs_subvol *sv,
 	size_t nr = 0, i, n = 0;
 	int rc = -1;
 
-	if (!norecurse && btrfs_nested(src, sv->path, &rels, &nr, err) == -1)
+	if (!norecurse && btrfs_nested(src, &rels, &nr, err) == -1)
 		return as_err_prefix(err, "nested subvolumes of '%s'", src);
 	v = xcalloc(nr + 1, sizeof(*v));
 	v[0].rel = xstrdup("");
@@ -389,14 +396,16 @@ transfer(struct btrfs_dest *d, const struct item *it, const char *name,
 {
 	struct btrfs_proc *sp = NULL, *rp = NULL;
 	struct as_err serr;
-	char *snap, *par = NULL;
+	char *snap, *par = NULL, drain[4096];
 	uint64_t n = 0;
-	int fds[2] = { -1, -1 }, src_rc, rcv_rc;
+	ssize_t r;
+	int fds[2] = { -1, -1 }, src_rc, rcv_rc, keep = -1;
 
 	snap = xasprintf("%s/%s", it->sdir, name);
 	if (parent != NULL)
 		par = xasprintf("%s/%s", it->sdir, parent);
-	if (pipe2(fds, O_CLOEXEC) == -1) {
+	if (pipe2(fds, O_CLOEXEC) == -1 ||
+	    (keep = fcntl(fds[0], F_DUPFD_CLOEXEC, 0)) == -1) {
 		as_err_sys(err, errno, "pipe");
 		goto fail;
 	}
@@ -408,6 +417,25 @@ transfer(struct btrfs_dest *d, const struct item *it, const char *name,
 	fds[1] = -1;
 	if (sp == NULL)
 		goto fail;
+	/*
+	 * btrfs receive -e exits at the stream's end marker, and can do so
+	 * before the copying thread of btrfs send has seen the end of its
+	 * own pipe: that last splice finds no reader on ours and the
+	 * kernel kills btrfs send with SIGPIPE, with nothing left to write
+	 * (splice checks for readers before it waits for input).  Our
+	 * read end stays a reader until then: drained (nothing is left
+	 * after a whole stream) once the receive succeeded, closed at once
+	 * when it failed, so that the sender stops.
+	 */
+	if (btrfs_proc_exited_ok(rp) == 1) {
+		while ((r = read(keep, drain, sizeof(drain))) > 0 ||
+		    (r == -1 && errno == EINTR))
+			if (r > 0)
+				log_debug("'%s': %zd bytes after the end of the "
+				    "stream", it->abs, r);
+	}
+	close(keep);
+	keep = -1;
 	if (btrfs_proc_written(sp, &n) == 0)
 		*bytes += n;
 	as_err_clear(&serr);
@@ -441,6 +469,8 @@ fail:
 	btrfs_proc_abort(rp);
 	btrfs_proc_abort(sp);
 out:
+	if (keep != -1)
+		close(keep);
 	if (fds[0] != -1)
 		close(fds[0]);
 	if (fds[1] != -1)
@@ -776,7 +806,7 @@ no_nested(const char *src, const struct btrfs_subvol *sv, int norecurse,
 
 	if (norecurse)
 		return 0;
-	if (btrfs_nested(src, sv->path, &rels, &nr, err) == -1)
+	if (btrfs_nested(src, &rels, &nr, err) == -1)
 		return as_err_prefix(err, "nested subvolumes of '%s'", src);
 	if (nr > 0)
 		rc = as_err_set(err, AS_E_USAGE, 0, "'%s' has nested "
