@@ -77,8 +77,9 @@ sender_main(void *arg)
 		    &t->out->serr);
 	else
 		t->out->sender_rc = dir_send_resume(t->s->root,
-		    t->s->target, t->s->base, t->fd, t->s->sflags, NULL, NULL,
-		    t->s->resume_pos, &t->out->st, &t->out->serr);
+		    t->s->target, t->s->base, t->fd, t->s->sflags,
+		    t->s->before_end, t->s->before_end_arg, t->s->resume_pos,
+		    &t->out->st, &t->out->serr);
 	if (t->out->sender_rc == -1 && t->out->serr.code == AS_E_OK)
 		as_err_set(&t->out->serr, AS_E_INTERNAL, 0, "send failed");
 	if (t->out->sender_rc == 0 && t->s->after != NULL)
@@ -568,7 +569,9 @@ xfer_estimate(const struct catalog *target, const struct catalog *base)
 
 	for (i = 0; i < target->n; i++) {
 		e = &target->ents[i];
-		if ((e->mode & S_IFMT) != S_IFREG)
+		/* CAT_EF_SAME: unchanged, its base twin not kept (merge scan) */
+		if ((e->mode & S_IFMT) != S_IFREG || (base != NULL &&
+		    (e->flags & CAT_EF_SAME) != 0))
 			continue;
 		if (base != NULL) {
 			p = catalog_path(target, e);

@@ -98,8 +98,18 @@ struct xfer_src {
 	int		(*send)(void *arg, int fd, struct as_err *err);
 	void		*send_arg;
 	/*
+	 * dir_send's hook (dir_send_hook): run in the sender's thread once
+	 * everything but the END record is in the stream, so that the peer
+	 * cannot commit before it returned; -1 fails the send without END.
+	 * A push saves its pending catalog there, with the hashes the send
+	 * computed.
+	 */
+	int		(*before_end)(void *arg, struct as_err *err);
+	void		*before_end_arg;
+	/*
 	 * Run in the sender's thread after dir_send succeeded and before
-	 * the stream is closed (sync re-saves its pending catalog there).
+	 * the stream is closed (the server's pull re-saves its pending
+	 * catalog there).
 	 */
 	int		(*after)(void *arg, struct as_err *err);
 	void		*after_arg;

@@ -509,28 +509,21 @@ sync_tree_changed(const struct catalog *t, const struct catalog *p,
 	return why;
 }
 
-struct resave {
-	struct snapstore	*ss;
-	struct catalog		*target;
-};
-
-static int
-resave(void *arg, struct as_err *err)
-{
-	struct resave *rs = arg;
-
-	return snapstore_save(rs->ss, rs->target, SNAP_SAVE_PENDING, err);
-}
-
-/* Step 5 towards a server: as transfer(). */
+/*
+ * Step 5 towards a server: as transfer(), the pending catalog saved by
+ * the same hook before END (the sender's thread runs it before the END
+ * record enters the pipe, so the server cannot commit before it is
+ * durable).
+ */
 static int
 remote_transfer(struct dest *d, const char *src, struct snapstore *ss,
     struct catalog *target, const struct catalog *base, int force,
-    uint64_t rpos, struct sync_result *res, struct as_err *err)
+    struct snap_dest *rec, uint64_t rpos, struct sync_result *res,
+    struct as_err *err)
 {
 	struct xfer_src xs;
 	struct remote_xfer x;
-	struct resave rs;
+	struct pending_args pa = { ss, target, d->abs, rec };
 	int rc;
 
 	memset(&xs, 0, sizeof(xs));
@@ -539,10 +532,8 @@ remote_transfer(struct dest *d, const char *src, struct snapstore *ss,
 	xs.base = base;
 	xs.sflags = DIR_SEND_LIVE;
 	xs.fd = -1;
-	rs.ss = ss;
-	rs.target = target;
-	xs.after = resave;
-	xs.after_arg = &rs;
+	xs.before_end = pending_hook;
+	xs.before_end_arg = &pa;
 	xs.resume_pos = rpos;
 	rc = remote_push_resume(d->r, &xs, force, rpos != 0 ?
 	    target->hdr.guid : 0, rpos, &x, err);
@@ -832,13 +823,12 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	/* 3. the base */
 	if (held != 0) {
 		/*
-		 * Locally the base is read during the scan, as a merge, so
-		 * that the sender never holds two whole catalogs (peak
-		 * memory); a push keeps loading it (its scan hashes), and so
-		 * does a scan narrowed by a change journal (it copies most
-		 * entries from the base).
+		 * The base is read during the scan, as a merge, so that the
+		 * sender never holds two whole catalogs (peak memory); a
+		 * scan narrowed by a change journal loads it whole (it
+		 * copies most entries from the base).
 		 */
-		use_rd = d.r == NULL && !o->narrow;
+		use_rd = !o->narrow;
 		if (use_rd) {
 			have_base = snapstore_open_guid(&ss, held, &sr, err);
 			if (have_base == 1) {
@@ -873,14 +863,15 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	/*
 	 * A directory's children are the file systems mounted below it:
 	 * part of its tree, unless -N (then the mount points stay empty).
-	 * Locally, files the scan would hash are left to the sender, which
-	 * hashes what it reads to send them (DEFER): each byte read once.
-	 * The pending catalog is saved after that, before END.
+	 * Files the scan would hash are left to the sender, which hashes
+	 * what it reads to send them (DEFER): each byte read once, locally
+	 * and towards a server.  The pending catalog is saved after that,
+	 * before END.
 	 */
 	if (snapshot_scan(&ss, src_abs, src, have_base ? &base : NULL,
 	    have_base && use_rd ? &sr.rd : NULL, bs,
 	    (o->flags & SYNC_NO_RECURSE ? 0 : DIR_SCAN_XDEV) |
-	    (d.r == NULL ? DIR_SCAN_DEFER : 0), o, &target, res, err) == -1)
+	    DIR_SCAN_DEFER, o, &target, res, err) == -1)
 		goto out;
 	snap_reader_release(&sr);
 	if (resume && sync_tree_changed(&target, &pend, why, sizeof(why)) ==
@@ -907,13 +898,16 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	now_guid = target.hdr.guid;
 	rec.held_guid = held;
 	/*
-	 * A local transfer saves both just before END (pending_hook), and
-	 * also before the send when it may be resumed: a stream of more
-	 * than one checkpoint's worth.
+	 * Both are saved just before END (pending_hook), and also before
+	 * the send when it may be resumed, a stream of more than one
+	 * checkpoint's worth: a cut transfer resumes only from the pending
+	 * catalog that the destination's record names (resume_candidate).
+	 * That early catalog lacks the hashes the send computes (DEFER) and
+	 * never becomes a snapshot: the receiver commits after END only,
+	 * and the hook replaces it before END.
 	 */
-	if (d.r != NULL || (!(o->flags & SYNC_FORCE) && (resume ||
-	    xfer_estimate(&target, have_base ? &base : NULL) >=
-	    DIR_CKPT_BYTES))) {
+	if (!(o->flags & SYNC_FORCE) && (resume || xfer_estimate(&target,
+	    have_base ? &base : NULL) >= DIR_CKPT_BYTES)) {
 		if (snapstore_save(&ss, &target, SNAP_SAVE_PENDING, err) ==
 		    -1)
 			goto out;
@@ -926,7 +920,8 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	/* 5. send and receive */
 	if (d.r != NULL)
 		tr = remote_transfer(&d, src_abs, &ss, &target,
-		    have_base ? &base : NULL, rflags != 0, rpos, res, err);
+		    have_base ? &base : NULL, rflags != 0, &rec, rpos, res,
+		    err);
 	else
 		tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
 		    &target, have_base ? &base : NULL, rflags, &rec, &early,
@@ -944,7 +939,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		as_err_clear(err);
 		if (d.r != NULL)
 			tr = remote_transfer(&d, src_abs, &ss, &target, NULL,
-			    1, 0, res, err);
+			    1, &rec, 0, res, err);
 		else
 			tr = transfer(src_abs, dst_abs, se.path, de.path, &ss,
 			    &target, NULL, rflags, &rec, NULL, 0, o, res, err);
@@ -982,7 +977,7 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	 * written again only when the sender failed after the receiver
 	 * committed (tr == 1), for what it is worth.
 	 */
-	if (tr == 0 && d.r == NULL) {
+	if (tr == 0) {
 		if (snapstore_commit_pending(&ss, target.hdr.name, err) == -1)
 			goto out;
 	} else if (snapstore_save(&ss, &target, SNAP_SAVE_REPLACE, tr == 1 ?
