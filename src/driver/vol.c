@@ -1920,7 +1920,7 @@ static int
 on_begin(struct rcv *s, const struct as_begin *b, struct as_err *err)
 {
 	if (b->kind != AS_KIND_VOL)
-		return as_err_set(err, AS_E_USAGE, 0, "not a volume stream "
+		return as_err_set(err, AS_E_UNSUPPORTED, 0, "not a volume stream "
 		    "(kind %u): receive it into a directory", b->kind);
 	s->b = *b;
 	snprintf(s->name, sizeof(s->name), "%s", b->name);
