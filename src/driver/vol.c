@@ -1177,6 +1177,17 @@ struct vrec {
 	uint64_t	pjlen;		/* incremental: journal bytes then */
 };
 
+/*
+ * A record or journal next to an image that is a symbolic link was not
+ * made by autosync: refuse rather than read or write through it.
+ */
+static int
+state_symlink(const char *path, struct as_err *err)
+{
+	return as_err_set(err, AS_E_UNSAFE_PATH, ELOOP, "'%s' is a symbolic "
+	    "link; refusing to use it", path);
+}
+
 /* 1 read, 0 none, -1 error. */
 static int
 rec_read(const char *path, struct vrec *r, struct as_err *err)
@@ -1186,9 +1197,11 @@ rec_read(const char *path, struct vrec *r, struct as_err *err)
 	int fd, magic = 0;
 
 	memset(r, 0, sizeof(*r));
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT)
 			return 0;
+		if (errno == ELOOP)
+			return state_symlink(path, err);
 		return as_err_sys(err, errno, "open '%s'", path);
 	}
 	n = io_read_full(fd, buf, sizeof(buf) - 1);
@@ -1251,8 +1264,15 @@ rec_write(const char *path, const struct vrec *r, struct as_err *err)
 		free(text);
 		text = t2;
 	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0600)) == -1) {
+	/*
+	 * The image's directory may be writable by someone else: whatever
+	 * is planted at the temporary name goes, and the new file is made
+	 * exclusively, so that nothing is written through a symlink or into
+	 * a file of theirs (RELIABILITY.md §B 21).
+	 */
+	(void)unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1) {
 		as_err_sys(err, errno, "create '%s'", tmp);
 		goto out;
 	}
@@ -1489,8 +1509,10 @@ jrn_begin(struct jrn *j, const struct jhdr *h, struct as_err *err)
 	uint8_t f[JRN_HDR];
 	size_t nl = strlen(h->name);
 
-	if ((j->fd = open(j->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0600)) == -1)
+	/* a new journal, never one planted there (as rec_write) */
+	(void)unlink(j->path);
+	if ((j->fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1)
 		return as_err_sys(err, errno, "create '%s'", j->path);
 	if ((j->xs = XXH3_createState()) == NULL)
 		return as_err_set(err, AS_E_INTERNAL, ENOMEM, "out of memory");
@@ -1565,8 +1587,11 @@ jrn_scan(const char *path, struct jhdr *h, struct vdst *d,
 	int rc = -1;
 
 	memset(&r, 0, sizeof(r));
-	if ((r.fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	if ((r.fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno == ELOOP)
+			return state_symlink(path, err);
 		return as_err_sys(err, errno, "open '%s'", path);
+	}
 	r.cap = VOL_OUT_FLUSH + JRN_REC;
 	r.buf = xmalloc(r.cap);
 	(void)posix_fadvise(r.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -1788,8 +1813,11 @@ jrn_reopen(struct jrn *j, uint64_t target, uint64_t cut,
 	int rc = -1, last;
 
 	memset(&r, 0, sizeof(r));
-	if ((j->fd = open(j->path, O_RDWR | O_CLOEXEC)) == -1)
+	if ((j->fd = open(j->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+		if (errno == ELOOP)
+			return state_symlink(j->path, err);
 		return as_err_sys(err, errno, "open '%s'", j->path);
+	}
 	if ((j->xs = XXH3_createState()) == NULL)
 		return as_err_set(err, AS_E_INTERNAL, ENOMEM, "out of memory");
 	XXH3_64bits_reset(j->xs);
@@ -1892,7 +1920,7 @@ static int
 on_begin(struct rcv *s, const struct as_begin *b, struct as_err *err)
 {
 	if (b->kind != AS_KIND_VOL)
-		return as_err_set(err, AS_E_USAGE, 0, "not a volume stream "
+		return as_err_set(err, AS_E_UNSUPPORTED, 0, "not a volume stream "
 		    "(kind %u): receive it into a directory", b->kind);
 	s->b = *b;
 	snprintf(s->name, sizeof(s->name), "%s", b->name);
