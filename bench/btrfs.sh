@@ -95,10 +95,13 @@ export -f raw_pipe
 
 # raw_run PARENT|- SNAP DESTDIR: snapshot (timed alone), then the pipe,
 # then committing what it wrote (`btrfs filesystem sync` right after:
-# autosync's view snapshot commits the destination's transaction);
-# prints "SNAPSHOT_S PIPE_S COMMIT_S"
+# autosync's view snapshot commits the destination's transaction), then
+# for an incremental deleting the parent on both sides (autosync prunes
+# to the newest: deleting a subvolume evicts its files from the page
+# cache, 0.1-0.5 s after a receive of hundreds of MiB); prints
+# "SNAPSHOT_S PIPE_S COMMIT_S DELETE_S"
 raw_run() {
-	local ts tp tc
+	local ts tp tc td=0.000
 	ts=$(seconds btrfs subvolume snapshot -r "$A/src" "$2")
 	if test "$1" = -; then
 		tp=$(seconds bash -c 'raw_pipe "$@"' _ "$2" "$3")
@@ -106,7 +109,11 @@ raw_run() {
 		tp=$(seconds bash -c 'raw_pipe "$@"' _ "$1" "$2" "$3")
 	fi
 	tc=$(NOSYNC=1 seconds btrfs filesystem sync "$B")
-	echo "$ts $tp $tc"
+	if test "$1" != -; then
+		td=$(NOSYNC=1 seconds btrfs subvolume delete "$1" \
+		    "$3/$(basename "$1")")
+	fi
+	echo "$ts $tp $tc $td"
 }
 sum() { "$PYTHON" -c "import sys
 try: print('%.3f' % (float(sys.argv[1]) + float(sys.argv[2])))
@@ -121,11 +128,26 @@ done
 mkdir -p "$A/raw-snaps" "$B/raw"
 
 best() { sort -n | grep -v FAIL | head -n 1; }
+# uncache DIR...: drop the page cache of the files below DIR (clean
+# pages; POSIX_FADV_DONTNEED), which reading them for the check filled:
+# deleting a subvolume evicts its cached pages (0.3-0.5 s for 512 MiB
+# here), which would bill autosync's next pruning for the check's reads
+uncache() {
+	"$PYTHON" -c '
+import os, sys
+for top in sys.argv[1:]:
+    for d, _, fs in os.walk(top):
+        for f in fs:
+            fd = os.open(os.path.join(d, f), os.O_RDONLY | os.O_NOFOLLOW)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)' "$@"
+}
 check() {	# the view equals the source's newest autosync snapshot
 	local s
 	s=$(ls -1 "$A/.autosync-snapshots/src" | grep '^autosync_' | tail -n 1)
 	diff -r "$A/.autosync-snapshots/src/$s" "$B/as" >/dev/null ||
 		{ echo "WRONG RESULT: $B/as differs from $s"; return 1; }
+	uncache "$A/.autosync-snapshots/src/$s" "$B/as"
 }
 
 del_all() {	# delete every subvolume below dir (no nested ones here)
@@ -141,7 +163,7 @@ xfer() { sed -n 's/.* of btrfs send streams in \([0-9.]*\) s$/\1/p' "$W/as.out";
 as_sync() { BENCH_OUT=$W/as.out seconds "$AUTOSYNC" sync -v "btrfs:$A/src" "btrfs:$B/as"; }
 
 full_as=() full_raw=() incr_as=() incr_raw=() full_x=() incr_x=()
-full_p=() incr_p=() full_c=() incr_c=()
+full_p=() incr_p=() full_c=() incr_c=() incr_d=()
 for r in $(seq "$N"); do
 	# full: both destinations empty, no snapshots
 	del_all "$B/raw"; del_all "$A/raw-snaps"
@@ -178,11 +200,12 @@ for r in $(seq "$N"); do
 		set -- $(raw_run "$A/raw-snaps/s$r.0" "$A/raw-snaps/s$r.1" "$B/raw")
 	fi
 	t_pipe=$2 t_raw=$(sum "$1" "$2") t_rawc=$(sum "$(sum "$1" "$2")" "$3")
+	t_rawd=$(sum "$t_rawc" "$4")
 	check || t_as=FAIL
 	t_x=$(xfer)
-	echo "round $r incremental: raw $t_raw s (pipe $t_pipe s, + commit $t_rawc s), autosync $t_as s (streams $t_x s)"
+	echo "round $r incremental: raw $t_raw s (pipe $t_pipe s, + commit $t_rawc s, + delete $t_rawd s), autosync $t_as s (streams $t_x s)"
 	incr_raw+=("$t_raw") incr_as+=("$t_as") incr_x+=("$t_x") incr_p+=("$t_pipe")
-	incr_c+=("$t_rawc")
+	incr_c+=("$t_rawc") incr_d+=("$t_rawd")
 done
 
 # Load-independent counts of one more incremental run (1 file
@@ -290,6 +313,7 @@ fp=$(printf '%s\n' "${full_p[@]}" | best)
 ip=$(printf '%s\n' "${incr_p[@]}" | best)
 fc=$(printf '%s\n' "${full_c[@]}" | best)
 ic=$(printf '%s\n' "${incr_c[@]}" | best)
+id=$(printf '%s\n' "${incr_d[@]}" | best)
 ix=$(printf '%s\n' "${incr_x[@]}" | best)
 ratio() {
 	"$PYTHON" -c "import sys
@@ -305,6 +329,8 @@ echo "| scenario | raw send\\|receive s | autosync streams s | ratio (goal ≤ 1
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 echo "| full, $SIZE_MB MiB | $fp | $fx | $(ratio "$fx" "$fp") | $fr | $fc | $fa | $(ratio "$fa" "$fr") | $(ratio "$fa" "$fc") |"
 echo "| incremental, $CHANGE_PCT% rewritten | $ip | $ix | $(ratio "$ix" "$ip") | $ir | $ic | $ia | $(ratio "$ia" "$ir") | $(ratio "$ia" "$ic") |"
+echo
+echo "incremental: raw snapshot + pipe + commit + deleting the parent on both sides $id s; autosync / that $(ratio "$ia" "$id")"
 if test "${#net_raw[@]}" -gt 0; then
 	nr=$(printf '%s\n' "${net_raw[@]}" | best)
 	na=$(printf '%s\n' "${net_as[@]}" | best)

@@ -293,8 +293,9 @@ fi
 SSH=${SSH:-$(test -x /usr/sbin/sshd && echo 1 || echo 0)}
 declare -a pr_full pw_full pw_none sr_full sw_full
 if test "$REMOTE" = 1; then
-	setsid "$AUTOSYNC" serve --listen 127.0.0.1:0 --port-file "$dir/pport" \
-	    --key "$dir/keys/psk.key" --root "zfs:$pa" \
+	# -vv: its zfs commands are counted below
+	setsid "$AUTOSYNC" serve -vv --listen 127.0.0.1:0 \
+	    --port-file "$dir/pport" --key "$dir/keys/psk.key" --root "zfs:$pa" \
 	    2>>"$dir/serve-pull.log" </dev/null &
 	ppid_=$!
 	for _ in $(seq 100); do test -s "$dir/pport" && break; sleep 0.1; done
@@ -388,6 +389,15 @@ if test "$REMOTE" = 1; then
 		fi
 		sr_full+=("$RT"); sw_full+=("$WT")
 	done
+	# load-independent: the zfs commands of one tcp pull with nothing
+	# changed, on this side (-vv) and on the server (its -vv log)
+	s0=$(grep -c 'debug: run: zfs ' "$dir/serve-pull.log")
+	"$AUTOSYNC" -vv sync --key "$dir/keys/psk.key" \
+	    "tcp://127.0.0.1:$pport/zfs:$pa/srcw" zfs:"$pb/pullwrap" \
+	    2>"$dir/count.log" >/dev/null
+	sleep 0.5
+	pull_cmds_c=$(grep -c 'debug: run: zfs ' "$dir/count.log")
+	pull_cmds_s=$(($(grep -c 'debug: run: zfs ' "$dir/serve-pull.log") - s0))
 	kill -TERM "$ppid_" 2>/dev/null
 	wait "$ppid_" 2>/dev/null
 	if test -n "$sshd_pid"; then
@@ -433,4 +443,8 @@ if test "$REMOTE" = 1; then
 	if test "$SSH" = 1; then
 		row "ssh pull vs ssh zfs send \\| zfs receive -u: full" "${sr_full[@]}" "${sw_full[@]}"
 	fi
+fi
+if test -n "${pull_cmds_c:-}"; then
+	echo
+	echo "A tcp pull with nothing changed ran $pull_cmds_c zfs commands here and $pull_cmds_s on the server."
 fi

@@ -1264,7 +1264,8 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 		return as_err_set(err, AS_E_AUTH, 0, "refusing to receive a "
 		    "btrfs stream from '%s': not configured as trusted (btrfs "
 		    "receive does not validate streams; name it with --trust "
-		    "%s if it is)", se->host, se->host);
+		    "%s, or a service's trust=%s, if it is)", se->host,
+		    se->host, se->host);
 	if (sync_btrfs_held(dst, &held, NULL, 0, err) == -1)
 		return -1;
 	memset(&ro, 0, sizeof(ro));

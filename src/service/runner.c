@@ -119,6 +119,11 @@ runner_props_load(struct store *st, const char *name, struct runner_props *p,
 	GETFILE("cert_file", cert_file);
 	GETFILE("ca_file", ca_file);
 #undef GETFILE
+	GET("trust");
+	if (v[0] != '\0') {
+		p->trust = v;
+		v = NULL;
+	}
 	GET("hook_timeout");
 	if (sched_parse_duration(v, &secs, err) == -1)
 		goto out;
@@ -141,7 +146,8 @@ runner_props_release(struct runner_props *p)
 {
 	free(p->pre_hook);
 	free(p->post_hook);
-	p->pre_hook = p->post_hook = NULL;
+	free(p->trust);
+	p->pre_hook = p->post_hook = p->trust = NULL;
 	free((char *)p->ro.key_file);
 	free((char *)p->ro.cert_file);
 	free((char *)p->ro.ca_file);
@@ -648,6 +654,7 @@ runner_run(struct runner *r, struct runner_result *res)
 		say(r, RUN_LOG_DEBUG, "destination drift check in full");
 	if (!r->p.recursive)
 		o.flags |= SYNC_NO_RECURSE;
+	o.trust = r->p.trust;
 	if (native_local(r->source) || native_local(r->dest)) {
 		/* 0 keeps all on that side only (sync.h counts 0 as 1) */
 		if (o.keep_src == 0)

@@ -64,6 +64,8 @@ struct runner_props {
 	char		*post_hook;
 	int64_t		 hook_timeout_ms;
 	int64_t		 full_scan_ms;	/* full_scan_interval */
+	char		*trust;		/* trust: a btrfs pull's trusted
+					 * sender host, or NULL */
 	struct remote_opts ro;		/* rate limit, compression, key
 					 * files (allocated, or NULL) */
 	int		 sync_flags;	/* SYNC_* (not a property: reverse) */

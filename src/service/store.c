@@ -92,6 +92,8 @@ static const struct store_propdef propdefs[] = {
 	{ "key_file",	"",	"tcp: the PSK file; tls: the private key" },
 	{ "cert_file",	"",	"tls: this side's certificate" },
 	{ "ca_file",	"",	"tls: the CA that signed the server's" },
+	{ "trust",	"",	"btrfs pull: receive streams from this host "
+	    "(the source URL's; sync --trust)" },
 };
 
 #define NPROPS	(sizeof(propdefs) / sizeof(propdefs[0]))
@@ -718,6 +720,11 @@ store_prop_check(const char *key, const char *value, struct as_err *err)
 		if (!uint_in(value, 1000) || strcmp(value, "0") == 0)
 			return as_err_set(err, AS_E_USAGE, 0, "retries: "
 			    "expected 1 to 1000, not '%s'", value);
+	} else if (strcmp(key, "trust") == 0) {
+		/* a host name as in a URL: no user, port or path */
+		if (strpbrk(value, "@/ \t") != NULL)
+			return as_err_set(err, AS_E_USAGE, 0, "trust: expected "
+			    "the source URL's host, not '%s'", value);
 	} else if (strcmp(key, "key_file") == 0 ||
 	    strcmp(key, "cert_file") == 0 || strcmp(key, "ca_file") == 0) {
 		/* the files themselves: runner_check_auth, by the CLI */

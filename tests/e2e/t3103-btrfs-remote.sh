@@ -93,6 +93,23 @@ test_expect_success 'pull over tcp: refused without --trust, then full and incre
 	assert_same_tree "$A/@home" "$B/pulls/home"
 '
 
+test_expect_success 'a service pulls only once its trust property names the server' '
+	autosync create bp --source "$(burl $A/@home)" \
+		--dest "btrfs:$B/pulls/svc" --every 1h \
+		--key "$T/keys-alice/psk.key" &&
+	test_must_fail net_deadline 60 autosync run bp >out 2>&1 &&
+	cat out && grep "not configured as trusted" out &&
+	! test -e "$B/pulls/svc" &&
+	test_must_fail autosync set bp trust=alice@127.0.0.1 2>err &&
+	cat err && grep "trust: expected" err &&
+	autosync set bp trust=127.0.0.1 &&
+	autosync show bp | grep "trust.*127\.0\.0\.1" &&
+	autosync clear bp &&
+	net_deadline 60 autosync run bp &&
+	assert_same_tree "$A/@home" "$B/pulls/svc" && btrfs_ro "$B/pulls/svc" &&
+	autosync destroy bp
+'
+
 test_expect_success 'confined: a read-only root cannot be pushed to, nothing outside the roots' '
 	test_must_fail as alice "btrfs:$A/@home" "$(burl $A/copy)" 2>err &&
 	cat err && grep "read-only" err && ! test -e "$A/copy" &&
