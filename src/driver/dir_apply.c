@@ -1305,18 +1305,24 @@ write_held(struct rcv *r, const struct cat_header *h, struct as_err *err)
 		return as_err_sys(err, e, "write '%s/%s/%s'", r->dest,
 		    AS_PRIVATE_DIR, tmp);
 	}
-	cat_writer_init(&w, h, write_out, &o);
-	rc = r->derive != NULL ? r->derive(r, &w, err) : 1;
-	if (rc == 1) {
-		/* what the derive wrote is dropped: the file starts again */
-		cat_writer_release(&w);
-		if (ftruncate(o.fd, 0) == -1 || lseek(o.fd, 0, SEEK_SET) ==
-		    -1) {
-			e = errno;
-			close(o.fd);
-			return as_err_sys(err, e, "truncate '%s/%s/%s'",
-			    r->dest, AS_PRIVATE_DIR, tmp);
+	rc = 1;
+	if (r->derive != NULL) {
+		cat_writer_init(&w, h, write_out, &o);
+		rc = r->derive(r, &w, err);
+		if (rc == 1) {
+			/* what the derive wrote is dropped: start again */
+			cat_writer_release(&w);
+			if (ftruncate(o.fd, 0) == -1 || lseek(o.fd, 0,
+			    SEEK_SET) == -1) {
+				e = errno;
+				close(o.fd);
+				return as_err_sys(err, e, "truncate "
+				    "'%s/%s/%s'", r->dest, AS_PRIVATE_DIR,
+				    tmp);
+			}
 		}
+	}
+	if (rc == 1) {
 		cat_writer_init(&w, h, write_out, &o);
 		/* what the apply did not touch keeps its lstat-only path */
 		memset(&st, 0, sizeof(st));
@@ -1325,14 +1331,12 @@ write_held(struct rcv *r, const struct cat_header *h, struct as_err *err)
 	}
 	if (rc == 0 && cat_writer_finish(&w) == -1)
 		rc = -1;
-	if (rc == 0 || w.failed) {
-		/* the scan's error, if any, came after the writer's */
-		if (w.failed)
-			rc = o.err != 0 ? as_err_sys(err, o.err, "write "
-			    "'%s/%s/%s'", r->dest, AS_PRIVATE_DIR, tmp) :
-			    as_err_set(err, AS_E_INTERNAL, EINVAL, "the new "
-			    "catalog of '%s' is not in path order", r->dest);
-	}
+	/* the writer failed first: whatever the scan said came after */
+	if (w.failed)
+		rc = o.err != 0 ? as_err_sys(err, o.err, "write '%s/%s/%s'",
+		    r->dest, AS_PRIVATE_DIR, tmp) : as_err_set(err,
+		    AS_E_INTERNAL, EINVAL, "the new catalog of '%s' is not in "
+		    "path order", r->dest);
 	cat_writer_release(&w);
 	if (rc != 0) {
 		close(o.fd);
