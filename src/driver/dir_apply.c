@@ -19,6 +19,11 @@
  *   A stream without ops after a clean drift check skips the journal:
  *   only held.cat changes, atomically, and the old and the new one both
  *   describe the tree as it is (rcv_commit).
+ *   Memory: the journal and the new held.cat are written to their .tmp
+ *   files as they are encoded (journal_encode in RCV_READ_CHUNK pieces,
+ *   cat_writer entry by entry from the derive or the rescan), so next
+ *   to the op list a receive never holds a second copy of the tree's
+ *   description; the order of fsyncs and renames is unchanged.
  */
 #include <sys/types.h>
 #include <sys/file.h>
