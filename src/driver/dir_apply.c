@@ -19,6 +19,11 @@
  *   A stream without ops after a clean drift check skips the journal:
  *   only held.cat changes, atomically, and the old and the new one both
  *   describe the tree as it is (rcv_commit).
+ *   Memory: the journal and the new held.cat are written to their .tmp
+ *   files as they are encoded (journal_encode in RCV_READ_CHUNK pieces,
+ *   cat_writer entry by entry from the derive or the rescan), so next
+ *   to the op list a receive never holds a second copy of the tree's
+ *   description; the order of fsyncs and renames is unchanged.
  */
 #include <sys/types.h>
 #include <sys/file.h>
@@ -37,6 +42,7 @@
 #include "base/io.h"
 #include "base/xmalloc.h"
 #include "driver/dir_journal.h"
+#include "driver/scan_util.h"
 #include "format/path.h"
 #include "format/record.h"
 #include "format/stream.h"
@@ -467,39 +473,26 @@ rcv_open_private(struct rcv *r, int create, int dry, struct as_err *err)
 	return 0;
 }
 
+/* A file in the private directory written to name.tmp first. */
 static int
-write_fd(void *arg, const void *p, size_t len)
+atomic_open(struct rcv *r, const char *tmp, struct as_err *err)
 {
-	return io_write_full(*(int *)arg, p, len) == -1 ? -1 : 0;
-}
+	int fd;
 
-/*
- * Write data (or, when cat is set, the catalog encoded piecewise) to
- * name.tmp in privfd, fsync, rename to name, fsync dir.
- */
-int
-rcv_write_atomic(struct rcv *r, const char *name, const void *data,
-    size_t len, const struct catalog *cat, struct as_err *err)
-{
-	char tmp[64];
-	int fd, e;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
 	(void)unlinkat(r->privfd, tmp, 0);
 	fd = openat(r->privfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 	    O_CLOEXEC, 0600);
 	if (fd == -1)
 		return as_err_sys(err, errno, "create '%s/%s/%s'", r->dest,
 		    AS_PRIVATE_DIR, tmp);
-	if ((e = io_fault("recv_journal")) != 0 ||
-	    (cat != NULL && catalog_encode_stream(cat, write_fd, &fd) == -1 &&
-	    (e = errno) != 0) ||
-	    (cat == NULL && io_write_full(fd, data, len) == -1 &&
-	    (e = errno) != 0)) {
-		close(fd);
-		return as_err_sys(err, e, "write '%s/%s/%s'", r->dest,
-		    AS_PRIVATE_DIR, tmp);
-	}
+	return fd;
+}
+
+/* ... then fsync, rename to name, fsync dir; fd is closed. */
+static int
+atomic_commit(struct rcv *r, int fd, const char *tmp, const char *name,
+    struct as_err *err)
+{
 	if (io_fsync(fd, tmp, err) == -1) {
 		close(fd);
 		return -1;
@@ -511,6 +504,52 @@ rcv_write_atomic(struct rcv *r, const char *name, const void *data,
 	return io_fsync(r->privfd, AS_PRIVATE_DIR, err);
 }
 
+/* A cat_writer's output: the file, and the errno of a failed write. */
+struct cat_out {
+	int	fd;
+	int	err;
+};
+
+static int
+write_out(void *arg, const void *p, size_t len)
+{
+	struct cat_out *o = arg;
+
+	if (io_write_full(o->fd, p, len) == -1) {
+		o->err = errno;
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Write data (or, when cat is set, the catalog encoded piecewise) to
+ * name.tmp in privfd, fsync, rename to name, fsync dir.
+ */
+int
+rcv_write_atomic(struct rcv *r, const char *name, const void *data,
+    size_t len, const struct catalog *cat, struct as_err *err)
+{
+	struct cat_out o;
+	char tmp[64];
+	int e;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	if ((o.fd = atomic_open(r, tmp, err)) == -1)
+		return -1;
+	o.err = 0;
+	if ((e = io_fault("recv_journal")) != 0 ||
+	    (cat != NULL && catalog_encode_stream(cat, write_out, &o) == -1 &&
+	    (e = o.err) != 0) ||
+	    (cat == NULL && io_write_full(o.fd, data, len) == -1 &&
+	    (e = errno) != 0)) {
+		close(o.fd);
+		return as_err_sys(err, e, "write '%s/%s/%s'", r->dest,
+		    AS_PRIVATE_DIR, tmp);
+	}
+	return atomic_commit(r, o.fd, tmp, name, err);
+}
+
 static void
 put_str_rec(struct buf *out, uint64_t *chain, uint16_t type,
     const uint8_t *fixed, size_t flen, const struct buf *tail)
@@ -518,8 +557,24 @@ put_str_rec(struct buf *out, uint64_t *chain, uint16_t type,
 	rec_encode(out, chain, type, fixed, flen, tail->data, tail->len);
 }
 
-static void
-journal_encode(const struct rcv *r, struct buf *out)
+/*
+ * Hand out to o's file once it holds RCV_READ_CHUNK bytes (or at last):
+ * the journal of a full receive (about 100 bytes per op) is never whole
+ * in memory next to the op list it encodes.
+ */
+static int
+journal_flush(struct buf *out, struct cat_out *o, int last)
+{
+	if (!last && out->len < RCV_READ_CHUNK)
+		return 0;
+	if (write_out(o, out->data, out->len) == -1)
+		return -1;
+	buf_reset(out);
+	return 0;
+}
+
+static int
+journal_encode(const struct rcv *r, struct buf *out, struct cat_out *fo)
 {
 	uint8_t f[J_HDR_FIXED + 256 + AS_PATH_MAX_BUF];
 	uint8_t seg[J_SEGS_PER_REC * 24];
@@ -567,6 +622,10 @@ journal_encode(const struct rcv *r, struct buf *out)
 		buf_add(&tail, rop_aux(r, o), o->aux_len);
 		buf_add(&tail, r->xattrs.data + o->xattr_off, o->xattr_len);
 		put_str_rec(out, &chain, J_OP, f, J_OP_FIXED, &tail);
+		if (journal_flush(out, fo, 0) == -1) {
+			buf_release(&tail);
+			return -1;
+		}
 	}
 	for (i = 0; i < r->nsegs; i += n) {
 		n = r->nsegs - i < J_SEGS_PER_REC ? r->nsegs - i :
@@ -577,11 +636,39 @@ journal_encode(const struct rcv *r, struct buf *out)
 			put_le64(seg + j * 24 + 16, r->segs[i + j].spool);
 		}
 		rec_encode(out, &chain, J_SEGS, seg, n * 24, NULL, 0);
+		if (journal_flush(out, fo, 0) == -1) {
+			buf_release(&tail);
+			return -1;
+		}
 	}
 	put_le64(f, r->nops);
 	put_le64(f + 8, r->nsegs);
 	rec_encode(out, &chain, J_END, f, 16, NULL, 0);
 	buf_release(&tail);
+	return journal_flush(out, fo, 1);
+}
+
+/* The journal, written as it is encoded: rcv_write_atomic()'s steps. */
+static int
+write_journal(struct rcv *r, struct as_err *err)
+{
+	static const char tmp[] = "journal.tmp";
+	struct buf j = BUF_INIT;
+	struct cat_out o;
+	int e;
+
+	if ((o.fd = atomic_open(r, tmp, err)) == -1)
+		return -1;
+	o.err = 0;
+	if ((e = io_fault("recv_journal")) != 0 ||
+	    (journal_encode(r, &j, &o) == -1 && (e = o.err) != 0)) {
+		buf_release(&j);
+		close(o.fd);
+		return as_err_sys(err, e, "write '%s/%s/%s'", r->dest,
+		    AS_PRIVATE_DIR, tmp);
+	}
+	buf_release(&j);
+	return atomic_commit(r, o.fd, tmp, "journal", err);
 }
 
 static uint64_t
@@ -1192,6 +1279,78 @@ open_stage(struct rcv *r, struct as_err *err)
 	return 0;
 }
 
+static void
+held_each(void *arg, const struct cat_entry_in *in)
+{
+	/* a failure is sticky in the writer, seen after the scan */
+	(void)cat_writer_add(arg, in);
+}
+
+/*
+ * held.cat of the tree after an apply, written entry by entry as the
+ * derive (or the rescan) makes them: the new catalog is never whole in
+ * memory, only the writer's chunk.  The file is name.tmp until it is
+ * complete and durable, so a crash or a failure here leaves the old
+ * held.cat (or none) in place, as rcv_write_atomic() does.
+ */
+static int
+write_held(struct rcv *r, const struct cat_header *h, struct as_err *err)
+{
+	static const char tmp[] = "held.cat.tmp";
+	struct cat_writer w;
+	struct cat_out o;
+	struct dir_stats st;
+	int rc, e;
+
+	if ((o.fd = atomic_open(r, tmp, err)) == -1)
+		return -1;
+	o.err = 0;
+	if ((e = io_fault("recv_journal")) != 0) {
+		close(o.fd);
+		return as_err_sys(err, e, "write '%s/%s/%s'", r->dest,
+		    AS_PRIVATE_DIR, tmp);
+	}
+	rc = 1;
+	if (r->derive != NULL) {
+		cat_writer_init(&w, h, write_out, &o);
+		rc = r->derive(r, &w, err);
+		if (rc == 1) {
+			/* what the derive wrote is dropped: start again */
+			cat_writer_release(&w);
+			if (ftruncate(o.fd, 0) == -1 || lseek(o.fd, 0,
+			    SEEK_SET) == -1) {
+				e = errno;
+				close(o.fd);
+				return as_err_sys(err, e, "truncate "
+				    "'%s/%s/%s'", r->dest, AS_PRIVATE_DIR,
+				    tmp);
+			}
+		}
+	}
+	if (rc == 1) {
+		cat_writer_init(&w, h, write_out, &o);
+		/* what the apply did not touch keeps its lstat-only path */
+		memset(&st, 0, sizeof(st));
+		rc = dir_scan_each(r->dest, r->prior, r->block_size,
+		    DIR_SCAN_NOHASH, held_each, &w, &st, err);
+	}
+	if (rc == 0 && cat_writer_finish(&w) == -1)
+		rc = -1;
+	/* the writer failed first: whatever the scan said came after */
+	if (w.failed)
+		rc = o.err != 0 ? as_err_sys(err, o.err, "write '%s/%s/%s'",
+		    r->dest, AS_PRIVATE_DIR, tmp) : as_err_set(err,
+		    AS_E_INTERNAL, EINVAL, "the new catalog of '%s' is not in "
+		    "path order", r->dest);
+	cat_writer_release(&w);
+	if (rc != 0) {
+		close(o.fd);
+		(void)unlinkat(r->privfd, tmp, 0);
+		return -1;
+	}
+	return atomic_commit(r, o.fd, tmp, "held.cat", err);
+}
+
 /*
  * Write held.cat for the tree as it is now, then drop the journal.
  *
@@ -1203,44 +1362,34 @@ open_stage(struct rcv *r, struct as_err *err)
 static int
 finish(struct rcv *r, struct as_err *err)
 {
-	struct catalog scanned, *cat;
-	struct dir_stats st;
+	struct cat_header h;
 	int rc;
 
-	catalog_init(&scanned);
-	if (r->prior != NULL && r->prior_exact && r->nops == 0)
-		cat = r->prior;
-	else {
-		cat = &scanned;
-		memset(&st, 0, sizeof(st));
-		rc = r->derive != NULL ? r->derive(r, cat, err) : 1;
-		if (rc == 1) {
-			catalog_release(cat);
-			catalog_init(cat);
-		}
-		/* what the apply did not touch keeps its lstat-only path */
-		if (rc == -1 || (rc == 1 && dir_scan(r->dest, r->prior,
-		    r->block_size, DIR_SCAN_NOHASH, cat, &st, err) == -1)) {
-			catalog_release(cat);
-			return as_err_prefix(err, "record the snapshot held "
-			    "by '%s'", r->dest);
-		}
-		/* the scan before the apply is of no more use */
+	memset(&h, 0, sizeof(h));
+	h.version = CAT_VERSION;
+	h.guid = r->guid;
+	h.base_guid = r->base_guid;
+	h.time_ns = r->time_ns;
+	h.kind = AS_KIND_DIR;
+	h.block_size = r->block_size;
+	snprintf(h.name, sizeof(h.name), "%s", r->name);
+	h.source = (char *)(r->source != NULL ? r->source : "");
+	if (r->prior != NULL && r->prior_exact && r->nops == 0) {
+		free(r->prior->hdr.source);
+		r->prior->hdr = h;
+		r->prior->hdr.source = xstrdup(h.source);
+		rc = rcv_write_atomic(r, "held.cat", NULL, 0, r->prior, err);
+	} else {
+		rc = write_held(r, &h, err);
+		if (rc == -1)
+			as_err_prefix(err, "record the snapshot held by '%s'",
+			    r->dest);
+		/* the catalog before the apply is of no more use */
 		if (r->prior != NULL) {
 			catalog_release(r->prior);
 			r->prior = NULL;
 		}
 	}
-	cat->hdr.guid = r->guid;
-	cat->hdr.base_guid = r->base_guid;
-	cat->hdr.time_ns = r->time_ns;
-	cat->hdr.kind = AS_KIND_DIR;
-	cat->hdr.block_size = r->block_size;
-	snprintf(cat->hdr.name, sizeof(cat->hdr.name), "%s", r->name);
-	free(cat->hdr.source);
-	cat->hdr.source = xstrdup(r->source != NULL ? r->source : "");
-	rc = rcv_write_atomic(r, "held.cat", NULL, 0, cat, err);
-	catalog_release(&scanned);
 	if (rc == -1)
 		return -1;
 	/* no journal (nothing to apply): nothing to remove durably */
@@ -1303,8 +1452,6 @@ apply_from(struct rcv *r, int done, struct as_err *err)
 int
 rcv_commit(struct rcv *r, struct as_err *err)
 {
-	struct buf j = BUF_INIT;
-	int rc;
 
 	/*
 	 * Nothing to apply (the stream has no ops: the tree is already the
@@ -1333,10 +1480,7 @@ rcv_commit(struct rcv *r, struct as_err *err)
 	if (unlinkat(r->privfd, "journal.phase", 0) == 0 &&
 	    io_fsync(r->privfd, AS_PRIVATE_DIR, err) == -1)
 		return -1;
-	journal_encode(r, &j);
-	rc = rcv_write_atomic(r, "journal", j.data, j.len, NULL, err);
-	buf_release(&j);
-	if (rc == -1) {
+	if (write_journal(r, err) == -1) {
 		(void)unlinkat(r->privfd, "journal", 0);
 		return -1;
 	}

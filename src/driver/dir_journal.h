@@ -133,11 +133,11 @@ struct rcv {
 	/*
 	 * When set (a receive that knows the tree before the apply), finish()
 	 * asks it for the new held.cat instead of rescanning the whole
-	 * destination: it fills out (initialised, empty) and returns 0, or
-	 * returns 1 (out released) when it cannot tell and a rescan must do,
-	 * or -1 with err.  Never set for a recovery.
+	 * destination: it adds every entry to out in order and returns 0,
+	 * or returns 1 when it cannot tell and a rescan must do (what it
+	 * added is dropped), or -1 with err.  Never set for a recovery.
 	 */
-	int		(*derive)(struct rcv *r, struct catalog *out,
+	int		(*derive)(struct rcv *r, struct cat_writer *out,
 			    struct as_err *err);
 	void		*derive_arg;
 	/*

@@ -1428,13 +1428,24 @@ d_marked(const struct derive *d, const char *p, size_t len)
 	return 0;
 }
 
+/* Hand one entry of the new tree to the held.cat writer. */
+static int
+d_add_entry(struct derive *d, struct cat_writer *out,
+    const struct cat_entry_in *in, struct as_err *err)
+{
+	if (cat_writer_add(out, in) == -1)
+		return as_err_sys(err, errno, "write the held catalog of '%s'",
+		    d->s->r.dest);
+	return 0;
+}
+
 /*
  * Add the entry at new path p as it is on disk now, the way a NOHASH scan
  * with held.cat as its base records it (h: its held entry, or NULL).
  * 0, or -1 with err; an entry that vanished is left out.
  */
 static int
-d_stat(struct derive *d, struct catalog *out, const char *p, size_t len,
+d_stat(struct derive *d, struct cat_writer *out, const char *p, size_t len,
     const struct cat_entry *h, struct as_err *err)
 {
 	const struct catalog *hc = &d->s->held;
@@ -1489,8 +1500,7 @@ d_stat(struct derive *d, struct catalog *out, const char *p, size_t len,
 		in.aux_len = h->aux_len;
 		in.xattrs = catalog_xattrs(hc, h);
 		in.xattr_len = h->xattr_len;
-		catalog_add(out, &in);
-		return 0;
+		return d_add_entry(d, out, &in, err);
 	}
 	if (S_ISLNK(sb.st_mode)) {
 		n = readlinkat(dfd, name, d->link, sizeof(d->link));
@@ -1509,13 +1519,12 @@ d_stat(struct derive *d, struct catalog *out, const char *p, size_t len,
 	}
 	in.xattrs = d->xbuf.data;
 	in.xattr_len = d->xbuf.len;
-	catalog_add(out, &in);
-	return 0;
+	return d_add_entry(d, out, &in, err);
 }
 
 /* Emit one entry of the new tree: a copy of held entry h, or a stat. */
 static int
-d_emit(struct derive *d, struct catalog *out, const char *p, size_t len,
+d_emit(struct derive *d, struct cat_writer *out, const char *p, size_t len,
     const struct cat_entry *h, struct as_err *err)
 {
 	const struct catalog *hc = &d->s->held;
@@ -1537,8 +1546,7 @@ d_emit(struct derive *d, struct catalog *out, const char *p, size_t len,
 	in.aux_len = h->aux_len;
 	in.xattrs = catalog_xattrs(hc, h);
 	in.xattr_len = h->xattr_len;
-	catalog_add(out, &in);
-	return 0;
+	return d_add_entry(d, out, &in, err);
 }
 
 /*
@@ -1549,7 +1557,7 @@ d_emit(struct derive *d, struct catalog *out, const char *p, size_t len,
  * without -F whose drift check found nothing; 1 (rescan) otherwise.
  */
 static int
-derive_held(struct rcv *r, struct catalog *out, struct as_err *err)
+derive_held(struct rcv *r, struct cat_writer *out, struct as_err *err)
 {
 	struct rs *s = r->derive_arg;
 	const struct catalog *h = &s->held;
@@ -1654,13 +1662,8 @@ derive_held(struct rcv *r, struct catalog *out, struct as_err *err)
 		}
 		j++;
 	}
-	catalog_trim(out);
 	rc = 0;
 out:
-	if (rc != 0) {
-		catalog_release(out);
-		catalog_init(out);
-	}
 	if (d.pfd != -1)
 		close(d.pfd);
 	free(moved);

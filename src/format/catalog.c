@@ -1,4 +1,5 @@
 /* catalog.c - snapshot catalogs in memory and on disk; see catalog.h. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -227,90 +228,201 @@ catalog_check_order(const struct catalog *c, struct as_err *err)
 	return 0;
 }
 
+static void
+put_header(struct cat_writer *w, const struct cat_header *h)
+{
+	uint8_t f[HDR_FIXED + 256 + AS_PATH_MAX_BUF];
+	size_t nl, sl;
+
+	nl = strlen(h->name);
+	sl = h->source ? strlen(h->source) : 0;
+	put_le32(f, CAT_VERSION);
+	put_le32(f + 4, h->kind);
+	put_le32(f + 8, h->block_size);
+	put_le32(f + 12, h->flags);
+	put_le64(f + 16, h->guid);
+	put_le64(f + 24, h->base_guid);
+	put_le64(f + 32, (uint64_t)h->time_ns);
+	put_le16(f + 40, (uint16_t)nl);
+	put_le16(f + 42, (uint16_t)sl);
+	memcpy(f + HDR_FIXED, h->name, nl);
+	if (sl)
+		memcpy(f + HDR_FIXED + nl, h->source, sl);
+	rec_encode(&w->out, &w->chain, CAT_REC_HEADER, f, HDR_FIXED + nl + sl,
+	    NULL, 0);
+}
+
 /*
- * Encode into out; with fn, hand out's content to fn whenever it holds
- * CAT_ENCODE_CHUNK bytes, and at the end.
+ * n hashes of an entry that has none in memory (catalog_add's zeros):
+ * a buffer of zeros, grown to the largest record's worth.
+ */
+static const uint8_t *
+zero_hashes(struct cat_writer *w, size_t n)
+{
+	size_t need = n * CAT_HASH_LEN;
+
+	if (w->zeros.len < need) {
+		buf_reserve(&w->zeros, need - w->zeros.len);
+		memset(w->zeros.data + w->zeros.len, 0, need - w->zeros.len);
+		w->zeros.len = need;
+	}
+	return w->zeros.data;
+}
+
+/* Hand what is encoded to fn once it holds CAT_ENCODE_CHUNK (or at last). */
+static int
+flush(struct cat_writer *w, int last)
+{
+	if (w->fn == NULL || w->failed || (!last &&
+	    w->out.len < CAT_ENCODE_CHUNK))
+		return w->failed ? -1 : 0;
+	if (w->fn(w->arg, w->out.data, w->out.len) == -1) {
+		w->failed = 1;
+		return -1;
+	}
+	buf_reset(&w->out);
+	return 0;
+}
+
+/* One ENTRY record (and its HASHES continuations), unchecked. */
+static int
+put_entry(struct cat_writer *w, const struct cat_entry_in *in)
+{
+	const struct cat_entry *e = in->st;
+	const uint8_t *hashes = in->hashes;
+	uint8_t ef[ENT_FIXED];
+	uint32_t inl;
+	size_t done, n;
+
+	if (hashes == NULL && in->nblocks != 0)
+		hashes = zero_hashes(w, in->nblocks < CAT_HASHES_PER_REC ?
+		    in->nblocks : CAT_HASHES_PER_REC);
+	put_le32(ef, e->mode);
+	put_le32(ef + 4, e->uid);
+	put_le32(ef + 8, e->gid);
+	put_le32(ef + 12, e->nlink);
+	put_le32(ef + 16, e->flags & ~CAT_EF_MEMORY);
+	put_le64(ef + 20, e->ino);
+	put_le64(ef + 28, e->size);
+	put_le64(ef + 36, e->rdev);
+	put_le64(ef + 44, (uint64_t)e->mtime_sec);
+	put_le64(ef + 52, (uint64_t)e->ctime_sec);
+	put_le32(ef + 60, e->mtime_nsec);
+	put_le32(ef + 64, e->ctime_nsec);
+	put_le32(ef + 68, in->nblocks);
+	put_le16(ef + 72, (uint16_t)in->path_len);
+	put_le16(ef + 74, (uint16_t)in->aux_len);
+	put_le32(ef + 76, (uint32_t)in->xattr_len);
+	/* hashes that fit go inline; the rest in HASHES records */
+	inl = in->nblocks < CAT_HASHES_PER_REC / 2 ? in->nblocks :
+	    CAT_HASHES_PER_REC / 2;
+	buf_reset(&w->tmp);
+	buf_add(&w->tmp, ef, ENT_FIXED);
+	buf_add(&w->tmp, in->path, in->path_len);
+	buf_add(&w->tmp, in->aux, in->aux_len);
+	buf_add(&w->tmp, in->xattrs, in->xattr_len);
+	rec_encode(&w->out, &w->chain, CAT_REC_ENTRY, w->tmp.data, w->tmp.len,
+	    inl != 0 ? hashes : NULL, (size_t)inl * CAT_HASH_LEN);
+	for (done = inl; done < in->nblocks; done += n) {
+		n = in->nblocks - done;
+		if (n > CAT_HASHES_PER_REC)
+			n = CAT_HASHES_PER_REC;
+		rec_encode(&w->out, &w->chain, CAT_REC_HASHES,
+		    in->hashes != NULL ? hashes + done * CAT_HASH_LEN :
+		    hashes, n * CAT_HASH_LEN, NULL, 0);
+	}
+	w->n++;
+	return flush(w, 0);
+}
+
+void
+cat_writer_init(struct cat_writer *w, const struct cat_header *h,
+    int (*fn)(void *arg, const void *p, size_t len), void *arg)
+{
+	memset(w, 0, sizeof(*w));
+	w->chain = REC_SEED_CATALOG;
+	w->fn = fn;
+	w->arg = arg;
+	put_header(w, h);
+}
+
+int
+cat_writer_add(struct cat_writer *w, const struct cat_entry_in *in)
+{
+	if (w->failed)
+		return -1;
+	/* what catalog_decode() would refuse is never written */
+	if (in->path_len > AS_PATH_MAX || in->aux_len > UINT16_MAX ||
+	    (w->n > 0 && path_cmp((const char *)w->prev.data, w->prev.len,
+	    in->path, in->path_len) >= 0)) {
+		w->failed = 1;
+		errno = EINVAL;
+		return -1;
+	}
+	buf_reset(&w->prev);
+	buf_add(&w->prev, in->path, in->path_len);
+	return put_entry(w, in);
+}
+
+int
+cat_writer_finish(struct cat_writer *w)
+{
+	uint8_t f[8];
+
+	if (w->failed)
+		return -1;
+	put_le64(f, (uint64_t)w->n);
+	rec_encode(&w->out, &w->chain, CAT_REC_END, f, 8, NULL, 0);
+	return flush(w, 1);
+}
+
+void
+cat_writer_release(struct cat_writer *w)
+{
+	if (w == NULL)
+		return;
+	buf_release(&w->out);
+	buf_release(&w->tmp);
+	buf_release(&w->prev);
+	buf_release(&w->zeros);
+}
+
+/*
+ * Encode c, appended to out when fn is NULL; with fn, handed to fn
+ * whenever CAT_ENCODE_CHUNK bytes are ready, and at the end.  No order
+ * check: tests encode malformed catalogs on purpose.
  */
 static int
 encode(const struct catalog *c, struct buf *out,
     int (*fn)(void *, const void *, size_t), void *arg)
 {
-	uint64_t chain = REC_SEED_CATALOG;
-	uint8_t f[HDR_FIXED + 256 + AS_PATH_MAX_BUF];
-	struct buf tmp = BUF_INIT;
-	size_t i, nl, sl, done, n;
+	struct cat_writer w;
+	struct cat_entry_in in;
 	const struct cat_entry *e;
+	size_t i;
+	int rc = 0;
 
-	nl = strlen(c->hdr.name);
-	sl = c->hdr.source ? strlen(c->hdr.source) : 0;
-	put_le32(f, CAT_VERSION);
-	put_le32(f + 4, c->hdr.kind);
-	put_le32(f + 8, c->hdr.block_size);
-	put_le32(f + 12, c->hdr.flags);
-	put_le64(f + 16, c->hdr.guid);
-	put_le64(f + 24, c->hdr.base_guid);
-	put_le64(f + 32, (uint64_t)c->hdr.time_ns);
-	put_le16(f + 40, (uint16_t)nl);
-	put_le16(f + 42, (uint16_t)sl);
-	memcpy(f + HDR_FIXED, c->hdr.name, nl);
-	if (sl)
-		memcpy(f + HDR_FIXED + nl, c->hdr.source, sl);
-	rec_encode(out, &chain, CAT_REC_HEADER, f, HDR_FIXED + nl + sl,
-	    NULL, 0);
-	for (i = 0; i < c->n; i++) {
-		uint8_t ef[ENT_FIXED];
-		uint32_t inl;
-
+	cat_writer_init(&w, &c->hdr, fn, arg);
+	memset(&in, 0, sizeof(in));
+	for (i = 0; i < c->n && rc == 0; i++) {
 		e = &c->ents[i];
-		put_le32(ef, e->mode);
-		put_le32(ef + 4, e->uid);
-		put_le32(ef + 8, e->gid);
-		put_le32(ef + 12, e->nlink);
-		put_le32(ef + 16, e->flags & ~CAT_EF_MEMORY);
-		put_le64(ef + 20, e->ino);
-		put_le64(ef + 28, e->size);
-		put_le64(ef + 36, e->rdev);
-		put_le64(ef + 44, (uint64_t)e->mtime_sec);
-		put_le64(ef + 52, (uint64_t)e->ctime_sec);
-		put_le32(ef + 60, e->mtime_nsec);
-		put_le32(ef + 64, e->ctime_nsec);
-		put_le32(ef + 68, e->nblocks);
-		put_le16(ef + 72, e->path_len);
-		put_le16(ef + 74, e->aux_len);
-		put_le32(ef + 76, e->xattr_len);
-		/* hashes that fit go inline; the rest in HASHES records */
-		inl = e->nblocks < CAT_HASHES_PER_REC / 2 ? e->nblocks :
-		    CAT_HASHES_PER_REC / 2;
-		buf_reset(&tmp);
-		buf_add(&tmp, ef, ENT_FIXED);
-		buf_add(&tmp, catalog_path(c, e), e->path_len);
-		buf_add(&tmp, catalog_aux(c, e), e->aux_len);
-		buf_add(&tmp, catalog_xattrs(c, e), e->xattr_len);
-		rec_encode(out, &chain, CAT_REC_ENTRY, tmp.data, tmp.len,
-		    inl != 0 ? c->hashes.data + e->hash_off : NULL,
-		    (size_t)inl * CAT_HASH_LEN);
-		for (done = inl; done < e->nblocks; done += n) {
-			n = e->nblocks - done;
-			if (n > CAT_HASHES_PER_REC)
-				n = CAT_HASHES_PER_REC;
-			rec_encode(out, &chain, CAT_REC_HASHES,
-			    c->hashes.data + e->hash_off +
-			    done * CAT_HASH_LEN, n * CAT_HASH_LEN, NULL, 0);
-		}
-		if (fn != NULL && out->len >= CAT_ENCODE_CHUNK) {
-			if (fn(arg, out->data, out->len) == -1) {
-				buf_release(&tmp);
-				return -1;
-			}
-			buf_reset(out);
-		}
+		in.st = e;
+		in.path = catalog_path(c, e);
+		in.path_len = e->path_len;
+		in.aux = catalog_aux(c, e);
+		in.aux_len = e->aux_len;
+		in.xattrs = catalog_xattrs(c, e);
+		in.xattr_len = e->xattr_len;
+		in.hashes = catalog_hashes_of((struct catalog *)c, e);
+		in.nblocks = e->nblocks;
+		rc = put_entry(&w, &in);
 	}
-	buf_release(&tmp);
-	put_le64(f, (uint64_t)c->n);
-	rec_encode(out, &chain, CAT_REC_END, f, 8, NULL, 0);
-	if (fn != NULL && fn(arg, out->data, out->len) == -1)
-		return -1;
-	return 0;
+	if (rc == 0)
+		rc = cat_writer_finish(&w);
+	if (fn == NULL)
+		buf_add(out, w.out.data, w.out.len);
+	cat_writer_release(&w);
+	return rc;
 }
 
 void
@@ -323,12 +435,7 @@ int
 catalog_encode_stream(const struct catalog *c,
     int (*fn)(void *arg, const void *p, size_t len), void *arg)
 {
-	struct buf out = BUF_INIT;
-	int rc;
-
-	rc = encode(c, &out, fn, arg);
-	buf_release(&out);
-	return rc;
+	return encode(c, NULL, fn, arg);
 }
 
 static int

@@ -150,6 +150,37 @@ void	catalog_encode(const struct catalog *c, struct buf *out);
 int	catalog_encode_stream(const struct catalog *c,
 	    int (*fn)(void *arg, const void *p, size_t len), void *arg);
 /*
+ * A catalog file written one entry at a time, for a writer that makes
+ * its entries in path_cmp() order and need not keep them (the receiver's
+ * held.cat, derived or scanned after an apply): the bytes are those of
+ * catalog_encode() of a catalog with the same header and entries, so the
+ * format is the same.  Memory: about CAT_ENCODE_CHUNK plus one entry.
+ * init writes the header record (h is only read); add appends an entry
+ * and hands full chunks to fn; finish writes the END record (the count)
+ * and hands the rest.  add refuses (-1, errno EINVAL) an entry that does
+ * not come after the previous one or whose lengths the format cannot
+ * hold, so a caller's bug never becomes a catalog that does not decode;
+ * -1 from fn (errno its own) is returned likewise.  Either failure is
+ * sticky: later calls return -1 without writing.
+ */
+struct cat_writer {
+	uint64_t	 chain;
+	struct buf	 out;		/* encoded, not handed to fn yet */
+	struct buf	 tmp;		/* one entry's payload */
+	struct buf	 prev;		/* the previous entry's path */
+	struct buf	 zeros;		/* hashes of an entry that has none */
+	size_t		 n;		/* entries written */
+	int		(*fn)(void *arg, const void *p, size_t len);
+	void		*arg;
+	int		 failed;
+};
+void	cat_writer_init(struct cat_writer *w, const struct cat_header *h,
+	    int (*fn)(void *arg, const void *p, size_t len), void *arg);
+int	cat_writer_add(struct cat_writer *w, const struct cat_entry_in *in);
+int	cat_writer_finish(struct cat_writer *w);
+void	cat_writer_release(struct cat_writer *w);
+
+/*
  * Parse a whole catalog file held in memory into c (initialised by the
  * caller).  Validates framing, checksums, bounds, paths and order; on
  * failure c is released and -1 is returned.

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "driver/dir.h"
+#include "format/catalog.h"
 #include "format/stream.h"
 #include "base/banned.h"
 
@@ -815,6 +816,131 @@ test_fail_before_commit(void **state)
 	buf_release(&b);
 }
 
+/* A stream of ndirs directories of nfiles empty files each, long names. */
+#define BIG_DIRS	40
+#define BIG_FILES	100
+#define BIG_NAME	"file-with-a-name-long-enough-to-fill-the-journal-"
+
+static void
+build_big(struct buf *out, uint64_t base, uint64_t guid)
+{
+	struct stream_enc e;
+	struct as_begin b = mkbegin(base, guid, base == 0 ? "big" : "big2");
+	struct as_entry x;
+	char p[128];
+	int i, j;
+
+	stream_enc_init(&e, out);
+	stream_enc_begin(&e, &b);
+	if (base == 0) {
+		x = ent(AS_OP_ATTR, S_IFDIR | 0755, "", NULL);
+		stream_enc_entry(&e, &x);
+		for (i = 0; i < BIG_DIRS; i++) {
+			snprintf(p, sizeof(p), "d%02d", i);
+			x = ent(AS_OP_CREATE, S_IFDIR | 0755, p, NULL);
+			stream_enc_entry(&e, &x);
+			for (j = 0; j < BIG_FILES; j++) {
+				snprintf(p, sizeof(p), "d%02d/" BIG_NAME
+				    "%03d", i, j);
+				x = ent(AS_OP_CREATE, S_IFREG | 0644, p,
+				    NULL);
+				stream_enc_entry(&e, &x);
+			}
+		}
+	} else {
+		/* renames, deletes and creates: the derive's cases */
+		x = ent(AS_OP_RENAME, S_IFDIR | 0755, "a00", "d05");
+		stream_enc_entry(&e, &x);
+		x = ent(AS_OP_DELETE, S_IFREG, "d07/" BIG_NAME "003", NULL);
+		stream_enc_entry(&e, &x);
+		x = ent(AS_OP_RENAME, S_IFREG | 0600, "d08/moved",
+		    "d09/" BIG_NAME "001");
+		stream_enc_entry(&e, &x);
+		x = ent(AS_OP_CREATE, S_IFREG | 0640, "d39/new", NULL);
+		stream_enc_entry(&e, &x);
+	}
+	stream_enc_end(&e);
+}
+
+/* held.cat must be what a scan of the tree finds (NOHASH, as recorded). */
+static void
+assert_held_is_tree(void)
+{
+	struct catalog h, c;
+	struct dir_stats st;
+	struct as_err err;
+	struct stat sb;
+	char p[700];
+	uint8_t *data;
+	size_t i;
+	int fd;
+
+	at(p, sizeof(p), ".autosync/held.cat");
+	fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &sb), 0);
+	data = malloc((size_t)sb.st_size);
+	assert_non_null(data);
+	assert_int_equal(read(fd, data, (size_t)sb.st_size), sb.st_size);
+	close(fd);
+	catalog_init(&h);
+	if (catalog_decode(&h, data, (size_t)sb.st_size, &err) == -1)
+		fail_msg("held.cat: %s", err.msg);
+	free(data);
+	catalog_init(&c);
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(dir_scan(dest, NULL, AS_BLOCK_DEFAULT,
+	    DIR_SCAN_NOHASH, &c, &st, &err), 0);
+	assert_int_equal(h.n, c.n);
+	for (i = 0; i < c.n; i++) {
+		assert_string_equal(catalog_path(&h, &h.ents[i]),
+		    catalog_path(&c, &c.ents[i]));
+		assert_int_equal(h.ents[i].ino, c.ents[i].ino);
+		assert_int_equal(h.ents[i].mode, c.ents[i].mode);
+		assert_int_equal(h.ents[i].size, c.ents[i].size);
+		assert_int_equal(h.ents[i].nlink, c.ents[i].nlink);
+		assert_int_equal(h.ents[i].mtime_sec, c.ents[i].mtime_sec);
+		assert_int_equal(h.ents[i].mtime_nsec, c.ents[i].mtime_nsec);
+		assert_int_equal(h.ents[i].ctime_sec, c.ents[i].ctime_sec);
+		assert_int_equal(h.ents[i].ctime_nsec, c.ents[i].ctime_nsec);
+		assert_int_equal(h.ents[i].xattr_len, c.ents[i].xattr_len);
+	}
+	catalog_release(&h);
+	catalog_release(&c);
+}
+
+/*
+ * A tree big enough that the journal (several RCV_READ_CHUNK pieces) and
+ * held.cat (several CAT_ENCODE_CHUNK pieces) are written as they are
+ * encoded: held.cat after a full receive (rescan) and after an
+ * incremental (derived from held.cat and the ops) describes the tree
+ * exactly.
+ */
+static void
+test_big_streamed(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct dir_recv_result res;
+	struct as_err err;
+	struct stat sb;
+	char p[700];
+
+	(void)state;
+	reset_dest();
+	build_big(&b, 0, 1);
+	if (recv_buf(&b, 0, &err) != 0)
+		fail_msg("full: %s", err.msg);
+	assert_held_is_tree();
+	buf_reset(&b);
+	build_big(&b, 1, 2);
+	if (recv_bytes(b.data, b.len, 0, &err, &res) != 0)
+		fail_msg("incremental: %s", err.msg);
+	assert_held_is_tree();
+	at(p, sizeof(p), "a00/" BIG_NAME "042");
+	assert_int_equal(lstat(p, &sb), 0);
+	buf_release(&b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -829,6 +955,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_bad_semantics),
 		cmocka_unit_test(test_recover_forward),
 		cmocka_unit_test(test_fail_before_commit),
+		cmocka_unit_test(test_big_streamed),
 	};
 
 	if (argc == 4 && strcmp(argv[1], "child") == 0)

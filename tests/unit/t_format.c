@@ -1,8 +1,11 @@
 /* t_format.c - stream and catalog codecs: round trips, truncation, flips. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <cmocka.h>
@@ -391,6 +394,154 @@ test_catalog_reader(void **state)
 	buf_release(&out);
 }
 
+/* cat_writer's output: into a buffer, or failing at the nth call. */
+struct sink {
+	struct buf	out;
+	int		calls;
+	int		fail_at;	/* 0: never */
+};
+
+static int
+sink_fn(void *arg, const void *p, size_t len)
+{
+	struct sink *k = arg;
+
+	if (++k->calls == k->fail_at) {
+		errno = ENOSPC;
+		return -1;
+	}
+	buf_add(&k->out, p, len);
+	return 0;
+}
+
+/*
+ * The streaming writer makes the very bytes of catalog_encode() (so the
+ * format is unchanged), in pieces, and refuses what would not decode.
+ */
+static void
+test_catalog_writer(void **state)
+{
+	static uint8_t hashes[70000 * CAT_HASH_LEN];
+	char path[32];
+	struct catalog c, d;
+	struct cat_entry st;
+	struct cat_entry_in in;
+	struct cat_writer w;
+	struct buf whole = BUF_INIT;
+	struct sink k;
+	struct as_err err;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(hashes); i++)
+		hashes[i] = (uint8_t)(i * 13);
+	catalog_init(&c);
+	c.hdr.kind = AS_KIND_DIR;
+	c.hdr.block_size = AS_BLOCK_DEFAULT;
+	c.hdr.guid = 9;
+	c.hdr.base_guid = 8;
+	c.hdr.source = strdup("/srv/data");
+	memcpy(c.hdr.name, "snap", 5);
+	memset(&st, 0, sizeof(st));
+	memset(&in, 0, sizeof(in));
+	in.st = &st;
+	st.mode = S_IFDIR | 0755;
+	in.path = "";
+	catalog_add(&c, &in);
+	/* enough entries for several CAT_ENCODE_CHUNK pieces */
+	for (i = 0; i < 20000; i++) {
+		st.mode = S_IFREG | 0644;
+		st.ino = i + 2;
+		st.size = i * 1000;
+		snprintf(path, sizeof(path), "f%06zu", i);
+		in.path = path;
+		in.path_len = strlen(path);
+		in.xattrs = (const uint8_t *)"\x01\x00\x01\x00\x00\x00" "ab";
+		in.xattr_len = i % 3 == 0 ? 8 : 0;
+		in.hashes = i == 7 ? hashes : hashes + i;
+		in.nblocks = i == 7 ? 70000 : (uint32_t)(i % 4);
+		catalog_add(&c, &in);
+	}
+	/* no hashes in memory: written as zeros, as catalog_add keeps them */
+	st.mode = S_IFREG | 0600;
+	in.path = "z";
+	in.path_len = 1;
+	in.xattr_len = 0;
+	in.hashes = NULL;
+	in.nblocks = 3;
+	catalog_add(&c, &in);
+	catalog_encode(&c, &whole);
+
+	memset(&k, 0, sizeof(k));
+	cat_writer_init(&w, &c.hdr, sink_fn, &k);
+	for (i = 0; i < c.n; i++) {
+		memset(&in, 0, sizeof(in));
+		in.st = &c.ents[i];
+		in.path = catalog_path(&c, &c.ents[i]);
+		in.path_len = c.ents[i].path_len;
+		in.xattrs = catalog_xattrs(&c, &c.ents[i]);
+		in.xattr_len = c.ents[i].xattr_len;
+		in.nblocks = c.ents[i].nblocks;
+		in.hashes = i == c.n - 1 ? NULL :
+		    catalog_hashes_of(&c, &c.ents[i]);
+		assert_int_equal(cat_writer_add(&w, &in), 0);
+	}
+	assert_int_equal(cat_writer_finish(&w), 0);
+	cat_writer_release(&w);
+	assert_true(k.calls > 2);
+	assert_int_equal(k.out.len, whole.len);
+	assert_memory_equal(k.out.data, whole.data, whole.len);
+	catalog_init(&d);
+	assert_int_equal(catalog_decode(&d, k.out.data, k.out.len, &err), 0);
+	assert_int_equal(d.n, c.n);
+	catalog_release(&d);
+	buf_release(&k.out);
+
+	/* out of order, or twice the same path: refused, and sticky */
+	memset(&k, 0, sizeof(k));
+	cat_writer_init(&w, &c.hdr, sink_fn, &k);
+	memset(&in, 0, sizeof(in));
+	in.st = &st;
+	in.path = "b";
+	in.path_len = 1;
+	assert_int_equal(cat_writer_add(&w, &in), 0);
+	in.path = "a";
+	errno = 0;
+	assert_int_equal(cat_writer_add(&w, &in), -1);
+	assert_int_equal(errno, EINVAL);
+	in.path = "c";
+	assert_int_equal(cat_writer_add(&w, &in), -1);
+	assert_int_equal(cat_writer_finish(&w), -1);
+	cat_writer_release(&w);
+	cat_writer_init(&w, &c.hdr, sink_fn, &k);
+	in.path = "b";
+	assert_int_equal(cat_writer_add(&w, &in), 0);
+	assert_int_equal(cat_writer_add(&w, &in), -1);
+	cat_writer_release(&w);
+	buf_release(&k.out);
+
+	/* a failed write: its errno, and nothing more is written */
+	memset(&k, 0, sizeof(k));
+	k.fail_at = 2;
+	cat_writer_init(&w, &c.hdr, sink_fn, &k);
+	for (i = 0; i < c.n; i++) {
+		memset(&in, 0, sizeof(in));
+		in.st = &c.ents[i];
+		in.path = catalog_path(&c, &c.ents[i]);
+		in.path_len = c.ents[i].path_len;
+		if (cat_writer_add(&w, &in) == -1)
+			break;
+	}
+	assert_true(i < c.n);
+	assert_int_equal(errno, ENOSPC);
+	assert_int_equal(cat_writer_finish(&w), -1);
+	assert_int_equal(k.calls, 2);
+	cat_writer_release(&w);
+	buf_release(&k.out);
+	buf_release(&whole);
+	catalog_release(&c);
+}
+
 int
 main(void)
 {
@@ -403,6 +554,7 @@ main(void)
 		cmocka_unit_test(test_path_rules),
 		cmocka_unit_test(test_catalog_roundtrip),
 		cmocka_unit_test(test_catalog_reader),
+		cmocka_unit_test(test_catalog_writer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
