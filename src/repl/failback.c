@@ -377,6 +377,9 @@ failback_promote(struct snapstore *ss, const char *abs, uint64_t guid,
 	if (g != NULL && g->hdr.guid != guid)
 		g = NULL;	/* not G's: no hashes rather than wrong ones */
 	with_hashes(&hc, g, &nc);
+	/* a source's catalogs name it (held.cat names what was sent) */
+	free(nc.hdr.source);
+	nc.hdr.source = xstrdup(abs);
 	if (snapstore_save(ss, &nc, SNAP_SAVE_REPLACE, err) == -1)
 		goto out;
 	rec.held_guid = guid;

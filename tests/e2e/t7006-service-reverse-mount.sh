@@ -31,6 +31,7 @@ test_expect_success 'reverse, then only what changed on D travels back to S' '
 	prop_is rv dest "$PWD/S" &&
 	log_has rv "reversed: source .*D., destination .*S." &&
 	! snaps "$PWD/S" | grep -q rv-latest &&
+	autosync snapshots -H | cut -f1 | grep -q "^$PWD/D@autosync_" &&
 	echo appended >>D/big &&
 	echo new >D/new &&
 	mv D/f2 D/f2-moved &&

@@ -58,7 +58,8 @@ test_expect_success 'push over tcp: reverse makes it a pull, incremental' '
 	prop_is p source "$(tcp_url "$T/srv/R")" &&
 	prop_is p dest "$T/S" &&
 	log_has p "reversed: source .*srv/R., destination .*S." &&
-	ls "$SRV_STATE/catalogs" | grep -q "srv%2FR$" &&
+	AUTOSYNC_STATE_DIR=$SRV_STATE autosync snapshots -H >srv-snaps &&
+	grep -q "^$T/srv/R@autosync_" srv-snaps &&
 	echo appended >>srv/R/big &&
 	echo new >srv/R/new &&
 	mv srv/R/f2 srv/R/f2-moved &&
