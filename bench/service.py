@@ -33,8 +33,9 @@ A fanotify mark hears its whole file system: put DIR on the file system
 whose traffic you want in the figure (a busy shared one, or a tmpfs of
 its own).
 
-The tree: N files of 16 bytes in 100 x 10 directories (the file count is
-what a scan costs; the data is tiny so that setting up stays quick).
+The tree: N files of 16 bytes in 100 x 10 directories (--dirs 1000; the
+file count is what a scan costs, the directory count what inotify
+watches; the data is tiny so that setting up stays quick).
 Prints a Markdown table.  The state directory is private (DIR/state).
 """
 import argparse
@@ -60,11 +61,12 @@ def get(name, prop):
     return run("get", name, prop).stdout.strip()
 
 
-def make_tree(root, nfiles):
-    per = max(1, nfiles // 1000)
+def make_tree(root, nfiles, ndirs=1000):
+    sub = max(1, ndirs // 100)
+    per = max(1, nfiles // (100 * sub))
     n = 0
     for a in range(100):
-        for b in range(10):
+        for b in range(sub):
             d = os.path.join(root, "d%02d" % a, "s%d" % b)
             os.makedirs(d, exist_ok=True)
             for i in range(per):
@@ -234,6 +236,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=100000)
     ap.add_argument("--secs", type=int, default=30)
+    ap.add_argument("--dirs", type=int, default=1000,
+                    help="leaf directories (100 x DIRS/100)")
     ap.add_argument("--journals", default="fanotify,inotify",
                     help="journal kinds to compare (service property)")
     ap.add_argument("--no-every", action="store_true",
@@ -248,7 +252,7 @@ def main():
     env = dict(os.environ, AUTOSYNC_STATE_DIR=os.path.join(base, "state"))
     os.environ["AUTOSYNC_STATE_DIR"] = env["AUTOSYNC_STATE_DIR"]
     t = time.monotonic()
-    make_tree(src, a.files)
+    make_tree(src, a.files, a.dirs)
     print("tree: %d files in %.1f s" % (a.files, time.monotonic() - t),
           file=sys.stderr)
 
@@ -288,7 +292,8 @@ def main():
         print("%s: p50 %.2f s" % (name, statistics.median(lat)),
               file=sys.stderr)
 
-    print("| measure (%d files, %d s) | %s |" % (a.files, a.secs, " | ".join(
+    print("| measure (%d files in %d directories, %d s) | %s |" % (
+        a.files, 101 + 100 * max(1, a.dirs // 100), a.secs, " | ".join(
         "`--every 1s`" if n == "every" else "`journal=%s`" % n[5:]
         for n in names)))
     print("|---|" + "---|" * len(names))

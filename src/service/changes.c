@@ -251,6 +251,12 @@ changes_watches(const struct changes *c)
 	return c->nwatch;
 }
 
+void
+changes_get_stats(const struct changes *c, struct changes_stats *st)
+{
+	*st = c->st;
+}
+
 int
 changes_fd(const struct changes *c)
 {
@@ -372,6 +378,7 @@ changes_take(struct changes *c, int *full, char ***dirs, size_t *n)
 	c->dirs = NULL;
 	c->ndirs = c->capdirs = 0;
 	c->full = c->partial;	/* still unwatched directories: full again */
+	memset(&c->st, 0, sizeof(c->st));
 }
 
 void

@@ -54,6 +54,7 @@
 #define AS_CHANGES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "base/err.h"
 
@@ -89,6 +90,14 @@ enum changes_kind changes_kind(const struct changes *c);
 const char *changes_why(const struct changes *c);
 /* inotify: directories watched; fanotify: file systems marked. */
 size_t	changes_watches(const struct changes *c);
+
+/* What a journal heard since the last take (changes_take resets it). */
+struct changes_stats {
+	uint64_t	events;		/* read from the kernel */
+	uint64_t	outside;	/* of them, outside the tree (fanotify) */
+	uint64_t	lookups;	/* handles turned into paths (fanotify) */
+};
+void	changes_get_stats(const struct changes *c, struct changes_stats *st);
 
 /* Poll it for POLLIN, then call changes_read(). */
 int	changes_fd(const struct changes *c);

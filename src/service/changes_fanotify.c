@@ -21,9 +21,9 @@
 #include "base/banned.h"
 
 /*
- * What is heard.  FAN_CLOSE_WRITE as inotify's IN_CLOSE_WRITE: a
- * writer through a shared mapping is heard at least when it closes.
- * No FAN_DELETE_SELF/FAN_MOVE_SELF: a directory that goes or moves is
+ * What is heard: what the inotify journal hears (IN_CLOSE_WRITE as
+ * FAN_CLOSE_WRITE), events on directories included (FAN_ONDIR).  No
+ * FAN_DELETE_SELF/FAN_MOVE_SELF: a directory that goes or moves is
  * heard in its parent (FAN_DELETE, FAN_MOVED_FROM with FAN_ONDIR),
  * which is where the root's own move is noticed too.
  */
@@ -539,6 +539,7 @@ resolve(struct changes *c, uint32_t fsi, int htype, const unsigned char *h,
 			return e->rel;
 	if (hlen > MAX_HANDLE_SZ)
 		return NULL;
+	c->st.lookups++;
 	hb.fh.handle_bytes = hlen;
 	hb.fh.handle_type = htype;
 	memcpy(hb.fh.f_handle, h, hlen);
@@ -628,8 +629,10 @@ event(struct changes *c, const struct fanotify_event_metadata *md,
 	if (i == f->nfs)
 		return;
 	if ((rel = resolve(c, i, fh.handle_type, hp, fh.handle_bytes)) ==
-	    NULL)
+	    NULL) {
+		c->st.outside++;
 		return;
+	}
 	if (strcmp(name, ".") == 0) {
 		changes_mark(c, rel);	/* the directory's own attributes */
 		return;
@@ -681,6 +684,7 @@ fan_read(struct changes *c, struct as_err *err)
 			}
 			if (md.fd >= 0)		/* not with FID reports */
 				close(md.fd);
+			c->st.events++;
 			if (md.vers != FANOTIFY_METADATA_VERSION ||
 			    (md.mask & FAN_Q_OVERFLOW))
 				c->full = 1;

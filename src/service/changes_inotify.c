@@ -220,6 +220,7 @@ ino_read(struct changes *c, struct as_err *err)
 			    "read the change journal of '%s'", c->root);
 		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)p;
+			c->st.events++;
 			event(c, ev);
 		}
 	}

@@ -39,6 +39,7 @@ struct changes {
 	int		 fd;		/* the backend's, or -1 */
 	void		*priv;		/* the backend's state */
 	size_t		 nwatch;	/* watches or marks */
+	struct changes_stats st;	/* since the last take */
 	char		 why[256];	/* why not fanotify, or "" */
 	char		**dirs;		/* changed directories, unsorted,
 					 * repeats */

@@ -49,8 +49,14 @@
  * machine's NFS client, a dropped watch).
  */
 #define FULL_SCAN_MS	(10 * 60 * 1000)	/* until a run read it */
-/* a journal that woke the daemon for nothing new is read again after */
+/*
+ * A journal that woke the daemon for nothing new is read again after
+ * JOURNAL_BATCH_MS, unless that read found JOURNAL_BUSY events or more
+ * (a quarter of fanotify's and inotify's default queue: a burst that a
+ * pause could let overflow, which costs a full scan).
+ */
 #define JOURNAL_BATCH_MS 100
+#define JOURNAL_BUSY	4096
 
 /*
  * What a run's child writes to its pipe: records of one write each
@@ -561,6 +567,21 @@ journal_sync(struct daemon *d, struct job *j, const struct svc *v)
 	    kind, dabs);
 }
 
+/* What the source's journal heard since the last run (trace level 3). */
+static void
+journal_stats(struct daemon *d, struct job *j)
+{
+	struct changes_stats st;
+	char msg[256];
+
+	changes_get_stats(j->chg, &st);
+	snprintf(msg, sizeof(msg), "journal: %" PRIu64 " event%s since the "
+	    "last run, %" PRIu64 " outside the tree, %" PRIu64 " lookup%s",
+	    st.events, st.events == 1 ? "" : "s", st.outside, st.lookups,
+	    st.lookups == 1 ? "" : "s");
+	run_event(d->st, j->name, RUN_LOG_DEBUG, msg);
+}
+
 /* After a take: a journal that changed its kind says so. */
 static void
 journal_check(struct daemon *d, struct job *j)
@@ -766,6 +787,7 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 	if (j->chg != NULL) {
 		/* what happened until now, not only what poll saw */
 		(void)changes_read(j->chg, NULL);
+		journal_stats(d, j);
 		changes_take(j->chg, &r.changed_full, &r.changed, &r.nchanged);
 		j->full_ms = r.p.full_scan_ms;
 		if (r.changed_full == 0 && (requested || j->start_mono -
@@ -1282,14 +1304,17 @@ daemon_lock(const char *state_dir, struct as_err *err)
 
 /*
  * After a poll: 1 when only change journals woke it and none of them
- * has become pending (their events were read here), else 0.
+ * has become pending (their events were read here), 2 the same when a
+ * journal read many events (JOURNAL_BUSY: waiting for more could
+ * overflow its queue), else 0.
  */
 static int
 journals_only(struct daemon *d, struct pollfd *pfd)
 {
 	size_t i, k, n = 4 + MAX_CLIENTS + 3 * d->njobs;
+	struct changes_stats a, b;
 	struct changes *c;
-	int was;
+	int was, rc = 1;
 
 	for (k = 0; k < n; k++) {
 		if (pfd[k].revents == 0)
@@ -1306,10 +1331,14 @@ journals_only(struct daemon *d, struct pollfd *pfd)
 		if (c == NULL || (pfd[k].revents & ~POLLIN))
 			return 0;
 		was = changes_pending(c);
+		changes_get_stats(c, &a);
 		if (changes_read(c, NULL) != 0 && !was)
 			return 0;
+		changes_get_stats(c, &b);
+		if (b.events - a.events >= JOURNAL_BUSY)
+			rc = 2;
 	}
-	return 1;
+	return rc;
 }
 
 /* Leave the journals' descriptors out of the poll (on), or put them back. */
@@ -1350,7 +1379,7 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 	unsigned nrec;
 	int64_t now_mono, now_wall, due, show, timeout, deadline, mute_end;
 	int64_t wait;
-	int lock_fd = -1, rc = -1, n, k;
+	int lock_fd = -1, rc = -1, n, k, jo;
 	char *sock = NULL;
 	struct job *j;
 
@@ -1487,8 +1516,8 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 			n = poll(pfd, 4 + MAX_CLIENTS + 3 * d.njobs, (int)wait);
 			if (n == 0 && mono_ms() < deadline)
 				continue;	/* the end of a mute */
-			if (n > 0 && journals_only(&d, pfd)) {
-				if (mute_end < 0) {
+			if (n > 0 && (jo = journals_only(&d, pfd)) != 0) {
+				if (mute_end < 0 && jo == 1) {
 					journals_mute(&d, pfd, 1);
 					mute_end = mono_ms() + JOURNAL_BATCH_MS;
 				}

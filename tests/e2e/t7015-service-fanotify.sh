@@ -69,6 +69,8 @@ test_expect_success 'journal=fanotify: one mark, changes replicated narrowed' '
 	tree src-c &&
 	autosync create c --source "$PWD/src-c" --dest "$PWD/dst-c" \
 		--continuous 1s --trace-level 3 &&
+	test_must_fail autosync set c journal=dnotify 2>err &&
+	test_grep "journal: expected auto, fanotify or inotify, not .dnotify." err &&
 	autosync set c journal=fanotify &&
 	start_daemon &&
 	wait_for 30 same src-c dst-c &&
