@@ -448,7 +448,19 @@ cmd_recover(struct cli *cli, int argc, char **argv)
 		return cli_usage_error(usage_recover,
 		    "recover: expected one DEST");
 	as_err_clear(&err);
-	if ((r = dir_recover(argv[optind], &err)) == -1)
+	if (strncmp(argv[optind], "vol:", 4) == 0) {
+		/* not a directory named "vol:...": that used to say nothing */
+		char *state;
+
+		if ((state = snapstore_state_dir(cli->state_dir, &err)) == NULL)
+			return cli_error(&err);
+		r = vol_recover(argv[optind] + 4, state, &err);
+		free(state);
+		if (r == -1) {
+			as_err_prefix(&err, "recover '%s'", argv[optind]);
+			return cli_error(&err);
+		}
+	} else if ((r = dir_recover(argv[optind], &err)) == -1)
 		return cli_error(&err);
 	if (cli->verbose)
 		printf("%s '%s'\n", r ? "recovered" : "nothing to recover in",

@@ -1,0 +1,76 @@
+#!/bin/bash
+test_description='RELIABILITY.md §F: 67 (a second daemon on the same state
+refuses to start), 69 (SIGTERM to the daemon in the middle of a transfer:
+it stops at once, no process of the run survives, the destination keeps
+its old state and the checkpoint, and the next run resumes: O8)'
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-service.sh"
+
+# the receiver checkpoints every 16 MiB with no 1 s floor (t2010)
+export AUTOSYNC_DIR_CHECKPOINT_MS=0
+
+# ckpt_mib DST: the stream MiB the destination's checkpoint covers
+ckpt_mib() {
+	awk '$1 == "bytes" { print int($2 / 1048576) }' "$1/.autosync/partial" 2>/dev/null
+}
+ckpt_ge() { c=$(ckpt_mib "$1") && test -n "$c" && test "$c" -ge "$2"; }
+
+# run_procs: processes of a run: any autosync process of ours but the
+# daemon (a run is a child of the daemon, its receiver a child of it)
+run_procs() {
+	ps -eo pid,ppid,args | awk -v d="$1" '$2 == d { print $1 }'
+}
+
+test_expect_success 'setup: a 128 MiB source, a service, a daemon' '
+	mkdir -p src/sub &&
+	for i in 1 2 3 4; do head -c 32M /dev/urandom >src/f$i || return 1; done &&
+	echo small >src/sub/a &&
+	autosync create big --source "$PWD/src" --dest "$PWD/dst" --every 1d &&
+	start_daemon
+'
+
+test_expect_success '67: a second daemon on the same state directory refuses to start' '
+	timeout 20 autosync daemon 2>err2; rc=$?
+	cat err2 && echo "exit $rc" &&
+	test $rc != 0 && test $rc != 124 && test $rc -lt 128 &&
+	test_grep -i "another daemon" err2 &&
+	kill -0 $daemon_pid &&
+	autosync list >/dev/null
+'
+
+test_expect_success '69: SIGTERM mid-transfer: the daemon stops at once, the run with it, the checkpoint stays' '
+	autosync run big &&
+	wait_for 60 ckpt_ge dst 16 &&
+	c1=$(ckpt_mib dst) && echo "checkpoint at $c1 MiB" &&
+	kids=$(run_procs $daemon_pid) && echo "run processes: $kids" &&
+	t0=$SECONDS &&
+	test_kill $daemon_pid TERM &&
+	wait "$daemon_pid" &&
+	echo "the daemon stopped in $((SECONDS - t0)) s" &&
+	test $((SECONDS - t0)) -le 10 &&
+	for k in $kids; do
+		wait_for 5 eval "! kill -0 $k" || { echo "run process $k survived"; return 1; }
+	done &&
+	test "$(ls -A dst | grep -vx .autosync)" = "" &&
+	test -f dst/.autosync/partial &&
+	autosync log big >log.out && cat log.out &&
+	test_grep -i "interrupted\|stopped" log.out
+'
+
+test_expect_success '69: the next run resumes at the checkpoint (O8: fewer bytes than the tree) and ends in O2' '
+	# the daemon runs an interrupted service at once on start; the first
+	# run that ends ok is the resumed one
+	start_daemon &&
+	autosync run --wait big &&
+	autosync log big >log2.out && cat log2.out &&
+	b=$(sed -n "s/.*run [0-9]* ok in .*, \([0-9]*\) bytes.*/\1/p" log2.out | head -n 1) &&
+	total=$(du -sb --apparent-size src | cut -f1) &&
+	echo "the resumed run sent $b of $total bytes, the checkpoint was at $c1 MiB" &&
+	test "$b" -lt "$total" &&
+	test "$b" -le $((total - c1 * 1048576 + 16 * 1048576)) &&
+	assert_same_tree src dst &&
+	test_path_is_missing dst/.autosync/partial &&
+	stop_daemon
+'
+
+test_done
