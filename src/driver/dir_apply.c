@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "base/io.h"
+#include "base/ownwalk.h"
 #include "base/xmalloc.h"
 #include "driver/dir_journal.h"
 #include "driver/scan_util.h"
@@ -395,6 +396,9 @@ rcv_open(struct rcv *r, int dry, struct as_err *err)
 {
 	struct stat sb;
 
+	/* O_NOFOLLOW guards the last component only */
+	if (ownwalk_check(r->dest, "destination", err) == -1)
+		return -1;
 	r->destfd = open(r->dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC);
 	if (r->destfd == -1 && errno == ENOENT && !dry) {

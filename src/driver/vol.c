@@ -24,6 +24,7 @@
 
 #include "base/buf.h"
 #include "base/io.h"
+#include "base/ownwalk.h"
 #include "base/xmalloc.h"
 #include "driver/vol.h"
 #include "format/stream.h"
@@ -1365,6 +1366,8 @@ dst_open(struct vdst *d, const char *path, int create, struct as_err *err)
 	d->path = path;
 	d->fd = -1;
 	d->is_blk = 0;
+	if (ownwalk_check(path, "destination", err) == -1)
+		return -1;
 	if (stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
 		d->is_blk = 1;
 		if (dev_mounted(st.st_rdev))

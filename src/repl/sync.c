@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/io.h"
+#include "base/ownwalk.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "format/stream.h"
@@ -639,7 +640,9 @@ pull_run(const struct endpoint *se, const struct endpoint *de,
 
 	res->remote = 2;
 	memset(&x, 0, sizeof(x));
-	if ((dst_abs = snapstore_abspath(de->path, err)) == NULL)
+	/* before realpath hides a planted link from the receiver */
+	if (ownwalk_check(de->path, "destination", err) == -1 ||
+	    (dst_abs = snapstore_abspath(de->path, err)) == NULL)
 		goto out;
 	if (dest_state(dst_abs, &res->recovered, &held, err) == -1)
 		goto out;
@@ -786,7 +789,8 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 		res->remote = 1;
 		d.abs = de.spec;
 	} else {
-		if ((dst_abs = snapstore_abspath(de.path, err)) == NULL)
+		if (ownwalk_check(de.path, "destination", err) == -1 ||
+		    (dst_abs = snapstore_abspath(de.path, err)) == NULL)
 			goto out;
 		if (check_overlap(src_abs, dst_abs, err) == -1)
 			goto out;
