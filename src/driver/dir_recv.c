@@ -2279,8 +2279,15 @@ keeps_checkpoint(const struct rs *s, const struct as_err *err)
 	if (!s->fail_in_read || (!s->ckpt_made && !s->resumed) ||
 	    err == NULL)
 		return 0;
+	/*
+	 * CHECKSUM too (RELIABILITY.md 45): what the checkpoint holds was
+	 * verified when it was written, and a resume rewrites everything
+	 * after it, the damaged bytes included.  A MALFORMED stream is not
+	 * a damaged one: its sender is not trusted to resume.
+	 */
 	return err->code == AS_E_TRUNCATED || err->code == AS_E_IO ||
-	    err->code == AS_E_TIMEOUT || err->code == AS_E_NOSPACE;
+	    err->code == AS_E_TIMEOUT || err->code == AS_E_NOSPACE ||
+	    err->code == AS_E_CHECKSUM;
 }
 
 int

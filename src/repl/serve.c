@@ -1435,10 +1435,13 @@ go:
 		log_info("sent '%s' as '%s' to '%s'", esc, target.hdr.name,
 		    s->c->peer);
 	} else if (!cm.ok && (cm.code == AS_E_TRUNCATED || cm.code ==
-	    AS_E_IO || cm.code == AS_E_TIMEOUT || cm.code == AS_E_NOSPACE)) {
+	    AS_E_IO || cm.code == AS_E_TIMEOUT || cm.code == AS_E_NOSPACE ||
+	    cm.code == AS_E_CHECKSUM)) {
 		/*
-		 * The receiver may have checkpointed it: the pending catalog
-		 * stays for a resume; the next plain SEND settles it.
+		 * The receiver may have checkpointed it (it keeps its
+		 * checkpoint for these, dir_recv.c keeps_checkpoint): the
+		 * pending catalog stays for a resume; the next plain SEND
+		 * settles it.
 		 */
 		res.guid = cm.held_guid;
 		log_info("send '%s' to '%s': the receiver failed: %s", esc,

@@ -444,20 +444,39 @@ dest_held(struct dest *d, int *recovered, uint64_t *guid,
 }
 
 /*
- * Can the transfer d checkpointed (p) be resumed?  Only when the pending
- * catalog that this destination's record names is that snapshot, from
- * what d holds: then it is loaded into pend (1).  0 otherwise.
+ * Can the transfer d checkpointed (p) be resumed?  Only when a pending
+ * catalog of ours is that snapshot, from what d holds: then it is loaded
+ * into pend (1).  0 otherwise.  The one this destination's record names
+ * first; else the pending catalog with the checkpoint's GUID, for the
+ * same destination reached under another name (another address or port
+ * of the server, a proxy: records are kept by the name given).
  */
 static int
 resume_candidate(struct snapstore *ss, const struct snap_dest *rec,
     const struct dir_partial *p, uint64_t held, struct catalog *pend)
 {
+	struct snap_list pl;
+	const struct snap_info *pi;
+	char name[SNAP_NAME_MAX + 1];
 	struct as_err e;
+	int found;
 
-	if (p->target_guid == 0 || DIR_POS_ENTRY(p->pos) == 0 ||
-	    rec->pending[0] == '\0')
+	if (p->target_guid == 0 || DIR_POS_ENTRY(p->pos) == 0)
 		return 0;
-	if (snapstore_load_pending(ss, rec->pending, pend, &e) == -1)
+	if (rec->pending[0] != '\0')
+		snprintf(name, sizeof(name), "%s", rec->pending);
+	else {
+		if (snapstore_list(ss, SNAP_LIST_PENDING, &pl, &e) == -1)
+			return 0;
+		pi = snap_list_by_guid(&pl, p->target_guid);
+		found = pi != NULL;
+		if (found)
+			snprintf(name, sizeof(name), "%s", pi->name);
+		snap_list_release(&pl);
+		if (!found)
+			return 0;
+	}
+	if (snapstore_load_pending(ss, name, pend, &e) == -1)
 		return 0;
 	if (pend->hdr.guid == p->target_guid && pend->hdr.kind ==
 	    AS_KIND_DIR && pend->hdr.base_guid == held)
