@@ -351,9 +351,9 @@ receive_vol(struct cli *cli, const char *dest, int flags, int recover_only)
 	int r;
 
 	as_err_clear(&err);
-	if (flags & DIR_RECV_DRYRUN)
-		return cli_usage_error(usage_receive, "receive: -n is not "
-		    "supported for volumes yet");
+	if (recover_only && (flags & DIR_RECV_DRYRUN))
+		return cli_usage_error(usage_receive, "receive: -n and "
+		    "--recover-only do not go together");
 	if ((state = snapstore_state_dir(cli->state_dir, &err)) == NULL)
 		return cli_error(&err);
 	if (recover_only) {
@@ -373,14 +373,21 @@ receive_vol(struct cli *cli, const char *dest, int flags, int recover_only)
 		return cli_usage_error(usage_receive, "receive: refusing to "
 		    "read a stream from a terminal; redirect standard input");
 	}
-	r = vol_receive(dest, state, STDIN_FILENO, flags & DIR_RECV_FORCE ?
-	    VOL_RECV_FORCE : 0, &res, &err);
+	r = vol_receive(dest, state, STDIN_FILENO,
+	    (flags & DIR_RECV_FORCE ? VOL_RECV_FORCE : 0) |
+	    (flags & DIR_RECV_DRYRUN ? VOL_RECV_DRYRUN : 0), &res, &err);
 	free(state);
 	if (r == -1) {
 		as_err_prefix(&err, "receive '%s'", dest);
 		return cli_error(&err);
 	}
-	if (cli->verbose)
+	if (cli->verbose && (flags & DIR_RECV_DRYRUN))
+		fprintf(stderr, "dry run: volume snapshot '%s' (guid %s) "
+		    "would be received: %" PRIu64 " bytes of data, %" PRIu64
+		    " bytes of holes\n", cli_esc(res.name),
+		    cli_guid(res.target_guid, g), res.st.data_bytes,
+		    res.st.hole_bytes);
+	else if (cli->verbose)
 		fprintf(stderr, "received volume snapshot '%s' (guid %s): "
 		    "%" PRIu64 " bytes of data, %" PRIu64 " bytes of holes\n",
 		    cli_esc(res.name), cli_guid(res.target_guid, g),

@@ -1355,6 +1355,7 @@ struct vdst {
 	int		 fd;
 	int		 is_blk;
 	uint64_t	 dev_size;	/* block devices */
+	uint64_t	 file_size;	/* image files, dry runs */
 };
 
 static int
@@ -1906,6 +1907,7 @@ struct rcv {
 	char		 name[256];
 	struct vol_recv_result *res;
 	int		 lc_failed;	/* vol_copy: the receiving side failed */
+	int		 dry;		/* VOL_RECV_DRYRUN: check, write nothing */
 	/*
 	 * vol_copy: the sender's hashes of the blocks below covered, for a
 	 * checkpoint (a copy the checkpoint's thread saves with pre_save)
@@ -1956,6 +1958,57 @@ on_begin(struct rcv *s, const struct as_begin *b, struct as_err *err)
 	return 0;
 }
 
+/*
+ * Would an image file of size bytes fit where dest is?  A nameless file
+ * (O_TMPFILE) in dest's directory, resized and dropped, answers as the
+ * real receive's ftruncate would, without writing anything anyone sees.
+ */
+static int
+dry_probe_size(const char *dest, uint64_t size, struct as_err *err)
+{
+	const char *slash = strrchr(dest, '/');
+	char *dir;
+	int fd, e;
+
+	dir = slash == NULL ? xstrdup(".") : slash == dest ? xstrdup("/") :
+	    xstrndup(dest, (size_t)(slash - dest));
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	free(dir);
+	if (fd == -1)
+		return 0;	/* no O_TMPFILE here: the real receive tells */
+	if (ftruncate(fd, (off_t)size) == -1) {
+		e = errno;
+		close(fd);
+		return as_err_sys(err, e, "resize '%s' to %" PRIu64, dest,
+		    size);
+	}
+	close(fd);
+	return 0;
+}
+
+/*
+ * A dry run's entry: the refusals a real receive would make before it
+ * writes (a full stream over a volume that is not ours), nothing else.
+ */
+static int
+dry_entry(struct rcv *s, const struct as_entry *e, struct as_err *err)
+{
+	if (s->full && !(s->flags & VOL_RECV_FORCE)) {
+		if (s->have_held && s->held.complete && s->held.guid != 0)
+			return as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds "
+			    "snapshot %016" PRIx64 ": a full stream needs -F",
+			    s->dest, s->held.guid);
+		if (!s->have_held && s->d.fd != -1 && (s->d.is_blk ||
+		    s->d.file_size > 0))
+			return as_err_set(err, AS_E_CONFLICT, 0, "'%s' exists "
+			    "and was not received by autosync: use -F to "
+			    "overwrite it", s->dest);
+	}
+	if (!s->d.is_blk && dry_probe_size(s->dest, e->size, err) == -1)
+		return -1;
+	return 0;
+}
+
 static int
 on_entry(struct rcv *s, const struct as_entry *e, struct as_err *err)
 {
@@ -1980,6 +2033,8 @@ on_entry(struct rcv *s, const struct as_entry *e, struct as_err *err)
 		return as_err_set(err, AS_E_NOSPACE, 0, "block device '%s' "
 		    "holds %" PRIu64 " bytes, the volume needs %" PRIu64
 		    ": nothing was written", s->dest, s->d.dev_size, e->size);
+	if (s->dry)
+		return dry_entry(s, e, err);
 	if (s->resuming) {
 		if (e->size != s->held.size && s->full)
 			return as_err_set(err, AS_E_CONFLICT, 0, "the volume "
@@ -2182,6 +2237,10 @@ on_record(struct rcv *s, const struct as_rec *rec, struct as_err *err)
 			return as_err_set(err, AS_E_MALFORMED, 0, "volume data "
 			    "out of order");
 		s->res->st.data_bytes += rec->u.data.len;
+		if (s->dry) {
+			s->covered = rec->u.data.offset + rec->u.data.len;
+			return 0;
+		}
 		if (!s->full) {
 			if (jrn_add(&s->j, JRN_DATA, rec->u.data.offset,
 			    rec->u.data.len, rec->u.data.data, err) == -1)
@@ -2202,6 +2261,10 @@ on_record(struct rcv *s, const struct as_rec *rec, struct as_err *err)
 			return as_err_set(err, AS_E_MALFORMED, 0, "volume hole "
 			    "out of order");
 		s->res->st.hole_bytes += rec->u.hole.len;
+		if (s->dry) {
+			s->covered = rec->u.hole.offset + rec->u.hole.len;
+			return 0;
+		}
 		if (!s->full) {
 			if (jrn_add(&s->j, JRN_ZERO, rec->u.hole.offset,
 			    rec->u.hole.len, NULL, err) == -1)
@@ -2268,6 +2331,54 @@ vol_receive(const char *dest, const char *state, int in_fd, int flags,
 	return vol_receive_resume(dest, state, in_fd, flags, 0, 0, res, err);
 }
 
+/*
+ * A dry run's set-up: what the destination holds, read only.  Nothing is
+ * created, recovered, locked or forgotten; a volume that does not exist
+ * yet holds nothing; a crash to recover is CONFLICT (a real receive
+ * would settle it first, and its outcome decides what the stream needs).
+ */
+static int
+dry_open(struct rcv *s, const char *dest, uint64_t resume_guid,
+    struct as_err *err)
+{
+	struct stat sb;
+	int x;
+
+	s->dry = 1;
+	if (resume_guid != 0)
+		return as_err_set(err, AS_E_USAGE, 0, "a dry run does not "
+		    "resume");
+	if (ownwalk_check(dest, "destination", err) == -1)
+		return -1;
+	if (lstat(dest, &sb) == -1) {
+		if (errno != ENOENT)
+			return as_err_sys(err, errno, "'%s'", dest);
+		return 0;
+	}
+	if (S_ISLNK(sb.st_mode))
+		return as_err_set(err, AS_E_UNSAFE_PATH, ELOOP, "destination "
+		    "'%s' is a symlink", dest);
+	if (!S_ISREG(sb.st_mode) && !S_ISBLK(sb.st_mode))
+		return as_err_set(err, AS_E_USAGE, 0, "'%s' is neither a "
+		    "block device nor a regular file", dest);
+	s->d.fd = open(dest, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (s->d.fd == -1)
+		return as_err_sys(err, errno, "open '%s'", dest);
+	s->d.path = dest;
+	s->d.is_blk = S_ISBLK(sb.st_mode);
+	s->d.file_size = (uint64_t)sb.st_size;
+	if (s->d.is_blk && ioctl(s->d.fd, BLKGETSIZE64, &s->d.dev_size) == -1)
+		return as_err_sys(err, errno, "size of '%s'", dest);
+	if ((x = rec_read(s->rpath, &s->held, err)) == -1)
+		return -1;
+	s->have_held = x;
+	/* a journal without a checkpoint naming it: a crash mid-apply */
+	if (lstat(s->jpath, &sb) == 0 && !(x == 1 && s->held.pguid != 0))
+		return as_err_set(err, AS_E_CONFLICT, 0, "'%s' has an "
+		    "unfinished receive; recover it first", dest);
+	return 0;
+}
+
 /* The receiver's set-up: recovery, the record, resume; before any record. */
 static int
 rcv_open(struct rcv *s, const char *dest, const char *state, int flags,
@@ -2287,6 +2398,8 @@ rcv_open(struct rcv *s, const char *dest, const char *state, int flags,
 	s->j.fd = -1;
 	if (vol_paths(dest, state, &s->rpath, &s->jpath, err) == -1)
 		return -1;
+	if (flags & VOL_RECV_DRYRUN)
+		return dry_open(s, dest, resume_guid, err);
 	if (stat(dest, &sb) == -1) {
 		if (errno != ENOENT)
 			return as_err_sys(err, errno, "'%s'", dest);
@@ -2341,6 +2454,8 @@ rcv_commit(struct rcv *s, struct as_err *err)
 	if (!s->seen_entry)
 		return as_err_set(err, AS_E_MALFORMED, 0, "volume stream "
 		    "without its entry");
+	if (s->dry)
+		return 0;
 	if (rcv_ckpt_join(s, err) == -1)
 		return -1;
 	if (s->full) {

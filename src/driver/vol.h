@@ -123,6 +123,7 @@ int	vol_send(const char *path, struct catalog *target,
 	    struct as_err *err);
 
 #define VOL_RECV_FORCE	0x01	/* -F: overwrite any volume */
+#define VOL_RECV_DRYRUN	0x02	/* -n: read and check it all, write nothing */
 
 struct vol_recv_result {
 	uint64_t	target_guid;	/* the snapshot now held */
