@@ -105,6 +105,25 @@ test_expect_success 'an unchanged push keeps the tree' '
 	assert_same_tree src root/dst
 '
 
+test_expect_success 'push: the scan reads no file, the send hashes what it reads' '
+	mkdir once &&
+	head -c 1048576 /dev/urandom >once/big &&
+	echo a >once/a &&
+	sync_tcp -v once "tcp://127.0.0.1:$SERVE_PORT/once" >out 2>&1 &&
+	cat out &&
+	test_grep "scanned 3 entries in .* 0 files read (0 B)" out &&
+	test_grep "sent 3 entries, 1.0 MiB of data" out &&
+	assert_same_tree once root/once &&
+	# one byte changed inside the second block: the catalog the push
+	# saved holds the hashes its send computed, so one block travels
+	printf x | dd of=once/big bs=1 seek=70000 conv=notrunc 2>/dev/null &&
+	sync_tcp -v once "tcp://127.0.0.1:$SERVE_PORT/once" >out 2>&1 &&
+	cat out &&
+	test_grep "incremental" out &&
+	test_grep "sent 1 entries, 64.0 KiB of data" out &&
+	assert_same_tree once root/once
+'
+
 test_expect_success 'pull: full, then incremental' '
 	sync_tcp "tcp://127.0.0.1:$SERVE_PORT/dst" pulled &&
 	assert_same_tree src pulled &&
