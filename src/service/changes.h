@@ -84,7 +84,10 @@ void	changes_close(struct changes *c);
 const char *changes_kind_name(enum changes_kind k);
 int	changes_kind_parse(const char *s, enum changes_kind *k);
 
-/* CHANGES_FANOTIFY or CHANGES_INOTIFY: what watches now. */
+/*
+ * CHANGES_FANOTIFY or CHANGES_INOTIFY: what watches now (CHANGES_AUTO:
+ * nothing, until a take manages to watch again).
+ */
 enum changes_kind changes_kind(const struct changes *c);
 /* Why fanotify is not used ("" when it is, or was not asked for). */
 const char *changes_why(const struct changes *c);
