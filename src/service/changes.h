@@ -13,8 +13,9 @@
  * (open_by_handle_at, then the descriptor's /proc/self/fd link), cached
  * by handle, so that a busy directory costs one lookup; a directory
  * outside the tree (the mark hears the whole file system) is cached as
- * such and its events dropped.  No walk of the tree, no per-directory
- * kernel object.  Needs CAP_SYS_ADMIN (file system marks) and
+ * such and its events dropped, and once it proves busy the kernel is
+ * told to ignore it (an ignore mark, until a directory moves).  No walk
+ * of the tree, no per-directory kernel object in it.  Needs CAP_SYS_ADMIN (file system marks) and
  * CAP_DAC_READ_SEARCH (open_by_handle_at), and file systems whose
  * handles can be decoded and that report an fsid (not overlayfs, many
  * FUSE file systems, a btrfs subvolume other than the top one).
