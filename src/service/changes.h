@@ -13,8 +13,9 @@
  * (open_by_handle_at, then the descriptor's /proc/self/fd link), cached
  * by handle, so that a busy directory costs one lookup; a directory
  * outside the tree (the mark hears the whole file system) is cached as
- * such and its events dropped.  No walk of the tree, no per-directory
- * kernel object.  Needs CAP_SYS_ADMIN (file system marks) and
+ * such and its events dropped, and once it proves busy the kernel is
+ * told to ignore it (an ignore mark, until a directory moves).  No walk
+ * of the tree, no per-directory kernel object in it.  Needs CAP_SYS_ADMIN (file system marks) and
  * CAP_DAC_READ_SEARCH (open_by_handle_at), and file systems whose
  * handles can be decoded and that report an fsid (not overlayfs, many
  * FUSE file systems, a btrfs subvolume other than the top one).
@@ -84,7 +85,10 @@ void	changes_close(struct changes *c);
 const char *changes_kind_name(enum changes_kind k);
 int	changes_kind_parse(const char *s, enum changes_kind *k);
 
-/* CHANGES_FANOTIFY or CHANGES_INOTIFY: what watches now. */
+/*
+ * CHANGES_FANOTIFY or CHANGES_INOTIFY: what watches now (CHANGES_AUTO:
+ * nothing, until a take manages to watch again).
+ */
 enum changes_kind changes_kind(const struct changes *c);
 /* Why fanotify is not used ("" when it is, or was not asked for). */
 const char *changes_why(const struct changes *c);

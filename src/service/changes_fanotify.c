@@ -32,6 +32,16 @@
 #define FAN_BUFSIZE	(64 * 1024)
 #define CACHE_BUCKETS	4096
 #define CACHE_MAX	65536	/* handles remembered; beyond: forget all */
+/*
+ * A directory outside the tree that sent IGNORE_AFTER events gets an
+ * ignore mark (FAN_MARK_IGNORE, Linux 6.0): the kernel stops queueing
+ * its events and its children's.  At most IGNORE_MAX (each pins an
+ * inode); none on the root's ancestors (the root's move is heard
+ * there).  A directory moved anywhere we hear it drops them all: an
+ * ignored one may have come into the tree.
+ */
+#define IGNORE_AFTER	64
+#define IGNORE_MAX	1024
 
 /*
  * Where a file system is mounted in the tree: the root's mount, or one
@@ -61,6 +71,7 @@ struct fan_fs {
 struct fan_ent {
 	struct fan_ent	*next;
 	char		*rel;
+	uint32_t	 hits;		/* events, while outside */
 	uint32_t	 hash;
 	uint32_t	 fs;		/* index in fs[] */
 	int		 htype;
@@ -77,6 +88,8 @@ struct fan {
 	size_t		 rlen;
 	struct fan_ent	*tab[CACHE_BUCKETS];
 	size_t		 nent;
+	size_t		 nign;		/* ignore marks */
+	int		 noign;		/* the kernel has no FAN_MARK_IGNORE */
 	char		*buf;		/* FAN_BUFSIZE, for read() */
 };
 
@@ -168,6 +181,17 @@ teardown(struct fan *f)
 	f->nfs = 0;
 	free(f->real);
 	f->real = NULL;
+}
+
+/* Drop every ignore mark (the file system marks stay). */
+static void
+unignore(struct changes *c)
+{
+	struct fan *f = c->priv;
+
+	if (f->nign > 0)
+		(void)fanotify_mark(c->fd, FAN_MARK_FLUSH, 0, AT_FDCWD, NULL);
+	f->nign = 0;
 }
 
 /*
@@ -389,6 +413,7 @@ fan_rewatch(struct changes *c, struct as_err *err)
 	if (fanotify_mark(c->fd, FAN_MARK_FLUSH | FAN_MARK_FILESYSTEM, 0,
 	    AT_FDCWD, NULL) == -1)
 		return as_err_sys(err, errno, "fanotify_mark flush");
+	unignore(c);
 	teardown(f);
 	c->nwatch = 0;
 	return setup(c, f, err);
@@ -517,7 +542,7 @@ lookup(struct changes *c, struct fan_fs *fs, struct fan_mnt *m,
  * root's ".autosync", or gone.  A lookup that fails otherwise makes
  * the journal full.
  */
-static const char *
+static struct fan_ent *
 resolve(struct changes *c, uint32_t fsi, int htype, const unsigned char *h,
     uint32_t hlen)
 {
@@ -536,7 +561,7 @@ resolve(struct changes *c, uint32_t fsi, int htype, const unsigned char *h,
 	for (e = f->tab[hash % CACHE_BUCKETS]; e != NULL; e = e->next)
 		if (e->hash == hash && e->fs == fsi && e->htype == htype &&
 		    e->hlen == hlen && memcmp(e->h, h, hlen) == 0)
-			return e->rel;
+			return e;
 	if (hlen > MAX_HANDLE_SZ)
 		return NULL;
 	c->st.lookups++;
@@ -552,6 +577,7 @@ resolve(struct changes *c, uint32_t fsi, int htype, const unsigned char *h,
 		cache_clear(f);
 	e = xmalloc(sizeof(*e) + hlen);
 	e->rel = rel;
+	e->hits = 0;
 	e->hash = hash;
 	e->fs = fsi;
 	e->htype = htype;
@@ -560,7 +586,48 @@ resolve(struct changes *c, uint32_t fsi, int htype, const unsigned char *h,
 	e->next = f->tab[hash % CACHE_BUCKETS];
 	f->tab[hash % CACHE_BUCKETS] = e;
 	f->nent++;
-	return rel;
+	return e;
+}
+
+/* e, outside the tree, is busy: have the kernel drop its events. */
+static void
+ignore(struct changes *c, uint32_t fsi, const struct fan_ent *e)
+{
+	struct fan *f = c->priv;
+	struct {
+		struct file_handle fh;
+		unsigned char	 h[MAX_HANDLE_SZ];
+	} hb;
+	struct fan_fs *fs = &f->fs[fsi];
+	size_t len;
+	char *path;
+	int fd;
+
+	if (f->noign || f->nign >= IGNORE_MAX || mnt_open(c, fs, &fs->m[0]) ==
+	    -1)
+		return;
+	hb.fh.handle_bytes = e->hlen;
+	hb.fh.handle_type = e->htype;
+	memcpy(hb.fh.f_handle, e->h, e->hlen);
+	/* fanotify_mark takes no O_PATH descriptor */
+	if ((fd = open_by_handle_at(fs->m[0].fd, &hb.fh, O_RDONLY |
+	    O_DIRECTORY | O_CLOEXEC)) == -1)
+		return;
+	if ((path = fd_path(fd)) != NULL) {
+		len = strlen(path);
+		/* an ancestor of the root (or the root: never here) */
+		if (strncmp(f->real, path, len) != 0 || (len > 1 &&
+		    f->real[len] != '/' && f->real[len] != '\0')) {
+			if (fanotify_mark(c->fd, FAN_MARK_ADD |
+			    FAN_MARK_IGNORE_SURV, FAN_MASK |
+			    FAN_EVENT_ON_CHILD, fd, NULL) == 0)
+				f->nign++;
+			else if (errno == EINVAL)
+				f->noign = 1;
+		}
+		free(path);
+	}
+	close(fd);
 }
 
 static int
@@ -585,6 +652,7 @@ event(struct changes *c, const struct fanotify_event_metadata *md,
 	struct file_handle fh;
 	const unsigned char *info = NULL, *hp;
 	const char *name = ".", *rel;
+	struct fan_ent *e;
 	char *p;
 	size_t off, hoff;
 	uint32_t i;
@@ -615,10 +683,16 @@ event(struct changes *c, const struct fanotify_event_metadata *md,
 			return;
 	}
 	if ((md->mask & FAN_ONDIR) && (md->mask & (FAN_MOVED_FROM |
-	    FAN_DELETE))) {
-		/* paths of directories below a moved one changed */
-		if (md->mask & FAN_MOVED_FROM)
+	    FAN_MOVED_TO | FAN_DELETE))) {
+		/*
+		 * Paths of directories below a moved one changed, and one
+		 * outside (ignored, maybe) may have come in: heard on
+		 * either side, as the other may be an ignored directory.
+		 */
+		if (md->mask & (FAN_MOVED_FROM | FAN_MOVED_TO)) {
 			cache_clear(f);
+			unignore(c);
+		}
 		root_check(c);
 	}
 	if (c->full)
@@ -628,11 +702,14 @@ event(struct changes *c, const struct fanotify_event_metadata *md,
 			break;
 	if (i == f->nfs)
 		return;
-	if ((rel = resolve(c, i, fh.handle_type, hp, fh.handle_bytes)) ==
-	    NULL) {
+	if ((e = resolve(c, i, fh.handle_type, hp, fh.handle_bytes)) ==
+	    NULL || e->rel == NULL) {
 		c->st.outside++;
+		if (e != NULL && ++e->hits == IGNORE_AFTER)
+			ignore(c, i, e);
 		return;
 	}
+	rel = e->rel;
 	if (strcmp(name, ".") == 0) {
 		changes_mark(c, rel);	/* the directory's own attributes */
 		return;

@@ -4,10 +4,12 @@
  * new journal is full, a file change names its directory, a new
  * directory is heard, a moved directory is marked whole, the private
  * .autosync is ignored, nothing pending after a take; changes outside
- * the tree are not heard; a directory moved out, changed and moved back
+ * the tree are not heard, and a busy directory there is ignored by the
+ * kernel until it moves; a directory moved out, changed and moved back
  * is marked whole; the root moved is "everything"; a queue overflow is
  * "everything"; a file system mounted below the root is heard, and so
- * is a directory from outside bind-mounted below it; auto
+ * is a directory from outside bind-mounted below it; auto switches to
+ * inotify when overlayfs is mounted below; auto
  * picks fanotify where it works.  The fanotify cases skip where it is
  * not available (not root, no CAP_SYS_ADMIN).
  */
@@ -31,7 +33,14 @@
 #include "service/changes.h"
 #include "base/banned.h"
 
-static char root[64];
+/*
+ * The trees live on a tmpfs of this test's own where it can mount one:
+ * a fanotify mark hears its whole file system, and on a shared busy one
+ * a queue overflow (everything) could come at any time.
+ */
+static char base[64] = "/tmp";
+static int base_mounted;
+static char root[96];
 
 static void
 touch(const char *rel)
@@ -122,7 +131,7 @@ fresh(enum changes_kind k)
 	struct changes *c;
 	struct as_err err;
 
-	snprintf(root, sizeof(root), "/tmp/t_changes.XXXXXX");
+	snprintf(root, sizeof(root), "%s/t_changes.XXXXXX", base);
 	assert_non_null(mkdtemp(root));
 	mkd("a");
 	mkd(".autosync");
@@ -355,6 +364,79 @@ test_outside_fanotify(void **state)
 	done(c);
 }
 
+/* Inode marks of the journal's fanotify group (its ignore marks). */
+static int
+inode_marks(const struct changes *c)
+{
+	char path[64], line[512];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", changes_fd(c));
+	assert_non_null(f = fopen(path, "re"));
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "fanotify ino:", 13) == 0)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/*
+ * A busy directory beside the tree is ignored by the kernel after a
+ * while (fewer events read than made); moved into the tree, it is heard
+ * again.  A busy parent of the root is never ignored: the root's move
+ * is still heard.
+ */
+static void
+test_busy_outside_fanotify(void **state)
+{
+	static const char *const r_in[] = { "", "in", NULL };
+	static const char *const in[] = { "in", NULL };
+	struct changes *c;
+	char out[80], par[96], away[80], *p;
+	int i, fd;
+
+	(void)state;
+	c = fresh(CHANGES_FANOTIFY);
+	assert_int_equal(inode_marks(c), 0);
+	snprintf(out, sizeof(out), "%s.busy", root);
+	assert_int_equal(mkdir(out, 0755), 0);
+	p = xasprintf("%s/f", out);
+	for (i = 0; i < 300; i++) {
+		fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "x", 1), 1);
+		close(fd);
+		drain(c);		/* one event each: none merged */
+	}
+	free(p);
+	assert_int_equal(changes_pending(c), 0);
+	/* its ignore mark (and maybe others': the file system is shared) */
+	assert_true(inode_marks(c) >= 1);
+	mv(out, "in");				/* in the tree now */
+	drain(c);
+	take(c, 0, r_in);
+	touch("in/f");				/* heard again */
+	drain(c);
+	take(c, 0, in);
+
+	/* the root's parent, busy: never ignored */
+	snprintf(par, sizeof(par), "%s.parent-busy", root);
+	for (i = 0; i < 200; i++) {
+		fd = open(par, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		assert_true(fd >= 0);
+		close(fd);
+		drain(c);
+	}
+	assert_int_equal(unlink(par), 0);
+	snprintf(away, sizeof(away), "%s.away", root);
+	assert_int_equal(rename(root, away), 0);
+	drain(c);				/* heard here */
+	assert_int_equal(rename(away, root), 0);
+	take(c, 1, NULL);
+	done(c);
+}
+
 /* A file system mounted below the root (a tmpfs): heard, by path. */
 static void
 test_mount_below_fanotify(void **state)
@@ -450,6 +532,66 @@ test_bind_below_fanotify(void **state)
 	done(c);
 }
 
+/*
+ * auto: a file system without usable handles (overlayfs) mounted below
+ * the root later makes the journal an inotify one, saying why.
+ */
+static void
+test_auto_switch(void **state)
+{
+	static const char *const ov_d[] = { "ov", "ov/d", NULL };
+	struct changes *c;
+	struct as_err err;
+	char *p, *opts;
+	int i;
+
+	(void)state;
+	c = fresh(CHANGES_FANOTIFY);		/* a skip without fanotify */
+	changes_close(c);
+	assert_non_null(c = changes_open_kind(root, CHANGES_AUTO, &err));
+	assert_int_equal(changes_kind(c), CHANGES_FANOTIFY);
+	take(c, 1, NULL);
+	mkd("ov");
+	p = xasprintf("%s/ov", root);
+	/* its layers beside the tree */
+	opts = xasprintf("%s.lower", root);
+	assert_int_equal(mkdir(opts, 0755), 0);
+	free(opts);
+	opts = xasprintf("%s.upper", root);
+	assert_int_equal(mkdir(opts, 0755), 0);
+	free(opts);
+	opts = xasprintf("%s.work", root);
+	assert_int_equal(mkdir(opts, 0755), 0);
+	free(opts);
+	opts = xasprintf("lowerdir=%s.lower,upperdir=%s.upper,workdir=%s.work",
+	    root, root, root);
+	if (mount("t_changes", p, "overlay", 0, opts) == -1) {
+		print_message("no overlayfs: %s\n", strerror(errno));
+		free(p);
+		free(opts);
+		done(c);
+		skip();
+	}
+	free(opts);
+	drain(c);
+	assert_int_equal(changes_mounts_changed(c), 1);
+	take(c, 1, NULL);
+	assert_int_equal(changes_kind(c), CHANGES_INOTIFY);
+	assert_non_null(strstr(changes_why(c), "no file handles"));
+	mkd("ov/d");				/* heard by inotify now */
+	drain(c);
+	take(c, 0, ov_d);
+	assert_int_equal(umount(p), 0);
+	free(p);
+	for (i = 0; i < 3; i++) {
+		opts = xasprintf("%s.%s", root, (const char *[]){ "lower",
+		    "upper", "work" }[i]);
+		rm_tree(opts);
+		free(opts);
+	}
+	done(c);
+}
+
 static void
 test_auto_and_names(void **state)
 {
@@ -467,7 +609,7 @@ test_auto_and_names(void **state)
 	assert_int_equal(changes_kind_parse("dnotify", &k), -1);
 	assert_string_equal(changes_kind_name(CHANGES_INOTIFY), "inotify");
 
-	snprintf(root, sizeof(root), "/tmp/t_changes.XXXXXX");
+	snprintf(root, sizeof(root), "%s/t_changes.XXXXXX", base);
 	assert_non_null(mkdtemp(root));
 	mkd("a");
 	mkd("a/b");
@@ -495,6 +637,8 @@ test_auto_and_names(void **state)
 int
 main(void)
 {
+	int rc;
+
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fanotify),
 		cmocka_unit_test(test_inotify),
@@ -504,10 +648,21 @@ main(void)
 		cmocka_unit_test(test_root_moved_inotify),
 		cmocka_unit_test(test_overflow_fanotify),
 		cmocka_unit_test(test_outside_fanotify),
+		cmocka_unit_test(test_busy_outside_fanotify),
 		cmocka_unit_test(test_mount_below_fanotify),
 		cmocka_unit_test(test_bind_below_fanotify),
+		cmocka_unit_test(test_auto_switch),
 		cmocka_unit_test(test_auto_and_names),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	snprintf(base, sizeof(base), "/tmp/t_changes.fs.XXXXXX");
+	if (mkdtemp(base) == NULL)
+		return 1;
+	if (mount("t_changes", base, "tmpfs", 0, "size=64m") == 0)
+		base_mounted = 1;
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	if (base_mounted)
+		(void)umount2(base, MNT_DETACH);
+	(void)rmdir(base);
+	return rc;
 }
