@@ -2,9 +2,12 @@
 test_description='RELIABILITY.md §F: 67 (a second daemon on the same state
 refuses to start), 69 (SIGTERM to the daemon in the middle of a transfer:
 it stops at once, no process of the run survives, the destination keeps
-its old state and the checkpoint, and the next run resumes: O8)'
+its old state and the checkpoint, and the next run resumes: O8), 66 (a
+CHECKSUM error on every attempt, through the fault proxy: retried, then
+maintenance with CHECKSUM shown, not retried in a loop)'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-service.sh"
+. "$TEST_DIRECTORY/lib-net.sh"
 
 # the receiver checkpoints every 16 MiB with no 1 s floor (t2010)
 export AUTOSYNC_DIR_CHECKPOINT_MS=0
@@ -69,7 +72,29 @@ test_expect_success '69: the next run resumes at the checkpoint (O8: fewer bytes
 	test "$b" -lt "$total" &&
 	test "$b" -le $((total - c1 * 1048576 + 16 * 1048576)) &&
 	assert_same_tree src dst &&
-	test_path_is_missing dst/.autosync/partial &&
+	test_path_is_missing dst/.autosync/partial
+'
+
+test_expect_success '66: CHECKSUM on every attempt: retried, then maintenance, not a loop' '
+	net_deadline 30 autosync keygen --out keys >/dev/null &&
+	mkdir root &&
+	net_serve r --key "$PWD/keys/psk.key" --root "$PWD/root" &&
+	net_proxy flip $SERVE_PORT --flip 1000000:2 &&
+	autosync create flipped --source "$PWD/src" \
+		--dest "tcp://127.0.0.1:$PROXY_PORT/f" --key "$PWD/keys/psk.key" \
+		--every 1h --retries 3 &&
+	autosync run flipped &&
+	wait_for 60 prop_is flipped state maintenance &&
+	prop_is flipped last_errcode CHECKSUM &&
+	prop_is flipped consecutive_failures 3 &&
+	n=$(grep -c "fault conn=[0-9]* flip" "$PROXY_LOG") &&
+	echo "$n flipped connections" && test "$n" -eq 3 &&
+	autosync log flipped >log3.out && cat log3.out &&
+	sleep 3 &&
+	test "$(grep -c "fault conn=[0-9]* flip" "$PROXY_LOG")" -eq 3 &&
+	prop_is flipped state maintenance &&
+	test "$(ls -A root/f 2>/dev/null | grep -vx .autosync)" = "" &&
+	net_kill $PROXY_PID &&
 	stop_daemon
 '
 

@@ -1,5 +1,6 @@
 #!/bin/bash
-test_description='RELIABILITY.md §D 45: corruption on the resumed leg
+test_description='RELIABILITY.md §D 45: corruption on the resumed leg; §E 46, 47: resume after a
+blackhole or a reset
 
 A push over tcp:// of a 64 MiB tree is cut by killing the serving process
 once the receiver has checkpointed 16 MiB (as t2010).  The resumed push
@@ -7,9 +8,14 @@ then goes through the fault proxy, which flips one bit of it: it must
 fail with CHECKSUM (11), or AUTH, or a transient error, leave the
 destination empty (O1) and keep the checkpoint it had (the original
 progress is not lost).  A third, clean push resumes (O8: it sends less
-than the tree) and gives O2.  The resumed legs go to the proxy'"'"'s port,
-so the client finds its pending catalog by the checkpoint'"'"'s GUID, not by
-its record of the destination'"'"'s name.'
+than the tree) and gives O2.  (The client keeps its pending catalog by
+the destination'"'"'s URL and finds it by the checkpoint'"'"'s GUID when the
+same destination is reached under another URL.)
+
+§E 46, 47 (the O8 half; t8101 has the timing and the classes): a push cut
+past a 16 MiB checkpoint by a proxy stall (TIMEOUT, 30) or a reset
+(transient: IO 40 or TRUNCATED 10) keeps the checkpoint, and the next
+push resumes there (O8) and gives O2.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
 
@@ -38,12 +44,17 @@ test_expect_success 'setup: a 64 MiB tree, a server' '
 	echo small >src/sub/a &&
 	net_deadline 30 autosync keygen --out keys >/dev/null &&
 	mkdir root &&
-	net_serve r --key "$T/keys/psk.key" --root "$T/root"
+	net_serve r --key "$T/keys/psk.key" --root "$T/root" &&
+	# every leg through the same URL (under which the sender keeps its
+	# pending catalog): the proxy, which flips a bit of its second
+	# connection only; the last case reaches the server by another URL
+	net_proxy flip $SERVE_PORT --flip 3000000:4 --only-conn 2 &&
+	URL=tcp://127.0.0.1:$PROXY_PORT/d
 '
 
 test_expect_success '45: a push cut after a checkpoint' '
 	(exec autosync sync --key "$T/keys/psk.key" --rate-limit 40M --timeout 5 \
-		src "tcp://127.0.0.1:$SERVE_PORT/d" >/dev/null 2>&1) &
+		src "$URL" >/dev/null 2>&1) &
 	pid=$!
 	net_wait_for 30 ckpt_ge root/d 16 && kill_children $SERVE_PID &&
 	{ wait $pid; test $? -ne 0; } &&
@@ -52,12 +63,10 @@ test_expect_success '45: a push cut after a checkpoint' '
 '
 
 test_expect_success '45: the resumed leg bit-flipped: CHECKSUM (or AUTH, or transient), nothing applied' '
-	net_proxy flip $SERVE_PORT --flip 3000000:4 &&
 	net_deadline 60 autosync sync -v --key "$T/keys/psk.key" --timeout 5 \
-		src "tcp://127.0.0.1:$PROXY_PORT/d" >out 2>&1; rc=$?
+		src "$URL" >out 2>&1; rc=$?
 	cat out; echo "exit $rc" &&
-	net_kill $PROXY_PID &&
-	test_grep -q "fault conn=1 flip" "$PROXY_LOG" &&
+	test_grep -q "fault conn=2 flip" "$PROXY_LOG" &&
 	net_rc_in $rc 11 21 40 10 &&
 	test "$(ls -A root/d | grep -vx .autosync)" = ""
 '
@@ -71,7 +80,8 @@ test_expect_success '45: the checkpoint survives the corrupted leg' '
 
 test_expect_success '45: a third push gives O2' '
 	net_deadline 60 autosync sync -v --key "$T/keys/psk.key" \
-		src "tcp://127.0.0.1:$SERVE_PORT/d" >out3 2>&1 && cat out3 &&
+		src "$URL" >out3 2>&1 && cat out3 &&
+	net_kill $PROXY_PID &&
 	assert_same_tree src root/d &&
 	test_path_is_missing root/d/.autosync/partial
 '
@@ -80,6 +90,68 @@ test_expect_success '45: ... and resumed there (O8: less than the tree)' '
 	test_grep "resumed an interrupted transfer" out3 &&
 	s=$(sent_mib out3) && echo "sent $s MiB of 64" &&
 	test "$s" -lt 64
+'
+
+# --- E 46, 47: after a blackhole or a reset, the retry resumes (O8) ---
+
+# cut_then_resume NAME PROXY-OPTIONS WANT-EXIT...: a push of src to a new
+# destination through the proxy (which cuts its first connection past
+# 32 MiB of 64), then a clean push through the same proxy (so the same
+# URL) that must resume: fewer MiB than the tree, O2.
+cut_then_resume() {
+	local name=$1 opts=$2 rc c s
+	shift 2
+	net_proxy "$name" $P2 $opts --only-conn 1 &&
+	net_deadline 60 autosync sync --key "$T/keys/psk.key" --timeout 3 \
+		src "tcp://127.0.0.1:$PROXY_PORT/$name" >out 2>&1
+	rc=$?
+	cat out; echo "$name: exit $rc"
+	net_rc_in $rc "$@" &&
+	c=$(ckpt_mib root/$name) && echo "checkpoint at ${c:-none} MiB" &&
+	test -n "$c" && test "$c" -ge 16 &&
+	test "$(ls -A root/$name | grep -vx .autosync)" = "" &&
+	net_deadline 60 autosync sync -v --key "$T/keys/psk.key" \
+		src "tcp://127.0.0.1:$PROXY_PORT/$name" >out 2>&1; rc=$?
+	cat out; net_kill $PROXY_PID
+	test $rc = 0 &&
+	test_grep "resumed an interrupted transfer" out &&
+	s=$(sent_mib out) && echo "the retry sent $s MiB of 64" &&
+	test "$s" -le $((64 - c + 16)) &&
+	assert_same_tree src root/$name
+}
+
+test_expect_success '46, 47: a server with a 3 s idle timeout' '
+	net_serve r2 --key "$T/keys/psk.key" --root "$T/root" --timeout 3 &&
+	P2=$SERVE_PORT
+'
+
+test_expect_success '46: a blackhole (proxy stall) past a checkpoint: TIMEOUT, then the retry resumes (O8)' '
+	cut_then_resume bh "--stall-after 40000000" 30
+'
+
+test_expect_success '47: a reset (proxy RST) past a checkpoint: a transient error, then the retry resumes (O8)' '
+	cut_then_resume rst "--rst 40000000" 40 10
+'
+
+# The retry names the server directly, not through the proxy: another
+# URL, so the sender has no record of a transfer to it; it finds its
+# pending catalog by the GUID of the server'"'"'s checkpoint (sync.c
+# resume_candidate) and resumes all the same.
+test_expect_success '47: the retry reaches the same destination by another URL and still resumes (O8)' '
+	net_proxy rst2 $P2 --rst 40000000 --only-conn 1 &&
+	net_deadline 60 autosync sync --key "$T/keys/psk.key" --timeout 3 \
+		src "tcp://127.0.0.1:$PROXY_PORT/other" >out 2>&1
+	rc=$?
+	cat out; net_kill $PROXY_PID
+	net_rc_in $rc 40 10 &&
+	c=$(ckpt_mib root/other) && echo "checkpoint at ${c:-none} MiB" &&
+	test -n "$c" && test "$c" -ge 16 &&
+	net_deadline 60 autosync sync -v --key "$T/keys/psk.key" \
+		src "tcp://127.0.0.1:$P2/other" >out 2>&1 && cat out &&
+	test_grep "resumed an interrupted transfer" out &&
+	s=$(sent_mib out) && echo "the retry sent $s MiB of 64" &&
+	test "$s" -le $((64 - c + 16)) &&
+	assert_same_tree src root/other
 '
 
 test_expect_success 'no sanitizer report or internal error in the server logs' '
