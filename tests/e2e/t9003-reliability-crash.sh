@@ -20,6 +20,8 @@ afterwards gives O2.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-vol.sh"
 
+T=$TRASH_DIRECTORY
+
 if ! test_have_prereq STRACE; then
 	test_skip_all 'strace is missing or cannot trace here'
 fi
@@ -154,6 +156,22 @@ test_expect_success '34: a file size limit (EFBIG) mid-receive: a classified err
 
 # --- 40 -----------------------------------------------------------------------
 
+# sync_live: sync live to $D/live.  Seen here 3 times in about 10 runs of
+# this file, and never alone: a sync of "live" fails at once with "'live'
+# is busy: another autosync process is using its catalogs" (CONFLICT, 20)
+# although no other autosync process uses them (once on the very first
+# sync of the tree).  Reported; retried once after a second so that CI
+# does not flake, and said loudly.
+sync_live() {
+	autosync sync live "$D/live" 2>"$T/sync1.err" && return 0
+	cat "$T/sync1.err"
+	grep -q "is busy: another autosync process" "$T/sync1.err" || return 1
+	echo "NOTE: spurious busy (see the comment above sync_live); retrying"
+	ps -eo pid,ppid,stat,args | grep "[a]utosync" | grep -v "zfs\|serve\|daemon"
+	sleep 1
+	autosync sync live "$D/live"
+}
+
 test_expect_success '40: a tree changing under sync: the secret never travels, a quiet sync gives O2' '
 	mkdir -p outside && echo "TOP SECRET" >outside/secret &&
 	chmod 600 outside/secret &&
@@ -161,7 +179,7 @@ test_expect_success '40: a tree changing under sync: the secret never travels, a
 		test_bytes 200000 "f$i" >live/f$i || return 1
 	done &&
 	mkdir live/dir && echo d >live/dir/d &&
-	autosync sync live "$D/live" &&
+	sync_live &&
 	(
 		i=0
 		while test $i -lt 150; do
@@ -187,16 +205,7 @@ test_expect_success '40: a tree changing under sync: the secret never travels, a
 	wait $mut &&
 	echo "$runs syncs during the changes:" && sort sync.rc | uniq -c &&
 	! grep -v "sync exit [0-9]$\|sync exit [1-4][0-9]$" sync.rc &&
-	# Seen twice in five runs here and never alone: this sync refused
-	# "busy: another autosync process is using its catalogs" right
-	# after the previous one had returned 0 (reported).  A second try
-	# a second later, so that CI does not flake, and the note says so.
-	{ autosync sync live "$D/live" 2>err || {
-		cat err && test_grep "busy" err &&
-		echo "NOTE: busy right after a sync returned; retrying once" &&
-		ps -eo pid,ppid,stat,args | grep "[a]utosync" |
-			grep -v "zfs\|serve\|daemon"
-		sleep 1 && autosync sync live "$D/live"; }; } &&
+	sync_live &&
 	assert_same_tree live "$D/live" &&
 	! grep -rqs "TOP SECRET" "$D/live" &&
 	test "$(cat outside/secret)" = "TOP SECRET"
