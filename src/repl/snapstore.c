@@ -258,6 +258,31 @@ snapstore_release(struct snapstore *ss)
 	ss->lock_fd = -1;
 }
 
+/*
+ * flock, waiting up to SNAP_LOCK_WAIT_MS for a holder that is on its way
+ * out: a sync's receiving child inherits the lock's descriptor (fork
+ * without exec), and when its parent is killed it lives on for a moment
+ * until it sees the end of its stream.  A sync that really runs is not
+ * done in that time: it is still refused as busy, only 2 s later.
+ */
+#define SNAP_LOCK_WAIT_MS	2000
+#define SNAP_LOCK_POLL_MS	20
+
+static int
+lock_wait(int fd)
+{
+	struct timespec ts = { 0, SNAP_LOCK_POLL_MS * 1000000L };
+	int waited;
+
+	for (waited = 0; ; waited += SNAP_LOCK_POLL_MS) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK || waited >= SNAP_LOCK_WAIT_MS)
+			return -1;
+		(void)nanosleep(&ts, NULL);
+	}
+}
+
 int
 snapstore_lock(struct snapstore *ss, struct as_err *err)
 {
@@ -274,7 +299,7 @@ snapstore_lock(struct snapstore *ss, struct as_err *err)
 		return -1;
 	}
 	free(p);
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+	if (lock_wait(fd) == -1) {
 		int e = errno;
 
 		close(fd);

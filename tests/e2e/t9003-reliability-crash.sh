@@ -156,12 +156,13 @@ test_expect_success '34: a file size limit (EFBIG) mid-receive: a classified err
 
 # --- 40 -----------------------------------------------------------------------
 
-# sync_live: sync live to $D/live.  Seen here 3 times in about 10 runs of
-# this file, and never alone: a sync of "live" fails at once with "'live'
-# is busy: another autosync process is using its catalogs" (CONFLICT, 20)
-# although no other autosync process uses them (once on the very first
-# sync of the tree).  Reported; retried once after a second so that CI
-# does not flake, and said loudly.
+# sync_live: sync live to $D/live.  Seen 3 times in about 10 runs of this
+# file, never alone: a sync of "live" failed at once with "'live' is busy:
+# another autosync process is using its catalogs" (CONFLICT, 20) with no
+# sync running: most likely the receiving child of a sync killed by an
+# earlier case, which holds the inherited lock until it sees the end of
+# its stream.  snapstore_lock now waits up to 2 s for such a holder; the
+# retry stays, said loudly, in case another cause shows.
 sync_live() {
 	autosync sync live "$D/live" 2>"$T/sync1.err" && return 0
 	cat "$T/sync1.err"
