@@ -61,6 +61,18 @@ rchild_exit(int report_fd, struct rchild_report *report, size_t len)
 	_exit(report->rc == 0 ? 0 : as_exit_code(report->err.code));
 }
 
+/*
+ * A signal someone sent (RELIABILITY.md O5: the run failed for a reason
+ * outside autosync, IO), as opposed to one the receiver raised itself
+ * (SIGSEGV, SIGABRT: a bug, INTERNAL).
+ */
+static int
+killed_from_outside(int sig)
+{
+	return sig == SIGKILL || sig == SIGTERM || sig == SIGINT ||
+	    sig == SIGHUP || sig == SIGPIPE;
+}
+
 int
 rchild_finish(struct rchild *c, struct rchild_report *report, size_t len,
     struct as_err *err)
@@ -83,9 +95,17 @@ rchild_finish(struct rchild *c, struct rchild_report *report, size_t len,
 	if (n != (ssize_t)len) {
 		memset(report, 0, len);
 		report->rc = -1;
-		if (WIFSIGNALED(status))
+		if (WIFSIGNALED(status) && killed_from_outside(
+		    WTERMSIG(status)))
+			/* kill -9, the OOM killer, a shutdown: retry */
+			as_err_set(&report->err, AS_E_IO, 0, "receiver killed "
+			    "by signal %d (%s); the next run recovers the "
+			    "destination", WTERMSIG(status),
+			    strsignal(WTERMSIG(status)));
+		else if (WIFSIGNALED(status))
 			as_err_set(&report->err, AS_E_INTERNAL, 0,
-			    "receiver killed by signal %d", WTERMSIG(status));
+			    "receiver killed by signal %d (%s)",
+			    WTERMSIG(status), strsignal(WTERMSIG(status)));
 		else
 			as_err_set(&report->err, AS_E_INTERNAL, 0,
 			    "receiver exited with status %d without a report",
