@@ -381,6 +381,19 @@ if test "$REMOTE" = 1; then
 		pr_full+=("$RT"); pw_full+=("$WT")
 		pull_round || exit 1
 		pw_none+=("$WT")
+		# load-independent: the zfs commands of one tcp pull with
+		# nothing changed, here (-vv) and on the server (its -vv log)
+		if test "$r" = 1; then
+			s0=$(grep -c 'debug: run: zfs ' "$dir/serve-pull.log")
+			"$AUTOSYNC" -vv sync --key "$dir/keys/psk.key" \
+			    "tcp://127.0.0.1:$pport/zfs:$pa/srcw" \
+			    zfs:"$pb/pullwrap" 2>"$dir/count.log" >/dev/null ||
+			    { echo "count run failed:"; tail -n 3 "$dir/count.log"; }
+			sleep 0.5
+			pull_cmds_c=$(grep -c 'debug: run: zfs ' "$dir/count.log")
+			pull_cmds_s=$(($(grep -c 'debug: run: zfs ' \
+			    "$dir/serve-pull.log") - s0))
+		fi
 		test "$SSH" = 1 || continue
 		if test $((r % 2)) = 1; then
 			ssh_raw_round || exit 1; ssh_pull_round || exit 1
@@ -389,15 +402,6 @@ if test "$REMOTE" = 1; then
 		fi
 		sr_full+=("$RT"); sw_full+=("$WT")
 	done
-	# load-independent: the zfs commands of one tcp pull with nothing
-	# changed, on this side (-vv) and on the server (its -vv log)
-	s0=$(grep -c 'debug: run: zfs ' "$dir/serve-pull.log")
-	"$AUTOSYNC" -vv sync --key "$dir/keys/psk.key" \
-	    "tcp://127.0.0.1:$pport/zfs:$pa/srcw" zfs:"$pb/pullwrap" \
-	    2>"$dir/count.log" >/dev/null
-	sleep 0.5
-	pull_cmds_c=$(grep -c 'debug: run: zfs ' "$dir/count.log")
-	pull_cmds_s=$(($(grep -c 'debug: run: zfs ' "$dir/serve-pull.log") - s0))
 	kill -TERM "$ppid_" 2>/dev/null
 	wait "$ppid_" 2>/dev/null
 	if test -n "$sshd_pid"; then
