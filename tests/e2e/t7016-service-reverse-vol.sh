@@ -8,7 +8,7 @@ sync into it again needs -F).  An old source written since the common
 snapshot is refused (exit 20, the first changed block named, nothing
 swapped) unless --force, whose first run rolls it back to the new
 source with only the differing blocks sent (sha256 equal afterwards).
-Over tcp (a real "autosync serve --listen", quick mode): a push becomes
+Two loop devices (root): the records in the state directory.  Over tcp (a real "autosync serve --listen", quick mode): a push becomes
 a pull and back, a pull becomes a push, the server changed since is
 refused then forced.'
 . "$(dirname "$0")/test-lib.sh"
@@ -27,7 +27,7 @@ small() {
 # blocks IMG SEEK N: N random 64 KiB blocks from block SEEK on
 blocks() {
 	dd if=/dev/urandom of="$1" bs=$BS count="$3" seek="$2" \
-		conv=notrunc status=none
+		conv=notrunc,fsync status=none
 }
 same_vol() { test "$(sha "$1")" = "$(sha "$2")"; }
 
@@ -80,6 +80,40 @@ test_expect_success 'local: a source written since is refused; --force rolls it 
 	small v &&
 	same_vol A.img B.img &&
 	autosync destroy v
+'
+
+if test "$(id -u)" = 0 && command -v losetup >/dev/null &&
+   test -e /dev/loop-control && truncate -s 1M probe.img &&
+   probe=$(losetup -f --show probe.img 2>/dev/null); then
+	losetup -d "$probe"
+	test_set_prereq LOOP
+	rm -f probe.img
+else
+	say "# skipping loop device tests: losetup unavailable or not root"
+fi
+# rec DEV: a device's record in the state directory
+rec() { echo "$AUTOSYNC_STATE_DIR/volumes/$(echo "$1" | sed "s,/,%2F,g")"; }
+
+test_expect_success LOOP 'block devices: reverse, records in the state directory' '
+	head -c $((8 * MIB)) /dev/urandom >L1.img && truncate -s 8M L2.img &&
+	d1=$(losetup -f --show L1.img) &&
+	test_when_finished "losetup -d $d1" &&
+	d2=$(losetup -f --show L2.img) &&
+	test_when_finished "losetup -d $d2" &&
+	autosync sync -F "vol:$d1" "vol:$d2" &&
+	autosync create d --source "vol:$d1" --dest "vol:$d2" --every 1d \
+		--trace-level 2 &&
+	autosync run d &&
+	test -f "$(rec $d2)" && test ! -e "$(rec $d1)" &&
+	autosync reverse d &&
+	prop_is d source "vol:$d2" &&
+	test ! -e "$(rec $d2)" &&
+	grep "^state complete" "$(rec $d1)" &&
+	blocks "$d2" 9 2 &&
+	autosync run d &&
+	small d &&
+	same_vol "$d1" "$d2" &&
+	autosync destroy d
 '
 
 test_expect_success 'setup: a tcp server (quick mode)' '
