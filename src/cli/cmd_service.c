@@ -115,8 +115,10 @@ static const char usage_reverse[] =
 "sync first) and the source has not changed since (--force: roll those\n"
 "changes back now, with a run).  Two directories, local or one of them\n"
 "remote (ssh://, tcp://, tls://: the server does its side and needs rw;\n"
-"a push becomes a pull and the reverse), or two local zfs: datasets (the\n"
-"first run is made at once; if it fails, the reverse is undone).\n";
+"a push becomes a pull and the reverse), two volumes (vol:, local or one\n"
+"of them remote; the old source is read whole to check it), or two local\n"
+"zfs: datasets (the first run is made at once; if it fails, the reverse\n"
+"is undone).\n";
 
 static const char usage_mount[] =
 "usage: autosync mount-destination NAME [PATH]\n"

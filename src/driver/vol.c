@@ -1324,6 +1324,62 @@ vol_held(const char *dest, const char *state, uint64_t *guid, char *name,
 	return 1;
 }
 
+/*
+ * Failback (vol.h): dest, a source until now, holds snap.  Nothing may
+ * be half received into it: a journal left there is refused (the caller
+ * ran vol_recover, which settles any).
+ */
+int
+vol_hold_set(const char *dest, const char *state, const struct catalog *snap,
+    struct as_err *err)
+{
+	const struct cat_entry *e;
+	struct vrec r;
+	struct stat st;
+	char *rp, *jp;
+	int rc = -1;
+
+	if ((e = vol_entry(snap)) == NULL || snap->hdr.guid == 0)
+		return as_err_set(err, AS_E_USAGE, 0, "snapshot '%s' is not a "
+		    "volume snapshot", snap->hdr.name);
+	if (vol_paths(dest, state, &rp, &jp, err) == -1)
+		return -1;
+	if (lstat(jp, &st) == 0) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' has an apply journal "
+		    "'%s': recover it first", dest, jp);
+		goto out;
+	}
+	memset(&r, 0, sizeof(r));
+	r.guid = snap->hdr.guid;
+	r.size = e->size;
+	r.block_size = snap->hdr.block_size;
+	r.complete = 1;
+	snprintf(r.name, sizeof(r.name), "%s", snap->hdr.name);
+	rc = rec_write(rp, &r, err);
+out:
+	free(rp);
+	free(jp);
+	return rc;
+}
+
+/* Failback (vol.h): dest, a destination until now, holds nothing. */
+int
+vol_hold_drop(const char *dest, const char *state, struct as_err *err)
+{
+	char *rp, *jp;
+	int rc = 0;
+
+	if (vol_paths(dest, state, &rp, &jp, err) == -1)
+		return -1;
+	if (unlink(rp) == -1 && errno != ENOENT)
+		rc = as_err_sys(err, errno, "remove '%s'", rp);
+	else
+		rc = fsync_dir_of(rp, err);
+	free(rp);
+	free(jp);
+	return rc;
+}
+
 /* Is the block device dev (st_rdev) mounted?  1 yes, 0 no. */
 static int
 dev_mounted(dev_t dev)

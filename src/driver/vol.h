@@ -230,6 +230,18 @@ int	vol_held(const char *dest, const char *state, uint64_t *guid,
 	    char *name, struct as_err *err);
 
 /*
+ * Failback (service reverse): vol_hold_set makes dest, a source until
+ * now, a destination holding snap (its record: snap's guid, name, size
+ * and block size, complete); a journal left there is CONFLICT (run
+ * vol_recover first).  vol_hold_drop removes the record of dest, a
+ * destination that becomes a source: a sync into it must then be told
+ * -F, rather than write over what changed there since.
+ */
+int	vol_hold_set(const char *dest, const char *state,
+	    const struct catalog *snap, struct as_err *err);
+int	vol_hold_drop(const char *dest, const char *state, struct as_err *err);
+
+/*
  * The record and journal paths of dest (allocated; free both).  dest
  * need not exist; when it does not, it is taken as an image file.
  */

@@ -60,4 +60,33 @@ int	failback_promote(struct snapstore *ss, const char *abs, uint64_t guid,
 	    const struct catalog *g, const char *dest_key,
 	    struct as_err *err);
 
+/*
+ * Volumes (vol:, image files and block devices; state: the state
+ * directory, for a device's record).  S, D and G as above.
+ *
+ *  - failback_vol_check_source, on S (its catalogs ss locked): G is the
+ *    newest snapshot of S (else CONFLICT); S is read whole and hashed at
+ *    G's block size (a volume keeps no times per block) and compared
+ *    with S's catalog of G.  Unchanged: out gets that catalog.  Changed:
+ *    CONFLICT unless force; with force out describes S as it is now, a
+ *    new snapshot (new guid, base_guid G), so that the first run from D
+ *    diffs against what S really holds: it sends the blocks where S
+ *    differs from D, and S ends equal to D (an incremental, not a full
+ *    resend).  d: changed blocks (and a size change), the first one.
+ *  - failback_vol_demote, on S: S holds out (its record, complete).
+ *  - failback_vol_promote, on D (its catalogs ss locked): D holds guid;
+ *    g (out from S: guid, or taken from it) is saved as a snapshot of D
+ *    (its hashes describe S, which is what a diff needs), dest_key is
+ *    recorded as holding it, and D's record is removed (a sync into D
+ *    again must be told -F).
+ */
+int	failback_vol_check_source(struct snapstore *ss, const char *abs,
+	    uint64_t guid, const char *dst, int force, struct catalog *out,
+	    struct failback_drift *d, struct as_err *err);
+int	failback_vol_demote(const char *abs, const char *state,
+	    const struct catalog *g, struct as_err *err);
+int	failback_vol_promote(struct snapstore *ss, const char *abs,
+	    const char *state, uint64_t guid, const struct catalog *g,
+	    const char *dest_key, struct as_err *err);
+
 #endif

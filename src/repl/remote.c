@@ -20,6 +20,7 @@
 #include "base/io.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
+#include "format/stream.h"
 #include "repl/remote.h"
 #include "transport/auth.h"
 #include "transport/compress.h"
@@ -1330,7 +1331,9 @@ remote_reverse_demote(struct remote *r, uint64_t guid, int force,
 		    r->c->peer);
 		goto out;
 	}
-	if (g->hdr.guid != guid) {
+	/* (a forced volume: what it holds now, taken from guid) */
+	if (g->hdr.guid != guid && !(g->hdr.kind == AS_KIND_VOL &&
+	    rv->ndiff > 0 && g->hdr.base_guid == guid)) {
 		as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent the catalog of "
 		    "%016" PRIx64 ", not %016" PRIx64, r->c->peer, g->hdr.guid,
 		    guid);

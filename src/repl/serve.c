@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "driver/dir.h"
+#include "driver/vol.h"
 #include "driver/zfs.h"
 #include "format/stream.h"
 #include "repl/failback.h"
@@ -1472,6 +1473,104 @@ out:
 }
 
 /*
+ * REVERSE of a volume (failback.h, failback_vol_*), the server's side:
+ * the same messages as a directory's.  A source that changed since
+ * q->guid and is forced sends the catalog of what it holds now (a new
+ * snapshot whose base_guid is q->guid) instead of q->guid's.
+ */
+static int
+do_reverse_vol(struct session *s, const struct proto_request *q,
+    const char *p, const char *esc)
+{
+	struct failback_drift d;
+	struct proto_result res;
+	struct snapstore ss;
+	struct catalog g;
+	struct buf blob = BUF_INIT;
+	struct as_err err;
+	uint64_t size, held = 0;
+	char name[256];
+	char *abs = NULL;
+	int rc = 0, is_blk, h;
+
+	as_err_clear(&err);
+	memset(&ss, 0, sizeof(ss));
+	memset(&res, 0, sizeof(res));
+	ss.lock_fd = -1;
+	catalog_init(&g);
+	name[0] = '\0';
+	if (vol_probe(p, &size, &is_blk, &err) == -1 ||
+	    (abs = snapstore_abspath(p, &err)) == NULL ||
+	    snapstore_open(&ss, s->state, abs, 1, &err) == -1 ||
+	    snapstore_lock(&ss, &err) == -1)
+		goto refuse;
+	if (q->flags & REQ_F_SOURCE) {
+		if (vol_recover(abs, s->state, &err) == -1 ||
+		    (h = vol_held(abs, s->state, &held, name, &err)) == -1)
+			goto refuse;
+		if (h == 0 || held != q->guid) {
+			as_err_set(&err, AS_E_CONFLICT, 0, "'%s' holds %s, not "
+			    "%016" PRIx64 ": a run came in between", q->path,
+			    h ? name : "no snapshot", q->guid);
+			goto refuse;
+		}
+		res.flags = RES_F_GO;
+		if (proto_send_result(s->c, &res, &s->scratch, &err) == -1)
+			goto fail;
+		if (proto_recv_blob(s->c, &blob, PROTO_BLOB_MAX, &s->b,
+		    &err) == -1)
+			goto fail;
+		if (catalog_decode(&g, blob.data, blob.len, &err) == -1) {
+			as_err_prefix(&err, "the client's catalog");
+			goto refuse;
+		}
+		if (failback_vol_promote(&ss, abs, s->state, q->guid, &g,
+		    q->id, &err) == -1)
+			goto refuse;
+		memset(&res, 0, sizeof(res));
+		res.guid = q->guid;
+		res.time_ns = g.hdr.time_ns;
+		snprintf(res.name, sizeof(res.name), "%s", name);
+		log_info("reverse '%s' for '%s': a source from '%s' on", esc,
+		    s->c->peer, g.hdr.name);
+		rc = proto_send_result(s->c, &res, &s->scratch, &err);
+		goto out;
+	}
+	if (failback_vol_check_source(&ss, abs, q->guid, q->id[0] != '\0' ?
+	    q->id : "the client's destination", (q->flags & REQ_F_FORCE) != 0,
+	    &g, &d, &err) == -1 ||
+	    failback_vol_demote(abs, s->state, &g, &err) == -1)
+		goto refuse;
+	res.guid = q->guid;
+	res.time_ns = g.hdr.time_ns;
+	res.bytes = d.ndiff;
+	snprintf(res.name, sizeof(res.name), "%s", g.hdr.name);
+	snprintf(res.msg, sizeof(res.msg), "%s", d.first);
+	log_info("reverse '%s' for '%s': a destination holding '%s'%s", esc,
+	    s->c->peer, g.hdr.name, d.ndiff > 0 ? " (changed since: rolled "
+	    "back by the next run)" : "");
+	if (proto_send_result(s->c, &res, &s->scratch, &err) == -1)
+		goto fail;
+	catalog_encode(&g, &blob);
+	if (proto_send_blob(s->c, blob.data, blob.len, &s->scratch,
+	    &err) == -1)
+		goto fail;
+	goto out;
+refuse:
+	rc = answer_err(s, q, &err);
+	goto out;
+fail:
+	log_warn("reverse '%s' from '%s': %s", esc, s->c->peer, err.msg);
+	rc = -1;
+out:
+	buf_release(&blob);
+	catalog_release(&g);
+	snapstore_release(&ss);
+	free(abs);
+	return rc;
+}
+
+/*
  * REVERSE: failback of a directory (failback.h), the server's side.
  * Without REQ_F_SOURCE the path, a source whose newest snapshot is
  * q->guid, becomes a destination holding it (refused when it changed
@@ -1505,10 +1604,10 @@ do_reverse(struct session *s, const struct proto_request *q)
 	log_escape(q->path, esc, sizeof(esc));
 	if ((eng = engine_of(q->path, &rest, &err)) == NULL)
 		goto refuse;
-	if (eng != &serve_engine_dir) {
+	if (eng != &serve_engine_dir && eng != &serve_engine_vol) {
 		as_err_set(&err, AS_E_UNSUPPORTED, 0, "'%s': reverse is for "
-		    "directories; this server cannot reverse %s datasets",
-		    q->path, eng->what);
+		    "directories and volumes; this server cannot reverse %s "
+		    "datasets", q->path, eng->what);
 		goto refuse;
 	}
 	if (q->guid == 0 || ((q->flags & REQ_F_SOURCE) && q->id[0] == '\0')) {
@@ -1518,6 +1617,10 @@ do_reverse(struct session *s, const struct proto_request *q)
 	}
 	if ((p = resolve(s, eng, rest, 1, &err)) == NULL)
 		goto refuse;
+	if (eng == &serve_engine_vol) {
+		rc = do_reverse_vol(s, q, p, esc);
+		goto out;
+	}
 	if (lstat(p, &st) == -1 || !S_ISDIR(st.st_mode)) {
 		as_err_set(&err, AS_E_NOTFOUND, errno, "'%s' is not a "
 		    "directory", q->path);

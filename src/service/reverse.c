@@ -250,11 +250,17 @@ reverse_dir(const char *state_dir, const char *src, const char *dst,
 	if (endpoint_parse(&se, src, err) == -1 ||
 	    endpoint_parse(&de, dst, err) == -1)
 		goto out;
+	if (reverse_is_vol(&se) || reverse_is_vol(&de)) {
+		if ((state = snapstore_state_dir(state_dir, err)) != NULL)
+			rc = reverse_vol(state, &se, &de, ro, force, res, err);
+		goto out;
+	}
 	if (!((se.kind == EP_LOCAL && (de.kind == EP_LOCAL ||
 	    remote_dir(&de))) || (remote_dir(&se) && de.kind == EP_LOCAL))) {
 		as_err_set(err, AS_E_UNSUPPORTED, 0, "reverse '%s' -> '%s': "
 		    "only between two directories (local, or one of them "
-		    "remote) or two local zfs: datasets in this version (not "
+		    "remote), two volumes or two local zfs: datasets in this "
+		    "version (not "
 		    "supported on %s)", src, dst, kind_word(&se, &de));
 		goto out;
 	}

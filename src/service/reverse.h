@@ -35,7 +35,8 @@
  *  - pull (S there, D here): the server does 1, 2 and 4 and sends its
  *    catalog of G; then 3 and 5 here, D's record of S keyed by the URL
  *    (as a push keys it).
- * Other engines and two remote sides are UNSUPPORTED; zfs: below.
+ * Volumes: reverse_vol below.  Other engines and two remote sides are
+ * UNSUPPORTED; zfs: below.
  */
 #ifndef AS_REVERSE_H
 #define AS_REVERSE_H
@@ -56,6 +57,32 @@ struct reverse_result {
 int	reverse_dir(const char *state_dir, const char *src, const char *dst,
 	    const struct remote_opts *ro, int force,
 	    struct reverse_result *res, struct as_err *err);
+
+/*
+ * Between two volumes (vol:A -> vol:B, image files or block devices; at
+ * most one of them behind a server: push or pull, the server's side on
+ * REQUEST REVERSE like a directory's), in reverse_vol.c with
+ * failback.h's failback_vol_* steps:
+ *
+ *  1. B holds a snapshot G (its record) and G is A's newest: otherwise
+ *     CONFLICT (run a final sync first);
+ *  2. A is read whole and hashed (a volume keeps no times per block) and
+ *     compared with A's catalog of G: changed is CONFLICT unless force;
+ *  3. A's record says it holds G (complete) or, forced after a change,
+ *     a new snapshot describing A as it is now (base_guid G);
+ *  4. that catalog is copied into B's catalogs (named for B), B's
+ *     records say A holds it, and B's own record goes (B is a source).
+ *
+ * The first run B -> A is then an incremental against what A holds: it
+ * reads B whole (as every volume run does) and sends only the blocks
+ * that differ, those that changed on B since G and, forced, those that
+ * changed on A (which rolls A back to B: no full resend).
+ */
+struct endpoint;
+int	reverse_is_vol(const struct endpoint *ep);
+int	reverse_vol(const char *state, const struct endpoint *se,
+	    const struct endpoint *de, const struct remote_opts *ro,
+	    int force, struct reverse_result *res, struct as_err *err);
 
 /*
  * Between two local ZFS trees (zfs:A -> zfs:B), in reverse_zfs.c; ZFS

@@ -55,11 +55,11 @@ test_expect_success 'reverse refuses when the source changed since; --force roll
 	assert_same_tree S D
 '
 
-test_expect_success 'reverse of a remote volume service is not supported' '
+test_expect_success 'reverse of a directory to a remote volume is not supported' '
 	autosync create rem --source "$PWD/S" --dest "ssh://nohost/vol:/x.img" \
 		--every 1d &&
 	test_expect_code 13 autosync reverse rem 2>err &&
-	test_grep "not supported on remote volumes" err &&
+	test_grep "between two vol: endpoints" err &&
 	prop_is rem source "$PWD/S" &&
 	autosync destroy rem
 '
