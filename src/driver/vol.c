@@ -1362,7 +1362,12 @@ out:
 	return rc;
 }
 
-/* Failback (vol.h): dest, a destination until now, holds nothing. */
+/*
+ * Failback (vol.h): dest, a destination until now, holds nothing.  What
+ * vol_recover left of a journal is a cut incremental's spool (dest still
+ * holds its snapshot: nothing of it was applied), which no one will
+ * resume now: it goes first, then the record.
+ */
 int
 vol_hold_drop(const char *dest, const char *state, struct as_err *err)
 {
@@ -1371,7 +1376,9 @@ vol_hold_drop(const char *dest, const char *state, struct as_err *err)
 
 	if (vol_paths(dest, state, &rp, &jp, err) == -1)
 		return -1;
-	if (unlink(rp) == -1 && errno != ENOENT)
+	if (unlink(jp) == -1 && errno != ENOENT)
+		rc = as_err_sys(err, errno, "remove '%s'", jp);
+	else if (unlink(rp) == -1 && errno != ENOENT)
 		rc = as_err_sys(err, errno, "remove '%s'", rp);
 	else
 		rc = fsync_dir_of(rp, err);
