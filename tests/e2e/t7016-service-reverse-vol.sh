@@ -12,7 +12,8 @@ Two loop devices (root): the records in the state directory.  Over tcp
 (a real "autosync serve --listen" with a serve.conf): a push becomes
 a pull and back, a pull becomes a push, the server changed since is
 refused then forced, a read-only client is denied (exit 14) and nothing
-changes on either side.'
+changes on either side.  Over ssh (a real sshd, root): a pull becomes a
+push and back.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-vol.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
@@ -196,6 +197,30 @@ test_expect_success 'pull over tcp: the server changed since is refused, then fo
 	net_deadline 60 autosync run q &&
 	small q &&
 	same_vol root/Q.img Q2.img
+'
+
+test_expect_success SSHD 'pull over ssh: reverse makes it a push, and back' '
+	net_sshd_start &&
+	export AUTOSYNC_SSH=$NET_SSH &&
+	head -c $((8 * MIB)) /dev/urandom >H.img &&
+	autosync create h --source "$SSH_URL_BASE/vol:$T/H.img" \
+		--dest "vol:$T/H2.img" --every 1d --trace-level 2 &&
+	net_deadline 60 autosync run h &&
+	same_vol H.img H2.img &&
+	net_deadline 60 autosync reverse h &&
+	prop_is h source "vol:$T/H2.img" &&
+	prop_is h dest "$SSH_URL_BASE/vol:$T/H.img" &&
+	grep "^state complete" H.img.autosync &&
+	blocks H2.img 33 2 &&
+	net_deadline 60 autosync run h &&
+	small h &&
+	same_vol H.img H2.img &&
+	net_deadline 60 autosync reverse h &&
+	prop_is h source "$SSH_URL_BASE/vol:$T/H.img" &&
+	blocks H.img 44 1 &&
+	net_deadline 60 autosync run h &&
+	small h &&
+	same_vol H.img H2.img
 '
 
 test_done
