@@ -1334,6 +1334,7 @@ vol_hold_set(const char *dest, const char *state, const struct catalog *snap,
     struct as_err *err)
 {
 	const struct cat_entry *e;
+	const char *c;
 	struct vrec r;
 	struct stat st;
 	char *rp, *jp;
@@ -1342,6 +1343,11 @@ vol_hold_set(const char *dest, const char *state, const struct catalog *snap,
 	if ((e = vol_entry(snap)) == NULL || snap->hdr.guid == 0)
 		return as_err_set(err, AS_E_USAGE, 0, "snapshot '%s' is not a "
 		    "volume snapshot", snap->hdr.name);
+	/* the record is lines of text: a name cannot add one */
+	for (c = snap->hdr.name; *c != '\0'; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return as_err_set(err, AS_E_MALFORMED, 0, "snapshot "
+			    "name with a control character");
 	if (vol_paths(dest, state, &rp, &jp, err) == -1)
 		return -1;
 	if (lstat(jp, &st) == 0) {
@@ -1362,7 +1368,12 @@ out:
 	return rc;
 }
 
-/* Failback (vol.h): dest, a destination until now, holds nothing. */
+/*
+ * Failback (vol.h): dest, a destination until now, holds nothing.  What
+ * vol_recover left of a journal is a cut incremental's spool (dest still
+ * holds its snapshot: nothing of it was applied), which no one will
+ * resume now: it goes first, then the record.
+ */
 int
 vol_hold_drop(const char *dest, const char *state, struct as_err *err)
 {
@@ -1371,7 +1382,9 @@ vol_hold_drop(const char *dest, const char *state, struct as_err *err)
 
 	if (vol_paths(dest, state, &rp, &jp, err) == -1)
 		return -1;
-	if (unlink(rp) == -1 && errno != ENOENT)
+	if (unlink(jp) == -1 && errno != ENOENT)
+		rc = as_err_sys(err, errno, "remove '%s'", jp);
+	else if (unlink(rp) == -1 && errno != ENOENT)
 		rc = as_err_sys(err, errno, "remove '%s'", rp);
 	else
 		rc = fsync_dir_of(rp, err);

@@ -234,8 +234,9 @@ int	vol_held(const char *dest, const char *state, uint64_t *guid,
  * now, a destination holding snap (its record: snap's guid, name, size
  * and block size, complete); a journal left there is CONFLICT (run
  * vol_recover first).  vol_hold_drop removes the record of dest, a
- * destination that becomes a source: a sync into it must then be told
- * -F, rather than write over what changed there since.
+ * destination that becomes a source, and the spool of a cut incremental
+ * that vol_recover kept for a resume (run it first): a sync into dest
+ * must then be told -F, rather than write over what changed there.
  */
 int	vol_hold_set(const char *dest, const char *state,
 	    const struct catalog *snap, struct as_err *err);

@@ -89,7 +89,8 @@ out:
  * A push service (A local, B on a server): A is checked and made a
  * destination here, then the server makes B a source (REVERSE with
  * REQ_F_SOURCE, A's catalog travels); B's records say that this pull
- * destination (sync_pull_id "vol:") holds it.
+ * destination (sync_pull_id "vol:") holds it.  If the server refuses
+ * (read-only access...), A's new record goes again: nothing changed.
  */
 static int
 rv_push(const char *state, const char *a, const struct endpoint *de,
@@ -101,7 +102,8 @@ rv_push(const char *state, const char *a, const struct endpoint *de,
 	struct remote *r = NULL;
 	struct catalog g;
 	char name[SNAP_NAME_MAX + 1], *id = NULL;
-	uint64_t guid = 0;
+	struct as_err e2;
+	uint64_t guid = 0, prev = 0;
 	int rc = -1, h;
 
 	memset(&sa, 0, sizeof(sa));
@@ -125,10 +127,17 @@ rv_push(const char *state, const char *a, const struct endpoint *de,
 	else
 		snprintf(name, sizeof(name), "%016" PRIx64, guid);
 	vresult(res, guid, name, &d);
-	if (failback_vol_demote(a, state, &g, err) == -1)
+	if (vol_held(a, state, &prev, NULL, err) == -1 ||
+	    failback_vol_demote(a, state, &g, err) == -1)
 		goto out;
 	id = sync_pull_id("vol:", a);
 	if (remote_reverse_promote(r, guid, id, &g, err) == -1) {
+		/*
+		 * Refused (read-only access, a run in between) or cut: A is
+		 * the source still, without the record it did not have.
+		 */
+		if (prev == 0)
+			(void)vol_hold_drop(a, state, &e2);
 		as_err_prefix(err, "make '%s' a source", de->spec);
 		goto out;
 	}

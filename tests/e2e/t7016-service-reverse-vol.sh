@@ -8,15 +8,19 @@ sync into it again needs -F).  An old source written since the common
 snapshot is refused (exit 20, the first changed block named, nothing
 swapped) unless --force, whose first run rolls it back to the new
 source with only the differing blocks sent (sha256 equal afterwards).
-Two loop devices (root): the records in the state directory.  Over tcp (a real "autosync serve --listen", quick mode): a push becomes
+Two loop devices (root): the records in the state directory.  Over tcp
+(a real "autosync serve --listen" with a serve.conf): a push becomes
 a pull and back, a pull becomes a push, the server changed since is
-refused then forced.'
+refused then forced, a read-only client is denied (exit 14) and nothing
+changes on either side.  Over ssh (a real sshd, root): a pull becomes a
+push and back.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-vol.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
 . "$TEST_DIRECTORY/lib-service.sh"
 
 T=$TRASH_DIRECTORY
+SRV_STATE=$T/server-state
 
 # small: some blocks sent, far fewer than the 8 MiB volume
 small() {
@@ -116,23 +120,30 @@ test_expect_success LOOP 'block devices: reverse, records in the state directory
 	autosync destroy d
 '
 
-test_expect_success 'setup: a tcp server (quick mode)' '
+test_expect_success 'setup: a tcp server, rw and ro clients' '
 	net_has_serve &&
-	net_deadline 30 autosync keygen --out keys >/dev/null &&
+	net_deadline 30 autosync keygen --out keys --client rw >/dev/null &&
+	net_deadline 30 autosync keygen --out keys2 --client ro >/dev/null &&
 	mkdir root &&
-	AUTOSYNC_STATE_DIR=$T/server-state \
-		net_serve tcp --key "$T/keys/psk.key" --root "$T/root" &&
-	U=tcp://127.0.0.1:$SERVE_PORT
+	cat >serve.conf <<-EOF &&
+	client rw key $T/keys/psk.key
+	client ro key $T/keys2/psk.key
+	allow rw $T/root rw
+	allow ro $T/root ro
+	EOF
+	AUTOSYNC_STATE_DIR=$SRV_STATE \
+		net_serve tcp --config "$T/serve.conf" &&
+	U=tcp://127.0.0.1:$SERVE_PORT/vol:$T
 '
 
 test_expect_success 'push over tcp: reverse makes it a pull, and back' '
 	head -c $((8 * MIB)) /dev/urandom >P.img &&
-	autosync create p --source "vol:$T/P.img" --dest "$U/vol:/R.img" \
+	autosync create p --source "vol:$T/P.img" --dest "$U/root/R.img" \
 		--key "$T/keys/psk.key" --every 1d --trace-level 2 &&
 	net_deadline 60 autosync run p &&
 	same_vol P.img root/R.img &&
 	net_deadline 60 autosync reverse p &&
-	prop_is p source "$U/vol:/R.img" &&
+	prop_is p source "$U/root/R.img" &&
 	prop_is p dest "vol:$T/P.img" &&
 	test ! -e root/R.img.autosync &&
 	blocks root/R.img 20 2 &&
@@ -147,9 +158,26 @@ test_expect_success 'push over tcp: reverse makes it a pull, and back' '
 	same_vol P.img root/R.img
 '
 
+test_expect_success 'read-only access: reverse is denied, nothing changes' '
+	head -c $((2 * MIB)) /dev/urandom >O.img &&
+	net_deadline 60 autosync sync --key "$T/keys/psk.key" "vol:$T/O.img" \
+		"$U/root/O.img" &&
+	autosync create o --source "vol:$T/O.img" --dest "$U/root/O.img" \
+		--key "$T/keys2/psk.key" --every 1d &&
+	ls -l --time-style=full-iso root "$SRV_STATE" >before &&
+	test_expect_code 14 net_deadline 60 autosync reverse o 2>err &&
+	cat err &&
+	prop_is o source "vol:$T/O.img" &&
+	test ! -e O.img.autosync &&
+	ls -l --time-style=full-iso root "$SRV_STATE" >after &&
+	test_cmp before after &&
+	grep "^state complete" root/O.img.autosync &&
+	autosync destroy o
+'
+
 test_expect_success 'pull over tcp: the server changed since is refused, then forced' '
 	head -c $((8 * MIB)) /dev/urandom >root/Q.img &&
-	autosync create q --source "$U/vol:/Q.img" --dest "vol:$T/Q2.img" \
+	autosync create q --source "$U/root/Q.img" --dest "vol:$T/Q2.img" \
 		--key "$T/keys/psk.key" --every 1d --trace-level 2 &&
 	net_deadline 60 autosync run q &&
 	same_vol root/Q.img Q2.img &&
@@ -157,11 +185,11 @@ test_expect_success 'pull over tcp: the server changed since is refused, then fo
 	test_expect_code 20 net_deadline 60 autosync reverse q 2>err &&
 	cat err &&
 	test_grep "changed since" err &&
-	prop_is q source "$U/vol:/Q.img" &&
+	prop_is q source "$U/root/Q.img" &&
 	test ! -e root/Q.img.autosync &&
 	net_deadline 60 autosync reverse --force q &&
 	prop_is q source "vol:$T/Q2.img" &&
-	prop_is q dest "$U/vol:/Q.img" &&
+	prop_is q dest "$U/root/Q.img" &&
 	same_vol root/Q.img Q2.img &&
 	small q &&
 	test ! -e Q2.img.autosync &&
@@ -169,6 +197,30 @@ test_expect_success 'pull over tcp: the server changed since is refused, then fo
 	net_deadline 60 autosync run q &&
 	small q &&
 	same_vol root/Q.img Q2.img
+'
+
+test_expect_success SSHD 'pull over ssh: reverse makes it a push, and back' '
+	net_sshd_start &&
+	export AUTOSYNC_SSH=$NET_SSH &&
+	head -c $((8 * MIB)) /dev/urandom >H.img &&
+	autosync create h --source "$SSH_URL_BASE/vol:$T/H.img" \
+		--dest "vol:$T/H2.img" --every 1d --trace-level 2 &&
+	net_deadline 60 autosync run h &&
+	same_vol H.img H2.img &&
+	net_deadline 60 autosync reverse h &&
+	prop_is h source "vol:$T/H2.img" &&
+	prop_is h dest "$SSH_URL_BASE/vol:$T/H.img" &&
+	grep "^state complete" H.img.autosync &&
+	blocks H2.img 33 2 &&
+	net_deadline 60 autosync run h &&
+	small h &&
+	same_vol H.img H2.img &&
+	net_deadline 60 autosync reverse h &&
+	prop_is h source "$SSH_URL_BASE/vol:$T/H.img" &&
+	blocks H.img 44 1 &&
+	net_deadline 60 autosync run h &&
+	small h &&
+	same_vol H.img H2.img
 '
 
 test_done
