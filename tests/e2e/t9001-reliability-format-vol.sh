@@ -284,7 +284,14 @@ test_expect_success '12: an incremental into nothing, from another base, a full 
 test_expect_success '13: receive -n gives the same exit status as receive for every volume stream of the corpus' '
 	bad=0 n=0 &&
 	for s in "$CORPUS"/v*.as; do
-		for kind in dst fresh; do
+		# a cut incremental into nothing and a cut full stream over the
+		# replica are refused at BEGIN: the other kind only, for time
+		case $(basename "$s") in
+		vtrunc-incr-*) kinds=dst ;;
+		vtrunc-full-*) kinds=fresh ;;
+		*) kinds="dst fresh" ;;
+		esac
+		for kind in $kinds; do
 			rm -f v/s.img* &&
 			if test $kind = dst; then
 				cp v/b.img v/s.img && cp v/b.img.autosync v/s.img.autosync
