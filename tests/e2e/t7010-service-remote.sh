@@ -63,6 +63,10 @@ test_expect_success 'create and set check the key files' '
 	test_grep "takes key_file only" err &&
 	prop_is a key_file "$K/psk.key" &&
 	autosync set a key_file="$K/../keys/psk.key" &&
+	# the daemon runs a new service at once, and destroy refuses a
+	# running one: after that first run
+	wait_for 30 prop_ge a successes 1 &&
+	wait_for 30 prop_is a state online &&
 	autosync destroy a
 '
 
