@@ -90,6 +90,29 @@ sender_main(void *arg)
 	return NULL;
 }
 
+/* The RESULT that answers a request, decoded; its peer named on errors. */
+static int
+read_result(struct remote *r, struct proto_result *res, struct as_err *err)
+{
+	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+		return -1;
+	if (proto_dec_result(res, r->b.data, r->b.len, err) == -1)
+		return as_err_prefix(err, "'%s'", r->c->peer);
+	return 0;
+}
+
+/* The same, and a refusal (code != 0) as the error it carries. */
+static int
+read_ok_result(struct remote *r, struct proto_result *res,
+    struct as_err *err)
+{
+	if (read_result(r, res, err) == -1)
+		return -1;
+	if (res->code != 0)
+		return proto_result_to_err(res, r->c->peer, err);
+	return 0;
+}
+
 static int
 ms_of_ns(uint64_t ns)
 {
@@ -906,13 +929,8 @@ remote_hold_partial(struct remote *r, uint64_t *guid, int *recovered,
 	free(q);
 	if (rc == -1)
 		return -1;
-	rc = proto_expect(r->c, PT_RESULT, &r->b, NULL, err);
-	if (rc == -1)
+	if (read_ok_result(r, &res, err) == -1)
 		return -1;
-	if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1)
-		return as_err_prefix(err, "'%s'", r->c->peer);
-	if (res.code != 0)
-		return proto_result_to_err(&res, r->c->peer, err);
 	if (recovered != NULL)
 		*recovered = (res.flags & RES_F_RECOVERED) != 0;
 	if (pguid != NULL && (res.flags & RES_F_PARTIAL) &&
@@ -979,12 +997,8 @@ remote_push_resume(struct remote *r, const struct xfer_src *s, int force,
 	free(q);
 	if (rc == -1)
 		return -1;
-	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+	if (read_ok_result(r, &res, err) == -1)
 		return -1;
-	if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1)
-		return as_err_prefix(err, "'%s'", r->c->peer);
-	if (res.code != 0)
-		return proto_result_to_err(&res, r->c->peer, err);
 	if (!(res.flags & RES_F_GO))
 		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' did not "
 		    "accept the stream", r->c->peer);
@@ -1017,12 +1031,8 @@ remote_push_resume(struct remote *r, const struct xfer_src *s, int force,
 			goto out;
 		}
 	} else {
-		if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+		if (read_result(r, &res, err) == -1)
 			goto out;
-		if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1) {
-			as_err_prefix(err, "'%s'", r->c->peer);
-			goto out;
-		}
 	}
 	if (res.code == 0) {
 		if (s->target != NULL && res.guid != s->target->hdr.guid) {
@@ -1175,16 +1185,8 @@ remote_pull_resume(struct remote *r, uint64_t held, const char *id,
 	free(q);
 	if (n == -1)
 		goto out;
-	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+	if (read_ok_result(r, &res, err) == -1)
 		goto out;
-	if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1) {
-		as_err_prefix(err, "'%s'", r->c->peer);
-		goto out;
-	}
-	if (res.code != 0) {
-		proto_result_to_err(&res, r->c->peer, err);
-		goto out;
-	}
 	if (!(res.flags & RES_F_GO) || res.guid == 0 ||
 	    (!(res.flags & RES_F_FULL) && (held == 0 ||
 	    res.base_guid != held))) {
@@ -1243,12 +1245,8 @@ remote_pull_resume(struct remote *r, uint64_t held, const char *id,
 		if (proto_send_commit(r->c, &cm, &scratch, err) == -1)
 			goto out;
 	}
-	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+	if (read_result(r, &fin, err) == -1)
 		goto out;
-	if (proto_dec_result(&fin, r->b.data, r->b.len, err) == -1) {
-		as_err_prefix(err, "'%s'", r->c->peer);
-		goto out;
-	}
 	if (rc_out->recv_rc != 0) {
 		if (rc_out->rerr.code == AS_E_TRUNCATED &&
 		    rc_out->end.status == 1 && rc_out->end.code != 0) {
@@ -1306,16 +1304,8 @@ remote_reverse_demote(struct remote *r, uint64_t guid, int force,
 	if (rc == -1)
 		return -1;
 	rc = -1;
-	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+	if (read_ok_result(r, &res, err) == -1)
 		goto out;
-	if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1) {
-		as_err_prefix(err, "'%s'", r->c->peer);
-		goto out;
-	}
-	if (res.code != 0) {
-		proto_result_to_err(&res, r->c->peer, err);
-		goto out;
-	}
 	if (res.guid != guid) {
 		as_err_set(err, AS_E_MALFORMED, 0, "'%s' reversed %016" PRIx64
 		    ", not %016" PRIx64, r->c->peer, res.guid, guid);
@@ -1365,12 +1355,8 @@ remote_reverse_promote(struct remote *r, uint64_t guid, const char *id,
 	free(q);
 	if (rc == -1)
 		return -1;
-	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+	if (read_ok_result(r, &res, err) == -1)
 		return -1;
-	if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1)
-		return as_err_prefix(err, "'%s'", r->c->peer);
-	if (res.code != 0)
-		return proto_result_to_err(&res, r->c->peer, err);
 	if (!(res.flags & RES_F_GO))
 		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' did not ask "
 		    "for the catalog", r->c->peer);
@@ -1379,12 +1365,8 @@ remote_reverse_promote(struct remote *r, uint64_t guid, const char *id,
 	buf_release(&blob);
 	if (rc == -1)
 		return -1;
-	if (proto_expect(r->c, PT_RESULT, &r->b, NULL, err) == -1)
+	if (read_ok_result(r, &res, err) == -1)
 		return -1;
-	if (proto_dec_result(&res, r->b.data, r->b.len, err) == -1)
-		return as_err_prefix(err, "'%s'", r->c->peer);
-	if (res.code != 0)
-		return proto_result_to_err(&res, r->c->peer, err);
 	if (res.guid != guid)
 		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' made %016"
 		    PRIx64 " a source snapshot, not %016" PRIx64, r->c->peer,
