@@ -2,7 +2,7 @@
 #
 #   make            build build/autosync
 #   make deps       install the build and test dependencies (Debian 12, root)
-#   make demo       deps + build + scripts/demo.sh
+#   make demo       deps + build + scripts/demo.sh (sync, then the service)
 #   make check      unit tests (meson test) and end-to-end tests
 #   make man        one man page per command in build/man (from doc/autosync.8)
 #   make install    PREFIX=/usr/local DESTDIR= ; binary, man pages and the

@@ -1,6 +1,8 @@
 #!/bin/sh
 # demo.sh - show autosync at work on a sample tree with every kind of
-# entry: sync it, change it, sync again, show what moved, verify.
+# entry: sync it, change it, sync again, show what moved, verify; then
+# the service: a daemon, a continuous service on the same tree, changes
+# replicated as they happen, its properties, and the daemon stopped.
 #
 # Runs in a temporary directory with its own state directory; leaves
 # nothing behind.  Exits non-zero on the first failure.
@@ -129,5 +131,70 @@ echo "(verify exited 1, as it should; a plain sync would refuse to"
 echo " overwrite the backup; sync -F rolls it back)"
 run "$AUTOSYNC" sync -v -F "$SRC" "$DST" || fail "sync -F"
 run "$AUTOSYNC" verify -v "$SRC" "$DST" || fail "verify after sync -F"
+
+# The service (issue 4): a daemon in the demo's private state
+# directory, a continuous service on the same tree, changes replicated
+# as they happen; the daemon is stopped and the demo ends by itself.
+SVC_DST=$TMP/replica
+DAEMON_PID=
+stop_daemon() {
+	if test -n "$DAEMON_PID"; then
+		kill -TERM "$DAEMON_PID" 2>/dev/null || true
+		wait "$DAEMON_PID" 2>/dev/null || true
+		DAEMON_PID=
+	fi
+}
+trap 'stop_daemon; rm -rf "$TMP"' EXIT INT TERM
+
+# wait_until SECONDS WHAT COMMAND...: poll COMMAND every 0.2 s
+wait_until() {
+	limit=$1 what=$2
+	shift 2
+	i=0
+	while ! "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		test $i -le $((limit * 5)) || fail "$what (waited $limit s)"
+		sleep 0.2
+	done
+}
+
+same_tree() {
+	out=$(rsync -naHAXc --numeric-ids --delete --exclude=/.autosync \
+	    --itemize-changes "$SRC/" "$SVC_DST/" 2>&1) && test -z "$out"
+}
+
+step "The service: a daemon, and a continuous service on the tree"
+echo '$ autosync daemon &'
+"$AUTOSYNC" daemon 2>"$TMP/daemon.log" &
+DAEMON_PID=$!
+wait_until 10 "the daemon did not start" test -S "$AUTOSYNC_STATE_DIR/autosync.sock"
+echo "daemon running (pid $DAEMON_PID, state in \$DEMO/state)"
+run "$AUTOSYNC" create demo --source "$SRC" --dest "$SVC_DST" \
+    --continuous 1s --keep-src 5 || fail "create"
+if command -v rsync >/dev/null 2>&1; then
+	wait_until 30 "the first run did not replicate the tree" same_tree
+else
+	wait_until 30 "the first run did not finish" \
+	    "$AUTOSYNC" verify "$SRC" "$SVC_DST"
+fi
+run "$AUTOSYNC" list || fail "list"
+
+step "Changes are replicated as they happen (no sync command)"
+for n in 1 2 3; do
+	t0=$(date +%s%N)
+	echo "written at $(date +%T.%N)" > "$SRC/live-$n.txt"
+	wait_until 15 "live-$n.txt did not reach the replica" \
+	    cmp -s "$SRC/live-$n.txt" "$SVC_DST/live-$n.txt"
+	echo "  live-$n.txt is in the replica $(( ($(date +%s%N) - t0) / 1000000 )) ms after it was written"
+done
+
+step "Where the service stands"
+run "$AUTOSYNC" show demo || fail "show"
+echo '$ autosync log demo | tail -n 5'
+"$AUTOSYNC" log demo | tail -n 5
+
+step "Stop the daemon"
+stop_daemon
+echo "daemon stopped; the service and its state stay in the state directory"
 
 printf '\ndemo OK\n'

@@ -123,4 +123,19 @@ test_expect_success 'kill -9 of the daemon, restart: runs carry on' '
 	wait "$daemon_pid"
 '
 
+# make demo runs scripts/demo.sh (issue 4: it shows the service, then
+# stops its daemon and ends by itself within a minute).
+test_expect_success 'the demo runs the service and ends by itself, leaving no daemon' '
+	start=$SECONDS &&
+	AUTOSYNC=$(command -v autosync) TMPDIR=$PWD timeout 60 \
+		sh "$TEST_DIRECTORY/../../scripts/demo.sh" >demo.out 2>&1 ||
+		{ cat demo.out; false; } &&
+	echo "demo took $((SECONDS - start)) s" &&
+	grep -q "is in the replica .* ms after it was written" demo.out &&
+	grep -q "^demo OK" demo.out &&
+	test "$(ls -d autosync-demo.* 2>/dev/null)" = "" &&
+	dpid=$(sed -n "s/^daemon running (pid \([0-9]*\).*/\1/p" demo.out) &&
+	test -n "$dpid" && test ! -d /proc/$dpid
+'
+
 test_done
