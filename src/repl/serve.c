@@ -1478,6 +1478,37 @@ out:
  * q->guid and is forced sends the catalog of what it holds now (a new
  * snapshot whose base_guid is q->guid) instead of q->guid's.
  */
+/*
+ * A REVERSE whose path is now a destination holding g: the result (the
+ * differences found, rolled back by the next run) and g's catalog, whose
+ * hashes spare the client's first run from resending what both hold.
+ */
+static int
+answer_demoted(struct session *s, const char *esc, uint64_t guid,
+    const struct catalog *g, const struct failback_drift *d,
+    struct as_err *err)
+{
+	struct proto_result res;
+	struct buf blob = BUF_INIT;
+	int rc;
+
+	memset(&res, 0, sizeof(res));
+	res.guid = guid;
+	res.time_ns = g->hdr.time_ns;
+	res.bytes = d->ndiff;
+	snprintf(res.name, sizeof(res.name), "%s", g->hdr.name);
+	snprintf(res.msg, sizeof(res.msg), "%s", d->first);
+	log_info("reverse '%s' for '%s': a destination holding '%s'%s", esc,
+	    s->c->peer, g->hdr.name, d->ndiff > 0 ? " (changed since: rolled "
+	    "back by the next run)" : "");
+	if (proto_send_result(s->c, &res, &s->scratch, err) == -1)
+		return -1;
+	catalog_encode(g, &blob);
+	rc = proto_send_blob(s->c, blob.data, blob.len, &s->scratch, err);
+	buf_release(&blob);
+	return rc;
+}
+
 static int
 do_reverse_vol(struct session *s, const struct proto_request *q,
     const char *p, const char *esc)
@@ -1541,19 +1572,7 @@ do_reverse_vol(struct session *s, const struct proto_request *q,
 	    &g, &d, &err) == -1 ||
 	    failback_vol_demote(abs, s->state, &g, &err) == -1)
 		goto refuse;
-	res.guid = q->guid;
-	res.time_ns = g.hdr.time_ns;
-	res.bytes = d.ndiff;
-	snprintf(res.name, sizeof(res.name), "%s", g.hdr.name);
-	snprintf(res.msg, sizeof(res.msg), "%s", d.first);
-	log_info("reverse '%s' for '%s': a destination holding '%s'%s", esc,
-	    s->c->peer, g.hdr.name, d.ndiff > 0 ? " (changed since: rolled "
-	    "back by the next run)" : "");
-	if (proto_send_result(s->c, &res, &s->scratch, &err) == -1)
-		goto fail;
-	catalog_encode(&g, &blob);
-	if (proto_send_blob(s->c, blob.data, blob.len, &s->scratch,
-	    &err) == -1)
+	if (answer_demoted(s, esc, q->guid, &g, &d, &err) == -1)
 		goto fail;
 	goto out;
 refuse:
@@ -1666,19 +1685,7 @@ do_reverse(struct session *s, const struct proto_request *q)
 	    q->id : "the client's destination", (q->flags & REQ_F_FORCE) != 0,
 	    &g, &d, &err) == -1 || failback_demote(abs, &g, &err) == -1)
 		goto refuse;
-	res.guid = g.hdr.guid;
-	res.time_ns = g.hdr.time_ns;
-	res.bytes = d.ndiff;
-	snprintf(res.name, sizeof(res.name), "%s", g.hdr.name);
-	snprintf(res.msg, sizeof(res.msg), "%s", d.first);
-	log_info("reverse '%s' for '%s': a destination holding '%s'%s", esc,
-	    s->c->peer, g.hdr.name, d.ndiff > 0 ? " (changed since: rolled "
-	    "back by the next run)" : "");
-	if (proto_send_result(s->c, &res, &s->scratch, &err) == -1)
-		goto fail;
-	catalog_encode(&g, &blob);
-	if (proto_send_blob(s->c, blob.data, blob.len, &s->scratch,
-	    &err) == -1)
+	if (answer_demoted(s, esc, g.hdr.guid, &g, &d, &err) == -1)
 		goto fail;
 	goto out;
 refuse:
