@@ -284,36 +284,53 @@ held_root(const char *abs, uint64_t guid, struct catalog *g)
 	catalog_release(&hc);
 }
 
+/*
+ * G (guid) must be the newest snapshot of abs, or what only abs has
+ * would be lost; hname gets G's name there (its GUID if abs lacks it).
+ */
+int
+failback_check_newest(struct snapstore *ss, const char *abs, uint64_t guid,
+    const char *dst, char *hname, size_t hlen, struct as_err *err)
+{
+	struct snap_list l;
+	const struct snap_info *newest, *held;
+	int rc = -1;
+
+	memset(&l, 0, sizeof(l));
+	if (snapstore_list(ss, 0, &l, err) == -1)
+		return -1;
+	newest = l.n > 0 ? &l.v[l.n - 1] : NULL;
+	held = snap_list_by_guid(&l, guid);
+	if (held != NULL)
+		snprintf(hname, hlen, "%s", held->name);
+	else
+		snprintf(hname, hlen, "%016" PRIx64, guid);
+	if (newest == NULL || newest->guid != guid)
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds '%s', but the "
+		    "newest snapshot of '%s' is '%s': run a final sync "
+		    "first, or what only '%s' has is lost", dst, hname, abs,
+		    newest != NULL ? newest->name : "(none)", abs);
+	else
+		rc = 0;
+	snap_list_release(&l);
+	return rc;
+}
+
 int
 failback_check_source(struct snapstore *ss, const char *abs, uint64_t guid,
     const char *dst, int force, struct catalog *g, struct failback_drift *d,
     struct as_err *err)
 {
-	struct snap_list l;
 	struct catalog scan;
 	struct dir_stats st;
-	const struct snap_info *newest, *held;
 	char hname[SNAP_NAME_MAX + 1];
 	int rc = -1;
 
 	memset(d, 0, sizeof(*d));
-	memset(&l, 0, sizeof(l));
 	catalog_init(&scan);
-	if (snapstore_list(ss, 0, &l, err) == -1)
+	if (failback_check_newest(ss, abs, guid, dst, hname, sizeof(hname),
+	    err) == -1)
 		goto out;
-	newest = l.n > 0 ? &l.v[l.n - 1] : NULL;
-	held = snap_list_by_guid(&l, guid);
-	if (held != NULL)
-		snprintf(hname, sizeof(hname), "%s", held->name);
-	else
-		snprintf(hname, sizeof(hname), "%016" PRIx64, guid);
-	if (newest == NULL || newest->guid != guid) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds '%s', but the "
-		    "newest snapshot of '%s' is '%s': run a final sync "
-		    "first, or what only '%s' has is lost", dst, hname, abs,
-		    newest != NULL ? newest->name : "(none)", abs);
-		goto out;
-	}
 	if (snapstore_load_guid(ss, guid, g, err) != 1) {
 		if (err != NULL && err->code == AS_E_OK)
 			as_err_set(err, AS_E_NOTFOUND, 0, "no catalog of '%s' "
@@ -338,7 +355,6 @@ failback_check_source(struct snapstore *ss, const char *abs, uint64_t guid,
 	rc = 0;
 out:
 	catalog_release(&scan);
-	snap_list_release(&l);
 	return rc;
 }
 

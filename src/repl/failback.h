@@ -45,6 +45,10 @@ struct failback_drift {
  * messages).  g (initialised by the caller) gets G's catalog.  Returns
  * 0 (d says how S differs; force let it pass), -1 with CONFLICT.
  */
+/* G is the newest snapshot of abs (CONFLICT otherwise); hname: G's name. */
+int	failback_check_newest(struct snapstore *ss, const char *abs,
+	    uint64_t guid, const char *dst, char *hname, size_t hlen,
+	    struct as_err *err);
 int	failback_check_source(struct snapstore *ss, const char *abs,
 	    uint64_t guid, const char *dst, int force, struct catalog *g,
 	    struct failback_drift *d, struct as_err *err);

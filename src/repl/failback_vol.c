@@ -59,32 +59,17 @@ failback_vol_check_source(struct snapstore *ss, const char *abs,
     uint64_t guid, const char *dst, int force, struct catalog *out,
     struct failback_drift *d, struct as_err *err)
 {
-	struct snap_list l;
 	struct catalog g, now;
 	struct vol_stats st;
-	const struct snap_info *newest, *held;
 	char hname[SNAP_NAME_MAX + 1];
 	int rc = -1;
 
 	memset(d, 0, sizeof(*d));
-	memset(&l, 0, sizeof(l));
 	catalog_init(&g);
 	catalog_init(&now);
-	if (snapstore_list(ss, 0, &l, err) == -1)
+	if (failback_check_newest(ss, abs, guid, dst, hname, sizeof(hname),
+	    err) == -1)
 		goto out;
-	newest = l.n > 0 ? &l.v[l.n - 1] : NULL;
-	held = snap_list_by_guid(&l, guid);
-	if (held != NULL)
-		snprintf(hname, sizeof(hname), "%s", held->name);
-	else
-		snprintf(hname, sizeof(hname), "%016" PRIx64, guid);
-	if (newest == NULL || newest->guid != guid) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds '%s', but the "
-		    "newest snapshot of '%s' is '%s': run a final sync "
-		    "first, or what only '%s' has is lost", dst, hname, abs,
-		    newest != NULL ? newest->name : "(none)", abs);
-		goto out;
-	}
 	if (snapstore_load_guid(ss, guid, &g, err) != 1) {
 		if (err != NULL && err->code == AS_E_OK)
 			as_err_set(err, AS_E_NOTFOUND, 0, "no catalog of '%s' "
@@ -138,7 +123,6 @@ failback_vol_check_source(struct snapstore *ss, const char *abs,
 out:
 	catalog_release(&g);
 	catalog_release(&now);
-	snap_list_release(&l);
 	return rc;
 }
 
