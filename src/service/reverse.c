@@ -36,6 +36,21 @@ result_of(struct reverse_result *res, uint64_t guid, const char *name,
 	snprintf(res->first, sizeof(res->first), "%s", d->first);
 }
 
+/* What the destination D holds, after recovering it; none is CONFLICT. */
+static int
+dest_snapshot(const char *d_abs, struct cat_header *h, struct as_err *err)
+{
+	int held;
+
+	if (dir_recover(d_abs, err) == -1 ||
+	    (held = dir_held(d_abs, h, err)) == -1)
+		return -1;
+	if (held == 0)
+		return as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds no "
+		    "snapshot: nothing to reverse", d_abs);
+	return 0;
+}
+
 /* Two local directories: every step here. */
 static int
 reverse_local(const char *state, const char *s_abs, const char *d_abs,
@@ -58,14 +73,9 @@ reverse_local(const char *state, const char *s_abs, const char *d_abs,
 	    snapstore_lock(&dss, err) == -1)
 		goto out;
 	/* what D holds is S's newest snapshot, and S is as it was then */
-	if (dir_recover(d_abs, err) == -1 ||
-	    (held = dir_held(d_abs, &h, err)) == -1)
+	if (dest_snapshot(d_abs, &h, err) == -1)
 		goto out;
-	if (held == 0) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds no snapshot: "
-		    "nothing to reverse", d_abs);
-		goto out;
-	}
+	held = 1;
 	if (failback_check_source(&sss, s_abs, h.guid, d_abs, force, &g, &d,
 	    err) == -1)
 		goto out;
@@ -165,14 +175,9 @@ reverse_pull(const char *state, const struct endpoint *se, const char *d_abs,
 	if (snapstore_open(&dss, state, d_abs, 1, err) == -1 ||
 	    snapstore_lock(&dss, err) == -1)
 		goto out;
-	if (dir_recover(d_abs, err) == -1 ||
-	    (held = dir_held(d_abs, &h, err)) == -1)
+	if (dest_snapshot(d_abs, &h, err) == -1)
 		goto out;
-	if (held == 0) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds no snapshot: "
-		    "nothing to reverse", d_abs);
-		goto out;
-	}
+	held = 1;
 	if ((r = remote_open(se, ro, err)) == NULL)
 		goto out;
 	if (remote_reverse_demote(r, h.guid, force, d_abs, &rv, &g,
