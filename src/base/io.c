@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -97,40 +98,47 @@ static const struct {
 	{ "EROFS", EROFS }, { "ENOENT", ENOENT }, { "EINTR", EINTR },
 };
 
-int
-io_fault(const char *site)
+static int fault_errno, fault_nth, fault_calls;
+static char fault_site[64];
+
+/* $AUTOSYNC_FAULT, read once (receivers call io_fault from two threads). */
+static void
+fault_parse(void)
 {
-	static int parsed, fault_errno, fault_nth, calls;
-	static char fault_site[64];
 	const char *spec, *c1, *c2;
 	char num[32];
 	size_t i, len;
 
-	if (!parsed) {
-		parsed = 1;
-		spec = getenv("AUTOSYNC_FAULT");
-		if (spec == NULL || (c1 = strchr(spec, ':')) == NULL ||
-		    (size_t)(c1 - spec) >= sizeof(fault_site))
-			return 0;
-		memcpy(fault_site, spec, (size_t)(c1 - spec));
-		fault_site[c1 - spec] = '\0';
-		c2 = strchr(c1 + 1, ':');
-		len = c2 != NULL ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
-		if (len >= sizeof(num))
-			return 0;
-		memcpy(num, c1 + 1, len);
-		num[len] = '\0';
-		/* KILL: kill -9 at that point, for crash tests */
-		fault_errno = strcmp(num, "KILL") == 0 ? -1 : atoi(num);
-		for (i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]);
-		    i++)
-			if (strcmp(num, errno_names[i].name) == 0)
-				fault_errno = errno_names[i].value;
-		fault_nth = c2 != NULL ? atoi(c2 + 1) : 1;
-	}
+	spec = getenv("AUTOSYNC_FAULT");
+	if (spec == NULL || (c1 = strchr(spec, ':')) == NULL ||
+	    (size_t)(c1 - spec) >= sizeof(fault_site))
+		return;
+	memcpy(fault_site, spec, (size_t)(c1 - spec));
+	fault_site[c1 - spec] = '\0';
+	c2 = strchr(c1 + 1, ':');
+	len = c2 != NULL ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1);
+	if (len >= sizeof(num))
+		return;
+	memcpy(num, c1 + 1, len);
+	num[len] = '\0';
+	/* KILL: kill -9 at that point, for crash tests */
+	fault_errno = strcmp(num, "KILL") == 0 ? -1 : atoi(num);
+	for (i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++)
+		if (strcmp(num, errno_names[i].name) == 0)
+			fault_errno = errno_names[i].value;
+	fault_nth = c2 != NULL ? atoi(c2 + 1) : 1;
+}
+
+int
+io_fault(const char *site)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	(void)pthread_once(&once, fault_parse);
 	if (fault_errno == 0 || strcmp(site, fault_site) != 0)
 		return 0;
-	if (++calls != fault_nth)
+	if (__atomic_add_fetch(&fault_calls, 1, __ATOMIC_SEQ_CST) !=
+	    fault_nth)
 		return 0;
 	if (fault_errno == -1)
 		raise(SIGKILL);
