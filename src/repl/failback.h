@@ -110,11 +110,14 @@ int	failback_vol_promote(struct snapstore *ss, const char *abs,
  *    too (ZFS's "written"; on zfs-fuse referenced and used, see
  *    reverse.h): CONFLICT unless force.  g gets the root's G, d the
  *    datasets that differ (0 unless force) and the first.
- *  - failback_zfs_demote, on S (here): forced, every dataset that has G
- *    is rolled back to it (`zfs rollback -r`, after checking again that
- *    only autosync's snapshots go); then the receive policy
- *    (canmount=noauto, readonly=on), so that nothing writes S before
- *    the first run D -> S, which is an incremental from G.
+ *  - failback_zfs_demote, on S (here): its file systems are unmounted
+ *    (children first; busy for 10 s is an error), as a replica is;
+ *    forced, every dataset that has G is rolled back to it (`zfs
+ *    rollback -r`, after checking again that only autosync's snapshots
+ *    go); then the receive policy (canmount=noauto, readonly=on), so
+ *    that nothing writes S before the first run D -> S, which is an
+ *    incremental from G.  With -N a child still mounted below S keeps
+ *    S busy: unmount it first.
  *  - failback_zfs_promote, on D (here; z: D's state, opened and locked
  *    by the caller, sync_zfs_src_open): D's root holds guid as its newest snapshot (else CONFLICT: a run
  *    came in between), D's records (STATE/zfs/<key>/dests) say that the
@@ -122,8 +125,15 @@ int	failback_vol_promote(struct snapstore *ss, const char *abs,
  *    it), and failback_zfs_open: readonly inherited again, canmount=on,
  *    its file systems mounted.  g gets G.
  */
+/*
+ * S listed for failback_zfs_check (local): its pool written out first
+ * (zfs_txg_sync), or a write of a moment ago would not show in the
+ * sizes that say whether S changed since G.  A missing S: t is empty.
+ */
 struct zfs_tree;
 struct sync_zfs_src;
+int	failback_zfs_list_source(const char *ds, int recursive,
+	    struct zfs_tree *t, struct as_err *err);
 struct failback_zfs_g {
 	uint64_t	 guid;
 	char		 name[SNAP_NAME_MAX + 1];

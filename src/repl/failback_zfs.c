@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/xmalloc.h"
@@ -102,6 +103,19 @@ changed(const struct zfs_ds *d, const struct zfs_snap *g, int *out,
 	}
 	free(snap);
 	return rc;
+}
+
+int
+failback_zfs_list_source(const char *ds, int recursive, struct zfs_tree *t,
+    struct as_err *err)
+{
+	memset(t, 0, sizeof(*t));
+	if (zfs_txg_sync(ds, err) == -1) {
+		if (err == NULL || err->code != AS_E_NOTFOUND)
+			return -1;
+		as_err_clear(err);	/* the check says what is missing */
+	}
+	return zfs_list(ds, recursive, t, err);
 }
 
 static void
@@ -202,6 +216,27 @@ out:
 	return rc;
 }
 
+/*
+ * zfs rollback -r ds@g, again for up to 5 s while it fails with an I/O
+ * error: zfs-fuse answers that (not "busy") when the file system it
+ * just unmounted still has its last handles, which it drops a moment
+ * later (see zfs_unmount).
+ */
+static int
+rollback(const char *ds, const char *g, struct as_err *err)
+{
+	int i;
+
+	for (i = 0; zfs_rollback(ds, g, err) == -1; i++) {
+		if (err == NULL || err->code != AS_E_IO || i == 10)
+			return -1;
+		log_debug("'zfs:%s': %s; again", ds, err->msg);
+		as_err_clear(err);
+		usleep(500000);
+	}
+	return 0;
+}
+
 int
 failback_zfs_demote(const char *ds, int recursive, const char *gname,
     int force, struct as_err *err)
@@ -225,6 +260,16 @@ failback_zfs_demote(const char *ds, int recursive, const char *gname,
 			goto out;
 		}
 	}
+	/*
+	 * A replica is not mounted (receive -u): unmounted, children first,
+	 * before a rollback (zfs-fuse keeps a mounted file system writable
+	 * whatever readonly says) and before the policy.
+	 */
+	for (i = t.n; i-- > 0; )
+		if (!t.v[i].volume && t.v[i].mounted != 0 &&
+		    zfs_ds_snap_name(&t.v[i], gname) != NULL &&
+		    zfs_unmount(t.v[i].name, err) == -1)
+			goto out;
 	for (i = 0; i < t.n; i++) {
 		if (zfs_ds_snap_name(&t.v[i], gname) == NULL)
 			continue;
@@ -236,10 +281,10 @@ failback_zfs_demote(const char *ds, int recursive, const char *gname,
 		if (force) {
 			log_info("'zfs:%s': rolling back to '%s' (--force)",
 			    t.v[i].name, gname);
-			if (zfs_rollback(t.v[i].name, gname, err) == -1)
+			if (rollback(t.v[i].name, gname, err) == -1)
 				goto out;
 		}
-		/* the receive policy: nothing writes it before that run */
+		/* the receive policy: nothing mounts it before that run */
 		if (!t.v[i].volume && zfs_receive_policy(t.v[i].name, 0,
 		    err) == -1)
 			goto out;

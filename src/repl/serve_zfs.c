@@ -401,7 +401,7 @@ zfs_reverse_fn(const struct serve_ctx *x, const char *ds,
 		if (failback_zfs_promote(z, ds, tree, q->guid, q->id, &g,
 		    err) == -1)
 			goto out;
-	} else if (zfs_list(ds, tree, &t, err) == -1 ||
+	} else if (failback_zfs_list_source(ds, tree, &t, err) == -1 ||
 	    failback_zfs_check(&t, ds, NULL, q->id[0] != '\0' ? q->id :
 	    "the client's destination", q->guid, 1,
 	    (q->flags & REQ_F_FORCE) != 0, &g, &d, err) == -1 ||

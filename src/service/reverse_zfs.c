@@ -48,7 +48,7 @@ reverse_zfs(const char *src, const char *dst, int norecurse, int force,
 	memset(res, 0, sizeof(*res));
 	memset(&st, 0, sizeof(st));
 	memset(&dt, 0, sizeof(dt));
-	if (zfs_list(src, !norecurse, &st, err) == -1 ||
+	if (failback_zfs_list_source(src, !norecurse, &st, err) == -1 ||
 	    zfs_list(dst, !norecurse, &dt, err) == -1 ||
 	    failback_zfs_check(&st, src, &dt, dst, 0, 1, force, &g, &d,
 	    err) == -1)
@@ -181,7 +181,7 @@ rz_push(const char *state, const char *a, const struct endpoint *de,
 	memset(&dt, 0, sizeof(dt));
 	if (zfs_name_check(b, 0, err) == -1 ||
 	    sync_zfs_src_open(state, a, &z, err) == -1 ||
-	    zfs_list(a, !norecurse, &st, err) == -1 ||
+	    failback_zfs_list_source(a, !norecurse, &st, err) == -1 ||
 	    (r = remote_open(de, ro, err)) == NULL ||
 	    zlisting(r, de->spec, b, norecurse, &dt, err) == -1 ||
 	    failback_zfs_check(&st, a, &dt, b, 0, 1, force, &g, &d,
