@@ -1129,7 +1129,7 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 	struct as_err err;
 	struct store *st = NULL;
 	struct svc v;
-	char *sdir = NULL;
+	char *sdir = NULL, *mp = NULL;
 	int ch, force = 0, lock = -1, rc, have_props = 0, zk;
 
 	while ((ch = getopt_long(argc, argv, "Fh", lo, NULL)) != -1) {
@@ -1154,6 +1154,15 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 		lock = -1;
 		goto out;
 	}
+	/* a zfs: replica mounted by mount-destination would become a source
+	 * mounted there */
+	if (zk == 2 && mountdst_active(sdir, v.name, &mp, &err) == 1) {
+		as_err_set(&err, AS_E_CONFLICT, 0, "reverse '%s': the "
+		    "destination is mounted on '%s': umount-destination %s "
+		    "first", v.name, mp, v.name);
+		goto fail;
+	}
+	as_err_clear(&err);
 	/* a remote side: the service's transport options (key_file...) */
 	if (runner_props_load(st, v.name, &props, &err) == -1)
 		goto fail;
@@ -1201,6 +1210,7 @@ out:
 	svc_release(&v);
 	store_close(st);
 	free(sdir);
+	free(mp);
 	return rc;
 }
 

@@ -6,7 +6,7 @@ does its side through REQUEST REVERSE on its zfs: path; the run after each
 reverse is an incremental `zfs send -i` from the common snapshot (bytes
 far below the full send); a changed old source (here or on the server) is
 refused with both sides left as they were, and --force rolls it back to
-the common snapshot.  Contents are compared with copies kept here: reading
+the common snapshot; a read-only grant is denied and changes nothing.  Contents are compared with copies kept here: reading
 a live old source would change it (atime) after its last snapshot.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-zfs.sh"
@@ -177,6 +177,24 @@ test_expect_success 'a reverse is refused while the old source has a newer snaps
 	test_grep "autosync did not make" err &&
 	prop_is q source zfs:$A/q &&
 	zfs destroy -r $A/q@mine
+'
+
+test_expect_success 'read-only access: reverse is denied, nothing changes on either side' '
+	net_deadline 30 autosync keygen --out keys-ro --client ro >/dev/null &&
+	printf "client ro key %s\nallow ro zfs:%s ro\n" "$T/keys-ro/psk.key" \
+		"$B/srv" >serve.conf &&
+	net_serve ro --config "$T/serve.conf" &&
+	zfs create $B/srv/o && echo o >$MB/srv/o/f &&
+	autosync create o --source "tcp://127.0.0.1:$SERVE_PORT/zfs:$B/srv/o" \
+		--dest zfs:$A/o --key "$T/keys-ro/psk.key" --every 1d &&
+	run o &&
+	zstate $A/o >a-before && zstate $B/srv/o >b-before &&
+	test_expect_code 14 net_deadline 60 autosync reverse o 2>err &&
+	test_grep "read-only for client .ro." err &&
+	prop_is o source "tcp://127.0.0.1:$SERVE_PORT/zfs:$B/srv/o" &&
+	zstate $A/o >a-after && zstate $B/srv/o >b-after &&
+	test_cmp a-before a-after && test_cmp b-before b-after &&
+	autosync destroy o
 '
 
 test_expect_success SSHD 'push over ssh: reverse, an incremental pull, and back' '
