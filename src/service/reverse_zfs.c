@@ -3,8 +3,6 @@
  * behind a server (see reverse.h); the steps are failback.h's
  * failback_zfs_*.
  */
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
