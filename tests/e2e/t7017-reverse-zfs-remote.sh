@@ -1,7 +1,8 @@
 #!/bin/bash
 test_description='service: reverse (failback) of ZFS services with a remote
 side: a push (zfs:A -> tcp://.../zfs:B) becomes a pull and back, a pull
-(tcp://.../zfs:B -> zfs:A) becomes a push, one push over ssh; the server
+(tcp://.../zfs:B -> zfs:A) becomes a push, a pull over tls and a push over
+ssh; the server
 does its side through REQUEST REVERSE on its zfs: path; the run after each
 reverse is an incremental `zfs send -i` from the common snapshot (bytes
 far below the full send); a changed old source (here or on the server) is
@@ -31,10 +32,15 @@ sent_incr() {
 	grep -E "^send (-[iI] )?-[iI] $1@$2 $1@autosync_" "$ZFS_LOG" ||
 		{ echo "no incremental send of $1 from $2:"; cat "$ZFS_LOG"; false; }
 }
-# small: an incremental of a few KiB, far below the full 2 MB send
+# full: the full first send of service $1 (> $2 bytes), said
+full() {
+	local n
+	n=$(sent "$1") && echo "# $1: full send, $n bytes" && test "$n" -gt "$2"
+}
+# small: an incremental of a few KiB, far below the full 1-2 MB send
 small() {
 	local n
-	n=$(sent "$1") && echo "# $1: $n bytes sent (full: $FULL)" &&
+	n=$(sent "$1") && echo "# $1: after a reverse, $n bytes" &&
 	test "$n" -gt 0 && test "$n" -lt 300000
 }
 # what a reverse must not change: snapshots, GUIDs, policy, mounts
@@ -69,8 +75,7 @@ test_expect_success 'setup: a tcp server on zfs:B, a source with a child' '
 test_expect_success 'push over tcp: full, then reverse makes it a pull' '
 	autosync create p --source zfs:$A/p --dest "$(url $B/srv/p)" \
 		--key "$T/keys/psk.key" --every 1d --trace-level 2 &&
-	run p && FULL=$(sent p) && echo "# full: $FULL bytes" &&
-	test "$FULL" -gt 2000000 &&
+	run p && full p 2000000 &&
 	g=$(znewest $A/p) && test "$(zguid $B/srv/p@$g)" = "$(zguid $A/p@$g)" &&
 	net_deadline 60 autosync reverse p &&
 	prop_is p source "$(url $B/srv/p)" && prop_is p dest zfs:$A/p &&
@@ -136,7 +141,7 @@ test_expect_success 'pull over tcp: full, then reverse makes it a push' '
 	zfs create $B/srv/q && test_bytes 2000000 2 >$MB/srv/q/big &&
 	autosync create q --source "$(url $B/srv/q)" --dest zfs:$A/q \
 		--key "$T/keys/psk.key" --every 1d &&
-	run q && test "$(sent q)" -gt 2000000 &&
+	run q && full q 2000000 &&
 	test "$(zprop $A/q readonly)" = on &&
 	g=$(znewest $B/srv/q) &&
 	net_deadline 60 autosync reverse q &&
@@ -197,13 +202,29 @@ test_expect_success 'read-only access: reverse is denied, nothing changes on eit
 	autosync destroy o
 '
 
+test_expect_success 'pull over tls: reverse makes it a push, incremental' '
+	K=$T/keys &&
+	net_serve tls --tls --cert "$K/server.crt" --key "$K/server.key" \
+		--ca "$K/ca.crt" --root "zfs:$B/srv" &&
+	turl=tls://127.0.0.1:$SERVE_PORT/zfs:$B/srv/t &&
+	zfs create $B/srv/t && test_bytes 1000000 4 >$MB/srv/t/big &&
+	autosync create t --source "$turl" --dest zfs:$A/t --every 1d \
+		--key "$K/client.key" --cert "$K/client.crt" --ca "$K/ca.crt" &&
+	run t && full t 1000000 && g=$(znewest $B/srv/t) &&
+	net_deadline 60 autosync reverse t &&
+	prop_is t source zfs:$A/t && prop_is t dest "$turl" &&
+	echo overtls >exp-t && cp exp-t $MA/t/new &&
+	run t && sent_incr $A/t $g && small t && same_snap $A/t $B/srv/t &&
+	ondisk $B/srv/t test_cmp exp-t $MB/srv/t/new
+'
+
 test_expect_success SSHD 'push over ssh: reverse, an incremental pull, and back' '
 	net_sshd_start &&
 	zfs create $A/s && test_bytes 1000000 3 >$MA/s/big &&
 	surl=$SSH_URL_BASE/zfs:$B/s &&
 	AUTOSYNC_SSH=$NET_SSH autosync create s --source zfs:$A/s \
 		--dest "$surl" --every 1d &&
-	AUTOSYNC_SSH=$NET_SSH run s &&
+	AUTOSYNC_SSH=$NET_SSH run s && full s 1000000 &&
 	g=$(znewest $A/s) &&
 	AUTOSYNC_SSH=$NET_SSH net_deadline 60 autosync reverse s &&
 	prop_is s source "$surl" &&
