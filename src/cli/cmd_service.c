@@ -17,6 +17,7 @@
 #include "base/xmalloc.h"
 #include "cli/cli.h"
 #include "repl/endpoint.h"
+#include "repl/failback.h"
 #include "repl/snapstore.h"
 #include "service/control.h"
 #include "repl/sync.h"
@@ -1019,23 +1020,6 @@ out:
 	return rc;
 }
 
-/* Both endpoints local zfs: datasets. */
-static int
-is_zfs_pair(const char *src, const char *dst)
-{
-	struct endpoint se, de;
-	int r;
-
-	memset(&se, 0, sizeof(se));
-	memset(&de, 0, sizeof(de));
-	r = endpoint_parse(&se, src, NULL) == 0 &&
-	    endpoint_parse(&de, dst, NULL) == 0 && se.kind == EP_ZFS &&
-	    de.kind == EP_ZFS;
-	endpoint_release(&se);
-	endpoint_release(&de);
-	return r;
-}
-
 /*
  * reverse for zfs:A -> zfs:B (reverse.h): check, swap the endpoints,
  * make the first run B -> A now (receive -F with --force); if it fails,
@@ -1107,7 +1091,7 @@ reverse_zfs_svc(struct store *st, const char *sdir, const struct svc *v,
 			    "failed, so it was undone");
 		goto fail;
 	}
-	if (reverse_zfs_open(b, norec, &err) == -1) {
+	if (failback_zfs_open(b, !norec, &err) == -1) {
 		as_err_prefix(&err, "reversed, but");
 		goto fail;
 	}
@@ -1145,8 +1129,8 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 	struct as_err err;
 	struct store *st = NULL;
 	struct svc v;
-	char *sdir = NULL;
-	int ch, force = 0, lock = -1, rc, have_props = 0;
+	char *sdir = NULL, *mp = NULL;
+	int ch, force = 0, lock = -1, rc, have_props = 0, zk;
 
 	while ((ch = getopt_long(argc, argv, "Fh", lo, NULL)) != -1) {
 		switch (ch) {
@@ -1165,17 +1149,28 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 	if ((st = open_svc(cli, argv[optind], &sdir, &v, &err)) == NULL ||
 	    (lock = supervisor_lock(sdir, v.name, &err)) == -1)
 		goto fail;
-	if (is_zfs_pair(v.source, v.dest)) {
+	if ((zk = reverse_zfs_kind(v.source, v.dest)) == 1) {
 		rc = reverse_zfs_svc(st, sdir, &v, force, lock);
 		lock = -1;
 		goto out;
 	}
+	/* a zfs: replica mounted by mount-destination would become a source
+	 * mounted there */
+	if (zk == 2 && mountdst_active(sdir, v.name, &mp, &err) == 1) {
+		as_err_set(&err, AS_E_CONFLICT, 0, "reverse '%s': the "
+		    "destination is mounted on '%s': umount-destination %s "
+		    "first", v.name, mp, v.name);
+		goto fail;
+	}
+	as_err_clear(&err);
 	/* a remote side: the service's transport options (key_file...) */
 	if (runner_props_load(st, v.name, &props, &err) == -1)
 		goto fail;
 	have_props = 1;
-	if (reverse_dir(sdir, v.source, v.dest, &props.ro, force, &res,
-	    &err) == -1 || store_svc_set_endpoints(st, v.name, v.dest,
+	if ((zk == 2 ? reverse_zfs_remote(sdir, v.source, v.dest, &props.ro,
+	    !props.recursive, force, &res, &err) : reverse_dir(sdir, v.source,
+	    v.dest, &props.ro, force, &res, &err)) == -1 ||
+	    store_svc_set_endpoints(st, v.name, v.dest,
 	    v.source, (int64_t)time(NULL) * 1000, &err) == -1) {
 		as_err_prefix(&err, "reverse '%s'", v.name);
 		goto fail;
@@ -1189,7 +1184,11 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 	as_err_clear(&err);
 	log_info("reversed '%s': source '%s', destination '%s', from '%s'",
 	    v.name, cli_esc(v.dest), cli_esc(v.source), res.common);
-	if (res.ndiff > 0) {
+	if (res.ndiff > 0 && res.rolled_back)
+		log_info("'%s' changed since '%s' (%" PRIu64 " difference%s): "
+		    "rolled back", cli_esc(v.source), res.common, res.ndiff,
+		    res.ndiff == 1 ? "" : "s");
+	else if (res.ndiff > 0) {
 		/* --force: roll the new destination back now */
 		log_info("'%s' changed since '%s' (%" PRIu64 " differences): "
 		    "rolling it back", cli_esc(v.source), res.common,
@@ -1211,6 +1210,7 @@ out:
 	svc_release(&v);
 	store_close(st);
 	free(sdir);
+	free(mp);
 	return rc;
 }
 

@@ -1270,6 +1270,16 @@ zfs_destroy_snapshot(const char *ds, const char *name, int recursive,
 }
 
 int
+zfs_txg_sync(const char *ds, struct as_err *err)
+{
+	const char *argv[] = { "zfs", "inherit", ZFS_SYNC_PROP, ds, NULL };
+	char what[ZFS_NAME_MAX + 32];
+
+	snprintf(what, sizeof(what), "sync the pool of '%s'", ds);
+	return zfs_run(what, argv, -1, NULL, err);
+}
+
+int
 zfs_rollback(const char *ds, const char *name, struct as_err *err)
 {
 	const char *argv[5];

@@ -230,6 +230,16 @@ int	zfs_destroy_snapshot(const char *ds, const char *name, int recursive,
 /* zfs rollback -r ds@name: destroys the later snapshots (-F only). */
 int	zfs_rollback(const char *ds, const char *name, struct as_err *err);
 /*
+ * Make the pool of ds write out what is dirty (a transaction group), so
+ * that referenced, used and written say what the dataset holds now: a
+ * write a moment ago counts there only after that (seconds, or never
+ * on an idle zfs-fuse).  `zfs inherit ZFS_SYNC_PROP ds` of a property
+ * nobody sets is a sync task that changes nothing (zfs-fuse has no
+ * `zpool sync`).
+ */
+#define ZFS_SYNC_PROP	"autosync:txg-sync"
+int	zfs_txg_sync(const char *ds, struct as_err *err);
+/*
  * zfs hold / release [-r] ZFS_HOLD_TAG on ds@name; recursive: also on
  * the snapshots of that name of every descendant that has one.
  */

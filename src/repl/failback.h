@@ -93,4 +93,60 @@ int	failback_vol_promote(struct snapstore *ss, const char *abs,
 	    const char *state, uint64_t guid, const struct catalog *g,
 	    const char *dest_key, struct as_err *err);
 
+/*
+ * ZFS (zfs:, a tree unless -N).  ZFS keeps its own snapshots: no
+ * catalog travels, only G's GUID.  S's tree st (root src) and D's tree
+ * dt (root dst), each listed here (zfs_list) or from a server's
+ * SNAPSHOTS (sync_zfs_listing):
+ *
+ *  - failback_zfs_check: every dataset of S has a snapshot G that its
+ *    counterpart in D holds as its newest, by GUID (without dt, on a
+ *    server: the root's G is guid, a child's the snapshot of the root
+ *    G's name, as one recursive snapshot names them), and G is S's
+ *    newest: otherwise CONFLICT (run a final sync first) naming both,
+ *    unless force and only autosync's snapshots came after G (rollback
+ *    -r destroys them; a foreign one is CONFLICT even then).  local: S
+ *    is on this machine, so whether it was written since G is looked at
+ *    too (ZFS's "written"; on zfs-fuse referenced and used, see
+ *    reverse.h): CONFLICT unless force.  g gets the root's G, d the
+ *    datasets that differ (0 unless force) and the first.
+ *  - failback_zfs_demote, on S (here): its file systems are unmounted
+ *    (children first; busy for 10 s is an error), as a replica is;
+ *    forced, every dataset that has G is rolled back to it (`zfs
+ *    rollback -r`, after checking again that only autosync's snapshots
+ *    go); then the receive policy (canmount=noauto, readonly=on), so
+ *    that nothing writes S before the first run D -> S, which is an
+ *    incremental from G.  With -N a child still mounted below S keeps
+ *    S busy: unmount it first.
+ *  - failback_zfs_promote, on D (here; z: D's state, opened and locked
+ *    by the caller, sync_zfs_src_open): D's root holds guid as its newest snapshot (else CONFLICT: a run
+ *    came in between), D's records (STATE/zfs/<key>/dests) say that the
+ *    destination dest_key holds G (no prune of D as a source destroys
+ *    it), and failback_zfs_open: readonly inherited again, canmount=on,
+ *    its file systems mounted.  g gets G.
+ */
+/*
+ * S listed for failback_zfs_check (local): its pool written out first
+ * (zfs_txg_sync), or a write of a moment ago would not show in the
+ * sizes that say whether S changed since G.  A missing S: t is empty.
+ */
+struct zfs_tree;
+struct sync_zfs_src;
+int	failback_zfs_list_source(const char *ds, int recursive,
+	    struct zfs_tree *t, struct as_err *err);
+struct failback_zfs_g {
+	uint64_t	 guid;
+	char		 name[SNAP_NAME_MAX + 1];
+};
+int	failback_zfs_check(const struct zfs_tree *st, const char *src,
+	    const struct zfs_tree *dt, const char *dst, uint64_t guid,
+	    int local, int force, struct failback_zfs_g *g,
+	    struct failback_drift *d, struct as_err *err);
+int	failback_zfs_demote(const char *ds, int recursive, const char *gname,
+	    int force, struct as_err *err);
+int	failback_zfs_promote(struct sync_zfs_src *z, const char *ds,
+	    int recursive, uint64_t guid, const char *dest_key,
+	    struct failback_zfs_g *g, struct as_err *err);
+int	failback_zfs_open(const char *ds, int recursive, struct as_err *err);
+
 #endif

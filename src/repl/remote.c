@@ -1314,6 +1314,10 @@ remote_reverse_demote(struct remote *r, uint64_t guid, int force,
 	rv->ndiff = res.bytes;
 	snprintf(rv->first, sizeof(rv->first), "%s", res.msg);
 	snprintf(rv->name, sizeof(rv->name), "%s", res.name);
+	if (g == NULL) {
+		rc = 0;		/* zfs: no catalog */
+		goto out;
+	}
 	/* its catalog of guid, for the hashes */
 	if (proto_recv_blob(r->c, &blob, PROTO_BLOB_MAX, &scratch, err) == -1 ||
 	    catalog_decode(g, blob.data, blob.len, err) == -1) {
@@ -1357,6 +1361,11 @@ remote_reverse_promote(struct remote *r, uint64_t guid, const char *id,
 		return -1;
 	if (read_ok_result(r, &res, err) == -1)
 		return -1;
+	if (g == NULL && (res.flags & RES_F_GO))
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' asked for a "
+		    "catalog that a zfs: reverse has not", r->c->peer);
+	if (g == NULL)
+		goto done;	/* zfs: that was the only RESULT */
 	if (!(res.flags & RES_F_GO))
 		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' did not ask "
 		    "for the catalog", r->c->peer);
@@ -1367,6 +1376,7 @@ remote_reverse_promote(struct remote *r, uint64_t guid, const char *id,
 		return -1;
 	if (read_ok_result(r, &res, err) == -1)
 		return -1;
+done:
 	if (res.guid != guid)
 		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' made %016"
 		    PRIx64 " a source snapshot, not %016" PRIx64, r->c->peer,

@@ -265,8 +265,8 @@ int	remote_pull_resume(struct remote *r, uint64_t held, const char *id,
 	    struct as_err *err);
 
 /*
- * Failback (REQUEST REVERSE, directories; the server needs rw on the
- * path).  demote: the server's path, a source whose newest snapshot is
+ * Failback (REQUEST REVERSE, directories, volumes and zfs:; the server
+ * needs rw on the path).  demote: the server's path, a source whose newest snapshot is
  * guid, becomes a destination holding it (dst, the local destination
  * that holds guid, names it in messages); it refuses (CONFLICT) when the
  * path changed since, unless force: rv says how it differs, g
@@ -274,7 +274,10 @@ int	remote_pull_resume(struct remote *r, uint64_t held, const char *id,
  * block hashes).  promote: the server's path, a destination holding
  * guid, becomes a source whose newest snapshot is guid, with the hashes
  * of g (the local catalog of guid); its records say that the
- * destination id (a pull's, sync_pull_id) holds guid.
+ * destination id (a pull's, sync_pull_id) holds guid.  g NULL: a zfs:
+ * path (REQ_F_TREE from remote_set_flags: its tree), which keeps its
+ * own snapshots: no catalog travels either way; a forced demote rolls
+ * the path back to guid on the server.
  */
 struct remote_reverse {
 	uint64_t	 ndiff;				/* differences */

@@ -1590,6 +1590,34 @@ out:
 }
 
 /*
+ * REVERSE of an engine that does it whole (serve_engine.h's reverse:
+ * zfs:): one RESULT, no catalog either way.
+ */
+static int
+do_reverse_native(struct session *s, const struct proto_request *q,
+    const struct serve_engine *eng, const char *p, const char *esc)
+{
+	struct serve_ctx x;
+	struct proto_result res;
+	struct as_err err;
+
+	as_err_clear(&err);
+	memset(&res, 0, sizeof(res));
+	ctx_of(s, &x);
+	if (eng->reverse(&x, p, q, &res, &err) == -1)
+		return answer_err(s, q, &err);
+	if (q->flags & REQ_F_SOURCE)
+		log_info("reverse '%s' for '%s': a source from '%s' on", esc,
+		    s->c->peer, res.name);
+	else
+		log_info("reverse '%s' for '%s': a destination holding "
+		    "'%s'%s", esc, s->c->peer, res.name, res.bytes > 0 ?
+		    " (rolled back to it)" : "");
+	return proto_send_result(s->c, &res, &s->scratch, &err) == -1 ?
+	    -1 : 0;
+}
+
+/*
  * REVERSE: failback of a directory (failback.h), the server's side.
  * Without REQ_F_SOURCE the path, a source whose newest snapshot is
  * q->guid, becomes a destination holding it (refused when it changed
@@ -1623,10 +1651,11 @@ do_reverse(struct session *s, const struct proto_request *q)
 	log_escape(q->path, esc, sizeof(esc));
 	if ((eng = engine_of(q->path, &rest, &err)) == NULL)
 		goto refuse;
-	if (eng != &serve_engine_dir && eng != &serve_engine_vol) {
+	if (eng != &serve_engine_dir && eng != &serve_engine_vol &&
+	    eng->reverse == NULL) {
 		as_err_set(&err, AS_E_UNSUPPORTED, 0, "'%s': reverse is for "
-		    "directories and volumes; this server cannot reverse %s "
-		    "datasets", q->path, eng->what);
+		    "directories, volumes and ZFS datasets; this server cannot "
+		    "reverse %s datasets", q->path, eng->what);
 		goto refuse;
 	}
 	if (q->guid == 0 || ((q->flags & REQ_F_SOURCE) && q->id[0] == '\0')) {
@@ -1636,6 +1665,10 @@ do_reverse(struct session *s, const struct proto_request *q)
 	}
 	if ((p = resolve(s, eng, rest, 1, &err)) == NULL)
 		goto refuse;
+	if (eng->reverse != NULL) {
+		rc = do_reverse_native(s, q, eng, p, esc);
+		goto out;
+	}
 	if (eng == &serve_engine_vol) {
 		rc = do_reverse_vol(s, q, p, esc);
 		goto out;

@@ -147,6 +147,21 @@ struct serve_engine {
 	int		(*send_resume)(struct serve_send *s,
 			    const struct snap_dest *rec, uint64_t pguid,
 			    uint64_t off, struct as_err *err);
+	/*
+	 * REVERSE (failback) of an engine that keeps its own snapshots
+	 * (zfs:): no catalog travels either way, so the whole request is
+	 * this call and one RESULT.  Without REQ_F_SOURCE path, a source
+	 * whose newest snapshot is q->guid, becomes a destination (refused
+	 * when it changed since, unless REQ_F_FORCE, which rolls it back);
+	 * with it, path, a destination holding q->guid, becomes a source
+	 * and q->id is recorded as holding q->guid.  REQ_F_TREE: the tree
+	 * below path too.  Fills res: guid, name, and (a new destination)
+	 * in bytes the datasets that differed, in msg the first.  NULL:
+	 * serve.c's own REVERSE (directories, vol:), or UNSUPPORTED.
+	 */
+	int		(*reverse)(const struct serve_ctx *x, const char *path,
+			    const struct proto_request *q,
+			    struct proto_result *res, struct as_err *err);
 };
 
 /* A native SEND in progress (the engine's nsend fills it). */

@@ -17,6 +17,7 @@
  * under the local property policy (canmount=noauto, readonly=on), and
  * after it the destination dataset keeps only the received snapshot of
  * autosync's ("autosync_*"): the same pruning as a local destination.
+ * REVERSE turns a dataset (tree) around for a service's failback.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -31,6 +32,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "driver/zfs.h"
+#include "repl/failback.h"
 #include "repl/serve_engine.h"
 #include "repl/snapstore.h"
 #include "repl/sync.h"
@@ -372,6 +374,51 @@ zfs_ncommit_fn(const struct serve_ctx *x, struct serve_nsend *ns,
 	return rc;
 }
 
+/* ------------------------------------------------------------------ */
+/* Failback: REVERSE (failback.h, failback_zfs_*) */
+
+/*
+ * ds's state (the lock a pull of it takes) is held throughout, so that
+ * no SEND of it runs in between (CONFLICT "busy").
+ */
+static int
+zfs_reverse_fn(const struct serve_ctx *x, const char *ds,
+    const struct proto_request *q, struct proto_result *res,
+    struct as_err *err)
+{
+	struct sync_zfs_src *z = NULL;
+	struct failback_zfs_g g;
+	struct failback_drift d;
+	struct zfs_tree t;
+	int tree = (q->flags & REQ_F_TREE) != 0, rc = -1;
+
+	memset(&t, 0, sizeof(t));
+	memset(&d, 0, sizeof(d));
+	caps_cache(x->state);
+	if (sync_zfs_src_open(x->state, ds, &z, err) == -1)
+		return -1;
+	if (q->flags & REQ_F_SOURCE) {
+		if (failback_zfs_promote(z, ds, tree, q->guid, q->id, &g,
+		    err) == -1)
+			goto out;
+	} else if (failback_zfs_list_source(ds, tree, &t, err) == -1 ||
+	    failback_zfs_check(&t, ds, NULL, q->id[0] != '\0' ? q->id :
+	    "the client's destination", q->guid, 1,
+	    (q->flags & REQ_F_FORCE) != 0, &g, &d, err) == -1 ||
+	    failback_zfs_demote(ds, tree, g.name,
+	    (q->flags & REQ_F_FORCE) != 0, err) == -1)
+		goto out;
+	res->guid = g.guid;
+	res->bytes = d.ndiff;
+	snprintf(res->name, sizeof(res->name), "%s", g.name);
+	snprintf(res->msg, sizeof(res->msg), "%s", d.first);
+	rc = 0;
+out:
+	zfs_tree_release(&t);
+	sync_zfs_src_close(z);
+	return rc;
+}
+
 const struct serve_engine serve_engine_zfs = {
 	.prefix		= "zfs:",
 	.what		= "ZFS",
@@ -386,4 +433,5 @@ const struct serve_engine serve_engine_zfs = {
 	.nsend		= zfs_nsend_fn,
 	.ncommit	= zfs_ncommit_fn,
 	.nrelease	= zfs_nrelease_fn,
+	.reverse	= zfs_reverse_fn,
 };

@@ -248,6 +248,16 @@ int	sync_zfs_src_commit(struct sync_zfs_src *zs, const char *dest,
 	    const char *held, const char *keep, unsigned *pruned,
 	    struct as_err *err);
 void	sync_zfs_src_close(struct sync_zfs_src *zs);
+/*
+ * A server's SNAPSHOTS listing of zfs:root (v, n: one entry per dataset,
+ * its full name, then its snapshots "DS@SNAP" oldest first) as a tree t
+ * (no createtxg: the order is the listing's).  Untrusted: every name
+ * must be valid and at or below root, a dataset listed once and after
+ * its parent, a snapshot after its dataset (MALFORMED naming peer).
+ */
+int	sync_zfs_listing(const char *root, const char *peer,
+	    const struct proto_snap *v, size_t n, struct zfs_tree *t,
+	    struct as_err *err);
 
 /*
  * btrfs between machines (sync_btrfs.c): one subvolume (its nested

@@ -1416,15 +1416,11 @@ parent_listed(const struct zfs_tree *t, const char *ds)
 	return r;
 }
 
-/*
- * The server's listing of root (SNAPSHOTS: one entry per dataset, its
- * full name, then its snapshots "DS@SNAP" oldest first) as a tree.
- * Untrusted: every name must be valid and at or below root, a dataset
- * listed once and after its parent, a snapshot after its dataset.
- */
-static int
-listing_tree(const char *root, const char *peer, const struct proto_snap *v,
-    size_t n, struct zfs_tree *t, struct as_err *err)
+/* The server's listing of root as a tree (sync.h). */
+int
+sync_zfs_listing(const char *root, const char *peer,
+    const struct proto_snap *v, size_t n, struct zfs_tree *t,
+    struct as_err *err)
 {
 	struct zfs_ds *d;
 	struct zfs_snap *sn;
@@ -1607,7 +1603,7 @@ zfs_pull(const struct endpoint *se, const struct endpoint *de,
 	if (sync_pull_agree(r, se, de, o->flags, "zfs:", dst, &held, &v, &nv,
 	    &id, err) == -1)
 		goto out;
-	if (listing_tree(src, remote_peer(r), v, nv, &st, err) == -1)
+	if (sync_zfs_listing(src, remote_peer(r), v, nv, &st, err) == -1)
 		goto out;
 	if (st.n == 0 || strcmp(st.v[0].name, src) != 0) {
 		as_err_set(err, AS_E_NOTFOUND, 0, "'%s': the server did not "

@@ -263,10 +263,9 @@ reverse_dir(const char *state_dir, const char *src, const char *dst,
 	if (!((se.kind == EP_LOCAL && (de.kind == EP_LOCAL ||
 	    remote_dir(&de))) || (remote_dir(&se) && de.kind == EP_LOCAL))) {
 		as_err_set(err, AS_E_UNSUPPORTED, 0, "reverse '%s' -> '%s': "
-		    "only between two directories (local, or one of them "
-		    "remote), two volumes or two local zfs: datasets in this "
-		    "version (not "
-		    "supported on %s)", src, dst, kind_word(&se, &de));
+		    "only between two directories, two volumes or two zfs: "
+		    "datasets (local, or one of them remote) in this version "
+		    "(not supported on %s)", src, dst, kind_word(&se, &de));
 		goto out;
 	}
 	if ((state = snapstore_state_dir(state_dir, err)) == NULL)

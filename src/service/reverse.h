@@ -35,8 +35,8 @@
  *  - pull (S there, D here): the server does 1, 2 and 4 and sends its
  *    catalog of G; then 3 and 5 here, D's record of S keyed by the URL
  *    (as a push keys it).
- * Volumes: reverse_vol below.  Other engines and two remote sides are
- * UNSUPPORTED; zfs: below.
+ * Volumes: reverse_vol below; zfs: below.  Other engines and two remote
+ * sides are UNSUPPORTED.
  */
 #ifndef AS_REVERSE_H
 #define AS_REVERSE_H
@@ -52,6 +52,8 @@ struct reverse_result {
 	uint64_t	 guid;				/* G */
 	uint64_t	 ndiff;		/* differences of S from G */
 	char		 first[AS_ERR_MSGMAX / 2];	/* the first one */
+	int		 rolled_back;	/* forced: the reverse rolled S back
+					 * itself (no forced first run) */
 };
 
 int	reverse_dir(const char *state_dir, const char *src, const char *dst,
@@ -85,9 +87,9 @@ int	reverse_vol(const char *state, const struct endpoint *se,
 	    int force, struct reverse_result *res, struct as_err *err);
 
 /*
- * Between two local ZFS trees (zfs:A -> zfs:B), in reverse_zfs.c; ZFS
- * keeps no catalogs, so this only checks, and the caller makes the
- * first run of the reversed service at once:
+ * Between two local ZFS trees (zfs:A -> zfs:B), in reverse_zfs.c
+ * (failback_zfs_check); ZFS keeps no catalogs, so this only checks, and
+ * the caller makes the first run of the reversed service at once:
  *
  *  1. every dataset of A (its children unless norecurse) has its
  *     counterpart in B, whose newest snapshot is A's newest, by GUID
@@ -103,14 +105,44 @@ int	reverse_vol(const char *state, const struct endpoint *se,
  * recent snapshot") that the check missed.  If that run fails, the
  * caller swaps the endpoints back and reverse_zfs_undo(B, G) destroys
  * the autosync_* snapshots it took on B after G, so that B is again
- * what A's runs expect.  After a good run, reverse_zfs_open(B) makes
+ * what A's runs expect.  After a good run, failback_zfs_open(B) makes
  * the new source usable: readonly inherited again and canmount=on (the
- * replica policy set them), its file systems mounted.
+ * replica policy set them), its file systems mounted.  With force, a
+ * snapshot of autosync's on A after G passes the check too (the first
+ * run's -F rolls it back); another one is CONFLICT.
+ *
+ * One of them behind a server (reverse_zfs_remote; ro: the service's
+ * transport options): no first run here, the service's record is
+ * swapped as a directory's, and its next run is an incremental from G
+ * in the new direction.  The steps are failback.h's failback_zfs_*;
+ * the server's side is REQUEST REVERSE on its zfs: path (with
+ * REQ_F_TREE unless norecurse), which needs rw there.
+ *  - push (A here, B there): the server's listing of B (SNAPSHOTS) and
+ *    A are checked here as above; the server checks that B's newest is
+ *    still G and makes B a source (its records: this pull destination
+ *    holds G); then A becomes a destination here: forced, rolled back
+ *    to G (`zfs rollback -r`, over autosync's snapshots only), and the
+ *    receive policy (readonly=on, canmount=noauto).
+ *  - pull (A there, B here): B's GUIDs are checked against the
+ *    server's listing of A here; the server checks A (newest G, its
+ *    writes) and makes it a destination as above, or refuses
+ *    (CONFLICT; nothing changed); then B becomes a source here, its
+ *    records saying that the server's dataset (the URL) holds G.
+ * Nothing changes on either side before both checks passed; the
+ * old source's state (STATE/zfs/<key>/lock) is held, so a run of it in
+ * between is "busy".  res->rolled_back is set: a forced reverse rolled
+ * A back itself.
+ *
+ * reverse_zfs_kind: 1 for two local zfs: datasets, 2 for two zfs:
+ * datasets one of them remote, 0 otherwise.
  */
 int	reverse_zfs(const char *src, const char *dst, int norecurse,
 	    int force, struct reverse_result *res, struct as_err *err);
 int	reverse_zfs_undo(const char *ds, const char *common, int norecurse,
 	    struct as_err *err);
-int	reverse_zfs_open(const char *ds, int norecurse, struct as_err *err);
+int	reverse_zfs_kind(const char *src, const char *dst);
+int	reverse_zfs_remote(const char *state_dir, const char *src,
+	    const char *dst, const struct remote_opts *ro, int norecurse,
+	    int force, struct reverse_result *res, struct as_err *err);
 
 #endif

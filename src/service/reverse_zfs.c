@@ -1,8 +1,8 @@
 /*
- * reverse_zfs.c - failback between two local ZFS trees (see reverse.h).
+ * reverse_zfs.c - failback between two ZFS trees, local or one of them
+ * behind a server (see reverse.h); the steps are failback.h's
+ * failback_zfs_*.
  */
-#include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +10,11 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "driver/zfs.h"
+#include "repl/endpoint.h"
+#include "repl/failback.h"
+#include "repl/remote.h"
 #include "repl/snapstore.h"
+#include "repl/sync.h"
 #include "service/reverse.h"
 #include "base/banned.h"
 
@@ -20,66 +24,14 @@ is_auto(const char *name)
 	return strncmp(name, SNAP_AUTO_PREFIX, strlen(SNAP_AUTO_PREFIX)) == 0;
 }
 
-/* The newest snapshot of d by creation, or NULL. */
-static const struct zfs_snap *
-newest(const struct zfs_ds *d)
+static void
+zresult(struct reverse_result *res, const struct failback_zfs_g *g,
+    const struct failback_drift *d)
 {
-	const struct zfs_snap *n = NULL;
-	size_t i;
-
-	for (i = 0; i < d->nsnaps; i++)
-		if (n == NULL || d->snaps[i].createtxg > n->createtxg)
-			n = &d->snaps[i];
-	return n;
-}
-
-static int
-get_u64(const char *ds, const char *prop, uint64_t *v, struct as_err *err)
-{
-	char *s = NULL, *end;
-
-	if (zfs_get(ds, prop, &s, err) == -1)
-		return -1;
-	errno = 0;
-	*v = strtoull(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0') {
-		as_err_set(err, AS_E_IO, 0, "'%s': %s is '%s'", ds, prop, s);
-		free(s);
-		return -1;
-	}
-	free(s);
-	return 0;
-}
-
-/*
- * Was d written since its snapshot g?  ZFS's own "written" where the
- * listing has it; zfs-fuse has not: there, a change shows as a
- * referenced size that differs from g's, or as blocks only g still
- * holds (g's used > 0; the older snapshots are autosync's and pruned).
- * That can miss a rewrite in place of the same size: the first run
- * after the reverse then meets zfs receive's own check (reverse.h).
- */
-static int
-changed(const struct zfs_ds *d, const struct zfs_snap *g, int *out,
-    struct as_err *err)
-{
-	uint64_t ref_d, ref_g, used_g;
-	char *snap;
-	int rc = -1;
-
-	if (d->written >= 0) {
-		*out = d->written > 0;
-		return 0;
-	}
-	snap = xasprintf("%s@%s", d->name, g->name);
-	if (get_u64(d->name, "referenced", &ref_d, err) == 0 &&
-	    get_u64(snap, "referenced", &ref_g, err) == 0 &&
-	    get_u64(snap, "used", &used_g, err) == 0) {
-		*out = ref_d != ref_g || used_g > 0;
-		rc = 0;
-	}
-	free(snap);
-	return rc;
+	res->guid = g->guid;
+	snprintf(res->common, sizeof(res->common), "%s", g->name);
+	res->ndiff = d->ndiff;
+	snprintf(res->first, sizeof(res->first), "%s", d->first);
 }
 
 int
@@ -87,67 +39,21 @@ reverse_zfs(const char *src, const char *dst, int norecurse, int force,
     struct reverse_result *res, struct as_err *err)
 {
 	struct zfs_tree st, dt;
-	const struct zfs_ds *sd, *dd;
-	const struct zfs_snap *gs, *gd;
-	char *dname = NULL;
-	size_t i;
-	int rc = -1, ch;
+	struct failback_zfs_g g;
+	struct failback_drift d;
+	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
 	memset(&st, 0, sizeof(st));
 	memset(&dt, 0, sizeof(dt));
-	if (zfs_list(src, !norecurse, &st, err) == -1 ||
-	    zfs_list(dst, !norecurse, &dt, err) == -1)
+	if (failback_zfs_list_source(src, !norecurse, &st, err) == -1 ||
+	    zfs_list(dst, !norecurse, &dt, err) == -1 ||
+	    failback_zfs_check(&st, src, &dt, dst, 0, 1, force, &g, &d,
+	    err) == -1)
 		goto out;
-	if (st.n == 0 || strcmp(st.v[0].name, src) != 0) {
-		as_err_set(err, AS_E_NOTFOUND, 0, "source dataset '%s' does "
-		    "not exist: reverse needs it as it was at the last sync",
-		    src);
-		goto out;
-	}
-	for (i = 0; i < st.n; i++) {
-		sd = &st.v[i];
-		free(dname);
-		dname = xasprintf("%s%s", dst, sd->name + strlen(src));
-		dd = zfs_tree_find(&dt, dname);
-		gs = newest(sd);
-		gd = dd != NULL ? newest(dd) : NULL;
-		if (gs == NULL || gd == NULL || gs->guid != gd->guid) {
-			as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds %s%s%s, "
-			    "but the newest snapshot of '%s' is %s%s%s: run a "
-			    "final sync first, or what only '%s' has is lost",
-			    dname, gd != NULL ? "'" : "", gd != NULL ?
-			    gd->name : "no snapshot", gd != NULL ? "'" : "",
-			    sd->name, gs != NULL ? "'" : "", gs != NULL ?
-			    gs->name : "none", gs != NULL ? "'" : "",
-			    sd->name);
-			goto out;
-		}
-		if (i == 0) {
-			snprintf(res->common, sizeof(res->common), "%s",
-			    gs->name);
-			res->guid = gs->guid;
-		}
-		if (changed(sd, gs, &ch, err) == -1)
-			goto out;
-		if (ch) {
-			res->ndiff++;
-			if (res->first[0] == '\0')
-				snprintf(res->first, sizeof(res->first),
-				    "'%s'", sd->name);
-		}
-	}
-	if (res->ndiff > 0 && !force) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'zfs:%s' changed since '%s' "
-		    "(%" PRIu64 " dataset%s, first: %s): reversing would lose "
-		    "that; --force rolls it back to '%s'", src, res->common,
-		    res->ndiff, res->ndiff == 1 ? "" : "s", res->first,
-		    res->common);
-		goto out;
-	}
+	zresult(res, &g, &d);
 	rc = 0;
 out:
-	free(dname);
 	zfs_tree_release(&st);
 	zfs_tree_release(&dt);
 	return rc;
@@ -195,45 +101,207 @@ reverse_zfs_undo(const char *ds, const char *common, int norecurse,
 	return rc;
 }
 
-int
-reverse_zfs_open(const char *ds, int norecurse, struct as_err *err)
+/* A zfs: endpoint, local or a URL whose path is /zfs:DS. */
+static int
+is_zfs(const struct endpoint *ep)
 {
-	struct zfs_tree t;
-	const char *argv[5];
-	char what[ZFS_NAME_MAX + 32];
-	size_t i;
-	int rc = 0;
+	return ep->kind == EP_ZFS || (endpoint_is_remote(ep) &&
+	    strncmp(ep->path, "/zfs:", 5) == 0);
+}
 
-	if (zfs_list(ds, !norecurse, &t, err) == -1)
-		return -1;
-	for (i = 0; i < t.n && rc == 0; i++) {
-		/* the replica policy's local settings go: inherit */
-		argv[0] = "zfs";
-		argv[1] = "inherit";
-		argv[3] = t.v[i].name;
-		argv[4] = NULL;
-		snprintf(what, sizeof(what), "make '%s' writable",
-		    t.v[i].name);
-		argv[2] = "readonly";
-		if ((rc = zfs_run(what, argv, -1, NULL, err)) == -1 ||
-		    t.v[i].volume)
-			continue;
-		/* canmount is not inheritable: on is its default */
-		if ((rc = zfs_set(t.v[i].name, "canmount", "on", err)) == -1)
-			continue;
-		if (t.v[i].mounted == 1 || t.v[i].mountpoint == NULL ||
-		    t.v[i].mountpoint[0] != '/')
-			continue;
-		argv[1] = "mount";
-		argv[2] = t.v[i].name;
-		argv[3] = NULL;
-		snprintf(what, sizeof(what), "mount '%s'", t.v[i].name);
-		if (zfs_run(what, argv, -1, NULL, err) == -1) {
-			/* a missing mount point inside a read-only parent */
-			log_warn("%s", err->msg);
-			as_err_clear(err);
-		}
+int
+reverse_zfs_kind(const char *src, const char *dst)
+{
+	struct endpoint se, de;
+	int k = 0;
+
+	memset(&se, 0, sizeof(se));
+	memset(&de, 0, sizeof(de));
+	if (endpoint_parse(&se, src, NULL) == 0 &&
+	    endpoint_parse(&de, dst, NULL) == 0 && is_zfs(&se) &&
+	    is_zfs(&de) && !(endpoint_is_remote(&se) &&
+	    endpoint_is_remote(&de)))
+		k = se.kind == EP_ZFS && de.kind == EP_ZFS ? 1 : 2;
+	endpoint_release(&se);
+	endpoint_release(&de);
+	return k;
+}
+
+/*
+ * The server's listing of zfs:ds (SNAPSHOTS; its tree unless
+ * norecurse), as a tree.  The flags stay set for the REVERSE that
+ * follows on the same connection: the server turns the same tree.
+ */
+static int
+zlisting(struct remote *r, const char *spec, const char *ds, int norecurse,
+    struct zfs_tree *t, struct as_err *err)
+{
+	struct proto_snap *v = NULL;
+	size_t n = 0;
+	char *p;
+	int rc;
+
+	p = xasprintf("zfs:%s", ds);
+	remote_set_path(r, p);
+	free(p);
+	remote_set_flags(r, norecurse ? 0 : REQ_F_TREE);
+	if (remote_snapshots(r, &v, &n, err) == -1)
+		return as_err_prefix(err, "list '%s'", spec);
+	rc = sync_zfs_listing(ds, remote_peer(r), v, n, t, err);
+	free(v);
+	return rc;
+}
+
+/*
+ * A push service (zfs:A here, zfs:B on a server): A is checked here
+ * against the server's listing of B (GUIDs, A's writes); the server
+ * makes B a source (REVERSE with REQ_F_SOURCE: its newest is still G,
+ * its records say that this pull destination holds G, the replica
+ * policy goes); then A becomes a destination here (forced: rolled back
+ * to G).  A's state is locked throughout (a run of it is "busy"), and
+ * nothing changes on either side before both checks passed.
+ */
+static int
+rz_push(const char *state, const char *a, const struct endpoint *de,
+    const struct remote_opts *ro, int norecurse, int force,
+    struct reverse_result *res, struct as_err *err)
+{
+	const char *b = de->path + 5;
+	struct sync_zfs_src *z = NULL;
+	struct failback_zfs_g g;
+	struct failback_drift d;
+	struct zfs_tree st, dt;
+	struct remote *r = NULL;
+	char *id = NULL;
+	int rc = -1;
+
+	memset(&st, 0, sizeof(st));
+	memset(&dt, 0, sizeof(dt));
+	if (zfs_name_check(b, 0, err) == -1 ||
+	    sync_zfs_src_open(state, a, &z, err) == -1 ||
+	    failback_zfs_list_source(a, !norecurse, &st, err) == -1 ||
+	    (r = remote_open(de, ro, err)) == NULL ||
+	    zlisting(r, de->spec, b, norecurse, &dt, err) == -1 ||
+	    failback_zfs_check(&st, a, &dt, b, 0, 1, force, &g, &d,
+	    err) == -1)
+		goto out;
+	zresult(res, &g, &d);
+	id = sync_pull_id("zfs:", a);
+	if (remote_reverse_promote(r, g.guid, id, NULL, err) == -1) {
+		as_err_prefix(err, "make '%s' a source", de->spec);
+		goto out;
 	}
-	zfs_tree_release(&t);
+	if (failback_zfs_demote(a, !norecurse, g.name, force, err) == -1) {
+		as_err_prefix(err, "'%s' is a source now, but", de->spec);
+		goto out;
+	}
+	rc = 0;
+out:
+	remote_close(r);
+	free(id);
+	zfs_tree_release(&st);
+	zfs_tree_release(&dt);
+	sync_zfs_src_close(z);
+	return rc;
+}
+
+/*
+ * A pull service (zfs:A on a server, zfs:B here): B's GUIDs are checked
+ * against the server's listing of A here; the server checks A again
+ * (its newest is G, and its writes since) and makes it a destination
+ * (REVERSE; forced: rolled back to G there); then B becomes a source
+ * here, its records saying that the server's dataset (by the URL, as a
+ * push keys it) holds G.  B's state is locked throughout.
+ */
+static int
+rz_pull(const char *state, const struct endpoint *se, const char *b,
+    const struct remote_opts *ro, int norecurse, int force,
+    struct reverse_result *res, struct as_err *err)
+{
+	const char *a = se->path + 5;
+	struct sync_zfs_src *z = NULL;
+	struct failback_zfs_g g, gb;
+	struct failback_drift d;
+	struct remote_reverse rv;
+	struct zfs_tree st, dt;
+	struct remote *r = NULL;
+	char *dname;
+	int rc = -1;
+
+	memset(&st, 0, sizeof(st));
+	memset(&dt, 0, sizeof(dt));
+	if (zfs_name_check(a, 0, err) == -1 ||
+	    sync_zfs_src_open(state, b, &z, err) == -1 ||
+	    zfs_list(b, !norecurse, &dt, err) == -1)
+		goto out;
+	if (dt.n == 0 || strcmp(dt.v[0].name, b) != 0) {
+		as_err_set(err, AS_E_NOTFOUND, 0, "'zfs:%s' does not exist",
+		    b);
+		goto out;
+	}
+	/* the server looks at A's writes: its REVERSE decides */
+	if ((r = remote_open(se, ro, err)) == NULL ||
+	    zlisting(r, se->spec, a, norecurse, &st, err) == -1 ||
+	    failback_zfs_check(&st, a, &dt, b, 0, 0, force, &g, &d,
+	    err) == -1)
+		goto out;
+	dname = xasprintf("zfs:%s", b);
+	rc = remote_reverse_demote(r, g.guid, force, dname, &rv, NULL, err);
+	free(dname);
+	if (rc == -1)
+		goto out;
+	rc = -1;
+	d.ndiff = rv.ndiff;
+	snprintf(d.first, sizeof(d.first), "%s", rv.first);
+	zresult(res, &g, &d);
+	if (failback_zfs_promote(z, b, !norecurse, g.guid, se->spec, &gb,
+	    err) == -1) {
+		as_err_prefix(err, "'%s' is a destination now, but",
+		    se->spec);
+		goto out;
+	}
+	rc = 0;
+out:
+	remote_close(r);
+	zfs_tree_release(&st);
+	zfs_tree_release(&dt);
+	sync_zfs_src_close(z);
+	return rc;
+}
+
+int
+reverse_zfs_remote(const char *state_dir, const char *src, const char *dst,
+    const struct remote_opts *ro, int norecurse, int force,
+    struct reverse_result *res, struct as_err *err)
+{
+	struct endpoint se, de;
+	char *state = NULL;
+	int rc = -1;
+
+	memset(res, 0, sizeof(*res));
+	memset(&se, 0, sizeof(se));
+	memset(&de, 0, sizeof(de));
+	if (endpoint_parse(&se, src, err) == -1 ||
+	    endpoint_parse(&de, dst, err) == -1)
+		goto out;
+	if (reverse_zfs_kind(src, dst) != 2) {
+		as_err_set(err, AS_E_UNSUPPORTED, 0, "reverse '%s' -> '%s': "
+		    "not two zfs: datasets with one of them remote", src, dst);
+		goto out;
+	}
+	if ((state = snapstore_state_dir(state_dir, err)) == NULL)
+		goto out;
+	/* the reverse rolls the old source back itself: no forced run */
+	res->rolled_back = 1;
+	if (se.kind == EP_ZFS)
+		rc = rz_push(state, se.path, &de, ro, norecurse, force, res,
+		    err);
+	else
+		rc = rz_pull(state, &se, de.path, ro, norecurse, force, res,
+		    err);
+out:
+	endpoint_release(&se);
+	endpoint_release(&de);
+	free(state);
 	return rc;
 }
