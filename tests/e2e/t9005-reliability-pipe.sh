@@ -42,21 +42,9 @@ wait_blocked() {
 # background, and "B & p=$! && C" sets p in a background subshell: the
 # jobs below stand alone, each followed by its own "p=$!" line.
 
-# started PID: until PID runs autosync (10 s).  A background job is a
-# shell until its redirections are open and it has exec'"'"'ed, and with the
-# traps of test-lib it forks instead: hence "(exec autosync ...) &".
-started() {
-	local i=0
-	while test $i -lt 100; do
-		case $(readlink "/proc/$1/exe" 2>/dev/null) in
-		*/autosync) return 0 ;;
-		esac
-		sleep 0.05
-		i=$((i + 1))
-	done
-	echo "pid $1 never became autosync"
-	return 1
-}
+# A background job "autosync ... &" would, with the traps of test-lib,
+# fork autosync from a shell instead of exec'ing it: hence
+# "(exec autosync ...) &", whose PID is autosync's own.
 
 # ends_within SECONDS PID: PID exits within SECONDS; its status in $rc
 ends_within() {
@@ -169,15 +157,20 @@ test_expect_success '59a: sync reports the receiver'"'"'s refusal, not a broken 
 	assert_manifest foreign2 foreign2.m
 '
 
+# The receiver stops itself at the first entry it stages (as in the sync
+# case below): stopped from outside once it ran, it could drain the stream
+# first and the sender would never block.
 test_expect_success '59b: the receiver stopped, then killed: the sender ends at once' '
 	(exec autosync send -i @s1 src@s2 >fifo 2>send.err) &
 	spid=$!
-	(exec autosync receive dst <fifo 2>recv.err) &
+	(export AUTOSYNC_FAULT=recv_stage:STOP &&
+		exec autosync receive dst <fifo 2>recv.err) &
 	rpid=$!
+	test_when_finished "kill_autosync \$spid \$rpid" &&
 	echo "sender $spid, receiver $rpid" &&
-	started $rpid && kill -STOP $rpid &&
+	wait_stopped $rpid &&
 	wait_blocked $spid &&
-	kill -KILL $rpid && kill -CONT $rpid 2>/dev/null;
+	kill -KILL $rpid;
 	wait $rpid; echo "receiver: exit $?" &&
 	ends_within 5 $spid && cat send.err && echo "send: exit $rc" &&
 	test $rc != 0 &&
@@ -214,10 +207,10 @@ test_expect_success '59b: sync with its receiving child stopped, then killed: an
 test_expect_success '59c: the sender killed mid-record: TRUNCATED, the old tree' '
 	(exec autosync send -i @s1 src@s2 >fifo 2>send.err) &
 	spid=$!
-	(exec autosync receive dst <fifo 2>recv.err) &
-	rpid=$!
+	rpid=
+	test_when_finished "kill_autosync \$spid \$rpid" &&
+	stopped_receiver recv.err dst &&
 	echo "sender $spid, receiver $rpid" &&
-	started $rpid && kill -STOP $rpid &&
 	wait_blocked $spid &&
 	kill -KILL $spid && wait $spid;
 	kill -CONT $rpid &&
