@@ -123,6 +123,13 @@ fault_parse(void)
 	num[len] = '\0';
 	/* KILL: kill -9 at that point, for crash tests */
 	fault_errno = strcmp(num, "KILL") == 0 ? -1 : atoi(num);
+	/*
+	 * STOP: stop there (SIGSTOP), so that a test holds a process at a
+	 * known point, e.g. a receiver that has not yet read its stream,
+	 * instead of racing it with kill -STOP
+	 */
+	if (strcmp(num, "STOP") == 0)
+		fault_errno = -2;
 	for (i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++)
 		if (strcmp(num, errno_names[i].name) == 0)
 			fault_errno = errno_names[i].value;
@@ -142,6 +149,10 @@ io_fault(const char *site)
 		return 0;
 	if (fault_errno == -1)
 		raise(SIGKILL);
+	if (fault_errno == -2) {
+		raise(SIGSTOP);
+		return 0;	/* continued: carry on as if no fault */
+	}
 	return fault_errno;
 }
 

@@ -28,7 +28,9 @@ ssize_t	io_pread_full(int fd, void *buf, size_t n, off_t off);
  * start-up), the nth call (default 1st) of io_fault("site") returns the
  * errno value (a number or a name such as ENOSPC); all others return 0.
  * The value KILL makes that call kill the process instead (SIGKILL:
- * kill -9 at a named point, for crash tests).
+ * kill -9 at a named point, for crash tests); STOP makes it stop the
+ * process (SIGSTOP) and, once continued, return 0: a test catches the
+ * process at a named point and signals it there.
  */
 int	io_fault(const char *site);
 

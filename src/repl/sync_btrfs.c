@@ -878,7 +878,13 @@ sync_btrfs_receive(void *arg, const char *dst, int in_fd, int rflags,
 	as_err_clear(err);
 	if (btrfs_list_snaps(d.dir, NULL, 1, &before, &nb, err) == -1)
 		goto out;
-	if ((fd = dup(in_fd)) == -1) {
+	/*
+	 * CLOEXEC as every descriptor (spawn's dup2 clears it on btrfs's
+	 * stdin): a plain dup would leak this pipe end into anything
+	 * another thread spawns meanwhile, and a leaked write end or
+	 * reader keeps the other side from seeing the end of the stream.
+	 */
+	if ((fd = fcntl(in_fd, F_DUPFD_CLOEXEC, 0)) == -1) {
 		as_err_sys(err, errno, "dup");
 		goto out;
 	}
@@ -982,7 +988,8 @@ bsend_run(void *arg, int fd, struct as_err *err)
 	struct btrfs_proc *p;
 	int f;
 
-	if ((f = dup(fd)) == -1)
+	/* CLOEXEC: see sync_btrfs_receive (this thread runs beside the pump) */
+	if ((f = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
 		return as_err_sys(err, errno, "dup");
 	if ((p = btrfs_send_start(s->snap, s->parent, f, err)) == NULL)
 		return -1;

@@ -42,21 +42,9 @@ wait_blocked() {
 # background, and "B & p=$! && C" sets p in a background subshell: the
 # jobs below stand alone, each followed by its own "p=$!" line.
 
-# started PID: until PID runs autosync (10 s).  A background job is a
-# shell until its redirections are open and it has exec'"'"'ed, and with the
-# traps of test-lib it forks instead: hence "(exec autosync ...) &".
-started() {
-	local i=0
-	while test $i -lt 100; do
-		case $(readlink "/proc/$1/exe" 2>/dev/null) in
-		*/autosync) return 0 ;;
-		esac
-		sleep 0.05
-		i=$((i + 1))
-	done
-	echo "pid $1 never became autosync"
-	return 1
-}
+# A background job "autosync ... &" would, with the traps of test-lib,
+# fork autosync from a shell instead of exec'ing it: hence
+# "(exec autosync ...) &", whose PID is autosync's own.
 
 # ends_within SECONDS PID: PID exits within SECONDS; its status in $rc
 ends_within() {
@@ -71,6 +59,70 @@ ends_within() {
 	done
 	echo "pid $2 still running after $1 s (state $(stat_of "$2"), wchan $(cat "/proc/$2/wchan" 2>/dev/null))"
 	return 1
+}
+
+# wait_stopped PID: until PID is stopped (state T), 20 s
+wait_stopped() {
+	local i=0
+	while test $i -lt 200; do
+		test "$(stat_of "$1")" = T && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "pid $1 never stopped (state $(stat_of "$1"))"
+	return 1
+}
+
+# stopped_receiver ERRFILE ARGS...: "autosync receive ARGS" from the fifo,
+# held stopped before it reads a byte: a job that opens the fifo (so the
+# sender's open returns and it writes until the pipe is full), stops
+# itself, and once continued (kill -CONT $rpid) execs the receiver on it.
+# Its PID in rpid, stopped on return.  A receiver stopped from outside
+# once it runs races the test: on a quiet machine it drained a whole
+# 12.8 MiB volume stream before kill -STOP reached it.
+stopped_receiver() {
+	local err=$1
+	shift
+	(exec <fifo && kill -STOP $BASHPID &&
+		exec autosync receive "$@" 2>"$err") &
+	rpid=$!
+	wait_stopped $rpid
+}
+
+# child_of PID: the one child of PID (20 s), in child
+child_of() {
+	local i=0
+	child=
+	while test $i -lt 200; do
+		child=$(cat "/proc/$1/task/$1/children" 2>/dev/null)
+		child=${child% }
+		case $child in
+		"" | *" "*) ;;
+		*) return 0 ;;
+		esac
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "pid $1 has no single child ('$child')"
+	return 1
+}
+
+# kill_autosync PID...: kill -9 each PID that is still one of this test's
+# processes (autosync, or the shell that becomes it, in the trash
+# directory): the cleanup of a failed case, where a stopped process left
+# behind would hold the test's output open.  A PID reused since by
+# somebody else's process is left alone.
+kill_autosync() {
+	local p here
+	here=$(cd "$TRASH_DIRECTORY" && pwd -P)
+	for p in "$@"; do
+		case $(readlink "/proc/$p/exe" 2>/dev/null) in
+		*/autosync | */bash)
+			test "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$here" &&
+				kill -KILL "$p" 2>/dev/null ;;
+		esac
+	done
+	return 0
 }
 
 test_expect_success 'setup: a 48 MiB tree, s1 received, s2 with 48 MiB more' '
@@ -105,15 +157,20 @@ test_expect_success '59a: sync reports the receiver'"'"'s refusal, not a broken 
 	assert_manifest foreign2 foreign2.m
 '
 
+# The receiver stops itself at the first entry it stages (as in the sync
+# case below): stopped from outside once it ran, it could drain the stream
+# first and the sender would never block.
 test_expect_success '59b: the receiver stopped, then killed: the sender ends at once' '
 	(exec autosync send -i @s1 src@s2 >fifo 2>send.err) &
 	spid=$!
-	(exec autosync receive dst <fifo 2>recv.err) &
+	(export AUTOSYNC_FAULT=recv_stage:STOP &&
+		exec autosync receive dst <fifo 2>recv.err) &
 	rpid=$!
+	test_when_finished "kill_autosync \$spid \$rpid" &&
 	echo "sender $spid, receiver $rpid" &&
-	started $rpid && kill -STOP $rpid &&
+	wait_stopped $rpid &&
 	wait_blocked $spid &&
-	kill -KILL $rpid && kill -CONT $rpid 2>/dev/null;
+	kill -KILL $rpid;
 	wait $rpid; echo "receiver: exit $?" &&
 	ends_within 5 $spid && cat send.err && echo "send: exit $rc" &&
 	test $rc != 0 &&
@@ -121,24 +178,24 @@ test_expect_success '59b: the receiver stopped, then killed: the sender ends at 
 	assert_manifest dst dst.m
 '
 
-# Intermittent (1 run in 4 of .ci/run on a quiet machine, 16:05): the
-# sync'"'"'s main thread was found in anon_pipe_read instead of the sender in
-# pipe_write, and after the child was killed it stayed there for 10 s, a
-# possible hang of the parent on a dead receiver (a write end of the pipe
-# it reads held open?).  Kept as a known breakage until that is found.
-test_expect_failure '59b: sync with its receiving child stopped, then killed: an error at once' '
+# The receiving child stops itself (AUTOSYNC_FAULT=recv_stage:STOP) at
+# the first entry it stages, after a few records: the parent fills the
+# pipe and blocks in pipe_write, and the test kills the child there.
+# (Stopping it from outside raced it: the child found by ps had often
+# received the whole 48 MiB and was committing, the parent was reading
+# its report (anon_pipe_read), wait_blocked failed, so the kill -9 was
+# never sent and the parent waited for a stopped child.)
+test_expect_success '59b: sync with its receiving child stopped, then killed: an error at once' '
 	autosync receive dst-b <s1.as && manifest dst-b >dst-b.m || return 1
-	(exec autosync sync src dst-b 2>sync.err) &
+	(export AUTOSYNC_FAULT=recv_stage:STOP &&
+		exec autosync sync src dst-b 2>sync.err) &
 	pid=$!
-	child= && i=0 &&
-	while test -z "$child" && test $i -lt 100; do
-		child=$(ps -o pid= --ppid $pid | head -n 1 | tr -d " ")
-		sleep 0.05; i=$((i + 1))
-	done &&
-	test -n "$child" && echo "receiving child $child" &&
-	kill -STOP $child &&
+	child=
+	test_when_finished "kill_autosync \$child \$pid" &&
+	child_of $pid && echo "receiving child $child" &&
+	wait_stopped $child &&
 	wait_blocked $pid &&
-	kill -KILL $child && kill -CONT $child 2>/dev/null;
+	kill -KILL $child &&
 	ends_within 10 $pid && cat sync.err && echo "sync: exit $rc" &&
 	test $rc = 40 &&
 	test_grep "receiver killed by signal 9" sync.err &&
@@ -150,10 +207,10 @@ test_expect_failure '59b: sync with its receiving child stopped, then killed: an
 test_expect_success '59c: the sender killed mid-record: TRUNCATED, the old tree' '
 	(exec autosync send -i @s1 src@s2 >fifo 2>send.err) &
 	spid=$!
-	(exec autosync receive dst <fifo 2>recv.err) &
-	rpid=$!
+	rpid=
+	test_when_finished "kill_autosync \$spid \$rpid" &&
+	stopped_receiver recv.err dst &&
 	echo "sender $spid, receiver $rpid" &&
-	started $rpid && kill -STOP $rpid &&
 	wait_blocked $spid &&
 	kill -KILL $spid && wait $spid;
 	kill -CONT $rpid &&
@@ -163,20 +220,17 @@ test_expect_success '59c: the sender killed mid-record: TRUNCATED, the old tree'
 	test_path_is_missing dst/.autosync/stage
 '
 
-# Intermittent on a fast quiet machine: the receiver drained the whole
-# 12.8 MiB stream before it was stopped, so the sender ended (exit 0)
-# instead of blocking; the test must stop the receiver before it reads.
-test_expect_failure '59c: the same for a volume: TRUNCATED, the image unchanged' '
+test_expect_success '59c: the same for a volume: TRUNCATED, the image unchanged' '
 	truncate -s 32M a.img && scribble a.img 4 &&
 	autosync snapshot vol:a.img@v1 && autosync send vol:a.img@v1 >v1.as &&
 	autosync receive vol:b.img <v1.as && sha b.img >b.sha &&
 	scribble a.img 200 && autosync snapshot vol:a.img@v2 || return 1
 	(exec autosync send -i @v1 vol:a.img@v2 >fifo 2>send.err) &
 	spid=$!
-	(exec autosync receive vol:b.img <fifo 2>recv.err) &
-	rpid=$!
+	rpid=
+	test_when_finished "kill_autosync \$spid \$rpid" &&
+	stopped_receiver recv.err vol:b.img &&
 	echo "sender $spid, receiver $rpid" &&
-	started $rpid && kill -STOP $rpid &&
 	wait_blocked $spid &&
 	kill -KILL $spid && wait $spid;
 	kill -CONT $rpid &&
