@@ -135,6 +135,26 @@ test_expect_success 'the push destination follows the same changes' '
 	test_path_is_missing "$B/home/sub/deep"
 '
 
+test_expect_success 'a child whose stream is cut: the previous view stays, the next run completes' '
+	head -c 400000 /dev/urandom >"$A/@home/sub/new/big" && sleep 1 &&
+	manifest "$B/home" >before &&
+	BTRFS_SHIM_TRUNCATE=2000 test_must_fail shimmed as alice \
+		"btrfs:$A/@home" "$(burl $B/home)" 2>err &&
+	cat err && grep "nested" err &&
+	manifest "$B/home" >after && test_cmp before after &&
+	as alice "btrfs:$A/@home" "$(burl $B/home)" &&
+	tree_ok "$B/home" "$B/.autosync-snapshots/home"
+'
+
+test_expect_success 'a modified child of the view is refused before anything is received' '
+	btrfs property set -ts "$B/home/sub" ro false &&
+	n0=$(srv_receives) && echo x >>"$A/@home/f" &&
+	test_must_fail as alice "btrfs:$A/@home" "$(burl $B/home)" 2>err &&
+	cat err && grep "made writable" err && test "$(srv_receives)" = "$n0" &&
+	as alice -F "btrfs:$A/@home" "$(burl $B/home)" &&
+	tree_ok "$B/home" "$B/.autosync-snapshots/home"
+'
+
 test_expect_success '-N replicates only the top, both ways' '
 	as alice -N "btrfs:$A/@home" "$(burl $B/flat)" &&
 	test "$(cat "$B/flat/f")" = "$(cat "$A/@home/f")" &&
@@ -154,6 +174,30 @@ test_expect_success 'an untrusted sender of a tree is refused before anything is
 	{ as alice "$(burl $A/@home)" "btrfs:$B/pulls/untrusted" 2>err; test $? = 21; } &&
 	cat err && grep "not configured as trusted" err &&
 	! test -e "$B/pulls/untrusted"
+'
+
+test_expect_success 'push and pull of the tree over tls (a certificate with a trusted grant)' '
+	fp=$(openssl x509 -in "$T/keys-alice/client.crt" -noout -fingerprint -sha256 | sed "s/.*=//") &&
+	cat >serve-tls.conf <<-EOF &&
+	client carol cert SHA256:$fp
+	allow carol btrfs:$B rw trusted
+	allow carol btrfs:$A ro
+	EOF
+	net_serve tls --tls --cert "$T/keys-alice/server.crt" --key "$T/keys-alice/server.key" \
+		--ca "$T/keys-alice/ca.crt" --config "$T/serve-tls.conf" &&
+	tls() {
+		net_deadline 60 autosync sync --cert "$T/keys-alice/client.crt" \
+			--key "$T/keys-alice/client.key" --ca "$T/keys-alice/ca.crt" "$@"
+	} &&
+	U=tls://127.0.0.1:$SERVE_PORT &&
+	tls "btrfs:$A/@home" "$U/btrfs:$B/viatls" &&
+	tree_ok "$B/viatls" "$B/.autosync-snapshots/viatls" &&
+	echo tls >"$A/@home/sub/new/t" &&
+	tls -v "btrfs:$A/@home" "$U/btrfs:$B/viatls" >out &&
+	grep "incremental from" out &&
+	tree_ok "$B/viatls" "$B/.autosync-snapshots/viatls" &&
+	tls --trust 127.0.0.1 "$U/btrfs:$A/@home" "btrfs:$B/tlspull" &&
+	tree_ok "$B/tlspull" "$B/.autosync-snapshots/tlspull"
 '
 
 test_expect_success SSHD 'push and pull of the tree over the real sshd' '
