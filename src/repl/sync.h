@@ -294,6 +294,30 @@ int	sync_btrfs_held(const char *dst, const char *rel, uint64_t *guid,
  * (committed; the root's older snapshots and gone children's, or a
  * child's older ones), or deletes the new snapshot(s).
  */
+/*
+ * Untrusted input of the btrfs tree exchanges, for sync_btrfs.c and the
+ * unit tests.  sync_btrfs_rel_check: REL, a nested subvolume's path
+ * below the root as a peer names it, is relative, without an empty, "."
+ * or ".." component or a control character, and short enough to name
+ * its snapshot directory; 0, or -1 UNSAFE_PATH (who: for the message).
+ * sync_btrfs_listing: a pull's listing (SNAPSHOTS) as subvolumes, [0]
+ * the root, then each nested one ("REL/" entries: checked, ascending,
+ * each once; no '/' in a snapshot's name, no zero GUID), their
+ * snapshots pointing into v; 0, or -1 MALFORMED or UNSAFE_PATH.
+ */
+struct sync_btrfs_sub {
+	const char		*rel;		/* "" the root */
+	char			*relbuf;	/* owned */
+	const struct proto_snap	*snaps;		/* in the listing */
+	size_t			 nsnaps;
+	uint64_t		 base;		/* btrfs_pull's: sent from */
+};
+int	sync_btrfs_rel_check(const char *rel, const char *who,
+	    struct as_err *err);
+int	sync_btrfs_listing(const char *peer, const struct proto_snap *v,
+	    size_t n, struct sync_btrfs_sub **out, size_t *nout,
+	    struct as_err *err);
+void	sync_btrfs_subs_free(struct sync_btrfs_sub *v, size_t n);
 struct sync_btrfs_send;
 int	sync_btrfs_list(const char *src, int norecurse, struct proto_snap **v,
 	    size_t *n, struct as_err *err);

@@ -809,8 +809,8 @@ snap_by_guid(const struct btrfs_snap *v, size_t n, uint64_t guid)
  * neither empty, "." nor "..", no control characters, and short enough
  * to name its snapshot directory (btrfs_enc_rel).  UNSAFE_PATH.
  */
-static int
-rel_check(const char *rel, const char *who, struct as_err *err)
+int
+sync_btrfs_rel_check(const char *rel, const char *who, struct as_err *err)
 {
 	char enc[BTRFS_NAME_MAX + 1], esc[PROTO_PATH_MAX * 4 + 8];
 	const unsigned char *p;
@@ -1052,7 +1052,7 @@ children_holding(struct btrfs_dest *d, const char *name, char ***out,
 		if (de->d_name[0] == '.')
 			continue;
 		rel = rel_decode(de->d_name);
-		if (rel_check(rel, "a directory", NULL) == -1) {
+		if (sync_btrfs_rel_check(rel, "a directory", NULL) == -1) {
 			free(rel);
 			continue;	/* not one of ours */
 		}
@@ -1092,8 +1092,7 @@ sync_btrfs_held(const char *dst, const char *rel, uint64_t *guid,
 	int rc;
 
 	*guid = 0;
-	if (rel != NULL && rel[0] != '\0' && rel_check(rel, "the client",
-	    err) == -1)
+	if (rel != NULL && sync_btrfs_rel_check(rel, "the client", err) == -1)
 		return -1;
 	if ((p = norm_path(dst, "destination", err)) == NULL)
 		return -1;
@@ -1137,11 +1136,10 @@ sync_btrfs_receive(void *arg, const char *dst, int in_fd, int rflags,
 		return as_err_set(err, AS_E_AUTH, 0, "refusing a btrfs stream "
 		    "for '%s' from a sender not configured as trusted (btrfs "
 		    "receive does not validate streams)", dst);
-	if (a->rel != NULL && a->rel[0] != '\0') {
-		rel = a->rel;
-		if (rel_check(rel, "the client", err) == -1)
-			return -1;
-	}
+	/* REQ_F_NESTED: never the root, whatever id says */
+	if ((rel = a->rel) != NULL && sync_btrfs_rel_check(rel, "the client",
+	    err) == -1)
+		return -1;
 	if ((path = norm_path(dst, "destination", err)) == NULL)
 		return -1;
 	if (btrfs_dest_open(&d, path, &cleaned, err) == -1)
@@ -1359,7 +1357,7 @@ send_open_nested(struct sync_btrfs_send *s, const char *id, uint64_t base,
 		    "'NAME/REL'");
 	snprintf(s->name, sizeof(s->name), "%.*s", (int)(slash - id), id);
 	rel = slash + 1;
-	if (rel_check(rel, "the client", err) == -1)
+	if (sync_btrfs_rel_check(rel, "the client", err) == -1)
 		return -1;
 	if (btrfs_nested(s->src, &rels, &nr, err) == -1)
 		return as_err_prefix(err, "nested subvolumes of '%s'", s->src);
@@ -1704,17 +1702,8 @@ out:
 	return rc;
 }
 
-/* A pulled subvolume: its REL ("" the root) and the server's snapshots. */
-struct pitem {
-	const char		*rel;	/* in the listing's entry */
-	char			*relbuf;
-	const struct proto_snap	*snaps;
-	size_t			 nsnaps;
-	uint64_t		 base;	/* what this side sends it from */
-};
-
-static void
-pitems_free(struct pitem *v, size_t n)
+void
+sync_btrfs_subs_free(struct sync_btrfs_sub *v, size_t n)
 {
 	size_t i;
 
@@ -1726,15 +1715,15 @@ pitems_free(struct pitem *v, size_t n)
 /*
  * The server's listing (SNAPSHOTS) as subvolumes: the root's snapshots
  * first, then for each nested subvolume "REL/" and its snapshots.
- * Untrusted: every REL a path below the root (rel_check), listed once
- * and in order (a parent before its children), no '/' in a snapshot's
- * name.
+ * Untrusted: every REL a path below the root (sync_btrfs_rel_check),
+ * listed once and in order (a parent before its children), no '/' in a
+ * snapshot's name.
  */
-static int
-pull_listing(const char *peer, const struct proto_snap *v, size_t n,
-    struct pitem **out, size_t *nout, struct as_err *err)
+int
+sync_btrfs_listing(const char *peer, const struct proto_snap *v, size_t n,
+    struct sync_btrfs_sub **out, size_t *nout, struct as_err *err)
 {
-	struct pitem *it;
+	struct sync_btrfs_sub *it;
 	char esc[PROTO_NAME_MAX * 4 + 8];
 	size_t i, k = 1, len;
 
@@ -1750,7 +1739,8 @@ pull_listing(const char *peer, const struct proto_snap *v, size_t n,
 			it[k].rel = it[k].relbuf;
 			it[k].snaps = &v[i + 1];
 			k++;
-			if (rel_check(it[k - 1].rel, peer, err) == -1)
+			if (sync_btrfs_rel_check(it[k - 1].rel, peer,
+			    err) == -1)
 				goto fail;
 			if (k > 2 && strcmp(it[k - 2].rel, it[k - 1].rel) >= 0)
 				goto bad;
@@ -1767,13 +1757,13 @@ bad:
 	as_err_set(err, AS_E_MALFORMED, 0, "'%s' listed '%s' out of place",
 	    peer, log_escape(v[i].name, esc, sizeof(esc)));
 fail:
-	pitems_free(it, k);
+	sync_btrfs_subs_free(it, k);
 	return -1;
 }
 
 /* Is guid one of it's snapshots on the server? */
 static int
-pitem_has(const struct pitem *it, uint64_t guid)
+pitem_has(const struct sync_btrfs_sub *it, uint64_t guid)
 {
 	size_t i;
 
@@ -1842,7 +1832,7 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 	struct remote *r = NULL;
 	struct remote_xfer x;
 	struct proto_snap *v = NULL;
-	struct pitem *its = NULL;
+	struct sync_btrfs_sub *its = NULL;
 	const char **rels = NULL;
 	char *id = NULL, *cid = NULL, *dir = NULL;
 	char name[BTRFS_NAME_MAX + 1];
@@ -1882,7 +1872,7 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 		as_err_prefix(err, "list '%s'", se->spec);
 		goto out;
 	}
-	if (pull_listing(remote_peer(r), v, n, &its, &ni, err) == -1)
+	if (sync_btrfs_listing(remote_peer(r), v, n, &its, &ni, err) == -1)
 		goto out;
 	if (norec && ni > 1) {
 		as_err_set(err, AS_E_MALFORMED, 0, "'%s' listed nested "
@@ -1982,7 +1972,7 @@ out:
 	free(dir);
 	free(id);
 	free(cid);
-	pitems_free(its, ni);
+	sync_btrfs_subs_free(its, ni);
 	free(v);
 	remote_close(r);
 	btrfs_dest_release(&d);
