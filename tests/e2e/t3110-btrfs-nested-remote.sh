@@ -36,7 +36,7 @@ received_ok() {
 # tree_ok DST SNAPDIR: DST is the source's tree, every nested subvolume
 # a read-only subvolume there, received from its own snapshot
 tree_ok() {
-	local d=$1 sd=$2 c
+	local d=$1 sd=$2 c r
 	assert_same_tree "$A/@home" "$d" &&
 	btrfs_ro "$d" && received_ok "$SA" "$sd" &&
 	for c in $(cd "$SA/children" && ls); do
