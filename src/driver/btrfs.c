@@ -1743,6 +1743,35 @@ out:
 	return rc;
 }
 
+/*
+ * Every directory on the way from view to REL's place is a directory,
+ * not a symbolic link: a child's place comes from the root's stream
+ * (and, between machines, REL from the peer), and a child is never
+ * placed outside the view.  UNSAFE_PATH.
+ */
+static int
+dirs_beneath(const char *view, const char *rel, struct as_err *err)
+{
+	struct stat st;
+	const char *c;
+	char *p;
+	int rc = 0;
+
+	for (c = strchr(rel, '/'); c != NULL && rc == 0;
+	    c = strchr(c + 1, '/')) {
+		p = xasprintf("%s/%.*s", view, (int)(c - rel), rel);
+		if (lstat(p, &st) == -1)
+			rc = as_err_sys(err, errno, "place nested subvolume "
+			    "'%s': '%s'", rel, p);
+		else if (!S_ISDIR(st.st_mode))
+			rc = as_err_set(err, AS_E_UNSAFE_PATH, 0, "'%s' is not "
+			    "a directory: nested subvolume '%s' is not placed",
+			    p, rel);
+		free(p);
+	}
+	return rc;
+}
+
 int
 btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
     struct as_err *err)
@@ -1766,7 +1795,8 @@ btrfs_dest_publish(struct btrfs_dest *d, const struct btrfs_pub *v, size_t n,
 		src = xasprintf("%s/%s", sd, v[i].name);
 		dst = i == 0 ? xstrdup(view) : xasprintf("%s/%s", view,
 		    v[i].rel);
-		if (i > 0 && place_child(src, dst, err) == -1)
+		if (i > 0 && (dirs_beneath(view, v[i].rel, err) == -1 ||
+		    place_child(src, dst, err) == -1))
 			goto out;
 		/*
 		 * Writable first, even with nothing to place: a read-only

@@ -90,9 +90,14 @@ enum proto_op {
 /* REQUEST flags. */
 #define REQ_F_FORCE	0x01u	/* receive -F / sync -F */
 #define REQ_F_RESUME	0x02u	/* RECEIVE: resume guid at id "resume:OFF" */
-#define REQ_F_TREE	0x04u	/* SNAPSHOTS, SEND of a zfs: dataset: its
-				 * children too (list; snapshot -r) */
+#define REQ_F_TREE	0x04u	/* SNAPSHOTS, SEND of a zfs: dataset or
+				 * btrfs: subvolume: its children too
+				 * (list; snapshot -r); RECEIVE of a
+				 * btrfs: root: publish its children */
 #define REQ_F_SOURCE	0x08u	/* REVERSE: PATH becomes a source */
+#define REQ_F_NESTED	0x10u	/* HOLD, RECEIVE, SEND of a btrfs: tree:
+				 * a subvolume nested below PATH, named by
+				 * id ("REL"; SEND: "NAME/REL") */
 
 /* RESULT flags. */
 #define RES_F_HELD	0x01u	/* HOLD: PATH holds snapshot guid */

@@ -45,6 +45,7 @@ struct remote {
 	uint32_t	 features;	/* negotiated */
 	char		*path;		/* the remote path */
 	uint32_t	 req_flags;	/* added to every request */
+	char		*req_id;	/* HOLD, RECEIVE: id, or NULL */
 	struct remote_opts o;
 	struct ratelimit rl;
 	struct buf	 b;		/* scratch for control messages */
@@ -874,6 +875,7 @@ remote_close(struct remote *r)
 	tls_ctx_free(r->tls);
 	buf_release(&r->b);
 	free(r->path);
+	free(r->req_id);
 	free(r);
 }
 
@@ -896,6 +898,13 @@ remote_set_flags(struct remote *r, uint32_t flags)
 	r->req_flags = flags;
 }
 
+void
+remote_set_id(struct remote *r, const char *id)
+{
+	free(r->req_id);
+	r->req_id = id != NULL ? xstrdup(id) : NULL;
+}
+
 static void
 request_init(struct remote *r, struct proto_request *q, uint8_t op)
 {
@@ -903,6 +912,8 @@ request_init(struct remote *r, struct proto_request *q, uint8_t op)
 	q->op = op;
 	q->flags = r->req_flags;
 	snprintf(q->path, sizeof(q->path), "%s", r->path);
+	if (r->req_id != NULL)
+		snprintf(q->id, sizeof(q->id), "%s", r->req_id);
 }
 
 int

@@ -182,6 +182,12 @@ struct remote	*remote_open(const struct endpoint *ep,
 void		 remote_set_path(struct remote *r, const char *path);
 /* REQUEST flags (REQ_F_TREE) added to the requests that follow. */
 void		 remote_set_flags(struct remote *r, uint32_t flags);
+/*
+ * The REQUEST id of the HOLD and RECEIVE requests that follow (NULL:
+ * none); a btrfs: tree names a nested subvolume there (REQ_F_NESTED).
+ * SEND takes its id as an argument, a resumed RECEIVE its own.
+ */
+void		 remote_set_id(struct remote *r, const char *id);
 /* Close the connection and reap ssh. */
 void		 remote_close(struct remote *r);
 /* "host", "127.0.0.1:7010": for messages. */

@@ -622,6 +622,7 @@ ctx_of(struct session *s, struct serve_ctx *x)
 	x->state = s->state;
 	x->idle_ms = s->c->idle_ms > 0 ? s->c->idle_ms : CONN_IDLE_DEFAULT_MS;
 	x->peer = s->c->peer;
+	x->q = NULL;
 }
 
 static int
@@ -659,6 +660,7 @@ do_hold(struct session *s, const struct proto_request *q)
 		return proto_send_result(s->c, &res, &s->scratch, &err);
 	}
 	ctx_of(s, &x);
+	x.q = q;
 	/*
 	 * A session whose client vanished without a word (a reset that
 	 * only the client saw) holds the lock until its idle timeout: wait
@@ -737,6 +739,8 @@ do_receive(struct session *s, const struct proto_request *q)
 	if ((p = resolve(s, eng, rest, 1, &err)) == NULL)
 		return answer_err(s, q, &err);
 	sr.trusted = trusted_for(s, p);
+	sr.flags = q->flags;
+	sr.id = q->id;
 	if (eng->trust && !sr.trusted) {
 		/* before GO: not one byte of the stream is read */
 		as_err_set(&err, AS_E_AUTH, 0, "'%s': client '%s' is not "

@@ -4,11 +4,15 @@
  * pulled from this server.
  *
  * A path, not a dataset: access is serve_resolve's (roots, rw, no
- * symbolic link below the root).  One subvolume per exchange: nested
- * subvolumes are not replicated between machines (a pull asks with
- * REQ_F_TREE unless -N, and a source that has some is refused).  The
- * snapshots are btrfs's own (native: no catalogs); the protocol's GUID
- * is the first 64 bits of a snapshot's UUID.
+ * symbolic link below the root).  One subvolume per exchange, as ZFS
+ * does one dataset: a nested subvolume is named by REQ_F_NESTED and its
+ * path below the root in the request's id (HOLD, RECEIVE: "REL"; SEND:
+ * "NAME/REL", the snapshot the root's SEND took); a push's root RECEIVE
+ * with REQ_F_TREE publishes the view with the children it sent first,
+ * and a pull's SNAPSHOTS and SEND with REQ_F_TREE list and snapshot the
+ * nested subvolumes (unless -N).  The snapshots are btrfs's own (native:
+ * no catalogs); the protocol's GUID is the first 64 bits of a
+ * snapshot's UUID.
  *
  * Trust (RELIABILITY.md case 74): btrfs receive does not validate what
  * a stream does, so RECEIVE is refused (AUTH, before GO: nothing is
@@ -32,9 +36,9 @@ btrfs_hold_fn(const struct serve_ctx *x, const char *path,
 	uint64_t guid;
 	int r;
 
-	(void)x;
-	if ((r = sync_btrfs_held(path, &guid, res->name, sizeof(res->name),
-	    err)) == -1)
+	if ((r = sync_btrfs_held(path, x->q != NULL && (x->q->flags &
+	    REQ_F_NESTED) ? x->q->id : NULL, &guid, res->name,
+	    sizeof(res->name), err)) == -1)
 		return -1;
 	if (r == 1) {
 		res->flags |= RES_F_HELD;
@@ -54,6 +58,8 @@ btrfs_receive_fn(void *arg, const char *dest, int in_fd, int rflags,
 	struct sync_btrfs_recv a;
 
 	a.trusted = sr->trusted;
+	a.rel = (sr->flags & REQ_F_NESTED) ? sr->id : NULL;
+	a.tree = (sr->flags & REQ_F_TREE) != 0;
 	return sync_btrfs_receive(&a, dest, in_fd, rflags, res, err);
 }
 
@@ -75,7 +81,8 @@ btrfs_nsend_fn(const struct serve_ctx *x, const char *path, const char *snap,
 	(void)x;
 	(void)snap;	/* a path engine: never split at '@' */
 	if (sync_btrfs_send_open(path, q->guid, (q->flags & REQ_F_FORCE) != 0,
-	    !(q->flags & REQ_F_TREE), &s, &ns->res, &ns->xs, err) == -1)
+	    !(q->flags & REQ_F_TREE), (q->flags & REQ_F_NESTED) ? q->id :
+	    NULL, &s, &ns->res, &ns->xs, err) == -1)
 		return -1;
 	ns->priv = s;
 	return 0;

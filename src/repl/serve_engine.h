@@ -31,6 +31,7 @@ struct serve_ctx {
 	const char	*state;		/* the server's state directory */
 	int		 idle_ms;	/* the session's idle timeout */
 	const char	*peer;		/* for messages */
+	const struct proto_request *q;	/* HOLD: the request, else NULL */
 };
 
 /* RECEIVE: the receiving child's arg (xfer_recv_fn), for every engine. */
@@ -39,6 +40,8 @@ struct serve_recv {
 	uint64_t	 resume_guid;	/* REQ_F_RESUME: this transfer... */
 	uint64_t	 resume_off;	/* ... at this byte; else 0, 0 */
 	int		 trusted;	/* the client's grant says "trusted" */
+	uint32_t	 flags;		/* the request's REQ_F_* */
+	const char	*id;		/* the request's id */
 };
 
 /* SEND: what send_prepare gets and fills. */

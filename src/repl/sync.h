@@ -260,44 +260,80 @@ int	sync_zfs_listing(const char *root, const char *peer,
 	    struct as_err *err);
 
 /*
- * btrfs between machines (sync_btrfs.c): one subvolume (its nested
- * subvolumes are not replicated remotely: -N, or refused), identified by
- * the first 64 bits of the snapshot UUID (the protocol's GUID).
+ * btrfs between machines (sync_btrfs.c): a subvolume and, unless -N,
+ * the subvolumes nested below it, one exchange each (REQ_F_NESTED names
+ * a nested one by its path below the root, REL), identified by the
+ * first 64 bits of the snapshot UUID (the protocol's GUID).
  *
  * sync_btrfs_receive: the receiving child's work (an xfer_recv_fn) for
  * the destination subvolume dst, arg a struct sync_btrfs_recv: open and
  * lock dst, check that it is what autosync published (modified:
  * CONFLICT unless DIR_RECV_FORCE), receive the stream (refused, AUTH,
  * before anything is read, unless trusted: btrfs receive does not
- * validate streams), check that it made one read-only autosync_*
- * subvolume with a received_uuid, publish it as the view at dst, and
- * delete the older received snapshots.  res: target_guid, name.
- * sync_btrfs_held: what dst holds (its newest received snapshot);
- * 1, 0 (nothing), -1.
+ * validate streams) into the snapshot directory of the root or of rel,
+ * check that it made one read-only autosync_* subvolume with a
+ * received_uuid, and delete the older received snapshots there.  The
+ * root's (rel NULL) is then published as the view at dst, with tree the
+ * children holding a snapshot of the same name placed in it (a push
+ * sends them first) and the others' snapshot directories deleted (gone
+ * on the source).  res: target_guid, name.
+ * sync_btrfs_held: what dst (rel NULL) or its nested subvolume rel
+ * holds (the newest received snapshot); 1, 0 (nothing), -1.
  */
 struct sync_btrfs_recv {
 	int		 trusted;	/* the sender is configured as trusted */
+	const char	*rel;		/* a nested subvolume, or NULL */
+	int		 tree;		/* root: publish the children too */
 };
 int	sync_btrfs_receive(void *arg, const char *dst, int in_fd, int rflags,
 	    struct dir_recv_result *res, struct as_err *err);
-int	sync_btrfs_held(const char *dst, uint64_t *guid, char *name,
-	    size_t namesz, struct as_err *err);
+int	sync_btrfs_held(const char *dst, const char *rel, uint64_t *guid,
+	    char *name, size_t namesz, struct as_err *err);
 /*
  * The sending side of a pull, for a server: sync_btrfs_list lists the
- * snapshots autosync keeps of src (oldest first; nested subvolumes are
- * USAGE unless norecurse, as for every remote btrfs side); sync_btrfs_send_open
- * locks src's snapshot directory, takes a new read-only snapshot, picks
+ * snapshots autosync keeps of src (oldest first) and, unless norecurse,
+ * after them an entry "REL/" per nested subvolume followed by its
+ * snapshots; sync_btrfs_send_open locks src's snapshot directory and
+ * either (nested NULL) takes a new read-only snapshot of src and,
+ * unless norecurse, of every nested subvolume under one name, and picks
  * the base (the snapshot whose GUID is base; none: CONFLICT unless
- * force, then a full stream) and fills the GO answer and the sender;
- * after the COMMIT, sync_btrfs_send_commit records what destination id
- * holds and prunes (committed), or deletes the new snapshot.
+ * force, then a full stream), or (nested "NAME/REL") sends the snapshot
+ * NAME of the nested subvolume REL from its snapshot base (none: full);
+ * it fills the GO answer and the sender.  After the COMMIT,
+ * sync_btrfs_send_commit records what destination id holds and prunes
+ * (committed; the root's older snapshots and gone children's, or a
+ * child's older ones), or deletes the new snapshot(s).
  */
+/*
+ * Untrusted input of the btrfs tree exchanges, for sync_btrfs.c and the
+ * unit tests.  sync_btrfs_rel_check: REL, a nested subvolume's path
+ * below the root as a peer names it, is relative, without an empty, "."
+ * or ".." component or a control character, and short enough to name
+ * its snapshot directory; 0, or -1 UNSAFE_PATH (who: for the message).
+ * sync_btrfs_listing: a pull's listing (SNAPSHOTS) as subvolumes, [0]
+ * the root, then each nested one ("REL/" entries: checked, ascending,
+ * each once; no '/' in a snapshot's name, no zero GUID), their
+ * snapshots pointing into v; 0, or -1 MALFORMED or UNSAFE_PATH.
+ */
+struct sync_btrfs_sub {
+	const char		*rel;		/* "" the root */
+	char			*relbuf;	/* owned */
+	const struct proto_snap	*snaps;		/* in the listing */
+	size_t			 nsnaps;
+	uint64_t		 base;		/* btrfs_pull's: sent from */
+};
+int	sync_btrfs_rel_check(const char *rel, const char *who,
+	    struct as_err *err);
+int	sync_btrfs_listing(const char *peer, const struct proto_snap *v,
+	    size_t n, struct sync_btrfs_sub **out, size_t *nout,
+	    struct as_err *err);
+void	sync_btrfs_subs_free(struct sync_btrfs_sub *v, size_t n);
 struct sync_btrfs_send;
 int	sync_btrfs_list(const char *src, int norecurse, struct proto_snap **v,
 	    size_t *n, struct as_err *err);
 int	sync_btrfs_send_open(const char *src, uint64_t base, int force,
-	    int norecurse, struct sync_btrfs_send **out, struct proto_result *go,
-	    struct xfer_src *xs, struct as_err *err);
+	    int norecurse, const char *nested, struct sync_btrfs_send **out,
+	    struct proto_result *go, struct xfer_src *xs, struct as_err *err);
 int	sync_btrfs_send_commit(struct sync_btrfs_send *s, const char *id,
 	    int committed, struct as_err *err);
 void	sync_btrfs_send_close(struct sync_btrfs_send *s);

@@ -29,11 +29,16 @@
  *
  * Between machines (btrfs_push, btrfs_pull; a server's side is
  * sync_btrfs_receive and sync_btrfs_send_*, called by serve_btrfs.c):
- * one subvolume (nested ones need SYNC_NO_RECURSE and are left out),
- * the same layout, view and pruning on each side; the protocol's GUID is
- * the first 64 bits of a snapshot's UUID.  A stream is received only
- * from a sender configured as trusted: the server's grant says so, and
- * a pulling client names the server (sync_opts.trust).
+ * SRC and, unless SYNC_NO_RECURSE, its nested subvolumes, one exchange
+ * per subvolume over one connection as zfs does one per dataset
+ * (sync_zfs.c), a nested one named by its path below the root (REL,
+ * REQ_F_NESTED); each from its own newest common snapshot; the same
+ * layout, view and pruning on each side, the view published only once
+ * every subvolume arrived (by the server when the root's RECEIVE comes
+ * last, by a pulling client itself); the protocol's GUID is the first
+ * 64 bits of a snapshot's UUID.  A stream is received only from a
+ * sender configured as trusted: the server's grant says so, and a
+ * pulling client names the server (sync_opts.trust).
  *
  * btrfs:SRC -> a directory (local or remote): the portable engine reads
  * a read-only snapshot of SRC at a stable path, SNAPDIR/dir-source,
@@ -781,7 +786,11 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* Between machines: one subvolume, its snapshots by the UUID's GUID */
+/*
+ * Between machines: a tree of subvolumes, one exchange per subvolume,
+ * its snapshots by the UUID's GUID.  A nested subvolume is named by its
+ * path below the root ("REL") in the request's id, with REQ_F_NESTED.
+ */
 
 /* The snapshot of v whose UUID's first 64 bits are guid, or NULL. */
 static const struct btrfs_snap *
@@ -795,42 +804,310 @@ snap_by_guid(const struct btrfs_snap *v, size_t n, uint64_t guid)
 	return NULL;
 }
 
-/* A remote btrfs side takes one subvolume: refuse nested ones unless -N. */
-static int
-no_nested(const char *src, const struct btrfs_subvol *sv, int norecurse,
-    struct as_err *err)
+/*
+ * A nested subvolume's path as a peer names it: relative, components
+ * neither empty, "." nor "..", no control characters, and short enough
+ * to name its snapshot directory (btrfs_enc_rel).  UNSAFE_PATH.
+ */
+int
+sync_btrfs_rel_check(const char *rel, const char *who, struct as_err *err)
 {
-	char **rels = NULL;
-	size_t nr = 0;
+	char enc[BTRFS_NAME_MAX + 1], esc[PROTO_PATH_MAX * 4 + 8];
+	const unsigned char *p;
+	size_t len;
+	const char *c = rel;
+	int bad = rel[0] == '\0';
+
+	for (p = (const unsigned char *)rel; *p != '\0' && !bad; p++)
+		bad = *p < 0x20 || *p == 0x7f;
+	while (!bad) {
+		len = strcspn(c, "/");
+		bad = len == 0 || (len == 1 && c[0] == '.') ||
+		    (len == 2 && c[0] == '.' && c[1] == '.');
+		if (c[len] == '\0')
+			break;
+		c += len + 1;
+	}
+	if (!bad && btrfs_enc_rel(rel, enc, sizeof(enc), NULL) == 0)
+		return 0;
+	return as_err_set(err, AS_E_UNSAFE_PATH, 0, "%s named the nested "
+	    "subvolume '%s': not a path below the root", who,
+	    log_escape(rel, esc, sizeof(esc)));
+}
+
+/* Free what a prune gathered, deleting nothing. */
+static void
+doomed_release(struct doomed *dd)
+{
+	size_t i;
+
+	for (i = 0; i < dd->n; i++)
+		free(dd->v[i]);
+	for (i = 0; i < dd->ndirs; i++)
+		free(dd->dirs[i]);
+	free(dd->v);
+	free(dd->dirs);
+	memset(dd, 0, sizeof(*dd));
+}
+
+/* Delete what a prune gathered: the snapshots, then emptied directories. */
+static int
+doomed_run(struct doomed *dd, unsigned *pruned, struct as_err *err)
+{
+	size_t i;
 	int rc = 0;
 
-	if (norecurse)
-		return 0;
-	if (btrfs_nested(src, &rels, &nr, err) == -1)
-		return as_err_prefix(err, "nested subvolumes of '%s'", src);
-	if (nr > 0)
-		rc = as_err_set(err, AS_E_USAGE, 0, "'%s' has nested "
-		    "subvolumes ('%s'...): a remote btrfs side replicates "
-		    "one subvolume; use -N (they are left out)",
-		    src, rels[0]);
-	btrfs_rels_free(rels, nr);
+	if (dd->n > 0 && btrfs_delete_snapshots((const char *const *)dd->v,
+	    dd->n, err) == -1)
+		rc = -1;
+	else if (pruned != NULL)
+		*pruned += (unsigned)dd->n;
+	for (i = 0; rc == 0 && i < dd->ndirs; i++)
+		(void)rmdir(dd->dirs[i]);
+	doomed_release(dd);
 	return rc;
 }
 
-int
-sync_btrfs_held(const char *dst, uint64_t *guid, char *name, size_t namesz,
+/*
+ * The source's side of the pruning after a run to dst: each item's
+ * snapshots but name, the newest nkeep and other destinations', and,
+ * unless norecurse, the snapshot directories of children that are gone
+ * (as a local recursive sync prunes its source).
+ */
+static int
+prune_src(const char *sdir, const struct item *items, size_t n,
+    const char *name, unsigned nkeep, const char *dst, int norecurse,
+    unsigned *pruned, struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	struct dest_rec *dr = NULL;
+	struct doomed dd;
+	size_t i, nv = 0, ndr = 0;
+	int rc = -1;
+
+	memset(&dd, 0, sizeof(dd));
+	if (dests_read(sdir, &dr, &ndr, err) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &v, &nv,
+		    err) == -1)
+			goto out;
+		prune_list(items[i].sdir, v, nv, name, nkeep, dr, ndr, dst,
+		    &dd);
+		free(v);
+		v = NULL;
+	}
+	if (!norecurse && prune_gone(sdir, items, n, 0, &dd, err) == -1)
+		goto out;
+	rc = doomed_run(&dd, pruned, err);
+out:
+	doomed_release(&dd);
+	dests_free(dr, ndr);
+	return rc;
+}
+
+/*
+ * The destination's side: in each of the n snapshot directories of
+ * rels (rels[0] "": the root) the received snapshots but name and the
+ * newest nkeep, and, with gone, the directories of children not in
+ * rels (removed on the source).
+ */
+static int
+prune_dst(struct btrfs_dest *d, const char *const *rels, size_t n,
+    const char *name, unsigned nkeep, int gone, unsigned *pruned,
     struct as_err *err)
 {
 	struct btrfs_snap *v = NULL;
-	char *dir, *p;
+	struct item *it;
+	struct doomed dd;
+	char *dir;
+	size_t i, nv = 0;
+	int rc = -1;
+
+	memset(&dd, 0, sizeof(dd));
+	it = xcalloc(n, sizeof(*it));
+	for (i = 0; i < n; i++) {
+		it[i].rel = (char *)(uintptr_t)rels[i];
+		if ((dir = btrfs_snapdir_of(d->dir, rels[i], err)) == NULL)
+			goto out;
+		if (btrfs_list_snaps(dir, NULL, 1, &v, &nv, err) == -1) {
+			free(dir);
+			goto out;
+		}
+		prune_list(dir, v, nv, name, nkeep, NULL, 0, NULL, &dd);
+		free(dir);
+		free(v);
+		v = NULL;
+	}
+	if (gone && prune_gone(d->dir, it, n, 1, &dd, err) == -1)
+		goto out;
+	rc = doomed_run(&dd, pruned, err);
+out:
+	doomed_release(&dd);
+	free(it);
+	return rc;
+}
+
+/*
+ * btrfs receive the stream on in_fd into dir, a snapshot directory of
+ * a destination this process has open (locked), and find what it made:
+ * one new autosync_* subvolume, read-only with a received_uuid (the
+ * only ones btrfs_list_snaps lists), into *got.  Whatever a failed
+ * receive left is deleted by the next btrfs_dest_open.
+ */
+static int
+receive_into(const char *dir, int in_fd, struct btrfs_snap *got,
+    struct as_err *err)
+{
+	struct btrfs_snap *before = NULL, *after = NULL;
+	struct btrfs_proc *p;
+	size_t i, j, nb = 0, na = 0;
+	int rc = -1, fd, found = 0;
+
+	if (btrfs_mkdir_private(dir, err) == -1 ||
+	    btrfs_list_snaps(dir, NULL, 1, &before, &nb, err) == -1)
+		goto out;
+	/*
+	 * CLOEXEC as every descriptor (spawn's dup2 clears it on btrfs's
+	 * stdin): a plain dup would leak this pipe end into anything
+	 * another thread spawns meanwhile, and a leaked write end or
+	 * reader keeps the other side from seeing the end of the stream.
+	 */
+	if ((fd = fcntl(in_fd, F_DUPFD_CLOEXEC, 0)) == -1) {
+		as_err_sys(err, errno, "dup");
+		goto out;
+	}
+	/* the callers checked the sender's trust before anything was read */
+	if ((p = btrfs_receive_start(dir, fd, 1, err)) == NULL ||
+	    btrfs_proc_finish(p, err) == -1)
+		goto out;
+	if (btrfs_list_snaps(dir, NULL, 1, &after, &na, err) == -1)
+		goto out;
+	for (i = 0; i < na && !found; i++) {
+		for (j = 0; j < nb; j++)
+			if (strcmp(after[i].name, before[j].name) == 0)
+				break;
+		if (j == nb && strncmp(after[i].name, "autosync_", 9) == 0) {
+			*got = after[i];
+			found = 1;
+		}
+	}
+	if (!found) {
+		as_err_set(err, AS_E_MALFORMED, 0, "the stream made no new "
+		    "read-only autosync_* snapshot with a received_uuid in "
+		    "'%s'", dir);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(before);
+	free(after);
+	return rc;
+}
+
+/* REL from a children/ENC directory name (btrfs_enc_rel's inverse). */
+static char *
+rel_decode(const char *enc)
+{
+	char *out = xmalloc(strlen(enc) + 1), *o = out;
+
+	for (; *enc != '\0'; enc++) {
+		if (enc[0] == '%' && enc[1] == '2' && (enc[2] == '5' ||
+		    enc[2] == 'F')) {
+			*o++ = enc[2] == '5' ? '%' : '/';
+			enc += 2;
+		} else
+			*o++ = *enc;
+	}
+	*o = '\0';
+	return out;
+}
+
+static int
+str_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * The children of a destination that hold a received snapshot called
+ * name (this run's: a server's push sends them before the root), sorted
+ * (a parent's REL sorts before its children's).
+ */
+static int
+children_holding(struct btrfs_dest *d, const char *name, char ***out,
+    size_t *nout, struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	struct dirent *de;
+	char *base, *p, *rel, **rels = NULL;
+	size_t i, nv, n = 0;
+	DIR *dir;
+	int rc = 0, has;
+
+	*out = NULL;
+	*nout = 0;
+	base = xasprintf("%s/%s", d->dir, BTRFS_CHILDREN);
+	if ((dir = opendir(base)) == NULL) {
+		rc = errno == ENOENT ? 0 : as_err_sys(err, errno, "open "
+		    "'%s'", base);
+		free(base);
+		return rc;
+	}
+	while (rc == 0 && (de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		rel = rel_decode(de->d_name);
+		if (sync_btrfs_rel_check(rel, "a directory", NULL) == -1) {
+			free(rel);
+			continue;	/* not one of ours */
+		}
+		p = xasprintf("%s/%s", base, de->d_name);
+		rc = btrfs_list_snaps(p, NULL, 1, &v, &nv, err);
+		free(p);
+		for (i = 0, has = 0; rc == 0 && i < nv; i++)
+			has |= strcmp(v[i].name, name) == 0;
+		free(v);
+		v = NULL;
+		if (rc == 0 && has) {
+			rels = xreallocarray(rels, n + 1, sizeof(*rels));
+			rels[n++] = rel;
+		} else
+			free(rel);
+	}
+	closedir(dir);
+	free(base);
+	if (rc == -1) {
+		btrfs_rels_free(rels, n);
+		return -1;
+	}
+	if (n > 1)
+		qsort(rels, n, sizeof(*rels), str_cmp);
+	*out = rels;
+	*nout = n;
+	return 0;
+}
+
+int
+sync_btrfs_held(const char *dst, const char *rel, uint64_t *guid,
+    char *name, size_t namesz, struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	char *dir, *p, *sd;
 	size_t n = 0;
 	int rc;
 
 	*guid = 0;
+	if (rel != NULL && sync_btrfs_rel_check(rel, "the client", err) == -1)
+		return -1;
 	if ((p = norm_path(dst, "destination", err)) == NULL)
 		return -1;
-	dir = btrfs_snapdir(p);
+	sd = btrfs_snapdir(p);
 	free(p);
+	dir = btrfs_snapdir_of(sd, rel, err);
+	free(sd);
+	if (dir == NULL)
+		return -1;
 	rc = btrfs_list_snaps(dir, NULL, 1, &v, &n, err);
 	free(dir);
 	if (rc == -1)
@@ -850,24 +1127,25 @@ sync_btrfs_receive(void *arg, const char *dst, int in_fd, int rflags,
 {
 	const struct sync_btrfs_recv *a = arg;
 	struct btrfs_dest d;
-	struct btrfs_snap *before = NULL, *after = NULL;
-	const struct btrfs_snap *got = NULL;
-	struct btrfs_proc *p;
-	struct btrfs_pub pub;
-	struct doomed dd;
-	char *path;
-	size_t i, j, nb = 0, na = 0;
+	struct btrfs_snap got;
+	struct btrfs_pub *pub = NULL;
+	const char *rel = NULL, **all = NULL;
+	char *path, *dir = NULL, **rels = NULL;
+	size_t i, nrels = 0;
 	unsigned cleaned = 0;
-	int rc = -1, chk, fd;
+	int rc = -1, chk;
 
 	memset(&d, 0, sizeof(d));
-	memset(&dd, 0, sizeof(dd));
 	d.lock_fd = -1;
 	/* refused before anything is read or created */
 	if (a == NULL || !a->trusted)
 		return as_err_set(err, AS_E_AUTH, 0, "refusing a btrfs stream "
 		    "for '%s' from a sender not configured as trusted (btrfs "
 		    "receive does not validate streams)", dst);
+	/* REQ_F_NESTED: never the root, whatever id says */
+	if ((rel = a->rel) != NULL && sync_btrfs_rel_check(rel, "the client",
+	    err) == -1)
+		return -1;
 	if ((path = norm_path(dst, "destination", err)) == NULL)
 		return -1;
 	if (btrfs_dest_open(&d, path, &cleaned, err) == -1)
@@ -876,71 +1154,72 @@ sync_btrfs_receive(void *arg, const char *dst, int in_fd, int rflags,
 	if (chk == -1 || (chk == 1 && !(rflags & DIR_RECV_FORCE)))
 		goto out;
 	as_err_clear(err);
-	if (btrfs_list_snaps(d.dir, NULL, 1, &before, &nb, err) == -1)
+	if ((dir = btrfs_snapdir_of(d.dir, rel, err)) == NULL ||
+	    receive_into(dir, in_fd, &got, err) == -1)
 		goto out;
-	/*
-	 * CLOEXEC as every descriptor (spawn's dup2 clears it on btrfs's
-	 * stdin): a plain dup would leak this pipe end into anything
-	 * another thread spawns meanwhile, and a leaked write end or
-	 * reader keeps the other side from seeing the end of the stream.
-	 */
-	if ((fd = fcntl(in_fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-		as_err_sys(err, errno, "dup");
-		goto out;
+	if (rel == NULL) {
+		/*
+		 * The root comes last: the view takes the children that
+		 * hold a snapshot of this run's name (read-only, with a
+		 * received_uuid that the client checked), and with
+		 * a->tree only those (the others are gone on the source).
+		 */
+		if (a->tree && children_holding(&d, got.name, &rels, &nrels,
+		    err) == -1)
+			goto out;
+		pub = xcalloc(nrels + 1, sizeof(*pub));
+		pub[0].rel = "";
+		pub[0].name = got.name;
+		for (i = 0; i < nrels; i++) {
+			pub[i + 1].rel = rels[i];
+			pub[i + 1].name = got.name;
+		}
+		if (btrfs_dest_publish(&d, pub, nrels + 1, err) == -1)
+			goto out;
 	}
-	if ((p = btrfs_receive_start(d.dir, fd, 1, err)) == NULL ||
-	    btrfs_proc_finish(p, err) == -1)
-		goto out;	/* the next open deletes a partial receive */
-	if (btrfs_list_snaps(d.dir, NULL, 1, &after, &na, err) == -1)
-		goto out;
-	for (i = 0; i < na && got == NULL; i++) {
-		for (j = 0; j < nb; j++)
-			if (strcmp(after[i].name, before[j].name) == 0)
-				break;
-		if (j == nb)
-			got = &after[i];
-	}
-	if (got == NULL || strncmp(got->name, "autosync_", 9) != 0) {
-		as_err_set(err, AS_E_MALFORMED, 0, "the stream made no new "
-		    "read-only autosync_* snapshot with a received_uuid in "
-		    "'%s'", d.dir);
-		goto out;
-	}
-	memset(&pub, 0, sizeof(pub));
-	pub.rel = "";
-	pub.name = got->name;
-	if (btrfs_dest_publish(&d, &pub, 1, err) == -1)
-		goto out;
-	res->target_guid = uuid64(got->received_uuid);
-	snprintf(res->name, sizeof(res->name), "%s", got->name);
+	res->target_guid = uuid64(got.received_uuid);
+	snprintf(res->name, sizeof(res->name), "%s", got.name);
 	res->st.entries_sent = 1;
-	/* the older received snapshots (best effort: published already) */
-	prune_list(d.dir, after, na, got->name, 0, NULL, 0, NULL, &dd);
-	if (dd.n > 0 && btrfs_delete_snapshots((const char *const *)dd.v,
-	    dd.n, err) == -1) {
+	/*
+	 * The older received snapshots (of the view's subvolumes, with
+	 * a->tree), and with a->tree the children that are gone: best
+	 * effort, published already.
+	 */
+	all = xcalloc(nrels + 1, sizeof(*all));
+	all[0] = rel != NULL ? rel : "";
+	for (i = 0; i < nrels; i++)
+		all[i + 1] = rels[i];
+	if (prune_dst(&d, all, nrels + 1, got.name, 0, a->tree &&
+	    rel == NULL, NULL, err) == -1) {
 		log_warn("prune '%s': %s", d.dir, err->msg);
 		as_err_clear(err);
 	}
 	rc = 0;
 out:
-	for (i = 0; i < dd.n; i++)
-		free(dd.v[i]);
-	free(dd.v);
-	free(before);
-	free(after);
+	free(pub);
+	free(all);
+	btrfs_rels_free(rels, nrels);
+	free(dir);
 	btrfs_dest_release(&d);
 	free(path);
 	return rc;
 }
 
+/*
+ * The listing of a pull: the root's snapshots, then, unless norecurse,
+ * for each nested subvolume an entry "REL/" (its GUID: its own UUID's)
+ * followed by its snapshots.
+ */
 int
 sync_btrfs_list(const char *src, int norecurse, struct proto_snap **v,
     size_t *n, struct as_err *err)
 {
 	struct btrfs_subvol sv;
 	struct btrfs_snap *ss = NULL;
+	struct item *items = NULL;
+	struct proto_snap *e;
 	char *path, *sdir = NULL;
-	size_t i, ns = 0;
+	size_t i, j, ns = 0, ni = 0, k = 0, cap = 0;
 	int rc = -1;
 
 	*v = NULL;
@@ -948,53 +1227,99 @@ sync_btrfs_list(const char *src, int norecurse, struct proto_snap **v,
 	memset(&sv, 0, sizeof(sv));
 	if ((path = norm_path(src, "source", err)) == NULL)
 		return -1;
-	if (check_source(path, &sv, err) == -1 ||
-	    no_nested(path, &sv, norecurse, err) == -1)
+	if (check_source(path, &sv, err) == -1)
 		goto out;
 	sdir = btrfs_snapdir(path);
-	if (btrfs_list_snaps(sdir, sv.uuid, 0, &ss, &ns, err) == -1)
+	if (items_get(path, sdir, &sv, norecurse, &items, &ni, err) == -1)
 		goto out;
-	*v = xcalloc(ns + 1, sizeof(**v));
-	for (i = 0; i < ns; i++) {
-		(*v)[i].guid = uuid64(ss[i].uuid);
-		snprintf((*v)[i].name, sizeof((*v)[i].name), "%s",
-		    ss[i].name);
+	for (i = 0; i < ni; i++) {
+		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &ss, &ns,
+		    err) == -1)
+			goto out;
+		if (k + ns + 1 > PROTO_SNAPLIST_MAX) {
+			as_err_set(err, AS_E_LIMIT, 0, "'%s' has more than %d "
+			    "snapshots", path, PROTO_SNAPLIST_MAX);
+			goto out;
+		}
+		if (k + ns + 1 > cap) {
+			cap = (k + ns + 1) * 2;
+			*v = xreallocarray(*v, cap, sizeof(**v));
+		}
+		if (i > 0) {
+			if (strlen(items[i].rel) + 1 > PROTO_NAME_MAX) {
+				as_err_set(err, AS_E_LIMIT, 0, "nested "
+				    "subvolume '%s' of '%s': its path is too "
+				    "long to be listed", items[i].rel, path);
+				goto out;
+			}
+			e = &(*v)[k++];
+			memset(e, 0, sizeof(*e));
+			e->guid = uuid64(items[i].uuid) != 0 ?
+			    uuid64(items[i].uuid) : 1;
+			snprintf(e->name, sizeof(e->name), "%s/",
+			    items[i].rel);
+		}
+		for (j = 0; j < ns; j++) {
+			e = &(*v)[k++];
+			memset(e, 0, sizeof(*e));
+			e->guid = uuid64(ss[j].uuid);
+			snprintf(e->name, sizeof(e->name), "%s", ss[j].name);
+		}
+		free(ss);
+		ss = NULL;
 	}
-	*n = ns;
+	*n = k;
 	rc = 0;
 out:
+	if (rc == -1) {
+		free(*v);
+		*v = NULL;
+	}
 	free(ss);
+	items_free(items, ni);
 	free(sdir);
 	free(path);
 	btrfs_subvol_release(&sv);
 	return rc;
 }
 
-struct sync_btrfs_send {
-	char		*src;
-	char		*sdir;
-	char		*snap;		/* the new snapshot */
-	char		*parent;	/* the base, or NULL */
-	char		 name[BTRFS_NAME_MAX + 1];
-	char		 uuid[BTRFS_UUID_LEN + 1];
-	int		 lock_fd;
+/* One stream's ends, for the sender's thread. */
+struct bstream {
+	const char	*snap;		/* btrfs send this */
+	const char	*parent;	/* -p this, or NULL: full */
 };
 
 /* The sender's thread: btrfs send into the pump's pipe. */
 static int
 bsend_run(void *arg, int fd, struct as_err *err)
 {
-	const struct sync_btrfs_send *s = arg;
+	const struct bstream *b = arg;
 	struct btrfs_proc *p;
 	int f;
 
 	/* CLOEXEC: see sync_btrfs_receive (this thread runs beside the pump) */
 	if ((f = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
 		return as_err_sys(err, errno, "dup");
-	if ((p = btrfs_send_start(s->snap, s->parent, f, err)) == NULL)
+	if ((p = btrfs_send_start(b->snap, b->parent, f, err)) == NULL)
 		return -1;
 	return btrfs_proc_finish(p, err);
 }
+
+struct sync_btrfs_send {
+	char		*src;
+	char		*sdir;		/* the root's snapshot directory */
+	char		*snap;		/* the new snapshot (a child's) */
+	char		*parent;	/* the base, or NULL */
+	char		 name[BTRFS_NAME_MAX + 1];
+	char		 uuid[BTRFS_UUID_LEN + 1];
+	int		 lock_fd;
+	struct bstream	 bs;
+	struct item	*items;		/* the root's SEND: the snapshotted */
+	size_t		 nitems;
+	int		 tree;		/* ... with REQ_F_TREE */
+	char		*csdir;		/* a nested SEND: the child's dir */
+	char		 cuuid[BTRFS_UUID_LEN + 1];	/* ... its UUID */
+};
 
 void
 sync_btrfs_send_close(struct sync_btrfs_send *s)
@@ -1003,54 +1328,115 @@ sync_btrfs_send_close(struct sync_btrfs_send *s)
 		return;
 	if (s->lock_fd != -1)
 		close(s->lock_fd);
+	items_free(s->items, s->nitems);
 	free(s->src);
 	free(s->sdir);
 	free(s->snap);
 	free(s->parent);
+	free(s->csdir);
 	free(s);
 }
 
-/* Take a read-only snapshot of src named name in sdir; its UUID. */
+/*
+ * A nested SEND: id "NAME/REL" names the snapshot NAME that the root's
+ * SEND took of the subvolume REL nested below s->src; it must be one of
+ * the nested subvolumes (the kernel's root refs: nothing outside the
+ * root is reached through a symbolic link).  The base is the child's
+ * snapshot with GUID base, or none (a full stream: a child's base may
+ * have gone with a child replaced on the source).
+ */
 static int
-take_snapshot(struct sync_btrfs_send *s, const struct btrfs_subvol *sv,
-    struct as_err *err)
+send_open_nested(struct sync_btrfs_send *s, const char *id, uint64_t base,
+    struct proto_result *go, struct as_err *err)
 {
-	struct item it;
+	struct btrfs_subvol cv;
+	struct btrfs_snap *ss = NULL;
+	const struct btrfs_snap *sn = NULL, *b;
+	const char *slash = strchr(id, '/'), *rel;
+	char **rels = NULL, *abs = NULL;
+	size_t i, nr = 0, ns = 0;
+	int rc = -1, found = 0;
 
-	memset(&it, 0, sizeof(it));
-	it.rel = (char *)(uintptr_t)"";
-	it.abs = s->src;
-	it.sdir = s->sdir;
-	memcpy(it.uuid, sv->uuid, sizeof(it.uuid));
-	if (items_snapshot(&it, 1, s->name, err) == -1)
+	memset(&cv, 0, sizeof(cv));
+	if (slash == NULL || (size_t)(slash - id) > BTRFS_NAME_MAX ||
+	    strncmp(id, "autosync_", 9) != 0)
+		return as_err_set(err, AS_E_MALFORMED, 0, "a nested SEND names "
+		    "'NAME/REL'");
+	snprintf(s->name, sizeof(s->name), "%.*s", (int)(slash - id), id);
+	rel = slash + 1;
+	if (sync_btrfs_rel_check(rel, "the client", err) == -1)
 		return -1;
-	memcpy(s->uuid, it.snap_uuid, sizeof(s->uuid));
-	s->snap = xasprintf("%s/%s", s->sdir, s->name);
-	return 0;
+	if (btrfs_nested(s->src, &rels, &nr, err) == -1)
+		return as_err_prefix(err, "nested subvolumes of '%s'", s->src);
+	for (i = 0; i < nr && !found; i++)
+		found = strcmp(rels[i], rel) == 0;
+	if (!found) {
+		as_err_set(err, AS_E_NOTFOUND, 0, "'%s' has no nested "
+		    "subvolume '%s'", s->src, rel);
+		goto out;
+	}
+	abs = xasprintf("%s/%s", s->src, rel);
+	if (btrfs_info(abs, &cv, err) == -1 ||
+	    (s->csdir = btrfs_snapdir_of(s->sdir, rel, err)) == NULL ||
+	    btrfs_list_snaps(s->csdir, cv.uuid, 0, &ss, &ns, err) == -1)
+		goto out;
+	memcpy(s->cuuid, cv.uuid, sizeof(s->cuuid));
+	for (i = 0; i < ns && sn == NULL; i++)
+		if (strcmp(ss[i].name, s->name) == 0)
+			sn = &ss[i];
+	if (sn == NULL) {
+		as_err_set(err, AS_E_NOTFOUND, 0, "nested subvolume '%s' has "
+		    "no snapshot '%s'", rel, s->name);
+		goto out;
+	}
+	b = snap_by_guid(ss, ns, base);
+	if (b == sn)
+		b = NULL;
+	s->snap = xasprintf("%s/%s", s->csdir, sn->name);
+	if (b != NULL)
+		s->parent = xasprintf("%s/%s", s->csdir, b->name);
+	memcpy(s->uuid, sn->uuid, sizeof(s->uuid));
+	go->flags = RES_F_GO | (b == NULL ? RES_F_FULL : 0);
+	go->guid = uuid64(sn->uuid);
+	go->base_guid = b != NULL ? uuid64(b->uuid) : 0;
+	snprintf(go->name, sizeof(go->name), "%s", s->name);
+	rc = 0;
+out:
+	free(ss);
+	free(abs);
+	btrfs_subvol_release(&cv);
+	btrfs_rels_free(rels, nr);
+	return rc;
 }
 
 int
 sync_btrfs_send_open(const char *src, uint64_t base, int force,
-    int norecurse, struct sync_btrfs_send **out, struct proto_result *go,
-    struct xfer_src *xs, struct as_err *err)
+    int norecurse, const char *nested, struct sync_btrfs_send **out,
+    struct proto_result *go, struct xfer_src *xs, struct as_err *err)
 {
 	struct sync_btrfs_send *s;
 	struct btrfs_subvol sv;
 	struct btrfs_snap *ss = NULL;
 	const struct btrfs_snap *b;
-	const char *dirs[1];
-	size_t ns = 0;
+	const char **dirs = NULL;
+	size_t i, ns = 0;
 
 	memset(&sv, 0, sizeof(sv));
+	memset(go, 0, sizeof(*go));
 	s = xcalloc(1, sizeof(*s));
 	s->lock_fd = -1;
 	if ((s->src = norm_path(src, "source", err)) == NULL ||
-	    check_source(s->src, &sv, err) == -1 ||
-	    no_nested(s->src, &sv, norecurse, err) == -1)
+	    check_source(s->src, &sv, err) == -1)
 		goto fail;
 	s->sdir = btrfs_snapdir(s->src);
-	if (btrfs_lock(s->sdir, &s->lock_fd, err) == -1 ||
-	    btrfs_list_snaps(s->sdir, sv.uuid, 0, &ss, &ns, err) == -1)
+	if (btrfs_lock(s->sdir, &s->lock_fd, err) == -1)
+		goto fail;
+	if (nested != NULL) {
+		if (send_open_nested(s, nested, base, go, err) == -1)
+			goto fail;
+		goto done;
+	}
+	if (btrfs_list_snaps(s->sdir, sv.uuid, 0, &ss, &ns, err) == -1)
 		goto fail;
 	b = snap_by_guid(ss, ns, base);
 	if (base != 0 && b == NULL && !force) {
@@ -1061,23 +1447,37 @@ sync_btrfs_send_open(const char *src, uint64_t base, int force,
 	}
 	if (b != NULL)
 		s->parent = xasprintf("%s/%s", s->sdir, b->name);
-	dirs[0] = s->sdir;
-	if (btrfs_auto_name(dirs, 1, s->name, sizeof(s->name), err) == -1 ||
-	    take_snapshot(s, &sv, err) == -1)
+	/* the root and (REQ_F_TREE) its nested subvolumes, one name */
+	s->tree = !norecurse;
+	if (items_get(s->src, s->sdir, &sv, norecurse, &s->items, &s->nitems,
+	    err) == -1)
 		goto fail;
-	memset(go, 0, sizeof(*go));
+	dirs = xcalloc(s->nitems, sizeof(*dirs));
+	for (i = 0; i < s->nitems; i++)
+		dirs[i] = s->items[i].sdir;
+	if (btrfs_auto_name(dirs, s->nitems, s->name, sizeof(s->name),
+	    err) == -1 || items_snapshot(s->items, s->nitems, s->name,
+	    err) == -1)
+		goto fail;
+	memcpy(s->uuid, s->items[0].snap_uuid, sizeof(s->uuid));
+	s->snap = xasprintf("%s/%s", s->sdir, s->name);
 	go->flags = RES_F_GO | (b == NULL ? RES_F_FULL : 0);
 	go->guid = uuid64(s->uuid);
 	go->base_guid = b != NULL ? uuid64(b->uuid) : 0;
 	snprintf(go->name, sizeof(go->name), "%s", s->name);
+done:
+	s->bs.snap = s->snap;
+	s->bs.parent = s->parent;
 	xs->fd = -1;
 	xs->send = bsend_run;
-	xs->send_arg = s;
+	xs->send_arg = &s->bs;
+	free(dirs);
 	free(ss);
 	btrfs_subvol_release(&sv);
 	*out = s;
 	return 0;
 fail:
+	free(dirs);
 	free(ss);
 	btrfs_subvol_release(&sv);
 	sync_btrfs_send_close(s);
@@ -1088,184 +1488,369 @@ int
 sync_btrfs_send_commit(struct sync_btrfs_send *s, const char *id,
     int committed, struct as_err *err)
 {
-	struct btrfs_subvol sv;
 	struct btrfs_snap *v = NULL;
 	struct dest_rec *dr = NULL;
 	struct doomed dd;
+	struct as_err e2;
+	char *p;
 	size_t i, nv = 0, ndr = 0;
 	int rc = -1;
 
 	memset(&dd, 0, sizeof(dd));
-	memset(&sv, 0, sizeof(sv));
 	if (!committed) {
-		/* nobody holds it: the next pull takes another */
-		if (btrfs_delete(s->snap, err) == -1)
-			return -1;
-		return 0;
+		/* nobody holds them: the next pull takes others */
+		for (i = 1; i < s->nitems; i++) {
+			p = xasprintf("%s/%s", s->items[i].sdir, s->name);
+			if (btrfs_delete(p, &e2) == -1)
+				log_warn("%s", e2.msg);
+			free(p);
+		}
+		return btrfs_delete(s->snap, err);
 	}
-	if (dests_put(s->sdir, id, s->name, err) == -1 ||
-	    dests_read(s->sdir, &dr, &ndr, err) == -1 ||
-	    btrfs_info(s->src, &sv, err) == -1 ||
-	    btrfs_list_snaps(s->sdir, sv.uuid, 0, &v, &nv, err) == -1)
+	if (s->csdir != NULL) {
+		/*
+		 * A child: the root's COMMIT recorded this run's name for
+		 * the destination; id ("NAME/REL") names none of the
+		 * records, so every destination's snapshot stays.
+		 */
+		if (dests_read(s->sdir, &dr, &ndr, err) == -1 ||
+		    btrfs_list_snaps(s->csdir, s->cuuid, 0, &v, &nv,
+		    err) == -1)
+			goto out;
+		prune_list(s->csdir, v, nv, s->name, 0, dr, ndr, id, &dd);
+		rc = doomed_run(&dd, NULL, err);
 		goto out;
-	prune_list(s->sdir, v, nv, s->name, 0, dr, ndr, id, &dd);
-	if (btrfs_delete_snapshots((const char *const *)dd.v, dd.n,
+	}
+	if (dests_put(s->sdir, id, s->name, err) == -1)
+		goto out;
+	/*
+	 * The root's older snapshots (each child's at its own COMMIT: the
+	 * destination still holds its older one until then), and with
+	 * REQ_F_TREE the directories of children that are gone.
+	 */
+	if (prune_src(s->sdir, s->items, 1, s->name, 0, id, 1, NULL,
 	    err) == -1)
 		goto out;
-	rc = 0;
+	if (s->tree && prune_gone(s->sdir, s->items, s->nitems, 0, &dd,
+	    err) == -1)
+		goto out;
+	rc = doomed_run(&dd, NULL, err);
 out:
-	for (i = 0; i < dd.n; i++)
-		free(dd.v[i]);
-	free(dd.v);
+	doomed_release(&dd);
 	free(v);
 	dests_free(dr, ndr);
-	btrfs_subvol_release(&sv);
 	return rc;
 }
 
-/* btrfs:SRC -> a server's btrfs:DST (push): HOLD, then RECEIVE. */
+/* The request path, flags and id of item it of a push to de. */
+static void
+push_target(struct remote *r, const struct endpoint *de,
+    const struct item *it, uint32_t flags)
+{
+	remote_set_path(r, de->path + 1);
+	remote_set_flags(r, flags | (it->rel[0] != '\0' ? REQ_F_NESTED : 0));
+	remote_set_id(r, it->rel[0] != '\0' ? it->rel : NULL);
+}
+
+/*
+ * btrfs:SRC -> a server's btrfs:DST (push), the same steps as
+ * btrfs_to_btrfs with the server answering for DST: HOLD per subvolume
+ * (SRC, then its nested ones unless -N) says what the server holds of
+ * it; the root's must be one of SRC's snapshots (else CONFLICT unless
+ * -F, before anything is created), a child's that is not (or none) is
+ * sent in full.  Then this run's snapshots, and one RECEIVE per
+ * subvolume: the children first, parents first, each checked by the
+ * GUID the server received, then the root with REQ_F_TREE, which
+ * publishes the view with the children that arrived (a failed child
+ * leaves the old view); the server prunes the children that are gone.
+ */
 static int
 btrfs_push(const char *src, const struct endpoint *de,
     const struct sync_opts *o, struct sync_result *res, struct as_err *err)
 {
-	struct sync_btrfs_send s;
 	struct btrfs_subvol sv;
 	struct btrfs_snap *ss = NULL;
-	const struct btrfs_snap *b = NULL;
+	const struct btrfs_snap *b;
+	struct item *items = NULL;
 	struct remote_opts ro;
 	struct remote *r = NULL;
 	struct remote_xfer x;
+	struct bstream bs;
 	struct xfer_src xs;
 	struct catalog tc;
-	struct dest_rec *dr = NULL;
-	struct doomed dd;
-	const char *dirs[1];
+	char **parents = NULL, *sdir = NULL, *snap = NULL;
+	char name[BTRFS_NAME_MAX + 1];
+	const char **dirs = NULL;
 	uint64_t held = 0;
-	size_t i, ns = 0, ndr = 0;
+	size_t i, k, n = 0, ns = 0;
 	int64_t t1;
-	int rc = -1, h, force = (o->flags & SYNC_FORCE) != 0;
+	int rc = -1, h, sfd = -1, force = (o->flags & SYNC_FORCE) != 0;
+	int norec = (o->flags & SYNC_NO_RECURSE) != 0;
 
-	memset(&s, 0, sizeof(s));
 	memset(&sv, 0, sizeof(sv));
-	memset(&dd, 0, sizeof(dd));
-	catalog_init(&tc);
-	s.lock_fd = -1;
 	res->remote = 1;
-	s.src = xstrdup(src);
-	if (check_source(src, &sv, err) == -1 ||
-	    no_nested(src, &sv, o->flags & SYNC_NO_RECURSE, err) == -1)
+	if (check_source(src, &sv, err) == -1)
 		goto out;
-	s.sdir = btrfs_snapdir(src);
-	if (btrfs_lock(s.sdir, &s.lock_fd, err) == -1)
+	sdir = btrfs_snapdir(src);
+	if (btrfs_lock(sdir, &sfd, err) == -1 ||
+	    items_get(src, sdir, &sv, norec, &items, &n, err) == -1)
 		goto out;
 	memset(&ro, 0, sizeof(ro));
 	if (o->remote != NULL)
 		ro = *o->remote;
 	if ((r = remote_open(de, &ro, err)) == NULL)
 		goto out;
-	remote_set_path(r, de->path + 1);
-	if ((h = remote_hold(r, &held, &res->recovered, err)) == -1) {
-		as_err_prefix(err, "'%s'", de->spec);
-		goto out;
-	}
-	if (btrfs_list_snaps(s.sdir, sv.uuid, 0, &ss, &ns, err) == -1)
-		goto out;
-	if (h == 1 && (b = snap_by_guid(ss, ns, held)) == NULL && !force) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'%s' on '%s' has diverged "
-		    "from '%s': it holds %016" PRIx64 ", which is not one of "
-		    "the source's snapshots; use -F for a full resend",
-		    de->path + 1, remote_peer(r), src, held);
-		goto out;
-	}
-	if (b != NULL) {
-		s.parent = xasprintf("%s/%s", s.sdir, b->name);
-		snprintf(res->base_name, sizeof(res->base_name), "%s",
-		    b->name);
-		res->base_guid = held;
-	}
-	dirs[0] = s.sdir;
-	if (btrfs_auto_name(dirs, 1, s.name, sizeof(s.name), err) == -1 ||
-	    take_snapshot(&s, &sv, err) == -1)
-		goto out;
-	snprintf(res->name, sizeof(res->name), "%s", s.name);
-	res->guid = uuid64(s.uuid);
-	res->full = b == NULL;
-	tc.hdr.guid = res->guid;
-	snprintf(tc.hdr.name, sizeof(tc.hdr.name), "%s", s.name);
-	memset(&xs, 0, sizeof(xs));
-	xs.fd = -1;
-	xs.send = bsend_run;
-	xs.send_arg = &s;
-	xs.target = &tc;
-	t1 = now_ns();
-	rc = remote_push(r, &xs, force, &x, err);
-	res->xfer_ns = now_ns() - t1;
-	res->send.stream_bytes = x.raw_bytes;
-	res->send.data_bytes = x.raw_bytes;
-	res->wire_bytes = x.wire_bytes;
-	if (rc != 0) {
-		rc = -1;
-		goto out;
-	}
-	rc = -1;
-	res->subvols = 1;
-	res->send.entries_sent = 1;
-	/* record, prune the source */
-	free(ss);
-	ss = NULL;
-	if (dests_put(s.sdir, de->spec, s.name, err) == -1)
-		goto out;
-	if (!(o->flags & SYNC_NO_PRUNE)) {
-		if (dests_read(s.sdir, &dr, &ndr, err) == -1 ||
-		    btrfs_list_snaps(s.sdir, sv.uuid, 0, &ss, &ns, err) == -1)
+
+	/* 1. what the server holds of each subvolume: the bases */
+	parents = xcalloc(n, sizeof(*parents));
+	for (i = 0; i < n; i++) {
+		push_target(r, de, &items[i], 0);
+		if ((h = remote_hold(r, &held, i == 0 ? &res->recovered : NULL,
+		    err)) == -1) {
+			as_err_prefix(err, "'%s'%s%s", de->spec, i > 0 ?
+			    " nested " : "", items[i].rel);
 			goto out;
-		prune_list(s.sdir, ss, ns, s.name, 0, dr, ndr, de->spec, &dd);
-		if (btrfs_delete_snapshots((const char *const *)dd.v, dd.n,
+		}
+		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &ss, &ns,
 		    err) == -1)
 			goto out;
-		res->pruned += (unsigned)dd.n;
+		b = h == 1 ? snap_by_guid(ss, ns, held) : NULL;
+		if (i == 0 && h == 1 && b == NULL && !force) {
+			as_err_set(err, AS_E_CONFLICT, 0, "'%s' on '%s' has "
+			    "diverged from '%s': it holds %016" PRIx64 ", "
+			    "which is not one of the source's snapshots; use "
+			    "-F for a full resend", de->path + 1,
+			    remote_peer(r), src, held);
+			goto out;
+		}
+		if (b != NULL)
+			parents[i] = xasprintf("%s/%s", items[i].sdir, b->name);
+		if (i == 0 && b != NULL) {
+			snprintf(res->base_name, sizeof(res->base_name), "%s",
+			    b->name);
+			res->base_guid = held;
+		}
+		free(ss);
+		ss = NULL;
+	}
+
+	/* 2. this run's snapshots, one name */
+	dirs = xcalloc(n, sizeof(*dirs));
+	for (i = 0; i < n; i++)
+		dirs[i] = items[i].sdir;
+	if (btrfs_auto_name(dirs, n, name, sizeof(name), err) == -1 ||
+	    items_snapshot(items, n, name, err) == -1)
+		goto out;
+	snprintf(res->name, sizeof(res->name), "%s", name);
+	res->guid = uuid64(items[0].snap_uuid);
+	res->full = parents[0] == NULL;
+
+	/* 3. the children (parents first), then the root */
+	for (k = 0; k < n; k++) {
+		i = k + 1 < n ? k + 1 : 0;
+		push_target(r, de, &items[i], i == 0 && !norec ? REQ_F_TREE :
+		    0);
+		free(snap);
+		snap = xasprintf("%s/%s", items[i].sdir, name);
+		bs.snap = snap;
+		bs.parent = parents[i];
+		catalog_init(&tc);
+		tc.hdr.guid = uuid64(items[i].snap_uuid);
+		snprintf(tc.hdr.name, sizeof(tc.hdr.name), "%s", name);
+		memset(&xs, 0, sizeof(xs));
+		xs.fd = -1;
+		xs.send = bsend_run;
+		xs.send_arg = &bs;
+		xs.target = &tc;
+		log_debug("btrfs: %s '%s' -> '%s'%s%s on '%s'",
+		    bs.parent != NULL ? "incremental" : "full", snap,
+		    de->path + 1, i > 0 ? " nested " : "", items[i].rel,
+		    remote_peer(r));
+		t1 = now_ns();
+		rc = remote_push(r, &xs, force, &x, err);
+		res->xfer_ns += now_ns() - t1;
+		catalog_release(&tc);
+		res->send.stream_bytes += x.raw_bytes;
+		res->send.data_bytes += x.raw_bytes;
+		res->wire_bytes += x.wire_bytes;
+		if (rc != 0) {
+			rc = -1;
+			if (i > 0)
+				as_err_prefix(err, "nested '%s'", items[i].rel);
+			goto out;
+		}
+		rc = -1;
+		res->subvols++;
+	}
+	res->send.entries_sent = res->subvols;
+
+	/* 4. record, prune the source */
+	if (dests_put(sdir, de->spec, name, err) == -1)
+		goto out;
+	if (!(o->flags & SYNC_NO_PRUNE) && prune_src(sdir, items, n, name,
+	    o->keep_src, de->spec, norec, &res->pruned, err) == -1) {
+		as_err_prefix(err, "prune snapshots of '%s'", src);
+		goto out;
 	}
 	rc = 0;
 out:
-	for (i = 0; i < dd.n; i++)
-		free(dd.v[i]);
-	free(dd.v);
-	dests_free(dr, ndr);
+	for (i = 0; parents != NULL && i < n; i++)
+		free(parents[i]);
+	free(parents);
+	free(dirs);
+	free(snap);
 	free(ss);
-	catalog_release(&tc);
 	remote_close(r);
+	items_free(items, n);
 	btrfs_subvol_release(&sv);
-	if (s.lock_fd != -1)
-		close(s.lock_fd);
-	free(s.src);
-	free(s.sdir);
-	free(s.snap);
-	free(s.parent);
+	if (sfd != -1)
+		close(sfd);
+	free(sdir);
 	return rc;
+}
+
+void
+sync_btrfs_subs_free(struct sync_btrfs_sub *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v != NULL && i < n; i++)
+		free(v[i].relbuf);
+	free(v);
+}
+
+/*
+ * The server's listing (SNAPSHOTS) as subvolumes: the root's snapshots
+ * first, then for each nested subvolume "REL/" and its snapshots.
+ * Untrusted: every REL a path below the root (sync_btrfs_rel_check),
+ * listed once and in order (a parent before its children), no '/' in a
+ * snapshot's name.
+ */
+int
+sync_btrfs_listing(const char *peer, const struct proto_snap *v, size_t n,
+    struct sync_btrfs_sub **out, size_t *nout, struct as_err *err)
+{
+	struct sync_btrfs_sub *it;
+	char esc[PROTO_NAME_MAX * 4 + 8];
+	size_t i, k = 1, len;
+
+	it = xcalloc(1, sizeof(*it));
+	it[0].rel = "";
+	it[0].snaps = v;
+	for (i = 0; i < n; i++) {
+		len = strlen(v[i].name);
+		if (len > 0 && v[i].name[len - 1] == '/') {
+			it = xreallocarray(it, k + 1, sizeof(*it));
+			memset(&it[k], 0, sizeof(it[k]));
+			it[k].relbuf = xstrndup(v[i].name, len - 1);
+			it[k].rel = it[k].relbuf;
+			it[k].snaps = &v[i + 1];
+			k++;
+			if (sync_btrfs_rel_check(it[k - 1].rel, peer,
+			    err) == -1)
+				goto fail;
+			if (k > 2 && strcmp(it[k - 2].rel, it[k - 1].rel) >= 0)
+				goto bad;
+			continue;
+		}
+		if (strchr(v[i].name, '/') != NULL || v[i].guid == 0)
+			goto bad;
+		it[k - 1].nsnaps++;
+	}
+	*out = it;
+	*nout = k;
+	return 0;
+bad:
+	as_err_set(err, AS_E_MALFORMED, 0, "'%s' listed '%s' out of place",
+	    peer, log_escape(v[i].name, esc, sizeof(esc)));
+fail:
+	sync_btrfs_subs_free(it, k);
+	return -1;
+}
+
+/* Is guid one of it's snapshots on the server? */
+static int
+pitem_has(const struct sync_btrfs_sub *it, uint64_t guid)
+{
+	size_t i;
+
+	for (i = 0; i < it->nsnaps; i++)
+		if (it->snaps[i].guid == guid)
+			return 1;
+	return 0;
+}
+
+/*
+ * The receiving child of a pulled subvolume: into its snapshot
+ * directory of the destination that the parent opened (its lock is
+ * this child's too); published by the parent once all arrived.
+ */
+struct bpull_recv {
+	struct btrfs_dest *d;
+	const char	*rel;
+};
+
+static int
+bpull_recv(void *arg, const char *dst, int in_fd, int rflags,
+    struct dir_recv_result *res, struct as_err *err)
+{
+	const struct bpull_recv *p = arg;
+	struct btrfs_snap got;
+	char *dir;
+	int rc;
+
+	(void)dst;
+	(void)rflags;
+	if ((dir = btrfs_snapdir_of(p->d->dir, p->rel, err)) == NULL)
+		return -1;
+	rc = receive_into(dir, in_fd, &got, err);
+	free(dir);
+	if (rc == -1)
+		return -1;
+	res->target_guid = uuid64(got.received_uuid);
+	snprintf(res->name, sizeof(res->name), "%s", got.name);
+	res->st.entries_sent = 1;
+	return 0;
 }
 
 /*
  * A server's btrfs:SRC -> btrfs:DST (pull): only from a sender this side
- * trusts (--trust HOST), refused before connecting otherwise; then the
- * shared agreement (SNAPSHOTS: what DST holds must be one of the
- * server's), SEND, and sync_btrfs_receive in the receiving child.
+ * trusts (--trust HOST), refused before connecting otherwise.  DST is
+ * opened and checked as a local destination is; the listing (SNAPSHOTS,
+ * REQ_F_TREE unless -N) gives each subvolume's snapshots: DST's root
+ * must hold one of the root's (else CONFLICT unless -F), each child is
+ * sent from the newest snapshot DST received of it that the server
+ * lists (none: in full).  SEND of the root (REQ_F_TREE: the server
+ * snapshots the tree) then of each child's snapshot of that name
+ * (REQ_F_NESTED, id "NAME/REL"), each received into its snapshot
+ * directory and checked (read-only, the announced received_uuid); the
+ * view is published when all arrived, then DST is pruned (children no
+ * longer listed go, as locally).
  */
 static int
 btrfs_pull(const struct endpoint *se, const char *dst,
-    const struct endpoint *de, const struct sync_opts *o,
-    struct sync_result *res, struct as_err *err)
+    const struct sync_opts *o, struct sync_result *res, struct as_err *err)
 {
-	struct sync_btrfs_recv ra;
+	struct btrfs_dest d;
+	struct btrfs_snap *hs = NULL;
+	struct bpull_recv ra;
+	struct btrfs_pub *pub = NULL;
 	struct remote_opts ro;
 	struct remote *r = NULL;
 	struct remote_xfer x;
 	struct proto_snap *v = NULL;
-	char *id = NULL;
+	struct sync_btrfs_sub *its = NULL;
+	const char **rels = NULL;
+	char *id = NULL, *cid = NULL, *dir = NULL;
+	char name[BTRFS_NAME_MAX + 1];
 	uint64_t held = 0;
-	size_t n = 0;
+	size_t i, j, n = 0, ni = 0, nh = 0;
+	unsigned cleaned = 0;
 	int64_t t1;
-	int rc = -1;
+	int rc = -1, chk, norec = (o->flags & SYNC_NO_RECURSE) != 0;
 
+	memset(&d, 0, sizeof(d));
+	d.lock_fd = -1;
 	res->remote = 2;
 	if (o->trust == NULL || strcmp(o->trust, se->host) != 0)
 		return as_err_set(err, AS_E_AUTH, 0, "refusing to receive a "
@@ -1273,34 +1858,131 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 		    "receive does not validate streams; name it with --trust "
 		    "%s, or a service's trust=%s, if it is)", se->host,
 		    se->host, se->host);
-	if (sync_btrfs_held(dst, &held, NULL, 0, err) == -1)
-		return -1;
+	if (btrfs_dest_open(&d, dst, &cleaned, err) == -1)
+		goto out;
+	res->recovered = cleaned > 0;
+	chk = btrfs_dest_check(&d, err);
+	if (chk == -1 || (chk == 1 && !(o->flags & SYNC_FORCE)))
+		goto out;
+	if (chk == 1) {
+		res->replaced = 1;
+		as_err_clear(err);
+	}
 	memset(&ro, 0, sizeof(ro));
 	if (o->remote != NULL)
 		ro = *o->remote;
 	if ((r = remote_open(se, &ro, err)) == NULL)
 		goto out;
 	remote_set_path(r, se->path + 1);
-	remote_set_flags(r, o->flags & SYNC_NO_RECURSE ? 0 : REQ_F_TREE);
-	if (sync_pull_agree(r, se, de, o->flags, "btrfs:", dst, &held, &v, &n,
-	    &id, err) == -1)
+	remote_set_flags(r, norec ? 0 : REQ_F_TREE);
+	if (remote_snapshots(r, &v, &n, err) == -1) {
+		as_err_prefix(err, "list '%s'", se->spec);
 		goto out;
-	ra.trusted = 1;
-	t1 = now_ns();
-	rc = remote_pull_with(r, held, id, dst, o->flags & SYNC_FORCE ?
-	    DIR_RECV_FORCE : 0, sync_btrfs_receive, &ra, &x, err);
-	res->xfer_ns = now_ns() - t1;
-	sync_pull_result(&x, v, n, res);
-	res->send.stream_bytes = x.raw_bytes;
-	res->send.data_bytes = x.raw_bytes;
-	if (rc == 0) {
-		res->subvols = 1;
-		res->send.entries_sent = 1;
 	}
+	if (sync_btrfs_listing(remote_peer(r), v, n, &its, &ni, err) == -1)
+		goto out;
+	if (norec && ni > 1) {
+		as_err_set(err, AS_E_MALFORMED, 0, "'%s' listed nested "
+		    "subvolumes it was not asked for", remote_peer(r));
+		goto out;
+	}
+
+	/* 1. the bases: the root's is what DST holds, or CONFLICT */
+	for (i = 0; i < ni; i++) {
+		if ((dir = btrfs_snapdir_of(d.dir, its[i].rel, err)) == NULL ||
+		    btrfs_list_snaps(dir, NULL, 1, &hs, &nh, err) == -1)
+			goto out;
+		if (i == 0 && nh > 0) {
+			held = uuid64(hs[nh - 1].received_uuid);
+			if (!pitem_has(&its[0], held)) {
+				if (!(o->flags & SYNC_FORCE)) {
+					as_err_set(err, AS_E_CONFLICT, 0, "no "
+					    "common snapshot: '%s' holds %016"
+					    PRIx64 " which '%s' does not "
+					    "have; use -F for a full resend",
+					    dst, held, se->spec);
+					goto out;
+				}
+				held = 0;
+			}
+			its[0].base = held;
+		}
+		for (j = nh; i > 0 && j-- > 0;)
+			if (pitem_has(&its[i], uuid64(hs[j].received_uuid))) {
+				its[i].base = uuid64(hs[j].received_uuid);
+				break;
+			}
+		free(hs);
+		hs = NULL;
+		free(dir);
+		dir = NULL;
+	}
+	id = sync_pull_id("btrfs:", dst);
+
+	/* 2. the root (the server snapshots the tree), then each child */
+	ra.d = &d;
+	name[0] = '\0';
+	for (i = 0; i < ni; i++) {
+		ra.rel = its[i].rel;
+		if (i > 0) {
+			remote_set_flags(r, REQ_F_NESTED);
+			free(cid);
+			cid = xasprintf("%s/%s", name, its[i].rel);
+		}
+		t1 = now_ns();
+		rc = remote_pull_with(r, its[i].base, i == 0 ? id : cid, dst,
+		    i == 0 && (o->flags & SYNC_FORCE) ? DIR_RECV_FORCE : 0,
+		    bpull_recv, &ra, &x, err);
+		res->xfer_ns += now_ns() - t1;
+		res->send.stream_bytes += x.raw_bytes;
+		res->send.data_bytes += x.raw_bytes;
+		res->wire_bytes += x.wire_bytes;
+		if (rc != 0) {
+			rc = -1;
+			if (i > 0)
+				as_err_prefix(err, "nested '%s'", its[i].rel);
+			goto out;
+		}
+		rc = -1;
+		if (i == 0) {
+			snprintf(name, sizeof(name), "%s", x.name);
+			sync_pull_result(&x, its[0].snaps, its[0].nsnaps, res);
+		} else if (strcmp(x.name, name) != 0) {
+			as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent '%s' for "
+			    "nested '%s' of '%s'", remote_peer(r), x.name,
+			    its[i].rel, name);
+			goto out;
+		}
+		res->subvols++;
+	}
+	res->send.entries_sent = res->subvols;
+
+	/* 3. publish, prune */
+	pub = xcalloc(ni, sizeof(*pub));
+	rels = xcalloc(ni, sizeof(*rels));
+	for (i = 0; i < ni; i++) {
+		pub[i].rel = rels[i] = its[i].rel;
+		pub[i].name = name;
+	}
+	if (btrfs_dest_publish(&d, pub, ni, err) == -1)
+		goto out;
+	if (!(o->flags & SYNC_NO_PRUNE) && prune_dst(&d, rels, ni, name,
+	    o->keep_dst, !norec, &res->pruned, err) == -1) {
+		as_err_prefix(err, "prune snapshots of '%s'", dst);
+		goto out;
+	}
+	rc = 0;
 out:
-	remote_close(r);
-	free(v);
+	free(pub);
+	free(rels);
+	free(hs);
+	free(dir);
 	free(id);
+	free(cid);
+	sync_btrfs_subs_free(its, ni);
+	free(v);
+	remote_close(r);
+	btrfs_dest_release(&d);
 	return rc;
 }
 
@@ -1380,7 +2062,7 @@ sync_run_btrfs(const struct endpoint *se, const struct endpoint *de,
 			    de->spec);
 		if ((dst = norm_path(de->path, "destination", err)) == NULL)
 			goto out;
-		rc = btrfs_pull(se, dst, de, o, res, err);
+		rc = btrfs_pull(se, dst, o, res, err);
 		goto out;
 	}
 	if (endpoint_is_remote(de) && se->kind != EP_BTRFS)

@@ -5,7 +5,7 @@ loop-mounted btrfs file systems: full then incremental (by received_uuid)
 both ways; btrfs receive runs only for a sender configured as trusted
 ("allow NAME btrfs:/PATH rw trusted" on the server, --trust HOST for a
 pull), and an untrusted one is refused before one byte is received;
-nested subvolumes need -N; confinement to the granted roots; a connection
+nested subvolumes are replicated, -N leaves them out; confinement to the granted roots; a connection
 cut in the middle of a stream leaves the destination as it was and the
 next run completes.'
 . "$(dirname "$0")/test-lib.sh"
@@ -72,11 +72,12 @@ test_expect_success 'an untrusted sender is refused before anything is received'
 	grep "refused\|not trusted" "$NET_DIR/serve-conf.log"
 '
 
-test_expect_success 'nested subvolumes need -N (then they are left out)' '
-	test_must_fail as alice "btrfs:$A/@nest" "$(burl $B/nest)" 2>err &&
-	cat err && grep -- "-N" err && ! test -e "$B/nest" &&
-	as alice -N "btrfs:$A/@nest" "$(burl $B/nest)" &&
-	test "$(cat "$B/nest/f")" = n && test_path_is_missing "$B/nest/inner"
+test_expect_success 'nested subvolumes are replicated (t3110), -N leaves them out' '
+	as alice "btrfs:$A/@nest" "$(burl $B/nest)" &&
+	test "$(cat "$B/nest/f")" = n && test "$(stat -c %i "$B/nest/inner")" = 256 &&
+	btrfs_ro "$B/nest/inner" &&
+	as alice -N "btrfs:$A/@nest" "$(burl $B/nestN)" &&
+	test "$(cat "$B/nestN/f")" = n && test_path_is_missing "$B/nestN/inner"
 '
 
 test_expect_success 'pull over tcp: refused without --trust, then full and incremental' '

@@ -4,7 +4,8 @@
  * v6.2 on loop-mounted btrfs), the stderr texts that map to error
  * classes (each the real text btrfs printed), the encoding of nested
  * paths, and the trust rule (an untrusted stream is refused before any
- * process is spawned).  What needs a file system is in
+ * process is spawned); between machines, what a peer names of a tree
+ * (a nested subvolume's REL, a pull's listing).  What needs a file system is in
  * tests/e2e/t3101-btrfs-*.sh.
  */
 #include <setjmp.h>
@@ -20,6 +21,7 @@
 #include <cmocka.h>
 
 #include "driver/btrfs.h"
+#include "repl/sync.h"
 
 /* `btrfs subvolume show` of a subvolume with two snapshots */
 static const char fx_show_src[] =
@@ -381,6 +383,124 @@ t_untrusted_refused(void **state)
 	close(fds[1]);
 }
 
+/* A nested subvolume's path as a peer names it (REQ_F_NESTED). */
+static void
+t_rel_check(void **state)
+{
+	static const char *const good[] = { "a", "a/b", "@home/x y", "a/.b",
+	    "..a", "a%2F" };
+	static const char *const bad[] = { "", "/a", "a/", "a//b", ".", "..",
+	    "a/../b", "a/./b", "../a", "a/..", "a\nb", "a\x7f" };
+	struct as_err err;
+	char longrel[300];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_int_equal(sync_btrfs_rel_check(good[i], "t", NULL), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		as_err_clear(&err);
+		assert_int_equal(sync_btrfs_rel_check(bad[i], "t", &err), -1);
+		assert_int_equal(err.code, AS_E_UNSAFE_PATH);
+	}
+	/* too long to name its snapshot directory once escaped */
+	memset(longrel, 'a', sizeof(longrel) - 1);
+	longrel[sizeof(longrel) - 1] = '\0';
+	assert_int_equal(sync_btrfs_rel_check(longrel, "t", NULL), -1);
+}
+
+static void
+snap(struct proto_snap *e, uint64_t guid, const char *name)
+{
+	memset(e, 0, sizeof(*e));
+	e->guid = guid;
+	snprintf(e->name, sizeof(e->name), "%s", name);
+}
+
+/* A pull's listing of a tree: well formed, and each way it is not. */
+static void
+t_listing(void **state)
+{
+	struct proto_snap v[8];
+	struct sync_btrfs_sub *s = NULL;
+	struct as_err err;
+	size_t n = 0;
+
+	(void)state;
+	snap(&v[0], 1, "autosync_1");
+	snap(&v[1], 2, "autosync_2");
+	snap(&v[2], 9, "sub/");
+	snap(&v[3], 3, "autosync_2");
+	snap(&v[4], 8, "sub/deep/");
+	snap(&v[5], 7, "dir/x/");
+	assert_int_equal(sync_btrfs_listing("p", v, 4, &s, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(s[0].rel, "");
+	assert_int_equal(s[0].nsnaps, 2);
+	assert_string_equal(s[1].rel, "sub");
+	assert_int_equal(s[1].nsnaps, 1);
+	assert_int_equal(s[1].snaps[0].guid, 3);
+	sync_btrfs_subs_free(s, n);
+	/* a child without snapshots (new on the server), a deeper one */
+	assert_int_equal(sync_btrfs_listing("p", v, 5, &s, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(s[2].rel, "sub/deep");
+	assert_int_equal(s[2].nsnaps, 0);
+	sync_btrfs_subs_free(s, n);
+	/* out of order ("dir/x" after "sub/deep") */
+	as_err_clear(&err);
+	assert_int_equal(sync_btrfs_listing("p", v, 6, &s, &n, &err), -1);
+	assert_int_equal(err.code, AS_E_MALFORMED);
+	/* listed twice */
+	snap(&v[4], 8, "sub/");
+	assert_int_equal(sync_btrfs_listing("p", v, 5, &s, &n, &err), -1);
+	/* a path that leaves the root */
+	snap(&v[2], 9, "../etc/");
+	as_err_clear(&err);
+	assert_int_equal(sync_btrfs_listing("p", v, 3, &s, &n, &err), -1);
+	assert_int_equal(err.code, AS_E_UNSAFE_PATH);
+	snap(&v[2], 9, "/");
+	assert_int_equal(sync_btrfs_listing("p", v, 3, &s, &n, &err), -1);
+	/* a snapshot name with a '/', a zero GUID */
+	snap(&v[2], 9, "sub/");
+	snap(&v[3], 3, "sub/autosync_2");
+	assert_int_equal(sync_btrfs_listing("p", v, 4, &s, &n, &err), -1);
+	snap(&v[3], 0, "autosync_2");
+	assert_int_equal(sync_btrfs_listing("p", v, 4, &s, &n, &err), -1);
+}
+
+/*
+ * A server's receive of a nested subvolume: no trust, no receive; a
+ * REL that leaves the root is refused before anything is created (the
+ * destination's parent does not even exist).
+ */
+static void
+t_receive_nested_refused(void **state)
+{
+	struct sync_btrfs_recv a;
+	struct dir_recv_result res;
+	struct as_err err;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	memset(&res, 0, sizeof(res));
+	a.rel = "sub";
+	as_err_clear(&err);
+	assert_int_equal(sync_btrfs_receive(&a, "/nonexistent/d", -1, 0, &res,
+	    &err), -1);
+	assert_int_equal(err.code, AS_E_AUTH);
+	a.trusted = 1;
+	a.rel = "../../etc";
+	as_err_clear(&err);
+	assert_int_equal(sync_btrfs_receive(&a, "/nonexistent/d", -1, 0, &res,
+	    &err), -1);
+	assert_int_equal(err.code, AS_E_UNSAFE_PATH);
+	a.rel = "";
+	assert_int_equal(sync_btrfs_receive(&a, "/nonexistent/d", -1, 0, &res,
+	    &err), -1);
+	assert_int_equal(err.code, AS_E_UNSAFE_PATH);
+}
+
 int
 main(void)
 {
@@ -393,6 +513,9 @@ main(void)
 		cmocka_unit_test(t_errcode),
 		cmocka_unit_test(t_enc_rel),
 		cmocka_unit_test(t_untrusted_refused),
+		cmocka_unit_test(t_rel_check),
+		cmocka_unit_test(t_listing),
+		cmocka_unit_test(t_receive_nested_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
