@@ -1,0 +1,122 @@
+#!/bin/bash
+test_description='service: reverse (failback) of btrfs services
+
+btrfs:A -> btrfs:B on two loop-mounted btrfs file systems, reversed to
+btrfs:B -> btrfs:A: B (its view written during a failover) becomes a
+writable source, A a read-only replica holding what B holds; the first
+run after it is an incremental `btrfs send -p` of what B changed (bytes
+far below the full send), and so after the reverse back.  An old source
+written since the common snapshot is refused (exit 20, nothing swapped
+or changed) unless --force, which rolls it back.  A destination that is
+behind its source is refused.'
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-btrfs.sh"
+. "$TEST_DIRECTORY/lib-service.sh"
+
+if ! test_have_prereq BTRFS; then
+	test_skip_all "needs root, btrfs-progs and btrfs in the kernel"
+fi
+
+A=$TRASH_DIRECTORY/a
+B=$TRASH_DIRECTORY/b
+MIB=1048576
+
+# sent_below NAME N: the service's last run sent fewer than N bytes
+sent_below() {
+	local n
+	n=$(autosync get "$1" bytes_sent) && echo "# $1: $n bytes sent" &&
+	test "$n" -gt 0 && test "$n" -lt "$2"
+}
+# same DIR DIR: the same files (contents and modes)
+same_tree() {
+	diff -r "$1" "$2" >/dev/null
+}
+writable() { ! btrfs_ro "$1"; }
+
+test_expect_success 'setup: a service A -> B, a full then an incremental run' '
+	btrfs_fs a && btrfs_fs b &&
+	btrfs subvolume create "$A/src" >/dev/null &&
+	head -c $((4 * MIB)) /dev/urandom >"$A/src/big" &&
+	echo one >"$A/src/f" &&
+	autosync create r --source "btrfs:$A/src" --dest "btrfs:$B/dst" \
+		--every 1d --trace-level 2 &&
+	autosync run r &&
+	full=$(autosync get r bytes_sent) && echo "# full: $full bytes" &&
+	test "$full" -gt $((4 * MIB)) &&
+	echo two >>"$A/src/f" &&
+	autosync run r &&
+	same_tree "$A/src" "$B/dst" && btrfs_ro "$B/dst"
+'
+
+test_expect_success 'local reverse: B (written in a failover) is the source' '
+	btrfs property set -ts "$B/dst" ro false &&
+	echo failover >"$B/dst/fo" &&
+	autosync reverse r &&
+	prop_is r source "btrfs:$B/dst" &&
+	prop_is r dest "btrfs:$A/src" &&
+	log_has r "reversed: source .btrfs:.*dst., destination .btrfs:.*src." &&
+	writable "$B/dst" && btrfs_ro "$A/src" &&
+	same_tree "$A/src" "$B/dst" &&
+	test "$(cat "$A/src/fo")" = failover &&
+	test -z "$(btrfs_field "$A/src" "Received UUID" | grep -v "^-$")" &&
+	n=$(autosync_snaps "$A/.autosync-snapshots/src") &&
+	test $(echo "$n" | wc -l) = 1 &&
+	test "$(btrfs_field "$A/.autosync-snapshots/src/$n" "Received UUID")" = \
+	     "$(btrfs_field "$B/.autosync-snapshots/dst/$n" UUID)" &&
+	test "$(autosync_snaps "$B/.autosync-snapshots/dst")" = "$n"
+'
+
+test_expect_success 'the first run after it is incremental (btrfs send -p)' '
+	head -c 100000 /dev/urandom >"$B/dst/new" &&
+	btrfs_shim_install &&
+	shimmed autosync run r &&
+	grep "^send -q -p .*/b/.autosync-snapshots/dst/autosync_" "$BTRFS_SHIM_LOG" &&
+	sent_below r $MIB &&
+	same_tree "$A/src" "$B/dst" && btrfs_ro "$A/src"
+'
+
+test_expect_success 'an old source written since is refused, nothing changes' '
+	autosync run r &&
+	echo late >"$B/dst/late" &&
+	test_expect_code 20 autosync reverse r 2>err &&
+	cat err &&
+	test_grep "changed since .*first: .late.*--force rolls it back" err &&
+	prop_is r source "btrfs:$B/dst" &&
+	writable "$B/dst" && btrfs_ro "$A/src" &&
+	test_path_is_missing "$A/src/late"
+'
+
+test_expect_success '--force rolls the old source back and reverses' '
+	autosync reverse --force r &&
+	prop_is r source "btrfs:$A/src" &&
+	writable "$A/src" && btrfs_ro "$B/dst" &&
+	test_path_is_missing "$B/dst/late" &&
+	same_tree "$A/src" "$B/dst" &&
+	echo three >>"$A/src/f" &&
+	autosync run r &&
+	sent_below r $MIB &&
+	same_tree "$A/src" "$B/dst"
+'
+
+test_expect_success 'reverse back: incremental again' '
+	autosync reverse r &&
+	prop_is r source "btrfs:$B/dst" &&
+	writable "$B/dst" && btrfs_ro "$A/src" &&
+	echo four >>"$B/dst/f" &&
+	autosync run r &&
+	sent_below r $MIB &&
+	same_tree "$A/src" "$B/dst"
+'
+
+test_expect_success 'a destination behind its source is refused' '
+	echo five >>"$B/dst/f" &&
+	btrfs subvolume snapshot -r "$B/dst" \
+		"$B/.autosync-snapshots/dst/autosync_2099-01-01_00:00:00" >/dev/null &&
+	test_expect_code 20 autosync reverse r 2>err &&
+	test_grep "run a final sync first" err &&
+	prop_is r source "btrfs:$B/dst" &&
+	btrfs subvolume delete "$B/.autosync-snapshots/dst/autosync_2099-01-01_00:00:00" >/dev/null &&
+	autosync run r && same_tree "$A/src" "$B/dst"
+'
+
+test_done
