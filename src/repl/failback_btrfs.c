@@ -43,7 +43,8 @@ no_nested(const char *path, struct as_err *err)
  * The old source a as a destination: the fields of a btrfs_dest that
  * btrfs_dest_open would fill, but without its clean-up, which would
  * delete a's own snapshots (read-only, no received_uuid) and with them
- * G_A, the parent that step 3's receive needs.  lock_fd is the caller's.
+ * G_A, the parent that step 3's receive needs.  lock_fd stays the
+ * caller's: set it to -1 before btrfs_dest_release.
  */
 static void
 dest_of_source(struct btrfs_dest *d, const char *a, const char *adir,
@@ -59,16 +60,6 @@ dest_of_source(struct btrfs_dest *d, const char *a, const char *adir,
 	    0 ? "" : parent, strrchr(a, '/') + 1);
 	d->lock_fd = lock_fd;
 	free(parent);
-}
-
-static void
-dest_of_source_release(struct btrfs_dest *d)
-{
-	free(d->path);
-	free(d->dir);
-	free(d->next);
-	memset(d, 0, sizeof(*d));
-	d->lock_fd = -1;
 }
 
 /* Delete path, a subvolume this reverse made; for error paths. */
@@ -403,7 +394,8 @@ out:
 	btrfs_subvol_release(&asv);
 	btrfs_subvol_release(&s0);
 	btrfs_dest_release(&bd);
-	dest_of_source_release(&ad);
+	ad.lock_fd = -1;	/* afd, closed below */
+	btrfs_dest_release(&ad);
 	if (afd != -1)
 		close(afd);
 	free(adir);
