@@ -152,9 +152,14 @@ forget_dest(const char *bdir)
 	free(p);
 }
 
-/* What a change to an entry shows in lstat (atime left out: a read). */
+/*
+ * What a change to an entry shows in lstat (atime left out: a read).
+ * Not the top directory's ctime: setting the subvolume's read-only flag
+ * moves it in memory only, so a snapshot taken after can show the older
+ * one (seen on 6.18); its entries and mtime still show what was done.
+ */
 static int
-same_stat(const struct stat *x, const struct stat *y)
+same_stat(const struct stat *x, const struct stat *y, int top)
 {
 	return x->st_mode == y->st_mode && x->st_ino == y->st_ino &&
 	    x->st_uid == y->st_uid && x->st_gid == y->st_gid &&
@@ -162,8 +167,8 @@ same_stat(const struct stat *x, const struct stat *y)
 	    x->st_rdev == y->st_rdev &&
 	    x->st_mtim.tv_sec == y->st_mtim.tv_sec &&
 	    x->st_mtim.tv_nsec == y->st_mtim.tv_nsec &&
-	    x->st_ctim.tv_sec == y->st_ctim.tv_sec &&
-	    x->st_ctim.tv_nsec == y->st_ctim.tv_nsec;
+	    (top || (x->st_ctim.tv_sec == y->st_ctim.tv_sec &&
+	    x->st_ctim.tv_nsec == y->st_ctim.tv_nsec));
 }
 
 /*
@@ -219,7 +224,7 @@ self:
 	if (other == NULL)
 		return 0;
 	q = rel[0] == '\0' ? xstrdup(other) : xasprintf("%s/%s", other, rel);
-	rc = lstat(q, &sg) == -1 || !same_stat(&sa, &sg);
+	rc = lstat(q, &sg) == -1 || !same_stat(&sa, &sg, rel[0] == '\0');
 	free(q);
 	if (rc == 1)
 		snprintf(first, firstsz, "'%s'", rel[0] == '\0' ? "." : rel);

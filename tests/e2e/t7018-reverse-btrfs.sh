@@ -7,8 +7,9 @@ writable source, A a read-only replica holding what B holds; the first
 run after it is an incremental `btrfs send -p` of what B changed (bytes
 far below the full send), and so after the reverse back.  An old source
 written since the common snapshot is refused (exit 20, nothing swapped
-or changed) unless --force, which rolls it back.  A destination that is
-behind its source is refused.'
+or changed) unless --force, which rolls it back.  A publish that fails
+(a fault site) leaves both sides and the service as they were.  A
+destination that is behind its source is refused.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-btrfs.sh"
 . "$TEST_DIRECTORY/lib-service.sh"
@@ -105,6 +106,21 @@ test_expect_success 'reverse back: incremental again' '
 	echo four >>"$B/dst/f" &&
 	autosync run r &&
 	sent_below r $MIB &&
+	same_tree "$A/src" "$B/dst"
+'
+
+test_expect_success 'a publish that fails undoes the reverse: nothing changed' '
+	ls -a "$A/.autosync-snapshots/src" "$B/.autosync-snapshots/dst" >before &&
+	test_expect_code 40 env AUTOSYNC_FAULT=btrfs_view:5 \
+		autosync reverse r 2>err &&
+	cat err &&
+	prop_is r source "btrfs:$B/dst" &&
+	writable "$B/dst" && btrfs_ro "$A/src" &&
+	ls -a "$A/.autosync-snapshots/src" "$B/.autosync-snapshots/dst" >after &&
+	test_cmp before after &&
+	test_path_is_missing "$A/.src.autosync-new" &&
+	echo six >>"$B/dst/f" &&
+	autosync run r && sent_below r $MIB &&
 	same_tree "$A/src" "$B/dst"
 '
 
