@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "driver/btrfs.h"
@@ -271,138 +272,358 @@ check_unchanged(const char *a, const struct btrfs_subvol *asv,
 	return 0;
 }
 
-int
-failback_btrfs_local(const char *a, const char *b, int force,
-    struct failback_btrfs_result *res, struct as_err *err)
+/* ------------------------------------------------------------------ */
+/* S0 on the wire */
+
+void
+failback_btrfs_base_encode(const struct failback_btrfs_base *s0,
+    struct buf *b)
 {
-	struct btrfs_subvol asv, s0;
-	struct btrfs_dest bd, ad;
-	struct btrfs_snap *as = NULL, *bs = NULL;
-	const struct btrfs_snap *ga, *gb;
-	struct btrfs_pub pub;
-	struct stat st;
-	char *adir = NULL, *s0path = NULL, name[BTRFS_NAME_MAX + 1];
-	const char *dirs[2];
-	size_t na = 0, nb = 0;
-	unsigned cleaned = 0;
-	int afd = -1, rc = -1, chk, made = 0;
+	char line[BTRFS_UUID_LEN + BTRFS_NAME_MAX + 32];
+	int n;
 
-	memset(res, 0, sizeof(*res));
+	n = snprintf(line, sizeof(line), "%s %" PRIu64 " %s\n", s0->uuid,
+	    s0->ctransid, s0->name);
+	buf_add(b, line, (size_t)n);
+}
+
+int
+failback_btrfs_base_decode(const void *p, size_t len,
+    struct failback_btrfs_base *s0, struct as_err *err)
+{
+	char line[BTRFS_UUID_LEN + BTRFS_NAME_MAX + 32], *sp, *end;
+	size_t i;
+
+	memset(s0, 0, sizeof(*s0));
+	if (len == 0 || len >= sizeof(line) || ((const char *)p)[len - 1] !=
+	    '\n')
+		goto bad;
+	memcpy(line, p, len - 1);
+	line[len - 1] = '\0';
+	if (strlen(line) != len - 1 || strlen(line) < BTRFS_UUID_LEN + 3 ||
+	    line[BTRFS_UUID_LEN] != ' ')
+		goto bad;
+	for (i = 0; i < BTRFS_UUID_LEN; i++)
+		if (!((i == 8 || i == 13 || i == 18 || i == 23) ?
+		    line[i] == '-' : strchr("0123456789abcdef", line[i]) !=
+		    NULL && line[i] != '\0'))
+			goto bad;
+	memcpy(s0->uuid, line, BTRFS_UUID_LEN);
+	sp = line + BTRFS_UUID_LEN + 1;
+	if (*sp < '0' || *sp > '9')
+		goto bad;
+	errno = 0;
+	s0->ctransid = strtoull(sp, &end, 10);
+	if (errno != 0 || *end != ' ')
+		goto bad;
+	end++;
+	/* a name autosync makes, for a file name in a snapshot directory */
+	if (strncmp(end, "autosync_", 9) != 0 || strchr(end, '/') != NULL ||
+	    strlen(end) > BTRFS_NAME_MAX)
+		goto bad;
+	snprintf(s0->name, sizeof(s0->name), "%s", end);
+	return 0;
+bad:
+	return as_err_set(err, AS_E_MALFORMED, 0, "a btrfs reverse's base is "
+	    "not 'UUID CTRANSID autosync_NAME'");
+}
+
+/* ------------------------------------------------------------------ */
+/* The old source */
+
+void
+failback_btrfs_old_release(struct failback_btrfs_old *o)
+{
+	if (o->lock_fd != -1)
+		close(o->lock_fd);
+	free(o->path);
+	free(o->dir);
+	memset(o, 0, sizeof(*o));
+	o->lock_fd = -1;
+}
+
+int
+failback_btrfs_check_source(const char *a, uint64_t guid, int force,
+    struct failback_btrfs_old *o, struct failback_btrfs_result *res,
+    struct as_err *err)
+{
+	struct btrfs_subvol asv;
+	struct btrfs_snap *v = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	memset(o, 0, sizeof(*o));
+	o->lock_fd = -1;
 	memset(&asv, 0, sizeof(asv));
-	memset(&s0, 0, sizeof(s0));
-	memset(&bd, 0, sizeof(bd));
-	memset(&ad, 0, sizeof(ad));
-	bd.lock_fd = ad.lock_fd = -1;
-
-	/* 1. checks: A, B, G, A unchanged since G */
 	if (sync_btrfs_check_source(a, &asv, err) == -1 ||
 	    no_nested(a, err) == -1)
 		goto out;
-	if (!btrfs_is_subvol(b)) {
-		as_err_set(err, AS_E_NOTFOUND, 0, "destination '%s' is not a "
-		    "btrfs subvolume: nothing to reverse", b);
+	o->path = xstrdup(a);
+	o->dir = btrfs_snapdir(a);
+	memcpy(o->uuid, asv.uuid, sizeof(o->uuid));
+	if (btrfs_lock(o->dir, &o->lock_fd, err) == -1 ||
+	    btrfs_list_snaps(o->dir, asv.uuid, 0, &v, &n, err) == -1)
+		goto out;
+	if (n == 0 || (guid != 0 && sync_btrfs_uuid64(v[n - 1].uuid) !=
+	    guid)) {
+		as_err_set(err, AS_E_CONFLICT, 0, "the destination holds "
+		    "%016" PRIx64 ", but the newest snapshot of '%s' is %s%s%s: "
+		    "run a final sync first, or what only '%s' has is lost",
+		    guid, a, n > 0 ? "'" : "", n > 0 ? v[n - 1].name : "none",
+		    n > 0 ? "'" : "", a);
 		goto out;
 	}
-	if (no_nested(b, err) == -1)
+	o->g = v[n - 1];
+	snprintf(res->common, sizeof(res->common), "%s", o->g.name);
+	res->guid = sync_btrfs_uuid64(o->g.uuid);
+	if (check_unchanged(a, &asv, o->dir, &o->g, force, res, err) == -1)
 		goto out;
-	adir = btrfs_snapdir(a);
-	if (btrfs_lock(adir, &afd, err) == -1 ||
-	    btrfs_dest_open(&bd, b, &cleaned, err) == -1)
-		goto out;
-	if ((chk = btrfs_dest_check(&bd, err)) == -1)
-		goto out;
-	if (chk == 1) {
-		/* a failover wrote it: B's content is the source's now */
-		log_info("reverse: %s: it is sent as it is", err->msg);
-		as_err_clear(err);
-		res->b_written = 1;
-	}
-	if (btrfs_list_snaps(adir, asv.uuid, 0, &as, &na, err) == -1 ||
-	    btrfs_list_snaps(bd.dir, NULL, 1, &bs, &nb, err) == -1)
-		goto out;
-	ga = na > 0 ? &as[na - 1] : NULL;
-	gb = nb > 0 ? &bs[nb - 1] : NULL;
-	if (ga == NULL || gb == NULL || strcmp(gb->received_uuid,
-	    ga->uuid) != 0) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds %s%s%s, but the "
-		    "newest snapshot of '%s' is %s%s%s: run a final sync "
-		    "first, or what only '%s' has is lost", b, gb != NULL ?
-		    "'" : "", gb != NULL ? gb->name : "no snapshot", gb !=
-		    NULL ? "'" : "", a, ga != NULL ? "'" : "", ga != NULL ?
-		    ga->name : "none", ga != NULL ? "'" : "", a);
-		goto out;
-	}
-	snprintf(res->common, sizeof(res->common), "%s", ga->name);
-	res->guid = sync_btrfs_uuid64(ga->uuid);
-	if (check_unchanged(a, &asv, adir, ga, force, res, err) == -1)
-		goto out;
+	rc = 0;
+out:
+	free(v);
+	btrfs_subvol_release(&asv);
+	if (rc == -1)
+		failback_btrfs_old_release(o);
+	return rc;
+}
 
-	/* 2. S0, the new source's first snapshot */
-	dirs[0] = bd.dir;
-	dirs[1] = adir;
-	if (btrfs_auto_name(dirs, 2, name, sizeof(name), err) == -1)
-		goto out;
-	s0path = xasprintf("%s/%s", bd.dir, name);
-	if (btrfs_snapshot(b, s0path, 1, err) == -1) {
-		as_err_prefix(err, "snapshot '%s'", b);
-		goto out;
-	}
-	made = 1;
-	if (btrfs_info(s0path, &s0, err) == -1 || lstat(s0path, &st) == -1) {
-		if (err->code == AS_E_OK)
-			as_err_sys(err, errno, "'%s'", s0path);
-		goto out;
-	}
-	snprintf(res->base, sizeof(res->base), "%s", name);
+/* R0 published at A, A's records of its source role dropped. */
+static int
+publish_received(struct failback_btrfs_old *o, const char *name,
+    const struct timespec *at, const struct timespec *mt, const char *dst,
+    struct as_err *err)
+{
+	struct btrfs_dest ad;
+	struct btrfs_pub pub;
+	int rc;
 
-	/* 3. S0 received on A, the parent G_A found by its UUID */
-	dest_of_source(&ad, a, adir, afd);
-	if (sync_btrfs_transfer(&ad, b, bd.dir, s0.uuid, name, gb->name,
-	    &res->bytes, err) == -1) {
-		as_err_prefix(err, "send '%s' to '%s' from '%s'", name, a,
-		    gb->name);
-		goto out;
-	}
-	made = 2;
-
-	/* 4. A a replica: R0 published there (the old A is deleted) */
+	dest_of_source(&ad, o->path, o->dir, o->lock_fd);
 	memset(&pub, 0, sizeof(pub));
 	pub.rel = "";
 	pub.name = name;
 	pub.has_times = 1;
-	pub.atime = st.st_atim;
-	pub.mtime = st.st_mtim;
-	if (btrfs_dest_publish(&ad, &pub, 1, err) == -1) {
-		as_err_prefix(err, "make '%s' a replica", a);
+	pub.atime = *at;
+	pub.mtime = *mt;
+	rc = btrfs_dest_publish(&ad, &pub, 1, err);
+	ad.lock_fd = -1;	/* o's */
+	btrfs_dest_release(&ad);
+	if (rc == -1)
+		return as_err_prefix(err, "make '%s' a replica", o->path);
+	forget_source(o->dir, o->uuid, dst);
+	return 0;
+}
+
+int
+failback_btrfs_demote(struct failback_btrfs_old *o,
+    const struct failback_btrfs_base *s0, const char *dst,
+    struct as_err *err)
+{
+	struct stat st;
+	char *g, *r0;
+	int rc = -1, made = 0;
+
+	g = xasprintf("%s/%s", o->dir, o->g.name);
+	r0 = xasprintf("%s/%s", o->dir, s0->name);
+	/* an empty incremental from G, received: what btrfs receive does */
+	if (btrfs_snapshot(g, r0, 0, err) == -1)
+		goto out;
+	made = 1;
+	if (btrfs_set_received(r0, s0->uuid, s0->ctransid, err) == -1 ||
+	    btrfs_set_readonly(r0, 1, err) == -1 || lstat(g, &st) == -1) {
+		if (err->code == AS_E_OK)
+			as_err_sys(err, errno, "'%s'", g);
 		goto out;
 	}
-	made = 3;
+	if (publish_received(o, s0->name, &st.st_atim, &st.st_mtim, dst,
+	    err) == -1)
+		goto out;
+	rc = 0;
+out:
+	if (rc == -1 && made)
+		undo(o->dir, s0->name);
+	free(g);
+	free(r0);
+	return rc;
+}
 
-	/* 5. the records of the roles each side had */
-	forget_source(adir, asv.uuid, b);
-	forget_dest(bd.dir);
-	if (btrfs_set_readonly(b, 0, err) == -1 ||
-	    sync_btrfs_dests_put(bd.dir, a, name, err) == -1) {
+/* ------------------------------------------------------------------ */
+/* The old destination */
+
+void
+failback_btrfs_new_release(struct failback_btrfs_new *n)
+{
+	if (n->s0)
+		undo(n->d.dir, n->s0name);
+	btrfs_dest_release(&n->d);
+	memset(n, 0, sizeof(*n));
+	n->d.lock_fd = -1;
+}
+
+int
+failback_btrfs_check_dest(const char *b, uint64_t guid, int allow_written,
+    struct failback_btrfs_new *n, struct failback_btrfs_result *res,
+    struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	size_t nv = 0;
+	unsigned cleaned = 0;
+	int rc = -1, chk;
+
+	memset(n, 0, sizeof(*n));
+	n->d.lock_fd = -1;
+	if (!btrfs_is_subvol(b))
+		return as_err_set(err, AS_E_NOTFOUND, 0, "destination '%s' is "
+		    "not a btrfs subvolume: nothing to reverse", b);
+	if (no_nested(b, err) == -1 ||
+	    btrfs_dest_open(&n->d, b, &cleaned, err) == -1 ||
+	    (chk = btrfs_dest_check(&n->d, err)) == -1)
+		goto out;
+	if (chk == 1 && !allow_written) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' was written since "
+		    "autosync published it: a reverse over the network needs "
+		    "it as received (its first snapshot stands for the common "
+		    "one); sync the changes to the old source first, or reverse "
+		    "where both are local", b);
+		goto out;
+	}
+	if (chk == 1) {
+		/* a failover wrote it: B's content is the source's now */
+		log_info("reverse: %s: it is sent as it is", err->msg);
+		as_err_clear(err);
+		n->written = res->b_written = 1;
+	}
+	if (btrfs_list_snaps(n->d.dir, NULL, 1, &v, &nv, err) == -1)
+		goto out;
+	if (nv == 0 || sync_btrfs_uuid64(v[nv - 1].received_uuid) != guid) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds %s%s%s, but the "
+		    "newest snapshot of its source is %016" PRIx64 ": run a "
+		    "final sync first, or what only the source has is lost",
+		    b, nv > 0 ? "'" : "", nv > 0 ? v[nv - 1].name :
+		    "no snapshot", nv > 0 ? "'" : "", guid);
+		goto out;
+	}
+	n->g = v[nv - 1];
+	rc = 0;
+out:
+	free(v);
+	if (rc == -1)
+		failback_btrfs_new_release(n);
+	return rc;
+}
+
+int
+failback_btrfs_take_base(struct failback_btrfs_new *n, const char *name,
+    struct failback_btrfs_base *s0, struct as_err *err)
+{
+	struct btrfs_subvol sv;
+	const char *dirs[1];
+	char *p;
+	int rc = -1;
+
+	memset(s0, 0, sizeof(*s0));
+	memset(&sv, 0, sizeof(sv));
+	dirs[0] = n->d.dir;
+	if (name != NULL)
+		snprintf(s0->name, sizeof(s0->name), "%s", name);
+	else if (btrfs_auto_name(dirs, 1, s0->name, sizeof(s0->name),
+	    err) == -1)
+		return -1;
+	p = xasprintf("%s/%s", n->d.dir, s0->name);
+	if (btrfs_snapshot(n->d.path, p, 1, err) == -1) {
+		as_err_prefix(err, "snapshot '%s'", n->d.path);
+		goto out;
+	}
+	n->s0 = 1;
+	snprintf(n->s0name, sizeof(n->s0name), "%s", s0->name);
+	if (btrfs_info(p, &sv, err) == -1)
+		goto out;
+	memcpy(s0->uuid, sv.uuid, sizeof(s0->uuid));
+	s0->ctransid = sv.ctransid;
+	rc = 0;
+out:
+	btrfs_subvol_release(&sv);
+	free(p);
+	return rc;
+}
+
+int
+failback_btrfs_promote(struct failback_btrfs_new *n, const char *id,
+    struct as_err *err)
+{
+	n->s0 = 0;	/* kept: the old source holds it, or will */
+	forget_dest(n->d.dir);
+	if (btrfs_set_readonly(n->d.path, 0, err) == -1 ||
+	    sync_btrfs_dests_put(n->d.dir, id, n->s0name, err) == -1)
+		return -1;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Both sides here */
+
+int
+failback_btrfs_local(const char *a, const char *b, int force,
+    struct failback_btrfs_result *res, struct as_err *err)
+{
+	struct failback_btrfs_old o;
+	struct failback_btrfs_new n;
+	struct failback_btrfs_base s0;
+	struct btrfs_dest ad;
+	struct stat st;
+	const char *dirs[2];
+	char name[BTRFS_NAME_MAX + 1], *p;
+	int rc = -1, received = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&n, 0, sizeof(n));
+	n.d.lock_fd = -1;
+	/* 1. checks: A, then B holding A's newest */
+	if (failback_btrfs_check_source(a, 0, force, &o, res, err) == -1)
+		return -1;
+	if (failback_btrfs_check_dest(b, res->guid, 1, &n, res, err) == -1)
+		goto out;
+	/* 2. S0, named so that A has not the name either */
+	dirs[0] = n.d.dir;
+	dirs[1] = o.dir;
+	if (btrfs_auto_name(dirs, 2, name, sizeof(name), err) == -1 ||
+	    failback_btrfs_take_base(&n, name, &s0, err) == -1)
+		goto out;
+	snprintf(res->base, sizeof(res->base), "%s", name);
+	p = xasprintf("%s/%s", n.d.dir, name);
+	rc = lstat(p, &st);
+	free(p);
+	if (rc == -1) {
+		as_err_sys(err, errno, "'%s'", name);
+		goto out;
+	}
+	rc = -1;
+	/* 3. S0 received on A, the parent G_A found by its UUID */
+	dest_of_source(&ad, a, o.dir, o.lock_fd);
+	if (sync_btrfs_transfer(&ad, b, n.d.dir, s0.uuid, name, n.g.name,
+	    &res->bytes, err) == -1) {
+		as_err_prefix(err, "send '%s' to '%s' from '%s'", name, a,
+		    n.g.name);
+		ad.lock_fd = -1;
+		btrfs_dest_release(&ad);
+		goto out;
+	}
+	ad.lock_fd = -1;
+	btrfs_dest_release(&ad);
+	received = 1;
+	/* 4. A a replica: R0 published there (the old A is deleted) */
+	if (publish_received(&o, name, &st.st_atim, &st.st_mtim, b, err) == -1)
+		goto out;
+	received = 0;
+	/* 5. B the source */
+	if (failback_btrfs_promote(&n, a, err) == -1) {
 		as_err_prefix(err, "'%s' is a replica now, but", a);
 		goto out;
 	}
 	rc = 0;
 out:
-	if (rc == -1 && made >= 1 && made < 3) {
-		if (made == 2)
-			undo(adir, name);
-		undo(bd.dir, name);
-	}
-	free(as);
-	free(bs);
-	free(s0path);
-	btrfs_subvol_release(&asv);
-	btrfs_subvol_release(&s0);
-	btrfs_dest_release(&bd);
-	ad.lock_fd = -1;	/* afd, closed below */
-	btrfs_dest_release(&ad);
-	if (afd != -1)
-		close(afd);
-	free(adir);
+	if (received)
+		undo(o.dir, name);
+	failback_btrfs_new_release(&n);
+	failback_btrfs_old_release(&o);
 	return rc;
 }

@@ -41,12 +41,23 @@
  * S0's UUID as its received_uuid).  A failure in 2-4 deletes what it
  * made (S0, R0): nothing changed.  After 4 a failure is reported as
  * "reversed, but": the service must be swapped anyway.
+ *
+ * With one side behind a server (REVERSE, doc/autosync-protocol.md) no
+ * stream runs during the reverse: B must be as received (S0 = G, so
+ * written is CONFLICT), and A's R0 is made as btrfs receive would have
+ * made it from an empty incremental: a writable snapshot of G_A given
+ * S0's UUID as received_uuid and S0's ctransid as stransid
+ * (BTRFS_IOC_SET_RECEIVED_SUBVOL), then read-only (failback_btrfs_demote).
+ * The steps each side does on its own are below; failback_btrfs_local
+ * is made of them too.
  */
 #ifndef AS_FAILBACK_BTRFS_H
 #define AS_FAILBACK_BTRFS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "driver/btrfs.h"
 
@@ -62,5 +73,72 @@ struct failback_btrfs_result {
 
 int	failback_btrfs_local(const char *a, const char *b, int force,
 	    struct failback_btrfs_result *res, struct as_err *err);
+
+/* S0, the new source's first snapshot, as the old source must know it. */
+struct failback_btrfs_base {
+	char		 name[BTRFS_NAME_MAX + 1];
+	char		 uuid[BTRFS_UUID_LEN + 1];
+	uint64_t	 ctransid;
+};
+/* As one line "UUID CTRANSID NAME" (REVERSE's blob); decode checks it. */
+void	failback_btrfs_base_encode(const struct failback_btrfs_base *s0,
+	    struct buf *b);
+int	failback_btrfs_base_decode(const void *p, size_t len,
+	    struct failback_btrfs_base *s0, struct as_err *err);
+
+/* The old source A, checked and locked (step 1's half for A). */
+struct failback_btrfs_old {
+	char		*path;
+	char		*dir;		/* its snapshot directory */
+	int		 lock_fd;
+	char		 uuid[BTRFS_UUID_LEN + 1];	/* A's */
+	struct btrfs_snap g;				/* G_A */
+};
+/*
+ * A is a source subvolume without nested ones whose newest snapshot is
+ * G (guid: its UUID's first 64 bits; 0 any) and that was not written
+ * since (CONFLICT naming the first change, unless force: res->changed).
+ */
+int	failback_btrfs_check_source(const char *a, uint64_t guid, int force,
+	    struct failback_btrfs_old *o, struct failback_btrfs_result *res,
+	    struct as_err *err);
+/*
+ * A becomes a replica holding S0 (R0 made from G_A, see above),
+ * published at A (the old A deleted); its own snapshots (but those a
+ * destination other than dst holds) go.
+ */
+int	failback_btrfs_demote(struct failback_btrfs_old *o,
+	    const struct failback_btrfs_base *s0, const char *dst,
+	    struct as_err *err);
+void	failback_btrfs_old_release(struct failback_btrfs_old *o);
+
+/* The old destination B, checked and locked (step 1's half for B). */
+struct failback_btrfs_new {
+	struct btrfs_dest d;
+	struct btrfs_snap g;	/* G_B, its newest received snapshot */
+	int		 written;	/* the view written since published */
+	int		 s0;		/* S0 taken (drop it on failure) */
+	char		 s0name[BTRFS_NAME_MAX + 1];
+};
+/*
+ * B is a view autosync published (written only if allow_written), no
+ * nested subvolumes, whose newest received snapshot has received_uuid
+ * G (guid), else CONFLICT.
+ */
+int	failback_btrfs_check_dest(const char *b, uint64_t guid,
+	    int allow_written, struct failback_btrfs_new *n,
+	    struct failback_btrfs_result *res, struct as_err *err);
+/* S0: a read-only snapshot of B named name (a fresh one when NULL). */
+int	failback_btrfs_take_base(struct failback_btrfs_new *n,
+	    const char *name, struct failback_btrfs_base *s0,
+	    struct as_err *err);
+/*
+ * B becomes the source: writable, its dests record says that id holds
+ * S0, its received snapshots and published record go.
+ */
+int	failback_btrfs_promote(struct failback_btrfs_new *n, const char *id,
+	    struct as_err *err);
+/* Unlock; an S0 taken and not promoted is deleted. */
+void	failback_btrfs_new_release(struct failback_btrfs_new *n);
 
 #endif
