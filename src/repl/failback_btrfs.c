@@ -494,7 +494,8 @@ failback_btrfs_check_dest(const char *b, uint64_t guid, int allow_written,
 	}
 	if (btrfs_list_snaps(n->d.dir, NULL, 1, &v, &nv, err) == -1)
 		goto out;
-	if (nv == 0 || sync_btrfs_uuid64(v[nv - 1].received_uuid) != guid) {
+	if (nv == 0 || (guid != 0 &&
+	    sync_btrfs_uuid64(v[nv - 1].received_uuid) != guid)) {
 		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds %s%s%s, but the "
 		    "newest snapshot of its source is %016" PRIx64 ": run a "
 		    "final sync first, or what only the source has is lost",
@@ -550,11 +551,12 @@ int
 failback_btrfs_promote(struct failback_btrfs_new *n, const char *id,
     struct as_err *err)
 {
-	n->s0 = 0;	/* kept: the old source holds it, or will */
-	forget_dest(n->d.dir);
-	if (btrfs_set_readonly(n->d.path, 0, err) == -1 ||
-	    sync_btrfs_dests_put(n->d.dir, id, n->s0name, err) == -1)
+	if (btrfs_set_readonly(n->d.path, 0, err) == -1)
 		return -1;
+	n->s0 = 0;	/* kept: the old source holds it, or will */
+	if (sync_btrfs_dests_put(n->d.dir, id, n->s0name, err) == -1)
+		return -1;
+	forget_dest(n->d.dir);
 	return 0;
 }
 

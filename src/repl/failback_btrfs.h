@@ -123,7 +123,7 @@ struct failback_btrfs_new {
 /*
  * B is a view autosync published (written only if allow_written), no
  * nested subvolumes, whose newest received snapshot has received_uuid
- * G (guid), else CONFLICT.
+ * G (guid; 0: any, n->g says which), else CONFLICT.
  */
 int	failback_btrfs_check_dest(const char *b, uint64_t guid,
 	    int allow_written, struct failback_btrfs_new *n,

@@ -261,7 +261,7 @@ reverse_dir(const char *state_dir, const char *src, const char *dst,
 		goto out;
 	}
 	if (reverse_is_btrfs(&se, &de)) {
-		rc = reverse_btrfs(&se, &de, force, res, err);
+		rc = reverse_btrfs(&se, &de, ro, force, res, err);
 		goto out;
 	}
 	if (!((se.kind == EP_LOCAL && (de.kind == EP_LOCAL ||

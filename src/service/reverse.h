@@ -114,16 +114,20 @@ int	reverse_zfs_undo(const char *ds, const char *common, int norecurse,
 int	reverse_zfs_open(const char *ds, int norecurse, struct as_err *err);
 
 /*
- * Between two local btrfs subvolumes (btrfs:A -> btrfs:B), in
- * reverse_btrfs.c with repl/failback_btrfs.h's steps: B's newest
- * received snapshot is A's newest (G), A not written since G (its
- * ctransid, unless force); then B's new first snapshot S0 is sent to A
- * from G (`btrfs receive` finds A's G by UUID) and published there as a
- * read-only replica, B made writable.  The rollback of A under force is
- * that publish: res->ndiff stays 0 (no forced run is needed).
+ * Between two btrfs subvolumes (btrfs:A -> btrfs:B, or one of them a
+ * server's btrfs: path: push or pull, the server's side on REQUEST
+ * REVERSE), in reverse_btrfs.c with repl/failback_btrfs.h's steps: B's
+ * newest received snapshot is A's newest (G), A not written since G
+ * (unless force); then B's new first snapshot S0 reaches A (locally a
+ * `btrfs send -p` from B's G that `btrfs receive` applies to A's G,
+ * found by UUID; over the network, B as received, A's G given S0's
+ * UUID as received_uuid) and is published there as a read-only
+ * replica, B made writable.  The rollback of A under force is that
+ * publish: res->ndiff stays 0 (no forced run is needed).
  */
 int	reverse_is_btrfs(const struct endpoint *se, const struct endpoint *de);
 int	reverse_btrfs(const struct endpoint *se, const struct endpoint *de,
-	    int force, struct reverse_result *res, struct as_err *err);
+	    const struct remote_opts *ro, int force,
+	    struct reverse_result *res, struct as_err *err);
 
 #endif

@@ -9,9 +9,14 @@ far below the full send), and so after the reverse back.  An old source
 written since the common snapshot is refused (exit 20, nothing swapped
 or changed) unless --force, which rolls it back.  A publish that fails
 (a fault site) leaves both sides and the service as they were.  A
-destination that is behind its source is refused.'
+destination that is behind its source is refused.  Over tcp (a real "autosync serve" with a
+serve.conf granting rw trusted): a push service becomes a pull and back
+(the server does its side on REQUEST REVERSE), a pull whose server side
+was written since is refused then forced, each first run after a
+reverse incremental; a server view written since is refused.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-btrfs.sh"
+. "$TEST_DIRECTORY/lib-net.sh"
 . "$TEST_DIRECTORY/lib-service.sh"
 
 if ! test_have_prereq BTRFS; then
@@ -133,6 +138,72 @@ test_expect_success 'a destination behind its source is refused' '
 	prop_is r source "btrfs:$B/dst" &&
 	btrfs subvolume delete "$B/.autosync-snapshots/dst/autosync_2099-01-01_00:00:00" >/dev/null &&
 	autosync run r && same_tree "$A/src" "$B/dst"
+'
+
+test_expect_success 'setup: a tcp server granting alice rw trusted on b' '
+	net_has_serve &&
+	net_deadline 30 autosync keygen --out keys --client alice >/dev/null &&
+	cat >serve.conf <<-EOF &&
+	client alice key $TRASH_DIRECTORY/keys/psk.key
+	allow alice btrfs:$B rw trusted
+	EOF
+	AUTOSYNC_STATE_DIR=$TRASH_DIRECTORY/server-state \
+		net_serve tcp --config "$TRASH_DIRECTORY/serve.conf" &&
+	U=tcp://127.0.0.1:$SERVE_PORT/btrfs:$B
+'
+
+test_expect_success 'push over tcp: reverse makes it a pull, and back' '
+	btrfs subvolume create "$A/np" >/dev/null &&
+	head -c $((2 * MIB)) /dev/urandom >"$A/np/big" &&
+	autosync create p --source "btrfs:$A/np" --dest "$U/np" \
+		--key "$TRASH_DIRECTORY/keys/psk.key" --every 1d --trace-level 2 &&
+	net_deadline 60 autosync run p &&
+	echo a >"$A/np/f" && net_deadline 60 autosync run p &&
+	autosync set p trust=127.0.0.1 &&
+	net_deadline 60 autosync reverse p &&
+	prop_is p source "$U/np" && prop_is p dest "btrfs:$A/np" &&
+	writable "$B/np" && btrfs_ro "$A/np" && same_tree "$A/np" "$B/np" &&
+	echo b >>"$B/np/f" &&
+	net_deadline 60 autosync run p && sent_below p $MIB &&
+	same_tree "$A/np" "$B/np" &&
+	net_deadline 60 autosync reverse p &&
+	prop_is p source "btrfs:$A/np" && prop_is p dest "$U/np" &&
+	writable "$A/np" && btrfs_ro "$B/np" &&
+	echo c >>"$A/np/f" &&
+	net_deadline 60 autosync run p && sent_below p $MIB &&
+	same_tree "$A/np" "$B/np"
+'
+
+test_expect_success 'push over tcp: a server view written since is refused' '
+	btrfs property set -ts "$B/np" ro false &&
+	echo w >"$B/np/w" &&
+	test_expect_code 20 net_deadline 60 autosync reverse p 2>err &&
+	cat err && test_grep "needs it as received" err &&
+	prop_is p source "btrfs:$A/np" && writable "$A/np" &&
+	test "$(autosync_snaps "$B/.autosync-snapshots/np" | wc -l)" = 1 &&
+	test "$(autosync_snaps "$A/.autosync-snapshots/np" | wc -l)" = 1
+'
+
+test_expect_success 'pull over tcp: the server written since is refused, then forced' '
+	btrfs subvolume create "$B/nq" >/dev/null &&
+	head -c $((2 * MIB)) /dev/urandom >"$B/nq/big" &&
+	autosync create q --source "$U/nq" --dest "btrfs:$A/nq" \
+		--key "$TRASH_DIRECTORY/keys/psk.key" --every 1d --trace-level 2 &&
+	autosync set q trust=127.0.0.1 &&
+	net_deadline 60 autosync run q &&
+	same_tree "$B/nq" "$A/nq" &&
+	echo late >"$B/nq/late" &&
+	test_expect_code 20 net_deadline 60 autosync reverse q 2>err &&
+	cat err && test_grep "changed since .*late" err &&
+	prop_is q source "$U/nq" && btrfs_ro "$A/nq" &&
+	test -f "$B/nq/late" &&
+	net_deadline 60 autosync reverse --force q &&
+	prop_is q source "btrfs:$A/nq" && prop_is q dest "$U/nq" &&
+	writable "$A/nq" && btrfs_ro "$B/nq" &&
+	test_path_is_missing "$B/nq/late" && same_tree "$B/nq" "$A/nq" &&
+	echo d >"$A/nq/d" &&
+	net_deadline 60 autosync run q && sent_below q $MIB &&
+	same_tree "$B/nq" "$A/nq"
 '
 
 test_done
