@@ -303,6 +303,9 @@ failback_btrfs_base_decode(const void *p, size_t len,
 	if (strlen(line) != len - 1 || strlen(line) < BTRFS_UUID_LEN + 3 ||
 	    line[BTRFS_UUID_LEN] != ' ')
 		goto bad;
+	for (i = 0; line[i] != '\0'; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			goto bad;	/* one line, no control bytes */
 	for (i = 0; i < BTRFS_UUID_LEN; i++)
 		if (!((i == 8 || i == 13 || i == 18 || i == 23) ?
 		    line[i] == '-' : strchr("0123456789abcdef", line[i]) !=

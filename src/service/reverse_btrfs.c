@@ -93,6 +93,7 @@ reverse_pull(const struct endpoint *se, const char *b,
 	struct proto_result go;
 	struct remote *r = NULL;
 	struct buf out = BUF_INIT;
+	char *id = NULL;
 	int rc = -1;
 
 	if (failback_btrfs_check_dest(b, 0, 0, &n, fr, err) == -1)
@@ -106,8 +107,10 @@ reverse_pull(const struct endpoint *se, const char *b,
 	if ((r = remote_open(se, ro, err)) == NULL)
 		goto out;
 	remote_set_path(r, se->path + 1);
-	if (remote_reverse_dest_blob(r, fr->guid, force, b, out.data, out.len,
-	    &go, err) == -1)
+	/* the key of its dests record for us, whose line goes */
+	id = sync_pull_id("btrfs:", b);
+	if (remote_reverse_dest_blob(r, fr->guid, force, id, out.data,
+	    out.len, &go, err) == -1)
 		goto out;
 	fr->changed = go.bytes > 0;
 	snprintf(fr->first, sizeof(fr->first), "%s", go.msg);
@@ -119,6 +122,7 @@ reverse_pull(const struct endpoint *se, const char *b,
 out:
 	remote_close(r);
 	buf_release(&out);
+	free(id);
 	failback_btrfs_new_release(&n);
 	return rc;
 }
