@@ -118,8 +118,9 @@ static const char usage_reverse[] =
 "a push becomes a pull and the reverse), two volumes (vol:, local or one\n"
 "of them remote; the old source is read whole to check it), or two local\n"
 "zfs: datasets (the first run is made at once; if it fails, the reverse\n"
-"is undone), or two local btrfs: subvolumes without nested ones (the old\n"
-"source becomes a read-only replica of what the destination holds).\n";
+"is undone), or two btrfs: subvolumes without nested ones, local or one\n"
+"of them remote (the old source becomes a read-only replica of what the\n"
+"destination holds).\n";
 
 static const char usage_mount[] =
 "usage: autosync mount-destination NAME [PATH]\n"
