@@ -143,9 +143,15 @@ test_expect_success 'a destination behind its source is refused' '
 test_expect_success 'setup: a tcp server granting alice rw trusted on b' '
 	net_has_serve &&
 	net_deadline 30 autosync keygen --out keys --client alice >/dev/null &&
+	net_deadline 30 autosync keygen --out keys2 --client bob >/dev/null &&
+	net_deadline 30 autosync keygen --out keys3 --client carol >/dev/null &&
 	cat >serve.conf <<-EOF &&
 	client alice key $TRASH_DIRECTORY/keys/psk.key
+	client bob key $TRASH_DIRECTORY/keys2/psk.key
+	client carol key $TRASH_DIRECTORY/keys3/psk.key
 	allow alice btrfs:$B rw trusted
+	allow bob btrfs:$B rw
+	allow carol btrfs:$B ro
 	EOF
 	AUTOSYNC_STATE_DIR=$TRASH_DIRECTORY/server-state \
 		net_serve tcp --config "$TRASH_DIRECTORY/serve.conf" &&
@@ -204,6 +210,49 @@ test_expect_success 'pull over tcp: the server written since is refused, then fo
 	echo d >"$A/nq/d" &&
 	net_deadline 60 autosync run q && sent_below q $MIB &&
 	same_tree "$B/nq" "$A/nq"
+'
+
+test_expect_success 'untrusted (21) and read-only (14) clients: nothing changes' '
+	btrfs subvolume create "$B/nu" >/dev/null &&
+	echo u >"$B/nu/f" &&
+	autosync create u --source "$U/nu" --dest "btrfs:$A/nu" \
+		--key "$TRASH_DIRECTORY/keys/psk.key" --every 1d &&
+	autosync set u trust=127.0.0.1 &&
+	net_deadline 60 autosync run u &&
+	ls -a "$A/.autosync-snapshots/nu" "$B/.autosync-snapshots/nu" >before &&
+	autosync set u key_file="$TRASH_DIRECTORY/keys2/psk.key" &&
+	test_expect_code 21 net_deadline 60 autosync reverse u 2>err &&
+	cat err && test_grep "not trusted" err &&
+	autosync set u key_file="$TRASH_DIRECTORY/keys3/psk.key" &&
+	test_expect_code 14 net_deadline 60 autosync reverse u 2>err &&
+	cat err &&
+	prop_is u source "$U/nu" && btrfs_ro "$A/nu" && writable "$B/nu" &&
+	ls -a "$A/.autosync-snapshots/nu" "$B/.autosync-snapshots/nu" >after &&
+	test_cmp before after
+'
+
+test_expect_success SSHD 'pull over ssh: reverse makes it a push, and back' '
+	net_sshd_start &&
+	export AUTOSYNC_SSH=$NET_SSH &&
+	btrfs subvolume create "$B/ns" >/dev/null &&
+	head -c $MIB /dev/urandom >"$B/ns/big" &&
+	autosync create s --source "$SSH_URL_BASE/btrfs:$B/ns" \
+		--dest "btrfs:$A/ns" --every 1d --trace-level 2 &&
+	autosync set s trust=127.0.0.1 &&
+	net_deadline 60 autosync run s &&
+	net_deadline 60 autosync reverse s &&
+	prop_is s source "btrfs:$A/ns" &&
+	prop_is s dest "$SSH_URL_BASE/btrfs:$B/ns" &&
+	writable "$A/ns" && btrfs_ro "$B/ns" &&
+	echo e >"$A/ns/e" &&
+	net_deadline 60 autosync run s && sent_below s 100000 &&
+	same_tree "$B/ns" "$A/ns" &&
+	net_deadline 60 autosync reverse s &&
+	prop_is s source "$SSH_URL_BASE/btrfs:$B/ns" &&
+	writable "$B/ns" && btrfs_ro "$A/ns" &&
+	echo f >"$B/ns/f" &&
+	net_deadline 60 autosync run s && sent_below s 100000 &&
+	same_tree "$B/ns" "$A/ns"
 '
 
 test_done
