@@ -1617,12 +1617,12 @@ do_reverse_btrfs(struct session *s, const struct proto_request *q,
 	as_err_clear(&err);
 	memset(&res, 0, sizeof(res));
 	memset(&fr, 0, sizeof(fr));
+	if (q->guid == 0 || ((q->flags & REQ_F_SOURCE) && q->id[0] == '\0')) {
+		as_err_set(&err, AS_E_MALFORMED, 0, "REVERSE needs a snapshot "
+		    "(and, to make a source, a destination name)");
+		goto refuse;
+	}
 	if (q->flags & REQ_F_SOURCE) {
-		if (q->id[0] == '\0') {
-			as_err_set(&err, AS_E_MALFORMED, 0, "REVERSE needs a "
-			    "destination name to make a source");
-			goto refuse;
-		}
 		if (failback_btrfs_check_dest(p, q->guid, 0, &n, &fr,
 		    &err) == -1)
 			goto refuse;
@@ -1720,7 +1720,7 @@ do_reverse(struct session *s, const struct proto_request *q)
 	log_escape(q->path, esc, sizeof(esc));
 	if ((eng = engine_of(q->path, &rest, &err)) == NULL)
 		goto refuse;
-	if (eng == &serve_engine_btrfs && q->guid != 0) {
+	if (eng == &serve_engine_btrfs) {
 		if ((p = resolve(s, eng, rest, 1, &err)) == NULL)
 			goto refuse;
 		rc = do_reverse_btrfs(s, q, p, esc);
