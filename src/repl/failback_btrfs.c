@@ -1,6 +1,6 @@
 /*
- * failback_btrfs.c - failback between two local btrfs subvolumes (see
- * failback_btrfs.h).
+ * failback_btrfs.c - failback between two btrfs subvolumes, the steps of
+ * each side and both sides here (see failback_btrfs.h).
  */
 #include <sys/stat.h>
 
