@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,7 +188,7 @@ walk(const char *root, const char *other, const char *rel, uint64_t *n,
 	struct dirent *de;
 	char *p, *q, *r;
 	DIR *d;
-	int rc = 0;
+	int rc = 0, fd;
 
 	p = rel[0] == '\0' ? xstrdup(root) : xasprintf("%s/%s", root, rel);
 	if (lstat(p, &sa) == -1) {
@@ -198,8 +199,12 @@ walk(const char *root, const char *other, const char *rel, uint64_t *n,
 	(*n)++;
 	if (!S_ISDIR(sa.st_mode))
 		goto self;
-	if ((d = opendir(p)) == NULL) {
+	/* never through a symbolic link swapped in meanwhile */
+	if ((fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) ==
+	    -1 || (d = fdopendir(fd)) == NULL) {
 		rc = as_err_sys(err, errno, "open '%s'", p);
+		if (fd != -1)
+			close(fd);
 		free(p);
 		return rc;
 	}
