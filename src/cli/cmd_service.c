@@ -1039,6 +1039,35 @@ is_zfs_pair(const char *src, const char *dst)
 }
 
 /*
+ * A btrfs: service whose destination is mounted (mount-destination): a
+ * reverse would flip the view under the read-only bind mount, and the
+ * reverse back could not delete the subvolume it replaces (busy).
+ */
+static int
+btrfs_mounted(const char *sdir, const struct svc *v, struct as_err *err)
+{
+	struct endpoint se, de;
+	char *mp = NULL;
+	int r = 0;
+
+	memset(&se, 0, sizeof(se));
+	memset(&de, 0, sizeof(de));
+	if (endpoint_parse(&se, v->source, NULL) == 0 &&
+	    endpoint_parse(&de, v->dest, NULL) == 0 &&
+	    reverse_is_btrfs(&se, &de) &&
+	    mountdst_active(sdir, v->name, &mp, err) == 1)
+		r = as_err_set(err, AS_E_CONFLICT, 0, "the destination is "
+		    "mounted on '%s': umount-destination %s first", mp,
+		    v->name);
+	else
+		as_err_clear(err);
+	endpoint_release(&se);
+	endpoint_release(&de);
+	free(mp);
+	return r;
+}
+
+/*
  * reverse for zfs:A -> zfs:B (reverse.h): check, swap the endpoints,
  * make the first run B -> A now (receive -F with --force); if it fails,
  * swap back and destroy what it snapshotted on B, so that the reverse
@@ -1171,6 +1200,10 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 		rc = reverse_zfs_svc(st, sdir, &v, force, lock);
 		lock = -1;
 		goto out;
+	}
+	if (btrfs_mounted(sdir, &v, &err) == -1) {
+		as_err_prefix(&err, "reverse '%s'", v.name);
+		goto fail;
 	}
 	/* a remote side: the service's transport options (key_file...) */
 	if (runner_props_load(st, v.name, &props, &err) == -1)

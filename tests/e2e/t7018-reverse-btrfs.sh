@@ -129,6 +129,15 @@ test_expect_success 'a publish that fails undoes the reverse: nothing changed' '
 	same_tree "$A/src" "$B/dst"
 '
 
+test_expect_success 'a mounted destination (mount-destination) is refused' '
+	mp=$(autosync mount-destination r) &&
+	echo "$mp" >>"$TEST_META/mounts" &&
+	test_expect_code 20 autosync reverse r 2>err &&
+	test_grep "umount-destination r" err &&
+	prop_is r source "btrfs:$B/dst" && btrfs_ro "$A/src" &&
+	autosync umount-destination r
+'
+
 test_expect_success 'a destination behind its source is refused' '
 	echo five >>"$B/dst/f" &&
 	btrfs subvolume snapshot -r "$B/dst" \
