@@ -119,7 +119,9 @@ static const char usage_reverse[] =
 "a push becomes a pull and the reverse), two volumes (vol:, local or one\n"
 "of them remote; the old source is read whole to check it), or two local\n"
 "zfs: datasets (the first run is made at once; if it fails, the reverse\n"
-"is undone).\n";
+"is undone), or two btrfs: subvolumes without nested ones, local or one\n"
+"of them remote (the old source becomes a read-only replica of what the\n"
+"destination holds).\n";
 
 static const char usage_mount[] =
 "usage: autosync mount-destination NAME [PATH]\n"
@@ -1021,6 +1023,35 @@ out:
 }
 
 /*
+ * A btrfs: service whose destination is mounted (mount-destination): a
+ * reverse would flip the view under the read-only bind mount, and the
+ * reverse back could not delete the subvolume it replaces (busy).
+ */
+static int
+btrfs_mounted(const char *sdir, const struct svc *v, struct as_err *err)
+{
+	struct endpoint se, de;
+	char *mp = NULL;
+	int r = 0;
+
+	memset(&se, 0, sizeof(se));
+	memset(&de, 0, sizeof(de));
+	if (endpoint_parse(&se, v->source, NULL) == 0 &&
+	    endpoint_parse(&de, v->dest, NULL) == 0 &&
+	    reverse_is_btrfs(&se, &de) &&
+	    mountdst_active(sdir, v->name, &mp, err) == 1)
+		r = as_err_set(err, AS_E_CONFLICT, 0, "the destination is "
+		    "mounted on '%s': umount-destination %s first", mp,
+		    v->name);
+	else
+		as_err_clear(err);
+	endpoint_release(&se);
+	endpoint_release(&de);
+	free(mp);
+	return r;
+}
+
+/*
  * reverse for zfs:A -> zfs:B (reverse.h): check, swap the endpoints,
  * make the first run B -> A now (receive -F with --force); if it fails,
  * swap back and destroy what it snapshotted on B, so that the reverse
@@ -1163,6 +1194,10 @@ cmd_reverse(struct cli *cli, int argc, char **argv)
 		goto fail;
 	}
 	as_err_clear(&err);
+	if (btrfs_mounted(sdir, &v, &err) == -1) {
+		as_err_prefix(&err, "reverse '%s'", v.name);
+		goto fail;
+	}
 	/* a remote side: the service's transport options (key_file...) */
 	if (runner_props_load(st, v.name, &props, &err) == -1)
 		goto fail;

@@ -832,6 +832,54 @@ out:
 	return rc;
 }
 
+static int
+hexval(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ?
+	    c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+int
+btrfs_set_received(const char *path, const char *uuid, uint64_t stransid,
+    struct as_err *err)
+{
+	struct btrfs_ioctl_received_subvol_args a;
+	struct timespec now;
+	size_t i, k = 0;
+	int fd, rc = 0, hi, lo;
+
+	memset(&a, 0, sizeof(a));
+	for (i = 0; uuid[i] != '\0' && k < BTRFS_UUID_SIZE; i++) {
+		if (uuid[i] == '-')
+			continue;
+		if ((hi = hexval(uuid[i])) == -1 || uuid[i + 1] == '\0' ||
+		    (lo = hexval(uuid[i + 1])) == -1)
+			break;
+		a.uuid[k++] = (char)(hi << 4 | lo);
+		i++;
+	}
+	if (k != BTRFS_UUID_SIZE || uuid[i] != '\0' ||
+	    strlen(uuid) != BTRFS_UUID_LEN)
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%s': not a UUID",
+		    uuid);
+	log_debug("ioctl: set received subvol %s %s %" PRIu64, path, uuid,
+	    stransid);
+	if (!btrfs_is_subvol(path))
+		return as_err_set(err, AS_E_NOTFOUND, 0, "'%s' is not a btrfs "
+		    "subvolume", path);
+	clock_gettime(CLOCK_REALTIME, &now);
+	a.stransid = stransid;
+	a.stime.sec = (uint64_t)now.tv_sec;
+	a.stime.nsec = (uint32_t)now.tv_nsec;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return as_err_sys(err, errno, "open '%s'", path);
+	if (ioctl(fd, BTRFS_IOC_SET_RECEIVED_SUBVOL, &a) == -1)
+		rc = ioctl_err(err, errno, "set received UUID of", path);
+	close(fd);
+	return rc;
+}
+
 /*
  * Delete one subvolume (BTRFS_IOC_SNAP_DESTROY from its directory, as
  * `btrfs subvolume delete` does, no commit); CONFLICT when it holds

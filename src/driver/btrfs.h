@@ -196,6 +196,14 @@ int	btrfs_snapshot(const char *src, const char *dst, int readonly,
  */
 int	btrfs_set_readonly(const char *path, int ro, struct as_err *err);
 /*
+ * What `btrfs receive` does to a subvolume it has received, by its
+ * ioctl (BTRFS_IOC_SET_RECEIVED_SUBVOL): received_uuid := uuid (text,
+ * 8-4-4-4-12), stransid := the sender's ctransid, stime now.  path must
+ * be writable (the kernel refuses a read-only one): set read-only after.
+ */
+int	btrfs_set_received(const char *path, const char *uuid,
+	    uint64_t stransid, struct as_err *err);
+/*
  * Delete the subvolume at path and every subvolume nested in it
  * (deepest first; a read-only parent is made writable first), by
  * BTRFS_IOC_SNAP_DESTROY as `btrfs subvolume delete` does (no commit).

@@ -1351,6 +1351,67 @@ out:
 	return rc;
 }
 
+/*
+ * REVERSE with a blob for the engines without catalogs (see remote.h):
+ * the server's path becomes a source and answers a blob, or becomes a
+ * destination once it has taken one.
+ */
+int
+remote_reverse_source_blob(struct remote *r, uint64_t guid, const char *id,
+    struct buf *in, struct proto_result *res, struct as_err *err)
+{
+	struct proto_request *q;
+	struct buf scratch = BUF_INIT;
+	int rc;
+
+	q = xmalloc(sizeof(*q));
+	request_init(r, q, OP_REVERSE);
+	q->flags |= REQ_F_SOURCE;
+	q->guid = guid;
+	snprintf(q->id, sizeof(q->id), "%s", id);
+	rc = proto_send_request(r->c, q, &r->b, err);
+	free(q);
+	if (rc == -1 || read_ok_result(r, res, err) == -1)
+		return -1;
+	if (res->guid != guid)
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' reversed %016"
+		    PRIx64 ", not %016" PRIx64, r->c->peer, res->guid, guid);
+	rc = proto_recv_blob(r->c, in, 4096, &scratch, err);
+	buf_release(&scratch);
+	return rc;
+}
+
+int
+remote_reverse_dest_blob(struct remote *r, uint64_t guid, int force,
+    const char *id, const void *out, size_t len, struct proto_result *go,
+    struct as_err *err)
+{
+	struct proto_request *q;
+	struct proto_result res;
+	int rc;
+
+	q = xmalloc(sizeof(*q));
+	request_init(r, q, OP_REVERSE);
+	q->flags |= force ? REQ_F_FORCE : 0;
+	q->guid = guid;
+	snprintf(q->id, sizeof(q->id), "%s", id);
+	rc = proto_send_request(r->c, q, &r->b, err);
+	free(q);
+	if (rc == -1 || read_ok_result(r, go, err) == -1)
+		return -1;
+	if (!(go->flags & RES_F_GO) || go->guid != guid)
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' did not ask "
+		    "for the new source's snapshot of %016" PRIx64, r->c->peer,
+		    guid);
+	if (proto_send_blob(r->c, out, len, &r->b, err) == -1 ||
+	    read_ok_result(r, &res, err) == -1)
+		return -1;
+	if (res.guid != guid)
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' reversed %016"
+		    PRIx64 ", not %016" PRIx64, r->c->peer, res.guid, guid);
+	return 0;
+}
+
 /* The server's path becomes a source (see remote.h). */
 int
 remote_reverse_promote(struct remote *r, uint64_t guid, const char *id,

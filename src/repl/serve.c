@@ -23,6 +23,7 @@
 #include "driver/zfs.h"
 #include "format/stream.h"
 #include "repl/failback.h"
+#include "repl/failback_btrfs.h"
 #include "repl/proto.h"
 #include "repl/remote.h"
 #include "repl/serve.h"
@@ -1622,6 +1623,102 @@ do_reverse_native(struct session *s, const struct proto_request *q,
 }
 
 /*
+ * REVERSE of a btrfs subvolume (failback_btrfs.h), the server's side.
+ * With REQ_F_SOURCE (a push service becomes a pull) p, a view holding
+ * q->guid as received, becomes the source: its first snapshot S0 is
+ * taken and recorded as held by the pull destination q->id, and the
+ * answer is a RESULT then S0 as a blob.  Without (a pull becomes a
+ * push) p, a source whose newest snapshot is q->guid and unchanged since
+ * (unless REQ_F_FORCE), is answered GO; the client's S0 comes as a blob
+ * and p becomes a replica holding it; only for a client trusted with
+ * btrfs streams here, whose pushes must come next.
+ */
+static int
+do_reverse_btrfs(struct session *s, const struct proto_request *q,
+    const char *p, const char *esc)
+{
+	struct failback_btrfs_result fr;
+	struct failback_btrfs_base s0;
+	struct failback_btrfs_old o;
+	struct failback_btrfs_new n;
+	struct proto_result res;
+	struct buf blob = BUF_INIT;
+	struct as_err err;
+	int rc = 0, ho = 0, hn = 0;
+
+	as_err_clear(&err);
+	memset(&res, 0, sizeof(res));
+	memset(&fr, 0, sizeof(fr));
+	if (q->guid == 0 || ((q->flags & REQ_F_SOURCE) && q->id[0] == '\0')) {
+		as_err_set(&err, AS_E_MALFORMED, 0, "REVERSE needs a snapshot "
+		    "(and, to make a source, a destination name)");
+		goto refuse;
+	}
+	if (q->flags & REQ_F_SOURCE) {
+		if (failback_btrfs_check_dest(p, q->guid, 0, &n, &fr,
+		    &err) == -1)
+			goto refuse;
+		hn = 1;
+		if (failback_btrfs_take_base(&n, NULL, &s0, &err) == -1 ||
+		    failback_btrfs_promote(&n, q->id, &err) == -1)
+			goto refuse;
+		res.guid = q->guid;
+		snprintf(res.name, sizeof(res.name), "%s", s0.name);
+		log_info("reverse '%s' for '%s': a source from '%s' on", esc,
+		    s->c->peer, s0.name);
+		failback_btrfs_base_encode(&s0, &blob);
+		if (proto_send_result(s->c, &res, &s->scratch, &err) == -1 ||
+		    proto_send_blob(s->c, blob.data, blob.len, &s->scratch,
+		    &err) == -1)
+			goto fail;
+		goto out;
+	}
+	if (!trusted_for(s, p)) {
+		as_err_set(&err, AS_E_AUTH, 0, "'%s': client '%s' is not "
+		    "trusted to send btrfs streams here, as the pushes after "
+		    "this reverse would (serve.conf: 'allow %s PATH rw "
+		    "trusted')", q->path, s->client, s->client);
+		goto refuse;
+	}
+	if (failback_btrfs_check_source(p, q->guid, (q->flags &
+	    REQ_F_FORCE) != 0, &o, &fr, &err) == -1)
+		goto refuse;
+	ho = 1;
+	res.flags = RES_F_GO;
+	res.guid = q->guid;
+	res.bytes = (uint64_t)fr.changed;
+	snprintf(res.name, sizeof(res.name), "%s", fr.common);
+	snprintf(res.msg, sizeof(res.msg), "%s", fr.first);
+	if (proto_send_result(s->c, &res, &s->scratch, &err) == -1 ||
+	    proto_recv_blob(s->c, &blob, 4096, &s->b, &err) == -1)
+		goto fail;
+	if (failback_btrfs_base_decode(blob.data, blob.len, &s0, &err) == -1 ||
+	    failback_btrfs_demote(&o, &s0, q->id, &err) == -1)
+		goto refuse;
+	memset(&res, 0, sizeof(res));
+	res.guid = q->guid;
+	snprintf(res.name, sizeof(res.name), "%s", s0.name);
+	log_info("reverse '%s' for '%s': a replica holding '%s'%s", esc,
+	    s->c->peer, s0.name, fr.changed ? " (changed since: rolled back)" :
+	    "");
+	rc = proto_send_result(s->c, &res, &s->scratch, &err);
+	goto out;
+refuse:
+	rc = answer_err(s, q, &err);
+	goto out;
+fail:
+	log_warn("reverse '%s' from '%s': %s", esc, s->c->peer, err.msg);
+	rc = -1;
+out:
+	if (hn)
+		failback_btrfs_new_release(&n);
+	if (ho)
+		failback_btrfs_old_release(&o);
+	buf_release(&blob);
+	return rc;
+}
+
+/*
  * REVERSE: failback of a directory (failback.h), the server's side.
  * Without REQ_F_SOURCE the path, a source whose newest snapshot is
  * q->guid, becomes a destination holding it (refused when it changed
@@ -1655,10 +1752,17 @@ do_reverse(struct session *s, const struct proto_request *q)
 	log_escape(q->path, esc, sizeof(esc));
 	if ((eng = engine_of(q->path, &rest, &err)) == NULL)
 		goto refuse;
+	if (eng == &serve_engine_btrfs) {
+		if ((p = resolve(s, eng, rest, 1, &err)) == NULL)
+			goto refuse;
+		rc = do_reverse_btrfs(s, q, p, esc);
+		goto out;
+	}
 	if (eng != &serve_engine_dir && eng != &serve_engine_vol &&
 	    eng->reverse == NULL) {
 		as_err_set(&err, AS_E_UNSUPPORTED, 0, "'%s': reverse is for "
-		    "directories, volumes and ZFS datasets; this server cannot "
+		    "directories, volumes, ZFS datasets and btrfs subvolumes; "
+		    "this server cannot "
 		    "reverse %s datasets", q->path, eng->what);
 		goto refuse;
 	}

@@ -70,6 +70,7 @@
 #include "repl/endpoint.h"
 #include "repl/remote.h"
 #include "repl/sync.h"
+#include "repl/sync_btrfs_int.h"
 #include "base/banned.h"
 
 #define DIR_SOURCE	"dir-source"
@@ -2091,4 +2092,63 @@ out:
 	free(src);
 	free(dst);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lent to the failback (sync_btrfs_int.h) */
+
+uint64_t
+sync_btrfs_uuid64(const char *u)
+{
+	return uuid64(u);
+}
+
+char *
+sync_btrfs_norm_path(const char *p, const char *what, struct as_err *err)
+{
+	return norm_path(p, what, err);
+}
+
+int
+sync_btrfs_check_source(const char *src, struct btrfs_subvol *sv,
+    struct as_err *err)
+{
+	return check_source(src, sv, err);
+}
+
+int
+sync_btrfs_dests_put(const char *sdir, const char *dst, const char *name,
+    struct as_err *err)
+{
+	return dests_put(sdir, dst, name, err);
+}
+
+int
+sync_btrfs_held_elsewhere(const char *sdir, const char *dst,
+    const char *name, struct as_err *err)
+{
+	struct dest_rec *v = NULL;
+	size_t n = 0;
+	int r;
+
+	if (dests_read(sdir, &v, &n, err) == -1)
+		return -1;
+	r = held_elsewhere(v, n, dst, name);
+	dests_free(v, n);
+	return r;
+}
+
+int
+sync_btrfs_transfer(struct btrfs_dest *d, const char *src, const char *sdir,
+    const char *snap_uuid, const char *name, const char *parent,
+    uint64_t *bytes, struct as_err *err)
+{
+	struct item it;
+
+	memset(&it, 0, sizeof(it));
+	it.rel = (char *)(uintptr_t)"";
+	it.abs = (char *)(uintptr_t)src;
+	it.sdir = (char *)(uintptr_t)sdir;
+	snprintf(it.snap_uuid, sizeof(it.snap_uuid), "%s", snap_uuid);
+	return transfer(d, &it, name, parent, bytes, err);
 }

@@ -260,6 +260,10 @@ reverse_dir(const char *state_dir, const char *src, const char *dst,
 			rc = reverse_vol(state, &se, &de, ro, force, res, err);
 		goto out;
 	}
+	if (reverse_is_btrfs(&se, &de)) {
+		rc = reverse_btrfs(&se, &de, ro, force, res, err);
+		goto out;
+	}
 	if (!((se.kind == EP_LOCAL && (de.kind == EP_LOCAL ||
 	    remote_dir(&de))) || (remote_dir(&se) && de.kind == EP_LOCAL))) {
 		as_err_set(err, AS_E_UNSUPPORTED, 0, "reverse '%s' -> '%s': "

@@ -145,4 +145,21 @@ int	reverse_zfs_remote(const char *state_dir, const char *src,
 	    const char *dst, const struct remote_opts *ro, int norecurse,
 	    int force, struct reverse_result *res, struct as_err *err);
 
+/*
+ * Between two btrfs subvolumes (btrfs:A -> btrfs:B, or one of them a
+ * server's btrfs: path: push or pull, the server's side on REQUEST
+ * REVERSE), in reverse_btrfs.c with repl/failback_btrfs.h's steps: B's
+ * newest received snapshot is A's newest (G), A not written since G
+ * (unless force); then B's new first snapshot S0 reaches A (locally a
+ * `btrfs send -p` from B's G that `btrfs receive` applies to A's G,
+ * found by UUID; over the network, B as received, A's G given S0's
+ * UUID as received_uuid) and is published there as a read-only
+ * replica, B made writable.  The rollback of A under force is that
+ * publish: res->ndiff stays 0 (no forced run is needed).
+ */
+int	reverse_is_btrfs(const struct endpoint *se, const struct endpoint *de);
+int	reverse_btrfs(const struct endpoint *se, const struct endpoint *de,
+	    const struct remote_opts *ro, int force,
+	    struct reverse_result *res, struct as_err *err);
+
 #endif

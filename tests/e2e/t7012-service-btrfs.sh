@@ -3,7 +3,8 @@ test_description='service on btrfs, with a daemon: retention on both sides
 (only autosync snapshots go, another destination'"'"'s stays), NAME-latest
 as a link in the snapshot directory of both sides and -X, -N,
 mount-destination (a read-only bind mount of the published view) and
-umount-destination; reverse is refused (not supported on btrfs)'
+umount-destination; reverse of a subvolume with nested ones is refused
+(t7018 reverses one subvolume)'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-btrfs.sh"
 . "$TEST_DIRECTORY/lib-service.sh"
@@ -78,9 +79,10 @@ test_expect_success 'mount-destination: the view, read-only; umount-destination'
 	autosync umount-destination b
 '
 
-test_expect_success 'reverse of a btrfs service is refused, nothing changes' '
+test_expect_success 'reverse with nested subvolumes is refused, nothing changes' '
 	test_expect_code 13 autosync reverse b 2>err &&
-	test_grep "not supported" err &&
+	test_grep "has nested subvolumes" err &&
+	btrfs_ro "$B/dst" &&
 	prop_is b source "btrfs:$A/src" &&
 	stop_daemon
 '

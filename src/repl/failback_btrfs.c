@@ -1,0 +1,639 @@
+/*
+ * failback_btrfs.c - failback between two btrfs subvolumes, the steps of
+ * each side and both sides here (see failback_btrfs.h).
+ */
+#include <sys/stat.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "driver/btrfs.h"
+#include "repl/failback_btrfs.h"
+#include "repl/sync_btrfs_int.h"
+#include "base/banned.h"
+
+#define DESTS_FILE	"dests"
+
+/* Nested subvolumes are not reversed yet: name the first one. */
+static int
+no_nested(const char *path, struct as_err *err)
+{
+	char **rels = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	if (btrfs_nested(path, &rels, &n, err) == -1)
+		return as_err_prefix(err, "nested subvolumes of '%s'", path);
+	if (n > 0)
+		rc = as_err_set(err, AS_E_UNSUPPORTED, 0, "'%s' has nested "
+		    "subvolumes ('%s'...): reverse takes one btrfs subvolume "
+		    "in this version", path, rels[0]);
+	btrfs_rels_free(rels, n);
+	return rc;
+}
+
+/*
+ * The old source a as a destination: the fields of a btrfs_dest that
+ * btrfs_dest_open would fill, but without its clean-up, which would
+ * delete a's own snapshots (read-only, no received_uuid) and with them
+ * G_A, the parent that step 3's receive needs.  lock_fd stays the
+ * caller's: set it to -1 before btrfs_dest_release.
+ */
+static void
+dest_of_source(struct btrfs_dest *d, const char *a, const char *adir,
+    int lock_fd)
+{
+	char *parent = xstrdup(a), *slash = strrchr(parent, '/');
+
+	*(slash == parent ? slash + 1 : slash) = '\0';
+	memset(d, 0, sizeof(*d));
+	d->path = xstrdup(a);
+	d->dir = xstrdup(adir);
+	d->next = xasprintf("%s/.%s" BTRFS_NEXT_SUFFIX, strcmp(parent, "/") ==
+	    0 ? "" : parent, strrchr(a, '/') + 1);
+	d->lock_fd = lock_fd;
+	free(parent);
+}
+
+/* Delete path, a subvolume this reverse made; for error paths. */
+static void
+undo(const char *dir, const char *name)
+{
+	struct as_err e2;
+	char *p = xasprintf("%s/%s", dir, name);
+
+	if (btrfs_is_subvol(p) && btrfs_delete(p, &e2) == -1)
+		log_warn("undo the reverse: %s", e2.msg);
+	free(p);
+}
+
+/*
+ * Step 5 on A: its own snapshots (of the subvolume that was its source,
+ * uuid) go but those another destination than b holds, and b's line of
+ * its dests record.  Best effort: A is a replica already.
+ */
+static void
+forget_source(const char *adir, const char *uuid, const char *b)
+{
+	struct btrfs_snap *v = NULL;
+	struct as_err e2;
+	char **paths;
+	size_t n = 0, i, np = 0;
+	int h;
+
+	if (btrfs_list_snaps(adir, uuid, 0, &v, &n, &e2) == -1) {
+		log_warn("'%s': %s", adir, e2.msg);
+		return;
+	}
+	paths = xcalloc(n + 1, sizeof(*paths));
+	for (i = 0; i < n; i++) {
+		if ((h = sync_btrfs_held_elsewhere(adir, b, v[i].name,
+		    &e2)) != 0) {
+			if (h == -1)
+				log_warn("'%s': %s", adir, e2.msg);
+			continue;
+		}
+		paths[np++] = xasprintf("%s/%s", adir, v[i].name);
+	}
+	if (np > 0 && btrfs_delete_snapshots((const char *const *)paths, np,
+	    &e2) == -1)
+		log_warn("delete the snapshots of '%s' as a source: %s", adir,
+		    e2.msg);
+	if (np == n) {
+		char *p = xasprintf("%s/%s", adir, DESTS_FILE);
+
+		if (unlink(p) == -1 && errno != ENOENT)
+			log_warn("remove '%s': %s", p, strerror(errno));
+		free(p);
+	}
+	for (i = 0; i < np; i++)
+		free(paths[i]);
+	free(paths);
+	free(v);
+}
+
+/*
+ * Step 5 on B: the received snapshots (bases of A's runs, which stop)
+ * and the published record go.  Best effort: B is a source already.
+ */
+static void
+forget_dest(const char *bdir)
+{
+	struct btrfs_snap *v = NULL;
+	struct as_err e2;
+	char **paths, *p;
+	size_t n = 0, i;
+
+	if (btrfs_list_snaps(bdir, NULL, 1, &v, &n, &e2) == -1) {
+		log_warn("'%s': %s", bdir, e2.msg);
+		return;
+	}
+	paths = xcalloc(n + 1, sizeof(*paths));
+	for (i = 0; i < n; i++)
+		paths[i] = xasprintf("%s/%s", bdir, v[i].name);
+	if (n > 0 && btrfs_delete_snapshots((const char *const *)paths, n,
+	    &e2) == -1)
+		log_warn("delete the received snapshots in '%s': %s", bdir,
+		    e2.msg);
+	for (i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+	free(v);
+	p = xasprintf("%s/%s", bdir, BTRFS_PUBLISHED);
+	if (unlink(p) == -1 && errno != ENOENT)
+		log_warn("remove '%s': %s", p, strerror(errno));
+	free(p);
+}
+
+/*
+ * What a change to an entry shows in lstat (atime left out: a read).
+ * Not the top directory's ctime: setting the subvolume's read-only flag
+ * moves it in memory only, so a snapshot taken after can show the older
+ * one (seen on 6.18); its entries and mtime still show what was done.
+ */
+static int
+same_stat(const struct stat *x, const struct stat *y, int top)
+{
+	return x->st_mode == y->st_mode && x->st_ino == y->st_ino &&
+	    x->st_uid == y->st_uid && x->st_gid == y->st_gid &&
+	    x->st_nlink == y->st_nlink && x->st_size == y->st_size &&
+	    x->st_rdev == y->st_rdev &&
+	    x->st_mtim.tv_sec == y->st_mtim.tv_sec &&
+	    x->st_mtim.tv_nsec == y->st_mtim.tv_nsec &&
+	    (top || (x->st_ctim.tv_sec == y->st_ctim.tv_sec &&
+	    x->st_ctim.tv_nsec == y->st_ctim.tv_nsec));
+}
+
+/*
+ * Walk root/rel and compare each entry with the one at other/rel; count
+ * the entries.  1 at the first difference (its path in first), 0 none,
+ * -1 error.  With other NULL only count.  A snapshot keeps inode numbers
+ * and times, and every change moves a ctime (a write, a chmod, a
+ * rename) or the entry set (counted).
+ */
+static int
+walk(const char *root, const char *other, const char *rel, uint64_t *n,
+    char *first, size_t firstsz, struct as_err *err)
+{
+	struct stat sa, sg;
+	struct dirent *de;
+	char *p, *q, *r;
+	DIR *d;
+	int rc = 0, fd;
+
+	p = rel[0] == '\0' ? xstrdup(root) : xasprintf("%s/%s", root, rel);
+	if (lstat(p, &sa) == -1) {
+		rc = as_err_sys(err, errno, "'%s'", p);
+		free(p);
+		return rc;
+	}
+	(*n)++;
+	if (!S_ISDIR(sa.st_mode))
+		goto self;
+	/* never through a symbolic link swapped in meanwhile */
+	if ((fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) ==
+	    -1 || (d = fdopendir(fd)) == NULL) {
+		rc = as_err_sys(err, errno, "open '%s'", p);
+		if (fd != -1)
+			close(fd);
+		free(p);
+		return rc;
+	}
+	while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") ==
+		    0)
+			continue;
+		r = rel[0] == '\0' ? xstrdup(de->d_name) : xasprintf("%s/%s",
+		    rel, de->d_name);
+		rc = walk(root, other, r, n, first, firstsz, err);
+		free(r);
+	}
+	if (rc == 0 && errno != 0)
+		rc = as_err_sys(err, errno, "read '%s'", p);
+	closedir(d);
+	if (rc != 0) {
+		free(p);
+		return rc;
+	}
+self:
+	/* after the entries: a new file is named rather than its directory */
+	free(p);
+	if (other == NULL)
+		return 0;
+	q = rel[0] == '\0' ? xstrdup(other) : xasprintf("%s/%s", other, rel);
+	rc = lstat(q, &sg) == -1 || !same_stat(&sa, &sg, rel[0] == '\0');
+	free(q);
+	if (rc == 1)
+		snprintf(first, firstsz, "'%s'", rel[0] == '\0' ? "." : rel);
+	return rc;
+}
+
+/*
+ * Step 1 for A: is it as it was at G?  Its ctransid (the transaction
+ * that last changed its content) is G_A's when nothing was done to it;
+ * when it moved, A and G_A are compared by lstat, because reading a file
+ * moves it too (the atime, under relatime the first read after a
+ * write).
+ */
+static int
+check_unchanged(const char *a, const struct btrfs_subvol *asv,
+    const char *adir, const struct btrfs_snap *ga, int force,
+    struct failback_btrfs_result *res, struct as_err *err)
+{
+	uint64_t gct, na = 0, ng = 0;
+	char *g = xasprintf("%s/%s", adir, ga->name);
+	int rc;
+
+	if ((rc = btrfs_ctransid(g, &gct, err)) == 0 && asv->ctransid != gct) {
+		rc = walk(a, g, "", &na, res->first, sizeof(res->first), err);
+		if (rc == 0 && walk(g, NULL, "", &ng, NULL, 0, err) == -1)
+			rc = -1;
+		if (rc == 0 && na != ng) {
+			snprintf(res->first, sizeof(res->first), "%" PRIu64
+			    " entries, '%s' had %" PRIu64, na, ga->name, ng);
+			rc = 1;
+		}
+	}
+	free(g);
+	if (rc <= 0)
+		return rc;
+	res->changed = 1;
+	if (!force)
+		return as_err_set(err, AS_E_CONFLICT, 0, "'btrfs:%s' changed "
+		    "since '%s' (first: %s): reversing would lose that; --force "
+		    "rolls it back to '%s'", a, ga->name, res->first,
+		    ga->name);
+	log_info("'btrfs:%s' changed since '%s' (first: %s): rolled back "
+	    "(--force)", a, ga->name, res->first);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* S0 on the wire */
+
+void
+failback_btrfs_base_encode(const struct failback_btrfs_base *s0,
+    struct buf *b)
+{
+	char line[BTRFS_UUID_LEN + BTRFS_NAME_MAX + 32];
+	int n;
+
+	n = snprintf(line, sizeof(line), "%s %" PRIu64 " %s\n", s0->uuid,
+	    s0->ctransid, s0->name);
+	buf_add(b, line, (size_t)n);
+}
+
+int
+failback_btrfs_base_decode(const void *p, size_t len,
+    struct failback_btrfs_base *s0, struct as_err *err)
+{
+	char line[BTRFS_UUID_LEN + BTRFS_NAME_MAX + 32], *sp, *end;
+	size_t i;
+
+	memset(s0, 0, sizeof(*s0));
+	if (len == 0 || len >= sizeof(line) || ((const char *)p)[len - 1] !=
+	    '\n')
+		goto bad;
+	memcpy(line, p, len - 1);
+	line[len - 1] = '\0';
+	if (strlen(line) != len - 1 || strlen(line) < BTRFS_UUID_LEN + 3 ||
+	    line[BTRFS_UUID_LEN] != ' ')
+		goto bad;
+	for (i = 0; line[i] != '\0'; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			goto bad;	/* one line, no control bytes */
+	for (i = 0; i < BTRFS_UUID_LEN; i++)
+		if (!((i == 8 || i == 13 || i == 18 || i == 23) ?
+		    line[i] == '-' : strchr("0123456789abcdef", line[i]) !=
+		    NULL && line[i] != '\0'))
+			goto bad;
+	memcpy(s0->uuid, line, BTRFS_UUID_LEN);
+	sp = line + BTRFS_UUID_LEN + 1;
+	if (*sp < '0' || *sp > '9')
+		goto bad;
+	errno = 0;
+	s0->ctransid = strtoull(sp, &end, 10);
+	if (errno != 0 || *end != ' ')
+		goto bad;
+	end++;
+	/* a name autosync makes, for a file name in a snapshot directory */
+	if (strncmp(end, "autosync_", 9) != 0 || strchr(end, '/') != NULL ||
+	    strlen(end) > BTRFS_NAME_MAX)
+		goto bad;
+	snprintf(s0->name, sizeof(s0->name), "%s", end);
+	return 0;
+bad:
+	return as_err_set(err, AS_E_MALFORMED, 0, "a btrfs reverse's base is "
+	    "not 'UUID CTRANSID autosync_NAME'");
+}
+
+/* ------------------------------------------------------------------ */
+/* The old source */
+
+void
+failback_btrfs_old_release(struct failback_btrfs_old *o)
+{
+	if (o->lock_fd != -1)
+		close(o->lock_fd);
+	free(o->path);
+	free(o->dir);
+	memset(o, 0, sizeof(*o));
+	o->lock_fd = -1;
+}
+
+int
+failback_btrfs_check_source(const char *a, uint64_t guid, int force,
+    struct failback_btrfs_old *o, struct failback_btrfs_result *res,
+    struct as_err *err)
+{
+	struct btrfs_subvol asv;
+	struct btrfs_snap *v = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	memset(o, 0, sizeof(*o));
+	o->lock_fd = -1;
+	memset(&asv, 0, sizeof(asv));
+	if (sync_btrfs_check_source(a, &asv, err) == -1 ||
+	    no_nested(a, err) == -1)
+		goto out;
+	o->path = xstrdup(a);
+	o->dir = btrfs_snapdir(a);
+	memcpy(o->uuid, asv.uuid, sizeof(o->uuid));
+	if (btrfs_lock(o->dir, &o->lock_fd, err) == -1 ||
+	    btrfs_list_snaps(o->dir, asv.uuid, 0, &v, &n, err) == -1)
+		goto out;
+	if (n == 0 || (guid != 0 && sync_btrfs_uuid64(v[n - 1].uuid) !=
+	    guid)) {
+		as_err_set(err, AS_E_CONFLICT, 0, "the destination holds "
+		    "%016" PRIx64 ", but the newest snapshot of '%s' is %s%s%s: "
+		    "run a final sync first, or what only '%s' has is lost",
+		    guid, a, n > 0 ? "'" : "", n > 0 ? v[n - 1].name : "none",
+		    n > 0 ? "'" : "", a);
+		goto out;
+	}
+	o->g = v[n - 1];
+	snprintf(res->common, sizeof(res->common), "%s", o->g.name);
+	res->guid = sync_btrfs_uuid64(o->g.uuid);
+	if (check_unchanged(a, &asv, o->dir, &o->g, force, res, err) == -1)
+		goto out;
+	rc = 0;
+out:
+	free(v);
+	btrfs_subvol_release(&asv);
+	if (rc == -1)
+		failback_btrfs_old_release(o);
+	return rc;
+}
+
+/* R0 published at A, A's records of its source role dropped. */
+static int
+publish_received(struct failback_btrfs_old *o, const char *name,
+    const struct timespec *at, const struct timespec *mt, const char *dst,
+    struct as_err *err)
+{
+	struct btrfs_dest ad;
+	struct btrfs_pub pub;
+	int rc;
+
+	dest_of_source(&ad, o->path, o->dir, o->lock_fd);
+	memset(&pub, 0, sizeof(pub));
+	pub.rel = "";
+	pub.name = name;
+	pub.has_times = 1;
+	pub.atime = *at;
+	pub.mtime = *mt;
+	rc = btrfs_dest_publish(&ad, &pub, 1, err);
+	ad.lock_fd = -1;	/* o's */
+	btrfs_dest_release(&ad);
+	if (rc == -1)
+		return as_err_prefix(err, "make '%s' a replica", o->path);
+	forget_source(o->dir, o->uuid, dst);
+	return 0;
+}
+
+int
+failback_btrfs_demote(struct failback_btrfs_old *o,
+    const struct failback_btrfs_base *s0, const char *dst,
+    struct as_err *err)
+{
+	struct stat st;
+	char *g, *r0;
+	int rc = -1, made = 0;
+
+	g = xasprintf("%s/%s", o->dir, o->g.name);
+	r0 = xasprintf("%s/%s", o->dir, s0->name);
+	/* an empty incremental from G, received: what btrfs receive does */
+	if (btrfs_snapshot(g, r0, 0, err) == -1)
+		goto out;
+	made = 1;
+	if (btrfs_set_received(r0, s0->uuid, s0->ctransid, err) == -1 ||
+	    btrfs_set_readonly(r0, 1, err) == -1 || lstat(g, &st) == -1) {
+		if (err->code == AS_E_OK)
+			as_err_sys(err, errno, "'%s'", g);
+		goto out;
+	}
+	if (publish_received(o, s0->name, &st.st_atim, &st.st_mtim, dst,
+	    err) == -1)
+		goto out;
+	rc = 0;
+out:
+	if (rc == -1 && made)
+		undo(o->dir, s0->name);
+	free(g);
+	free(r0);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* The old destination */
+
+void
+failback_btrfs_new_release(struct failback_btrfs_new *n)
+{
+	if (n->s0)
+		undo(n->d.dir, n->s0name);
+	btrfs_dest_release(&n->d);
+	memset(n, 0, sizeof(*n));
+	n->d.lock_fd = -1;
+}
+
+int
+failback_btrfs_check_dest(const char *b, uint64_t guid, int allow_written,
+    struct failback_btrfs_new *n, struct failback_btrfs_result *res,
+    struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	size_t nv = 0;
+	unsigned cleaned = 0;
+	int rc = -1, chk;
+
+	memset(n, 0, sizeof(*n));
+	n->d.lock_fd = -1;
+	if (!btrfs_is_subvol(b))
+		return as_err_set(err, AS_E_NOTFOUND, 0, "destination '%s' is "
+		    "not a btrfs subvolume: nothing to reverse", b);
+	if (no_nested(b, err) == -1 ||
+	    btrfs_dest_open(&n->d, b, &cleaned, err) == -1 ||
+	    (chk = btrfs_dest_check(&n->d, err)) == -1)
+		goto out;
+	if (chk == 1 && !allow_written) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' was written since "
+		    "autosync published it: a reverse over the network needs "
+		    "it as received (its first snapshot stands for the common "
+		    "one); sync the changes to the old source first, or reverse "
+		    "where both are local", b);
+		goto out;
+	}
+	if (chk == 1) {
+		/* a failover wrote it: B's content is the source's now */
+		log_info("reverse: %s: it is sent as it is", err->msg);
+		as_err_clear(err);
+		n->written = res->b_written = 1;
+	}
+	if (btrfs_list_snaps(n->d.dir, NULL, 1, &v, &nv, err) == -1)
+		goto out;
+	if (nv == 0 || (guid != 0 &&
+	    sync_btrfs_uuid64(v[nv - 1].received_uuid) != guid)) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds %s%s%s, but the "
+		    "newest snapshot of its source is %016" PRIx64 ": run a "
+		    "final sync first, or what only the source has is lost",
+		    b, nv > 0 ? "'" : "", nv > 0 ? v[nv - 1].name :
+		    "no snapshot", nv > 0 ? "'" : "", guid);
+		goto out;
+	}
+	n->g = v[nv - 1];
+	rc = 0;
+out:
+	free(v);
+	if (rc == -1)
+		failback_btrfs_new_release(n);
+	return rc;
+}
+
+int
+failback_btrfs_take_base(struct failback_btrfs_new *n, const char *name,
+    struct failback_btrfs_base *s0, struct as_err *err)
+{
+	struct btrfs_subvol sv;
+	const char *dirs[1];
+	char *p;
+	int rc = -1;
+
+	memset(s0, 0, sizeof(*s0));
+	memset(&sv, 0, sizeof(sv));
+	dirs[0] = n->d.dir;
+	if (name != NULL)
+		snprintf(s0->name, sizeof(s0->name), "%s", name);
+	else if (btrfs_auto_name(dirs, 1, s0->name, sizeof(s0->name),
+	    err) == -1)
+		return -1;
+	p = xasprintf("%s/%s", n->d.dir, s0->name);
+	if (btrfs_snapshot(n->d.path, p, 1, err) == -1) {
+		as_err_prefix(err, "snapshot '%s'", n->d.path);
+		goto out;
+	}
+	n->s0 = 1;
+	snprintf(n->s0name, sizeof(n->s0name), "%s", s0->name);
+	if (btrfs_info(p, &sv, err) == -1)
+		goto out;
+	memcpy(s0->uuid, sv.uuid, sizeof(s0->uuid));
+	s0->ctransid = sv.ctransid;
+	rc = 0;
+out:
+	btrfs_subvol_release(&sv);
+	free(p);
+	return rc;
+}
+
+int
+failback_btrfs_promote(struct failback_btrfs_new *n, const char *id,
+    struct as_err *err)
+{
+	if (btrfs_set_readonly(n->d.path, 0, err) == -1)
+		return -1;
+	n->s0 = 0;	/* kept: the old source holds it, or will */
+	if (sync_btrfs_dests_put(n->d.dir, id, n->s0name, err) == -1)
+		return -1;
+	forget_dest(n->d.dir);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Both sides here */
+
+int
+failback_btrfs_local(const char *a, const char *b, int force,
+    struct failback_btrfs_result *res, struct as_err *err)
+{
+	struct failback_btrfs_old o;
+	struct failback_btrfs_new n;
+	struct failback_btrfs_base s0;
+	struct btrfs_dest ad;
+	struct stat st;
+	const char *dirs[2];
+	char name[BTRFS_NAME_MAX + 1], *p;
+	int rc = -1, received = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&n, 0, sizeof(n));
+	n.d.lock_fd = -1;
+	/* 1. checks: A, then B holding A's newest */
+	if (failback_btrfs_check_source(a, 0, force, &o, res, err) == -1)
+		return -1;
+	if (failback_btrfs_check_dest(b, res->guid, 1, &n, res, err) == -1)
+		goto out;
+	/* 2. S0, named so that A has not the name either */
+	dirs[0] = n.d.dir;
+	dirs[1] = o.dir;
+	if (btrfs_auto_name(dirs, 2, name, sizeof(name), err) == -1 ||
+	    failback_btrfs_take_base(&n, name, &s0, err) == -1)
+		goto out;
+	snprintf(res->base, sizeof(res->base), "%s", name);
+	p = xasprintf("%s/%s", n.d.dir, name);
+	rc = lstat(p, &st);
+	free(p);
+	if (rc == -1) {
+		as_err_sys(err, errno, "'%s'", name);
+		goto out;
+	}
+	rc = -1;
+	/* 3. S0 received on A, the parent G_A found by its UUID */
+	dest_of_source(&ad, a, o.dir, o.lock_fd);
+	if (sync_btrfs_transfer(&ad, b, n.d.dir, s0.uuid, name, n.g.name,
+	    &res->bytes, err) == -1) {
+		as_err_prefix(err, "send '%s' to '%s' from '%s'", name, a,
+		    n.g.name);
+		ad.lock_fd = -1;
+		btrfs_dest_release(&ad);
+		goto out;
+	}
+	ad.lock_fd = -1;
+	btrfs_dest_release(&ad);
+	received = 1;
+	/* 4. A a replica: R0 published there (the old A is deleted) */
+	if (publish_received(&o, name, &st.st_atim, &st.st_mtim, b, err) == -1)
+		goto out;
+	received = 0;
+	/* 5. B the source */
+	if (failback_btrfs_promote(&n, a, err) == -1) {
+		as_err_prefix(err, "'%s' is a replica now, but", a);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (received)
+		undo(o.dir, name);
+	failback_btrfs_new_release(&n);
+	failback_btrfs_old_release(&o);
+	return rc;
+}

@@ -1,0 +1,144 @@
+/*
+ * failback_btrfs.h - failback between two btrfs subvolumes: the
+ * destination B of a service A -> B becomes its source, A its
+ * destination, incrementally from the snapshot G both hold.
+ *
+ * What btrfs gives: B holds G as a received snapshot G_B (read-only,
+ * received_uuid = the UUID of A's snapshot G_A); B's path is a read-only
+ * *view* (a snapshot of G_B, driver/btrfs.h).  `btrfs send -p G_B X`
+ * names as its parent G_B's received_uuid (the kernel uses a parent's
+ * received_uuid when it has one), and `btrfs receive` looks a parent up
+ * first by received_uuid, then by UUID: on A it finds G_A itself.  What
+ * autosync's runs need besides: the new source's base must be one of
+ * its own snapshots (parent_uuid = the live subvolume's UUID) whose UUID
+ * is the received_uuid of one the new destination holds.
+ *
+ * failback_btrfs_local (A and B on this machine):
+ *
+ *  1. checks, nothing changed yet: A a source subvolume and B a view
+ *     autosync published (written since, e.g. made writable during a
+ *     failover, is fine: that is B's content now, and it is sent); no
+ *     nested subvolumes on either side (UNSUPPORTED in this version);
+ *     B's newest received snapshot is A's newest snapshot G (by
+ *     received_uuid), else CONFLICT (run a final sync first); A not
+ *     written since G: its ctransid (the transaction that last changed
+ *     its content) is G_A's, else CONFLICT unless force;
+ *  2. S0: a read-only snapshot of B's view in B's snapshot directory,
+ *     the new source's first snapshot;
+ *  3. `btrfs send -p G_B S0 | btrfs receive` into A's snapshot directory
+ *     (the parent found by UUID: G_A): R0, a received snapshot of S0
+ *     made by btrfs itself; only what B has that G has not travels
+ *     (nothing but the top directory's metadata when B is as received);
+ *  4. R0 published at A as a destination's view (btrfs_dest_publish):
+ *     A becomes a read-only replica and the old A is deleted (with
+ *     force, that is the roll-back of what A had since G);
+ *  5. A's own snapshots go (but those another destination holds), and
+ *     its dests record for B; B's view is made writable (it is the
+ *     source now), its dests record says A holds S0, and its received
+ *     snapshots and published record go.
+ *
+ * The next run B -> A is an ordinary incremental from S0 (R0 carries
+ * S0's UUID as its received_uuid).  A failure in 2-4 deletes what it
+ * made (S0, R0): nothing changed.  After 4 a failure is reported as
+ * "reversed, but": the service must be swapped anyway.
+ *
+ * With one side behind a server (REVERSE, doc/autosync-protocol.md) no
+ * stream runs during the reverse: B must be as received (S0 = G, so
+ * written is CONFLICT), and A's R0 is made as btrfs receive would have
+ * made it from an empty incremental: a writable snapshot of G_A given
+ * S0's UUID as received_uuid and S0's ctransid as stransid
+ * (BTRFS_IOC_SET_RECEIVED_SUBVOL), then read-only (failback_btrfs_demote).
+ * The steps each side does on its own are below; failback_btrfs_local
+ * is made of them too.
+ */
+#ifndef AS_FAILBACK_BTRFS_H
+#define AS_FAILBACK_BTRFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "driver/btrfs.h"
+
+struct failback_btrfs_result {
+	char		 common[BTRFS_NAME_MAX + 1];	/* G's name */
+	uint64_t	 guid;		/* G (the first 64 bits of its UUID) */
+	char		 base[BTRFS_NAME_MAX + 1];	/* S0's name */
+	int		 changed;	/* A written since G (forced) */
+	int		 b_written;	/* B's view written since published */
+	uint64_t	 bytes;		/* the stream of step 3 */
+	char		 first[256];	/* what changed on A, for messages */
+};
+
+int	failback_btrfs_local(const char *a, const char *b, int force,
+	    struct failback_btrfs_result *res, struct as_err *err);
+
+/* S0, the new source's first snapshot, as the old source must know it. */
+struct failback_btrfs_base {
+	char		 name[BTRFS_NAME_MAX + 1];
+	char		 uuid[BTRFS_UUID_LEN + 1];
+	uint64_t	 ctransid;
+};
+/* As one line "UUID CTRANSID NAME" (REVERSE's blob); decode checks it. */
+void	failback_btrfs_base_encode(const struct failback_btrfs_base *s0,
+	    struct buf *b);
+int	failback_btrfs_base_decode(const void *p, size_t len,
+	    struct failback_btrfs_base *s0, struct as_err *err);
+
+/* The old source A, checked and locked (step 1's half for A). */
+struct failback_btrfs_old {
+	char		*path;
+	char		*dir;		/* its snapshot directory */
+	int		 lock_fd;
+	char		 uuid[BTRFS_UUID_LEN + 1];	/* A's */
+	struct btrfs_snap g;				/* G_A */
+};
+/*
+ * A is a source subvolume without nested ones whose newest snapshot is
+ * G (guid: its UUID's first 64 bits; 0 any) and that was not written
+ * since (CONFLICT naming the first change, unless force: res->changed).
+ */
+int	failback_btrfs_check_source(const char *a, uint64_t guid, int force,
+	    struct failback_btrfs_old *o, struct failback_btrfs_result *res,
+	    struct as_err *err);
+/*
+ * A becomes a replica holding S0 (R0 made from G_A, see above),
+ * published at A (the old A deleted); its own snapshots (but those a
+ * destination other than dst holds) go.
+ */
+int	failback_btrfs_demote(struct failback_btrfs_old *o,
+	    const struct failback_btrfs_base *s0, const char *dst,
+	    struct as_err *err);
+void	failback_btrfs_old_release(struct failback_btrfs_old *o);
+
+/* The old destination B, checked and locked (step 1's half for B). */
+struct failback_btrfs_new {
+	struct btrfs_dest d;
+	struct btrfs_snap g;	/* G_B, its newest received snapshot */
+	int		 written;	/* the view written since published */
+	int		 s0;		/* S0 taken (drop it on failure) */
+	char		 s0name[BTRFS_NAME_MAX + 1];
+};
+/*
+ * B is a view autosync published (written only if allow_written), no
+ * nested subvolumes, whose newest received snapshot has received_uuid
+ * G (guid; 0: any, n->g says which), else CONFLICT.
+ */
+int	failback_btrfs_check_dest(const char *b, uint64_t guid,
+	    int allow_written, struct failback_btrfs_new *n,
+	    struct failback_btrfs_result *res, struct as_err *err);
+/* S0: a read-only snapshot of B named name (a fresh one when NULL). */
+int	failback_btrfs_take_base(struct failback_btrfs_new *n,
+	    const char *name, struct failback_btrfs_base *s0,
+	    struct as_err *err);
+/*
+ * B becomes the source: writable, its dests record says that id holds
+ * S0, its received snapshots and published record go.
+ */
+int	failback_btrfs_promote(struct failback_btrfs_new *n, const char *id,
+	    struct as_err *err);
+/* Unlock; an S0 taken and not promoted is deleted. */
+void	failback_btrfs_new_release(struct failback_btrfs_new *n);
+
+#endif
