@@ -77,7 +77,7 @@ test_expect_success 'destroy: refused while running; then forgets the service, k
 	test_path_is_missing dst/after &&
 	autosync list >list && ! grep -q "^d " list &&
 	autosync create d --source "$PWD/src" --dest "$PWD/dst" --every 1d &&
-	prop_is d successes 0 &&
+	# (its first run may already be over: a fresh counter shows as 1, not 2)
 	wait_for 20 prop_is d successes 1 &&
 	test_path_is_file dst/after &&
 	test "$(autosync log d | grep -c "run [0-9]* ok")" = 1 &&
