@@ -1484,7 +1484,6 @@ d_stat(struct derive *d, struct cat_writer *out, const char *p, size_t len,
 		}
 		dfd = d->pfd;
 		rc = fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW);
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", dfd, name);
 	}
 	if (rc == -1) {
 		if (errno == ENOENT)
@@ -1515,7 +1514,8 @@ d_stat(struct derive *d, struct cat_writer *out, const char *p, size_t len,
 		in.aux = d->link;
 		in.aux_len = (size_t)n;
 	}
-	if (scan_xattrs_path(proc, &d->xa, &d->xbuf) == -1) {
+	if ((len == 0 ? scan_xattrs_path(proc, &d->xa, &d->xbuf) :
+	    scan_xattrs_at(dfd, name, &d->xa, &d->xbuf)) == -1) {
 		if (errno == ENOENT)
 			return 0;
 		return as_err_sys(err, errno, "read xattrs of '%s'", p);

@@ -131,27 +131,91 @@ cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* proc: a path read with the l* calls (no final symlink followed) */
-static ssize_t
-xa_list(int fd, const char *proc, char *p, size_t n)
+/*
+ * listxattrat/getxattrat (Linux 6.13): the xattrs of the entry `at` in
+ * the directory fd, no final symlink followed, in one name lookup.  The
+ * older way, the l* calls on "/proc/self/fd/DIRFD/NAME", walks procfs
+ * for every entry and cost twice a stat here (9.5 against 4.3 us per
+ * call): a scan's largest single cost per unchanged entry.  Where the
+ * kernel (or a seccomp filter) lacks them, that older way is used.
+ */
+#ifndef __NR_getxattrat
+#define __NR_getxattrat		464	/* one number on every architecture */
+#endif
+#ifndef __NR_listxattrat
+#define __NR_listxattrat	465
+#endif
+
+struct xattr_args_v0 {			/* the kernel's struct xattr_args */
+	uint64_t	value;
+	uint32_t	size;
+	uint32_t	flags;
+};
+
+static int xattrat_off;		/* the kernel said ENOSYS (or EPERM) */
+
+/* Where xattrs are read: fd itself, a proc path, or the entry at in fd. */
+struct xsrc {
+	int		 fd;
+	const char	*proc;
+	const char	*at;
+	char		 pbuf[AS_NAME_MAX + 64];
+};
+
+/* The *xattrat calls failed as unknown: use the proc path from now on. */
+static int
+xattrat_fallback(struct xsrc *w)
 {
-	return proc != NULL ? llistxattr(proc, p, n) : flistxattr(fd, p, n);
+	if (errno != ENOSYS && errno != EPERM)
+		return 0;
+	__atomic_store_n(&xattrat_off, 1, __ATOMIC_RELAXED);
+	snprintf(w->pbuf, sizeof(w->pbuf), "/proc/self/fd/%d/%s", w->fd,
+	    w->at);
+	w->proc = w->pbuf;
+	w->at = NULL;
+	return 1;
 }
 
 static ssize_t
-xa_get(int fd, const char *proc, const char *name, void *p, size_t n)
+xa_list(struct xsrc *w, char *p, size_t n)
 {
-	return proc != NULL ? lgetxattr(proc, name, p, n) :
-	    fgetxattr(fd, name, p, n);
+	long r;
+
+	if (w->at != NULL) {
+		r = syscall(__NR_listxattrat, w->fd, w->at,
+		    AT_SYMLINK_NOFOLLOW, p, n);
+		if (r != -1 || !xattrat_fallback(w))
+			return (ssize_t)r;
+	}
+	return w->proc != NULL ? llistxattr(w->proc, p, n) :
+	    flistxattr(w->fd, p, n);
 }
 
-static int	xattrs_read(int, const char *, struct scan_xa *,
-		    struct buf *);
+static ssize_t
+xa_get(struct xsrc *w, const char *name, void *p, size_t n)
+{
+	struct xattr_args_v0 a;
+	long r;
+
+	if (w->at != NULL) {
+		memset(&a, 0, sizeof(a));
+		a.value = (uint64_t)(uintptr_t)p;
+		a.size = (uint32_t)n;
+		r = syscall(__NR_getxattrat, w->fd, w->at,
+		    AT_SYMLINK_NOFOLLOW, name, &a, sizeof(a));
+		if (r != -1 || !xattrat_fallback(w))
+			return (ssize_t)r;
+	}
+	return w->proc != NULL ? lgetxattr(w->proc, name, p, n) :
+	    fgetxattr(w->fd, name, p, n);
+}
+
+static int	xattrs_read(struct xsrc *, struct scan_xa *, struct buf *);
 
 int
 scan_xattrs(int fd, int opath, struct scan_xa *x, struct buf *blob)
 {
-	char procbuf[64], *proc = NULL;
+	struct xsrc w = { fd, NULL, NULL, "" };
 
 	if (opath) {
 		/*
@@ -159,20 +223,37 @@ scan_xattrs(int fd, int opath, struct scan_xa *x, struct buf *blob)
 		 * magic link reaches the very inode (a symlink included)
 		 * without resolving any name again.
 		 */
-		snprintf(procbuf, sizeof(procbuf), "/proc/self/fd/%d", fd);
-		proc = procbuf;
+		snprintf(w.pbuf, sizeof(w.pbuf), "/proc/self/fd/%d", fd);
+		w.proc = w.pbuf;
 	}
-	return xattrs_read(fd, proc, x, blob);
+	return xattrs_read(&w, x, blob);
 }
 
 int
 scan_xattrs_path(const char *path, struct scan_xa *x, struct buf *blob)
 {
-	return xattrs_read(-1, path, x, blob);
+	struct xsrc w = { -1, path, NULL, "" };
+
+	return xattrs_read(&w, x, blob);
+}
+
+int
+scan_xattrs_at(int dirfd, const char *name, struct scan_xa *x,
+    struct buf *blob)
+{
+	struct xsrc w = { dirfd, NULL, name, "" };
+
+	if (__atomic_load_n(&xattrat_off, __ATOMIC_RELAXED)) {
+		snprintf(w.pbuf, sizeof(w.pbuf), "/proc/self/fd/%d/%s", dirfd,
+		    name);
+		w.proc = w.pbuf;
+		w.at = NULL;
+	}
+	return xattrs_read(&w, x, blob);
 }
 
 static int
-xattrs_read(int fd, const char *proc, struct scan_xa *x, struct buf *blob)
+xattrs_read(struct xsrc *w, struct scan_xa *x, struct buf *blob)
 {
 	ssize_t n, v;
 	size_t i, cnt;
@@ -180,7 +261,7 @@ xattrs_read(int fd, const char *proc, struct scan_xa *x, struct buf *blob)
 
 	buf_reset(blob);
 	for (;;) {
-		n = xa_list(fd, proc, NULL, 0);
+		n = xa_list(w, NULL, 0);
 		if (n == -1) {
 			if (errno == ENOTSUP)
 				return 0;
@@ -190,7 +271,7 @@ xattrs_read(int fd, const char *proc, struct scan_xa *x, struct buf *blob)
 			return 0;
 		buf_reset(&x->names);
 		buf_reserve(&x->names, (size_t)n + 1);
-		n = xa_list(fd, proc, (char *)x->names.data, (size_t)n);
+		n = xa_list(w, (char *)x->names.data, (size_t)n);
 		if (n == -1 && errno == ERANGE)
 			continue;	/* grew meanwhile */
 		if (n == -1)
@@ -220,7 +301,7 @@ xattrs_read(int fd, const char *proc, struct scan_xa *x, struct buf *blob)
 	if (cnt > 1)
 		qsort(x->sorted, cnt, sizeof(*x->sorted), cmp_str);
 	for (i = 0; i < cnt; i++) {
-		v = xa_get(fd, proc, x->sorted[i], x->val,
+		v = xa_get(w, x->sorted[i], x->val,
 		    AS_XATTR_VALUE_MAX);
 		if (v == -1) {
 			if (errno == ENODATA)
@@ -792,19 +873,16 @@ add_reused(struct scan *s, size_t plen, const struct stat *sb,
 
 /*
  * Xattrs of a non-directory, non-regular entry (or an unread file),
- * by name: llistxattr/lgetxattr on "/proc/self/fd/DIRFD/name".  The
- * magic link reaches the directory we hold, the l* calls never follow a
- * final symlink, and no descriptor is opened for the entry (an O_PATH
- * open + close per entry was a third of an unchanged scan).  Returns 0,
+ * by name in the directory we hold (scan_xattrs_at: listxattrat, or the
+ * l* calls on "/proc/self/fd/DIRFD/name"): no final symlink followed,
+ * and no descriptor opened for the entry (an O_PATH open + close per
+ * entry was a third of an unchanged scan).  Returns 0,
  * 1 when the entry vanished, -1 on error.
  */
 static int
 xattrs_at(struct scan *s, int dirfd, const char *name, struct as_err *err)
 {
-	char proc[AS_NAME_MAX + 64];
-
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", dirfd, name);
-	if (scan_xattrs_path(proc, &s->xa, &s->xattrs) == -1) {
+	if (scan_xattrs_at(dirfd, name, &s->xa, &s->xattrs) == -1) {
 		if (errno == ENOENT)
 			return 1;
 		return as_err_sys(err, errno, "read xattrs of '%s'", disp(s));

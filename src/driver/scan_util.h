@@ -43,6 +43,13 @@ int	scan_xattrs(int fd, int opath, struct scan_xa *x, struct buf *blob);
  */
 int	scan_xattrs_path(const char *path, struct scan_xa *x,
 	    struct buf *blob);
+/*
+ * The same for the entry name in the directory dirfd (listxattrat and
+ * getxattrat where the kernel has them, else the l* calls through
+ * /proc/self/fd/DIRFD/name); a final symlink is not followed.
+ */
+int	scan_xattrs_at(int dirfd, const char *name, struct scan_xa *x,
+	    struct buf *blob);
 
 /* XXH3-128 of p in canonical (big-endian) bytes. */
 void	scan_hash(const void *p, size_t len, uint8_t out[CAT_HASH_LEN]);

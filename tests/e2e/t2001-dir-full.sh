@@ -139,6 +139,15 @@ test_expect_success XATTR,ROOT 'trusted.* attributes travel as root' '
 	echo -n trusted >e && test_cmp e v
 '
 
+test_expect_success XATTR 'xattrs are the same without listxattrat (a kernel before 6.13)' '
+	"$TEST_ROOT/build/tests/noxattrat" "$AUTOSYNC" sync src dst-old-kernel &&
+	assert_same_tree src dst-old-kernel &&
+	getfattr -h -d -m - -e hex -R src 2>/dev/null | sed "s|^# file: src|#|" >x.src &&
+	getfattr -h -d -m - -e hex -R dst-old-kernel 2>/dev/null |
+		sed "s|^# file: dst-old-kernel|#|" | grep -v "^#/.autosync" >x.dst &&
+	test_cmp x.src x.dst
+'
+
 test_expect_success SETFACL 'POSIX ACLs, access and default' '
 	(cd src && getfacl -n acl-file acl-dir acl-dir/inherited) >acl.src &&
 	(cd dst && getfacl -n acl-file acl-dir acl-dir/inherited) >acl.dst &&
