@@ -1814,6 +1814,39 @@ bpull_recv(void *arg, const char *dst, int in_fd, int rflags,
 }
 
 /*
+ * The local name of the snapshot a pull received into rel's directory of
+ * d: the one whose received_uuid's GUID is guid (remote_pull_with checked
+ * that the receiver made it).  Not the GO answer's name: that comes from
+ * the peer and the view would be published from that path
+ * (RELIABILITY.md I2).  MALFORMED when there is none.
+ */
+static int
+pulled_name(struct btrfs_dest *d, const char *rel, uint64_t guid,
+    const char *peer, char *name, size_t namesz, struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	char *dir;
+	size_t i, n = 0;
+	int rc;
+
+	if ((dir = btrfs_snapdir_of(d->dir, rel, err)) == NULL)
+		return -1;
+	rc = btrfs_list_snaps(dir, NULL, 1, &v, &n, err);
+	for (i = n; rc == 0 && i-- > 0;)
+		if (uuid64(v[i].received_uuid) == guid)
+			break;
+	if (rc == 0 && i == (size_t)-1)
+		rc = as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent %016"
+		    PRIx64 " but '%s' holds no snapshot received from it",
+		    peer, guid, dir);
+	else if (rc == 0)
+		snprintf(name, namesz, "%s", v[i].name);
+	free(v);
+	free(dir);
+	return rc;
+}
+
+/*
  * A server's btrfs:SRC -> btrfs:DST (pull): only from a sender this side
  * trusts (--trust HOST), refused before connecting otherwise.  DST is
  * opened and checked as a local destination is; the listing (SNAPSHOTS,
@@ -1842,7 +1875,7 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 	struct sync_btrfs_sub *its = NULL;
 	const char **rels = NULL;
 	char *id = NULL, *cid = NULL, *dir = NULL;
-	char name[BTRFS_NAME_MAX + 1];
+	char name[BTRFS_NAME_MAX + 1], got[BTRFS_NAME_MAX + 1];
 	uint64_t held = 0;
 	size_t i, j, n = 0, ni = 0, nh = 0;
 	unsigned cleaned = 0;
@@ -1944,12 +1977,16 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 			goto out;
 		}
 		rc = -1;
+		if (pulled_name(&d, its[i].rel, x.guid, remote_peer(r),
+		    got, sizeof(got), err) == -1)
+			goto out;
 		if (i == 0) {
-			snprintf(name, sizeof(name), "%s", x.name);
+			snprintf(name, sizeof(name), "%s", got);
+			snprintf(x.name, sizeof(x.name), "%s", got);
 			sync_pull_result(&x, its[0].snaps, its[0].nsnaps, res);
-		} else if (strcmp(x.name, name) != 0) {
+		} else if (strcmp(got, name) != 0) {
 			as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent '%s' for "
-			    "nested '%s' of '%s'", remote_peer(r), x.name,
+			    "nested '%s' of '%s'", remote_peer(r), got,
 			    its[i].rel, name);
 			goto out;
 		}
