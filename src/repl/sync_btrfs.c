@@ -604,65 +604,195 @@ prune_gone(const char *snapdir, const struct item *items, size_t n,
 	return rc;
 }
 
+/* Free what a prune gathered, deleting nothing. */
+static void
+doomed_release(struct doomed *dd)
+{
+	size_t i;
+
+	for (i = 0; i < dd->n; i++)
+		free(dd->v[i]);
+	for (i = 0; i < dd->ndirs; i++)
+		free(dd->dirs[i]);
+	free(dd->v);
+	free(dd->dirs);
+	memset(dd, 0, sizeof(*dd));
+}
+
+/* Delete what a prune gathered: the snapshots, then emptied directories. */
 static int
-prune(const char *dst, struct btrfs_dest *d, const struct item *items,
-    size_t n, const char *name, int norecurse, unsigned nkeep_src,
-    unsigned nkeep_dst, unsigned *pruned, struct as_err *err)
+doomed_run(struct doomed *dd, unsigned *pruned, struct as_err *err)
+{
+	size_t i;
+	int rc = 0;
+
+	if (dd->n > 0 && btrfs_delete_snapshots((const char *const *)dd->v,
+	    dd->n, err) == -1)
+		rc = -1;
+	else if (pruned != NULL)
+		*pruned += (unsigned)dd->n;
+	for (i = 0; rc == 0 && i < dd->ndirs; i++)
+		(void)rmdir(dd->dirs[i]);
+	doomed_release(dd);
+	return rc;
+}
+
+/*
+ * The source's side of the pruning after a run to dst, into dd: each
+ * item's snapshots but name, the newest nkeep and other destinations',
+ * and, unless norecurse, the snapshot directories of children that are
+ * gone (sdir: the root's snapshot directory).
+ */
+static int
+src_doomed(const char *sdir, const struct item *items, size_t n,
+    const char *name, unsigned nkeep, const char *dst, int norecurse,
+    struct doomed *dd, struct as_err *err)
 {
 	struct btrfs_snap *v = NULL;
 	struct dest_rec *dr = NULL;
-	struct doomed dd;
-	char *dir;
 	size_t i, nv = 0, ndr = 0;
 	int rc = -1;
 
-	memset(&dd, 0, sizeof(dd));
-	if (dests_read(items[0].sdir, &dr, &ndr, err) == -1)
+	if (dests_read(sdir, &dr, &ndr, err) == -1)
 		return -1;
 	for (i = 0; i < n; i++) {
 		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &v, &nv,
 		    err) == -1)
 			goto out;
-		prune_list(items[i].sdir, v, nv, name, nkeep_src, dr, ndr, dst,
-		    &dd);
-		free(v);
-		v = NULL;
-		if ((dir = btrfs_snapdir_of(d->dir, items[i].rel, err)) ==
-		    NULL)
-			goto out;
-		if (btrfs_list_snaps(dir, NULL, 1, &v, &nv, err) == -1) {
-			free(dir);
-			goto out;
-		}
-		prune_list(dir, v, nv, name, nkeep_dst, NULL, 0, NULL, &dd);
-		free(dir);
+		prune_list(items[i].sdir, v, nv, name, nkeep, dr, ndr, dst,
+		    dd);
 		free(v);
 		v = NULL;
 	}
-	if (!norecurse && (prune_gone(items[0].sdir, items, n, 0, &dd,
-	    err) == -1 || prune_gone(d->dir, items, n, 1, &dd, err) == -1))
+	if (!norecurse && prune_gone(sdir, items, n, 0, dd, err) == -1)
 		goto out;
-	if (btrfs_delete_snapshots((const char *const *)dd.v, dd.n,
-	    err) == -1)
-		goto out;
-	*pruned += (unsigned)dd.n;
-	for (i = 0; i < dd.ndirs; i++)
-		(void)rmdir(dd.dirs[i]);
 	rc = 0;
 out:
-	for (i = 0; i < dd.n; i++)
-		free(dd.v[i]);
-	for (i = 0; i < dd.ndirs; i++)
-		free(dd.dirs[i]);
-	free(dd.v);
-	free(dd.dirs);
-	free(v);
 	dests_free(dr, ndr);
+	return rc;
+}
+
+/*
+ * The destination's side, into dd: in the snapshot directory of each
+ * item's rel (items[0]: the root) the received snapshots but name and
+ * the newest nkeep, and, with gone, the directories of children not in
+ * items (removed on the source).
+ */
+static int
+dst_doomed(struct btrfs_dest *d, const struct item *items, size_t n,
+    const char *name, unsigned nkeep, int gone, struct doomed *dd,
+    struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	char *dir;
+	size_t i, nv = 0;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		if ((dir = btrfs_snapdir_of(d->dir, items[i].rel, err)) == NULL)
+			return -1;
+		rc = btrfs_list_snaps(dir, NULL, 1, &v, &nv, err);
+		if (rc == 0)
+			prune_list(dir, v, nv, name, nkeep, NULL, 0, NULL, dd);
+		free(dir);
+		free(v);
+		v = NULL;
+		if (rc == -1)
+			return -1;
+	}
+	return gone ? prune_gone(d->dir, items, n, 1, dd, err) : 0;
+}
+
+/* A local run's pruning: both sides (src_doomed, dst_doomed) at once. */
+static int
+prune(const char *dst, struct btrfs_dest *d, const struct item *items,
+    size_t n, const char *name, int norecurse, unsigned nkeep_src,
+    unsigned nkeep_dst, unsigned *pruned, struct as_err *err)
+{
+	struct doomed dd;
+	int rc = -1;
+
+	memset(&dd, 0, sizeof(dd));
+	if (src_doomed(items[0].sdir, items, n, name, nkeep_src, dst,
+	    norecurse, &dd, err) == 0 && dst_doomed(d, items, n, name,
+	    nkeep_dst, !norecurse, &dd, err) == 0)
+		rc = doomed_run(&dd, pruned, err);
+	doomed_release(&dd);
+	return rc;
+}
+
+/*
+ * After a run to a server (push) or from one (a server's SEND): the
+ * source's side alone.
+ */
+static int
+prune_src(const char *sdir, const struct item *items, size_t n,
+    const char *name, unsigned nkeep, const char *dst, int norecurse,
+    unsigned *pruned, struct as_err *err)
+{
+	struct doomed dd;
+	int rc = -1;
+
+	memset(&dd, 0, sizeof(dd));
+	if (src_doomed(sdir, items, n, name, nkeep, dst, norecurse, &dd,
+	    err) == 0)
+		rc = doomed_run(&dd, pruned, err);
+	doomed_release(&dd);
+	return rc;
+}
+
+/*
+ * After a pull or a server's RECEIVE: the destination's side alone, in
+ * the snapshot directories of the n rels (rels[0] "": the root).
+ */
+static int
+prune_dst(struct btrfs_dest *d, const char *const *rels, size_t n,
+    const char *name, unsigned nkeep, int gone, unsigned *pruned,
+    struct as_err *err)
+{
+	struct item *it;
+	struct doomed dd;
+	size_t i;
+	int rc = -1;
+
+	memset(&dd, 0, sizeof(dd));
+	it = xcalloc(n, sizeof(*it));
+	for (i = 0; i < n; i++)
+		it[i].rel = (char *)(uintptr_t)rels[i];
+	if (dst_doomed(d, it, n, name, nkeep, gone, &dd, err) == 0)
+		rc = doomed_run(&dd, pruned, err);
+	doomed_release(&dd);
+	free(it);
 	return rc;
 }
 
 /* ------------------------------------------------------------------ */
 /* The runs */
+
+/*
+ * Open and lock the destination dst of a run into d and check that it
+ * is what autosync published: modified, CONFLICT unless -F (then
+ * res->replaced).  0, or -1 with err.
+ */
+static int
+dest_open_checked(struct btrfs_dest *d, const char *dst,
+    const struct sync_opts *o, struct sync_result *res, struct as_err *err)
+{
+	unsigned cleaned = 0;
+	int chk;
+
+	if (btrfs_dest_open(d, dst, &cleaned, err) == -1)
+		return -1;
+	res->recovered = cleaned > 0;
+	chk = btrfs_dest_check(d, err);
+	if (chk == -1 || (chk == 1 && !(o->flags & SYNC_FORCE)))
+		return -1;
+	if (chk == 1) {
+		res->replaced = 1;
+		as_err_clear(err);
+	}
+	return 0;
+}
 
 static int
 btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
@@ -677,9 +807,8 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 	char *sdir = NULL, *hdir = NULL, name[BTRFS_NAME_MAX + 1];
 	const char *dirs[2];
 	size_t n = 0, i, nss = 0, nhs = 0;
-	unsigned cleaned = 0;
 	int64_t t1;
-	int sfd = -1, rc = -1, chk;
+	int sfd = -1, rc = -1;
 
 	memset(&sv, 0, sizeof(sv));
 	memset(&d, 0, sizeof(d));
@@ -695,16 +824,8 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 		goto out;
 
 	/* 1. the destination */
-	if (btrfs_dest_open(&d, dst, &cleaned, err) == -1)
+	if (dest_open_checked(&d, dst, o, res, err) == -1)
 		goto out;
-	res->recovered = cleaned > 0;
-	chk = btrfs_dest_check(&d, err);
-	if (chk == -1 || (chk == 1 && !(o->flags & SYNC_FORCE)))
-		goto out;
-	if (chk == 1) {
-		res->replaced = 1;
-		as_err_clear(err);
-	}
 
 	/* 2., 3. the subvolumes and their snapshots */
 	if (items_get(src, sdir, &sv, o->flags & SYNC_NO_RECURSE, &items, &n,
@@ -833,119 +954,6 @@ sync_btrfs_rel_check(const char *rel, const char *who, struct as_err *err)
 	return as_err_set(err, AS_E_UNSAFE_PATH, 0, "%s named the nested "
 	    "subvolume '%s': not a path below the root", who,
 	    log_escape(rel, esc, sizeof(esc)));
-}
-
-/* Free what a prune gathered, deleting nothing. */
-static void
-doomed_release(struct doomed *dd)
-{
-	size_t i;
-
-	for (i = 0; i < dd->n; i++)
-		free(dd->v[i]);
-	for (i = 0; i < dd->ndirs; i++)
-		free(dd->dirs[i]);
-	free(dd->v);
-	free(dd->dirs);
-	memset(dd, 0, sizeof(*dd));
-}
-
-/* Delete what a prune gathered: the snapshots, then emptied directories. */
-static int
-doomed_run(struct doomed *dd, unsigned *pruned, struct as_err *err)
-{
-	size_t i;
-	int rc = 0;
-
-	if (dd->n > 0 && btrfs_delete_snapshots((const char *const *)dd->v,
-	    dd->n, err) == -1)
-		rc = -1;
-	else if (pruned != NULL)
-		*pruned += (unsigned)dd->n;
-	for (i = 0; rc == 0 && i < dd->ndirs; i++)
-		(void)rmdir(dd->dirs[i]);
-	doomed_release(dd);
-	return rc;
-}
-
-/*
- * The source's side of the pruning after a run to dst: each item's
- * snapshots but name, the newest nkeep and other destinations', and,
- * unless norecurse, the snapshot directories of children that are gone
- * (as a local recursive sync prunes its source).
- */
-static int
-prune_src(const char *sdir, const struct item *items, size_t n,
-    const char *name, unsigned nkeep, const char *dst, int norecurse,
-    unsigned *pruned, struct as_err *err)
-{
-	struct btrfs_snap *v = NULL;
-	struct dest_rec *dr = NULL;
-	struct doomed dd;
-	size_t i, nv = 0, ndr = 0;
-	int rc = -1;
-
-	memset(&dd, 0, sizeof(dd));
-	if (dests_read(sdir, &dr, &ndr, err) == -1)
-		return -1;
-	for (i = 0; i < n; i++) {
-		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &v, &nv,
-		    err) == -1)
-			goto out;
-		prune_list(items[i].sdir, v, nv, name, nkeep, dr, ndr, dst,
-		    &dd);
-		free(v);
-		v = NULL;
-	}
-	if (!norecurse && prune_gone(sdir, items, n, 0, &dd, err) == -1)
-		goto out;
-	rc = doomed_run(&dd, pruned, err);
-out:
-	doomed_release(&dd);
-	dests_free(dr, ndr);
-	return rc;
-}
-
-/*
- * The destination's side: in each of the n snapshot directories of
- * rels (rels[0] "": the root) the received snapshots but name and the
- * newest nkeep, and, with gone, the directories of children not in
- * rels (removed on the source).
- */
-static int
-prune_dst(struct btrfs_dest *d, const char *const *rels, size_t n,
-    const char *name, unsigned nkeep, int gone, unsigned *pruned,
-    struct as_err *err)
-{
-	struct btrfs_snap *v = NULL;
-	struct item *it;
-	struct doomed dd;
-	char *dir;
-	size_t i, nv = 0;
-	int rc = -1;
-
-	memset(&dd, 0, sizeof(dd));
-	it = xcalloc(n, sizeof(*it));
-	for (i = 0; i < n; i++) {
-		it[i].rel = (char *)(uintptr_t)rels[i];
-		if ((dir = btrfs_snapdir_of(d->dir, rels[i], err)) == NULL)
-			goto out;
-		if (btrfs_list_snaps(dir, NULL, 1, &v, &nv, err) == -1) {
-			free(dir);
-			goto out;
-		}
-		prune_list(dir, v, nv, name, nkeep, NULL, 0, NULL, &dd);
-		free(dir);
-		free(v);
-		v = NULL;
-	}
-	if (gone && prune_gone(d->dir, it, n, 1, &dd, err) == -1)
-		goto out;
-	rc = doomed_run(&dd, pruned, err);
-out:
-	doomed_release(&dd);
-	free(it);
-	return rc;
 }
 
 /*
@@ -1542,6 +1550,26 @@ out:
 	return rc;
 }
 
+/*
+ * One subvolume's exchange with a server, started at t1, is over: its
+ * figures into res.  rc is remote_push's or remote_pull_with's; 0, or
+ * -1 with err (prefixed with rel, a nested subvolume's, unless NULL).
+ */
+static int
+xfer_done(struct sync_result *res, const struct remote_xfer *x, int64_t t1,
+    int rc, const char *rel, struct as_err *err)
+{
+	res->xfer_ns += now_ns() - t1;
+	res->send.stream_bytes += x->raw_bytes;
+	res->send.data_bytes += x->raw_bytes;
+	res->wire_bytes += x->wire_bytes;
+	if (rc == 0)
+		return 0;
+	if (rel != NULL)
+		as_err_prefix(err, "nested '%s'", rel);
+	return -1;
+}
+
 /* The request path, flags and id of item it of a push to de. */
 static void
 push_target(struct remote *r, const struct endpoint *de,
@@ -1668,17 +1696,11 @@ btrfs_push(const char *src, const struct endpoint *de,
 		    remote_peer(r));
 		t1 = now_ns();
 		rc = remote_push(r, &xs, force, &x, err);
-		res->xfer_ns += now_ns() - t1;
 		catalog_release(&tc);
-		res->send.stream_bytes += x.raw_bytes;
-		res->send.data_bytes += x.raw_bytes;
-		res->wire_bytes += x.wire_bytes;
-		if (rc != 0) {
-			rc = -1;
-			if (i > 0)
-				as_err_prefix(err, "nested '%s'", items[i].rel);
+		rc = xfer_done(res, &x, t1, rc, i > 0 ? items[i].rel : NULL,
+		    err);
+		if (rc == -1)
 			goto out;
-		}
 		rc = -1;
 		res->subvols++;
 	}
@@ -1878,9 +1900,8 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 	char name[BTRFS_NAME_MAX + 1], got[BTRFS_NAME_MAX + 1];
 	uint64_t held = 0;
 	size_t i, j, n = 0, ni = 0, nh = 0;
-	unsigned cleaned = 0;
 	int64_t t1;
-	int rc = -1, chk, norec = (o->flags & SYNC_NO_RECURSE) != 0;
+	int rc = -1, norec = (o->flags & SYNC_NO_RECURSE) != 0;
 
 	memset(&d, 0, sizeof(d));
 	d.lock_fd = -1;
@@ -1891,16 +1912,8 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 		    "receive does not validate streams; name it with --trust "
 		    "%s, or a service's trust=%s, if it is)", se->host,
 		    se->host, se->host);
-	if (btrfs_dest_open(&d, dst, &cleaned, err) == -1)
+	if (dest_open_checked(&d, dst, o, res, err) == -1)
 		goto out;
-	res->recovered = cleaned > 0;
-	chk = btrfs_dest_check(&d, err);
-	if (chk == -1 || (chk == 1 && !(o->flags & SYNC_FORCE)))
-		goto out;
-	if (chk == 1) {
-		res->replaced = 1;
-		as_err_clear(err);
-	}
 	memset(&ro, 0, sizeof(ro));
 	if (o->remote != NULL)
 		ro = *o->remote;
@@ -1966,16 +1979,9 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 		rc = remote_pull_with(r, its[i].base, i == 0 ? id : cid, dst,
 		    i == 0 && (o->flags & SYNC_FORCE) ? DIR_RECV_FORCE : 0,
 		    bpull_recv, &ra, &x, err);
-		res->xfer_ns += now_ns() - t1;
-		res->send.stream_bytes += x.raw_bytes;
-		res->send.data_bytes += x.raw_bytes;
-		res->wire_bytes += x.wire_bytes;
-		if (rc != 0) {
-			rc = -1;
-			if (i > 0)
-				as_err_prefix(err, "nested '%s'", its[i].rel);
+		rc = xfer_done(res, &x, t1, rc, i > 0 ? its[i].rel : NULL, err);
+		if (rc == -1)
 			goto out;
-		}
 		rc = -1;
 		if (pulled_name(&d, its[i].rel, x.guid, remote_peer(r),
 		    got, sizeof(got), err) == -1)
