@@ -1682,14 +1682,8 @@ btrfs_push(const char *src, const struct endpoint *de,
 		snap = xasprintf("%s/%s", items[i].sdir, name);
 		bs.snap = snap;
 		bs.parent = parents[i];
-		catalog_init(&tc);
-		tc.hdr.guid = uuid64(items[i].snap_uuid);
-		snprintf(tc.hdr.name, sizeof(tc.hdr.name), "%s", name);
-		memset(&xs, 0, sizeof(xs));
-		xs.fd = -1;
-		xs.send = bsend_run;
-		xs.send_arg = &bs;
-		xs.target = &tc;
+		sync_native_src(&xs, &tc, bsend_run, &bs,
+		    uuid64(items[i].snap_uuid), name);
 		log_debug("btrfs: %s '%s' -> '%s'%s%s on '%s'",
 		    bs.parent != NULL ? "incremental" : "full", snap,
 		    de->path + 1, i > 0 ? " nested " : "", items[i].rel,
