@@ -982,7 +982,8 @@ receive_into(const char *dir, int in_fd, struct btrfs_snap *got,
 	 * reader keeps the other side from seeing the end of the stream.
 	 */
 	if ((fd = fcntl(in_fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-		as_err_sys(err, errno, "dup");
+		as_err_sys(err, errno, "receive into '%s': dup the stream",
+		    dir);
 		goto out;
 	}
 	/* the callers checked the sender's trust before anything was read */
@@ -1307,7 +1308,8 @@ bsend_run(void *arg, int fd, struct as_err *err)
 
 	/* CLOEXEC: see sync_btrfs_receive (this thread runs beside the pump) */
 	if ((f = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
-		return as_err_sys(err, errno, "dup");
+		return as_err_sys(err, errno, "send '%s': dup the stream",
+		    b->snap);
 	if ((p = btrfs_send_start(b->snap, b->parent, f, err)) == NULL)
 		return -1;
 	return btrfs_proc_finish(p, err);
@@ -1361,15 +1363,16 @@ send_open_nested(struct sync_btrfs_send *s, const char *id, uint64_t base,
 	struct btrfs_snap *ss = NULL;
 	const struct btrfs_snap *sn = NULL, *b;
 	const char *slash = strchr(id, '/'), *rel;
-	char **rels = NULL, *abs = NULL;
+	char **rels = NULL, *abs = NULL, esc[PROTO_PATH_MAX * 4 + 8];
 	size_t i, nr = 0, ns = 0;
 	int rc = -1, found = 0;
 
 	memset(&cv, 0, sizeof(cv));
 	if (slash == NULL || (size_t)(slash - id) > BTRFS_NAME_MAX ||
 	    strncmp(id, "autosync_", 9) != 0)
-		return as_err_set(err, AS_E_MALFORMED, 0, "a nested SEND names "
-		    "'NAME/REL'");
+		return as_err_set(err, AS_E_MALFORMED, 0, "nested SEND of "
+		    "'%s': '%s' is not 'autosync_NAME/REL'", s->src,
+		    log_escape(id, esc, sizeof(esc)));
 	snprintf(s->name, sizeof(s->name), "%.*s", (int)(slash - id), id);
 	rel = slash + 1;
 	if (sync_btrfs_rel_check(rel, "the client", err) == -1)
@@ -1394,7 +1397,8 @@ send_open_nested(struct sync_btrfs_send *s, const char *id, uint64_t base,
 			sn = &ss[i];
 	if (sn == NULL) {
 		as_err_set(err, AS_E_NOTFOUND, 0, "nested subvolume '%s' has "
-		    "no snapshot '%s'", rel, s->name);
+		    "no snapshot '%s'", rel, log_escape(s->name, esc,
+		    sizeof(esc)));
 		goto out;
 	}
 	b = snap_by_guid(ss, ns, base);
@@ -1635,8 +1639,11 @@ btrfs_push(const char *src, const struct endpoint *de,
 		push_target(r, de, &items[i], 0);
 		if ((h = remote_hold(r, &held, i == 0 ? &res->recovered : NULL,
 		    err)) == -1) {
-			as_err_prefix(err, "'%s'%s%s", de->spec, i > 0 ?
-			    " nested " : "", items[i].rel);
+			if (i > 0)
+				as_err_prefix(err, "'%s' nested '%s'",
+				    de->spec, items[i].rel);
+			else
+				as_err_prefix(err, "'%s'", de->spec);
 			goto out;
 		}
 		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &ss, &ns,
