@@ -7,7 +7,9 @@ full then incremental, each subvolume from its own newest common snapshot
 contents compared with rsync -naHAXc and a manifest; a child added and one
 removed between runs (created on the destination, its snapshots deleted on
 both sides); -N replicates only the top; an untrusted sender is refused
-before anything is received, a pull without --trust before it connects.'
+before anything is received, a pull without --trust before it connects;
+a pull publishes the snapshot it received whatever name a hostile
+server gives it.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-btrfs.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
@@ -194,6 +196,47 @@ test_expect_success SSHD 'push and pull of the tree over the real sshd' '
 	AUTOSYNC_SSH=$NET_SSH net_deadline 60 autosync sync --trust 127.0.0.1 \
 		"$SSH_URL_BASE/btrfs:$A/@home" "btrfs:$B/sshpull" &&
 	tree_ok "$B/sshpull" "$B/.autosync-snapshots/sshpull"
+'
+
+test_expect_success 'setup: a hostile server (an ssh that rewrites what GO names)' '
+	# "autosync serve --stdio --root $EVIL_ROOT" here, every GO answer
+	# naming $EVIL_NAME.  Frames: u32 len, u8 type, payload; RESULT (4):
+	# u8 code, u8 class, u32 flags (GO 0x20), 4 x u64, u16 + the name.
+	cat >evil-ssh <<-\EOF &&
+	#!/usr/bin/python3
+	import os, struct, subprocess, sys
+	root, name = os.environ["EVIL_ROOT"], os.environ["EVIL_NAME"].encode()
+	p = subprocess.Popen(["autosync", "serve", "--stdio", "--root", root],
+	                     stdout=subprocess.PIPE)
+	i, o = p.stdout, sys.stdout.buffer
+	def take(n):
+	    b = b""
+	    while len(b) < n:
+	        c = i.read(n - len(b))
+	        if not c:
+	            sys.exit(p.wait())
+	        b += c
+	    return b
+	while True:
+	    n, = struct.unpack("<I", take(4))
+	    f = take(n)
+	    if f[0] == 4 and struct.unpack_from("<I", f, 3)[0] & 0x20:
+	        k = 41 + struct.unpack_from("<H", f, 39)[0]
+	        f = f[:39] + struct.pack("<H", len(name)) + name + f[k:]
+	    o.write(struct.pack("<I", len(f)) + f)
+	    o.flush()
+	EOF
+	chmod +x evil-ssh &&
+	btrfs subvolume create "$A/@solo" >/dev/null && echo solo >"$A/@solo/f" &&
+	btrfs subvolume create "$B/secret" >/dev/null && echo secret >"$B/secret/s"
+'
+
+test_expect_success 'a pull publishes what it received, never a snapshot the server names' '
+	EVIL_ROOT=$A EVIL_NAME=../../secret AUTOSYNC_SSH=$T/evil-ssh \
+		net_deadline 60 autosync sync -v --trust evil \
+		"ssh://evil/btrfs:/@solo" "btrfs:$B/evil" >out 2>&1;
+	cat out &&
+	test_path_is_missing "$B/evil/s" && assert_same_tree "$A/@solo" "$B/evil"
 '
 
 test_expect_success 'no sanitizer report in the server logs' '
