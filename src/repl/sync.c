@@ -625,6 +625,21 @@ sync_pull_result(const struct remote_xfer *x, const struct proto_snap *v,
 	res->wire_bytes = x->wire_bytes;
 }
 
+void
+sync_native_src(struct xfer_src *xs, struct catalog *tc,
+    int (*send)(void *arg, int fd, struct as_err *err), void *arg,
+    uint64_t guid, const char *name)
+{
+	catalog_init(tc);
+	tc->hdr.guid = guid;
+	snprintf(tc->hdr.name, sizeof(tc->hdr.name), "%s", name);
+	memset(xs, 0, sizeof(*xs));
+	xs->fd = -1;
+	xs->send = send;
+	xs->send_arg = arg;
+	xs->target = tc;
+}
+
 /* A pull's receiver resuming its checkpointed transfer (xfer_recv_fn). */
 struct pull_resume {
 	uint64_t	guid;

@@ -218,6 +218,15 @@ char	*sync_pull_id(const char *kind, const char *dst_abs);
 void	sync_pull_result(const struct remote_xfer *x,
 	    const struct proto_snap *v, size_t n, struct sync_result *res);
 /*
+ * The source of a push of a native engine's stream (btrfs, zfs): send
+ * writes it to fd in the sender's thread (xfer_src.send); tc, set up
+ * here, names the target for the server (guid, name): the caller
+ * releases it once the push is over.
+ */
+void	sync_native_src(struct xfer_src *xs, struct catalog *tc,
+	    int (*send)(void *arg, int fd, struct as_err *err), void *arg,
+	    uint64_t guid, const char *name);
+/*
  * The source side of a ZFS pull, for a server (sync_zfs.c): the state
  * a local sync keeps for its source dataset (STATE/zfs/<key of
  * "zfs:DS">: the lock, one record per destination) is locked for one

@@ -605,65 +605,195 @@ prune_gone(const char *snapdir, const struct item *items, size_t n,
 	return rc;
 }
 
+/* Free what a prune gathered, deleting nothing. */
+static void
+doomed_release(struct doomed *dd)
+{
+	size_t i;
+
+	for (i = 0; i < dd->n; i++)
+		free(dd->v[i]);
+	for (i = 0; i < dd->ndirs; i++)
+		free(dd->dirs[i]);
+	free(dd->v);
+	free(dd->dirs);
+	memset(dd, 0, sizeof(*dd));
+}
+
+/* Delete what a prune gathered: the snapshots, then emptied directories. */
 static int
-prune(const char *dst, struct btrfs_dest *d, const struct item *items,
-    size_t n, const char *name, int norecurse, unsigned nkeep_src,
-    unsigned nkeep_dst, unsigned *pruned, struct as_err *err)
+doomed_run(struct doomed *dd, unsigned *pruned, struct as_err *err)
+{
+	size_t i;
+	int rc = 0;
+
+	if (dd->n > 0 && btrfs_delete_snapshots((const char *const *)dd->v,
+	    dd->n, err) == -1)
+		rc = -1;
+	else if (pruned != NULL)
+		*pruned += (unsigned)dd->n;
+	for (i = 0; rc == 0 && i < dd->ndirs; i++)
+		(void)rmdir(dd->dirs[i]);
+	doomed_release(dd);
+	return rc;
+}
+
+/*
+ * The source's side of the pruning after a run to dst, into dd: each
+ * item's snapshots but name, the newest nkeep and other destinations',
+ * and, unless norecurse, the snapshot directories of children that are
+ * gone (sdir: the root's snapshot directory).
+ */
+static int
+src_doomed(const char *sdir, const struct item *items, size_t n,
+    const char *name, unsigned nkeep, const char *dst, int norecurse,
+    struct doomed *dd, struct as_err *err)
 {
 	struct btrfs_snap *v = NULL;
 	struct dest_rec *dr = NULL;
-	struct doomed dd;
-	char *dir;
 	size_t i, nv = 0, ndr = 0;
 	int rc = -1;
 
-	memset(&dd, 0, sizeof(dd));
-	if (dests_read(items[0].sdir, &dr, &ndr, err) == -1)
+	if (dests_read(sdir, &dr, &ndr, err) == -1)
 		return -1;
 	for (i = 0; i < n; i++) {
 		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &v, &nv,
 		    err) == -1)
 			goto out;
-		prune_list(items[i].sdir, v, nv, name, nkeep_src, dr, ndr, dst,
-		    &dd);
-		free(v);
-		v = NULL;
-		if ((dir = btrfs_snapdir_of(d->dir, items[i].rel, err)) ==
-		    NULL)
-			goto out;
-		if (btrfs_list_snaps(dir, NULL, 1, &v, &nv, err) == -1) {
-			free(dir);
-			goto out;
-		}
-		prune_list(dir, v, nv, name, nkeep_dst, NULL, 0, NULL, &dd);
-		free(dir);
+		prune_list(items[i].sdir, v, nv, name, nkeep, dr, ndr, dst,
+		    dd);
 		free(v);
 		v = NULL;
 	}
-	if (!norecurse && (prune_gone(items[0].sdir, items, n, 0, &dd,
-	    err) == -1 || prune_gone(d->dir, items, n, 1, &dd, err) == -1))
+	if (!norecurse && prune_gone(sdir, items, n, 0, dd, err) == -1)
 		goto out;
-	if (btrfs_delete_snapshots((const char *const *)dd.v, dd.n,
-	    err) == -1)
-		goto out;
-	*pruned += (unsigned)dd.n;
-	for (i = 0; i < dd.ndirs; i++)
-		(void)rmdir(dd.dirs[i]);
 	rc = 0;
 out:
-	for (i = 0; i < dd.n; i++)
-		free(dd.v[i]);
-	for (i = 0; i < dd.ndirs; i++)
-		free(dd.dirs[i]);
-	free(dd.v);
-	free(dd.dirs);
-	free(v);
 	dests_free(dr, ndr);
+	return rc;
+}
+
+/*
+ * The destination's side, into dd: in the snapshot directory of each
+ * item's rel (items[0]: the root) the received snapshots but name and
+ * the newest nkeep, and, with gone, the directories of children not in
+ * items (removed on the source).
+ */
+static int
+dst_doomed(struct btrfs_dest *d, const struct item *items, size_t n,
+    const char *name, unsigned nkeep, int gone, struct doomed *dd,
+    struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	char *dir;
+	size_t i, nv = 0;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		if ((dir = btrfs_snapdir_of(d->dir, items[i].rel, err)) == NULL)
+			return -1;
+		rc = btrfs_list_snaps(dir, NULL, 1, &v, &nv, err);
+		if (rc == 0)
+			prune_list(dir, v, nv, name, nkeep, NULL, 0, NULL, dd);
+		free(dir);
+		free(v);
+		v = NULL;
+		if (rc == -1)
+			return -1;
+	}
+	return gone ? prune_gone(d->dir, items, n, 1, dd, err) : 0;
+}
+
+/* A local run's pruning: both sides (src_doomed, dst_doomed) at once. */
+static int
+prune(const char *dst, struct btrfs_dest *d, const struct item *items,
+    size_t n, const char *name, int norecurse, unsigned nkeep_src,
+    unsigned nkeep_dst, unsigned *pruned, struct as_err *err)
+{
+	struct doomed dd;
+	int rc = -1;
+
+	memset(&dd, 0, sizeof(dd));
+	if (src_doomed(items[0].sdir, items, n, name, nkeep_src, dst,
+	    norecurse, &dd, err) == 0 && dst_doomed(d, items, n, name,
+	    nkeep_dst, !norecurse, &dd, err) == 0)
+		rc = doomed_run(&dd, pruned, err);
+	doomed_release(&dd);
+	return rc;
+}
+
+/*
+ * After a run to a server (push) or from one (a server's SEND): the
+ * source's side alone.
+ */
+static int
+prune_src(const char *sdir, const struct item *items, size_t n,
+    const char *name, unsigned nkeep, const char *dst, int norecurse,
+    unsigned *pruned, struct as_err *err)
+{
+	struct doomed dd;
+	int rc = -1;
+
+	memset(&dd, 0, sizeof(dd));
+	if (src_doomed(sdir, items, n, name, nkeep, dst, norecurse, &dd,
+	    err) == 0)
+		rc = doomed_run(&dd, pruned, err);
+	doomed_release(&dd);
+	return rc;
+}
+
+/*
+ * After a pull or a server's RECEIVE: the destination's side alone, in
+ * the snapshot directories of the n rels (rels[0] "": the root).
+ */
+static int
+prune_dst(struct btrfs_dest *d, const char *const *rels, size_t n,
+    const char *name, unsigned nkeep, int gone, unsigned *pruned,
+    struct as_err *err)
+{
+	struct item *it;
+	struct doomed dd;
+	size_t i;
+	int rc = -1;
+
+	memset(&dd, 0, sizeof(dd));
+	it = xcalloc(n, sizeof(*it));
+	for (i = 0; i < n; i++)
+		it[i].rel = (char *)(uintptr_t)rels[i];
+	if (dst_doomed(d, it, n, name, nkeep, gone, &dd, err) == 0)
+		rc = doomed_run(&dd, pruned, err);
+	doomed_release(&dd);
+	free(it);
 	return rc;
 }
 
 /* ------------------------------------------------------------------ */
 /* The runs */
+
+/*
+ * Open and lock the destination dst of a run into d and check that it
+ * is what autosync published: modified, CONFLICT unless -F (then
+ * res->replaced).  0, or -1 with err.
+ */
+static int
+dest_open_checked(struct btrfs_dest *d, const char *dst,
+    const struct sync_opts *o, struct sync_result *res, struct as_err *err)
+{
+	unsigned cleaned = 0;
+	int chk;
+
+	if (btrfs_dest_open(d, dst, &cleaned, err) == -1)
+		return -1;
+	res->recovered = cleaned > 0;
+	chk = btrfs_dest_check(d, err);
+	if (chk == -1 || (chk == 1 && !(o->flags & SYNC_FORCE)))
+		return -1;
+	if (chk == 1) {
+		res->replaced = 1;
+		as_err_clear(err);
+	}
+	return 0;
+}
 
 static int
 btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
@@ -678,9 +808,8 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 	char *sdir = NULL, *hdir = NULL, name[BTRFS_NAME_MAX + 1];
 	const char *dirs[2];
 	size_t n = 0, i, nss = 0, nhs = 0;
-	unsigned cleaned = 0;
 	int64_t t1;
-	int sfd = -1, rc = -1, chk;
+	int sfd = -1, rc = -1;
 
 	memset(&sv, 0, sizeof(sv));
 	memset(&d, 0, sizeof(d));
@@ -696,16 +825,8 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 		goto out;
 
 	/* 1. the destination */
-	if (btrfs_dest_open(&d, dst, &cleaned, err) == -1)
+	if (dest_open_checked(&d, dst, o, res, err) == -1)
 		goto out;
-	res->recovered = cleaned > 0;
-	chk = btrfs_dest_check(&d, err);
-	if (chk == -1 || (chk == 1 && !(o->flags & SYNC_FORCE)))
-		goto out;
-	if (chk == 1) {
-		res->replaced = 1;
-		as_err_clear(err);
-	}
 
 	/* 2., 3. the subvolumes and their snapshots */
 	if (items_get(src, sdir, &sv, o->flags & SYNC_NO_RECURSE, &items, &n,
@@ -836,119 +957,6 @@ sync_btrfs_rel_check(const char *rel, const char *who, struct as_err *err)
 	    log_escape(rel, esc, sizeof(esc)));
 }
 
-/* Free what a prune gathered, deleting nothing. */
-static void
-doomed_release(struct doomed *dd)
-{
-	size_t i;
-
-	for (i = 0; i < dd->n; i++)
-		free(dd->v[i]);
-	for (i = 0; i < dd->ndirs; i++)
-		free(dd->dirs[i]);
-	free(dd->v);
-	free(dd->dirs);
-	memset(dd, 0, sizeof(*dd));
-}
-
-/* Delete what a prune gathered: the snapshots, then emptied directories. */
-static int
-doomed_run(struct doomed *dd, unsigned *pruned, struct as_err *err)
-{
-	size_t i;
-	int rc = 0;
-
-	if (dd->n > 0 && btrfs_delete_snapshots((const char *const *)dd->v,
-	    dd->n, err) == -1)
-		rc = -1;
-	else if (pruned != NULL)
-		*pruned += (unsigned)dd->n;
-	for (i = 0; rc == 0 && i < dd->ndirs; i++)
-		(void)rmdir(dd->dirs[i]);
-	doomed_release(dd);
-	return rc;
-}
-
-/*
- * The source's side of the pruning after a run to dst: each item's
- * snapshots but name, the newest nkeep and other destinations', and,
- * unless norecurse, the snapshot directories of children that are gone
- * (as a local recursive sync prunes its source).
- */
-static int
-prune_src(const char *sdir, const struct item *items, size_t n,
-    const char *name, unsigned nkeep, const char *dst, int norecurse,
-    unsigned *pruned, struct as_err *err)
-{
-	struct btrfs_snap *v = NULL;
-	struct dest_rec *dr = NULL;
-	struct doomed dd;
-	size_t i, nv = 0, ndr = 0;
-	int rc = -1;
-
-	memset(&dd, 0, sizeof(dd));
-	if (dests_read(sdir, &dr, &ndr, err) == -1)
-		return -1;
-	for (i = 0; i < n; i++) {
-		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &v, &nv,
-		    err) == -1)
-			goto out;
-		prune_list(items[i].sdir, v, nv, name, nkeep, dr, ndr, dst,
-		    &dd);
-		free(v);
-		v = NULL;
-	}
-	if (!norecurse && prune_gone(sdir, items, n, 0, &dd, err) == -1)
-		goto out;
-	rc = doomed_run(&dd, pruned, err);
-out:
-	doomed_release(&dd);
-	dests_free(dr, ndr);
-	return rc;
-}
-
-/*
- * The destination's side: in each of the n snapshot directories of
- * rels (rels[0] "": the root) the received snapshots but name and the
- * newest nkeep, and, with gone, the directories of children not in
- * rels (removed on the source).
- */
-static int
-prune_dst(struct btrfs_dest *d, const char *const *rels, size_t n,
-    const char *name, unsigned nkeep, int gone, unsigned *pruned,
-    struct as_err *err)
-{
-	struct btrfs_snap *v = NULL;
-	struct item *it;
-	struct doomed dd;
-	char *dir;
-	size_t i, nv = 0;
-	int rc = -1;
-
-	memset(&dd, 0, sizeof(dd));
-	it = xcalloc(n, sizeof(*it));
-	for (i = 0; i < n; i++) {
-		it[i].rel = (char *)(uintptr_t)rels[i];
-		if ((dir = btrfs_snapdir_of(d->dir, rels[i], err)) == NULL)
-			goto out;
-		if (btrfs_list_snaps(dir, NULL, 1, &v, &nv, err) == -1) {
-			free(dir);
-			goto out;
-		}
-		prune_list(dir, v, nv, name, nkeep, NULL, 0, NULL, &dd);
-		free(dir);
-		free(v);
-		v = NULL;
-	}
-	if (gone && prune_gone(d->dir, it, n, 1, &dd, err) == -1)
-		goto out;
-	rc = doomed_run(&dd, pruned, err);
-out:
-	doomed_release(&dd);
-	free(it);
-	return rc;
-}
-
 /*
  * btrfs receive the stream on in_fd into dir, a snapshot directory of
  * a destination this process has open (locked), and find what it made:
@@ -975,7 +983,8 @@ receive_into(const char *dir, int in_fd, struct btrfs_snap *got,
 	 * reader keeps the other side from seeing the end of the stream.
 	 */
 	if ((fd = fcntl(in_fd, F_DUPFD_CLOEXEC, 0)) == -1) {
-		as_err_sys(err, errno, "dup");
+		as_err_sys(err, errno, "receive into '%s': dup the stream",
+		    dir);
 		goto out;
 	}
 	/* the callers checked the sender's trust before anything was read */
@@ -1300,7 +1309,8 @@ bsend_run(void *arg, int fd, struct as_err *err)
 
 	/* CLOEXEC: see sync_btrfs_receive (this thread runs beside the pump) */
 	if ((f = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1)
-		return as_err_sys(err, errno, "dup");
+		return as_err_sys(err, errno, "send '%s': dup the stream",
+		    b->snap);
 	if ((p = btrfs_send_start(b->snap, b->parent, f, err)) == NULL)
 		return -1;
 	return btrfs_proc_finish(p, err);
@@ -1354,15 +1364,16 @@ send_open_nested(struct sync_btrfs_send *s, const char *id, uint64_t base,
 	struct btrfs_snap *ss = NULL;
 	const struct btrfs_snap *sn = NULL, *b;
 	const char *slash = strchr(id, '/'), *rel;
-	char **rels = NULL, *abs = NULL;
+	char **rels = NULL, *abs = NULL, esc[PROTO_PATH_MAX * 4 + 8];
 	size_t i, nr = 0, ns = 0;
 	int rc = -1, found = 0;
 
 	memset(&cv, 0, sizeof(cv));
 	if (slash == NULL || (size_t)(slash - id) > BTRFS_NAME_MAX ||
 	    strncmp(id, "autosync_", 9) != 0)
-		return as_err_set(err, AS_E_MALFORMED, 0, "a nested SEND names "
-		    "'NAME/REL'");
+		return as_err_set(err, AS_E_MALFORMED, 0, "nested SEND of "
+		    "'%s': '%s' is not 'autosync_NAME/REL'", s->src,
+		    log_escape(id, esc, sizeof(esc)));
 	snprintf(s->name, sizeof(s->name), "%.*s", (int)(slash - id), id);
 	rel = slash + 1;
 	if (sync_btrfs_rel_check(rel, "the client", err) == -1)
@@ -1387,7 +1398,8 @@ send_open_nested(struct sync_btrfs_send *s, const char *id, uint64_t base,
 			sn = &ss[i];
 	if (sn == NULL) {
 		as_err_set(err, AS_E_NOTFOUND, 0, "nested subvolume '%s' has "
-		    "no snapshot '%s'", rel, s->name);
+		    "no snapshot '%s'", rel, log_escape(s->name, esc,
+		    sizeof(esc)));
 		goto out;
 	}
 	b = snap_by_guid(ss, ns, base);
@@ -1543,6 +1555,26 @@ out:
 	return rc;
 }
 
+/*
+ * One subvolume's exchange with a server, started at t1, is over: its
+ * figures into res.  rc is remote_push's or remote_pull_with's; 0, or
+ * -1 with err (prefixed with rel, a nested subvolume's, unless NULL).
+ */
+static int
+xfer_done(struct sync_result *res, const struct remote_xfer *x, int64_t t1,
+    int rc, const char *rel, struct as_err *err)
+{
+	res->xfer_ns += now_ns() - t1;
+	res->send.stream_bytes += x->raw_bytes;
+	res->send.data_bytes += x->raw_bytes;
+	res->wire_bytes += x->wire_bytes;
+	if (rc == 0)
+		return 0;
+	if (rel != NULL)
+		as_err_prefix(err, "nested '%s'", rel);
+	return -1;
+}
+
 /* The request path, flags and id of item it of a push to de. */
 static void
 push_target(struct remote *r, const struct endpoint *de,
@@ -1608,8 +1640,11 @@ btrfs_push(const char *src, const struct endpoint *de,
 		push_target(r, de, &items[i], 0);
 		if ((h = remote_hold(r, &held, i == 0 ? &res->recovered : NULL,
 		    err)) == -1) {
-			as_err_prefix(err, "'%s'%s%s", de->spec, i > 0 ?
-			    " nested " : "", items[i].rel);
+			if (i > 0)
+				as_err_prefix(err, "'%s' nested '%s'",
+				    de->spec, items[i].rel);
+			else
+				as_err_prefix(err, "'%s'", de->spec);
 			goto out;
 		}
 		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &ss, &ns,
@@ -1655,31 +1690,19 @@ btrfs_push(const char *src, const struct endpoint *de,
 		snap = xasprintf("%s/%s", items[i].sdir, name);
 		bs.snap = snap;
 		bs.parent = parents[i];
-		catalog_init(&tc);
-		tc.hdr.guid = uuid64(items[i].snap_uuid);
-		snprintf(tc.hdr.name, sizeof(tc.hdr.name), "%s", name);
-		memset(&xs, 0, sizeof(xs));
-		xs.fd = -1;
-		xs.send = bsend_run;
-		xs.send_arg = &bs;
-		xs.target = &tc;
+		sync_native_src(&xs, &tc, bsend_run, &bs,
+		    uuid64(items[i].snap_uuid), name);
 		log_debug("btrfs: %s '%s' -> '%s'%s%s on '%s'",
 		    bs.parent != NULL ? "incremental" : "full", snap,
 		    de->path + 1, i > 0 ? " nested " : "", items[i].rel,
 		    remote_peer(r));
 		t1 = now_ns();
 		rc = remote_push(r, &xs, force, &x, err);
-		res->xfer_ns += now_ns() - t1;
 		catalog_release(&tc);
-		res->send.stream_bytes += x.raw_bytes;
-		res->send.data_bytes += x.raw_bytes;
-		res->wire_bytes += x.wire_bytes;
-		if (rc != 0) {
-			rc = -1;
-			if (i > 0)
-				as_err_prefix(err, "nested '%s'", items[i].rel);
+		rc = xfer_done(res, &x, t1, rc, i > 0 ? items[i].rel : NULL,
+		    err);
+		if (rc == -1)
 			goto out;
-		}
 		rc = -1;
 		res->subvols++;
 	}
@@ -1815,6 +1838,39 @@ bpull_recv(void *arg, const char *dst, int in_fd, int rflags,
 }
 
 /*
+ * The local name of the snapshot a pull received into rel's directory of
+ * d: the one whose received_uuid's GUID is guid (remote_pull_with checked
+ * that the receiver made it).  Not the GO answer's name: that comes from
+ * the peer and the view would be published from that path
+ * (RELIABILITY.md I2).  MALFORMED when there is none.
+ */
+static int
+pulled_name(struct btrfs_dest *d, const char *rel, uint64_t guid,
+    const char *peer, char *name, size_t namesz, struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	char *dir;
+	size_t i, n = 0;
+	int rc;
+
+	if ((dir = btrfs_snapdir_of(d->dir, rel, err)) == NULL)
+		return -1;
+	rc = btrfs_list_snaps(dir, NULL, 1, &v, &n, err);
+	for (i = n; rc == 0 && i-- > 0;)
+		if (uuid64(v[i].received_uuid) == guid)
+			break;
+	if (rc == 0 && i == (size_t)-1)
+		rc = as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent %016"
+		    PRIx64 " but '%s' holds no snapshot received from it",
+		    peer, guid, dir);
+	else if (rc == 0)
+		snprintf(name, namesz, "%s", v[i].name);
+	free(v);
+	free(dir);
+	return rc;
+}
+
+/*
  * A server's btrfs:SRC -> btrfs:DST (pull): only from a sender this side
  * trusts (--trust HOST), refused before connecting otherwise.  DST is
  * opened and checked as a local destination is; the listing (SNAPSHOTS,
@@ -1843,12 +1899,11 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 	struct sync_btrfs_sub *its = NULL;
 	const char **rels = NULL;
 	char *id = NULL, *cid = NULL, *dir = NULL;
-	char name[BTRFS_NAME_MAX + 1];
+	char name[BTRFS_NAME_MAX + 1], got[BTRFS_NAME_MAX + 1];
 	uint64_t held = 0;
 	size_t i, j, n = 0, ni = 0, nh = 0;
-	unsigned cleaned = 0;
 	int64_t t1;
-	int rc = -1, chk, norec = (o->flags & SYNC_NO_RECURSE) != 0;
+	int rc = -1, norec = (o->flags & SYNC_NO_RECURSE) != 0;
 
 	memset(&d, 0, sizeof(d));
 	d.lock_fd = -1;
@@ -1859,16 +1914,8 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 		    "receive does not validate streams; name it with --trust "
 		    "%s, or a service's trust=%s, if it is)", se->host,
 		    se->host, se->host);
-	if (btrfs_dest_open(&d, dst, &cleaned, err) == -1)
+	if (dest_open_checked(&d, dst, o, res, err) == -1)
 		goto out;
-	res->recovered = cleaned > 0;
-	chk = btrfs_dest_check(&d, err);
-	if (chk == -1 || (chk == 1 && !(o->flags & SYNC_FORCE)))
-		goto out;
-	if (chk == 1) {
-		res->replaced = 1;
-		as_err_clear(err);
-	}
 	memset(&ro, 0, sizeof(ro));
 	if (o->remote != NULL)
 		ro = *o->remote;
@@ -1934,23 +1981,20 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 		rc = remote_pull_with(r, its[i].base, i == 0 ? id : cid, dst,
 		    i == 0 && (o->flags & SYNC_FORCE) ? DIR_RECV_FORCE : 0,
 		    bpull_recv, &ra, &x, err);
-		res->xfer_ns += now_ns() - t1;
-		res->send.stream_bytes += x.raw_bytes;
-		res->send.data_bytes += x.raw_bytes;
-		res->wire_bytes += x.wire_bytes;
-		if (rc != 0) {
-			rc = -1;
-			if (i > 0)
-				as_err_prefix(err, "nested '%s'", its[i].rel);
+		rc = xfer_done(res, &x, t1, rc, i > 0 ? its[i].rel : NULL, err);
+		if (rc == -1)
 			goto out;
-		}
 		rc = -1;
+		if (pulled_name(&d, its[i].rel, x.guid, remote_peer(r),
+		    got, sizeof(got), err) == -1)
+			goto out;
 		if (i == 0) {
-			snprintf(name, sizeof(name), "%s", x.name);
+			snprintf(name, sizeof(name), "%s", got);
+			snprintf(x.name, sizeof(x.name), "%s", got);
 			sync_pull_result(&x, its[0].snaps, its[0].nsnaps, res);
-		} else if (strcmp(x.name, name) != 0) {
+		} else if (strcmp(got, name) != 0) {
 			as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent '%s' for "
-			    "nested '%s' of '%s'", remote_peer(r), x.name,
+			    "nested '%s' of '%s'", remote_peer(r), got,
 			    its[i].rel, name);
 			goto out;
 		}

@@ -1320,14 +1320,7 @@ zfs_push(const char *src, const struct endpoint *de, const char *state,
 		ps.flags = base != NULL && has_between(sd,
 		    s->base_s->createtxg, ns->createtxg) ? sflags :
 		    sflags & ~ZFS_SEND_INTERMEDIATE;
-		catalog_init(&tc);
-		tc.hdr.guid = ns->guid;
-		snprintf(tc.hdr.name, sizeof(tc.hdr.name), "%s", name);
-		memset(&xs, 0, sizeof(xs));
-		xs.fd = -1;
-		xs.send = zpush_send;
-		xs.send_arg = &ps;
-		xs.target = &tc;
+		sync_native_src(&xs, &tc, zpush_send, &ps, ns->guid, name);
 		log_debug("zfs: %s '%s' -> '%s' on '%s'", base != NULL ?
 		    "incremental" : "full", snap, s->dst, remote_peer(r));
 		zpush_path(r, s->dst);

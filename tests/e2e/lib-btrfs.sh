@@ -77,3 +77,42 @@ btrfs_field() {
 autosync_snaps() {
 	ls -1 "$1" 2>/dev/null | grep '^autosync_' || :
 }
+
+# Between machines (source lib-net.sh first).  btrfs_serve A B: keys for
+# the clients alice and mallory (keys-NAME/ in the trash directory) and
+# a real "autosync serve" over tcp on 127.0.0.1:$SPORT, the shim first on
+# its PATH (BTRFS_SHIM_LOG logs its btrfs commands), granting alice B rw
+# and trusted (btrfs receive runs for her) and A ro, mallory B/m rw (not
+# trusted) and A ro.
+btrfs_serve() {
+	local t=$TRASH_DIRECTORY
+	net_deadline 30 autosync keygen --out keys-alice --client alice >/dev/null &&
+	net_deadline 30 autosync keygen --out keys-mallory --client mallory >/dev/null &&
+	cat >serve.conf <<-EOS &&
+	client alice key $t/keys-alice/psk.key
+	client mallory key $t/keys-mallory/psk.key
+	allow alice btrfs:$2 rw trusted
+	allow alice btrfs:$1 ro
+	allow mallory btrfs:$2/m rw
+	allow mallory btrfs:$1 ro
+	EOS
+	PATH=$BTRFS_SHIM_DIR:$PATH net_serve conf --config "$t/serve.conf" &&
+	SPORT=$SERVE_PORT
+}
+
+# btrfs_as KEYNAME ARGS...: autosync sync with that client's key, bounded
+btrfs_as() {
+	local k=$1
+	shift
+	net_deadline 60 autosync sync --key "$TRASH_DIRECTORY/keys-$k/psk.key" "$@"
+}
+
+# btrfs_url PATH: btrfs:PATH on btrfs_serve's server
+btrfs_url() {
+	echo "tcp://127.0.0.1:$SPORT/btrfs:$1"
+}
+
+# How many btrfs receive the server ran since the shim's log was emptied.
+btrfs_srv_receives() {
+	grep -c '^receive' "$BTRFS_SHIM_LOG" || :
+}

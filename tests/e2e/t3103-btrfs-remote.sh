@@ -18,11 +18,6 @@ net_has_serve || test_skip_all "this autosync has no serve command yet"
 T=$TRASH_DIRECTORY
 A=$T/a
 B=$T/b
-# as KEYNAME ARGS...: autosync sync with that client's key, bounded
-as() { local k=$1; shift; net_deadline 60 autosync sync --key "$T/keys-$k/psk.key" "$@"; }
-burl() { echo "tcp://127.0.0.1:$SPORT/btrfs:$1"; }
-# the server's btrfs commands, logged by the shim
-srv_receives() { grep -c '^receive' "$BTRFS_SHIM_LOG" || :; }
 
 test_expect_success 'setup: two file systems, a server trusting alice, not mallory' '
 	btrfs_fs a && btrfs_fs b && btrfs_shim_install &&
@@ -32,29 +27,18 @@ test_expect_success 'setup: two file systems, a server trusting alice, not mallo
 	btrfs subvolume create "$A/@nest" >/dev/null &&
 	echo n >"$A/@nest/f" && btrfs subvolume create "$A/@nest/inner" >/dev/null &&
 	mkdir "$B/m" "$B/pulls" &&
-	net_deadline 30 autosync keygen --out keys-alice --client alice >/dev/null &&
-	net_deadline 30 autosync keygen --out keys-mallory --client mallory >/dev/null &&
-	cat >serve.conf <<-EOF &&
-	client alice key $T/keys-alice/psk.key
-	client mallory key $T/keys-mallory/psk.key
-	allow alice btrfs:$B rw trusted
-	allow alice btrfs:$A ro
-	allow mallory btrfs:$B/m rw
-	allow mallory btrfs:$A ro
-	EOF
-	PATH=$BTRFS_SHIM_DIR:$PATH net_serve conf --config "$T/serve.conf" &&
-	SPORT=$SERVE_PORT
+	btrfs_serve "$A" "$B"
 '
 
 test_expect_success 'push over tcp: full, then incremental' '
-	as alice -v "btrfs:$A/@home" "$(burl $B/home)" >out 2>&1 &&
+	btrfs_as alice -v "btrfs:$A/@home" "$(btrfs_url $B/home)" >out 2>&1 &&
 	cat out && grep "full to autosync_" out &&
 	assert_same_tree "$A/@home" "$B/home" && btrfs_ro "$B/home" &&
 	s=$(autosync_snaps "$A/.autosync-snapshots/@home") &&
 	test "$(btrfs_field "$B/.autosync-snapshots/home/$s" "Received UUID")" = \
 		"$(btrfs_field "$A/.autosync-snapshots/@home/$s" UUID)" &&
 	echo two >>"$A/@home/f" && rm "$A/@home/tree/file" 2>/dev/null; sleep 1 &&
-	as alice -v "btrfs:$A/@home" "$(burl $B/home)" >out 2>&1 &&
+	btrfs_as alice -v "btrfs:$A/@home" "$(btrfs_url $B/home)" >out 2>&1 &&
 	cat out && grep "incremental from $s" out &&
 	assert_same_tree "$A/@home" "$B/home" &&
 	test "$(autosync_snaps "$A/.autosync-snapshots/@home" | wc -l)" = 1 &&
@@ -62,40 +46,40 @@ test_expect_success 'push over tcp: full, then incremental' '
 '
 
 test_expect_success 'an untrusted sender is refused before anything is received' '
-	n0=$(srv_receives) &&
-	test_must_fail as mallory "btrfs:$A/@home" "$(burl $B/m/home)" 2>err; rc=$?
+	n0=$(btrfs_srv_receives) &&
+	test_must_fail btrfs_as mallory "btrfs:$A/@home" "$(btrfs_url $B/m/home)" 2>err; rc=$?
 	cat err && grep "not trusted" err &&
-	test_must_fail as mallory "btrfs:$A/@home" "$(burl $B/m/home)" &&
-	{ as mallory "btrfs:$A/@home" "$(burl $B/m/home)"; test $? = 21; } &&
-	test "$(srv_receives)" = "$n0" &&
+	test_must_fail btrfs_as mallory "btrfs:$A/@home" "$(btrfs_url $B/m/home)" &&
+	{ btrfs_as mallory "btrfs:$A/@home" "$(btrfs_url $B/m/home)"; test $? = 21; } &&
+	test "$(btrfs_srv_receives)" = "$n0" &&
 	test -z "$(ls -A "$B/m")" &&
 	grep "refused\|not trusted" "$NET_DIR/serve-conf.log"
 '
 
 test_expect_success 'nested subvolumes are replicated (t3110), -N leaves them out' '
-	as alice "btrfs:$A/@nest" "$(burl $B/nest)" &&
+	btrfs_as alice "btrfs:$A/@nest" "$(btrfs_url $B/nest)" &&
 	test "$(cat "$B/nest/f")" = n && test "$(stat -c %i "$B/nest/inner")" = 256 &&
 	btrfs_ro "$B/nest/inner" &&
-	as alice -N "btrfs:$A/@nest" "$(burl $B/nestN)" &&
+	btrfs_as alice -N "btrfs:$A/@nest" "$(btrfs_url $B/nestN)" &&
 	test "$(cat "$B/nestN/f")" = n && test_path_is_missing "$B/nestN/inner"
 '
 
 test_expect_success 'pull over tcp: refused without --trust, then full and incremental' '
-	test_must_fail as alice "$(burl $A/@home)" "btrfs:$B/pulls/home" 2>err &&
+	test_must_fail btrfs_as alice "$(btrfs_url $A/@home)" "btrfs:$B/pulls/home" 2>err &&
 	cat err && grep "not configured as trusted" err &&
-	{ as alice "$(burl $A/@home)" "btrfs:$B/pulls/home"; test $? = 21; } &&
+	{ btrfs_as alice "$(btrfs_url $A/@home)" "btrfs:$B/pulls/home"; test $? = 21; } &&
 	! test -e "$B/pulls/home" && ! test -e "$B/pulls/.autosync-snapshots" &&
-	as alice -v --trust 127.0.0.1 "$(burl $A/@home)" "btrfs:$B/pulls/home" >out 2>&1 &&
+	btrfs_as alice -v --trust 127.0.0.1 "$(btrfs_url $A/@home)" "btrfs:$B/pulls/home" >out 2>&1 &&
 	cat out && grep "full to autosync_" out &&
 	assert_same_tree "$A/@home" "$B/pulls/home" && btrfs_ro "$B/pulls/home" &&
 	echo three >>"$A/@home/f" && sleep 1 &&
-	as alice -v --trust 127.0.0.1 "$(burl $A/@home)" "btrfs:$B/pulls/home" >out 2>&1 &&
+	btrfs_as alice -v --trust 127.0.0.1 "$(btrfs_url $A/@home)" "btrfs:$B/pulls/home" >out 2>&1 &&
 	cat out && grep "incremental from autosync_" out &&
 	assert_same_tree "$A/@home" "$B/pulls/home"
 '
 
 test_expect_success 'a service pulls only once its trust property names the server' '
-	autosync create bp --source "$(burl $A/@home)" \
+	autosync create bp --source "$(btrfs_url $A/@home)" \
 		--dest "btrfs:$B/pulls/svc" --every 1h \
 		--key "$T/keys-alice/psk.key" &&
 	test_must_fail net_deadline 60 autosync run bp >out 2>&1 &&
@@ -112,11 +96,11 @@ test_expect_success 'a service pulls only once its trust property names the serv
 '
 
 test_expect_success 'confined: a read-only root cannot be pushed to, nothing outside the roots' '
-	test_must_fail as alice "btrfs:$A/@home" "$(burl $A/copy)" 2>err &&
+	test_must_fail btrfs_as alice "btrfs:$A/@home" "$(btrfs_url $A/copy)" 2>err &&
 	cat err && grep "read-only" err && ! test -e "$A/copy" &&
-	test_must_fail as alice --trust 127.0.0.1 "$(burl $T/keys-alice)" "btrfs:$B/pulls/x" 2>err &&
+	test_must_fail btrfs_as alice --trust 127.0.0.1 "$(btrfs_url $T/keys-alice)" "btrfs:$B/pulls/x" 2>err &&
 	cat err && grep "not in a root granted" err &&
-	test_must_fail as mallory "btrfs:$A/@home" "$(burl $B/home2)" 2>err &&
+	test_must_fail btrfs_as mallory "btrfs:$A/@home" "$(btrfs_url $B/home2)" 2>err &&
 	cat err && grep "not in a root granted" err && ! test -e "$B/home2"
 '
 

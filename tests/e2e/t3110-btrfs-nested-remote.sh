@@ -7,7 +7,9 @@ full then incremental, each subvolume from its own newest common snapshot
 contents compared with rsync -naHAXc and a manifest; a child added and one
 removed between runs (created on the destination, its snapshots deleted on
 both sides); -N replicates only the top; an untrusted sender is refused
-before anything is received, a pull without --trust before it connects.'
+before anything is received, a pull without --trust before it connects;
+a pull publishes the snapshot it received whatever name a hostile
+server gives it.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-btrfs.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
@@ -19,9 +21,6 @@ T=$TRASH_DIRECTORY
 A=$T/a
 B=$T/b
 SA=$A/.autosync-snapshots/@home		# the source's snapshot directory
-as() { local k=$1; shift; net_deadline 60 autosync sync --key "$T/keys-$k/psk.key" "$@"; }
-burl() { echo "tcp://127.0.0.1:$SPORT/btrfs:$1"; }
-srv_receives() { grep -c '^receive' "$BTRFS_SHIM_LOG" || :; }
 is_subvol() { test "$(stat -c %i "$1")" = 256; }
 # received_ok SRC_SNAPDIR DST_SNAPDIR: one received snapshot, the
 # source's newest, whose received_uuid is that snapshot's UUID
@@ -62,30 +61,19 @@ test_expect_success 'setup: a tree with two levels of nested subvolumes, a serve
 	mkdir "$A/@home/dir" && btrfs subvolume create "$A/@home/dir/other" >/dev/null &&
 	echo other >"$A/@home/dir/other/h" &&
 	mkdir "$B/m" "$B/pulls" &&
-	net_deadline 30 autosync keygen --out keys-alice --client alice >/dev/null &&
-	net_deadline 30 autosync keygen --out keys-mallory --client mallory >/dev/null &&
-	cat >serve.conf <<-EOF &&
-	client alice key $T/keys-alice/psk.key
-	client mallory key $T/keys-mallory/psk.key
-	allow alice btrfs:$B rw trusted
-	allow alice btrfs:$A ro
-	allow mallory btrfs:$B/m rw
-	allow mallory btrfs:$A ro
-	EOF
-	PATH=$BTRFS_SHIM_DIR:$PATH net_serve conf --config "$T/serve.conf" &&
-	SPORT=$SERVE_PORT
+	btrfs_serve "$A" "$B"
 '
 
 test_expect_success 'push over tcp: the whole tree, full then incremental' '
-	shimmed as alice -v "btrfs:$A/@home" "$(burl $B/home)" >out 2>&1 &&
+	shimmed btrfs_as alice -v "btrfs:$A/@home" "$(btrfs_url $B/home)" >out 2>&1 &&
 	cat out && grep "full to autosync_" out && grep "sent 4 subvolumes" out &&
 	test "$(grep -c "^send " "$BTRFS_SHIM_LOG")" = 4 &&
-	test "$(srv_receives)" = 4 &&
+	test "$(btrfs_srv_receives)" = 4 &&
 	sent_line out >push-full &&
 	tree_ok "$B/home" "$B/.autosync-snapshots/home" &&
 	echo more >>"$A/@home/f" && echo more >>"$A/@home/sub/deep/g" &&
 	rm "$A/@home/sub/link" && echo new >"$A/@home/dir/other/n" &&
-	shimmed as alice -v "btrfs:$A/@home" "$(burl $B/home)" >out 2>&1 &&
+	shimmed btrfs_as alice -v "btrfs:$A/@home" "$(btrfs_url $B/home)" >out 2>&1 &&
 	cat out && grep "incremental from autosync_" out &&
 	test "$(grep -c "^send .*-p " "$BTRFS_SHIM_LOG")" = 4 &&
 	sent_line out >push-incr && cat push-full push-incr &&
@@ -97,7 +85,7 @@ test_expect_success 'push: a child added and one removed between runs' '
 	btrfs subvolume create "$A/@home/sub/new" >/dev/null &&
 	echo n >"$A/@home/sub/new/x" &&
 	btrfs subvolume delete "$A/@home/dir/other" >/dev/null &&
-	shimmed as alice -v "btrfs:$A/@home" "$(burl $B/home)" >out 2>&1 &&
+	shimmed btrfs_as alice -v "btrfs:$A/@home" "$(btrfs_url $B/home)" >out 2>&1 &&
 	cat out && grep "sent 4 subvolumes" out &&
 	grep -c "^send .*-p " "$BTRFS_SHIM_LOG" >n && test "$(cat n)" = 3 &&
 	tree_ok "$B/home" "$B/.autosync-snapshots/home" &&
@@ -107,7 +95,7 @@ test_expect_success 'push: a child added and one removed between runs' '
 '
 
 test_expect_success 'pull over tcp: the whole tree, full, incremental, a child added and one removed' '
-	as alice -v --trust 127.0.0.1 "$(burl $A/@home)" "btrfs:$B/pulls/home" >out 2>&1 &&
+	btrfs_as alice -v --trust 127.0.0.1 "$(btrfs_url $A/@home)" "btrfs:$B/pulls/home" >out 2>&1 &&
 	cat out && grep "full to autosync_" out && grep "sent 4 subvolumes" out &&
 	sent_line out >pull-full &&
 	tree_ok "$B/pulls/home" "$B/pulls/.autosync-snapshots/home" &&
@@ -116,7 +104,7 @@ test_expect_success 'pull over tcp: the whole tree, full, incremental, a child a
 	echo t >"$A/@home/dir/third/z" &&
 	btrfs subvolume delete "$A/@home/sub/deep" >/dev/null &&
 	: >"$BTRFS_SHIM_LOG" &&
-	as alice -v --trust 127.0.0.1 "$(burl $A/@home)" "btrfs:$B/pulls/home" >out 2>&1 &&
+	btrfs_as alice -v --trust 127.0.0.1 "$(btrfs_url $A/@home)" "btrfs:$B/pulls/home" >out 2>&1 &&
 	cat out && grep "incremental from autosync_" out &&
 	grep "sent 4 subvolumes" out && sent_line out >pull-incr &&
 	test "$(grep -c "^send .*-p " "$BTRFS_SHIM_LOG")" = 3 &&
@@ -130,7 +118,7 @@ test_expect_success 'pull over tcp: the whole tree, full, incremental, a child a
 '
 
 test_expect_success 'the push destination follows the same changes' '
-	as alice "btrfs:$A/@home" "$(burl $B/home)" &&
+	btrfs_as alice "btrfs:$A/@home" "$(btrfs_url $B/home)" &&
 	tree_ok "$B/home" "$B/.autosync-snapshots/home" &&
 	test_path_is_missing "$B/home/sub/deep"
 '
@@ -138,40 +126,40 @@ test_expect_success 'the push destination follows the same changes' '
 test_expect_success 'a child whose stream is cut: the previous view stays, the next run completes' '
 	head -c 400000 /dev/urandom >"$A/@home/sub/new/big" &&
 	manifest "$B/home" >before &&
-	BTRFS_SHIM_TRUNCATE=2000 test_must_fail shimmed as alice \
-		"btrfs:$A/@home" "$(burl $B/home)" 2>err &&
+	BTRFS_SHIM_TRUNCATE=2000 test_must_fail shimmed btrfs_as alice \
+		"btrfs:$A/@home" "$(btrfs_url $B/home)" 2>err &&
 	cat err && grep "nested" err &&
 	manifest "$B/home" >after && test_cmp before after &&
-	as alice "btrfs:$A/@home" "$(burl $B/home)" &&
+	btrfs_as alice "btrfs:$A/@home" "$(btrfs_url $B/home)" &&
 	tree_ok "$B/home" "$B/.autosync-snapshots/home"
 '
 
 test_expect_success 'a modified child of the view is refused before anything is received' '
 	btrfs property set -ts "$B/home/sub" ro false &&
-	n0=$(srv_receives) && echo x >>"$A/@home/f" &&
-	test_must_fail as alice "btrfs:$A/@home" "$(burl $B/home)" 2>err &&
-	cat err && grep "made writable" err && test "$(srv_receives)" = "$n0" &&
-	as alice -F "btrfs:$A/@home" "$(burl $B/home)" &&
+	n0=$(btrfs_srv_receives) && echo x >>"$A/@home/f" &&
+	test_must_fail btrfs_as alice "btrfs:$A/@home" "$(btrfs_url $B/home)" 2>err &&
+	cat err && grep "made writable" err && test "$(btrfs_srv_receives)" = "$n0" &&
+	btrfs_as alice -F "btrfs:$A/@home" "$(btrfs_url $B/home)" &&
 	tree_ok "$B/home" "$B/.autosync-snapshots/home"
 '
 
 test_expect_success '-N replicates only the top, both ways' '
-	as alice -N "btrfs:$A/@home" "$(burl $B/flat)" &&
+	btrfs_as alice -N "btrfs:$A/@home" "$(btrfs_url $B/flat)" &&
 	test "$(cat "$B/flat/f")" = "$(cat "$A/@home/f")" &&
 	test_path_is_missing "$B/flat/sub/data" && ! is_subvol "$B/flat/sub" &&
 	test_path_is_missing "$B/.autosync-snapshots/flat/children" &&
-	as alice -N --trust 127.0.0.1 "$(burl $A/@home)" "btrfs:$B/pulls/flat" &&
+	btrfs_as alice -N --trust 127.0.0.1 "$(btrfs_url $A/@home)" "btrfs:$B/pulls/flat" &&
 	test "$(cat "$B/pulls/flat/f")" = "$(cat "$A/@home/f")" &&
 	test_path_is_missing "$B/pulls/flat/sub/data" &&
 	test_path_is_missing "$B/pulls/.autosync-snapshots/flat/children"
 '
 
 test_expect_success 'an untrusted sender of a tree is refused before anything is received' '
-	n0=$(srv_receives) &&
-	{ as mallory "btrfs:$A/@home" "$(burl $B/m/home)" 2>err; test $? = 21; } &&
+	n0=$(btrfs_srv_receives) &&
+	{ btrfs_as mallory "btrfs:$A/@home" "$(btrfs_url $B/m/home)" 2>err; test $? = 21; } &&
 	cat err && grep "not trusted" err &&
-	test "$(srv_receives)" = "$n0" && test -z "$(ls -A "$B/m")" &&
-	{ as alice "$(burl $A/@home)" "btrfs:$B/pulls/untrusted" 2>err; test $? = 21; } &&
+	test "$(btrfs_srv_receives)" = "$n0" && test -z "$(ls -A "$B/m")" &&
+	{ btrfs_as alice "$(btrfs_url $A/@home)" "btrfs:$B/pulls/untrusted" 2>err; test $? = 21; } &&
 	cat err && grep "not configured as trusted" err &&
 	! test -e "$B/pulls/untrusted"
 '
@@ -208,6 +196,47 @@ test_expect_success SSHD 'push and pull of the tree over the real sshd' '
 	AUTOSYNC_SSH=$NET_SSH net_deadline 60 autosync sync --trust 127.0.0.1 \
 		"$SSH_URL_BASE/btrfs:$A/@home" "btrfs:$B/sshpull" &&
 	tree_ok "$B/sshpull" "$B/.autosync-snapshots/sshpull"
+'
+
+test_expect_success 'setup: a hostile server (an ssh that rewrites what GO names)' '
+	# "autosync serve --stdio --root $EVIL_ROOT" here, every GO answer
+	# naming $EVIL_NAME.  Frames: u32 len, u8 type, payload; RESULT (4):
+	# u8 code, u8 class, u32 flags (GO 0x20), 4 x u64, u16 + the name.
+	cat >evil-ssh <<-\EOF &&
+	#!/usr/bin/python3
+	import os, struct, subprocess, sys
+	root, name = os.environ["EVIL_ROOT"], os.environ["EVIL_NAME"].encode()
+	p = subprocess.Popen(["autosync", "serve", "--stdio", "--root", root],
+	                     stdout=subprocess.PIPE)
+	i, o = p.stdout, sys.stdout.buffer
+	def take(n):
+	    b = b""
+	    while len(b) < n:
+	        c = i.read(n - len(b))
+	        if not c:
+	            sys.exit(p.wait())
+	        b += c
+	    return b
+	while True:
+	    n, = struct.unpack("<I", take(4))
+	    f = take(n)
+	    if f[0] == 4 and struct.unpack_from("<I", f, 3)[0] & 0x20:
+	        k = 41 + struct.unpack_from("<H", f, 39)[0]
+	        f = f[:39] + struct.pack("<H", len(name)) + name + f[k:]
+	    o.write(struct.pack("<I", len(f)) + f)
+	    o.flush()
+	EOF
+	chmod +x evil-ssh &&
+	btrfs subvolume create "$A/@solo" >/dev/null && echo solo >"$A/@solo/f" &&
+	btrfs subvolume create "$B/secret" >/dev/null && echo secret >"$B/secret/s"
+'
+
+test_expect_success 'a pull publishes what it received, never a snapshot the server names' '
+	EVIL_ROOT=$A EVIL_NAME=../../secret AUTOSYNC_SSH=$T/evil-ssh \
+		net_deadline 60 autosync sync -v --trust evil \
+		"ssh://evil/btrfs:/@solo" "btrfs:$B/evil" >out 2>&1;
+	cat out &&
+	test_path_is_missing "$B/evil/s" && assert_same_tree "$A/@solo" "$B/evil"
 '
 
 test_expect_success 'no sanitizer report in the server logs' '
