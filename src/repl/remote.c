@@ -1275,6 +1275,13 @@ remote_pull_resume(struct remote *r, uint64_t held, const char *id,
 		    rc_out->res.target_guid);
 		goto out;
 	}
+	/*
+	 * The name is this side's too, as received: the server's word for
+	 * it goes no further (a lying server would otherwise choose what
+	 * the caller keeps when it prunes, or publishes).
+	 */
+	if (rc_out->res.name[0] != '\0')
+		snprintf(x->name, sizeof(x->name), "%s", rc_out->res.name);
 	x->committed = 1;
 	if (fin.code != 0) {
 		proto_result_to_err(&fin, r->c->peer, err);
