@@ -701,13 +701,14 @@ has_rel(char *const *v, size_t n, const char *rel)
 /*
  * The trees' shapes: each subvolume nested in B must be in A too (one
  * B has alone was made on B or deleted from A since: a final sync
- * first); one A has alone was made since G, a change of A like any
- * other (rolled back with force).
+ * first).  One A has alone was made since G, or left out of the runs
+ * (-N): publishing B's tree at A would delete it, so it is refused even
+ * with force (a rollback drops what changed in a subvolume B holds, not
+ * a subvolume B never held).
  */
 static int
 tree_match(const char *a, const char *b, char *const *ra, size_t nra,
-    char *const *rb, size_t nrb, int force,
-    struct failback_btrfs_result *res, struct as_err *err)
+    char *const *rb, size_t nrb, struct as_err *err)
 {
 	size_t i;
 
@@ -716,20 +717,13 @@ tree_match(const char *a, const char *b, char *const *ra, size_t nra,
 			return as_err_set(err, AS_E_CONFLICT, 0, "'%s' has the "
 			    "nested subvolume '%s' that '%s' has not: run a "
 			    "final sync first", b, rb[i], a);
-	for (i = 0; i < nra; i++) {
-		if (has_rel(rb, nrb, ra[i]))
-			continue;
-		res->changed = 1;
-		snprintf(res->first, sizeof(res->first), "'%s', a nested "
-		    "subvolume made since", ra[i]);
-		if (!force)
-			return as_err_set(err, AS_E_CONFLICT, 0, "'btrfs:%s' "
-			    "changed since '%s' (first: %s): reversing would "
-			    "lose that; --force rolls it back to '%s'", a,
-			    res->common, res->first, res->common);
-		log_info("'btrfs:%s' changed since '%s' (first: %s): rolled "
-		    "back (--force)", a, res->common, res->first);
-	}
+	for (i = 0; i < nra; i++)
+		if (!has_rel(rb, nrb, ra[i]))
+			return as_err_set(err, AS_E_CONFLICT, 0, "'%s/%s' is a "
+			    "nested subvolume that '%s' has not (made since the "
+			    "last sync, or left out by -N): the reverse would "
+			    "delete it, --force too; sync it first, or move it "
+			    "out of '%s'", a, ra[i], b, a);
 	return 0;
 }
 
@@ -876,7 +870,7 @@ failback_btrfs_local(const char *a, const char *b, int force,
 		as_err_prefix(err, "nested subvolumes of '%s'", b);
 		goto out;
 	}
-	if (tree_match(a, b, ra, nra, rb, nrb, force, res, err) == -1)
+	if (tree_match(a, b, ra, nra, rb, nrb, err) == -1)
 		goto out;
 	c = xcalloc(nrb + 1, sizeof(*c));
 	for (nc = 0; nc < nrb; nc++) {

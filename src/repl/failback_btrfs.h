@@ -38,9 +38,9 @@
  *
  * A tree (A with nested subvolumes, replicated as B's view's children):
  * each nested subvolume REL takes the same steps in its children/ENC
- * directories (btrfs.h), parents first: B's nested subvolumes must all
- * be A's (else CONFLICT: a final sync first), one A has alone is a
- * change of A (rolled back with force); A/REL's G, B's received copy
+ * directories (btrfs.h), parents first: both trees have the same
+ * nested subvolumes (else CONFLICT, even with force: one A has alone,
+ * made since G or left out by -N, would be deleted); A/REL's G, B's received copy
  * of it, A/REL unchanged since (a change names A/REL and its first
  * changed path; each subvolume's comparison leaves out the ones nested
  * in it), all checked before anything is made; then S0 of each (one

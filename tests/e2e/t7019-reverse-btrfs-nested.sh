@@ -8,8 +8,9 @@ tree published at A by one rename), every subvolume of B writable after
 it, every one of A read-only; the first run after it is a `btrfs send -p`
 per subvolume (counted with the shim), and so after the reverse back.
 A write in a child of the old source is refused (exit 20, that child
-named, nothing changed), then --force rolls it back.  Over the network a
-tree is refused (exit 13, nothing changed).'
+named, nothing changed), then --force rolls it back; a nested subvolume
+the replica never held is refused even with --force.  Over the network
+a tree is refused (exit 13, nothing changed).'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-btrfs.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
@@ -150,6 +151,20 @@ test_expect_success 'a publish that fails leaves the whole tree as it was' '
 	test_path_is_missing "$A/.src.autosync-new" &&
 	echo six >>"$B/dst/one/f6" &&
 	shimmed autosync run r && sends_p 3 &&
+	same_tree "$A/src" "$B/dst"
+'
+
+test_expect_success 'a nested subvolume B never held is refused, --force too' '
+	btrfs subvolume create "$B/dst/one/extra" >/dev/null &&
+	echo keep >"$B/dst/one/extra/k" &&
+	test_expect_code 20 autosync reverse --force r 2>err &&
+	cat err && test_grep "one/extra. is a nested subvolume .*--force too" err &&
+	prop_is r source "btrfs:$B/dst" && all_rw "$B/dst" && all_ro "$A/src" &&
+	test "$(cat "$B/dst/one/extra/k")" = keep &&
+	btrfs subvolume delete "$B/dst/one/extra" >/dev/null &&
+	test_expect_code 20 autosync reverse r 2>err &&
+	test_grep "dst/one. changed since .*first: .\.." err &&
+	autosync run r && autosync reverse r && prop_is r source "btrfs:$A/src" &&
 	same_tree "$A/src" "$B/dst"
 '
 
