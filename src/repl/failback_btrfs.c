@@ -664,6 +664,7 @@ struct child {
 	struct btrfs_snap ga;		/* G_A of REL */
 	struct btrfs_snap gb;		/* G_B of REL */
 	char		 s0uuid[BTRFS_UUID_LEN + 1];
+	uint64_t	 s0ct;		/* S0's ctransid */
 	int		 s0;		/* S0 taken in bdir (undone on failure) */
 	int		 r0;		/* R0 received in adir (likewise) */
 };
@@ -826,12 +827,121 @@ child_base(struct child *c, const char *name, struct btrfs_pub *pub,
 	    pub_times(c->bdir, name, pub, err) == -1)
 		goto out;
 	memcpy(c->s0uuid, sv.uuid, sizeof(c->s0uuid));
+	c->s0ct = sv.ctransid;
 	pub->rel = c->rel;
 	pub->name = name;
 	rc = 0;
 out:
 	btrfs_subvol_release(&sv);
 	free(p);
+	return rc;
+}
+
+/* r below rel ("" the root), relative to it; NULL when not below. */
+static const char *
+below(const char *rel, const char *r)
+{
+	size_t l = strlen(rel);
+
+	if (l == 0)
+		return r;
+	return strncmp(r, rel, l) == 0 && r[l] == '/' ? r + l + 1 : NULL;
+}
+
+/* path is a placeholder: an empty directory of inode 2 (see below). */
+static int
+placeholder(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_ino == 2;
+}
+
+/*
+ * R0 of a subvolume (dir/name, REL) is a snapshot of its G_A made by
+ * btrfs receive, and keeps G_A's placeholders of the subvolumes nested
+ * in it (empty directories of inode 2, BTRFS_EMPTY_SUBVOL_DIR_OBJECTID),
+ * where what a stream makes has none: later runs would carry them (a
+ * subvolume deleted on B would stay an empty directory at A, and a
+ * directory made at its place could not be received).  R0 is made again
+ * without them as the network's demote makes its R0: a writable
+ * snapshot, the placeholders removed (their directories' times kept),
+ * S0's UUID as received_uuid and ctransid as stransid, read-only, in
+ * R0's place.
+ */
+static int
+strip_placeholders(const char *dir, const char *name, const char *rel,
+    char *const *rels, size_t nrels, const char *s0uuid, uint64_t s0ct,
+    struct as_err *err)
+{
+	struct timespec ts[2];
+	struct stat pd;
+	const char *sub;
+	char *r0 = xasprintf("%s/%s", dir, name), *tmp = NULL, *p, *pdir;
+	size_t i, found = 0;
+	int rc = -1, made = 0;
+
+	for (i = 0; i < nrels; i++) {
+		if ((sub = below(rel, rels[i])) == NULL)
+			continue;
+		p = xasprintf("%s/%s", r0, sub);
+		found += (size_t)placeholder(p);
+		free(p);
+	}
+	if (found == 0) {
+		free(r0);
+		return 0;
+	}
+	tmp = xasprintf("%s/.%s.strip", dir, name);
+	if (btrfs_snapshot(r0, tmp, 0, err) == -1)
+		goto out;
+	made = 1;
+	for (i = 0; i < nrels; i++) {
+		if ((sub = below(rel, rels[i])) == NULL)
+			continue;
+		p = xasprintf("%s/%s", tmp, sub);
+		if (!placeholder(p)) {
+			free(p);
+			continue;
+		}
+		pdir = xstrdup(p);
+		*strrchr(pdir, '/') = '\0';
+		if (lstat(pdir, &pd) == -1 || rmdir(p) == -1) {
+			as_err_sys(err, errno, "remove the placeholder '%s'", p);
+			free(pdir);
+			free(p);
+			goto out;
+		}
+		ts[0] = pd.st_atim;
+		ts[1] = pd.st_mtim;
+		if (utimensat(AT_FDCWD, pdir, ts, AT_SYMLINK_NOFOLLOW) == -1) {
+			as_err_sys(err, errno, "set times of '%s'", pdir);
+			free(pdir);
+			free(p);
+			goto out;
+		}
+		free(pdir);
+		free(p);
+	}
+	if (btrfs_set_received(tmp, s0uuid, s0ct, err) == -1 ||
+	    btrfs_set_readonly(tmp, 1, err) == -1 ||
+	    btrfs_delete(r0, err) == -1)
+		goto out;
+	if (rename(tmp, r0) == -1) {
+		as_err_sys(err, errno, "rename '%s' to '%s'", tmp, r0);
+		goto out;
+	}
+	made = 0;
+	rc = 0;
+out:
+	if (made) {
+		struct as_err e2;
+
+		if (btrfs_delete(tmp, &e2) == -1)
+			log_warn("undo the reverse: %s", e2.msg);
+	}
+	free(tmp);
+	free(r0);
 	return rc;
 }
 
@@ -922,6 +1032,13 @@ failback_btrfs_local(const char *a, const char *b, int force,
 	btrfs_dest_release(&ad);
 	if (!received || i < nc)
 		goto out;
+	if (strip_placeholders(o.dir, name, "", rb, nrb, s0.uuid,
+	    s0.ctransid, err) == -1)
+		goto out;
+	for (i = 0; i < nc; i++)
+		if (strip_placeholders(c[i].adir, name, c[i].rel, rb, nrb,
+		    c[i].s0uuid, c[i].s0ct, err) == -1)
+			goto out;
 	/* 4. A a replica: the tree published there (the old A deleted) */
 	if (publish_tree(&o, pub, nc + 1, err) == -1)
 		goto out;

@@ -8,7 +8,9 @@ tree published at A by one rename), every subvolume of B writable after
 it, every one of A read-only; the first run after it is a `btrfs send -p`
 per subvolume (counted with the shim), and so after the reverse back.
 A write in a child of the old source is refused (exit 20, that child
-named, nothing changed), then --force rolls it back; a nested subvolume
+named, nothing changed), then --force rolls it back; the received
+copies hold no placeholders of nested subvolumes (a child deleted on the
+new source goes on the replica, and comes back); a nested subvolume
 the replica never held is refused even with --force.  Over the network
 a tree is refused (exit 13, nothing changed).'
 . "$(dirname "$0")/test-lib.sh"
@@ -152,6 +154,21 @@ test_expect_success 'a publish that fails leaves the whole tree as it was' '
 	echo six >>"$B/dst/one/f6" &&
 	shimmed autosync run r && sends_p 3 &&
 	same_tree "$A/src" "$B/dst"
+'
+
+test_expect_success 'a child deleted on the new source goes on the replica' '
+	autosync reverse r && prop_is r source "btrfs:$A/src" &&
+	n=$(autosync_snaps "$B/.autosync-snapshots/dst" | tail -n 1) &&
+	test_path_is_missing "$B/.autosync-snapshots/dst/$n/one" &&
+	test_path_is_missing "$B/.autosync-snapshots/dst/children/one/$n/two" &&
+	btrfs subvolume delete "$A/src/one/two" >/dev/null &&
+	shimmed autosync run r && sends_p 2 &&
+	test_path_is_missing "$B/dst/one/two" &&
+	same_tree "$A/src" "$B/dst" &&
+	btrfs subvolume create "$A/src/one/two" >/dev/null &&
+	echo back >"$A/src/one/two/b" &&
+	autosync run r && same_tree "$A/src" "$B/dst" &&
+	autosync reverse r && prop_is r source "btrfs:$B/dst"
 '
 
 test_expect_success 'a nested subvolume B never held is refused, --force too' '
