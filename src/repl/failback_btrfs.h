@@ -40,12 +40,12 @@
  * each nested subvolume REL takes the same steps in its children/ENC
  * directories (btrfs.h), parents first: both trees have the same
  * nested subvolumes (else CONFLICT, even with force: one A has alone,
- * made since G or left out by -N, would be deleted); A/REL's G, B's received copy
- * of it, A/REL unchanged since (a change names A/REL and its first
- * changed path; each subvolume's comparison leaves out the ones nested
- * in it), all checked before anything is made; then S0 of each (one
- * name), each sent with `send -p` its G_B, and the R0s published at A
- * as one view (btrfs_dest_publish, as a run publishes a tree: one
+ * made since G or left out by -N, would be deleted); A/REL's G, B's
+ * received copy of it, A/REL unchanged since (a change names A/REL and
+ * its first changed path; each subvolume's comparison leaves out the
+ * ones nested in it), all checked before anything is made; then S0 of
+ * each (one name), each sent with `send -p` its G_B, and the R0s
+ * published at A as one view (btrfs_dest_publish, as a run publishes a tree: one
  * rename); then each B/REL is made writable.  An R0 is a snapshot of
  * its G_A and keeps G_A's placeholders of the subvolumes nested in it
  * (empty directories of inode 2), which no stream makes and later runs
@@ -54,9 +54,9 @@
  * S0's UUID and ctransid set, read-only).
  *
  * The next run B -> A is an ordinary incremental from S0 (R0 carries
- * S0's UUID as its received_uuid), per subvolume.  A failure in 2-4 deletes what it
- * made (S0, R0): nothing changed.  After 4 a failure is reported as
- * "reversed, but": the service must be swapped anyway.
+ * S0's UUID as its received_uuid), per subvolume.  A failure in 2-4
+ * deletes what it made (S0, R0): nothing changed.  After 4 a failure
+ * is reported as "reversed, but": the service must be swapped anyway.
  *
  * With one side behind a server (REVERSE, doc/autosync-protocol.md),
  * one subvolume only (a tree is UNSUPPORTED there: the exchange carries
