@@ -45,8 +45,8 @@
  * its first changed path; each subvolume's comparison leaves out the
  * ones nested in it), all checked before anything is made; then S0 of
  * each (one name), each sent with `send -p` its G_B, and the R0s
- * published at A as one view (btrfs_dest_publish, as a run publishes a tree: one
- * rename); then each B/REL is made writable.  An R0 is a snapshot of
+ * published at A as one view (btrfs_dest_publish, as a run publishes
+ * a tree: one rename); then each B/REL is made writable.  An R0 is a snapshot of
  * its G_A and keeps G_A's placeholders of the subvolumes nested in it
  * (empty directories of inode 2), which no stream makes and later runs
  * would carry: before the publication, an R0 that has some is made
