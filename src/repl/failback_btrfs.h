@@ -46,12 +46,12 @@
  * ones nested in it), all checked before anything is made; then S0 of
  * each (one name), each sent with `send -p` its G_B, and the R0s
  * published at A as one view (btrfs_dest_publish, as a run publishes
- * a tree: one rename); then each B/REL is made writable.  An R0 is a snapshot of
- * its G_A and keeps G_A's placeholders of the subvolumes nested in it
- * (empty directories of inode 2), which no stream makes and later runs
- * would carry: before the publication, an R0 that has some is made
- * again without them, as the network's R0 is made (a writable snapshot,
- * S0's UUID and ctransid set, read-only).
+ * a tree: one rename); then each B/REL is made writable.  An R0 is a
+ * snapshot of its G_A and keeps G_A's placeholders of the subvolumes
+ * nested in it (empty directories of inode 2), which no stream makes
+ * and later runs would carry: before the publication, an R0 that has
+ * some is made again without them, as the network's R0 is made (a
+ * writable snapshot, S0's UUID and ctransid set, read-only).
  *
  * The next run B -> A is an ordinary incremental from S0 (R0 carries
  * S0's UUID as its received_uuid), per subvolume.  A failure in 2-4
