@@ -1762,19 +1762,28 @@ out:
 /*
  * Snapshot a child's received snapshot src at dst inside the view, and
  * give dst's directory back the times the stream set (the new entry
- * would make them now).
+ * would make them now).  An empty placeholder at dst (inode 2,
+ * BTRFS_EMPTY_SUBVOL_DIR_OBJECTID: what a snapshot shows of a subvolume
+ * nested in its source) goes first: a stream never makes one, but a
+ * reverse's received root is a snapshot of the old source's own one,
+ * and keeps its placeholders (failback_btrfs.h).
  */
 static int
 place_child(const char *src, const char *dst, struct as_err *err)
 {
 	struct timespec ts[2];
-	struct stat st;
+	struct stat st, ph;
 	char *dir = xstrdup(dst);
 	int rc = -1;
 
 	*strrchr(dir, '/') = '\0';
 	if (lstat(dir, &st) == -1) {
 		as_err_sys(err, errno, "'%s'", dir);
+		goto out;
+	}
+	if (lstat(dst, &ph) == 0 && S_ISDIR(ph.st_mode) && ph.st_ino == 2 &&
+	    rmdir(dst) == -1) {
+		as_err_sys(err, errno, "remove the placeholder '%s'", dst);
 		goto out;
 	}
 	if (btrfs_snapshot(src, dst, 0, err) == -1)

@@ -23,7 +23,10 @@
 
 #define DESTS_FILE	"dests"
 
-/* Nested subvolumes are not reversed yet: name the first one. */
+/*
+ * Nested subvolumes are reversed where both sides are local only (the
+ * REVERSE exchange carries one S0): name the first one.
+ */
 static int
 no_nested(const char *path, struct as_err *err)
 {
@@ -35,8 +38,9 @@ no_nested(const char *path, struct as_err *err)
 		return as_err_prefix(err, "nested subvolumes of '%s'", path);
 	if (n > 0)
 		rc = as_err_set(err, AS_E_UNSUPPORTED, 0, "'%s' has nested "
-		    "subvolumes ('%s'...): reverse takes one btrfs subvolume "
-		    "in this version", path, rels[0]);
+		    "subvolumes ('%s'...): a reverse over the network takes one "
+		    "btrfs subvolume in this version (both sides local: a "
+		    "tree)", path, rels[0]);
 	btrfs_rels_free(rels, n);
 	return rc;
 }
@@ -77,12 +81,15 @@ undo(const char *dir, const char *name)
 }
 
 /*
- * Step 5 on A: its own snapshots (of the subvolume that was its source,
- * uuid) go but those another destination than b holds, and b's line of
- * its dests record.  Best effort: A is a replica already.
+ * Step 5 on A: its own snapshots in adir (of the subvolume that was its
+ * source, uuid: A's, or a nested one's) go but those another
+ * destination than b holds by the dests record in rootdir (the root's
+ * snapshot directory: one for the tree), and that record with them.
+ * Best effort: A is a replica already.
  */
 static void
-forget_source(const char *adir, const char *uuid, const char *b)
+forget_source(const char *rootdir, const char *adir, const char *uuid,
+    const char *b)
 {
 	struct btrfs_snap *v = NULL;
 	struct as_err e2;
@@ -96,7 +103,7 @@ forget_source(const char *adir, const char *uuid, const char *b)
 	}
 	paths = xcalloc(n + 1, sizeof(*paths));
 	for (i = 0; i < n; i++) {
-		if ((h = sync_btrfs_held_elsewhere(adir, b, v[i].name,
+		if ((h = sync_btrfs_held_elsewhere(rootdir, b, v[i].name,
 		    &e2)) != 0) {
 			if (h == -1)
 				log_warn("'%s': %s", adir, e2.msg);
@@ -108,7 +115,7 @@ forget_source(const char *adir, const char *uuid, const char *b)
 	    &e2) == -1)
 		log_warn("delete the snapshots of '%s' as a source: %s", adir,
 		    e2.msg);
-	if (np == n) {
+	if (np == n && strcmp(adir, rootdir) == 0) {
 		char *p = xasprintf("%s/%s", adir, DESTS_FILE);
 
 		if (unlink(p) == -1 && errno != ENOENT)
@@ -173,16 +180,36 @@ same_stat(const struct stat *x, const struct stat *y, int top)
 	    x->st_ctim.tv_nsec == y->st_ctim.tv_nsec));
 }
 
+/* The nested subvolumes to leave out of a walk (paths below its root). */
+struct skip {
+	char *const	*rels;
+	size_t		 n;
+};
+
+static int
+skipped(const struct skip *sk, const char *rel)
+{
+	size_t i;
+
+	for (i = 0; sk != NULL && i < sk->n; i++)
+		if (strcmp(sk->rels[i], rel) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * Walk root/rel and compare each entry with the one at other/rel; count
  * the entries.  1 at the first difference (its path in first), 0 none,
  * -1 error.  With other NULL only count.  A snapshot keeps inode numbers
  * and times, and every change moves a ctime (a write, a chmod, a
- * rename) or the entry set (counted).
+ * rename) or the entry set (counted).  The nested subvolumes in sk are
+ * left out on both sides: each is compared as a subvolume of its own,
+ * and in a snapshot it is an empty directory of another inode.
  */
 static int
-walk(const char *root, const char *other, const char *rel, uint64_t *n,
-    char *first, size_t firstsz, struct as_err *err)
+walk(const char *root, const char *other, const char *rel,
+    const struct skip *sk, uint64_t *n, char *first, size_t firstsz,
+    struct as_err *err)
 {
 	struct stat sa, sg;
 	struct dirent *de;
@@ -190,6 +217,8 @@ walk(const char *root, const char *other, const char *rel, uint64_t *n,
 	DIR *d;
 	int rc = 0, fd;
 
+	if (rel[0] != '\0' && skipped(sk, rel))
+		return 0;
 	p = rel[0] == '\0' ? xstrdup(root) : xasprintf("%s/%s", root, rel);
 	if (lstat(p, &sa) == -1) {
 		rc = as_err_sys(err, errno, "'%s'", p);
@@ -214,7 +243,7 @@ walk(const char *root, const char *other, const char *rel, uint64_t *n,
 			continue;
 		r = rel[0] == '\0' ? xstrdup(de->d_name) : xasprintf("%s/%s",
 		    rel, de->d_name);
-		rc = walk(root, other, r, n, first, firstsz, err);
+		rc = walk(root, other, r, sk, n, first, firstsz, err);
 		free(r);
 	}
 	if (rc == 0 && errno != 0)
@@ -246,16 +275,17 @@ self:
  */
 static int
 check_unchanged(const char *a, const struct btrfs_subvol *asv,
-    const char *adir, const struct btrfs_snap *ga, int force,
-    struct failback_btrfs_result *res, struct as_err *err)
+    const char *adir, const struct btrfs_snap *ga, const struct skip *sk,
+    int force, struct failback_btrfs_result *res, struct as_err *err)
 {
 	uint64_t gct, na = 0, ng = 0;
 	char *g = xasprintf("%s/%s", adir, ga->name);
 	int rc;
 
 	if ((rc = btrfs_ctransid(g, &gct, err)) == 0 && asv->ctransid != gct) {
-		rc = walk(a, g, "", &na, res->first, sizeof(res->first), err);
-		if (rc == 0 && walk(g, NULL, "", &ng, NULL, 0, err) == -1)
+		rc = walk(a, g, "", sk, &na, res->first, sizeof(res->first),
+		    err);
+		if (rc == 0 && walk(g, NULL, "", sk, &ng, NULL, 0, err) == -1)
 			rc = -1;
 		if (rc == 0 && na != ng) {
 			snprintf(res->first, sizeof(res->first), "%" PRIu64
@@ -350,22 +380,38 @@ failback_btrfs_old_release(struct failback_btrfs_old *o)
 	o->lock_fd = -1;
 }
 
-int
-failback_btrfs_check_source(const char *a, uint64_t guid, int force,
-    struct failback_btrfs_old *o, struct failback_btrfs_result *res,
-    struct as_err *err)
+/*
+ * failback_btrfs_check_source, and with ra (a local reverse of a tree)
+ * A's nested subvolumes into *ra rather than refused: they are left out
+ * of A's comparison with G (each is checked on its own).
+ */
+static int
+check_source(const char *a, uint64_t guid, int force, char ***ra,
+    size_t *nra, struct failback_btrfs_old *o,
+    struct failback_btrfs_result *res, struct as_err *err)
 {
 	struct btrfs_subvol asv;
 	struct btrfs_snap *v = NULL;
+	struct skip sk;
 	size_t n = 0;
 	int rc = -1;
 
 	memset(o, 0, sizeof(*o));
 	o->lock_fd = -1;
 	memset(&asv, 0, sizeof(asv));
-	if (sync_btrfs_check_source(a, &asv, err) == -1 ||
-	    no_nested(a, err) == -1)
+	memset(&sk, 0, sizeof(sk));
+	if (sync_btrfs_check_source(a, &asv, err) == -1)
 		goto out;
+	if (ra == NULL ? no_nested(a, err) == -1 : btrfs_nested(a, ra, nra,
+	    err) == -1) {
+		if (ra != NULL)
+			as_err_prefix(err, "nested subvolumes of '%s'", a);
+		goto out;
+	}
+	if (ra != NULL) {
+		sk.rels = *ra;
+		sk.n = *nra;
+	}
 	o->path = xstrdup(a);
 	o->dir = btrfs_snapdir(a);
 	memcpy(o->uuid, asv.uuid, sizeof(o->uuid));
@@ -384,7 +430,8 @@ failback_btrfs_check_source(const char *a, uint64_t guid, int force,
 	o->g = v[n - 1];
 	snprintf(res->common, sizeof(res->common), "%s", o->g.name);
 	res->guid = sync_btrfs_uuid64(o->g.uuid);
-	if (check_unchanged(a, &asv, o->dir, &o->g, force, res, err) == -1)
+	if (check_unchanged(a, &asv, o->dir, &o->g, &sk, force, res,
+	    err) == -1)
 		goto out;
 	rc = 0;
 out:
@@ -395,29 +442,52 @@ out:
 	return rc;
 }
 
+int
+failback_btrfs_check_source(const char *a, uint64_t guid, int force,
+    struct failback_btrfs_old *o, struct failback_btrfs_result *res,
+    struct as_err *err)
+{
+	return check_source(a, guid, force, NULL, NULL, o, res, err);
+}
+
+/*
+ * The received R0s (the root's, then each nested subvolume's, parents
+ * first) published at A as one view, as a run publishes a tree: one
+ * rename, the old A and its nested subvolumes deleted.
+ */
+static int
+publish_tree(struct failback_btrfs_old *o, const struct btrfs_pub *pub,
+    size_t n, struct as_err *err)
+{
+	struct btrfs_dest ad;
+	int rc;
+
+	dest_of_source(&ad, o->path, o->dir, o->lock_fd);
+	rc = btrfs_dest_publish(&ad, pub, n, err);
+	ad.lock_fd = -1;	/* o's */
+	btrfs_dest_release(&ad);
+	if (rc == -1)
+		return as_err_prefix(err, "make '%s' a replica", o->path);
+	return 0;
+}
+
 /* R0 published at A, A's records of its source role dropped. */
 static int
 publish_received(struct failback_btrfs_old *o, const char *name,
     const struct timespec *at, const struct timespec *mt, const char *dst,
     struct as_err *err)
 {
-	struct btrfs_dest ad;
 	struct btrfs_pub pub;
-	int rc;
 
-	dest_of_source(&ad, o->path, o->dir, o->lock_fd);
 	memset(&pub, 0, sizeof(pub));
 	pub.rel = "";
 	pub.name = name;
 	pub.has_times = 1;
 	pub.atime = *at;
 	pub.mtime = *mt;
-	rc = btrfs_dest_publish(&ad, &pub, 1, err);
-	ad.lock_fd = -1;	/* o's */
-	btrfs_dest_release(&ad);
-	if (rc == -1)
-		return as_err_prefix(err, "make '%s' a replica", o->path);
-	forget_source(o->dir, o->uuid, dst);
+	if (publish_tree(o, &pub, 1, err) == -1)
+		return -1;
+	forget_source(o->dir, o->dir, o->uuid, dst);
 	return 0;
 }
 
@@ -467,8 +537,9 @@ failback_btrfs_new_release(struct failback_btrfs_new *n)
 	n->d.lock_fd = -1;
 }
 
-int
-failback_btrfs_check_dest(const char *b, uint64_t guid, int allow_written,
+/* failback_btrfs_check_dest; with tree, nested subvolumes are let be. */
+static int
+check_dest(const char *b, uint64_t guid, int allow_written, int tree,
     struct failback_btrfs_new *n, struct failback_btrfs_result *res,
     struct as_err *err)
 {
@@ -482,7 +553,7 @@ failback_btrfs_check_dest(const char *b, uint64_t guid, int allow_written,
 	if (!btrfs_is_subvol(b))
 		return as_err_set(err, AS_E_NOTFOUND, 0, "destination '%s' is "
 		    "not a btrfs subvolume: nothing to reverse", b);
-	if (no_nested(b, err) == -1 ||
+	if ((!tree && no_nested(b, err) == -1) ||
 	    btrfs_dest_open(&n->d, b, &cleaned, err) == -1 ||
 	    (chk = btrfs_dest_check(&n->d, err)) == -1)
 		goto out;
@@ -518,6 +589,14 @@ out:
 	if (rc == -1)
 		failback_btrfs_new_release(n);
 	return rc;
+}
+
+int
+failback_btrfs_check_dest(const char *b, uint64_t guid, int allow_written,
+    struct failback_btrfs_new *n, struct failback_btrfs_result *res,
+    struct as_err *err)
+{
+	return check_dest(b, guid, allow_written, 0, n, res, err);
 }
 
 int
@@ -571,6 +650,308 @@ failback_btrfs_promote(struct failback_btrfs_new *n, const char *id,
 /* ------------------------------------------------------------------ */
 /* Both sides here */
 
+/*
+ * One nested subvolume of a local reverse of a tree, at REL below both
+ * roots (the roots are o's and n's): the same steps as the root's.
+ */
+struct child {
+	char		*rel;
+	char		*a;		/* A/REL */
+	char		*b;		/* B/REL */
+	char		*adir;		/* their snapshot directories */
+	char		*bdir;
+	char		 auuid[BTRFS_UUID_LEN + 1];	/* A/REL's */
+	struct btrfs_snap ga;		/* G_A of REL */
+	struct btrfs_snap gb;		/* G_B of REL */
+	char		 s0uuid[BTRFS_UUID_LEN + 1];
+	uint64_t	 s0ct;		/* S0's ctransid */
+	int		 s0;		/* S0 taken in bdir (undone on failure) */
+	int		 r0;		/* R0 received in adir (likewise) */
+};
+
+static void
+children_free(struct child *c, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; c != NULL && i < n; i++) {
+		if (c[i].r0)
+			undo(c[i].adir, name);
+		if (c[i].s0)
+			undo(c[i].bdir, name);
+		free(c[i].rel);
+		free(c[i].a);
+		free(c[i].b);
+		free(c[i].adir);
+		free(c[i].bdir);
+	}
+	free(c);
+}
+
+static int
+has_rel(char *const *v, size_t n, const char *rel)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], rel) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * The trees' shapes: each subvolume nested in B must be in A too (one
+ * B has alone was made on B or deleted from A since: a final sync
+ * first).  One A has alone was made since G, or left out of the runs
+ * (-N): publishing B's tree at A would delete it, so it is refused even
+ * with force (a rollback drops what changed in a subvolume B holds, not
+ * a subvolume B never held).
+ */
+static int
+tree_match(const char *a, const char *b, char *const *ra, size_t nra,
+    char *const *rb, size_t nrb, struct as_err *err)
+{
+	size_t i;
+
+	for (i = 0; i < nrb; i++)
+		if (!has_rel(ra, nra, rb[i]))
+			return as_err_set(err, AS_E_CONFLICT, 0, "'%s' has the "
+			    "nested subvolume '%s' that '%s' has not: run a "
+			    "final sync first", b, rb[i], a);
+	for (i = 0; i < nra; i++)
+		if (!has_rel(rb, nrb, ra[i]))
+			return as_err_set(err, AS_E_CONFLICT, 0, "'%s/%s' is a "
+			    "nested subvolume that '%s' has not (made since the "
+			    "last sync, or left out by -N): the reverse would "
+			    "delete it, --force too; sync it first, or move it "
+			    "out of '%s'", a, ra[i], b, a);
+	return 0;
+}
+
+/*
+ * Step 1 for the nested subvolume c->rel: A's newest snapshot of it is
+ * G_A, B's newest received one carries its UUID, and A/REL was not
+ * written since G_A (the subvolumes nested in it, in ra, left out).
+ */
+static int
+check_child(struct child *c, const char *a, const char *b,
+    const char *adir, const char *bdir, char *const *ra, size_t nra,
+    int force, struct failback_btrfs_result *res, struct as_err *err)
+{
+	struct btrfs_subvol sv;
+	struct btrfs_snap *v = NULL;
+	struct skip sk;
+	char **sub;
+	size_t nv = 0, i, l = strlen(c->rel);
+	int rc = -1;
+
+	memset(&sv, 0, sizeof(sv));
+	c->a = xasprintf("%s/%s", a, c->rel);
+	c->b = xasprintf("%s/%s", b, c->rel);
+	if ((c->adir = btrfs_snapdir_of(adir, c->rel, err)) == NULL ||
+	    (c->bdir = btrfs_snapdir_of(bdir, c->rel, err)) == NULL ||
+	    btrfs_info(c->a, &sv, err) == -1 ||
+	    btrfs_list_snaps(c->adir, sv.uuid, 0, &v, &nv, err) == -1)
+		goto out;
+	memcpy(c->auuid, sv.uuid, sizeof(c->auuid));
+	if (nv == 0) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' has no snapshot of "
+		    "its own: run a final sync first", c->a);
+		goto out;
+	}
+	c->ga = v[nv - 1];
+	free(v);
+	v = NULL;
+	if (btrfs_list_snaps(c->bdir, NULL, 1, &v, &nv, err) == -1)
+		goto out;
+	if (nv == 0 || strcmp(v[nv - 1].received_uuid, c->ga.uuid) != 0) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds %s%s%s, but the "
+		    "newest snapshot of its source '%s' is '%s': run a final "
+		    "sync first, or what only the source has is lost", c->b,
+		    nv > 0 ? "'" : "", nv > 0 ? v[nv - 1].name :
+		    "no snapshot", nv > 0 ? "'" : "", c->a, c->ga.name);
+		goto out;
+	}
+	c->gb = v[nv - 1];
+	sub = xcalloc(nra + 1, sizeof(*sub));
+	sk.rels = sub;
+	sk.n = 0;
+	for (i = 0; i < nra; i++)
+		if (strncmp(ra[i], c->rel, l) == 0 && ra[i][l] == '/')
+			sub[sk.n++] = ra[i] + l + 1;
+	rc = check_unchanged(c->a, &sv, c->adir, &c->ga, &sk, force, res,
+	    err);
+	free(sub);
+out:
+	free(v);
+	btrfs_subvol_release(&sv);
+	return rc;
+}
+
+/* The times of dir/name's top directory, for its view. */
+static int
+pub_times(const char *dir, const char *name, struct btrfs_pub *pub,
+    struct as_err *err)
+{
+	struct stat st;
+	char *p = xasprintf("%s/%s", dir, name);
+	int rc = 0;
+
+	if (lstat(p, &st) == -1)
+		rc = as_err_sys(err, errno, "'%s'", p);
+	else {
+		pub->has_times = 1;
+		pub->atime = st.st_atim;
+		pub->mtime = st.st_mtim;
+	}
+	free(p);
+	return rc;
+}
+
+/* Step 2 for a nested subvolume: S0 of B/REL in its directory. */
+static int
+child_base(struct child *c, const char *name, struct btrfs_pub *pub,
+    struct as_err *err)
+{
+	struct btrfs_subvol sv;
+	char *p = xasprintf("%s/%s", c->bdir, name);
+	int rc = -1;
+
+	memset(&sv, 0, sizeof(sv));
+	if (btrfs_snapshot(c->b, p, 1, err) == -1) {
+		as_err_prefix(err, "snapshot '%s'", c->b);
+		goto out;
+	}
+	c->s0 = 1;
+	if (btrfs_info(p, &sv, err) == -1 ||
+	    pub_times(c->bdir, name, pub, err) == -1)
+		goto out;
+	memcpy(c->s0uuid, sv.uuid, sizeof(c->s0uuid));
+	c->s0ct = sv.ctransid;
+	pub->rel = c->rel;
+	pub->name = name;
+	rc = 0;
+out:
+	btrfs_subvol_release(&sv);
+	free(p);
+	return rc;
+}
+
+/* r below rel ("" the root), relative to it; NULL when not below. */
+static const char *
+below(const char *rel, const char *r)
+{
+	size_t l = strlen(rel);
+
+	if (l == 0)
+		return r;
+	return strncmp(r, rel, l) == 0 && r[l] == '/' ? r + l + 1 : NULL;
+}
+
+/* path is a placeholder: an empty directory of inode 2 (see below). */
+static int
+placeholder(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode) && st.st_ino == 2;
+}
+
+/*
+ * R0 of a subvolume (dir/name, REL) is a snapshot of its G_A made by
+ * btrfs receive, and keeps G_A's placeholders of the subvolumes nested
+ * in it (empty directories of inode 2, BTRFS_EMPTY_SUBVOL_DIR_OBJECTID),
+ * where what a stream makes has none: later runs would carry them (a
+ * subvolume deleted on B would stay an empty directory at A, and a
+ * directory made at its place could not be received).  R0 is made again
+ * without them as the network's demote makes its R0: a writable
+ * snapshot, the placeholders removed (their directories' times kept),
+ * S0's UUID as received_uuid and ctransid as stransid, read-only, in
+ * R0's place.
+ */
+static int
+strip_placeholders(const char *dir, const char *name, const char *rel,
+    char *const *rels, size_t nrels, const char *s0uuid, uint64_t s0ct,
+    struct as_err *err)
+{
+	struct timespec ts[2];
+	struct stat pd;
+	const char *sub;
+	char *r0 = xasprintf("%s/%s", dir, name), *tmp = NULL, *p, *pdir;
+	size_t i, found = 0;
+	int rc = -1, made = 0;
+
+	for (i = 0; i < nrels; i++) {
+		if ((sub = below(rel, rels[i])) == NULL)
+			continue;
+		p = xasprintf("%s/%s", r0, sub);
+		found += (size_t)placeholder(p);
+		free(p);
+	}
+	if (found == 0) {
+		free(r0);
+		return 0;
+	}
+	tmp = xasprintf("%s/.%s.strip", dir, name);
+	if (btrfs_snapshot(r0, tmp, 0, err) == -1)
+		goto out;
+	made = 1;
+	for (i = 0; i < nrels; i++) {
+		if ((sub = below(rel, rels[i])) == NULL)
+			continue;
+		p = xasprintf("%s/%s", tmp, sub);
+		if (!placeholder(p)) {
+			free(p);
+			continue;
+		}
+		pdir = xstrdup(p);
+		*strrchr(pdir, '/') = '\0';
+		if (lstat(pdir, &pd) == -1 || rmdir(p) == -1) {
+			as_err_sys(err, errno, "remove the placeholder '%s'", p);
+			free(pdir);
+			free(p);
+			goto out;
+		}
+		ts[0] = pd.st_atim;
+		ts[1] = pd.st_mtim;
+		if (utimensat(AT_FDCWD, pdir, ts, AT_SYMLINK_NOFOLLOW) == -1) {
+			as_err_sys(err, errno, "set times of '%s'", pdir);
+			free(pdir);
+			free(p);
+			goto out;
+		}
+		free(pdir);
+		free(p);
+	}
+	if (btrfs_set_received(tmp, s0uuid, s0ct, err) == -1 ||
+	    btrfs_set_readonly(tmp, 1, err) == -1 ||
+	    btrfs_delete(r0, err) == -1)
+		goto out;
+	if (rename(tmp, r0) == -1) {
+		as_err_sys(err, errno, "rename '%s' to '%s'", tmp, r0);
+		goto out;
+	}
+	made = 0;
+	rc = 0;
+out:
+	if (made) {
+		struct as_err e2;
+
+		if (btrfs_delete(tmp, &e2) == -1)
+			log_warn("undo the reverse: %s", e2.msg);
+	}
+	free(tmp);
+	free(r0);
+	return rc;
+}
+
+/*
+ * Both sides here: A and every subvolume nested in it (the nested ones
+ * B holds as children of its view, btrfs_nested's order: parents
+ * first) each take the steps of the header, the checks of all before
+ * any change, and the whole tree published at A by one rename (a run's
+ * view), so that a failure before it leaves both sides as they were.
+ */
 int
 failback_btrfs_local(const char *a, const char *b, int force,
     struct failback_btrfs_result *res, struct as_err *err)
@@ -579,60 +960,115 @@ failback_btrfs_local(const char *a, const char *b, int force,
 	struct failback_btrfs_new n;
 	struct failback_btrfs_base s0;
 	struct btrfs_dest ad;
-	struct stat st;
-	const char *dirs[2];
-	char name[BTRFS_NAME_MAX + 1], *p;
+	struct btrfs_pub *pub = NULL;
+	struct child *c = NULL;
+	const char **dirs = NULL;
+	char name[BTRFS_NAME_MAX + 1], **ra = NULL, **rb = NULL;
+	size_t nra = 0, nrb = 0, nc = 0, i;
 	int rc = -1, received = 0;
 
 	memset(res, 0, sizeof(*res));
 	memset(&n, 0, sizeof(n));
 	n.d.lock_fd = -1;
-	/* 1. checks: A, then B holding A's newest */
-	if (failback_btrfs_check_source(a, 0, force, &o, res, err) == -1)
-		return -1;
-	if (failback_btrfs_check_dest(b, res->guid, 1, &n, res, err) == -1)
+	name[0] = '\0';
+	/* 1. checks, parents first: A, B holding A's newest, each child */
+	if (check_source(a, 0, force, &ra, &nra, &o, res, err) == -1)
 		goto out;
-	/* 2. S0, named so that A has not the name either */
-	dirs[0] = n.d.dir;
-	dirs[1] = o.dir;
-	if (btrfs_auto_name(dirs, 2, name, sizeof(name), err) == -1 ||
-	    failback_btrfs_take_base(&n, name, &s0, err) == -1)
+	if (check_dest(b, res->guid, 1, 1, &n, res, err) == -1)
 		goto out;
-	snprintf(res->base, sizeof(res->base), "%s", name);
-	p = xasprintf("%s/%s", n.d.dir, name);
-	rc = lstat(p, &st);
-	free(p);
-	if (rc == -1) {
-		as_err_sys(err, errno, "'%s'", name);
+	if (btrfs_nested(b, &rb, &nrb, err) == -1) {
+		as_err_prefix(err, "nested subvolumes of '%s'", b);
 		goto out;
 	}
-	rc = -1;
-	/* 3. S0 received on A, the parent G_A found by its UUID */
+	if (tree_match(a, b, ra, nra, rb, nrb, err) == -1)
+		goto out;
+	c = xcalloc(nrb + 1, sizeof(*c));
+	for (nc = 0; nc < nrb; nc++) {
+		c[nc].rel = xstrdup(rb[nc]);
+		if (check_child(&c[nc], a, b, o.dir, n.d.dir, ra, nra, force,
+		    res, err) == -1) {
+			nc++;
+			goto out;
+		}
+	}
+	/* 2. S0 of each, parents first, named so that A has not the name */
+	dirs = xcalloc(2 * (nc + 1), sizeof(*dirs));
+	dirs[0] = n.d.dir;
+	dirs[1] = o.dir;
+	for (i = 0; i < nc; i++) {
+		dirs[2 + 2 * i] = c[i].bdir;
+		dirs[3 + 2 * i] = c[i].adir;
+	}
+	pub = xcalloc(nc + 1, sizeof(*pub));
+	if (btrfs_auto_name(dirs, 2 * (nc + 1), name, sizeof(name),
+	    err) == -1 || failback_btrfs_take_base(&n, name, &s0, err) == -1 ||
+	    pub_times(n.d.dir, name, &pub[0], err) == -1)
+		goto out;
+	snprintf(res->base, sizeof(res->base), "%s", name);
+	pub[0].rel = "";
+	pub[0].name = name;
+	for (i = 0; i < nc; i++)
+		if (child_base(&c[i], name, &pub[i + 1], err) == -1)
+			goto out;
+	/* 3. each S0 received on A, the parent G_A found by its UUID */
 	dest_of_source(&ad, a, o.dir, o.lock_fd);
-	if (sync_btrfs_transfer(&ad, b, n.d.dir, s0.uuid, name, n.g.name,
-	    &res->bytes, err) == -1) {
+	if (sync_btrfs_transfer(&ad, "", b, n.d.dir, s0.uuid, name, n.g.name,
+	    &res->bytes, err) == -1)
 		as_err_prefix(err, "send '%s' to '%s' from '%s'", name, a,
 		    n.g.name);
-		ad.lock_fd = -1;
-		btrfs_dest_release(&ad);
-		goto out;
+	else
+		received = 1;
+	for (i = 0; received && i < nc; i++) {
+		if (sync_btrfs_transfer(&ad, c[i].rel, c[i].b, c[i].bdir,
+		    c[i].s0uuid, name, c[i].gb.name, &res->bytes,
+		    err) == -1) {
+			as_err_prefix(err, "send '%s' to '%s' from '%s'", name,
+			    c[i].a, c[i].gb.name);
+			break;
+		}
+		c[i].r0 = 1;
 	}
 	ad.lock_fd = -1;
 	btrfs_dest_release(&ad);
-	received = 1;
-	/* 4. A a replica: R0 published there (the old A is deleted) */
-	if (publish_received(&o, name, &st.st_atim, &st.st_mtim, b, err) == -1)
+	if (!received || i < nc)
+		goto out;
+	if (strip_placeholders(o.dir, name, "", rb, nrb, s0.uuid,
+	    s0.ctransid, err) == -1)
+		goto out;
+	for (i = 0; i < nc; i++)
+		if (strip_placeholders(c[i].adir, name, c[i].rel, rb, nrb,
+		    c[i].s0uuid, c[i].s0ct, err) == -1)
+			goto out;
+	/* 4. A a replica: the tree published there (the old A deleted) */
+	if (publish_tree(&o, pub, nc + 1, err) == -1)
 		goto out;
 	received = 0;
-	/* 5. B the source */
+	for (i = 0; i < nc; i++)
+		c[i].r0 = c[i].s0 = 0;	/* A holds them now */
+	forget_source(o.dir, o.dir, o.uuid, b);
+	for (i = 0; i < nc; i++)
+		forget_source(o.dir, c[i].adir, c[i].auuid, b);
+	/* 5. B the source: the root, then each child writable */
 	if (failback_btrfs_promote(&n, a, err) == -1) {
 		as_err_prefix(err, "'%s' is a replica now, but", a);
 		goto out;
+	}
+	for (i = 0; i < nc; i++) {
+		if (btrfs_set_readonly(c[i].b, 0, err) == -1) {
+			as_err_prefix(err, "'%s' is a replica now, but", a);
+			goto out;
+		}
+		forget_dest(c[i].bdir);
 	}
 	rc = 0;
 out:
 	if (received)
 		undo(o.dir, name);
+	children_free(c, nc, name);
+	free(pub);
+	free(dirs);
+	btrfs_rels_free(ra, nra);
+	btrfs_rels_free(rb, nrb);
 	failback_btrfs_new_release(&n);
 	failback_btrfs_old_release(&o);
 	return rc;

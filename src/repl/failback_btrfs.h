@@ -17,8 +17,7 @@
  *
  *  1. checks, nothing changed yet: A a source subvolume and B a view
  *     autosync published (written since, e.g. made writable during a
- *     failover, is fine: that is B's content now, and it is sent); no
- *     nested subvolumes on either side (UNSUPPORTED in this version);
+ *     failover, is fine: that is B's content now, and it is sent);
  *     B's newest received snapshot is A's newest snapshot G (by
  *     received_uuid), else CONFLICT (run a final sync first); A not
  *     written since G: its ctransid (the transaction that last changed
@@ -37,13 +36,31 @@
  *     source now), its dests record says A holds S0, and its received
  *     snapshots and published record go.
  *
- * The next run B -> A is an ordinary incremental from S0 (R0 carries
- * S0's UUID as its received_uuid).  A failure in 2-4 deletes what it
- * made (S0, R0): nothing changed.  After 4 a failure is reported as
- * "reversed, but": the service must be swapped anyway.
+ * A tree (A with nested subvolumes, replicated as B's view's children):
+ * each nested subvolume REL takes the same steps in its children/ENC
+ * directories (btrfs.h), parents first: both trees have the same
+ * nested subvolumes (else CONFLICT, even with force: one A has alone,
+ * made since G or left out by -N, would be deleted); A/REL's G, B's
+ * received copy of it, A/REL unchanged since (a change names A/REL and
+ * its first changed path; each subvolume's comparison leaves out the
+ * ones nested in it), all checked before anything is made; then S0 of
+ * each (one name), each sent with `send -p` its G_B, and the R0s
+ * published at A as one view (btrfs_dest_publish, as a run publishes
+ * a tree: one rename); then each B/REL is made writable.  An R0 is a
+ * snapshot of its G_A and keeps G_A's placeholders of the subvolumes
+ * nested in it (empty directories of inode 2), which no stream makes
+ * and later runs would carry: before the publication, an R0 that has
+ * some is made again without them, as the network's R0 is made (a
+ * writable snapshot, S0's UUID and ctransid set, read-only).
  *
- * With one side behind a server (REVERSE, doc/autosync-protocol.md) no
- * stream runs during the reverse: B must be as received (S0 = G, so
+ * The next run B -> A is an ordinary incremental from S0 (R0 carries
+ * S0's UUID as its received_uuid), per subvolume.  A failure in 2-4
+ * deletes what it made (S0, R0): nothing changed.  After 4 a failure
+ * is reported as "reversed, but": the service must be swapped anyway.
+ *
+ * With one side behind a server (REVERSE, doc/autosync-protocol.md),
+ * one subvolume only (a tree is UNSUPPORTED there: the exchange carries
+ * one S0), no stream runs during the reverse: B must be as received (S0 = G, so
  * written is CONFLICT), and A's R0 is made as btrfs receive would have
  * made it from an empty incremental: a writable snapshot of G_A given
  * S0's UUID as received_uuid and S0's ctransid as stransid

@@ -2183,14 +2183,14 @@ sync_btrfs_held_elsewhere(const char *sdir, const char *dst,
 }
 
 int
-sync_btrfs_transfer(struct btrfs_dest *d, const char *src, const char *sdir,
-    const char *snap_uuid, const char *name, const char *parent,
-    uint64_t *bytes, struct as_err *err)
+sync_btrfs_transfer(struct btrfs_dest *d, const char *rel, const char *src,
+    const char *sdir, const char *snap_uuid, const char *name,
+    const char *parent, uint64_t *bytes, struct as_err *err)
 {
 	struct item it;
 
 	memset(&it, 0, sizeof(it));
-	it.rel = (char *)(uintptr_t)"";
+	it.rel = (char *)(uintptr_t)rel;
 	it.abs = (char *)(uintptr_t)src;
 	it.sdir = (char *)(uintptr_t)sdir;
 	snprintf(it.snap_uuid, sizeof(it.snap_uuid), "%s", snap_uuid);

@@ -28,12 +28,13 @@ int	sync_btrfs_held_elsewhere(const char *sdir, const char *dst,
 	    const char *name, struct as_err *err);
 /*
  * One local stream, as a run makes it: `btrfs send [-p sdir/parent]
- * sdir/name | btrfs receive` into d's snapshot directory (the root's),
- * the result checked read-only with received_uuid snap_uuid or deleted;
- * *bytes grows by the stream's size.  src names the source in messages.
+ * sdir/name | btrfs receive` into the snapshot directory of rel ("" the
+ * root, else a nested subvolume's children/ENC) in d's, the result
+ * checked read-only with received_uuid snap_uuid or deleted; *bytes
+ * grows by the stream's size.  src names the source in messages.
  */
-int	sync_btrfs_transfer(struct btrfs_dest *d, const char *src,
-	    const char *sdir, const char *snap_uuid, const char *name,
-	    const char *parent, uint64_t *bytes, struct as_err *err);
+int	sync_btrfs_transfer(struct btrfs_dest *d, const char *rel,
+	    const char *src, const char *sdir, const char *snap_uuid,
+	    const char *name, const char *parent, uint64_t *bytes, struct as_err *err);
 
 #endif

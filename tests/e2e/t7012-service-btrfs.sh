@@ -3,8 +3,8 @@ test_description='service on btrfs, with a daemon: retention on both sides
 (only autosync snapshots go, another destination'"'"'s stays), NAME-latest
 as a link in the snapshot directory of both sides and -X, -N,
 mount-destination (a read-only bind mount of the published view) and
-umount-destination; reverse of a subvolume with nested ones is refused
-(t7018 reverses one subvolume)'
+umount-destination; reverse of a subvolume with nested ones, locally
+(t7018 reverses one subvolume, t7019 a tree)'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-btrfs.sh"
 . "$TEST_DIRECTORY/lib-service.sh"
@@ -79,11 +79,14 @@ test_expect_success 'mount-destination: the view, read-only; umount-destination'
 	autosync umount-destination b
 '
 
-test_expect_success 'reverse with nested subvolumes is refused, nothing changes' '
-	test_expect_code 13 autosync reverse b 2>err &&
-	test_grep "has nested subvolumes" err &&
-	btrfs_ro "$B/dst" &&
-	prop_is b source "btrfs:$A/src" &&
+test_expect_success 'reverse with nested subvolumes, local: the tree (t7019)' '
+	autosync reverse b &&
+	prop_is b source "btrfs:$B/dst" &&
+	! btrfs_ro "$B/dst" && ! btrfs_ro "$B/dst/nested" &&
+	btrfs_ro "$A/src" && btrfs_ro "$A/src/nested" &&
+	test_cmp "$B/dst/nested/g" "$A/src/nested/g" &&
+	echo m >>"$B/dst/nested/g" && autosync run --wait b &&
+	test_cmp "$B/dst/nested/g" "$A/src/nested/g" &&
 	stop_daemon
 '
 

@@ -1,0 +1,210 @@
+#!/bin/bash
+test_description='service: reverse (failback) of a btrfs tree
+
+btrfs:A -> btrfs:B where A holds nested subvolumes (one, and two nested
+in it), both local: the reverse takes the steps of a single subvolume
+for the root and each child (checks and snapshots parents first, the
+tree published at A by one rename), every subvolume of B writable after
+it, every one of A read-only; the first run after it is a `btrfs send -p`
+per subvolume (counted with the shim), and so after the reverse back.
+A write in a child of the old source is refused (exit 20, that child
+named, nothing changed), then --force rolls it back; the received
+copies hold no placeholders of nested subvolumes (a child deleted on the
+new source goes on the replica, and comes back); a nested subvolume
+the replica never held is refused even with --force.  Over the network
+a tree is refused (exit 13, nothing changed).'
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-btrfs.sh"
+. "$TEST_DIRECTORY/lib-net.sh"
+. "$TEST_DIRECTORY/lib-service.sh"
+
+if ! test_have_prereq BTRFS; then
+	test_skip_all "needs root, btrfs-progs and btrfs in the kernel"
+fi
+
+A=$TRASH_DIRECTORY/a
+B=$TRASH_DIRECTORY/b
+MIB=1048576
+SUBS=". one one/two"
+
+# same_tree X Y: the same trees, contents, modes, links, xattrs
+same_tree() {
+	test -z "$(rsync -naHAXc --delete --exclude=.autosync-snapshots \
+		--out-format=%n "$1/" "$2/")" && diff -r "$1" "$2" >/dev/null
+}
+writable() { ! btrfs_ro "$1"; }
+# all_ro ROOT / all_rw ROOT: the root and each nested subvolume
+all_ro() {
+	for s in $SUBS; do btrfs_ro "$1/$s" || return 1; done
+}
+all_rw() {
+	for s in $SUBS; do writable "$1/$s" || return 1; done
+}
+# subvols ROOT: each of $SUBS is a subvolume's root (inode 256)
+subvols() {
+	for s in $SUBS; do test "$(stat -c %i "$1/$s")" = 256 || return 1; done
+}
+# sends_p N: the shim saw N incremental sends and no full one
+sends_p() {
+	local p f
+	p=$(grep -c "^send .*-p " "$BTRFS_SHIM_LOG")
+	f=$(grep "^send " "$BTRFS_SHIM_LOG" | grep -vc -- " -p ")
+	echo "# send -p: $p, full sends: $f"
+	test "$p" = "$1" && test "$f" = 0
+}
+sent_below() {
+	local n
+	n=$(autosync get "$1" bytes_sent) && echo "# $1: $n bytes sent" &&
+	test "$n" -gt 0 && test "$n" -lt "$2"
+}
+
+test_expect_success 'setup: a tree A -> B, a full then an incremental run' '
+	btrfs_fs a && btrfs_fs b &&
+	btrfs subvolume create "$A/src" >/dev/null &&
+	btrfs subvolume create "$A/src/one" >/dev/null &&
+	btrfs subvolume create "$A/src/one/two" >/dev/null &&
+	head -c $MIB /dev/urandom >"$A/src/big" &&
+	head -c $MIB /dev/urandom >"$A/src/one/big1" &&
+	head -c $MIB /dev/urandom >"$A/src/one/two/big2" &&
+	mkdir "$A/src/one/d" && echo x >"$A/src/one/d/x" &&
+	ln "$A/src/one/d/x" "$A/src/one/d/hard" &&
+	echo root >"$A/src/f" &&
+	autosync create r --source "btrfs:$A/src" --dest "btrfs:$B/dst" \
+		--every 1d --trace-level 2 &&
+	autosync run r &&
+	echo more >>"$A/src/one/two/f2" &&
+	autosync run r &&
+	same_tree "$A/src" "$B/dst" && all_ro "$B/dst" && subvols "$B/dst"
+'
+
+test_expect_success 'local reverse of the tree: B (a child written) the source' '
+	btrfs property set -ts "$B/dst/one" ro false &&
+	echo failover >"$B/dst/one/fo" &&
+	btrfs_shim_install &&
+	shimmed autosync reverse r &&
+	sends_p 3 &&
+	prop_is r source "btrfs:$B/dst" && prop_is r dest "btrfs:$A/src" &&
+	all_rw "$B/dst" && all_ro "$A/src" && subvols "$A/src" &&
+	same_tree "$A/src" "$B/dst" &&
+	test "$(cat "$A/src/one/fo")" = failover &&
+	n=$(autosync_snaps "$B/.autosync-snapshots/dst") &&
+	test $(echo "$n" | wc -l) = 1 &&
+	test "$(autosync_snaps "$A/.autosync-snapshots/src")" = "$n" &&
+	c=$B/.autosync-snapshots/dst/children &&
+	test "$(btrfs_field "$A/.autosync-snapshots/src/children/one%2Ftwo/$n" \
+		"Received UUID")" = "$(btrfs_field "$c/one%2Ftwo/$n" UUID)"
+'
+
+test_expect_success 'the first run after it: one send -p per subvolume' '
+	head -c 100000 /dev/urandom >"$B/dst/one/two/new" &&
+	echo r2 >>"$B/dst/f" &&
+	shimmed autosync run r &&
+	sends_p 3 && sent_below r $MIB &&
+	same_tree "$A/src" "$B/dst" && all_ro "$A/src"
+'
+
+test_expect_success 'a write in a child of the old source is refused' '
+	autosync run r &&
+	ls -a "$A/.autosync-snapshots/src" "$B/.autosync-snapshots/dst" \
+		"$B/.autosync-snapshots/dst/children/one" >before &&
+	echo late >"$B/dst/one/late" &&
+	test_expect_code 20 autosync reverse r 2>err &&
+	cat err &&
+	test_grep "btrfs:$B/dst/one. changed since .*first: .late.*--force" err &&
+	prop_is r source "btrfs:$B/dst" &&
+	all_rw "$B/dst" && all_ro "$A/src" &&
+	test_path_is_missing "$A/src/one/late" &&
+	ls -a "$A/.autosync-snapshots/src" "$B/.autosync-snapshots/dst" \
+		"$B/.autosync-snapshots/dst/children/one" >after &&
+	test_cmp before after
+'
+
+test_expect_success '--force rolls the child back; then incremental' '
+	autosync reverse --force r &&
+	prop_is r source "btrfs:$A/src" &&
+	all_rw "$A/src" && all_ro "$B/dst" &&
+	test_path_is_missing "$B/dst/one/late" &&
+	same_tree "$A/src" "$B/dst" &&
+	echo three >>"$A/src/one/d/x" &&
+	shimmed autosync run r &&
+	sends_p 3 && sent_below r $MIB &&
+	same_tree "$A/src" "$B/dst"
+'
+
+test_expect_success 'reverse back: incremental per subvolume again' '
+	autosync reverse r &&
+	prop_is r source "btrfs:$B/dst" &&
+	all_rw "$B/dst" && all_ro "$A/src" &&
+	echo four >>"$B/dst/one/two/f2" &&
+	shimmed autosync run r &&
+	sends_p 3 && sent_below r $MIB &&
+	same_tree "$A/src" "$B/dst"
+'
+
+test_expect_success 'a publish that fails leaves the whole tree as it was' '
+	ls -aR "$A/.autosync-snapshots/src" "$B/.autosync-snapshots/dst" >before &&
+	test_expect_code 40 env AUTOSYNC_FAULT=btrfs_view:5 \
+		autosync reverse r 2>err &&
+	cat err &&
+	prop_is r source "btrfs:$B/dst" &&
+	all_rw "$B/dst" && all_ro "$A/src" &&
+	ls -aR "$A/.autosync-snapshots/src" "$B/.autosync-snapshots/dst" >after &&
+	test_cmp before after &&
+	test_path_is_missing "$A/.src.autosync-new" &&
+	echo six >>"$B/dst/one/f6" &&
+	shimmed autosync run r && sends_p 3 &&
+	same_tree "$A/src" "$B/dst"
+'
+
+test_expect_success 'a child deleted on the new source goes on the replica' '
+	autosync reverse r && prop_is r source "btrfs:$A/src" &&
+	n=$(autosync_snaps "$B/.autosync-snapshots/dst" | tail -n 1) &&
+	test_path_is_missing "$B/.autosync-snapshots/dst/$n/one" &&
+	test_path_is_missing "$B/.autosync-snapshots/dst/children/one/$n/two" &&
+	btrfs subvolume delete "$A/src/one/two" >/dev/null &&
+	shimmed autosync run r && sends_p 2 &&
+	test_path_is_missing "$B/dst/one/two" &&
+	same_tree "$A/src" "$B/dst" &&
+	btrfs subvolume create "$A/src/one/two" >/dev/null &&
+	echo back >"$A/src/one/two/b" &&
+	autosync run r && same_tree "$A/src" "$B/dst" &&
+	autosync reverse r && prop_is r source "btrfs:$B/dst"
+'
+
+test_expect_success 'a nested subvolume B never held is refused, --force too' '
+	btrfs subvolume create "$B/dst/one/extra" >/dev/null &&
+	echo keep >"$B/dst/one/extra/k" &&
+	test_expect_code 20 autosync reverse --force r 2>err &&
+	cat err && test_grep "one/extra. is a nested subvolume .*--force too" err &&
+	prop_is r source "btrfs:$B/dst" && all_rw "$B/dst" && all_ro "$A/src" &&
+	test "$(cat "$B/dst/one/extra/k")" = keep &&
+	btrfs subvolume delete "$B/dst/one/extra" >/dev/null &&
+	test_expect_code 20 autosync reverse r 2>err &&
+	test_grep "dst/one. changed since .*first: .\.." err &&
+	autosync run r && autosync reverse r && prop_is r source "btrfs:$A/src" &&
+	same_tree "$A/src" "$B/dst"
+'
+
+test_expect_success 'over the network a tree is refused (13), nothing changes' '
+	net_has_serve &&
+	net_deadline 30 autosync keygen --out keys --client alice >/dev/null &&
+	cat >serve.conf <<-EOF &&
+	client alice key $TRASH_DIRECTORY/keys/psk.key
+	allow alice btrfs:$B rw trusted
+	EOF
+	AUTOSYNC_STATE_DIR=$TRASH_DIRECTORY/server-state \
+		net_serve tcp --config "$TRASH_DIRECTORY/serve.conf" &&
+	U=tcp://127.0.0.1:$SERVE_PORT/btrfs:$B &&
+	btrfs subvolume create "$A/np" >/dev/null &&
+	btrfs subvolume create "$A/np/kid" >/dev/null &&
+	echo k >"$A/np/kid/k" &&
+	autosync create p --source "btrfs:$A/np" --dest "$U/np" \
+		--key "$TRASH_DIRECTORY/keys/psk.key" --every 1d &&
+	net_deadline 60 autosync run p &&
+	test_expect_code 13 net_deadline 60 autosync reverse p 2>err &&
+	cat err && test_grep "nested subvolumes .*over the network" err &&
+	prop_is p source "btrfs:$A/np" && writable "$A/np" &&
+	btrfs_ro "$B/np" && btrfs_ro "$B/np/kid"
+'
+
+test_done
