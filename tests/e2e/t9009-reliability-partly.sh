@@ -7,21 +7,24 @@ level is clamped)
 handshake deadline (10 s) all the same; an endless message, a huge length
 or 64 MiB of garbage are refused after a few KiB, fast; 2000 connections
 opened and closed fast (half of them reset) leave no child behind, the
-listener'"'"'s RSS bounded (< 8 MiB growth), and a real client served during and after.
+listener'"'"'s RSS bounded (< 8 MiB growth), and a real client served
+during and after.
 
 33: a volume incremental failing with EIO or ENOSPC at the n-th write
 (AUTOSYNC_FAULT=vol_write) or at an fsync: a classified error (40/41);
 before the journal is committed the image and its record are v1 exactly;
 once it is committed (a fault in the apply), "recover" rolls it forward to
 v2 by rewriting every block from the journal (no fsync retried and
-trusted); the next receive completes either way.
+trusted), and so does the next receive by itself (which then refuses the
+same incremental as already applied); a full receive cut by EIO leaves
+an image marked incomplete, and the next full receive gives a replica.
 
 60: the fault proxy flips the sign bit of the zstd level in a pull'"'"'s
 SEND request (-1 becomes 127, 1 becomes -127, none becomes -128): the
 server clamps to 19 or -7 and says so in its log (zstd itself would
 take 127 as 22 and -127 as is), its stream is as long as with those
-levels (within 0.5 %) and the pull completes; -128 to a client that offered no
-zstd is ignored (zstd was not negotiated: the stream is not compressed).'
+levels (within 0.5 %) and the pull completes; -128 to a client that
+offered no zstd is ignored (zstd was not negotiated: the stream is not compressed).'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
 . "$TEST_DIRECTORY/lib-vol.sh"
