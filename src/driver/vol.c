@@ -1520,11 +1520,16 @@ struct jrn {
 static int
 jrn_flush(struct jrn *j, struct as_err *err)
 {
+	int e;
+
 	if (j->b.len == 0)
 		return 0;
 	XXH3_64bits_update(j->xs, j->b.data, j->b.len);
-	if (io_write_full(j->fd, j->b.data, j->b.len) == -1)
-		return as_err_sys(err, errno, "write '%s'", j->path);
+	/* (vol_write: the tests' EIO/ENOSPC at the n-th write, #33) */
+	if ((e = io_fault("vol_write")) != 0 ||
+	    (io_write_full(j->fd, j->b.data, j->b.len) == -1 &&
+	    (e = errno) != 0))
+		return as_err_sys(err, e, "write '%s'", j->path);
 	j->bytes += j->b.len;
 	buf_reset(&j->b);
 	return 0;
@@ -1657,7 +1662,7 @@ jrn_scan(const char *path, struct jhdr *h, struct vdst *d,
 	uint64_t off, len, nrec = 0;
 	uint32_t nl;
 	uint8_t type;
-	int rc = -1;
+	int rc = -1, e;
 
 	memset(&r, 0, sizeof(r));
 	if ((r.fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
@@ -1710,9 +1715,11 @@ jrn_scan(const char *path, struct jhdr *h, struct vdst *d,
 				goto unsealed;
 			XXH3_64bits_update(xs, r.buf + r.pos, (size_t)len);
 			if (d != NULL) {
-				if (io_pwrite_full(d->fd, r.buf + r.pos,
-				    (size_t)len, (off_t)off) == -1) {
-					as_err_sys(err, errno, "write '%s'",
+				if ((e = io_fault("vol_write")) != 0 ||
+				    (io_pwrite_full(d->fd, r.buf + r.pos,
+				    (size_t)len, (off_t)off) == -1 &&
+				    (e = errno) != 0)) {
+					as_err_sys(err, e, "write '%s'",
 					    d->path);
 					goto out;
 				}
@@ -2293,6 +2300,8 @@ rcv_maybe_checkpoint(struct rcv *s, struct as_err *err)
 static int
 on_record(struct rcv *s, const struct as_rec *rec, struct as_err *err)
 {
+	int e;
+
 	switch (rec->type) {
 	case AS_REC_BEGIN:
 		return on_begin(s, &rec->u.begin, err);
@@ -2314,9 +2323,11 @@ on_record(struct rcv *s, const struct as_rec *rec, struct as_err *err)
 			if (jrn_add(&s->j, JRN_DATA, rec->u.data.offset,
 			    rec->u.data.len, rec->u.data.data, err) == -1)
 				return -1;
-		} else if (io_pwrite_full(s->d.fd, rec->u.data.data,
-		    rec->u.data.len, (off_t)rec->u.data.offset) == -1)
-			return as_err_sys(err, errno, "write '%s'", s->dest);
+		} else if ((e = io_fault("vol_write")) != 0 ||
+		    (io_pwrite_full(s->d.fd, rec->u.data.data,
+		    rec->u.data.len, (off_t)rec->u.data.offset) == -1 &&
+		    (e = errno) != 0))
+			return as_err_sys(err, e, "write '%s'", s->dest);
 		s->covered = rec->u.data.offset + rec->u.data.len;
 		if (s->full && s->covered - s->wb_from >= VOL_WB_CHUNK) {
 			(void)sync_file_range(s->d.fd, (off_t)s->wb_from,

@@ -1189,6 +1189,15 @@ send_stream_commit(struct session *s, const struct proto_request *q,
 	buf_init(&sent.early);
 	xo.features = s->features;
 	xo.zstd_level = clamp_level(q->zstd_level);
+	/*
+	 * The level is the peer's (one signed byte on the wire): out of
+	 * our range it is clamped, and said, so that a peer asking for
+	 * 127 or -128 is visible (RELIABILITY.md #60).  Without zstd
+	 * negotiated it is not used at all (xfer_send).
+	 */
+	if (xo.zstd_level != q->zstd_level && (s->features & PROTO_F_ZSTD))
+		log_warn("send '%s': '%s' asked for zstd level %d, using %d",
+		    esc, s->c->peer, q->zstd_level, xo.zstd_level);
 	if (xfer_send(s->c, &xo, xs, &sent, &err) == -1)
 		goto fail;
 	if (sent.sender_rc == -1)
