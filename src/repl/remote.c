@@ -1301,27 +1301,36 @@ out:
  * serve.c's do_reverse.  Both need rw on the path.
  */
 
+/* Send REVERSE of guid with flags; id names the other side (messages). */
+static int
+send_reverse(struct remote *r, uint32_t flags, uint64_t guid, const char *id,
+    struct as_err *err)
+{
+	struct proto_request *q;
+	int rc;
+
+	q = xmalloc(sizeof(*q));
+	request_init(r, q, OP_REVERSE);
+	q->flags |= flags;
+	q->guid = guid;
+	snprintf(q->id, sizeof(q->id), "%s", id);
+	rc = proto_send_request(r->c, q, &r->b, err);
+	free(q);
+	return rc;
+}
+
 /* The server's path becomes a destination holding guid (see remote.h). */
 int
 remote_reverse_demote(struct remote *r, uint64_t guid, int force,
     const char *dst, struct remote_reverse *rv, struct catalog *g, struct as_err *err)
 {
-	struct proto_request *q;
 	struct proto_result res;
 	struct buf blob = BUF_INIT, scratch = BUF_INIT;
 	int rc = -1;
 
 	memset(rv, 0, sizeof(*rv));
-	q = xmalloc(sizeof(*q));
-	request_init(r, q, OP_REVERSE);
-	q->flags |= force ? REQ_F_FORCE : 0;
-	q->guid = guid;
-	snprintf(q->id, sizeof(q->id), "%s", dst);	/* for messages */
-	rc = proto_send_request(r->c, q, &r->b, err);
-	free(q);
-	if (rc == -1)
+	if (send_reverse(r, force ? REQ_F_FORCE : 0, guid, dst, err) == -1)
 		return -1;
-	rc = -1;
 	if (read_ok_result(r, &res, err) == -1)
 		goto out;
 	if (res.guid != guid) {
@@ -1367,18 +1376,11 @@ int
 remote_reverse_source_blob(struct remote *r, uint64_t guid, const char *id,
     struct buf *in, struct proto_result *res, struct as_err *err)
 {
-	struct proto_request *q;
 	struct buf scratch = BUF_INIT;
 	int rc;
 
-	q = xmalloc(sizeof(*q));
-	request_init(r, q, OP_REVERSE);
-	q->flags |= REQ_F_SOURCE;
-	q->guid = guid;
-	snprintf(q->id, sizeof(q->id), "%s", id);
-	rc = proto_send_request(r->c, q, &r->b, err);
-	free(q);
-	if (rc == -1 || read_ok_result(r, res, err) == -1)
+	if (send_reverse(r, REQ_F_SOURCE, guid, id, err) == -1 ||
+	    read_ok_result(r, res, err) == -1)
 		return -1;
 	if (res->guid != guid)
 		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' reversed %016"
@@ -1393,18 +1395,10 @@ remote_reverse_dest_blob(struct remote *r, uint64_t guid, int force,
     const char *id, const void *out, size_t len, struct proto_result *go,
     struct as_err *err)
 {
-	struct proto_request *q;
 	struct proto_result res;
-	int rc;
 
-	q = xmalloc(sizeof(*q));
-	request_init(r, q, OP_REVERSE);
-	q->flags |= force ? REQ_F_FORCE : 0;
-	q->guid = guid;
-	snprintf(q->id, sizeof(q->id), "%s", id);
-	rc = proto_send_request(r->c, q, &r->b, err);
-	free(q);
-	if (rc == -1 || read_ok_result(r, go, err) == -1)
+	if (send_reverse(r, force ? REQ_F_FORCE : 0, guid, id, err) == -1 ||
+	    read_ok_result(r, go, err) == -1)
 		return -1;
 	if (!(go->flags & RES_F_GO) || go->guid != guid)
 		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' did not ask "
@@ -1424,21 +1418,12 @@ int
 remote_reverse_promote(struct remote *r, uint64_t guid, const char *id,
     const struct catalog *g, struct as_err *err)
 {
-	struct proto_request *q;
 	struct proto_result res;
 	struct buf blob = BUF_INIT;
 	int rc;
 
-	q = xmalloc(sizeof(*q));
-	request_init(r, q, OP_REVERSE);
-	q->flags |= REQ_F_SOURCE;
-	q->guid = guid;
-	snprintf(q->id, sizeof(q->id), "%s", id);
-	rc = proto_send_request(r->c, q, &r->b, err);
-	free(q);
-	if (rc == -1)
-		return -1;
-	if (read_ok_result(r, &res, err) == -1)
+	if (send_reverse(r, REQ_F_SOURCE, guid, id, err) == -1 ||
+	    read_ok_result(r, &res, err) == -1)
 		return -1;
 	if (g == NULL && (res.flags & RES_F_GO))
 		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' asked for a "
