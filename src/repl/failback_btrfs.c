@@ -788,26 +788,6 @@ out:
 	return rc;
 }
 
-/* The times of dir/name's top directory, for its view. */
-static int
-pub_times(const char *dir, const char *name, struct btrfs_pub *pub,
-    struct as_err *err)
-{
-	struct stat st;
-	char *p = xasprintf("%s/%s", dir, name);
-	int rc = 0;
-
-	if (lstat(p, &st) == -1)
-		rc = as_err_sys(err, errno, "'%s'", p);
-	else {
-		pub->has_times = 1;
-		pub->atime = st.st_atim;
-		pub->mtime = st.st_mtim;
-	}
-	free(p);
-	return rc;
-}
-
 /* Step 2 for a nested subvolume: S0 of B/REL in its directory. */
 static int
 child_base(struct child *c, const char *name, struct btrfs_pub *pub,
@@ -824,7 +804,7 @@ child_base(struct child *c, const char *name, struct btrfs_pub *pub,
 	}
 	c->s0 = 1;
 	if (btrfs_info(p, &sv, err) == -1 ||
-	    pub_times(c->bdir, name, pub, err) == -1)
+	    sync_btrfs_pub_times(c->bdir, name, pub, err) == -1)
 		goto out;
 	memcpy(c->s0uuid, sv.uuid, sizeof(c->s0uuid));
 	c->s0ct = sv.ctransid;
@@ -1002,7 +982,7 @@ failback_btrfs_local(const char *a, const char *b, int force,
 	pub = xcalloc(nc + 1, sizeof(*pub));
 	if (btrfs_auto_name(dirs, 2 * (nc + 1), name, sizeof(name),
 	    err) == -1 || failback_btrfs_take_base(&n, name, &s0, err) == -1 ||
-	    pub_times(n.d.dir, name, &pub[0], err) == -1)
+	    sync_btrfs_pub_times(n.d.dir, name, &pub[0], err) == -1)
 		goto out;
 	snprintf(res->base, sizeof(res->base), "%s", name);
 	pub[0].rel = "";

@@ -486,21 +486,20 @@ out:
 	return -1;
 }
 
-/* The times of the top directory of item's snapshot name. */
-static int
-snap_times(const struct item *it, const char *name, struct btrfs_pub *p,
+int
+sync_btrfs_pub_times(const char *dir, const char *name, struct btrfs_pub *pub,
     struct as_err *err)
 {
 	struct stat st;
-	char *path = xasprintf("%s/%s", it->sdir, name);
+	char *path = xasprintf("%s/%s", dir, name);
 	int rc = 0;
 
 	if (lstat(path, &st) == -1)
 		rc = as_err_sys(err, errno, "'%s'", path);
 	else {
-		p->has_times = 1;
-		p->atime = st.st_atim;
-		p->mtime = st.st_mtim;
+		pub->has_times = 1;
+		pub->atime = st.st_atim;
+		pub->mtime = st.st_mtim;
 	}
 	free(path);
 	return rc;
@@ -868,7 +867,8 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 		res->subvols++;
 		pub[i].rel = items[i].rel;
 		pub[i].name = name;
-		if (snap_times(&items[i], name, &pub[i], err) == -1)
+		if (sync_btrfs_pub_times(items[i].sdir, name, &pub[i],
+		    err) == -1)
 			goto out;
 		free(ss);
 		free(hs);

@@ -26,6 +26,9 @@ int	sync_btrfs_dests_put(const char *sdir, const char *dst,
 /* Whether a destination other than dst that still exists holds name. */
 int	sync_btrfs_held_elsewhere(const char *sdir, const char *dst,
 	    const char *name, struct as_err *err);
+/* pub's times: those of the top directory of dir/name (a snapshot). */
+int	sync_btrfs_pub_times(const char *dir, const char *name,
+	    struct btrfs_pub *pub, struct as_err *err);
 /*
  * One local stream, as a run makes it: `btrfs send [-p sdir/parent]
  * sdir/name | btrfs receive` into the snapshot directory of rel ("" the
