@@ -68,6 +68,9 @@ btrfs_ro() {
 	btrfs property get -ts "$1" ro | grep -qx 'ro=true'
 }
 
+# btrfs_rw SUBVOL: the subvolume is writable (not ro)
+btrfs_rw() { ! btrfs_ro "$1"; }
+
 # btrfs_field PATH FIELD: a field of `btrfs subvolume show`
 btrfs_field() {
 	btrfs subvolume show "$1" | sed -n "s/^[[:space:]]*$2:[[:space:]]*//p"

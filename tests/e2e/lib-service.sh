@@ -36,6 +36,13 @@ stop_daemon() {
 	wait "$daemon_pid"
 }
 
+# sent_below NAME N: the service's last run sent more than 0, fewer than N bytes
+sent_below() {
+	local n
+	n=$(autosync get "$1" bytes_sent) && echo "# $1: $n bytes sent" &&
+	test "$n" -gt 0 && test "$n" -lt "$2"
+}
+
 # log_has NAME PATTERN: the service's log has a line matching PATTERN
 log_has() {
 	autosync log "$1" | grep -q -- "$2"

@@ -27,17 +27,10 @@ A=$TRASH_DIRECTORY/a
 B=$TRASH_DIRECTORY/b
 MIB=1048576
 
-# sent_below NAME N: the service's last run sent fewer than N bytes
-sent_below() {
-	local n
-	n=$(autosync get "$1" bytes_sent) && echo "# $1: $n bytes sent" &&
-	test "$n" -gt 0 && test "$n" -lt "$2"
-}
 # same DIR DIR: the same files (contents and modes)
 same_tree() {
 	diff -r "$1" "$2" >/dev/null
 }
-writable() { ! btrfs_ro "$1"; }
 
 test_expect_success 'setup: a service A -> B, a full then an incremental run' '
 	btrfs_fs a && btrfs_fs b &&
@@ -61,7 +54,7 @@ test_expect_success 'local reverse: B (written in a failover) is the source' '
 	prop_is r source "btrfs:$B/dst" &&
 	prop_is r dest "btrfs:$A/src" &&
 	log_has r "reversed: source .btrfs:.*dst., destination .btrfs:.*src." &&
-	writable "$B/dst" && btrfs_ro "$A/src" &&
+	btrfs_rw "$B/dst" && btrfs_ro "$A/src" &&
 	same_tree "$A/src" "$B/dst" &&
 	test "$(cat "$A/src/fo")" = failover &&
 	test -z "$(btrfs_field "$A/src" "Received UUID" | grep -v "^-$")" &&
@@ -88,14 +81,14 @@ test_expect_success 'an old source written since is refused, nothing changes' '
 	cat err &&
 	test_grep "changed since .*first: .late.*--force rolls it back" err &&
 	prop_is r source "btrfs:$B/dst" &&
-	writable "$B/dst" && btrfs_ro "$A/src" &&
+	btrfs_rw "$B/dst" && btrfs_ro "$A/src" &&
 	test_path_is_missing "$A/src/late"
 '
 
 test_expect_success '--force rolls the old source back and reverses' '
 	autosync reverse --force r &&
 	prop_is r source "btrfs:$A/src" &&
-	writable "$A/src" && btrfs_ro "$B/dst" &&
+	btrfs_rw "$A/src" && btrfs_ro "$B/dst" &&
 	test_path_is_missing "$B/dst/late" &&
 	same_tree "$A/src" "$B/dst" &&
 	echo three >>"$A/src/f" &&
@@ -107,7 +100,7 @@ test_expect_success '--force rolls the old source back and reverses' '
 test_expect_success 'reverse back: incremental again' '
 	autosync reverse r &&
 	prop_is r source "btrfs:$B/dst" &&
-	writable "$B/dst" && btrfs_ro "$A/src" &&
+	btrfs_rw "$B/dst" && btrfs_ro "$A/src" &&
 	echo four >>"$B/dst/f" &&
 	autosync run r &&
 	sent_below r $MIB &&
@@ -120,7 +113,7 @@ test_expect_success 'a publish that fails undoes the reverse: nothing changed' '
 		autosync reverse r 2>err &&
 	cat err &&
 	prop_is r source "btrfs:$B/dst" &&
-	writable "$B/dst" && btrfs_ro "$A/src" &&
+	btrfs_rw "$B/dst" && btrfs_ro "$A/src" &&
 	ls -a "$A/.autosync-snapshots/src" "$B/.autosync-snapshots/dst" >after &&
 	test_cmp before after &&
 	test_path_is_missing "$A/.src.autosync-new" &&
@@ -177,13 +170,13 @@ test_expect_success 'push over tcp: reverse makes it a pull, and back' '
 	autosync set p trust=127.0.0.1 &&
 	net_deadline 60 autosync reverse p &&
 	prop_is p source "$U/np" && prop_is p dest "btrfs:$A/np" &&
-	writable "$B/np" && btrfs_ro "$A/np" && same_tree "$A/np" "$B/np" &&
+	btrfs_rw "$B/np" && btrfs_ro "$A/np" && same_tree "$A/np" "$B/np" &&
 	echo b >>"$B/np/f" &&
 	net_deadline 60 autosync run p && sent_below p $MIB &&
 	same_tree "$A/np" "$B/np" &&
 	net_deadline 60 autosync reverse p &&
 	prop_is p source "btrfs:$A/np" && prop_is p dest "$U/np" &&
-	writable "$A/np" && btrfs_ro "$B/np" &&
+	btrfs_rw "$A/np" && btrfs_ro "$B/np" &&
 	echo c >>"$A/np/f" &&
 	net_deadline 60 autosync run p && sent_below p $MIB &&
 	same_tree "$A/np" "$B/np"
@@ -194,7 +187,7 @@ test_expect_success 'push over tcp: a server view written since is refused' '
 	echo w >"$B/np/w" &&
 	test_expect_code 20 net_deadline 60 autosync reverse p 2>err &&
 	cat err && test_grep "needs it as received" err &&
-	prop_is p source "btrfs:$A/np" && writable "$A/np" &&
+	prop_is p source "btrfs:$A/np" && btrfs_rw "$A/np" &&
 	test "$(autosync_snaps "$B/.autosync-snapshots/np" | wc -l)" = 1 &&
 	test "$(autosync_snaps "$A/.autosync-snapshots/np" | wc -l)" = 1
 '
@@ -214,7 +207,7 @@ test_expect_success 'pull over tcp: the server written since is refused, then fo
 	test -f "$B/nq/late" &&
 	net_deadline 60 autosync reverse --force q &&
 	prop_is q source "btrfs:$A/nq" && prop_is q dest "$U/nq" &&
-	writable "$A/nq" && btrfs_ro "$B/nq" &&
+	btrfs_rw "$A/nq" && btrfs_ro "$B/nq" &&
 	test_path_is_missing "$B/nq/late" && same_tree "$B/nq" "$A/nq" &&
 	echo d >"$A/nq/d" &&
 	net_deadline 60 autosync run q && sent_below q $MIB &&
@@ -235,7 +228,7 @@ test_expect_success 'untrusted (21) and read-only (14) clients: nothing changes'
 	autosync set u key_file="$TRASH_DIRECTORY/keys3/psk.key" &&
 	test_expect_code 14 net_deadline 60 autosync reverse u 2>err &&
 	cat err &&
-	prop_is u source "$U/nu" && btrfs_ro "$A/nu" && writable "$B/nu" &&
+	prop_is u source "$U/nu" && btrfs_ro "$A/nu" && btrfs_rw "$B/nu" &&
 	ls -a "$A/.autosync-snapshots/nu" "$B/.autosync-snapshots/nu" >after &&
 	test_cmp before after
 '
@@ -252,13 +245,13 @@ test_expect_success SSHD 'pull over ssh: reverse makes it a push, and back' '
 	net_deadline 60 autosync reverse s &&
 	prop_is s source "btrfs:$A/ns" &&
 	prop_is s dest "$SSH_URL_BASE/btrfs:$B/ns" &&
-	writable "$A/ns" && btrfs_ro "$B/ns" &&
+	btrfs_rw "$A/ns" && btrfs_ro "$B/ns" &&
 	echo e >"$A/ns/e" &&
 	net_deadline 60 autosync run s && sent_below s 100000 &&
 	same_tree "$B/ns" "$A/ns" &&
 	net_deadline 60 autosync reverse s &&
 	prop_is s source "$SSH_URL_BASE/btrfs:$B/ns" &&
-	writable "$B/ns" && btrfs_ro "$A/ns" &&
+	btrfs_rw "$B/ns" && btrfs_ro "$A/ns" &&
 	echo f >"$B/ns/f" &&
 	net_deadline 60 autosync run s && sent_below s 100000 &&
 	same_tree "$B/ns" "$A/ns"
