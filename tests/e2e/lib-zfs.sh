@@ -131,14 +131,18 @@ zfs_teardown_() {
 	zfs_stop_daemon_
 }
 
-# Chain our teardown before test-lib's exit handler (pools first, then
-# the daemon, then test-lib's processes and mounts).
-eval "$(declare -f test_at_exit_ | sed '1s/test_at_exit_/zfs_lib_at_exit_/')"
-test_at_exit_() {
-	local code=$?
+# Chain our teardown before test-lib's cleanup (pools first, then the
+# daemon, then test-lib's processes and mounts).  The cleanup, not the
+# exit handler: test_done runs it before it checks that nothing is left
+# mounted below the trash directory, and the pools' mounts are there (a
+# teardown at exit came after that check, so every trash was kept).
+# The exit handler runs the cleanup again: a second teardown finds no
+# pool and no daemon of ours.
+eval "$(declare -f test_cleanup_all_ |
+	sed '1s/test_cleanup_all_/zfs_lib_cleanup_all_/')"
+test_cleanup_all_() {
 	zfs_teardown_
-	(exit "$code")
-	zfs_lib_at_exit_
+	zfs_lib_cleanup_all_
 }
 
 # autosync with the logging shim first on PATH.
