@@ -191,7 +191,10 @@ int	dir_receive_narrow(const char *dest, int in_fd, int flags, int narrow,
  * what it has staged durable every DIR_CKPT_BYTES of stream (not more
  * often than once a second, $AUTOSYNC_DIR_CHECKPOINT_MS for tests, unless
  * DIR_CKPT_MAX_BYTES went by): one syncfs, then DEST/.autosync/partial
- * names the snapshot, its base and the position.  A receive that is cut
+ * names the snapshot, its base and the position; those two in a thread
+ * while the stream goes on, one at a time, so a cut loses at most two
+ * intervals (the one on its way to disk and the one being received):
+ * 2 x DIR_CKPT_MAX_BYTES = 64 MiB at most.  A receive that is cut
  * (killed, a truncated stream, a lost connection) keeps it; recovery
  * keeps the stage; any other receive, or a commit, forgets it.
  *
@@ -203,7 +206,7 @@ int	dir_receive_narrow(const char *dest, int in_fd, int flags, int narrow,
  * PATCH from its start), followed by the rest.
  */
 #define DIR_CKPT_BYTES		(16u << 20)
-#define DIR_CKPT_MAX_BYTES	(64u << 20)
+#define DIR_CKPT_MAX_BYTES	(32u << 20)
 #define DIR_POS(entry, block)	(((uint64_t)(entry) << 32) | (uint32_t)(block))
 #define DIR_POS_ENTRY(pos)	((pos) >> 32)
 #define DIR_POS_BLOCK(pos)	((pos) & 0xffffffffu)

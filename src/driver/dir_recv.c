@@ -36,6 +36,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,8 @@ struct rs {
 	uint64_t	 ckpt_at;	/* stream bytes at the last checkpoint */
 	int64_t		 ckpt_ns;	/* ... and when */
 	int		 ckpt_made;	/* this receive wrote a partial */
+	int		 plog_cut;	/* partial.log cut to plog_len */
+	struct dckpt	*ck;		/* a checkpoint on its way to disk */
 	/* while replaying: where the last ENTRY starts (log, chain, ops) */
 	uint64_t	 c_log_off;
 	uint64_t	 c_chain;
@@ -1911,21 +1914,83 @@ log_kept(struct rs *s)
 }
 
 /*
+ * A checkpoint on its way to disk: the syncfs and the partial file are
+ * done by a thread while the stream goes on (as vol.c's struct ckpt), so
+ * the receive does not stop at each checkpoint and the disk writes what
+ * was received while the next records are staged.  Everything the
+ * partial names was written before the thread called syncfs, so it is
+ * durable before the partial says so.
+ */
+struct dckpt {
+	pthread_t	 tid;
+	struct rcv	*r;
+	char		 text[256];
+	size_t		 len;
+	int		 rc;
+	struct as_err	 err;
+};
+
+static void *
+dckpt_main(void *arg)
+{
+	struct dckpt *c = arg;
+
+	c->rc = -1;
+	if (syncfs(c->r->destfd) == -1) {
+		as_err_sys(&c->err, errno, "sync '%s'", c->r->dest);
+		return NULL;
+	}
+	if (rcv_write_atomic(c->r, RCV_PARTIAL, c->text, c->len, NULL,
+	    &c->err) == -1)
+		return NULL;
+	c->rc = 0;
+	return NULL;
+}
+
+/*
+ * Wait for the checkpoint in flight, if any: 0, or -1 with its error in
+ * err (when err is not NULL: a caller that already failed keeps its own).
+ */
+static int
+ckpt_join(struct rs *s, struct as_err *err)
+{
+	struct dckpt *c = s->ck;
+	int rc;
+
+	if (c == NULL)
+		return 0;
+	pthread_join(c->tid, NULL);
+	rc = c->rc;
+	if (rc == 0)
+		s->ckpt_made = 1;
+	else if (err != NULL)
+		*err = c->err;
+	free(c);
+	s->ck = NULL;
+	return rc;
+}
+
+/*
  * Make what was received durable and say where it ends: the log since
  * the last checkpoint, one syncfs (the staged objects, the spool, the
- * log), then the partial file, atomically.
+ * log), then the partial file, atomically; the last two in a thread
+ * (struct dckpt).  One is in flight at a time: the next waits for it,
+ * and only when the disk is more than an interval behind, so a cut loses
+ * at most two intervals (the one in flight and the one being filled).
  */
 static int
 checkpoint(struct rs *s, uint64_t bytes, struct as_err *err)
 {
 	struct rcv *r = R(s);
 	const struct rop *o;
-	char text[256];
+	struct dckpt *c;
 	uint64_t blk = 0;
-	int n;
+	int n, e;
 
 	if (r->nops == 0 || s->cur < 0 || !s->staging)
 		return 0;
+	if (ckpt_join(s, err) == -1)
+		return -1;
 	o = &r->ops[s->cur];
 	if (o->op == AS_OP_CREATE && S_ISREG(o->mode) && r->block_size != 0)
 		blk = s->curend / r->block_size;
@@ -1940,25 +2005,34 @@ checkpoint(struct rs *s, uint64_t bytes, struct as_err *err)
 	    0600)) == -1)
 		return as_err_sys(err, errno, "create '%s/%s/%s'", r->dest,
 		    AS_PRIVATE_DIR, RCV_PARTIAL_LOG);
+	/* a longer log left by an earlier leg is of no use */
+	if (!s->plog_cut) {
+		if (ftruncate(s->plogfd, (off_t)s->plog_len) == -1)
+			return as_err_sys(err, errno, "truncate '%s/%s/%s'",
+			    r->dest, AS_PRIVATE_DIR, RCV_PARTIAL_LOG);
+		s->plog_cut = 1;
+	}
 	if (s->plog.len > 0 && io_pwrite_full(s->plogfd, s->plog.data,
 	    s->plog.len, (off_t)s->plog_len) == -1)
 		return as_err_sys(err, errno, "write '%s/%s/%s'", r->dest,
 		    AS_PRIVATE_DIR, RCV_PARTIAL_LOG);
 	s->plog_len += s->plog.len;
 	buf_reset(&s->plog);
-	if (syncfs(r->destfd) == -1)
-		return as_err_sys(err, errno, "sync '%s'", r->dest);
-	n = snprintf(text, sizeof(text), "autosync-partial 1\nguid %016llx\n"
-	    "base %016llx\nposition %llu\nlog %llu\nbytes %llu\n",
-	    (unsigned long long)r->guid, (unsigned long long)r->base_guid,
+	c = xcalloc(1, sizeof(*c));
+	c->r = r;
+	n = snprintf(c->text, sizeof(c->text), "autosync-partial 1\n"
+	    "guid %016llx\nbase %016llx\nposition %llu\nlog %llu\n"
+	    "bytes %llu\n", (unsigned long long)r->guid,
+	    (unsigned long long)r->base_guid,
 	    (unsigned long long)DIR_POS(r->nops, blk),
 	    (unsigned long long)s->plog_len, (unsigned long long)bytes);
-	if (rcv_write_atomic(r, RCV_PARTIAL, text, (size_t)n, NULL, err) ==
-	    -1)
-		return -1;
-	/* a longer log left by an earlier leg is of no use */
-	(void)ftruncate(s->plogfd, (off_t)s->plog_len);
-	s->ckpt_made = 1;
+	c->len = (size_t)n;
+	if ((e = pthread_create(&c->tid, NULL, dckpt_main, c)) != 0) {
+		free(c);
+		return as_err_sys(err, e, "start a checkpoint of '%s'",
+		    r->dest);
+	}
+	s->ck = c;
 	return 0;
 }
 
@@ -2358,6 +2432,11 @@ dir_receive_opts(const char *dest, int in_fd, int flags,
 		s.fail_in_read = 1;
 		goto fail;
 	}
+	/* the last checkpoint: its failure is one of the read */
+	if (ckpt_join(&s, err) == -1) {
+		s.fail_in_read = 1;
+		goto fail;
+	}
 	if (s.cont) {
 		as_err_set(err, AS_E_MALFORMED, 0, "the resumed stream ends "
 		    "before it continues the interrupted one");
@@ -2394,6 +2473,8 @@ dir_receive_opts(const char *dest, int in_fd, int flags,
 	rc = 0;
 	goto out;
 fail:
+	/* before the stage is judged: a partial may still be on its way */
+	(void)ckpt_join(&s, NULL);
 	if (s.curfd != -1) {
 		close(s.curfd);
 		s.curfd = -1;
@@ -2407,6 +2488,7 @@ fail:
 		(void)rcv_discard_stage(&s.r, NULL);
 	}
 out:
+	(void)ckpt_join(&s, NULL);
 	if (s.curfd != -1)
 		close(s.curfd);
 	close_fd_if(&s.plogfd);
