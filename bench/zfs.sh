@@ -30,9 +30,15 @@ dir=${BENCH_DIR:-/var/tmp/autosync-bench}/zfs
 pa=bench_$$_a
 pb=bench_$$_b
 started=
+spid= ppid_= sshd_pid=
 
 cleanup() {
 	local p i
+	# a round that failed exits with its servers still running
+	for p in "$spid" "$ppid_" "$sshd_pid"; do
+		test -n "$p" || continue
+		kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
 	for p in "$pa" "$pb"; do
 		for i in $(seq 10); do
 			zpool list "$p" >/dev/null 2>&1 || break
@@ -279,6 +285,7 @@ if test "$REMOTE" = 1; then
 	done
 	kill -TERM "$spid" 2>/dev/null
 	wait "$spid" 2>/dev/null
+	spid=
 fi
 
 # Pull (REMOTE=1): "autosync sync tcp://127.0.0.1:PORT/zfs:A/srcw
@@ -404,9 +411,11 @@ if test "$REMOTE" = 1; then
 	done
 	kill -TERM "$ppid_" 2>/dev/null
 	wait "$ppid_" 2>/dev/null
+	ppid_=
 	if test -n "$sshd_pid"; then
 		kill -TERM "$sshd_pid" 2>/dev/null
 		wait "$sshd_pid" 2>/dev/null
+		sshd_pid=
 	fi
 fi
 
