@@ -52,8 +52,13 @@ B=$W/b
 export AUTOSYNC_STATE_DIR=$W/state
 mkdir -p "$AUTOSYNC_STATE_DIR" "$A" "$B"
 
+spid= sshd_pid=
 cleanup() {
 	cd / || :
+	# a failed round leaves its servers running
+	for p in "$spid" "$sshd_pid"; do
+		test -n "$p" && kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
 	for m in "$A" "$B"; do
 		mountpoint -q "$m" && umount "$m"
 	done
@@ -302,6 +307,91 @@ print("%.3f %.3f" % (tp, tc)) if r.returncode == 0 else print("FAIL FAIL")' "$s"
 	done
 	kill -TERM "$spid" 2>/dev/null
 	wait "$spid" 2>/dev/null
+	spid=
+fi
+
+# Over ssh (SSH=1, the default, with REMOTE=1): a full push through a
+# real sshd on 127.0.0.1 (throwaway keys, started here), raw
+# `btrfs send S | ssh 127.0.0.1 btrfs receive B/sshraw` against
+# `autosync sync btrfs:A/src ssh://127.0.0.1/btrfs:B/sshas` (the remote
+# end is `autosync serve --stdio`), both through the same ssh wrapper
+# (same cipher); autosync's whole run is timed, the raw snapshot is not.
+SSH=${SSH:-1}
+ssh_raw=() ssh_as=() ssh_c=()
+if test "$REMOTE" = 1 && test "$SSH" = 1 && test -x /usr/sbin/sshd; then
+	mkdir -p "$W/ssh" /run/sshd && chmod 700 "$W/ssh"
+	ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/host" &&
+	ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/user" &&
+	{ printf 'environment="PATH=%s" ' "$PATH"; cat "$W/ssh/user.pub"; } \
+	    >"$W/ssh/authorized_keys"
+	sshport=$(( ${sport:-40000} + 2 ))
+	cat >"$W/ssh/sshd_config" <<-EOF
+	Port $sshport
+	ListenAddress 127.0.0.1
+	HostKey $W/ssh/host
+	AuthorizedKeysFile $W/ssh/authorized_keys
+	PermitRootLogin prohibit-password
+	StrictModes no
+	UsePAM no
+	PasswordAuthentication no
+	KbdInteractiveAuthentication no
+	PermitUserEnvironment yes
+	PrintMotd no
+	SetEnv AUTOSYNC_STATE_DIR=$W/state-ssh
+	EOF
+	/usr/sbin/sshd -D -e -f "$W/ssh/sshd_config" 2>"$W/ssh/log" &
+	sshd_pid=$!
+	cat >"$W/ssh/ssh" <<-EOF
+	#!/bin/sh
+	exec ssh -i $W/ssh/user -p $sshport -o StrictHostKeyChecking=no \
+	    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes "\$@"
+	EOF
+	chmod +x "$W/ssh/ssh"
+	for _ in $(seq 50); do
+		"$W/ssh/ssh" 127.0.0.1 true 2>/dev/null && break
+		sleep 0.2
+	done
+	mkdir -p "$B/sshraw"
+	ssh_raw_run() {	# prints seconds
+		local s=$A/raw-snaps/s$1
+		btrfs subvolume snapshot -r "$A/src" "$s" >/dev/null || return 1
+		local tp tc
+		tp=$(seconds sh -c 'btrfs send -q "$1" | "$2" 127.0.0.1 btrfs receive -q "$3"' \
+		    sh "$s" "$W/ssh/ssh" "$B/sshraw")
+		tc=$(NOSYNC=1 seconds btrfs filesystem sync "$B/sshraw")
+		echo "$tp $(sum "$tp" "$tc")"
+	}
+	ssh_as_run() {
+		AUTOSYNC_SSH=$W/ssh/ssh AUTOSYNC_REMOTE=$AUTOSYNC seconds \
+		    "$AUTOSYNC" sync "btrfs:$A/src" "ssh://127.0.0.1/btrfs:$B/sshas"
+	}
+	if "$W/ssh/ssh" 127.0.0.1 true; then
+		for r in $(seq "$N"); do
+			del_all "$B/sshraw"; del_all "$A/raw-snaps"
+			test -d "$B/sshas" && btrfs subvolume delete "$B/sshas" >/dev/null
+			del_all "$B/.autosync-snapshots/sshas" 2>/dev/null
+			del_all "$A/.autosync-snapshots/src" 2>/dev/null
+			rm -rf "$B/.autosync-snapshots/sshas" "$A/.autosync-snapshots"
+			rm -rf "$AUTOSYNC_STATE_DIR"/* "$W/state-ssh"
+			btrfs subvolume sync "$A" >/dev/null; btrfs subvolume sync "$B" >/dev/null
+			if test $((r % 2)) = 1; then
+				t2=$(ssh_raw_run "$r"); t_as=$(ssh_as_run)
+			else
+				t_as=$(ssh_as_run); t2=$(ssh_raw_run "$r")
+			fi
+			t_raw=${t2% *} t_rawc=${t2#* }
+			s=$(ls -1 "$A/.autosync-snapshots/src" | grep '^autosync_' | tail -n 1)
+			diff -r "$A/.autosync-snapshots/src/$s" "$B/sshas" >/dev/null ||
+				{ echo "WRONG RESULT: $B/sshas differs from $s"; t_as=FAIL; }
+			echo "round $r ssh push full: raw ssh pipe $t_raw s (+ commit $t_rawc s), autosync $t_as s"
+			ssh_raw+=("$t_raw") ssh_as+=("$t_as") ssh_c+=("$t_rawc")
+		done
+	else
+		echo "ssh: cannot log in to the sshd started here; skipped"
+	fi
+	kill -TERM "$sshd_pid" 2>/dev/null
+	wait "$sshd_pid" 2>/dev/null
+	sshd_pid=
 fi
 
 fr=$(printf '%s\n' "${full_raw[@]}" | best)
@@ -340,4 +430,13 @@ if test "${#net_raw[@]}" -gt 0; then
 	echo "| scenario | raw btrfs send \\| nc \\| btrfs receive s | + commit s | autosync tcp push: stream s | autosync whole run s | ratio to raw | ratio to raw + commit |"
 	echo "|---|---:|---:|---:|---:|---:|---:|"
 	echo "| full, $SIZE_MB MiB over tcp | $nr | $nc_ | $nx | $na | $(ratio "$na" "$nr") | $(ratio "$na" "$nc_") |"
+fi
+if test "${#ssh_raw[@]}" -gt 0; then
+	sr=$(printf '%s\n' "${ssh_raw[@]}" | best)
+	sa=$(printf '%s\n' "${ssh_as[@]}" | best)
+	sc=$(printf '%s\n' "${ssh_c[@]}" | best)
+	echo
+	echo "| scenario | raw btrfs send \\| ssh btrfs receive s | + commit s | autosync ssh push, whole run s | ratio to raw | ratio to raw + commit |"
+	echo "|---|---:|---:|---:|---:|---:|"
+	echo "| full, $SIZE_MB MiB over ssh | $sr | $sc | $sa | $(ratio "$sa" "$sr") | $(ratio "$sa" "$sc") |"
 fi

@@ -69,7 +69,9 @@ if ! timeout 10 zpool list >/dev/null 2>&1; then
 		sleep 0.1
 	done
 fi
-size=$(( (MB * 5 + 512) ))M
+# up to 8 copies of the data land in pool B (raw and wrapped, local,
+# tcp push, tcp pull, ssh pull); the images are sparse
+size=$(( (MB * 10 + 512) ))M
 truncate -s "$size" "$dir/a.img" "$dir/b.img"
 zpool create -m "$dir/ma" "$pa" "$dir/a.img" 2>/dev/null || exit 1
 zpool create -m "$dir/mb" "$pb" "$dir/b.img" 2>/dev/null || exit 1
