@@ -1642,12 +1642,54 @@ zfs_receive_start(struct zfs_proc *p, const char *ds, int flags, int in_fd,
 	return zfs_proc_start(p, what, argv, in_fd, -1, err);
 }
 
+/*
+ * canmount=noauto and readonly=on on ds by two `zfs set` at once: a zfs
+ * without `receive -o` (zfs-fuse) takes one property per `set`, and each
+ * command is a round trip to the daemon (about 30 ms on zfs-fuse), which
+ * after a full receive was most of what a wrapped transfer costs over
+ * the raw pipe.  The two properties are independent, so the order in
+ * which they land does not matter; the first failure is reported.
+ */
+static int
+set_policy(const char *ds, struct as_err *err)
+{
+	static const char *const pv[2] = { "canmount=noauto", "readonly=on" };
+	const char *argv[2][5];
+	char what[2][ZFS_NAME_MAX + 64];
+	struct zfs_proc p[2];
+	struct as_err e;
+	int k, started = 0, rc = 0;
+
+	for (k = 0; k < 2; k++) {
+		argv[k][0] = "zfs";
+		argv[k][1] = "set";
+		argv[k][2] = pv[k];
+		argv[k][3] = ds;
+		argv[k][4] = NULL;
+		snprintf(what[k], sizeof(what[k]), "set %s on '%s'", pv[k], ds);
+		if (zfs_proc_start(&p[k], what[k], argv[k], -1, -1, err) ==
+		    -1) {
+			rc = -1;
+			break;
+		}
+		started++;
+	}
+	for (k = 0; k < started; k++) {
+		as_err_clear(&e);
+		if (zfs_proc_finish(&p[k], &e) == -1 && rc == 0) {
+			if (err != NULL)
+				*err = e;
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
 int
 zfs_receive_policy(const char *ds, int known, struct as_err *err)
 {
 	if (known)
-		return zfs_set(ds, "canmount", "noauto", err) == -1 ||
-		    zfs_set(ds, "readonly", "on", err) == -1 ? -1 : 0;
+		return set_policy(ds, err);
 	if (ensure(ds, "canmount", "noauto", err) == -1 ||
 	    ensure(ds, "readonly", "on", err) == -1)
 		return -1;
