@@ -288,10 +288,10 @@ int	zfs_receive_start(struct zfs_proc *p, const char *ds, int flags,
 /*
  * After a receive: canmount=noauto and readonly=on on ds (set only
  * where different; known: 1 when the caller knows both differ, so no
- * zfs get is needed, and the two `zfs set` run at once), so that neither
- * a reboot nor `zfs mount -a` mounts
- * the replica and nothing writes to it (which would make the next
- * incremental refuse: "destination has been modified").
+ * zfs get is needed, and the two `zfs set` run at once), so that
+ * neither a reboot nor `zfs mount -a` mounts the replica and nothing
+ * writes to it (which would make the next incremental refuse:
+ * "destination has been modified").
  */
 int	zfs_receive_policy(const char *ds, int known, struct as_err *err);
 
