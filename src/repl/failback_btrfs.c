@@ -1165,7 +1165,9 @@ failback_btrfs_tree_decode(const void *p, size_t len, int with_s0,
 
 	*out = NULL;
 	*nout = 0;
-	if (len > FAILBACK_BTRFS_TREE_MAX || memchr(text, '\0', len) != NULL ||
+	if (len == 0 && !with_s0)
+		return 0;	/* no nested subvolume */
+	if (len == 0 || len > FAILBACK_BTRFS_TREE_MAX || memchr(text, '\0', len) != NULL ||
 	    (len > 0 && text[len - 1] != '\n'))
 		goto bad;
 	if (with_s0) {

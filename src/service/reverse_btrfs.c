@@ -38,13 +38,13 @@ reverse_is_btrfs(const struct endpoint *se, const struct endpoint *de)
  * flag, before it does anything: say what that means.
  */
 static void
-old_server(const struct endpoint *ep, int tree, struct as_err *err)
+old_server(int tree, struct as_err *err)
 {
 	if (tree && err->code == AS_E_UNSUPPORTED &&
 	    strstr(err->msg, "unknown request flags") != NULL)
-		as_err_prefix(err, "'%s': the server cannot reverse btrfs "
+		as_err_prefix(err, "the server cannot reverse btrfs "
 		    "subvolumes with nested ones (an older autosync: upgrade "
-		    "it)", ep->spec);
+		    "it)");
 }
 
 /*
@@ -88,7 +88,7 @@ reverse_push(const char *a, const struct endpoint *de,
 	    err) == -1 || (tree ? failback_btrfs_tree_decode(in.data, in.len,
 	    1, &s0, &theirs, &ntheirs, err) : failback_btrfs_base_decode(
 	    in.data, in.len, &s0, err)) == -1) {
-		old_server(de, tree, err);
+		old_server(tree, err);
 		as_err_prefix(err, "make '%s' a source", de->spec);
 		goto out;
 	}
@@ -159,7 +159,7 @@ reverse_pull(const struct endpoint *se, const char *b,
 	id = sync_pull_id("btrfs:", b);
 	if (remote_reverse_dest_blob(r, fr->guid, force, id, out.data,
 	    out.len, &go, &done, err) == -1) {
-		old_server(se, tree, err);
+		old_server(tree, err);
 		goto out;
 	}
 	/* the root's change comes with GO, a tree's with the last RESULT */
