@@ -214,4 +214,55 @@ test_expect_success SSHD 'pull over ssh: a tree reversed (a push) and back' '
 	same_tree "$B/s" "$A/s"
 '
 
+test_expect_success 'a hostile client naming a path outside the tree: refused' '
+	# "autosync serve --stdio" (trusting: an ssh login) behind an "ssh"
+	# that rewrites EVIL_FROM into EVIL_TO (as long) in the DATA frames
+	# the client sends: its list of nested subvolumes.  Frames: u32 len,
+	# u8 type (DATA 5), payload.
+	cat >evil-ssh <<-\EOF &&
+	#!/usr/bin/python3
+	import os, struct, subprocess, sys
+	frm = os.environ.get("EVIL_FROM", "").encode()
+	to = os.environ.get("EVIL_TO", "").encode()
+	p = subprocess.Popen(["autosync", "serve", "--stdio"],
+	                     stdin=subprocess.PIPE)
+	i, o = sys.stdin.buffer, p.stdin
+	def take(n):
+	    b = b""
+	    while len(b) < n:
+	        c = i.read(n - len(b))
+	        if not c:
+	            o.close()
+	            sys.exit(p.wait())
+	        b += c
+	    return b
+	while True:
+	    n, = struct.unpack("<I", take(4))
+	    f = take(n)
+	    if f[0] == 5 and frm:
+	        f = f.replace(frm, to)
+	    o.write(struct.pack("<I", n) + f)
+	    o.flush()
+	EOF
+	chmod +x evil-ssh &&
+	btrfs subvolume create "$A/h" >/dev/null &&
+	btrfs subvolume create "$A/h/kid" >/dev/null && echo k >"$A/h/kid/k" &&
+	autosync create h --source "btrfs:$A/h" --dest "ssh://evil/btrfs:$B/h" \
+		--every 1d &&
+	AUTOSYNC_SSH=$T/evil-ssh run h &&
+	snapdirs >before &&
+	EVIL_FROM=" kid" EVIL_TO=" ../" AUTOSYNC_SSH=$T/evil-ssh \
+		test_expect_code 14 rev h 2>err &&
+	cat err && test_grep "named the nested subvolume .\.\./.: not a path below the root" err &&
+	prop_is h source "btrfs:$A/h" &&
+	btrfs_ro "$B/h" && btrfs_ro "$B/h/kid" && btrfs_rw "$A/h/kid" &&
+	snapdirs >after && test_cmp before after &&
+	AUTOSYNC_SSH=$T/evil-ssh rev h &&
+	prop_is h source "ssh://evil/btrfs:$B/h" && btrfs_rw "$B/h/kid"
+'
+
+test_expect_success 'no sanitizer report in the server logs' '
+	net_logs_clean
+'
+
 test_done
