@@ -50,6 +50,28 @@ no_nested(const char *path, struct as_err *err)
 }
 
 /*
+ * Between machines S0, a snapshot of B's view, stands for G: the view
+ * (path) must be a snapshot of G_B (gb), not of an older received one
+ * that a run which failed before its publication left on show.
+ */
+static int
+view_of(const char *path, const struct btrfs_snap *gb, struct as_err *err)
+{
+	struct btrfs_subvol sv;
+	int rc = 0;
+
+	memset(&sv, 0, sizeof(sv));
+	if (btrfs_info(path, &sv, err) == -1)
+		return -1;
+	if (strcmp(sv.parent_uuid, gb->uuid) != 0)
+		rc = as_err_set(err, AS_E_CONFLICT, 0, "'%s' does not show its "
+		    "newest received snapshot '%s' (a run failed before it "
+		    "published it): run a final sync first", path, gb->name);
+	btrfs_subvol_release(&sv);
+	return rc;
+}
+
+/*
  * The old source a as a destination: the fields of a btrfs_dest that
  * btrfs_dest_open would fill, but without its clean-up, which would
  * delete a's own snapshots (read-only, no received_uuid) and with them
@@ -591,6 +613,8 @@ check_dest(const char *b, uint64_t guid, int allow_written, int tree,
 		goto out;
 	}
 	n->g = v[nv - 1];
+	if (!allow_written && view_of(b, &n->g, err) == -1)
+		goto out;
 	rc = 0;
 out:
 	free(v);
@@ -787,11 +811,13 @@ out:
 /*
  * B's half: B's newest received snapshot of c->rel is G_B, and its
  * received_uuid is g (A's G of it, named gname in messages; g NULL:
- * any).  src names A's side in messages.
+ * any).  src names A's side in messages.  view: B/REL must show G_B
+ * (between machines, view_of).
  */
 static int
 child_dest(struct fb_child *c, const char *b, const char *bdir,
-    const char *g, const char *gname, const char *src, struct as_err *err)
+    const char *g, const char *gname, const char *src, int view,
+    struct as_err *err)
 {
 	struct btrfs_snap *v = NULL;
 	size_t nv = 0;
@@ -816,7 +842,7 @@ child_dest(struct fb_child *c, const char *b, const char *bdir,
 		goto out;
 	}
 	c->gb = v[nv - 1];
-	rc = 0;
+	rc = view ? view_of(c->b, &c->gb, err) : 0;
 out:
 	free(v);
 	return rc;
@@ -830,7 +856,7 @@ check_child(struct fb_child *c, const char *a, const char *b,
 {
 	if (child_source(c, a, adir, ra, nra, force, res, err) == -1)
 		return -1;
-	return child_dest(c, b, bdir, c->ga.uuid, c->ga.name, c->a, err);
+	return child_dest(c, b, bdir, c->ga.uuid, c->ga.name, c->a, 0, err);
 }
 
 /* Step 2 for a nested subvolume: S0 of B/REL in its directory (pub: NULL). */
@@ -1446,7 +1472,7 @@ failback_btrfs_check_dest_children(struct failback_btrfs_new *n,
 			e = sub_find(v, nv, n->rels[i]);
 		src = xasprintf("%s/%s", other, n->rels[i]);
 		rc = child_dest(&n->kids[i], n->d.path, n->d.dir, e != NULL ?
-		    e->g : NULL, e != NULL ? e->g : NULL, src, err);
+		    e->g : NULL, e != NULL ? e->g : NULL, src, 1, err);
 		free(src);
 	}
 	n->kids_ok = rc == 0;

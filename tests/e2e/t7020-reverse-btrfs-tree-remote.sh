@@ -12,7 +12,8 @@ reverse is one `btrfs send -p` per subvolume (the shim counts the
 client'"'"'s and the server'"'"'s), its bytes against the full send.  A
 written child is refused on either side (exit 20, named, nothing
 changed), then --force rolls it back; a child added since the last sync
-is refused even with --force, one removed until a final sync; a pull
+is refused even with --force, one removed until a final sync, and a
+replica whose last run failed before it was published; a pull
 over ssh reversed and back.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-btrfs.sh"
@@ -188,6 +189,18 @@ test_expect_success 'a child removed from the source: refused until a final sync
 	rev p && prop_is p source "$U/p" && all_rw "$B/p" && all_ro "$A/p" &&
 	echo five >>"$B/p/f" && shimmed run p && sends_p 3 &&
 	same_tree "$A/p" "$B/p"
+'
+
+test_expect_success 'a replica that does not show its newest snapshot: refused' '
+	echo six >>"$B/p/one/f6" &&
+	AUTOSYNC_FAULT=btrfs_view:5 test_expect_code 40 run p 2>err &&
+	snapdirs >before &&
+	test_expect_code 20 rev p 2>err &&
+	cat err && test_grep "does not show its newest received snapshot .*run a final sync first" err &&
+	prop_is p source "$U/p" && all_rw "$B/p" && all_ro "$A/p" &&
+	snapdirs >after && test_cmp before after &&
+	run p && rev p && prop_is p source "btrfs:$A/p" &&
+	same_tree "$A/p" "$B/p" && all_ro "$B/p"
 '
 
 test_expect_success SSHD 'pull over ssh: a tree reversed (a push) and back' '
