@@ -683,8 +683,10 @@ failback_btrfs_promote(struct failback_btrfs_new *n, const char *id,
 /* Both sides here */
 
 /*
- * One nested subvolume of a local reverse of a tree, at REL below both
- * roots (the roots are o's and n's): the same steps as the root's.
+ * One nested subvolume of a reverse of a tree, at REL below both roots
+ * (the roots are o's and n's): the same steps as the root's.  Local:
+ * both halves filled; between machines: this side's (A's: a, adir,
+ * auuid, ga; B's: b, bdir, gb and S0).
  */
 struct fb_child {
 	char		*rel;
@@ -1193,8 +1195,8 @@ failback_btrfs_tree_decode(const void *p, size_t len, int with_s0,
 	*nout = 0;
 	if (len == 0 && !with_s0)
 		return 0;	/* no nested subvolume */
-	if (len == 0 || len > FAILBACK_BTRFS_TREE_MAX || memchr(text, '\0', len) != NULL ||
-	    (len > 0 && text[len - 1] != '\n'))
+	if (len == 0 || len > FAILBACK_BTRFS_TREE_MAX ||
+	    memchr(text, '\0', len) != NULL || text[len - 1] != '\n')
 		goto bad;
 	if (with_s0) {
 		if ((nl = memchr(text, '\n', len)) == NULL)
