@@ -119,9 +119,9 @@ static const char usage_reverse[] =
 "a push becomes a pull and the reverse), two volumes (vol:, local or one\n"
 "of them remote; the old source is read whole to check it), or two local\n"
 "zfs: datasets (the first run is made at once; if it fails, the reverse\n"
-"is undone), or two btrfs: subvolumes without nested ones, local or one\n"
-"of them remote (the old source becomes a read-only replica of what the\n"
-"destination holds).\n";
+"is undone), or two btrfs: subvolumes with the ones nested in them, local\n"
+"or one of them remote (the old source becomes a read-only replica of\n"
+"what the destination holds).\n";
 
 static const char usage_mount[] =
 "usage: autosync mount-destination NAME [PATH]\n"

@@ -18,14 +18,18 @@
 #include "base/xmalloc.h"
 #include "driver/btrfs.h"
 #include "repl/failback_btrfs.h"
+#include "repl/sync.h"
 #include "repl/sync_btrfs_int.h"
 #include "base/banned.h"
 
 #define DESTS_FILE	"dests"
 
+static void	children_free(struct fb_child *c, size_t n, const char *name);
+
 /*
- * Nested subvolumes are reversed where both sides are local only (the
- * REVERSE exchange carries one S0): name the first one.
+ * A reverse of one subvolume (the other side's has no nested ones: a
+ * client sends REQ_F_SUBVOLS for a tree) where path has some: the trees
+ * differ, and reversing would drop or keep what the other side has not.
  */
 static int
 no_nested(const char *path, struct as_err *err)
@@ -37,11 +41,33 @@ no_nested(const char *path, struct as_err *err)
 	if (btrfs_nested(path, &rels, &n, err) == -1)
 		return as_err_prefix(err, "nested subvolumes of '%s'", path);
 	if (n > 0)
-		rc = as_err_set(err, AS_E_UNSUPPORTED, 0, "'%s' has nested "
-		    "subvolumes ('%s'...): a reverse over the network takes one "
-		    "btrfs subvolume in this version (both sides local: a "
-		    "tree)", path, rels[0]);
+		rc = as_err_set(err, AS_E_CONFLICT, 0, "'%s' has nested "
+		    "subvolumes ('%s'...) and the other side none: run a final "
+		    "sync of the tree first (not -N), or move them out of "
+		    "'%s'", path, rels[0], path);
 	btrfs_rels_free(rels, n);
+	return rc;
+}
+
+/*
+ * Between machines S0, a snapshot of B's view, stands for G: the view
+ * (path) must be a snapshot of G_B (gb), not of an older received one
+ * that a run which failed before its publication left on show.
+ */
+static int
+view_of(const char *path, const struct btrfs_snap *gb, struct as_err *err)
+{
+	struct btrfs_subvol sv;
+	int rc = 0;
+
+	memset(&sv, 0, sizeof(sv));
+	if (btrfs_info(path, &sv, err) == -1)
+		return -1;
+	if (strcmp(sv.parent_uuid, gb->uuid) != 0)
+		rc = as_err_set(err, AS_E_CONFLICT, 0, "'%s' does not show its "
+		    "newest received snapshot '%s' (a run failed before it "
+		    "published it): run a final sync first", path, gb->name);
+	btrfs_subvol_release(&sv);
 	return rc;
 }
 
@@ -374,6 +400,8 @@ failback_btrfs_old_release(struct failback_btrfs_old *o)
 {
 	if (o->lock_fd != -1)
 		close(o->lock_fd);
+	children_free(o->kids, o->nrels, NULL);
+	btrfs_rels_free(o->rels, o->nrels);
 	free(o->path);
 	free(o->dir);
 	memset(o, 0, sizeof(*o));
@@ -530,6 +558,8 @@ out:
 void
 failback_btrfs_new_release(struct failback_btrfs_new *n)
 {
+	children_free(n->kids, n->nrels, n->s0name);
+	btrfs_rels_free(n->rels, n->nrels);
 	if (n->s0)
 		undo(n->d.dir, n->s0name);
 	btrfs_dest_release(&n->d);
@@ -583,6 +613,8 @@ check_dest(const char *b, uint64_t guid, int allow_written, int tree,
 		goto out;
 	}
 	n->g = v[nv - 1];
+	if (!allow_written && view_of(b, &n->g, err) == -1)
+		goto out;
 	rc = 0;
 out:
 	free(v);
@@ -651,10 +683,12 @@ failback_btrfs_promote(struct failback_btrfs_new *n, const char *id,
 /* Both sides here */
 
 /*
- * One nested subvolume of a local reverse of a tree, at REL below both
- * roots (the roots are o's and n's): the same steps as the root's.
+ * One nested subvolume of a reverse of a tree, at REL below both roots
+ * (the roots are o's and n's): the same steps as the root's.  Local:
+ * both halves filled; between machines: this side's (A's: a, adir,
+ * auuid, ga; B's: b, bdir, gb and S0).
  */
-struct child {
+struct fb_child {
 	char		*rel;
 	char		*a;		/* A/REL */
 	char		*b;		/* B/REL */
@@ -670,7 +704,7 @@ struct child {
 };
 
 static void
-children_free(struct child *c, size_t n, const char *name)
+children_free(struct fb_child *c, size_t n, const char *name)
 {
 	size_t i;
 
@@ -729,14 +763,14 @@ tree_match(const char *a, const char *b, char *const *ra, size_t nra,
 }
 
 /*
- * Step 1 for the nested subvolume c->rel: A's newest snapshot of it is
- * G_A, B's newest received one carries its UUID, and A/REL was not
- * written since G_A (the subvolumes nested in it, in ra, left out).
+ * Step 1 for the nested subvolume c->rel, A's half: A's newest snapshot
+ * of it is G_A, and A/REL was not written since G_A (the subvolumes
+ * nested in it, in ra, left out).
  */
 static int
-check_child(struct child *c, const char *a, const char *b,
-    const char *adir, const char *bdir, char *const *ra, size_t nra,
-    int force, struct failback_btrfs_result *res, struct as_err *err)
+child_source(struct fb_child *c, const char *a, const char *adir,
+    char *const *ra, size_t nra, int force,
+    struct failback_btrfs_result *res, struct as_err *err)
 {
 	struct btrfs_subvol sv;
 	struct btrfs_snap *v = NULL;
@@ -747,32 +781,20 @@ check_child(struct child *c, const char *a, const char *b,
 
 	memset(&sv, 0, sizeof(sv));
 	c->a = xasprintf("%s/%s", a, c->rel);
-	c->b = xasprintf("%s/%s", b, c->rel);
 	if ((c->adir = btrfs_snapdir_of(adir, c->rel, err)) == NULL ||
-	    (c->bdir = btrfs_snapdir_of(bdir, c->rel, err)) == NULL ||
 	    btrfs_info(c->a, &sv, err) == -1 ||
 	    btrfs_list_snaps(c->adir, sv.uuid, 0, &v, &nv, err) == -1)
 		goto out;
 	memcpy(c->auuid, sv.uuid, sizeof(c->auuid));
 	if (nv == 0) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'%s' has no snapshot of "
-		    "its own: run a final sync first", c->a);
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' is a nested subvolume "
+		    "with no snapshot yet (made since the last sync, or left "
+		    "out by -N): the other side has not got it, and the "
+		    "reverse would delete it, --force too; sync it first, or "
+		    "move it out of '%s'", c->a, a);
 		goto out;
 	}
 	c->ga = v[nv - 1];
-	free(v);
-	v = NULL;
-	if (btrfs_list_snaps(c->bdir, NULL, 1, &v, &nv, err) == -1)
-		goto out;
-	if (nv == 0 || strcmp(v[nv - 1].received_uuid, c->ga.uuid) != 0) {
-		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds %s%s%s, but the "
-		    "newest snapshot of its source '%s' is '%s': run a final "
-		    "sync first, or what only the source has is lost", c->b,
-		    nv > 0 ? "'" : "", nv > 0 ? v[nv - 1].name :
-		    "no snapshot", nv > 0 ? "'" : "", c->a, c->ga.name);
-		goto out;
-	}
-	c->gb = v[nv - 1];
 	sub = xcalloc(nra + 1, sizeof(*sub));
 	sk.rels = sub;
 	sk.n = 0;
@@ -788,9 +810,60 @@ out:
 	return rc;
 }
 
-/* Step 2 for a nested subvolume: S0 of B/REL in its directory. */
+/*
+ * B's half: B's newest received snapshot of c->rel is G_B, and its
+ * received_uuid is g (A's G of it, named gname in messages; g NULL:
+ * any).  src names A's side in messages.  view: B/REL must show G_B
+ * (between machines, view_of).
+ */
 static int
-child_base(struct child *c, const char *name, struct btrfs_pub *pub,
+child_dest(struct fb_child *c, const char *b, const char *bdir,
+    const char *g, const char *gname, const char *src, int view,
+    struct as_err *err)
+{
+	struct btrfs_snap *v = NULL;
+	size_t nv = 0;
+	int rc = -1;
+
+	c->b = xasprintf("%s/%s", b, c->rel);
+	if ((c->bdir = btrfs_snapdir_of(bdir, c->rel, err)) == NULL ||
+	    btrfs_list_snaps(c->bdir, NULL, 1, &v, &nv, err) == -1)
+		goto out;
+	if (nv == 0 && g == NULL) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds no snapshot of "
+		    "its source: run a final sync first", c->b);
+		goto out;
+	}
+	if (nv == 0 || (g != NULL && strcmp(v[nv - 1].received_uuid,
+	    g) != 0)) {
+		as_err_set(err, AS_E_CONFLICT, 0, "'%s' holds %s%s%s, but the "
+		    "newest snapshot of its source '%s' is '%s': run a final "
+		    "sync first, or what only the source has is lost", c->b,
+		    nv > 0 ? "'" : "", nv > 0 ? v[nv - 1].name :
+		    "no snapshot", nv > 0 ? "'" : "", src, gname);
+		goto out;
+	}
+	c->gb = v[nv - 1];
+	rc = view ? view_of(c->b, &c->gb, err) : 0;
+out:
+	free(v);
+	return rc;
+}
+
+/* Step 1 for the nested subvolume c->rel, both halves (both local). */
+static int
+check_child(struct fb_child *c, const char *a, const char *b,
+    const char *adir, const char *bdir, char *const *ra, size_t nra,
+    int force, struct failback_btrfs_result *res, struct as_err *err)
+{
+	if (child_source(c, a, adir, ra, nra, force, res, err) == -1)
+		return -1;
+	return child_dest(c, b, bdir, c->ga.uuid, c->ga.name, c->a, 0, err);
+}
+
+/* Step 2 for a nested subvolume: S0 of B/REL in its directory (pub: NULL). */
+static int
+child_base(struct fb_child *c, const char *name, struct btrfs_pub *pub,
     struct as_err *err)
 {
 	struct btrfs_subvol sv;
@@ -803,13 +876,15 @@ child_base(struct child *c, const char *name, struct btrfs_pub *pub,
 		goto out;
 	}
 	c->s0 = 1;
-	if (btrfs_info(p, &sv, err) == -1 ||
-	    sync_btrfs_pub_times(c->bdir, name, pub, err) == -1)
+	if (btrfs_info(p, &sv, err) == -1 || (pub != NULL &&
+	    sync_btrfs_pub_times(c->bdir, name, pub, err) == -1))
 		goto out;
 	memcpy(c->s0uuid, sv.uuid, sizeof(c->s0uuid));
 	c->s0ct = sv.ctransid;
-	pub->rel = c->rel;
-	pub->name = name;
+	if (pub != NULL) {
+		pub->rel = c->rel;
+		pub->name = name;
+	}
 	rc = 0;
 out:
 	btrfs_subvol_release(&sv);
@@ -850,14 +925,53 @@ placeholder(const char *path)
  * R0's place.
  */
 static int
-strip_placeholders(const char *dir, const char *name, const char *rel,
-    char *const *rels, size_t nrels, const char *s0uuid, uint64_t s0ct,
-    struct as_err *err)
+drop_placeholders(const char *root, const char *rel, char *const *rels,
+    size_t nrels, struct as_err *err)
 {
 	struct timespec ts[2];
 	struct stat pd;
 	const char *sub;
-	char *r0 = xasprintf("%s/%s", dir, name), *tmp = NULL, *p, *pdir;
+	char *p, *pdir;
+	size_t i;
+
+	for (i = 0; i < nrels; i++) {
+		if ((sub = below(rel, rels[i])) == NULL)
+			continue;
+		p = xasprintf("%s/%s", root, sub);
+		if (!placeholder(p)) {
+			free(p);
+			continue;
+		}
+		pdir = xstrdup(p);
+		*strrchr(pdir, '/') = '\0';
+		if (lstat(pdir, &pd) == -1 || rmdir(p) == -1) {
+			as_err_sys(err, errno, "remove the placeholder '%s'", p);
+			free(pdir);
+			free(p);
+			return -1;
+		}
+		ts[0] = pd.st_atim;
+		ts[1] = pd.st_mtim;
+		if (utimensat(AT_FDCWD, pdir, ts, AT_SYMLINK_NOFOLLOW) == -1) {
+			as_err_sys(err, errno, "set times of '%s'", pdir);
+			free(pdir);
+			free(p);
+			return -1;
+		}
+		free(pdir);
+		free(p);
+	}
+	return 0;
+}
+
+/* R0 at dir/name made again without them, if it has some. */
+static int
+strip_placeholders(const char *dir, const char *name, const char *rel,
+    char *const *rels, size_t nrels, const char *s0uuid, uint64_t s0ct,
+    struct as_err *err)
+{
+	const char *sub;
+	char *r0 = xasprintf("%s/%s", dir, name), *tmp = NULL, *p;
 	size_t i, found = 0;
 	int rc = -1, made = 0;
 
@@ -876,34 +990,8 @@ strip_placeholders(const char *dir, const char *name, const char *rel,
 	if (btrfs_snapshot(r0, tmp, 0, err) == -1)
 		goto out;
 	made = 1;
-	for (i = 0; i < nrels; i++) {
-		if ((sub = below(rel, rels[i])) == NULL)
-			continue;
-		p = xasprintf("%s/%s", tmp, sub);
-		if (!placeholder(p)) {
-			free(p);
-			continue;
-		}
-		pdir = xstrdup(p);
-		*strrchr(pdir, '/') = '\0';
-		if (lstat(pdir, &pd) == -1 || rmdir(p) == -1) {
-			as_err_sys(err, errno, "remove the placeholder '%s'", p);
-			free(pdir);
-			free(p);
-			goto out;
-		}
-		ts[0] = pd.st_atim;
-		ts[1] = pd.st_mtim;
-		if (utimensat(AT_FDCWD, pdir, ts, AT_SYMLINK_NOFOLLOW) == -1) {
-			as_err_sys(err, errno, "set times of '%s'", pdir);
-			free(pdir);
-			free(p);
-			goto out;
-		}
-		free(pdir);
-		free(p);
-	}
-	if (btrfs_set_received(tmp, s0uuid, s0ct, err) == -1 ||
+	if (drop_placeholders(tmp, rel, rels, nrels, err) == -1 ||
+	    btrfs_set_received(tmp, s0uuid, s0ct, err) == -1 ||
 	    btrfs_set_readonly(tmp, 1, err) == -1 ||
 	    btrfs_delete(r0, err) == -1)
 		goto out;
@@ -941,7 +1029,7 @@ failback_btrfs_local(const char *a, const char *b, int force,
 	struct failback_btrfs_base s0;
 	struct btrfs_dest ad;
 	struct btrfs_pub *pub = NULL;
-	struct child *c = NULL;
+	struct fb_child *c = NULL;
 	const char **dirs = NULL;
 	char name[BTRFS_NAME_MAX + 1], **ra = NULL, **rb = NULL;
 	size_t nra = 0, nrb = 0, nc = 0, i;
@@ -1052,4 +1140,409 @@ out:
 	failback_btrfs_new_release(&n);
 	failback_btrfs_old_release(&o);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Trees between machines: each side its own subvolumes */
+
+void
+failback_btrfs_tree_encode(const struct failback_btrfs_base *s0,
+    const struct failback_btrfs_sub *v, size_t n, struct buf *b)
+{
+	size_t i;
+	char *line;
+
+	if (s0 != NULL)
+		failback_btrfs_base_encode(s0, b);
+	for (i = 0; i < n; i++) {
+		line = s0 != NULL ? xasprintf("%s %s %" PRIu64 " %s\n", v[i].g,
+		    v[i].s0uuid, v[i].s0ct, v[i].rel) : xasprintf("%s %s\n",
+		    v[i].g, v[i].rel);
+		buf_add(b, line, strlen(line));
+		free(line);
+	}
+}
+
+/* A UUID's text (8-4-4-4-12, lowercase hex) at p, followed by a space. */
+static int
+uuid_at(const char *p, char out[BTRFS_UUID_LEN + 1])
+{
+	size_t i;
+
+	for (i = 0; i < BTRFS_UUID_LEN; i++)
+		if (!((i == 8 || i == 13 || i == 18 || i == 23) ? p[i] == '-' :
+		    p[i] != '\0' && strchr("0123456789abcdef", p[i]) != NULL))
+			return -1;
+	if (p[BTRFS_UUID_LEN] != ' ')
+		return -1;
+	memcpy(out, p, BTRFS_UUID_LEN);
+	out[BTRFS_UUID_LEN] = '\0';
+	return 0;
+}
+
+int
+failback_btrfs_tree_decode(const void *p, size_t len, int with_s0,
+    struct failback_btrfs_base *s0, struct failback_btrfs_sub **out,
+    size_t *nout, struct as_err *err)
+{
+	const char *text = p, *nl, *c;
+	struct failback_btrfs_sub *v = NULL, *e;
+	char *line = NULL, *end;
+	size_t n = 0, off = 0, ll;
+	int rc = -1;
+
+	*out = NULL;
+	*nout = 0;
+	if (len == 0 && !with_s0)
+		return 0;	/* no nested subvolume */
+	if (len == 0 || len > FAILBACK_BTRFS_TREE_MAX ||
+	    memchr(text, '\0', len) != NULL || text[len - 1] != '\n')
+		goto bad;
+	if (with_s0) {
+		if ((nl = memchr(text, '\n', len)) == NULL)
+			goto bad;
+		off = (size_t)(nl - text) + 1;
+		if (failback_btrfs_base_decode(text, off, s0, err) == -1)
+			return -1;
+	}
+	while (off < len) {
+		nl = memchr(text + off, '\n', len - off);
+		ll = (size_t)(nl - (text + off));
+		free(line);
+		line = xstrndup(text + off, ll);
+		off += ll + 1;
+		if (n == FAILBACK_BTRFS_SUBS_MAX) {
+			rc = as_err_set(err, AS_E_LIMIT, 0, "a btrfs reverse "
+			    "names more than %d nested subvolumes",
+			    FAILBACK_BTRFS_SUBS_MAX);
+			goto out;
+		}
+		v = xreallocarray(v, n + 1, sizeof(*v));
+		e = &v[n++];
+		memset(e, 0, sizeof(*e));
+		if (uuid_at(line, e->g) == -1)
+			goto bad;
+		c = line + BTRFS_UUID_LEN + 1;
+		if (with_s0) {
+			if (uuid_at(c, e->s0uuid) == -1)
+				goto bad;
+			c += BTRFS_UUID_LEN + 1;
+			if (*c < '0' || *c > '9')
+				goto bad;
+			errno = 0;
+			e->s0ct = strtoull(c, &end, 10);
+			if (errno != 0 || *end != ' ')
+				goto bad;
+			c = end + 1;
+		}
+		/* (short enough for its snapshot directory's name: rel) */
+		if (sync_btrfs_rel_check(c, "a btrfs reverse", err) == -1 ||
+		    strlen(c) >= sizeof(e->rel)) {
+			rc = -1;
+			goto out;
+		}
+		snprintf(e->rel, sizeof(e->rel), "%s", c);
+		/* parents first, each once: what btrfs_nested gives */
+		if (n > 1 && strcmp(v[n - 2].rel, e->rel) >= 0)
+			goto bad;
+	}
+	*out = v;
+	*nout = n;
+	v = NULL;
+	rc = 0;
+	goto out;
+bad:
+	rc = as_err_set(err, AS_E_MALFORMED, 0, "a btrfs reverse's list of "
+	    "nested subvolumes is not lines 'GUUID %sREL' (ascending)",
+	    with_s0 ? "S0UUID CTRANSID " : "");
+out:
+	free(line);
+	free(v);
+	return rc;
+}
+
+int
+failback_btrfs_check_source_tree(const char *a, uint64_t guid, int force,
+    struct failback_btrfs_old *o, struct failback_btrfs_result *res,
+    struct as_err *err)
+{
+	char **ra = NULL;
+	size_t nra = 0, i;
+
+	if (check_source(a, guid, force, &ra, &nra, o, res, err) == -1) {
+		btrfs_rels_free(ra, nra);
+		return -1;
+	}
+	o->rels = ra;
+	o->nrels = nra;
+	o->kids = xcalloc(nra + 1, sizeof(*o->kids));
+	for (i = 0; i < nra; i++) {
+		o->kids[i].rel = xstrdup(ra[i]);
+		if (child_source(&o->kids[i], a, o->dir, ra, nra, force, res,
+		    err) == -1) {
+			failback_btrfs_old_release(o);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+failback_btrfs_source_subs(const struct failback_btrfs_old *o,
+    struct failback_btrfs_sub **v, size_t *n)
+{
+	size_t i;
+
+	*v = xcalloc(o->nrels + 1, sizeof(**v));
+	*n = o->nrels;
+	for (i = 0; i < o->nrels; i++) {
+		snprintf((*v)[i].rel, sizeof((*v)[i].rel), "%s", o->kids[i].rel);
+		memcpy((*v)[i].g, o->kids[i].ga.uuid, sizeof((*v)[i].g));
+	}
+}
+
+/* The RELs of v (pointing into it), for tree_match. */
+static char **
+sub_rels(const struct failback_btrfs_sub *v, size_t n)
+{
+	char **r = xcalloc(n + 1, sizeof(*r));
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		r[i] = (char *)v[i].rel;
+	return r;
+}
+
+/* The entry of v for rel, or NULL. */
+static const struct failback_btrfs_sub *
+sub_find(const struct failback_btrfs_sub *v, size_t n, const char *rel)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].rel, rel) == 0)
+			return &v[i];
+	return NULL;
+}
+
+int
+failback_btrfs_match_source(const struct failback_btrfs_old *o,
+    const char *other, const struct failback_btrfs_sub *v, size_t n,
+    struct as_err *err)
+{
+	const struct failback_btrfs_sub *e;
+	char **rb = sub_rels(v, n);
+	size_t i;
+	int rc;
+
+	rc = tree_match(o->path, other, o->rels, o->nrels, rb, n, err);
+	free(rb);
+	for (i = 0; rc == 0 && i < o->nrels; i++) {
+		e = sub_find(v, n, o->kids[i].rel);
+		if (strcmp(e->g, o->kids[i].ga.uuid) != 0)
+			rc = as_err_set(err, AS_E_CONFLICT, 0, "'%s/%s' holds "
+			    "a copy of %s, but the newest snapshot of '%s' is "
+			    "'%s': run a final sync first, or what only the "
+			    "source has is lost", other, e->rel, e->g,
+			    o->kids[i].a, o->kids[i].ga.name);
+	}
+	return rc;
+}
+
+/*
+ * R0 of one subvolume (rel: "" the root) at dir/name: a writable
+ * snapshot of its G_A (dir/gname) without the placeholders of the
+ * subvolumes nested in it (o->rels), given S0's UUID and ctransid as
+ * received, read-only.  Deleted again on failure.  pub gets its times
+ * (G_A's top directory's: S0 is G).
+ */
+static int
+make_r0(const struct failback_btrfs_old *o, const char *dir,
+    const char *gname, const char *name, const char *rel,
+    const char *s0uuid, uint64_t s0ct, struct btrfs_pub *pub,
+    struct as_err *err)
+{
+	struct stat st;
+	char *g = xasprintf("%s/%s", dir, gname);
+	char *r0 = xasprintf("%s/%s", dir, name);
+	int rc = -1, made = 0;
+
+	if (btrfs_snapshot(g, r0, 0, err) == -1)
+		goto out;
+	made = 1;
+	if (drop_placeholders(r0, rel, o->rels, o->nrels, err) == -1 ||
+	    btrfs_set_received(r0, s0uuid, s0ct, err) == -1 ||
+	    btrfs_set_readonly(r0, 1, err) == -1)
+		goto out;
+	if (lstat(g, &st) == -1) {
+		as_err_sys(err, errno, "'%s'", g);
+		goto out;
+	}
+	pub->rel = rel;
+	pub->name = name;
+	pub->has_times = 1;
+	pub->atime = st.st_atim;
+	pub->mtime = st.st_mtim;
+	rc = 0;
+out:
+	if (rc == -1 && made)
+		undo(dir, name);
+	free(g);
+	free(r0);
+	return rc;
+}
+
+int
+failback_btrfs_demote_tree(struct failback_btrfs_old *o,
+    const struct failback_btrfs_base *s0,
+    const struct failback_btrfs_sub *v, size_t n, const char *dst,
+    struct as_err *err)
+{
+	const struct failback_btrfs_sub *e;
+	struct btrfs_pub *pub;
+	size_t i, made = 0;
+	int rc = -1;
+
+	if (failback_btrfs_match_source(o, dst, v, n, err) == -1)
+		return -1;
+	pub = xcalloc(o->nrels + 1, sizeof(*pub));
+	if (make_r0(o, o->dir, o->g.name, s0->name, "", s0->uuid,
+	    s0->ctransid, &pub[0], err) == -1)
+		goto out;
+	for (made = 0; made < o->nrels; made++) {
+		e = sub_find(v, n, o->kids[made].rel);
+		if (make_r0(o, o->kids[made].adir, o->kids[made].ga.name,
+		    s0->name, o->kids[made].rel, e->s0uuid, e->s0ct,
+		    &pub[made + 1], err) == -1)
+			goto out;
+	}
+	if (publish_tree(o, pub, o->nrels + 1, err) == -1)
+		goto out;
+	forget_source(o->dir, o->dir, o->uuid, dst);
+	for (i = 0; i < o->nrels; i++)
+		forget_source(o->dir, o->kids[i].adir, o->kids[i].auuid, dst);
+	rc = 0;
+out:
+	if (rc == -1 && pub[0].name != NULL) {
+		undo(o->dir, s0->name);
+		for (i = 0; i < made; i++)
+			undo(o->kids[i].adir, s0->name);
+	}
+	free(pub);
+	return rc;
+}
+
+int
+failback_btrfs_check_dest_tree(const char *b, uint64_t guid,
+    struct failback_btrfs_new *n, struct failback_btrfs_result *res,
+    struct as_err *err)
+{
+	if (check_dest(b, guid, 0, 1, n, res, err) == -1)
+		return -1;
+	if (btrfs_nested(b, &n->rels, &n->nrels, err) == -1) {
+		as_err_prefix(err, "nested subvolumes of '%s'", b);
+		failback_btrfs_new_release(n);
+		return -1;
+	}
+	n->kids = xcalloc(n->nrels + 1, sizeof(*n->kids));
+	return 0;
+}
+
+int
+failback_btrfs_check_dest_children(struct failback_btrfs_new *n,
+    const char *other, const struct failback_btrfs_sub *v, size_t nv,
+    struct as_err *err)
+{
+	const struct failback_btrfs_sub *e = NULL;
+	char **ra, *src;
+	size_t i;
+	int rc = 0;
+
+	if (v != NULL) {
+		ra = sub_rels(v, nv);
+		rc = tree_match(other, n->d.path, ra, nv, n->rels, n->nrels,
+		    err);
+		free(ra);
+	}
+	for (i = 0; rc == 0 && i < n->nrels; i++) {
+		free(n->kids[i].rel);
+		free(n->kids[i].b);
+		free(n->kids[i].bdir);
+		n->kids[i].b = n->kids[i].bdir = NULL;
+		n->kids[i].rel = xstrdup(n->rels[i]);
+		if (v != NULL)
+			e = sub_find(v, nv, n->rels[i]);
+		src = xasprintf("%s/%s", other, n->rels[i]);
+		rc = child_dest(&n->kids[i], n->d.path, n->d.dir, e != NULL ?
+		    e->g : NULL, e != NULL ? e->g : NULL, src, 1, err);
+		free(src);
+	}
+	n->kids_ok = rc == 0;
+	return rc;
+}
+
+int
+failback_btrfs_take_base_tree(struct failback_btrfs_new *n,
+    struct failback_btrfs_base *s0, struct failback_btrfs_sub **v,
+    size_t *nv, struct as_err *err)
+{
+	const char **dirs;
+	char name[BTRFS_NAME_MAX + 1];
+	size_t i;
+	int rc = -1;
+
+	*v = NULL;
+	*nv = 0;
+	if (!n->kids_ok && n->nrels > 0)
+		return as_err_set(err, AS_E_INTERNAL, 0, "the nested "
+		    "subvolumes of '%s' are not checked", n->d.path);
+	/* one name, free in every snapshot directory of the tree */
+	dirs = xcalloc(n->nrels + 1, sizeof(*dirs));
+	dirs[0] = n->d.dir;
+	for (i = 0; i < n->nrels; i++)
+		dirs[i + 1] = n->kids[i].bdir;
+	if (btrfs_auto_name(dirs, n->nrels + 1, name, sizeof(name),
+	    err) == -1 || failback_btrfs_take_base(n, name, s0, err) == -1)
+		goto out;
+	*v = xcalloc(n->nrels + 1, sizeof(**v));
+	for (i = 0; i < n->nrels; i++) {
+		if (child_base(&n->kids[i], name, NULL, err) == -1)
+			goto out;
+		snprintf((*v)[i].rel, sizeof((*v)[i].rel), "%s",
+		    n->kids[i].rel);
+		memcpy((*v)[i].g, n->kids[i].gb.received_uuid,
+		    sizeof((*v)[i].g));
+		memcpy((*v)[i].s0uuid, n->kids[i].s0uuid,
+		    sizeof((*v)[i].s0uuid));
+		(*v)[i].s0ct = n->kids[i].s0ct;
+	}
+	*nv = n->nrels;
+	rc = 0;
+out:
+	if (rc == -1) {
+		free(*v);
+		*v = NULL;
+	}
+	free(dirs);
+	return rc;
+}
+
+int
+failback_btrfs_promote_tree(struct failback_btrfs_new *n, const char *id,
+    struct as_err *err)
+{
+	size_t i;
+	int rc;
+
+	rc = failback_btrfs_promote(n, id, err);
+	for (i = 0; n->s0 == 0 && i < n->nrels; i++)
+		n->kids[i].s0 = 0;	/* kept with the root's */
+	if (rc == -1)
+		return -1;
+	for (i = 0; i < n->nrels; i++) {
+		if (btrfs_set_readonly(n->kids[i].b, 0, err) == -1)
+			return -1;
+		forget_dest(n->kids[i].bdir);
+	}
+	return 0;
 }

@@ -59,12 +59,18 @@
  * is reported as "reversed, but": the service must be swapped anyway.
  *
  * With one side behind a server (REVERSE, doc/autosync-protocol.md),
- * one subvolume only (a tree is UNSUPPORTED there: the exchange carries
- * one S0), no stream runs during the reverse: B must be as received (S0 = G, so
+ * no stream runs during the reverse: B must be as received (S0 = G, so
  * written is CONFLICT), and A's R0 is made as btrfs receive would have
  * made it from an empty incremental: a writable snapshot of G_A given
  * S0's UUID as received_uuid and S0's ctransid as stransid
  * (BTRFS_IOC_SET_RECEIVED_SUBVOL), then read-only (failback_btrfs_demote).
+ * A tree takes the same steps per subvolume (the *_tree calls, REVERSE
+ * with REQ_F_SUBVOLS): each side checks its own subvolumes, and the
+ * other side's list of nested subvolumes (REL, the UUID of its G, S0)
+ * is untrusted input, checked against this side's own tree: the same
+ * RELs (tree_match's rules), each G as this side knows it; only this
+ * side's own paths are ever used.  Each R0 is made without G_A's
+ * placeholders (as above), and the tree published at A by one rename.
  * The steps each side does on its own are below; failback_btrfs_local
  * is made of them too.
  */
@@ -103,6 +109,34 @@ void	failback_btrfs_base_encode(const struct failback_btrfs_base *s0,
 int	failback_btrfs_base_decode(const void *p, size_t len,
 	    struct failback_btrfs_base *s0, struct as_err *err);
 
+/*
+ * A nested subvolume in a reverse of a tree between machines, as the
+ * other side learns it: REL below the root, the UUID of its G (A's
+ * snapshot, B's copy's received_uuid) and S0 (named as the root's).
+ */
+struct failback_btrfs_sub {
+	char		 rel[BTRFS_NAME_MAX + 1];
+	char		 g[BTRFS_UUID_LEN + 1];
+	char		 s0uuid[BTRFS_UUID_LEN + 1];	/* "": no S0 (yet) */
+	uint64_t	 s0ct;		/* S0's ctransid */
+};
+#define FAILBACK_BTRFS_SUBS_MAX	4096		/* nested subvolumes */
+#define FAILBACK_BTRFS_TREE_MAX	(2u << 20)	/* a tree's blob */
+/*
+ * A tree's blob: with s0, S0's line (as above), then a line "GUUID
+ * S0UUID S0CTRANSID REL" per nested subvolume; without, "GUUID REL"
+ * lines only.  decode checks every line (each REL with
+ * sync_btrfs_rel_check, ascending: parents first, once), *v owned.
+ */
+void	failback_btrfs_tree_encode(const struct failback_btrfs_base *s0,
+	    const struct failback_btrfs_sub *v, size_t n, struct buf *b);
+int	failback_btrfs_tree_decode(const void *p, size_t len, int with_s0,
+	    struct failback_btrfs_base *s0, struct failback_btrfs_sub **v,
+	    size_t *n, struct as_err *err);
+
+/* One nested subvolume's state on either side (private). */
+struct fb_child;
+
 /* The old source A, checked and locked (step 1's half for A). */
 struct failback_btrfs_old {
 	char		*path;
@@ -110,6 +144,9 @@ struct failback_btrfs_old {
 	int		 lock_fd;
 	char		 uuid[BTRFS_UUID_LEN + 1];	/* A's */
 	struct btrfs_snap g;				/* G_A */
+	char		**rels;		/* a tree: A's nested subvolumes */
+	size_t		 nrels;
+	struct fb_child	*kids;		/* ... each one's G_A, checked */
 };
 /*
  * A is a source subvolume without nested ones whose newest snapshot is
@@ -128,6 +165,36 @@ int	failback_btrfs_demote(struct failback_btrfs_old *o,
 	    const struct failback_btrfs_base *s0, const char *dst,
 	    struct as_err *err);
 void	failback_btrfs_old_release(struct failback_btrfs_old *o);
+/*
+ * The same for A with nested subvolumes (o->rels, none: one subvolume):
+ * the root and each nested one (G_A its newest snapshot, not written
+ * since: CONFLICT naming it unless force; the ones nested in it left
+ * out of its comparison), all before anything changes.
+ */
+int	failback_btrfs_check_source_tree(const char *a, uint64_t guid,
+	    int force, struct failback_btrfs_old *o,
+	    struct failback_btrfs_result *res, struct as_err *err);
+/* A's nested subvolumes with their G (no S0) for the other side; owned. */
+void	failback_btrfs_source_subs(const struct failback_btrfs_old *o,
+	    struct failback_btrfs_sub **v, size_t *n);
+/*
+ * The other side's list (other: its name, for messages) must name
+ * exactly A's nested subvolumes, each with A's G: CONFLICT otherwise
+ * (tree_match's messages, or "run a final sync first").
+ */
+int	failback_btrfs_match_source(const struct failback_btrfs_old *o,
+	    const char *other, const struct failback_btrfs_sub *v, size_t n,
+	    struct as_err *err);
+/*
+ * failback_btrfs_demote of a tree: an R0 per subvolume from its G_A
+ * (v, matched: each one's S0), placeholders left out, all published at
+ * A as one view; its snapshots as a source go.  A failure before the
+ * publication deletes the R0s: A as it was.
+ */
+int	failback_btrfs_demote_tree(struct failback_btrfs_old *o,
+	    const struct failback_btrfs_base *s0,
+	    const struct failback_btrfs_sub *v, size_t n, const char *dst,
+	    struct as_err *err);
 
 /* The old destination B, checked and locked (step 1's half for B). */
 struct failback_btrfs_new {
@@ -136,6 +203,10 @@ struct failback_btrfs_new {
 	int		 written;	/* the view written since published */
 	int		 s0;		/* S0 taken (drop it on failure) */
 	char		 s0name[BTRFS_NAME_MAX + 1];
+	char		**rels;		/* a tree: B's nested subvolumes */
+	size_t		 nrels;
+	struct fb_child	*kids;		/* ... G_B of each, once checked */
+	int		 kids_ok;	/* failback_btrfs_check_dest_children */
 };
 /*
  * B is a view autosync published (written only if allow_written), no
@@ -157,5 +228,33 @@ int	failback_btrfs_promote(struct failback_btrfs_new *n, const char *id,
 	    struct as_err *err);
 /* Unlock; an S0 taken and not promoted is deleted. */
 void	failback_btrfs_new_release(struct failback_btrfs_new *n);
+/*
+ * B of a tree (n->rels, none: one subvolume): the view as received,
+ * the root's newest received snapshot G (guid, 0 any); its children
+ * are checked by failback_btrfs_check_dest_children.
+ */
+int	failback_btrfs_check_dest_tree(const char *b, uint64_t guid,
+	    struct failback_btrfs_new *n, struct failback_btrfs_result *res,
+	    struct as_err *err);
+/*
+ * Each nested subvolume's G_B: its newest received snapshot, whose
+ * received_uuid is, with v (the other side's list, other: its name),
+ * that list's G of it (the RELs exactly B's, else CONFLICT); without
+ * v, whatever it is.
+ */
+int	failback_btrfs_check_dest_children(struct failback_btrfs_new *n,
+	    const char *other, const struct failback_btrfs_sub *v, size_t nv,
+	    struct as_err *err);
+/*
+ * S0 of the root and of each nested subvolume, one fresh name (*s0 the
+ * root's); *v (owned) lists each one's REL, G and S0, for the other
+ * side.  Deleted by release unless promoted.
+ */
+int	failback_btrfs_take_base_tree(struct failback_btrfs_new *n,
+	    struct failback_btrfs_base *s0, struct failback_btrfs_sub **v,
+	    size_t *nv, struct as_err *err);
+/* failback_btrfs_promote, then each nested subvolume writable. */
+int	failback_btrfs_promote_tree(struct failback_btrfs_new *n,
+	    const char *id, struct as_err *err);
 
 #endif

@@ -204,7 +204,7 @@ proto_dec_request(struct proto_request *r, const uint8_t *p, size_t len,
 		goto out;
 	}
 	if ((t->flags & ~(REQ_F_FORCE | REQ_F_RESUME | REQ_F_TREE |
-	    REQ_F_SOURCE | REQ_F_NESTED)) != 0) {
+	    REQ_F_SOURCE | REQ_F_NESTED | REQ_F_SUBVOLS)) != 0) {
 		as_err_set(err, AS_E_UNSUPPORTED, 0, "unknown request flags "
 		    "0x%x", t->flags);
 		goto out;

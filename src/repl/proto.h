@@ -98,6 +98,11 @@ enum proto_op {
 #define REQ_F_NESTED	0x10u	/* HOLD, RECEIVE, SEND of a btrfs: tree:
 				 * a subvolume nested below PATH, named by
 				 * id ("REL"; SEND: "NAME/REL") */
+#define REQ_F_SUBVOLS	0x20u	/* REVERSE of a btrfs: tree (with
+				 * REQ_F_TREE): its nested subvolumes
+				 * too, their lines in the blobs; a
+				 * server older than it refuses it as an
+				 * unknown flag, before anything */
 
 /* RESULT flags. */
 #define RES_F_HELD	0x01u	/* HOLD: PATH holds snapshot guid */

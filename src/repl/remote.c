@@ -1374,7 +1374,8 @@ out:
  */
 int
 remote_reverse_source_blob(struct remote *r, uint64_t guid, const char *id,
-    struct buf *in, struct proto_result *res, struct as_err *err)
+    const void *out, size_t outlen, struct buf *in, size_t inmax,
+    struct proto_result *res, struct as_err *err)
 {
 	struct buf scratch = BUF_INIT;
 	int rc;
@@ -1382,10 +1383,20 @@ remote_reverse_source_blob(struct remote *r, uint64_t guid, const char *id,
 	if (send_reverse(r, REQ_F_SOURCE, guid, id, err) == -1 ||
 	    read_ok_result(r, res, err) == -1)
 		return -1;
-	if (res->guid != guid)
+	if (out != NULL) {
+		/* a tree: the server asks for the client's list first */
+		if (!(res->flags & RES_F_GO) || res->guid != guid)
+			return as_err_set(err, AS_E_MALFORMED, 0, "'%s' did "
+			    "not ask for the nested subvolumes of %016" PRIx64,
+			    r->c->peer, guid);
+		if (proto_send_blob(r->c, out, outlen, &r->b, err) == -1 ||
+		    read_ok_result(r, res, err) == -1)
+			return -1;
+	}
+	if (res->guid != guid || (res->flags & RES_F_GO))
 		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' reversed %016"
 		    PRIx64 ", not %016" PRIx64, r->c->peer, res->guid, guid);
-	rc = proto_recv_blob(r->c, in, 4096, &scratch, err);
+	rc = proto_recv_blob(r->c, in, inmax, &scratch, err);
 	buf_release(&scratch);
 	return rc;
 }
@@ -1393,10 +1404,12 @@ remote_reverse_source_blob(struct remote *r, uint64_t guid, const char *id,
 int
 remote_reverse_dest_blob(struct remote *r, uint64_t guid, int force,
     const char *id, const void *out, size_t len, struct proto_result *go,
-    struct as_err *err)
+    struct proto_result *done, struct as_err *err)
 {
 	struct proto_result res;
 
+	if (done == NULL)
+		done = &res;
 	if (send_reverse(r, force ? REQ_F_FORCE : 0, guid, id, err) == -1 ||
 	    read_ok_result(r, go, err) == -1)
 		return -1;
@@ -1405,11 +1418,11 @@ remote_reverse_dest_blob(struct remote *r, uint64_t guid, int force,
 		    "for the new source's snapshot of %016" PRIx64, r->c->peer,
 		    guid);
 	if (proto_send_blob(r->c, out, len, &r->b, err) == -1 ||
-	    read_ok_result(r, &res, err) == -1)
+	    read_ok_result(r, done, err) == -1)
 		return -1;
-	if (res.guid != guid)
+	if (done->guid != guid)
 		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' reversed %016"
-		    PRIx64 ", not %016" PRIx64, r->c->peer, res.guid, guid);
+		    PRIx64 ", not %016" PRIx64, r->c->peer, done->guid, guid);
 	return 0;
 }
 

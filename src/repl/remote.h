@@ -298,18 +298,22 @@ int	remote_reverse_promote(struct remote *r, uint64_t guid,
 /*
  * The same request for an engine without catalogs (btrfs: S0's line,
  * failback_btrfs.h).  source_blob: the server's path, holding guid,
- * becomes a source recorded as held by id, and *in gets its blob (res:
- * the RESULT).  dest_blob: the server's path, whose newest snapshot is
- * guid, is checked (refused when changed since, unless force; go: the
- * GO with bytes = differences and msg = the first), takes the blob out
- * and becomes a destination; id names the client's side.
+ * becomes a source recorded as held by id, and *in gets its blob (at
+ * most inmax bytes; res: the RESULT); with out (a tree, REQ_F_SUBVOLS
+ * from remote_set_flags) the server answers GO first and takes out
+ * before it does anything.  dest_blob: the server's path, whose newest
+ * snapshot is guid, is checked (refused when changed since, unless
+ * force; go: the GO with bytes = differences and msg = the first),
+ * takes the blob out and becomes a destination (done, when not NULL:
+ * the last RESULT); id names the client's side.
  */
 int	remote_reverse_source_blob(struct remote *r, uint64_t guid,
-	    const char *id, struct buf *in, struct proto_result *res,
-	    struct as_err *err);
+	    const char *id, const void *out, size_t outlen, struct buf *in,
+	    size_t inmax, struct proto_result *res, struct as_err *err);
 int	remote_reverse_dest_blob(struct remote *r, uint64_t guid, int force,
 	    const char *id, const void *out, size_t len,
-	    struct proto_result *go, struct as_err *err);
+	    struct proto_result *go, struct proto_result *done,
+	    struct as_err *err);
 
 /*
  * Tune a socket conn (no-op for pipes): TCP_NODELAY, and TCP_USER_TIMEOUT

@@ -1641,6 +1641,16 @@ do_reverse_native(struct session *s, const struct proto_request *q,
  * (unless REQ_F_FORCE), is answered GO; the client's S0 comes as a blob
  * and p becomes a replica holding it; only for a client trusted with
  * btrfs streams here, whose pushes must come next.
+ *
+ * A tree (REQ_F_SUBVOLS with REQ_F_TREE): p's nested subvolumes too,
+ * each checked here.  With REQ_F_SOURCE, GO once the root is checked,
+ * then the client's list (REL and G of each of its nested subvolumes)
+ * must name exactly p's, each holding that G as received, before S0s
+ * are taken; the answer's blob has an S0 line per subvolume.  Without,
+ * every subvolume of p is checked before GO, and the client's S0 lines
+ * must name exactly p's nested subvolumes, each with p's G of it.  The
+ * client's RELs only ever pick among p's own (btrfs_nested's): no path
+ * of the client's is opened.
  */
 static int
 do_reverse_btrfs(struct session *s, const struct proto_request *q,
@@ -1650,10 +1660,12 @@ do_reverse_btrfs(struct session *s, const struct proto_request *q,
 	struct failback_btrfs_base s0;
 	struct failback_btrfs_old o;
 	struct failback_btrfs_new n;
+	struct failback_btrfs_sub *v = NULL, *w = NULL;
 	struct proto_result res;
 	struct buf blob = BUF_INIT;
 	struct as_err err;
-	int rc = 0, ho = 0, hn = 0;
+	size_t nv = 0, nw = 0;
+	int rc = 0, ho = 0, hn = 0, tree = (q->flags & REQ_F_SUBVOLS) != 0;
 
 	as_err_clear(&err);
 	memset(&res, 0, sizeof(res));
@@ -1663,19 +1675,46 @@ do_reverse_btrfs(struct session *s, const struct proto_request *q,
 		    "(and, to make a source, a destination name)");
 		goto refuse;
 	}
+	if (tree && !(q->flags & REQ_F_TREE)) {
+		as_err_set(&err, AS_E_MALFORMED, 0, "REVERSE with "
+		    "REQ_F_SUBVOLS needs REQ_F_TREE");
+		goto refuse;
+	}
 	if (q->flags & REQ_F_SOURCE) {
-		if (failback_btrfs_check_dest(p, q->guid, 0, &n, &fr,
-		    &err) == -1)
+		if ((tree ? failback_btrfs_check_dest_tree(p, q->guid, &n, &fr,
+		    &err) : failback_btrfs_check_dest(p, q->guid, 0, &n, &fr,
+		    &err)) == -1)
 			goto refuse;
 		hn = 1;
-		if (failback_btrfs_take_base(&n, NULL, &s0, &err) == -1 ||
-		    failback_btrfs_promote(&n, q->id, &err) == -1)
+		if (tree) {
+			res.flags = RES_F_GO;
+			res.guid = q->guid;
+			if (proto_send_result(s->c, &res, &s->scratch,
+			    &err) == -1 || proto_recv_blob(s->c, &blob,
+			    FAILBACK_BTRFS_TREE_MAX, &s->b, &err) == -1)
+				goto fail;
+			memset(&res, 0, sizeof(res));
+			if (failback_btrfs_tree_decode(blob.data, blob.len, 0,
+			    NULL, &v, &nv, &err) == -1 ||
+			    failback_btrfs_check_dest_children(&n, q->id, v, nv,
+			    &err) == -1 ||
+			    failback_btrfs_take_base_tree(&n, &s0, &w, &nw,
+			    &err) == -1 ||
+			    failback_btrfs_promote_tree(&n, q->id, &err) == -1)
+				goto refuse;
+		} else if (failback_btrfs_take_base(&n, NULL, &s0, &err) ==
+		    -1 || failback_btrfs_promote(&n, q->id, &err) == -1)
 			goto refuse;
 		res.guid = q->guid;
 		snprintf(res.name, sizeof(res.name), "%s", s0.name);
-		log_info("reverse '%s' for '%s': a source from '%s' on", esc,
-		    s->c->peer, s0.name);
-		failback_btrfs_base_encode(&s0, &blob);
+		log_info("reverse '%s' for '%s': a source from '%s' on%s", esc,
+		    s->c->peer, s0.name, tree ? " (with its nested "
+		    "subvolumes)" : "");
+		buf_reset(&blob);
+		if (tree)
+			failback_btrfs_tree_encode(&s0, w, nw, &blob);
+		else
+			failback_btrfs_base_encode(&s0, &blob);
 		if (proto_send_result(s->c, &res, &s->scratch, &err) == -1 ||
 		    proto_send_blob(s->c, blob.data, blob.len, &s->scratch,
 		    &err) == -1)
@@ -1689,8 +1728,9 @@ do_reverse_btrfs(struct session *s, const struct proto_request *q,
 		    "trusted')", q->path, s->client, s->client);
 		goto refuse;
 	}
-	if (failback_btrfs_check_source(p, q->guid, (q->flags &
-	    REQ_F_FORCE) != 0, &o, &fr, &err) == -1)
+	if ((tree ? failback_btrfs_check_source_tree(p, q->guid, (q->flags &
+	    REQ_F_FORCE) != 0, &o, &fr, &err) : failback_btrfs_check_source(p,
+	    q->guid, (q->flags & REQ_F_FORCE) != 0, &o, &fr, &err)) == -1)
 		goto refuse;
 	ho = 1;
 	res.flags = RES_F_GO;
@@ -1699,17 +1739,21 @@ do_reverse_btrfs(struct session *s, const struct proto_request *q,
 	snprintf(res.name, sizeof(res.name), "%s", fr.common);
 	snprintf(res.msg, sizeof(res.msg), "%s", fr.first);
 	if (proto_send_result(s->c, &res, &s->scratch, &err) == -1 ||
-	    proto_recv_blob(s->c, &blob, 4096, &s->b, &err) == -1)
+	    proto_recv_blob(s->c, &blob, tree ? FAILBACK_BTRFS_TREE_MAX : 4096,
+	    &s->b, &err) == -1)
 		goto fail;
-	if (failback_btrfs_base_decode(blob.data, blob.len, &s0, &err) == -1 ||
-	    failback_btrfs_demote(&o, &s0, q->id, &err) == -1)
+	if (tree ? (failback_btrfs_tree_decode(blob.data, blob.len, 1, &s0,
+	    &v, &nv, &err) == -1 || failback_btrfs_demote_tree(&o, &s0, v, nv,
+	    q->id, &err) == -1) : (failback_btrfs_base_decode(blob.data,
+	    blob.len, &s0, &err) == -1 || failback_btrfs_demote(&o, &s0, q->id,
+	    &err) == -1))
 		goto refuse;
 	memset(&res, 0, sizeof(res));
 	res.guid = q->guid;
 	snprintf(res.name, sizeof(res.name), "%s", s0.name);
-	log_info("reverse '%s' for '%s': a replica holding '%s'%s", esc,
-	    s->c->peer, s0.name, fr.changed ? " (changed since: rolled back)" :
-	    "");
+	log_info("reverse '%s' for '%s': a replica holding '%s'%s%s", esc,
+	    s->c->peer, s0.name, tree ? " with its nested subvolumes" : "",
+	    fr.changed ? " (changed since: rolled back)" : "");
 	rc = proto_send_result(s->c, &res, &s->scratch, &err);
 	goto out;
 refuse:
@@ -1723,6 +1767,8 @@ out:
 		failback_btrfs_new_release(&n);
 	if (ho)
 		failback_btrfs_old_release(&o);
+	free(v);
+	free(w);
 	buf_release(&blob);
 	return rc;
 }

@@ -34,10 +34,26 @@ reverse_is_btrfs(const struct endpoint *se, const struct endpoint *de)
 }
 
 /*
- * A push service (A here, B on a server): A checked here, then the
- * server makes B a source (REVERSE with REQ_F_SOURCE) and answers its
- * S0, held by this pull destination's id; then A becomes a replica of
- * S0.  The server has changed when A's step fails: said so.
+ * A server that predates REQ_F_SUBVOLS refuses it as an unknown request
+ * flag, before it does anything: say what that means.
+ */
+static void
+old_server(int tree, struct as_err *err)
+{
+	if (tree && err->code == AS_E_UNSUPPORTED &&
+	    strstr(err->msg, "unknown request flags") != NULL)
+		as_err_prefix(err, "the server cannot reverse btrfs "
+		    "subvolumes with nested ones (an older autosync: upgrade "
+		    "it)");
+}
+
+/*
+ * A push service (A here, B on a server): A checked here (each nested
+ * subvolume too), then the server makes B a source (REVERSE with
+ * REQ_F_SOURCE; a tree with REQ_F_SUBVOLS: after GO it takes A's list
+ * of nested subvolumes and checks B's against it) and answers its S0s,
+ * held by this pull destination's id; then A becomes a replica of
+ * them.  The server has changed when A's step fails: said so.
  */
 static int
 reverse_push(const char *a, const struct endpoint *de,
@@ -46,26 +62,40 @@ reverse_push(const char *a, const struct endpoint *de,
 {
 	struct failback_btrfs_old o;
 	struct failback_btrfs_base s0;
+	struct failback_btrfs_sub *mine = NULL, *theirs = NULL;
 	struct proto_result res;
 	struct remote *r = NULL;
-	struct buf in = BUF_INIT;
+	struct buf in = BUF_INIT, out = BUF_INIT;
+	size_t nmine = 0, ntheirs = 0;
 	char *id = NULL;
-	int rc = -1;
+	int rc = -1, tree;
 
-	if (failback_btrfs_check_source(a, 0, force, &o, fr, err) == -1)
+	if (failback_btrfs_check_source_tree(a, 0, force, &o, fr, err) == -1)
 		return -1;
+	tree = o.nrels > 0;
+	if (tree) {
+		failback_btrfs_source_subs(&o, &mine, &nmine);
+		failback_btrfs_tree_encode(NULL, mine, nmine, &out);
+	}
 	if ((r = remote_open(de, ro, err)) == NULL)
 		goto out;
 	remote_set_path(r, de->path + 1);
+	if (tree)
+		remote_set_flags(r, REQ_F_TREE | REQ_F_SUBVOLS);
 	id = sync_pull_id("btrfs:", a);
-	if (remote_reverse_source_blob(r, fr->guid, id, &in, &res,
-	    err) == -1 || failback_btrfs_base_decode(in.data, in.len, &s0,
-	    err) == -1) {
+	if (remote_reverse_source_blob(r, fr->guid, id, tree ? out.data :
+	    NULL, out.len, &in, tree ? FAILBACK_BTRFS_TREE_MAX : 4096, &res,
+	    err) == -1 || (tree ? failback_btrfs_tree_decode(in.data, in.len,
+	    1, &s0, &theirs, &ntheirs, err) : failback_btrfs_base_decode(
+	    in.data, in.len, &s0, err)) == -1) {
+		old_server(tree, err);
 		as_err_prefix(err, "make '%s' a source", de->spec);
 		goto out;
 	}
 	snprintf(fr->base, sizeof(fr->base), "%s", s0.name);
-	if (failback_btrfs_demote(&o, &s0, de->spec, err) == -1) {
+	if ((tree ? failback_btrfs_demote_tree(&o, &s0, theirs, ntheirs,
+	    de->spec, err) : failback_btrfs_demote(&o, &s0, de->spec,
+	    err)) == -1) {
 		as_err_prefix(err, "'%s' is a source now, but", de->spec);
 		goto out;
 	}
@@ -73,15 +103,20 @@ reverse_push(const char *a, const struct endpoint *de,
 out:
 	remote_close(r);
 	buf_release(&in);
+	buf_release(&out);
+	free(mine);
+	free(theirs);
 	free(id);
 	failback_btrfs_old_release(&o);
 	return rc;
 }
 
 /*
- * A pull service (A on a server, B here): B checked here and S0 taken,
- * then the server checks A and makes it a replica of S0 (REVERSE), then
- * B becomes the source, A's URL holding S0 (as a push keys it).
+ * A pull service (A on a server, B here): B checked here (each nested
+ * subvolume too) and its S0s taken, then the server checks A (a tree:
+ * REQ_F_SUBVOLS, and each of A's nested subvolumes against B's list
+ * that comes with the S0s) and makes it a replica of them (REVERSE),
+ * then B becomes the source, A's URL holding S0 (as a push keys it).
  */
 static int
 reverse_pull(const struct endpoint *se, const char *b,
@@ -90,31 +125,49 @@ reverse_pull(const struct endpoint *se, const char *b,
 {
 	struct failback_btrfs_new n;
 	struct failback_btrfs_base s0;
-	struct proto_result go;
+	struct failback_btrfs_sub *v = NULL;
+	struct proto_result go, done;
 	struct remote *r = NULL;
 	struct buf out = BUF_INIT;
+	size_t nv = 0;
 	char *id = NULL;
-	int rc = -1;
+	int rc = -1, tree;
 
-	if (failback_btrfs_check_dest(b, 0, 0, &n, fr, err) == -1)
+	if (failback_btrfs_check_dest_tree(b, 0, &n, fr, err) == -1)
 		return -1;
+	tree = n.nrels > 0;
 	fr->guid = sync_btrfs_uuid64(n.g.received_uuid);
 	snprintf(fr->common, sizeof(fr->common), "%s", n.g.name);
-	if (failback_btrfs_take_base(&n, NULL, &s0, err) == -1)
-		goto out;
+	if (tree) {
+		if (failback_btrfs_check_dest_children(&n, se->spec, NULL, 0,
+		    err) == -1 || failback_btrfs_take_base_tree(&n, &s0, &v,
+		    &nv, err) == -1)
+			goto out;
+		failback_btrfs_tree_encode(&s0, v, nv, &out);
+	} else {
+		if (failback_btrfs_take_base(&n, NULL, &s0, err) == -1)
+			goto out;
+		failback_btrfs_base_encode(&s0, &out);
+	}
 	snprintf(fr->base, sizeof(fr->base), "%s", s0.name);
-	failback_btrfs_base_encode(&s0, &out);
 	if ((r = remote_open(se, ro, err)) == NULL)
 		goto out;
 	remote_set_path(r, se->path + 1);
+	if (tree)
+		remote_set_flags(r, REQ_F_TREE | REQ_F_SUBVOLS);
 	/* the key of its dests record for us, whose line goes */
 	id = sync_pull_id("btrfs:", b);
 	if (remote_reverse_dest_blob(r, fr->guid, force, id, out.data,
-	    out.len, &go, err) == -1)
+	    out.len, &go, &done, err) == -1) {
+		old_server(tree, err);
 		goto out;
-	fr->changed = go.bytes > 0;
-	snprintf(fr->first, sizeof(fr->first), "%s", go.msg);
-	if (failback_btrfs_promote(&n, se->spec, err) == -1) {
+	}
+	/* the root's change comes with GO, a tree's with the last RESULT */
+	fr->changed = go.bytes > 0 || done.bytes > 0;
+	snprintf(fr->first, sizeof(fr->first), "%s", done.bytes > 0 ?
+	    done.msg : go.msg);
+	if ((tree ? failback_btrfs_promote_tree(&n, se->spec, err) :
+	    failback_btrfs_promote(&n, se->spec, err)) == -1) {
 		as_err_prefix(err, "'%s' is a replica now, but", se->spec);
 		goto out;
 	}
@@ -122,6 +175,7 @@ reverse_pull(const struct endpoint *se, const char *b,
 out:
 	remote_close(r);
 	buf_release(&out);
+	free(v);
 	free(id);
 	failback_btrfs_new_release(&n);
 	return rc;

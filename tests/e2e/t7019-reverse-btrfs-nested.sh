@@ -11,11 +11,10 @@ A write in a child of the old source is refused (exit 20, that child
 named, nothing changed), then --force rolls it back; the received
 copies hold no placeholders of nested subvolumes (a child deleted on the
 new source goes on the replica, and comes back); a nested subvolume
-the replica never held is refused even with --force.  Over the network
-a tree is refused (exit 13, nothing changed).'
+the replica never held is refused even with --force.  Between machines:
+t7020.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-btrfs.sh"
-. "$TEST_DIRECTORY/lib-net.sh"
 . "$TEST_DIRECTORY/lib-service.sh"
 
 if ! test_have_prereq BTRFS; then
@@ -177,28 +176,6 @@ test_expect_success 'a nested subvolume B never held is refused, --force too' '
 	test_grep "dst/one. changed since .*first: .\.." err &&
 	autosync run r && autosync reverse r && prop_is r source "btrfs:$A/src" &&
 	same_tree "$A/src" "$B/dst"
-'
-
-test_expect_success 'over the network a tree is refused (13), nothing changes' '
-	net_has_serve &&
-	net_deadline 30 autosync keygen --out keys --client alice >/dev/null &&
-	cat >serve.conf <<-EOF &&
-	client alice key $TRASH_DIRECTORY/keys/psk.key
-	allow alice btrfs:$B rw trusted
-	EOF
-	AUTOSYNC_STATE_DIR=$TRASH_DIRECTORY/server-state \
-		net_serve tcp --config "$TRASH_DIRECTORY/serve.conf" &&
-	U=tcp://127.0.0.1:$SERVE_PORT/btrfs:$B &&
-	btrfs subvolume create "$A/np" >/dev/null &&
-	btrfs subvolume create "$A/np/kid" >/dev/null &&
-	echo k >"$A/np/kid/k" &&
-	autosync create p --source "btrfs:$A/np" --dest "$U/np" \
-		--key "$TRASH_DIRECTORY/keys/psk.key" --every 1d &&
-	net_deadline 60 autosync run p &&
-	test_expect_code 13 net_deadline 60 autosync reverse p 2>err &&
-	cat err && test_grep "nested subvolumes .*over the network" err &&
-	prop_is p source "btrfs:$A/np" && btrfs_rw "$A/np" &&
-	btrfs_ro "$B/np" && btrfs_ro "$B/np/kid"
 '
 
 test_done

@@ -315,10 +315,15 @@ t_request(void **state)
 	proto_enc_request(&b, q);
 	assert_int_equal(proto_dec_request(d, b.data, b.len, &err), 0);
 	assert_int_equal(d->flags, REQ_F_NESTED);
-	q->flags = 0x20;
+	q->flags = REQ_F_TREE | REQ_F_SUBVOLS;
+	proto_enc_request(&b, q);
+	assert_int_equal(proto_dec_request(d, b.data, b.len, &err), 0);
+	assert_int_equal(d->flags, REQ_F_TREE | REQ_F_SUBVOLS);
+	/* a flag this side does not know: what an older server answers */
+	q->flags = 0x40;
 	proto_enc_request(&b, q);
 	check_refused(dec_request, b.data, b.len, sizeof(*d),
-	    AS_E_UNSUPPORTED, "unknown request flags 0x20");
+	    AS_E_UNSUPPORTED, "unknown request flags 0x40");
 	q->op = OP_HOLD;
 	q->flags = 0x80 | REQ_F_RESUME;
 	proto_enc_request(&b, q);
