@@ -410,6 +410,19 @@ ratio() {
 try: print('%.3f' % (float(sys.argv[1]) / float(sys.argv[2])))
 except ValueError: print('-')" "$1" "$2"
 }
+# The median of the rounds' own ratios (autosync / raw of the same
+# round, run back to back): on a shared machine the load drifts between
+# rounds more than within one, so this moves less than best / best.
+paired() {	# RAW_ARRAY_NAME WRAP_ARRAY_NAME
+	local -n pr_=$1 pw_=$2
+	"$PYTHON" -c 'import statistics, sys
+n = int(sys.argv[1]); v = sys.argv[2:]
+q = []
+for r, w in zip(v[:n], v[n:]):
+    try: q.append(float(w) / float(r))
+    except (ValueError, ZeroDivisionError): pass
+print("%.3f" % statistics.median(q) if q else "-")' "${#pr_[@]}" "${pr_[@]}" "${pw_[@]}"
+}
 echo
 echo "machine: $(nproc) CPUs, kernel $(uname -r), $(btrfs --version)"
 echo "autosync: $("$AUTOSYNC" --version 2>/dev/null | head -n 1)"
@@ -431,6 +444,10 @@ if test "${#net_raw[@]}" -gt 0; then
 	echo "|---|---:|---:|---:|---:|---:|---:|"
 	echo "| full, $SIZE_MB MiB over tcp | $nr | $nc_ | $nx | $na | $(ratio "$na" "$nr") | $(ratio "$na" "$nc_") |"
 fi
+echo
+echo "median of the rounds' ratios: full streams $(paired full_p full_x), incremental streams $(paired incr_p incr_x)$(
+	test "${#net_raw[@]}" -gt 0 && echo ", tcp push whole run / raw nc pipe $(paired net_raw net_as)")$(
+	test "${#ssh_raw[@]}" -gt 0 && echo ", ssh push whole run / raw ssh pipe $(paired ssh_raw ssh_as)")"
 if test "${#ssh_raw[@]}" -gt 0; then
 	sr=$(printf '%s\n' "${ssh_raw[@]}" | best)
 	sa=$(printf '%s\n' "${ssh_as[@]}" | best)

@@ -421,19 +421,29 @@ if test "$REMOTE" = 1; then
 	fi
 fi
 
+# The median of the rounds' own ratios (autosync / raw of the same
+# round, run back to back): on a shared machine the load drifts between
+# rounds more than within one, so this moves less than best / best.
+paired() {	# RAW... WRAP... (N each)
+	python3 -c 'import statistics, sys
+n = int(sys.argv[1]); v = [float(x) for x in sys.argv[2:]]
+print("%.2f" % statistics.median(w / r for r, w in zip(v[:n], v[n:])))' "$N" "$@"
+}
+
 row() {
-	local name=$1 a b
+	local name=$1 a b m
+	m=$(paired "${@:2}")
 	a=$(best "${@:2:$N}")
 	shift $((N + 1))
 	b=$(best "$@")
-	printf '| %s | %.3f | %.3f | %.2f |\n' "$name" "$b" "$a" \
-	    "$(echo "$b / $a" | bc -l)"
+	printf '| %s | %.3f | %.3f | %.2f | %s |\n' "$name" "$b" "$a" \
+	    "$(echo "$b / $a" | bc -l)" "$m"
 }
 echo
 echo "zfs-fuse $(dpkg-query -W -f '${Version}' zfs-fuse 2>/dev/null), ${MB} MiB + 1000 x 4 KiB, best of $N, $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| scenario | autosync s | raw zfs pipe s | autosync/raw |"
-echo "|---|---:|---:|---:|"
+echo "| scenario | autosync s | raw zfs pipe s | autosync/raw (best / best) | median of the rounds' ratios |"
+echo "|---|---:|---:|---:|---:|"
 row "full stream" "${rf[@]}" "${rw[@]}"
 row "incremental, 1% rewritten" "${ri[@]}" "${wi[@]}"
 row "nothing changed" "${rn[@]}" "${wn[@]}"
@@ -442,16 +452,16 @@ row "nothing changed" "${rn[@]}" "${wn[@]}"
 # stream's time less that, for both.
 fr=$(best "${rf[@]}"); fw=$(best "${rw[@]}")
 nr=$(best "${rn[@]}"); nw=$(best "${wn[@]}")
-printf '| stream only (full - nothing changed) | %.3f | %.3f | %.2f |\n' \
+printf '| stream only (full - nothing changed) | %.3f | %.3f | %.2f | |\n' \
     "$(echo "$fw - $nw" | bc -l)" "$(echo "$fr - $nr" | bc -l)" \
     "$(echo "($fw - $nw) / ($fr - $nr)" | bc -l)"
 row "$DATASETS datasets, nothing changed" "${tr[@]}" "${tw[@]}"
 if test "$REMOTE" = 1; then
 	row "tcp push vs zfs send, nc, zfs receive -u: full" "${nr_full[@]}" "${nw_full[@]}"
-	printf '| tcp push, nothing changed | %.3f | | |\n' "$(best "${nw_none[@]}")"
+	printf '| tcp push, nothing changed | %.3f | | | |\n' "$(best "${nw_none[@]}")"
 	row "tcp pull vs zfs send, nc, zfs receive -u: full" "${pr_full[@]}" "${pw_full[@]}"
-	printf '| tcp pull, nothing changed | %.3f | | |\n' "$(best "${pw_none[@]}")"
-	printf '| tcp pull, stream only (full - nothing changed) | %.3f | %.3f | %.2f |\n' \
+	printf '| tcp pull, nothing changed | %.3f | | | |\n' "$(best "${pw_none[@]}")"
+	printf '| tcp pull, stream only (full - nothing changed) | %.3f | %.3f | %.2f | |\n' \
 	    "$(echo "$(best "${pw_full[@]}") - $(best "${pw_none[@]}")" | bc -l)" \
 	    "$(best "${pr_full[@]}")" \
 	    "$(echo "($(best "${pw_full[@]}") - $(best "${pw_none[@]}")) / $(best "${pr_full[@]}")" | bc -l)"
