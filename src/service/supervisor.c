@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "base/io.h"
+#include "base/proc.h"
 #include "base/xmalloc.h"
 #include "repl/remote.h"
 #include "repl/sync.h"
@@ -703,8 +704,7 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 	int i;
 
 	/* die with the daemon: no run outlives it unrecorded (§F 69) */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
+	if (proc_die_with_parent(parent) == -1)
 		_exit(1);
 	signal(SIGTERM, child_term);
 	signal(SIGINT, SIG_DFL);

@@ -1,0 +1,194 @@
+#!/bin/bash
+test_description='RELIABILITY.md §F 69 (signals and child cleanup): after
+SIGKILL of sync (local, a tcp pull, an ssh push), of serve and of the
+daemon, no child of theirs (receiving child, ssh, connection child, run)
+is left after 5 s; a local sync whose receiving child is stopped ends in
+TIMEOUT after --timeout with the old tree; SIGHUP with a changed and with
+an invalid configuration in the middle of a transfer'
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-service.sh"
+. "$TEST_DIRECTORY/lib-net.sh"
+
+T=$TRASH_DIRECTORY
+
+# tree PID: PID and all its descendants, one a line (ps, not /proc walks)
+tree() {
+	ps -eo pid=,ppid= | awk -v root="$1" '
+		{ kids[$2] = kids[$2] " " $1 }
+		END {
+			n = 1; q[1] = root
+			for (i = 1; i <= n; i++) {
+				print q[i]
+				m = split(kids[q[i]], k, " ")
+				for (j = 1; j <= m; j++) q[++n] = k[j]
+			}
+		}'
+}
+
+# descendants PID: the processes below PID (not PID itself)
+descendants() { tree "$1" | tail -n +2; }
+
+# wait_kids PID N: until PID has at least N descendants (20 s)
+wait_kids() {
+	local i=0
+	while test $i -lt 200; do
+		test "$(descendants "$1" | wc -l)" -ge "$2" && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "pid $1 has fewer than $2 descendants: $(descendants "$1")"
+	return 1
+}
+
+# all_gone SECONDS PID...: every PID ended (or is a zombie) within SECONDS
+all_gone() {
+	local t=$1 p s
+	shift
+	for p in "$@"; do
+		wait_for "$t" eval "! kill -0 $p || test \"\$(stat_of $p)\" = Z" || {
+			echo "pid $p ($(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)) survived, state $(stat_of $p)"
+			return 1
+		}
+	done
+}
+
+stat_of() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
+
+# child_of PID: the one child of PID (20 s), in child
+child_of() {
+	local i=0
+	child=
+	while test $i -lt 200; do
+		child=$(cat "/proc/$1/task/$1/children" 2>/dev/null)
+		child=${child% }
+		case $child in
+		"" | *" "*) ;;
+		*) return 0 ;;
+		esac
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "pid $1 has no single child ('$child')"
+	return 1
+}
+
+# kill_ours PID...: kill -9 each PID that is still an autosync (or ssh)
+# process of this test (its cwd in the trash directory): the cleanup of
+# a failed case; a reused PID is left alone
+kill_ours() {
+	local p here
+	here=$(cd "$TRASH_DIRECTORY" && pwd -P)
+	for p in "$@"; do
+		test "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$here" &&
+			kill -KILL "$p" 2>/dev/null
+	done
+	return 0
+}
+
+test_expect_success 'setup: a 24 MiB source, synced once; keys' '
+	mkdir src && echo a >src/a &&
+	for i in 1 2 3; do head -c 8M /dev/urandom >src/f$i || return 1; done &&
+	autosync sync src dst && manifest dst >dst.m &&
+	echo more >src/b && head -c 8M /dev/urandom >src/f4 &&
+	net_deadline 30 autosync keygen --out keys
+'
+
+# A child stopped (SIGSTOP) before its parent is killed cannot end by
+# itself on the end of its input: only the parent-death signal (or a
+# kill of its process group) ends it.
+
+# The receiving child stops itself at the first entry it stages
+# (AUTOSYNC_FAULT=recv_stage:STOP); the parent fills the pipe.
+test_expect_success '69c: a local sync whose receiving child is stopped: TIMEOUT after --timeout, the old tree' '
+	(export AUTOSYNC_FAULT=recv_stage:STOP &&
+		exec autosync sync --timeout 2 src dst 2>c.err) &
+	pid=$!
+	child=
+	test_when_finished "kill_ours \$child \$pid" &&
+	child_of $pid && echo "receiving child $child" &&
+	wait_for 20 eval "test \"\$(stat_of $child)\" = T" &&
+	t0=$SECONDS &&
+	wait_for 15 eval "! kill -0 $pid || test \"\$(stat_of $pid)\" = Z" &&
+	{ wait $pid; rc=$?; } &&
+	cat c.err && echo "sync: exit $rc after $((SECONDS - t0)) s" &&
+	test $rc = 30 &&
+	test $((SECONDS - t0)) -le 8 &&
+	test_grep "receive .dst.: the receiver took nothing from the stream for 2 s (it was stopped)" c.err &&
+	all_gone 1 $child &&
+	assert_manifest dst dst.m &&
+	autosync sync src dst && assert_same_tree src dst
+'
+
+test_expect_success '69b: SIGKILL of a local sync: its receiving child is gone within 5 s' '
+	echo c >src/c && head -c 8M /dev/urandom >src/f6 || return 1
+	(export AUTOSYNC_FAULT=recv_stage:STOP &&
+		exec autosync sync src dst 2>k.err) &
+	pid=$!
+	child=
+	test_when_finished "kill_ours \$child \$pid" &&
+	child_of $pid && echo "receiving child $child" &&
+	wait_for 20 eval "test \"\$(stat_of $child)\" = T" &&
+	kill -KILL $pid && { wait $pid; true; } &&
+	all_gone 5 $child &&
+	autosync sync src dst 2>r.err && cat r.err &&
+	assert_same_tree src dst
+'
+
+test_expect_success '69b: SIGKILL of a tcp pull: its receiving child is gone within 5 s' '
+	net_serve q --key "$T/keys/psk.key" --root "$T" || return 1
+	(exec autosync sync --key "$T/keys/psk.key" --rate-limit 2M \
+		"tcp://127.0.0.1:$SERVE_PORT/src" pulled 2>p.err) &
+	pid=$!
+	kids=
+	test_when_finished "kill_ours \$kids \$pid" &&
+	wait_kids $pid 1 && sleep 1 &&
+	kids=$(descendants $pid) && echo "children: $kids" &&
+	kill -STOP $kids &&
+	kill -KILL $pid && { wait $pid; true; } &&
+	all_gone 5 $kids
+'
+
+test_expect_success '69b: SIGKILL of serve mid-session: its connection child is gone within 5 s' '
+	(exec autosync sync --key "$T/keys/psk.key" --rate-limit 2M \
+		"tcp://127.0.0.1:$SERVE_PORT/src" pulled2 2>s.err) &
+	pid=$!
+	kids=
+	test_when_finished "kill_ours \$kids \$pid" &&
+	wait_kids $SERVE_PID 1 && kids=$(descendants $SERVE_PID) &&
+	echo "connection children: $kids" &&
+	kill -STOP $kids &&
+	net_kill $SERVE_PID KILL &&
+	all_gone 5 $kids &&
+	{ wait $pid; rc=$?; } && cat s.err && echo "client: exit $rc" &&
+	test $rc != 0
+'
+
+test_expect_success SSHD '69b: SIGKILL of an ssh push: ssh is gone within 5 s' '
+	net_sshd_start || return 1
+	(export AUTOSYNC_SSH=$NET_SSH &&
+		exec autosync sync --rate-limit 2M src "$SSH_URL_BASE$T/spushed" 2>h.err) &
+	pid=$!
+	kids=
+	test_when_finished "kill_ours \$kids \$pid" &&
+	wait_for 20 test -d spushed/.autosync &&
+	kids=$(descendants $pid) && echo "children: $kids" &&
+	test -n "$kids" &&
+	kill -STOP $kids &&
+	kill -KILL $pid && { wait $pid; true; } &&
+	all_gone 5 $kids
+'
+
+test_expect_success '69b: SIGKILL of the daemon mid-transfer: no run or receiver is left after 5 s' '
+	autosync create k --source "$T/src" --dest "$T/dk" --every 1d &&
+	AUTOSYNC_FAULT=recv_stage:STOP start_daemon &&
+	kids=
+	test_when_finished "kill_ours \$kids" &&
+	autosync run k &&
+	wait_kids $daemon_pid 2 && kids=$(descendants $daemon_pid) &&
+	echo "run and receiver: $kids" &&
+	test_kill $daemon_pid KILL && { wait $daemon_pid; true; } &&
+	all_gone 5 $kids &&
+	autosync run k && assert_same_tree src dk
+'
+
+test_done
