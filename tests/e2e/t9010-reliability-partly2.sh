@@ -191,4 +191,85 @@ test_expect_success '69b: SIGKILL of the daemon mid-transfer: no run or receiver
 	autosync run k && assert_same_tree src dk
 '
 
+# cont_receiver PID: the run's receiving child below daemon PID, stopped
+# at recv_stage, is continued (20 s to find it)
+cont_receiver() {
+	local i=0 k
+	while test $i -lt 200; do
+		for k in $(descendants "$1"); do
+			test "$(stat_of $k)" = T && { kill -CONT $k; return 0; }
+		done
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "no stopped receiver below $1: $(descendants "$1")"
+	return 1
+}
+
+db() { sqlite3 "$AUTOSYNC_STATE_DIR/autosync.db" "$@"; }
+
+# The service is new: the daemon starts its first run at once.  The
+# daemon's runs stop at their receiver's first staged entry
+# (AUTOSYNC_FAULT in the daemon's environment): a transfer in progress
+# for as long as the test needs, continued with cont_receiver.  An
+# invalid configuration is written behind set's checks, with sqlite3.
+test_expect_success '69a: SIGHUP mid-transfer with a changed configuration: the transfer goes on' '
+	mkdir src2 && head -c 8M /dev/urandom >src2/f &&
+	autosync create h --source "$T/src2" --dest "$T/dh" --every 1d &&
+	rm -f "$AUTOSYNC_STATE_DIR/autosync.sock" && : >daemon.log &&
+	AUTOSYNC_FAULT=recv_stage:STOP test_bg "autosync -v daemon 2>>daemon.log" &&
+	daemon_pid=$test_bg_pid &&
+	wait_for 10 test -S "$AUTOSYNC_STATE_DIR/autosync.sock" &&
+	kids=
+	test_when_finished "kill_ours \$kids" &&
+	wait_kids $daemon_pid 2 && kids=$(descendants $daemon_pid) &&
+	autosync set h keep_src=2 "schedule=every 1h" &&
+	kill -HUP $daemon_pid &&
+	wait_for 10 grep -q "SIGHUP" daemon.log &&
+	test "$(descendants $daemon_pid)" = "$kids" &&
+	cont_receiver $daemon_pid &&
+	wait_for 30 prop_is h successes 1 &&
+	assert_same_tree src2 dh
+'
+
+test_expect_success '69a: SIGHUP mid-transfer with an invalid configuration: rejected with a log line, the transfer ends, the old one stays' '
+	echo more >src2/g &&
+	n=$(autosync get h successes) &&
+	autosync run h &&
+	wait_kids $daemon_pid 2 && kids=$(descendants $daemon_pid) &&
+	db "INSERT OR REPLACE INTO props (service, key, value) SELECT id, '"'"'rate_limit'"'"', '"'"'fast'"'"' FROM services WHERE name = '"'"'h'"'"';
+	    UPDATE services SET schedule = '"'"'every banana'"'"' WHERE name = '"'"'h'"'"';" &&
+	kill -HUP $daemon_pid &&
+	wait_for 10 grep -q "invalid configuration rejected" daemon.log &&
+	cat daemon.log &&
+	test_grep "service .h.: invalid configuration rejected: schedule: .*banana.*; the previous one stays" daemon.log &&
+	test "$(grep -c "invalid configuration rejected" daemon.log)" = 1 &&
+	autosync log h >log.out && test_grep "invalid configuration rejected" log.out &&
+	kill -0 $daemon_pid &&
+	test "$(descendants $daemon_pid)" = "$kids" &&
+	cont_receiver $daemon_pid &&
+	wait_for 30 prop_is h successes $((n + 1)) &&
+	assert_same_tree src2 dh
+'
+
+test_expect_success '69a: the next run starts with the kept configuration (keep_src=2), not the invalid one' '
+	echo again >src2/h &&
+	(exec autosync run h --wait >rw.out 2>&1) &
+	pid=$!
+	cont_receiver $daemon_pid &&
+	{ wait $pid; rc=$?; } && cat rw.out && test $rc = 0 &&
+	assert_same_tree src2 dh &&
+	autosync snapshots -H "$T/src2" >snaps.out && cat snaps.out &&
+	test "$(grep -c "^autosync_" snaps.out)" = 2 &&
+	test_grep ! "cannot start a run" daemon.log
+'
+
+test_expect_success '69a: the configuration made valid again is taken, and said' '
+	db "DELETE FROM props WHERE key = '"'"'rate_limit'"'"';
+	    UPDATE services SET schedule = '"'"'every 2h'"'"' WHERE name = '"'"'h'"'"';" &&
+	kill -HUP $daemon_pid &&
+	wait_for 10 grep -q "configuration is valid again" daemon.log &&
+	stop_daemon
+'
+
 test_done
