@@ -1020,29 +1020,45 @@ fail:
 int
 store_recover(struct store *st, int64_t now, unsigned *n, struct as_err *err)
 {
+	return store_recover_service(st, NULL, now, n, err);
+}
+
+/* The runs store_recover_service closes: all open ones, or name's. */
+#define OPEN_RUNS "ended IS NULL AND (?2 IS NULL OR service = " \
+	"(SELECT id FROM services WHERE name = ?2))"
+
+int
+store_recover_service(struct store *st, const char *name, int64_t now,
+    unsigned *n, struct as_err *err)
+{
 	sqlite3_stmt *s;
 
 	*n = 0;
 	if (begin(st, err) == -1)
 		return -1;
 	if ((s = prep(st, "INSERT INTO events (service, time, message) "
-	    "SELECT service, ?, 'run ' || id || ' interrupted (the daemon "
+	    "SELECT service, ?1, 'run ' || id || ' interrupted (the daemon "
 	    "or the run was killed); the next run recovers the destination' "
-	    "FROM runs WHERE ended IS NULL", err)) == NULL)
+	    "FROM runs WHERE " OPEN_RUNS, err)) == NULL)
 		goto fail;
 	sqlite3_bind_int64(s, 1, now);
+	bind_text(s, 2, name);
 	if (step_done(st, s, "recover", err) == -1)
 		goto fail;
-	if ((s = prep(st, "UPDATE runs SET ended = ?, outcome = "
+	if ((s = prep(st, "UPDATE runs SET ended = ?1, outcome = "
 	    "'interrupted', errclass = 'TEMP', errcode = 'INTERNAL', "
-	    "message = 'interrupted' WHERE ended IS NULL", err)) == NULL)
+	    "message = 'interrupted' WHERE " OPEN_RUNS, err)) == NULL)
 		goto fail;
 	sqlite3_bind_int64(s, 1, now);
+	bind_text(s, 2, name);
 	if (step_done(st, s, "recover", err) == -1)
 		goto fail;
 	*n = (unsigned)sqlite3_changes(st->db);
-	if (exec(st, "UPDATE services SET state = 'online' WHERE state = "
-	    "'running'", err) == -1)
+	if ((s = prep(st, "UPDATE services SET state = 'online' WHERE state = "
+	    "'running' AND (?1 IS NULL OR name = ?1)", err)) == NULL)
+		goto fail;
+	bind_text(s, 1, name);
+	if (step_done(st, s, "recover", err) == -1)
 		goto fail;
 	return commit(st, err);
 fail:

@@ -174,6 +174,14 @@ int	store_run_interrupted(struct store *st, const char *name,
  */
 int	store_recover(struct store *st, int64_t now, unsigned *n,
 	    struct as_err *err);
+/*
+ * The same for one service (name NULL: all), by a run that holds the
+ * service's lock: a run still open then belongs to a process that was
+ * killed (a foreground `autosync run`, or a daemon's run whose daemon
+ * has not started again), and stays open no longer (§F 61).
+ */
+int	store_recover_service(struct store *st, const char *name,
+	    int64_t now, unsigned *n, struct as_err *err);
 
 /* Append an event (one line; escaped when shown) to a service's log. */
 int	store_event(struct store *st, const char *name, int64_t now,

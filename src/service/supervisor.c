@@ -392,6 +392,7 @@ supervisor_run_flags(struct store *st, const char *state_dir,
 	struct svc v;
 	int64_t run_id, started;
 	enum svc_state prior;
+	unsigned nrec;
 	int lock, rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -410,6 +411,11 @@ supervisor_run_flags(struct store *st, const char *state_dir,
 	if (runner_props_load(st, name, &r.p, err) == -1 ||
 	    (lock = lock_service(state_dir, name, err)) == -1)
 		goto out;
+	/* with the lock, a run still open is a killed one's (§F 61) */
+	if (store_recover_service(st, name, wall_ms(), &nrec, err) == -1) {
+		close(lock);
+		goto out;
+	}
 	r.p.sync_flags = sync_flags;
 	started = wall_ms();
 	if (store_run_begin(st, name, started, (long)getpid(), &run_id,
@@ -837,6 +843,7 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 	struct as_err err;
 	struct runner_result cr;
 	int p[2], c[2], i, requested;
+	unsigned nrec;
 	pid_t pid, parent = getpid();
 
 	as_err_clear(&err);
@@ -850,6 +857,10 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 	    runner_props_load(d->st, j->name, &r.p, &err)) == -1 ||
 	    (j->lock_fd = lock_service(d->state_dir, j->name, &err)) == -1)
 		goto fail;
+	/* a foreground run of it that was killed: no longer open */
+	if (store_recover_service(d->st, j->name, wall_ms(), &nrec,
+	    &err) == -1)
+		goto fail_lock;
 	if (pipe2(p, O_CLOEXEC) == -1) {
 		as_err_sys(&err, errno, "pipe");
 		goto fail_lock;

@@ -4,7 +4,8 @@ SIGKILL of sync (local, a tcp pull, an ssh push), of serve and of the
 daemon, no child of theirs (receiving child, ssh, connection child, run)
 is left after 5 s; a local sync whose receiving child is stopped ends in
 TIMEOUT after --timeout with the old tree; SIGHUP with a changed and with
-an invalid configuration in the middle of a transfer'
+an invalid configuration in the middle of a transfer.  §F 61: `autosync
+run` killed at the n-th write or fdatasync of the state DB (strace)'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-service.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
@@ -270,6 +271,67 @@ test_expect_success '69a: the configuration made valid again is taken, and said'
 	kill -HUP $daemon_pid &&
 	wait_for 10 grep -q "configuration is valid again" daemon.log &&
 	stop_daemon
+'
+
+# §F 61: `autosync run` (foreground: it writes the state DB itself)
+# killed at the n-th pwrite64 or fdatasync that touches the DB or its
+# WAL (strace -P: only those are traced and counted).  A run makes about
+# 23 pwrite64 and 5 fdatasync of them; a sample of each.
+DB=$AUTOSYNC_STATE_DIR/autosync.db
+
+# db_ok: integrity_check is ok and no run is open
+db_ok() {
+	test "$(db "PRAGMA integrity_check")" = ok &&
+	test "$(db "SELECT COUNT(*) FROM runs WHERE ended IS NULL")" = 0
+}
+
+# kill_db_at SYSCALL N: one run killed at the N-th SYSCALL on the DB,
+# then the checks; the trial's lines in trials.log
+kill_db_at() {
+	local rc last
+	echo "$1 $2" >>"src3/n-$1-$2"
+	test_strace -qq -o st.log -y -P "$DB" -P "$DB-wal" -P "$DB-journal" \
+		-e trace=pwrite64,fdatasync,fsync \
+		-e inject="$1":signal=SIGKILL:when="$2" \
+		autosync run d 2>run.err
+	rc=$?
+	last=$(grep -v "^+++" st.log | tail -n 1 |
+		sed -n "s|^\([a-z0-9]*\)([0-9]*<[^>]*/\([^/>]*\)>.*|\1 on \2|p")
+	echo "$1 #$2: exit $rc, the last call: $last" >>trials.log
+	case $rc in
+	137) grep -q "killed by SIGKILL" st.log || { echo "$1 #$2: not killed by strace"; return 1; } ;;
+	0) ;;
+	*) echo "$1 #$2: exit $rc"; cat run.err; return 1 ;;
+	esac
+	test "$(db "PRAGMA integrity_check")" = ok || {
+		echo "$1 #$2: integrity_check failed"; return 1; }
+	autosync run d 2>run2.err || { echo "$1 #$2: the next run failed"; cat run2.err; return 1; }
+	db_ok || { echo "$1 #$2: a run is left open"; db "SELECT * FROM runs"; return 1; }
+	assert_same_tree src3 d3
+}
+
+test_expect_success STRACE '61: setup: a service run in the foreground' '
+	mkdir src3 && echo a >src3/a &&
+	autosync create d --source "$T/src3" --dest "$T/d3" --every 1d &&
+	autosync run d && db_ok
+'
+
+test_expect_success STRACE '61: SIGKILL at the n-th write of the state DB: integrity ok, no run left open, the next run works' '
+	for n in 1 2 4 7 11 16 20; do
+		kill_db_at pwrite64 $n || return 1
+	done &&
+	cat trials.log &&
+	test "$(grep -c "exit 137" trials.log)" -ge 6 &&
+	autosync log d >log.out && test_grep "interrupted" log.out
+'
+
+test_expect_success STRACE '61: SIGKILL at the n-th fdatasync of the state DB: the same' '
+	: >trials.log &&
+	for n in 1 3 5; do
+		kill_db_at fdatasync $n || return 1
+	done &&
+	cat trials.log &&
+	test "$(grep -c "exit 137" trials.log)" = 3
 '
 
 test_done
