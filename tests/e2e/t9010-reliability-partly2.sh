@@ -5,7 +5,8 @@ daemon, no child of theirs (receiving child, ssh, connection child, run)
 is left after 5 s; a local sync whose receiving child is stopped ends in
 TIMEOUT after --timeout with the old tree; SIGHUP with a changed and with
 an invalid configuration in the middle of a transfer.  §F 61: `autosync
-run` killed at the n-th write or fdatasync of the state DB (strace)'
+run` killed at the n-th write or fdatasync of the state DB (strace).
+§F 63: a prune during a slow transfer (dir engine)'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-service.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
@@ -332,6 +333,56 @@ test_expect_success STRACE '61: SIGKILL at the n-th fdatasync of the state DB: t
 	done &&
 	cat trials.log &&
 	test "$(grep -c "exit 137" trials.log)" = 3
+'
+
+# §F 63, dir engine: a service a63 pushes src4 over tcp, slowly
+# (rate_limit), while service b63 from the same source with keep_src=1
+# and a destroy of a63's base try to prune; after it, b63's prune keeps
+# what a63 holds, and a63's next run is an incremental.  Each service
+# holds its own snapshot: a63's base (the older) and b63's.  A refused
+# prune waits 2 s for the lock (SNAP_LOCK_WAIT_MS): the transfer takes 8.
+snap_names() { autosync snapshots -H "$T/src4" | cut -f1 | grep "^autosync_" | sort; }
+
+test_expect_success '63: setup: two services of one source, one over tcp' '
+	mkdir src4 r63 && head -c 8M /dev/urandom >src4/f1 &&
+	net_serve p63 --key "$T/keys/psk.key" --root "$T/r63" &&
+	autosync create a63 --source "$T/src4" \
+		--dest "tcp://127.0.0.1:$SERVE_PORT/p63" --every 1d \
+		--key "$T/keys/psk.key" &&
+	autosync create b63 --source "$T/src4" --dest "$T/d63b" --every 1d &&
+	autosync set a63 keep_src=1 && autosync set b63 keep_src=1 &&
+	autosync run a63 && autosync run b63 &&
+	snap_names >snaps0 && cat snaps0 && test "$(wc -l <snaps0)" = 2
+'
+
+test_expect_success '63: a prune during a slow transfer is refused (busy): the base stays while it is sent, what b63 holds after' '
+	head -c 8M /dev/urandom >src4/f2 && autosync set a63 rate_limit=1M &&
+	base=$(head -n 1 snaps0) || return 1
+	(exec autosync run a63 2>a63.err) &
+	pid=$!
+	test_when_finished "kill_ours \$pid" &&
+	wait_for 20 eval "test -d r63/p63/.autosync/stage" &&
+	test_expect_code 20 autosync run b63 2>b.err && cat b.err &&
+	test_grep "is busy" b.err &&
+	test_expect_code 20 autosync destroy "$T/src4@$base" 2>d.err && cat d.err &&
+	test_grep "is busy" d.err &&
+	snap_names >snaps-mid && grep -qx "$base" snaps-mid &&
+	kill -0 $pid &&
+	{ wait $pid; rc=$?; } && cat a63.err && test $rc = 0 &&
+	assert_same_tree src4 r63/p63 &&
+	snap_names >snaps1 && cat snaps1 &&
+	grep -qx "$(tail -n 1 snaps0)" snaps1 && test "$(wc -l <snaps1)" = 2
+'
+
+test_expect_success '63: the next prune keeps what the other destination holds; its next run is incremental' '
+	autosync run b63 && assert_same_tree src4 d63b &&
+	snap_names >snaps2 && cat snaps2 &&
+	! grep -qx "$(head -n 1 snaps0)" snaps2 &&
+	! grep -qx "$(tail -n 1 snaps0)" snaps2 &&
+	grep -qx "$(tail -n 1 snaps1)" snaps2 &&
+	echo small >src4/s && autosync set a63 rate_limit=0 &&
+	autosync run a63 && assert_same_tree src4 r63/p63 &&
+	sent_below a63 1048576
 '
 
 test_done
