@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "base/io.h"
+#include "base/proc.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "driver/btrfs.h"
@@ -401,8 +402,7 @@ spawn(const char *const *args, int in_fd, int out_fd, int capture,
 		 * an orphaned receive would go on writing where the next
 		 * run cleans up.
 		 */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 ||
-		    getppid() != parent)
+		if (proc_die_with_parent(parent) == -1)
 			_exit(126);
 		/* dup2 clears FD_CLOEXEC on the three we keep. */
 		if (dup2(in_fd != -1 ? in_fd : nul, 0) == -1 ||

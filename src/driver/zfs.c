@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/io.h"
+#include "base/proc.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "driver/zfs.h"
@@ -207,7 +208,7 @@ zfs_proc_start(struct zfs_proc *p, const char *what, const char *const argv[],
 {
 	char line[LINE_MAX_LOG];
 	int nul = -1;
-	pid_t pid;
+	pid_t pid, parent;
 
 	memset(p, 0, sizeof(*p));
 	p->err_fd = -1;
@@ -221,6 +222,7 @@ zfs_proc_start(struct zfs_proc *p, const char *what, const char *const argv[],
 	}
 	log_debug("run: %s", line);
 	fflush(NULL);
+	parent = getpid();
 	if ((pid = fork()) == -1) {
 		as_err_sys(err, errno, "fork");
 		close(p->err_fd);
@@ -229,8 +231,13 @@ zfs_proc_start(struct zfs_proc *p, const char *what, const char *const argv[],
 		return -1;
 	}
 	if (pid == 0) {
-		/* dup2 clears FD_CLOEXEC on 0, 1 and 2 only. */
-		if (dup2(in_fd != -1 ? in_fd : nul, 0) == -1 ||
+		/*
+		 * A killed autosync takes its zfs send and receive along
+		 * (§F 69); the next run cleans up after them.  dup2 clears
+		 * FD_CLOEXEC on 0, 1 and 2 only.
+		 */
+		if (proc_die_with_parent(parent) == -1 ||
+		    dup2(in_fd != -1 ? in_fd : nul, 0) == -1 ||
 		    dup2(out_fd != -1 ? out_fd : nul, 1) == -1 ||
 		    dup2(p->err_fd, 2) == -1)
 			_exit(126);

@@ -1,14 +1,23 @@
 /* rchild.c - the receiving child of a local transfer; see rchild.h. */
+#include <sys/ioctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/io.h"
+#include "base/log.h"
+#include "base/proc.h"
+#include "base/xmalloc.h"
 #include "repl/rchild.h"
 #include "base/banned.h"
 
@@ -17,9 +26,11 @@ rchild_start(struct rchild *c, void (*fn)(void *, int, int), void *arg,
     struct as_err *err)
 {
 	int data[2], rep[2];
+	pid_t parent = getpid();
 
 	c->pid = -1;
 	c->data_fd = c->report_fd = -1;
+	c->watch = NULL;
 	if (pipe2(data, O_CLOEXEC) == -1)
 		return as_err_sys(err, errno, "pipe");
 	if (pipe2(rep, O_CLOEXEC) == -1) {
@@ -38,6 +49,9 @@ rchild_start(struct rchild *c, void (*fn)(void *, int, int), void *arg,
 		return -1;
 	}
 	if (c->pid == 0) {
+		/* a killed sync takes its receiver along (§F 69) */
+		if (proc_die_with_parent(parent) == -1)
+			_exit(70);
 		close(data[1]);
 		close(rep[0]);
 		/* a sender that went away is an error to report, not a kill */
@@ -50,6 +64,165 @@ rchild_start(struct rchild *c, void (*fn)(void *, int, int), void *arg,
 	c->data_fd = data[1];
 	c->report_fd = rep[0];
 	return 0;
+}
+
+struct rchild_watch {
+	pthread_t	tid;
+	pid_t		pid;
+	int		fd;		/* the stream pipe's write end */
+	int		stop[2];	/* a byte or EOF on stop[0]: stop */
+	int		idle_ms;
+	int		fired;		/* __atomic: the child was killed */
+	char		state;		/* its state then ('T': stopped) */
+};
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* pid's state letter and CPU time (utime + stime, in ticks); -1 if gone. */
+static int
+proc_cpu(pid_t pid, char *state, unsigned long long *cpu)
+{
+	char path[64], buf[512], *p;
+	unsigned long long ut, st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* after "pid (comm) ": state, then utime and stime are 12th, 13th */
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 1, " %c %*d %*d "
+	    "%*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", state, &ut,
+	    &st) != 3)
+		return -1;
+	*cpu = ut + st;
+	return 0;
+}
+
+/*
+ * No progress: bytes wait in the pipe, their count does not move and the
+ * child burns no CPU.  An empty pipe is the sender's turn, not the
+ * child's, and a busy child (a long drift check, a large apply) moves
+ * its CPU time.
+ */
+static void *
+watch_main(void *arg)
+{
+	struct rchild_watch *w = arg;
+	struct pollfd p;
+	unsigned long long cpu, last_cpu = 0;
+	int64_t since = mono_ms();
+	int q, last_q = -1;
+	char state = '?';
+
+	for (;;) {
+		p.fd = w->stop[0];
+		p.events = POLLIN;
+		p.revents = 0;
+		if (poll(&p, 1, RCHILD_WATCH_TICK_MS) != 0) {
+			if (p.revents == 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		if (ioctl(w->fd, FIONREAD, &q) == -1 ||
+		    proc_cpu(w->pid, &state, &cpu) == -1)
+			break;	/* the child is gone: rchild_finish says so */
+		if (q == 0 || q != last_q || cpu != last_cpu)
+			since = mono_ms();
+		else if (mono_ms() - since >= w->idle_ms) {
+			w->state = state;
+			__atomic_store_n(&w->fired, 1, __ATOMIC_SEQ_CST);
+			(void)kill(w->pid, SIGKILL);
+			break;
+		}
+		last_q = q;
+		last_cpu = cpu;
+	}
+	return NULL;
+}
+
+int
+rchild_watch(struct rchild *c, int idle_ms, struct as_err *err)
+{
+	struct rchild_watch *w;
+	int e;
+
+	if (c->pid <= 0 || c->data_fd == -1 || idle_ms <= 0)
+		return 0;
+	w = xcalloc(1, sizeof(*w));
+	w->pid = c->pid;
+	w->fd = c->data_fd;
+	w->idle_ms = idle_ms;
+	if (pipe2(w->stop, O_CLOEXEC) == -1) {
+		free(w);
+		return as_err_sys(err, errno, "pipe");
+	}
+	if ((e = pthread_create(&w->tid, NULL, watch_main, w)) != 0) {
+		close(w->stop[0]);
+		close(w->stop[1]);
+		free(w);
+		return as_err_sys(err, e, "start the receiver's watch");
+	}
+	c->watch = w;
+	return 0;
+}
+
+/*
+ * Before the stream is closed: until the child took what is left in the
+ * pipe, reported or exited, or the watch killed it.  A stopped child
+ * would otherwise keep the last bytes, and the report read would wait
+ * for ever.
+ */
+static void
+watch_drain(struct rchild *c)
+{
+	struct pollfd p;
+	int q, ms;
+
+	for (ms = 1; !__atomic_load_n(&c->watch->fired, __ATOMIC_SEQ_CST);
+	    ms = ms < 32 ? ms * 2 : ms) {
+		if (ioctl(c->data_fd, FIONREAD, &q) == -1 || q == 0)
+			return;
+		p.fd = c->report_fd;
+		p.events = POLLIN;
+		p.revents = 0;
+		if (poll(&p, 1, ms) > 0)
+			return;
+	}
+}
+
+/* Stop and free the watch; 1 if it killed the child (*state: how). */
+static int
+watch_end(struct rchild *c, char *state)
+{
+	struct rchild_watch *w = c->watch;
+	int fired;
+
+	if (w == NULL)
+		return 0;
+	close(w->stop[1]);
+	(void)pthread_join(w->tid, NULL);
+	close(w->stop[0]);
+	fired = w->fired;
+	*state = w->state;
+	if (fired)
+		log_debug("receiver %ld took nothing for %d ms (state %c): "
+		    "killed", (long)w->pid, w->idle_ms, w->state);
+	c->watch = NULL;
+	free(w);
+	return fired;
 }
 
 void
@@ -78,8 +251,12 @@ rchild_finish(struct rchild *c, struct rchild_report *report, size_t len,
     struct as_err *err)
 {
 	ssize_t n;
-	int status;
+	int status, fired, idle_ms = c->watch != NULL ? c->watch->idle_ms : 0;
+	char state = '?';
 
+	if (c->watch != NULL && c->data_fd != -1)
+		watch_drain(c);
+	fired = watch_end(c, &state);
 	if (c->data_fd != -1) {
 		close(c->data_fd);
 		c->data_fd = -1;
@@ -95,7 +272,15 @@ rchild_finish(struct rchild *c, struct rchild_report *report, size_t len,
 	if (n != (ssize_t)len) {
 		memset(report, 0, len);
 		report->rc = -1;
-		if (WIFSIGNALED(status) && killed_from_outside(
+		if (fired)
+			/* the same class as a connection's idle timeout */
+			as_err_set(&report->err, AS_E_TIMEOUT, 0, "the "
+			    "receiver took nothing from the stream for %d s "
+			    "(%s): killed it; the next run recovers the "
+			    "destination", (idle_ms + 999) / 1000,
+			    state == 'T' || state == 't' ? "it was stopped" :
+			    "stuck");
+		else if (WIFSIGNALED(status) && killed_from_outside(
 		    WTERMSIG(status)))
 			/* kill -9, the OOM killer, a shutdown: retry */
 			as_err_set(&report->err, AS_E_IO, 0, "receiver killed "

@@ -23,10 +23,13 @@ struct rchild_report {
 	struct as_err	err;	/* why not */
 };
 
+struct rchild_watch;
+
 struct rchild {
 	pid_t	pid;
 	int	data_fd;	/* write end of the stream pipe, or -1 */
 	int	report_fd;	/* read end of the report pipe */
+	struct rchild_watch *watch;	/* rchild_watch's, or NULL */
 };
 
 /*
@@ -36,6 +39,18 @@ struct rchild {
  */
 int	rchild_start(struct rchild *c, void (*fn)(void *, int, int),
 	    void *arg, struct as_err *err);
+/*
+ * The idle timeout of a local transfer, as a connection has one
+ * (conn.h): from now until rchild_finish, a thread looks at the stream
+ * pipe and the child every RCHILD_WATCH_TICK_MS.  When the pipe holds
+ * bytes the child has not taken and the child used no CPU for idle_ms
+ * (it is stopped, or stuck in the kernel), the thread kills it
+ * (SIGKILL): the sender's next write fails (EPIPE) and rchild_finish
+ * reports TIMEOUT.  Call it after any copy of *c is made.  Returns 0,
+ * or -1 with err (nothing watches then).
+ */
+#define RCHILD_WATCH_TICK_MS	250
+int	rchild_watch(struct rchild *c, int idle_ms, struct as_err *err);
 /* In the child: complete the report, write it, exit with its code. */
 void	rchild_exit(int report_fd, struct rchild_report *report, size_t len)
 	    __attribute__((noreturn));
@@ -43,8 +58,10 @@ void	rchild_exit(int report_fd, struct rchild_report *report, size_t len)
  * In the parent, once the sender is done: close the stream (the child
  * reads its end), read the report of len bytes and reap the child.  A
  * child that died without a complete report, or failed after reporting
- * success, gets a failed report with an INTERNAL error.  Returns 0, or -1
- * with err if the child could not be waited for.
+ * success, gets a failed report with an INTERNAL error; one that the watch
+ * killed (rchild_watch), a TIMEOUT.  Before the stream is closed it waits
+ * for the child to take what is left in the pipe (the watch still on).
+ * Returns 0, or -1 with err if the child could not be waited for.
  */
 int	rchild_finish(struct rchild *c, struct rchild_report *report,
 	    size_t len, struct as_err *err);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "base/io.h"
+#include "base/proc.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "format/stream.h"
@@ -393,7 +394,7 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 	uint64_t now, wait_ns;
 	size_t wn, rawlen;
 	uint32_t decl;
-	pid_t pid;
+	pid_t pid, parent;
 	int data[2], rep[2], r, tmo, pw = -1, gone = 0, rc = -1, dst_failed;
 	char tb[16];
 
@@ -408,6 +409,7 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 	}
 	(void)fcntl(data[1], F_SETPIPE_SZ, PIPE_SIZE);
 	fflush(NULL);
+	parent = getpid();
 	if ((pid = fork()) == -1) {
 		as_err_sys(err, errno, "fork");
 		close(data[0]);
@@ -417,6 +419,9 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 		return -1;
 	}
 	if (pid == 0) {
+		/* a killed client takes its receiving child along (§F 69) */
+		if (proc_die_with_parent(parent) == -1)
+			_exit(70);
 		close(data[1]);
 		close(rep[0]);
 		receive_child(c, o, dest, data[0], rep[1], rflags);
@@ -654,7 +659,7 @@ spawn_ssh(struct remote *r, const struct endpoint *ep, struct as_err *err)
 	char peer[300], line[1024];
 	size_t i, off;
 	int in[2], out[2];
-	pid_t pid;
+	pid_t pid, parent;
 
 	prog = getenv("AUTOSYNC_SSH");
 	if (prog == NULL || *prog == '\0')
@@ -696,6 +701,7 @@ spawn_ssh(struct remote *r, const struct endpoint *ep, struct as_err *err)
 		return -1;
 	}
 	fflush(NULL);
+	parent = getpid();
 	if ((pid = fork()) == -1) {
 		as_err_sys(err, errno, "fork");
 		close(in[0]);
@@ -705,8 +711,13 @@ spawn_ssh(struct remote *r, const struct endpoint *ep, struct as_err *err)
 		return -1;
 	}
 	if (pid == 0) {
-		/* dup2 clears FD_CLOEXEC on 0 and 1 only. */
-		if (dup2(in[0], 0) == -1 || dup2(out[1], 1) == -1)
+		/*
+		 * A killed autosync takes its ssh along: the remote serve
+		 * then sees its stdin close (§F 69).  dup2 clears
+		 * FD_CLOEXEC on 0 and 1 only.
+		 */
+		if (proc_die_with_parent(parent) == -1 ||
+		    dup2(in[0], 0) == -1 || dup2(out[1], 1) == -1)
 			_exit(126);
 		signal(SIGPIPE, SIG_DFL);
 		execvp(prog, (char *const *)argv);

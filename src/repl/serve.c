@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/io.h"
+#include "base/proc.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "driver/dir.h"
@@ -2092,8 +2093,8 @@ on_signal(int sig)
 	int e = errno;
 	char ch = (char)sig;
 
-	if (sig == SIGTERM || sig == SIGINT)
-		stop_flag = 1;
+	if ((sig == SIGTERM || sig == SIGINT) && stop_flag < 2)
+		stop_flag++;	/* the second one ends the sessions too */
 	if (sig_pipe_w != -1)
 		(void)write(sig_pipe_w, &ch, 1);
 	errno = e;
@@ -2341,7 +2342,7 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 	char peer[128], pbuf[16], drain[64];
 	size_t i, k, np, cap;
 	int sp[2], aw[2], fd, r, rc = -1, full_logged = 0, port;
-	pid_t pid;
+	pid_t pid, listener = getpid();
 
 	memset(&L, 0, sizeof(L));
 	oo = *o;
@@ -2462,6 +2463,9 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 			continue;
 		}
 		if (pid == 0) {
+			/* a killed listener takes its sessions along (§F 69) */
+			if (proc_die_with_parent(listener) == -1)
+				_exit(1);
 			close(aw[0]);
 			conn_child(&L, fd, peer, aw[1]);
 		}
@@ -2474,7 +2478,28 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 		L.nkids++;
 		log_debug("connection from '%s' (child %d)", peer, (int)pid);
 	}
-	log_info("stopping");
+	/*
+	 * Sessions in progress finish: they die with this process
+	 * (proc_die_with_parent), so it waits for them, without listening.
+	 * A second SIGTERM ends them at once.
+	 */
+	close(L.lfd);
+	L.lfd = -1;
+	if (L.nkids > 0)
+		log_info("stopping: %zu session%s in progress finish first "
+		    "(SIGTERM again ends them)", L.nkids,
+		    L.nkids == 1 ? "" : "s");
+	else
+		log_info("stopping");
+	while (L.nkids > 0 && stop_flag < 2) {
+		struct pollfd sp1 = { .fd = L.sigr, .events = POLLIN };
+
+		if (poll(&sp1, 1, -1) == -1 && errno != EINTR)
+			break;
+		while (read(L.sigr, drain, sizeof(drain)) > 0)
+			;
+		reap(&L);
+	}
 	rc = 0;
 out:
 	free(pfd);

@@ -275,6 +275,10 @@ transfer(const char *src, const char *dst, const char *src_name,
 		early->pid = -1;
 	} else if (rchild_start(&c, receive_child, &a, err) == -1)
 		return -1;
+	/* a stopped or stuck receiver ends in TIMEOUT (§F 69), not a hang */
+	if (rchild_watch(&c, o->remote != NULL && o->remote->idle_ms > 0 ?
+	    o->remote->idle_ms : CONN_IDLE_DEFAULT_MS, &serr) == -1)
+		log_warn("%s", serr.msg);	/* the transfer goes on */
 	as_err_clear(&serr);
 	src_rc = dir_send_resume(src, target, base, c.data_fd, DIR_SEND_LIVE,
 	    pending_hook, &pa, rpos, &res->send, &serr);

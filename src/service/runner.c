@@ -63,9 +63,10 @@ uint_of(const char *v)
 	return (unsigned)strtoul(v, NULL, 10);
 }
 
-int
-runner_props_load(struct store *st, const char *name, struct runner_props *p,
-    struct as_err *err)
+/* From the store (st), or from the properties v[0..n) when st is NULL. */
+static int
+props_load(struct store *st, const char *name, const struct store_prop *pv,
+    size_t pn, struct runner_props *p, struct as_err *err)
 {
 	struct compress_spec cs;
 	int64_t secs;
@@ -77,7 +78,9 @@ runner_props_load(struct store *st, const char *name, struct runner_props *p,
 #define GET(key) do {							\
 		free(v);						\
 		v = NULL;						\
-		if (store_prop_get(st, name, (key), &v, err) == -1)	\
+		if (st == NULL)						\
+			v = store_prop_lookup(pv, pn, (key));		\
+		else if (store_prop_get(st, name, (key), &v, err) == -1) \
 			goto out;					\
 	} while (0)
 	GET("rate_limit");
@@ -139,6 +142,20 @@ out:
 	if (rc == -1)
 		runner_props_release(p);
 	return rc;
+}
+
+int
+runner_props_load(struct store *st, const char *name, struct runner_props *p,
+    struct as_err *err)
+{
+	return props_load(st, name, NULL, 0, p, err);
+}
+
+int
+runner_props_load_list(const struct store_prop *v, size_t n,
+    struct runner_props *p, struct as_err *err)
+{
+	return props_load(NULL, NULL, v, n, p, err);
 }
 
 void

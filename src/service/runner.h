@@ -113,6 +113,13 @@ struct runner {
 
 int	runner_props_load(struct store *st, const char *name,
 	    struct runner_props *p, struct as_err *err);
+/*
+ * The same from a list of set properties (store_prop_list; the unset
+ * ones take their defaults): the daemon's last valid configuration of
+ * a service whose stored one is invalid.
+ */
+int	runner_props_load_list(const struct store_prop *v, size_t n,
+	    struct runner_props *p, struct as_err *err);
 void	runner_props_release(struct runner_props *p);
 
 /*

@@ -795,6 +795,67 @@ store_prop_get(struct store *st, const char *name, const char *key,
 }
 
 int
+store_prop_list(struct store *st, const char *name, struct store_prop **vp,
+    size_t *np, struct as_err *err)
+{
+	struct store_prop *v = NULL;
+	sqlite3_stmt *s;
+	size_t n = 0;
+	int rc;
+
+	*vp = NULL;
+	*np = 0;
+	if ((s = prep(st, "SELECT key, value FROM props WHERE service = "
+	    "(SELECT id FROM services WHERE name = ?) ORDER BY key",
+	    err)) == NULL)
+		return -1;
+	bind_text(s, 1, name);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		v = xreallocarray(v, n + 1, sizeof(*v));
+		v[n].key = col_dup(s, 0);
+		v[n].value = col_dup(s, 1);
+		if (v[n].key == NULL)
+			v[n].key = xstrdup("");
+		if (v[n].value == NULL)
+			v[n].value = xstrdup("");
+		n++;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		store_prop_list_free(v, n);
+		return dberr(st, rc, "read properties", err);
+	}
+	*vp = v;
+	*np = n;
+	return 0;
+}
+
+void
+store_prop_list_free(struct store_prop *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && v != NULL; i++) {
+		free(v[i].key);
+		free(v[i].value);
+	}
+	free(v);
+}
+
+char *
+store_prop_lookup(const struct store_prop *v, size_t n, const char *key)
+{
+	const struct store_propdef *pd;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i].key, key) == 0)
+			return xstrdup(v[i].value);
+	pd = propdef(key);
+	return xstrdup(pd != NULL && pd->def != NULL ? pd->def : "");
+}
+
+int
 store_run_begin(struct store *st, const char *name, int64_t now, long pid,
     int64_t *run_id, struct as_err *err)
 {
@@ -959,29 +1020,45 @@ fail:
 int
 store_recover(struct store *st, int64_t now, unsigned *n, struct as_err *err)
 {
+	return store_recover_service(st, NULL, now, n, err);
+}
+
+/* The runs store_recover_service closes: all open ones, or name's. */
+#define OPEN_RUNS "ended IS NULL AND (?2 IS NULL OR service = " \
+	"(SELECT id FROM services WHERE name = ?2))"
+
+int
+store_recover_service(struct store *st, const char *name, int64_t now,
+    unsigned *n, struct as_err *err)
+{
 	sqlite3_stmt *s;
 
 	*n = 0;
 	if (begin(st, err) == -1)
 		return -1;
 	if ((s = prep(st, "INSERT INTO events (service, time, message) "
-	    "SELECT service, ?, 'run ' || id || ' interrupted (the daemon "
+	    "SELECT service, ?1, 'run ' || id || ' interrupted (the daemon "
 	    "or the run was killed); the next run recovers the destination' "
-	    "FROM runs WHERE ended IS NULL", err)) == NULL)
+	    "FROM runs WHERE " OPEN_RUNS, err)) == NULL)
 		goto fail;
 	sqlite3_bind_int64(s, 1, now);
+	bind_text(s, 2, name);
 	if (step_done(st, s, "recover", err) == -1)
 		goto fail;
-	if ((s = prep(st, "UPDATE runs SET ended = ?, outcome = "
+	if ((s = prep(st, "UPDATE runs SET ended = ?1, outcome = "
 	    "'interrupted', errclass = 'TEMP', errcode = 'INTERNAL', "
-	    "message = 'interrupted' WHERE ended IS NULL", err)) == NULL)
+	    "message = 'interrupted' WHERE " OPEN_RUNS, err)) == NULL)
 		goto fail;
 	sqlite3_bind_int64(s, 1, now);
+	bind_text(s, 2, name);
 	if (step_done(st, s, "recover", err) == -1)
 		goto fail;
 	*n = (unsigned)sqlite3_changes(st->db);
-	if (exec(st, "UPDATE services SET state = 'online' WHERE state = "
-	    "'running'", err) == -1)
+	if ((s = prep(st, "UPDATE services SET state = 'online' WHERE state = "
+	    "'running' AND (?1 IS NULL OR name = ?1)", err)) == NULL)
+		goto fail;
+	bind_text(s, 1, name);
+	if (step_done(st, s, "recover", err) == -1)
 		goto fail;
 	return commit(st, err);
 fail:

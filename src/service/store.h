@@ -127,6 +127,24 @@ int	store_prop_set(struct store *st, const char *name, const char *key,
 int	store_prop_get(struct store *st, const char *name, const char *key,
 	    char **value, struct as_err *err);
 
+/* A property set on a service, as stored (not checked). */
+struct store_prop {
+	char		*key;
+	char		*value;
+};
+/*
+ * Every property set on name (not the defaults), by key, in *v (free
+ * with store_prop_list_free); none is *v NULL, *n 0.  The values are as
+ * stored: the daemon checks them (store_prop_check) before it uses them,
+ * since the database can be written behind `set`'s back.
+ */
+int	store_prop_list(struct store *st, const char *name,
+	    struct store_prop **v, size_t *n, struct as_err *err);
+void	store_prop_list_free(struct store_prop *v, size_t n);
+/* The value of key in v[0..n), else its default; allocated. */
+char	*store_prop_lookup(const struct store_prop *v, size_t n,
+	    const char *key);
+
 /*
  * A run starts: a row with no end, the service becomes running.
  * *run_id identifies it for store_run_end().
@@ -156,6 +174,14 @@ int	store_run_interrupted(struct store *st, const char *name,
  */
 int	store_recover(struct store *st, int64_t now, unsigned *n,
 	    struct as_err *err);
+/*
+ * The same for one service (name NULL: all), by a run that holds the
+ * service's lock: a run still open then belongs to a process that was
+ * killed (a foreground `autosync run`, or a daemon's run whose daemon
+ * has not started again), and stays open no longer (§F 61).
+ */
+int	store_recover_service(struct store *st, const char *name,
+	    int64_t now, unsigned *n, struct as_err *err);
 
 /* Append an event (one line; escaped when shown) to a service's log. */
 int	store_event(struct store *st, const char *name, int64_t now,

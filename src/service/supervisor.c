@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "base/io.h"
+#include "base/log.h"
+#include "base/proc.h"
 #include "base/xmalloc.h"
 #include "repl/remote.h"
 #include "repl/sync.h"
@@ -105,6 +107,15 @@ struct job {
 	char		*chg_said[2];	/* why none, as last logged */
 	int64_t		 full_mono;	/* start of the last full scan run */
 	int64_t		 full_ms;	/* its full_scan_interval */
+	/*
+	 * The configuration last found valid (config_check): runs start
+	 * with it while the stored one is invalid.  cfg_sched NULL: none
+	 * valid yet.
+	 */
+	char		*cfg_sched;
+	struct store_prop *cfg;
+	size_t		 ncfg;
+	char		*cfg_bad;	/* the rejection last logged, or NULL */
 };
 
 struct client {
@@ -381,6 +392,7 @@ supervisor_run_flags(struct store *st, const char *state_dir,
 	struct svc v;
 	int64_t run_id, started;
 	enum svc_state prior;
+	unsigned nrec;
 	int lock, rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -399,6 +411,11 @@ supervisor_run_flags(struct store *st, const char *state_dir,
 	if (runner_props_load(st, name, &r.p, err) == -1 ||
 	    (lock = lock_service(state_dir, name, err)) == -1)
 		goto out;
+	/* with the lock, a run still open is a killed one's (§F 61) */
+	if (store_recover_service(st, name, wall_ms(), &nrec, err) == -1) {
+		close(lock);
+		goto out;
+	}
 	r.p.sync_flags = sync_flags;
 	started = wall_ms();
 	if (store_run_begin(st, name, started, (long)getpid(), &run_id,
@@ -621,6 +638,79 @@ job_find(struct daemon *d, const char *name)
 	return NULL;
 }
 
+static void
+cfg_release(struct job *j)
+{
+	free(j->cfg_sched);
+	store_prop_list_free(j->cfg, j->ncfg);
+	free(j->cfg_bad);
+	j->cfg_sched = j->cfg_bad = NULL;
+	j->cfg = NULL;
+	j->ncfg = 0;
+}
+
+/*
+ * Check the service's stored configuration (§F 69): its schedule and
+ * every property set, as `set` would.  Valid, it becomes the one kept;
+ * invalid (written behind `set`'s back: sqlite3, another version of
+ * autosync), it is rejected with one line in the daemon's log and the
+ * service's, and v's schedule becomes the kept one, so that the service
+ * goes on as before (start_run uses the kept properties).  A service
+ * with no valid configuration yet does not run.  A run in progress is
+ * not touched either way.
+ */
+static void
+config_check(struct daemon *d, struct job *j, struct svc *v)
+{
+	struct store_prop *pv = NULL;
+	struct sched sc;
+	struct as_err e;
+	char msg[AS_ERR_MSGMAX + 200];
+	size_t pn = 0, i;
+
+	as_err_clear(&e);
+	if (store_prop_list(d->st, j->name, &pv, &pn, &e) == -1)
+		return;		/* unreadable now: the next loop tries again */
+	if (sched_parse(v->schedule, &sc, &e) == -1)
+		as_err_prefix(&e, "schedule");
+	else
+		for (i = 0; i < pn; i++)
+			if (store_prop_check(pv[i].key, pv[i].value, &e) == -1)
+				break;
+	if (e.code == AS_E_OK) {
+		if (j->cfg_bad != NULL) {
+			/* a warning too: it ends the one below */
+			snprintf(msg, sizeof(msg), "service '%s': its "
+			    "configuration is valid again", j->name);
+			log_warn("%s", msg);
+			(void)store_event(d->st, j->name, wall_ms(), msg, NULL);
+			free(j->cfg_bad);
+			j->cfg_bad = NULL;
+		}
+		free(j->cfg_sched);
+		store_prop_list_free(j->cfg, j->ncfg);
+		j->cfg_sched = xstrdup(v->schedule);
+		j->cfg = pv;
+		j->ncfg = pn;
+		return;
+	}
+	store_prop_list_free(pv, pn);
+	snprintf(msg, sizeof(msg), "service '%s': invalid configuration "
+	    "rejected: %s; %s", j->name, e.msg, j->cfg_sched != NULL ?
+	    "the previous one stays" : "no valid one to keep: not run");
+	if (j->cfg_bad == NULL || strcmp(j->cfg_bad, msg) != 0) {
+		/* at every verbosity: the service no longer does as told */
+		log_warn("%s", msg);
+		(void)store_event(d->st, j->name, wall_ms(), msg, NULL);
+		free(j->cfg_bad);
+		j->cfg_bad = xstrdup(msg);
+	}
+	if (j->cfg_sched != NULL) {
+		free(v->schedule);
+		v->schedule = xstrdup(j->cfg_sched);
+	}
+}
+
 /* Match the jobs to the services in the store. */
 static int
 reload(struct daemon *d, struct svc **vp, size_t *np, struct as_err *err)
@@ -665,6 +755,7 @@ reload(struct daemon *d, struct svc **vp, size_t *np, struct as_err *err)
 		changes_close(j->dchg);
 		free(j->dchg_root);
 		free(j->name);
+		cfg_release(j);
 		d->jobs[i] = d->jobs[--d->njobs];
 	}
 	return 0;
@@ -703,8 +794,7 @@ child_run(struct daemon *d, struct job *j, const struct svc *v,
 	int i;
 
 	/* die with the daemon: no run outlives it unrecorded (§F 69) */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
+	if (proc_die_with_parent(parent) == -1)
 		_exit(1);
 	signal(SIGTERM, child_term);
 	signal(SIGINT, SIG_DFL);
@@ -753,6 +843,7 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 	struct as_err err;
 	struct runner_result cr;
 	int p[2], c[2], i, requested;
+	unsigned nrec;
 	pid_t pid, parent = getpid();
 
 	as_err_clear(&err);
@@ -761,9 +852,15 @@ start_run(struct daemon *d, struct job *j, const struct svc *v)
 	requested = j->pending;
 	j->pending = 0;
 	j->prior = v->state == SVC_DISABLED ? SVC_DISABLED : SVC_ONLINE;
-	if (runner_props_load(d->st, j->name, &r.p, &err) == -1 ||
+	if ((j->cfg_bad != NULL && j->cfg_sched != NULL ?
+	    runner_props_load_list(j->cfg, j->ncfg, &r.p, &err) :
+	    runner_props_load(d->st, j->name, &r.p, &err)) == -1 ||
 	    (j->lock_fd = lock_service(d->state_dir, j->name, &err)) == -1)
 		goto fail;
+	/* a foreground run of it that was killed: no longer open */
+	if (store_recover_service(d->st, j->name, wall_ms(), &nrec,
+	    &err) == -1)
+		goto fail_lock;
 	if (pipe2(p, O_CLOEXEC) == -1) {
 		as_err_sys(&err, errno, "pipe");
 		goto fail_lock;
@@ -1438,8 +1535,10 @@ supervisor_daemon_metrics(const char *state_dir, const char *metrics,
 		now_wall = wall_ms();
 		timeout = TICK_MS;
 		for (i = 0; i < nv; i++) {
-			if ((j = job_find(&d, vs[i].name)) == NULL ||
-			    j->pid != 0)
+			if ((j = job_find(&d, vs[i].name)) == NULL)
+				continue;
+			config_check(&d, j, &vs[i]);
+			if (j->pid != 0)
 				continue;
 			journal_sync(&d, j, &vs[i]);
 			/* a changed full_scan_interval counts at once */
@@ -1596,6 +1695,7 @@ out:
 		changes_close(d.jobs[i].dchg);
 		free(d.jobs[i].dchg_root);
 		free(d.jobs[i].name);
+		cfg_release(&d.jobs[i]);
 	}
 	free(d.jobs);
 	for (i = 0; i < MAX_CLIENTS; i++)

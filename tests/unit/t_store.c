@@ -15,6 +15,7 @@
 
 #include <sqlite3.h>
 
+#include "service/runner.h"
 #include "service/store.h"
 #include "base/banned.h"
 
@@ -385,6 +386,54 @@ test_props_and_ends(void **state)
 	store_close(st);
 }
 
+/*
+ * The daemon's view of a service's configuration (§F 69): the set
+ * properties as stored, an invalid one written behind set's back among
+ * them, and the kept list read back into a run's properties with the
+ * unset ones at their defaults.
+ */
+static void
+test_prop_list(void **state)
+{
+	struct store *st;
+	struct store_prop *v;
+	struct runner_props p;
+	struct as_err err;
+	char *s;
+	size_t n;
+
+	(void)state;
+	assert_non_null(st = store_open(":memory:", &err));
+	assert_int_equal(store_svc_create(st, "a", "/s", "/d", "every 1h", 0,
+	    &err), 0);
+	assert_int_equal(store_prop_list(st, "a", &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_null(v);
+	assert_int_equal(store_prop_list(st, "none", &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_prop_set(st, "a", "rate_limit", "10M", &err),
+	    0);
+	assert_int_equal(store_prop_set(st, "a", "keep_src", "3", &err), 0);
+	assert_int_equal(store_prop_list(st, "a", &v, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].key, "keep_src");
+	assert_string_equal(v[1].value, "10M");
+	s = store_prop_lookup(v, n, "keep_src");
+	assert_string_equal(s, "3");
+	free(s);
+	s = store_prop_lookup(v, n, "retries");
+	assert_string_equal(s, "5");	/* the default */
+	free(s);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(runner_props_load_list(v, n, &p, &err), 0);
+	assert_int_equal(p.keep_src, 3);
+	assert_true(p.ro.rate >= 10 * 1000 * 1000);
+	runner_props_release(&p);
+	store_prop_list_free(v, n);
+
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -393,6 +442,7 @@ main(void)
 		cmocka_unit_test(test_crud),
 		cmocka_unit_test(test_runs),
 		cmocka_unit_test(test_props_and_ends),
+		cmocka_unit_test(test_prop_list),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
