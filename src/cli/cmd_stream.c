@@ -40,7 +40,8 @@ static const char usage_send[] =
 CLI_REMOTE_USAGE;
 
 static const char usage_receive[] =
-"usage: autosync receive [-v] [-F] [-n] [--recover-only] [transport options]\n"
+"usage: autosync receive [-v] [-F] [-n] [--safe] [--recover-only]\n"
+"                        [transport options]\n"
 "                        DEST < STREAM\n"
 "\n"
 "Apply a stream read from standard input to the directory DEST (created\n"
@@ -53,6 +54,9 @@ static const char usage_receive[] =
 "                      received, and let a full stream replace it\n"
 "  -n, --dry-run       read and validate the whole stream, change nothing\n"
 "  --recover-only      only repair an interrupted receive, read no stream\n"
+"  --safe              for a sender not trusted with privileged objects:\n"
+"                      refuse device nodes, clear setuid/setgid bits,\n"
+"                      keep only user.* xattrs\n"
 "  -v, --verbose       print what was received on standard error\n"
 "\n"
 "DEST may be remote: the stream is sent to 'autosync serve' there.\n"
@@ -402,6 +406,7 @@ cmd_receive(struct cli *cli, int argc, char **argv)
 		{ "force",	no_argument,		NULL, 'F' },
 		{ "dry-run",	no_argument,		NULL, 'n' },
 		{ "recover-only", no_argument,		NULL, 'R' },
+		{ "safe",	no_argument,		NULL, 'S' },
 		{ "verbose",	no_argument,		NULL, 'v' },
 		{ "help",	no_argument,		NULL, 'h' },
 		CLI_REMOTE_LONGOPTS,
@@ -438,6 +443,9 @@ cmd_receive(struct cli *cli, int argc, char **argv)
 		case 'R':
 			recover_only = 1;
 			break;
+		case 'S':
+			flags |= DIR_RECV_SAFE;
+			break;
 		case 'v':
 			cli->verbose++;
 			break;
@@ -453,6 +461,12 @@ cmd_receive(struct cli *cli, int argc, char **argv)
 		    "receive: expected one DEST");
 	dest = argv[optind];
 	as_err_clear(&err);
+	/* a volume has no entries to judge; a server applies its own policy */
+	if ((flags & DIR_RECV_SAFE) && ((strncmp(dest, "vol:", 4) == 0 &&
+	    dest[4] != '\0') || strstr(dest, "://") != NULL))
+		return cli_usage_error(usage_receive, "receive: --safe is for "
+		    "a local directory (a server applies its serve.conf "
+		    "'safe' grant)");
 	if (strncmp(dest, "vol:", 4) == 0 && dest[4] != '\0')
 		return receive_vol(cli, dest + 4, flags, recover_only);
 	if (strstr(dest, "://") != NULL)

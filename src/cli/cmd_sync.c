@@ -18,7 +18,8 @@
 #include "base/banned.h"
 
 static const char usage_sync[] =
-"usage: autosync sync [-v] [-F] [-N] [--no-prune] [transport options] SRC DST\n"
+"usage: autosync sync [-v] [-F] [-N] [--no-prune] [--safe] [transport options]\n"
+"                     SRC DST\n"
 "\n"
 "Replicate the directory tree SRC to DST in one step: take a snapshot\n"
 "of SRC (named autosync_YYYY-MM-DD_HH:MM:SS, UTC), send what changed\n"
@@ -34,6 +35,10 @@ static const char usage_sync[] =
 "                   no nested btrfs subvolumes; for a directory, no file\n"
 "                   systems mounted below it (mount points stay empty)\n"
 "  --no-prune       keep sync's older snapshots\n"
+"  --safe           DST is a directory receiving from a source not\n"
+"                   trusted with privileged objects: device nodes are\n"
+"                   refused, setuid/setgid bits cleared, only user.*\n"
+"                   xattrs kept\n"
 "  --trust HOST     a btrfs pull receives streams from HOST (the URL's host,\n"
 "                   as written): btrfs receive does not validate a stream,\n"
 "                   so a pull from a server not named here is refused\n"
@@ -82,6 +87,7 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 		{ "force",	no_argument,		NULL, 'F' },
 		{ "no-recursive", no_argument,		NULL, 'N' },
 		{ "no-prune",	no_argument,		NULL, 'P' },
+		{ "safe",	no_argument,		NULL, 'S' },
 		{ "trust",	required_argument,	NULL, 'T' },
 		{ "verbose",	no_argument,		NULL, 'v' },
 		{ "help",	no_argument,		NULL, 'h' },
@@ -121,6 +127,9 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 		case 'P':
 			o.flags |= SYNC_NO_PRUNE;
 			break;
+		case 'S':
+			o.flags |= SYNC_SAFE;
+			break;
 		case 'T':
 			o.trust = optarg;
 			break;
@@ -137,6 +146,15 @@ cmd_sync(struct cli *cli, int argc, char **argv)
 	if (argc - optind != 2)
 		return cli_usage_error(usage_sync,
 		    "sync: expected SRC and DST");
+	/* the safe policy judges the entries of a directory stream */
+	if ((o.flags & SYNC_SAFE) && (strstr(argv[optind + 1], "://") !=
+	    NULL || strncmp(argv[optind + 1], "zfs:", 4) == 0 ||
+	    strncmp(argv[optind + 1], "btrfs:", 6) == 0 ||
+	    strncmp(argv[optind + 1], "vol:", 4) == 0))
+		return cli_usage_error(usage_sync, "sync: --safe is for a "
+		    "local directory DST (a server applies its serve.conf "
+		    "'safe' grant; zfs, btrfs and volume streams are not "
+		    "made of entries it can judge)");
 	o.state_dir = cli->state_dir;
 	o.remote = &ro;
 	as_err_clear(&err);

@@ -151,6 +151,8 @@ int	dir_send_hook(const char *root, struct catalog *target,
 
 #define DIR_RECV_FORCE	0x01	/* -F: roll back a modified destination */
 #define DIR_RECV_DRYRUN	0x02	/* validate the whole stream, change nothing */
+#define DIR_RECV_SAFE	0x04	/* no devices, setid bits, non-user xattrs
+				 * (dir_policy.h) */
 
 struct dir_recv_result {
 	uint64_t	target_guid;	/* the snapshot now held */

@@ -47,6 +47,7 @@
 #include "base/io.h"
 #include "base/xmalloc.h"
 #include "driver/dir.h"
+#include "driver/dir_policy.h"
 #include "driver/dir_journal.h"
 #include "driver/scan_util.h"
 #include "format/catalog.h"
@@ -106,6 +107,7 @@ struct rs {
 	struct as_err	 drift_err;
 	int		 staging;	/* stage/ exists (not a dry run) */
 	int		 dry;
+	int		 safe;		/* DIR_RECV_SAFE: dir_policy.h */
 	uint64_t	 max_size;	/* largest regular file in the stream */
 	/*
 	 * Resume checkpoints (dir.h).  plog holds the records since the
@@ -1816,8 +1818,17 @@ on_record(struct rs *s, const struct as_rec *rec, struct dir_recv_result *res,
 	case AS_REC_BEGIN:
 		return on_begin(s, &rec->u.begin, res, err);
 	case AS_REC_ENTRY:
+		if (s->safe) {
+			struct as_entry en = rec->u.entry;
+
+			if (dir_policy_entry(&en, err) == -1)
+				return -1;
+			return on_entry(s, &en, err);
+		}
 		return on_entry(s, &rec->u.entry, err);
 	case AS_REC_XATTR:
+		if (s->safe && !dir_policy_xattr(&rec->u.xattr))
+			return 0;
 		return on_xattr(s, &rec->u.xattr);
 	case AS_REC_DATA:
 		return on_data(s, &rec->u.data, err);
@@ -2396,6 +2407,7 @@ dir_receive_opts(const char *dest, int in_fd, int flags,
 	s.plog_chain = REC_SEED_STREAM;
 	s.ckpt_ns = mono_ns();
 	s.dry = (flags & DIR_RECV_DRYRUN) != 0;
+	s.safe = (flags & DIR_RECV_SAFE) != 0;
 	s.ckpt = !s.dry && (flags & DIR_RECV_FORCE) == 0;
 	if (rcv_open(&s.r, s.dry, err) == -1)
 		goto out;

@@ -126,6 +126,31 @@ parse_fp(const char *s, char fp[65])
 	return o == 64 ? 0 : -1;
 }
 
+/* Is word among the n words v? */
+static int
+has_word(char **v, size_t n, const char *word)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(v[i], word) == 0)
+			return 1;
+	return 0;
+}
+
+/* An allow line's options: each of "trusted" and "safe" at most once. */
+static int
+grant_words_ok(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((strcmp(v[i], "trusted") != 0 && strcmp(v[i], "safe") !=
+		    0) || has_word(v + i + 1, n - i - 1, v[i]))
+			return 0;
+	return 1;
+}
+
 int
 serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
     const char *what, struct as_err *err)
@@ -133,7 +158,7 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 	struct serve_config t;
 	struct serve_client *cl;
 	struct serve_grant *g;
-	char *copy, *line, *next, *w[6], *save;
+	char *copy, *line, *next, *w[7], *save;
 	size_t i, j, nw, ln = 0;
 	int rc = -1;
 
@@ -154,7 +179,7 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 			*save = '\0';
 		nw = 0;
 		memset(w, 0, sizeof(w));	/* (quiets -O2's may-be-unset) */
-		for (save = line; nw < 6;) {
+		for (save = line; nw < 7;) {
 			save += strspn(save, " \t\r");
 			if (*save == '\0')
 				break;
@@ -165,7 +190,7 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 		}
 		if (nw == 0)
 			continue;
-		if (nw == 6 || (save != NULL && save[strspn(save,
+		if (nw == 7 || (save != NULL && save[strspn(save,
 		    " \t\r")] != '\0')) {
 			as_err_set(err, AS_E_USAGE, 0, "%s:%zu: too many "
 			    "words", what, ln);
@@ -232,8 +257,8 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 			}
 			cl->name = xstrdup(w[1]);
 			t.nclients++;
-		} else if (strcmp(w[0], "allow") == 0 && (nw == 4 ||
-		    (nw == 5 && strcmp(w[4], "trusted") == 0))) {
+		} else if (strcmp(w[0], "allow") == 0 && nw >= 4 &&
+		    nw <= 6 && grant_words_ok(w + 4, nw - 4)) {
 			if (!client_name_ok(w[1])) {
 				as_err_set(err, AS_E_USAGE, 0, "%s:%zu: bad "
 				    "client name '%s'", what, ln, w[1]);
@@ -270,13 +295,14 @@ serve_config_parse(struct serve_config *cfg, const char *text, size_t len,
 			}
 			g->client = xstrdup(w[1]);
 			g->rw = strcmp(w[3], "rw") == 0;
-			g->trusted = nw == 5;
+			g->trusted = has_word(w + 4, nw - 4, "trusted");
+			g->safe = has_word(w + 4, nw - 4, "safe");
 			t.ngrants++;
 		} else {
 			as_err_set(err, AS_E_USAGE, 0, "%s:%zu: expected "
 			    "'client NAME key FILE', 'client NAME cert "
 			    "SHA256:HEX' or 'allow NAME PATH ro|rw "
-			    "[trusted]'", what, ln);
+			    "[trusted] [safe]'", what, ln);
 			goto out;
 		}
 	}
@@ -590,18 +616,15 @@ resolve(struct session *s, const struct serve_engine *eng, const char *path,
 }
 
 /*
- * Does the client's grant for the resolved path p say "trusted"?  An
- * ssh login without a config (s->all) is: that user can run btrfs
- * receive anyway; quick mode (a root, no grants) never is.
+ * The client's grant that decides for the resolved path p (the longest
+ * path, rw before ro), or NULL (quick mode, an ssh login without one).
  */
-static int
-trusted_for(const struct session *s, const char *p)
+static const struct serve_grant *
+grant_for(const struct session *s, const char *p)
 {
 	const struct serve_grant *best = NULL;
 	size_t i, l, bl = 0;
 
-	if (s->all)
-		return 1;
 	for (i = 0; s->grants != NULL && i < s->ngrants; i++) {
 		if (strcmp(s->grants[i].client, s->client) != 0)
 			continue;
@@ -615,7 +638,35 @@ trusted_for(const struct session *s, const char *p)
 			bl = l;
 		}
 	}
-	return best != NULL && best->trusted;
+	return best;
+}
+
+/*
+ * Does the client's grant for the resolved path p say "trusted"?  An
+ * ssh login without a config (s->all) is: that user can run btrfs
+ * receive anyway; quick mode (a root, no grants) never is.
+ */
+static int
+trusted_for(const struct session *s, const char *p)
+{
+	const struct serve_grant *g;
+
+	if (s->all)
+		return 1;
+	g = grant_for(s, p);
+	return g != NULL && g->trusted;
+}
+
+/* Does the client's grant for p say "safe" (dir_policy.h)? */
+static int
+safe_for(const struct session *s, const char *p)
+{
+	const struct serve_grant *g;
+
+	if (s->all)
+		return 0;
+	g = grant_for(s, p);
+	return g != NULL && g->safe;
 }
 
 static void
@@ -705,6 +756,7 @@ do_receive(struct session *s, const struct proto_request *q)
 	struct xfer_opts xo;
 	struct xfer_rcvd *rc;
 	struct serve_recv sr;
+	int safe;
 	struct as_err err;
 	struct stat st;
 	const char *rest;
@@ -752,6 +804,15 @@ do_receive(struct session *s, const struct proto_request *q)
 		free(p);
 		return answer_err(s, q, &err);
 	}
+	safe = safe_for(s, p);
+	if (safe && eng != &serve_engine_dir) {
+		/* a native stream is not made of entries the policy judges */
+		as_err_set(&err, AS_E_UNSUPPORTED, 0, "'%s': client '%s' may "
+		    "only push directory trees here (serve.conf: 'safe'), "
+		    "not %s streams", q->path, s->client, eng->what);
+		free(p);
+		return answer_err(s, q, &err);
+	}
 	memset(&res, 0, sizeof(res));
 	res.flags = RES_F_GO;
 	if (proto_send_result(s->c, &res, &s->scratch, &err) == -1) {
@@ -764,8 +825,9 @@ do_receive(struct session *s, const struct proto_request *q)
 	xo.receiver_arg = &sr;
 	existed = lstat(p, &st) == 0;
 	rc = xcalloc(1, sizeof(*rc));
-	r = xfer_recv(s->c, &xo, p, (q->flags & REQ_F_FORCE) ?
-	    DIR_RECV_FORCE : 0, recv_fail, s, rc, &err);
+	r = xfer_recv(s->c, &xo, p, ((q->flags & REQ_F_FORCE) ?
+	    DIR_RECV_FORCE : 0) | (safe ? DIR_RECV_SAFE : 0), recv_fail, s,
+	    rc, &err);
 	log_escape(q->path, esc, sizeof(esc));
 	/* A failed first receive leaves nothing behind. */
 	if ((r == -1 || rc->recv_rc != 0) && !existed &&

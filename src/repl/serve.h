@@ -66,6 +66,7 @@ struct serve_grant {
 	char	*path;		/* absolute, normalised */
 	int	 rw;		/* 1: push too; 0: pull only */
 	int	 trusted;	/* "trusted": btrfs streams are received */
+	int	 safe;		/* "safe": dir pushes under dir_policy.h */
 };
 
 struct serve_config {

@@ -695,7 +695,8 @@ pull_run(const struct endpoint *se, const struct endpoint *de,
 	if (sync_pull_agree(r, se, de, o->flags, "", dst_abs, &held, &v, &n,
 	    &id, err) == -1)
 		goto out;
-	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
+	rflags = (o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0) |
+	    (o->flags & SYNC_SAFE ? DIR_RECV_SAFE : 0);
 	/*
 	 * A checkpointed pull from what dst holds: ask the server to send
 	 * that snapshot again from the checkpoint.  A server that cannot
@@ -897,7 +898,8 @@ sync_run(const char *src, const char *dst, const struct sync_opts *o,
 	}
 
 	/* 4. the new snapshot */
-	rflags = o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0;
+	rflags = (o->flags & SYNC_FORCE ? DIR_RECV_FORCE : 0) |
+	    (o->flags & SYNC_SAFE ? DIR_RECV_SAFE : 0);
 	if (d.r == NULL && have_base && !resume)
 		receiver_early(dst_abs, rflags, &target, &base, o, &early);
 	bs = have_base ? base.hdr.block_size : o->block_size != 0 ?

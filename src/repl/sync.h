@@ -46,6 +46,8 @@
 #define SYNC_FORCE	0x01	/* -F: full resend, roll back dst */
 #define SYNC_NO_PRUNE	0x02	/* keep sync's older snapshots */
 #define SYNC_NO_RECURSE	0x04	/* -N: no child datasets/subvolumes/mounts */
+#define SYNC_SAFE	0x08	/* --safe: a directory destination receives
+				 * under dir_policy.h's safe policy */
 
 struct sync_opts {
 	const char	*state_dir;	/* --state-dir, or NULL */

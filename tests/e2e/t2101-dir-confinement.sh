@@ -342,12 +342,72 @@ test_expect_success ROOT '22: devices, setuid/setgid, capabilities and trusted x
 	confined
 '
 
-test_expect_success '22: a safe-mode receive option, if offered, drops privileged objects' '
-	if autosync receive --help 2>&1 | grep -qiE -- "--(safe|no-devices|no-privileged|unprivileged)"; then
-		echo "a safe mode exists: test it" && false
-	else
-		echo "receive offers no safe mode: faithful is the only policy (issue 2)"
-	fi
+test_expect_success ROOT '22: receive --safe refuses a stream with a device node: UNSAFE_PATH (14), nothing received' '
+	fresh_dest && recv "$FRESH" priv.as --safe && cat recv.err &&
+	test "$recv_rc" = 14 && grep -q "device node" recv.err &&
+	grep -q "safe" recv.err && fresh_untouched && clean_stderr recv.err &&
+	recv "$FRESH" priv.as --safe --dry-run && test "$recv_rc" = 14 &&
+	fresh_untouched
+'
+
+test_expect_success ROOT '22: receive --safe: no setuid/setgid, no capability, only user xattrs; FIFO and socket land' '
+	{ echo "begin target=0x2223 name=priv2"; echo "entry op=attr ftype=dir path="
+	  echo "entry path=suid perm=04755 size=10"; echo "data off=0 bytes=#!/bin/sh\\n"
+	  echo "entry path=sgid perm=02755 gid=0 size=1"; echo "data off=0 hex:41"
+	  echo "entry ftype=dir path=sgid-dir perm=02775"
+	  echo "entry path=capped perm=0755 size=1 nxattr=2"
+	  echo "xattr name=security.capability value=hex:$cap"
+	  echo "xattr name=user.keep value=k"
+	  echo "data off=0 hex:41"
+	  echo "entry path=secx size=0 nxattr=2"
+	  echo "xattr name=trusted.x value=t"
+	  echo "xattr name=user.y value=y"
+	  echo "entry path=acl-ow perm=0677 nxattr=1"
+	  echo "xattr name=system.posix_acl_access value=hex:$acl"
+	  echo "entry ftype=fifo path=fifo"; echo "entry ftype=sock path=sock"
+	  echo end; } | mks >safe.as &&
+	fresh_dest && recv "$FRESH" safe.as --safe && cat recv.err &&
+	test "$recv_rc" = 0 &&
+	test "$(stat -c %a "$FRESH/suid")" = 755 &&
+	test "$(stat -c %a "$FRESH/sgid")" = 755 &&
+	test "$(stat -c %a "$FRESH/sgid-dir")" = 775 &&
+	test "$(stat -c %a "$FRESH/acl-ow")" = 677 &&
+	test -z "$(find "$FRESH" -path "$FRESH/.autosync" -prune -o -perm /6000 -print)" &&
+	test -z "$(getcap -r "$FRESH" 2>/dev/null)" &&
+	getfattr -h -d -m - "$FRESH/capped" "$FRESH/secx" "$FRESH/acl-ow" >xa.out &&
+	cat xa.out &&
+	grep -q "^user.keep=\"k\"" xa.out && grep -q "^user.y=\"y\"" xa.out &&
+	! grep -q "trusted\|security\|system" xa.out &&
+	test -p "$FRESH/fifo" && test -S "$FRESH/sock" && confined &&
+	fresh_dest && recv "$FRESH" safe.as && test "$recv_rc" = 0 &&
+	test "$(stat -c %a "$FRESH/suid")" = 4755
+'
+
+test_expect_success '22: --safe is refused for a volume or remote destination (2)' '
+	test_expect_code 2 autosync receive --safe vol:"$T/img" <safe.as 2>err &&
+	grep -q "local directory" err &&
+	test_expect_code 2 autosync receive --safe tcp://127.0.0.1:1/x <safe.as 2>err &&
+	test_expect_code 2 autosync sync --safe "$FRESH" btrfs:/nonexistent 2>err &&
+	grep -q "local directory DST" err &&
+	test_expect_code 2 autosync sync --safe "$FRESH" ssh://127.0.0.1/x 2>err
+'
+
+test_expect_success ROOT '22: sync --safe keeps the policy on incrementals, and the next run sees no drift' '
+	rm -rf ssrc sdst && mkdir ssrc &&
+	printf "x\n" >ssrc/tool && chmod 4755 ssrc/tool &&
+	printf "y\n" >ssrc/plain &&
+	setfattr -n user.a -v 1 ssrc/plain && setfattr -n trusted.b -v 2 ssrc/plain &&
+	autosync sync --safe ssrc sdst &&
+	test "$(stat -c %a sdst/tool)" = 755 &&
+	getfattr -h -d -m - sdst/plain >xa.out && grep -q user.a xa.out &&
+	! grep -q trusted.b xa.out &&
+	printf "xx\n" >ssrc/tool && chmod 6755 ssrc/tool &&
+	printf "z\n" >ssrc/new && chmod 2755 ssrc/new &&
+	autosync sync --safe ssrc sdst &&
+	test "$(cat sdst/tool)" = xx && test "$(stat -c %a sdst/tool)" = 755 &&
+	test "$(stat -c %a sdst/new)" = 755 &&
+	autosync sync --safe ssrc sdst 2>err && cat err &&
+	! grep -qi "modified" err
 '
 
 test_expect_success '22: a FIFO in the destination is never opened: no hang, no read' '

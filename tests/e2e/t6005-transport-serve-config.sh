@@ -183,6 +183,31 @@ test_expect_success SSHD 'ssh forced command with --config --client: the same ru
 	net_ls_root "$SRV" >ls.after && test_cmp ls.before ls.after
 '
 
+test_expect_success ROOT 'a "safe" grant: pushes land under the safe policy; sync --safe pulls likewise' '
+	mkdir -p "$SRV/carol" safesrc &&
+	printf "x\n" >safesrc/tool && chmod 4755 safesrc/tool &&
+	printf "y\n" >safesrc/plain && chmod 2755 safesrc/plain &&
+	setfattr -n user.a -v 1 safesrc/plain &&
+	setfattr -n trusted.b -v 2 safesrc/plain &&
+	cat >safe.conf <<-EOF &&
+	client carol key $T/keys-carol/psk.key
+	allow carol $SRV/carol rw safe
+	EOF
+	net_serve safe --config "$T/safe.conf" &&
+	SAFE_PORT=$SERVE_PORT SAFE_LOG=$SERVE_LOG &&
+	net_deadline 60 autosync sync --key "$T/keys-carol/psk.key" safesrc \
+		"tcp://127.0.0.1:$SAFE_PORT$SRV/carol/data" &&
+	test "$(stat -c %a "$SRV/carol/data/tool")" = 755 &&
+	test "$(stat -c %a "$SRV/carol/data/plain")" = 755 &&
+	getfattr -h -d -m - "$SRV/carol/data/plain" >xa.out && cat xa.out &&
+	grep -q user.a xa.out && ! grep -q trusted.b xa.out &&
+	chmod 4755 "$SRV/carol/data/tool" &&
+	net_deadline 60 autosync sync --safe --key "$T/keys-carol/psk.key" \
+		"tcp://127.0.0.1:$SAFE_PORT$SRV/carol/data" carol-pulled &&
+	test "$(stat -c %a carol-pulled/tool)" = 755 &&
+	test "$(cat carol-pulled/tool)" = x
+'
+
 test_expect_success 'no sanitizer report or internal error in the server logs' '
 	net_logs_clean
 '

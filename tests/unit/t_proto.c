@@ -1035,7 +1035,9 @@ t_conf_good(void **state)
 	    "allow alice /srv/a/b/keep ro\n"
 	    "allow web-1.example@x / ro\n"
 	    "allow ssh /home/backup rw\n"
-	    "allow bob btrfs:/mnt//backup/ rw trusted\n",
+	    "allow bob btrfs:/mnt//backup/ rw trusted\n"
+	    "allow bob /srv/untrusted rw safe\n"
+	    "allow bob /srv/both rw safe trusted\n",
 	    tpath(k1, sizeof(k1), "alice.key"),
 	    tpath(k2, sizeof(k2), "bob.key"), fp);
 	memset(&cfg, 0, sizeof(cfg));
@@ -1051,7 +1053,7 @@ t_conf_good(void **state)
 	assert_int_equal(cfg.clients[2].kind, SC_CERT);
 	assert_string_equal(cfg.clients[2].fp, "00112233445566778899aabbccddee"
 	    "ff00112233445566778899aabbccddeeff");
-	assert_int_equal(cfg.ngrants, 5);
+	assert_int_equal(cfg.ngrants, 7);
 	assert_string_equal(cfg.grants[0].client, "alice");
 	assert_string_equal(cfg.grants[0].path, "/srv/a/b");
 	assert_int_equal(cfg.grants[0].rw, 1);
@@ -1063,6 +1065,12 @@ t_conf_good(void **state)
 	/* btrfs:/PATH is the path root /PATH; "trusted" for btrfs receive */
 	assert_string_equal(cfg.grants[4].path, "/mnt/backup");
 	assert_int_equal(cfg.grants[4].trusted, 1);
+	assert_int_equal(cfg.grants[4].safe, 0);
+	/* "safe": pushes of trees under the safe receive policy */
+	assert_int_equal(cfg.grants[5].safe, 1);
+	assert_int_equal(cfg.grants[5].trusted, 0);
+	assert_int_equal(cfg.grants[6].safe, 1);
+	assert_int_equal(cfg.grants[6].trusted, 1);
 	serve_config_release(&cfg);
 	assert_int_equal(cfg.nclients, 0);
 
@@ -1079,7 +1087,7 @@ t_conf_errors(void **state)
 {
 	static const char generic[] = "expected 'client NAME key FILE', "
 	    "'client NAME cert SHA256:HEX' or 'allow NAME PATH ro|rw "
-	    "[trusted]'";
+	    "[trusted] [safe]'";
 	char text[1024], msg[1024], k1[256], k2[256], k3[256];
 
 	(void)state;
@@ -1095,14 +1103,18 @@ t_conf_errors(void **state)
 	conf_refused("\nclient alice key\n", AS_E_USAGE, msg);
 	conf_refused("\nallow alice /srv\n", AS_E_USAGE, msg);
 	conf_refused("\nallow\n", AS_E_USAGE, msg);
-	/* A fifth word other than "trusted". */
+	/* A fifth word other than "trusted" or "safe", or one twice. */
 	conf_refused("\nallow alice /srv rw trustme\n", AS_E_USAGE, msg);
+	conf_refused("\nallow alice /srv rw safe safe\n", AS_E_USAGE, msg);
+	conf_refused("\nallow alice /srv rw trusted trusted\n", AS_E_USAGE,
+	    msg);
+	conf_refused("\nallow alice /srv rw safe x\n", AS_E_USAGE, msg);
 	/* client with neither key nor cert. */
 	conf_refused("client alice psk /k\n", AS_E_USAGE, "serve.conf:1: "
 	    "expected 'client NAME key FILE' or 'client NAME cert "
 	    "SHA256:HEX'");
-	/* Six words or more. */
-	conf_refused("allow alice /srv rw and more\n", AS_E_USAGE,
+	/* Seven words or more. */
+	conf_refused("allow alice /srv rw and more words\n", AS_E_USAGE,
 	    "serve.conf:1: too many words");
 	/* Relative allow path, and '..'. */
 	conf_refused("allow alice srv/data rw\n", AS_E_USAGE, "serve.conf:1: "
