@@ -33,7 +33,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,7 +122,6 @@ int
 beneath_open(int rootfd, const char *path, int oflags, const char *what,
     struct as_err *err)
 {
-	struct open_how how;
 	int fd, e;
 
 	if (path[0] == '\0') {
@@ -136,13 +134,12 @@ beneath_open(int rootfd, const char *path, int oflags, const char *what,
 		}
 		return fd;
 	}
-	memset(&how, 0, sizeof(how));
-	how.flags = (uint64_t)(oflags | O_CLOEXEC);
-	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-	    RESOLVE_NO_MAGICLINKS;
-	do
-		fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
-	while (fd == -1 && errno == EAGAIN);
+	/*
+	 * openat2 RESOLVE_BENEATH, or where it is missing (a kernel before
+	 * 5.6, valgrind) the same walk one component at a time with
+	 * O_NOFOLLOW, refusing "..": nothing is followed either way.
+	 */
+	fd = scan_open_beneath(rootfd, path, oflags);
 	if (fd == -1) {
 		e = errno;
 		unsafe_or_sys(err, e, what, path);

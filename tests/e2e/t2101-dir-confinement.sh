@@ -163,6 +163,31 @@ test_expect_success '16: the same into an empty destination (a full stream)' '
 	done
 '
 
+test_expect_success STRACE '16: without openat2 (ENOSYS, as on a kernel before 5.6 or under valgrind) the walk by components follows nothing either' '
+	RECV_WRAP=(test_strace -f -qq -o /dev/null -e trace=openat2
+		-e inject=openat2:error=ENOSYS) &&
+	n=0 &&
+	for target in "$OUTSIDE" ../outside ../outside/victimdir; do
+		through >entries &&
+		while read -r e; do
+			{ incr_begin; echo "entry ftype=lnk path=l aux=$target"
+			  echo "$e" | tr "|" "\n"; echo end; } >script &&
+			s=$(ms "nosys-$n" script) &&
+			hostile "12|14|20|40" dst "$s" ||
+				{ echo "l -> $target, then [$e]"; RECV_WRAP=(); return 1; }
+			n=$((n + 1))
+		done <entries
+	done &&
+	RECV_WRAP=() &&
+	echo "$n streams" &&
+	test_path_is_missing "$OUTSIDE/pwn" && test_path_is_missing "$OUTSIDE/x" &&
+	confined &&
+	rm -rf nosys-src nosys-dst && mkfixture nosys-src small &&
+	test_strace -f -qq -o /dev/null -e trace=openat2 \
+		-e inject=openat2:error=ENOSYS autosync sync nosys-src nosys-dst &&
+	assert_same_tree nosys-src nosys-dst
+'
+
 test_expect_success STRACE '16: audit: no path syscall of a hostile receive resolves outside the destination' '
 	{ incr_begin; echo "entry ftype=lnk path=l aux=$OUTSIDE"
 	  echo "entry path=l/pwn size=3"; echo "data off=0 hex:706f776e"; echo end; } |
