@@ -22,7 +22,7 @@ DEB_PACKAGES = build-essential meson ninja-build pkg-config libxxhash-dev \
 	libzstd-dev libssl-dev libsqlite3-dev libcmocka-dev acl attr rsync \
 	libcap2-bin clang libclang-rt-14-dev strace python3 e2fsprogs btrfs-progs \
 	util-linux openssh-server openssh-client nftables iproute2 zfs-fuse \
-	groff-base
+	groff-base valgrind
 
 .PHONY: all build deps demo check man install uninstall clean
 
@@ -51,6 +51,7 @@ demo:
 check: build
 	$(MESON) test -C $(BUILD) --print-errorlogs
 	AUTOSYNC=$(CURDIR)/$(BUILD)/autosync bash tests/e2e/run-all.sh
+	bash tests/valgrind/run.sh
 
 # autosync-VERB(8) for every command: cut from autosync(8), the one source.
 man:

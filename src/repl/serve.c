@@ -2529,6 +2529,10 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 			if (proc_die_with_parent(listener) == -1)
 				_exit(1);
 			close(aw[0]);
+			/* the session never returns here: nothing of the
+			 * listener's own stays allocated in it */
+			free(pfd);
+			pfd = NULL;
 			conn_child(&L, fd, peer, aw[1]);
 		}
 		close(fd);
