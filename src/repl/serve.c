@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/io.h"
@@ -34,6 +35,7 @@
 #include "transport/auth.h"
 #include "transport/compress.h"
 #include "transport/frame.h"
+#include "transport/penalty.h"
 #include "transport/tcp.h"
 #include "transport/tls.h"
 #include "base/banned.h"
@@ -2166,6 +2168,7 @@ struct child {
 	pid_t		pid;
 	int		auth_fd;	/* -1 once authenticated (or gone) */
 	uint64_t	start_ms;	/* when it was accepted */
+	char		addr[PENALTY_ADDR_MAX];	/* the peer's address */
 };
 
 struct listener {
@@ -2180,12 +2183,25 @@ struct listener {
 	size_t			 nkids;
 	int			 lfd;
 	int			 sigr;
+	struct penalty_box	*pen;		/* failed handshakes (§E 50) */
 };
+
+/*
+ * What a connection's child says on its auth pipe: "1" authenticated, a
+ * guess that failed (a complete PSK proof with a wrong key, or a
+ * certificate of the CA that is no configured client; not a handshake
+ * cut, malformed or timed out, nor a certificate of another CA, which
+ * TLS refuses and no guess gets past) that counts against its address,
+ * or nothing (EOF).
+ */
+#define SERVE_AUTH_FAILED	"0"
 
 /* The authenticated connection's child: never returns. */
 static void
-conn_child(struct listener *L, int fd, const char *peer, int auth_w)
+conn_child(struct listener *L, int fd, const char *peer, int auth_w,
+    int64_t delay_ms)
 {
+	struct timespec ts;
 	struct auth_opts ao;
 	struct auth_result ar;
 	struct tls_peer who;
@@ -2206,6 +2222,20 @@ conn_child(struct listener *L, int fd, const char *peer, int auth_w)
 		if (L->kids[i].auth_fd != -1)
 			close(L->kids[i].auth_fd);
 	as_err_clear(&err);
+	if (delay_ms > 0) {
+		/*
+		 * Its address guessed keys lately (penalty.h): the handshake
+		 * waits, less than a client's handshake deadline.  This
+		 * child holds a handshake slot meanwhile, the oldest first
+		 * to go at the cap: clients from elsewhere are not kept out.
+		 */
+		log_debug("'%s': handshake delayed %lld ms (wrong keys from "
+		    "its address)", peer, (long long)delay_ms);
+		ts.tv_sec = (time_t)(delay_ms / 1000);
+		ts.tv_nsec = (long)(delay_ms % 1000) * 1000000L;
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+			;
+	}
 	if (L->tls != NULL) {
 		memset(&who, 0, sizeof(who));
 		c = tls_server(L->tls, fd, peer, L->o->handshake_ms, &who,
@@ -2224,6 +2254,7 @@ conn_child(struct listener *L, int fd, const char *peer, int auth_w)
 				log_warn("refused '%s': certificate '%s' "
 				    "(SHA256:%s) is not a configured client",
 				    peer, who.cn, who.fingerprint);
+				(void)write(auth_w, SERVE_AUTH_FAILED, 1);
 				conn_free(c);
 				_exit(1);
 			}
@@ -2239,6 +2270,8 @@ conn_child(struct listener *L, int fd, const char *peer, int auth_w)
 			log_warn("refused '%s': %s%s%s", peer, err.msg,
 			    ar.reason != NULL ? ": " : "",
 			    ar.reason != NULL ? ar.reason : "");
+			if (ar.guess)
+				(void)write(auth_w, SERVE_AUTH_FAILED, 1);
 			conn_free(c);
 			_exit(1);
 		}
@@ -2263,17 +2296,37 @@ conn_child(struct listener *L, int fd, const char *peer, int auth_w)
 	_exit(rc == 0 ? 0 : 1);
 }
 
+/* A child's handshake failed: count it against its address, say so. */
+static void
+auth_failed(struct listener *L, const struct child *k)
+{
+	int64_t ms;
+	unsigned n;
+
+	ms = penalty_fail(L->pen, k->addr, (int64_t)conn_now_ms(), &n);
+	if (ms > 0)
+		log_warn("'%s': %u wrong keys in %d s: its handshakes wait "
+		    "%lld s", k->addr, n, PENALTY_WINDOW_MS / 1000,
+		    (long long)((ms + 999) / 1000));
+}
+
 static void
 reap(struct listener *L)
 {
 	size_t i;
 	pid_t pid;
 	int status;
+	char c;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (i = 0; i < L->nkids; i++) {
 			if (L->kids[i].pid != pid)
 				continue;
+			/* its last word, if the poll loop has not read it */
+			if (L->kids[i].auth_fd != -1 &&
+			    read(L->kids[i].auth_fd, &c, 1) == 1 &&
+			    c == SERVE_AUTH_FAILED[0])
+				auth_failed(L, &L->kids[i]);
 			if (L->kids[i].auth_fd != -1)
 				close(L->kids[i].auth_fd);
 			L->kids[i] = L->kids[--L->nkids];
@@ -2401,10 +2454,11 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 	struct sigaction sa;
 	struct pollfd *pfd = NULL;
 	struct stat st;
-	char peer[128], pbuf[16], drain[64];
+	char peer[128], pbuf[16], drain[64], addr[PENALTY_ADDR_MAX];
 	size_t i, k, np, cap;
 	int sp[2], aw[2], fd, r, rc = -1, full_logged = 0, port;
 	pid_t pid, listener = getpid();
+	int64_t delay;
 
 	memset(&L, 0, sizeof(L));
 	oo = *o;
@@ -2414,6 +2468,7 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 		oo.handshake_ms = SERVE_HANDSHAKE_MS;
 	L.o = &oo;
 	L.lfd = L.sigr = -1;
+	L.pen = penalty_new(PENALTY_CAP);
 	/* (a dataset root "zfs:POOL/DS" is checked per request) */
 	if (oo.root != NULL && strncmp(oo.root, "zfs:", 4) != 0 &&
 	    (stat(oo.root, &st) == -1 ||
@@ -2488,6 +2543,9 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 			/* A byte (authenticated) or EOF (gone): not pending. */
 			for (k = 0; k < L.nkids; k++)
 				if (L.kids[k].auth_fd == pfd[i].fd) {
+					if (read(L.kids[k].auth_fd, drain, 1) ==
+					    1 && drain[0] == SERVE_AUTH_FAILED[0])
+						auth_failed(&L, &L.kids[k]);
 					close(L.kids[k].auth_fd);
 					L.kids[k].auth_fd = -1;
 				}
@@ -2497,6 +2555,8 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 		fd = tcp_accept_fd(L.lfd, 0, peer, sizeof(peer), err);
 		if (fd == -1)
 			continue;	/* nothing queued, or an aborted one */
+		penalty_addr(peer, addr, sizeof(addr));
+		delay = penalty_left(L.pen, addr, (int64_t)conn_now_ms());
 		if (unauth_count(&L) >= (size_t)oo.max_unauth) {
 			/*
 			 * At the cap, the oldest connection still in its
@@ -2533,7 +2593,7 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 			 * listener's own stays allocated in it */
 			free(pfd);
 			pfd = NULL;
-			conn_child(&L, fd, peer, aw[1]);
+			conn_child(&L, fd, peer, aw[1], delay);
 		}
 		close(fd);
 		close(aw[1]);
@@ -2541,6 +2601,8 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 		L.kids[L.nkids].pid = pid;
 		L.kids[L.nkids].auth_fd = aw[0];
 		L.kids[L.nkids].start_ms = conn_now_ms();
+		snprintf(L.kids[L.nkids].addr, sizeof(L.kids[L.nkids].addr),
+		    "%s", addr);
 		L.nkids++;
 		log_debug("connection from '%s' (child %d)", peer, (int)pid);
 	}
@@ -2587,5 +2649,6 @@ out:
 	tls_ctx_free(L.tls);
 	serve_config_release(&L.cfg);
 	free(L.state);
+	penalty_free(L.pen);
 	return rc;
 }

@@ -386,8 +386,15 @@ auth_server(struct conn *c, const struct psk *keys, size_t nkeys,
 	if (hs_send(&h, AUTH_T_CHALLENGE, chal, n + MAC_LEN, err) == -1)
 		return fail(&h, res, "send challenge", err);
 
-	if (hs_recv(&h, &type, msg, &len, err) == -1)
+	if (hs_recv(&h, &type, msg, &len, err) == -1) {
+		/*
+		 * An autosync client with a wrong key finds our proof wrong
+		 * and closes here; a slow one times out, which is no guess.
+		 */
+		if (res != NULL && err != NULL && err->code != AS_E_TIMEOUT)
+			res->guess = 1;
 		return fail(&h, res, "bad or missing proof", err);
+	}
 	if (type != AUTH_T_PROOF || len != MAC_LEN) {
 		server_refuse(&h);
 		return fail(&h, res, "not a proof", err);
@@ -397,6 +404,8 @@ auth_server(struct conn *c, const struct psk *keys, size_t nkeys,
 	if (CRYPTO_memcmp(mac, msg, MAC_LEN) != 0 || bad != NULL) {
 		server_refuse(&h);
 		OPENSSL_cleanse(&dummy, sizeof(dummy));
+		if (res != NULL)
+			res->guess = 1;
 		return fail(&h, res, bad != NULL ? bad : "bad client proof",
 		    err);
 	}

@@ -90,6 +90,10 @@ struct auth_result {
 	size_t		 peer_paramslen;
 	uint8_t		 session[32];	/* shared session secret */
 	const char	*reason;	/* failure detail, for logs only */
+	int		 guess;		/* server: a key was tried and failed
+					 * (a wrong proof, or the client left
+					 * after our challenge), not garbage,
+					 * a cut hello or a timeout */
 };
 
 /*

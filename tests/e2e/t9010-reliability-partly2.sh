@@ -6,7 +6,8 @@ is left after 5 s; a local sync whose receiving child is stopped ends in
 TIMEOUT after --timeout with the old tree; SIGHUP with a changed and with
 an invalid configuration in the middle of a transfer.  §F 61: `autosync
 run` killed at the n-th write or fdatasync of the state DB (strace).
-§F 63: a prune during a slow transfer (dir engine)'
+§F 63: a prune during a slow transfer (dir engine).  §E 50: wrong keys
+from one address are slowed down, a client from elsewhere is not'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-service.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
@@ -383,6 +384,79 @@ test_expect_success '63: the next prune keeps what the other destination holds; 
 	echo small >src4/s && autosync set a63 rate_limit=0 &&
 	autosync run a63 && assert_same_tree src4 r63/p63 &&
 	sent_below a63 1048576
+'
+
+# §E 50: wrong keys from one address make its handshakes wait
+# (transport/penalty.h: 5 free; the 6th makes the next wait 1 s, the
+# 7th 2 s, ... up to 6 s).  The server
+# listens on every address of a namespace of its own whose lo also has
+# 10.50.0.1 and 10.50.0.2 (loopback itself is exempt): a client that
+# connects to one of them comes from it, so the guesser (10.50.0.2) and
+# the other client (10.50.0.1) are two peers.
+# ms_of CMD...: run CMD, its wall time in ms in $ms, its status in $rc
+ms_of() {
+	local t0
+	t0=$(date +%s%N)
+	"$@"; rc=$?
+	ms=$((($(date +%s%N) - t0) / 1000000))
+}
+
+test_expect_success NETNS '50: setup: serve on every address of a namespace, a wrong key' '
+	net_ns_setup &&
+	net_run ip addr add 10.50.0.1/32 dev lo &&
+	net_run ip addr add 10.50.0.2/32 dev lo &&
+	net_deadline 30 autosync keygen --out wrong &&
+	mkdir r50 && mkdir s50 && echo x >s50/x &&
+	P50=$(net_free_port --ns) &&
+	test_bg "ip netns exec $NET_NS setsid ${NET_PDEATH}autosync serve -v --listen 0.0.0.0:$P50 --key $T/keys/psk.key --root $T/r50 >>serve50.log 2>&1" &&
+	S50=$test_bg_pid && echo "$S50" >>"$NET_DIR/groups" &&
+	net_wait_listen "$P50" "$S50" --ns
+'
+
+test_expect_success NETNS '50: repeated wrong keys from one address wait longer and longer, and it is logged' '
+	: >tries.log &&
+	for i in 1 2 3 4 5 6 7; do
+		ms_of net_run autosync sync --key "$T/wrong/psk.key" s50 \
+			"tcp://10.50.0.2:$P50/w" 2>w.err
+		echo "wrong key $i: exit $rc in $ms ms" >>tries.log
+		test $rc = 21 || { cat w.err; return 1; }
+	done &&
+	cat tries.log &&
+	test "$(sed -n "5s/.* in \([0-9]*\) ms/\1/p" tries.log)" -lt 1000 &&
+	test "$(sed -n "7s/.* in \([0-9]*\) ms/\1/p" tries.log)" -ge 900 &&
+	test_grep "10.50.0.2.: 6 wrong keys in 60 s: its handshakes wait 1 s" serve50.log &&
+	test_grep "10.50.0.2.: 7 wrong keys in 60 s: its handshakes wait 2 s" serve50.log &&
+	test "$(grep -c "refused .10.50.0.2:[0-9]*.: authentication failed" serve50.log)" = 7 &&
+	test_path_is_missing r50/w
+'
+
+test_expect_success NETNS '50: 20 guessers at once from that address do not slow a client from another one' '
+	flood=
+	test_when_finished "kill_ours \$flood" &&
+	for i in $(seq 20); do
+		(exec ip netns exec $NET_NS autosync sync --key "$T/wrong/psk.key" \
+			s50 "tcp://10.50.0.2:$P50/w" 2>/dev/null) &
+		flood="$flood $!"
+	done &&
+	sleep 0.5 &&
+	ms_of net_run autosync sync --key "$T/keys/psk.key" s50 \
+		"tcp://10.50.0.1:$P50/ok1" &&
+	echo "right key from 10.50.0.1: exit $rc in $ms ms" &&
+	test $rc = 0 && test $ms -lt 3000 &&
+	assert_same_tree s50 r50/ok1 &&
+	for p in $flood; do
+		{ wait $p; r=$?; } && test $r != 0 || { echo "guesser $p: exit $r"; return 1; }
+	done &&
+	test_path_is_missing r50/w
+'
+
+test_expect_success NETNS '50: one with the right key from the guessing address waits, but is served' '
+	ms_of net_run autosync sync --key "$T/keys/psk.key" s50 \
+		"tcp://10.50.0.2:$P50/ok2" &&
+	echo "right key from 10.50.0.2: exit $rc in $ms ms" &&
+	test $rc = 0 && test $ms -ge 1000 &&
+	assert_same_tree s50 r50/ok2 &&
+	net_kill_group $S50 TERM
 '
 
 test_done
