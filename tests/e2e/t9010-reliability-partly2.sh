@@ -434,8 +434,11 @@ test_expect_success NETNS '50: 20 guessers at once from that address do not slow
 	flood=
 	test_when_finished "kill_ours \$flood" &&
 	for i in $(seq 20); do
+		# a source each: a sync holds its source'"'"'s catalogs, and the
+		# client below must not find s50 busy
+		mkdir -p "s50g$i" && echo x >"s50g$i/x" &&
 		(exec ip netns exec $NET_NS autosync sync --key "$T/wrong/psk.key" \
-			s50 "tcp://10.50.0.2:$P50/w" 2>/dev/null) &
+			"s50g$i" "tcp://10.50.0.2:$P50/w" 2>/dev/null) &
 		flood="$flood $!"
 	done &&
 	sleep 0.5 &&
