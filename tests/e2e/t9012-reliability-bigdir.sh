@@ -16,7 +16,9 @@ test -n "${AUTOSYNC_TEST_LONG:-}" && N=1000000
 say "# $N entries in one directory"
 
 if test_have_prereq TMPFS; then
-	mkdir mnt && test_mount -t tmpfs -o size=3g,nr_inodes=3000000 tmpfs mnt ||
+	# a 4 KiB page per small file, source and destination, and the catalogs
+	mkdir mnt && test_mount -t tmpfs \
+		-o size=$((N * 10 / 1024 + 512))m,nr_inodes=$((N * 3 + 100000)) tmpfs mnt ||
 		BAIL_OUT "cannot mount a tmpfs"
 	D=$TRASH_DIRECTORY/mnt
 else
