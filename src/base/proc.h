@@ -16,8 +16,9 @@
  * This is why no ssh, zfs send, receiving child or serve connection
  * outlives a SIGKILLed autosync (RELIABILITY.md §F 69).  The signal
  * comes when the *thread* that forked exits: fork from a thread that
- * outlives the child (every caller forks from its main thread).  The
- * setting survives execve() of a program that is not set-user-ID.
+ * outlives the child (the main thread, or a sender thread that waits for
+ * its `zfs send`, serve_zfs.c).  The setting survives execve() of a
+ * program that is not set-user-ID.
  */
 int	proc_die_with_parent(pid_t parent);
 

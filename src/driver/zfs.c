@@ -232,12 +232,18 @@ zfs_proc_start(struct zfs_proc *p, const char *what, const char *const argv[],
 	}
 	if (pid == 0) {
 		/*
-		 * A killed autosync takes its zfs send and receive along
-		 * (§F 69); the next run cleans up after them.  dup2 clears
-		 * FD_CLOEXEC on 0, 1 and 2 only.
+		 * A killed autosync takes its zfs commands along (§F 69):
+		 * a zfs send would go on reading and holding its pipe.  Not
+		 * zfs receive: killed, it leaves the dataset of a full
+		 * stream behind (zfs-fuse), and the next sync would call it
+		 * diverged; with its writer gone it sees the end of its
+		 * stream and cleans up itself.  dup2 clears FD_CLOEXEC on
+		 * 0, 1 and 2 only.
 		 */
-		if (proc_die_with_parent(parent) == -1 ||
-		    dup2(in_fd != -1 ? in_fd : nul, 0) == -1 ||
+		if ((argv[1] == NULL || strcmp(argv[1], "receive") != 0) &&
+		    proc_die_with_parent(parent) == -1)
+			_exit(126);
+		if (dup2(in_fd != -1 ? in_fd : nul, 0) == -1 ||
 		    dup2(out_fd != -1 ? out_fd : nul, 1) == -1 ||
 		    dup2(p->err_fd, 2) == -1)
 			_exit(126);

@@ -85,44 +85,68 @@ mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* pid's state letter and CPU time (utime + stime, in ticks); -1 if gone. */
+/* Read /proc/PID/NAME into buf (NUL-terminated); -1 if gone. */
 static int
-proc_cpu(pid_t pid, char *state, unsigned long long *cpu)
+proc_read(pid_t pid, const char *name, char *buf, size_t sz)
 {
-	char path[64], buf[512], *p;
-	unsigned long long ut, st;
+	char path[64];
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	snprintf(path, sizeof(path), "/proc/%ld/%s", (long)pid, name);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
+	n = read(fd, buf, sz - 1);
 	close(fd);
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
+	return 0;
+}
+
+/*
+ * pid's state letter and a number that moves whenever it does anything:
+ * its CPU time (utime + stime, in ticks) plus its I/O counters (bytes
+ * and calls of read and write: a reader that takes a little from a full
+ * pipe now and then uses less than a tick of CPU).  -1 if it is gone.
+ */
+static int
+proc_activity(pid_t pid, char *state, unsigned long long *act)
+{
+	char buf[1024], *p;
+	unsigned long long ut, st, v;
+	const char *keys[] = { "rchar:", "wchar:", "syscr:", "syscw:" };
+	size_t i;
+
+	if (proc_read(pid, "stat", buf, sizeof(buf)) == -1)
+		return -1;
 	/* after "pid (comm) ": state, then utime and stime are 12th, 13th */
 	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 1, " %c %*d %*d "
 	    "%*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", state, &ut,
 	    &st) != 3)
 		return -1;
-	*cpu = ut + st;
+	*act = ut + st;
+	if (proc_read(pid, "io", buf, sizeof(buf)) == -1)
+		return 0;	/* no I/O accounting: CPU time alone */
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if ((p = strstr(buf, keys[i])) != NULL &&
+		    sscanf(p + strlen(keys[i]), " %llu", &v) == 1)
+			*act += v;
 	return 0;
 }
 
 /*
  * No progress: bytes wait in the pipe, their count does not move and the
- * child burns no CPU.  An empty pipe is the sender's turn, not the
- * child's, and a busy child (a long drift check, a large apply) moves
- * its CPU time.
+ * child neither uses CPU nor reads or writes anything.  An empty pipe is
+ * the sender's turn, not the child's, and a busy child (a long drift
+ * check, a large apply) moves its counters.
  */
 static void *
 watch_main(void *arg)
 {
 	struct rchild_watch *w = arg;
 	struct pollfd p;
-	unsigned long long cpu, last_cpu = 0;
+	unsigned long long act, last_act = 0;
 	int64_t since = mono_ms();
 	int q, last_q = -1;
 	char state = '?';
@@ -137,9 +161,9 @@ watch_main(void *arg)
 			break;
 		}
 		if (ioctl(w->fd, FIONREAD, &q) == -1 ||
-		    proc_cpu(w->pid, &state, &cpu) == -1)
+		    proc_activity(w->pid, &state, &act) == -1)
 			break;	/* the child is gone: rchild_finish says so */
-		if (q == 0 || q != last_q || cpu != last_cpu)
+		if (q == 0 || q != last_q || act != last_act)
 			since = mono_ms();
 		else if (mono_ms() - since >= w->idle_ms) {
 			w->state = state;
@@ -148,7 +172,7 @@ watch_main(void *arg)
 			break;
 		}
 		last_q = q;
-		last_cpu = cpu;
+		last_act = act;
 	}
 	return NULL;
 }

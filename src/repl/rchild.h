@@ -43,8 +43,9 @@ int	rchild_start(struct rchild *c, void (*fn)(void *, int, int),
  * The idle timeout of a local transfer, as a connection has one
  * (conn.h): from now until rchild_finish, a thread looks at the stream
  * pipe and the child every RCHILD_WATCH_TICK_MS.  When the pipe holds
- * bytes the child has not taken and the child used no CPU for idle_ms
- * (it is stopped, or stuck in the kernel), the thread kills it
+ * bytes the child has not taken and the child used no CPU and read or
+ * wrote nothing (/proc/PID/stat, io) for idle_ms (it is stopped, or
+ * stuck in the kernel), the thread kills it
  * (SIGKILL): the sender's next write fails (EPIPE) and rchild_finish
  * reports TIMEOUT.  Call it after any copy of *c is made.  Returns 0,
  * or -1 with err (nothing watches then).

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/io.h"
+#include "base/proc.h"
 #include "base/xmalloc.h"
 #include "service/hook.h"
 #include "base/banned.h"
@@ -159,8 +160,7 @@ hook_child(char *const *argv, char *const *env, int out_fd, int errpipe,
 	int fd, e;
 
 	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
+	if (proc_die_with_parent(parent) == -1)
 		_exit(127);
 	signal(SIGPIPE, SIG_DFL);
 	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
