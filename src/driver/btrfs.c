@@ -1247,6 +1247,41 @@ out:
 	return rc;
 }
 
+/*
+ * The highest k among dir's names base (k 1) and base_k, 0 when none.
+ */
+static unsigned
+max_suffix(const char *dir, const char *base)
+{
+	struct dirent *de;
+	size_t bl = strlen(base);
+	unsigned long v;
+	unsigned max = 0;
+	char *end;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, base, bl) != 0)
+			continue;
+		if (de->d_name[bl] == '\0')
+			v = 1;
+		else if (de->d_name[bl] == '_' && de->d_name[bl + 1] >= '1' &&
+		    de->d_name[bl + 1] <= '9') {
+			errno = 0;
+			v = strtoul(de->d_name + bl + 1, &end, 10);
+			if (errno != 0 || *end != '\0' || v >= 100000)
+				continue;
+		} else
+			continue;
+		if (v > max)
+			max = (unsigned)v;
+	}
+	closedir(d);
+	return max;
+}
+
 int
 btrfs_auto_name(const char *const *dirs, size_t ndirs, char *out,
     size_t outsz, struct as_err *err)
@@ -1255,14 +1290,25 @@ btrfs_auto_name(const char *const *dirs, size_t ndirs, char *out,
 	struct tm tm;
 	struct stat st;
 	time_t t = time(NULL);
-	unsigned k;
+	unsigned k, m, start = 1;
 	size_t i;
 	int used;
 
 	if (gmtime_r(&t, &tm) == NULL)
 		return as_err_set(err, AS_E_INTERNAL, 0, "bad time");
 	strftime(base, sizeof(base), AUTO_PREFIX "%Y-%m-%d_%H:%M:%S", &tm);
-	for (k = 1; k < 100000; k++) {
+	/*
+	 * Above the highest suffix of this second, not the lowest free one:
+	 * a name this side pruned may still be held by a destination (which
+	 * keeps more, or kept a run's snapshot it never published), and a
+	 * stream of a new snapshot under that name would collide there
+	 * (btrfs receive: File exists).  Every name a destination got from
+	 * here is at most this side's newest, which is never pruned.
+	 */
+	for (i = 0; i < ndirs; i++)
+		if ((m = max_suffix(dirs[i], base)) >= start)
+			start = m + 1;
+	for (k = start; k < 100000; k++) {
 		if (k == 1)
 			snprintf(out, outsz, "%s", base);
 		else

@@ -52,6 +52,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -574,21 +575,52 @@ transfer(const char *snap, const char *base, int sflags, const char *dst,
 /* ------------------------------------------------------------------ */
 /* The step */
 
-/* A name for the new snapshot that no dataset of the tree has yet. */
+/* k of a snapshot name base (1) or base_k, else 0. */
+static unsigned
+name_suffix(const char *name, const char *base)
+{
+	size_t bl = strlen(base);
+	unsigned long v;
+	char *end;
+
+	if (strncmp(name, base, bl) != 0)
+		return 0;
+	if (name[bl] == '\0')
+		return 1;
+	if (name[bl] != '_' || name[bl + 1] < '1' || name[bl + 1] > '9')
+		return 0;
+	errno = 0;
+	v = strtoul(name + bl + 1, &end, 10);
+	return errno != 0 || *end != '\0' || v > UINT_MAX / 2 ? 0 :
+	    (unsigned)v;
+}
+
+/*
+ * A name for the new snapshot that no dataset of the tree has yet, above
+ * the highest suffix of this second rather than the lowest free one: a
+ * name pruned here may still be held by a destination that keeps more
+ * (zfs receive would refuse it there as existing), while every name a
+ * destination got from here is at most the newest here, never pruned.
+ */
 static void
 new_name(const struct zfs_tree *t, char *out, size_t outsz)
 {
 	char base[64];
 	struct tm tm;
 	time_t now = time(NULL);
-	unsigned n;
-	size_t i;
+	unsigned n, m, start = 1;
+	size_t i, j;
 	int used;
 
 	gmtime_r(&now, &tm);
 	strftime(base, sizeof(base), SNAP_AUTO_PREFIX "%Y-%m-%d_%H:%M:%S",
 	    &tm);
-	for (n = 1; ; n++) {
+	for (i = 0; i < t->n; i++)
+		for (j = 0; j < t->v[i].nsnaps; j++)
+			if ((m = name_suffix(t->v[i].snaps[j].name, base)) >=
+			    start)
+				start = m + 1;
+	for (n = start; ; n++) {
 		if (n == 1)
 			snprintf(out, outsz, "%s", base);
 		else

@@ -17,10 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "driver/btrfs.h"
+#include "driver/zfs.h"
 #include "repl/sync.h"
 
 /* `btrfs subvolume show` of a subvolume with two snapshots */
@@ -501,6 +504,77 @@ t_receive_nested_refused(void **state)
 	assert_int_equal(err.code, AS_E_UNSAFE_PATH);
 }
 
+/* base for now, as btrfs_auto_name and sync_zfs_new_name make it */
+static void
+now_base(char *base, size_t n, time_t *t)
+{
+	struct tm tm;
+
+	*t = time(NULL);
+	gmtime_r(t, &tm);
+	strftime(base, n, "autosync_%Y-%m-%d_%H:%M:%S", &tm);
+}
+
+/*
+ * A new name goes above the highest suffix of its second, never back to
+ * a lower free one: the destination may still hold a name this side
+ * pruned (t7020: a run within the same second collided with it).
+ */
+static void
+t_auto_name_above(void **state)
+{
+	char d1[] = "/tmp/t_btrfs.XXXXXX", d2[] = "/tmp/t_btrfs.XXXXXX";
+	char base[64], want[96], out[96], p[256];
+	const char *dirs[2];
+	struct zfs_snap zs[2];
+	struct zfs_ds ds;
+	struct zfs_tree zt;
+	struct as_err err;
+	time_t t0, t1;
+	int tries;
+
+	(void)state;
+	assert_non_null(mkdtemp(d1));
+	assert_non_null(mkdtemp(d2));
+	dirs[0] = d1;
+	dirs[1] = d2;
+	for (tries = 0; tries < 5; tries++) {
+		now_base(base, sizeof(base), &t0);
+		/* "_2" here, nothing of this second there: _3, not base */
+		snprintf(p, sizeof(p), "%s/%s_2", d1, base);
+		assert_int_equal(mkdir(p, 0700), 0);
+		as_err_clear(&err);
+		assert_int_equal(btrfs_auto_name(dirs, 2, out, sizeof(out),
+		    &err), 0);
+		memset(&ds, 0, sizeof(ds));
+		memset(zs, 0, sizeof(zs));
+		zs[0].name = want;
+		snprintf(want, sizeof(want), "%s_7", base);
+		zs[1].name = (char *)"autosync_1999-01-01_00:00:00_9";
+		ds.snaps = zs;
+		ds.nsnaps = 2;
+		zt.v = &ds;
+		zt.n = 1;
+		{
+			char zout[96];
+
+			sync_zfs_new_name(&zt, zout, sizeof(zout));
+			now_base(base, sizeof(base), &t1);
+			rmdir(p);
+			if (t1 != t0)
+				continue;	/* the second turned: again */
+			snprintf(want, sizeof(want), "%s_3", base);
+			assert_string_equal(out, want);
+			snprintf(want, sizeof(want), "%s_8", base);
+			assert_string_equal(zout, want);
+		}
+		break;
+	}
+	assert_true(tries < 5);
+	rmdir(d1);
+	rmdir(d2);
+}
+
 int
 main(void)
 {
@@ -516,6 +590,7 @@ main(void)
 		cmocka_unit_test(t_rel_check),
 		cmocka_unit_test(t_listing),
 		cmocka_unit_test(t_receive_nested_refused),
+		cmocka_unit_test(t_auto_name_above),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
