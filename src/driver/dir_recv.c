@@ -47,6 +47,7 @@
 #include "base/xmalloc.h"
 #include "driver/dir.h"
 #include "driver/dir_journal.h"
+#include "driver/dir_writer.h"
 #include "driver/scan_util.h"
 #include "format/catalog.h"
 #include "format/path.h"
@@ -84,6 +85,13 @@ struct rs {
 	long		 cur;		/* op index, -1: none */
 	int		 curfd;		/* staged regular file */
 	uint64_t	 curend;	/* end of its data written so far */
+	/*
+	 * The writer thread (dir_writer.h) that writes, sets up and closes
+	 * staged regular files, started with the first one; NULL: this
+	 * thread does it (a dry run, $AUTOSYNC_RECV_THREAD=0, or no thread).
+	 */
+	struct dir_writer *wr;
+	int		 wr_off;	/* do not start one */
 	/*
 	 * The stage directory the last entry was created in (O_PATH), kept
 	 * for its siblings: the stream comes in path order, so one lookup
@@ -559,6 +567,8 @@ stage_create(struct rs *s, uint32_t i, const char *aux,
 		 * Staged after the last checkpoint by the interrupted
 		 * receive: this resumed stream makes it again.
 		 */
+		if (s->wr != NULL && dir_writer_drain(s->wr, err) == -1)
+			return -1;
 		if (rcv_rm_tree(s->r.stagefd, srel, err) == -1)
 			return as_err_prefix(err, "stage '%s'", path);
 		stage_parent_drop(s);
@@ -569,6 +579,30 @@ stage_create(struct rs *s, uint32_t i, const char *aux,
 	return 0;
 }
 
+/*
+ * The writer thread, started the first time one is needed; NULL when the
+ * data is written here (see struct rs).
+ */
+static struct dir_writer *
+writer(struct rs *s)
+{
+	struct as_err e;
+
+	if (s->wr != NULL || s->wr_off)
+		return s->wr;
+	if (!dir_writer_wanted() ||
+	    (s->wr = dir_writer_new(&e)) == NULL)
+		s->wr_off = 1;	/* no thread: the same work, in order, here */
+	return s->wr;
+}
+
+/* Everything given to the writer is done: 0, or -1 with its error. */
+static int
+writer_drain(struct rs *s, struct as_err *err)
+{
+	return s->wr != NULL ? dir_writer_drain(s->wr, err) : 0;
+}
+
 /* The entry is complete: set the metadata of a staged non-directory. */
 static int
 close_entry(struct rs *s, struct as_err *err)
@@ -576,46 +610,44 @@ close_entry(struct rs *s, struct as_err *err)
 	char srel[AS_PATH_MAX_BUF + 16];
 	struct rcv *r = R(s);
 	struct rop *o;
-	struct stat now, *nowp = NULL;
+	struct dw_meta m;
+	struct dir_writer *w;
 	uint32_t type;
-	int fd, fdio = 0, rc;
+	int fd, rc;
 
 	if (s->cur < 0)
 		return 0;
 	o = &r->ops[s->cur];
 	type = o->mode & S_IFMT;
 	rc = 0;
-	if (o->op == AS_OP_CREATE && type != S_IFDIR && s->staging) {
-		if (s->curfd != -1) {
-			fd = s->curfd;
-			fdio = 1;
-			s->curfd = -1;
-			/* a trailing hole (or a file of holes): set the size */
-			if (s->curend < o->size &&
-			    ftruncate(fd, (off_t)o->size) == -1) {
-				rc = as_err_sys(err, errno, "stage '%s'",
-				    rop_path(r, o));
-				close(fd);
-				fd = -1;
-			}
-			/*
-			 * Created by us just now: one fstat tells which of
-			 * owner and mode are already right (the usual case
-			 * for a backup made as the files' owner), which
-			 * saves a chown and a chmod that each dirty the
-			 * inode.
-			 */
-			if (fd != -1 && fstat(fd, &now) == 0)
-				nowp = &now;
-		} else {
-			stage_rel(s, (uint32_t)s->cur, srel, sizeof(srel));
-			fd = beneath_open(r->stagefd, srel, O_PATH |
-			    O_NOFOLLOW, "stage", err);
-		}
+	if (o->op == AS_OP_CREATE && type != S_IFDIR && s->staging &&
+	    s->curfd != -1) {
+		fd = s->curfd;
+		s->curfd = -1;
+		memset(&m, 0, sizeof(m));
+		m.size = o->size;
+		m.end = s->curend;
+		m.mtime_sec = o->mtime_sec;
+		m.mtime_nsec = o->mtime_nsec;
+		m.mode = o->mode;
+		m.uid = o->uid;
+		m.gid = o->gid;
+		m.full_set = (o->flags & RO_XATTRS) != 0;
+		m.xattrs = r->xattrs.data + o->xattr_off;
+		m.xattr_len = o->xattr_len;
+		m.path = rop_path(r, o);
+		/* size, owner, xattrs, mode, times, close: here or there */
+		w = writer(s);
+		rc = w != NULL ? dir_writer_close(w, fd, &m, err) :
+		    dir_writer_finish_fd(fd, &m, 0, err);
+	} else if (o->op == AS_OP_CREATE && type != S_IFDIR && s->staging) {
+		stage_rel(s, (uint32_t)s->cur, srel, sizeof(srel));
+		fd = beneath_open(r->stagefd, srel, O_PATH | O_NOFOLLOW,
+		    "stage", err);
 		if (fd == -1)
 			rc = -1;
 		else {
-			rc = meta_apply(fd, fdio, nowp, type, o->uid, o->gid,
+			rc = meta_apply(fd, 0, NULL, type, o->uid, o->gid,
 			    o->mode, o->mtime_sec, o->mtime_nsec,
 			    r->xattrs.data + o->xattr_off, o->xattr_len,
 			    (o->flags & RO_XATTRS) != 0, rop_path(r, o), err);
@@ -624,7 +656,7 @@ close_entry(struct rs *s, struct as_err *err)
 	}
 	if (o->op == AS_OP_CREATE && type != S_IFDIR &&
 	    o->xattr_off + o->xattr_len == r->xattrs.len) {
-		/* applied already: the journal need not carry them */
+		/* applied already (or copied to the writer): not journaled */
 		r->xattrs.len = o->xattr_off;
 		o->xattr_len = 0;
 	}
@@ -663,6 +695,9 @@ on_retry(struct rs *s, const struct as_entry *e, struct as_err *err)
 		o->seg_first = (uint32_t)r->nsegs;
 		o->nseg = 0;
 	} else if (s->curfd != -1) {
+		/* the data queued for it first */
+		if (writer_drain(s, err) == -1)
+			return -1;
 		if (ftruncate(s->curfd, 0) == -1)
 			return as_err_sys(err, errno, "stage '%s'",
 			    rop_path(r, o));
@@ -879,6 +914,7 @@ on_data(struct rs *s, const struct as_data *d, struct as_err *err)
 {
 	struct rcv *r = R(s);
 	struct rop *o = &r->ops[s->cur];
+	struct dir_writer *w;
 	int e;
 
 	if (r->st != NULL)
@@ -886,10 +922,16 @@ on_data(struct rs *s, const struct as_data *d, struct as_err *err)
 	if (o->op == AS_OP_CREATE) {
 		if (!s->staging)
 			return 0;
-		if ((e = io_fault("recv_write")) != 0 ||
-		    (io_pwrite_full(s->curfd, d->data, d->len,
-		    (off_t)d->offset) == -1 && (e = errno) != 0))
+		if ((e = io_fault("recv_write")) != 0)
 			return as_err_sys(err, e, "stage '%s'", rop_path(r, o));
+		if ((w = writer(s)) != NULL) {
+			if (dir_writer_data(w, s->curfd, d->offset, d->data,
+			    d->len, rop_path(r, o), err) == -1)
+				return -1;
+		} else if (io_pwrite_full(s->curfd, d->data, d->len,
+		    (off_t)d->offset) == -1)
+			return as_err_sys(err, errno, "stage '%s'",
+			    rop_path(r, o));
 		if (d->offset + d->len > s->curend)
 			s->curend = d->offset + d->len;
 		return 0;
@@ -1821,7 +1863,10 @@ on_record(struct rs *s, const struct as_rec *rec, struct dir_recv_result *res,
 	case AS_REC_HOLE:
 		return on_hole(s, &rec->u.hole, err);
 	case AS_REC_END:
-		return close_entry(s, err);
+		/* the writer's errors belong to the stream's reading */
+		if (close_entry(s, err) == -1)
+			return -1;
+		return writer_drain(s, err);
 	}
 	return 0;
 }
@@ -1926,6 +1971,9 @@ checkpoint(struct rs *s, uint64_t bytes, struct as_err *err)
 
 	if (r->nops == 0 || s->cur < 0 || !s->staging)
 		return 0;
+	/* what the writer thread has queued is part of the stage */
+	if (writer_drain(s, err) == -1)
+		return -1;
 	o = &r->ops[s->cur];
 	if (o->op == AS_OP_CREATE && S_ISREG(o->mode) && r->block_size != 0)
 		blk = s->curend / r->block_size;
@@ -2363,8 +2411,11 @@ dir_receive_opts(const char *dest, int in_fd, int flags,
 		    "before it continues the interrupted one");
 		goto fail;
 	}
-	if (close_entry(&s, err) == -1)
+	if (close_entry(&s, err) == -1 || writer_drain(&s, err) == -1)
 		goto fail;
+	/* the ring is of no more use: not in memory beside held.cat's */
+	dir_writer_free(s.wr);
+	s.wr = NULL;
 	stage_parent_drop(&s);
 	if (validate(&s, err) == -1 || check_drift(&s, err) == -1)
 		goto fail;
@@ -2394,6 +2445,9 @@ dir_receive_opts(const char *dest, int in_fd, int flags,
 	rc = 0;
 	goto out;
 fail:
+	/* the writer is done with the stage before it is dropped */
+	dir_writer_free(s.wr);
+	s.wr = NULL;
 	if (s.curfd != -1) {
 		close(s.curfd);
 		s.curfd = -1;
@@ -2407,6 +2461,7 @@ fail:
 		(void)rcv_discard_stage(&s.r, NULL);
 	}
 out:
+	dir_writer_free(s.wr);
 	if (s.curfd != -1)
 		close(s.curfd);
 	close_fd_if(&s.plogfd);

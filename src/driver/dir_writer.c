@@ -1,0 +1,435 @@
+/*
+ * dir_writer.c - the receiver's writer thread (dir_writer.h).
+ *
+ * Decisions:
+ * - One ring of bytes, items laid out one after another (a header, the
+ *   path, then data or xattrs), each a multiple of DW_ALIGN so that a
+ *   wrap marker always fits before the end.  The receiving thread copies
+ *   a DATA record in once (the decoder's buffer is reused for the next
+ *   record); the writer pwrite()s from the ring.  A record larger than a
+ *   piece goes in pieces, so that the ring stays small (it counts in
+ *   the receiver's resident size, which issue 2 bounds per entry).
+ * - A close whose xattrs do not fit in the ring (rare: big ACLs or many
+ *   values) waits for the queue to empty and is done by the caller's
+ *   thread; the order of the file's jobs is the same.
+ * - The first error stops the work, not the queue: later items are
+ *   dropped (their descriptors closed), and every later call returns
+ *   that error, so the receive fails as it did when the write failed in
+ *   place, with the same message.
+ * - Only the receiving thread calls in; one lock, taken per item, and a
+ *   wake-up only for a side that waits.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/io.h"
+#include "base/xmalloc.h"
+#include "driver/dir_journal.h"
+#include "driver/dir_writer.h"
+#include "base/banned.h"
+
+#define DW_ALIGN	64u
+#define DW_BATCH_BYTES	(256u << 10)	/* wake an idle writer at ... */
+#define DW_BATCH_FILES	16		/* ... or at this many closes */
+
+enum { DW_WRAP = 1, DW_DATA, DW_CLOSE };
+
+struct dw_item {
+	uint32_t	kind;
+	uint32_t	size;		/* bytes of the item, DW_ALIGN'ed */
+	int		fd;
+	uint32_t	path_len;	/* path follows the header */
+	uint64_t	off;		/* DATA: file offset */
+	uint64_t	len;		/* DATA: bytes; CLOSE: xattr bytes */
+	/* CLOSE */
+	uint64_t	size_;
+	uint64_t	end;
+	int64_t		mtime_sec;
+	uint32_t	mtime_nsec;
+	uint32_t	mode;
+	uint32_t	uid;
+	uint32_t	gid;
+	uint32_t	full_set;
+};
+
+struct dir_writer {
+	pthread_t	 thr;
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 work;		/* the writer waits for items */
+	pthread_cond_t	 room;		/* the receiver waits for room */
+	uint8_t		*ring;
+	uint64_t	 head;		/* bytes queued (receiver) */
+	uint64_t	 tail;		/* bytes done (writer) */
+	unsigned	 files;		/* closes queued, not done */
+	int		 w_waits;
+	int		 r_waits;
+	int		 stop;
+	int		 failed;
+	struct as_err	 err;		/* the first error */
+};
+
+int
+dir_writer_wanted(void)
+{
+	const char *e = getenv("AUTOSYNC_RECV_THREAD");
+
+	return e == NULL || strcmp(e, "0") != 0;
+}
+
+int
+dir_writer_finish_fd(int fd, const struct dw_meta *m, int kick,
+    struct as_err *err)
+{
+	struct stat now, *nowp = NULL;
+	int rc;
+
+	/* a trailing hole (or a file of holes): set the size */
+	if (m->end < m->size && ftruncate(fd, (off_t)m->size) == -1) {
+		rc = as_err_sys(err, errno, "stage '%s'", m->path);
+		close(fd);
+		return rc;
+	}
+	/*
+	 * Created by us just now: one fstat tells which of owner and mode
+	 * are already right (the usual case for a backup made as the files'
+	 * owner), which saves a chown and a chmod that each dirty the inode.
+	 */
+	if (fstat(fd, &now) == 0)
+		nowp = &now;
+	rc = meta_apply(fd, 1, nowp, S_IFREG, m->uid, m->gid, m->mode,
+	    m->mtime_sec, m->mtime_nsec, m->xattrs, m->xattr_len,
+	    m->full_set, m->path, err);
+	/*
+	 * Start its write-back now, from this thread, so that the receive's
+	 * syncfs (checkpoints, the commit) finds little left to write and
+	 * the receiving thread does not wait for it.  Nothing depends on
+	 * it: the syncfs still makes it durable.
+	 */
+	if (rc == 0 && kick)
+		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	close(fd);
+	return rc;
+}
+
+/* Do one item (lock not held); errors go to w->err, once. */
+static void
+do_item(struct dir_writer *w, const struct dw_item *it)
+{
+	const char *path = (const char *)(it + 1);
+	const uint8_t *body = (const uint8_t *)path + it->path_len + 1;
+	struct dw_meta m;
+	struct as_err e;
+	int failed, x;
+
+	pthread_mutex_lock(&w->mu);
+	failed = w->failed;
+	pthread_mutex_unlock(&w->mu);
+	as_err_clear(&e);
+	if (it->kind == DW_DATA) {
+		if (failed)
+			return;
+		/* a fault site only this thread reaches (tests: t2011) */
+		if ((x = io_fault("recv_wdata")) == 0 &&
+		    io_pwrite_full(it->fd, body, (size_t)it->len,
+		    (off_t)it->off) == 0)
+			return;
+		as_err_sys(&e, x != 0 ? x : errno, "stage '%s'", path);
+	} else {
+		if (failed) {
+			close(it->fd);
+			return;
+		}
+		memset(&m, 0, sizeof(m));
+		m.size = it->size_;
+		m.end = it->end;
+		m.mtime_sec = it->mtime_sec;
+		m.mtime_nsec = it->mtime_nsec;
+		m.mode = it->mode;
+		m.uid = it->uid;
+		m.gid = it->gid;
+		m.full_set = (int)it->full_set;
+		m.xattrs = body;
+		m.xattr_len = (size_t)it->len;
+		m.path = path;
+		if (dir_writer_finish_fd(it->fd, &m, 1, &e) == 0)
+			return;
+	}
+	pthread_mutex_lock(&w->mu);
+	if (!w->failed) {
+		w->failed = 1;
+		w->err = e;
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct dir_writer *w = arg;
+	const struct dw_item *it;
+	uint32_t size;
+	int close_;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->tail == w->head && !w->stop) {
+			w->w_waits = 1;
+			pthread_cond_wait(&w->work, &w->mu);
+			w->w_waits = 0;
+		}
+		if (w->tail == w->head)
+			break;
+		it = (const struct dw_item *)(w->ring + w->tail % DW_RING);
+		pthread_mutex_unlock(&w->mu);
+		/* the item is ours until tail moves past it */
+		size = it->size;
+		close_ = it->kind == DW_CLOSE;
+		if (it->kind != DW_WRAP)
+			do_item(w, it);
+		pthread_mutex_lock(&w->mu);
+		w->tail += size;
+		if (close_)
+			w->files--;
+		if (w->r_waits)
+			pthread_cond_signal(&w->room);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+struct dir_writer *
+dir_writer_new(struct as_err *err)
+{
+	struct dir_writer *w = xcalloc(1, sizeof(*w));
+	sigset_t all, old;
+	int e;
+
+	w->ring = xmalloc(DW_RING);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->work, NULL);
+	pthread_cond_init(&w->room, NULL);
+	/* signals are the receiving thread's to take */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	e = pthread_create(&w->thr, NULL, writer_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e != 0) {
+		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->work);
+		pthread_cond_destroy(&w->room);
+		free(w->ring);
+		free(w);
+		as_err_sys(err, e, "start the writer thread");
+		return NULL;
+	}
+	return w;
+}
+
+/* The first error, copied to err: -1; 0 if none.  Lock held. */
+static int
+failed_locked(struct dir_writer *w, struct as_err *err)
+{
+	if (!w->failed)
+		return 0;
+	if (err != NULL)
+		*err = w->err;
+	return -1;
+}
+
+/* Wait for the writer to make progress.  Lock held. */
+static void
+wait_room(struct dir_writer *w)
+{
+	if (w->w_waits)
+		pthread_cond_signal(&w->work);
+	w->r_waits = 1;
+	pthread_cond_wait(&w->room, &w->mu);
+	w->r_waits = 0;
+}
+
+/*
+ * Room for an item of size bytes (and a file, with_file) at head: its
+ * header, or NULL (-1 in *rc) when the writer failed.  Only the receiving
+ * thread moves head, and the writer reads only below it, so the item is
+ * filled without the lock.
+ */
+static struct dw_item *
+reserve(struct dir_writer *w, uint32_t size, int with_file, int *rc,
+    struct as_err *err)
+{
+	uint64_t off, need;
+	struct dw_item *wrap;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		if (failed_locked(w, err) == -1) {
+			pthread_mutex_unlock(&w->mu);
+			*rc = -1;
+			return NULL;
+		}
+		off = w->head % DW_RING;
+		need = size + (off + size > DW_RING ? DW_RING - off : 0);
+		if (DW_RING - (w->head - w->tail) >= need &&
+		    (!with_file || w->files < DW_MAX_FILES))
+			break;
+		wait_room(w);
+	}
+	if (off + size > DW_RING) {
+		/* the writer skips to the ring's start */
+		wrap = (struct dw_item *)(w->ring + off);
+		memset(wrap, 0, sizeof(*wrap));
+		wrap->kind = DW_WRAP;
+		wrap->size = (uint32_t)(DW_RING - off);
+		w->head += DW_RING - off;
+		off = 0;
+	}
+	pthread_mutex_unlock(&w->mu);
+	*rc = 0;
+	return (struct dw_item *)(w->ring + off);
+}
+
+/*
+ * The item at head is filled: hand it over.  An idle writer is woken
+ * once a batch is queued, not per item (a wake-up and a switch per small
+ * file cost more than the work); whoever waits for it wakes it first.
+ */
+static void
+publish(struct dir_writer *w, uint32_t size, int with_file)
+{
+	pthread_mutex_lock(&w->mu);
+	w->head += size;
+	if (with_file)
+		w->files++;
+	if (w->w_waits && (w->head - w->tail >= DW_BATCH_BYTES ||
+	    w->files >= DW_BATCH_FILES))
+		pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->mu);
+}
+
+
+static uint32_t
+item_size(size_t path_len, size_t body)
+{
+	size_t n = sizeof(struct dw_item) + path_len + 1 + body;
+
+	return (uint32_t)((n + DW_ALIGN - 1) & ~(size_t)(DW_ALIGN - 1));
+}
+
+/* The header and path of a new item; returns where its body goes. */
+static uint8_t *
+item_fill(struct dw_item *it, uint32_t kind, uint32_t size, int fd,
+    const char *path, size_t path_len)
+{
+	memset(it, 0, sizeof(*it));
+	it->kind = kind;
+	it->size = size;
+	it->fd = fd;
+	it->path_len = (uint32_t)path_len;
+	memcpy(it + 1, path, path_len);
+	((char *)(it + 1))[path_len] = '\0';
+	return (uint8_t *)(it + 1) + path_len + 1;
+}
+
+int
+dir_writer_data(struct dir_writer *w, int fd, uint64_t off,
+    const void *data, size_t len, const char *path, struct as_err *err)
+{
+	const uint8_t *p = data;
+	struct dw_item *it;
+	size_t n, plen = strlen(path);
+	uint32_t size;
+	int rc;
+
+	while (len > 0) {
+		n = len < DW_PIECE ? len : DW_PIECE;
+		size = item_size(plen, n);
+		if ((it = reserve(w, size, 0, &rc, err)) == NULL)
+			return rc;
+		memcpy(item_fill(it, DW_DATA, size, fd, path, plen), p, n);
+		it->off = off;
+		it->len = n;
+		publish(w, size, 0);
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int
+dir_writer_close(struct dir_writer *w, int fd, const struct dw_meta *m,
+    struct as_err *err)
+{
+	struct dw_item *it;
+	size_t plen = strlen(m->path);
+	uint32_t size;
+	int rc;
+
+	if (sizeof(struct dw_item) + plen + 1 + m->xattr_len > DW_RING / 4) {
+		/* too big for the ring: in order, here */
+		if (dir_writer_drain(w, err) == -1) {
+			close(fd);
+			return -1;
+		}
+		return dir_writer_finish_fd(fd, m, 1, err);
+	}
+	size = item_size(plen, m->xattr_len);
+	if ((it = reserve(w, size, 1, &rc, err)) == NULL) {
+		close(fd);
+		return rc;
+	}
+	if (m->xattr_len > 0)
+		memcpy(item_fill(it, DW_CLOSE, size, fd, m->path, plen),
+		    m->xattrs, m->xattr_len);
+	else
+		(void)item_fill(it, DW_CLOSE, size, fd, m->path, plen);
+	it->len = m->xattr_len;
+	it->size_ = m->size;
+	it->end = m->end;
+	it->mtime_sec = m->mtime_sec;
+	it->mtime_nsec = m->mtime_nsec;
+	it->mode = m->mode;
+	it->uid = m->uid;
+	it->gid = m->gid;
+	it->full_set = m->full_set != 0;
+	publish(w, size, 1);
+	return 0;
+}
+
+int
+dir_writer_drain(struct dir_writer *w, struct as_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&w->mu);
+	while (w->tail != w->head)
+		wait_room(w);
+	rc = failed_locked(w, err);
+	pthread_mutex_unlock(&w->mu);
+	return rc;
+}
+
+void
+dir_writer_free(struct dir_writer *w)
+{
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = 1;
+	pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->mu);
+	/* the writer empties the queue (closing its descriptors), then ends */
+	pthread_join(w->thr, NULL);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->work);
+	pthread_cond_destroy(&w->room);
+	free(w->ring);
+	free(w);
+}
