@@ -61,18 +61,27 @@ struct dw_item {
 
 struct dir_writer {
 	pthread_t	 thr;
-	pthread_mutex_t	 mu;
-	pthread_cond_t	 work;		/* the writer waits for items */
-	pthread_cond_t	 room;		/* the receiver waits for room */
 	uint8_t		*ring;
+	/*
+	 * One producer (the receiving thread) and one consumer (the
+	 * writer): head, tail, files and failed are atomics, so that an
+	 * item costs no lock.  The lock and the conditions are only for
+	 * sleeping: a side sets its *_waits flag under the lock and checks
+	 * again before it waits; the other side reads the flag after it
+	 * moved head or tail (sequentially consistent, so one of the two
+	 * sees the other) and wakes it under the lock.
+	 */
 	uint64_t	 head;		/* bytes queued (receiver) */
 	uint64_t	 tail;		/* bytes done (writer) */
 	unsigned	 files;		/* closes queued, not done */
+	int		 failed;	/* err is set (writer, once) */
+	struct as_err	 err;		/* the first error */
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 work;		/* the writer waits for items */
+	pthread_cond_t	 room;		/* the receiver waits for room */
 	int		 w_waits;
 	int		 r_waits;
-	int		 stop;
-	int		 failed;
-	struct as_err	 err;		/* the first error */
+	int		 stop;		/* under mu */
 };
 
 int
@@ -128,9 +137,7 @@ do_item(struct dir_writer *w, const struct dw_item *it)
 	struct as_err e;
 	int failed, x;
 
-	pthread_mutex_lock(&w->mu);
-	failed = w->failed;
-	pthread_mutex_unlock(&w->mu);
+	failed = __atomic_load_n(&w->failed, __ATOMIC_ACQUIRE);
 	as_err_clear(&e);
 	if (it->kind == DW_DATA) {
 		if (failed)
@@ -161,12 +168,36 @@ do_item(struct dir_writer *w, const struct dw_item *it)
 		if (dir_writer_finish_fd(it->fd, &m, 1, &e) == 0)
 			return;
 	}
+	/* only this thread sets it: the first error stays */
+	w->err = e;
+	__atomic_store_n(&w->failed, 1, __ATOMIC_RELEASE);
+}
+
+#define LOAD(p)		__atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+
+/* Wake whoever waits on c, if its flag says so. */
+static void
+wake(struct dir_writer *w, int *waits, pthread_cond_t *c)
+{
+	if (!LOAD(waits))
+		return;
 	pthread_mutex_lock(&w->mu);
-	if (!w->failed) {
-		w->failed = 1;
-		w->err = e;
-	}
+	pthread_cond_signal(c);
 	pthread_mutex_unlock(&w->mu);
+}
+
+/*
+ * A receiver waiting for room is woken once the queue is down to half
+ * (or empty), not at every item: it then fills it in one go.
+ */
+static int
+low_water(struct dir_writer *w)
+{
+	uint64_t queued = LOAD(&w->head) - LOAD(&w->tail);
+
+	return queued == 0 || (queued <= DW_RING / 2 &&
+	    LOAD(&w->files) <= DW_MAX_FILES / 2);
 }
 
 static void *
@@ -174,33 +205,41 @@ writer_main(void *arg)
 {
 	struct dir_writer *w = arg;
 	const struct dw_item *it;
+	uint64_t head, tail;
 	uint32_t size;
 	int close_;
 
-	pthread_mutex_lock(&w->mu);
+	tail = w->tail;
 	for (;;) {
-		while (w->tail == w->head && !w->stop) {
-			w->w_waits = 1;
-			pthread_cond_wait(&w->work, &w->mu);
-			w->w_waits = 0;
+		head = LOAD(&w->head);
+		if (head == tail) {
+			pthread_mutex_lock(&w->mu);
+			STORE(&w->w_waits, 1);
+			while (LOAD(&w->head) == tail && !w->stop)
+				pthread_cond_wait(&w->work, &w->mu);
+			STORE(&w->w_waits, 0);
+			head = LOAD(&w->head);
+			pthread_mutex_unlock(&w->mu);
+			if (head == tail)
+				break;	/* stopped, and nothing left */
 		}
-		if (w->tail == w->head)
-			break;
-		it = (const struct dw_item *)(w->ring + w->tail % DW_RING);
-		pthread_mutex_unlock(&w->mu);
-		/* the item is ours until tail moves past it */
-		size = it->size;
-		close_ = it->kind == DW_CLOSE;
-		if (it->kind != DW_WRAP)
-			do_item(w, it);
-		pthread_mutex_lock(&w->mu);
-		w->tail += size;
-		if (close_)
-			w->files--;
-		if (w->r_waits)
-			pthread_cond_signal(&w->room);
+		/* the items below head are ours until tail moves past them */
+		while (tail != head) {
+			it = (const struct dw_item *)(w->ring +
+			    tail % DW_RING);
+			size = it->size;
+			close_ = it->kind == DW_CLOSE;
+			if (it->kind != DW_WRAP)
+				do_item(w, it);
+			tail += size;
+			if (close_)
+				__atomic_sub_fetch(&w->files, 1,
+				    __ATOMIC_SEQ_CST);
+			STORE(&w->tail, tail);
+			if (LOAD(&w->r_waits) && low_water(w))
+				wake(w, &w->r_waits, &w->room);
+		}
 	}
-	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
@@ -232,54 +271,60 @@ dir_writer_new(struct as_err *err)
 	return w;
 }
 
-/* The first error, copied to err: -1; 0 if none.  Lock held. */
+/* The first error, copied to err: -1; 0 if none. */
 static int
-failed_locked(struct dir_writer *w, struct as_err *err)
+failed_get(struct dir_writer *w, struct as_err *err)
 {
-	if (!w->failed)
+	if (!__atomic_load_n(&w->failed, __ATOMIC_ACQUIRE))
 		return 0;
 	if (err != NULL)
 		*err = w->err;
 	return -1;
 }
 
-/* Wait for the writer to make progress.  Lock held. */
+/*
+ * Sleep until the writer has moved tail past seen and the queue is down
+ * to its low water (it always gets there while items are queued, failed
+ * or not); it is woken first, in case it sleeps on a batch not yet full.
+ */
 static void
-wait_room(struct dir_writer *w)
+wait_room(struct dir_writer *w, uint64_t seen)
 {
-	if (w->w_waits)
+	pthread_mutex_lock(&w->mu);
+	STORE(&w->r_waits, 1);
+	if (LOAD(&w->w_waits))
 		pthread_cond_signal(&w->work);
-	w->r_waits = 1;
-	pthread_cond_wait(&w->room, &w->mu);
-	w->r_waits = 0;
+	while (LOAD(&w->tail) == seen || !low_water(w))
+		pthread_cond_wait(&w->room, &w->mu);
+	STORE(&w->r_waits, 0);
+	pthread_mutex_unlock(&w->mu);
 }
 
 /*
  * Room for an item of size bytes (and a file, with_file) at head: its
  * header, or NULL (-1 in *rc) when the writer failed.  Only the receiving
  * thread moves head, and the writer reads only below it, so the item is
- * filled without the lock.
+ * filled without a lock and handed over by publish().
  */
 static struct dw_item *
 reserve(struct dir_writer *w, uint32_t size, int with_file, int *rc,
     struct as_err *err)
 {
-	uint64_t off, need;
+	uint64_t off, need, tail;
 	struct dw_item *wrap;
 
-	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		if (failed_locked(w, err) == -1) {
-			pthread_mutex_unlock(&w->mu);
+		if (failed_get(w, err) == -1) {
 			*rc = -1;
 			return NULL;
 		}
+		tail = LOAD(&w->tail);
 		off = w->head % DW_RING;
 		need = size + (off + size > DW_RING ? DW_RING - off : 0);
-		if (DW_RING - (w->head - w->tail) >= need &&
-		    (!with_file || w->files < DW_MAX_FILES))
+		if (DW_RING - (w->head - tail) >= need &&
+		    (!with_file || LOAD(&w->files) < DW_MAX_FILES))
 			break;
-		wait_room(w);
+		wait_room(w, tail);
 	}
 	if (off + size > DW_RING) {
 		/* the writer skips to the ring's start */
@@ -287,10 +332,9 @@ reserve(struct dir_writer *w, uint32_t size, int with_file, int *rc,
 		memset(wrap, 0, sizeof(*wrap));
 		wrap->kind = DW_WRAP;
 		wrap->size = (uint32_t)(DW_RING - off);
-		w->head += DW_RING - off;
+		STORE(&w->head, w->head + (DW_RING - off));
 		off = 0;
 	}
-	pthread_mutex_unlock(&w->mu);
 	*rc = 0;
 	return (struct dw_item *)(w->ring + off);
 }
@@ -303,16 +347,13 @@ reserve(struct dir_writer *w, uint32_t size, int with_file, int *rc,
 static void
 publish(struct dir_writer *w, uint32_t size, int with_file)
 {
-	pthread_mutex_lock(&w->mu);
-	w->head += size;
 	if (with_file)
-		w->files++;
-	if (w->w_waits && (w->head - w->tail >= DW_BATCH_BYTES ||
-	    w->files >= DW_BATCH_FILES))
-		pthread_cond_signal(&w->work);
-	pthread_mutex_unlock(&w->mu);
+		__atomic_add_fetch(&w->files, 1, __ATOMIC_SEQ_CST);
+	STORE(&w->head, w->head + size);
+	if (w->head - LOAD(&w->tail) >= DW_BATCH_BYTES ||
+	    LOAD(&w->files) >= DW_BATCH_FILES)
+		wake(w, &w->w_waits, &w->work);
 }
-
 
 static uint32_t
 item_size(size_t path_len, size_t body)
@@ -406,14 +447,11 @@ dir_writer_close(struct dir_writer *w, int fd, const struct dw_meta *m,
 int
 dir_writer_drain(struct dir_writer *w, struct as_err *err)
 {
-	int rc;
+	uint64_t tail;
 
-	pthread_mutex_lock(&w->mu);
-	while (w->tail != w->head)
-		wait_room(w);
-	rc = failed_locked(w, err);
-	pthread_mutex_unlock(&w->mu);
-	return rc;
+	while ((tail = LOAD(&w->tail)) != w->head)
+		wait_room(w, tail);
+	return failed_get(w, err);
 }
 
 void
