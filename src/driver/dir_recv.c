@@ -93,6 +93,14 @@ struct rs {
 	struct dir_writer *wr;
 	int		 wr_off;	/* do not start one */
 	/*
+	 * A full stream: each staged regular file as the writer saw it once
+	 * closed, by op index, in chunks that never move (the writer fills
+	 * them while ops grows); held.cat is made from them (derive_full).
+	 */
+	struct dw_stat	**hs;
+	size_t		 nhs;		/* chunks */
+	int		 hs_on;
+	/*
 	 * The stage directory the last entry was created in (O_PATH), kept
 	 * for its siblings: the stream comes in path order, so one lookup
 	 * serves a whole directory instead of one openat2 per entry.
@@ -603,6 +611,32 @@ writer_drain(struct rs *s, struct as_err *err)
 	return s->wr != NULL ? dir_writer_drain(s->wr, err) : 0;
 }
 
+#define HS_CHUNK	4096u
+
+/* Op i's slot for derive_full, made when make; NULL when none. */
+static struct dw_stat *
+hstat_of(struct rs *s, size_t i, int make)
+{
+	size_t c = i / HS_CHUNK, n;
+
+	if (!s->hs_on)
+		return NULL;
+	if (c >= s->nhs) {
+		if (!make)
+			return NULL;
+		n = c + 1 > s->nhs * 2 ? c + 1 : s->nhs * 2;
+		s->hs = xreallocarray(s->hs, n, sizeof(*s->hs));
+		memset(s->hs + s->nhs, 0, (n - s->nhs) * sizeof(*s->hs));
+		s->nhs = n;
+	}
+	if (s->hs[c] == NULL) {
+		if (!make)
+			return NULL;
+		s->hs[c] = xcalloc(HS_CHUNK, sizeof(**s->hs));
+	}
+	return &s->hs[c][i % HS_CHUNK];
+}
+
 /* The entry is complete: set the metadata of a staged non-directory. */
 static int
 close_entry(struct rs *s, struct as_err *err)
@@ -636,6 +670,7 @@ close_entry(struct rs *s, struct as_err *err)
 		m.xattrs = r->xattrs.data + o->xattr_off;
 		m.xattr_len = o->xattr_len;
 		m.path = rop_path(r, o);
+		m.out = hstat_of(s, (size_t)s->cur, 1);
 		/* size, owner, xattrs, mode, times, close: here or there */
 		w = writer(s);
 		rc = w != NULL ? dir_writer_close(w, fd, &m, err) :
@@ -1718,6 +1753,118 @@ out:
 	return rc;
 }
 
+static int
+cmp_op_path(const void *a, const void *b, void *arg)
+{
+	const struct rcv *r = arg;
+	const struct rop *x = &r->ops[*(const uint32_t *)a];
+	const struct rop *y = &r->ops[*(const uint32_t *)b];
+
+	return path_cmp(rop_path(r, x), x->path_len, rop_path(r, y),
+	    y->path_len);
+}
+
+/*
+ * rcv.derive for a full stream into an empty tree: held.cat from the op
+ * list in path order, without a walk of the destination.  A regular file
+ * staged inside a new directory (the apply renames only that directory,
+ * which leaves the file's ctime as it was), not linked, is recorded as
+ * the writer saw it once closed (dw_stat: its inode and ctime; the rest
+ * is what the stream gave, which the writer checked it has).  Everything
+ * else is stat'ed as a scan does: directories (the last phase sets their
+ * attributes), top-level entries (renamed into place), links and their
+ * targets, symlinks, special files, files with xattrs, and any file the
+ * writer could not vouch for (a resumed transfer's, for one).  1
+ * (rescan) when the op list is not a plain full stream.
+ */
+static int
+derive_full(struct rcv *r, struct cat_writer *out, struct as_err *err)
+{
+	struct rs *s = r->derive_arg;
+	struct cat_entry_in in;
+	struct cat_entry e;
+	struct derive d;
+	struct stat rsb;
+	const struct rop *o;
+	const struct dw_stat *hs;
+	uint32_t *idx;
+	uint8_t *linked;
+	size_t i, n = 0;
+	long j;
+	int rc = 1;
+
+	if (s->use_held || !s->hs_on || fstat(r->destfd, &rsb) == -1)
+		return 1;
+	memset(&d, 0, sizeof(d));
+	d.s = s;
+	d.pfd = -1;
+	d.rootdev = (uint64_t)rsb.st_dev;
+	scan_xa_init(&d.xa);
+	idx = xreallocarray(NULL, r->nops + 1, sizeof(*idx));
+	linked = xcalloc(r->nops + 1, 1);
+	for (i = 0; i < r->nops; i++) {
+		o = &r->ops[i];
+		if (o->op == AS_OP_LINK) {
+			j = hfind(s, K_NEW, rop_aux(r, o), o->aux_len);
+			if (j >= 0)
+				linked[j] = 1;
+		} else if (o->op != AS_OP_CREATE && !(o->op == AS_OP_ATTR &&
+		    o->path_len == 0))
+			goto out;	/* not a plain full stream */
+		idx[n++] = (uint32_t)i;
+	}
+	qsort_r(idx, n, sizeof(*idx), cmp_op_path, r);
+	/* the root comes first, named by the stream or not */
+	if ((n == 0 || r->ops[idx[0]].path_len != 0) &&
+	    d_stat(&d, out, "", 0, NULL, err) == -1) {
+		rc = -1;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		o = &r->ops[idx[i]];
+		hs = hstat_of(s, idx[i], 0);
+		if (o->op == AS_OP_CREATE && S_ISREG(o->mode) &&
+		    (o->flags & RO_TOP) == 0 && !linked[idx[i]] &&
+		    hs != NULL && hs->ino != 0) {
+			memset(&e, 0, sizeof(e));
+			e.ino = hs->ino;
+			e.mode = (uint16_t)(o->mode & (S_IFMT | 07777));
+			e.uid = o->uid;
+			e.gid = o->gid;
+			e.nlink = 1;
+			e.size = o->size;
+			e.mtime_sec = o->mtime_sec;
+			e.mtime_nsec = o->mtime_nsec;
+			e.ctime_sec = hs->ctime_ns / 1000000000;
+			e.ctime_nsec = (uint32_t)(hs->ctime_ns % 1000000000);
+			memset(&in, 0, sizeof(in));
+			in.st = &e;
+			in.path = rop_path(r, o);
+			in.path_len = o->path_len;
+			if (d_add_entry(&d, out, &in, err) == -1) {
+				rc = -1;
+				goto out;
+			}
+			continue;
+		}
+		if (d_stat(&d, out, rop_path(r, o), o->path_len, NULL,
+		    err) == -1) {
+			rc = -1;
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (d.pfd != -1)
+		close(d.pfd);
+	free(idx);
+	free(linked);
+	buf_release(&d.ppath);
+	buf_release(&d.xbuf);
+	scan_xa_release(&d.xa);
+	return rc;
+}
+
 /*
  * Check for drift before the stream arrives, when held.cat exists: a
  * stream relative to it (the usual incremental) needs the check, and the
@@ -1839,6 +1986,8 @@ on_begin(struct rs *s, const struct as_begin *b, struct dir_recv_result *res,
 		return as_err_sys(err, errno, "create '%s/%s/stage'", r->dest,
 		    AS_PRIVATE_DIR);
 	s->staging = 1;
+	/* into an empty tree: held.cat from the stream (derive_full) */
+	s->hs_on = b->base_guid == 0 && !force;
 	r->stagefd = openat(r->privfd, "stage", O_RDONLY | O_DIRECTORY |
 	    O_NOFOLLOW | O_CLOEXEC);
 	if (r->stagefd == -1)
@@ -2432,6 +2581,9 @@ dir_receive_opts(const char *dest, int in_fd, int flags,
 		s.r.prior = &s.held;
 		s.r.derive = derive_held;
 		s.r.derive_arg = &s;
+	} else if (s.hs_on) {
+		s.r.derive = derive_full;
+		s.r.derive_arg = &s;
 	}
 	if (rcv_commit(&s.r, err) == -1) {
 		/* not committed: drop the stage now, not at the next run */
@@ -2468,6 +2620,9 @@ out:
 	stage_parent_drop(&s);
 	rcv_release(&s.r);
 	catalog_release(&s.held);
+	while (s.nhs > 0)
+		free(s.hs[--s.nhs]);
+	free(s.hs);
 	buf_release(&s.plog);
 	free(s.h);
 	free(s.drift);

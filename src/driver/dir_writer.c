@@ -21,6 +21,7 @@
  */
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -57,6 +58,7 @@ struct dw_item {
 	uint32_t	uid;
 	uint32_t	gid;
 	uint32_t	full_set;
+	struct dw_stat	*out;
 };
 
 struct dir_writer {
@@ -92,6 +94,28 @@ dir_writer_wanted(void)
 	return e == NULL || strcmp(e, "0") != 0;
 }
 
+/* Fill m->out from fd, once meta_apply is done (dw_stat). */
+static void
+closed_stat(int fd, const struct dw_meta *m)
+{
+	struct stat sb;
+
+	m->out->ino = 0;
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
+	    sb.st_nlink != 1 || (sb.st_mode & 07777) != (m->mode & 07777) ||
+	    sb.st_uid != m->uid || sb.st_gid != m->gid ||
+	    (uint64_t)sb.st_size != m->size ||
+	    sb.st_mtim.tv_sec != m->mtime_sec ||
+	    (uint32_t)sb.st_mtim.tv_nsec != m->mtime_nsec)
+		return;
+	/* none from the stream, and none the file system added (an ACL) */
+	if (m->xattr_len != 0 || flistxattr(fd, NULL, 0) != 0)
+		return;
+	m->out->ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000 +
+	    sb.st_ctim.tv_nsec;
+	m->out->ino = (uint64_t)sb.st_ino;
+}
+
 int
 dir_writer_finish_fd(int fd, const struct dw_meta *m, int kick,
     struct as_err *err)
@@ -115,6 +139,12 @@ dir_writer_finish_fd(int fd, const struct dw_meta *m, int kick,
 	rc = meta_apply(fd, 1, nowp, S_IFREG, m->uid, m->gid, m->mode,
 	    m->mtime_sec, m->mtime_nsec, m->xattrs, m->xattr_len,
 	    m->full_set, m->path, err);
+	/*
+	 * The file as the apply will leave it (it is renamed only with a
+	 * directory above it): what held.cat needs without a rescan.
+	 */
+	if (rc == 0 && m->out != NULL)
+		closed_stat(fd, m);
 	/*
 	 * Start its write-back now, from this thread, so that the receive's
 	 * syncfs (checkpoints, the commit) finds little left to write and
@@ -165,6 +195,7 @@ do_item(struct dir_writer *w, const struct dw_item *it)
 		m.xattrs = body;
 		m.xattr_len = (size_t)it->len;
 		m.path = path;
+		m.out = it->out;
 		if (dir_writer_finish_fd(it->fd, &m, 1, &e) == 0)
 			return;
 	}
@@ -440,6 +471,7 @@ dir_writer_close(struct dir_writer *w, int fd, const struct dw_meta *m,
 	it->uid = m->uid;
 	it->gid = m->gid;
 	it->full_set = m->full_set != 0;
+	it->out = m->out;
 	publish(w, size, 1);
 	return 0;
 }

@@ -29,6 +29,16 @@
 
 struct dir_writer;
 
+/*
+ * A staged regular file as it is once closed, for held.cat (dir_recv.c,
+ * derive_full): its inode and ctime, when it has one link, no xattrs,
+ * and the owner, mode, size and mtime the stream gave; ino 0 otherwise.
+ */
+struct dw_stat {
+	uint64_t	 ino;
+	int64_t		 ctime_ns;
+};
+
 /* What closing a staged regular file sets (meta_apply, dir_journal.h). */
 struct dw_meta {
 	uint64_t	 size;		/* the file's size */
@@ -42,6 +52,8 @@ struct dw_meta {
 	const uint8_t	*xattrs;	/* blob, copied */
 	size_t		 xattr_len;
 	const char	*path;		/* for messages, copied */
+	struct dw_stat	*out;		/* filled once closed, or NULL; must
+					 * stay put until a drain */
 };
 
 /*
