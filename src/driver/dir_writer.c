@@ -84,6 +84,7 @@ struct dir_writer {
 	int		 w_waits;
 	int		 r_waits;
 	int		 stop;		/* under mu */
+	int		 kick;		/* start each file's write-back */
 };
 
 int
@@ -196,7 +197,7 @@ do_item(struct dir_writer *w, const struct dw_item *it)
 		m.xattr_len = (size_t)it->len;
 		m.path = path;
 		m.out = it->out;
-		if (dir_writer_finish_fd(it->fd, &m, 1, &e) == 0)
+		if (dir_writer_finish_fd(it->fd, &m, w->kick, &e) == 0)
 			return;
 	}
 	/* only this thread sets it: the first error stays */
@@ -278,10 +279,13 @@ struct dir_writer *
 dir_writer_new(struct as_err *err)
 {
 	struct dir_writer *w = xcalloc(1, sizeof(*w));
+	const char *kick;
 	sigset_t all, old;
 	int e;
 
 	w->ring = xmalloc(DW_RING);
+	kick = getenv("AUTOSYNC_RECV_KICK");
+	w->kick = kick == NULL || strcmp(kick, "0") != 0;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->work, NULL);
 	pthread_cond_init(&w->room, NULL);
@@ -450,7 +454,7 @@ dir_writer_close(struct dir_writer *w, int fd, const struct dw_meta *m,
 			close(fd);
 			return -1;
 		}
-		return dir_writer_finish_fd(fd, m, 1, err);
+		return dir_writer_finish_fd(fd, m, w->kick, err);
 	}
 	size = item_size(plen, m->xattr_len);
 	if ((it = reserve(w, size, 1, &rc, err)) == NULL) {

@@ -61,6 +61,12 @@ struct dw_meta {
  * "0" (benchmarks and tests compare both ways).
  */
 int	dir_writer_wanted(void);
+/*
+ * The thread starts each file's write-back once it is closed
+ * (sync_file_range), unless $AUTOSYNC_RECV_KICK is "0": then the
+ * receive's syncfs (checkpoints, commit) writes it all back, as without
+ * the thread.
+ */
 
 /* A writer with its thread started; NULL (err set) when it cannot be. */
 struct dir_writer *dir_writer_new(struct as_err *err);
