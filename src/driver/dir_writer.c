@@ -147,10 +147,12 @@ dir_writer_finish_fd(int fd, const struct dw_meta *m, int kick,
 	if (rc == 0 && m->out != NULL)
 		closed_stat(fd, m);
 	/*
-	 * Start its write-back now, from this thread, so that the receive's
-	 * syncfs (checkpoints, the commit) finds little left to write and
-	 * the receiving thread does not wait for it.  Nothing depends on
-	 * it: the syncfs still makes it durable.
+	 * $AUTOSYNC_RECV_KICK=1: start its write-back now, from this
+	 * thread, so that the receive's syncfs (checkpoints, the commit)
+	 * finds little left to write.  Not by default: it moves the
+	 * write-back's CPU from the kernel's flusher into this thread, which
+	 * measured slower on a busy 2-CPU machine (bench/README.md, branch
+	 * fullperf).  Nothing depends on it: the syncfs makes it durable.
 	 */
 	if (rc == 0 && kick)
 		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -285,7 +287,7 @@ dir_writer_new(struct as_err *err)
 
 	w->ring = xmalloc(DW_RING);
 	kick = getenv("AUTOSYNC_RECV_KICK");
-	w->kick = kick == NULL || strcmp(kick, "0") != 0;
+	w->kick = kick != NULL && strcmp(kick, "1") == 0;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->work, NULL);
 	pthread_cond_init(&w->room, NULL);

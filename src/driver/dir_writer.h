@@ -62,10 +62,9 @@ struct dw_meta {
  */
 int	dir_writer_wanted(void);
 /*
- * The thread starts each file's write-back once it is closed
- * (sync_file_range), unless $AUTOSYNC_RECV_KICK is "0": then the
- * receive's syncfs (checkpoints, commit) writes it all back, as without
- * the thread.
+ * With $AUTOSYNC_RECV_KICK "1" the thread starts each file's write-back
+ * once it is closed (sync_file_range); by default the receive's syncfs
+ * (checkpoints, the commit) writes it all back, as without the thread.
  */
 
 /* A writer with its thread started; NULL (err set) when it cannot be. */
