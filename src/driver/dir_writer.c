@@ -16,8 +16,10 @@
  *   dropped (their descriptors closed), and every later call returns
  *   that error, so the receive fails as it did when the write failed in
  *   place, with the same message.
- * - Only the receiving thread calls in; one lock, taken per item, and a
- *   wake-up only for a side that waits.
+ * - Only the receiving thread calls in: one producer, one consumer, so
+ *   head and tail are atomics and an item takes no lock; a side that
+ *   runs dry sleeps, and is woken once a batch is ready (struct
+ *   dir_writer).
  */
 #include <sys/types.h>
 #include <sys/stat.h>
