@@ -49,6 +49,7 @@
 #include "driver/dir.h"
 #include "driver/dir_policy.h"
 #include "driver/dir_journal.h"
+#include "driver/dir_writer.h"
 #include "driver/scan_util.h"
 #include "format/catalog.h"
 #include "format/path.h"
@@ -86,6 +87,21 @@ struct rs {
 	long		 cur;		/* op index, -1: none */
 	int		 curfd;		/* staged regular file */
 	uint64_t	 curend;	/* end of its data written so far */
+	/*
+	 * The writer thread (dir_writer.h) that writes, sets up and closes
+	 * staged regular files, started with the first one; NULL: this
+	 * thread does it (a dry run, $AUTOSYNC_RECV_THREAD=0, or no thread).
+	 */
+	struct dir_writer *wr;
+	int		 wr_off;	/* do not start one */
+	/*
+	 * A full stream: each staged regular file as the writer saw it once
+	 * closed, by op index, in chunks that never move (the writer fills
+	 * them while ops grows); held.cat is made from them (derive_full).
+	 */
+	struct dw_stat	**hs;
+	size_t		 nhs;		/* chunks */
+	int		 hs_on;
 	/*
 	 * The stage directory the last entry was created in (O_PATH), kept
 	 * for its siblings: the stream comes in path order, so one lookup
@@ -564,6 +580,8 @@ stage_create(struct rs *s, uint32_t i, const char *aux,
 		 * Staged after the last checkpoint by the interrupted
 		 * receive: this resumed stream makes it again.
 		 */
+		if (s->wr != NULL && dir_writer_drain(s->wr, err) == -1)
+			return -1;
 		if (rcv_rm_tree(s->r.stagefd, srel, err) == -1)
 			return as_err_prefix(err, "stage '%s'", path);
 		stage_parent_drop(s);
@@ -574,6 +592,56 @@ stage_create(struct rs *s, uint32_t i, const char *aux,
 	return 0;
 }
 
+/*
+ * The writer thread, started the first time one is needed; NULL when the
+ * data is written here (see struct rs).
+ */
+static struct dir_writer *
+writer(struct rs *s)
+{
+	struct as_err e;
+
+	if (s->wr != NULL || s->wr_off)
+		return s->wr;
+	if (!dir_writer_wanted() ||
+	    (s->wr = dir_writer_new(&e)) == NULL)
+		s->wr_off = 1;	/* no thread: the same work, in order, here */
+	return s->wr;
+}
+
+/* Everything given to the writer is done: 0, or -1 with its error. */
+static int
+writer_drain(struct rs *s, struct as_err *err)
+{
+	return s->wr != NULL ? dir_writer_drain(s->wr, err) : 0;
+}
+
+#define HS_CHUNK	4096u
+
+/* Op i's slot for derive_full, made when make; NULL when none. */
+static struct dw_stat *
+hstat_of(struct rs *s, size_t i, int make)
+{
+	size_t c = i / HS_CHUNK, n;
+
+	if (!s->hs_on)
+		return NULL;
+	if (c >= s->nhs) {
+		if (!make)
+			return NULL;
+		n = c + 1 > s->nhs * 2 ? c + 1 : s->nhs * 2;
+		s->hs = xreallocarray(s->hs, n, sizeof(*s->hs));
+		memset(s->hs + s->nhs, 0, (n - s->nhs) * sizeof(*s->hs));
+		s->nhs = n;
+	}
+	if (s->hs[c] == NULL) {
+		if (!make)
+			return NULL;
+		s->hs[c] = xcalloc(HS_CHUNK, sizeof(**s->hs));
+	}
+	return &s->hs[c][i % HS_CHUNK];
+}
+
 /* The entry is complete: set the metadata of a staged non-directory. */
 static int
 close_entry(struct rs *s, struct as_err *err)
@@ -581,46 +649,45 @@ close_entry(struct rs *s, struct as_err *err)
 	char srel[AS_PATH_MAX_BUF + 16];
 	struct rcv *r = R(s);
 	struct rop *o;
-	struct stat now, *nowp = NULL;
+	struct dw_meta m;
+	struct dir_writer *w;
 	uint32_t type;
-	int fd, fdio = 0, rc;
+	int fd, rc;
 
 	if (s->cur < 0)
 		return 0;
 	o = &r->ops[s->cur];
 	type = o->mode & S_IFMT;
 	rc = 0;
-	if (o->op == AS_OP_CREATE && type != S_IFDIR && s->staging) {
-		if (s->curfd != -1) {
-			fd = s->curfd;
-			fdio = 1;
-			s->curfd = -1;
-			/* a trailing hole (or a file of holes): set the size */
-			if (s->curend < o->size &&
-			    ftruncate(fd, (off_t)o->size) == -1) {
-				rc = as_err_sys(err, errno, "stage '%s'",
-				    rop_path(r, o));
-				close(fd);
-				fd = -1;
-			}
-			/*
-			 * Created by us just now: one fstat tells which of
-			 * owner and mode are already right (the usual case
-			 * for a backup made as the files' owner), which
-			 * saves a chown and a chmod that each dirty the
-			 * inode.
-			 */
-			if (fd != -1 && fstat(fd, &now) == 0)
-				nowp = &now;
-		} else {
-			stage_rel(s, (uint32_t)s->cur, srel, sizeof(srel));
-			fd = beneath_open(r->stagefd, srel, O_PATH |
-			    O_NOFOLLOW, "stage", err);
-		}
+	if (o->op == AS_OP_CREATE && type != S_IFDIR && s->staging &&
+	    s->curfd != -1) {
+		fd = s->curfd;
+		s->curfd = -1;
+		memset(&m, 0, sizeof(m));
+		m.size = o->size;
+		m.end = s->curend;
+		m.mtime_sec = o->mtime_sec;
+		m.mtime_nsec = o->mtime_nsec;
+		m.mode = o->mode;
+		m.uid = o->uid;
+		m.gid = o->gid;
+		m.full_set = (o->flags & RO_XATTRS) != 0;
+		m.xattrs = r->xattrs.data + o->xattr_off;
+		m.xattr_len = o->xattr_len;
+		m.path = rop_path(r, o);
+		m.out = hstat_of(s, (size_t)s->cur, 1);
+		/* size, owner, xattrs, mode, times, close: here or there */
+		w = writer(s);
+		rc = w != NULL ? dir_writer_close(w, fd, &m, err) :
+		    dir_writer_finish_fd(fd, &m, 0, err);
+	} else if (o->op == AS_OP_CREATE && type != S_IFDIR && s->staging) {
+		stage_rel(s, (uint32_t)s->cur, srel, sizeof(srel));
+		fd = beneath_open(r->stagefd, srel, O_PATH | O_NOFOLLOW,
+		    "stage", err);
 		if (fd == -1)
 			rc = -1;
 		else {
-			rc = meta_apply(fd, fdio, nowp, type, o->uid, o->gid,
+			rc = meta_apply(fd, 0, NULL, type, o->uid, o->gid,
 			    o->mode, o->mtime_sec, o->mtime_nsec,
 			    r->xattrs.data + o->xattr_off, o->xattr_len,
 			    (o->flags & RO_XATTRS) != 0, rop_path(r, o), err);
@@ -629,7 +696,7 @@ close_entry(struct rs *s, struct as_err *err)
 	}
 	if (o->op == AS_OP_CREATE && type != S_IFDIR &&
 	    o->xattr_off + o->xattr_len == r->xattrs.len) {
-		/* applied already: the journal need not carry them */
+		/* applied already (or copied to the writer): not journaled */
 		r->xattrs.len = o->xattr_off;
 		o->xattr_len = 0;
 	}
@@ -668,6 +735,9 @@ on_retry(struct rs *s, const struct as_entry *e, struct as_err *err)
 		o->seg_first = (uint32_t)r->nsegs;
 		o->nseg = 0;
 	} else if (s->curfd != -1) {
+		/* the data queued for it first */
+		if (writer_drain(s, err) == -1)
+			return -1;
 		if (ftruncate(s->curfd, 0) == -1)
 			return as_err_sys(err, errno, "stage '%s'",
 			    rop_path(r, o));
@@ -884,6 +954,7 @@ on_data(struct rs *s, const struct as_data *d, struct as_err *err)
 {
 	struct rcv *r = R(s);
 	struct rop *o = &r->ops[s->cur];
+	struct dir_writer *w;
 	int e;
 
 	if (r->st != NULL)
@@ -891,10 +962,16 @@ on_data(struct rs *s, const struct as_data *d, struct as_err *err)
 	if (o->op == AS_OP_CREATE) {
 		if (!s->staging)
 			return 0;
-		if ((e = io_fault("recv_write")) != 0 ||
-		    (io_pwrite_full(s->curfd, d->data, d->len,
-		    (off_t)d->offset) == -1 && (e = errno) != 0))
+		if ((e = io_fault("recv_write")) != 0)
 			return as_err_sys(err, e, "stage '%s'", rop_path(r, o));
+		if ((w = writer(s)) != NULL) {
+			if (dir_writer_data(w, s->curfd, d->offset, d->data,
+			    d->len, rop_path(r, o), err) == -1)
+				return -1;
+		} else if (io_pwrite_full(s->curfd, d->data, d->len,
+		    (off_t)d->offset) == -1)
+			return as_err_sys(err, errno, "stage '%s'",
+			    rop_path(r, o));
 		if (d->offset + d->len > s->curend)
 			s->curend = d->offset + d->len;
 		return 0;
@@ -1681,6 +1758,118 @@ out:
 	return rc;
 }
 
+static int
+cmp_op_path(const void *a, const void *b, void *arg)
+{
+	const struct rcv *r = arg;
+	const struct rop *x = &r->ops[*(const uint32_t *)a];
+	const struct rop *y = &r->ops[*(const uint32_t *)b];
+
+	return path_cmp(rop_path(r, x), x->path_len, rop_path(r, y),
+	    y->path_len);
+}
+
+/*
+ * rcv.derive for a full stream into an empty tree: held.cat from the op
+ * list in path order, without a walk of the destination.  A regular file
+ * staged inside a new directory (the apply renames only that directory,
+ * which leaves the file's ctime as it was), not linked, is recorded as
+ * the writer saw it once closed (dw_stat: its inode and ctime; the rest
+ * is what the stream gave, which the writer checked it has).  Everything
+ * else is stat'ed as a scan does: directories (the last phase sets their
+ * attributes), top-level entries (renamed into place), links and their
+ * targets, symlinks, special files, files with xattrs, and any file the
+ * writer could not vouch for (a resumed transfer's, for one).  1
+ * (rescan) when the op list is not a plain full stream.
+ */
+static int
+derive_full(struct rcv *r, struct cat_writer *out, struct as_err *err)
+{
+	struct rs *s = r->derive_arg;
+	struct cat_entry_in in;
+	struct cat_entry e;
+	struct derive d;
+	struct stat rsb;
+	const struct rop *o;
+	const struct dw_stat *hs;
+	uint32_t *idx;
+	uint8_t *linked;
+	size_t i, n = 0;
+	long j;
+	int rc = 1;
+
+	if (s->use_held || !s->hs_on || fstat(r->destfd, &rsb) == -1)
+		return 1;
+	memset(&d, 0, sizeof(d));
+	d.s = s;
+	d.pfd = -1;
+	d.rootdev = (uint64_t)rsb.st_dev;
+	scan_xa_init(&d.xa);
+	idx = xreallocarray(NULL, r->nops + 1, sizeof(*idx));
+	linked = xcalloc(r->nops + 1, 1);
+	for (i = 0; i < r->nops; i++) {
+		o = &r->ops[i];
+		if (o->op == AS_OP_LINK) {
+			j = hfind(s, K_NEW, rop_aux(r, o), o->aux_len);
+			if (j >= 0)
+				linked[j] = 1;
+		} else if (o->op != AS_OP_CREATE && !(o->op == AS_OP_ATTR &&
+		    o->path_len == 0))
+			goto out;	/* not a plain full stream */
+		idx[n++] = (uint32_t)i;
+	}
+	qsort_r(idx, n, sizeof(*idx), cmp_op_path, r);
+	/* the root comes first, named by the stream or not */
+	if ((n == 0 || r->ops[idx[0]].path_len != 0) &&
+	    d_stat(&d, out, "", 0, NULL, err) == -1) {
+		rc = -1;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		o = &r->ops[idx[i]];
+		hs = hstat_of(s, idx[i], 0);
+		if (o->op == AS_OP_CREATE && S_ISREG(o->mode) &&
+		    (o->flags & RO_TOP) == 0 && !linked[idx[i]] &&
+		    hs != NULL && hs->ino != 0) {
+			memset(&e, 0, sizeof(e));
+			e.ino = hs->ino;
+			e.mode = (uint16_t)(o->mode & (S_IFMT | 07777));
+			e.uid = o->uid;
+			e.gid = o->gid;
+			e.nlink = 1;
+			e.size = o->size;
+			e.mtime_sec = o->mtime_sec;
+			e.mtime_nsec = o->mtime_nsec;
+			e.ctime_sec = hs->ctime_ns / 1000000000;
+			e.ctime_nsec = (uint32_t)(hs->ctime_ns % 1000000000);
+			memset(&in, 0, sizeof(in));
+			in.st = &e;
+			in.path = rop_path(r, o);
+			in.path_len = o->path_len;
+			if (d_add_entry(&d, out, &in, err) == -1) {
+				rc = -1;
+				goto out;
+			}
+			continue;
+		}
+		if (d_stat(&d, out, rop_path(r, o), o->path_len, NULL,
+		    err) == -1) {
+			rc = -1;
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (d.pfd != -1)
+		close(d.pfd);
+	free(idx);
+	free(linked);
+	buf_release(&d.ppath);
+	buf_release(&d.xbuf);
+	scan_xa_release(&d.xa);
+	return rc;
+}
+
 /*
  * Check for drift before the stream arrives, when held.cat exists: a
  * stream relative to it (the usual incremental) needs the check, and the
@@ -1802,6 +1991,8 @@ on_begin(struct rs *s, const struct as_begin *b, struct dir_recv_result *res,
 		return as_err_sys(err, errno, "create '%s/%s/stage'", r->dest,
 		    AS_PRIVATE_DIR);
 	s->staging = 1;
+	/* into an empty tree: held.cat from the stream (derive_full) */
+	s->hs_on = b->base_guid == 0 && !force;
 	r->stagefd = openat(r->privfd, "stage", O_RDONLY | O_DIRECTORY |
 	    O_NOFOLLOW | O_CLOEXEC);
 	if (r->stagefd == -1)
@@ -1835,7 +2026,10 @@ on_record(struct rs *s, const struct as_rec *rec, struct dir_recv_result *res,
 	case AS_REC_HOLE:
 		return on_hole(s, &rec->u.hole, err);
 	case AS_REC_END:
-		return close_entry(s, err);
+		/* the writer's errors belong to the stream's reading */
+		if (close_entry(s, err) == -1)
+			return -1;
+		return writer_drain(s, err);
 	}
 	return 0;
 }
@@ -2001,6 +2195,9 @@ checkpoint(struct rs *s, uint64_t bytes, struct as_err *err)
 	if (r->nops == 0 || s->cur < 0 || !s->staging)
 		return 0;
 	if (ckpt_join(s, err) == -1)
+		return -1;
+	/* what the writer thread has queued is part of the stage */
+	if (writer_drain(s, err) == -1)
 		return -1;
 	o = &r->ops[s->cur];
 	if (o->op == AS_OP_CREATE && S_ISREG(o->mode) && r->block_size != 0)
@@ -2454,8 +2651,11 @@ dir_receive_opts(const char *dest, int in_fd, int flags,
 		    "before it continues the interrupted one");
 		goto fail;
 	}
-	if (close_entry(&s, err) == -1)
+	if (close_entry(&s, err) == -1 || writer_drain(&s, err) == -1)
 		goto fail;
+	/* the ring is of no more use: not in memory beside held.cat's */
+	dir_writer_free(s.wr);
+	s.wr = NULL;
 	stage_parent_drop(&s);
 	if (validate(&s, err) == -1 || check_drift(&s, err) == -1)
 		goto fail;
@@ -2472,6 +2672,9 @@ dir_receive_opts(const char *dest, int in_fd, int flags,
 		s.r.prior = &s.held;
 		s.r.derive = derive_held;
 		s.r.derive_arg = &s;
+	} else if (s.hs_on) {
+		s.r.derive = derive_full;
+		s.r.derive_arg = &s;
 	}
 	if (rcv_commit(&s.r, err) == -1) {
 		/* not committed: drop the stage now, not at the next run */
@@ -2487,6 +2690,9 @@ dir_receive_opts(const char *dest, int in_fd, int flags,
 fail:
 	/* before the stage is judged: a partial may still be on its way */
 	(void)ckpt_join(&s, NULL);
+	/* the writer is done with the stage before it is dropped */
+	dir_writer_free(s.wr);
+	s.wr = NULL;
 	if (s.curfd != -1) {
 		close(s.curfd);
 		s.curfd = -1;
@@ -2501,12 +2707,16 @@ fail:
 	}
 out:
 	(void)ckpt_join(&s, NULL);
+	dir_writer_free(s.wr);
 	if (s.curfd != -1)
 		close(s.curfd);
 	close_fd_if(&s.plogfd);
 	stage_parent_drop(&s);
 	rcv_release(&s.r);
 	catalog_release(&s.held);
+	while (s.nhs > 0)
+		free(s.hs[--s.nhs]);
+	free(s.hs);
 	buf_release(&s.plog);
 	free(s.h);
 	free(s.drift);

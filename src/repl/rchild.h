@@ -25,6 +25,9 @@ struct rchild_report {
 
 struct rchild_watch;
 
+/* The stream pipe's size (F_SETPIPE_SZ; the default is 64 KiB). */
+#define RCHILD_PIPE	(1 << 20)
+
 struct rchild {
 	pid_t	pid;
 	int	data_fd;	/* write end of the stream pipe, or -1 */

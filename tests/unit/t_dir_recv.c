@@ -203,6 +203,8 @@ at(char *out, size_t sz, const char *rel)
 	snprintf(out, sz, "%s/%s", dest, rel);
 }
 
+static void assert_held_is_tree(void);
+
 static void
 test_full_every_type(void **state)
 {
@@ -273,6 +275,8 @@ test_full_every_type(void **state)
 	assert_int_equal(hdr.guid, 1);
 	assert_string_equal(hdr.name, "one");
 	cat_header_release(&hdr);
+	/* held.cat made from the stream (derive_full) is the tree's */
+	assert_held_is_tree();
 	/* the same full stream again: the destination is not empty */
 	assert_int_equal(recv_buf(&b, 0, &err), -1);
 	assert_int_equal(err.code, AS_E_CONFLICT);
@@ -904,6 +908,12 @@ assert_held_is_tree(void)
 		assert_int_equal(h.ents[i].ctime_sec, c.ents[i].ctime_sec);
 		assert_int_equal(h.ents[i].ctime_nsec, c.ents[i].ctime_nsec);
 		assert_int_equal(h.ents[i].xattr_len, c.ents[i].xattr_len);
+		assert_int_equal(h.ents[i].uid, c.ents[i].uid);
+		assert_int_equal(h.ents[i].gid, c.ents[i].gid);
+		assert_int_equal(h.ents[i].rdev, c.ents[i].rdev);
+		assert_int_equal(h.ents[i].aux_len, c.ents[i].aux_len);
+		assert_memory_equal(catalog_xattrs(&h, &h.ents[i]),
+		    catalog_xattrs(&c, &c.ents[i]), c.ents[i].xattr_len);
 	}
 	catalog_release(&h);
 	catalog_release(&c);
