@@ -226,13 +226,25 @@ cont_receiver() {
 	return 1
 }
 
-db() { sqlite3 "$AUTOSYNC_STATE_DIR/autosync.db" "$@"; }
+# db SQL: run the statements of SQL on the state DB (python3's sqlite3,
+# as the sqlite3 program is not among CI's packages), rows as a|b|c
+db() {
+	"$TEST_PYTHON" -c '
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+for s in sys.argv[2].split(";"):
+    if s.strip():
+        for row in c.execute(s):
+            print("|".join(str(x) for x in row))
+c.commit()
+' "$AUTOSYNC_STATE_DIR/autosync.db" "$1"
+}
 
 # The service is new: the daemon starts its first run at once.  The
 # daemon's runs stop at their receiver's first staged entry
 # (AUTOSYNC_FAULT in the daemon's environment): a transfer in progress
 # for as long as the test needs, continued with cont_receiver.  An
-# invalid configuration is written behind set's checks, with sqlite3.
+# invalid configuration is written behind set's checks, with db.
 test_expect_success '69a: SIGHUP mid-transfer with a changed configuration: the transfer goes on' '
 	mkdir src2 && head -c 8M /dev/urandom >src2/f &&
 	autosync create h --source "$T/src2" --dest "$T/dh" --every 1d &&
