@@ -51,7 +51,9 @@ int	rchild_start(struct rchild *c, void (*fn)(void *, int, int),
  * stuck in the kernel), the thread kills it
  * (SIGKILL): the sender's next write fails (EPIPE) and rchild_finish
  * reports TIMEOUT.  Call it after any copy of *c is made.  Returns 0,
- * or -1 with err (nothing watches then).
+ * or -1 with err (nothing watches then).  Once the child has taken the
+ * whole stream, its report is waited for without a deadline: a child
+ * stopped while it commits is not timed out.
  */
 #define RCHILD_WATCH_TICK_MS	250
 int	rchild_watch(struct rchild *c, int idle_ms, struct as_err *err);

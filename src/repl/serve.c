@@ -2614,9 +2614,9 @@ serve_listen(const struct serve_opts *o, struct as_err *err)
 	close(L.lfd);
 	L.lfd = -1;
 	if (L.nkids > 0)
-		log_info("stopping: %zu session%s in progress finish first "
-		    "(SIGTERM again ends them)", L.nkids,
-		    L.nkids == 1 ? "" : "s");
+		log_info("stopping: waiting for %zu session%s in progress "
+		    "(SIGTERM again ends %s)", L.nkids,
+		    L.nkids == 1 ? "" : "s", L.nkids == 1 ? "it" : "them");
 	else
 		log_info("stopping");
 	while (L.nkids > 0 && stop_flag < 2) {

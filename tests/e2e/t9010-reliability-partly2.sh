@@ -166,6 +166,23 @@ test_expect_success '69b: SIGKILL of serve mid-session: its connection child is 
 	test $rc != 0
 '
 
+test_expect_success '69: SIGTERM to serve mid-session: it stops listening, the session finishes, then it exits' '
+	mkdir srct && head -c 4M /dev/urandom >srct/f &&
+	net_serve t -v --key "$T/keys/psk.key" --root "$T" || return 1
+	(exec autosync sync --key "$T/keys/psk.key" --rate-limit 1M \
+		"tcp://127.0.0.1:$SERVE_PORT/srct" pulledt 2>t.err) &
+	pid=$!
+	test_when_finished "kill_ours \$pid" &&
+	wait_kids $SERVE_PID 1 &&
+	kill -TERM $SERVE_PID &&
+	wait_for 5 net_port_closed $SERVE_PORT &&
+	kill -0 $SERVE_PID &&
+	{ wait $pid; rc=$?; } && cat t.err && test $rc = 0 &&
+	assert_same_tree srct pulledt &&
+	wait_for 5 eval "! kill -0 $SERVE_PID" &&
+	test_grep "stopping: waiting for 1 session in progress" "$SERVE_LOG"
+'
+
 test_expect_success SSHD '69b: SIGKILL of an ssh push: ssh is gone within 5 s' '
 	net_sshd_start || return 1
 	(export AUTOSYNC_SSH=$NET_SSH &&
@@ -209,13 +226,25 @@ cont_receiver() {
 	return 1
 }
 
-db() { sqlite3 "$AUTOSYNC_STATE_DIR/autosync.db" "$@"; }
+# db SQL: run the statements of SQL on the state DB (python3's sqlite3,
+# as the sqlite3 program is not among CI's packages), rows as a|b|c
+db() {
+	"$TEST_PYTHON" -c '
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+for s in sys.argv[2].split(";"):
+    if s.strip():
+        for row in c.execute(s):
+            print("|".join(str(x) for x in row))
+c.commit()
+' "$AUTOSYNC_STATE_DIR/autosync.db" "$1"
+}
 
 # The service is new: the daemon starts its first run at once.  The
 # daemon's runs stop at their receiver's first staged entry
 # (AUTOSYNC_FAULT in the daemon's environment): a transfer in progress
 # for as long as the test needs, continued with cont_receiver.  An
-# invalid configuration is written behind set's checks, with sqlite3.
+# invalid configuration is written behind set's checks, with db.
 test_expect_success '69a: SIGHUP mid-transfer with a changed configuration: the transfer goes on' '
 	mkdir src2 && head -c 8M /dev/urandom >src2/f &&
 	autosync create h --source "$T/src2" --dest "$T/dh" --every 1d &&
@@ -319,11 +348,11 @@ test_expect_success STRACE '61: setup: a service run in the foreground' '
 '
 
 test_expect_success STRACE '61: SIGKILL at the n-th write of the state DB: integrity ok, no run left open, the next run works' '
-	for n in 1 2 4 7 11 16 20; do
+	for n in 1 2 5 9 14 20; do
 		kill_db_at pwrite64 $n || return 1
 	done &&
 	cat trials.log &&
-	test "$(grep -c "exit 137" trials.log)" -ge 6 &&
+	test "$(grep -c "exit 137" trials.log)" -ge 5 &&
 	autosync log d >log.out && test_grep "interrupted" log.out
 '
 
