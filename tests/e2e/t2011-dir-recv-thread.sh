@@ -12,18 +12,6 @@ keeps the previous snapshot.  The fault site recv_wdata is reached only
 by the writer thread (before each data write it does).'
 . "$(dirname "$0")/test-lib.sh"
 
-# wait_stopped PID: until the process is stopped (state T), 10 s at most
-wait_stopped() {
-	local i st
-	for i in $(seq 200); do
-		st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-		test "$st" = T && return 0
-		sleep 0.05
-	done
-	echo "process $1 did not stop (state $st)"
-	return 1
-}
-
 # threads PID: how many threads the process has
 threads() { ls "/proc/$1/task" | wc -l; }
 
@@ -33,7 +21,7 @@ stop_kill() {
 	local pid
 	test_bg "setsid $1"
 	pid=$test_bg_pid
-	wait_stopped "$pid" || { test_kill "$pid"; return 1; }
+	test_wait_stopped "$pid" || { test_kill "$pid"; return 1; }
 	nthreads=$(threads "$pid")
 	kill -9 -- "-$pid" 2>/dev/null || kill -9 "$pid"
 	{ wait "$pid"; } 2>/dev/null

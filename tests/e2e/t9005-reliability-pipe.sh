@@ -61,18 +61,6 @@ ends_within() {
 	return 1
 }
 
-# wait_stopped PID: until PID is stopped (state T), 20 s
-wait_stopped() {
-	local i=0
-	while test $i -lt 200; do
-		test "$(stat_of "$1")" = T && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	echo "pid $1 never stopped (state $(stat_of "$1"))"
-	return 1
-}
-
 # stopped_receiver ERRFILE ARGS...: "autosync receive ARGS" from the fifo,
 # held stopped before it reads a byte: a job that opens the fifo (so the
 # sender's open returns and it writes until the pipe is full), stops
@@ -86,7 +74,7 @@ stopped_receiver() {
 	(exec <fifo && kill -STOP $BASHPID &&
 		exec autosync receive "$@" 2>"$err") &
 	rpid=$!
-	wait_stopped $rpid
+	test_wait_stopped $rpid
 }
 
 # child_of PID: the one child of PID (20 s), in child
@@ -168,7 +156,7 @@ test_expect_success '59b: the receiver stopped, then killed: the sender ends at 
 	rpid=$!
 	test_when_finished "kill_autosync \$spid \$rpid" &&
 	echo "sender $spid, receiver $rpid" &&
-	wait_stopped $rpid &&
+	test_wait_stopped $rpid &&
 	wait_blocked $spid &&
 	kill -KILL $rpid;
 	wait $rpid; echo "receiver: exit $?" &&
@@ -193,7 +181,7 @@ test_expect_success '59b: sync with its receiving child stopped, then killed: an
 	child=
 	test_when_finished "kill_autosync \$child \$pid" &&
 	child_of $pid && echo "receiving child $child" &&
-	wait_stopped $child &&
+	test_wait_stopped $child &&
 	wait_blocked $pid &&
 	kill -KILL $child &&
 	ends_within 10 $pid && cat sync.err && echo "sync: exit $rc" &&

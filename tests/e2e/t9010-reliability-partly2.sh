@@ -48,14 +48,12 @@ all_gone() {
 	local t=$1 p s
 	shift
 	for p in "$@"; do
-		wait_for "$t" eval "! kill -0 $p || test \"\$(stat_of $p)\" = Z" || {
-			echo "pid $p ($(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)) survived, state $(stat_of $p)"
+		wait_for "$t" eval "! kill -0 $p || test \"\$(test_proc_state $p)\" = Z" || {
+			echo "pid $p ($(tr '\0' ' ' </proc/$p/cmdline 2>/dev/null)) survived, state $(test_proc_state $p)"
 			return 1
 		}
 	done
 }
-
-stat_of() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
 
 # child_of PID: the one child of PID (20 s), in child
 child_of() {
@@ -109,9 +107,9 @@ test_expect_success '69c: a local sync whose receiving child is stopped: TIMEOUT
 	child=
 	test_when_finished "kill_ours \$child \$pid" &&
 	child_of $pid && echo "receiving child $child" &&
-	wait_for 20 eval "test \"\$(stat_of $child)\" = T" &&
+	wait_for 20 eval "test \"\$(test_proc_state $child)\" = T" &&
 	t0=$SECONDS &&
-	wait_for 15 eval "! kill -0 $pid || test \"\$(stat_of $pid)\" = Z" &&
+	wait_for 15 eval "! kill -0 $pid || test \"\$(test_proc_state $pid)\" = Z" &&
 	{ wait $pid; rc=$?; } &&
 	cat c.err && echo "sync: exit $rc after $((SECONDS - t0)) s" &&
 	test $rc = 30 &&
@@ -130,7 +128,7 @@ test_expect_success '69b: SIGKILL of a local sync: its receiving child is gone w
 	child=
 	test_when_finished "kill_ours \$child \$pid" &&
 	child_of $pid && echo "receiving child $child" &&
-	wait_for 20 eval "test \"\$(stat_of $child)\" = T" &&
+	wait_for 20 eval "test \"\$(test_proc_state $child)\" = T" &&
 	kill -KILL $pid && { wait $pid; true; } &&
 	all_gone 5 $child &&
 	autosync sync src dst 2>r.err && cat r.err &&
@@ -217,7 +215,7 @@ cont_receiver() {
 	local i=0 k
 	while test $i -lt 200; do
 		for k in $(descendants "$1"); do
-			test "$(stat_of $k)" = T && { kill -CONT $k; return 0; }
+			test "$(test_proc_state $k)" = T && { kill -CONT $k; return 0; }
 		done
 		sleep 0.1
 		i=$((i + 1))

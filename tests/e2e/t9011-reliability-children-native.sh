@@ -11,8 +11,6 @@ as a whole without ZFS.'
 
 zfs_setup || test_done
 
-stat_of() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
-
 # descendants PID: the processes below PID, one a line
 descendants() {
 	ps -eo pid=,ppid= | awk -v root="$1" '
@@ -76,7 +74,7 @@ test_expect_success '69b: SIGKILL of a zfs sync mid-stream: zfs send and receive
 	kill -KILL $pid && { wait $pid; true; } &&
 	for k in $kids; do
 		j=0
-		while kill -0 $k 2>/dev/null && test "$(stat_of $k)" != Z; do
+		while kill -0 $k 2>/dev/null && test "$(test_proc_state $k)" != Z; do
 			test $j -lt 50 || { echo "zfs $k survived: $(tr "\0" " " </proc/$k/cmdline)"; return 1; }
 			sleep 0.1
 			j=$((j + 1))

@@ -23,20 +23,6 @@ test_have_prereq BTRFS || test_skip_all "needs root and btrfs"
 T=$TRASH_DIRECTORY
 SV=$T/b/sv
 
-stat_of() { awk '{print $3}' "/proc/$1/stat" 2>/dev/null; }
-
-# wait_stopped PID: until PID has stopped itself (state T), 20 s
-wait_stopped() {
-	local i=0
-	while test $i -lt 200; do
-		test "$(stat_of "$1")" = T && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	echo "pid $1 never stopped (state $(stat_of "$1"))"
-	return 1
-}
-
 # The private directory holds no stage or journal (or, resumable, a
 # stage a checkpoint names: these streams are far below one checkpoint).
 no_staging() {
@@ -99,7 +85,7 @@ ro_mid_receive() {
 		2>ro.err) &
 	pid=$!
 	test_when_finished "kill -9 $pid 2>/dev/null; ro false" &&
-	wait_stopped $pid &&
+	test_wait_stopped $pid &&
 	ro true &&
 	kill -CONT $pid &&
 	{ wait $pid; rc=$?; } &&

@@ -148,6 +148,23 @@ test_kill() {
 	return 0
 }
 
+# test_proc_state PID: the state letter of PID (R, S, T, Z...), empty
+# when it is gone
+test_proc_state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
+
+# test_wait_stopped PID: until PID is stopped (state T, e.g. by an
+# AUTOSYNC_FAULT=SITE:STOP), 20 s at most; at once when PID is gone
+test_wait_stopped() {
+	local i=0
+	while test $i -lt 200 && test -e "/proc/$1"; do
+		test "$(test_proc_state "$1")" = T && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "pid $1 never stopped (state $(test_proc_state "$1"))"
+	return 1
+}
+
 # Wait (up to 10 s) until no process of session SID is left: after a
 # kill -9 of a process group, its children may still be exiting (and
 # holding locks) when the leader has been reaped.
