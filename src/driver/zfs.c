@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "base/bg.h"
 #include "base/io.h"
 #include "base/proc.h"
 #include "base/log.h"
@@ -590,9 +591,32 @@ caps_save(const char *id)
 	free(tmp);
 }
 
+/* `zfs receive -u` as a job: what it says tells whether -u exists */
+struct probe_args {
+	const char *const *argv;
+	char		*out;
+	struct as_err	 err;
+	int		 rc;
+};
+
+static int
+probe_run(void *arg, struct as_err *err)
+{
+	struct probe_args *p = arg;
+	int status;
+
+	(void)err;
+	as_err_clear(&p->err);
+	p->out = NULL;
+	p->rc = zfs_exec(p->argv, -1, NULL, &p->out, &status, &p->err);
+	return p->rc;
+}
+
 const struct zfs_caps *
 zfs_caps(struct as_err *err)
 {
+	struct probe_args pa = { NULL, NULL, { 0 }, 0 };
+	struct bg_job probej;
 	static const char *const a_usage[] = { "zfs", NULL };
 	static const char *const a_probe[] = { "zfs", "receive", "-u", NULL };
 	char *usage = NULL, *probe = NULL, id[PATH_MAX + 128];
@@ -606,10 +630,18 @@ zfs_caps(struct as_err *err)
 		log_debug("zfs: capabilities of '%s' from the cache", id);
 		return &caps_cache;
 	}
-	if (zfs_exec(a_usage, -1, NULL, &usage, &status, err) == -1)
+	/* the probe beside the usage: two round trips for the time of one */
+	pa.argv = a_probe;
+	bg_start(&probej, probe_run, &pa);
+	if (zfs_exec(a_usage, -1, NULL, &usage, &status, err) == -1) {
+		(void)bg_join(&probej, NULL);
+		free(pa.out);
 		return NULL;
+	}
+	(void)bg_join(&probej, NULL);
 	if (status == 127 && strstr(usage, "cannot run") != NULL) {
 		free(usage);
+		free(pa.out);
 		as_err_set(err, AS_E_UNSUPPORTED, 0, "zfs is not installed (or "
 		    "not on PATH)");
 		return NULL;
@@ -618,12 +650,15 @@ zfs_caps(struct as_err *err)
 		/* no usage: the tool could not start (no daemon...) */
 		cmd_error(err, "zfs", usage, status != 0 ? status : 1);
 		free(usage);
+		free(pa.out);
 		return NULL;
 	}
-	if (zfs_exec(a_probe, -1, NULL, &probe, &status, err) == -1) {
+	if (pa.rc == -1) {
 		free(usage);
+		*err = pa.err;
 		return NULL;
 	}
+	probe = pa.out;
 	zfs_caps_parse(usage, probe, &caps_cache);
 	free(usage);
 	free(probe);

@@ -60,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bg.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
@@ -357,7 +358,8 @@ struct zstep {
 
 /*
  * Count a dataset sent (full unless incremental); the root's (first)
- * step names the run in res.
+ * step names the run in res.  ns, the sent snapshot, may be NULL for the
+ * root, whose listing runs beside its send (zfs_to_zfs).
  */
 static void
 step_sent(struct zstep *s, int root, int incremental,
@@ -369,7 +371,8 @@ step_sent(struct zstep *s, int root, int incremental,
 		res->zfs_full++;
 	if (root) {
 		res->full = !incremental;
-		res->guid = ns->guid;
+		if (ns != NULL)		/* else filled once listed */
+			res->guid = ns->guid;
 		if (incremental) {
 			res->base_guid = s->base_s->guid;
 			snprintf(res->base_name, sizeof(res->base_name), "%s",
@@ -837,6 +840,21 @@ force_prepare(struct zstep *st, struct as_err *err)
 	return 0;
 }
 
+/* A listing as a job (base/bg.h). */
+struct list_one {
+	const char	*root;
+	int		 recursive;
+	struct zfs_tree	*t;
+};
+
+static int
+list_one_run(void *arg, struct as_err *err)
+{
+	struct list_one *l = arg;
+
+	return zfs_list(l->root, l->recursive, l->t, err);
+}
+
 /*
  * Both trees of a step, listed at once: each listing is one zfs
  * command, a round trip to the zfs daemon that costs more than the
@@ -845,46 +863,19 @@ force_prepare(struct zstep *st, struct as_err *err)
  * the thread only forks, reads and parses); the source's error, if
  * any, is the one reported, as when they ran one after the other.
  */
-struct list_job {
-	const char	*root;
-	int		 recursive;
-	struct zfs_tree	*t;
-	struct as_err	 err;
-	int		 rc;
-};
-
-static void *
-list_job_run(void *arg)
-{
-	struct list_job *j = arg;
-
-	as_err_clear(&j->err);
-	j->rc = zfs_list(j->root, j->recursive, j->t, &j->err);
-	return NULL;
-}
-
 static int
 list_both(const char *src, const char *dst, int recursive,
     struct zfs_tree *st, struct zfs_tree *dt, struct as_err *err)
 {
-	struct list_job j = { dst, recursive, dt, { 0 }, 0 };
-	pthread_t th;
-	int threaded, rc;
+	struct list_one l = { dst, recursive, dt };
+	struct bg_job j;
+	int rc;
 
-	threaded = pthread_create(&th, NULL, list_job_run, &j) == 0;
+	bg_start(&j, list_one_run, &l);
 	rc = zfs_list(src, recursive, st, err);
-	if (threaded)
-		pthread_join(th, NULL);
-	else
-		list_job_run(&j);
-	if (rc == -1)
+	if (bg_join(&j, rc == 0 ? err : NULL) == -1)
 		return -1;
-	if (j.rc == -1) {
-		if (err != NULL)
-			*err = j.err;
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 /*
@@ -970,6 +961,182 @@ plan_refuse(struct zstep *steps, size_t n, int force, struct as_err *err)
 	return 0;
 }
 
+/*
+ * The jobs a step runs beside each other (base/bg.h): every zfs command
+ * is a round trip to the daemon, so a step costs about as many of them
+ * as it has in a row.  Which may overlap, and why it is safe:
+ *   - the holds on the bases and the new snapshot: different snapshots;
+ *     both are done before anything is sent;
+ *   - the listing of the new snapshot (its GUID, for the checks) and
+ *     the root's send: the send needs only the name just made;
+ *   - the destination's listing (the checks), the property policy of
+ *     datasets this run created, and the release of the bases: none
+ *     reads what another writes, and nothing is pruned before the
+ *     checks have passed;
+ *   - the pruning of the source and of the destination: different
+ *     pools, each from its own listing.
+ */
+struct hold_job {
+	const char	*src;
+	struct zfs_tree	*st;
+	struct zstep	*steps;
+	size_t		 n;
+	int		 recursive;
+	const char	*rhold;		/* out: held with hold -r */
+};
+
+/*
+ * Holds keep the bases from being destroyed while the step runs
+ * (zrepl's step holds).  A run killed before its release leaves them:
+ * release autosync's tag on our snapshots first (we hold the lock, so no
+ * other run of this source holds them now).
+ */
+static int
+hold_bases(void *arg, struct as_err *err)
+{
+	struct hold_job *h = arg;
+	struct zfs_tree *st = h->st;
+	struct zstep *steps = h->steps;
+	size_t i, j;
+
+	/* st then counts the holds as they are without ours (holds_from) */
+	for (i = 0; i < st->n; i++)
+		for (j = 0; j < st->v[i].nsnaps; j++)
+			if (st->v[i].snaps[j].userrefs > 0 &&
+			    is_auto(st->v[i].snaps[j].name) &&
+			    zfs_release(st->v[i].name, st->v[i].snaps[j].name,
+			    0, NULL) == 0)
+				st->v[i].snaps[j].userrefs--;
+	/*
+	 * One `hold -r` on the root's base covers every child whose base
+	 * has the same name (a recursive snapshot names them alike); the
+	 * others are held one by one.
+	 */
+	if (h->recursive && h->n > 1 && steps[0].base_s != NULL &&
+	    !steps[0].nobase) {
+		if (zfs_hold(h->src, steps[0].base_s->name, 1, err) == -1)
+			return -1;
+		h->rhold = steps[0].base_s->name;
+	}
+	for (i = 0; i < h->n; i++) {
+		if (steps[i].base_s == NULL || steps[i].nobase)
+			continue;
+		if (h->rhold != NULL &&
+		    strcmp(steps[i].base_s->name, h->rhold) == 0) {
+			steps[i].held = 2;
+			continue;
+		}
+		if (zfs_hold(steps[i].src->name, steps[i].base_s->name, 0,
+		    err) == -1)
+			return -1;
+		steps[i].held = 1;
+	}
+	return 0;
+}
+
+/* Release what hold_bases held. */
+struct release_job {
+	const char	*src;
+	struct zstep	*steps;
+	size_t		 n;
+	const char	**rhold;
+};
+
+static int
+release_bases(void *arg, struct as_err *err)
+{
+	struct release_job *r = arg;
+	size_t i;
+
+	if (*r->rhold != NULL) {
+		if (zfs_release(r->src, *r->rhold, 1, err) == -1)
+			return -1;
+		*r->rhold = NULL;
+	}
+	for (i = 0; i < r->n; i++) {
+		struct zstep *s = &r->steps[i];
+
+		if (s->held != 1) {
+			s->held = 0;
+			continue;
+		}
+		if (zfs_release(s->src->name, s->base_s->name, 0, err) == -1)
+			return -1;
+		s->held = 0;
+	}
+	return 0;
+}
+
+/*
+ * The holds of nt's snapshots as st counted them (less the leftovers
+ * hold_bases released), for the pruning: nt is listed while this step
+ * holds the bases and while the root's `zfs send` puts its own
+ * temporary holds on what it sends, so its counts are the step's, not
+ * the ones that will be there when it ends.  A snapshot st does not
+ * have (the new one, or one made meanwhile) keeps nt's count.
+ */
+static void
+holds_from(struct zfs_tree *nt, const struct zfs_tree *st)
+{
+	const struct zfs_ds *sd;
+	const struct zfs_snap *ss;
+	size_t i, j;
+
+	for (i = 0; i < nt->n; i++) {
+		if ((sd = zfs_tree_find(st, nt->v[i].name)) == NULL)
+			continue;
+		for (j = 0; j < nt->v[i].nsnaps; j++) {
+			ss = zfs_ds_snap_guid(sd, nt->v[i].snaps[j].guid);
+			if (ss != NULL)
+				nt->v[i].snaps[j].userrefs = ss->userrefs;
+		}
+	}
+}
+
+/*
+ * canmount=noauto, readonly=on on the datasets this run created (a zfs
+ * with receive -o set them as it received): known to need both, so set
+ * beside the listing that checks them (zfs_receive_policy).
+ */
+struct policy_job {
+	struct zstep	*steps;
+	size_t		 n;
+};
+
+static int
+policy_new(void *arg, struct as_err *err)
+{
+	struct policy_job *p = arg;
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		if (p->steps[i].sent && p->steps[i].dds == NULL &&
+		    !p->steps[i].src->volume &&
+		    zfs_receive_policy(p->steps[i].dst, 1, err) == -1)
+			return -1;
+	return 0;
+}
+
+struct prune_job {
+	const struct zfs_tree *t;
+	const char	*root;
+	const char	*keep;
+	char		**held;
+	size_t		 nheld;
+	int		 recursive;
+	unsigned	 nkeep;
+	unsigned	 pruned;
+};
+
+static int
+prune_run(void *arg, struct as_err *err)
+{
+	struct prune_job *p = arg;
+
+	return prune_tree(p->t, p->root, p->keep, p->held, p->nheld,
+	    p->recursive, p->nkeep, &p->pruned, err);
+}
+
 static int
 zfs_to_zfs(const char *src, const char *dst, const char *state,
     const struct sync_opts *o, struct sync_result *res, struct as_err *err)
@@ -986,9 +1153,20 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	    o->flags & SYNC_FORCE, rc = -1, sflags = 0, rflags;
 	int snapped = 0, recorded = 0;
 	const char *rhold = NULL;	/* base held with hold -r on src */
-	size_t i, j, n = 0, nheld = 0, srclen = strlen(src), dstlen;
+	size_t i, n = 0, nheld = 0, srclen = strlen(src), dstlen;
 	uint64_t bytes;
+	struct bg_job holdj, listj, policyj, releasej, prunej[2];
+	struct hold_job hj;
+	struct list_one lj;
+	struct policy_job pj;
+	struct release_job rj;
+	struct prune_job pr[2];
+	int snap_rc, hold_rc, list_rc, policy_rc, release_rc, prune_rc;
 
+	memset(&holdj, 0, sizeof(holdj));
+	memset(&listj, 0, sizeof(listj));
+	memset(&policyj, 0, sizeof(policyj));
+	memset(&releasej, 0, sizeof(releasej));
 	memset(&st, 0, sizeof(st));
 	memset(&dt, 0, sizeof(dt));
 	memset(&nt, 0, sizeof(nt));
@@ -1038,70 +1216,62 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	if (plan_refuse(steps, n, force, err) == -1)
 		goto out;
 
-	/*
-	 * Holds keep the bases from being destroyed while the step runs
-	 * (zrepl's step holds).  A run killed before its release leaves
-	 * them: release autosync's tag on our snapshots first (we hold the
-	 * lock, so no other run of this source holds them now).
-	 */
-	if (caps->hold) {
-		for (i = 0; i < st.n; i++)
-			for (j = 0; j < st.v[i].nsnaps; j++)
-				if (st.v[i].snaps[j].userrefs > 0 &&
-				    is_auto(st.v[i].snaps[j].name))
-					(void)zfs_release(st.v[i].name,
-					    st.v[i].snaps[j].name, 0, NULL);
-		/*
-		 * One `hold -r` on the root's base covers every child whose
-		 * base has the same name (a recursive snapshot names them
-		 * alike); the others are held one by one.
-		 */
-		if (recursive && n > 1 && steps[0].base_s != NULL &&
-		    !steps[0].nobase) {
-			if (zfs_hold(src, steps[0].base_s->name, 1, err) == -1)
-				goto out;
-			rhold = steps[0].base_s->name;
-		}
-		for (i = 0; i < n; i++) {
-			if (steps[i].base_s == NULL || steps[i].nobase)
-				continue;
-			if (rhold != NULL &&
-			    strcmp(steps[i].base_s->name, rhold) == 0) {
-				steps[i].held = 2;
-				continue;
-			}
-			if (zfs_hold(steps[i].src->name, steps[i].base_s->name,
-			    0, err) == -1)
-				goto out;
-			steps[i].held = 1;
-		}
-	}
-
-	/* 3. the new snapshot */
+	/* 3. the new snapshot, while the bases are held */
 	new_name(&st, name, sizeof(name));
-	if (zfs_snapshot(src, name, recursive, err) == -1)
+	hj.src = src;
+	hj.st = &st;
+	hj.steps = steps;
+	hj.n = n;
+	hj.recursive = recursive;
+	hj.rhold = NULL;
+	if (caps->hold)
+		bg_start(&holdj, hold_bases, &hj);
+	snap_rc = zfs_snapshot(src, name, recursive, err);
+	if (snap_rc == 0) {
+		snapped = 1;
+		snprintf(res->name, sizeof(res->name), "%s", name);
+	}
+	hold_rc = bg_join(&holdj, snap_rc == 0 ? err : NULL);
+	rhold = hj.rhold;
+	if (snap_rc == -1 || hold_rc == -1)
 		goto out;
-	snapped = 1;
-	snprintf(res->name, sizeof(res->name), "%s", name);
-	if (zfs_list(src, recursive, &nt, err) == -1)
-		goto out;
+	lj.root = src;
+	lj.recursive = recursive;
+	lj.t = &nt;
+	bg_start(&listj, list_one_run, &lj);
 
-	/* 4. one stream per dataset, parents first */
+	/*
+	 * 4. one stream per dataset, parents first.  The root's goes while
+	 * the new snapshot is listed (it exists: we just made it; a
+	 * snapshot a third party makes meanwhile is not in st, so send -I
+	 * leaves it out); the children's wait for the listing, which says
+	 * which of them still exist.
+	 */
 	rflags = force ? ZFS_RECV_FORCE : 0;
 	for (i = 0; i < n; i++) {
 		struct zstep *s = &steps[i];
+		int between;
 
-		sd = zfs_tree_find(&nt, s->src->name);
-		ns = sd != NULL ? zfs_ds_snap_name(sd, name) : NULL;
-		if (ns == NULL)
-			continue;	/* destroyed meanwhile */
+		if (i > 0 && listj.started && bg_join(&listj, err) == -1)
+			goto out;
+		sd = NULL;
+		ns = NULL;
+		if (!listj.started) {
+			sd = zfs_tree_find(&nt, s->src->name);
+			ns = sd != NULL ? zfs_ds_snap_name(sd, name) : NULL;
+			if (ns == NULL)
+				continue;	/* destroyed meanwhile */
+		}
 		free(snap);
 		free(base);
 		snap = xasprintf("%s@%s", s->src->name, name);
 		base = s->base_s != NULL && !(s->nobase) ? xasprintf("%s@%s",
 		    s->src->name, s->base_s->name) : NULL;
-		if (base != NULL && s->base_s->guid == ns->guid)
+		if (base != NULL && ns != NULL && s->base_s->guid == ns->guid)
 			continue;	/* nothing new (cannot happen) */
+		between = base != NULL && (ns != NULL ?
+		    has_between(sd, s->base_s->createtxg, ns->createtxg) :
+		    has_between(s->src, s->base_s->createtxg, UINT64_MAX));
 		bytes = 0;
 		log_debug("zfs: %s '%s' -> '%s'%s%s", base != NULL ?
 		    "incremental" : "full", snap, s->dst, base != NULL ?
@@ -1109,10 +1279,8 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		/* -F: roll back writes (incremental), or replace an existing
 		 * dataset that has nothing in common (full, after
 		 * force_prepare); never for a dataset that is new */
-		if (transfer(snap, base, base != NULL &&
-		    has_between(sd, s->base_s->createtxg, ns->createtxg) ?
-		    sflags : sflags & ~ZFS_SEND_INTERMEDIATE, s->dst,
-		    s->dds != NULL ?
+		if (transfer(snap, base, between ? sflags :
+		    sflags & ~ZFS_SEND_INTERMEDIATE, s->dst, s->dds != NULL ?
 		    rflags : 0, &bytes, err) == -1) {
 			res->send.stream_bytes += bytes;
 			if (err->code == AS_E_CONFLICT && s->dds != NULL) {
@@ -1126,13 +1294,43 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		res->send.data_bytes += bytes;
 		step_sent(s, i == 0, base != NULL, ns, res);
 	}
+	if (bg_join(&listj, err) == -1)
+		goto out;
+	holds_from(&nt, &st);
+	if (n > 0 && steps[0].sent) {
+		sd = zfs_tree_find(&nt, steps[0].src->name);
+		ns = sd != NULL ? zfs_ds_snap_name(sd, name) : NULL;
+		if (ns == NULL) {
+			as_err_set(err, AS_E_INTERNAL, 0, "'%s@%s' was sent "
+			    "but is not listed any more", src, name);
+			goto out;
+		}
+		res->guid = ns->guid;
+	}
 
 	/*
 	 * The destination must hold exactly what was sent, under the
-	 * property policy: one listing for all (and for the pruning).
+	 * property policy: one listing for all (and for the pruning), while
+	 * the new datasets get their policy and the bases are released.
 	 */
 	zfs_tree_release(&dt);
-	if (zfs_list(dst, recursive, &dt, err) == -1)
+	lj.root = dst;
+	lj.t = &dt;
+	bg_start(&listj, list_one_run, &lj);
+	pj.steps = steps;
+	pj.n = n;
+	if (!(caps->recv_o && caps->recv_x))
+		bg_start(&policyj, policy_new, &pj);
+	rj.src = src;
+	rj.steps = steps;
+	rj.n = n;
+	rj.rhold = &rhold;
+	bg_start(&releasej, release_bases, &rj);
+	list_rc = bg_join(&listj, err);
+	policy_rc = bg_join(&policyj, list_rc == 0 ? err : NULL);
+	release_rc = bg_join(&releasej, list_rc == 0 && policy_rc == 0 ?
+	    err : NULL);
+	if (list_rc == -1 || policy_rc == -1)
 		goto out;
 	for (i = 0; i < n; i++) {
 		struct zstep *s = &steps[i];
@@ -1153,45 +1351,17 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		if (nd->volume || (nd->canmount != NULL &&
 		    strcmp(nd->canmount, "noauto") == 0 && nd->readonly == 1))
 			continue;
+		if (policyj.fn != NULL && s->dds == NULL)
+			continue;	/* set beside the listing */
 		if (zfs_receive_policy(s->dst, nd->canmount != NULL &&
 		    strcmp(nd->canmount, "noauto") != 0 && nd->readonly == 0,
 		    err) == -1)
 			goto out;
 	}
+	if (release_rc == -1)
+		goto out;
 
-	/* 5. release the bases, record, then prune */
-	if (rhold != NULL) {
-		if (zfs_release(src, rhold, 1, err) == -1)
-			goto out;
-		/* the listing still counts the hold, wherever -r put it */
-		for (i = 0; i < nt.n; i++) {
-			const struct zfs_snap *b = zfs_ds_snap_name(&nt.v[i],
-			    rhold);
-
-			if (b != NULL && b->userrefs > 0)
-				((struct zfs_snap *)(uintptr_t)b)->userrefs--;
-		}
-		rhold = NULL;
-	}
-	for (i = 0; i < n; i++) {
-		struct zfs_ds *d;
-		const struct zfs_snap *b;
-
-		if (steps[i].held != 1) {
-			steps[i].held = 0;
-			continue;
-		}
-		if (zfs_release(steps[i].src->name, steps[i].base_s->name, 0,
-		    err) == -1)
-			goto out;
-		steps[i].held = 0;
-		/* the listing still counts our hold */
-		d = zfs_tree_find(&nt, steps[i].src->name);
-		b = d != NULL ? zfs_ds_snap_name(d, steps[i].base_s->name) :
-		    NULL;
-		if (b != NULL && b->userrefs > 0)
-			((struct zfs_snap *)(uintptr_t)b)->userrefs--;
-	}
+	/* 5. record, then prune */
 	dkey = xasprintf("zfs:%s", dst);
 	if (record_run(&zs, dkey, steps, n, name, !recursive, err) == -1) {
 		free(dkey);
@@ -1203,10 +1373,17 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 			free(dkey);
 			goto out;
 		}
-		if (prune_tree(&nt, src, name, held, nheld, recursive,
-		    o->keep_src, &res->pruned, err) == -1 ||
-		    prune_tree(&dt, dst, name, NULL, 0, recursive,
-		    o->keep_dst, &res->pruned, err) == -1) {
+		pr[0] = (struct prune_job){ &nt, src, name, held, nheld,
+		    recursive, o->keep_src, 0 };
+		pr[1] = (struct prune_job){ &dt, dst, name, NULL, 0,
+		    recursive, o->keep_dst, 0 };
+		bg_start(&prunej[0], prune_run, &pr[0]);
+		bg_start(&prunej[1], prune_run, &pr[1]);
+		prune_rc = bg_join(&prunej[0], err);
+		if (bg_join(&prunej[1], prune_rc == 0 ? err : NULL) == -1)
+			prune_rc = -1;
+		res->pruned += pr[0].pruned + pr[1].pruned;
+		if (prune_rc == -1) {
 			free(dkey);
 			goto out;
 		}
@@ -1214,6 +1391,11 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	free(dkey);
 	rc = 0;
 out:
+	/* a failure may leave jobs running: every one is joined once */
+	(void)bg_join(&holdj, NULL);
+	(void)bg_join(&listj, NULL);
+	(void)bg_join(&policyj, NULL);
+	(void)bg_join(&releasej, NULL);
 	if (rc == -1 && snapped && !recorded) {
 		/* what each destination dataset holds now, for the pruning
 		 * of the next run to this source's other destinations */
