@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "format/stream.h"
+#include "repl/rchild.h"
 #include "repl/remote.h"
 #include "transport/auth.h"
 #include "transport/compress.h"
@@ -52,11 +53,10 @@ struct remote {
 	struct buf	 b;		/* scratch for control messages */
 };
 
-/* What the receiving child reports to its parent through a pipe. */
+/* What the receiving child reports to its parent (rchild.h). */
 struct recv_report {
-	struct as_err		err;
+	struct rchild_report	hdr;
 	struct dir_recv_result	res;
-	int			rc;
 };
 
 /*
@@ -321,11 +321,23 @@ sent:
 	return r;
 }
 
+/* What the receiving child needs (rchild_start's arg). */
+struct recv_args {
+	struct conn		*c;
+	const struct xfer_opts	*o;
+	const char		*dst;
+	int			 flags;
+};
+
 /* The receiving child: never returns. */
 static void
-receive_child(struct conn *c, const struct xfer_opts *o, const char *dst,
-    int in_fd, int report_fd, int flags)
+receive_child(void *arg, int in_fd, int report_fd)
 {
+	const struct recv_args *a = arg;
+	struct conn *c = a->c;
+	const struct xfer_opts *o = a->o;
+	const char *dst = a->dst;
+	int flags = a->flags;
 	struct recv_report r;
 	int fd;
 
@@ -337,47 +349,32 @@ receive_child(struct conn *c, const struct xfer_opts *o, const char *dst,
 	if (fd > 2)
 		close(fd);
 	memset(&r, 0, sizeof(r));
-	signal(SIGPIPE, SIG_IGN);
 	if (o->receiver != NULL)
-		r.rc = o->receiver(o->receiver_arg, dst, in_fd, flags, &r.res,
-		    &r.err);
+		r.hdr.rc = o->receiver(o->receiver_arg, dst, in_fd, flags,
+		    &r.res, &r.hdr.err);
 	else
-		r.rc = dir_receive(dst, in_fd, flags, &r.res, &r.err);
-	if (r.rc == -1 && r.err.code == AS_E_OK)
-		as_err_set(&r.err, AS_E_INTERNAL, 0, "receive failed");
-	(void)io_write_full(report_fd, &r, sizeof(r));
-	_exit(r.rc == 0 ? 0 : as_exit_code(r.err.code));
+		r.hdr.rc = dir_receive(dst, in_fd, flags, &r.res, &r.hdr.err);
+	rchild_exit(report_fd, &r.hdr, sizeof(r));
 }
 
-/* Read the child's report (blocking) and reap it. */
+/*
+ * Close the stream, read the child's report and reap it (rchild_finish:
+ * a child the watch killed is a TIMEOUT, one killed from outside an IO
+ * error, as for a local transfer).
+ */
 static void
-collect(pid_t pid, int rep, struct xfer_rcvd *out)
+collect(struct rchild *rw, struct xfer_rcvd *out)
 {
 	struct recv_report r;
-	ssize_t n;
-	int status = 0;
+	struct as_err e;
 
-	memset(&r, 0, sizeof(r));
-	n = io_read_full(rep, &r, sizeof(r));
-	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
-		;
-	if (n != (ssize_t)sizeof(r)) {
-		r.rc = -1;
-		if (WIFSIGNALED(status))
-			as_err_set(&r.err, AS_E_INTERNAL, 0, "receiver killed "
-			    "by signal %d", WTERMSIG(status));
-		else
-			as_err_set(&r.err, AS_E_INTERNAL, 0, "receiver exited "
-			    "with status %d without a report",
-			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-	} else if (r.rc == 0 && (!WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0)) {
-		r.rc = -1;
-		as_err_set(&r.err, AS_E_INTERNAL, 0, "receiver failed after "
-		    "its report");
+	if (rchild_finish(rw, &r.hdr, sizeof(r), &e) == -1) {
+		memset(&r, 0, sizeof(r));
+		r.hdr.rc = -1;
+		r.hdr.err = e;
 	}
-	out->recv_rc = r.rc;
-	out->rerr = r.err;
+	out->recv_rc = r.hdr.rc;
+	out->rerr = r.hdr.err;
 	out->res = r.res;
 }
 
@@ -394,41 +391,23 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 	uint64_t now, wait_ns;
 	size_t wn, rawlen;
 	uint32_t decl;
-	pid_t pid, parent;
-	int data[2], rep[2], r, tmo, pw = -1, gone = 0, rc = -1, dst_failed;
+	struct recv_args ra = { c, o, dest, rflags };
+	struct rchild rw;
+	struct as_err we;
+	int r, tmo, pw = -1, gone = 0, rc = -1, dst_failed;
 	char tb[16];
 
 	memset(out, 0, sizeof(*out));
-	if (pipe2(data, O_CLOEXEC) == -1)
-		return as_err_sys(err, errno, "pipe");
-	if (pipe2(rep, O_CLOEXEC) == -1) {
-		as_err_sys(err, errno, "pipe");
-		close(data[0]);
-		close(data[1]);
+	if (rchild_start(&rw, receive_child, &ra, err) == -1)
 		return -1;
-	}
-	(void)fcntl(data[1], F_SETPIPE_SZ, PIPE_SIZE);
-	fflush(NULL);
-	parent = getpid();
-	if ((pid = fork()) == -1) {
-		as_err_sys(err, errno, "fork");
-		close(data[0]);
-		close(data[1]);
-		close(rep[0]);
-		close(rep[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		/* a killed client takes its receiving child along (§F 69) */
-		if (proc_die_with_parent(parent) == -1)
-			_exit(70);
-		close(data[1]);
-		close(rep[0]);
-		receive_child(c, o, dest, data[0], rep[1], rflags);
-	}
-	close(data[0]);
-	close(rep[1]);
-	pw = data[1];
+	/*
+	 * A stopped or stuck receiver ends in TIMEOUT (§F 69), not a hang
+	 * with the connection's data stuck in its full pipe.
+	 */
+	if (rchild_watch(&rw, c->idle_ms > 0 ? c->idle_ms :
+	    CONN_IDLE_DEFAULT_MS, &we) == -1)
+		log_warn("%s", we.msg);	/* the transfer goes on */
+	pw = rw.data_fd;
 	if (o->features & PROTO_F_ZSTD) {
 		dz = decompressor_new();
 		raw = xmalloc(PROTO_CHUNK);
@@ -442,7 +421,7 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 		pfd[0].fd = c->ops->rfd(c);
 		pfd[0].events = wait_ns == 0 ? POLLIN : 0;
 		pfd[0].revents = 0;
-		pfd[1].fd = gone ? -1 : rep[0];
+		pfd[1].fd = gone ? -1 : rw.report_fd;
 		pfd[1].events = POLLIN;
 		pfd[1].revents = 0;
 		tmo = wait_ns > 0 ? ms_of_ns(wait_ns) :
@@ -458,11 +437,8 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 		}
 		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
 			/* The receiver finished before END_DATA. */
-			if (pw != -1) {
-				close(pw);
-				pw = -1;
-			}
-			collect(pid, rep[0], out);
+			pw = -1;
+			collect(&rw, out);
 			gone = 1;
 			if (out->recv_rc != 0 && fail != NULL) {
 				out->told = 1;
@@ -487,11 +463,10 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 			if (conn_read_to_fd(c, pw, rawlen, &dst_failed,
 			    err) == -1)
 				goto fail;
-			if (dst_failed) {
-				/* The receiver went away: its report says why. */
-				close(pw);
+			if (dst_failed)
+				/* The receiver went away: its report says why
+				 * (collect closes the pipe, the watch on) */
 				pw = -1;
-			}
 			out->raw_bytes += rawlen;
 			now = ratelimit_now_ns();
 			if (o->rl != NULL)
@@ -556,32 +531,19 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 			ratelimit_consume(o->rl, now, pl.len);
 		if (o->prog != NULL)
 			progress_update(o->prog, out->raw_bytes, now);
-		if (pw != -1 && wn > 0 && io_write_full(pw, wp, wn) == -1) {
+		if (pw != -1 && wn > 0 && io_write_full(pw, wp, wn) == -1)
 			/* The receiver went away: its report says why. */
-			close(pw);
 			pw = -1;
-		}
-	}
-	if (pw != -1) {
-		close(pw);
-		pw = -1;
 	}
 	if (!gone)
-		collect(pid, rep[0], out);
+		collect(&rw, out);
 	rc = 0;
 	goto out;
 fail:
-	if (pw != -1) {
-		close(pw);
-		pw = -1;
-	}
 	if (!gone)
-		collect(pid, rep[0], out);
+		collect(&rw, out);
 fail_reaped:
-	if (pw != -1)
-		close(pw);
 out:
-	close(rep[0]);
 	decompressor_free(dz);
 	free(raw);
 	buf_release(&pl);

@@ -149,6 +149,35 @@ test_expect_success '69b: SIGKILL of a tcp pull: its receiving child is gone wit
 	all_gone 5 $kids
 '
 
+# The same watch as a local sync's, on the receiving child of a pull
+# (and of a server's push session: the same code, remote.c xfer_recv).
+test_expect_success '69c: a tcp pull whose receiving child is stopped: TIMEOUT after --timeout, the old tree' '
+	autosync sync --key "$T/keys/psk.key" \
+		"tcp://127.0.0.1:$SERVE_PORT/src" pulled3 &&
+	manifest pulled3 >pulled3.m &&
+	head -c 8M /dev/urandom >src/f7 || return 1
+	(export AUTOSYNC_FAULT=recv_stage:STOP &&
+		exec autosync sync --timeout 2 --key "$T/keys/psk.key" \
+		"tcp://127.0.0.1:$SERVE_PORT/src" pulled3 2>t.err) &
+	pid=$!
+	child=
+	test_when_finished "kill_ours \$child \$pid" &&
+	child_of $pid && echo "receiving child $child" &&
+	wait_for 20 eval "test \"\$(test_proc_state $child)\" = T" &&
+	t0=$SECONDS &&
+	wait_for 15 eval "! kill -0 $pid || test \"\$(test_proc_state $pid)\" = Z" &&
+	{ wait $pid; rc=$?; } &&
+	cat t.err && echo "sync: exit $rc after $((SECONDS - t0)) s" &&
+	test $rc = 30 &&
+	test $((SECONDS - t0)) -le 8 &&
+	test_grep "the receiver took nothing from the stream for 2 s (it was stopped)" t.err &&
+	all_gone 1 $child &&
+	assert_manifest pulled3 pulled3.m &&
+	autosync sync --key "$T/keys/psk.key" \
+		"tcp://127.0.0.1:$SERVE_PORT/src" pulled3 &&
+	assert_same_tree src pulled3
+'
+
 test_expect_success '69b: SIGKILL of serve mid-session: its connection child is gone within 5 s' '
 	(exec autosync sync --key "$T/keys/psk.key" --rate-limit 2M \
 		"tcp://127.0.0.1:$SERVE_PORT/src" pulled2 2>s.err) &
