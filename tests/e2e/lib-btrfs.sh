@@ -83,6 +83,20 @@ autosync_snaps() {
 
 # Trees of nested subvolumes (t3110, t7019, t7020).
 
+# btrfs_tree ROOT: the subvolume ROOT, "one" nested in it and "two" in
+# that (SUBS=". one one/two"), 1 MiB of random data in each, a file and
+# its hard link in one/d
+btrfs_tree() {
+	btrfs subvolume create "$1" >/dev/null &&
+	btrfs subvolume create "$1/one" >/dev/null &&
+	btrfs subvolume create "$1/one/two" >/dev/null &&
+	head -c 1048576 /dev/urandom >"$1/big" &&
+	head -c 1048576 /dev/urandom >"$1/one/big1" &&
+	head -c 1048576 /dev/urandom >"$1/one/two/big2" &&
+	mkdir "$1/one/d" && echo x >"$1/one/d/x" &&
+	ln "$1/one/d/x" "$1/one/d/hard"
+}
+
 # same_tree X Y: the same trees, contents, modes, links, xattrs (the
 # snapshot directories left out)
 same_tree() {

@@ -28,14 +28,7 @@ SUBS=". one one/two"
 
 test_expect_success 'setup: a tree A -> B, a full then an incremental run' '
 	btrfs_fs a && btrfs_fs b &&
-	btrfs subvolume create "$A/src" >/dev/null &&
-	btrfs subvolume create "$A/src/one" >/dev/null &&
-	btrfs subvolume create "$A/src/one/two" >/dev/null &&
-	head -c $MIB /dev/urandom >"$A/src/big" &&
-	head -c $MIB /dev/urandom >"$A/src/one/big1" &&
-	head -c $MIB /dev/urandom >"$A/src/one/two/big2" &&
-	mkdir "$A/src/one/d" && echo x >"$A/src/one/d/x" &&
-	ln "$A/src/one/d/x" "$A/src/one/d/hard" &&
+	btrfs_tree "$A/src" &&
 	echo root >"$A/src/f" &&
 	autosync create r --source "btrfs:$A/src" --dest "btrfs:$B/dst" \
 		--every 1d --trace-level 2 &&

@@ -44,14 +44,7 @@ test_expect_success 'setup: a tree A -> a tcp server B, full then incremental' '
 	btrfs_fs a && btrfs_fs b && btrfs_shim_install &&
 	AUTOSYNC_STATE_DIR=$T/server-state btrfs_serve "$A" "$B" &&
 	U=$(btrfs_url "$B") &&
-	btrfs subvolume create "$A/p" >/dev/null &&
-	btrfs subvolume create "$A/p/one" >/dev/null &&
-	btrfs subvolume create "$A/p/one/two" >/dev/null &&
-	head -c $MIB /dev/urandom >"$A/p/big" &&
-	head -c $MIB /dev/urandom >"$A/p/one/big1" &&
-	head -c $MIB /dev/urandom >"$A/p/one/two/big2" &&
-	mkdir "$A/p/one/d" && echo x >"$A/p/one/d/x" &&
-	ln "$A/p/one/d/x" "$A/p/one/d/hard" &&
+	btrfs_tree "$A/p" &&
 	autosync create p --source "btrfs:$A/p" --dest "$U/p" \
 		--key "$T/keys-alice/psk.key" --every 1d --trace-level 2 &&
 	shimmed run p &&
