@@ -30,6 +30,7 @@
 # Correctness: after each autosync run, `diff -r` of the source snapshot
 # and the view.
 set -u
+. "$(dirname "$0")/lib-sshd.sh" || exit 1
 
 AUTOSYNC=${AUTOSYNC:-$(cd "$(dirname "$0")/.." && pwd)/build/autosync}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/autosync-btrfs-bench}
@@ -319,38 +320,9 @@ fi
 SSH=${SSH:-1}
 ssh_raw=() ssh_as=() ssh_c=()
 if test "$REMOTE" = 1 && test "$SSH" = 1 && test -x /usr/sbin/sshd; then
-	mkdir -p "$W/ssh" /run/sshd && chmod 700 "$W/ssh"
-	ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/host" &&
-	ssh-keygen -q -t ed25519 -N '' -f "$W/ssh/user" &&
-	{ printf 'environment="PATH=%s" ' "$PATH"; cat "$W/ssh/user.pub"; } \
-	    >"$W/ssh/authorized_keys"
 	sshport=$(( ${sport:-40000} + 2 ))
-	cat >"$W/ssh/sshd_config" <<-EOF
-	Port $sshport
-	ListenAddress 127.0.0.1
-	HostKey $W/ssh/host
-	AuthorizedKeysFile $W/ssh/authorized_keys
-	PermitRootLogin prohibit-password
-	StrictModes no
-	UsePAM no
-	PasswordAuthentication no
-	KbdInteractiveAuthentication no
-	PermitUserEnvironment yes
-	PrintMotd no
-	SetEnv AUTOSYNC_STATE_DIR=$W/state-ssh
-	EOF
-	/usr/sbin/sshd -D -e -f "$W/ssh/sshd_config" 2>"$W/ssh/log" &
-	sshd_pid=$!
-	cat >"$W/ssh/ssh" <<-EOF
-	#!/bin/sh
-	exec ssh -i $W/ssh/user -p $sshport -o StrictHostKeyChecking=no \
-	    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes "\$@"
-	EOF
-	chmod +x "$W/ssh/ssh"
-	for _ in $(seq 50); do
-		"$W/ssh/ssh" 127.0.0.1 true 2>/dev/null && break
-		sleep 0.2
-	done
+	sshd_start "$W/ssh" "$sshport" "$W/state-ssh"
+	ssh_ok=$?
 	mkdir -p "$B/sshraw"
 	ssh_raw_run() {	# prints seconds
 		local s=$A/raw-snaps/s$1
@@ -365,7 +337,7 @@ if test "$REMOTE" = 1 && test "$SSH" = 1 && test -x /usr/sbin/sshd; then
 		AUTOSYNC_SSH=$W/ssh/ssh AUTOSYNC_REMOTE=$AUTOSYNC seconds \
 		    "$AUTOSYNC" sync "btrfs:$A/src" "ssh://127.0.0.1/btrfs:$B/sshas"
 	}
-	if "$W/ssh/ssh" 127.0.0.1 true; then
+	if test "$ssh_ok" = 0; then
 		for r in $(seq "$N"); do
 			del_all "$B/sshraw"; del_all "$A/raw-snaps"
 			test -d "$B/sshas" && btrfs subvolume delete "$B/sshas" >/dev/null
@@ -389,9 +361,7 @@ if test "$REMOTE" = 1 && test "$SSH" = 1 && test -x /usr/sbin/sshd; then
 	else
 		echo "ssh: cannot log in to the sshd started here; skipped"
 	fi
-	kill -TERM "$sshd_pid" 2>/dev/null
-	wait "$sshd_pid" 2>/dev/null
-	sshd_pid=
+	sshd_stop
 fi
 
 fr=$(printf '%s\n' "${full_raw[@]}" | best)

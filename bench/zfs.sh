@@ -23,6 +23,7 @@
 #        [AUTOSYNC=build-rel/autosync] bench/zfs.sh
 # (measure a release build: the default build/ of the tests has ASan)
 set -u
+. "$(dirname "$0")/lib-sshd.sh" || exit 1
 AUTOSYNC=${AUTOSYNC:-$(cd "$(dirname "$0")/.." && pwd)/build/autosync}
 MB=${MB:-512}
 N=${N:-3}
@@ -319,41 +320,9 @@ if test "$REMOTE" = 1; then
 		t1=$(now)
 		WT=$(secs "$t0" "$t1")
 	}
-	sshd_pid=
 	if test "$SSH" = 1; then
-		mkdir -p "$dir/ssh" /run/sshd && chmod 700 "$dir/ssh"
-		ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh/host" &&
-		ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh/user" &&
-		{ printf 'environment="PATH=%s" ' "$PATH"; cat "$dir/ssh/user.pub"; } \
-		    >"$dir/ssh/authorized_keys"
 		sshport=$((pport + 2))
-		cat >"$dir/ssh/sshd_config" <<-EOF
-		Port $sshport
-		ListenAddress 127.0.0.1
-		HostKey $dir/ssh/host
-		AuthorizedKeysFile $dir/ssh/authorized_keys
-		PermitRootLogin prohibit-password
-		StrictModes no
-		UsePAM no
-		PasswordAuthentication no
-		KbdInteractiveAuthentication no
-		PermitUserEnvironment yes
-		PrintMotd no
-		SetEnv AUTOSYNC_STATE_DIR=$dir/state-ssh
-		EOF
-		/usr/sbin/sshd -D -e -f "$dir/ssh/sshd_config" 2>"$dir/ssh/log" &
-		sshd_pid=$!
-		cat >"$dir/ssh/ssh" <<-EOF
-		#!/bin/sh
-		exec ssh -i $dir/ssh/user -p $sshport -o StrictHostKeyChecking=no \
-		    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes "\$@"
-		EOF
-		chmod +x "$dir/ssh/ssh"
-		for _ in $(seq 50); do
-			"$dir/ssh/ssh" 127.0.0.1 true 2>/dev/null && break
-			sleep 0.2
-		done
-		"$dir/ssh/ssh" 127.0.0.1 true || SSH=0
+		sshd_start "$dir/ssh" "$sshport" "$dir/state-ssh" || SSH=0
 	fi
 	ssh_raw_round() {
 		local t0 t1 s=h$(date +%s%N)
@@ -414,11 +383,7 @@ if test "$REMOTE" = 1; then
 	kill -TERM "$ppid_" 2>/dev/null
 	wait "$ppid_" 2>/dev/null
 	ppid_=
-	if test -n "$sshd_pid"; then
-		kill -TERM "$sshd_pid" 2>/dev/null
-		wait "$sshd_pid" 2>/dev/null
-		sshd_pid=
-	fi
+	sshd_stop
 fi
 
 # The median of the rounds' own ratios (autosync / raw of the same

@@ -1292,6 +1292,20 @@ send_reverse(struct remote *r, uint32_t flags, uint64_t guid, const char *id,
 	return rc;
 }
 
+/*
+ * The RESULT that ends a REVERSE names guid, the snapshot asked for, and
+ * has none of the flags in bad (a GO where no more is to be asked).
+ */
+static int
+check_reversed(const struct remote *r, const struct proto_result *res,
+    uint64_t guid, uint32_t bad, struct as_err *err)
+{
+	if (res->guid != guid || (res->flags & bad))
+		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' reversed %016"
+		    PRIx64 ", not %016" PRIx64, r->c->peer, res->guid, guid);
+	return 0;
+}
+
 /* The server's path becomes a destination holding guid (see remote.h). */
 int
 remote_reverse_demote(struct remote *r, uint64_t guid, int force,
@@ -1306,11 +1320,8 @@ remote_reverse_demote(struct remote *r, uint64_t guid, int force,
 		return -1;
 	if (read_ok_result(r, &res, err) == -1)
 		goto out;
-	if (res.guid != guid) {
-		as_err_set(err, AS_E_MALFORMED, 0, "'%s' reversed %016" PRIx64
-		    ", not %016" PRIx64, r->c->peer, res.guid, guid);
+	if (check_reversed(r, &res, guid, 0, err) == -1)
 		goto out;
-	}
 	rv->ndiff = res.bytes;
 	snprintf(rv->first, sizeof(rv->first), "%s", res.msg);
 	snprintf(rv->name, sizeof(rv->name), "%s", res.name);
@@ -1366,9 +1377,8 @@ remote_reverse_source_blob(struct remote *r, uint64_t guid, const char *id,
 		    read_ok_result(r, res, err) == -1)
 			return -1;
 	}
-	if (res->guid != guid || (res->flags & RES_F_GO))
-		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' reversed %016"
-		    PRIx64 ", not %016" PRIx64, r->c->peer, res->guid, guid);
+	if (check_reversed(r, res, guid, RES_F_GO, err) == -1)
+		return -1;
 	rc = proto_recv_blob(r->c, in, inmax, &scratch, err);
 	buf_release(&scratch);
 	return rc;
@@ -1393,10 +1403,7 @@ remote_reverse_dest_blob(struct remote *r, uint64_t guid, int force,
 	if (proto_send_blob(r->c, out, len, &r->b, err) == -1 ||
 	    read_ok_result(r, done, err) == -1)
 		return -1;
-	if (done->guid != guid)
-		return as_err_set(err, AS_E_MALFORMED, 0, "'%s' reversed %016"
-		    PRIx64 ", not %016" PRIx64, r->c->peer, done->guid, guid);
-	return 0;
+	return check_reversed(r, done, guid, 0, err);
 }
 
 /* The server's path becomes a source (see remote.h). */

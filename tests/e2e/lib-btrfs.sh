@@ -1,4 +1,4 @@
-# lib-btrfs.sh - helpers for the btrfs tests (t31xx): file systems on
+# lib-btrfs.sh - helpers for the btrfs tests (t31xx, t70xx): file systems on
 # image files, loop-mounted by the test itself (mount -o loop: the loop
 # device is released when test-lib unmounts it), and a logging shim.
 #
@@ -81,12 +81,70 @@ autosync_snaps() {
 	ls -1 "$1" 2>/dev/null | grep '^autosync_' || :
 }
 
+# Trees of nested subvolumes (t3110, t7019, t7020).
+
+# btrfs_tree ROOT: the subvolume ROOT, "one" nested in it and "two" in
+# that (SUBS=". one one/two"), 1 MiB of random data in each, a file and
+# its hard link in one/d
+btrfs_tree() {
+	btrfs subvolume create "$1" >/dev/null &&
+	btrfs subvolume create "$1/one" >/dev/null &&
+	btrfs subvolume create "$1/one/two" >/dev/null &&
+	head -c 1048576 /dev/urandom >"$1/big" &&
+	head -c 1048576 /dev/urandom >"$1/one/big1" &&
+	head -c 1048576 /dev/urandom >"$1/one/two/big2" &&
+	mkdir "$1/one/d" && echo x >"$1/one/d/x" &&
+	ln "$1/one/d/x" "$1/one/d/hard"
+}
+
+# same_tree X Y: the same trees, contents, modes, links, xattrs (the
+# snapshot directories left out)
+same_tree() {
+	test -z "$(rsync -naHAXc --delete --exclude=.autosync-snapshots \
+		--out-format=%n "$1/" "$2/")" && diff -r "$1" "$2" >/dev/null
+}
+
+# is_subvol PATH: PATH is a subvolume's root (inode 256)
+is_subvol() { test "$(stat -c %i "$1")" = 256; }
+
+# all_ro ROOT / all_rw ROOT / subvols ROOT: each of $SUBS (set by the
+# test: the root "." and its nested subvolumes, relative to ROOT) is
+# read-only / writable / a subvolume's root
+all_ro() {
+	local s
+	for s in $SUBS; do btrfs_ro "$1/$s" || return 1; done
+}
+all_rw() {
+	local s
+	for s in $SUBS; do btrfs_rw "$1/$s" || return 1; done
+}
+subvols() {
+	local s
+	for s in $SUBS; do is_subvol "$1/$s" || return 1; done
+}
+
+# sends_p N: the shim saw N incremental sends and no full one
+sends_p() {
+	local p f
+	p=$(grep -c "^send .*-p " "$BTRFS_SHIM_LOG")
+	f=$(grep "^send " "$BTRFS_SHIM_LOG" | grep -vc -- " -p ")
+	echo "# send -p: $p, full sends: $f"
+	test "$p" = "$1" && test "$f" = 0
+}
+
+# received_is SNAP_A SNAP_B: SNAP_A received SNAP_B (its received_uuid
+# is SNAP_B's UUID)
+received_is() {
+	test "$(btrfs_field "$1" "Received UUID")" = "$(btrfs_field "$2" UUID)"
+}
+
 # Between machines (source lib-net.sh first).  btrfs_serve A B: keys for
 # the clients alice and mallory (keys-NAME/ in the trash directory) and
 # a real "autosync serve" over tcp on 127.0.0.1:$SPORT, the shim first on
 # its PATH (BTRFS_SHIM_LOG logs its btrfs commands), granting alice B rw
 # and trusted (btrfs receive runs for her) and A ro, mallory B/m rw (not
-# trusted) and A ro.
+# trusted) and A ro.  A server with a state directory of its own:
+# AUTOSYNC_STATE_DIR=DIR btrfs_serve A B.
 btrfs_serve() {
 	local t=$TRASH_DIRECTORY
 	net_deadline 30 autosync keygen --out keys-alice --client alice >/dev/null &&

@@ -21,7 +21,6 @@ T=$TRASH_DIRECTORY
 A=$T/a
 B=$T/b
 SA=$A/.autosync-snapshots/@home		# the source's snapshot directory
-is_subvol() { test "$(stat -c %i "$1")" = 256; }
 # received_ok SRC_SNAPDIR DST_SNAPDIR: one received snapshot, the
 # source's newest, whose received_uuid is that snapshot's UUID
 received_ok() {
@@ -30,7 +29,7 @@ received_ok() {
 	test "$(echo "$s" | wc -l)" = 1 &&
 	test "$s" = "$(autosync_snaps "$1" | tail -n 1)" &&
 	btrfs_ro "$2/$s" &&
-	test "$(btrfs_field "$2/$s" "Received UUID")" = "$(btrfs_field "$1/$s" UUID)"
+	received_is "$2/$s" "$1/$s"
 }
 # tree_ok DST SNAPDIR: DST is the source's tree, every nested subvolume
 # a read-only subvolume there, received from its own snapshot

@@ -26,41 +26,9 @@ B=$TRASH_DIRECTORY/b
 MIB=1048576
 SUBS=". one one/two"
 
-# same_tree X Y: the same trees, contents, modes, links, xattrs
-same_tree() {
-	test -z "$(rsync -naHAXc --delete --exclude=.autosync-snapshots \
-		--out-format=%n "$1/" "$2/")" && diff -r "$1" "$2" >/dev/null
-}
-# all_ro ROOT / all_rw ROOT: the root and each nested subvolume
-all_ro() {
-	for s in $SUBS; do btrfs_ro "$1/$s" || return 1; done
-}
-all_rw() {
-	for s in $SUBS; do btrfs_rw "$1/$s" || return 1; done
-}
-# subvols ROOT: each of $SUBS is a subvolume's root (inode 256)
-subvols() {
-	for s in $SUBS; do test "$(stat -c %i "$1/$s")" = 256 || return 1; done
-}
-# sends_p N: the shim saw N incremental sends and no full one
-sends_p() {
-	local p f
-	p=$(grep -c "^send .*-p " "$BTRFS_SHIM_LOG")
-	f=$(grep "^send " "$BTRFS_SHIM_LOG" | grep -vc -- " -p ")
-	echo "# send -p: $p, full sends: $f"
-	test "$p" = "$1" && test "$f" = 0
-}
-
 test_expect_success 'setup: a tree A -> B, a full then an incremental run' '
 	btrfs_fs a && btrfs_fs b &&
-	btrfs subvolume create "$A/src" >/dev/null &&
-	btrfs subvolume create "$A/src/one" >/dev/null &&
-	btrfs subvolume create "$A/src/one/two" >/dev/null &&
-	head -c $MIB /dev/urandom >"$A/src/big" &&
-	head -c $MIB /dev/urandom >"$A/src/one/big1" &&
-	head -c $MIB /dev/urandom >"$A/src/one/two/big2" &&
-	mkdir "$A/src/one/d" && echo x >"$A/src/one/d/x" &&
-	ln "$A/src/one/d/x" "$A/src/one/d/hard" &&
+	btrfs_tree "$A/src" &&
 	echo root >"$A/src/f" &&
 	autosync create r --source "btrfs:$A/src" --dest "btrfs:$B/dst" \
 		--every 1d --trace-level 2 &&
@@ -84,8 +52,8 @@ test_expect_success 'local reverse of the tree: B (a child written) the source' 
 	test $(echo "$n" | wc -l) = 1 &&
 	test "$(autosync_snaps "$A/.autosync-snapshots/src")" = "$n" &&
 	c=$B/.autosync-snapshots/dst/children &&
-	test "$(btrfs_field "$A/.autosync-snapshots/src/children/one%2Ftwo/$n" \
-		"Received UUID")" = "$(btrfs_field "$c/one%2Ftwo/$n" UUID)"
+	received_is "$A/.autosync-snapshots/src/children/one%2Ftwo/$n" \
+		"$c/one%2Ftwo/$n"
 '
 
 test_expect_success 'the first run after it: one send -p per subvolume' '

@@ -29,29 +29,6 @@ B=$T/b
 MIB=1048576
 SUBS=". one one/two"
 
-# same_tree X Y: the same trees, contents, modes, links, xattrs
-same_tree() {
-	test -z "$(rsync -naHAXc --delete --exclude=.autosync-snapshots \
-		--out-format=%n "$1/" "$2/")" && diff -r "$1" "$2" >/dev/null
-}
-all_ro() {
-	for s in $SUBS; do btrfs_ro "$1/$s" || return 1; done
-}
-all_rw() {
-	for s in $SUBS; do btrfs_rw "$1/$s" || return 1; done
-}
-# subvols ROOT: each of $SUBS is a subvolume's root (inode 256)
-subvols() {
-	for s in $SUBS; do test "$(stat -c %i "$1/$s")" = 256 || return 1; done
-}
-# sends_p N: the shim saw N incremental sends and no full one
-sends_p() {
-	local p f
-	p=$(grep -c "^send .*-p " "$BTRFS_SHIM_LOG")
-	f=$(grep "^send " "$BTRFS_SHIM_LOG" | grep -vc -- " -p ")
-	echo "# send -p: $p, full sends: $f"
-	test "$p" = "$1" && test "$f" = 0
-}
 # no_stream: the shim saw no send and no receive
 no_stream() {
 	! grep -q "^send\|^receive" "$BTRFS_SHIM_LOG"
@@ -60,33 +37,16 @@ no_stream() {
 snapdirs() {
 	ls -aR "$A/.autosync-snapshots" "$B/.autosync-snapshots"
 }
-# received_is SNAP_A SNAP_B: SNAP_A received SNAP_B (received_uuid)
-received_is() {
-	test "$(btrfs_field "$1" "Received UUID")" = "$(btrfs_field "$2" UUID)"
-}
 rev() { net_deadline 60 autosync reverse "$@"; }
 run() { net_deadline 60 autosync run "$@"; }
 
 test_expect_success 'setup: a tree A -> a tcp server B, full then incremental' '
 	btrfs_fs a && btrfs_fs b && btrfs_shim_install &&
-	net_deadline 30 autosync keygen --out keys --client alice >/dev/null &&
-	cat >serve.conf <<-EOF &&
-	client alice key $T/keys/psk.key
-	allow alice btrfs:$B rw trusted
-	EOF
-	AUTOSYNC_STATE_DIR=$T/server-state PATH=$BTRFS_SHIM_DIR:$PATH \
-		net_serve tcp --config "$T/serve.conf" &&
-	U=tcp://127.0.0.1:$SERVE_PORT/btrfs:$B &&
-	btrfs subvolume create "$A/p" >/dev/null &&
-	btrfs subvolume create "$A/p/one" >/dev/null &&
-	btrfs subvolume create "$A/p/one/two" >/dev/null &&
-	head -c $MIB /dev/urandom >"$A/p/big" &&
-	head -c $MIB /dev/urandom >"$A/p/one/big1" &&
-	head -c $MIB /dev/urandom >"$A/p/one/two/big2" &&
-	mkdir "$A/p/one/d" && echo x >"$A/p/one/d/x" &&
-	ln "$A/p/one/d/x" "$A/p/one/d/hard" &&
+	AUTOSYNC_STATE_DIR=$T/server-state btrfs_serve "$A" "$B" &&
+	U=$(btrfs_url "$B") &&
+	btrfs_tree "$A/p" &&
 	autosync create p --source "btrfs:$A/p" --dest "$U/p" \
-		--key "$T/keys/psk.key" --every 1d --trace-level 2 &&
+		--key "$T/keys-alice/psk.key" --every 1d --trace-level 2 &&
 	shimmed run p &&
 	full=$(autosync get p bytes_sent) && echo "# full send: $full bytes" &&
 	test "$full" -gt $((3 * MIB)) &&
