@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -569,13 +570,35 @@ proto_type_name(uint8_t type, char *buf, size_t bufsz)
 		[PT_REQUEST] = "REQUEST", [PT_RESULT] = "RESULT",
 		[PT_DATA] = "DATA", [PT_END_DATA] = "END_DATA",
 		[PT_COMMIT] = "COMMIT", [PT_SNAPLIST] = "SNAPLIST",
-		[PT_ZDATA] = "ZDATA",
+		[PT_ZDATA] = "ZDATA", [PT_KEEPALIVE] = "KEEPALIVE",
 	};
 
 	if (type < sizeof(names) / sizeof(names[0]) && names[type] != NULL)
 		return names[type];
 	snprintf(buf, bufsz, "type %u", type);
 	return buf;
+}
+
+void
+proto_keepalive_until(struct conn *c, int fd)
+{
+	static const uint8_t none[1];
+	struct pollfd p;
+	struct as_err e;
+	int r;
+
+	for (;;) {
+		p.fd = fd;
+		p.events = POLLIN;
+		p.revents = 0;
+		r = poll(&p, 1, PROTO_KEEPALIVE_MS);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r != 0)
+			return;		/* the report, its end, or poll failed */
+		if (frame_send(c, PT_KEEPALIVE, none, 0, &e) == -1)
+			return;
+	}
 }
 
 int
@@ -586,9 +609,11 @@ proto_expect(struct conn *c, uint8_t want, struct buf *payload,
 	char b1[16], b2[16];
 	uint8_t type;
 
-	if (frame_recv(c, &type, payload, want == PT_DATA ||
-	    want == PT_ZDATA ? FRAME_MAX : PROTO_CTRL_MAX, err) == -1)
-		return -1;
+	do {
+		if (frame_recv(c, &type, payload, want == PT_DATA ||
+		    want == PT_ZDATA ? FRAME_MAX : PROTO_CTRL_MAX, err) == -1)
+			return -1;
+	} while (type == PT_KEEPALIVE && want != PT_KEEPALIVE);
 	if (type == want)
 		return 0;
 	if (type == PT_RESULT) {

@@ -51,7 +51,16 @@
 /* Feature bits offered in HELLO and chosen in HELLO_OK. */
 #define PROTO_F_ZSTD		0x01u	/* ZDATA frames may be sent */
 #define PROTO_F_RESUME		0x02u	/* reserved: resumable streams */
-#define PROTO_F_KNOWN		(PROTO_F_ZSTD)
+#define PROTO_F_KEEPALIVE	0x04u	/* KEEPALIVE frames while committing */
+#define PROTO_F_KNOWN		(PROTO_F_ZSTD | PROTO_F_KEEPALIVE)
+
+/*
+ * How often a side that received a whole stream says it is still there
+ * while its receiver commits (a syncfs of a large copy on a slow disk
+ * can outlast the peer's idle timeout): KEEPALIVE frames, well inside
+ * the shortest idle timeout (--timeout 1).
+ */
+#define PROTO_KEEPALIVE_MS	400
 
 #define PROTO_ROLE_ACTIVE	1
 #define PROTO_ROLE_PASSIVE	2
@@ -67,6 +76,7 @@ enum proto_type {
 	PT_COMMIT	= 7,
 	PT_SNAPLIST	= 8,
 	PT_ZDATA	= 9,	/* u32 raw length + one zstd frame */
+	PT_KEEPALIVE	= 10,	/* empty: still committing (PROTO_F_KEEPALIVE) */
 };
 
 /* REQUEST operations. */
@@ -231,12 +241,20 @@ int	proto_send_end(struct conn *c, const struct proto_end *e,
 	    struct buf *scratch, struct as_err *err);
 int	proto_send_commit(struct conn *c, const struct proto_commit *cm,
 	    struct buf *scratch, struct as_err *err);
+/*
+ * Until fd (a receiving child's report pipe) is readable, a KEEPALIVE
+ * to the peer every PROTO_KEEPALIVE_MS.  Best effort: a connection
+ * that fails here fails again, and is reported, when the answer is sent.
+ */
+void	proto_keepalive_until(struct conn *c, int fd);
 
 /*
  * Receive the next frame, which must be of type want (or a RESULT, which
  * is decoded into *res when res is not NULL and returned as 1).  Returns
  * 0 with the payload in *payload, 1 for a RESULT, -1 on error (an
- * unexpected type is MALFORMED naming both).
+ * unexpected type is MALFORMED naming both).  KEEPALIVE frames before it
+ * are taken and dropped: each one is progress, so the idle timeout
+ * starts again with it.
  */
 int	proto_expect(struct conn *c, uint8_t want, struct buf *payload,
 	    struct proto_result *res, struct as_err *err);

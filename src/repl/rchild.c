@@ -31,6 +31,9 @@ rchild_start(struct rchild *c, void (*fn)(void *, int, int), void *arg,
 	c->pid = -1;
 	c->data_fd = c->report_fd = -1;
 	c->watch = NULL;
+	c->fired = 0;
+	c->fired_state = '?';
+	c->fired_idle_ms = 0;
 	if (pipe2(data, O_CLOEXEC) == -1)
 		return as_err_sys(err, errno, "pipe");
 	/*
@@ -276,21 +279,38 @@ killed_from_outside(int sig)
 	    sig == SIGHUP || sig == SIGPIPE;
 }
 
+void
+rchild_end_stream(struct rchild *c)
+{
+	char state = '?';
+
+	if (c->watch != NULL) {
+		c->fired_idle_ms = c->watch->idle_ms;
+		if (c->data_fd != -1)
+			watch_drain(c);
+		if (watch_end(c, &state)) {
+			c->fired = 1;
+			c->fired_state = state;
+		}
+	}
+	if (c->data_fd != -1) {
+		close(c->data_fd);
+		c->data_fd = -1;
+	}
+}
+
 int
 rchild_finish(struct rchild *c, struct rchild_report *report, size_t len,
     struct as_err *err)
 {
 	ssize_t n;
-	int status, fired, idle_ms = c->watch != NULL ? c->watch->idle_ms : 0;
-	char state = '?';
+	int status, fired, idle_ms;
+	char state;
 
-	if (c->watch != NULL && c->data_fd != -1)
-		watch_drain(c);
-	fired = watch_end(c, &state);
-	if (c->data_fd != -1) {
-		close(c->data_fd);
-		c->data_fd = -1;
-	}
+	rchild_end_stream(c);
+	fired = c->fired;
+	state = c->fired_state;
+	idle_ms = c->fired_idle_ms;
 	memset(report, 0, len);
 	n = io_read_full(c->report_fd, report, len);
 	close(c->report_fd);

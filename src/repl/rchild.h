@@ -33,6 +33,9 @@ struct rchild {
 	int	data_fd;	/* write end of the stream pipe, or -1 */
 	int	report_fd;	/* read end of the report pipe */
 	struct rchild_watch *watch;	/* rchild_watch's, or NULL */
+	int	fired;		/* the watch killed the child ... */
+	char	fired_state;	/* ... in this state ('T': stopped) ... */
+	int	fired_idle_ms;	/* ... after this long */
 };
 
 /*
@@ -71,6 +74,14 @@ void	rchild_exit(int report_fd, struct rchild_report *report, size_t len)
  */
 int	rchild_finish(struct rchild *c, struct rchild_report *report,
 	    size_t len, struct as_err *err);
+/*
+ * The first half of rchild_finish, for a caller that has something to do
+ * while the child commits (a server keeps its peer informed,
+ * proto_keepalive_until): wait for the child to take what is left in the
+ * pipe, end the watch and close the stream.  rchild_finish then only
+ * reads the report and reaps.
+ */
+void	rchild_end_stream(struct rchild *c);
 /*
  * The transfer's outcome from the report and the sender's result:
  * 0 committed; 1 committed but the sender failed afterwards (err is the

@@ -535,8 +535,18 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 			/* The receiver went away: its report says why. */
 			pw = -1;
 	}
-	if (!gone)
+	if (!gone) {
+		/*
+		 * The child commits once it sees the end of the stream;
+		 * that can outlast the peer's idle timeout (a syncfs of a
+		 * large copy on a slow disk), so say we are still here.
+		 */
+		pw = -1;
+		rchild_end_stream(&rw);
+		if (o->features & PROTO_F_KEEPALIVE)
+			proto_keepalive_until(c, rw.report_fd);
 		collect(&rw, out);
+	}
 	rc = 0;
 	goto out;
 fail:
@@ -816,6 +826,7 @@ remote_open(const struct endpoint *ep, const struct remote_opts *o,
 		xfer_tune_socket(r->c);
 	if (o->zstd_level != 0)
 		offer |= PROTO_F_ZSTD;
+	offer |= PROTO_F_KEEPALIVE;
 	if (proto_client_hello(r->c, offer, &r->features, err) == -1) {
 		ssh_diagnose(r, err);
 		goto fail;

@@ -693,6 +693,68 @@ pair_close(struct pair *p)
 	conn_free(p->b);
 }
 
+/* ---- KEEPALIVE while a receiver commits ------------------------------- */
+
+/*
+ * proto_keepalive_until sends KEEPALIVE until its fd is readable;
+ * proto_expect drops them before the frame it waits for, each restarting
+ * the idle timeout: 1.5 s of keepalives then a RESULT, with an idle
+ * timeout of 1 s on the waiting side.
+ */
+static void
+t_keepalive(void **state)
+{
+	struct proto_result r;
+	struct pair p;
+	struct buf b = BUF_INIT;
+	struct as_err err;
+	int rep[2], n = 0;
+	uint8_t type;
+	pid_t pid;
+
+	(void)state;
+	pair_open(&p);
+	assert_int_equal(pipe(rep), 0);
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		close(rep[0]);
+		usleep(1500 * 1000);
+		_exit(0);	/* rep[1] closed: the "report" is there */
+	}
+	close(rep[1]);
+	proto_keepalive_until(p.a, rep[0]);
+	close(rep[0]);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	memset(&r, 0, sizeof(r));
+	r.code = 0;
+	assert_int_equal(proto_send_result(p.a, &r, &b, &err), 0);
+	/* the peer sees three or more KEEPALIVEs, then the RESULT */
+	p.b->idle_ms = 1000;
+	for (;;) {
+		assert_int_equal(frame_recv(p.b, &type, &b, PROTO_CTRL_MAX,
+		    &err), 0);
+		if (type != PT_KEEPALIVE)
+			break;
+		assert_int_equal(b.len, 0);
+		n++;
+	}
+	assert_int_equal(type, PT_RESULT);
+	assert_true(n >= 3);
+
+	/* proto_expect drops them; an idle second between them is no error */
+	assert_int_equal(frame_send(p.a, PT_KEEPALIVE, "", 0, &err), 0);
+	assert_int_equal(frame_send(p.a, PT_KEEPALIVE, "", 0, &err), 0);
+	assert_int_equal(proto_send_result(p.a, &r, &b, &err), 0);
+	assert_int_equal(proto_expect(p.b, PT_RESULT, &b, NULL, &err), 0);
+	/* nothing but KEEPALIVEs, then silence: the idle timeout */
+	assert_int_equal(frame_send(p.a, PT_KEEPALIVE, "", 0, &err), 0);
+	assert_int_equal(proto_expect(p.b, PT_RESULT, &b, NULL, &err), -1);
+	assert_int_equal(err.code, AS_E_TIMEOUT);
+	buf_release(&b);
+	pair_close(&p);
+}
+
 /* ---- a blob (REVERSE's catalog) over a socketpair --------------------- */
 
 /* The peer b sends n bytes of pattern as a blob from a child process. */
@@ -1435,6 +1497,7 @@ main(void)
 		cmocka_unit_test(t_server_hello),
 		cmocka_unit_test(t_conf_good),
 		cmocka_unit_test(t_conf_errors),
+		cmocka_unit_test(t_keepalive),
 		cmocka_unit_test(t_conf_load),
 		cmocka_unit_test(t_resolve_grants),
 		cmocka_unit_test(t_resolve_datasets),

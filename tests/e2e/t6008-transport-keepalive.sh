@@ -1,0 +1,86 @@
+#!/bin/bash
+test_description='transport: a commit that outlasts the idle timeout
+
+The side that received a whole stream commits it in its receiving child
+(fsyncs, a syncfs of the whole copy: minutes on a slow disk).  Its peer
+waits for the answer with its idle timeout; KEEPALIVE frames
+(PROTO_F_KEEPALIVE, every 400 ms) tell it the other side is still
+there.  The receiving child stops itself at its commit
+(AUTOSYNC_FAULT=recv_phase:STOP) and is continued after twice the
+waiting side'"'"'s --timeout: a push and a pull both succeed.  (Before
+the keepalives, the push'"'"'s client gave up with TIMEOUT, 30, while the
+server went on to commit.)'
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIRECTORY/lib-net.sh"
+
+net_has_serve || test_skip_all "this autosync has no serve command yet"
+
+T=$TRASH_DIRECTORY
+
+# stopped_below PID: a descendant of PID stopped by a signal (20 s), in
+# stopped
+stopped_below() {
+	local i=0 p
+	stopped=
+	while test $i -lt 200; do
+		for p in $(ps -eo pid=,ppid= | awk -v root="$1" '
+			{ kids[$2] = kids[$2] " " $1 }
+			END { n = 1; q[1] = root
+				for (i = 1; i <= n; i++) {
+					m = split(kids[q[i]], k, " ")
+					for (j = 1; j <= m; j++) q[++n] = k[j]
+				}
+				for (i = 2; i <= n; i++) print q[i] }'); do
+			if test "$(test_proc_state "$p")" = T; then
+				stopped=$p
+				return 0
+			fi
+		done
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "no stopped process below $1" >&2
+	return 1
+}
+
+test_expect_success 'setup: keys, a source, a server whose receiver stops at its commit' '
+	net_deadline 30 autosync keygen --out keys &&
+	mkdir root &&
+	mkdir src && head -c 3M /dev/urandom >src/f && echo a >src/a &&
+	AUTOSYNC_FAULT=recv_phase:STOP net_serve slow \
+		--key "$T/keys/psk.key" --root "$T/root" &&
+	SLOW_PORT=$SERVE_PORT SLOW_PID=$SERVE_PID
+'
+
+test_expect_success 'push: the server commits for 2 x --timeout; its keepalives hold the client: success' '
+	net_bg push autosync sync --timeout 2 --key "$T/keys/psk.key" src \
+		"tcp://127.0.0.1:$SLOW_PORT/d" &&
+	stopped_below $SLOW_PID && echo "server receiver $stopped stopped" &&
+	sleep 4 && kill -0 $BG_PID &&
+	kill -CONT $stopped &&
+	net_bg_wait 30 && echo "client: exit $BG_RC" &&
+	test "$BG_RC" = 0 &&
+	assert_same_tree src root/d
+'
+
+test_expect_success 'pull: the client commits for 2 x the server'"'"'s --timeout; the server waits: success' '
+	net_serve quick --timeout 2 --key "$T/keys/psk.key" --root "$T/root" &&
+	echo b >root/d/b &&
+	(export AUTOSYNC_FAULT=recv_phase:STOP &&
+		exec autosync sync --key "$T/keys/psk.key" \
+		"tcp://127.0.0.1:$SERVE_PORT/d" pulled 2>pull.err) &
+	pid=$! &&
+	stopped_below $pid && echo "client receiver $stopped stopped" &&
+	sleep 4 && kill -0 $pid &&
+	kill -CONT $stopped &&
+	{ wait $pid; rc=$?; } && cat pull.err && echo "pull: exit $rc" &&
+	test $rc = 0 &&
+	assert_same_tree root/d pulled &&
+	! grep -i "timed out" "$SERVE_LOG"
+'
+
+test_expect_success 'the servers logged no sanitizer report' '
+	net_logs_clean
+'
+
+test_done
