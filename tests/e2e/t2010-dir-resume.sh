@@ -197,6 +197,29 @@ test_expect_success 'tcp: a pull whose source changed after the cut starts over'
 	same_tree root/psrc2 pdst2
 '
 
+# RELIABILITY 43, run one: the snapshot the cut transfer was sending is
+# gone from the sender (no holds on it between runs).  A pull's target is
+# the server's pending catalog (not listed, not destroyable by name);
+# removed by hand here, as a lost state directory would: the next run
+# cannot resume, discards the partial stage and sends anew.
+test_expect_success '43: a pull whose target snapshot is gone from the server after the cut starts over' '
+	mkdir -p root/psrc3 && cp src/f1 src/f2 src/f3 root/psrc3/ &&
+	run_bg autosync sync --key "$T/keys/psk.key" --rate-limit 40M --timeout 5 \
+		"tcp://127.0.0.1:$SERVE_PORT/psrc3" pdst3 &&
+	wait_ckpt pdst3 16 && kill_children $SERVE_PID &&
+	{ wait $pid; test $? -ne 0; } &&
+	test -f pdst3/.autosync/partial &&
+	pending=$(ls "$AUTOSYNC_STATE_DIR"/catalogs/*psrc3/*.cat.pending) &&
+	echo "target: $pending" && test -f "$pending" && rm "$pending" &&
+	net_deadline 60 autosync sync -v --key "$T/keys/psk.key" \
+		"tcp://127.0.0.1:$SERVE_PORT/psrc3" pdst3 >out 2>&1 && cat out &&
+	grep "did not resume the interrupted transfer" out &&
+	! grep "resumed an interrupted" out &&
+	s=$(sent_mib out) && test "$s" -ge 72 &&
+	same_tree root/psrc3 pdst3 &&
+	test ! -e pdst3/.autosync/partial
+'
+
 if test_have_prereq SSHD; then
 test_expect_success 'ssh: a push cut by killing ssh resumes' '
 	net_sshd_start && mkdir remote &&
