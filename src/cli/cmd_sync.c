@@ -80,6 +80,37 @@ secs(int64_t ns)
 	return (double)ns / 1e9;
 }
 
+/*
+ * The options of a command that has only -v and -h (verify, recover):
+ * -1 to go on with the operands from optind, or the exit status (the
+ * help printed, or a bad option named), like simple_opts() of service.
+ */
+static int
+opts_v_only(struct cli *cli, int argc, char **argv, const char *usage,
+    const char *cmd)
+{
+	static const struct option lo[] = {
+		{ "verbose",	no_argument,		NULL, 'v' },
+		{ "help",	no_argument,		NULL, 'h' },
+		{ NULL,		0,			NULL, 0 }
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'v':
+			cli->verbose++;
+			break;
+		case 'h':
+			return cli_help(usage);
+		default:
+			return cli_bad_option(usage, cmd, argv);
+		}
+	}
+	cli_apply_verbosity(cli);
+	return -1;
+}
+
 int
 cmd_sync(struct cli *cli, int argc, char **argv)
 {
@@ -351,11 +382,6 @@ out:
 int
 cmd_verify(struct cli *cli, int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "verbose",	no_argument,		NULL, 'v' },
-		{ "help",	no_argument,		NULL, 'h' },
-		{ NULL,		0,			NULL, 0 }
-	};
 	struct as_err err;
 	struct snapstore ss;
 	struct snap_list l;
@@ -364,20 +390,10 @@ cmd_verify(struct cli *cli, int argc, char **argv)
 	char *state = NULL, *ds = NULL, *name = NULL;
 	const char *dst;
 	uint64_t ndiff = 0;
-	int ch, rc = 0;
+	int ex, rc = 0;
 
-	while ((ch = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
-		switch (ch) {
-		case 'v':
-			cli->verbose++;
-			break;
-		case 'h':
-			return cli_help(usage_verify);
-		default:
-			return cli_bad_option(usage_verify, "verify", argv);
-		}
-	}
-	cli_apply_verbosity(cli);
+	if ((ex = opts_v_only(cli, argc, argv, usage_verify, "verify")) >= 0)
+		return ex;
 	if (argc - optind != 2)
 		return cli_usage_error(usage_verify,
 		    "verify: expected SRC[@SNAP] and DST");
@@ -442,26 +458,11 @@ out:
 int
 cmd_recover(struct cli *cli, int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{ "verbose",	no_argument,		NULL, 'v' },
-		{ "help",	no_argument,		NULL, 'h' },
-		{ NULL,		0,			NULL, 0 }
-	};
 	struct as_err err;
-	int ch, r;
+	int r;
 
-	while ((ch = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
-		switch (ch) {
-		case 'v':
-			cli->verbose++;
-			break;
-		case 'h':
-			return cli_help(usage_recover);
-		default:
-			return cli_bad_option(usage_recover, "recover", argv);
-		}
-	}
-	cli_apply_verbosity(cli);
+	if ((r = opts_v_only(cli, argc, argv, usage_recover, "recover")) >= 0)
+		return r;
 	if (argc - optind != 1)
 		return cli_usage_error(usage_recover,
 		    "recover: expected one DEST");

@@ -704,6 +704,32 @@ close_entry(struct rs *s, struct as_err *err)
 	return rc;
 }
 
+/*
+ * An entry sent again (RETRY, or the first of a resumed stream): its
+ * attributes replace those of o, and the XATTR records that o had are
+ * dropped (they are sent again after it).
+ */
+static void
+rop_again(struct rs *s, struct rop *o, const struct as_entry *e)
+{
+	struct rcv *r = R(s);
+
+	o->mode = e->mode;
+	o->uid = e->uid;
+	o->gid = e->gid;
+	o->size = e->size;
+	if (e->size > s->max_size)
+		s->max_size = e->size;
+	o->mtime_sec = e->mtime_sec;
+	o->mtime_nsec = e->mtime_nsec;
+	o->flags = (uint8_t)((o->flags & ~RO_XATTRS) |
+	    ((e->flags & AS_EF_XATTRS) ? RO_XATTRS : 0));
+	if (o->xattr_off + o->xattr_len == r->xattrs.len)
+		r->xattrs.len = o->xattr_off;
+	o->xattr_off = r->xattrs.len;
+	o->xattr_len = 0;
+}
+
 static int
 on_retry(struct rs *s, const struct as_entry *e, struct as_err *err)
 {
@@ -716,21 +742,8 @@ on_retry(struct rs *s, const struct as_entry *e, struct as_err *err)
 		    e->path);
 	o = &r->ops[s->cur];
 	s->cur_retried = 1;
-	o->mode = e->mode;
-	o->uid = e->uid;
-	o->gid = e->gid;
-	o->size = e->size;
-	if (e->size > s->max_size)
-		s->max_size = e->size;
-	o->mtime_sec = e->mtime_sec;
-	o->mtime_nsec = e->mtime_nsec;
-	o->flags = (uint8_t)((o->flags & ~RO_XATTRS) |
-	    ((e->flags & AS_EF_XATTRS) ? RO_XATTRS : 0));
 	/* the previous data of this entry is void */
-	if (o->xattr_off + o->xattr_len == r->xattrs.len)
-		r->xattrs.len = o->xattr_off;
-	o->xattr_off = r->xattrs.len;
-	o->xattr_len = 0;
+	rop_again(s, o, e);
 	if (o->op == AS_OP_PATCH) {
 		o->seg_first = (uint32_t)r->nsegs;
 		o->nseg = 0;
@@ -774,22 +787,9 @@ on_continue(struct rs *s, const struct as_entry *e, struct as_err *err)
 		    "does not continue '%s' where the interrupted one stopped "
 		    "(it starts with '%.*s')", rop_path(r, o),
 		    (int)e->path_len, e->path);
-	o->mode = e->mode;
-	o->uid = e->uid;
-	o->gid = e->gid;
-	o->rdev = e->rdev;
-	o->size = e->size;
-	if (e->size > s->max_size)
-		s->max_size = e->size;
-	o->mtime_sec = e->mtime_sec;
-	o->mtime_nsec = e->mtime_nsec;
-	o->flags = (uint8_t)((o->flags & ~RO_XATTRS) |
-	    ((e->flags & AS_EF_XATTRS) ? RO_XATTRS : 0));
 	/* its XATTR records follow again */
-	if (o->xattr_off + o->xattr_len == r->xattrs.len)
-		r->xattrs.len = o->xattr_off;
-	o->xattr_off = r->xattrs.len;
-	o->xattr_len = 0;
+	rop_again(s, o, e);
+	o->rdev = e->rdev;
 	if (o->op == AS_OP_PATCH) {
 		/*
 		 * The ranges below cont_off stay (the one across it is cut);

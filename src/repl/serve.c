@@ -387,6 +387,21 @@ check_beneath(const char *root, const char *p, struct as_err *err)
 	return rc;
 }
 
+/*
+ * Of the grants that cover a request, the one with the longest root
+ * (length l) decides; rw wins among equals.  *best and *bl are the one
+ * chosen so far and its length.
+ */
+static void
+grant_pick(const struct serve_grant **best, size_t *bl,
+    const struct serve_grant *g, size_t l)
+{
+	if (*best == NULL || l > *bl || (l == *bl && g->rw)) {
+		*best = g;
+		*bl = l;
+	}
+}
+
 char *
 serve_resolve(const struct serve_grant *g, size_t ng, const char *client,
     const char *root, const char *req, int need_rw, struct as_err *err)
@@ -432,11 +447,7 @@ serve_resolve(const struct serve_grant *g, size_t ng, const char *client,
 		if (strcmp(g[i].path, "/") != 0 && (strncmp(n, g[i].path,
 		    l) != 0 || (n[l] != '/' && n[l] != '\0')))
 			continue;
-		/* The longest root decides; rw wins among equals. */
-		if (best == NULL || l > bl || (l == bl && g[i].rw)) {
-			best = &g[i];
-			bl = l;
-		}
+		grant_pick(&best, &bl, &g[i], l);
 	}
 	if (best == NULL) {
 		as_err_set(err, AS_E_UNSAFE_PATH, 0, "'%s' is not in a root "
@@ -474,7 +485,7 @@ serve_resolve_dataset(const struct serve_grant *g, size_t ng,
     struct as_err *err)
 {
 	const struct serve_grant *best = NULL;
-	size_t i, l, bl = 0;
+	size_t i, bl = 0;
 	char esc[PROTO_PATH_MAX * 4 + 8];
 
 	log_escape(req, esc, sizeof(esc));
@@ -500,11 +511,7 @@ serve_resolve_dataset(const struct serve_grant *g, size_t ng,
 		    strncmp(g[i].path, "zfs:", 4) != 0 ||
 		    !ds_beneath(g[i].path + 4, req))
 			continue;
-		l = strlen(g[i].path);
-		if (best == NULL || l > bl || (l == bl && g[i].rw)) {
-			best = &g[i];
-			bl = l;
-		}
+		grant_pick(&best, &bl, &g[i], strlen(g[i].path));
 	}
 	if (best == NULL) {
 		as_err_set(err, AS_E_UNSAFE_PATH, 0, "'zfs:%s' is not in a "

@@ -466,9 +466,18 @@ open_catalog_file(const char *path, size_t *size, struct as_err *err)
 	return fd;
 }
 
-/* Read a whole file into b, refusing absurd sizes. */
+/*
+ * The start of a catalog file, enough for its header record (HEADER:
+ * 44 bytes, a name of at most 255, a source of at most AS_PATH_MAX).
+ */
+#define CAT_HEAD_MAX	(64u << 10)
+
+/*
+ * Read a catalog file into b, refusing absurd sizes: the whole of it, or
+ * with head set its first CAT_HEAD_MAX bytes at most.
+ */
 static int
-read_file(const char *path, struct buf *b, struct as_err *err)
+read_cat(const char *path, int head, struct buf *b, struct as_err *err)
 {
 	size_t size;
 	ssize_t n;
@@ -477,8 +486,8 @@ read_file(const char *path, struct buf *b, struct as_err *err)
 	if ((fd = open_catalog_file(path, &size, err)) == -1)
 		return -1;
 	buf_reset(b);
-	buf_reserve(b, size + 1);
-	n = io_read_full(fd, b->data, size);
+	buf_reserve(b, head ? CAT_HEAD_MAX : size + 1);
+	n = io_read_full(fd, b->data, head ? CAT_HEAD_MAX : size);
 	if (n == -1) {
 		as_err_sys(err, errno, "read '%s'", path);
 		close(fd);
@@ -489,32 +498,18 @@ read_file(const char *path, struct buf *b, struct as_err *err)
 	return 0;
 }
 
-/*
- * The start of a catalog file, enough for its header record (HEADER:
- * 44 bytes, a name of at most 255, a source of at most AS_PATH_MAX).
- */
-#define CAT_HEAD_MAX	(64u << 10)
+/* Read a whole catalog file into b. */
+static int
+read_file(const char *path, struct buf *b, struct as_err *err)
+{
+	return read_cat(path, 0, b, err);
+}
 
+/* Read the start of a catalog file (its header) into b. */
 static int
 read_head(const char *path, struct buf *b, struct as_err *err)
 {
-	size_t size;
-	ssize_t n;
-	int fd;
-
-	if ((fd = open_catalog_file(path, &size, err)) == -1)
-		return -1;
-	buf_reset(b);
-	buf_reserve(b, CAT_HEAD_MAX);
-	n = io_read_full(fd, b->data, CAT_HEAD_MAX);
-	if (n == -1) {
-		as_err_sys(err, errno, "read '%s'", path);
-		close(fd);
-		return -1;
-	}
-	b->len = (size_t)n;
-	close(fd);
-	return 0;
+	return read_cat(path, 1, b, err);
 }
 
 /* Write data to dir/final atomically. */

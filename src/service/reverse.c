@@ -26,14 +26,14 @@
 #include "service/reverse.h"
 #include "base/banned.h"
 
-static void
-result_of(struct reverse_result *res, uint64_t guid, const char *name,
-    const struct failback_drift *d)
+void
+reverse_result_set(struct reverse_result *res, uint64_t guid,
+    const char *name, uint64_t ndiff, const char *first)
 {
 	res->guid = guid;
 	snprintf(res->common, sizeof(res->common), "%s", name);
-	res->ndiff = d->ndiff;
-	snprintf(res->first, sizeof(res->first), "%s", d->first);
+	res->ndiff = ndiff;
+	snprintf(res->first, sizeof(res->first), "%s", first);
 }
 
 /* What the destination D holds, after recovering it; none is CONFLICT. */
@@ -79,7 +79,7 @@ reverse_local(const char *state, const char *s_abs, const char *d_abs,
 	if (failback_check_source(&sss, s_abs, h.guid, d_abs, force, &g, &d,
 	    err) == -1)
 		goto out;
-	result_of(res, h.guid, h.name, &d);
+	reverse_result_set(res, h.guid, h.name, d.ndiff, d.first);
 	/* D becomes the source, S a destination holding G */
 	if (failback_promote(&dss, d_abs, h.guid, &g, s_abs, err) == -1 ||
 	    failback_demote(s_abs, &g, err) == -1)
@@ -132,7 +132,7 @@ reverse_push(const char *state, const char *s_abs, const struct endpoint *de,
 	if (failback_check_source(&sss, s_abs, guid, de->spec, force, &g,
 	    &d, err) == -1)
 		goto out;
-	result_of(res, guid, g.hdr.name, &d);
+	reverse_result_set(res, guid, g.hdr.name, d.ndiff, d.first);
 	id = sync_pull_id("", s_abs);
 	if (remote_reverse_promote(r, guid, id, &g, err) == -1) {
 		as_err_prefix(err, "make '%s' a source", de->spec);
@@ -161,7 +161,6 @@ reverse_pull(const char *state, const struct endpoint *se, const char *d_abs,
     struct as_err *err)
 {
 	struct snapstore dss;
-	struct failback_drift d;
 	struct remote_reverse rv;
 	struct remote *r = NULL;
 	struct cat_header h;
@@ -183,10 +182,7 @@ reverse_pull(const char *state, const struct endpoint *se, const char *d_abs,
 	if (remote_reverse_demote(r, h.guid, force, d_abs, &rv, &g,
 	    err) == -1)
 		goto out;
-	memset(&d, 0, sizeof(d));
-	d.ndiff = rv.ndiff;
-	snprintf(d.first, sizeof(d.first), "%s", rv.first);
-	result_of(res, h.guid, h.name, &d);
+	reverse_result_set(res, h.guid, h.name, rv.ndiff, rv.first);
 	if (failback_promote(&dss, d_abs, h.guid, &g, se->spec, err) == -1) {
 		as_err_prefix(err, "'%s' is a destination now, but",
 		    se->spec);

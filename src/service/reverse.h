@@ -61,6 +61,13 @@ int	reverse_dir(const char *state_dir, const char *src, const char *dst,
 	    struct reverse_result *res, struct as_err *err);
 
 /*
+ * For the engines' files: res says G (guid, its name) and the drift
+ * found, ndiff differences of which first is the first.
+ */
+void	reverse_result_set(struct reverse_result *res, uint64_t guid,
+	    const char *name, uint64_t ndiff, const char *first);
+
+/*
  * Between two volumes (vol:A -> vol:B, image files or block devices; at
  * most one of them behind a server: push or pull, the server's side on
  * REQUEST REVERSE like a directory's), in reverse_vol.c with

@@ -19,16 +19,6 @@
 #include "service/reverse.h"
 #include "base/banned.h"
 
-static void
-vresult(struct reverse_result *res, uint64_t guid, const char *name,
-    const struct failback_drift *d)
-{
-	res->guid = guid;
-	snprintf(res->common, sizeof(res->common), "%s", name);
-	res->ndiff = d->ndiff;
-	snprintf(res->first, sizeof(res->first), "%s", d->first);
-}
-
 /* What the local volume abs holds: 0 and *guid, or -1 (none: CONFLICT). */
 static int
 vheld(const char *abs, const char *state, uint64_t *guid, char *name,
@@ -73,7 +63,7 @@ rv_local(const char *state, const char *a, const char *b, int force,
 	    failback_vol_check_source(&sa, a, guid, b, force, &g, &d,
 	    err) == -1)
 		goto out;
-	vresult(res, guid, name, &d);
+	reverse_result_set(res, guid, name, d.ndiff, d.first);
 	if (failback_vol_demote(a, state, &g, err) == -1 ||
 	    failback_vol_promote(&sb, b, state, guid, &g, a, err) == -1)
 		goto out;
@@ -126,7 +116,7 @@ rv_push(const char *state, const char *a, const struct endpoint *de,
 		snprintf(name, sizeof(name), "%s", g.hdr.name);
 	else
 		snprintf(name, sizeof(name), "%016" PRIx64, guid);
-	vresult(res, guid, name, &d);
+	reverse_result_set(res, guid, name, d.ndiff, d.first);
 	if (vol_held(a, state, &prev, NULL, err) == -1 ||
 	    failback_vol_demote(a, state, &g, err) == -1)
 		goto out;
@@ -162,7 +152,6 @@ rv_pull(const char *state, const struct endpoint *se, const char *b,
     struct as_err *err)
 {
 	struct snapstore sb;
-	struct failback_drift d;
 	struct remote_reverse rv;
 	struct remote *r = NULL;
 	struct catalog g;
@@ -179,10 +168,7 @@ rv_pull(const char *state, const struct endpoint *se, const char *b,
 	    (r = remote_open(se, ro, err)) == NULL ||
 	    remote_reverse_demote(r, guid, force, b, &rv, &g, err) == -1)
 		goto out;
-	memset(&d, 0, sizeof(d));
-	d.ndiff = rv.ndiff;
-	snprintf(d.first, sizeof(d.first), "%s", rv.first);
-	vresult(res, guid, name, &d);
+	reverse_result_set(res, guid, name, rv.ndiff, rv.first);
 	if (failback_vol_promote(&sb, b, state, guid, &g, se->spec,
 	    err) == -1) {
 		as_err_prefix(err, "'%s' is a destination now, but", se->spec);

@@ -24,16 +24,6 @@ is_auto(const char *name)
 	return strncmp(name, SNAP_AUTO_PREFIX, strlen(SNAP_AUTO_PREFIX)) == 0;
 }
 
-static void
-zresult(struct reverse_result *res, const struct failback_zfs_g *g,
-    const struct failback_drift *d)
-{
-	res->guid = g->guid;
-	snprintf(res->common, sizeof(res->common), "%s", g->name);
-	res->ndiff = d->ndiff;
-	snprintf(res->first, sizeof(res->first), "%s", d->first);
-}
-
 int
 reverse_zfs(const char *src, const char *dst, int norecurse, int force,
     struct reverse_result *res, struct as_err *err)
@@ -51,7 +41,7 @@ reverse_zfs(const char *src, const char *dst, int norecurse, int force,
 	    failback_zfs_check(&st, src, &dt, dst, 0, 1, force, &g, &d,
 	    err) == -1)
 		goto out;
-	zresult(res, &g, &d);
+	reverse_result_set(res, g.guid, g.name, d.ndiff, d.first);
 	rc = 0;
 out:
 	zfs_tree_release(&st);
@@ -185,7 +175,7 @@ rz_push(const char *state, const char *a, const struct endpoint *de,
 	    failback_zfs_check(&st, a, &dt, b, 0, 1, force, &g, &d,
 	    err) == -1)
 		goto out;
-	zresult(res, &g, &d);
+	reverse_result_set(res, g.guid, g.name, d.ndiff, d.first);
 	id = sync_pull_id("zfs:", a);
 	if (remote_reverse_promote(r, g.guid, id, NULL, err) == -1) {
 		as_err_prefix(err, "make '%s' a source", de->spec);
@@ -251,9 +241,7 @@ rz_pull(const char *state, const struct endpoint *se, const char *b,
 	if (rc == -1)
 		goto out;
 	rc = -1;
-	d.ndiff = rv.ndiff;
-	snprintf(d.first, sizeof(d.first), "%s", rv.first);
-	zresult(res, &g, &d);
+	reverse_result_set(res, g.guid, g.name, rv.ndiff, rv.first);
 	if (failback_zfs_promote(z, b, !norecurse, g.guid, se->spec, &gb,
 	    err) == -1) {
 		as_err_prefix(err, "'%s' is a destination now, but",

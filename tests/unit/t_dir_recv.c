@@ -1,6 +1,7 @@
 /*
  * t_dir_recv.c - dir_receive() on hand-built streams: every entry type,
- * incremental ops, hostile paths, truncation, base mismatch, drift, lock.
+ * incremental ops, hostile paths, truncation, base mismatch, drift, lock,
+ * a retry.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -926,6 +927,67 @@ assert_held_is_tree(void)
  * incremental (derived from held.cat and the ops) describes the tree
  * exactly.
  */
+/*
+ * A file that changed while it was read is sent again (AS_EF_RETRY): the
+ * second entry's mode, size, times and data replace the first's, and the
+ * first's xattrs go with it.
+ */
+static void
+test_retry(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct stream_enc e;
+	struct as_begin bg = mkbegin(0, 9, "retry");
+	struct as_entry x;
+	struct as_xattr xa = { .name = "user.k", .name_len = 6,
+	    .value = (const uint8_t *)"val", .value_len = 3 };
+	struct as_err err;
+	struct stat sb;
+	char p[700], v[16];
+	int fd;
+
+	(void)state;
+	reset_dest();
+	stream_enc_init(&e, &b);
+	stream_enc_begin(&e, &bg);
+	x = ent(AS_OP_ATTR, S_IFDIR | 0755, "", NULL);
+	stream_enc_entry(&e, &x);
+	x = ent(AS_OP_CREATE, S_IFREG | 0644, "f", NULL);
+	x.flags = AS_EF_XATTRS;
+	x.nxattr = 1;
+	x.size = 5;
+	stream_enc_entry(&e, &x);
+	stream_enc_xattr(&e, &xa);
+	stream_enc_data(&e, 0, "hello", 5);
+	x = ent(AS_OP_CREATE, S_IFREG | 0600, "f", NULL);
+	x.flags = AS_EF_RETRY;
+	x.size = 3;
+	x.mtime_sec = 1600000000;
+	stream_enc_entry(&e, &x);
+	stream_enc_data(&e, 0, "abc", 3);
+	x = ent(AS_OP_CREATE, S_IFREG | 0640, "g", NULL);
+	stream_enc_entry(&e, &x);
+	stream_enc_end(&e);
+	if (recv_buf(&b, 0, &err) != 0)
+		fail_msg("receive: %s", err.msg);
+	at(p, sizeof(p), "f");
+	assert_int_equal(lstat(p, &sb), 0);
+	assert_int_equal(sb.st_mode, S_IFREG | 0600);
+	assert_int_equal(sb.st_size, 3);
+	assert_int_equal(sb.st_mtim.tv_sec, 1600000000);
+	assert_int_equal(sb.st_mtim.tv_nsec, 123456789);
+	fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, v, sizeof(v)), 3);
+	assert_memory_equal(v, "abc", 3);
+	close(fd);
+	assert_int_equal(getxattr(p, "user.k", v, sizeof(v)), -1);
+	at(p, sizeof(p), "g");
+	assert_int_equal(lstat(p, &sb), 0);
+	assert_int_equal(sb.st_mode, S_IFREG | 0640);
+	buf_release(&b);
+}
+
 static void
 test_big_streamed(void **state)
 {
@@ -966,6 +1028,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_recover_forward),
 		cmocka_unit_test(test_fail_before_commit),
 		cmocka_unit_test(test_big_streamed),
+		cmocka_unit_test(test_retry),
 	};
 
 	if (argc == 4 && strcmp(argv[1], "child") == 0)
