@@ -1,7 +1,9 @@
 /*
  * bg.c - one function run beside the caller (bg.h).
  */
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/bg.h"
 
@@ -27,6 +29,28 @@ bg_start(struct bg_job *j, int (*fn)(void *, struct as_err *), void *arg)
 	j->threaded = pthread_create(&j->th, NULL, bg_main, j) == 0;
 	if (!j->threaded)
 		(void)bg_main(j);
+}
+
+int
+bg_wait(struct bg_job *j, int ms)
+{
+	struct timespec ts;
+	int r;
+
+	if (!j->started || !j->threaded)
+		return 1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	r = pthread_timedjoin_np(j->th, NULL, &ts);
+	if (r != 0)
+		return 0;	/* ETIMEDOUT: still running */
+	j->threaded = 0;	/* joined: bg_join only collects */
+	return 1;
 }
 
 int

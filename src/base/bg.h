@@ -33,6 +33,13 @@ void	bg_start(struct bg_job *j, int (*fn)(void *, struct as_err *),
 	    void *arg);
 
 /*
+ * Wait up to ms for j to end: 1 when it has (bg_join then returns at
+ * once), 0 when it still runs.  For a caller with something to do
+ * meanwhile (a server that keeps its client informed, serve.c).
+ */
+int	bg_wait(struct bg_job *j, int ms);
+
+/*
  * Wait for j: its fn's return value, with its error copied to err (when
  * not NULL) on -1.  A job never started, or already joined, returns 0.
  */

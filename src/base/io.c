@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/io.h"
@@ -98,7 +99,7 @@ static const struct {
 	{ "EROFS", EROFS }, { "ENOENT", ENOENT }, { "EINTR", EINTR },
 };
 
-static int fault_errno, fault_nth, fault_calls;
+static int fault_errno, fault_nth, fault_calls, fault_sleep;
 static char fault_site[64];
 
 /* $AUTOSYNC_FAULT, read once (receivers call io_fault from two threads). */
@@ -130,6 +131,10 @@ fault_parse(void)
 	 */
 	if (strcmp(num, "STOP") == 0)
 		fault_errno = -2;
+	if (strncmp(num, "SLEEP", 5) == 0 && atoi(num + 5) > 0) {
+		fault_errno = -3;
+		fault_sleep = atoi(num + 5);
+	}
 	for (i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++)
 		if (strcmp(num, errno_names[i].name) == 0)
 			fault_errno = errno_names[i].value;
@@ -152,6 +157,13 @@ io_fault(const char *site)
 	if (fault_errno == -2) {
 		raise(SIGSTOP);
 		return 0;	/* continued: carry on as if no fault */
+	}
+	if (fault_errno == -3) {
+		struct timespec ts = { fault_sleep, 0 };
+
+		while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+			;
+		return 0;
 	}
 	return fault_errno;
 }

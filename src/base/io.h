@@ -30,7 +30,9 @@ ssize_t	io_pread_full(int fd, void *buf, size_t n, off_t off);
  * The value KILL makes that call kill the process instead (SIGKILL:
  * kill -9 at a named point, for crash tests); STOP makes it stop the
  * process (SIGSTOP) and, once continued, return 0: a test catches the
- * process at a named point and signals it there.
+ * process at a named point and signals it there.  SLEEPn makes that call
+ * sleep n seconds, then return 0: only the calling thread waits (a slow
+ * disk, where STOP would stop every thread).
  */
 int	io_fault(const char *site);
 

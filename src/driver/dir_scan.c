@@ -903,6 +903,9 @@ read_kids(struct scan *s, int fd, int at_root, size_t *first, size_t *n,
 	const char *nm;
 
 	*first = s->nkids;
+	if ((got = io_fault("scan_dir")) != 0)	/* tests: a slow disk */
+		return as_err_sys(err, (int)got, "read directory '%s'",
+		    disp(s));
 	for (;;) {
 		got = getdents64(fd, s->dents, sizeof(s->dents));
 		if (got == -1) {

@@ -152,11 +152,11 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 	struct buf zb = BUF_INIT, scratch = BUF_INIT;
 	pthread_t tid;
 	uint8_t *raw;
-	uint64_t now, wait_ns;
+	uint64_t now, wait_ns, last_sent = ratelimit_now_ns();
 	ssize_t n;
 	size_t avail;
 	int p[2], in_fd, have_thread = 0, conn_failed = 0, r, e, tmo;
-	int read_failed = 0, kind, src_failed, tmo_max;
+	int read_failed = 0, kind, src_failed, tmo_max, quiet;
 
 	memset(&out->st, 0, sizeof(out->st));
 	as_err_clear(&out->serr);
@@ -213,6 +213,18 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 		tmo = wait_ns == 0 ? -1 : ms_of_ns(wait_ns);
 		if (tmo_max >= 0 && (tmo < 0 || tmo > tmo_max))
 			tmo = tmo_max;
+		/*
+		 * A sender may be silent for long before its first byte
+		 * (a scan of millions of entries, or of a cold disk): the
+		 * receiver's idle timeout must not take that for a dead
+		 * peer (PROTO_F_KEEPALIVE).  Not once bytes flowed: a
+		 * sender silent then is stuck, and the receiver's timeout
+		 * is the one that should end it.
+		 */
+		quiet = (o->features & PROTO_F_KEEPALIVE) && wait_ns == 0 &&
+		    out->raw_bytes == 0;
+		if (quiet && (tmo < 0 || tmo > PROTO_KEEPALIVE_MS))
+			tmo = PROTO_KEEPALIVE_MS;
 		if (c->ops->pending(c) > 0)
 			tmo = 0;
 		r = poll(pfd, 2, tmo);
@@ -222,6 +234,16 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 			as_err_sys(err, errno, "poll");
 			conn_failed = 1;
 			break;
+		}
+		if (r == 0 && quiet && c->ops->pending(c) == 0 &&
+		    ratelimit_now_ns() - last_sent >=
+		    (uint64_t)PROTO_KEEPALIVE_MS * 1000000) {
+			if (frame_send(c, PT_KEEPALIVE, "", 0, err) == -1) {
+				conn_failed = 1;
+				break;
+			}
+			last_sent = ratelimit_now_ns();
+			continue;
 		}
 		if (c->ops->pending(c) > 0 || (pfd[0].revents &
 		    (POLLIN | POLLHUP | POLLERR)) != 0) {
@@ -284,6 +306,7 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 		}
 sent:
 		now = ratelimit_now_ns();
+		last_sent = now;
 		if (o->rl != NULL)
 			ratelimit_consume(o->rl, now, z != NULL ? zb.len :
 			    (uint64_t)n);
@@ -458,6 +481,16 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 			continue;
 		if (frame_recv_head(c, &type, &rawlen, FRAME_MAX, err) == -1)
 			goto fail;
+		if (type == PT_KEEPALIVE) {
+			/* a silent sender is still there (xfer_send) */
+			if (rawlen != 0) {
+				as_err_set(err, AS_E_MALFORMED, 0, "'%s' sent a "
+				    "KEEPALIVE frame of %zu bytes", c->peer,
+				    rawlen);
+				goto fail;
+			}
+			continue;
+		}
 		if (type == PT_DATA && pw != -1) {
 			/* Spliced to the receiver, not copied (conn.h). */
 			if (conn_read_to_fd(c, pw, rawlen, &dst_failed,

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bg.h"
 #include "base/io.h"
 #include "base/proc.h"
 #include "base/log.h"
@@ -1360,6 +1361,59 @@ out:
 	return rc;
 }
 
+/*
+ * The engine's step before a send's first byte (send_prepare, or
+ * send_resume), which can be silent for long: a scan of millions of
+ * entries, or of a cold disk.  With KEEPALIVE negotiated, the directory
+ * engine's step runs on a thread while this one tells the client every
+ * PROTO_KEEPALIVE_MS that the server is still there, so that its idle
+ * timeout does not take the silence for a dead server.  Only the
+ * directory engine's: it forks nothing, and a child forked by a thread
+ * gets its parent-death signal when that thread ends (base/proc.h).
+ */
+struct step_args {
+	const struct serve_engine *eng;
+	struct serve_send	*sp;
+	const struct snap_dest	*rec;
+	uint64_t		 rguid, roff;
+};
+
+static int
+prepare_run(void *arg, struct as_err *err)
+{
+	struct step_args *a = arg;
+
+	return a->eng->send_prepare(a->sp, err);
+}
+
+static int
+resume_run(void *arg, struct as_err *err)
+{
+	struct step_args *a = arg;
+
+	return a->eng->send_resume(a->sp, a->rec, a->rguid, a->roff, err);
+}
+
+static int
+engine_step(struct session *s, const struct serve_engine *eng,
+    int (*fn)(void *, struct as_err *), struct serve_send *sp,
+    uint64_t rguid, uint64_t roff, const struct snap_dest *rec,
+    struct as_err *err)
+{
+	struct step_args a = { eng, sp, rec, rguid, roff };
+	struct bg_job j;
+	struct as_err e;
+	int alive = 1;
+
+	if (!(s->features & PROTO_F_KEEPALIVE) || eng != &serve_engine_dir)
+		return fn(&a, err);
+	bg_start(&j, fn, &a);
+	while (!bg_wait(&j, PROTO_KEEPALIVE_MS))
+		if (alive && frame_send(s->c, PT_KEEPALIVE, "", 0, &e) == -1)
+			alive = 0;	/* the answer will fail and say so */
+	return bg_join(&j, err);
+}
+
 static int
 do_send(struct session *s, const struct proto_request *q)
 {
@@ -1449,8 +1503,8 @@ do_send(struct session *s, const struct proto_request *q)
 			sp.base = have_base ? &base : NULL;
 			sp.block_size = have_base ? base.hdr.block_size :
 			    AS_BLOCK_DEFAULT;
-			if ((resumed = eng->send_resume(&sp, &rec, rguid, roff,
-			    &err)) == -1)
+			if ((resumed = engine_step(s, eng, resume_run, &sp,
+			    rguid, roff, &rec, &err)) == -1)
 				goto refuse;
 		}
 		if (!resumed) {
@@ -1477,7 +1531,7 @@ do_send(struct session *s, const struct proto_request *q)
 	}
 	sp.base = have_base ? &base : NULL;
 	sp.block_size = have_base ? base.hdr.block_size : AS_BLOCK_DEFAULT;
-	if (eng->send_prepare(&sp, &err) == -1)
+	if (engine_step(s, eng, prepare_run, &sp, 0, 0, NULL, &err) == -1)
 		goto refuse;
 	snprintf(rec.pending, sizeof(rec.pending), "%s", target.hdr.name);
 	rec.held_guid = q->guid;

@@ -9,7 +9,10 @@ there.  The receiving child stops itself at its commit
 (AUTOSYNC_FAULT=recv_phase:STOP) and is continued after twice the
 waiting side'"'"'s --timeout: a push and a pull both succeed.  (Before
 the keepalives, the push'"'"'s client gave up with TIMEOUT, 30, while the
-server went on to commit.)'
+server went on to commit.)  The same holds before the first byte: a
+pull whose server scans its source for 3 x the client'"'"'s --timeout
+(the scan slowed by AUTOSYNC_FAULT=scan_dir:SLEEP3) succeeds; before,
+the client gave up with TIMEOUT after --timeout.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
 
@@ -77,6 +80,21 @@ test_expect_success 'pull: the client commits for 2 x the server'"'"'s --timeout
 	test $rc = 0 &&
 	assert_same_tree root/d pulled &&
 	! grep -i "timed out" "$SERVE_LOG"
+'
+
+# Before the first byte: the server scans the source of a pull (slowed
+# down here: its scan sleeps 3 s in its first directory,
+# AUTOSYNC_FAULT=scan_dir:SLEEP3, a cold disk or millions of entries)
+# while the client waits for its answer with --timeout 1.
+test_expect_success 'pull: the server scans for 3 x the client'"'"'s --timeout before its answer: success' '
+	AUTOSYNC_FAULT=scan_dir:SLEEP3 net_serve scan \
+		--key "$T/keys/psk.key" --root "$T/root" &&
+	t0=$(net_now_ms) &&
+	net_deadline 30 autosync sync --timeout 1 --key "$T/keys/psk.key" \
+		"tcp://127.0.0.1:$SERVE_PORT/d" pulled-slow &&
+	ms=$(( $(net_now_ms) - t0 )) && echo "pull took $ms ms" &&
+	test $ms -ge 3000 &&
+	assert_same_tree root/d pulled-slow
 '
 
 test_expect_success 'the servers logged no sanitizer report' '

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -93,6 +94,25 @@ test_stop(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* SLEEPn: the call waits n seconds, then returns 0 like no fault. */
+static void
+test_sleep(void **state)
+{
+	struct timespec t0, t1;
+	int status;
+	pid_t pid;
+
+	(void)state;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pid = child("here:SLEEP1:2");
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000000000L +
+	    (t1.tv_nsec - t0.tv_nsec) >= 1000000000L);
+}
+
 int
 main(void)
 {
@@ -100,6 +120,7 @@ main(void)
 		cmocka_unit_test(test_errno),
 		cmocka_unit_test(test_kill),
 		cmocka_unit_test(test_stop),
+		cmocka_unit_test(test_sleep),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
