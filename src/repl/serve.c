@@ -688,6 +688,71 @@ ctx_of(struct session *s, struct serve_ctx *x)
 	x->q = NULL;
 }
 
+/*
+ * A step that can be silent for long before the answer: a scan of
+ * millions of entries or of a cold disk (a send's preparation), the
+ * recovery of a large interrupted receive, a wait for a busy
+ * destination (HOLD).  With KEEPALIVE negotiated, the directory
+ * engine's step runs on a thread while this one tells the client every
+ * PROTO_KEEPALIVE_MS that the server is still there, so that its idle
+ * timeout does not take the silence for a dead server.  Only the
+ * directory engine's: it forks nothing, and a child forked by a thread
+ * gets its parent-death signal when that thread ends (base/proc.h).
+ */
+static int
+with_keepalive(struct session *s, const struct serve_engine *eng,
+    int (*fn)(void *, struct as_err *), void *arg, struct as_err *err)
+{
+	struct bg_job j;
+	struct as_err e;
+	int alive = 1;
+
+	if (!(s->features & PROTO_F_KEEPALIVE) || eng != &serve_engine_dir)
+		return fn(arg, err);
+	bg_start(&j, fn, arg);
+	while (!bg_wait(&j, PROTO_KEEPALIVE_MS))
+		if (alive && frame_send(s->c, PT_KEEPALIVE, "", 0, &e) == -1)
+			alive = 0;	/* the answer will fail and say so */
+	return bg_join(&j, err);
+}
+
+/* HOLD's attempts, a busy destination waited for (do_hold). */
+struct hold_args {
+	const struct serve_engine *eng;
+	const struct serve_ctx	*x;
+	const char		*p;
+	const char		*path;
+	const char		*peer;
+	struct proto_result	*res;
+};
+
+static int
+hold_run(void *arg, struct as_err *err)
+{
+	struct hold_args *a = arg;
+	uint64_t deadline;
+	int r, waited = 0;
+
+	/*
+	 * A session whose client vanished without a word (a reset that
+	 * only the client saw) holds the lock until its idle timeout: wait
+	 * that long for it rather than answer "busy" to the retry.
+	 */
+	deadline = conn_now_ms() + (uint64_t)a->x->idle_ms + 2000;
+	while ((r = a->eng->hold(a->x, a->p, a->res, err)) == -1 &&
+	    err->code == AS_E_CONFLICT && err->sys_errno == EWOULDBLOCK &&
+	    conn_now_ms() < deadline) {
+		if (!waited)
+			log_info("HOLD '%s' from '%s': waiting for a busy "
+			    "destination", a->path, a->peer);
+		waited = 1;
+		(void)poll(NULL, 0, 200);
+		as_err_clear(err);
+		memset(a->res, 0, sizeof(*a->res));
+	}
+	return r;
+}
+
 static int
 do_hold(struct session *s, const struct proto_request *q)
 {
@@ -697,9 +762,9 @@ do_hold(struct session *s, const struct proto_request *q)
 	struct as_err err;
 	struct stat st;
 	const char *rest;
-	uint64_t deadline;
+	struct hold_args ha;
 	char *p;
-	int r, waited = 0;
+	int r;
 
 	as_err_clear(&err);
 	memset(&res, 0, sizeof(res));
@@ -724,23 +789,8 @@ do_hold(struct session *s, const struct proto_request *q)
 	}
 	ctx_of(s, &x);
 	x.q = q;
-	/*
-	 * A session whose client vanished without a word (a reset that
-	 * only the client saw) holds the lock until its idle timeout: wait
-	 * that long for it rather than answer "busy" to the retry.
-	 */
-	deadline = conn_now_ms() + (uint64_t)x.idle_ms + 2000;
-	while ((r = eng->hold(&x, p, &res, &err)) == -1 &&
-	    err.code == AS_E_CONFLICT && err.sys_errno == EWOULDBLOCK &&
-	    conn_now_ms() < deadline) {
-		if (!waited)
-			log_info("HOLD '%s' from '%s': waiting for a busy "
-			    "destination", q->path, s->c->peer);
-		waited = 1;
-		(void)poll(NULL, 0, 200);
-		as_err_clear(&err);
-		memset(&res, 0, sizeof(res));
-	}
+	ha = (struct hold_args){ eng, &x, p, q->path, s->c->peer, &res };
+	r = with_keepalive(s, eng, hold_run, &ha, &err);
 	free(p);
 	if (r == -1) {
 		as_err_prefix(&err, "destination '%s'", q->path);
@@ -1361,16 +1411,7 @@ out:
 	return rc;
 }
 
-/*
- * The engine's step before a send's first byte (send_prepare, or
- * send_resume), which can be silent for long: a scan of millions of
- * entries, or of a cold disk.  With KEEPALIVE negotiated, the directory
- * engine's step runs on a thread while this one tells the client every
- * PROTO_KEEPALIVE_MS that the server is still there, so that its idle
- * timeout does not take the silence for a dead server.  Only the
- * directory engine's: it forks nothing, and a child forked by a thread
- * gets its parent-death signal when that thread ends (base/proc.h).
- */
+/* The steps before a send's first byte (send_prepare, send_resume). */
 struct step_args {
 	const struct serve_engine *eng;
 	struct serve_send	*sp;
@@ -1395,26 +1436,6 @@ resume_run(void *arg, struct as_err *err)
 }
 
 static int
-engine_step(struct session *s, const struct serve_engine *eng,
-    int (*fn)(void *, struct as_err *), struct serve_send *sp,
-    uint64_t rguid, uint64_t roff, const struct snap_dest *rec,
-    struct as_err *err)
-{
-	struct step_args a = { eng, sp, rec, rguid, roff };
-	struct bg_job j;
-	struct as_err e;
-	int alive = 1;
-
-	if (!(s->features & PROTO_F_KEEPALIVE) || eng != &serve_engine_dir)
-		return fn(&a, err);
-	bg_start(&j, fn, &a);
-	while (!bg_wait(&j, PROTO_KEEPALIVE_MS))
-		if (alive && frame_send(s->c, PT_KEEPALIVE, "", 0, &e) == -1)
-			alive = 0;	/* the answer will fail and say so */
-	return bg_join(&j, err);
-}
-
-static int
 do_send(struct session *s, const struct proto_request *q)
 {
 	const struct serve_engine *eng = NULL;
@@ -1432,6 +1453,7 @@ do_send(struct session *s, const struct proto_request *q)
 	const char *id = q->id;
 	uint64_t rguid = 0, roff = 0;
 	int rc = 0, have_base = 0, resumed = 0;
+	struct step_args sa = { NULL, NULL, NULL, 0, 0 };
 
 	as_err_clear(&err);
 	{
@@ -1503,8 +1525,10 @@ do_send(struct session *s, const struct proto_request *q)
 			sp.base = have_base ? &base : NULL;
 			sp.block_size = have_base ? base.hdr.block_size :
 			    AS_BLOCK_DEFAULT;
-			if ((resumed = engine_step(s, eng, resume_run, &sp,
-			    rguid, roff, &rec, &err)) == -1)
+			sa = (struct step_args){ eng, &sp, &rec, rguid,
+			    roff };
+			if ((resumed = with_keepalive(s, eng, resume_run, &sa,
+			    &err)) == -1)
 				goto refuse;
 		}
 		if (!resumed) {
@@ -1531,7 +1555,9 @@ do_send(struct session *s, const struct proto_request *q)
 	}
 	sp.base = have_base ? &base : NULL;
 	sp.block_size = have_base ? base.hdr.block_size : AS_BLOCK_DEFAULT;
-	if (engine_step(s, eng, prepare_run, &sp, 0, 0, NULL, &err) == -1)
+	sa.eng = eng;
+	sa.sp = &sp;
+	if (with_keepalive(s, eng, prepare_run, &sa, &err) == -1)
 		goto refuse;
 	snprintf(rec.pending, sizeof(rec.pending), "%s", target.hdr.name);
 	rec.held_guid = q->guid;

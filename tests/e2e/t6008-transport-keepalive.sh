@@ -11,8 +11,10 @@ waiting side'"'"'s --timeout: a push and a pull both succeed.  (Before
 the keepalives, the push'"'"'s client gave up with TIMEOUT, 30, while the
 server went on to commit.)  The same holds before the first byte: a
 pull whose server scans its source for 3 x the client'"'"'s --timeout
-(the scan slowed by AUTOSYNC_FAULT=scan_dir:SLEEP3) succeeds; before,
-the client gave up with TIMEOUT after --timeout.'
+(the scan slowed by AUTOSYNC_FAULT=scan_dir:SLEEP3) succeeds, and so
+does a push with --timeout 1 to a destination that another push holds
+for about 3 s; before, both clients gave up with TIMEOUT after
+--timeout.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
 
@@ -95,6 +97,28 @@ test_expect_success 'pull: the server scans for 3 x the client'"'"'s --timeout b
 	ms=$(( $(net_now_ms) - t0 )) && echo "pull took $ms ms" &&
 	test $ms -ge 3000 &&
 	assert_same_tree root/d pulled-slow
+'
+
+# HOLD waits for a destination another session has locked (up to the
+# server's idle timeout + 2 s); the second client, with --timeout 1,
+# hears keepalives meanwhile and goes on once the first push is done.
+# (Another source, -F: a destination holds one source's snapshots.)
+test_expect_success 'push: a destination busy with another push for 3 x --timeout: the second waits, then lands' '
+	net_serve plain --key "$T/keys/psk.key" --root "$T/root" &&
+	head -c 8M /dev/urandom >src/big &&
+	mkdir src2 && echo other >src2/other &&
+	net_bg first autosync sync --rate-limit 3M --key "$T/keys/psk.key" \
+		src "tcp://127.0.0.1:$SERVE_PORT/busy" &&
+	first=$BG_PID &&
+	net_wait_for 20 test -d root/busy/.autosync &&
+	t0=$(net_now_ms) &&
+	net_deadline 60 autosync sync -F --timeout 1 \
+		--key "$T/keys/psk.key" src2 \
+		"tcp://127.0.0.1:$SERVE_PORT/busy" 2>second.err &&
+	ms=$(( $(net_now_ms) - t0 )) && cat second.err &&
+	echo "the second push took $ms ms" && test $ms -ge 1500 &&
+	BG_PID=$first && net_bg_wait 60 && test "$BG_RC" = 0 &&
+	assert_same_tree src2 root/busy
 '
 
 test_expect_success 'the servers logged no sanitizer report' '
