@@ -100,22 +100,34 @@ test_expect_success 'setup: a 24 MiB source, synced once; keys' '
 
 # The receiving child stops itself at the first entry it stages
 # (AUTOSYNC_FAULT=recv_stage:STOP); the parent fills the pipe.
-test_expect_success '69c: a local sync whose receiving child is stopped: TIMEOUT after --timeout, the old tree' '
-	(export AUTOSYNC_FAULT=recv_stage:STOP &&
-		exec autosync sync --timeout 2 src dst 2>c.err) &
+# stalled_timeout ERR CMD...: CMD (a sync with --timeout 2) in the
+# background, its receiving child stopped at its first staged entry: it
+# ends in TIMEOUT (30) within 8 s of that stop, says so in ERR, and
+# leaves no child
+stalled_timeout() {
+	local err=$1 pid rc t0
+	shift
+	(export AUTOSYNC_FAULT=recv_stage:STOP && exec "$@" 2>"$err") &
 	pid=$!
 	child=
-	test_when_finished "kill_ours \$child \$pid" &&
+	test_when_finished "kill_ours \$child $pid"
 	child_of $pid && echo "receiving child $child" &&
 	wait_for 20 eval "test \"\$(test_proc_state $child)\" = T" &&
 	t0=$SECONDS &&
-	wait_for 15 eval "! kill -0 $pid || test \"\$(test_proc_state $pid)\" = Z" &&
-	{ wait $pid; rc=$?; } &&
-	cat c.err && echo "sync: exit $rc after $((SECONDS - t0)) s" &&
+	wait_for 15 eval "! kill -0 $pid || test \"\$(test_proc_state $pid)\" = Z" ||
+		return 1
+	wait $pid
+	rc=$?
+	cat "$err" && echo "sync: exit $rc after $((SECONDS - t0)) s" &&
 	test $rc = 30 &&
 	test $((SECONDS - t0)) -le 8 &&
-	test_grep "receive .dst.: the receiver took nothing from the stream for 2 s (it was stopped)" c.err &&
-	all_gone 1 $child &&
+	test_grep "the receiver took nothing from the stream for 2 s (it was stopped)" "$err" &&
+	all_gone 1 $child
+}
+
+test_expect_success '69c: a local sync whose receiving child is stopped: TIMEOUT after --timeout, the old tree' '
+	stalled_timeout c.err autosync sync --timeout 2 src dst &&
+	test_grep "receive .dst.: the receiver took nothing" c.err &&
 	assert_manifest dst dst.m &&
 	autosync sync src dst && assert_same_tree src dst
 '
@@ -155,23 +167,9 @@ test_expect_success '69c: a tcp pull whose receiving child is stopped: TIMEOUT a
 	autosync sync --key "$T/keys/psk.key" \
 		"tcp://127.0.0.1:$SERVE_PORT/src" pulled3 &&
 	manifest pulled3 >pulled3.m &&
-	head -c 8M /dev/urandom >src/f7 || return 1
-	(export AUTOSYNC_FAULT=recv_stage:STOP &&
-		exec autosync sync --timeout 2 --key "$T/keys/psk.key" \
-		"tcp://127.0.0.1:$SERVE_PORT/src" pulled3 2>t.err) &
-	pid=$!
-	child=
-	test_when_finished "kill_ours \$child \$pid" &&
-	child_of $pid && echo "receiving child $child" &&
-	wait_for 20 eval "test \"\$(test_proc_state $child)\" = T" &&
-	t0=$SECONDS &&
-	wait_for 15 eval "! kill -0 $pid || test \"\$(test_proc_state $pid)\" = Z" &&
-	{ wait $pid; rc=$?; } &&
-	cat t.err && echo "sync: exit $rc after $((SECONDS - t0)) s" &&
-	test $rc = 30 &&
-	test $((SECONDS - t0)) -le 8 &&
-	test_grep "the receiver took nothing from the stream for 2 s (it was stopped)" t.err &&
-	all_gone 1 $child &&
+	head -c 8M /dev/urandom >src/f7 &&
+	stalled_timeout t.err autosync sync --timeout 2 \
+		--key "$T/keys/psk.key" "tcp://127.0.0.1:$SERVE_PORT/src" pulled3 &&
 	assert_manifest pulled3 pulled3.m &&
 	autosync sync --key "$T/keys/psk.key" \
 		"tcp://127.0.0.1:$SERVE_PORT/src" pulled3 &&
