@@ -316,6 +316,9 @@ test_expect_success 'servers die with a SIGKILLed test script (pdeathsig)' '
 		net_wait_for 5 test -s child.pid &&
 		child=$(cat child.pid) &&
 		kill -0 $child &&
+		# the death signal is set once setpriv has run: it has when
+		# the child is sleep (setpriv execs it after its prctl)
+		net_wait_for 5 eval "test \"\$(cat /proc/$child/comm 2>/dev/null)\" = sleep" &&
 		{ kill -KILL $parent; wait $parent; } 2>/dev/null;
 		net_wait_for 5 eval "! kill -0 $child 2>/dev/null"
 	fi
