@@ -1,7 +1,6 @@
 /*
  * bg.c - one function run beside the caller (bg.h).
  */
-#include <errno.h>
 #include <string.h>
 #include <time.h>
 

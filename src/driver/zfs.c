@@ -594,9 +594,7 @@ caps_save(const char *id)
 /* `zfs receive -u` as a job: what it says tells whether -u exists */
 struct probe_args {
 	const char *const *argv;
-	char		*out;
-	struct as_err	 err;
-	int		 rc;
+	char		*out;		/* its stderr */
 };
 
 static int
@@ -605,18 +603,16 @@ probe_run(void *arg, struct as_err *err)
 	struct probe_args *p = arg;
 	int status;
 
-	(void)err;
-	as_err_clear(&p->err);
-	p->out = NULL;
-	p->rc = zfs_exec(p->argv, -1, NULL, &p->out, &status, &p->err);
-	return p->rc;
+	return zfs_exec(p->argv, -1, NULL, &p->out, &status, err);
 }
 
 const struct zfs_caps *
 zfs_caps(struct as_err *err)
 {
-	struct probe_args pa = { NULL, NULL, { 0 }, 0 };
+	struct probe_args pa = { NULL, NULL };
 	struct bg_job probej;
+	struct as_err perr;
+	int prc;
 	static const char *const a_usage[] = { "zfs", NULL };
 	static const char *const a_probe[] = { "zfs", "receive", "-u", NULL };
 	char *usage = NULL, *probe = NULL, id[PATH_MAX + 128];
@@ -638,7 +634,7 @@ zfs_caps(struct as_err *err)
 		free(pa.out);
 		return NULL;
 	}
-	(void)bg_join(&probej, NULL);
+	prc = bg_join(&probej, &perr);
 	if (status == 127 && strstr(usage, "cannot run") != NULL) {
 		free(usage);
 		free(pa.out);
@@ -653,9 +649,10 @@ zfs_caps(struct as_err *err)
 		free(pa.out);
 		return NULL;
 	}
-	if (pa.rc == -1) {
+	if (prc == -1) {
 		free(usage);
-		*err = pa.err;
+		if (err != NULL)
+			*err = perr;
 		return NULL;
 	}
 	probe = pa.out;

@@ -579,10 +579,17 @@ proto_type_name(uint8_t type, char *buf, size_t bufsz)
 	return buf;
 }
 
+int
+proto_send_keepalive(struct conn *c, struct as_err *err)
+{
+	static const uint8_t none[1];
+
+	return frame_send(c, PT_KEEPALIVE, none, 0, err);
+}
+
 void
 proto_keepalive_until(struct conn *c, int fd)
 {
-	static const uint8_t none[1];
 	struct pollfd p;
 	struct as_err e;
 	int r;
@@ -596,7 +603,7 @@ proto_keepalive_until(struct conn *c, int fd)
 			continue;
 		if (r != 0)
 			return;		/* the report, its end, or poll failed */
-		if (frame_send(c, PT_KEEPALIVE, none, 0, &e) == -1)
+		if (proto_send_keepalive(c, &e) == -1)
 			return;
 	}
 }

@@ -51,14 +51,15 @@
 /* Feature bits offered in HELLO and chosen in HELLO_OK. */
 #define PROTO_F_ZSTD		0x01u	/* ZDATA frames may be sent */
 #define PROTO_F_RESUME		0x02u	/* reserved: resumable streams */
-#define PROTO_F_KEEPALIVE	0x04u	/* KEEPALIVE frames while committing */
+#define PROTO_F_KEEPALIVE	0x04u	/* KEEPALIVE frames from a busy side */
 #define PROTO_F_KNOWN		(PROTO_F_ZSTD | PROTO_F_KEEPALIVE)
 
 /*
- * How often a side that received a whole stream says it is still there
- * while its receiver commits (a syncfs of a large copy on a slow disk
- * can outlast the peer's idle timeout): KEEPALIVE frames, well inside
- * the shortest idle timeout (--timeout 1).
+ * How often a side that is busy with nothing to send says it is still
+ * there (a receiver committing a large copy, a server scanning a large
+ * tree or waiting for a busy destination, a sender before its first
+ * byte: each can outlast the peer's idle timeout): KEEPALIVE frames,
+ * well inside the shortest idle timeout (--timeout 1).
  */
 #define PROTO_KEEPALIVE_MS	400
 
@@ -76,7 +77,7 @@ enum proto_type {
 	PT_COMMIT	= 7,
 	PT_SNAPLIST	= 8,
 	PT_ZDATA	= 9,	/* u32 raw length + one zstd frame */
-	PT_KEEPALIVE	= 10,	/* empty: still committing (PROTO_F_KEEPALIVE) */
+	PT_KEEPALIVE	= 10,	/* empty: busy, still there (PROTO_F_KEEPALIVE) */
 };
 
 /* REQUEST operations. */
@@ -241,6 +242,8 @@ int	proto_send_end(struct conn *c, const struct proto_end *e,
 	    struct buf *scratch, struct as_err *err);
 int	proto_send_commit(struct conn *c, const struct proto_commit *cm,
 	    struct buf *scratch, struct as_err *err);
+/* One KEEPALIVE frame (empty). */
+int	proto_send_keepalive(struct conn *c, struct as_err *err);
 /*
  * Until fd (a receiving child's report pipe) is readable, a KEEPALIVE
  * to the peer every PROTO_KEEPALIVE_MS.  Best effort: a connection

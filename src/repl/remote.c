@@ -238,7 +238,7 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 		if (r == 0 && quiet && c->ops->pending(c) == 0 &&
 		    ratelimit_now_ns() - last_sent >=
 		    (uint64_t)PROTO_KEEPALIVE_MS * 1000000) {
-			if (frame_send(c, PT_KEEPALIVE, "", 0, err) == -1) {
+			if (proto_send_keepalive(c, err) == -1) {
 				conn_failed = 1;
 				break;
 			}
@@ -466,7 +466,7 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 			if (out->recv_rc != 0 && fail != NULL) {
 				out->told = 1;
 				if (fail(c, arg, &out->rerr, err) == -1)
-					goto fail_reaped;
+					goto out;
 			}
 			continue;
 		}
@@ -585,7 +585,6 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 fail:
 	if (!gone)
 		collect(&rw, out);
-fail_reaped:
 out:
 	decompressor_free(dz);
 	free(raw);

@@ -692,12 +692,11 @@ ctx_of(struct session *s, struct serve_ctx *x)
  * A step that can be silent for long before the answer: a scan of
  * millions of entries or of a cold disk (a send's preparation), the
  * recovery of a large interrupted receive, a wait for a busy
- * destination (HOLD).  With KEEPALIVE negotiated, the directory
- * engine's step runs on a thread while this one tells the client every
- * PROTO_KEEPALIVE_MS that the server is still there, so that its idle
- * timeout does not take the silence for a dead server.  Only the
- * directory engine's: it forks nothing, and a child forked by a thread
- * gets its parent-death signal when that thread ends (base/proc.h).
+ * destination (HOLD).  With KEEPALIVE negotiated and an engine whose
+ * steps may run on a thread (serve_engine.h), the step runs there while
+ * this one tells the client every PROTO_KEEPALIVE_MS that the server is
+ * still there, so that its idle timeout does not take the silence for
+ * a dead server.
  */
 static int
 with_keepalive(struct session *s, const struct serve_engine *eng,
@@ -707,11 +706,11 @@ with_keepalive(struct session *s, const struct serve_engine *eng,
 	struct as_err e;
 	int alive = 1;
 
-	if (!(s->features & PROTO_F_KEEPALIVE) || eng != &serve_engine_dir)
+	if (!(s->features & PROTO_F_KEEPALIVE) || !eng->steps_on_thread)
 		return fn(arg, err);
 	bg_start(&j, fn, arg);
 	while (!bg_wait(&j, PROTO_KEEPALIVE_MS))
-		if (alive && frame_send(s->c, PT_KEEPALIVE, "", 0, &e) == -1)
+		if (alive && proto_send_keepalive(s->c, &e) == -1)
 			alive = 0;	/* the answer will fail and say so */
 	return bg_join(&j, err);
 }
@@ -1277,6 +1276,7 @@ const struct serve_engine serve_engine_dir = {
 	.source		= dir_source,
 	.send_prepare	= dir_send_prepare,
 	.send_resume	= dir_serve_send_resume,
+	.steps_on_thread = 1,
 };
 
 static int

@@ -79,6 +79,13 @@ struct serve_engine {
 	 */
 	int		 trust;
 	/*
+	 * 1: hold, send_prepare and send_resume may run on a thread while
+	 * serve keeps the client informed (KEEPALIVE): they fork nothing,
+	 * and a child forked by a thread gets its parent-death signal when
+	 * that thread ends (base/proc.h).
+	 */
+	int		 steps_on_thread;
+	/*
 	 * HOLD on an existing path: repair an interrupted receive
 	 * (RES_F_RECOVERED) and say what it holds: RES_F_HELD with guid,
 	 * name (and time_ns when known), or RES_F_EMPTY.  0, or -1.

@@ -1034,7 +1034,11 @@ hold_bases(void *arg, struct as_err *err)
 	return 0;
 }
 
-/* Release what hold_bases held. */
+/*
+ * Release what hold_bases held, all of it even when one fails (the
+ * first failure is the error); what is released is marked so, so a
+ * second call (the step's error path) tries only what is left.
+ */
 struct release_job {
 	const char	*src;
 	struct zstep	*steps;
@@ -1047,24 +1051,27 @@ release_bases(void *arg, struct as_err *err)
 {
 	struct release_job *r = arg;
 	size_t i;
+	int rc = 0;
 
 	if (*r->rhold != NULL) {
-		if (zfs_release(r->src, *r->rhold, 1, err) == -1)
-			return -1;
-		*r->rhold = NULL;
+		if (zfs_release(r->src, *r->rhold, 1, err) == -1) {
+			rc = -1;
+			err = NULL;
+		} else
+			*r->rhold = NULL;
 	}
 	for (i = 0; i < r->n; i++) {
 		struct zstep *s = &r->steps[i];
 
-		if (s->held != 1) {
-			s->held = 0;
+		if (s->held == 1 &&
+		    zfs_release(s->src->name, s->base_s->name, 0, err) == -1) {
+			rc = -1;
+			err = NULL;
 			continue;
 		}
-		if (zfs_release(s->src->name, s->base_s->name, 0, err) == -1)
-			return -1;
 		s->held = 0;
 	}
-	return 0;
+	return rc;
 }
 
 /*
@@ -1162,6 +1169,8 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	struct release_job rj;
 	struct prune_job pr[2];
 	int snap_rc, hold_rc, list_rc, policy_rc, release_rc, prune_rc;
+	/* a zfs without receive -o: the new datasets' policy by `zfs set` */
+	int policy_beside;
 
 	memset(&holdj, 0, sizeof(holdj));
 	memset(&listj, 0, sizeof(listj));
@@ -1181,6 +1190,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		    "overlap: one would replicate into itself", src, dst);
 	if ((caps = zfs_caps(err)) == NULL)
 		return -1;
+	policy_beside = !(caps->recv_o && caps->recv_x);
 	if (caps->send_I)
 		sflags |= ZFS_SEND_INTERMEDIATE;
 	if (caps->send_p && caps->recv_o && caps->recv_x)
@@ -1319,7 +1329,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	bg_start(&listj, list_one_run, &lj);
 	pj.steps = steps;
 	pj.n = n;
-	if (!(caps->recv_o && caps->recv_x))
+	if (policy_beside)
 		bg_start(&policyj, policy_new, &pj);
 	rj.src = src;
 	rj.steps = steps;
@@ -1351,7 +1361,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		if (nd->volume || (nd->canmount != NULL &&
 		    strcmp(nd->canmount, "noauto") == 0 && nd->readonly == 1))
 			continue;
-		if (policyj.fn != NULL && s->dds == NULL)
+		if (policy_beside && s->dds == NULL)
 			continue;	/* set beside the listing */
 		if (zfs_receive_policy(s->dst, nd->canmount != NULL &&
 		    strcmp(nd->canmount, "noauto") != 0 && nd->readonly == 0,
@@ -1404,12 +1414,8 @@ out:
 		(void)record_run(&zs, k, steps, n, name, !recursive, NULL);
 		free(k);
 	}
-	if (rhold != NULL)
-		(void)zfs_release(src, rhold, 1, NULL);
-	for (i = 0; i < n; i++)
-		if (steps[i].held == 1)
-			(void)zfs_release(steps[i].src->name,
-			    steps[i].base_s->name, 0, NULL);
+	rj = (struct release_job){ src, steps, n, &rhold };
+	(void)release_bases(&rj, NULL);
 	for (i = 0; i < n; i++)
 		free(steps[i].dst);
 	free(steps);
