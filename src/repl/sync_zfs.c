@@ -606,11 +606,10 @@ name_suffix(const char *name, const char *base)
  * destination got from here is at most the newest here, never pruned.
  */
 static void
-new_name(const struct zfs_tree *t, char *out, size_t outsz)
+new_name(const struct zfs_tree *t, time_t now, char *out, size_t outsz)
 {
 	char base[64];
 	struct tm tm;
-	time_t now = time(NULL);
 	unsigned n, m, start = 1;
 	size_t i, j;
 	int used;
@@ -634,6 +633,33 @@ new_name(const struct zfs_tree *t, char *out, size_t outsz)
 		if (!used)
 			return;
 	}
+}
+
+/*
+ * The name step 1 snapshots with before anything is listed: new_name
+ * over the names dest's record holds (the newest it got from here, so
+ * a run that follows another within the same second guesses the next
+ * suffix).  Step 3 keeps the snapshot only if new_name over the
+ * listing agrees.
+ */
+static void
+early_name(struct zstate *zs, const char *dest, time_t now, char *out,
+    size_t outsz)
+{
+	struct zfs_ds d;
+	struct zfs_tree t = { &d, 1 };
+	char **names;
+	size_t i, n;
+
+	memset(&d, 0, sizeof(d));
+	(void)rec_own_names(zs, dest, &names, &n);
+	d.snaps = xcalloc(n + 1, sizeof(*d.snaps));
+	for (i = 0; i < n; i++)
+		d.snaps[i].name = names[i];
+	d.nsnaps = n;
+	new_name(&t, now, out, outsz);
+	free(d.snaps);
+	free_names(names, n);
 }
 
 /* Does one of the names in v equal name? */
@@ -767,7 +793,7 @@ sync_zfs_src_open(const char *state, const char *ds,
 void
 sync_zfs_new_name(const struct zfs_tree *t, char *out, size_t outsz)
 {
-	new_name(t, out, outsz);
+	new_name(t, time(NULL), out, outsz);
 }
 
 int
@@ -878,6 +904,47 @@ list_both(const char *src, const char *dst, int recursive,
 	return rc;
 }
 
+/* The new snapshot as a job. */
+struct snap_job {
+	const char	*ds;
+	const char	*name;
+	int		 recursive;
+};
+
+static int
+snap_run(void *arg, struct as_err *err)
+{
+	struct snap_job *j = arg;
+
+	return zfs_snapshot(j->ds, j->name, j->recursive, err);
+}
+
+/*
+ * Take the snapshot named name out of every dataset of t: the snapshot
+ * this run made while t was listed, which the plan must not see (it is
+ * newer than anything the destination can hold, and new_name must not
+ * count it as taken).
+ */
+static void
+strip_snap(struct zfs_tree *t, const char *name)
+{
+	struct zfs_ds *d;
+	size_t i, j;
+
+	for (i = 0; i < t->n; i++) {
+		d = &t->v[i];
+		for (j = 0; j < d->nsnaps; j++)
+			if (strcmp(d->snaps[j].name, name) == 0)
+				break;
+		if (j == d->nsnaps)
+			continue;
+		free(d->snaps[j].name);
+		memmove(&d->snaps[j], &d->snaps[j + 1], (d->nsnaps - j - 1) *
+		    sizeof(*d->snaps));
+		d->nsnaps--;
+	}
+}
+
 /*
  * The destination dst must exist, or its parent (a receive creates
  * dst, never its parents).  dt is dst's listing.
@@ -965,10 +1032,16 @@ plan_refuse(struct zstep *steps, size_t n, int force, struct as_err *err)
  * The jobs a step runs beside each other (base/bg.h): every zfs command
  * is a round trip to the daemon, so a step costs about as many of them
  * as it has in a row.  Which may overlap, and why it is safe:
- *   - the holds on the bases and the new snapshot: different snapshots;
- *     both are done before anything is sent;
- *   - the listing of the new snapshot (its GUID, for the checks) and
- *     the root's send: the send needs only the name just made;
+ *   - the listings of both trees and the new snapshot: the plan sees
+ *     the source without it (strip_snap), and a snapshot the plan
+ *     refuses, or whose name the listing shows was not free, is
+ *     destroyed (it is autosync's, made a moment ago) before the
+ *     destination is touched;
+ *   - the listing of the new snapshot (its GUID, for the checks), the
+ *     holds on the bases and the root's send: the send needs only the
+ *     name just made, and holds what it sends itself while it runs
+ *     (the holds are for the children's sends and the rest of the
+ *     step; they are in place before any of those);
  *   - the destination's listing (the checks), the property policy of
  *     datasets this run created, and the release of the bases: none
  *     reads what another writes, and nothing is pruned before the
@@ -1032,6 +1105,23 @@ hold_bases(void *arg, struct as_err *err)
 		steps[i].held = 1;
 	}
 	return 0;
+}
+
+/*
+ * Join the hold job once it was started: the base held with hold -r
+ * (for release_bases) is known only then.
+ */
+static int
+join_hold(struct bg_job *j, const struct hold_job *h, const char **rhold,
+    struct as_err *err)
+{
+	int rc;
+
+	if (!j->started)
+		return 0;
+	rc = bg_join(j, err);
+	*rhold = h->rhold;
+	return rc;
 }
 
 /*
@@ -1162,16 +1252,23 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	const char *rhold = NULL;	/* base held with hold -r on src */
 	size_t i, n = 0, nheld = 0, srclen = strlen(src), dstlen;
 	uint64_t bytes;
-	struct bg_job holdj, listj, policyj, releasej, prunej[2];
+	struct bg_job snapj, holdj, listj, policyj, releasej, prunej[2];
+	struct snap_job sj;
 	struct hold_job hj;
 	struct list_one lj;
 	struct policy_job pj;
 	struct release_job rj;
 	struct prune_job pr[2];
-	int snap_rc, hold_rc, list_rc, policy_rc, release_rc, prune_rc;
+	int snap_rc, list_rc, policy_rc, release_rc, prune_rc;
+	/* step 1's snapshot, made and not (yet) the step's */
+	char early[SNAP_NAME_MAX + 1];
+	int early_made = 0;
+	struct as_err snap_err;
+	time_t now;
 	/* a zfs without receive -o: the new datasets' policy by `zfs set` */
 	int policy_beside;
 
+	memset(&snapj, 0, sizeof(snapj));
 	memset(&holdj, 0, sizeof(holdj));
 	memset(&listj, 0, sizeof(listj));
 	memset(&policyj, 0, sizeof(policyj));
@@ -1202,9 +1299,29 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		    "this zfs cannot exclude mountpoint while it receives "
 		    "(receive -x/-o); replicas inherit from their parent");
 
-	/* 1. both trees */
-	if (list_both(src, dst, recursive, &st, &dt, err) == -1)
+	/*
+	 * 1. both trees, and the new snapshot beside them.  The name is
+	 * this second's, as new_name gives it when no snapshot of the
+	 * second exists yet (the usual case); step 3 keeps the snapshot
+	 * only if the listing confirms that, and destroys it when the
+	 * plan refuses: the destination is never touched before the plan.
+	 */
+	now = time(NULL);
+	dkey = xasprintf("zfs:%s", dst);
+	early_name(&zs, dkey, now, early, sizeof(early));
+	free(dkey);
+	sj.ds = src;
+	sj.name = early;
+	sj.recursive = recursive;
+	bg_start(&snapj, snap_run, &sj);
+	list_rc = list_both(src, dst, recursive, &st, &dt, err);
+	as_err_clear(&snap_err);
+	snap_rc = bg_join(&snapj, &snap_err);
+	early_made = snap_rc == 0;
+	if (list_rc == -1)
 		goto out;
+	if (early_made)
+		strip_snap(&st, early);
 	if (st.n == 0 || strcmp(st.v[0].name, src) != 0) {
 		as_err_set(err, AS_E_NOTFOUND, 0, "source dataset '%s' does "
 		    "not exist", src);
@@ -1226,8 +1343,30 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	if (plan_refuse(steps, n, force, err) == -1)
 		goto out;
 
-	/* 3. the new snapshot, while the bases are held */
-	new_name(&st, name, sizeof(name));
+	/*
+	 * 3. the new snapshot: step 1's, when its name is the one the
+	 * listing gives; else (a snapshot of this second exists, or the
+	 * early one failed as existing) one by that name now.  The bases
+	 * are held beside the root's send (see struct hold_job).
+	 */
+	new_name(&st, now, name, sizeof(name));
+	if (early_made && strcmp(name, early) == 0) {
+		early_made = 0;
+	} else {
+		if (early_made) {
+			if (zfs_destroy_snapshot(src, early, recursive, 0,
+			    err) == -1)
+				goto out;
+			early_made = 0;
+		} else if (snap_err.code != AS_E_CONFLICT) {
+			*err = snap_err;
+			goto out;
+		}
+		if (zfs_snapshot(src, name, recursive, err) == -1)
+			goto out;
+	}
+	snapped = 1;
+	snprintf(res->name, sizeof(res->name), "%s", name);
 	hj.src = src;
 	hj.st = &st;
 	hj.steps = steps;
@@ -1236,15 +1375,6 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	hj.rhold = NULL;
 	if (caps->hold)
 		bg_start(&holdj, hold_bases, &hj);
-	snap_rc = zfs_snapshot(src, name, recursive, err);
-	if (snap_rc == 0) {
-		snapped = 1;
-		snprintf(res->name, sizeof(res->name), "%s", name);
-	}
-	hold_rc = bg_join(&holdj, snap_rc == 0 ? err : NULL);
-	rhold = hj.rhold;
-	if (snap_rc == -1 || hold_rc == -1)
-		goto out;
 	lj.root = src;
 	lj.recursive = recursive;
 	lj.t = &nt;
@@ -1262,7 +1392,8 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		struct zstep *s = &steps[i];
 		int between;
 
-		if (i > 0 && listj.started && bg_join(&listj, err) == -1)
+		if (i > 0 && (join_hold(&holdj, &hj, &rhold, err) == -1 ||
+		    (listj.started && bg_join(&listj, err) == -1)))
 			goto out;
 		sd = NULL;
 		ns = NULL;
@@ -1304,7 +1435,8 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		res->send.data_bytes += bytes;
 		step_sent(s, i == 0, base != NULL, ns, res);
 	}
-	if (bg_join(&listj, err) == -1)
+	if (join_hold(&holdj, &hj, &rhold, err) == -1 ||
+	    bg_join(&listj, err) == -1)
 		goto out;
 	holds_from(&nt, &st);
 	if (n > 0 && steps[0].sent) {
@@ -1402,7 +1534,8 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	rc = 0;
 out:
 	/* a failure may leave jobs running: every one is joined once */
-	(void)bg_join(&holdj, NULL);
+	(void)bg_join(&snapj, NULL);
+	(void)join_hold(&holdj, &hj, &rhold, NULL);
 	(void)bg_join(&listj, NULL);
 	(void)bg_join(&policyj, NULL);
 	(void)bg_join(&releasej, NULL);
@@ -1416,6 +1549,13 @@ out:
 	}
 	rj = (struct release_job){ src, steps, n, &rhold };
 	(void)release_bases(&rj, NULL);
+	if (early_made) {
+		/* refused, or failed, before the step could use it */
+		struct as_err e2;
+
+		if (zfs_destroy_snapshot(src, early, recursive, 0, &e2) == -1)
+			log_warn("%s", e2.msg);
+	}
 	for (i = 0; i < n; i++)
 		free(steps[i].dst);
 	free(steps);
@@ -1564,7 +1704,7 @@ zfs_push(const char *src, const struct endpoint *de, const char *state,
 		}
 
 	/* 3. the new snapshot */
-	new_name(&st, name, sizeof(name));
+	new_name(&st, time(NULL), name, sizeof(name));
 	if (zfs_snapshot(src, name, recursive, err) == -1)
 		goto out;
 	snapped = 1;
@@ -2047,7 +2187,7 @@ zfs_to_dir(const struct endpoint *se, const struct endpoint *de,
 		goto out;
 	}
 	recursive = 0;
-	new_name(&st, name, sizeof(name));
+	new_name(&st, time(NULL), name, sizeof(name));
 	if (zfs_snapshot(src, name, recursive, err) == -1)
 		goto out;
 	if (zfs_list(src, recursive, &nt, err) == -1)

@@ -100,6 +100,15 @@ test_expect_success 'a destination snapshot the source lacks is refused, with a 
 	zfs list $B/backup/home@mine
 '
 
+test_expect_success 'a refused run leaves the source as it was (the snapshot it made beside the listing is destroyed)' '
+	zfs list -H -t snapshot -o name,guid -r $A/home >before &&
+	sleep 1 &&
+	test_expect_code 20 as_zfs sync zfs:$A/home zfs:$B/backup/home 2>err &&
+	grep "destination only: mine" err &&
+	zfs list -H -t snapshot -o name,guid -r $A/home >after &&
+	test_cmp before after
+'
+
 test_expect_success '-F rolls back over autosync snapshots only' '
 	zfs destroy $B/backup/home@mine &&
 	zfs snapshot $B/backup/home@autosync_stray &&
@@ -136,6 +145,25 @@ test_expect_success 'an existing dataset without snapshots: refused, then -F rep
 	as_zfs sync -N -F zfs:$A/data2 zfs:$B/empty &&
 	s=$(znewest $A/data2) &&
 	test "$(zguid $B/empty@$s)" = "$(zguid $A/data2@$s)"
+'
+
+test_expect_success 'runs within one second, and a name of this second taken on a child: each run its own snapshot' '
+	zfs create $A/quick && zfs create $A/quick/c &&
+	as_zfs sync zfs:$A/quick zfs:$B/quick &&
+	as_zfs sync zfs:$A/quick zfs:$B/quick &&
+	as_zfs sync zfs:$A/quick zfs:$B/quick &&
+	s=$(znewest $A/quick) &&
+	test "$(zguid $B/quick@$s)" = "$(zguid $A/quick@$s)" &&
+	test "$(zguid $B/quick/c@$s)" = "$(zguid $A/quick/c@$s)" &&
+	sleep 1 &&
+	t=$(date -u +%s) &&
+	for i in 0 1 2 3; do
+		zfs snapshot $A/quick/c@autosync_$(date -u -d @$((t + i)) +%Y-%m-%d_%H:%M:%S) || return 1
+	done &&
+	as_zfs sync -v zfs:$A/quick zfs:$B/quick >out &&
+	s=$(znewest $A/quick) &&
+	case "$s" in autosync_*:[0-9][0-9]_[0-9]*) ;; *) false ;; esac &&
+	test "$(zguid $B/quick/c@$s)" = "$(zguid $A/quick/c@$s)"
 '
 
 test_expect_success 'missing source, missing parent, overlap' '
