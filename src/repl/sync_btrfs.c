@@ -64,6 +64,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/flusher.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "driver/btrfs.h"
@@ -72,6 +73,13 @@
 #include "repl/sync.h"
 #include "repl/sync_btrfs_int.h"
 #include "base/banned.h"
+
+/*
+ * While a stream is received, the destination's dirty data is written
+ * back this often (base/flusher.h): the commit before publishing then
+ * has little left to write.
+ */
+#define BTRFS_FLUSH_MS	500
 
 #define DIR_SOURCE	"dir-source"
 #define DESTS_FILE	"dests"
@@ -401,6 +409,7 @@ transfer(struct btrfs_dest *d, const struct item *it, const char *name,
     const char *parent, uint64_t *bytes, struct as_err *err)
 {
 	struct btrfs_proc *sp = NULL, *rp = NULL;
+	struct flusher fl = { .running = 0 };
 	struct as_err serr;
 	char *snap, *par = NULL, drain[4096];
 	uint64_t n = 0;
@@ -423,6 +432,7 @@ transfer(struct btrfs_dest *d, const struct item *it, const char *name,
 	fds[1] = -1;
 	if (sp == NULL)
 		goto fail;
+	flusher_start(&fl, d->dir, BTRFS_FLUSH_MS);
 	/*
 	 * btrfs receive -e exits at the stream's end marker, and can do so
 	 * before the copying thread of btrfs send has seen the end of its
@@ -450,6 +460,7 @@ transfer(struct btrfs_dest *d, const struct item *it, const char *name,
 	rcv_rc = btrfs_dest_receive_finish(d, rp, it->rel, name,
 	    it->snap_uuid, err);
 	rp = NULL;
+	flusher_stop(&fl);
 	if (rcv_rc == 0 && src_rc == 0) {
 		free(snap);
 		free(par);
@@ -474,6 +485,7 @@ transfer(struct btrfs_dest *d, const struct item *it, const char *name,
 fail:
 	btrfs_proc_abort(rp);
 	btrfs_proc_abort(sp);
+	flusher_stop(&fl);
 out:
 	if (keep != -1)
 		close(keep);
@@ -970,8 +982,9 @@ receive_into(const char *dir, int in_fd, struct btrfs_snap *got,
 {
 	struct btrfs_snap *before = NULL, *after = NULL;
 	struct btrfs_proc *p;
+	struct flusher fl;
 	size_t i, j, nb = 0, na = 0;
-	int rc = -1, fd, found = 0;
+	int rc = -1, fd, found = 0, frc;
 
 	if (btrfs_mkdir_private(dir, err) == -1 ||
 	    btrfs_list_snaps(dir, NULL, 1, &before, &nb, err) == -1)
@@ -988,8 +1001,12 @@ receive_into(const char *dir, int in_fd, struct btrfs_snap *got,
 		goto out;
 	}
 	/* the callers checked the sender's trust before anything was read */
-	if ((p = btrfs_receive_start(dir, fd, 1, err)) == NULL ||
-	    btrfs_proc_finish(p, err) == -1)
+	if ((p = btrfs_receive_start(dir, fd, 1, err)) == NULL)
+		goto out;
+	flusher_start(&fl, dir, BTRFS_FLUSH_MS);
+	frc = btrfs_proc_finish(p, err);
+	flusher_stop(&fl);
+	if (frc == -1)
 		goto out;
 	if (btrfs_list_snaps(dir, NULL, 1, &after, &na, err) == -1)
 		goto out;
