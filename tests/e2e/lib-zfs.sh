@@ -17,7 +17,8 @@
 # as_zfs runs autosync with the shim first on PATH, so that the log
 # holds exactly the commands autosync ran.  With ZFS_SHIM_SLOW=1 in the
 # environment, `zfs send` is throttled to about 4 MiB/s (to interrupt
-# a transfer in its middle).
+# a transfer in its middle).  With ZFS_SHIM_FAIL_RECV=DATASET, a `zfs
+# receive` into DATASET reads its stream and fails.
 
 ZFS_POOL_PREFIX=astest_$$
 ZFS_SHIM=$TEST_META/zfs-shim
@@ -61,6 +62,12 @@ zfs_setup() {
 	cat >"$ZFS_SHIM/zfs" <<EOF
 #!/bin/bash
 printf '%s\n' "\$*" >>"$ZFS_LOG"
+if test -n "\$ZFS_SHIM_FAIL_RECV" && test "\$1" = receive &&
+    test "\${@: -1}" = "\$ZFS_SHIM_FAIL_RECV"; then
+	cat >/dev/null
+	echo "cannot receive: injected failure" >&2
+	exit 1
+fi
 if test -n "\$ZFS_SHIM_SLOW" && test "\$1" = send; then
 	set -o pipefail
 	"$ZFS_REAL" "\$@" | "$TEST_PYTHON" -S -c '

@@ -166,6 +166,38 @@ test_expect_success 'runs within one second, and a name of this second taken on 
 	test "$(zguid $B/quick/c@$s)" = "$(zguid $A/quick/c@$s)"
 '
 
+test_expect_success 'new children three deep and siblings in one run: each received under its parent (several at once)' '
+	zfs create $A/quick/n1 && zfs create $A/quick/n1/n2 &&
+	zfs create $A/quick/n1/n2/n3 &&
+	for i in 1 2 3 4 5 6; do zfs create $A/quick/s$i || return 1; done &&
+	echo deep >$MA/quick/n1/n2/n3/f &&
+	sleep 1 &&
+	as_zfs sync -v zfs:$A/quick zfs:$B/quick >out &&
+	s=$(znewest $A/quick) &&
+	for d in n1 n1/n2 n1/n2/n3 s1 s2 s3 s4 s5 s6 c; do
+		test "$(zguid $B/quick/$d@$s)" = "$(zguid $A/quick/$d@$s)" ||
+			return 1
+	done &&
+	grep "11 datasets (9 full)" out
+'
+
+test_expect_success 'one child of several fails: the run fails naming it, the next one completes' '
+	for d in c n1/n2/n3 s1 s2 s3 s4 s5 s6; do
+		echo more >>$MA/quick/$d/g || return 1
+	done &&
+	sleep 1 &&
+	test_must_fail env ZFS_SHIM_FAIL_RECV=$B/quick/s3 PATH=$ZFS_SHIM:$PATH \
+		autosync sync zfs:$A/quick zfs:$B/quick 2>err &&
+	grep "injected failure" err &&
+	sleep 1 &&
+	as_zfs sync zfs:$A/quick zfs:$B/quick &&
+	s=$(znewest $A/quick) &&
+	for d in c n1/n2/n3 s1 s2 s3 s4 s5 s6; do
+		test "$(zguid $B/quick/$d@$s)" = "$(zguid $A/quick/$d@$s)" ||
+			return 1
+	done
+'
+
 test_expect_success 'missing source, missing parent, overlap' '
 	test_expect_code 3 as_zfs sync zfs:$A/nope zfs:$B/x 2>err &&
 	grep "does not exist" err &&
