@@ -44,6 +44,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "base/clock.h"
 #include "base/io.h"
 #include "base/xmalloc.h"
 #include "driver/dir.h"
@@ -2044,14 +2045,6 @@ close_fd_if(int *fd)
 	*fd = -1;
 }
 
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The time floor between checkpoints: 1 s, or $AUTOSYNC_DIR_CHECKPOINT_MS. */
 static int64_t

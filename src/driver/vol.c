@@ -23,6 +23,7 @@
 #include <xxhash.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/io.h"
 #include "base/ownwalk.h"
 #include "base/xmalloc.h"
@@ -83,14 +84,6 @@ ckpt_floor(int64_t def)
 /* ------------------------------------------------------------------ */
 /* small helpers */
 
-static int64_t
-mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static int
 all_zero(const uint8_t *p, size_t n)

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/io.h"
 #include "base/log.h"
 #include "base/proc.h"
@@ -85,14 +86,6 @@ struct rchild_watch {
 	char		state;		/* its state then ('T': stopped) */
 };
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Read /proc/PID/NAME into buf (NUL-terminated); -1 if gone. */
 static int

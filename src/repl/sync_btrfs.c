@@ -64,6 +64,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/flusher.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
@@ -94,14 +95,6 @@ struct item {
 	int		 taken;		/* this run's snapshot exists */
 };
 
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* The first 64 bits of a UUID, for sync_result's GUID fields. */
 static uint64_t
@@ -871,11 +864,11 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 				res->base_guid = uuid64(common->uuid);
 			}
 		}
-		t1 = now_ns();
+		t1 = mono_ns();
 		if (transfer(&d, &items[i], name, common != NULL ?
 		    common->name : NULL, &res->send.stream_bytes, err) == -1)
 			goto out;
-		res->xfer_ns += now_ns() - t1;
+		res->xfer_ns += mono_ns() - t1;
 		res->subvols++;
 		pub[i].rel = items[i].rel;
 		pub[i].name = name;
@@ -1581,7 +1574,7 @@ static int
 xfer_done(struct sync_result *res, const struct remote_xfer *x, int64_t t1,
     int rc, const char *rel, struct as_err *err)
 {
-	res->xfer_ns += now_ns() - t1;
+	res->xfer_ns += mono_ns() - t1;
 	res->send.stream_bytes += x->raw_bytes;
 	res->send.data_bytes += x->raw_bytes;
 	res->wire_bytes += x->wire_bytes;
@@ -1713,7 +1706,7 @@ btrfs_push(const char *src, const struct endpoint *de,
 		    bs.parent != NULL ? "incremental" : "full", snap,
 		    de->path + 1, i > 0 ? " nested " : "", items[i].rel,
 		    remote_peer(r));
-		t1 = now_ns();
+		t1 = mono_ns();
 		rc = remote_push(r, &xs, force, &x, err);
 		catalog_release(&tc);
 		rc = xfer_done(res, &x, t1, rc, i > 0 ? items[i].rel : NULL,
@@ -1994,7 +1987,7 @@ btrfs_pull(const struct endpoint *se, const char *dst,
 			free(cid);
 			cid = xasprintf("%s/%s", name, its[i].rel);
 		}
-		t1 = now_ns();
+		t1 = mono_ns();
 		rc = remote_pull_with(r, its[i].base, i == 0 ? id : cid, dst,
 		    i == 0 && (o->flags & SYNC_FORCE) ? DIR_RECV_FORCE : 0,
 		    bpull_recv, &ra, &x, err);
@@ -2112,7 +2105,7 @@ sync_run_btrfs(const struct endpoint *se, const struct endpoint *de,
     const struct sync_opts *o, struct sync_result *res, struct as_err *err)
 {
 	char *src = NULL, *dst = NULL;
-	int64_t t0 = now_ns();
+	int64_t t0 = mono_ns();
 	int rc = -1;
 
 	if (endpoint_is_remote(se)) {
@@ -2149,7 +2142,7 @@ sync_run_btrfs(const struct endpoint *se, const struct endpoint *de,
 		goto out;
 	rc = btrfs_to_btrfs(src, dst, o, res, err);
 out:
-	res->total_ns = now_ns() - t0;
+	res->total_ns = mono_ns() - t0;
 	free(src);
 	free(dst);
 	return rc;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/io.h"
 #include "service/control.h"
 #include "base/banned.h"
@@ -111,14 +112,6 @@ control_reply(int fd, const char *fmt, ...)
 	return io_write_full(fd, line, (size_t)n);
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int
 control_request(const char *path, const char *request, control_line_fn fn,

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/io.h"
 #include "base/proc.h"
 #include "base/xmalloc.h"
@@ -142,14 +143,6 @@ hook_status_str(int status, char *buf, unsigned bufsz)
 	return buf;
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The hook's child: never returns. */
 static void

@@ -16,17 +16,9 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "base/clock.h"
 #include "base/flusher.h"
 #include "base/banned.h"
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 test_rounds_and_prompt_stop(void **state)
@@ -56,9 +48,9 @@ test_rounds_and_prompt_stop(void **state)
 	f.every_ms = 60000;
 	pthread_mutex_unlock(&f.mu);
 	usleep(60000);
-	t0 = now_ms();
+	t0 = mono_ms();
 	flusher_stop(&f);
-	assert_true(now_ms() - t0 < 5000);
+	assert_true(mono_ms() - t0 < 5000);
 	assert_true(f.rounds >= 3);
 	assert_int_equal(f.running, 0);
 	flusher_stop(&f);		/* stopped already: nothing */
