@@ -2081,6 +2081,23 @@ zpull_recv(void *arg, const char *ds, int in_fd, int rflags,
 	    ZFS_RECV_FORCE : 0, in_fd, res, NULL, err);
 }
 
+/* The destination's listing and its parent's check, as a job. */
+struct dst_list {
+	const char	*dst;
+	int		 recursive;
+	struct zfs_tree	*dt;
+};
+
+static int
+dst_list_run(void *arg, struct as_err *err)
+{
+	struct dst_list *d = arg;
+
+	if (zfs_list(d->dst, d->recursive, d->dt, err) == -1)
+		return -1;
+	return dst_parent_check(d->dst, d->dt, err);
+}
+
 /*
  * The same steps as zfs_to_zfs with the server answering for A: the
  * listing of A's tree (SNAPSHOTS, REQ_F_TREE unless -N) is planned
@@ -2107,10 +2124,13 @@ zfs_pull(const struct endpoint *se, const struct endpoint *de,
 	struct proto_snap *v = NULL;
 	char name[SNAP_NAME_MAX + 1], report[1500], *id = NULL, *path;
 	int recursive = !(o->flags & SYNC_NO_RECURSE), force =
-	    o->flags & SYNC_FORCE, rc = -1, rf;
+	    o->flags & SYNC_FORCE, rc = -1, rf, agree_rc = -1;
 	size_t i, n = 0, nv = 0;
 	uint64_t held = 0;
+	struct dst_list dj;
+	struct bg_job dstj;
 
+	memset(&dstj, 0, sizeof(dstj));
 	memset(&st, 0, sizeof(st));
 	memset(&dt, 0, sizeof(dt));
 	memset(&nt, 0, sizeof(nt));
@@ -2125,22 +2145,30 @@ zfs_pull(const struct endpoint *se, const struct endpoint *de,
 	/* one pull into B at a time */
 	if (zstate_open(&zs, state, dst, err) == -1)
 		goto out;
-	if (zfs_list(dst, recursive, &dt, err) == -1 ||
-	    dst_parent_check(dst, &dt, err) == -1)
-		goto out;
 
-	/* 1. A's tree, as the server lists it */
+	/*
+	 * 1. A's tree, as the server lists it, while B is listed here: the
+	 * connection (an ssh login, a handshake) and the server's listing
+	 * take longer than B's, and nothing of one is needed by the other.
+	 * B's error, when both fail, is the one reported, as when B was
+	 * listed first.
+	 */
+	dj.dst = dst;
+	dj.recursive = recursive;
+	dj.dt = &dt;
+	bg_start(&dstj, dst_list_run, &dj);
 	memset(&ro, 0, sizeof(ro));
 	if (o->remote != NULL)
 		ro = *o->remote;
-	if ((r = remote_open(se, &ro, err)) == NULL)
-		goto out;
-	path = xasprintf("zfs:%s", src);
-	remote_set_path(r, path);
-	free(path);
-	remote_set_flags(r, recursive ? REQ_F_TREE : 0);
-	if (sync_pull_agree(r, se, de, o->flags, "zfs:", dst, &held, &v, &nv,
-	    &id, err) == -1)
+	if ((r = remote_open(se, &ro, err)) != NULL) {
+		path = xasprintf("zfs:%s", src);
+		remote_set_path(r, path);
+		free(path);
+		remote_set_flags(r, recursive ? REQ_F_TREE : 0);
+		agree_rc = sync_pull_agree(r, se, de, o->flags, "zfs:", dst,
+		    &held, &v, &nv, &id, err);
+	}
+	if (bg_join(&dstj, err) == -1 || r == NULL || agree_rc == -1)
 		goto out;
 	if (sync_zfs_listing(src, remote_peer(r), v, nv, &st, err) == -1)
 		goto out;
@@ -2227,6 +2255,7 @@ out:
 	free(steps);
 	free(v);
 	free(id);
+	(void)bg_join(&dstj, NULL);
 	remote_close(r);
 	zfs_tree_release(&st);
 	zfs_tree_release(&dt);

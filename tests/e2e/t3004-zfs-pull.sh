@@ -79,6 +79,14 @@ test_expect_success '-N pulls the top dataset only' '
 	test "$(zguid $B/home/c2@$s)" = "$(zguid $A/src/home/c2@$s)"
 '
 
+test_expect_success 'a destination whose parent is missing: NOTFOUND naming it, from a live server or a dead one' '
+	test_expect_code 3 pull "$(url $A/src/home)" zfs:$B/nope/home 2>err &&
+	grep "parent .$B/nope. of the destination does not exist" err &&
+	test_expect_code 3 pull tcp://127.0.0.1:1/zfs:$A/src/home zfs:$B/nope/home 2>err &&
+	grep "parent .$B/nope. of the destination does not exist" err &&
+	! zfs list $B/nope 2>/dev/null
+'
+
 test_expect_success 'divergence is refused with a report before anything is created' '
 	zfs snapshot $B/home@mine &&
 	s0=$(znewest $A/src/home) &&
