@@ -1764,7 +1764,10 @@ zfs_push(const char *src, const struct endpoint *de, const char *state,
 	int snapped = 0, recorded = 0;
 	size_t i, n = 0, nheld = 0;
 	uint64_t guid;
+	struct list_one lj;
+	struct bg_job listj;
 
+	memset(&listj, 0, sizeof(listj));
 	memset(&st, 0, sizeof(st));
 	memset(&nt, 0, sizeof(nt));
 	memset(&zs, 0, sizeof(zs));
@@ -1784,18 +1787,28 @@ zfs_push(const char *src, const struct endpoint *de, const char *state,
 	if (zstate_open(&zs, state, src, err) == -1)
 		goto out;
 
-	/* 1. the source tree, and what the server holds of each dataset */
-	if (zfs_list(src, recursive, &st, err) == -1)
+	/*
+	 * 1. the source tree, listed while the server is reached (an ssh
+	 * login, a handshake: independent, and longer); the listing's error
+	 * wins, as when it came first.  Then what the server holds of each
+	 * dataset.
+	 */
+	lj.root = src;
+	lj.recursive = recursive;
+	lj.t = &st;
+	bg_start(&listj, list_one_run, &lj);
+	memset(&ro, 0, sizeof(ro));
+	if (o->remote != NULL)
+		ro = *o->remote;
+	r = remote_open(de, &ro, err);
+	if (bg_join(&listj, err) == -1)
 		goto out;
 	if (st.n == 0 || strcmp(st.v[0].name, src) != 0) {
 		as_err_set(err, AS_E_NOTFOUND, 0, "source dataset '%s' does "
 		    "not exist", src);
 		goto out;
 	}
-	memset(&ro, 0, sizeof(ro));
-	if (o->remote != NULL)
-		ro = *o->remote;
-	if ((r = remote_open(de, &ro, err)) == NULL)
+	if (r == NULL)
 		goto out;
 	steps = xcalloc(st.n, sizeof(*steps));
 	for (i = 0; i < st.n; i++) {
@@ -1925,6 +1938,7 @@ out:
 	free(snap);
 	free(base);
 	free_names(held, nheld);
+	(void)bg_join(&listj, NULL);
 	remote_close(r);
 	zfs_tree_release(&st);
 	zfs_tree_release(&nt);

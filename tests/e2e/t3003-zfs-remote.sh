@@ -39,6 +39,13 @@ test_expect_success 'push over tcp: full, a dataset and its child' '
 	test "$(zguid $B/vault/home/c1@$s)" = "$(zguid $A/home/c1@$s)"
 '
 
+test_expect_success 'a missing source: NOTFOUND naming it, to a live server or a dead one' '
+	test_expect_code 3 push zfs:$A/nosuch "$(url $B/vault/x)" 2>err &&
+	grep "source dataset .$A/nosuch. does not exist" err &&
+	test_expect_code 3 push zfs:$A/nosuch tcp://127.0.0.1:1/zfs:$B/vault/x 2>err &&
+	grep "source dataset .$A/nosuch. does not exist" err
+'
+
 test_expect_success 'the replica is unmounted, canmount=noauto, readonly' '
 	for d in $B/vault/home $B/vault/home/c1; do
 		test "$(zfs get -H -o value mounted $d)" = no &&
