@@ -1341,10 +1341,11 @@ static int
 send_children(struct send_ctx *c, struct as_err *err)
 {
 	struct bg_job jobs[ZFS_SEND_JOBS];
-	size_t k, nj = c->n - 1 < ZFS_SEND_JOBS ? c->n - 1 : ZFS_SEND_JOBS;
+	size_t k, nj;
 
 	if (c->n < 2)
 		return 0;
+	nj = c->n - 1 < ZFS_SEND_JOBS ? c->n - 1 : ZFS_SEND_JOBS;
 	for (k = 0; k < nj; k++)
 		bg_start(&jobs[k], children_run, c);
 	for (k = 0; k < nj; k++)
@@ -1417,7 +1418,8 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	int snapped = 0, recorded = 0;
 	const char *rhold = NULL;	/* base held with hold -r on src */
 	size_t i, n = 0, nheld = 0, srclen = strlen(src), dstlen;
-	struct send_ctx sc;
+	struct send_ctx sc = { .mu = PTHREAD_MUTEX_INITIALIZER,
+	    .cv = PTHREAD_COND_INITIALIZER };
 	struct bg_job snapj, holdj, listj, policyj, releasej, prunej[2];
 	struct snap_job sj;
 	struct hold_job hj;
@@ -1425,7 +1427,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	struct policy_job pj;
 	struct release_job rj;
 	struct prune_job pr[2];
-	int snap_rc, list_rc, policy_rc, release_rc, prune_rc;
+	int list_rc, policy_rc, release_rc, prune_rc;
 	/* step 1's snapshot, made and not (yet) the step's */
 	char early[SNAP_NAME_MAX + 1];
 	int early_made = 0;
@@ -1434,9 +1436,6 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	/* a zfs without receive -o: the new datasets' policy by `zfs set` */
 	int policy_beside;
 
-	memset(&sc, 0, sizeof(sc));
-	pthread_mutex_init(&sc.mu, NULL);
-	pthread_cond_init(&sc.cv, NULL);
 	memset(&snapj, 0, sizeof(snapj));
 	memset(&holdj, 0, sizeof(holdj));
 	memset(&listj, 0, sizeof(listj));
@@ -1485,8 +1484,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	bg_start(&snapj, snap_run, &sj);
 	list_rc = list_both(src, dst, recursive, &st, &dt, err);
 	as_err_clear(&snap_err);
-	snap_rc = bg_join(&snapj, &snap_err);
-	early_made = snap_rc == 0;
+	early_made = bg_join(&snapj, &snap_err) == 0;
 	if (list_rc == -1)
 		goto out;
 	if (early_made)
@@ -2095,21 +2093,15 @@ zpull_recv(void *arg, const char *ds, int in_fd, int rflags,
 	    ZFS_RECV_FORCE : 0, in_fd, res, NULL, err);
 }
 
-/* The destination's listing and its parent's check, as a job. */
-struct dst_list {
-	const char	*dst;
-	int		 recursive;
-	struct zfs_tree	*dt;
-};
-
+/* The destination's listing (a list_one) and its parent's check. */
 static int
 dst_list_run(void *arg, struct as_err *err)
 {
-	struct dst_list *d = arg;
+	struct list_one *l = arg;
 
-	if (zfs_list(d->dst, d->recursive, d->dt, err) == -1)
+	if (list_one_run(l, err) == -1)
 		return -1;
-	return dst_parent_check(d->dst, d->dt, err);
+	return dst_parent_check(l->root, l->t, err);
 }
 
 /*
@@ -2141,7 +2133,7 @@ zfs_pull(const struct endpoint *se, const struct endpoint *de,
 	    o->flags & SYNC_FORCE, rc = -1, rf, agree_rc = -1;
 	size_t i, n = 0, nv = 0;
 	uint64_t held = 0;
-	struct dst_list dj;
+	struct list_one dj;
 	struct bg_job dstj;
 
 	memset(&dstj, 0, sizeof(dstj));
@@ -2167,9 +2159,9 @@ zfs_pull(const struct endpoint *se, const struct endpoint *de,
 	 * B's error, when both fail, is the one reported, as when B was
 	 * listed first.
 	 */
-	dj.dst = dst;
+	dj.root = dst;
 	dj.recursive = recursive;
-	dj.dt = &dt;
+	dj.t = &dt;
 	bg_start(&dstj, dst_list_run, &dj);
 	memset(&ro, 0, sizeof(ro));
 	if (o->remote != NULL)
