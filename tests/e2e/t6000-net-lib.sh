@@ -217,7 +217,9 @@ test_expect_success NETNS,TC 'tc tbf limits the rate on the namespace lo' '
 	ms=$(( $(net_now_ms) - t0 )) &&
 	net_unrate &&
 	echo "1 MiB at 8 mbit/s took $ms ms" &&
-	test $ms -ge 900 && test $ms -lt 5000
+	# net_rate bursts 256 KiB: the other 768 KiB take 786 ms at least
+	# (a bound of 900 failed once, at 897 ms; unlimited is ~10 ms)
+	test $ms -ge 750 && test $ms -lt 5000
 '
 
 # --- fault proxy (root namespace)
