@@ -6,6 +6,9 @@
 #include "base/xmalloc.h"
 #include "base/banned.h"
 
+/* from this capacity on, an empty buffer grows page-aligned */
+#define BUF_IO_MIN	(64u * 1024)
+
 void
 buf_init(struct buf *b)
 {
@@ -35,7 +38,18 @@ buf_reserve(struct buf *b, size_t n)
 		size_t cap = b->cap ? b->cap : 256;
 		while (cap < want)
 			cap *= 2;
-		b->data = xrealloc(b->data, cap);
+		/*
+		 * An empty buffer about to take a large read (a frame's
+		 * payload, a whole file) starts page-aligned, as read(2)
+		 * copies much faster there (see xmalloc_io); one that holds
+		 * bytes keeps realloc, which moves large blocks without a
+		 * copy.
+		 */
+		if (b->len == 0 && cap >= BUF_IO_MIN) {
+			free(b->data);
+			b->data = xmalloc_io(cap);
+		} else
+			b->data = xrealloc(b->data, cap);
 		b->cap = cap;
 	}
 	return b->data + b->len;

@@ -32,6 +32,17 @@ xmalloc(size_t n)
 }
 
 void *
+xmalloc_io(size_t n)
+{
+	void *p;
+	int e = posix_memalign(&p, XMALLOC_IO_ALIGN, n == 0 ? 1 : n);
+
+	if (e != 0)
+		fatal("out of memory allocating %zu bytes", n);
+	return p;
+}
+
+void *
 xcalloc(size_t nmemb, size_t size)
 {
 	void *p = calloc(nmemb == 0 ? 1 : nmemb, size == 0 ? 1 : size);

@@ -1225,7 +1225,7 @@ run_phase(struct rcv *r, int ph, size_t *did, struct as_err *err)
 				n++;
 		if (n == 0)
 			break;
-		buf = xmalloc(AS_DATA_MAX);
+		buf = xmalloc_io(AS_DATA_MAX);
 		/* -F resets first, then links, then the stream's changes */
 		for (pass = 0; pass < 3 && rc == 0; pass++)
 			for (i = 0; i < r->nops && rc == 0; i++) {

@@ -2373,7 +2373,7 @@ read_stream(struct rs *s, int in_fd, struct dir_recv_result *res,
 	ssize_t n;
 	int rc = -1;
 
-	buf = xmalloc(RCV_READ_CHUNK);
+	buf = xmalloc_io(RCV_READ_CHUNK);
 	stream_dec_init(&d);
 	for (;;) {
 		n = read(in_fd, buf, RCV_READ_CHUNK);

@@ -1627,7 +1627,7 @@ scan_run_rd(const char *root, const struct catalog *base,
 	s->st = st;
 	scan_xa_init(&s->xa);
 	s->rlen = block_size > SCAN_CHUNK ? block_size : SCAN_CHUNK;
-	s->rbuf = xmalloc(s->rlen);
+	s->rbuf = xmalloc_io(s->rlen);
 
 	st->entries++;
 	b = base_at(s, 0);

@@ -1246,14 +1246,14 @@ dir_send_resume(const char *root, struct catalog *target,
 	s->cp = xcalloc(target->n, sizeof(*s->cp));
 	s->mflags = xcalloc(target->n, 1);
 	s->lead = xcalloc(target->n, sizeof(*s->lead));
-	s->rbuf = xmalloc(AS_DATA_MAX);
+	s->rbuf = xmalloc_io(AS_DATA_MAX);
 	s->rlen = s->bs > SCAN_CHUNK ? s->bs : SCAN_CHUNK;
 	if ((s->hs = XXH3_createState()) == NULL)
 		fatal("out of memory");
 	scan_zero_hash(s->bs, s->zh);
 	scan_xa_init(&s->xa);
 	if ((flags & DIR_SEND_LIVE) != 0)
-		s->hrbuf = xmalloc(s->rlen);
+		s->hrbuf = xmalloc_io(s->rlen);
 	stream_enc_init(&s->enc, &s->out);
 	if (base != NULL) {
 		s->claim = xcalloc(base->n, sizeof(*s->claim));

@@ -409,7 +409,7 @@ walk(struct walker *w, struct as_err *err)
 	if (chunk < w->bs)
 		chunk = w->bs;
 	(void)posix_fadvise(w->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	buf = xmalloc(chunk);
+	buf = xmalloc_io(chunk);
 	while (off < w->size) {
 		if (seek && off >= dend) {
 			/* Where does the data at or after off start and end? */
@@ -828,7 +828,7 @@ send_changed(struct snd *s, uint64_t size, struct as_err *err)
 	if ((fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1)
 		return as_err_sys(err, errno, "open '%s'", s->path);
 	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	buf = xmalloc(s->bs);
+	buf = xmalloc_io(s->bs);
 	for (i = 0; i < nb; i++) {
 		if (s->base_h != NULL && i < s->base_nb &&
 		    memcmp(s->base_h + i * CAT_HASH_LEN, s->target_h +
@@ -1664,7 +1664,7 @@ jrn_scan(const char *path, struct jhdr *h, struct vdst *d,
 		return as_err_sys(err, errno, "open '%s'", path);
 	}
 	r.cap = VOL_OUT_FLUSH + JRN_REC;
-	r.buf = xmalloc(r.cap);
+	r.buf = xmalloc_io(r.cap);
 	(void)posix_fadvise(r.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	if ((xs = XXH3_createState()) == NULL) {
 		as_err_set(err, AS_E_INTERNAL, ENOMEM, "out of memory");
@@ -1896,7 +1896,7 @@ jrn_reopen(struct jrn *j, uint64_t target, uint64_t cut,
 	XXH3_64bits_reset(j->xs);
 	r.fd = j->fd;
 	r.cap = VOL_OUT_FLUSH + JRN_REC;
-	r.buf = xmalloc(r.cap);
+	r.buf = xmalloc_io(r.cap);
 	if (jr_need(&r, JRN_HDR) == -1 || memcmp(r.buf, JRN_MAGIC, 8) != 0 ||
 	    le64(r.buf + 8) != target || (nl = le32(r.buf + 36)) > 255 ||
 	    jr_need(&r, JRN_HDR + nl) == -1) {
@@ -2367,7 +2367,7 @@ read_stream(struct rcv *s, int in_fd, struct as_err *err)
 	int x, rc = -1;
 
 	stream_dec_init(&d);
-	buf = xmalloc(VOL_IN_BUF);
+	buf = xmalloc_io(VOL_IN_BUF);
 	for (;;) {
 		n = read(in_fd, buf, VOL_IN_BUF);
 		if (n == -1) {

@@ -167,7 +167,7 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 	out->stopped = 0;
 	out->early_type = 0;
 	buf_reset(&out->early);
-	raw = xmalloc(PROTO_CHUNK);
+	raw = xmalloc_io(PROTO_CHUNK);
 	if ((o->features & PROTO_F_ZSTD) && o->zstd_level != 0)
 		z = compressor_new(o->zstd_level);
 
@@ -433,7 +433,7 @@ xfer_recv(struct conn *c, const struct xfer_opts *o, const char *dest,
 	pw = rw.data_fd;
 	if (o->features & PROTO_F_ZSTD) {
 		dz = decompressor_new();
-		raw = xmalloc(PROTO_CHUNK);
+		raw = xmalloc_io(PROTO_CHUNK);
 	}
 
 	for (;;) {

@@ -395,7 +395,7 @@ static uint8_t *
 copy_buf(struct conn *c)
 {
 	if (c->copybuf == NULL)
-		c->copybuf = xmalloc(COPY_PREFIX + COPY_BUFSZ);
+		c->copybuf = xmalloc_io(COPY_PREFIX + COPY_BUFSZ);
 	return c->copybuf;
 }
 
