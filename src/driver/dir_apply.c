@@ -824,13 +824,11 @@ fail:
 }
 
 static int
-mark_phase(struct rcv *r, int phase, struct as_err *err)
+record_phase(struct rcv *r, int phase, struct as_err *err)
 {
 	uint8_t b = (uint8_t)phase;
 	int fd, e;
 
-	if (syncfs(r->destfd) == -1)
-		return as_err_sys(err, errno, "sync '%s'", r->dest);
 	fd = openat(r->privfd, "journal.phase", O_WRONLY | O_CREAT |
 	    O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd == -1)
@@ -845,6 +843,45 @@ mark_phase(struct rcv *r, int phase, struct as_err *err)
 	}
 	close(fd);
 	return 0;
+}
+
+static int
+sync_job(void *arg, struct as_err *err)
+{
+	struct rcv *r = arg;
+
+	if (syncfs(r->destfd) == -1)
+		return as_err_sys(err, errno, "sync '%s'", r->dest);
+	return 0;
+}
+
+/*
+ * Phase ph changed the tree: make that durable (syncfs), then record it
+ * in journal.phase.  The syncfs runs beside what follows, which only
+ * reads the tree until mark_end: above all the derive of held.cat.  A
+ * retry after a failure (rcv_commit) marks in line, one step at a time.
+ */
+static int
+mark_start(struct rcv *r, int ph, int in_line, struct as_err *err)
+{
+	if (in_line)
+		return sync_job(r, err) == -1 ? -1 : record_phase(r, ph, err);
+	r->marker_phase = ph;
+	r->marker_pending = 1;
+	bg_start(&r->marker, sync_job, r);
+	return 0;
+}
+
+/* Wait for the pending mark's syncfs, then write its record. */
+static int
+mark_end(struct rcv *r, struct as_err *err)
+{
+	if (!r->marker_pending)
+		return 0;
+	r->marker_pending = 0;
+	if (bg_join(&r->marker, err) == -1)
+		return -1;
+	return record_phase(r, r->marker_phase, err);
 }
 
 /* The last phase done according to journal.phase (PH_NONE if none). */
@@ -1186,6 +1223,16 @@ is_dir_op(const struct rop *o)
 }
 
 /* Run one phase; *did: how many ops it had (0: it changed nothing). */
+/*
+ * A phase with n ops starts on a tree the earlier ones left durable and
+ * recorded (mark_end); one without ops changes nothing and need not wait.
+ */
+static int
+phase_ready(struct rcv *r, size_t n, struct as_err *err)
+{
+	return n > 0 ? mark_end(r, err) : 0;
+}
+
 static int
 run_phase(struct rcv *r, int ph, size_t *did, struct as_err *err)
 {
@@ -1203,6 +1250,7 @@ run_phase(struct rcv *r, int ph, size_t *did, struct as_err *err)
 			    r->ops[i].op == RO_EXTRA)
 				idx[n++] = (uint32_t)i;
 		qsort_r(idx, n, sizeof(*idx), cmp_detach, r);
+		rc = phase_ready(r, n, err);
 		for (i = 0; i < n && rc == 0; i++)
 			rc = detach_one(r, &r->ops[idx[i]], err);
 		break;
@@ -1213,6 +1261,7 @@ run_phase(struct rcv *r, int ph, size_t *did, struct as_err *err)
 			    (r->ops[i].flags & RO_TOP) != 0))
 				idx[n++] = (uint32_t)i;
 		qsort_r(idx, n, sizeof(*idx), cmp_attach, r);
+		rc = phase_ready(r, n, err);
 		for (i = 0; i < n && rc == 0; i++)
 			rc = attach_one(r, &r->ops[idx[i]], err);
 		break;
@@ -1223,7 +1272,7 @@ run_phase(struct rcv *r, int ph, size_t *did, struct as_err *err)
 			    r->ops[i].op != AS_OP_DELETE &&
 			    r->ops[i].op != RO_EXTRA)
 				n++;
-		if (n == 0)
+		if (n == 0 || (rc = phase_ready(r, n, err)) == -1)
 			break;
 		buf = xmalloc_io(AS_DATA_MAX);
 		/* -F resets first, then links, then the stream's changes */
@@ -1250,6 +1299,7 @@ run_phase(struct rcv *r, int ph, size_t *did, struct as_err *err)
 			if (is_dir_op(&r->ops[i]))
 				idx[n++] = (uint32_t)i;
 		qsort_r(idx, n, sizeof(*idx), cmp_dirs, r);
+		rc = phase_ready(r, n, err);
 		for (i = 0; i < n && rc == 0; i++)
 			rc = attr_one(r, &r->ops[idx[i]], err);
 		break;
@@ -1344,6 +1394,9 @@ write_held(struct rcv *r, const struct cat_header *h, struct as_err *err)
 		    AS_E_INTERNAL, EINVAL, "the new catalog of '%s' is not in "
 		    "path order", r->dest);
 	cat_writer_release(&w);
+	/* the last phase's record (apply_from) before held.cat names it */
+	if (rc == 0 && mark_end(r, err) == -1)
+		rc = -1;
 	if (rc != 0) {
 		close(o.fd);
 		(void)unlinkat(r->privfd, tmp, 0);
@@ -1356,7 +1409,8 @@ write_held(struct rcv *r, const struct cat_header *h, struct as_err *err)
  * Write held.cat for the tree as it is now, then drop the journal.
  *
  * No syncfs here: every phase that changed something ended with one
- * (mark_phase), so the tree is durable before held.cat names it.
+ * (mark_phase), so the tree is durable before held.cat names it; the
+ * last of them may still run (apply_from) and is joined first.
  * With no ops at all (an unchanged tree) the tree was not touched and
  * r->prior, checked against it just before, is the new held.cat as it is.
  */
@@ -1379,7 +1433,10 @@ finish(struct rcv *r, struct as_err *err)
 		free(r->prior->hdr.source);
 		r->prior->hdr = h;
 		r->prior->hdr.source = xstrdup(h.source);
-		rc = rcv_write_atomic(r, "held.cat", NULL, 0, r->prior, err);
+		rc = mark_end(r, err);
+		if (rc == 0)
+			rc = rcv_write_atomic(r, "held.cat", NULL, 0,
+			    r->prior, err);
 	} else {
 		rc = write_held(r, &h, err);
 		if (rc == -1)
@@ -1428,26 +1485,31 @@ rcv_late_result(struct rcv *r, struct as_err *err)
 }
 
 static int
-apply_from(struct rcv *r, int done, struct as_err *err)
+apply_from(struct rcv *r, int done, int in_line, struct as_err *err)
 {
 	size_t did;
-	int ph;
+	int ph, rc = -1;
 
 	if (open_stage(r, err) == -1)
 		return -1;
 	for (ph = done + 1; ph < PH_DONE; ph++) {
 		if (run_phase(r, ph, &did, err) == -1)
-			return -1;
+			goto out;
 		/*
 		 * A phase without ops changed nothing: there is nothing to
 		 * make durable, and a replay that runs it again does nothing
 		 * either, so it needs neither a syncfs nor a record.
 		 * read_phase() takes the highest phase recorded.
 		 */
-		if (did > 0 && mark_phase(r, ph, err) == -1)
-			return -1;
+		if (did > 0 && mark_start(r, ph, in_line, err) == -1)
+			goto out;
 	}
-	return finish(r, err);
+	rc = finish(r, err);
+out:
+	/* finish ended the mark before held.cat; an error path did not */
+	r->marker_pending = 0;
+	(void)bg_join(&r->marker, NULL);
+	return rc;
 }
 
 int
@@ -1488,11 +1550,12 @@ rcv_commit(struct rcv *r, struct as_err *err)
 	/*
 	 * Committed: from here on the tree is rolled forward, never back.  A
 	 * transient failure (EIO on one fsync) is retried once from the
-	 * recorded phase so that the destination is consistent when we
+	 * recorded phase, one step after the other (no syncfs beside the
+	 * next step), so that the destination is consistent when we
 	 * return; if it fails again, the journal stays for recover.
 	 */
-	if (apply_from(r, PH_NONE, err) == -1 &&
-	    apply_from(r, read_phase(r), err) == -1)
+	if (apply_from(r, PH_NONE, 0, err) == -1 &&
+	    apply_from(r, read_phase(r), 1, err) == -1)
 		return as_err_prefix(err, "snapshot '%s' is committed but not "
 		    "fully applied (run 'autosync recover %s')", r->name,
 		    r->dest);
@@ -1571,7 +1634,7 @@ rcv_recover(struct rcv *r, struct as_err *err)
 	buf_release(&j);
 	if (rc == -1)
 		return -1;
-	if (apply_from(r, read_phase(r), err) == -1 ||
+	if (apply_from(r, read_phase(r), 1, err) == -1 ||
 	    rcv_late_result(r, err) == -1)
 		return -1;
 	/* this context recovered someone else's op list: forget it */

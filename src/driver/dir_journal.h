@@ -31,6 +31,7 @@
 
 #include <stdint.h>
 
+#include "base/bg.h"
 #include "base/buf.h"
 #include "base/err.h"
 #include "driver/dir.h"
@@ -146,6 +147,16 @@ struct rcv {
 	 * so that the destination is never wedged, and this is reported.
 	 */
 	struct as_err	 late_err;
+	/*
+	 * The syncfs that ends a phase which changed something runs beside
+	 * what follows it, which only reads the tree until the phase is
+	 * recorded in journal.phase (mark_end: before the next phase, and
+	 * before held.cat is renamed into place), so the tree is still
+	 * durable before anything names it.
+	 */
+	struct bg_job	 marker;
+	int		 marker_phase;
+	int		 marker_pending;
 };
 
 void	rcv_init(struct rcv *r, const char *dest, int flags,

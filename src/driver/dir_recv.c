@@ -1410,6 +1410,7 @@ struct derive {
 	size_t		 nmv, capmv;
 	uint64_t	*marks;		/* offsets of paths to stat again */
 	size_t		 nmarks, capmarks;
+	size_t		 mcur;		/* d_marked's place in marks */
 	int		 pfd;		/* parent of the last entry stat'ed */
 	struct buf	 ppath;
 	uint64_t	 rootdev;
@@ -1491,22 +1492,19 @@ cmp_move(const void *a, const void *b, void *arg)
 }
 
 static int
-d_marked(const struct derive *d, const char *p, size_t len)
+d_marked(struct derive *d, const char *p, size_t len)
 {
-	size_t lo = 0, hi = d->nmarks, mid;
 	const char *m;
 	int c;
 
-	while (lo < hi) {
-		mid = (lo + hi) / 2;
-		m = d_str(d, d->marks[mid]);
+	/* d_emit's paths come in path order, as do the sorted marks */
+	for (; d->mcur < d->nmarks; d->mcur++) {
+		m = d_str(d, d->marks[d->mcur]);
 		c = path_cmp(m, strlen(m), p, len);
 		if (c == 0)
 			return 1;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
+		if (c > 0)
+			break;
 	}
 	return 0;
 }
@@ -1651,7 +1649,7 @@ derive_held(struct rcv *r, struct cat_writer *out, struct as_err *err)
 	char np[AS_PATH_MAX_BUF];
 	uint8_t *moved;
 	const char *p, *mp;
-	size_t i, j, k, plen, mlen;
+	size_t i, j, k, plen, mlen, nmoving = 0;
 	int rc = 1, c;
 
 	if (!s->use_held || !r->prior_exact || (r->flags &
@@ -1689,9 +1687,15 @@ derive_held(struct rcv *r, struct cat_writer *out, struct as_err *err)
 		default:
 			goto out;	/* -F's extras: not here */
 		}
+		if (o->op == AS_OP_RENAME || o->op == AS_OP_DELETE)
+			nmoving++;
 	}
-	/* where every held entry ends up; 2: gone */
-	for (i = 0; i < h->n; i++) {
+	/*
+	 * Where every held entry ends up; 2: gone.  Without a rename or a
+	 * delete, each stays where it is (the usual small incremental: no
+	 * path lookups for the whole tree).
+	 */
+	for (i = 0; nmoving > 0 && i < h->n; i++) {
 		he = &h->ents[i];
 		p = catalog_path(h, he);
 		if (!new_path_of(s, p, he->path_len, np, sizeof(np)))
