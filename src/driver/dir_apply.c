@@ -1222,7 +1222,6 @@ is_dir_op(const struct rop *o)
 	    o->op == AS_OP_ATTR || o->op == AS_OP_RENAME);
 }
 
-/* Run one phase; *did: how many ops it had (0: it changed nothing). */
 /*
  * A phase with n ops starts on a tree the earlier ones left durable and
  * recorded (mark_end); one without ops changes nothing and need not wait.
@@ -1233,6 +1232,7 @@ phase_ready(struct rcv *r, size_t n, struct as_err *err)
 	return n > 0 ? mark_end(r, err) : 0;
 }
 
+/* Run one phase; *did: how many ops it had (0: it changed nothing). */
 static int
 run_phase(struct rcv *r, int ph, size_t *did, struct as_err *err)
 {
@@ -1409,8 +1409,8 @@ write_held(struct rcv *r, const struct cat_header *h, struct as_err *err)
  * Write held.cat for the tree as it is now, then drop the journal.
  *
  * No syncfs here: every phase that changed something ended with one
- * (mark_phase), so the tree is durable before held.cat names it; the
- * last of them may still run (apply_from) and is joined first.
+ * (mark_start), so the tree is durable before held.cat names it; the
+ * last of them may still run and is ended (mark_end) first.
  * With no ops at all (an unchanged tree) the tree was not touched and
  * r->prior, checked against it just before, is the new held.cat as it is.
  */
