@@ -849,9 +849,11 @@ static int
 sync_job(void *arg, struct as_err *err)
 {
 	struct rcv *r = arg;
+	int e;
 
-	if (syncfs(r->destfd) == -1)
-		return as_err_sys(err, errno, "sync '%s'", r->dest);
+	if ((e = io_fault("recv_sync")) != 0 || (syncfs(r->destfd) == -1 &&
+	    (e = errno) != 0))
+		return as_err_sys(err, e, "sync '%s'", r->dest);
 	return 0;
 }
 

@@ -788,6 +788,49 @@ test_recover_forward(void **state)
 	buf_release(&b);
 }
 
+/*
+ * The syncfs that ends a phase runs on a thread (dir_apply.c mark_start):
+ * when it fails once, the step is retried in line and the receive still
+ * ends on the new tree, with nothing left for recover.  Failing the
+ * first one (the data phase of a full stream) and the second.
+ */
+static void
+test_sync_fault_retried(void **state)
+{
+	static const char *faults[] = { "recv_sync:EIO:1",
+	    "recv_sync:EIO:2" };
+	struct buf b = BUF_INIT;
+	struct cat_header hdr;
+	struct as_err err;
+	struct stat sb;
+	char p[700], sp[600];
+	size_t i;
+	int fd;
+
+	(void)state;
+	for (i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+		reset_dest();
+		buf_reset(&b);
+		build_full(&b, 1);
+		snprintf(sp, sizeof(sp), "%s/stream", top);
+		fd = open(sp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+		close(fd);
+		if (run_child_with_fault(faults[i]) != 0)
+			fail_msg("%s: the receive failed", faults[i]);
+		assert_int_equal(dir_held(dest, &hdr, &err), 1);
+		assert_int_equal(hdr.guid, 1);
+		cat_header_release(&hdr);
+		at(p, sizeof(p), ".autosync/journal");
+		assert_int_equal(lstat(p, &sb), -1);
+		at(p, sizeof(p), ".autosync/stage");
+		assert_int_equal(lstat(p, &sb), -1);
+		assert_int_equal(dir_recover(dest, &err), 0);
+	}
+	buf_release(&b);
+}
+
 /* A failure before the commit point leaves the old tree. */
 static void
 test_fail_before_commit(void **state)
@@ -1026,6 +1069,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_busy),
 		cmocka_unit_test(test_bad_semantics),
 		cmocka_unit_test(test_recover_forward),
+		cmocka_unit_test(test_sync_fault_retried),
 		cmocka_unit_test(test_fail_before_commit),
 		cmocka_unit_test(test_big_streamed),
 		cmocka_unit_test(test_retry),
