@@ -25,6 +25,11 @@
 set -u
 . "$(dirname "$0")/lib-sshd.sh" || exit 1
 AUTOSYNC=${AUTOSYNC:-$(cd "$(dirname "$0")/.." && pwd)/build/autosync}
+# absolute: the ssh rounds run it as the remote side, from another directory
+case $AUTOSYNC in
+/*) ;;
+*) AUTOSYNC=$(cd "$(dirname "$AUTOSYNC")" && pwd)/$(basename "$AUTOSYNC") ;;
+esac
 MB=${MB:-512}
 N=${N:-3}
 dir=${BENCH_DIR:-/var/tmp/autosync-bench}/zfs
@@ -340,7 +345,11 @@ if test "$REMOTE" = 1; then
 		t0=$(now)
 		AUTOSYNC_SSH=$dir/ssh/ssh AUTOSYNC_REMOTE=$AUTOSYNC "$AUTOSYNC" \
 		    sync "ssh://127.0.0.1/zfs:$pa/srcw" zfs:"$pb/sshwrap" \
-		    2>>"$dir/autosync.log" || return 1
+		    2>>"$dir/autosync.log" || {
+			echo "bench/zfs.sh: ssh pull failed:" >&2
+			tail -n 3 "$dir/autosync.log" >&2
+			return 1
+		}
 		t1=$(now)
 		WT=$(secs "$t0" "$t1")
 	}
