@@ -684,8 +684,23 @@ child_receive(const char *stream, const char *to)
 	return (int)err.code;
 }
 
+/* The stream file the child receives: b's bytes. */
+static void
+write_stream(const struct buf *b)
+{
+	char path[600];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/stream", top);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, b->data, b->len), (ssize_t)b->len);
+	close(fd);
+}
+
+/* The child's wait status (it may be killed at the fault). */
 static int
-run_child_with_fault(const char *fault)
+child_status(const char *fault)
 {
 	char path[600];
 	pid_t pid;
@@ -700,6 +715,15 @@ run_child_with_fault(const char *fault)
 	}
 	assert_true(pid > 0);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+/* The child's exit code: 0, or the error class of its failure. */
+static int
+run_child_with_fault(const char *fault)
+{
+	int st = child_status(fault);
+
 	assert_true(WIFEXITED(st));
 	return WEXITSTATUS(st);
 }
@@ -747,16 +771,7 @@ test_recover_forward(void **state)
 		}
 		/* write the stream file, fail in a child */
 		assert_int_equal(recv_bytes(b.data, 0, 0, &err, &res), -1);
-		{
-			char sp[600];
-			int fd;
-
-			snprintf(sp, sizeof(sp), "%s/stream", top);
-			fd = open(sp, O_WRONLY | O_TRUNC);
-			assert_int_equal(write(fd, b.data, b.len),
-			    (ssize_t)b.len);
-			close(fd);
-		}
+		write_stream(&b);
 		rc = run_child_with_fault(faults[i]);
 		if (rc == 0)
 			continue;	/* site not reached in this stream */
@@ -792,7 +807,9 @@ test_recover_forward(void **state)
  * The syncfs that ends a phase runs on a thread (dir_apply.c mark_start):
  * when it fails once, the step is retried in line and the receive still
  * ends on the new tree, with nothing left for recover.  Failing the
- * first one (the data phase of a full stream) and the second.
+ * first one (the data phase of a full stream) and the second.  First,
+ * the site is reached at all: killed there, the receive is committed
+ * and recover rolls it forward.
  */
 static void
 test_sync_fault_retried(void **state)
@@ -803,20 +820,23 @@ test_sync_fault_retried(void **state)
 	struct cat_header hdr;
 	struct as_err err;
 	struct stat sb;
-	char p[700], sp[600];
+	char p[700];
 	size_t i;
-	int fd;
+	int st;
 
 	(void)state;
+	build_full(&b, 1);
+	reset_dest();
+	write_stream(&b);
+	st = child_status("recv_sync:KILL:1");
+	if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+		fail_msg("recv_sync:KILL:1 was not reached (status %d)", st);
+	assert_int_equal(dir_recover(dest, &err), 1);
+	assert_int_equal(dir_held(dest, &hdr, &err), 1);
+	assert_int_equal(hdr.guid, 1);
+	cat_header_release(&hdr);
 	for (i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
 		reset_dest();
-		buf_reset(&b);
-		build_full(&b, 1);
-		snprintf(sp, sizeof(sp), "%s/stream", top);
-		fd = open(sp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		assert_true(fd >= 0);
-		assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
-		close(fd);
 		if (run_child_with_fault(faults[i]) != 0)
 			fail_msg("%s: the receive failed", faults[i]);
 		assert_int_equal(dir_held(dest, &hdr, &err), 1);
@@ -839,18 +859,15 @@ test_fail_before_commit(void **state)
 	    "recv_write:ENOSPC:1", "recv_journal:EIO:1" };
 	struct buf b = BUF_INIT;
 	struct stat sb;
-	char p[700], sp[600];
+	char p[700];
 	size_t i;
-	int fd, rc;
+	int rc;
 
 	(void)state;
 	build_full(&b, 1);
-	snprintf(sp, sizeof(sp), "%s/stream", top);
+	write_stream(&b);
 	for (i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
 		reset_dest();
-		fd = open(sp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
-		close(fd);
 		rc = run_child_with_fault(faults[i]);
 		assert_int_not_equal(rc, 0);
 		if (strstr(faults[i], "ENOSPC") != NULL)
