@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1377,6 +1378,207 @@ walk(struct scan *s, struct as_err *err)
 	return 0;
 }
 
+/*
+ * A full scan (no base, no narrowing) on several threads: the root's
+ * children are cut into up to SCAN_PARTS contiguous runs, each walked
+ * by whichever worker is free into a catalog of its own, and the parts
+ * are appended to out in order as they complete, so the catalog is the
+ * one walk() would make.  Why: the scan of a full copy runs before the
+ * first byte is sent, on one CPU while the others wait; the lstat and
+ * listxattr calls of different directories do not contend.  An error
+ * stops new runs; the one reported is that of the first failed run in
+ * path order among those walked.
+ */
+#define SCAN_PARTS	64
+#define SCAN_THREADS	4
+
+struct part {
+	struct catalog	 cat;
+	struct dir_stats st;
+	struct as_err	 err;
+	int		 state;		/* PART_* */
+};
+
+enum { PART_WAIT, PART_OK, PART_FAILED };
+
+struct par {
+	struct scan	*s;		/* the root's frame: fr[0] */
+	struct part	*parts;
+	size_t		 nparts;
+	size_t		 next;		/* next run to take */
+	int		 failed;	/* take no new run */
+	pthread_mutex_t	 mu;		/* guards next, failed, states */
+	pthread_cond_t	 cv;
+};
+
+/* How many threads a full scan uses: $AUTOSYNC_SCAN_THREADS, else CPUs. */
+static int
+scan_threads(void)
+{
+	const char *e = getenv("AUTOSYNC_SCAN_THREADS");
+	long n;
+
+	n = e != NULL ? strtol(e, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	return n > SCAN_THREADS ? SCAN_THREADS : (int)n;
+}
+
+/* Set w up to walk run k of the root's children (w's own stacks). */
+static void
+part_frame(struct par *p, struct scan *w, size_t k)
+{
+	const struct scan *s = p->s;
+	const struct frame *r = &s->fr[0];
+	size_t a = r->nkids * k / p->nparts, z = r->nkids * (k + 1) / p->nparts;
+	const char *nm;
+	size_t i, len;
+
+	w->names.len = 0;
+	w->nkids = 0;
+	if (w->kidcap < z - a) {
+		w->kidcap = z - a;
+		w->kids = xreallocarray(w->kids, w->kidcap, sizeof(*w->kids));
+	}
+	for (i = a; i < z; i++) {
+		nm = (const char *)s->names.data + s->kids[r->first + i];
+		len = strlen(nm);
+		w->kids[w->nkids++] = w->names.len;
+		buf_add(&w->names, nm, len + 1);
+	}
+	if (w->frcap == 0) {
+		w->frcap = 64;
+		w->fr = xreallocarray(NULL, w->frcap, sizeof(*w->fr));
+	}
+	w->fr[0] = *r;
+	w->fr[0].first = 0;
+	w->fr[0].nkids = w->nkids;
+	w->fr[0].next = 0;
+	w->fr[0].names_mark = 0;
+	w->nfr = 1;
+	w->path[0] = '\0';
+}
+
+static void *
+part_worker(void *arg)
+{
+	struct par *p = arg;
+	const struct scan *s = p->s;
+	struct scan *w = xcalloc(1, sizeof(*w));
+	struct part *pt;
+	size_t k;
+	int rc;
+
+	w->root = s->root;
+	w->rootfd = s->rootfd;	/* shared; walk() never closes it */
+	w->flags = s->flags;
+	w->bs = s->bs;
+	w->dev = s->dev;
+	scan_xa_init(&w->xa);
+	w->rlen = s->rlen;
+	w->rbuf = xmalloc_io(w->rlen);
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		k = p->failed ? p->nparts : p->next++;
+		pthread_mutex_unlock(&p->mu);
+		if (k >= p->nparts)
+			break;
+		pt = &p->parts[k];
+		w->out = &pt->cat;
+		w->st = &pt->st;
+		part_frame(p, w, k);
+		rc = walk(w, &pt->err);
+		while (w->nfr > 0)
+			pop(w);
+		pthread_mutex_lock(&p->mu);
+		if (rc == -1)
+			p->failed = 1;
+		pt->state = rc == -1 ? PART_FAILED : PART_OK;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+	}
+	scan_xa_release(&w->xa);
+	buf_release(&w->names);
+	buf_release(&w->xattrs);
+	buf_release(&w->hashes);
+	free(w->kids);
+	free(w->fr);
+	free(w->rbuf);
+	free(w);
+	return NULL;
+}
+
+static void
+stats_add(struct dir_stats *to, const struct dir_stats *from)
+{
+	to->entries += from->entries;
+	to->files_read += from->files_read;
+	to->bytes_read += from->bytes_read;
+	to->notpit += from->notpit;
+}
+
+/* walk() for a full scan whose root frame is s->fr[0]. */
+static int
+walk_parallel(struct scan *s, struct as_err *err)
+{
+	pthread_t tid[SCAN_THREADS];
+	struct par p;
+	size_t k, j, nkids = s->fr[0].nkids;
+	int n = scan_threads(), started = 0, rc = 0, i, state;
+
+	if (n < 2 || nkids < 2)
+		return walk(s, err);
+	memset(&p, 0, sizeof(p));
+	p.s = s;
+	p.nparts = nkids < SCAN_PARTS ? nkids : SCAN_PARTS;
+	p.parts = xcalloc(p.nparts, sizeof(*p.parts));
+	for (k = 0; k < p.nparts; k++)
+		catalog_init(&p.parts[k].cat);
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	for (i = 0; i < n; i++)
+		if (pthread_create(&tid[started], NULL, part_worker, &p) == 0)
+			started++;
+	if (started == 0) {
+		/* no thread to be had: one walk, here */
+		pthread_mutex_destroy(&p.mu);
+		pthread_cond_destroy(&p.cv);
+		free(p.parts);
+		return walk(s, err);
+	}
+	/* append the runs in order as they complete */
+	for (k = 0; k < p.nparts; k++) {
+		pthread_mutex_lock(&p.mu);
+		while ((state = p.parts[k].state) == PART_WAIT &&
+		    (k < p.next || !p.failed))
+			pthread_cond_wait(&p.cv, &p.mu);
+		pthread_mutex_unlock(&p.mu);
+		if (state != PART_OK)
+			break;	/* failed, or never to be taken */
+		catalog_append(s->out, &p.parts[k].cat);
+		catalog_release(&p.parts[k].cat);
+		stats_add(s->st, &p.parts[k].st);
+	}
+	for (i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	if (k < p.nparts) {
+		/* a run at k or after failed; all are done now */
+		for (j = k; j < p.nparts; j++)
+			if (p.parts[j].state == PART_FAILED) {
+				if (err != NULL)
+					*err = p.parts[j].err;
+				break;
+			}
+		rc = -1;
+	}
+	for (j = k; j < p.nparts; j++)
+		catalog_release(&p.parts[j].cat);
+	pthread_mutex_destroy(&p.mu);
+	pthread_cond_destroy(&p.cv);
+	free(p.parts);
+	return rc;
+}
+
 /* What scan_run does besides the tree and the base. */
 struct scan_how {
 	void		(*each)(void *, const struct cat_entry_in *);
@@ -1651,7 +1853,8 @@ scan_run_rd(const char *root, const struct catalog *base,
 		    FR_LIST : FR_FULL, 0, 0, err);
 	if (rc == -1)
 		goto out;
-	rc = walk(s, err);
+	rc = base == NULL && rd == NULL && s->each == NULL && !s->narrow ?
+	    walk_parallel(s, err) : walk(s, err);
 	if (rc == 0 && s->relisted)
 		rc = 2;
 	if (rc == 0 && rd != NULL) {

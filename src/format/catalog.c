@@ -114,6 +114,36 @@ catalog_add(struct catalog *c, const struct cat_entry_in *in)
 	return e;
 }
 
+void
+catalog_append(struct catalog *c, const struct catalog *src)
+{
+	size_t soff = c->strings.len, xoff = c->xattrs.len;
+	size_t hoff = c->hashes.len, i;
+	struct cat_entry *e;
+
+	if (src->n == 0)
+		return;
+	if (soff + src->strings.len > UINT32_MAX)
+		fatal("catalog string arena exceeds 4 GiB");
+	if (c->cap < c->n + src->n) {
+		c->cap = c->cap * 2 > c->n + src->n ? c->cap * 2 :
+		    c->n + src->n;
+		c->ents = xreallocarray(c->ents, c->cap, sizeof(*c->ents));
+	}
+	buf_add(&c->strings, src->strings.data, src->strings.len);
+	buf_add(&c->xattrs, src->xattrs.data, src->xattrs.len);
+	buf_add(&c->hashes, src->hashes.data, src->hashes.len);
+	e = c->ents + c->n;
+	memcpy(e, src->ents, src->n * sizeof(*e));
+	for (i = 0; i < src->n; i++) {
+		e[i].path_off += (uint32_t)soff;
+		e[i].xattr_off += xoff;
+		e[i].hash_off += hoff;
+	}
+	c->n += src->n;
+	catalog_drop_ino_index(c);
+}
+
 /*
  * An arena that was never grown has no memory: NULL + 0, and memcpy or
  * memcmp of 0 bytes at NULL, are undefined.  Zero-length views of such

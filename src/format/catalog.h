@@ -120,6 +120,11 @@ void	catalog_release(struct catalog *c);
 void	catalog_trim(struct catalog *c);
 /* Append a copy of an entry; the caller keeps path_cmp() order. */
 struct cat_entry *catalog_add(struct catalog *c, const struct cat_entry_in *in);
+/*
+ * Append all of src's entries after c's (the caller keeps path_cmp()
+ * order: src's first path sorts after c's last); src is unchanged.
+ */
+void	catalog_append(struct catalog *c, const struct catalog *src);
 /* Reserve room for nblocks hashes of the last-added entry and return it. */
 uint8_t	*catalog_hashes_of(struct catalog *c, const struct cat_entry *e);
 const char *catalog_path(const struct catalog *c, const struct cat_entry *e);

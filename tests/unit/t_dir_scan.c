@@ -10,7 +10,9 @@
  * over narrows the scan to exactly what is needed.
  */
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
@@ -340,6 +342,152 @@ test_journal(void **state)
 	catalog_release(&base);
 }
 
+/*
+ * The full scan on several threads (dir_scan.c, walk_parallel) makes the
+ * catalog the single walk makes, entry for entry (xattrs, hashes,
+ * symlink targets, a hard link across runs, files between directories
+ * at the root), with the same counts; and when the walk meets an error
+ * in two runs, it reports the first in path order, as the single walk.
+ */
+static void
+scan_threads(const char *dir, const char *threads, int flags,
+    struct catalog *c, struct dir_stats *st, struct as_err *err, int want)
+{
+	setenv("AUTOSYNC_SCAN_THREADS", threads, 1);
+	catalog_init(c);
+	memset(st, 0, sizeof(*st));
+	memset(err, 0, sizeof(*err));
+	assert_int_equal(dir_scan(dir, NULL, BS, flags, c, st, err), want);
+	unsetenv("AUTOSYNC_SCAN_THREADS");
+}
+
+/* dir/top/ + names of 250 bytes until the path passes AS_PATH_MAX */
+static void
+too_deep(const char *dir, const char *top)
+{
+	char name[251];
+	int fd, nfd, i;
+
+	memset(name, 'n', 250);
+	name[250] = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(fd >= 0);
+	assert_int_equal(mkdirat(fd, top, 0755), 0);
+	nfd = openat(fd, top, O_RDONLY | O_DIRECTORY);
+	close(fd);
+	for (i = 0; i < 17; i++) {
+		fd = nfd;
+		assert_true(fd >= 0);
+		assert_int_equal(mkdirat(fd, name, 0755), 0);
+		nfd = openat(fd, name, O_RDONLY | O_DIRECTORY);
+		close(fd);
+	}
+	close(nfd);
+}
+
+/* Remove name below dfd however deep (nftw builds paths: too long). */
+static void
+rm_at(int dfd, const char *name)
+{
+	struct dirent *de;
+	DIR *dp;
+	int fd;
+
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+	if (fd == -1) {
+		assert_int_equal(unlinkat(dfd, name, 0), 0);
+		return;
+	}
+	assert_non_null(dp = fdopendir(fd));
+	while ((de = readdir(dp)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0)
+			rm_at(fd, de->d_name);
+	closedir(dp);
+	assert_int_equal(unlinkat(dfd, name, AT_REMOVEDIR), 0);
+}
+
+static void
+test_parallel(void **state)
+{
+	char dir[] = "/tmp/t_dir_scan_par.XXXXXX", rel[96], *p, *q;
+	struct catalog a, b;
+	struct dir_stats sa, sb;
+	struct as_err ea, eb;
+	const struct cat_entry *x, *y;
+	size_t i;
+	int d, f, fl;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	for (d = 0; d < 40; d++) {
+		snprintf(rel, sizeof(rel), "%s/d%02d", dir, d);
+		assert_int_equal(mkdir(rel, 0750 + (d % 8)), 0);
+		for (f = 0; f < 7; f++) {
+			snprintf(rel, sizeof(rel), "%s/d%02d/f%d", dir, d, f);
+			p = xasprintf("%d-%d %0*d", d, f, d * 300 + f, 0);
+			fl = open(rel, O_WRONLY | O_CREAT | O_EXCL, 0644);
+			assert_true(fl >= 0);
+			assert_int_equal(write(fl, p, strlen(p)),
+			    (ssize_t)strlen(p));
+			if (f == 3)
+				assert_int_equal(fsetxattr(fl, "user.k", p,
+				    20, 0), 0);
+			close(fl);
+			free(p);
+		}
+		snprintf(rel, sizeof(rel), "%s/d%02d/s", dir, d);
+		assert_int_equal(symlink("f1", rel), 0);
+		/* a file at the root between this directory and the next */
+		snprintf(rel, sizeof(rel), "%s/d%02d.txt", dir, d);
+		fl = open(rel, O_WRONLY | O_CREAT | O_EXCL, 0600);
+		assert_true(fl >= 0);
+		close(fl);
+	}
+	p = xasprintf("%s/d01/f0", dir);
+	q = xasprintf("%s/d38/hard", dir);
+	assert_int_equal(link(p, q), 0);
+	free(p);
+	free(q);
+
+	for (fl = 0; fl < 2; fl++) {
+		scan_threads(dir, "1", fl ? DIR_SCAN_DEFER : 0, &a, &sa, &ea,
+		    0);
+		scan_threads(dir, "3", fl ? DIR_SCAN_DEFER : 0, &b, &sb, &eb,
+		    0);
+		assert_int_equal(a.n, 1 + 40 * 10 + 1);
+		same_catalog(&a, &b);
+		for (i = 0; i < a.n; i++) {
+			x = &a.ents[i];
+			y = &b.ents[i];
+			assert_int_equal(x->aux_len, y->aux_len);
+			assert_string_equal(catalog_aux(&a, x),
+			    catalog_aux(&b, y));
+			if (x->xattr_len != 0)
+				assert_memory_equal(catalog_xattrs(&a, x),
+				    catalog_xattrs(&b, y), x->xattr_len);
+		}
+		assert_int_equal(sa.entries, sb.entries);
+		assert_int_equal(sa.files_read, sb.files_read);
+		assert_int_equal(sa.bytes_read, sb.bytes_read);
+		catalog_release(&a);
+		catalog_release(&b);
+	}
+
+	/* two paths too long: d05's is met first in path order */
+	too_deep(dir, "d36/z");
+	too_deep(dir, "d05/z");
+	scan_threads(dir, "1", 0, &a, &sa, &ea, -1);
+	scan_threads(dir, "3", 0, &b, &sb, &eb, -1);
+	assert_int_equal(ea.code, AS_E_LIMIT);
+	assert_int_equal(eb.code, ea.code);
+	assert_non_null(strstr(ea.msg, "path 'd05/z/"));
+	assert_string_equal(eb.msg, ea.msg);
+	catalog_release(&a);
+	catalog_release(&b);
+	rm_at(AT_FDCWD, dir);
+}
+
 static int
 setup(void **state)
 {
@@ -362,6 +510,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_narrow),
 		cmocka_unit_test(test_journal),
+		cmocka_unit_test(test_parallel),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
