@@ -2070,7 +2070,7 @@ ckpt_floor_ns(void)
 static void
 log_record(struct rs *s, const struct stream_dec *d)
 {
-	const uint8_t *h = d->rd.buf;
+	const uint8_t *h = d->rd.cur;
 	uint16_t type = le16(h);
 	uint32_t len = le32(h + 4);
 	uint8_t l4[4];
@@ -2337,7 +2337,7 @@ feed(struct rs *s, struct stream_dec *d, const uint8_t *buf, size_t n,
 			continue;
 		if (s->replay && rec.type == AS_REC_ENTRY &&
 		    (rec.u.entry.flags & AS_EF_RETRY) == 0) {
-			size = REC_HDR_LEN + (uint64_t)le32(d->rd.buf + 4) +
+			size = REC_HDR_LEN + (uint64_t)le32(d->rd.cur + 4) +
 			    REC_TRAILER_LEN;
 			s->c_log_off = d->rd.offset - size;
 			s->c_chain = chain0;

@@ -75,23 +75,45 @@ int
 rec_dec_feed(struct rec_dec *d, const uint8_t *in, size_t inlen,
     size_t *used, struct rec *out, struct as_err *err)
 {
-	const uint8_t *p = in;
+	const uint8_t *p = in, *h;
 	size_t left = inlen;
 	uint32_t len;
 	uint64_t check;
 	int rc = 0;
 
 	*used = 0;
-	if (d->have < REC_HDR_LEN && !fill(d, REC_HDR_LEN, &p, &left))
-		goto out;
-	if (le16(d->buf + 2) != hcheck_of(d->buf, d->chain)) {
+	if (d->have == 0 && inlen >= REC_HDR_LEN && inlen - REC_HDR_LEN >=
+	    (size_t)le32(in + 4) + REC_TRAILER_LEN &&
+	    le32(in + 4) <= REC_PAYLOAD_MAX) {
+		/*
+		 * The whole record is in the input: checked and returned
+		 * where it is.  A full copy used to pass a gigabyte through
+		 * here twice.
+		 */
+		h = in;
+		len = le32(in + 4);
+		p = in + REC_HDR_LEN + len + REC_TRAILER_LEN;
+	} else {
+		if (d->have < REC_HDR_LEN && !fill(d, REC_HDR_LEN, &p, &left))
+			goto out;
+		h = d->buf;
+		len = le32(h + 4);
+		if (len <= REC_PAYLOAD_MAX && !fill(d, REC_HDR_LEN + len +
+		    REC_TRAILER_LEN, &p, &left)) {
+			/* the header is checked before waiting for more */
+			if (le16(h + 2) != hcheck_of(h, d->chain))
+				goto bad_header;
+			goto out;
+		}
+	}
+	if (le16(h + 2) != hcheck_of(h, d->chain)) {
+bad_header:
 		rc = as_err_set(err, AS_E_CHECKSUM, 0,
 		    "%s record %llu at offset %llu: header checksum mismatch",
 		    d->what, (unsigned long long)d->nrec,
 		    (unsigned long long)d->offset);
 		goto out;
 	}
-	len = le32(d->buf + 4);
 	if (len > REC_PAYLOAD_MAX) {
 		rc = as_err_set(err, AS_E_LIMIT, 0,
 		    "%s record %llu at offset %llu: length %u exceeds %u",
@@ -99,19 +121,18 @@ rec_dec_feed(struct rec_dec *d, const uint8_t *in, size_t inlen,
 		    (unsigned long long)d->offset, len, REC_PAYLOAD_MAX);
 		goto out;
 	}
-	if (!fill(d, REC_HDR_LEN + len + REC_TRAILER_LEN, &p, &left))
-		goto out;
-	check = XXH3_64bits_withSeed(d->buf, REC_HDR_LEN + len, d->chain);
-	if (check != le64(d->buf + REC_HDR_LEN + len)) {
+	check = XXH3_64bits_withSeed(h, REC_HDR_LEN + len, d->chain);
+	if (check != le64(h + REC_HDR_LEN + len)) {
 		rc = as_err_set(err, AS_E_CHECKSUM, 0,
 		    "%s record %llu at offset %llu: checksum mismatch",
 		    d->what, (unsigned long long)d->nrec,
 		    (unsigned long long)d->offset);
 		goto out;
 	}
-	out->type = le16(d->buf);
+	out->type = le16(h);
 	out->len = len;
-	out->payload = d->buf + REC_HDR_LEN;
+	out->payload = h + REC_HDR_LEN;
+	d->cur = h;
 	out->offset = d->offset;
 	out->index = d->nrec;
 	d->chain = check;

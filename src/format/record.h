@@ -49,6 +49,11 @@ struct rec_dec {
 	uint64_t	 chain;		/* check of the last good record */
 	uint8_t		*buf;		/* REC_HDR_LEN + REC_PAYLOAD_MAX + trailer */
 	size_t		 have;		/* bytes of the current record in buf */
+	/*
+	 * The last record returned, header to trailer: in buf, or in the
+	 * caller's input when it came whole in one call (not copied).
+	 */
+	const uint8_t	*cur;
 	uint64_t	 offset;	/* input bytes consumed so far */
 	uint64_t	 nrec;		/* records decoded */
 	const char	*what;		/* "stream", "catalog": for messages */
