@@ -115,6 +115,14 @@ int	dir_scan_merge(const char *root, struct cat_reader *rd,
 	    struct catalog *rest, struct dir_stats *st, struct as_err *err);
 
 #define DIR_SEND_LIVE	0x01	/* target was just scanned: follow changes */
+/*
+ * out_fd is a pipe that only our own receiver read(2)s (sync's local
+ * transfer): its pages are handed over with vmsplice, not copied, and
+ * a buffer is reused only once the pipe says its bytes were read.  Not
+ * for a pipe to anyone else: one that splice(2)s our pages on would see
+ * them change.
+ */
+#define DIR_SEND_OWNPIPE 0x02
 
 /*
  * Write the stream that turns a destination holding base (NULL: nothing)

@@ -280,7 +280,8 @@ transfer(const char *src, const char *dst, const char *src_name,
 	    o->remote->idle_ms : CONN_IDLE_DEFAULT_MS, &serr) == -1)
 		log_warn("%s", serr.msg);	/* the transfer goes on */
 	as_err_clear(&serr);
-	src_rc = dir_send_resume(src, target, base, c.data_fd, DIR_SEND_LIVE,
+	src_rc = dir_send_resume(src, target, base, c.data_fd, DIR_SEND_LIVE |
+	    DIR_SEND_OWNPIPE,
 	    pending_hook, &pa, rpos, &res->send, &serr);
 	if (rchild_finish(&c, &r.hdr, sizeof(r), err) == -1)
 		return -1;
