@@ -62,7 +62,12 @@ enum { K_NEW = 1, K_MOD, K_DEL, K_SRC };
 
 struct hslot {
 	uint32_t	op1;		/* op index + 1; 0: empty */
-	uint8_t		kind;
+	/*
+	 * kind << 24 | 24 bits of the key's hash: a probe that passes a
+	 * slot of another key rarely reads that key's string (a cache
+	 * miss per probe when the table is large).
+	 */
+	uint32_t	kt;
 };
 
 /* Drift items kept for the checks after END (-F). */
@@ -173,23 +178,26 @@ key_str(const struct rs *s, uint32_t i, uint8_t kind, size_t *len)
 	return rop_path(&s->r, o);
 }
 
-static size_t
-hslot_of(const struct rs *s, uint8_t kind, const char *p, size_t len)
+static uint64_t
+hkey(uint8_t kind, const char *p, size_t len)
 {
-	return (size_t)XXH3_64bits_withSeed(p, len, kind) & (s->hcap - 1);
+	return XXH3_64bits_withSeed(p, len, kind);
 }
 
+#define HKT(kind, h)	((uint32_t)(kind) << 24 | (uint32_t)((h) >> 40))
+
 static long
-hfind(const struct rs *s, uint8_t kind, const char *p, size_t len)
+hfind_h(const struct rs *s, uint8_t kind, const char *p, size_t len,
+    uint64_t h)
 {
 	const char *k;
 	size_t i, kl;
 
 	if (s->hcap == 0)
 		return -1;
-	for (i = hslot_of(s, kind, p, len); s->h[i].op1 != 0;
+	for (i = (size_t)h & (s->hcap - 1); s->h[i].op1 != 0;
 	    i = (i + 1) & (s->hcap - 1)) {
-		if (s->h[i].kind != kind)
+		if (s->h[i].kt != HKT(kind, h))
 			continue;
 		k = key_str(s, s->h[i].op1 - 1, kind, &kl);
 		if (kl == len && memcmp(k, p, len) == 0)
@@ -198,42 +206,54 @@ hfind(const struct rs *s, uint8_t kind, const char *p, size_t len)
 	return -1;
 }
 
-static void
-hinsert(struct rs *s, uint8_t kind, uint32_t op)
+static long
+hfind(const struct rs *s, uint8_t kind, const char *p, size_t len)
 {
-	const char *k;
-	size_t i, kl;
+	return s->hcap == 0 ? -1 : hfind_h(s, kind, p, len,
+	    hkey(kind, p, len));
+}
 
-	k = key_str(s, op, kind, &kl);
-	for (i = hslot_of(s, kind, k, kl); s->h[i].op1 != 0;
+static void
+hinsert(struct rs *s, uint8_t kind, uint32_t op, uint64_t h)
+{
+	size_t i;
+
+	for (i = (size_t)h & (s->hcap - 1); s->h[i].op1 != 0;
 	    i = (i + 1) & (s->hcap - 1))
 		;
 	s->h[i].op1 = op + 1;
-	s->h[i].kind = kind;
+	s->h[i].kt = HKT(kind, h);
 	s->hn++;
 }
 
-/* Index op under kind; -1 when the key is taken already. */
+/* Index op under its key of kind; -1 when the key is there already. */
 static int
 hadd(struct rs *s, uint8_t kind, uint32_t op)
 {
 	struct hslot *old = s->h;
 	size_t oldcap = s->hcap, i, kl;
 	const char *k;
+	uint64_t h;
 
 	if ((s->hn + 1) * 2 > s->hcap) {
 		s->hcap = oldcap ? oldcap * 2 : 1024;
 		s->h = xcalloc(s->hcap, sizeof(*s->h));
 		s->hn = 0;
 		for (i = 0; i < oldcap; i++)
-			if (old[i].op1 != 0)
-				hinsert(s, old[i].kind, old[i].op1 - 1);
+			if (old[i].op1 != 0) {
+				k = key_str(s, old[i].op1 - 1,
+				    (uint8_t)(old[i].kt >> 24), &kl);
+				hinsert(s, (uint8_t)(old[i].kt >> 24),
+				    old[i].op1 - 1, hkey((uint8_t)(old[i].kt >>
+				    24), k, kl));
+			}
 		free(old);
 	}
 	k = key_str(s, op, kind, &kl);
-	if (hfind(s, kind, k, kl) != -1)
+	h = hkey(kind, k, kl);
+	if (hfind_h(s, kind, k, kl, h) != -1)
 		return -1;
-	hinsert(s, kind, op);
+	hinsert(s, kind, op, h);
 	return 0;
 }
 
