@@ -170,16 +170,21 @@ vms_flush(struct snd *s)
 	s->vb[s->nvb].cap = s->out.cap;
 	s->vb[s->nvb++].end = s->pushed;
 	buf_init(&s->out);
-	/* the oldest block all read: out's memory from now on */
-	if ((left = in_pipe(s->out_fd)) >= 0 &&
-	    s->vb[0].end <= s->pushed - (uint64_t)left) {
-		v = &s->vb[0];
-		s->out.data = v->data;
-		s->out.cap = v->cap;
-		for (i = 1, k = 0; i < s->nvb; i++)
-			s->vb[k++] = s->vb[i];
-		s->nvb = k;
+	/* blocks all read: the first is out's memory now, the rest freed */
+	if ((left = in_pipe(s->out_fd)) < 0)
+		return 0;
+	for (i = 0; i < s->nvb && s->vb[i].end <= s->pushed -
+	    (uint64_t)left; i++) {
+		v = &s->vb[i];
+		if (s->out.data == NULL) {
+			s->out.data = v->data;
+			s->out.cap = v->cap;
+		} else
+			free(v->data);
 	}
+	for (k = 0; i < s->nvb; i++)
+		s->vb[k++] = s->vb[i];
+	s->nvb = k;
 	return 0;
 }
 
