@@ -51,6 +51,7 @@
 #include "base/banned.h"
 
 #define FLUSH_AT	(256u << 10)
+#define VMS_PIPE	(256u << 10)	/* DIR_SEND_OWNPIPE's pipe size */
 
 #define M_PASS0		0x01	/* counterpart at the same path and inode */
 
@@ -1364,6 +1365,13 @@ dir_send_resume(const char *root, struct catalog *target,
 	/* (no FIONREAD, no telling when a block is free: write instead) */
 	s->vms = (flags & DIR_SEND_OWNPIPE) != 0 && fstat(out_fd, &osb) == 0 &&
 	    S_ISFIFO(osb.st_mode) && in_pipe(out_fd) >= 0;
+	/*
+	 * The pipe now holds our own pages, which count in our RSS; a
+	 * quarter of the copying pipe's 1 MiB measured as fast (the blocks
+	 * are not copied, so fewer switches gain less) and 0.7 MiB smaller.
+	 */
+	if (s->vms)
+		(void)fcntl(out_fd, F_SETPIPE_SZ, VMS_PIPE);
 	if (base != NULL) {
 		s->claim = xcalloc(base->n, sizeof(*s->claim));
 		pair(s, 0, 0);

@@ -461,7 +461,7 @@ pipe_reader(int fd, size_t stop_at)
 
 /*
  * DIR_SEND_OWNPIPE: blocks handed over with vmsplice and reused once
- * read arrive intact through a pipe smaller than one block, read slowly;
+ * read arrive intact through a pipe no bigger than a block, read slowly;
  * a reader that goes away mid-stream ends the send with IO, no hang.
  */
 static void
