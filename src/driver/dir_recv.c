@@ -1843,7 +1843,11 @@ derive_full(struct rcv *r, struct cat_writer *out, struct as_err *err)
 			goto out;	/* not a plain full stream */
 		idx[n++] = (uint32_t)i;
 	}
-	qsort_r(idx, n, sizeof(*idx), cmp_op_path, r);
+	/* our sender's full streams come in path order: sort only if not */
+	for (i = 1; i < n && cmp_op_path(&idx[i - 1], &idx[i], r) < 0; i++)
+		;
+	if (i < n)
+		qsort_r(idx, n, sizeof(*idx), cmp_op_path, r);
 	/* the root comes first, named by the stream or not */
 	if ((n == 0 || r->ops[idx[0]].path_len != 0) &&
 	    d_stat(&d, out, "", 0, NULL, err) == -1) {
