@@ -234,19 +234,19 @@ hadd(struct rs *s, uint8_t kind, uint32_t op)
 	size_t oldcap = s->hcap, i, kl;
 	const char *k;
 	uint64_t h;
+	uint8_t ok;
 
 	if ((s->hn + 1) * 2 > s->hcap) {
 		s->hcap = oldcap ? oldcap * 2 : 1024;
 		s->h = xcalloc(s->hcap, sizeof(*s->h));
 		s->hn = 0;
-		for (i = 0; i < oldcap; i++)
-			if (old[i].op1 != 0) {
-				k = key_str(s, old[i].op1 - 1,
-				    (uint8_t)(old[i].kt >> 24), &kl);
-				hinsert(s, (uint8_t)(old[i].kt >> 24),
-				    old[i].op1 - 1, hkey((uint8_t)(old[i].kt >>
-				    24), k, kl));
-			}
+		for (i = 0; i < oldcap; i++) {
+			if (old[i].op1 == 0)
+				continue;
+			ok = (uint8_t)(old[i].kt >> 24);
+			k = key_str(s, old[i].op1 - 1, ok, &kl);
+			hinsert(s, ok, old[i].op1 - 1, hkey(ok, k, kl));
+		}
 		free(old);
 	}
 	k = key_str(s, op, kind, &kl);

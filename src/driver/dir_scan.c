@@ -1016,6 +1016,23 @@ pop(struct scan *s)
 	s->nkids = f->first;
 }
 
+/* Free s and all it holds but its root descriptor (the caller's). */
+static void
+scan_free(struct scan *s)
+{
+	while (s->nfr > 0)
+		pop(s);
+	scan_xa_release(&s->xa);
+	buf_release(&s->names);
+	buf_release(&s->xattrs);
+	buf_release(&s->hashes);
+	free(s->only);
+	free(s->kids);
+	free(s->fr);
+	free(s->rbuf);
+	free(s);
+}
+
 /*
  * Reopen the top frame's directory beneath the nearest ancestor that
  * kept its descriptor.  Returns 0, 1 when it is gone or was replaced
@@ -1497,14 +1514,7 @@ part_worker(void *arg)
 		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
 	}
-	scan_xa_release(&w->xa);
-	buf_release(&w->names);
-	buf_release(&w->xattrs);
-	buf_release(&w->hashes);
-	free(w->kids);
-	free(w->fr);
-	free(w->rbuf);
-	free(w);
+	scan_free(w);
 	return NULL;
 }
 
@@ -1887,17 +1897,7 @@ scan_run_rd(const char *root, const struct catalog *base,
 	if (base != NULL)
 		catalog_drop_ino_index((struct catalog *)(uintptr_t)base);
 out:
-	while (s->nfr > 0)
-		pop(s);
+	scan_free(s);
 	close(fd);
-	scan_xa_release(&s->xa);
-	buf_release(&s->names);
-	buf_release(&s->xattrs);
-	buf_release(&s->hashes);
-	free(s->only);
-	free(s->kids);
-	free(s->fr);
-	free(s->rbuf);
-	free(s);
 	return rc;
 }

@@ -91,29 +91,21 @@ rec_dec_feed(struct rec_dec *d, const uint8_t *in, size_t inlen,
 		 * here twice.
 		 */
 		h = in;
-		len = le32(in + 4);
-		p = in + REC_HDR_LEN + len + REC_TRAILER_LEN;
+		p = in + REC_HDR_LEN + le32(in + 4) + REC_TRAILER_LEN;
 	} else {
 		if (d->have < REC_HDR_LEN && !fill(d, REC_HDR_LEN, &p, &left))
 			goto out;
 		h = d->buf;
-		len = le32(h + 4);
-		if (len <= REC_PAYLOAD_MAX && !fill(d, REC_HDR_LEN + len +
-		    REC_TRAILER_LEN, &p, &left)) {
-			/* the header is checked before waiting for more */
-			if (le16(h + 2) != hcheck_of(h, d->chain))
-				goto bad_header;
-			goto out;
-		}
 	}
+	/* the header is checked before waiting for the rest */
 	if (le16(h + 2) != hcheck_of(h, d->chain)) {
-bad_header:
 		rc = as_err_set(err, AS_E_CHECKSUM, 0,
 		    "%s record %llu at offset %llu: header checksum mismatch",
 		    d->what, (unsigned long long)d->nrec,
 		    (unsigned long long)d->offset);
 		goto out;
 	}
+	len = le32(h + 4);
 	if (len > REC_PAYLOAD_MAX) {
 		rc = as_err_set(err, AS_E_LIMIT, 0,
 		    "%s record %llu at offset %llu: length %u exceeds %u",
@@ -121,6 +113,9 @@ bad_header:
 		    (unsigned long long)d->offset, len, REC_PAYLOAD_MAX);
 		goto out;
 	}
+	if (h == d->buf && !fill(d, REC_HDR_LEN + len + REC_TRAILER_LEN, &p,
+	    &left))
+		goto out;
 	check = XXH3_64bits_withSeed(h, REC_HDR_LEN + len, d->chain);
 	if (check != le64(h + REC_HDR_LEN + len)) {
 		rc = as_err_set(err, AS_E_CHECKSUM, 0,

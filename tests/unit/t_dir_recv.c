@@ -204,6 +204,19 @@ at(char *out, size_t sz, const char *rel)
 	snprintf(out, sz, "%s/%s", dest, rel);
 }
 
+/* Neither a stage nor a journal is left under dest/.autosync. */
+static void
+assert_no_stage(void)
+{
+	char p[700];
+	struct stat sb;
+
+	at(p, sizeof(p), ".autosync/stage");
+	assert_int_equal(lstat(p, &sb), -1);
+	at(p, sizeof(p), ".autosync/journal");
+	assert_int_equal(lstat(p, &sb), -1);
+}
+
 static void assert_held_is_tree(void);
 
 static void
@@ -268,10 +281,7 @@ test_full_every_type(void **state)
 	assert_int_equal(stat(p, &sb), 0);
 	assert_int_equal(sb.st_mtim.tv_sec, 1500000000);
 	/* no staging left, held snapshot recorded */
-	at(p, sizeof(p), ".autosync/stage");
-	assert_int_equal(lstat(p, &sb), -1);
-	at(p, sizeof(p), ".autosync/journal");
-	assert_int_equal(lstat(p, &sb), -1);
+	assert_no_stage();
 	assert_int_equal(dir_held(dest, &hdr, &err), 1);
 	assert_int_equal(hdr.guid, 1);
 	assert_string_equal(hdr.name, "one");
@@ -794,10 +804,7 @@ test_recover_forward(void **state)
 		assert_int_equal(lstat(p, &sb), -1);
 		at(p, sizeof(p), "n");
 		assert_int_equal(lstat(p, &sb), 0);
-		at(p, sizeof(p), ".autosync/stage");
-		assert_int_equal(lstat(p, &sb), -1);
-		at(p, sizeof(p), ".autosync/journal");
-		assert_int_equal(lstat(p, &sb), -1);
+		assert_no_stage();
 		assert_int_equal(dir_recover(dest, &err), 0);
 	}
 	buf_release(&b);
@@ -819,8 +826,6 @@ test_sync_fault_retried(void **state)
 	struct buf b = BUF_INIT;
 	struct cat_header hdr;
 	struct as_err err;
-	struct stat sb;
-	char p[700];
 	size_t i;
 	int st;
 
@@ -842,10 +847,7 @@ test_sync_fault_retried(void **state)
 		assert_int_equal(dir_held(dest, &hdr, &err), 1);
 		assert_int_equal(hdr.guid, 1);
 		cat_header_release(&hdr);
-		at(p, sizeof(p), ".autosync/journal");
-		assert_int_equal(lstat(p, &sb), -1);
-		at(p, sizeof(p), ".autosync/stage");
-		assert_int_equal(lstat(p, &sb), -1);
+		assert_no_stage();
 		assert_int_equal(dir_recover(dest, &err), 0);
 	}
 	buf_release(&b);
@@ -858,8 +860,6 @@ test_fail_before_commit(void **state)
 	static const char *faults[] = { "recv_stage:ENOSPC:2",
 	    "recv_write:ENOSPC:1", "recv_journal:EIO:1" };
 	struct buf b = BUF_INIT;
-	struct stat sb;
-	char p[700];
 	size_t i;
 	int rc;
 
@@ -873,10 +873,7 @@ test_fail_before_commit(void **state)
 		if (strstr(faults[i], "ENOSPC") != NULL)
 			assert_int_equal(rc, AS_E_NOSPACE);
 		assert_int_equal(count_entries(dest), 0);
-		at(p, sizeof(p), ".autosync/stage");
-		assert_int_equal(lstat(p, &sb), -1);
-		at(p, sizeof(p), ".autosync/journal");
-		assert_int_equal(lstat(p, &sb), -1);
+		assert_no_stage();
 	}
 	buf_release(&b);
 }
