@@ -149,6 +149,10 @@ run_as() {
 		STATUS_AS[$key]="skipped (earlier failure)"
 		return
 	fi
+	if [ "$OWN_FRESH" = 1 ]; then
+		rm -rf "$B/dst-as/$ds" "$B/state-$ds"
+		mkdir -p "$B/state-$ds"
+	fi
 	sync
 	warm "$B/src/$ds" "$B/dst-as/$ds" "$B/state-$ds"
 	timed "$log" env AUTOSYNC_STATE_DIR="$B/state-$ds" \
@@ -190,6 +194,7 @@ run_rs() {
 	local key=$1 ds=$2 log=$LOGS/$1.rsync.log
 	local -a cmd=("${RSYNC_TREE[@]}")
 	[ "$ds" = big ] && cmd=("${RSYNC_BIG[@]}")
+	[ "$OWN_FRESH" = 1 ] && rm -rf "$B/dst-rs/$ds"
 	sync
 	warm "$B/src/$ds" "$B/dst-rs/$ds"
 	timed "$log" "${cmd[@]}" "$B/src/$ds/" "$B/dst-rs/$ds/"
@@ -216,19 +221,25 @@ both() {
 	return 0
 }
 
-# fresh DATASET: empty both destinations and autosync's state
-fresh() {
-	rm -rf "$B/dst-as/$1" "$B/dst-rs/$1" "$B/state-$1"
-	mkdir -p "$B/state-$1"
-}
-
 # --- scenarios --------------------------------------------------------------
+# A full copy starts from an empty destination.  Each tool removes its own
+# previous copy right before its own run (OWN_FRESH=1), not both copies at
+# the start of the round: the memory a copy frees is what the next writer's
+# page cache reuses, and on a VM that returns free memory to its host
+# ("free page reporting", e.g. page_reporting.page_reporting_order=11 on
+# the kernel command line) memory that was handed back costs several
+# seconds per GiB on first touch.  Removing both copies up front gave the
+# first writer of the round the 2 GiB just freed and the second one memory
+# from the host: whichever tool ran second was up to 2x slower (README,
+# "2026-11-29 13:35").
+OWN_FRESH=0
 for ds in tree big; do
+	OWN_FRESH=1
 	for r in $(seq 1 "$N"); do
 		say "== full copy, $ds, round $r/$N"
-		fresh "$ds"
 		both "full-$ds" "$ds" "$r"
 	done
+	OWN_FRESH=0
 done
 # From here on both destinations hold the current source; every round
 # starts from that state: mutate the source (untimed), then each tool

@@ -387,9 +387,9 @@ tree_part() {
 
 	for r in $(seq 1 "$N"); do
 		say "== tree: full copy, round $r/$N"
-		rm -rf "$B/root/tree" "$B/dst-rs/tree" "$B/state-cli" "$B/state-srv"
-		mkdir -p "$B/state-cli" "$B/state-srv"
-		tree_both full "$r"
+		# each tool removes its own copy right before its run: see
+		# OWN_FRESH in run.sh (memory a VM handed back to its host)
+		TREE_FRESH=1 tree_both full "$r"
 	done
 	for r in $(seq 1 "$N"); do
 		say "== tree: incremental, 1% of files, round $r/$N"
@@ -409,6 +409,10 @@ warm_tree() {
 
 tree_as() {
 	local k=$1-tree-tcp log=$LOGS/$1-tree-tcp.log d
+	if [ "${TREE_FRESH:-0}" = 1 ]; then
+		rm -rf "$B/root/tree" "$B/state-cli" "$B/state-srv"
+		mkdir -p "$B/state-cli" "$B/state-srv"
+	fi
 	sync
 	warm_tree "$B/src/tree" "$B/root/tree" "$B/state-cli"
 	timed "$log" --watch "$TREE_PID" -- "$A" sync "${TCP_OPTS[@]}" \
@@ -426,6 +430,7 @@ tree_as() {
 
 tree_rs() {
 	local k=$1-tree-rsyncd log=$LOGS/$1-tree-rsyncd.log
+	[ "${TREE_FRESH:-0}" = 1 ] && rm -rf "$B/dst-rs/tree"
 	sync
 	warm_tree "$B/src/tree" "$B/dst-rs/tree"
 	timed "$log" --watch "$RSYNCD_PID" -- "${RSYNC_TREE[@]}" \
