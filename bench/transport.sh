@@ -99,8 +99,12 @@ mkdir -p "$B" "$LOGS"
 	say "warning: SINK_DIR '$S' is not on tmpfs: the disk is part of the stream figures"
 
 stream_bytes=$("$PY" -c "print(int(4 * 2**30 * $SCALE) // 2**20 * 2**20)")
-# disk: the stream's data file and the stream (2 x), the tree (3 x ~1 GiB)
-need_kib=$("$PY" -c "print(int((2 * $stream_bytes + 3.3 * 2**30 * $SCALE) / 1024 + 1048576))")
+# disk: the stream's data file and the stream (2 x), the tree (3 x ~1 GiB);
+# only the part that runs
+disk_stream=$stream_bytes disk_tree=1
+[ "$ONLY" = tree ] && disk_stream=0
+[ "$ONLY" = stream ] && disk_tree=0
+need_kib=$("$PY" -c "print(int((2 * $disk_stream + $disk_tree * 3.3 * 2**30 * $SCALE) / 1024 + 1048576))")
 avail_kib=$(df -Pk "$B" | awk 'NR == 2 { print $4 }')
 [ "$avail_kib" -ge "$need_kib" ] ||
 	die "'$B' has $((avail_kib / 1024)) MiB free, needs $((need_kib / 1024))"

@@ -275,6 +275,25 @@ int	dir_send_resume(const char *root, struct catalog *target,
 	    uint64_t rpos, struct dir_stats *st, struct as_err *err);
 
 /*
+ * Where dir_send_to writes the stream instead of a descriptor: write()
+ * takes every byte or returns -1 with errno set (EPIPE: the receiver
+ * went away), as a write to out_fd would.  The remote push's sender
+ * frames its bytes straight onto the connection this way, without a
+ * pipe and a pump thread in between (remote.c, xfer_send_direct).
+ */
+struct dir_sink {
+	int	(*write)(void *arg, const void *p, size_t n);
+	void	*arg;
+};
+
+/* dir_send_resume writing to sink. */
+int	dir_send_to(const char *root, struct catalog *target,
+	    const struct catalog *base, const struct dir_sink *sink,
+	    int flags, int (*before_end)(void *arg, struct as_err *err),
+	    void *arg, uint64_t rpos, struct dir_stats *st,
+	    struct as_err *err);
+
+/*
  * Bring dest to a consistent state after a crash: roll a committed
  * journal forward, or discard uncommitted staging.  Takes the lock,
  * creating DEST/.autosync/lock when it is missing (never .autosync

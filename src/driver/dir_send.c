@@ -60,6 +60,7 @@ struct snd {
 	int		 rootfd;
 	int		 flags;
 	int		 out_fd;
+	const struct dir_sink *sink;	/* not NULL: write here, not out_fd */
 	struct catalog	*t;
 	const struct catalog *b;	/* NULL: full stream */
 	struct dir_stats *st;
@@ -221,7 +222,8 @@ flush(struct snd *s, struct as_err *err)
 	if (s->out.len == 0)
 		return 0;
 	s->st->stream_bytes += s->out.len;
-	if (s->vms ? vms_flush(s) == -1 :
+	if (s->sink != NULL ? s->sink->write(s->sink->arg, s->out.data,
+	    s->out.len) == -1 : s->vms ? vms_flush(s) == -1 :
 	    io_write_full(s->out_fd, s->out.data, s->out.len) == -1)
 		return as_err_sys(err, errno, "write stream");
 	buf_reset(&s->out);
@@ -1302,10 +1304,36 @@ dir_send_hook(const char *root, struct catalog *target,
 	    arg, 0, st, err);
 }
 
+static int send_main(const char *root, struct catalog *target,
+    const struct catalog *base, int out_fd, const struct dir_sink *sink,
+    int flags, int (*before_end)(void *arg, struct as_err *err), void *arg,
+    uint64_t rpos, struct dir_stats *st, struct as_err *err);
+
 int
 dir_send_resume(const char *root, struct catalog *target,
     const struct catalog *base, int out_fd, int flags,
     int (*before_end)(void *arg, struct as_err *err), void *arg,
+    uint64_t rpos, struct dir_stats *st, struct as_err *err)
+{
+	return send_main(root, target, base, out_fd, NULL, flags, before_end,
+	    arg, rpos, st, err);
+}
+
+int
+dir_send_to(const char *root, struct catalog *target,
+    const struct catalog *base, const struct dir_sink *sink, int flags,
+    int (*before_end)(void *arg, struct as_err *err), void *arg,
+    uint64_t rpos, struct dir_stats *st, struct as_err *err)
+{
+	/* no pipe: no vmsplice hand-over */
+	return send_main(root, target, base, -1, sink,
+	    flags & ~DIR_SEND_OWNPIPE, before_end, arg, rpos, st, err);
+}
+
+static int
+send_main(const char *root, struct catalog *target,
+    const struct catalog *base, int out_fd, const struct dir_sink *sink,
+    int flags, int (*before_end)(void *arg, struct as_err *err), void *arg,
     uint64_t rpos, struct dir_stats *st, struct as_err *err)
 {
 	struct snd *s;
@@ -1340,6 +1368,7 @@ dir_send_resume(const char *root, struct catalog *target,
 	s->rootfd = fd;
 	s->flags = flags;
 	s->out_fd = out_fd;
+	s->sink = sink;
 	s->t = target;
 	s->b = base;
 	s->st = st;

@@ -65,7 +65,8 @@ struct recv_report {
 
 struct sender_thread {
 	const struct xfer_src	*s;
-	int			 fd;
+	int			 fd;	/* the stream's pipe; or, with sink, */
+	const struct dir_sink	*sink;	/* closed when the sender is done */
 	struct xfer_sent	*out;
 	int			 after_rc;
 };
@@ -77,6 +78,11 @@ sender_main(void *arg)
 
 	if (t->s->send != NULL)
 		t->out->sender_rc = t->s->send(t->s->send_arg, t->fd,
+		    &t->out->serr);
+	else if (t->sink != NULL)
+		t->out->sender_rc = dir_send_to(t->s->root, t->s->target,
+		    t->s->base, t->sink, t->s->sflags, t->s->before_end,
+		    t->s->before_end_arg, t->s->resume_pos, &t->out->st,
 		    &t->out->serr);
 	else
 		t->out->sender_rc = dir_send_resume(t->s->root,
@@ -141,6 +147,184 @@ rate_follow(const struct xfer_opts *o)
 	return 1000;
 }
 
+/*
+ * The direct push: dir_send's sender frames its bytes onto the
+ * connection itself (dir_sink), where xfer_send's pump would move them
+ * from a pipe.  On a 2-CPU machine the pipe cost a page allocation and a
+ * copy per 4 KiB, the pump's splice and a thread's wake-ups per chunk
+ * (bench/README.md, session 11).  Only for a plain connection (its two
+ * directions are separate descriptors: the main thread reads the
+ * receiver's early answer while the sender writes), and only without
+ * compression or a rate limit, which stay the pump's.
+ */
+struct direct_sink {
+	struct conn		*c;
+	const struct xfer_opts	*o;
+	struct xfer_sent	*out;
+	pthread_mutex_t		 mu;	/* one frame at a time on c */
+	int			 stop;	/* the receiver answered: stop */
+	int			 conn_failed;
+	uint64_t		 raw;	/* bytes framed (atomic) */
+	struct as_err		 cerr;	/* the connection's error */
+};
+
+static int
+direct_write(void *arg, const void *p, size_t n)
+{
+	struct direct_sink *k = arg;
+	const uint8_t *b = p;
+	size_t m;
+	int r;
+
+	while (n > 0) {
+		if (__atomic_load_n(&k->stop, __ATOMIC_ACQUIRE)) {
+			errno = EPIPE;
+			return -1;
+		}
+		m = n > SPLICE_CHUNK ? SPLICE_CHUNK : n;
+		pthread_mutex_lock(&k->mu);
+		r = frame_send(k->c, PT_DATA, b, m, &k->cerr);
+		pthread_mutex_unlock(&k->mu);
+		if (r == -1) {
+			k->conn_failed = 1;
+			errno = EPIPE;
+			return -1;
+		}
+		k->out->raw_bytes += m;
+		k->out->wire_bytes += m;
+		__atomic_store_n(&k->raw, k->out->raw_bytes, __ATOMIC_RELEASE);
+		if (k->o->prog != NULL)
+			progress_update(k->o->prog, k->out->raw_bytes,
+			    ratelimit_now_ns());
+		b += m;
+		n -= m;
+	}
+	return 0;
+}
+
+static int
+direct_eligible(const struct conn *c, const struct xfer_opts *o,
+    const struct xfer_src *s)
+{
+	return s->fd < 0 && s->send == NULL && o->rl == NULL &&
+	    !((o->features & PROTO_F_ZSTD) && o->zstd_level != 0) &&
+	    strcmp(c->ops->name, "tcp") == 0 &&
+	    getenv("AUTOSYNC_NO_DIRECT_PUSH") == NULL;
+}
+
+static int
+xfer_send_direct(struct conn *c, const struct xfer_opts *o,
+    const struct xfer_src *s, struct xfer_sent *out, struct as_err *err)
+{
+	struct direct_sink k;
+	struct dir_sink sink;
+	struct sender_thread th;
+	struct proto_end end;
+	struct pollfd pfd[2];
+	struct buf scratch = BUF_INIT;
+	pthread_t tid;
+	uint64_t last_sent = ratelimit_now_ns();
+	int done[2], r, e, tmo, quiet, failed = 0;
+
+	memset(&k, 0, sizeof(k));
+	k.c = c;
+	k.o = o;
+	k.out = out;
+	pthread_mutex_init(&k.mu, NULL);
+	sink.write = direct_write;
+	sink.arg = &k;
+	/* the sender closes done[1] when it is done: POLLHUP on done[0] */
+	if (pipe2(done, O_CLOEXEC) == -1) {
+		pthread_mutex_destroy(&k.mu);
+		return as_err_sys(err, errno, "pipe");
+	}
+	memset(&th, 0, sizeof(th));
+	th.s = s;
+	th.fd = done[1];
+	th.sink = &sink;
+	th.out = out;
+	if ((e = pthread_create(&tid, NULL, sender_main, &th)) != 0) {
+		close(done[0]);
+		close(done[1]);
+		pthread_mutex_destroy(&k.mu);
+		return as_err_sys(err, e, "start the sender");
+	}
+	for (;;) {
+		/* silent before the first byte: KEEPALIVE, as xfer_send */
+		quiet = (o->features & PROTO_F_KEEPALIVE) &&
+		    __atomic_load_n(&k.raw, __ATOMIC_ACQUIRE) == 0;
+		tmo = quiet ? PROTO_KEEPALIVE_MS : -1;
+		pfd[0].fd = c->ops->rfd(c);
+		pfd[0].events = POLLIN;
+		pfd[0].revents = 0;
+		pfd[1].fd = done[0];
+		pfd[1].events = POLLIN;
+		pfd[1].revents = 0;
+		r = poll(pfd, 2, tmo);
+		if (r == -1) {
+			if (errno == EINTR)
+				continue;
+			as_err_sys(err, errno, "poll");
+			failed = 1;
+			break;
+		}
+		if (r == 0) {
+			if (quiet && ratelimit_now_ns() - last_sent >=
+			    (uint64_t)PROTO_KEEPALIVE_MS * 1000000) {
+				pthread_mutex_lock(&k.mu);
+				r = proto_send_keepalive(c, err);
+				pthread_mutex_unlock(&k.mu);
+				if (r == -1) {
+					failed = 1;
+					break;
+				}
+				last_sent = ratelimit_now_ns();
+			}
+			continue;
+		}
+		if ((pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
+			/*
+			 * The receiver spoke first: it failed.  It drains
+			 * what is on its way until END_DATA, so the sender
+			 * finishes its frame and then stops.
+			 */
+			if (frame_recv(c, &out->early_type, &out->early,
+			    PROTO_CTRL_MAX, err) == -1)
+				failed = 1;
+			else
+				out->stopped = 1;
+			__atomic_store_n(&k.stop, 1, __ATOMIC_RELEASE);
+			break;
+		}
+		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0)
+			break;
+	}
+	pthread_join(tid, NULL);
+	close(done[0]);
+	pthread_mutex_destroy(&k.mu);
+	if (k.conn_failed && !failed) {
+		*err = k.cerr;
+		failed = 1;
+	}
+	if (failed)
+		return -1;
+	memset(&end, 0, sizeof(end));
+	end.bytes = out->raw_bytes;
+	if (out->stopped) {
+		end.status = 1;
+		end.code = AS_E_IO;
+		snprintf(end.msg, sizeof(end.msg), "sender stopped: the "
+		    "receiver failed");
+	} else if (out->sender_rc == -1) {
+		end.status = 1;
+		end.code = (uint8_t)out->serr.code;
+		snprintf(end.msg, sizeof(end.msg), "%s", out->serr.msg);
+	}
+	r = proto_send_end(c, &end, &scratch, err);
+	buf_release(&scratch);
+	return r;
+}
+
 int
 xfer_send(struct conn *c, const struct xfer_opts *o,
     const struct xfer_src *s, struct xfer_sent *out, struct as_err *err)
@@ -167,6 +351,8 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 	out->stopped = 0;
 	out->early_type = 0;
 	buf_reset(&out->early);
+	if (direct_eligible(c, o, s))
+		return xfer_send_direct(c, o, s, out, err);
 	raw = xmalloc_io(PROTO_CHUNK);
 	if ((o->features & PROTO_F_ZSTD) && o->zstd_level != 0)
 		z = compressor_new(o->zstd_level);
