@@ -422,6 +422,26 @@ test_expect_success 'an absolute-looking path stays under the root' '
 	if test $rc = 0; then assert_same_tree small root/double-slash; fi
 '
 
+# A receiver that fails mid-stream answers at once; the sender stops
+# (the direct push, where the sender frames onto the connection itself,
+# and the pump the same: AUTOSYNC_NO_DIRECT_PUSH).
+test_expect_success ROOT 'a destination that fills up mid-push: NOSPACE (41) at once, both paths' '
+	mkdir root/tiny bigsrc &&
+	test_mount -t tmpfs -o size=8m tmpfs root/tiny &&
+	for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
+		head -c 1048576 /dev/urandom >bigsrc/f$i || return 1
+	done &&
+	test_expect_code 41 sync_tcp bigsrc "tcp://127.0.0.1:$SERVE_PORT/tiny/d" 2>err &&
+	grep "No space left" err &&
+	test_path_is_missing root/tiny/d/f1 &&
+	rm -rf root/tiny/d &&
+	AUTOSYNC_NO_DIRECT_PUSH=1 test_expect_code 41 sync_tcp bigsrc \
+	    "tcp://127.0.0.1:$SERVE_PORT/tiny/d" 2>err &&
+	grep "No space left" err &&
+	test_path_is_missing root/tiny/d/f1 &&
+	server_alive
+'
+
 test_expect_success 'the server is still alive and no process was left behind' '
 	server_alive &&
 	sync_tcp small "tcp://127.0.0.1:$SERVE_PORT/final" &&
