@@ -147,6 +147,31 @@ rate_follow(const struct xfer_opts *o)
 	return 1000;
 }
 
+/* END_DATA for a finished send: its bytes, and why it stopped if it did. */
+static int
+send_end(struct conn *c, const struct xfer_sent *out, struct as_err *err)
+{
+	struct proto_end end;
+	struct buf scratch = BUF_INIT;
+	int r;
+
+	memset(&end, 0, sizeof(end));
+	end.bytes = out->raw_bytes;
+	if (out->stopped) {
+		end.status = 1;
+		end.code = AS_E_IO;
+		snprintf(end.msg, sizeof(end.msg), "sender stopped: the "
+		    "receiver failed");
+	} else if (out->sender_rc == -1) {
+		end.status = 1;
+		end.code = (uint8_t)out->serr.code;
+		snprintf(end.msg, sizeof(end.msg), "%s", out->serr.msg);
+	}
+	r = proto_send_end(c, &end, &scratch, err);
+	buf_release(&scratch);
+	return r;
+}
+
 /*
  * The direct push: dir_send's sender frames its bytes onto the
  * connection itself (dir_sink), where xfer_send's pump would move them
@@ -164,7 +189,6 @@ struct direct_sink {
 	pthread_mutex_t		 mu;	/* one frame at a time on c */
 	int			 stop;	/* the receiver answered: stop */
 	int			 conn_failed;
-	uint64_t		 raw;	/* bytes framed (atomic) */
 	struct as_err		 cerr;	/* the connection's error */
 };
 
@@ -190,9 +214,10 @@ direct_write(void *arg, const void *p, size_t n)
 			errno = EPIPE;
 			return -1;
 		}
-		k->out->raw_bytes += m;
+		/* read by the main thread: is the sender still quiet? */
+		__atomic_store_n(&k->out->raw_bytes, k->out->raw_bytes + m,
+		    __ATOMIC_RELEASE);
 		k->out->wire_bytes += m;
-		__atomic_store_n(&k->raw, k->out->raw_bytes, __ATOMIC_RELEASE);
 		if (k->o->prog != NULL)
 			progress_update(k->o->prog, k->out->raw_bytes,
 			    ratelimit_now_ns());
@@ -219,9 +244,7 @@ xfer_send_direct(struct conn *c, const struct xfer_opts *o,
 	struct direct_sink k;
 	struct dir_sink sink;
 	struct sender_thread th;
-	struct proto_end end;
 	struct pollfd pfd[2];
-	struct buf scratch = BUF_INIT;
 	pthread_t tid;
 	uint64_t last_sent = ratelimit_now_ns();
 	int done[2], r, e, tmo, quiet, failed = 0;
@@ -252,7 +275,7 @@ xfer_send_direct(struct conn *c, const struct xfer_opts *o,
 	for (;;) {
 		/* silent before the first byte: KEEPALIVE, as xfer_send */
 		quiet = (o->features & PROTO_F_KEEPALIVE) &&
-		    __atomic_load_n(&k.raw, __ATOMIC_ACQUIRE) == 0;
+		    __atomic_load_n(&out->raw_bytes, __ATOMIC_ACQUIRE) == 0;
 		tmo = quiet ? PROTO_KEEPALIVE_MS : -1;
 		pfd[0].fd = c->ops->rfd(c);
 		pfd[0].events = POLLIN;
@@ -293,12 +316,13 @@ xfer_send_direct(struct conn *c, const struct xfer_opts *o,
 				failed = 1;
 			else
 				out->stopped = 1;
-			__atomic_store_n(&k.stop, 1, __ATOMIC_RELEASE);
 			break;
 		}
 		if ((pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0)
 			break;
 	}
+	/* whatever ended the wait, a sender still going stops at its frame */
+	__atomic_store_n(&k.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(tid, NULL);
 	close(done[0]);
 	pthread_mutex_destroy(&k.mu);
@@ -308,21 +332,7 @@ xfer_send_direct(struct conn *c, const struct xfer_opts *o,
 	}
 	if (failed)
 		return -1;
-	memset(&end, 0, sizeof(end));
-	end.bytes = out->raw_bytes;
-	if (out->stopped) {
-		end.status = 1;
-		end.code = AS_E_IO;
-		snprintf(end.msg, sizeof(end.msg), "sender stopped: the "
-		    "receiver failed");
-	} else if (out->sender_rc == -1) {
-		end.status = 1;
-		end.code = (uint8_t)out->serr.code;
-		snprintf(end.msg, sizeof(end.msg), "%s", out->serr.msg);
-	}
-	r = proto_send_end(c, &end, &scratch, err);
-	buf_release(&scratch);
-	return r;
+	return send_end(c, out, err);
 }
 
 int
@@ -331,9 +341,8 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 {
 	struct sender_thread th;
 	struct compressor *z = NULL;
-	struct proto_end end;
 	struct pollfd pfd[2];
-	struct buf zb = BUF_INIT, scratch = BUF_INIT;
+	struct buf zb = BUF_INIT;
 	pthread_t tid;
 	uint8_t *raw;
 	uint64_t now, wait_ns, last_sent = ratelimit_now_ns();
@@ -509,25 +518,9 @@ sent:
 	free(raw);
 	compressor_free(z);
 	buf_release(&zb);
-	if (conn_failed) {
-		buf_release(&scratch);
+	if (conn_failed)
 		return -1;
-	}
-	memset(&end, 0, sizeof(end));
-	end.bytes = out->raw_bytes;
-	if (out->stopped) {
-		end.status = 1;
-		end.code = AS_E_IO;
-		snprintf(end.msg, sizeof(end.msg), "sender stopped: the "
-		    "receiver failed");
-	} else if (out->sender_rc == -1) {
-		end.status = 1;
-		end.code = (uint8_t)out->serr.code;
-		snprintf(end.msg, sizeof(end.msg), "%s", out->serr.msg);
-	}
-	r = proto_send_end(c, &end, &scratch, err);
-	buf_release(&scratch);
-	return r;
+	return send_end(c, out, err);
 }
 
 /* What the receiving child needs (rchild_start's arg). */
