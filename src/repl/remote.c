@@ -910,6 +910,12 @@ spawn_ssh(struct remote *r, const struct endpoint *ep, struct as_err *err)
 	}
 	close(in[0]);
 	close(out[1]);
+	/*
+	 * ssh reads and writes 32 KiB at a time: with pipes of 1 MiB
+	 * instead of 64 KiB, it and we wait on each other far less often.
+	 */
+	(void)fcntl(in[1], F_SETPIPE_SZ, PIPE_SIZE);
+	(void)fcntl(out[0], F_SETPIPE_SZ, PIPE_SIZE);
 	snprintf(peer, sizeof(peer), "%s%s%s", ep->user != NULL ? ep->user :
 	    "", ep->user != NULL ? "@" : "", ep->host);
 	r->c = conn_from_fds(out[0], in[1], 0, peer);
