@@ -638,7 +638,7 @@ carry(struct scan *s, size_t from, size_t to)
 		in.aux_len = e->aux_len;
 		in.xattrs = catalog_xattrs(b, e);
 		in.xattr_len = e->xattr_len;
-		in.hashes = hashed ? b->hashes.data + e->hash_off : NULL;
+		in.hashes = hashed ? b->hashes.data + CAT_HASH_AT(e) : NULL;
 		in.nblocks = hashed ? e->nblocks : 0;
 		if (s->each != NULL)
 			s->each(s->each_arg, &in);
@@ -734,7 +734,7 @@ base_retire(struct scan *s)
 		in.aux_len = b->aux_len;
 		in.xattrs = catalog_xattrs(w, b);
 		in.xattr_len = b->xattr_len;
-		in.hashes = b->nblocks != 0 ? w->hashes.data + b->hash_off :
+		in.hashes = b->nblocks != 0 ? w->hashes.data + CAT_HASH_AT(b) :
 		    NULL;
 		in.nblocks = b->nblocks;
 		catalog_add(s->rest, &in);
@@ -868,7 +868,7 @@ add_reused(struct scan *s, size_t plen, const struct stat *sb,
 	}
 	add(s, plen, &e, catalog_aux(bc, b), b->aux_len,
 	    catalog_xattrs(bc, b), b->xattr_len,
-	    hashed ? bc->hashes.data + b->hash_off : NULL,
+	    hashed ? bc->hashes.data + CAT_HASH_AT(b) : NULL,
 	    hashed ? b->nblocks : 0);
 }
 

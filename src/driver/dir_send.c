@@ -832,8 +832,8 @@ block_differs(const struct snd *s, const struct cat_entry *e,
 {
 	if (b == NULL || !s->cmp_hashes || i >= b->nblocks)
 		return 1;
-	return memcmp(s->t->hashes.data + e->hash_off + i * CAT_HASH_LEN,
-	    s->b->hashes.data + b->hash_off + i * CAT_HASH_LEN,
+	return memcmp(s->t->hashes.data + CAT_HASH_AT(e) + i * CAT_HASH_LEN,
+	    s->b->hashes.data + CAT_HASH_AT(b) + i * CAT_HASH_LEN,
 	    CAT_HASH_LEN) != 0;
 }
 
@@ -848,7 +848,7 @@ send_blocks(struct snd *s, int fd, struct cat_entry *e,
 	memset(&h, 0, sizeof(h));
 	h.s = s;
 	h.e = e;
-	h.hashes = s->t->hashes.data + e->hash_off;
+	h.hashes = s->t->hashes.data + CAT_HASH_AT(e);
 	h.record = (e->flags & CAT_EF_UNHASHED) != 0;
 	h.from = from;
 	/*
@@ -916,20 +916,20 @@ rehash(struct snd *s, struct cat_entry *e, int fd, const struct stat *a,
 	ne.aux_len = e->aux_len;
 	ne.xattr_off = e->xattr_off;
 	ne.xattr_len = (uint32_t)s->xbuf.len;
-	ne.hash_off = e->hash_off;
+	ne.hash_ix = e->hash_ix;
 	ne.nblocks = (uint32_t)nb;
 	if (s->xbuf.len > e->xattr_len) {
-		ne.xattr_off = t->xattrs.len;
+		ne.xattr_off = catalog_xattr_next(t, s->xbuf.len);
 		buf_add(&t->xattrs, s->xbuf.data, s->xbuf.len);
 	} else if (s->xbuf.len > 0)
 		memcpy(t->xattrs.data + ne.xattr_off, s->xbuf.data,
 		    s->xbuf.len);
 	if (nb > e->nblocks) {
-		ne.hash_off = t->hashes.len;
+		ne.hash_ix = catalog_hash_next(t, nb);
 		dst = buf_reserve(&t->hashes, (size_t)nb * CAT_HASH_LEN);
 		t->hashes.len += (size_t)nb * CAT_HASH_LEN;
 	} else
-		dst = t->hashes.data + ne.hash_off;
+		dst = t->hashes.data + CAT_HASH_AT(&ne);
 	if (nb > 0)
 		memcpy(dst, s->hbuf.data, (size_t)nb * CAT_HASH_LEN);
 	if (ne.ino != e->ino) {
@@ -1129,8 +1129,8 @@ content_differs(const struct snd *s, const struct cat_entry *t,
 {
 	return !s->cmp_hashes || t->size != b->size ||
 	    t->nblocks != b->nblocks || (t->nblocks != 0 &&
-	    memcmp(s->t->hashes.data + t->hash_off, s->b->hashes.data +
-	    b->hash_off, (size_t)t->nblocks * CAT_HASH_LEN) != 0);
+	    memcmp(s->t->hashes.data + CAT_HASH_AT(t), s->b->hashes.data +
+	    CAT_HASH_AT(b), (size_t)t->nblocks * CAT_HASH_LEN) != 0);
 }
 
 /* The operation for target entry i, in path order. */
@@ -1204,8 +1204,8 @@ sweep_unhashed(struct snd *s, struct as_err *err)
 			    le->ino == e->ino && le->size == e->size &&
 			    le->nblocks == e->nblocks) {
 				if (e->nblocks != 0)
-					memcpy(t->hashes.data + e->hash_off,
-					    t->hashes.data + le->hash_off,
+					memcpy(t->hashes.data + CAT_HASH_AT(e),
+					    t->hashes.data + CAT_HASH_AT(le),
 					    (size_t)e->nblocks * CAT_HASH_LEN);
 				e->flags &= ~CAT_EF_UNHASHED;
 				continue;

@@ -604,7 +604,7 @@ vol_verify(const struct catalog *snap, const char *path,
 	if (src.is_blk ? src.size < e->size : src.size != e->size)
 		*size_differs = 1;
 	memset(&v, 0, sizeof(v));
-	v.want = (const uint8_t *)snap->hashes.data + e->hash_off;
+	v.want = (const uint8_t *)snap->hashes.data + CAT_HASH_AT(e);
 	v.bs = snap->hdr.block_size;
 	v.cb = cb;
 	v.arg = arg;
@@ -906,7 +906,7 @@ snd_lc_ckpt(void *arg, uint64_t covered, struct catalog *copy)
 	copy->hdr.source = s->target->hdr.source != NULL ?
 	    xstrdup(s->target->hdr.source) : NULL;
 	h = add_entry(copy, e->size, s->bs);
-	memcpy(h, (const uint8_t *)s->target->hashes.data + e->hash_off,
+	memcpy(h, (const uint8_t *)s->target->hashes.data + CAT_HASH_AT(e),
 	    nb * CAT_HASH_LEN);
 	memset(h + nb * CAT_HASH_LEN, 0, (e->nblocks - nb) * CAT_HASH_LEN);
 	copy->ents[0].ino = nb;
@@ -965,7 +965,7 @@ vol_send_to(const char *path, struct catalog *target,
 			    path);
 		}
 		target->ents[0].ino = 0;
-		s.target_h = (uint8_t *)target->hashes.data + te->hash_off;
+		s.target_h = (uint8_t *)target->hashes.data + CAT_HASH_AT(te);
 	} else if (s.live) {
 		bs = base != NULL ? base->hdr.block_size : o->block_size != 0 ?
 		    o->block_size : AS_BLOCK_DEFAULT;
@@ -989,7 +989,7 @@ vol_send_to(const char *path, struct catalog *target,
 			    "is not a volume snapshot", target->hdr.name);
 		bs = target->hdr.block_size;
 		size = te->size;
-		s.target_h = (uint8_t *)target->hashes.data + te->hash_off;
+		s.target_h = (uint8_t *)target->hashes.data + CAT_HASH_AT(te);
 	}
 	if (base != NULL && base->hdr.block_size != bs) {
 		vsrc_close(&src);
@@ -999,7 +999,7 @@ vol_send_to(const char *path, struct catalog *target,
 	}
 	s.bs = bs;
 	if (be != NULL) {
-		s.base_h = (const uint8_t *)base->hashes.data + be->hash_off;
+		s.base_h = (const uint8_t *)base->hashes.data + CAT_HASH_AT(be);
 		s.base_nb = be->nblocks;
 		s.base_size = be->size;
 	}

@@ -81,6 +81,24 @@ add_string(struct buf *b, const char *s, size_t len)
 	return off;
 }
 
+uint32_t
+catalog_xattr_next(const struct catalog *c, size_t len)
+{
+	if (c->xattrs.len + len > UINT32_MAX)
+		fatal("catalog xattr arena exceeds 4 GiB");
+	return (uint32_t)c->xattrs.len;
+}
+
+uint32_t
+catalog_hash_next(const struct catalog *c, uint64_t nblocks)
+{
+	uint64_t ix = c->hashes.len / CAT_HASH_LEN;
+
+	if (ix + nblocks > UINT32_MAX)
+		fatal("catalog holds more than 2^32 block hashes");
+	return (uint32_t)ix;
+}
+
 struct cat_entry *
 catalog_add(struct catalog *c, const struct cat_entry_in *in)
 {
@@ -97,10 +115,10 @@ catalog_add(struct catalog *c, const struct cat_entry_in *in)
 	e->aux_len = (uint16_t)in->aux_len;
 	if (in->aux_len)	/* right after the path: catalog_aux() */
 		(void)add_string(&c->strings, in->aux, in->aux_len);
-	e->xattr_off = c->xattrs.len;
+	e->xattr_off = catalog_xattr_next(c, in->xattr_len);
 	e->xattr_len = (uint32_t)in->xattr_len;
 	buf_add(&c->xattrs, in->xattrs, in->xattr_len);
-	e->hash_off = c->hashes.len;
+	e->hash_ix = catalog_hash_next(c, in->nblocks);
 	e->nblocks = in->nblocks;
 	if (in->hashes != NULL)
 		buf_add(&c->hashes, in->hashes,
@@ -117,14 +135,16 @@ catalog_add(struct catalog *c, const struct cat_entry_in *in)
 void
 catalog_append(struct catalog *c, const struct catalog *src)
 {
-	size_t soff = c->strings.len, xoff = c->xattrs.len;
-	size_t hoff = c->hashes.len, i;
+	size_t soff = c->strings.len, i;
+	uint32_t xoff, hix;
 	struct cat_entry *e;
 
 	if (src->n == 0)
 		return;
 	if (soff + src->strings.len > UINT32_MAX)
 		fatal("catalog string arena exceeds 4 GiB");
+	xoff = catalog_xattr_next(c, src->xattrs.len);
+	hix = catalog_hash_next(c, src->hashes.len / CAT_HASH_LEN);
 	if (c->cap < c->n + src->n) {
 		c->cap = c->cap * 2 > c->n + src->n ? c->cap * 2 :
 		    c->n + src->n;
@@ -138,7 +158,7 @@ catalog_append(struct catalog *c, const struct catalog *src)
 	for (i = 0; i < src->n; i++) {
 		e[i].path_off += (uint32_t)soff;
 		e[i].xattr_off += xoff;
-		e[i].hash_off += hoff;
+		e[i].hash_ix += hix;
 	}
 	c->n += src->n;
 	catalog_drop_ino_index(c);
@@ -155,7 +175,7 @@ uint8_t *
 catalog_hashes_of(struct catalog *c, const struct cat_entry *e)
 {
 	return c->hashes.data == NULL ? empty_arena :
-	    c->hashes.data + e->hash_off;
+	    c->hashes.data + CAT_HASH_AT(e);
 }
 
 const char *

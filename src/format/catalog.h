@@ -56,17 +56,19 @@ struct cat_header {
 
 struct cat_entry {
 	/*
-	 * 64-bit fields first, then 32, then 16: no padding, 96 bytes.
+	 * 64-bit fields first, then 32, then 16: no padding, 88 bytes.
 	 * Two catalogs of these are in memory while a sender diffs, so
-	 * every byte counts twice per entry.
+	 * every byte counts twice per entry; an incremental's peak is
+	 * mostly its new catalog's entries.  Hence 32-bit offsets: the
+	 * arenas are capped (catalog_xattr_next, catalog_hash_next).
 	 */
 	uint64_t	ino;
 	uint64_t	size;
 	uint64_t	rdev;
 	int64_t		mtime_sec;
 	int64_t		ctime_sec;
-	uint64_t	xattr_off;	/* into xattrs */
-	uint64_t	hash_off;	/* into hashes, in bytes */
+	uint32_t	xattr_off;	/* into xattrs, in bytes */
+	uint32_t	hash_ix;	/* into hashes, in hashes: CAT_HASH_AT */
 	uint32_t	mtime_nsec;
 	uint32_t	ctime_nsec;
 	uint32_t	uid;
@@ -81,6 +83,9 @@ struct cat_entry {
 	uint16_t	aux_len;	/* symlink target length; the target
 					 * follows the path's NUL in strings */
 };
+
+/* Where e's block hashes start in its catalog's hashes, in bytes. */
+#define CAT_HASH_AT(e)	((size_t)(e)->hash_ix * CAT_HASH_LEN)
 
 /*
  * Entry fields as given to catalog_add(): the same values with plain
@@ -125,6 +130,14 @@ struct cat_entry *catalog_add(struct catalog *c, const struct cat_entry_in *in);
  * order: src's first path sorts after c's last); src is unchanged.
  */
 void	catalog_append(struct catalog *c, const struct catalog *src);
+/*
+ * The xattr_off of a blob of len bytes, or the hash_ix of nblocks hashes,
+ * appended to c now: the arenas' ends.  Past what the 32-bit fields hold
+ * (4 GiB of xattrs, 2^32 hashes: 16 TiB of data in 4 KiB blocks) the
+ * process stops, as for the string arena.
+ */
+uint32_t catalog_xattr_next(const struct catalog *c, size_t len);
+uint32_t catalog_hash_next(const struct catalog *c, uint64_t nblocks);
 /* Reserve room for nblocks hashes of the last-added entry and return it. */
 uint8_t	*catalog_hashes_of(struct catalog *c, const struct cat_entry *e);
 const char *catalog_path(const struct catalog *c, const struct cat_entry *e);

@@ -90,7 +90,7 @@ with_hashes(const struct catalog *hc, const struct catalog *g,
 		in.xattrs = catalog_xattrs(hc, e);
 		in.xattr_len = e->xattr_len;
 		if (e->nblocks > 0) {
-			in.hashes = hc->hashes.data + e->hash_off;
+			in.hashes = hc->hashes.data + CAT_HASH_AT(e);
 			in.nblocks = e->nblocks;
 		} else if (g != NULL && S_ISREG(e->mode) &&
 		    g->hdr.block_size == hc->hdr.block_size &&
@@ -99,7 +99,7 @@ with_hashes(const struct catalog *hc, const struct catalog *g,
 			if (S_ISREG(ge->mode) && ge->size == e->size &&
 			    ge->mtime_sec == e->mtime_sec &&
 			    ge->mtime_nsec == e->mtime_nsec) {
-				in.hashes = g->hashes.data + ge->hash_off;
+				in.hashes = g->hashes.data + CAT_HASH_AT(ge);
 				in.nblocks = ge->nblocks;
 			}
 		}

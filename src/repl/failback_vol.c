@@ -37,8 +37,8 @@ vol_drift(const struct catalog *g, const struct catalog *now,
 	memset(d, 0, sizeof(*d));
 	na = (a->size + bs - 1) / bs;
 	nb = (b->size + bs - 1) / bs;
-	ha = (const uint8_t *)g->hashes.data + a->hash_off;
-	hb = (const uint8_t *)now->hashes.data + b->hash_off;
+	ha = (const uint8_t *)g->hashes.data + CAT_HASH_AT(a);
+	hb = (const uint8_t *)now->hashes.data + CAT_HASH_AT(b);
 	if (a->size != b->size) {
 		d->ndiff++;
 		snprintf(d->first, sizeof(d->first), "size %" PRIu64 " -> %"

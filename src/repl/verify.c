@@ -74,8 +74,8 @@ compare_pair(const struct catalog *sc, const struct cat_entry *a,
 	}
 	if (S_ISREG(a->mode)) {
 		if (a->size != b->size || a->nblocks != b->nblocks ||
-		    (a->nblocks > 0 && memcmp(sc->hashes.data + a->hash_off,
-		    dc->hashes.data + b->hash_off,
+		    (a->nblocks > 0 && memcmp(sc->hashes.data + CAT_HASH_AT(a),
+		    dc->hashes.data + CAT_HASH_AT(b),
 		    (size_t)a->nblocks * CAT_HASH_LEN) != 0))
 			DIFF("content");
 	} else if (S_ISCHR(a->mode) || S_ISBLK(a->mode)) {

@@ -141,8 +141,8 @@ same_catalog(const struct catalog *x, const struct catalog *y)
 		assert_int_equal(a->nblocks, b->nblocks);
 		assert_int_equal(a->xattr_len, b->xattr_len);
 		if (a->nblocks > 0)
-			assert_memory_equal(x->hashes.data + a->hash_off,
-			    y->hashes.data + b->hash_off,
+			assert_memory_equal(x->hashes.data + CAT_HASH_AT(a),
+			    y->hashes.data + CAT_HASH_AT(b),
 			    (size_t)a->nblocks * CAT_HASH_LEN);
 	}
 }

@@ -216,7 +216,7 @@ test_scan(void **state)
 	assert_int_equal(c.ents[0].nblocks, NBLK + 1);
 	/* the holes of the image are not read, only its 3 data blocks */
 	assert_int_equal(st.bytes_read, 3 * BS);
-	h = (const uint8_t *)c.hashes.data + c.ents[0].hash_off;
+	h = (const uint8_t *)c.hashes.data + CAT_HASH_AT(&c.ents[0]);
 	/* zero blocks all hash alike; written ones differ from them */
 	memcpy(zh, h, CAT_HASH_LEN);
 	assert_memory_equal(h + 10 * CAT_HASH_LEN, zh, CAT_HASH_LEN);
@@ -530,7 +530,7 @@ copy_ckpt(void *arg, const struct catalog *c, struct as_err *err)
 		free(cs->hashes);
 		cs->hashes = malloc(nb * CAT_HASH_LEN);
 		memcpy(cs->hashes, (const uint8_t *)c->hashes.data +
-		    c->ents[0].hash_off, nb * CAT_HASH_LEN);
+		    CAT_HASH_AT(&c->ents[0]), nb * CAT_HASH_LEN);
 	}
 	return 0;
 }
@@ -592,7 +592,7 @@ test_copy(void **state)
 	assert_int_equal(c1.ents[0].ino, 0);
 	/* ... and they were the final hashes of the blocks below it */
 	assert_memory_equal(cs.hashes, (const uint8_t *)c1.hashes.data +
-	    c1.ents[0].hash_off, cs.max_ino * CAT_HASH_LEN);
+	    CAT_HASH_AT(&c1.ents[0]), cs.max_ino * CAT_HASH_LEN);
 	free(cs.hashes);
 	/* the same hashes as a scan */
 	memset(&sst, 0, sizeof(sst));
@@ -600,8 +600,8 @@ test_copy(void **state)
 	if (vol_scan(src, BS, &scan, &sst, &err) == -1)
 		fail_msg("vol_scan: %s", err.msg);
 	assert_memory_equal((const uint8_t *)c1.hashes.data +
-	    c1.ents[0].hash_off, (const uint8_t *)scan.hashes.data +
-	    scan.ents[0].hash_off, 6 * NBLK * CAT_HASH_LEN);
+	    CAT_HASH_AT(&c1.ents[0]), (const uint8_t *)scan.hashes.data +
+	    CAT_HASH_AT(&scan.ents[0]), 6 * NBLK * CAT_HASH_LEN);
 	catalog_release(&scan);
 	/* sparse: the holes were not written */
 	assert_int_equal(stat(dst, &sb), 0);
