@@ -80,6 +80,8 @@ struct scan {
 	int		 bdone;		/* rd is at its end */
 	struct as_err	 berr;		/* rd's error, reported after walk */
 	int		 bfail;
+	const char	*bupper;	/* a part's: the next part's first path */
+	size_t		 bupper_len;
 	struct catalog	*rest;
 	struct catalog	*out;
 	struct only	*only;		/* narrowed: sorted by path_cmp() */
@@ -743,6 +745,44 @@ base_retire(struct scan *s)
 	s->bused = 0;
 }
 
+/*
+ * dir_scan_merge: the next base entry into bcur.  0 at the end of the
+ * base, of a part's share of it (bupper), or on an error (bfail).
+ */
+static int
+base_next(struct scan *s)
+{
+	const struct cat_entry *e;
+	int r;
+
+	if (s->bdone || s->bfail)
+		return 0;
+	r = cat_reader_next(s->rd, &e, &s->berr);
+	if (r == 1 && s->bupper != NULL && path_cmp(catalog_path(&s->rd->win,
+	    e), e->path_len, s->bupper, s->bupper_len) >= 0)
+		r = 0;		/* the next part's */
+	if (r == -1)
+		s->bfail = 1;
+	if (r != 1) {
+		s->bdone = 1;
+		s->bcur = NULL;
+		return 0;
+	}
+	s->bcur = e;
+	s->bused = 0;
+	return 1;
+}
+
+/* dir_scan_merge after the walk: what it did not reach is gone. */
+static void
+base_drain(struct scan *s)
+{
+	do {
+		if (s->bcur != NULL)
+			base_retire(s);
+	} while (base_next(s));
+}
+
 /* base_at for dir_scan_merge: the same merge over the reader. */
 static const struct cat_entry *
 base_at_rd(struct scan *s, size_t plen)
@@ -751,19 +791,8 @@ base_at_rd(struct scan *s, size_t plen)
 	int r;
 
 	for (;;) {
-		if (s->bcur == NULL) {
-			if (s->bdone || s->bfail)
-				return NULL;
-			r = cat_reader_next(s->rd, &s->bcur, &s->berr);
-			if (r == -1)
-				s->bfail = 1;
-			if (r != 1) {
-				s->bdone = 1;
-				s->bcur = NULL;
-				return NULL;
-			}
-			s->bused = 0;
-		}
+		if (s->bcur == NULL && !base_next(s))
+			return NULL;
 		e = s->bcur;
 		r = path_cmp(catalog_path(&s->rd->win, e), e->path_len,
 		    s->path, plen);
@@ -1405,18 +1434,30 @@ walk(struct scan *s, struct as_err *err)
  * listxattr calls of different directories do not contend.  An error
  * stops new runs; the one reported is that of the first failed run in
  * path order among those walked.
+ *
+ * dir_scan_merge's walk is cut the same way: each run merges with its
+ * own share of the base, read by a reader of its own (cat_reader_fork)
+ * that starts at the first base entry at or after the run's first name
+ * and stops before the next run's, and keeps its own rest; the parts'
+ * rests, appended in order, are the rest of one walk.  The main thread
+ * reads the base through once, ahead of the workers, only to find where
+ * each share starts.  Why: an incremental's scan is the stat of every
+ * entry (getdents, fstatat), 0.4 s of a 0.75 s sync of 100k files.
  */
 #define SCAN_PARTS	64
 #define SCAN_THREADS	4
 
 struct part {
 	struct catalog	 cat;
+	struct catalog	 rest;		/* merge: its share of rest */
+	struct cat_reader rd;		/* merge: its share of the base */
+	int		 ready;		/* merge: rd is set */
 	struct dir_stats st;
 	struct as_err	 err;
 	int		 state;		/* PART_* */
 };
 
-enum { PART_WAIT, PART_OK, PART_FAILED };
+enum { PART_WAIT, PART_OK, PART_FAILED, PART_SKIPPED };
 
 struct par {
 	struct scan	*s;		/* the root's frame: fr[0] */
@@ -1424,7 +1465,8 @@ struct par {
 	size_t		 nparts;
 	size_t		 next;		/* next run to take */
 	int		 failed;	/* take no new run */
-	pthread_mutex_t	 mu;		/* guards next, failed, states */
+	int		 merge;		/* dir_scan_merge: s->rd is the base */
+	pthread_mutex_t	 mu;		/* guards next, failed, states, ready */
 	pthread_cond_t	 cv;
 };
 
@@ -1439,6 +1481,17 @@ scan_threads(void)
 	if (n < 1)
 		n = 1;
 	return n > SCAN_THREADS ? SCAN_THREADS : (int)n;
+}
+
+/* The first name of run k of the root's children. */
+static const char *
+part_first(const struct par *p, size_t k)
+{
+	const struct scan *s = p->s;
+	const struct frame *r = &s->fr[0];
+
+	return (const char *)s->names.data +
+	    s->kids[r->first + r->nkids * k / p->nparts];
 }
 
 /* Set w up to walk run k of the root's children (w's own stacks). */
@@ -1476,13 +1529,65 @@ part_frame(struct par *p, struct scan *w, size_t k)
 	w->path[0] = '\0';
 }
 
+/*
+ * Merge: set w up to read run k's share of the base, once the main
+ * thread has found where it starts.  0 when the scan failed before.
+ */
+static int
+part_base(struct par *p, struct scan *w, size_t k)
+{
+	struct part *pt = &p->parts[k];
+	int ready;
+
+	pthread_mutex_lock(&p->mu);
+	while (!(ready = pt->ready) && !p->failed)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	if (!ready)
+		return 0;
+	w->rd = &pt->rd;
+	w->base = &pt->rd.win;
+	w->rest = &pt->rest;
+	w->bcur = NULL;
+	w->bused = w->bdone = w->bfail = 0;
+	w->bupper = k + 1 < p->nparts ? part_first(p, k + 1) : NULL;
+	w->bupper_len = w->bupper != NULL ? strlen(w->bupper) : 0;
+	return 1;
+}
+
+/* Walk run k into its part: 0, -1 with its error, 1 when not started. */
+static int
+part_walk(struct par *p, struct scan *w, size_t k)
+{
+	struct part *pt = &p->parts[k];
+	int rc;
+
+	w->out = &pt->cat;
+	w->st = &pt->st;
+	if (p->merge && !part_base(p, w, k))
+		return 1;
+	part_frame(p, w, k);
+	rc = walk(w, &pt->err);
+	while (w->nfr > 0)
+		pop(w);
+	if (p->merge) {
+		if (rc == 0)
+			base_drain(w);
+		if (rc == 0 && w->bfail) {
+			pt->err = w->berr;
+			rc = as_err_prefix(&pt->err, "base catalog");
+		}
+		cat_reader_release(&pt->rd);
+	}
+	return rc;
+}
+
 static void *
 part_worker(void *arg)
 {
 	struct par *p = arg;
 	const struct scan *s = p->s;
 	struct scan *w = xcalloc(1, sizeof(*w));
-	struct part *pt;
 	size_t k;
 	int rc;
 
@@ -1491,6 +1596,7 @@ part_worker(void *arg)
 	w->flags = s->flags;
 	w->bs = s->bs;
 	w->dev = s->dev;
+	w->base_hashes = s->base_hashes;
 	scan_xa_init(&w->xa);
 	w->rlen = s->rlen;
 	w->rbuf = xmalloc_io(w->rlen);
@@ -1500,22 +1606,65 @@ part_worker(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		if (k >= p->nparts)
 			break;
-		pt = &p->parts[k];
-		w->out = &pt->cat;
-		w->st = &pt->st;
-		part_frame(p, w, k);
-		rc = walk(w, &pt->err);
-		while (w->nfr > 0)
-			pop(w);
+		rc = part_walk(p, w, k);
 		pthread_mutex_lock(&p->mu);
-		if (rc == -1)
+		if (rc != 0)
 			p->failed = 1;
-		pt->state = rc == -1 ? PART_FAILED : PART_OK;
+		p->parts[k].state = rc == 0 ? PART_OK : rc == 1 ?
+		    PART_SKIPPED : PART_FAILED;
 		pthread_cond_broadcast(&p->cv);
 		pthread_mutex_unlock(&p->mu);
 	}
 	scan_free(w);
 	return NULL;
+}
+
+/* Merge: part k's reader starts at m. */
+static void
+part_ready(struct par *p, size_t k, const struct cat_reader_mark *m)
+{
+	cat_reader_fork(&p->parts[k].rd, p->s->rd, m);
+	pthread_mutex_lock(&p->mu);
+	p->parts[k].ready = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/*
+ * Merge: read the base (past the root's entry) until every run's share
+ * has a reader.  Returns 0, or -1 with s->berr (and no new run taken).
+ */
+static int
+part_marks(struct par *p)
+{
+	struct scan *s = p->s;
+	struct cat_reader_mark m;
+	const struct cat_entry *e;
+	const char *nm;
+	size_t k = 1;
+	int r;
+
+	memset(&m, 0, sizeof(m));
+	cat_reader_mark(s->rd, &m);
+	part_ready(p, 0, &m);
+	while (k < p->nparts) {
+		r = cat_reader_next(s->rd, &e, &s->berr);
+		if (r == -1) {
+			s->bfail = 1;
+			pthread_mutex_lock(&p->mu);
+			p->failed = 1;
+			pthread_cond_broadcast(&p->cv);
+			pthread_mutex_unlock(&p->mu);
+			break;
+		}
+		for (; k < p->nparts && (r == 0 || (nm = part_first(p, k),
+		    path_cmp(catalog_path(&s->rd->win, e), e->path_len, nm,
+		    strlen(nm)) >= 0)); k++)
+			part_ready(p, k, &m);
+		cat_reader_mark(s->rd, &m);
+	}
+	cat_reader_mark_release(&m);
+	return s->bfail ? -1 : 0;
 }
 
 static void
@@ -1527,23 +1676,29 @@ stats_add(struct dir_stats *to, const struct dir_stats *from)
 	to->notpit += from->notpit;
 }
 
-/* walk() for a full scan whose root frame is s->fr[0]. */
+/*
+ * walk() whose root frame is s->fr[0], on several threads: a full scan,
+ * or dir_scan_merge (s->rd) once the root's base entry is retired.
+ */
 static int
 walk_parallel(struct scan *s, struct as_err *err)
 {
 	pthread_t tid[SCAN_THREADS];
 	struct par p;
 	size_t k, j, nkids = s->fr[0].nkids;
-	int n = scan_threads(), started = 0, rc = 0, i, state;
+	int n = scan_threads(), started = 0, rc = 0, i, state, marks = 0;
 
 	if (n < 2 || nkids < 2)
 		return walk(s, err);
 	memset(&p, 0, sizeof(p));
 	p.s = s;
+	p.merge = s->rd != NULL;
 	p.nparts = nkids < SCAN_PARTS ? nkids : SCAN_PARTS;
 	p.parts = xcalloc(p.nparts, sizeof(*p.parts));
-	for (k = 0; k < p.nparts; k++)
+	for (k = 0; k < p.nparts; k++) {
 		catalog_init(&p.parts[k].cat);
+		catalog_init(&p.parts[k].rest);
+	}
 	pthread_mutex_init(&p.mu, NULL);
 	pthread_cond_init(&p.cv, NULL);
 	for (i = 0; i < n; i++)
@@ -1556,6 +1711,8 @@ walk_parallel(struct scan *s, struct as_err *err)
 		free(p.parts);
 		return walk(s, err);
 	}
+	if (p.merge)
+		marks = part_marks(&p);
 	/* append the runs in order as they complete */
 	for (k = 0; k < p.nparts; k++) {
 		pthread_mutex_lock(&p.mu);
@@ -1567,11 +1724,18 @@ walk_parallel(struct scan *s, struct as_err *err)
 			break;	/* failed, or never to be taken */
 		catalog_append(s->out, &p.parts[k].cat);
 		catalog_release(&p.parts[k].cat);
+		if (p.merge) {
+			catalog_append(s->rest, &p.parts[k].rest);
+			catalog_release(&p.parts[k].rest);
+		}
 		stats_add(s->st, &p.parts[k].st);
 	}
 	for (i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
-	if (k < p.nparts) {
+	if (marks == -1) {
+		/* the base is bad: said after the walk, as by walk() */
+		k = 0;
+	} else if (k < p.nparts) {
 		/* a run at k or after failed; all are done now */
 		for (j = k; j < p.nparts; j++)
 			if (p.parts[j].state == PART_FAILED) {
@@ -1581,8 +1745,16 @@ walk_parallel(struct scan *s, struct as_err *err)
 			}
 		rc = -1;
 	}
-	for (j = k; j < p.nparts; j++)
+	for (j = 0; j < p.nparts; j++) {
 		catalog_release(&p.parts[j].cat);
+		catalog_release(&p.parts[j].rest);
+		if (p.parts[j].ready && p.parts[j].state != PART_OK &&
+		    p.parts[j].state != PART_FAILED)
+			cat_reader_release(&p.parts[j].rd);
+	}
+	/* every share was read by its run (the base reader is not done) */
+	s->bdone = 1;
+	s->bcur = NULL;
 	pthread_mutex_destroy(&p.mu);
 	pthread_cond_destroy(&p.cv);
 	free(p.parts);
@@ -1752,6 +1924,26 @@ scan_run(const char *root, const struct catalog *base, uint32_t block_size,
 }
 
 /*
+ * Whether walk_parallel can take the walk: a full scan; or a merge with
+ * the base reader just past the root's entry (retired here), when the
+ * base is read at all.
+ */
+static int
+base_parallel(struct scan *s)
+{
+	if (s->each != NULL || s->narrow)
+		return 0;
+	if (s->rd == NULL)
+		return s->base == NULL;
+	if ((s->flags & DIR_SCAN_REHASH) != 0 || s->bdone || s->bfail ||
+	    (s->bcur != NULL && s->bcur->path_len != 0))
+		return 0;
+	if (s->bcur != NULL)
+		base_retire(s);
+	return 1;
+}
+
+/*
  * dir_scan_merge after the walk: a new file without hashes that is a
  * base file moved (same inode, size and times, one link) takes its
  * hashes, as base_by_ino does in a whole-catalog scan.
@@ -1799,7 +1991,7 @@ scan_run_rd(const char *root, const struct catalog *base,
 	struct cat_entry e;
 	struct stat sb;
 	const struct cat_entry *b;
-	int rc = -1, fd, e2;
+	int rc = -1, fd;
 
 	if (block_size < AS_BLOCK_MIN || block_size > AS_BLOCK_MAX ||
 	    (block_size & (block_size - 1)) != 0)
@@ -1863,25 +2055,11 @@ scan_run_rd(const char *root, const struct catalog *base,
 		    FR_LIST : FR_FULL, 0, 0, err);
 	if (rc == -1)
 		goto out;
-	rc = base == NULL && rd == NULL && s->each == NULL && !s->narrow ?
-	    walk_parallel(s, err) : walk(s, err);
+	rc = base_parallel(s) ? walk_parallel(s, err) : walk(s, err);
 	if (rc == 0 && s->relisted)
 		rc = 2;
 	if (rc == 0 && rd != NULL) {
-		/* what the walk did not reach: gone from the tree */
-		for (;;) {
-			if (s->bcur != NULL)
-				base_retire(s);
-			if (s->bdone || s->bfail)
-				break;
-			e2 = cat_reader_next(rd, &s->bcur, &s->berr);
-			if (e2 == -1)
-				s->bfail = 1;
-			if (e2 != 1) {
-				s->bdone = 1;
-				s->bcur = NULL;
-			}
-		}
+		base_drain(s);
 		if (s->bfail) {
 			if (err != NULL)
 				*err = s->berr;

@@ -885,6 +885,47 @@ cat_reader_next(struct cat_reader *rd, const struct cat_entry **out,
 }
 
 void
+cat_reader_mark(const struct cat_reader *rd, struct cat_reader_mark *m)
+{
+	m->off = rd->off;
+	m->chain = rd->d.chain;
+	m->doff = rd->d.offset;
+	m->nrec = rd->d.nrec;
+	m->count = rd->count;
+	buf_reset(&m->prev);
+	buf_add(&m->prev, rd->prev.data, rd->prev.len);
+}
+
+void
+cat_reader_mark_release(struct cat_reader_mark *m)
+{
+	buf_release(&m->prev);
+}
+
+void
+cat_reader_fork(struct cat_reader *dst, const struct cat_reader *src,
+    const struct cat_reader_mark *m)
+{
+	memset(dst, 0, sizeof(*dst));
+	catalog_init(&dst->win);
+	dst->win.hdr.version = src->win.hdr.version;
+	dst->win.hdr.kind = src->win.hdr.kind;
+	dst->win.hdr.flags = src->win.hdr.flags;
+	dst->win.hdr.block_size = src->win.hdr.block_size;
+	dst->data = src->data;
+	dst->len = src->len;
+	dst->off = m->off;
+	dst->told = m->off;
+	dst->done = src->done;
+	dst->done_arg = src->done_arg;
+	rec_dec_init(&dst->d, m->chain, src->d.what);
+	dst->d.offset = m->doff;
+	dst->d.nrec = m->nrec;
+	dst->count = m->count;
+	buf_add(&dst->prev, m->prev.data, m->prev.len);
+}
+
+void
 cat_reader_release(struct cat_reader *rd)
 {
 	if (rd == NULL)

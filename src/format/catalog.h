@@ -242,6 +242,26 @@ int	cat_reader_open(struct cat_reader *rd, const uint8_t *data,
 int	cat_reader_next(struct cat_reader *rd, const struct cat_entry **e,
 	    struct as_err *err);
 void	cat_reader_release(struct cat_reader *rd);
+/*
+ * Where a reader stands between two entries, to start a second reader
+ * there: a scan that merges the parts of one base on several threads
+ * (dir_scan_merge) gives each part a reader of its own.  The second
+ * reader decodes the same mapped data with the same checks (the chain
+ * of record checks, entry order) from that point on; its window's header
+ * carries only the block size and kind (no strings).  done is src's.
+ */
+struct cat_reader_mark {
+	size_t		 off;
+	uint64_t	 chain;
+	uint64_t	 doff;
+	uint64_t	 nrec;
+	size_t		 count;
+	struct buf	 prev;
+};
+void	cat_reader_mark(const struct cat_reader *rd, struct cat_reader_mark *m);
+void	cat_reader_mark_release(struct cat_reader_mark *m);
+void	cat_reader_fork(struct cat_reader *dst, const struct cat_reader *src,
+	    const struct cat_reader_mark *m);
 /* Parse only the header (the first record) of a catalog file. */
 int	catalog_decode_header(struct cat_header *h, const uint8_t *data,
 	    size_t len, struct as_err *err);

@@ -488,6 +488,157 @@ test_parallel(void **state)
 	rm_at(AT_FDCWD, dir);
 }
 
+/*
+ * dir_scan_merge with its walk on one thread and on three: the base of
+ * a tree, then the tree changed (files written, a directory and files
+ * of the root gone, new ones before, between and after the old names, a
+ * file moved to another directory, a file made a symlink, an xattr
+ * changed): the same out (flags, hashes taken from the base) and the
+ * same rest; a base damaged in the middle fails both with one message.
+ */
+static void
+merge_threads(const char *dir, const char *threads, const struct buf *b,
+    struct catalog *out, struct catalog *rest, struct dir_stats *st,
+    struct as_err *err, int want)
+{
+	struct cat_reader rd;
+
+	setenv("AUTOSYNC_SCAN_THREADS", threads, 1);
+	catalog_init(out);
+	catalog_init(rest);
+	memset(st, 0, sizeof(*st));
+	memset(err, 0, sizeof(*err));
+	if (cat_reader_open(&rd, b->data, b->len, NULL, NULL, err) != 0)
+		fail_msg("open the base: %s", err->msg);
+	if (dir_scan_merge(dir, &rd, BS, DIR_SCAN_DEFER, out, rest, st,
+	    err) != want)
+		fail_msg("merge on %s threads: %s", threads, err->msg);
+	cat_reader_release(&rd);
+	unsetenv("AUTOSYNC_SCAN_THREADS");
+}
+
+static void
+same_extras(const struct catalog *a, const struct catalog *b)
+{
+	const struct cat_entry *x, *y;
+	size_t i;
+
+	same_catalog(a, b);
+	for (i = 0; i < a->n; i++) {
+		x = &a->ents[i];
+		y = &b->ents[i];
+		assert_int_equal(x->aux_len, y->aux_len);
+		assert_string_equal(catalog_aux(a, x), catalog_aux(b, y));
+		if (x->xattr_len != 0)
+			assert_memory_equal(catalog_xattrs(a, x),
+			    catalog_xattrs(b, y), x->xattr_len);
+	}
+}
+
+static void
+put_at(const char *dir, const char *rel, const char *data)
+{
+	char *p = xasprintf("%s/%s", dir, rel);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
+	close(fd);
+	free(p);
+}
+
+static void
+test_merge_parallel(void **state)
+{
+	char dir[] = "/tmp/t_dir_scan_mrg.XXXXXX", rel[96], *p, *q;
+	struct catalog base, a, b, ra, rb;
+	struct dir_stats sa, sb;
+	struct as_err ea, eb;
+	struct buf enc;
+	size_t i, same;
+	int d, f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	for (d = 0; d < 30; d++) {
+		snprintf(rel, sizeof(rel), "%s/d%02d", dir, d);
+		assert_int_equal(mkdir(rel, 0755), 0);
+		for (f = 0; f < 6; f++) {
+			snprintf(rel, sizeof(rel), "d%02d/f%d", d, f);
+			p = xasprintf("%d-%d %0*d", d, f, d * 500 + f, 0);
+			put_at(dir, rel, p);
+			free(p);
+		}
+		snprintf(rel, sizeof(rel), "d%02d.txt", d);
+		put_at(dir, rel, "root file");
+	}
+	catalog_init(&base);
+	assert_int_equal(dir_scan(dir, NULL, BS, 0, &base, &sa, &ea), 0);
+	base.hdr.guid = 1;
+	buf_init(&enc);
+	catalog_encode(&base, &enc);
+
+	/* the changes the merge must see (times a clock tick later) */
+	usleep(20000);
+	put_at(dir, "d03/f2", "written again, longer than before");
+	put_at(dir, "d17/f0", "and this one");
+	p = xasprintf("%s/d08", dir);
+	assert_int_equal(nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+	free(p);
+	p = xasprintf("%s/d21.txt", dir);
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	put_at(dir, "a-first", "new, before every old name");
+	put_at(dir, "d12.5", "new, between old names");
+	put_at(dir, "zz-last", "new, after every old name");
+	p = xasprintf("%s/d25", dir);
+	q = xasprintf("%s/d02/moved", dir);
+	assert_int_equal(rename(p, q), 0);
+	free(p);
+	free(q);
+	p = xasprintf("%s/d11/f1", dir);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(symlink("f0", p), 0);
+	free(p);
+	p = xasprintf("%s/d29/f5", dir);
+	assert_int_equal(setxattr(p, "user.k", "value", 5, 0), 0);
+	free(p);
+
+	merge_threads(dir, "1", &enc, &a, &ra, &sa, &ea, 0);
+	merge_threads(dir, "3", &enc, &b, &rb, &sb, &eb, 0);
+	same_extras(&a, &b);
+	same_extras(&ra, &rb);
+	assert_int_equal(sa.entries, sb.entries);
+	for (i = same = 0; i < a.n; i++)
+		same += (a.ents[i].flags & CAT_EF_SAME) != 0;
+	/* the unchanged files are not kept in rest: most entries are SAME */
+	assert_true(same > 100);
+	assert_true(ra.n > 30 && ra.n < base.n - 100);
+	/* a file of the moved directory took its hashes from the base */
+	assert_true(catalog_find(&b, "d02/moved/f4", 12) >= 0);
+	assert_int_equal(b.ents[catalog_find(&b, "d02/moved/f4", 12)].flags &
+	    CAT_EF_UNHASHED, 0);
+	catalog_release(&a);
+	catalog_release(&b);
+	catalog_release(&ra);
+	catalog_release(&rb);
+
+	/* a damaged base: the same error either way */
+	enc.data[enc.len / 2] ^= 0x40;
+	merge_threads(dir, "1", &enc, &a, &ra, &sa, &ea, -1);
+	merge_threads(dir, "3", &enc, &b, &rb, &sb, &eb, -1);
+	assert_int_equal(ea.code, eb.code);
+	assert_string_equal(ea.msg, eb.msg);
+	assert_non_null(strstr(ea.msg, "base catalog"));
+	catalog_release(&a);
+	catalog_release(&b);
+	catalog_release(&ra);
+	catalog_release(&rb);
+	buf_release(&enc);
+	catalog_release(&base);
+	rm_at(AT_FDCWD, dir);
+}
+
 static int
 setup(void **state)
 {
@@ -511,6 +662,7 @@ main(void)
 		cmocka_unit_test(test_narrow),
 		cmocka_unit_test(test_journal),
 		cmocka_unit_test(test_parallel),
+		cmocka_unit_test(test_merge_parallel),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
