@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1577,6 +1578,14 @@ part_walk(struct par *p, struct scan *w, size_t k)
 			pt->err = w->berr;
 			rc = as_err_prefix(&pt->err, "base catalog");
 		}
+		/*
+		 * A share is smaller than the reader's step between two
+		 * done calls: give its pages back now, or the whole mapped
+		 * base would stay in memory (the pages before it too:
+		 * another run still reading there maps them again).
+		 */
+		if (pt->rd.done != NULL)
+			pt->rd.done(pt->rd.done_arg, pt->rd.off);
 		cat_reader_release(&pt->rd);
 	}
 	return rc;
@@ -1659,8 +1668,16 @@ part_marks(struct par *p)
 		}
 		for (; k < p->nparts && (r == 0 || (nm = part_first(p, k),
 		    path_cmp(catalog_path(&s->rd->win, e), e->path_len, nm,
-		    strlen(nm)) >= 0)); k++)
+		    strlen(nm)) >= 0)); k++) {
 			part_ready(p, k, &m);
+			/*
+			 * Each share's reader maps its pages again: give
+			 * back what this read mapped up to here, or up to
+			 * a reader's step (1 MiB) more stays in memory.
+			 */
+			if (s->rd->done != NULL)
+				s->rd->done(s->rd->done_arg, m.off);
+		}
 		cat_reader_mark(s->rd, &m);
 	}
 	cat_reader_mark_release(&m);
@@ -1758,6 +1775,12 @@ walk_parallel(struct scan *s, struct as_err *err)
 	pthread_mutex_destroy(&p.mu);
 	pthread_cond_destroy(&p.cv);
 	free(p.parts);
+	/*
+	 * The parts grew in the workers' malloc arenas and were freed
+	 * there; that memory stays mapped unless handed back, and the
+	 * peak of a sync comes after the scan.
+	 */
+	malloc_trim(0);
 	return rc;
 }
 

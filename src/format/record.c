@@ -43,7 +43,6 @@ rec_dec_init(struct rec_dec *d, uint64_t seed, const char *what)
 {
 	memset(d, 0, sizeof(*d));
 	d->chain = seed;
-	d->buf = xmalloc(REC_HDR_LEN + REC_PAYLOAD_MAX + REC_TRAILER_LEN);
 	d->what = what;
 }
 
@@ -64,6 +63,9 @@ fill(struct rec_dec *d, size_t want, const uint8_t **in, size_t *inlen)
 
 	if (n > *inlen)
 		n = *inlen;
+	if (d->buf == NULL)
+		d->buf = xmalloc(REC_HDR_LEN + REC_PAYLOAD_MAX +
+		    REC_TRAILER_LEN);
 	memcpy(d->buf + d->have, *in, n);
 	d->have += n;
 	*in += n;

@@ -59,7 +59,11 @@ struct rec_dec {
 	const char	*what;		/* "stream", "catalog": for messages */
 };
 
-/* Allocates the fixed record buffer; nothing else ever allocates. */
+/*
+ * Nothing is allocated but the fixed record buffer, and that only for
+ * the first record that arrives in pieces: a decoder over a whole
+ * mapped file (a catalog reader, one per part of a scan) never needs it.
+ */
 void	rec_dec_init(struct rec_dec *d, uint64_t seed, const char *what);
 void	rec_dec_release(struct rec_dec *d);
 /*
