@@ -108,7 +108,9 @@ int	dir_scan_narrow(const char *root, const struct catalog *base,
  * moved file takes its base hashes from rest by inode.  dir_send(out,
  * rest) then writes the stream dir_send(out, base) would.  Meant with
  * DIR_SCAN_DEFER (the sender hashes what it reads).  An error in the
- * base catalog fails the scan.
+ * base catalog fails the scan.  The walk runs on several threads, as a
+ * full dir_scan's does, each run of the root's children merging with its
+ * own share of the base through a reader of its own (cat_reader_fork).
  */
 int	dir_scan_merge(const char *root, struct cat_reader *rd,
 	    uint32_t block_size, int flags, struct catalog *out,
