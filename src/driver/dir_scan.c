@@ -1749,10 +1749,8 @@ walk_parallel(struct scan *s, struct as_err *err)
 	}
 	for (i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
-	if (marks == -1) {
-		/* the base is bad: said after the walk, as by walk() */
-		k = 0;
-	} else if (k < p.nparts) {
+	/* a bad base (marks -1) is said after the walk, as by walk() */
+	if (marks == 0 && k < p.nparts) {
 		/* a run at k or after failed; all are done now */
 		for (j = k; j < p.nparts; j++)
 			if (p.parts[j].state == PART_FAILED) {

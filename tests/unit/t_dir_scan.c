@@ -37,15 +37,21 @@
 static char root[] = "/tmp/t_dir_scan.XXXXXX";
 
 static void
-put(const char *rel, const char *data)
+put_at(const char *dir, const char *rel, const char *data)
 {
-	char *p = xasprintf("%s/%s", root, rel);
+	char *p = xasprintf("%s/%s", dir, rel);
 	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
 	close(fd);
 	free(p);
+}
+
+static void
+put(const char *rel, const char *data)
+{
+	put_at(root, rel, data);
 }
 
 static void
@@ -533,18 +539,6 @@ same_extras(const struct catalog *a, const struct catalog *b)
 			assert_memory_equal(catalog_xattrs(a, x),
 			    catalog_xattrs(b, y), x->xattr_len);
 	}
-}
-
-static void
-put_at(const char *dir, const char *rel, const char *data)
-{
-	char *p = xasprintf("%s/%s", dir, rel);
-	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
-	close(fd);
-	free(p);
 }
 
 static void
