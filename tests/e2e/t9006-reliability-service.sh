@@ -28,7 +28,10 @@ test_expect_success 'setup: a 128 MiB source, a service, a daemon' '
 	mkdir -p src/sub &&
 	for i in 1 2 3 4; do head -c 32M /dev/urandom >src/f$i || return 1; done &&
 	echo small >src/sub/a &&
-	autosync create big --source "$PWD/src" --dest "$PWD/dst" --every 1d &&
+	# 24 MB/s: the kill below must land mid-transfer, and unlimited the
+	# copy was done before the checkpoint file said 16 MiB (CI, session 12)
+	autosync create big --source "$PWD/src" --dest "$PWD/dst" --every 1d \
+		--rate-limit 24M &&
 	start_daemon
 '
 

@@ -109,25 +109,6 @@ check_record(struct shadow *s, const struct as_rec *r)
 	}
 }
 
-/*
- * stream_dec_init() allocates a 1 MiB record buffer; under ASan that
- * costs more than the decoding.  Keep one initialised decoder and start
- * each run from a copy of it (nothing but the buffer's contents, which a
- * fresh decoder does not read, is shared).
- */
-static struct stream_dec fresh;
-static int fresh_ready;
-
-static void
-dec_init(struct stream_dec *d)
-{
-	if (!fresh_ready) {
-		stream_dec_init(&fresh);
-		fresh_ready = 1;
-	}
-	*d = fresh;
-}
-
 /* Decode data in one piece, or in pseudo-random chunks. */
 static struct verdict
 decode(const uint8_t *data, size_t size, int chunked)
@@ -144,7 +125,8 @@ decode(const uint8_t *data, size_t size, int chunked)
 	memset(&v, 0, sizeof(v));
 	memset(&s, 0, sizeof(s));
 	as_err_clear(&err);
-	dec_init(&d);
+	/* cheap: the record buffer comes with the first record in pieces */
+	stream_dec_init(&d);
 	for (;;) {
 		if (chunked) {
 			rnd ^= rnd << 13;
@@ -187,7 +169,8 @@ out:
 	v.code = v.rc == 0 ? AS_E_OK : err.code;
 	if (v.rc == -1 && (err.code == AS_E_OK || err.msg[0] == '\0'))
 		fail("rejected without an error class or message", v.nrec);
-	return v;	/* d's buffer is fresh's: kept for the next run */
+	stream_dec_release(&d);
+	return v;
 }
 
 int
