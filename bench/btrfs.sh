@@ -74,7 +74,16 @@ for n in a b; do
 	truncate -s "${img_mb}M" "$W/$n.img" &&
 	mkfs.btrfs -q -f "$W/$n.img" >/dev/null 2>&1 &&
 	mount -o loop "$W/$n.img" "$W/$n" || die "cannot make btrfs '$n'"
+	# Write four times the data into the image once, and remove it: on
+	# this VM the first write to a page of a /dev/shm file costs seconds
+	# a GiB (memory handed back to the host, README.md "2026-11-29
+	# 13:35"), and it fell on whichever side wrote first in round 1
+	# (autosync's full copy: 7.99 s against 4.3-4.6 s after).
+	dd if=/dev/zero of="$W/$n/fill" bs=4M count="$SIZE_MB" status=none ||
+	    die "cannot fill btrfs '$n'"
+	rm -f "$W/$n/fill"
 done
+sync
 
 # seconds CMD...: wall time of CMD (after a sync), or "FAIL"; its
 # standard output goes to $BENCH_OUT (default: nowhere)
