@@ -1484,15 +1484,21 @@ scan_threads(void)
 	return n > SCAN_THREADS ? SCAN_THREADS : (int)n;
 }
 
+/* Where run k of the root's children starts, as an index among them. */
+static size_t
+part_start(const struct par *p, size_t k)
+{
+	return p->s->fr[0].nkids * k / p->nparts;
+}
+
 /* The first name of run k of the root's children. */
 static const char *
 part_first(const struct par *p, size_t k)
 {
 	const struct scan *s = p->s;
-	const struct frame *r = &s->fr[0];
 
 	return (const char *)s->names.data +
-	    s->kids[r->first + r->nkids * k / p->nparts];
+	    s->kids[s->fr[0].first + part_start(p, k)];
 }
 
 /* Set w up to walk run k of the root's children (w's own stacks). */
@@ -1501,7 +1507,7 @@ part_frame(struct par *p, struct scan *w, size_t k)
 {
 	const struct scan *s = p->s;
 	const struct frame *r = &s->fr[0];
-	size_t a = r->nkids * k / p->nparts, z = r->nkids * (k + 1) / p->nparts;
+	size_t a = part_start(p, k), z = part_start(p, k + 1);
 	const char *nm;
 	size_t i, len;
 
@@ -1649,8 +1655,8 @@ part_marks(struct par *p)
 	struct scan *s = p->s;
 	struct cat_reader_mark m;
 	const struct cat_entry *e;
-	const char *nm;
-	size_t k = 1;
+	const char *nm = part_first(p, 1);
+	size_t k = 1, nmlen = strlen(nm);
 	int r;
 
 	memset(&m, 0, sizeof(m));
@@ -1666,10 +1672,15 @@ part_marks(struct par *p)
 			pthread_mutex_unlock(&p->mu);
 			break;
 		}
-		for (; k < p->nparts && (r == 0 || (nm = part_first(p, k),
+		/* nm: run k's first name, looked up once per run */
+		for (; k < p->nparts && (r == 0 ||
 		    path_cmp(catalog_path(&s->rd->win, e), e->path_len, nm,
-		    strlen(nm)) >= 0)); k++) {
+		    nmlen) >= 0); k++) {
 			part_ready(p, k, &m);
+			if (k + 1 < p->nparts) {
+				nm = part_first(p, k + 1);
+				nmlen = strlen(nm);
+			}
 			/*
 			 * Each share's reader maps its pages again: give
 			 * back what this read mapped up to here, or up to

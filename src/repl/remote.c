@@ -32,7 +32,6 @@
 #include "transport/tls.h"
 #include "base/banned.h"
 
-#define PIPE_SIZE	(1 << 20)
 /*
  * Raw DATA frames moved by splice (transport/conn.h) carry up to what the
  * pipe holds; receivers accept up to FRAME_MAX.  Rate-limited transfers
@@ -375,7 +374,7 @@ xfer_send(struct conn *c, const struct xfer_opts *o,
 			compressor_free(z);
 			return -1;
 		}
-		(void)fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE);
+		(void)fcntl(p[1], F_SETPIPE_SZ, REMOTE_PIPE_SIZE);
 		memset(&th, 0, sizeof(th));
 		th.s = s;
 		th.fd = p[1];
@@ -914,8 +913,8 @@ spawn_ssh(struct remote *r, const struct endpoint *ep, struct as_err *err)
 	 * ssh reads and writes 32 KiB at a time: with pipes of 1 MiB
 	 * instead of 64 KiB, it and we wait on each other far less often.
 	 */
-	(void)fcntl(in[1], F_SETPIPE_SZ, PIPE_SIZE);
-	(void)fcntl(out[0], F_SETPIPE_SZ, PIPE_SIZE);
+	(void)fcntl(in[1], F_SETPIPE_SZ, REMOTE_PIPE_SIZE);
+	(void)fcntl(out[0], F_SETPIPE_SZ, REMOTE_PIPE_SIZE);
 	snprintf(peer, sizeof(peer), "%s%s%s", ep->user != NULL ? ep->user :
 	    "", ep->user != NULL ? "@" : "", ep->host);
 	r->c = conn_from_fds(out[0], in[1], 0, peer);

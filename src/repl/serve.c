@@ -2213,8 +2213,8 @@ serve_stdio(const struct serve_opts *o, struct as_err *err)
 	}
 	close(nul);
 	/* sshd's pipes, if pipes they are: as ssh's on the client side */
-	(void)fcntl(in, F_SETPIPE_SZ, 1 << 20);
-	(void)fcntl(out, F_SETPIPE_SZ, 1 << 20);
+	(void)fcntl(in, F_SETPIPE_SZ, REMOTE_PIPE_SIZE);
+	(void)fcntl(out, F_SETPIPE_SZ, REMOTE_PIPE_SIZE);
 	c = conn_from_fds(in, out, 0, peer);
 	if (o->idle_ms > 0)
 		c->idle_ms = o->idle_ms;
