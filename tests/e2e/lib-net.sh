@@ -47,6 +47,8 @@
 #   net_kill PID [SIG]            kill a process this script started
 #   net_kill_group PID [SIG]      kill a net_serve server and its children
 #   net_has_serve                 this autosync has "serve" (else skip)
+#   net_serve_ended LOG N         LOG says at least N sessions ended by
+#                                 an error (poll it with net_wait_for)
 #   net_logs_clean                no sanitizer report in the logs
 #
 #   fault proxy (tests/tools/faultproxy.py):
@@ -452,6 +454,14 @@ net_serve() {
 	echo "net_serve: 'autosync serve' did not start:" >&2
 	cat "$SERVE_LOG" >&2
 	return 1
+}
+
+# net_serve_ended LOG N: the server of LOG has logged at least N
+# sessions that ended by an error.  A client that sees its connection cut
+# exits at once, while the server's session may still be making its
+# checkpoint durable and holding the destination: a retry must wait.
+net_serve_ended() {
+	test "$(grep -c "session with '.*' ended" "$1")" -ge "$2"
 }
 
 PROXY_PORT= PROXY_PID= PROXY_LOG=

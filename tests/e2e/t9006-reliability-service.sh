@@ -24,14 +24,19 @@ run_procs() {
 	ps -eo pid,ppid,args | awk -v d="$1" '$2 == d { print $1 }'
 }
 
-test_expect_success 'setup: a 128 MiB source, a service, a daemon' '
+test_expect_success 'setup: a 128 MiB source, a server, a service, a daemon' '
 	mkdir -p src/sub &&
 	for i in 1 2 3 4; do head -c 32M /dev/urandom >src/f$i || return 1; done &&
 	echo small >src/sub/a &&
-	# 24 MB/s: the kill below must land mid-transfer, and unlimited the
-	# copy was done before the checkpoint file said 16 MiB (CI, session 12)
-	autosync create big --source "$PWD/src" --dest "$PWD/dst" --every 1d \
-		--rate-limit 24M &&
+	net_deadline 30 autosync keygen --out keys >/dev/null &&
+	mkdir root &&
+	net_serve r --key "$PWD/keys/psk.key" --root "$PWD/root" &&
+	# Over tcp:// at 24 MB/s, so that the kill below lands mid-transfer:
+	# a local copy runs at full speed (rate_limit limits the wire), and
+	# in CI it was done before the checkpoint said 16 MiB.
+	autosync create big --source "$PWD/src" \
+		--dest "tcp://127.0.0.1:$SERVE_PORT/big" --key "$PWD/keys/psk.key" \
+		--every 1d --rate-limit 24M &&
 	start_daemon
 '
 
@@ -46,8 +51,8 @@ test_expect_success '67: a second daemon on the same state directory refuses to 
 
 test_expect_success '69: SIGTERM mid-transfer: the daemon stops at once, the run with it, the checkpoint stays' '
 	autosync run big &&
-	wait_for 60 ckpt_ge dst 16 &&
-	c1=$(ckpt_mib dst) && echo "checkpoint at $c1 MiB" &&
+	wait_for 60 ckpt_ge root/big 16 &&
+	c1=$(ckpt_mib root/big) && echo "checkpoint at $c1 MiB" &&
 	kids=$(run_procs $daemon_pid) && echo "run processes: $kids" &&
 	t0=$SECONDS &&
 	test_kill $daemon_pid TERM &&
@@ -57,8 +62,10 @@ test_expect_success '69: SIGTERM mid-transfer: the daemon stops at once, the run
 	for k in $kids; do
 		wait_for 5 eval "! kill -0 $k" || { echo "run process $k survived"; return 1; }
 	done &&
-	test "$(ls -A dst | grep -vx .autosync)" = "" &&
-	test -f dst/.autosync/partial &&
+	# the server sees the connection end after the run is gone
+	net_wait_for 30 net_serve_ended "$SERVE_LOG" 1 &&
+	test "$(ls -A root/big | grep -vx .autosync)" = "" &&
+	test -f root/big/.autosync/partial &&
 	autosync log big >log.out && cat log.out &&
 	test_grep -i "interrupted\|stopped" log.out
 '
@@ -74,14 +81,11 @@ test_expect_success '69: the next run resumes at the checkpoint (O8: fewer bytes
 	echo "the resumed run sent $b of $total bytes, the checkpoint was at $c1 MiB" &&
 	test "$b" -lt "$total" &&
 	test "$b" -le $((total - c1 * 1048576 + 16 * 1048576)) &&
-	assert_same_tree src dst &&
-	test_path_is_missing dst/.autosync/partial
+	assert_same_tree src root/big &&
+	test_path_is_missing root/big/.autosync/partial
 '
 
 test_expect_success '66: CHECKSUM on every attempt: retried, then maintenance, not a loop' '
-	net_deadline 30 autosync keygen --out keys >/dev/null &&
-	mkdir root &&
-	net_serve r --key "$PWD/keys/psk.key" --root "$PWD/root" &&
 	net_proxy flip $SERVE_PORT --flip 1000000:2 &&
 	autosync create flipped --source "$PWD/src" \
 		--dest "tcp://127.0.0.1:$PROXY_PORT/f" --key "$PWD/keys/psk.key" \
