@@ -256,8 +256,9 @@ if test "$REMOTE" = 1; then
 	nc_round() {
 		local t0 t1 s=n$(date +%s%N)
 		zfs destroy -r "$pb/ncraw" 2>/dev/null
-		zfs snapshot "$pa/src@$s" || return 1
 		t0=$(now)
+		# timed, as in raw_round: autosync's run takes its snapshot too
+		zfs snapshot "$pa/src@$s" || return 1
 		nc -l 127.0.0.1 "$ncport" | zfs receive -u "$pb/ncraw" &
 		local rp=$!
 		sleep 0.2	# nc -l listening (not timed: see below)
@@ -332,10 +333,11 @@ if test "$REMOTE" = 1; then
 	ssh_raw_round() {
 		local t0 t1 s=h$(date +%s%N)
 		zfs destroy -r "$pb/sshraw" 2>/dev/null
-		zfs snapshot "$pa/src@$s" || return 1
 		t0=$(now)
-		"$dir/ssh/ssh" 127.0.0.1 zfs send "$pa/src@$s" |
-			zfs receive -u "$pb/sshraw" || return 1
+		# the snapshot on the remote side in the same login, timed as
+		# in raw_round (autosync's pull has the server take one)
+		"$dir/ssh/ssh" 127.0.0.1 "zfs snapshot $pa/src@$s &&
+		    zfs send $pa/src@$s" | zfs receive -u "$pb/sshraw" || return 1
 		t1=$(now)
 		zfs destroy "$pa/src@$s" 2>/dev/null
 		RT=$(secs "$t0" "$t1")

@@ -507,9 +507,16 @@ pump(int in, int out, uint64_t *bytes)
 	}
 }
 
+/*
+ * zfs send | pump | zfs receive.  spawned, when set, is called once both
+ * zfs processes are started: the caller's side jobs start then, so that
+ * on a busy machine their zfs commands (each a few ms of CPU to start)
+ * do not delay the stream's.
+ */
 static int
 transfer(const char *snap, const char *base, int sflags, const char *dst,
-    int rflags, uint64_t *bytes, struct as_err *err)
+    int rflags, void (*spawned)(void *), void *spawned_arg, uint64_t *bytes,
+    struct as_err *err)
 {
 	struct zfs_proc sp, rp;
 	struct as_err serr, rerr;
@@ -546,6 +553,8 @@ transfer(const char *snap, const char *base, int sflags, const char *dst,
 		return -1;
 	}
 	close(a[1]);
+	if (spawned != NULL)
+		spawned(spawned_arg);
 	prc = pump(a[0], b[1], bytes);
 	if (prc == -1)
 		perr = errno;
@@ -1215,6 +1224,9 @@ struct send_ctx {
 	unsigned char		*state;	/* a step's: 0 to go, 1 going, 2 done */
 	int			 failed;
 	struct as_err		 err;	/* the first failure */
+	/* the root's stream is under way (transfer's spawned) */
+	void			(*root_spawned)(void *);
+	void			*root_arg;
 };
 
 /* Send step i; counted in c->res under c->mu. */
@@ -1252,7 +1264,7 @@ send_step(struct send_ctx *c, size_t i, struct as_err *err)
 	 * never for a dataset that is new */
 	rc = transfer(snap, base, between ? c->sflags : c->sflags &
 	    ~ZFS_SEND_INTERMEDIATE, s->dst, s->dds != NULL ? c->rflags : 0,
-	    &bytes, err);
+	    i == 0 ? c->root_spawned : NULL, c->root_arg, &bytes, err);
 	if (rc == -1 && err->code == AS_E_CONFLICT && s->dds != NULL) {
 		diverge_report(s, report, sizeof(report));
 		as_err_prefix(err, "'%s' (%s; use -F to roll it back)",
@@ -1401,6 +1413,33 @@ prune_run(void *arg, struct as_err *err)
 	    p->recursive, p->nkeep, &p->pruned, err);
 }
 
+/*
+ * The jobs beside the root's stream: the bases' hold and the listing of
+ * the new snapshot, started once its zfs send and receive are (or at
+ * once when there is no root stream).
+ */
+struct beside {
+	struct bg_job		*holdj;
+	struct hold_job		*hj;
+	int			 hold;		/* the zfs has holds */
+	struct bg_job		*listj;
+	struct list_one		*lj;
+	int			 started;
+};
+
+static void
+beside_start(void *arg)
+{
+	struct beside *b = arg;
+
+	if (b->started)
+		return;
+	b->started = 1;
+	if (b->hold)
+		bg_start(b->holdj, hold_bases, b->hj);
+	bg_start(b->listj, list_one_run, b->lj);
+}
+
 static int
 zfs_to_zfs(const char *src, const char *dst, const char *state,
     const struct sync_opts *o, struct sync_result *res, struct as_err *err)
@@ -1424,6 +1463,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	struct snap_job sj;
 	struct hold_job hj;
 	struct list_one lj;
+	struct beside bs;
 	struct policy_job pj;
 	struct release_job rj;
 	struct prune_job pr[2];
@@ -1540,12 +1580,12 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	hj.n = n;
 	hj.recursive = recursive;
 	hj.rhold = NULL;
-	if (caps->hold)
-		bg_start(&holdj, hold_bases, &hj);
 	lj.root = src;
 	lj.recursive = recursive;
 	lj.t = &nt;
-	bg_start(&listj, list_one_run, &lj);
+	bs = (struct beside){ &holdj, &hj, caps->hold, &listj, &lj, 0 };
+	sc.root_spawned = beside_start;
+	sc.root_arg = &bs;
 
 	/*
 	 * 4. one stream per dataset, parents first.  The root's goes while
@@ -1564,6 +1604,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	sc.state = xcalloc(n + 1, 1);
 	if (n > 0 && send_step(&sc, 0, err) == -1)
 		goto out;
+	beside_start(&bs);	/* no root stream: not started yet */
 	sc.state[0] = 2;	/* its children may go */
 	if (join_hold(&holdj, &hj, &rhold, err) == -1 ||
 	    bg_join(&listj, err) == -1)
