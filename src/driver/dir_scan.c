@@ -1379,12 +1379,31 @@ scan_child(struct scan *s, int dirfd, const char *name, size_t plen,
 	    "'%s' keeps changing its type", disp(s));
 }
 
+/* Visit f's next child (f is the top frame, its descriptor open). */
+static int
+visit_next(struct scan *s, struct frame *f, struct as_err *err)
+{
+	const char *name;
+	size_t nlen, plen;
+
+	name = (const char *)s->names.data + s->kids[f->first + f->next++];
+	nlen = strlen(name);
+	plen = f->plen;
+	if (plen + (plen != 0) + nlen > AS_PATH_MAX) {
+		s->path[plen] = '\0';
+		return as_err_set(err, AS_E_LIMIT, 0, "path '%s/%s' is longer "
+		    "than %d bytes", disp(s), name, AS_PATH_MAX);
+	}
+	if (plen != 0)
+		s->path[plen++] = '/';
+	memcpy(s->path + plen, name, nlen + 1);
+	return scan_child(s, f->fd, name, plen + nlen, err);
+}
+
 static int
 walk(struct scan *s, struct as_err *err)
 {
 	struct frame *f;
-	const char *name;
-	size_t nlen, plen;
 	int rc;
 
 	while (s->nfr > 0) {
@@ -1406,20 +1425,7 @@ walk(struct scan *s, struct as_err *err)
 				continue;
 			}
 		}
-		name = (const char *)s->names.data +
-		    s->kids[f->first + f->next++];
-		nlen = strlen(name);
-		plen = f->plen;
-		if (plen + (plen != 0) + nlen > AS_PATH_MAX) {
-			s->path[plen] = '\0';
-			return as_err_set(err, AS_E_LIMIT, 0, "path '%s/%s' "
-			    "is longer than %d bytes", disp(s), name,
-			    AS_PATH_MAX);
-		}
-		if (plen != 0)
-			s->path[plen++] = '/';
-		memcpy(s->path + plen, name, nlen + 1);
-		if (scan_child(s, f->fd, name, plen + nlen, err) == -1)
+		if (visit_next(s, f, err) == -1)
 			return -1;
 	}
 	return 0;
@@ -1461,7 +1467,8 @@ struct part {
 enum { PART_WAIT, PART_OK, PART_FAILED, PART_SKIPPED };
 
 struct par {
-	struct scan	*s;		/* the root's frame: fr[0] */
+	struct scan	*s;		/* the frame cut into runs: fr[top] */
+	size_t		 top;
 	struct part	*parts;
 	size_t		 nparts;
 	size_t		 next;		/* next run to take */
@@ -1488,7 +1495,7 @@ scan_threads(void)
 static size_t
 part_start(const struct par *p, size_t k)
 {
-	return p->s->fr[0].nkids * k / p->nparts;
+	return p->s->fr[p->top].nkids * k / p->nparts;
 }
 
 /* The first name of run k of the root's children. */
@@ -1498,7 +1505,7 @@ part_first(const struct par *p, size_t k)
 	const struct scan *s = p->s;
 
 	return (const char *)s->names.data +
-	    s->kids[s->fr[0].first + part_start(p, k)];
+	    s->kids[s->fr[p->top].first + part_start(p, k)];
 }
 
 /* Set w up to walk run k of the root's children (w's own stacks). */
@@ -1506,7 +1513,7 @@ static void
 part_frame(struct par *p, struct scan *w, size_t k)
 {
 	const struct scan *s = p->s;
-	const struct frame *r = &s->fr[0];
+	const struct frame *r = &s->fr[p->top];
 	size_t a = part_start(p, k), z = part_start(p, k + 1);
 	const char *nm;
 	size_t i, len;
@@ -1533,7 +1540,9 @@ part_frame(struct par *p, struct scan *w, size_t k)
 	w->fr[0].next = 0;
 	w->fr[0].names_mark = 0;
 	w->nfr = 1;
-	w->path[0] = '\0';
+	/* the runs' paths go on from the frame's own */
+	memcpy(w->path, s->path, r->plen);
+	w->path[r->plen] = '\0';
 }
 
 /*
@@ -1607,7 +1616,8 @@ part_worker(void *arg)
 	int rc;
 
 	w->root = s->root;
-	w->rootfd = s->rootfd;	/* shared; walk() never closes it */
+	/* the cut frame's descriptor is shared: never closed by a worker */
+	w->rootfd = s->fr[p->top].fd;
 	w->flags = s->flags;
 	w->bs = s->bs;
 	w->dev = s->dev;
@@ -1705,21 +1715,23 @@ stats_add(struct dir_stats *to, const struct dir_stats *from)
 }
 
 /*
- * walk() whose root frame is s->fr[0], on several threads: a full scan,
- * or dir_scan_merge (s->rd) once the root's base entry is retired.
+ * walk() of the frame s->fr[top] (the top one, not yet visited) on
+ * several threads: a full scan, or dir_scan_merge (s->rd) once the
+ * root's base entry is retired (top 0).  The frame is left as it was.
  */
 static int
-walk_parallel(struct scan *s, struct as_err *err)
+walk_parallel_at(struct scan *s, size_t top, struct as_err *err)
 {
 	pthread_t tid[SCAN_THREADS];
 	struct par p;
-	size_t k, j, nkids = s->fr[0].nkids;
+	size_t k, j, nkids = s->fr[top].nkids;
 	int n = scan_threads(), started = 0, rc = 0, i, state, marks = 0;
 
-	if (n < 2 || nkids < 2)
+	if (n < 2 || nkids < 2 || s->fr[top].fd == -1)
 		return walk(s, err);
 	memset(&p, 0, sizeof(p));
 	p.s = s;
+	p.top = top;
 	p.merge = s->rd != NULL;
 	p.nparts = nkids < SCAN_PARTS ? nkids : SCAN_PARTS;
 	p.parts = xcalloc(p.nparts, sizeof(*p.parts));
@@ -1791,6 +1803,48 @@ walk_parallel(struct scan *s, struct as_err *err)
 	 */
 	malloc_trim(0);
 	return rc;
+}
+
+/*
+ * walk() on several threads from the root frame (see walk_parallel_at).
+ * A full scan whose root holds one directory and nothing else (a tree
+ * kept under one top directory: /srv/data/home) goes down that chain
+ * first and cuts the first directory with several children, or it
+ * would run on one thread.  A merge keeps the root's cut: its base
+ * shares start from the root's entry.
+ */
+static int
+walk_parallel(struct scan *s, struct as_err *err)
+{
+	struct frame *f;
+	size_t nfr, top;
+	int rc;
+
+	if (s->rd != NULL || s->base != NULL || s->nfr != 1)
+		return walk_parallel_at(s, 0, err);
+	for (;;) {
+		f = &s->fr[s->nfr - 1];
+		if (f->kind != FR_FULL || f->next != 0 || f->nkids != 1 ||
+		    f->fd == -1 || scan_threads() < 2)
+			break;
+		nfr = s->nfr;
+		if (visit_next(s, f, err) == -1)
+			return -1;
+		if (s->nfr == nfr)
+			break;	/* not a directory (or gone): nothing to cut */
+	}
+	if (s->nfr == 1)
+		return walk_parallel_at(s, 0, err);
+	top = s->nfr - 1;
+	if (s->fr[top].next == 0 && s->fr[top].nkids >= 2) {
+		if ((rc = walk_parallel_at(s, top, err)) != 0)
+			return rc;
+		/* cut and walked; or walked whole on one thread (nfr 0) */
+		if (s->nfr == top + 1)
+			s->fr[top].next = s->fr[top].nkids;
+	}
+	/* the chain's frames, each visited: walk() pops them */
+	return walk(s, err);
 }
 
 /* What scan_run does besides the tree and the base. */

@@ -494,6 +494,131 @@ test_parallel(void **state)
 	rm_at(AT_FDCWD, dir);
 }
 
+/* dir/REL holding n directories of 4 files each (a symlink, an xattr) */
+static void
+chain_fill(const char *dir, const char *rel, int n)
+{
+	char path[256], *v;
+	int d, f, fl;
+
+	for (d = 0; d < n; d++) {
+		snprintf(path, sizeof(path), "%s/%s/c%02d", dir, rel, d);
+		assert_int_equal(mkdir(path, 0750), 0);
+		for (f = 0; f < 4; f++) {
+			snprintf(path, sizeof(path), "%s/%s/c%02d/f%d", dir,
+			    rel, d, f);
+			v = xasprintf("%s %d %d", rel, d, f);
+			fl = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
+			assert_true(fl >= 0);
+			assert_int_equal(write(fl, v, strlen(v)),
+			    (ssize_t)strlen(v));
+			if (f == 2)
+				assert_int_equal(fsetxattr(fl, "user.c", v,
+				    strlen(v), 0), 0);
+			close(fl);
+			free(v);
+		}
+		snprintf(path, sizeof(path), "%s/%s/c%02d/s", dir, rel, d);
+		assert_int_equal(symlink("f0", path), 0);
+	}
+}
+
+/* One thread and three give the same catalog of dir (or the same error). */
+static void
+same_both_ways(const char *dir, int want, size_t n)
+{
+	struct catalog a, b;
+	struct dir_stats sa, sb;
+	struct as_err ea, eb;
+	size_t i;
+
+	scan_threads(dir, "1", 0, &a, &sa, &ea, want);
+	scan_threads(dir, "3", 0, &b, &sb, &eb, want);
+	if (want == 0) {
+		assert_int_equal(a.n, n);
+		same_catalog(&a, &b);
+		for (i = 0; i < a.n; i++)
+			assert_string_equal(catalog_aux(&a, &a.ents[i]),
+			    catalog_aux(&b, &b.ents[i]));
+		assert_int_equal(sa.entries, sb.entries);
+		assert_int_equal(sa.bytes_read, sb.bytes_read);
+	} else {
+		assert_int_equal(eb.code, ea.code);
+		assert_string_equal(eb.msg, ea.msg);
+	}
+	catalog_release(&a);
+	catalog_release(&b);
+}
+
+/*
+ * A root that holds one directory, which holds one directory, which
+ * holds many: the full scan goes down the chain and cuts the third
+ * (walk_parallel), with the runs' paths below the chain's.  The same
+ * catalog as one thread's: with a hard link between two runs, after a
+ * chain that ends in a file, and when two runs meet a path too long
+ * (the first in path order is said).
+ */
+static void
+test_parallel_chain(void **state)
+{
+	char dir[] = "/tmp/t_dir_scan_chain.XXXXXX", *p, *q;
+	int fl;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	p = xasprintf("%s/top", dir);
+	assert_int_equal(mkdir(p, 0755), 0);
+	free(p);
+	p = xasprintf("%s/top/mid", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	free(p);
+	chain_fill(dir, "top/mid", 24);
+	p = xasprintf("%s/top/mid/c02/f1", dir);
+	q = xasprintf("%s/top/mid/c21/hard", dir);
+	assert_int_equal(link(p, q), 0);
+	free(p);
+	free(q);
+	/* root, top, mid, 24 x (dir, 4 files, symlink), one link */
+	same_both_ways(dir, 0, 3 + 24 * 6 + 1);
+
+	/* a second directory at the root: the root is cut, as before */
+	p = xasprintf("%s/other", dir);
+	assert_int_equal(mkdir(p, 0755), 0);
+	free(p);
+	same_both_ways(dir, 0, 4 + 24 * 6 + 1);
+
+	/* a chain that ends in a file */
+	p = xasprintf("%s/other", dir);
+	assert_int_equal(rmdir(p), 0);
+	free(p);
+	rm_at(AT_FDCWD, dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	p = xasprintf("%s/only", dir);
+	assert_int_equal(mkdir(p, 0755), 0);
+	free(p);
+	p = xasprintf("%s/only/file", dir);
+	fl = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fl >= 0);
+	close(fl);
+	free(p);
+	same_both_ways(dir, 0, 3);
+
+	/* two paths too long below the chain: c05's is met first */
+	p = xasprintf("%s/only/mid", dir);
+	assert_int_equal(mkdir(p, 0755), 0);
+	free(p);
+	p = xasprintf("%s/only/file", dir);
+	assert_int_equal(unlink(p), 0);
+	free(p);
+	chain_fill(dir, "only/mid", 8);
+	p = xasprintf("%s/only/mid", dir);
+	too_deep(p, "c06/z");
+	too_deep(p, "c05/z");
+	free(p);
+	same_both_ways(dir, -1, 0);
+	rm_at(AT_FDCWD, dir);
+}
+
 /*
  * dir_scan_merge with its walk on one thread and on three: the base of
  * a tree, then the tree changed (files written, a directory and files
@@ -656,6 +781,7 @@ main(void)
 		cmocka_unit_test(test_narrow),
 		cmocka_unit_test(test_journal),
 		cmocka_unit_test(test_parallel),
+		cmocka_unit_test(test_parallel_chain),
 		cmocka_unit_test(test_merge_parallel),
 	};
 
