@@ -1450,6 +1450,11 @@ walk(struct scan *s, struct as_err *err)
  * reads the base through once, ahead of the workers, only to find where
  * each share starts.  Why: an incremental's scan is the stat of every
  * entry (getdents, fstatat), 0.4 s of a 0.75 s sync of 100k files.
+ *
+ * A root with a single directory in it is not cut: the walk goes down
+ * such a chain on the main thread and cuts the first directory with
+ * several children (walk_parallel); the runs' paths, and in a merge the
+ * first paths the base is read by (par.firsts), carry the chain's.
  */
 #define SCAN_PARTS	64
 #define SCAN_THREADS	4
@@ -1474,6 +1479,8 @@ struct par {
 	size_t		 next;		/* next run to take */
 	int		 failed;	/* take no new run */
 	int		 merge;		/* dir_scan_merge: s->rd is the base */
+	char		**firsts;	/* merge below the root: runs' first
+					 * paths, which the base is read by */
 	pthread_mutex_t	 mu;		/* guards next, failed, states, ready */
 	pthread_cond_t	 cv;
 };
@@ -1498,12 +1505,17 @@ part_start(const struct par *p, size_t k)
 	return p->s->fr[p->top].nkids * k / p->nparts;
 }
 
-/* The first name of run k of the root's children. */
+/*
+ * The first path of run k (relative to the scan's root, as the base's
+ * paths are): at the root, the child's name.
+ */
 static const char *
 part_first(const struct par *p, size_t k)
 {
 	const struct scan *s = p->s;
 
+	if (p->firsts != NULL)
+		return p->firsts[k];
 	return (const char *)s->names.data +
 	    s->kids[s->fr[p->top].first + part_start(p, k)];
 }
@@ -1714,6 +1726,18 @@ stats_add(struct dir_stats *to, const struct dir_stats *from)
 	to->notpit += from->notpit;
 }
 
+static void
+firsts_free(struct par *p)
+{
+	size_t k;
+
+	if (p->firsts != NULL)
+		for (k = 0; k < p->nparts; k++)
+			free(p->firsts[k]);
+	free(p->firsts);
+	p->firsts = NULL;
+}
+
 /*
  * walk() of the frame s->fr[top] (the top one, not yet visited) on
  * several threads: a full scan, or dir_scan_merge (s->rd) once the
@@ -1735,6 +1759,14 @@ walk_parallel_at(struct scan *s, size_t top, struct as_err *err)
 	p.merge = s->rd != NULL;
 	p.nparts = nkids < SCAN_PARTS ? nkids : SCAN_PARTS;
 	p.parts = xcalloc(p.nparts, sizeof(*p.parts));
+	if (p.merge && top > 0) {
+		p.firsts = xcalloc(p.nparts, sizeof(*p.firsts));
+		for (k = 0; k < p.nparts; k++)
+			p.firsts[k] = xasprintf("%.*s/%s",
+			    (int)s->fr[top].plen, s->path, (const char *)
+			    s->names.data + s->kids[s->fr[top].first +
+			    part_start(&p, k)]);
+	}
 	for (k = 0; k < p.nparts; k++) {
 		catalog_init(&p.parts[k].cat);
 		catalog_init(&p.parts[k].rest);
@@ -1749,6 +1781,7 @@ walk_parallel_at(struct scan *s, size_t top, struct as_err *err)
 		pthread_mutex_destroy(&p.mu);
 		pthread_cond_destroy(&p.cv);
 		free(p.parts);
+		firsts_free(&p);
 		return walk(s, err);
 	}
 	if (p.merge)
@@ -1796,6 +1829,7 @@ walk_parallel_at(struct scan *s, size_t top, struct as_err *err)
 	pthread_mutex_destroy(&p.mu);
 	pthread_cond_destroy(&p.cv);
 	free(p.parts);
+	firsts_free(&p);
 	/*
 	 * The parts grew in the workers' malloc arenas and were freed
 	 * there; that memory stays mapped unless handed back, and the
@@ -1806,12 +1840,34 @@ walk_parallel_at(struct scan *s, size_t top, struct as_err *err)
 }
 
 /*
+ * A merge below the root: may the base be cut at the top frame?  The
+ * base reader must be just past the frame's directory (its entry, when
+ * the base has one, retired here, as base_parallel does the root's).
+ */
+static int
+base_parallel_below(struct scan *s)
+{
+	const struct frame *f = &s->fr[s->nfr - 1];
+	const struct cat_entry *b = s->bcur;
+
+	if (s->bdone || s->bfail)
+		return 0;
+	if (b != NULL) {
+		if (path_cmp(catalog_path(&s->rd->win, b), b->path_len,
+		    s->path, f->plen) != 0)
+			return 0;	/* a base entry after it is read */
+		base_retire(s);
+	}
+	return 1;
+}
+
+/*
  * walk() on several threads from the root frame (see walk_parallel_at).
- * A full scan whose root holds one directory and nothing else (a tree
- * kept under one top directory: /srv/data/home) goes down that chain
- * first and cuts the first directory with several children, or it
- * would run on one thread.  A merge keeps the root's cut: its base
- * shares start from the root's entry.
+ * A scan whose root holds one directory and nothing else (a tree kept
+ * under one top directory: /srv/data/home) goes down that chain first
+ * and cuts the first directory with several children, or it would run
+ * on one thread; a merge reads the base along the chain as walk() does
+ * and cuts it there too (base_parallel_below).
  */
 static int
 walk_parallel(struct scan *s, struct as_err *err)
@@ -1820,7 +1876,7 @@ walk_parallel(struct scan *s, struct as_err *err)
 	size_t nfr, top;
 	int rc;
 
-	if (s->rd != NULL || s->base != NULL || s->nfr != 1)
+	if ((s->rd == NULL && s->base != NULL) || s->nfr != 1)
 		return walk_parallel_at(s, 0, err);
 	for (;;) {
 		f = &s->fr[s->nfr - 1];
@@ -1836,7 +1892,8 @@ walk_parallel(struct scan *s, struct as_err *err)
 	if (s->nfr == 1)
 		return walk_parallel_at(s, 0, err);
 	top = s->nfr - 1;
-	if (s->fr[top].next == 0 && s->fr[top].nkids >= 2) {
+	if (s->fr[top].next == 0 && s->fr[top].nkids >= 2 &&
+	    (s->rd == NULL || base_parallel_below(s))) {
 		if ((rc = walk_parallel_at(s, top, err)) != 0)
 			return rc;
 		/* cut and walked; or walked whole on one thread (nfr 0) */

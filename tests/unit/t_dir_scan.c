@@ -55,12 +55,33 @@ put(const char *rel, const char *data)
 }
 
 static void
+mkd_at(const char *dir, const char *rel, mode_t mode)
+{
+	char *p = xasprintf("%s/%s", dir, rel);
+
+	assert_int_equal(mkdir(p, mode), 0);
+	free(p);
+}
+
+static void
 mkd(const char *rel)
 {
-	char *p = xasprintf("%s/%s", root, rel);
+	mkd_at(root, rel, 0755);
+}
 
-	assert_int_equal(mkdir(p, 0755), 0);
-	free(p);
+/* A new file at path holding data; with xlen, an xattr of data's first
+ * xlen bytes. */
+static void
+put_new(const char *path, const char *data, mode_t mode, const char *xname,
+    size_t xlen)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
+	if (xlen != 0)
+		assert_int_equal(fsetxattr(fd, xname, data, xlen, 0), 0);
+	close(fd);
 }
 
 static int
@@ -432,14 +453,8 @@ test_parallel(void **state)
 		for (f = 0; f < 7; f++) {
 			snprintf(rel, sizeof(rel), "%s/d%02d/f%d", dir, d, f);
 			p = xasprintf("%d-%d %0*d", d, f, d * 300 + f, 0);
-			fl = open(rel, O_WRONLY | O_CREAT | O_EXCL, 0644);
-			assert_true(fl >= 0);
-			assert_int_equal(write(fl, p, strlen(p)),
-			    (ssize_t)strlen(p));
-			if (f == 3)
-				assert_int_equal(fsetxattr(fl, "user.k", p,
-				    strlen(p) < 20 ? strlen(p) : 20, 0), 0);
-			close(fl);
+			put_new(rel, p, 0644, "user.k", f != 3 ? 0 :
+			    strlen(p) < 20 ? strlen(p) : 20);
 			free(p);
 		}
 		snprintf(rel, sizeof(rel), "%s/d%02d/s", dir, d);
@@ -499,7 +514,7 @@ static void
 chain_fill(const char *dir, const char *rel, int n)
 {
 	char path[256], *v;
-	int d, f, fl;
+	int d, f;
 
 	for (d = 0; d < n; d++) {
 		snprintf(path, sizeof(path), "%s/%s/c%02d", dir, rel, d);
@@ -508,14 +523,7 @@ chain_fill(const char *dir, const char *rel, int n)
 			snprintf(path, sizeof(path), "%s/%s/c%02d/f%d", dir,
 			    rel, d, f);
 			v = xasprintf("%s %d %d", rel, d, f);
-			fl = open(path, O_WRONLY | O_CREAT | O_EXCL, 0640);
-			assert_true(fl >= 0);
-			assert_int_equal(write(fl, v, strlen(v)),
-			    (ssize_t)strlen(v));
-			if (f == 2)
-				assert_int_equal(fsetxattr(fl, "user.c", v,
-				    strlen(v), 0), 0);
-			close(fl);
+			put_new(path, v, 0640, "user.c", f == 2 ? strlen(v) : 0);
 			free(v);
 		}
 		snprintf(path, sizeof(path), "%s/%s/c%02d/s", dir, rel, d);
@@ -562,16 +570,11 @@ static void
 test_parallel_chain(void **state)
 {
 	char dir[] = "/tmp/t_dir_scan_chain.XXXXXX", *p, *q;
-	int fl;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
-	p = xasprintf("%s/top", dir);
-	assert_int_equal(mkdir(p, 0755), 0);
-	free(p);
-	p = xasprintf("%s/top/mid", dir);
-	assert_int_equal(mkdir(p, 0700), 0);
-	free(p);
+	mkd_at(dir, "top", 0755);
+	mkd_at(dir, "top/mid", 0700);
 	chain_fill(dir, "top/mid", 24);
 	p = xasprintf("%s/top/mid/c02/f1", dir);
 	q = xasprintf("%s/top/mid/c21/hard", dir);
@@ -582,9 +585,7 @@ test_parallel_chain(void **state)
 	same_both_ways(dir, 0, 3 + 24 * 6 + 1);
 
 	/* a second directory at the root: the root is cut, as before */
-	p = xasprintf("%s/other", dir);
-	assert_int_equal(mkdir(p, 0755), 0);
-	free(p);
+	mkd_at(dir, "other", 0755);
 	same_both_ways(dir, 0, 4 + 24 * 6 + 1);
 
 	/* a chain that ends in a file */
@@ -593,20 +594,14 @@ test_parallel_chain(void **state)
 	free(p);
 	rm_at(AT_FDCWD, dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
-	p = xasprintf("%s/only", dir);
-	assert_int_equal(mkdir(p, 0755), 0);
-	free(p);
+	mkd_at(dir, "only", 0755);
 	p = xasprintf("%s/only/file", dir);
-	fl = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
-	assert_true(fl >= 0);
-	close(fl);
+	put_new(p, "", 0644, NULL, 0);
 	free(p);
 	same_both_ways(dir, 0, 3);
 
 	/* two paths too long below the chain: c05's is met first */
-	p = xasprintf("%s/only/mid", dir);
-	assert_int_equal(mkdir(p, 0755), 0);
-	free(p);
+	mkd_at(dir, "only/mid", 0755);
 	p = xasprintf("%s/only/file", dir);
 	assert_int_equal(unlink(p), 0);
 	free(p);
@@ -666,29 +661,43 @@ same_extras(const struct catalog *a, const struct catalog *b)
 	}
 }
 
+/*
+ * The tree of test_merge_parallel below dir/PFX ("" or "top/mid/"),
+ * its base, the changes; the same out and rest on one thread and three.
+ * Below a chain the base also had entries the merge passes on its way
+ * down (top/a-gone, between the chain's directories) and after it
+ * (zz-root/, at the root): both gone now, both in rest.
+ */
 static void
-test_merge_parallel(void **state)
+merge_case(const char *pfx)
 {
-	char dir[] = "/tmp/t_dir_scan_mrg.XXXXXX", rel[96], *p, *q;
+	char dir[] = "/tmp/t_dir_scan_mrg.XXXXXX", rel[128], *p, *q;
 	struct catalog base, a, b, ra, rb;
 	struct dir_stats sa, sb;
 	struct as_err ea, eb;
 	struct buf enc;
 	size_t i, same;
+	long k;
 	int d, f;
 
-	(void)state;
 	assert_non_null(mkdtemp(dir));
+	if (pfx[0] != '\0') {
+		mkd_at(dir, "top", 0755);
+		mkd_at(dir, "top/mid", 0755);
+		mkd_at(dir, "zz-root", 0755);
+		put_at(dir, "zz-root/x", "after the chain");
+		put_at(dir, "top/a-gone", "between the chain's directories");
+	}
 	for (d = 0; d < 30; d++) {
-		snprintf(rel, sizeof(rel), "%s/d%02d", dir, d);
+		snprintf(rel, sizeof(rel), "%s/%sd%02d", dir, pfx, d);
 		assert_int_equal(mkdir(rel, 0755), 0);
 		for (f = 0; f < 6; f++) {
-			snprintf(rel, sizeof(rel), "d%02d/f%d", d, f);
+			snprintf(rel, sizeof(rel), "%sd%02d/f%d", pfx, d, f);
 			p = xasprintf("%d-%d %0*d", d, f, d * 500 + f, 0);
 			put_at(dir, rel, p);
 			free(p);
 		}
-		snprintf(rel, sizeof(rel), "d%02d.txt", d);
+		snprintf(rel, sizeof(rel), "%sd%02d.txt", pfx, d);
 		put_at(dir, rel, "root file");
 	}
 	catalog_init(&base);
@@ -699,29 +708,39 @@ test_merge_parallel(void **state)
 
 	/* the changes the merge must see (times a clock tick later) */
 	usleep(20000);
-	put_at(dir, "d03/f2", "written again, longer than before");
-	put_at(dir, "d17/f0", "and this one");
-	p = xasprintf("%s/d08", dir);
+#define AT(x)	(snprintf(rel, sizeof(rel), "%s%s", pfx, (x)), rel)
+	put_at(dir, AT("d03/f2"), "written again, longer than before");
+	put_at(dir, AT("d17/f0"), "and this one");
+	p = xasprintf("%s/%s", dir, AT("d08"));
 	assert_int_equal(nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
 	free(p);
-	p = xasprintf("%s/d21.txt", dir);
+	p = xasprintf("%s/%s", dir, AT("d21.txt"));
 	assert_int_equal(unlink(p), 0);
 	free(p);
-	put_at(dir, "a-first", "new, before every old name");
-	put_at(dir, "d12.5", "new, between old names");
-	put_at(dir, "zz-last", "new, after every old name");
-	p = xasprintf("%s/d25", dir);
-	q = xasprintf("%s/d02/moved", dir);
+	put_at(dir, AT("a-first"), "new, before every old name");
+	put_at(dir, AT("d12.5"), "new, between old names");
+	put_at(dir, AT("zz-last"), "new, after every old name");
+	p = xasprintf("%s/%s", dir, AT("d25"));
+	q = xasprintf("%s/%s", dir, AT("d02/moved"));
 	assert_int_equal(rename(p, q), 0);
 	free(p);
 	free(q);
-	p = xasprintf("%s/d11/f1", dir);
+	p = xasprintf("%s/%s", dir, AT("d11/f1"));
 	assert_int_equal(unlink(p), 0);
 	assert_int_equal(symlink("f0", p), 0);
 	free(p);
-	p = xasprintf("%s/d29/f5", dir);
+	p = xasprintf("%s/%s", dir, AT("d29/f5"));
 	assert_int_equal(setxattr(p, "user.k", "value", 5, 0), 0);
 	free(p);
+	if (pfx[0] != '\0') {
+		p = xasprintf("%s/zz-root", dir);
+		assert_int_equal(nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS),
+		    0);
+		free(p);
+		p = xasprintf("%s/top/a-gone", dir);
+		assert_int_equal(unlink(p), 0);
+		free(p);
+	}
 
 	merge_threads(dir, "1", &enc, &a, &ra, &sa, &ea, 0);
 	merge_threads(dir, "3", &enc, &b, &rb, &sb, &eb, 0);
@@ -733,10 +752,16 @@ test_merge_parallel(void **state)
 	/* the unchanged files are not kept in rest: most entries are SAME */
 	assert_true(same > 100);
 	assert_true(ra.n > 30 && ra.n < base.n - 100);
+	if (pfx[0] != '\0') {
+		assert_true(catalog_find(&rb, "zz-root/x", 9) >= 0);
+		assert_true(catalog_find(&rb, "top/a-gone", 10) >= 0);
+	}
 	/* a file of the moved directory took its hashes from the base */
-	assert_true(catalog_find(&b, "d02/moved/f4", 12) >= 0);
-	assert_int_equal(b.ents[catalog_find(&b, "d02/moved/f4", 12)].flags &
-	    CAT_EF_UNHASHED, 0);
+	AT("d02/moved/f4");
+	k = catalog_find(&b, rel, strlen(rel));
+	assert_true(k >= 0);
+	assert_int_equal(b.ents[k].flags & CAT_EF_UNHASHED, 0);
+#undef AT
 	catalog_release(&a);
 	catalog_release(&b);
 	catalog_release(&ra);
@@ -756,6 +781,14 @@ test_merge_parallel(void **state)
 	buf_release(&enc);
 	catalog_release(&base);
 	rm_at(AT_FDCWD, dir);
+}
+
+static void
+test_merge_parallel(void **state)
+{
+	(void)state;
+	merge_case("");
+	merge_case("top/mid/");
 }
 
 static int
