@@ -1479,8 +1479,8 @@ struct par {
 	size_t		 next;		/* next run to take */
 	int		 failed;	/* take no new run */
 	int		 merge;		/* dir_scan_merge: s->rd is the base */
-	char		**firsts;	/* merge below the root: runs' first
-					 * paths, which the base is read by */
+	char		**firsts;	/* a merge below the root: the runs'
+					 * first paths (part_first) */
 	pthread_mutex_t	 mu;		/* guards next, failed, states, ready */
 	pthread_cond_t	 cv;
 };
@@ -1505,19 +1505,24 @@ part_start(const struct par *p, size_t k)
 	return p->s->fr[p->top].nkids * k / p->nparts;
 }
 
+/* The name of run k's first child. */
+static const char *
+part_name(const struct par *p, size_t k)
+{
+	const struct scan *s = p->s;
+
+	return (const char *)s->names.data +
+	    s->kids[s->fr[p->top].first + part_start(p, k)];
+}
+
 /*
- * The first path of run k (relative to the scan's root, as the base's
- * paths are): at the root, the child's name.
+ * Merge: the first path of run k, relative to the scan's root as the
+ * base's paths are (the shares are read by it): at the root, the name.
  */
 static const char *
 part_first(const struct par *p, size_t k)
 {
-	const struct scan *s = p->s;
-
-	if (p->firsts != NULL)
-		return p->firsts[k];
-	return (const char *)s->names.data +
-	    s->kids[s->fr[p->top].first + part_start(p, k)];
+	return p->firsts != NULL ? p->firsts[k] : part_name(p, k);
 }
 
 /* Set w up to walk run k of the root's children (w's own stacks). */
@@ -1763,9 +1768,7 @@ walk_parallel_at(struct scan *s, size_t top, struct as_err *err)
 		p.firsts = xcalloc(p.nparts, sizeof(*p.firsts));
 		for (k = 0; k < p.nparts; k++)
 			p.firsts[k] = xasprintf("%.*s/%s",
-			    (int)s->fr[top].plen, s->path, (const char *)
-			    s->names.data + s->kids[s->fr[top].first +
-			    part_start(&p, k)]);
+			    (int)s->fr[top].plen, s->path, part_name(&p, k));
 	}
 	for (k = 0; k < p.nparts; k++) {
 		catalog_init(&p.parts[k].cat);
@@ -1840,12 +1843,12 @@ walk_parallel_at(struct scan *s, size_t top, struct as_err *err)
 }
 
 /*
- * A merge below the root: may the base be cut at the top frame?  The
- * base reader must be just past the frame's directory (its entry, when
- * the base has one, retired here, as base_parallel does the root's).
+ * A merge: may the base be cut at the top frame (the root, or the end of
+ * a one-directory chain)?  The reader must be just past the frame's
+ * directory: its entry, when the base has one, is retired here.
  */
 static int
-base_parallel_below(struct scan *s)
+base_cut_ready(struct scan *s)
 {
 	const struct frame *f = &s->fr[s->nfr - 1];
 	const struct cat_entry *b = s->bcur;
@@ -1867,7 +1870,8 @@ base_parallel_below(struct scan *s)
  * under one top directory: /srv/data/home) goes down that chain first
  * and cuts the first directory with several children, or it would run
  * on one thread; a merge reads the base along the chain as walk() does
- * and cuts it there too (base_parallel_below).
+ * and cuts it there too (base_cut_ready).  Called with the root's frame
+ * alone on the stack (scan_run, once base_parallel said yes).
  */
 static int
 walk_parallel(struct scan *s, struct as_err *err)
@@ -1876,12 +1880,12 @@ walk_parallel(struct scan *s, struct as_err *err)
 	size_t nfr, top;
 	int rc;
 
-	if ((s->rd == NULL && s->base != NULL) || s->nfr != 1)
-		return walk_parallel_at(s, 0, err);
+	if (scan_threads() < 2)
+		return walk(s, err);
 	for (;;) {
 		f = &s->fr[s->nfr - 1];
 		if (f->kind != FR_FULL || f->next != 0 || f->nkids != 1 ||
-		    f->fd == -1 || scan_threads() < 2)
+		    f->fd == -1)
 			break;
 		nfr = s->nfr;
 		if (visit_next(s, f, err) == -1)
@@ -1893,7 +1897,7 @@ walk_parallel(struct scan *s, struct as_err *err)
 		return walk_parallel_at(s, 0, err);
 	top = s->nfr - 1;
 	if (s->fr[top].next == 0 && s->fr[top].nkids >= 2 &&
-	    (s->rd == NULL || base_parallel_below(s))) {
+	    (s->rd == NULL || base_cut_ready(s))) {
 		if ((rc = walk_parallel_at(s, top, err)) != 0)
 			return rc;
 		/* cut and walked; or walked whole on one thread (nfr 0) */
@@ -2078,12 +2082,7 @@ base_parallel(struct scan *s)
 		return 0;
 	if (s->rd == NULL)
 		return s->base == NULL;
-	if ((s->flags & DIR_SCAN_REHASH) != 0 || s->bdone || s->bfail ||
-	    (s->bcur != NULL && s->bcur->path_len != 0))
-		return 0;
-	if (s->bcur != NULL)
-		base_retire(s);
-	return 1;
+	return (s->flags & DIR_SCAN_REHASH) == 0 && base_cut_ready(s);
 }
 
 /*

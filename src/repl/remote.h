@@ -43,14 +43,15 @@
 #include "repl/proto.h"
 #include "transport/conn.h"
 #include "transport/progress.h"
+#include "transport/ratelimit.h"
 
 /*
  * The size (F_SETPIPE_SZ) of the pipes a transfer runs through: the
- * pump's, and those to ssh and from sshd (ssh moves 32 KiB at a time;
- * with the default 64 KiB both ends kept waking each other).
+ * pumps' (xfer_send's, a local ZFS step's), and those to ssh and from
+ * sshd (ssh moves 32 KiB at a time; with the default 64 KiB both ends
+ * kept waking each other).
  */
 #define REMOTE_PIPE_SIZE	(1 << 20)
-#include "transport/ratelimit.h"
 
 /* What the CLI's transport options say. */
 struct remote_opts {

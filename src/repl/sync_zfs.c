@@ -534,8 +534,8 @@ transfer(const char *snap, const char *base, int sflags, const char *dst,
 	 * default 64 KiB pipe switches context every 16 pages).  Best
 	 * effort: a failure leaves the default.
 	 */
-	(void)fcntl(a[1], F_SETPIPE_SZ, 1 << 20);
-	(void)fcntl(b[1], F_SETPIPE_SZ, 1 << 20);
+	(void)fcntl(a[1], F_SETPIPE_SZ, REMOTE_PIPE_SIZE);
+	(void)fcntl(b[1], F_SETPIPE_SZ, REMOTE_PIPE_SIZE);
 	if (zfs_receive_start(&rp, dst, rflags, b[0], err) == -1) {
 		close(a[0]);
 		close(a[1]);
