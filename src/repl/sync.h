@@ -153,7 +153,8 @@ int	sync_vol_receive(void *arg, const char *dest, int in_fd,
  * can the cut transfer that a destination holds part of (snapshot
  * pguid, durable below byte poff; see vol_partial) continue?  Only when
  * the destination's record rec names it as pending, that pending catalog
- * has GUID pguid and base held, hashes for a prefix, and the volume at
+ * has GUID pguid and base held, hashes for a prefix (a checkpoint) or
+ * for every block (saved before END), and the volume at
  * src still has its size.  Then the catalog replaces *target and the
  * block to resume at (> 0, the lower of the two) is returned; else 0,
  * target untouched.

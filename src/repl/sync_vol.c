@@ -302,6 +302,14 @@ sync_vol_resume_point(struct snapstore *ss, const struct snap_dest *rec,
 	if (snapstore_load_pending(ss, rec->pending, &c, &e) == -1)
 		return 0;
 	rb = 0;
+	/*
+	 * A checkpoint's catalog has hashes for its first ino blocks; one
+	 * that before_end saved (ino 0) for all of them: the cut came after
+	 * the sender had written its whole stream into the transport's
+	 * buffers, which hold megabytes.
+	 */
+	if (c.n == 1 && c.ents[0].ino == 0)
+		c.ents[0].ino = c.ents[0].nblocks;
 	if (c.hdr.guid == pguid && c.hdr.kind == AS_KIND_VOL &&
 	    c.hdr.base_guid == held && c.n == 1 && c.ents[0].ino > 0 &&
 	    c.hdr.block_size != 0 &&

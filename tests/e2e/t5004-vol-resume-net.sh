@@ -32,7 +32,7 @@ test_expect_success 'setup: keys, tcp and tls servers, a 96 MiB volume' '
 	mkdir root &&
 	AUTOSYNC_STATE_DIR=$T/server-state \
 		net_serve tcp --key "$T/keys/psk.key" --root "$T/root" &&
-	U=tcp://127.0.0.1:$SERVE_PORT TCP_PORT=$SERVE_PORT &&
+	U=tcp://127.0.0.1:$SERVE_PORT TCP_PORT=$SERVE_PORT TCP_LOG=$SERVE_LOG &&
 	AUTOSYNC_STATE_DIR=$T/server-state \
 		net_serve tls --tls --cert "$T/keys/server.crt" \
 		--key "$T/keys/server.key" --ca "$T/keys/ca.crt" \
@@ -153,6 +153,48 @@ test_expect_success 'tls: a cut push and a cut pull resume' '
 	grep "resumed an interrupted transfer at" out &&
 	n=$(data_bytes out) && test "$n" -lt $(( 48 * MIB )) &&
 	test "$(sha w.img)" = "$(sha tw.img)" &&
+	net_kill "$PROXY_PID"
+'
+
+# The cut comes after the sender has written its whole stream (the proxy
+# drops the rest of it, then resets): the sender's pending catalog is then
+# complete, not a checkpoint's prefix, and resumes as well.  The stat line
+# proves the sender got that far.
+test_expect_success 'a push cut after its sender wrote everything resumes' '
+	net_proxy droprst $TCP_PORT --drop-rst $(( 36 * MIB )):1500 \
+		--direction c2s --only-conn 1 &&
+	P=tcp://127.0.0.1:$PROXY_PORT &&
+	truncate -s 52M x.img &&
+	dd if=/dev/urandom of=x.img bs=1M count=48 seek=2 conv=notrunc status=none &&
+	e=$(net_serve_nended "$TCP_LOG") &&
+	test_must_fail sync_tcp vol:x.img "$P/vol:/x.img" 2>err &&
+	cat err &&
+	test "$(net_proxy_stat c2s)" -gt $(( 48 * MIB )) &&
+	net_wait_for 30 net_serve_ended "$TCP_LOG" $((e + 1)) &&
+	test "$(poffset root/x.img.autosync)" -gt 0 &&
+	sync_tcp -v vol:x.img "$P/vol:/x.img" >out &&
+	cat out &&
+	grep "resumed an interrupted transfer at" out &&
+	n=$(data_bytes out) && test "$n" -lt $(( 48 * MIB )) &&
+	test "$(sha x.img)" = "$(sha root/x.img)" &&
+	net_kill "$PROXY_PID"
+'
+
+test_expect_success 'a pull cut after its sender wrote everything resumes' '
+	net_proxy droprst2 $TCP_PORT --drop-rst $(( 36 * MIB )):1500 \
+		--direction s2c --only-conn 1 &&
+	P=tcp://127.0.0.1:$PROXY_PORT &&
+	e=$(net_serve_nended "$TCP_LOG") &&
+	test_must_fail sync_tcp "$P/vol:/x.img" vol:px.img 2>err &&
+	cat err &&
+	test "$(net_proxy_stat s2c)" -gt $(( 48 * MIB )) &&
+	net_wait_for 30 net_serve_ended "$TCP_LOG" $((e + 1)) &&
+	test "$(poffset px.img.autosync)" -gt 0 &&
+	sync_tcp -v "$P/vol:/x.img" vol:px.img >out &&
+	cat out &&
+	grep "resumed an interrupted transfer at" out &&
+	n=$(data_bytes out) && test "$n" -lt $(( 48 * MIB )) &&
+	test "$(sha x.img)" = "$(sha px.img)" &&
 	net_kill "$PROXY_PID"
 '
 

@@ -13,6 +13,10 @@ fault per connection, at an exact byte offset of one direction:
   --truncate N      forward N bytes, then close both sides (FIN)
   --rst N           forward N bytes, then reset both sides (SO_LINGER 0)
   --delay N:MS      forward N bytes, pause MS milliseconds, carry on
+  --drop-rst N:MS   forward N bytes, then read and drop what that
+                    direction carries for MS milliseconds, then reset both
+                    sides: a cut the sender does not feel until after it
+                    has written everything it had to say
 
   --direction c2s|s2c  which direction's bytes N counts (default c2s:
                     client to server)
@@ -65,6 +69,7 @@ class Conn:
         self.last = {}
         self.fault_done = None
         self.stalled = asyncio.Event()
+        self.dropping = False
         self.closed = False
         a = proxy.args
         self.armed = a.only_conn in (None, n) and a.kind is not None
@@ -106,6 +111,8 @@ class Conn:
                 self.last[direction] = now
                 start = self.count[direction]
                 self.count[direction] += len(data)
+                if self.dropping and direction == a.direction:
+                    continue
                 if self.armed and direction == a.direction and \
                         self.fault_done is None:
                     data = await self.inject(data, start, writer)
@@ -175,6 +182,11 @@ class Conn:
         if a.kind == "rst":
             self.abort(True)
             return None
+        if a.kind == "droprst":
+            self.dropping = True
+            asyncio.get_running_loop().call_later(a.ms / 1000.0,
+                                                  self.abort, True)
+            return b""
         return data
 
     async def run(self):
@@ -240,6 +252,7 @@ def parse(argv):
     g.add_argument("--truncate", type=int, metavar="N")
     g.add_argument("--rst", type=int, metavar="N")
     g.add_argument("--delay", metavar="N:MS")
+    g.add_argument("--drop-rst", metavar="N:MS")
     p.add_argument("--direction", choices=("c2s", "s2c"), default="c2s")
     p.add_argument("--only-conn", type=int, metavar="K")
     p.add_argument("--max-seconds", type=float, default=120)
@@ -262,6 +275,9 @@ def parse(argv):
     elif a.delay is not None:
         n, _, ms = a.delay.partition(":")
         a.kind, a.at, a.ms = "delay", int(n), int(ms)
+    elif a.drop_rst is not None:
+        n, _, ms = a.drop_rst.partition(":")
+        a.kind, a.at, a.ms = "droprst", int(n), int(ms)
     if a.at < 0:
         p.error("byte offsets must be >= 0")
     return a
