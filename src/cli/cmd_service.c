@@ -262,17 +262,6 @@ abs_file(const char *v)
 	return xasprintf("%s/%s", cwd, v);
 }
 
-/* rate_limit on a service that has nothing to limit: say so. */
-static void
-rate_warn(const char *src, const char *dst, const char *rate)
-{
-	if (rate != NULL && strcmp(rate, "0") != 0 &&
-	    strcmp(rate, "none") != 0 && !runner_rate_applies(src, dst))
-		log_warn("rate_limit %s: only transfers over ssh, tcp or tls "
-		    "are limited; a local sync runs at full speed",
-		    cli_esc(rate));
-}
-
 int
 cmd_create(struct cli *cli, int argc, char **argv)
 {
@@ -448,7 +437,6 @@ cmd_create(struct cli *cli, int argc, char **argv)
 		as_err_prefix(&err, "create");
 		goto fail;
 	}
-	rate_warn(src, dst, pval[O_RATE - O_RATE]);
 	sched_format(&sc, canon, sizeof(canon));
 	if ((st = open_store(cli, &sdir, &err)) == NULL)
 		goto fail;
@@ -693,7 +681,7 @@ cmd_set(struct cli *cli, int argc, char **argv)
 	    "ca_file" };
 	char *sdir = NULL, *key, canon[SCHED_STR_MAX], *fval[3] = { NULL };
 	char *abs = NULL;
-	const char *val, *rate = NULL;
+	const char *val;
 	int i, k, files = 0, rc;
 
 	if ((rc = simple_opts(argc, argv, usage_set, "set", NULL)) >= 0)
@@ -728,8 +716,6 @@ cmd_set(struct cli *cli, int argc, char **argv)
 			goto fail;
 	for (i = optind + 1; i < argc; i++) {
 		val = strchr(argv[i], '=') + 1;
-		if (strncmp(argv[i], "rate_limit=", 11) == 0)
-			rate = val;
 		for (k = 0; k < 3; k++)
 			if (strncmp(argv[i], fprop[k], strlen(fprop[k])) == 0 &&
 			    argv[i][strlen(fprop[k])] == '=') {
@@ -743,7 +729,6 @@ cmd_set(struct cli *cli, int argc, char **argv)
 		as_err_prefix(&err, "set");
 		goto fail;
 	}
-	rate_warn(v.source, v.dest, rate);
 	for (i = optind + 1; i < argc; i++)
 		if ((strncmp(argv[i], "keep_dst=", 9) == 0 &&
 		    runner_check(v.dest, (unsigned)strtoul(argv[i] + 9, NULL,

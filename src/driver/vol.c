@@ -731,7 +731,13 @@ snd_run_out(struct snd *s, struct as_err *err)
 static int
 snd_chunk_done(void *arg, struct as_err *err)
 {
-	return snd_run_out(arg, err);
+	struct snd *s = arg;
+
+	if (snd_run_out(s, err) == -1)
+		return -1;
+	if (s->o->paced != NULL)
+		s->o->paced(s->o->pace_arg, s->st->stream_bytes);
+	return 0;
 }
 
 /* Emit block i (its bytes p, len) unless base has the same hash. */

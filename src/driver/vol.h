@@ -103,6 +103,12 @@ struct vol_send_opts {
 	/* called after the last DATA/HOLE, before END is written */
 	int		(*before_end)(void *arg, struct as_err *err);
 	void		*arg;
+	/*
+	 * vol_copy, when set: called after each chunk read with the
+	 * stream's bytes so far; it may sleep (a rate limit).
+	 */
+	void		(*paced)(void *pace_arg, uint64_t stream_bytes);
+	void		*pace_arg;
 };
 
 /*

@@ -25,6 +25,7 @@
 #include "repl/snapstore.h"
 #include "repl/rchild.h"
 #include "repl/sync.h"
+#include "transport/pace.h"
 #include "base/banned.h"
 
 /* What the receiving child reports to its parent through a pipe. */
@@ -267,7 +268,9 @@ transfer(const char *src, const char *dst, const char *src_name,
 	struct recv_report r;
 	struct rchild c;
 	struct as_err serr;
-	int src_rc;
+	struct pace pace;
+	struct pace_relay relay = { .started = 0 };
+	int src_rc, out_fd, flags = DIR_SEND_LIVE | DIR_SEND_OWNPIPE;
 
 	if (early != NULL && early->pid != -1) {
 		/* started before the scan (receiver_early); used once */
@@ -280,9 +283,35 @@ transfer(const char *src, const char *dst, const char *src_name,
 	    o->remote->idle_ms : CONN_IDLE_DEFAULT_MS, &serr) == -1)
 		log_warn("%s", serr.msg);	/* the transfer goes on */
 	as_err_clear(&serr);
-	src_rc = dir_send_resume(src, target, base, c.data_fd, DIR_SEND_LIVE |
-	    DIR_SEND_OWNPIPE,
+	out_fd = c.data_fd;
+	pace_init(&pace, o->remote != NULL ? o->remote->rate : 0,
+	    o->remote != NULL ? o->remote->rate_live : NULL,
+	    o->remote != NULL ? o->remote->progress : PROGRESS_NONE,
+	    xfer_estimate(target, base));
+	if (pace_active(&pace)) {
+		/*
+		 * A rate limit or progress: a relay thread between the two.
+		 * Its splice would pass our vmsplice'd pages on, so the
+		 * sender copies them (no OWNPIPE).
+		 */
+		flags &= ~DIR_SEND_OWNPIPE;
+		if ((out_fd = dup(c.data_fd)) == -1)
+			as_err_sys(&serr, errno, "dup the receiver's pipe");
+		if (out_fd == -1 || pace_relay_start(&relay, &pace, out_fd,
+		    &out_fd, &serr) == -1) {
+			(void)rchild_finish(&c, &r.hdr, sizeof(r), err);
+			pace_finish(&pace);
+			*err = serr;
+			return -1;
+		}
+	}
+	src_rc = dir_send_resume(src, target, base, out_fd, flags,
 	    pending_hook, &pa, rpos, &res->send, &serr);
+	if (relay.started) {
+		close(out_fd);		/* the relay's end of file */
+		(void)pace_relay_finish(&relay);
+	}
+	pace_finish(&pace);
 	if (rchild_finish(&c, &r.hdr, sizeof(r), err) == -1)
 		return -1;
 	return rchild_verdict(&r.hdr, src_rc, &serr, src_name, dst_name,

@@ -73,6 +73,7 @@
 #include "repl/remote.h"
 #include "repl/sync.h"
 #include "repl/sync_btrfs_int.h"
+#include "transport/pace.h"
 #include "base/banned.h"
 
 /*
@@ -391,23 +392,26 @@ fail:
 /*
  * Send it (incremental from parent when not NULL) and receive it into
  * d's snapshot directory.  Locally the two are joined by one pipe, as
- * `btrfs send | btrfs receive` would be: nothing to frame, rate-limit or
- * compress, so the bytes need not pass through here (measured in
- * bench/README.md); the sender's count of written bytes is the stream's
- * size.  The receiver's error explains a failure, unless it only saw
+ * `btrfs send | btrfs receive` would be: nothing to frame or compress,
+ * so the bytes need not pass through here (measured in bench/README.md),
+ * unless pace (may be NULL) limits the rate or shows progress: then a
+ * relay thread moves them.  The sender's count of written bytes is the
+ * stream's size.  The receiver's error explains a failure, unless it only saw
  * the stream end early because the sender failed.
  */
 static int
 transfer(struct btrfs_dest *d, const struct item *it, const char *name,
-    const char *parent, uint64_t *bytes, struct as_err *err)
+    const char *parent, struct pace *pace, uint64_t *bytes,
+    struct as_err *err)
 {
 	struct btrfs_proc *sp = NULL, *rp = NULL;
 	struct flusher fl = { .running = 0 };
+	struct pace_relay relay = { .started = 0 };
 	struct as_err serr;
 	char *snap, *par = NULL, drain[4096];
 	uint64_t n = 0;
 	ssize_t r;
-	int fds[2] = { -1, -1 }, src_rc, rcv_rc, keep = -1;
+	int fds[2] = { -1, -1 }, src_rc, rcv_rc, keep = -1, send_fd;
 
 	snap = xasprintf("%s/%s", it->sdir, name);
 	if (parent != NULL)
@@ -421,8 +425,13 @@ transfer(struct btrfs_dest *d, const struct item *it, const char *name,
 	fds[0] = -1;
 	if (rp == NULL)
 		goto fail;
-	sp = btrfs_send_start(snap, par, fds[1], err);
+	send_fd = fds[1];
 	fds[1] = -1;
+	/* a rate limit or progress: the stream goes through here */
+	if (pace != NULL && pace_active(pace) &&
+	    pace_relay_start(&relay, pace, send_fd, &send_fd, err) == -1)
+		goto fail;
+	sp = btrfs_send_start(snap, par, send_fd, err);
 	if (sp == NULL)
 		goto fail;
 	flusher_start(&fl, d->dir, BTRFS_FLUSH_MS);
@@ -445,6 +454,8 @@ transfer(struct btrfs_dest *d, const struct item *it, const char *name,
 	}
 	close(keep);
 	keep = -1;
+	/* ended: the stream's end of file, or our reader's close above */
+	(void)pace_relay_finish(&relay);
 	if (btrfs_proc_written(sp, &n) == 0)
 		*bytes += n;
 	as_err_clear(&serr);
@@ -478,6 +489,7 @@ transfer(struct btrfs_dest *d, const struct item *it, const char *name,
 fail:
 	btrfs_proc_abort(rp);
 	btrfs_proc_abort(sp);
+	(void)pace_relay_finish(&relay);	/* the sender is gone */
 	flusher_stop(&fl);
 out:
 	if (keep != -1)
@@ -809,6 +821,7 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 	const struct btrfs_snap *common;
 	struct btrfs_pub *pub = NULL;
 	struct item *items = NULL;
+	struct pace pace;
 	char *sdir = NULL, *hdir = NULL, name[BTRFS_NAME_MAX + 1];
 	const char *dirs[2];
 	size_t n = 0, i, nss = 0, nhs = 0;
@@ -846,6 +859,9 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 
 	/* 4. send and receive each */
 	pub = xcalloc(n, sizeof(*pub));
+	pace_init(&pace, o->remote != NULL ? o->remote->rate : 0,
+	    o->remote != NULL ? o->remote->rate_live : NULL,
+	    o->remote != NULL ? o->remote->progress : PROGRESS_NONE, 0);
 	for (i = 0; i < n; i++) {
 		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &ss,
 		    &nss, err) == -1)
@@ -866,7 +882,8 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 		}
 		t1 = mono_ns();
 		if (transfer(&d, &items[i], name, common != NULL ?
-		    common->name : NULL, &res->send.stream_bytes, err) == -1)
+		    common->name : NULL, &pace, &res->send.stream_bytes,
+		    err) == -1)
 			goto out;
 		res->xfer_ns += mono_ns() - t1;
 		res->subvols++;
@@ -899,6 +916,8 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 	}
 	rc = 0;
 out:
+	if (pub != NULL)	/* pace was started with it */
+		pace_finish(&pace);
 	free(ss);
 	free(hs);
 	free(hdir);
@@ -2204,5 +2223,5 @@ sync_btrfs_transfer(struct btrfs_dest *d, const char *rel, const char *src,
 	it.abs = (char *)(uintptr_t)src;
 	it.sdir = (char *)(uintptr_t)sdir;
 	snprintf(it.snap_uuid, sizeof(it.snap_uuid), "%s", snap_uuid);
-	return transfer(d, &it, name, parent, bytes, err);
+	return transfer(d, &it, name, parent, NULL, bytes, err);
 }

@@ -6,6 +6,7 @@
  * written (vol_send with VOL_SEND_LIVE), and its catalog is saved as
  * pending before the END record lets the receiver commit.
  */
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -27,6 +28,7 @@
 #include "repl/remote.h"
 #include "repl/snapstore.h"
 #include "repl/sync.h"
+#include "transport/pace.h"
 #include "base/banned.h"
 
 struct vol_save {
@@ -83,6 +85,17 @@ sync_vol_receive(void *arg, const char *dest, int in_fd, int rflags,
 	return rc;
 }
 
+/* A local copy's chunk went: its bytes under the rate limit, progress. */
+static void
+copy_paced(void *arg, uint64_t stream_bytes)
+{
+	struct pace *p = arg;
+
+	pace_moved(p, stream_bytes - p->bytes);
+	/* the chunk went first: wait until the bucket has paid for it */
+	(void)pace_take(p, 1);
+}
+
 /*
  * Both volumes are local: sender and receiver in this process
  * (vol_copy), the changed blocks written from the buffer they were read
@@ -98,6 +111,7 @@ vol_transfer(const char *src, const char *dst, const char *state,
 	struct vol_recv_result *rr;
 	struct vol_send_opts so;
 	struct vol_save vs;
+	struct pace pace;
 	uint64_t rguid = 0, roff = 0;
 	int rc;
 
@@ -114,9 +128,33 @@ vol_transfer(const char *src, const char *dst, const char *state,
 	so.checkpoint = save_checkpoint;
 	so.arg = &vs;
 	so.resume_block = rblock;
+	pace_init(&pace, o->remote != NULL ? o->remote->rate : 0,
+	    o->remote != NULL ? o->remote->rate_live : NULL,
+	    o->remote != NULL ? o->remote->progress : PROGRESS_NONE, 0);
+	if (pace_active(&pace)) {
+		struct as_err e;
+		struct stat st;
+		uint64_t size;
+		int is_blk;
+
+		/*
+		 * A full copy's stream is about the volume's data: its size,
+		 * or an image file's allocated bytes (holes are not sent).
+		 */
+		if (base == NULL && vol_probe(src, &size, &is_blk, &e) == 0) {
+			if (!is_blk && stat(src, &st) == 0 &&
+			    (uint64_t)st.st_blocks * 512 < size)
+				size = (uint64_t)st.st_blocks * 512;
+			progress_set_total(&pace.pg, size > roff ? size - roff :
+			    0);
+		}
+		so.paced = copy_paced;
+		so.pace_arg = &pace;
+	}
 	rr = xcalloc(1, sizeof(*rr));
 	rc = vol_copy(src, target, base, dst, state, rflags, rguid, roff, &so,
 	    sst, rr, err);
+	pace_finish(&pace);
 	res->recovered |= rr->recovered;
 	free(rr);
 	return rc;

@@ -67,6 +67,7 @@
 #include "driver/zfs.h"
 #include "repl/endpoint.h"
 #include "repl/remote.h"
+#include "transport/pace.h"
 #include "repl/snapstore.h"
 #include "repl/sync.h"
 #include "base/banned.h"
@@ -486,16 +487,18 @@ has_between(const struct zfs_ds *d, uint64_t from_txg, uint64_t to_txg)
 /* One transfer: zfs send | (this process) | zfs receive */
 
 /*
- * Copy in to out with splice(2) until end of file; *bytes counts.
- * 0 at end of file, -1 with errno (EPIPE: the receiver went away).
+ * Copy in to out with splice(2) until end of file, under pc (a rate
+ * limit, progress: pace.h); *bytes counts.  0 at end of file, -1 with
+ * errno (EPIPE: the receiver went away).
  */
 static int
-pump(int in, int out, uint64_t *bytes)
+pump(int in, int out, struct pace *pc, uint64_t *bytes)
 {
 	ssize_t n;
 
 	for (;;) {
-		n = splice(in, NULL, out, NULL, 1 << 20, SPLICE_F_MOVE);
+		n = splice(in, NULL, out, NULL, pace_take(pc, 1 << 20),
+		    SPLICE_F_MOVE);
 		if (n == 0)
 			return 0;
 		if (n == -1) {
@@ -504,19 +507,31 @@ pump(int in, int out, uint64_t *bytes)
 			return -1;
 		}
 		*bytes += (uint64_t)n;
+		pace_moved(pc, (uint64_t)n);
 	}
 }
 
+/* One stream: what transfer() sends and where it receives it. */
+struct zpipe {
+	const char	*snap;
+	const char	*base;		/* incremental from it, or NULL */
+	int		 sflags;	/* ZFS_SEND_* */
+	const char	*dst;
+	int		 rflags;	/* ZFS_RECV_* */
+	/* called once both zfs processes are started, when set */
+	void		(*spawned)(void *);
+	void		*spawned_arg;
+	struct pace	*pace;		/* the sync's, shared by its streams */
+};
+
 /*
- * zfs send | pump | zfs receive.  spawned, when set, is called once both
- * zfs processes are started: the caller's side jobs start then, so that
- * on a busy machine their zfs commands (each a few ms of CPU to start)
- * do not delay the stream's.
+ * zfs send | pump | zfs receive.  zp->spawned, when set, is called once
+ * both zfs processes are started: the caller's side jobs start then, so
+ * that on a busy machine their zfs commands (each a few ms of CPU to
+ * start) do not delay the stream's.
  */
 static int
-transfer(const char *snap, const char *base, int sflags, const char *dst,
-    int rflags, void (*spawned)(void *), void *spawned_arg, uint64_t *bytes,
-    struct as_err *err)
+transfer(const struct zpipe *zp, uint64_t *bytes, struct as_err *err)
 {
 	struct zfs_proc sp, rp;
 	struct as_err serr, rerr;
@@ -536,7 +551,7 @@ transfer(const char *snap, const char *base, int sflags, const char *dst,
 	 */
 	(void)fcntl(a[1], F_SETPIPE_SZ, REMOTE_PIPE_SIZE);
 	(void)fcntl(b[1], F_SETPIPE_SZ, REMOTE_PIPE_SIZE);
-	if (zfs_receive_start(&rp, dst, rflags, b[0], err) == -1) {
+	if (zfs_receive_start(&rp, zp->dst, zp->rflags, b[0], err) == -1) {
 		close(a[0]);
 		close(a[1]);
 		close(b[0]);
@@ -544,7 +559,8 @@ transfer(const char *snap, const char *base, int sflags, const char *dst,
 		return -1;
 	}
 	close(b[0]);
-	if (zfs_send_start(&sp, snap, base, sflags, a[1], err) == -1) {
+	if (zfs_send_start(&sp, zp->snap, zp->base, zp->sflags, a[1],
+	    err) == -1) {
 		close(a[0]);
 		close(a[1]);
 		close(b[1]);
@@ -553,9 +569,9 @@ transfer(const char *snap, const char *base, int sflags, const char *dst,
 		return -1;
 	}
 	close(a[1]);
-	if (spawned != NULL)
-		spawned(spawned_arg);
-	prc = pump(a[0], b[1], bytes);
+	if (zp->spawned != NULL)
+		zp->spawned(zp->spawned_arg);
+	prc = pump(a[0], b[1], zp->pace, bytes);
 	if (prc == -1)
 		perr = errno;
 	/* end of stream for the receiver; EPIPE for a sender still going */
@@ -580,7 +596,8 @@ transfer(const char *snap, const char *base, int sflags, const char *dst,
 		return -1;
 	}
 	if (prc == -1)
-		return as_err_sys(err, perr, "copy the stream of '%s'", snap);
+		return as_err_sys(err, perr, "copy the stream of '%s'",
+		    zp->snap);
 	return 0;
 }
 
@@ -1227,6 +1244,7 @@ struct send_ctx {
 	/* the root's stream is under way (transfer's spawned) */
 	void			(*root_spawned)(void *);
 	void			*root_arg;
+	struct pace		*pace;	/* rate limit, progress: all streams */
 };
 
 /* Send step i; counted in c->res under c->mu. */
@@ -1236,6 +1254,7 @@ send_step(struct send_ctx *c, size_t i, struct as_err *err)
 	struct zstep *s = &c->steps[i];
 	const struct zfs_ds *sd = NULL;
 	const struct zfs_snap *ns = NULL;
+	struct zpipe zp;
 	char report[1500], *snap, *base;
 	uint64_t bytes = 0;
 	int between, rc;
@@ -1262,9 +1281,15 @@ send_step(struct send_ctx *c, size_t i, struct as_err *err)
 	/* -F: roll back writes (incremental), or replace an existing
 	 * dataset that has nothing in common (full, after force_prepare);
 	 * never for a dataset that is new */
-	rc = transfer(snap, base, between ? c->sflags : c->sflags &
-	    ~ZFS_SEND_INTERMEDIATE, s->dst, s->dds != NULL ? c->rflags : 0,
-	    i == 0 ? c->root_spawned : NULL, c->root_arg, &bytes, err);
+	zp.snap = snap;
+	zp.base = base;
+	zp.sflags = between ? c->sflags : c->sflags & ~ZFS_SEND_INTERMEDIATE;
+	zp.dst = s->dst;
+	zp.rflags = s->dds != NULL ? c->rflags : 0;
+	zp.spawned = i == 0 ? c->root_spawned : NULL;
+	zp.spawned_arg = c->root_arg;
+	zp.pace = c->pace;
+	rc = transfer(&zp, &bytes, err);
 	if (rc == -1 && err->code == AS_E_CONFLICT && s->dds != NULL) {
 		diverge_report(s, report, sizeof(report));
 		as_err_prefix(err, "'%s' (%s; use -F to roll it back)",
@@ -1459,6 +1484,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	size_t i, n = 0, nheld = 0, srclen = strlen(src), dstlen;
 	struct send_ctx sc = { .mu = PTHREAD_MUTEX_INITIALIZER,
 	    .cv = PTHREAD_COND_INITIALIZER };
+	struct pace pace;
 	struct bg_job snapj, holdj, listj, policyj, releasej, prunej[2];
 	struct snap_job sj;
 	struct hold_job hj;
@@ -1602,6 +1628,10 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	sc.rflags = force ? ZFS_RECV_FORCE : 0;
 	sc.res = res;
 	sc.state = xcalloc(n + 1, 1);
+	sc.pace = &pace;
+	pace_init(&pace, o->remote != NULL ? o->remote->rate : 0,
+	    o->remote != NULL ? o->remote->rate_live : NULL,
+	    o->remote != NULL ? o->remote->progress : PROGRESS_NONE, 0);
 	if (n > 0 && send_step(&sc, 0, err) == -1)
 		goto out;
 	beside_start(&bs);	/* no root stream: not started yet */
@@ -1733,6 +1763,8 @@ out:
 	for (i = 0; i < n; i++)
 		free(steps[i].dst);
 	free(steps);
+	if (sc.state != NULL)	/* pace was started with it */
+		pace_finish(&pace);
 	free(sc.state);
 	pthread_cond_destroy(&sc.cv);
 	pthread_mutex_destroy(&sc.mu);

@@ -319,22 +319,6 @@ runner_check_auth(const char *src, const char *dst, const char *key,
 	return rc;
 }
 
-int
-runner_rate_applies(const char *src, const char *dst)
-{
-	struct endpoint se, de;
-	int r = 1;
-
-	memset(&se, 0, sizeof(se));
-	memset(&de, 0, sizeof(de));
-	if (endpoint_parse(&se, src, NULL) == 0 &&
-	    endpoint_parse(&de, dst, NULL) == 0)
-		r = endpoint_is_remote(&se) || endpoint_is_remote(&de);
-	endpoint_release(&se);
-	endpoint_release(&de);
-	return r;
-}
-
 /* ---- hooks ------------------------------------------------------- */
 
 struct hook_ctx {

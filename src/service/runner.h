@@ -145,12 +145,6 @@ int	runner_check_src(const char *src, unsigned keep_src,
  */
 int	runner_check_auth(const char *src, const char *dst, const char *key,
 	    const char *cert, const char *ca, struct as_err *err);
-/*
- * 1 when rate_limit has something to limit: an endpoint is reached over
- * a connection (ssh, tcp, tls).  A local sync is a pipe between two
- * processes here and is not rate-limited.
- */
-int	runner_rate_applies(const char *src, const char *dst);
 
 /* One run; res says how it ended. */
 void	runner_run(struct runner *r, struct runner_result *res);

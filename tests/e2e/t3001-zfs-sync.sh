@@ -245,6 +245,23 @@ test_expect_success 'a directory onto a directory that lives on ZFS' '
 	zsame_tree plain $MA/data/ondisk
 '
 
+test_expect_success 'a local zfs stream under --rate-limit, with --progress' '
+	zfs create $A/paced &&
+	head -c 6291456 /dev/urandom >$MA/paced/big &&
+	t0=$(date +%s%N) &&
+	as_zfs sync -N --rate-limit 2M --progress=json zfs:$A/paced \
+		zfs:$B/paced 2>prog &&
+	t1=$(date +%s%N) &&
+	cat prog &&
+	echo "# 6 MiB at 2 MiB/s: $(( (t1 - t0) / 1000000 )) ms" &&
+	test $(( (t1 - t0) / 1000000 )) -ge 2500 &&
+	tail -n 1 prog | grep "\"done\":true" &&
+	n=$(tail -n 1 prog | sed -n "s/^{\"bytes\":\([0-9]*\),.*/\1/p") &&
+	test "$n" -ge 6291456 &&
+	s=$(znewest $A/paced) &&
+	test "$(zguid $B/paced@$s)" = "$(zguid $A/paced@$s)"
+'
+
 test_expect_success 'the zfs commands autosync ran: receive -u, destroy only autosync_' '
 	grep "^receive " $ZFS_LOG >recv &&
 	test -s recv &&

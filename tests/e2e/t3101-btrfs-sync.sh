@@ -213,4 +213,20 @@ test_expect_success 'a directory to a directory on btrfs: a plain local path' '
 	assert_same_tree plainsrc "$B/plaincopy"
 '
 
+test_expect_success 'a local btrfs stream under --rate-limit, with --progress' '
+	btrfs subvolume create "$A/@paced" >/dev/null &&
+	head -c 6291456 /dev/urandom >"$A/@paced/big" &&
+	t0=$(date +%s%N) &&
+	autosync sync --rate-limit 2M --progress=json "btrfs:$A/@paced" \
+		"btrfs:$B/paced" 2>prog &&
+	t1=$(date +%s%N) &&
+	cat prog &&
+	echo "# 6 MiB at 2 MiB/s: $(( (t1 - t0) / 1000000 )) ms" &&
+	test $(( (t1 - t0) / 1000000 )) -ge 2500 &&
+	tail -n 1 prog | grep "\"done\":true" &&
+	n=$(tail -n 1 prog | sed -n "s/^{\"bytes\":\([0-9]*\),.*/\1/p") &&
+	test "$n" -ge 6291456 &&
+	cmp "$A/@paced/big" "$B/paced/big"
+'
+
 test_done

@@ -6,7 +6,7 @@ when they are set; a service pushes to a real "autosync serve" over tcp
 (PSK) and tls (keygen certificates) and the replica matches; a wrong key
 is a permanent failure (maintenance, AUTH in show and log); a server that
 is down is transient and retried with back-off; "set rate_limit" reaches
-the running transfer.'
+the running transfer, over tcp and on a local service.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
 . "$TEST_DIRECTORY/lib-service.sh"
@@ -142,14 +142,23 @@ test_expect_success 'set rate_limit reaches the running transfer' '
 	log_has r "rate limit now"
 '
 
-test_expect_success 'rate_limit on a local service: a warning' '
-	autosync create l --source "$T/src" --dest "$T/l" --every 1h \
-		--rate-limit 1M 2>err &&
-	test_grep "only transfers over ssh, tcp or tls" err &&
-	autosync set l rate_limit=2M 2>err &&
-	test_grep "only transfers over ssh, tcp or tls" err &&
-	autosync set l rate_limit=0 2>err &&
-	test_must_be_empty err
+test_expect_success 'rate_limit on a local service limits it, and set reaches it' '
+	autosync create l --source "$T/big" --dest "$T/l" --every 1h \
+		--rate-limit 2M --trace-level 2 2>err &&
+	test_must_be_empty err &&
+	t0=$(net_now_ms) &&
+	autosync run l &&
+	sleep 1 &&
+	# 12 MiB at 2 MiB/s: still running after 1 s (the limit holds)
+	prop_is l state running &&
+	autosync set l rate_limit=20M 2>err &&
+	test_must_be_empty err &&
+	wait_for 30 prop_ge l successes 1 &&
+	t1=$(net_now_ms) &&
+	echo "# 12 MiB took $((t1 - t0)) ms (at 2M throughout: 6000)" &&
+	test $((t1 - t0)) -lt 4500 &&
+	cmp big/blob l/blob &&
+	log_has l "rate limit now"
 '
 
 test_expect_success 'stop the daemon and the servers' '

@@ -34,6 +34,7 @@
 #include "transport/conn.h"
 #include "transport/frame.h"
 #include "transport/keys.h"
+#include "transport/pace.h"
 #include "transport/progress.h"
 #include "transport/ratelimit.h"
 #include "transport/tcp.h"
@@ -1798,6 +1799,168 @@ t_progress(void **state)
 	close(sv[1]);
 }
 
+/* ------------------------------------------------------------------ */
+/* pace: local transfers */
+
+struct relay_writer {
+	int		 fd;
+	const uint8_t	*data;
+	size_t		 len;
+	int		 err;	/* errno of the failed write, or 0 */
+};
+
+static void *
+relay_writer_main(void *arg)
+{
+	struct relay_writer *w = arg;
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < w->len) {
+		n = write(w->fd, w->data + off, w->len - off > 65536 ?
+		    65536 : w->len - off);
+		if (n == -1) {
+			w->err = errno;
+			break;
+		}
+		off += (size_t)n;
+	}
+	close(w->fd);
+	return NULL;
+}
+
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Every byte through the relay, in order, and its end of file. */
+static void
+t_pace_relay_copies(void **state)
+{
+	struct pace p;
+	struct pace_relay r;
+	struct relay_writer w;
+	struct as_err err;
+	pthread_t th;
+	size_t len = 3u << 20, got = 0, i;
+	uint8_t *data = malloc(len), *back = malloc(len);
+	int out[2];
+	ssize_t n;
+
+	(void)state;
+	for (i = 0; i < len; i++)
+		data[i] = (uint8_t)(i * 2654435761u >> 13);
+	assert_int_equal(pipe(out), 0);
+	pace_init(&p, 0, NULL, PROGRESS_NONE, 0);
+	assert_false(pace_active(&p));
+	assert_int_equal(pace_relay_start(&r, &p, out[1], &w.fd, &err), 0);
+	w.data = data;
+	w.len = len;
+	w.err = 0;
+	assert_int_equal(pthread_create(&th, NULL, relay_writer_main, &w), 0);
+	while ((n = read(out[0], back + got, len + 1 - got > 65536 ? 65536 :
+	    len + 1 - got)) > 0)
+		got += (size_t)n;
+	assert_int_equal(n, 0);		/* the relay closed its out */
+	pthread_join(th, NULL);
+	assert_int_equal(w.err, 0);
+	assert_int_equal(pace_relay_finish(&r), 0);
+	assert_int_equal(got, len);
+	assert_memory_equal(back, data, len);
+	pace_finish(&p);
+	close(out[0]);
+	free(data);
+	free(back);
+}
+
+/* A receiver that went away: the sender gets EPIPE, not a hang. */
+static void
+t_pace_relay_reader_gone(void **state)
+{
+	struct pace p;
+	struct pace_relay r;
+	struct relay_writer w;
+	struct as_err err;
+	pthread_t th;
+	size_t len = 8u << 20;
+	uint8_t *data = calloc(1, len);
+	int out[2];
+
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);	/* as main.c: EPIPE, not the signal */
+	assert_int_equal(pipe(out), 0);
+	close(out[0]);
+	pace_init(&p, 0, NULL, PROGRESS_NONE, 0);
+	assert_int_equal(pace_relay_start(&r, &p, out[1], &w.fd, &err), 0);
+	w.data = data;
+	w.len = len;
+	w.err = 0;
+	assert_int_equal(pthread_create(&th, NULL, relay_writer_main, &w), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(w.err, EPIPE);
+	assert_int_equal(pace_relay_finish(&r), -1);
+	assert_int_equal(errno, EPIPE);
+	pace_finish(&p);
+	free(data);
+}
+
+/* The limit holds over pace_take/pace_moved; chunks fit the bucket. */
+static void
+t_pace_rate(void **state)
+{
+	struct pace p;
+	uint64_t moved = 0;
+	size_t n;
+	double t0, dt;
+
+	(void)state;
+	pace_init(&p, 4u << 20, NULL, PROGRESS_NONE, 0);
+	assert_true(pace_active(&p));
+	t0 = mono_s();
+	while (moved < (2u << 20)) {
+		n = pace_take(&p, 1u << 20);
+		assert_true(n > 0 && n <= p.rl.burst);
+		pace_moved(&p, n);
+		moved += n;
+	}
+	dt = mono_s() - t0;
+	/* 2 MiB at 4 MiB/s from an empty bucket: at least 0.5 s, less one
+	 * chunk taken on credit */
+	assert_true(dt >= 0.4);
+	assert_int_equal(p.bytes, moved);
+	pace_finish(&p);
+}
+
+static uint64_t
+live_fast(void)
+{
+	return 1u << 30;
+}
+
+/* A service's new rate reaches a pace that sleeps: within a second. */
+static void
+t_pace_live(void **state)
+{
+	struct pace p;
+	double t0, dt;
+
+	(void)state;
+	pace_init(&p, 1, live_fast, PROGRESS_NONE, 0);	/* 1 byte/s */
+	t0 = mono_s();
+	assert_true(pace_take(&p, 65536) > 0);
+	pace_moved(&p, 65536);
+	assert_true(pace_take(&p, 65536) > 0);
+	dt = mono_s() - t0;
+	assert_true(dt < 2.5);
+	assert_int_equal(p.rl.rate, 1u << 30);
+	pace_finish(&p);
+}
+
 static int
 setup(void **state)
 {
@@ -1850,6 +2013,10 @@ main(void)
 		cmocka_unit_test(t_compress),
 		cmocka_unit_test(t_compress_bomb),
 		cmocka_unit_test(t_progress),
+		cmocka_unit_test(t_pace_relay_copies),
+		cmocka_unit_test(t_pace_relay_reader_gone),
+		cmocka_unit_test(t_pace_rate),
+		cmocka_unit_test(t_pace_live),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
