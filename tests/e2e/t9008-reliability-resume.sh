@@ -10,7 +10,10 @@ destination empty (O1) and keep the checkpoint it had (the original
 progress is not lost).  A third, clean push resumes (O8: it sends less
 than the tree) and gives O2.  (The client keeps its pending catalog by
 the destination'"'"'s URL and finds it by the checkpoint'"'"'s GUID when the
-same destination is reached under another URL.)
+same destination is reached under another URL.)  The same three legs
+for a 64 MiB volume image: CHECKSUM (or the same others), the record
+still incomplete at its checkpoint, then a resumed push (O8) and equal
+images (O2).
 
 §E 46, 47 (the O8 half; t8101 has the timing and the classes): a push cut
 past a 16 MiB checkpoint by a proxy stall (TIMEOUT, 30) or a reset
@@ -18,6 +21,7 @@ past a 16 MiB checkpoint by a proxy stall (TIMEOUT, 30) or a reset
 push resumes there (O8) and gives O2.'
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIRECTORY/lib-net.sh"
+. "$TEST_DIRECTORY/lib-vol.sh"
 
 net_has_serve || test_skip_all "this autosync has no serve command yet"
 
@@ -28,6 +32,7 @@ ckpt_mib() {
 	awk '$1 == "bytes" { print int($2 / 1048576) }' "$1/.autosync/partial" 2>/dev/null
 }
 ckpt_ge() { c=$(ckpt_mib "$1") && test -n "$c" && test "$c" -ge "$2"; }
+voff_ge() { test "$(poffset "$1")" -ge "$2"; }
 kill_children() {
 	for c in $(ps -o pid= --ppid "$1"); do kill -9 "$c" 2>/dev/null; done
 	return 0
@@ -90,6 +95,45 @@ test_expect_success '45: ... and resumed there (O8: less than the tree)' '
 	test_grep "resumed an interrupted transfer" out3 &&
 	s=$(sent_mib out3) && echo "sent $s MiB of 64" &&
 	test "$s" -lt 64
+'
+
+# --- D 45 for a volume: the same three legs, a 64 MiB image ---
+
+test_expect_success '45 (vol): a push cut after a checkpoint' '
+	truncate -s 64M v.img &&
+	dd if=/dev/urandom of=v.img bs=1M count=64 conv=notrunc status=none &&
+	net_proxy vflip $SERVE_PORT --flip 3000000:4 --only-conn 2 &&
+	VURL=tcp://127.0.0.1:$PROXY_PORT/vol:/v.img || return 1
+	(AUTOSYNC_VOL_CHECKPOINT_MS=0 exec autosync sync --key "$T/keys/psk.key" \
+		--rate-limit 40M --timeout 5 vol:v.img "$VURL" >/dev/null 2>&1) &
+	pid=$!
+	net_wait_for 30 voff_ge root/v.img.autosync $((16 * 1048576)) &&
+	kill_children $SERVE_PID &&
+	{ wait $pid; test $? -ne 0; } &&
+	v1=$(poffset root/v.img.autosync) && echo "checkpoint at $v1 bytes" &&
+	grep "^state incomplete" root/v.img.autosync
+'
+
+test_expect_success '45 (vol): the resumed leg bit-flipped fails, nothing applied' '
+	net_deadline 60 autosync sync -v --key "$T/keys/psk.key" --timeout 5 \
+		vol:v.img "$VURL" >out 2>&1; rc=$?
+	cat out; echo "exit $rc" &&
+	test_grep -q "fault conn=2 flip" "$PROXY_LOG" &&
+	net_rc_in $rc 11 21 40 10 &&
+	grep "^state incomplete" root/v.img.autosync &&
+	v2=$(poffset root/v.img.autosync) && echo "checkpoint now at $v2" &&
+	test "$v2" -ge "$v1"
+'
+
+test_expect_success '45 (vol): a third push resumes there (O8) and gives O2' '
+	net_deadline 60 autosync sync -v --key "$T/keys/psk.key" \
+		vol:v.img "$VURL" >out3 2>&1 && cat out3 &&
+	net_kill $PROXY_PID &&
+	test_grep "resumed an interrupted transfer" out3 &&
+	n=$(data_bytes out3) && echo "sent $n bytes of 64 MiB" &&
+	test "$n" -lt $((64 * 1048576)) &&
+	test "$(sha v.img)" = "$(sha root/v.img)" &&
+	grep "^state complete" root/v.img.autosync
 '
 
 # --- E 46, 47: after a blackhole or a reset, the retry resumes (O8) ---
