@@ -248,4 +248,23 @@ test_expect_success 'no btrfs command: a clear error' '
 	grep "btrfs-progs" err
 '
 
+# A rate limit puts a relay thread of autosync between btrfs send and
+# btrfs receive; killing autosync alone (not its session) must still end
+# both (their parent-death signal, the pipes' EPIPE and end of file).
+test_expect_success 'kill -9 of autosync alone mid a rate-limited stream: both btrfs processes end, the rerun is clean' '
+	manifest "$B/home" >old.m &&
+	head -c 6000000 /dev/urandom >"$A/@home/big2" &&
+	test_bg "setsid autosync sync --rate-limit 1M btrfs:$A/@home btrfs:$B/home" &&
+	pid=$test_bg_pid &&
+	sleep 2 &&
+	kill -0 $pid &&
+	test_kill $pid KILL && { wait $pid; :; } &&
+	test_wait_session $pid &&
+	assert_manifest "$B/home" old.m &&
+	autosync sync -v "btrfs:$A/@home" "btrfs:$B/home" >out 2>err &&
+	cat out err &&
+	grep "recovered an interrupted receive" err &&
+	assert_same_tree "$A/@home" "$B/home"
+'
+
 test_done
