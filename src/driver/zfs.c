@@ -53,6 +53,7 @@ static const struct {
 	{ "pyzfs.py not found",			AS_E_UNSUPPORTED },
 	{ "unsupported version",			AS_E_UNSUPPORTED },
 	{ "stream has unsupported feature",		AS_E_UNSUPPORTED },
+	{ "pool must be upgraded",			AS_E_UNSUPPORTED },
 	{ "is not a valid token",			AS_E_MALFORMED },
 	{ "resume token is corrupt",			AS_E_MALFORMED },
 	/* divergence and busy: zrepl's ConflictDiverged, syncoid's refusal */
@@ -1632,23 +1633,46 @@ zfs_destroy_clone(const char *ds, struct as_err *err)
 /* Send and receive */
 
 int
-zfs_send_start(struct zfs_proc *p, const char *snap, const char *base,
-    int flags, int out_fd, struct as_err *err)
+zfs_send_block_flags(const struct zfs_caps *c)
 {
-	const char *argv[8];
-	char what[ZFS_NAME_MAX * 2 + 32];
-	int i = 0;
+	return (c->send_L ? ZFS_SEND_LARGE : 0) |
+	    (c->send_e ? ZFS_SEND_EMBED : 0) |
+	    (c->send_c ? ZFS_SEND_COMPRESSED : 0);
+}
+
+size_t
+zfs_send_argv(const char *snap, const char *base, int flags,
+    const char **argv)
+{
+	size_t i = 0;
 
 	argv[i++] = "zfs";
 	argv[i++] = "send";
 	if (flags & ZFS_SEND_PROPS)
 		argv[i++] = "-p";
+	if (flags & ZFS_SEND_LARGE)
+		argv[i++] = "-L";
+	if (flags & ZFS_SEND_EMBED)
+		argv[i++] = "-e";
+	if (flags & ZFS_SEND_COMPRESSED)
+		argv[i++] = "-c";
 	if (base != NULL) {
 		argv[i++] = flags & ZFS_SEND_INTERMEDIATE ? "-I" : "-i";
 		argv[i++] = base;
 	}
 	argv[i++] = snap;
 	argv[i] = NULL;
+	return i;
+}
+
+int
+zfs_send_start(struct zfs_proc *p, const char *snap, const char *base,
+    int flags, int out_fd, struct as_err *err)
+{
+	const char *argv[ZFS_SEND_ARGV];
+	char what[ZFS_NAME_MAX * 2 + 32];
+
+	(void)zfs_send_argv(snap, base, flags, argv);
 	snprintf(what, sizeof(what), "send '%s'", snap);
 	return zfs_proc_start(p, what, argv, -1, out_fd, err);
 }

@@ -269,11 +269,34 @@ int	zfs_destroy_clone(const char *ds, struct as_err *err);
 /* Flags of zfs_send_start() and zfs_receive_start(). */
 #define ZFS_SEND_PROPS		0x01	/* -p: only to a receive -x/-o */
 #define ZFS_SEND_INTERMEDIATE	0x02	/* -I instead of -i */
+#define ZFS_SEND_LARGE		0x04	/* -L: large blocks as they are */
+#define ZFS_SEND_EMBED		0x08	/* -e: embedded blocks as they are */
 #define ZFS_RECV_FORCE		0x10	/* -F: roll back to the base */
+#define ZFS_SEND_COMPRESSED	0x20	/* -c: blocks as compressed on disk */
+/* the three that keep blocks as they are on disk */
+#define ZFS_SEND_BLOCKS	(ZFS_SEND_LARGE | ZFS_SEND_EMBED | ZFS_SEND_COMPRESSED)
 
 /*
- * Start `zfs send [-p] [-i|-I base] snap` writing to out_fd (not
- * closed); base and snap are full names, base NULL for a full stream.
+ * The ZFS_SEND_BLOCKS flags that c's `zfs send` has: streams that carry
+ * blocks as they are on disk (no decompression and recompression, no
+ * splitting of large records: smaller streams, less CPU), as
+ * zrepl's send.compressed / large_blocks / embedded_data do.  They need
+ * a receiver of the same generation, and a destination pool with the
+ * features: sync_zfs.c uses them between two local pools only, and
+ * sends plain streams again when the receive refuses them.
+ */
+int	zfs_send_block_flags(const struct zfs_caps *c);
+/*
+ * The argv (NULL-terminated, at most ZFS_SEND_ARGV entries with the
+ * NULL) of `zfs send [-p] [-L] [-e] [-c] [-i|-I base] snap`; returns
+ * how many words.  Pure, for the tests.
+ */
+#define ZFS_SEND_ARGV	12
+size_t	zfs_send_argv(const char *snap, const char *base, int flags,
+	    const char **argv);
+/*
+ * Start `zfs send ...` (zfs_send_argv) writing to out_fd (not closed);
+ * base and snap are full names, base NULL for a full stream.
  */
 int	zfs_send_start(struct zfs_proc *p, const char *snap,
 	    const char *base, int flags, int out_fd, struct as_err *err);

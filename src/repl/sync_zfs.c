@@ -67,9 +67,9 @@
 #include "driver/zfs.h"
 #include "repl/endpoint.h"
 #include "repl/remote.h"
-#include "transport/pace.h"
 #include "repl/snapstore.h"
 #include "repl/sync.h"
+#include "transport/pace.h"
 #include "base/banned.h"
 
 
@@ -1257,7 +1257,7 @@ send_step(struct send_ctx *c, size_t i, struct as_err *err)
 	struct zpipe zp;
 	char report[1500], *snap, *base;
 	uint64_t bytes = 0;
-	int between, rc;
+	int between, rc, sflags;
 
 	if (c->nt != NULL) {
 		sd = zfs_tree_find(c->nt, s->src->name);
@@ -1281,15 +1281,36 @@ send_step(struct send_ctx *c, size_t i, struct as_err *err)
 	/* -F: roll back writes (incremental), or replace an existing
 	 * dataset that has nothing in common (full, after force_prepare);
 	 * never for a dataset that is new */
+	pthread_mutex_lock(&c->mu);
+	sflags = c->sflags;
+	pthread_mutex_unlock(&c->mu);
 	zp.snap = snap;
 	zp.base = base;
-	zp.sflags = between ? c->sflags : c->sflags & ~ZFS_SEND_INTERMEDIATE;
+	zp.sflags = between ? sflags : sflags & ~ZFS_SEND_INTERMEDIATE;
 	zp.dst = s->dst;
 	zp.rflags = s->dds != NULL ? c->rflags : 0;
 	zp.spawned = i == 0 ? c->root_spawned : NULL;
 	zp.spawned_arg = c->root_arg;
 	zp.pace = c->pace;
 	rc = transfer(&zp, &bytes, err);
+	if (rc == -1 && err->code == AS_E_UNSUPPORTED &&
+	    (zp.sflags & ZFS_SEND_BLOCKS)) {
+		/*
+		 * The destination's pool lacks a feature such a stream
+		 * needs (lz4, large blocks...): refused before anything was
+		 * received.  Plain streams from here on, for this run.
+		 */
+		log_warn("zfs: '%s' refused a stream of blocks as they are "
+		    "on disk (%.160s); sending plain streams", s->dst, err->msg);
+		pthread_mutex_lock(&c->mu);
+		c->sflags &= ~ZFS_SEND_BLOCKS;
+		pthread_mutex_unlock(&c->mu);
+		zp.sflags &= ~ZFS_SEND_BLOCKS;
+		zp.spawned = NULL;	/* the side jobs started already */
+		bytes = 0;
+		as_err_clear(err);
+		rc = transfer(&zp, &bytes, err);
+	}
 	if (rc == -1 && err->code == AS_E_CONFLICT && s->dds != NULL) {
 		diverge_report(s, report, sizeof(report));
 		as_err_prefix(err, "'%s' (%s; use -F to roll it back)",
@@ -1526,6 +1547,8 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 		sflags |= ZFS_SEND_INTERMEDIATE;
 	if (caps->send_p && caps->recv_o && caps->recv_x)
 		sflags |= ZFS_SEND_PROPS;
+	/* between two pools of this zfs: blocks as they are on disk */
+	sflags |= zfs_send_block_flags(caps);
 	if (zstate_open(&zs, state, src, err) == -1)
 		goto out;
 	if (!(sflags & ZFS_SEND_PROPS))

@@ -124,5 +124,35 @@ test_expect_success 'the commands autosync ran: receive -u always, destroy only 
 	grep "^release autosync $A/big@autosync_" $ZFS_LOG
 '
 
+# Between two local pools autosync asks for streams of blocks as they are
+# on disk (send -L -e -c) when its zfs has them.  A receiver that refuses
+# one (a destination pool without lz4 or large blocks: "pool must be
+# upgraded", UNSUPPORTED) gets the plain stream instead.  zfs-fuse has
+# neither: a shim says its send has -L -e -c, and the real send refuses
+# them (invalid option, UNSUPPORTED), which takes the same way back.
+test_expect_success 'streams of blocks as on disk where zfs has them; plain again when refused' '
+	mkdir -p blk-shim &&
+	cat >blk-shim/zfs <<-EOF &&
+	#!/bin/bash
+	printf "%s\n" "\$*" >>"$TRASH_DIRECTORY/blk.log"
+	if test \$# = 0; then
+		"$ZFS_REAL" 2>&1 | sed "s/^\(.send \[-[A-Za-z]*\)/\1Lec/" >&2
+		exit 2
+	fi
+	exec "$ZFS_REAL" "\$@"
+	EOF
+	chmod +x blk-shim/zfs &&
+	PATH=$TRASH_DIRECTORY/blk-shim:$PATH zfs 2>&1 | grep "send \[-RDpLec\]" &&
+	zfs create $A/blk && echo b >$MA/blk/f &&
+	PATH=$TRASH_DIRECTORY/blk-shim:$PATH autosync sync -N zfs:$A/blk \
+		zfs:$B/blk 2>err &&
+	cat err blk.log &&
+	grep "refused a stream of blocks as they are on disk" err &&
+	grep "^send -L -e -c $A/blk@autosync_" blk.log &&
+	grep "^send $A/blk@autosync_" blk.log &&
+	s=$(znewest $A/blk) &&
+	test "$(zguid $B/blk@$s)" = "$(zguid $A/blk@$s)"
+'
+
 zfs_teardown_
 test_done

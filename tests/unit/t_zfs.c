@@ -70,6 +70,8 @@ test_caps_zfs_fuse(void **state)
 	assert_false(c.bookmark);
 	assert_false(c.written);
 	assert_non_null(strstr(c.impl, "zfs-fuse"));
+	/* its streams carry blocks only one way */
+	assert_int_equal(zfs_send_block_flags(&c), 0);
 	/* without the probe, -u is not assumed */
 	zfs_caps_parse(usage, NULL, &c);
 	assert_false(c.recv_u);
@@ -105,6 +107,8 @@ test_caps_openzfs(void **state)
 	assert_true(c.bookmark);
 	assert_true(c.written);
 	assert_string_equal(c.impl, "OpenZFS");
+	assert_int_equal(zfs_send_block_flags(&c), ZFS_SEND_LARGE |
+	    ZFS_SEND_EMBED | ZFS_SEND_COMPRESSED);
 	/* the usage alone is enough on OpenZFS */
 	zfs_caps_parse(usage, NULL, &c);
 	assert_true(c.recv_u);
@@ -215,6 +219,35 @@ test_parse_bad(void **state)
 	assert_int_equal(t.n, 0);
 }
 
+/* zfs send's words for each set of flags. */
+static void
+test_send_argv(void **state)
+{
+	const char *argv[ZFS_SEND_ARGV];
+	char line[512];
+	size_t n, i;
+
+	(void)state;
+	n = zfs_send_argv("t/a@s2", NULL, 0, argv);
+	assert_int_equal(n, 3);
+	assert_null(argv[n]);
+	assert_string_equal(argv[2], "t/a@s2");
+	n = zfs_send_argv("t/a@s2", "t/a@s1", ZFS_SEND_PROPS |
+	    ZFS_SEND_INTERMEDIATE | ZFS_SEND_BLOCKS, argv);
+	assert_true(n < ZFS_SEND_ARGV);
+	assert_null(argv[n]);
+	line[0] = '\0';
+	for (i = 0; i < n; i++) {
+		strcat(line, argv[i]);
+		strcat(line, " ");
+	}
+	assert_string_equal(line, "zfs send -p -L -e -c -I t/a@s1 t/a@s2 ");
+	n = zfs_send_argv("t/a@s2", "t/a@s1", ZFS_SEND_COMPRESSED, argv);
+	assert_int_equal(n, 6);
+	assert_string_equal(argv[2], "-c");
+	assert_string_equal(argv[3], "-i");
+}
+
 /* Texts recorded from zfs-fuse (pool v23) and OpenZFS. */
 static void
 test_classify(void **state)
@@ -288,6 +321,12 @@ test_classify(void **state)
 		{ "cannot receive: destination tank/b contains "
 		    "partially-complete state from \"zfs receive -s\".\n",
 		    AS_E_CONFLICT },
+		/* a destination pool without a feature the stream needs:
+		 * a stream of blocks as they are on disk goes plain */
+		{ "cannot receive new filesystem stream: pool must be "
+		    "upgraded to receive this stream.\n", AS_E_UNSUPPORTED },
+		{ "cannot receive: stream has unsupported feature, feature "
+		    "flags = 24\n", AS_E_UNSUPPORTED },
 		{ "something nobody expected\n", AS_E_IO },
 	};
 	size_t i;
@@ -481,6 +520,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_caps_zfs_fuse),
 		cmocka_unit_test(test_caps_openzfs),
+		cmocka_unit_test(test_send_argv),
 		cmocka_unit_test(test_parse_get_zfs_fuse),
 		cmocka_unit_test(test_parse_list_openzfs),
 		cmocka_unit_test(test_parse_bad),
