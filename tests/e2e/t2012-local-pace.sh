@@ -14,11 +14,6 @@ ZFS and btrfs: t3001, t3101.'
 MIB=1048576
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
-# last_json FILE: the last progress object of FILE
-last_json() { grep '^{"bytes":' "$1" | tail -n 1; }
-# json_num OBJ KEY: a number member of a progress object
-json_num() { echo "$1" | sed -n "s/.*\"$2\":\\([0-9]*\\).*/\\1/p"; }
-
 test_expect_success 'setup: a 6 MiB tree' '
 	mkdir src &&
 	head -c $((6 * MIB)) /dev/urandom >src/big &&
@@ -50,10 +45,8 @@ test_expect_success 'dir: --progress=json, with the total of the changed data' '
 	head -c $((3 * MIB)) /dev/urandom >src/third &&
 	autosync sync --progress=json --rate-limit 2M src dst 2>prog &&
 	cat prog &&
-	j=$(last_json prog) &&
-	echo "$j" | grep "\"done\":true" &&
-	test "$(json_num "$j" bytes)" -ge $((3 * MIB)) &&
-	test "$(json_num "$j" total)" -ge $((3 * MIB)) &&
+	progress_done prog $((3 * MIB)) &&
+	test "$(progress_num "$(progress_last prog)" total)" -ge $((3 * MIB)) &&
 	# a line a second while it ran (1.5 s at 2 MiB/s)
 	test "$(grep -c "\"done\":false" prog)" -ge 1 &&
 	cmp src/third dst/third
@@ -77,12 +70,10 @@ test_expect_success 'vol: a limited copy and its progress' '
 	cat prog &&
 	echo "# 4 MiB of data at 2 MiB/s: $((t1 - t0)) ms" &&
 	test $((t1 - t0)) -ge 1500 &&
-	j=$(last_json prog) &&
-	echo "$j" | grep "\"done\":true" &&
+	progress_done prog $((4 * MIB)) &&
 	# the image'"'"'s allocated bytes (its data), not its size
-	n=$(json_num "$j" total) &&
+	n=$(progress_num "$(progress_last prog)" total) &&
 	test "$n" -ge $((4 * MIB)) && test "$n" -lt $((8 * MIB)) &&
-	test "$(json_num "$j" bytes)" -ge $((4 * MIB)) &&
 	test "$(sha v.img)" = "$(sha w.img)"
 '
 

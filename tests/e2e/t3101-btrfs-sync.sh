@@ -223,9 +223,7 @@ test_expect_success 'a local btrfs stream under --rate-limit, with --progress' '
 	cat prog &&
 	echo "# 6 MiB at 2 MiB/s: $(( (t1 - t0) / 1000000 )) ms" &&
 	test $(( (t1 - t0) / 1000000 )) -ge 2500 &&
-	tail -n 1 prog | grep "\"done\":true" &&
-	n=$(tail -n 1 prog | sed -n "s/^{\"bytes\":\([0-9]*\),.*/\1/p") &&
-	test "$n" -ge 6291456 &&
+	progress_done prog 6291456 &&
 	cmp "$A/@paced/big" "$B/paced/big"
 '
 

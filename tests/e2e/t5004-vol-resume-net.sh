@@ -121,81 +121,60 @@ test_expect_success 'tls: pull full, then incremental' '
 	test "$(sha root/a.img)" = "$(sha ta.img)"
 '
 
+# cut_resume SYNC LOG FROM TO FROM_FILE TO_FILE [DIR]: SYNC (sync_tcp or
+# sync_tls) FROM -> TO is cut by the proxy and fails; once LOG's server
+# has ended that session (it notices the cut after the client, and may
+# still be saving its checkpoint and holding the image), TO_FILE's record
+# holds a checkpoint; the retry resumes there, sends less than the 48 MiB
+# of data, and the images match.  DIR (c2s, s2c): the proxy first carried
+# more than the whole image that way (the sender had written everything).
+cut_resume() {
+	local e n
+	e=$(net_serve_nended "$2") &&
+	test_must_fail "$1" "$3" "$4" 2>err &&
+	cat err &&
+	{ test -z "$7" || test "$(net_proxy_stat "$7")" -gt $(( 48 * MIB )); } &&
+	net_wait_for 30 net_serve_ended "$2" $((e + 1)) &&
+	test "$(poffset "$6.autosync")" -gt 0 &&
+	"$1" -v "$3" "$4" >out &&
+	cat out &&
+	grep "resumed an interrupted transfer at" out &&
+	n=$(data_bytes out) && test "$n" -lt $(( 48 * MIB )) &&
+	test "$(sha "$5")" = "$(sha "$6")" &&
+	net_kill "$PROXY_PID"
+}
+
 # (a push names its destination by URL: the retry goes through the same
 # proxy, which cuts only the first connection)
 test_expect_success 'tls: a cut push and a cut pull resume' '
+	truncate -s 52M w.img &&
+	dd if=/dev/urandom of=w.img bs=1M count=48 seek=2 conv=notrunc status=none &&
 	net_proxy tlsrst $TLS_PORT --rst $(( 36 * MIB )) --direction c2s \
 		--only-conn 1 &&
 	C=tls://127.0.0.1:$PROXY_PORT &&
-	truncate -s 52M w.img &&
-	dd if=/dev/urandom of=w.img bs=1M count=48 seek=2 conv=notrunc status=none &&
-	e=$(net_serve_nended "$TLS_LOG") &&
-	test_must_fail sync_tls vol:w.img "$C/vol:/w.img" 2>err &&
-	cat err &&
-	# the server notices the cut after the client: its session may still
-	# be saving the checkpoint and holding the image
-	net_wait_for 30 net_serve_ended "$TLS_LOG" $((e + 1)) &&
-	test "$(poffset root/w.img.autosync)" -gt 0 &&
-	sync_tls -v vol:w.img "$C/vol:/w.img" >out &&
-	cat out &&
-	grep "resumed an interrupted transfer at" out &&
-	n=$(data_bytes out) && test "$n" -lt $(( 48 * MIB )) &&
-	test "$(sha w.img)" = "$(sha root/w.img)" &&
-	net_kill "$PROXY_PID" &&
+	cut_resume sync_tls "$TLS_LOG" vol:w.img "$C/vol:/w.img" w.img root/w.img &&
 	net_proxy tlsrst2 $TLS_PORT --rst $(( 36 * MIB )) --direction s2c \
 		--only-conn 1 &&
 	C=tls://127.0.0.1:$PROXY_PORT &&
-	test_must_fail sync_tls "$C/vol:/w.img" vol:tw.img 2>err &&
-	cat err &&
-	test "$(poffset tw.img.autosync)" -gt 0 &&
-	sync_tls -v "$C/vol:/w.img" vol:tw.img >out &&
-	cat out &&
-	grep "resumed an interrupted transfer at" out &&
-	n=$(data_bytes out) && test "$n" -lt $(( 48 * MIB )) &&
-	test "$(sha w.img)" = "$(sha tw.img)" &&
-	net_kill "$PROXY_PID"
+	cut_resume sync_tls "$TLS_LOG" "$C/vol:/w.img" vol:tw.img w.img tw.img
 '
 
 # The cut comes after the sender has written its whole stream (the proxy
 # drops the rest of it, then resets): the sender's pending catalog is then
 # complete, not a checkpoint's prefix, and resumes as well.  The stat line
 # proves the sender got that far.
-test_expect_success 'a push cut after its sender wrote everything resumes' '
+test_expect_success 'a push and a pull cut after their sender wrote everything resume' '
+	truncate -s 52M x.img &&
+	dd if=/dev/urandom of=x.img bs=1M count=48 seek=2 conv=notrunc status=none &&
 	net_proxy droprst $TCP_PORT --drop-rst $(( 36 * MIB )):1500 \
 		--direction c2s --only-conn 1 &&
 	P=tcp://127.0.0.1:$PROXY_PORT &&
-	truncate -s 52M x.img &&
-	dd if=/dev/urandom of=x.img bs=1M count=48 seek=2 conv=notrunc status=none &&
-	e=$(net_serve_nended "$TCP_LOG") &&
-	test_must_fail sync_tcp vol:x.img "$P/vol:/x.img" 2>err &&
-	cat err &&
-	test "$(net_proxy_stat c2s)" -gt $(( 48 * MIB )) &&
-	net_wait_for 30 net_serve_ended "$TCP_LOG" $((e + 1)) &&
-	test "$(poffset root/x.img.autosync)" -gt 0 &&
-	sync_tcp -v vol:x.img "$P/vol:/x.img" >out &&
-	cat out &&
-	grep "resumed an interrupted transfer at" out &&
-	n=$(data_bytes out) && test "$n" -lt $(( 48 * MIB )) &&
-	test "$(sha x.img)" = "$(sha root/x.img)" &&
-	net_kill "$PROXY_PID"
-'
-
-test_expect_success 'a pull cut after its sender wrote everything resumes' '
+	cut_resume sync_tcp "$TCP_LOG" vol:x.img "$P/vol:/x.img" x.img \
+		root/x.img c2s &&
 	net_proxy droprst2 $TCP_PORT --drop-rst $(( 36 * MIB )):1500 \
 		--direction s2c --only-conn 1 &&
 	P=tcp://127.0.0.1:$PROXY_PORT &&
-	e=$(net_serve_nended "$TCP_LOG") &&
-	test_must_fail sync_tcp "$P/vol:/x.img" vol:px.img 2>err &&
-	cat err &&
-	test "$(net_proxy_stat s2c)" -gt $(( 48 * MIB )) &&
-	net_wait_for 30 net_serve_ended "$TCP_LOG" $((e + 1)) &&
-	test "$(poffset px.img.autosync)" -gt 0 &&
-	sync_tcp -v "$P/vol:/x.img" vol:px.img >out &&
-	cat out &&
-	grep "resumed an interrupted transfer at" out &&
-	n=$(data_bytes out) && test "$n" -lt $(( 48 * MIB )) &&
-	test "$(sha x.img)" = "$(sha px.img)" &&
-	net_kill "$PROXY_PID"
+	cut_resume sync_tcp "$TCP_LOG" "$P/vol:/x.img" vol:px.img x.img px.img s2c
 '
 
 test_expect_success 'no sanitizer report in the servers'"'"' logs' '

@@ -484,6 +484,18 @@ test_must_be_empty() {
 	test -s "$1" || return 0
 	echo "'$1' is not empty:" >&2; cat "$1" >&2; return 1
 }
+# --progress=json: the last object FILE holds, and a number member of one
+progress_last() { grep '^{"bytes":' "$1" | tail -n 1; }
+progress_num() { echo "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
+# progress_done FILE MIN: FILE's last object is the final one and counts
+# at least MIN bytes
+progress_done() {
+	local j
+	j=$(progress_last "$1")
+	echo "$j" | grep -q '"done":true' &&
+	test "$(progress_num "$j" bytes)" -ge "$2" ||
+	{ echo "progress_done: '$j', want done and >= $2 bytes" >&2; return 1; }
+}
 test_line_count() {	# test_line_count = N file
 	local n
 	n=$(wc -l <"$3")
