@@ -189,6 +189,15 @@ sync_prune(struct snapstore *ss, uint64_t keep, unsigned *pruned,
 	return sync_prune_keep(ss, keep, 1, pruned, err);
 }
 
+void
+sync_pace_init(struct pace *p, const struct sync_opts *o, uint64_t total)
+{
+	const struct remote_opts *r = o->remote;
+
+	pace_init(p, r != NULL ? r->rate : 0, r != NULL ? r->rate_live : NULL,
+	    r != NULL ? r->progress : PROGRESS_NONE, total);
+}
+
 /* The receiving child: never returns. */
 static void
 receive_child(void *arg, int in_fd, int report_fd)
@@ -284,10 +293,7 @@ transfer(const char *src, const char *dst, const char *src_name,
 		log_warn("%s", serr.msg);	/* the transfer goes on */
 	as_err_clear(&serr);
 	out_fd = c.data_fd;
-	pace_init(&pace, o->remote != NULL ? o->remote->rate : 0,
-	    o->remote != NULL ? o->remote->rate_live : NULL,
-	    o->remote != NULL ? o->remote->progress : PROGRESS_NONE,
-	    xfer_estimate(target, base));
+	sync_pace_init(&pace, o, xfer_estimate(target, base));
 	if (pace_active(&pace)) {
 		/*
 		 * A rate limit or progress: a relay thread between the two.

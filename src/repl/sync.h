@@ -180,6 +180,15 @@ int	sync_run_btrfs(const struct endpoint *se, const struct endpoint *de,
 	    struct as_err *err);
 
 /*
+ * The rate limit and progress of a transfer between two local paths
+ * (transport/pace.h), from o->remote's rate, live rate and progress
+ * mode; total: the bytes expected, 0 unknown.
+ */
+struct pace;
+void	sync_pace_init(struct pace *p, const struct sync_opts *o,
+	    uint64_t total);
+
+/*
  * Pieces that serve's SEND shares with sync_run (the source side of a
  * step), on a locked snapstore:
  *

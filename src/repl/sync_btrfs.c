@@ -859,9 +859,7 @@ btrfs_to_btrfs(const char *src, const char *dst, const struct sync_opts *o,
 
 	/* 4. send and receive each */
 	pub = xcalloc(n, sizeof(*pub));
-	pace_init(&pace, o->remote != NULL ? o->remote->rate : 0,
-	    o->remote != NULL ? o->remote->rate_live : NULL,
-	    o->remote != NULL ? o->remote->progress : PROGRESS_NONE, 0);
+	sync_pace_init(&pace, o, 0);
 	for (i = 0; i < n; i++) {
 		if (btrfs_list_snaps(items[i].sdir, items[i].uuid, 0, &ss,
 		    &nss, err) == -1)

@@ -128,9 +128,7 @@ vol_transfer(const char *src, const char *dst, const char *state,
 	so.checkpoint = save_checkpoint;
 	so.arg = &vs;
 	so.resume_block = rblock;
-	pace_init(&pace, o->remote != NULL ? o->remote->rate : 0,
-	    o->remote != NULL ? o->remote->rate_live : NULL,
-	    o->remote != NULL ? o->remote->progress : PROGRESS_NONE, 0);
+	sync_pace_init(&pace, o, 0);
 	if (pace_active(&pace)) {
 		struct as_err e;
 		struct stat st;

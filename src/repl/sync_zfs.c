@@ -1652,9 +1652,7 @@ zfs_to_zfs(const char *src, const char *dst, const char *state,
 	sc.res = res;
 	sc.state = xcalloc(n + 1, 1);
 	sc.pace = &pace;
-	pace_init(&pace, o->remote != NULL ? o->remote->rate : 0,
-	    o->remote != NULL ? o->remote->rate_live : NULL,
-	    o->remote != NULL ? o->remote->progress : PROGRESS_NONE, 0);
+	sync_pace_init(&pace, o, 0);
 	if (n > 0 && send_step(&sc, 0, err) == -1)
 		goto out;
 	beside_start(&bs);	/* no root stream: not started yet */
