@@ -33,7 +33,7 @@ test_expect_success 'setup: a 128 MiB source, a server, a service, a daemon' '
 	net_serve r --key "$PWD/keys/psk.key" --root "$PWD/root" &&
 	# Over tcp:// at 24 MB/s, so that the kill below lands mid-transfer
 	# (at full speed, in CI, the copy was done before the checkpoint said
-	# 16 MiB) and a server's session is cut too.
+	# 16 MiB), and the session of a server is cut too.
 	autosync create big --source "$PWD/src" \
 		--dest "tcp://127.0.0.1:$SERVE_PORT/big" --key "$PWD/keys/psk.key" \
 		--every 1d --rate-limit 24M &&

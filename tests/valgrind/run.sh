@@ -121,6 +121,10 @@ truncate -s 8M a.img && head -c 1M /dev/urandom | dd of=a.img conv=notrunc 2>/de
 check "volume sync, full and incremental" 0 'vg "$A" sync vol:a.img vol:b.img &&
 	printf y | dd of=a.img bs=1 seek=5000000 conv=notrunc 2>/dev/null &&
 	vg "$A" sync vol:a.img vol:b.img'
+check "local syncs under a rate limit, with progress (pace, its relay)" 0 \
+	'vg "$A" sync --rate-limit 8M --progress=json src d4 2>/dev/null &&
+	printf z | dd of=a.img bs=1 seek=6000000 conv=notrunc 2>/dev/null &&
+	vg "$A" sync --rate-limit 8M --progress=json vol:a.img vol:b.img 2>/dev/null'
 
 # a server under valgrind, a push and a pull over tcp
 mkdir -p srvroot && vg "$A" keygen --out keys >/dev/null 2>&1
