@@ -89,6 +89,7 @@ struct scan {
 	size_t		 nonly;
 	int		 narrow;	/* 1: only's directories are listed */
 	int		 relisted;	/* a hard-link group changed: rescan */
+	int		 nest;		/* a worker of this many cuts deep */
 	void		(*each)(void *, const struct cat_entry_in *);
 	void		*each_arg;
 	struct dir_stats *st;
@@ -1455,9 +1456,23 @@ walk(struct scan *s, struct as_err *err)
  * such a chain on the main thread and cuts the first directory with
  * several children (walk_parallel); the runs' paths, and in a merge the
  * first paths the base is read by (par.firsts), carry the chain's.
+ *
+ * A full scan's run that is one directory is cut again, the same way,
+ * by the worker that took it (SCAN_NEST levels): a root with few
+ * directories, one of them holding nearly everything (/home with one
+ * big user), would otherwise be walked mostly on one thread.  Not a
+ * merge's: its runs' shares of the base would need bounds of their own.
  */
 #define SCAN_PARTS	64
 #define SCAN_THREADS	4
+#define SCAN_NEST	1
+/*
+ * ... when the directory it comes to has this many children: a run of
+ * a few small ones is over before more threads would have started (a
+ * tree of 100 x 10 directories scanned 10-15 % slower when every run
+ * of one was cut again).
+ */
+#define SCAN_NEST_KIDS	32
 
 struct part {
 	struct catalog	 cat;
@@ -1588,6 +1603,8 @@ part_base(struct par *p, struct scan *w, size_t k)
 	return 1;
 }
 
+static int	walk_parallel(struct scan *, struct as_err *);
+
 /* Walk run k into its part: 0, -1 with its error, 1 when not started. */
 static int
 part_walk(struct par *p, struct scan *w, size_t k)
@@ -1600,7 +1617,11 @@ part_walk(struct par *p, struct scan *w, size_t k)
 	if (p->merge && !part_base(p, w, k))
 		return 1;
 	part_frame(p, w, k);
-	rc = walk(w, &pt->err);
+	/* one directory: cut it too (walk_parallel goes down to a cut) */
+	if (!p->merge && w->nest <= SCAN_NEST && w->nkids == 1)
+		rc = walk_parallel(w, &pt->err);
+	else
+		rc = walk(w, &pt->err);
 	while (w->nfr > 0)
 		pop(w);
 	if (p->merge) {
@@ -1633,6 +1654,7 @@ part_worker(void *arg)
 	int rc;
 
 	w->root = s->root;
+	w->nest = s->nest + 1;
 	/* the cut frame's descriptor is shared: never closed by a worker */
 	w->rootfd = s->fr[p->top].fd;
 	w->flags = s->flags;
@@ -1836,9 +1858,10 @@ walk_parallel_at(struct scan *s, size_t top, struct as_err *err)
 	/*
 	 * The parts grew in the workers' malloc arenas and were freed
 	 * there; that memory stays mapped unless handed back, and the
-	 * peak of a sync comes after the scan.
+	 * peak of a sync comes after the scan.  Once, by the outer cut.
 	 */
-	malloc_trim(0);
+	if (s->nest == 0)
+		malloc_trim(0);
 	return rc;
 }
 
@@ -1871,7 +1894,8 @@ base_cut_ready(struct scan *s)
  * and cuts the first directory with several children, or it would run
  * on one thread; a merge reads the base along the chain as walk() does
  * and cuts it there too (base_cut_ready).  Called with the root's frame
- * alone on the stack (scan_run, once base_parallel said yes).
+ * alone on the stack (scan_run, once base_parallel said yes), or by a
+ * full scan's worker with its run of one directory (part_walk).
  */
 static int
 walk_parallel(struct scan *s, struct as_err *err)
@@ -1896,8 +1920,8 @@ walk_parallel(struct scan *s, struct as_err *err)
 	if (s->nfr == 1)
 		return walk_parallel_at(s, 0, err);
 	top = s->nfr - 1;
-	if (s->fr[top].next == 0 && s->fr[top].nkids >= 2 &&
-	    (s->rd == NULL || base_cut_ready(s))) {
+	if (s->fr[top].next == 0 && s->fr[top].nkids >= (s->nest > 0 ?
+	    SCAN_NEST_KIDS : 2) && (s->rd == NULL || base_cut_ready(s))) {
 		if ((rc = walk_parallel_at(s, top, err)) != 0)
 			return rc;
 		/* cut and walked; or walked whole on one thread (nfr 0) */

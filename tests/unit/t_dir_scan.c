@@ -615,6 +615,54 @@ test_parallel_chain(void **state)
 }
 
 /*
+ * A root of two directories, one holding nearly everything (/home with
+ * one big user): each run of one directory is cut again by the worker
+ * that took it (part_walk, SCAN_NEST), below a chain too.  The same
+ * catalog as one thread's: with hard links between the nested runs and
+ * between the two top runs; two paths too long in nested runs of the
+ * big one and one in the small one: the first in path order is said.
+ */
+static void
+test_parallel_nested(void **state)
+{
+	char dir[] = "/tmp/t_dir_scan_nest.XXXXXX", *p, *q;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	mkd_at(dir, "alice", 0755);
+	mkd_at(dir, "bob", 0755);
+	chain_fill(dir, "alice", 40);	/* >= SCAN_NEST_KIDS */
+	chain_fill(dir, "bob", 2);
+	p = xasprintf("%s/alice/c03/f1", dir);
+	q = xasprintf("%s/alice/c33/hard", dir);
+	assert_int_equal(link(p, q), 0);
+	free(q);
+	q = xasprintf("%s/bob/c01/hard", dir);
+	assert_int_equal(link(p, q), 0);
+	free(p);
+	free(q);
+	/* root, 2 tops, 42 x (dir, 4 files, symlink), two links */
+	same_both_ways(dir, 0, 3 + 42 * 6 + 2);
+
+	/* a chain below one of them: carol/home/ holds the many */
+	mkd_at(dir, "carol", 0755);
+	mkd_at(dir, "carol/home", 0755);
+	chain_fill(dir, "carol/home", 36);
+	same_both_ways(dir, 0, 5 + 78 * 6 + 2);
+
+	/* paths too long: alice's c07 and c05 below the cut, bob's c00 */
+	p = xasprintf("%s/alice", dir);
+	too_deep(p, "c07/z");
+	too_deep(p, "c05/z");
+	free(p);
+	p = xasprintf("%s/bob", dir);
+	too_deep(p, "c00/z");
+	free(p);
+	same_both_ways(dir, -1, 0);
+	rm_at(AT_FDCWD, dir);
+}
+
+/*
  * dir_scan_merge with its walk on one thread and on three: the base of
  * a tree, then the tree changed (files written, a directory and files
  * of the root gone, new ones before, between and after the old names, a
@@ -815,6 +863,7 @@ main(void)
 		cmocka_unit_test(test_journal),
 		cmocka_unit_test(test_parallel),
 		cmocka_unit_test(test_parallel_chain),
+		cmocka_unit_test(test_parallel_nested),
 		cmocka_unit_test(test_merge_parallel),
 	};
 
