@@ -294,7 +294,7 @@ transfer(const char *src, const char *dst, const char *src_name,
 	as_err_clear(&serr);
 	out_fd = c.data_fd;
 	sync_pace_init(&pace, o, xfer_estimate(target, base));
-	if (pace_active(&pace)) {
+	if (pace_wants_relay(&pace)) {
 		/*
 		 * A rate limit or progress: a relay thread between the two.
 		 * Its splice would pass our vmsplice'd pages on, so the

@@ -428,7 +428,7 @@ transfer(struct btrfs_dest *d, const struct item *it, const char *name,
 	send_fd = fds[1];
 	fds[1] = -1;
 	/* a rate limit or progress: the stream goes through here */
-	if (pace != NULL && pace_active(pace) &&
+	if (pace != NULL && pace_wants_relay(pace) &&
 	    pace_relay_start(&relay, pace, send_fd, &send_fd, err) == -1)
 		goto fail;
 	sp = btrfs_send_start(snap, par, send_fd, err);

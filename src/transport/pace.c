@@ -39,6 +39,12 @@ pace_active(const struct pace *p)
 	return p->limit || p->show;
 }
 
+int
+pace_wants_relay(const struct pace *p)
+{
+	return p->show || p->rl.rate > 0;
+}
+
 /* A service's rate_limit set while this runs: into the bucket. */
 static void
 follow_live(struct pace *p, uint64_t now)

@@ -52,6 +52,14 @@ void	pace_init(struct pace *p, uint64_t rate, uint64_t (*rate_live)(void),
 	    enum progress_mode mode, uint64_t total);
 /* Does p limit or show anything? */
 int	pace_active(const struct pace *p);
+/*
+ * Should a stream that could go straight from sender to receiver (one
+ * pipe) go through a relay for p?  When a limit is in force or progress
+ * is shown; not for a live limit that is none now (a service's run,
+ * unlimited): the relay would cost every such run a copy, so it takes a
+ * new limit at its next run.
+ */
+int	pace_wants_relay(const struct pace *p);
 /* Sleep until some of want (> 0) may move; returns how much (<= want). */
 size_t	pace_take(struct pace *p, size_t want);
 /* n bytes moved. */

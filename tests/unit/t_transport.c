@@ -1950,7 +1950,16 @@ t_pace_live(void **state)
 	double t0, dt;
 
 	(void)state;
+	/* a service's unlimited run: followed live, no relay (a copy) */
+	pace_init(&p, 0, live_fast, PROGRESS_NONE, 0);
+	assert_true(pace_active(&p));
+	assert_false(pace_wants_relay(&p));
+	pace_finish(&p);
+	pace_init(&p, 0, NULL, PROGRESS_JSON, 0);
+	assert_true(pace_wants_relay(&p));
+	pace_finish(&p);
 	pace_init(&p, 1, live_fast, PROGRESS_NONE, 0);	/* 1 byte/s */
+	assert_true(pace_wants_relay(&p));
 	t0 = mono_s();
 	assert_true(pace_take(&p, 65536) > 0);
 	pace_moved(&p, 65536);
