@@ -97,6 +97,27 @@ copy_paced(void *arg, uint64_t stream_bytes)
 }
 
 /*
+ * A full copy's stream, for its progress: about the volume's data from
+ * off on, an image file's allocated bytes (holes are not sent) or a
+ * device's size.
+ */
+static uint64_t
+copy_total(const char *src, uint64_t off)
+{
+	struct as_err e;
+	struct stat st;
+	uint64_t size = 0;
+	int is_blk;
+
+	if (stat(src, &st) == 0 && S_ISREG(st.st_mode))
+		size = (uint64_t)st.st_blocks * 512 < (uint64_t)st.st_size ?
+		    (uint64_t)st.st_blocks * 512 : (uint64_t)st.st_size;
+	else if (vol_probe(src, &size, &is_blk, &e) == -1)
+		size = 0;
+	return size > off ? size - off : 0;
+}
+
+/*
  * Both volumes are local: sender and receiver in this process
  * (vol_copy), the changed blocks written from the buffer they were read
  * into.  0: committed; -1: failed (err).
@@ -128,24 +149,9 @@ vol_transfer(const char *src, const char *dst, const char *state,
 	so.checkpoint = save_checkpoint;
 	so.arg = &vs;
 	so.resume_block = rblock;
-	sync_pace_init(&pace, o, 0);
+	sync_pace_init(&pace, o, base == NULL && o->remote != NULL &&
+	    o->remote->progress != PROGRESS_NONE ? copy_total(src, roff) : 0);
 	if (pace_active(&pace)) {
-		struct as_err e;
-		struct stat st;
-		uint64_t size;
-		int is_blk;
-
-		/*
-		 * A full copy's stream is about the volume's data: its size,
-		 * or an image file's allocated bytes (holes are not sent).
-		 */
-		if (base == NULL && vol_probe(src, &size, &is_blk, &e) == 0) {
-			if (!is_blk && stat(src, &st) == 0 &&
-			    (uint64_t)st.st_blocks * 512 < size)
-				size = (uint64_t)st.st_blocks * 512;
-			progress_set_total(&pace.pg, size > roff ? size - roff :
-			    0);
-		}
 		so.paced = copy_paced;
 		so.pace_arg = &pace;
 	}

@@ -27,22 +27,36 @@ pace_init(struct pace *p, uint64_t rate, uint64_t (*rate_live)(void),
 	ratelimit_init(&p->rl, rate, 0);
 	p->rate_live = rate_live;
 	p->live_ns = now;
-	p->limit = rate > 0 || rate_live != NULL;
-	p->show = mode != PROGRESS_NONE;
 	p->bytes = 0;
 	progress_init(&p->pg, mode, 2, total, now);
+}
+
+/*
+ * May rl ever hold a chunk back?  (Without rate_live its rate never
+ * changes, so this reads no field another thread writes.)
+ */
+static int
+limits(const struct pace *p)
+{
+	return p->rate_live != NULL || p->rl.rate > 0;
+}
+
+static int
+shows(const struct pace *p)
+{
+	return p->pg.mode != PROGRESS_NONE;
 }
 
 int
 pace_active(const struct pace *p)
 {
-	return p->limit || p->show;
+	return limits(p) || shows(p);
 }
 
 int
 pace_wants_relay(const struct pace *p)
 {
-	return p->show || p->rl.rate > 0;
+	return shows(p) || p->rl.rate > 0;
 }
 
 /* A service's rate_limit set while this runs: into the bucket. */
@@ -65,7 +79,7 @@ pace_take(struct pace *p, size_t want)
 	struct timespec ts;
 	uint64_t now, w;
 
-	if (!p->limit)
+	if (!limits(p))
 		return want;
 	for (;;) {
 		now = ratelimit_now_ns();
@@ -98,9 +112,9 @@ pace_moved(struct pace *p, uint64_t n)
 	now = ratelimit_now_ns();
 	pthread_mutex_lock(&p->mu);
 	p->bytes += n;
-	if (p->limit)
+	if (limits(p))
 		ratelimit_consume(&p->rl, now, n);
-	if (p->show)
+	if (shows(p))
 		progress_update(&p->pg, p->bytes, now);
 	pthread_mutex_unlock(&p->mu);
 }
@@ -108,7 +122,7 @@ pace_moved(struct pace *p, uint64_t n)
 void
 pace_finish(struct pace *p)
 {
-	if (p->show)
+	if (shows(p))
 		progress_finish(&p->pg, p->bytes, ratelimit_now_ns());
 	pthread_mutex_destroy(&p->mu);
 }

@@ -38,8 +38,6 @@ struct pace {
 	uint64_t	(*rate_live)(void);	/* NULL, or remote.h's */
 	uint64_t	 live_ns;	/* when rate_live was last asked */
 	struct progress	 pg;
-	int		 limit;		/* rl applies */
-	int		 show;		/* pg draws */
 	uint64_t	 bytes;		/* moved so far (when active) */
 };
 

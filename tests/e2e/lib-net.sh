@@ -536,8 +536,8 @@ net_proxy_mark() { PROXY_MARK=$(grep -c '^stat ' "$PROXY_LOG"); }
 # ---------------------------------------------------------------------------
 # Small helpers for the tests
 
-# now_ms: wall clock in milliseconds
-net_now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# net_now_ms: wall clock in milliseconds (test-lib.sh's)
+net_now_ms() { test_now_ms; }
 
 # net_ls_root DIR: everything below DIR (names, types, sizes), for a
 # "nothing was created" check

@@ -484,6 +484,24 @@ test_must_be_empty() {
 	test -s "$1" || return 0
 	echo "'$1' is not empty:" >&2; cat "$1" >&2; return 1
 }
+# test_now_ms: the wall clock in milliseconds
+test_now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# test_took MIN MAX CMD...: run CMD (its status is test_took's); it must
+# take MIN ms or more, and less than MAX (empty: no bound).  The time is
+# said on the test's own output, whatever CMD's redirections.
+test_took() {
+	local min=$1 max=$2 t0 t1 rc
+	shift 2
+	t0=$(test_now_ms)
+	"$@"
+	rc=$?
+	t1=$(test_now_ms)
+	echo "# $* took $((t1 - t0)) ms (want >= $min${max:+ and < $max})" >&6
+	test $rc = 0 && test $((t1 - t0)) -ge "$min" &&
+		{ test -z "$max" || test $((t1 - t0)) -lt "$max"; }
+}
+
 # --progress=json: the last object FILE holds, and a number member of one
 progress_last() { grep '^{"bytes":' "$1" | tail -n 1; }
 progress_num() { echo "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }

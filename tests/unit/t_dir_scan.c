@@ -388,6 +388,18 @@ scan_threads(const char *dir, const char *threads, int flags,
 	unsetenv("AUTOSYNC_SCAN_THREADS");
 }
 
+/* dir/FROM hard-linked as dir/TO */
+static void
+link_at(const char *dir, const char *from, const char *to)
+{
+	char *p = xasprintf("%s/%s", dir, from), *q = xasprintf("%s/%s", dir,
+	    to);
+
+	assert_int_equal(link(p, q), 0);
+	free(p);
+	free(q);
+}
+
 /* dir/top/ + names of 250 bytes until the path passes AS_PATH_MAX */
 static void
 too_deep(const char *dir, const char *top)
@@ -437,7 +449,7 @@ rm_at(int dfd, const char *name)
 static void
 test_parallel(void **state)
 {
-	char dir[] = "/tmp/t_dir_scan_par.XXXXXX", rel[96], *p, *q;
+	char dir[] = "/tmp/t_dir_scan_par.XXXXXX", rel[96], *p;
 	struct catalog a, b;
 	struct dir_stats sa, sb;
 	struct as_err ea, eb;
@@ -465,11 +477,7 @@ test_parallel(void **state)
 		assert_true(fl >= 0);
 		close(fl);
 	}
-	p = xasprintf("%s/d01/f0", dir);
-	q = xasprintf("%s/d38/hard", dir);
-	assert_int_equal(link(p, q), 0);
-	free(p);
-	free(q);
+	link_at(dir, "d01/f0", "d38/hard");
 
 	for (fl = 0; fl < 2; fl++) {
 		scan_threads(dir, "1", fl ? DIR_SCAN_DEFER : 0, &a, &sa, &ea,
@@ -569,18 +577,14 @@ same_both_ways(const char *dir, int want, size_t n)
 static void
 test_parallel_chain(void **state)
 {
-	char dir[] = "/tmp/t_dir_scan_chain.XXXXXX", *p, *q;
+	char dir[] = "/tmp/t_dir_scan_chain.XXXXXX", *p;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	mkd_at(dir, "top", 0755);
 	mkd_at(dir, "top/mid", 0700);
 	chain_fill(dir, "top/mid", 24);
-	p = xasprintf("%s/top/mid/c02/f1", dir);
-	q = xasprintf("%s/top/mid/c21/hard", dir);
-	assert_int_equal(link(p, q), 0);
-	free(p);
-	free(q);
+	link_at(dir, "top/mid/c02/f1", "top/mid/c21/hard");
 	/* root, top, mid, 24 x (dir, 4 files, symlink), one link */
 	same_both_ways(dir, 0, 3 + 24 * 6 + 1);
 
@@ -606,10 +610,8 @@ test_parallel_chain(void **state)
 	assert_int_equal(unlink(p), 0);
 	free(p);
 	chain_fill(dir, "only/mid", 8);
-	p = xasprintf("%s/only/mid", dir);
-	too_deep(p, "c06/z");
-	too_deep(p, "c05/z");
-	free(p);
+	too_deep(dir, "only/mid/c06/z");
+	too_deep(dir, "only/mid/c05/z");
 	same_both_ways(dir, -1, 0);
 	rm_at(AT_FDCWD, dir);
 }
@@ -625,7 +627,7 @@ test_parallel_chain(void **state)
 static void
 test_parallel_nested(void **state)
 {
-	char dir[] = "/tmp/t_dir_scan_nest.XXXXXX", *p, *q;
+	char dir[] = "/tmp/t_dir_scan_nest.XXXXXX";
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -633,14 +635,8 @@ test_parallel_nested(void **state)
 	mkd_at(dir, "bob", 0755);
 	chain_fill(dir, "alice", 40);	/* >= SCAN_NEST_KIDS */
 	chain_fill(dir, "bob", 2);
-	p = xasprintf("%s/alice/c03/f1", dir);
-	q = xasprintf("%s/alice/c33/hard", dir);
-	assert_int_equal(link(p, q), 0);
-	free(q);
-	q = xasprintf("%s/bob/c01/hard", dir);
-	assert_int_equal(link(p, q), 0);
-	free(p);
-	free(q);
+	link_at(dir, "alice/c03/f1", "alice/c33/hard");
+	link_at(dir, "alice/c03/f1", "bob/c01/hard");
 	/* root, 2 tops, 42 x (dir, 4 files, symlink), two links */
 	same_both_ways(dir, 0, 3 + 42 * 6 + 2);
 
@@ -651,13 +647,9 @@ test_parallel_nested(void **state)
 	same_both_ways(dir, 0, 5 + 78 * 6 + 2);
 
 	/* paths too long: alice's c07 and c05 below the cut, bob's c00 */
-	p = xasprintf("%s/alice", dir);
-	too_deep(p, "c07/z");
-	too_deep(p, "c05/z");
-	free(p);
-	p = xasprintf("%s/bob", dir);
-	too_deep(p, "c00/z");
-	free(p);
+	too_deep(dir, "alice/c07/z");
+	too_deep(dir, "alice/c05/z");
+	too_deep(dir, "bob/c00/z");
 	same_both_ways(dir, -1, 0);
 	rm_at(AT_FDCWD, dir);
 }
